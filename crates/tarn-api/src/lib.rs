@@ -1,0 +1,56 @@
+//! The HTTP edge: axum routers per API family, bearer-token auth, and the
+//! mapping of domain errors to the Databricks error JSON.
+//!
+//! Handlers only extract, call the domain and convert. Wire types (the JSON
+//! shapes the official clients send and expect) live here and nowhere else.
+
+mod auth;
+mod body;
+mod error;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use tarn_compute::ClusterManager;
+use tarn_store::Store;
+use tokio::net::TcpListener;
+
+pub use auth::Caller;
+pub use error::ApiFailure;
+
+/// What every handler may reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub clusters: ClusterManager,
+    pub workspace_id: String,
+}
+
+/// The whole API: public routes, then everything else behind auth.
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .merge(routes::tokens::router())
+        .merge(routes::scim::router())
+        .merge(routes::clusters::router())
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .merge(routes::public::router())
+        .merge(protected)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `router` on an already bound listener until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}

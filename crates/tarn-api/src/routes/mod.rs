@@ -1,0 +1,23 @@
+//! One module per API family, each with its `router()`.
+
+pub mod clusters;
+pub mod public;
+pub mod scim;
+pub mod tokens;
+
+use axum::http::{Method, Uri};
+use tarn_core::{ApiError, ErrorCode};
+
+use crate::error::ApiFailure;
+
+/// Unknown routes answer Databricks' JSON 404, never HTML.
+pub async fn not_found(method: Method, uri: Uri) -> ApiFailure {
+    ApiFailure(ApiError::new(ErrorCode::EndpointNotFound, format!("No API found for '{method} {}'", uri.path())))
+}
+
+/// A required string field of a request, or INVALID_PARAMETER_VALUE.
+pub(crate) fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, ApiFailure> {
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiFailure(ApiError::invalid_parameter(format!("Missing required field: {field}"))))
+}

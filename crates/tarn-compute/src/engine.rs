@@ -1,0 +1,236 @@
+//! The local engine backend: one Sail Spark Connect server process per
+//! running cluster, launched from the cluster's Python environment.
+//!
+//! [`launch`] starts the process and returns only once the engine has
+//! answered a Spark Connect request. [`Engine::supervise`] hands the process
+//! to a task that reports an unexpected exit and performs an orderly stop.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use spark_connect_proto::spark_connect_service_client::SparkConnectServiceClient;
+use spark_connect_proto::{ConfigRequest, UserContext, config_request};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::ComputeError;
+use crate::process;
+
+/// The launcher script, shipped inside the binary.
+pub const LAUNCHER: &str = include_str!("../../../python/tarn/engine.py");
+
+/// Environment variables that would redirect Sail's catalog away from what
+/// tarn configures (Sail reads options from `UNITY_`, `UC_`, `DATABRICKS_`).
+const SCRUBBED_ENV_PREFIXES: &[&str] = &["UNITY_", "UC_", "DATABRICKS_", "SAIL_", "SPARK_REMOTE"];
+
+#[derive(Debug, Clone)]
+pub struct EngineSpec {
+    pub cluster_id: String,
+    pub parallelism: u32,
+    pub python: PathBuf,
+    pub launcher: PathBuf,
+    pub log_file: PathBuf,
+    pub start_timeout: Duration,
+}
+
+/// A started engine that answered Spark Connect, not yet supervised.
+pub struct Engine {
+    pub pid: u32,
+    pub start_ticks: i64,
+    pub port: u16,
+    child: Child,
+}
+
+/// A supervised engine: stop it, or learn of its death through the callback
+/// given to [`Engine::supervise`].
+pub struct EngineHandle {
+    pub pid: u32,
+    pub start_ticks: i64,
+    pub port: u16,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl EngineHandle {
+    pub fn url(&self) -> String {
+        format!("sc://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the engine and waits until the process is gone.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+fn log_tail(path: &PathBuf) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(15).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+fn engine_error(spec: &EngineSpec, what: &str) -> ComputeError {
+    let tail = log_tail(&spec.log_file);
+    if tail.is_empty() {
+        ComputeError::Engine(what.to_string())
+    } else {
+        ComputeError::Engine(format!("{what}; engine log ({}):\n{tail}", spec.log_file.display()))
+    }
+}
+
+fn command(spec: &EngineSpec, log: &std::fs::File) -> Result<Command, ComputeError> {
+    let stderr = log.try_clone().map_err(|e| ComputeError::Engine(format!("engine log: {e}")))?;
+    // No PR_SET_PDEATHSIG: it fires when the spawning *thread* exits, and
+    // tokio's threads come and go. The launcher stops when its stdin closes,
+    // which the kernel does for us however tarn ends.
+    let mut cmd = Command::new(&spec.python);
+    cmd.arg("-u")
+        .arg(&spec.launcher)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr))
+        .kill_on_drop(true);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if SCRUBBED_ENV_PREFIXES.iter().any(|p| key.starts_with(p)) {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    cmd.env("SAIL_EXECUTION__DEFAULT_PARALLELISM", spec.parallelism.to_string())
+        .env("TARN_CLUSTER_ID", &spec.cluster_id);
+    Ok(cmd)
+}
+
+/// Starts the engine and waits until it answers a Spark Connect request.
+pub async fn launch(spec: &EngineSpec) -> Result<Engine, ComputeError> {
+    if let Some(dir) = spec.log_file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| ComputeError::Engine(format!("creating {}: {e}", dir.display())))?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log_file)
+        .map_err(|e| ComputeError::Engine(format!("opening {}: {e}", spec.log_file.display())))?;
+    let mut child = command(spec, &log)?
+        .spawn()
+        .map_err(|e| ComputeError::Engine(format!("starting {}: {e}", spec.python.display())))?;
+    let pid = child.id().ok_or_else(|| ComputeError::Engine("engine exited at once".into()))?;
+    let start_ticks = process::start_ticks(pid).unwrap_or(0);
+    let ready = tokio::time::timeout(spec.start_timeout, wait_ready(&mut child, log));
+    match ready.await {
+        Ok(Ok(port)) => Ok(Engine { pid, start_ticks, port, child }),
+        Ok(Err(what)) => Err(engine_error(spec, &what)),
+        Err(_) => Err(engine_error(
+            spec,
+            &format!("engine did not answer Spark Connect within {}s", spec.start_timeout.as_secs()),
+        )),
+    }
+}
+
+/// Reads the port the launcher prints, then probes until the engine answers.
+/// Later stdout goes to the engine log.
+async fn wait_ready(child: &mut Child, log: std::fs::File) -> Result<u16, String> {
+    let stdout = child.stdout.take().ok_or("engine stdout is not captured")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next_line().await.map_err(|e| format!("reading engine stdout: {e}"))?;
+    let Some(first) = first else {
+        let status = child.wait().await.map_err(|e| e.to_string())?;
+        return Err(format!("engine exited before listening ({status})"));
+    };
+    let port = parse_port(&first).ok_or_else(|| format!("unexpected engine output: {first}"))?;
+    let mut log = tokio::fs::File::from_std(log);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = log.write_all(format!("{line}\n").as_bytes()).await;
+        }
+    });
+    loop {
+        match probe(port).await {
+            Ok(()) => return Ok(port),
+            Err(e) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!("engine exited while starting ({status}); last probe: {e}"));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn parse_port(line: &str) -> Option<u16> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    u16::try_from(value.get("port")?.as_u64()?).ok()
+}
+
+/// One Spark Connect request (`Config` get-all) on a fresh session.
+pub async fn probe(port: u16) -> Result<(), String> {
+    let mut client = SparkConnectServiceClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = ConfigRequest {
+        session_id: uuid::Uuid::new_v4().to_string(),
+        user_context: Some(UserContext { user_id: "tarn".into(), user_name: "tarn".into(), ..Default::default() }),
+        operation: Some(config_request::Operation {
+            op_type: Some(config_request::operation::OpType::GetAll(config_request::GetAll { prefix: None })),
+        }),
+        client_type: Some("tarn-probe".into()),
+        ..Default::default()
+    };
+    client.config(request).await.map_err(|e| e.message().to_string())?;
+    Ok(())
+}
+
+impl Engine {
+    /// Hands the process to a supervising task. `on_death` runs with a
+    /// description when the process exits without being asked to.
+    pub fn supervise(self, on_death: impl FnOnce(String) + Send + 'static) -> EngineHandle {
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let Engine { pid, start_ticks, port, mut child } = self;
+        // `Child::wait` closes stdin, which tells the launcher to stop: keep
+        // it here until a stop is asked for.
+        let mut stdin = child.stdin.take();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                status = child.wait() => {
+                    let what = match status {
+                        Ok(s) => format!("engine process {pid} exited unexpectedly ({s})"),
+                        Err(e) => format!("engine process {pid} could not be waited on: {e}"),
+                    };
+                    on_death(what);
+                }
+                _ = stop_rx => stop_child(&mut child, stdin.take(), pid).await,
+            }
+        });
+        EngineHandle { pid, start_ticks, port, stop: Some(stop_tx), task }
+    }
+}
+
+/// Closes stdin (the launcher's signal to stop), then escalates to SIGTERM
+/// and SIGKILL if the process lingers.
+async fn stop_child(child: &mut Child, stdin: Option<tokio::process::ChildStdin>, pid: u32) {
+    if let Some(mut stdin) = stdin {
+        let _ = stdin.shutdown().await;
+    }
+    if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_ok() {
+        return;
+    }
+    process::terminate(pid);
+    if tokio::time::timeout(Duration::from_secs(2), child.wait()).await.is_ok() {
+        return;
+    }
+    let _ = child.kill().await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn port_line() {
+        assert_eq!(super::parse_port(r#"{"port": 4242}"#), Some(4242));
+        assert_eq!(super::parse_port("Traceback"), None);
+    }
+}

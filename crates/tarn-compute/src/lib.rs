@@ -1,0 +1,22 @@
+//! Compute: clusters and the engines behind them.
+//!
+//! Owns the cluster state machine ([`cluster`]), host-derived node types
+//! ([`node_types`]), managed Python environments ([`env`]), the local engine
+//! backend that runs one Sail Spark Connect server per running cluster
+//! ([`engine`]), and the [`ClusterManager`] that drives transitions, watches
+//! engines, terminates idle clusters and reconciles after a restart.
+//!
+//! Invariant: a cluster is RUNNING only after its engine answered a Spark
+//! Connect request, and every transition is written to the store (with its
+//! event) before the process it implies is started or stopped.
+
+pub mod cluster;
+pub mod engine;
+pub mod env;
+mod error;
+mod manager;
+pub mod node_types;
+mod process;
+
+pub use error::ComputeError;
+pub use manager::{Cluster, ClusterFilter, ClusterManager, ComputeConfig, EventPage, EventQuery};

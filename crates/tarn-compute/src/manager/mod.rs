@@ -1,0 +1,217 @@
+//! The cluster manager: the only writer of cluster state.
+//!
+//! Every transition happens under one lock that also guards the table of
+//! live engines, and is written to the store (with its event) before the
+//! engine process it implies is started or stopped. Engines are started and
+//! stopped by spawned tasks, so API calls return at once and clients poll,
+//! as they do against Databricks.
+
+mod lifecycle;
+mod supervise;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tarn_core::time::now_ms;
+use tarn_store::{ClusterRow, EventFilter, EventRow, Store};
+use tokio::task::AbortHandle;
+
+use crate::ComputeError;
+use crate::cluster::{ClusterSpec, ClusterState, Transition, next_state};
+use crate::engine::EngineHandle;
+use crate::env::Environments;
+use crate::node_types::{Host, find_node_type};
+
+#[derive(Debug, Clone)]
+pub struct ComputeConfig {
+    /// `$TARN_HOME`: engine logs go to `logs/clusters/<id>/`.
+    pub home: PathBuf,
+    /// The length of one `autotermination_minutes` minute. Only tests shorten it.
+    pub minute: Duration,
+    pub engine_start_timeout: Duration,
+    pub host: Host,
+}
+
+/// A cluster as the API shows it: the stored row, its parsed spec and what
+/// the local backend gives it on this host.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub row: ClusterRow,
+    pub spec: ClusterSpec,
+    pub state: ClusterState,
+    pub parallelism: u32,
+    pub cores: u32,
+    pub memory_mb: u64,
+}
+
+/// Which clusters to list and in what order.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterFilter {
+    pub states: Vec<ClusterState>,
+    pub pinned: Option<bool>,
+    pub by_name: bool,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub cluster_id: String,
+    pub filter: EventFilter,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    pub events: Vec<EventRow>,
+    pub total_count: usize,
+    pub next_offset: Option<usize>,
+}
+
+/// What tarn holds for a cluster whose engine is coming up or running.
+enum Live {
+    Launching { epoch: u64, task: AbortHandle },
+    Running { epoch: u64, engine: EngineHandle },
+}
+
+impl Live {
+    fn epoch(&self) -> u64 {
+        match self {
+            Live::Launching { epoch, .. } | Live::Running { epoch, .. } => *epoch,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ClusterManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<Store>,
+    envs: Environments,
+    config: ComputeConfig,
+    launcher: PathBuf,
+    live: Mutex<HashMap<String, Live>>,
+    epoch: AtomicU64,
+}
+
+pub(crate) fn event(cluster_id: &str, kind: &str, details: Value) -> EventRow {
+    EventRow { cluster_id: cluster_id.to_string(), timestamp: now_ms(), kind: kind.to_string(), details }
+}
+
+impl ClusterManager {
+    /// Writes the engine launcher under `$TARN_HOME/runtime`. Call
+    /// [`ClusterManager::reconcile`] before serving.
+    pub fn new(store: Arc<Store>, envs: Environments, config: ComputeConfig) -> Result<Self, ComputeError> {
+        let runtime = config.home.join("runtime");
+        std::fs::create_dir_all(&runtime)
+            .map_err(|e| ComputeError::Engine(format!("creating {}: {e}", runtime.display())))?;
+        let launcher = runtime.join("engine.py");
+        std::fs::write(&launcher, crate::engine::LAUNCHER)
+            .map_err(|e| ComputeError::Engine(format!("writing {}: {e}", launcher.display())))?;
+        let inner = Inner { store, envs, config, launcher, live: Mutex::new(HashMap::new()), epoch: AtomicU64::new(0) };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    pub fn environments(&self) -> &Environments {
+        &self.inner.envs
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<String, Live>> {
+        // The map stays consistent across a panic: entries are whole values.
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn next_epoch(&self) -> u64 {
+        self.inner.epoch.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn load(&self, cluster_id: &str) -> Result<ClusterRow, ComputeError> {
+        self.inner.store.get_cluster(cluster_id)?.ok_or_else(|| ComputeError::ClusterNotFound(cluster_id.to_string()))
+    }
+
+    /// Applies `transition` to the stored row, lets `update` fill in the
+    /// rest and name the events, and writes it all in one transaction. The
+    /// caller holds the live-table lock.
+    fn apply(
+        &self,
+        cluster_id: &str,
+        transition: Transition,
+        update: impl FnOnce(&mut ClusterRow) -> Vec<EventRow>,
+    ) -> Result<ClusterRow, ComputeError> {
+        let mut row = self.load(cluster_id)?;
+        let from = ClusterState::parse(&row.state);
+        let to = next_state(from, transition)
+            .ok_or_else(|| ComputeError::InvalidState { cluster_id: cluster_id.to_string(), state: row.state.clone() })?;
+        row.state = to.as_str().to_string();
+        let events = update(&mut row);
+        self.inner.store.save_cluster(&row, &events)?;
+        Ok(row)
+    }
+
+    fn describe(&self, row: ClusterRow) -> Result<Cluster, ComputeError> {
+        let spec = ClusterSpec::from_stored(&row.spec)?;
+        let host = self.inner.config.host;
+        let driver = find_node_type(host, spec.driver_node_type_id());
+        let worker = find_node_type(host, spec.node_type_id());
+        let workers = u32::try_from(spec.num_workers).unwrap_or(0);
+        let cores = driver.num_cores.saturating_add(worker.num_cores.saturating_mul(workers));
+        let memory_mb = driver.memory_mb.saturating_add(worker.memory_mb.saturating_mul(u64::from(workers)));
+        Ok(Cluster {
+            state: ClusterState::parse(&row.state),
+            parallelism: spec.parallelism(host),
+            row,
+            spec,
+            cores,
+            memory_mb,
+        })
+    }
+
+    pub fn get(&self, cluster_id: &str) -> Result<Cluster, ComputeError> {
+        self.describe(self.load(cluster_id)?)
+    }
+
+    pub fn list(&self, filter: &ClusterFilter) -> Result<Vec<Cluster>, ComputeError> {
+        let mut clusters: Vec<Cluster> = self
+            .inner
+            .store
+            .list_clusters()?
+            .into_iter()
+            .map(|row| self.describe(row))
+            .collect::<Result<_, _>>()?;
+        clusters.retain(|c| {
+            (filter.states.is_empty() || filter.states.contains(&c.state))
+                && filter.pinned.is_none_or(|p| p == c.row.pinned)
+        });
+        if filter.by_name {
+            clusters.sort_by(|a, b| a.spec.cluster_name.cmp(&b.spec.cluster_name));
+        }
+        if filter.descending {
+            clusters.reverse();
+        }
+        Ok(clusters)
+    }
+
+    pub fn events(&self, query: &EventQuery) -> Result<EventPage, ComputeError> {
+        self.load(&query.cluster_id)?;
+        let all = self.inner.store.list_cluster_events(&query.cluster_id, &query.filter)?;
+        let total_count = all.len();
+        let end = query.offset.saturating_add(query.limit).min(total_count);
+        let events = all.into_iter().skip(query.offset).take(end.saturating_sub(query.offset)).collect();
+        Ok(EventPage { events, total_count, next_offset: (end < total_count).then_some(end) })
+    }
+
+    pub fn set_pinned(&self, cluster_id: &str, pinned: bool, user: &str) -> Result<(), ComputeError> {
+        let _live = self.live();
+        let mut row = self.load(cluster_id)?;
+        row.pinned = pinned;
+        let kind = if pinned { "PINNED" } else { "UNPINNED" };
+        self.inner.store.save_cluster(&row, &[event(cluster_id, kind, json!({"user": user}))])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,241 @@
+//! Engines over time: bringing one up, noticing when one dies, terminating
+//! idle clusters, stopping everything at shutdown and cleaning up after a
+//! tarn that did not stop cleanly.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::json;
+use tarn_core::time::now_ms;
+
+use super::lifecycle::mark_terminated;
+use super::{ClusterManager, Live, event};
+use crate::ComputeError;
+use crate::cluster::{ClusterSpec, ClusterState, TerminationReason, Transition};
+use crate::engine::{self, EngineHandle, EngineSpec};
+use crate::env::BASE_RUNTIME;
+use crate::process;
+
+impl ClusterManager {
+    /// Starts a task that stops `previous` (if any) and brings up a new
+    /// engine. The caller holds the live-table lock and has written the
+    /// launching state.
+    pub(super) fn spawn_launch(
+        &self,
+        live: &mut HashMap<String, Live>,
+        cluster_id: &str,
+        previous: Option<EngineHandle>,
+    ) {
+        let epoch = self.next_epoch();
+        let this = self.clone();
+        let id = cluster_id.to_string();
+        let task = tokio::spawn(async move {
+            if let Some(previous) = previous {
+                previous.stop().await;
+            }
+            let outcome = this.launch(&id, epoch).await;
+            this.finish_launch(&id, epoch, outcome).await;
+        });
+        live.insert(cluster_id.to_string(), Live::Launching { epoch, task: task.abort_handle() });
+    }
+
+    fn set_message(&self, cluster_id: &str, epoch: u64, message: &str) {
+        let live = self.live();
+        if live.get(cluster_id).is_none_or(|l| l.epoch() != epoch) {
+            return;
+        }
+        if let Ok(mut row) = self.load(cluster_id) {
+            row.state_message = message.to_string();
+            if let Err(e) = self.inner.store.save_cluster(&row, &[]) {
+                tracing::warn!(cluster_id, error = %e, "recording cluster progress");
+            }
+        }
+    }
+
+    async fn launch(&self, cluster_id: &str, epoch: u64) -> Result<EngineHandle, ComputeError> {
+        let spec = ClusterSpec::from_stored(&self.load(cluster_id)?.spec)?;
+        if !self.inner.envs.is_ready(BASE_RUNTIME) {
+            self.set_message(cluster_id, epoch, "Creating the Python runtime environment");
+        }
+        let envs = self.inner.envs.clone();
+        let id = cluster_id.to_string();
+        let env = tokio::task::spawn_blocking(move || {
+            envs.ensure(BASE_RUNTIME, &|step: &str| tracing::info!(cluster_id = id, "environment: {step}"))
+        })
+        .await
+        .map_err(|e| ComputeError::Environment(e.to_string()))?
+        .map_err(|e| ComputeError::Environment(e.to_string()))?;
+        self.set_message(cluster_id, epoch, "Starting the Spark Connect engine");
+        let config = &self.inner.config;
+        let engine_spec = EngineSpec {
+            cluster_id: cluster_id.to_string(),
+            parallelism: spec.parallelism(config.host),
+            python: env.python(),
+            launcher: self.inner.launcher.clone(),
+            log_file: config.home.join("logs").join("clusters").join(cluster_id).join("engine.log"),
+            start_timeout: config.engine_start_timeout,
+        };
+        let engine = engine::launch(&engine_spec).await?;
+        let this = self.clone();
+        let id = cluster_id.to_string();
+        Ok(engine.supervise(move |what| this.engine_lost(&id, epoch, what)))
+    }
+
+    async fn finish_launch(&self, cluster_id: &str, epoch: u64, outcome: Result<EngineHandle, ComputeError>) {
+        let leftover = {
+            let mut live = self.live();
+            if live.get(cluster_id).is_none_or(|l| l.epoch() != epoch) {
+                // Terminated (or replaced) while launching: the engine is not wanted.
+                outcome.ok()
+            } else {
+                match outcome {
+                    Ok(engine) => self.mark_running(&mut live, cluster_id, epoch, engine),
+                    Err(e) => {
+                        live.remove(cluster_id);
+                        tracing::warn!(cluster_id, error = %e, "cluster failed to start");
+                        self.record_lost(cluster_id, TerminationReason::startup_failure(e.to_string()));
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(engine) = leftover {
+            engine.stop().await;
+        }
+    }
+
+    /// RUNNING is written only here, after the engine answered Spark Connect.
+    /// Returns the engine when the cluster can no longer take it.
+    fn mark_running(
+        &self,
+        live: &mut HashMap<String, Live>,
+        cluster_id: &str,
+        epoch: u64,
+        engine: EngineHandle,
+    ) -> Option<EngineHandle> {
+        let now = now_ms();
+        let written = self.apply(cluster_id, Transition::EngineReady, |row| {
+            row.state_message = String::new();
+            row.engine_url = Some(engine.url());
+            row.engine_pid = Some(i64::from(engine.pid));
+            row.engine_start_ticks = Some(engine.start_ticks);
+            row.last_activity_time = Some(now);
+            let workers = ClusterSpec::from_stored(&row.spec).map(|s| s.num_workers).unwrap_or(0);
+            vec![event(cluster_id, "RUNNING", json!({"current_num_workers": workers}))]
+        });
+        match written {
+            Ok(_) => {
+                tracing::info!(cluster_id, url = engine.url(), pid = engine.pid, "cluster running");
+                live.insert(cluster_id.to_string(), Live::Running { epoch, engine });
+                None
+            }
+            Err(e) => {
+                tracing::warn!(cluster_id, error = %e, "engine ready for a cluster that moved on");
+                live.remove(cluster_id);
+                Some(engine)
+            }
+        }
+    }
+
+    /// Called from the supervisor when an engine exits on its own.
+    fn engine_lost(&self, cluster_id: &str, epoch: u64, what: String) {
+        let mut live = self.live();
+        if live.get(cluster_id).is_none_or(|l| l.epoch() != epoch) {
+            return;
+        }
+        live.remove(cluster_id);
+        tracing::warn!(cluster_id, "{what}");
+        self.record_lost(cluster_id, TerminationReason::engine_lost(what));
+    }
+
+    /// Writes TERMINATED with `reason` and a TERMINATING event that carries
+    /// it. The caller holds the live-table lock.
+    fn record_lost(&self, cluster_id: &str, reason: TerminationReason) {
+        let message = reason.parameters.first().map(|(_, m)| m.clone()).unwrap_or_default();
+        let written = self.apply(cluster_id, Transition::EngineLost, |row| {
+            let reason_json = reason.to_json();
+            if row.termination_reason.is_none() {
+                row.termination_reason = Some(reason_json.clone());
+            }
+            mark_terminated(row, &message);
+            vec![event(cluster_id, "TERMINATING", json!({"reason": reason_json}))]
+        });
+        if let Err(e) = written {
+            tracing::warn!(cluster_id, error = %e, "recording a lost engine");
+        }
+    }
+
+    /// After a start: clusters the store still shows alive belonged to an
+    /// earlier tarn. Their engines are stopped (if that process still runs)
+    /// and they become TERMINATED with the reason.
+    pub async fn reconcile(&self) -> Result<(), ComputeError> {
+        for row in self.inner.store.list_clusters()? {
+            let state = ClusterState::parse(&row.state);
+            if state == ClusterState::Terminated {
+                continue;
+            }
+            let mut detail = format!("tarn restarted while the cluster was {}", row.state);
+            if let (Some(pid), Some(ticks)) = (row.engine_pid, row.engine_start_ticks) {
+                let pid = u32::try_from(pid).unwrap_or(0);
+                if process::stop_stale(pid, ticks, Duration::from_secs(5)).await {
+                    detail.push_str(&format!("; its engine process {pid} was stopped"));
+                }
+            }
+            let _live = self.live();
+            self.record_lost(&row.cluster_id, TerminationReason::tarn_stopped(detail));
+        }
+        Ok(())
+    }
+
+    /// Stops every engine, for a clean shutdown; each cluster becomes
+    /// TERMINATED with the reason.
+    pub async fn shutdown(&self) {
+        let taken: Vec<(String, Live)> = self.live().drain().collect();
+        let mut stops = Vec::new();
+        for (cluster_id, live) in taken {
+            match live {
+                Live::Launching { task, .. } => task.abort(),
+                Live::Running { engine, .. } => stops.push(engine.stop()),
+            }
+            let state = self.load(&cluster_id).map(|r| r.state).unwrap_or_default();
+            let _live = self.live();
+            self.record_lost(&cluster_id, TerminationReason::tarn_stopped(format!("tarn stopped while the cluster was {state}")));
+        }
+        for stop in stops {
+            stop.await;
+        }
+    }
+
+    /// Terminates RUNNING clusters idle past their `autotermination_minutes`.
+    /// Activity is the last start; commands and runs will touch it too.
+    pub fn terminate_idle(&self) -> Result<(), ComputeError> {
+        let minute_ms = i64::try_from(self.inner.config.minute.as_millis()).unwrap_or(i64::MAX);
+        let now = now_ms();
+        for row in self.inner.store.list_clusters()? {
+            if ClusterState::parse(&row.state) != ClusterState::Running {
+                continue;
+            }
+            let minutes = ClusterSpec::from_stored(&row.spec)?.autotermination_minutes;
+            let idle_since = row.last_activity_time.unwrap_or(row.start_time);
+            if minutes > 0 && now - idle_since >= minutes.saturating_mul(minute_ms) {
+                tracing::info!(cluster_id = row.cluster_id, minutes, "terminating idle cluster");
+                self.begin_termination(&row.cluster_id, TerminationReason::inactivity(minutes))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs [`ClusterManager::terminate_idle`] for as long as tarn runs.
+    pub fn spawn_idle_reaper(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        let tick = (self.inner.config.minute / 4).clamp(Duration::from_millis(50), Duration::from_secs(15));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(tick).await;
+                if let Err(e) = this.terminate_idle() {
+                    tracing::warn!(error = %e, "checking idle clusters");
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,55 @@
+//! Process identity and signals. A pid alone may be reused after a restart;
+//! a pid plus its kernel start time names one process for good.
+
+use std::time::Duration;
+
+/// The start time of `pid` in clock ticks since boot (`/proc/<pid>/stat`
+/// field 22), or `None` when no such process exists.
+pub(crate) fn start_ticks(pid: u32) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields after it follow ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+    // SAFETY: kill(2) takes no pointers; a stale pid is guarded by callers
+    // through `start_ticks`.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// Stops the process `pid` if it is still the one that started at `ticks`:
+/// SIGTERM, then SIGKILL after `grace`. Returns whether it was found alive.
+pub(crate) async fn stop_stale(pid: u32, ticks: i64, grace: Duration) -> bool {
+    if start_ticks(pid) != Some(ticks) {
+        return false;
+    }
+    signal(pid, libc::SIGTERM);
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        if start_ticks(pid) != Some(ticks) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if start_ticks(pid) == Some(ticks) {
+        signal(pid, libc::SIGKILL);
+    }
+    true
+}
+
+pub(crate) fn terminate(pid: u32) {
+    signal(pid, libc::SIGTERM);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn own_process_has_start_ticks() {
+        assert!(super::start_ticks(std::process::id()).is_some());
+        assert!(super::start_ticks(u32::MAX - 1).is_none());
+    }
+}

@@ -1,0 +1,123 @@
+//! The one error shape that leaves tarn: `{"error_code", "message"}` with the
+//! HTTP status the official clients map to their exception classes.
+
+use std::fmt;
+
+/// Error codes as `databricks-sdk` and `mlflow` know them. The status each
+/// maps to is the one those clients expect; a user's mistake never maps to a
+/// 5xx or 429, which clients retry for minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidParameterValue,
+    MalformedRequest,
+    InvalidState,
+    ResourceDoesNotExist,
+    ResourceAlreadyExists,
+    Unauthenticated,
+    PermissionDenied,
+    NotImplemented,
+    EndpointNotFound,
+    InternalError,
+    TemporarilyUnavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidParameterValue => "INVALID_PARAMETER_VALUE",
+            Self::MalformedRequest => "MALFORMED_REQUEST",
+            Self::InvalidState => "INVALID_STATE",
+            Self::ResourceDoesNotExist => "RESOURCE_DOES_NOT_EXIST",
+            Self::ResourceAlreadyExists => "RESOURCE_ALREADY_EXISTS",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::PermissionDenied => "PERMISSION_DENIED",
+            Self::NotImplemented => "NOT_IMPLEMENTED",
+            Self::EndpointNotFound => "ENDPOINT_NOT_FOUND",
+            Self::InternalError => "INTERNAL_ERROR",
+            Self::TemporarilyUnavailable => "TEMPORARILY_UNAVAILABLE",
+        }
+    }
+
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::InvalidParameterValue | Self::MalformedRequest | Self::InvalidState => 400,
+            Self::Unauthenticated => 401,
+            Self::PermissionDenied => 403,
+            Self::ResourceDoesNotExist | Self::EndpointNotFound => 404,
+            Self::ResourceAlreadyExists => 409,
+            Self::InternalError => 500,
+            Self::NotImplemented => 501,
+            Self::TemporarilyUnavailable => 503,
+        }
+    }
+}
+
+/// An error on its way to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+    pub fn invalid_parameter(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidParameterValue, message)
+    }
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::MalformedRequest, message)
+    }
+    pub fn invalid_state(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidState, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ResourceDoesNotExist, message)
+    }
+    pub fn already_exists(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ResourceAlreadyExists, message)
+    }
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthenticated, message)
+    }
+    pub fn not_implemented(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotImplemented, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InternalError, message)
+    }
+    pub fn status(&self) -> u16 {
+        self.code.http_status()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_mistakes_never_map_to_retryable_statuses() {
+        for code in [
+            ErrorCode::InvalidParameterValue,
+            ErrorCode::MalformedRequest,
+            ErrorCode::InvalidState,
+            ErrorCode::ResourceDoesNotExist,
+            ErrorCode::ResourceAlreadyExists,
+            ErrorCode::Unauthenticated,
+            ErrorCode::EndpointNotFound,
+        ] {
+            let status = code.http_status();
+            assert!((400..500).contains(&status) && status != 429, "{code:?} -> {status}");
+        }
+        assert_eq!(ErrorCode::NotImplemented.http_status(), 501);
+    }
+}

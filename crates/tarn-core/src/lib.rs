@@ -1,0 +1,11 @@
+//! Shared vocabulary of every tarn crate: the wire error (`ApiError`) with the
+//! Databricks/MLflow error codes, identifiers, wall-clock time and page tokens.
+//!
+//! This crate depends on no other tarn crate.
+
+pub mod error;
+pub mod id;
+pub mod page;
+pub mod time;
+
+pub use error::{ApiError, ErrorCode};

@@ -1,0 +1,224 @@
+//! Cluster rows and their event log. A state change and the event that
+//! records it are written in one transaction.
+
+use rusqlite::{OptionalExtension, Row, params};
+use serde_json::Value;
+
+use crate::{Result, Store, from_json_text, to_json_text};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterRow {
+    pub cluster_id: String,
+    /// The user's cluster attributes, as created or last edited.
+    pub spec: Value,
+    pub state: String,
+    pub state_message: String,
+    pub creator: String,
+    pub pinned: bool,
+    pub start_time: i64,
+    pub terminated_time: Option<i64>,
+    pub last_restarted_time: Option<i64>,
+    pub last_activity_time: Option<i64>,
+    pub termination_reason: Option<Value>,
+    pub engine_url: Option<String>,
+    pub engine_pid: Option<i64>,
+    pub engine_start_ticks: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub cluster_id: String,
+    pub timestamp: i64,
+    pub kind: String,
+    pub details: Value,
+}
+
+/// Which events to list, oldest first unless `descending`.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    pub kinds: Vec<String>,
+    pub descending: bool,
+}
+
+const CLUSTER_COLUMNS: &str = "cluster_id, spec, state, state_message, creator, pinned, start_time,
+    terminated_time, last_restarted_time, last_activity_time, termination_reason, engine_url,
+    engine_pid, engine_start_ticks";
+
+fn cluster_from_row(r: &Row<'_>) -> rusqlite::Result<(ClusterRow, String, Option<String>)> {
+    Ok((
+        ClusterRow {
+            cluster_id: r.get(0)?,
+            spec: Value::Null,
+            state: r.get(2)?,
+            state_message: r.get(3)?,
+            creator: r.get(4)?,
+            pinned: r.get(5)?,
+            start_time: r.get(6)?,
+            terminated_time: r.get(7)?,
+            last_restarted_time: r.get(8)?,
+            last_activity_time: r.get(9)?,
+            termination_reason: None,
+            engine_url: r.get(11)?,
+            engine_pid: r.get(12)?,
+            engine_start_ticks: r.get(13)?,
+        },
+        r.get(1)?,
+        r.get(10)?,
+    ))
+}
+
+fn decode_cluster((mut row, spec, reason): (ClusterRow, String, Option<String>)) -> Result<ClusterRow> {
+    row.spec = from_json_text("clusters.spec", &spec)?;
+    row.termination_reason =
+        reason.map(|r| from_json_text("clusters.termination_reason", &r)).transpose()?;
+    Ok(row)
+}
+
+fn insert_event(conn: &rusqlite::Connection, event: &EventRow) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO cluster_events (cluster_id, timestamp, type, details) VALUES (?1, ?2, ?3, ?4)",
+        params![event.cluster_id, event.timestamp, event.kind, to_json_text(&event.details)],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Writes the cluster row (insert or replace) and the event that explains
+    /// the change, atomically.
+    pub fn save_cluster(&self, cluster: &ClusterRow, events: &[EventRow]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            &format!(
+                "INSERT OR REPLACE INTO clusters ({CLUSTER_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ),
+            params![
+                cluster.cluster_id,
+                to_json_text(&cluster.spec),
+                cluster.state,
+                cluster.state_message,
+                cluster.creator,
+                cluster.pinned,
+                cluster.start_time,
+                cluster.terminated_time,
+                cluster.last_restarted_time,
+                cluster.last_activity_time,
+                cluster.termination_reason.as_ref().map(to_json_text),
+                cluster.engine_url,
+                cluster.engine_pid,
+                cluster.engine_start_ticks,
+            ],
+        )?;
+        for event in events {
+            insert_event(&tx, event)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn get_cluster(&self, cluster_id: &str) -> Result<Option<ClusterRow>> {
+        let raw = self
+            .conn()
+            .query_row(
+                &format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE cluster_id = ?1"),
+                [cluster_id],
+                cluster_from_row,
+            )
+            .optional()?;
+        raw.map(decode_cluster).transpose()
+    }
+
+    /// All clusters, oldest first.
+    pub fn list_clusters(&self) -> Result<Vec<ClusterRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY start_time, cluster_id"
+        ))?;
+        let raw = stmt.query_map([], cluster_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        raw.into_iter().map(decode_cluster).collect()
+    }
+
+    /// Removes a cluster and its events; false when there was none.
+    pub fn delete_cluster(&self, cluster_id: &str) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM cluster_events WHERE cluster_id = ?1", [cluster_id])?;
+        let n = tx.execute("DELETE FROM clusters WHERE cluster_id = ?1", [cluster_id])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    pub fn list_cluster_events(&self, cluster_id: &str, filter: &EventFilter) -> Result<Vec<EventRow>> {
+        let conn = self.conn();
+        let order = if filter.descending { "DESC" } else { "ASC" };
+        let mut stmt = conn.prepare(&format!(
+            "SELECT cluster_id, timestamp, type, details FROM cluster_events
+             WHERE cluster_id = ?1 AND timestamp >= ?2 AND timestamp <= ?3
+             ORDER BY timestamp {order}, id {order}"
+        ))?;
+        let raw = stmt
+            .query_map(
+                params![cluster_id, filter.start_time.unwrap_or(i64::MIN), filter.end_time.unwrap_or(i64::MAX)],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        raw.into_iter()
+            .filter(|(_, _, kind, _)| filter.kinds.is_empty() || filter.kinds.contains(kind))
+            .map(|(cluster_id, timestamp, kind, details)| {
+                Ok(EventRow { cluster_id, timestamp, kind, details: from_json_text("cluster_events.details", &details)? })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(id: &str, state: &str) -> ClusterRow {
+        ClusterRow {
+            cluster_id: id.into(),
+            spec: json!({"cluster_name": id, "num_workers": 1}),
+            state: state.into(),
+            state_message: String::new(),
+            creator: "admin".into(),
+            pinned: false,
+            start_time: 10,
+            terminated_time: None,
+            last_restarted_time: None,
+            last_activity_time: None,
+            termination_reason: Some(json!({"code": "USER_REQUEST"})),
+            engine_url: None,
+            engine_pid: Some(42),
+            engine_start_ticks: Some(7),
+        }
+    }
+
+    fn event(id: &str, ts: i64, kind: &str) -> EventRow {
+        EventRow { cluster_id: id.into(), timestamp: ts, kind: kind.into(), details: json!({}) }
+    }
+
+    #[test]
+    fn cluster_round_trips_with_its_events() {
+        let store = Store::open_in_memory().unwrap();
+        let c = row("c1", "PENDING");
+        store.save_cluster(&c, &[event("c1", 1, "CREATING")]).unwrap();
+        let mut running = c.clone();
+        running.state = "RUNNING".into();
+        store.save_cluster(&running, &[event("c1", 2, "RUNNING")]).unwrap();
+        assert_eq!(store.get_cluster("c1").unwrap(), Some(running));
+
+        let all = store.list_cluster_events("c1", &EventFilter::default()).unwrap();
+        assert_eq!(all.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["CREATING", "RUNNING"]);
+        let filter = EventFilter { kinds: vec!["RUNNING".into()], descending: true, ..Default::default() };
+        assert_eq!(store.list_cluster_events("c1", &filter).unwrap().len(), 1);
+
+        assert!(store.delete_cluster("c1").unwrap());
+        assert!(store.get_cluster("c1").unwrap().is_none());
+        assert!(store.list_cluster_events("c1", &EventFilter::default()).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,71 @@
+//! Metadata persistence: one SQLite database (WAL) under `$TARN_HOME`, its
+//! migrations embedded in the binary, and a typed operation per query.
+//!
+//! Rows here are plain structs; JSON columns travel as `serde_json::Value`.
+//! This crate knows nothing of HTTP or of the state machines that decide
+//! which writes are allowed.
+
+mod clusters;
+mod migrations;
+mod settings;
+mod tokens;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+pub use clusters::{ClusterRow, EventFilter, EventRow};
+pub use tokens::{TokenRow, User};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("metadata store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("metadata store holds malformed JSON in {what}: {source}")]
+    Json { what: &'static str, source: serde_json::Error },
+    #[error("metadata store schema version {found} is newer than this tarn ({known})")]
+    TooNew { found: i64, known: i64 },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The metadata store. Cheap to share behind an `Arc`; every operation takes
+/// the one connection for its duration, so writes are serialized.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrations::apply(&mut conn)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-written
+        // transaction behind (SQLite rolls it back), so the poison is moot.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn to_json_text(value: &serde_json::Value) -> String {
+    value.to_string()
+}
+
+fn from_json_text(what: &'static str, text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|source| StoreError::Json { what, source })
+}

@@ -1,0 +1,40 @@
+//! Schema migrations, embedded in the binary and applied in order at open.
+//! SQLite's `user_version` records how many have run.
+
+use rusqlite::Connection;
+
+use crate::{Result, StoreError};
+
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_foundation.sql")];
+
+pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > known {
+        return Err(StoreError::TooNew { found, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Store;
+
+    #[test]
+    fn reopening_applies_nothing_twice() {
+        let dir = std::env::temp_dir().join(format!("tarn-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metadata.db");
+        let _ = std::fs::remove_file(&path);
+        drop(Store::open(&path).unwrap());
+        let store = Store::open(&path).unwrap();
+        assert!(store.list_clusters().unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

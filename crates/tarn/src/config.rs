@@ -1,0 +1,68 @@
+//! Configuration from the command line and the environment.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tarn_compute::env::Environments;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub home: PathBuf,
+    /// Root of the managed Python environments (`TARN_ENV_DIR`, default
+    /// `$TARN_HOME/envs`); several homes may share one.
+    pub env_dir: PathBuf,
+    /// The interpreter environments are made from (`TARN_PYTHON`).
+    pub python: String,
+    /// Length of an autotermination "minute". Tests shorten it with
+    /// `TARN_TEST_MINUTE_MS`; nothing else should.
+    pub minute: Duration,
+    pub engine_start_timeout: Duration,
+}
+
+fn absolute(path: PathBuf) -> PathBuf {
+    if path.is_absolute() {
+        return path;
+    }
+    std::env::current_dir().map(|cwd| cwd.join(&path)).unwrap_or(path)
+}
+
+/// `python3` resolved through `PATH`, so an environment's hash names the
+/// interpreter it was made from.
+fn resolve_python(name: &str) -> String {
+    if Path::new(name).components().count() > 1 {
+        return name.to_string();
+    }
+    std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()))
+        .map(|p| p.to_string_lossy().to_string())
+        .unwrap_or_else(|| name.to_string())
+}
+
+impl Config {
+    pub fn from_env(home: PathBuf) -> Self {
+        let home = absolute(home);
+        let env_dir = std::env::var_os("TARN_ENV_DIR").map(PathBuf::from).map(absolute).unwrap_or_else(|| home.join("envs"));
+        let python = resolve_python(&std::env::var("TARN_PYTHON").unwrap_or_else(|_| "python3".into()));
+        let minute_ms = std::env::var("TARN_TEST_MINUTE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(60_000);
+        Self {
+            home,
+            env_dir,
+            python,
+            minute: Duration::from_millis(minute_ms),
+            engine_start_timeout: Duration::from_secs(120),
+        }
+    }
+
+    pub fn environments(&self) -> Environments {
+        Environments::new(self.env_dir.clone(), self.python.clone())
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.home.join("metadata.db")
+    }
+
+    pub fn open_store(&self) -> Result<tarn_store::Store, String> {
+        std::fs::create_dir_all(&self.home).map_err(|e| format!("creating {}: {e}", self.home.display()))?;
+        tarn_store::Store::open(&self.store_path()).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,75 @@
+//! `tarn`: the command line. Parses arguments, builds the pieces from the
+//! configuration and wires them together; the work itself lives in the
+//! library crates.
+
+mod config;
+mod serve;
+mod token;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use config::Config;
+
+#[derive(Parser)]
+#[command(name = "tarn", version, about = "A lakehouse ML workspace in one binary")]
+struct Cli {
+    /// Where tarn keeps its state.
+    #[arg(long, env = "TARN_HOME", default_value = ".tarn", global = true)]
+    home: std::path::PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Databricks and MLflow APIs.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// 0 picks a free port; the address is printed once bound.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+    /// Manage personal access tokens of the admin user.
+    Token {
+        #[command(subcommand)]
+        action: token::TokenAction,
+    },
+    /// Manage tarn's Python environments.
+    Env {
+        #[command(subcommand)]
+        action: EnvAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnvAction {
+    /// Build the base runtime environment now rather than on first need.
+    Sync,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = Config::from_env(cli.home);
+    let result = match cli.command {
+        Command::Serve { host, port } => serve::run(config, &host, port),
+        Command::Token { action } => token::run(&config, action),
+        Command::Env { action: EnvAction::Sync } => serve::env_sync(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tarn: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! `tarn serve` and `tarn env sync`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tarn_api::AppState;
+use tarn_compute::env::BASE_RUNTIME;
+use tarn_compute::node_types::Host;
+use tarn_compute::{ClusterManager, ComputeConfig};
+
+use crate::config::Config;
+use crate::token::bootstrap_admin;
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
+}
+
+pub fn run(config: Config, host: &str, port: u16) -> Result<(), String> {
+    runtime()?.block_on(serve(config, host, port))
+}
+
+async fn serve(config: Config, host: &str, port: u16) -> Result<(), String> {
+    let store = Arc::new(config.open_store()?);
+    let workspace_id = store
+        .setting_or_init("workspace_id", || format!("{}", 1_000_000_000_000_000u64 + u64::from_str_radix(&tarn_core::id::random_hex(6), 16).unwrap_or(0)))
+        .map_err(|e| e.to_string())?;
+    if let Some(path) = bootstrap_admin(&config, &store)? {
+        println!("admin token written to {} (mode 0600)", path.display());
+    }
+    let compute = ComputeConfig {
+        home: config.home.clone(),
+        minute: config.minute,
+        engine_start_timeout: config.engine_start_timeout,
+        host: Host::detect(),
+    };
+    let clusters = ClusterManager::new(store.clone(), config.environments(), compute).map_err(|e| e.to_string())?;
+    clusters.reconcile().await.map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind((host, port)).await.map_err(|e| format!("binding {host}:{port}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let reaper = clusters.spawn_idle_reaper();
+    let app = tarn_api::router(AppState { store, clusters: clusters.clone(), workspace_id });
+    println!("tarn serving the Databricks API on http://{addr} (state in {})", config.home.display());
+    tarn_api::serve(listener, app, shutdown_signal()).await.map_err(|e| e.to_string())?;
+    reaper.abort();
+    tracing::info!("stopping cluster engines");
+    clusters.shutdown().await;
+    println!("tarn stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot listen for SIGTERM/SIGINT; stop tarn with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+pub fn env_sync(config: &Config) -> Result<(), String> {
+    let envs = config.environments();
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").map_err(|e| e.to_string())?);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_message(format!("base runtime ({}) with {}", BASE_RUNTIME.join(", "), envs.installer()));
+    let result = envs.ensure(BASE_RUNTIME, &|step: &str| bar.println(format!("  {step}")));
+    bar.finish_and_clear();
+    let env = result.map_err(|e| e.to_string())?;
+    println!("base runtime ready: {}", env.dir.display());
+    Ok(())
+}

@@ -1,0 +1,139 @@
+"""Fixtures that run real `tarn serve` processes on loopback and hand out
+official clients (databricks-sdk, requests) pointed at them."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from databricks.sdk import WorkspaceClient
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tarn"
+
+
+def tarn_binary() -> str:
+    if os.environ.get("TARN_BIN"):
+        return os.environ["TARN_BIN"]
+    target = Path(os.environ.get("CARGO_TARGET_DIR", CACHE / "target"))
+    return str(target / "debug" / "tarn")
+
+
+class Tarn:
+    """One `tarn serve` on an ephemeral port with its own TARN_HOME."""
+
+    def __init__(self, home: Path, extra_env: dict | None = None):
+        self.home = home
+        self.extra_env = extra_env or {}
+        self.proc = None
+        self.url = None
+
+    def start(self) -> "Tarn":
+        env = dict(os.environ)
+        env.update(
+            TARN_HOME=str(self.home),
+            # Environments are shared between test servers (and CI runs).
+            TARN_ENV_DIR=str(CACHE / "envs"),
+            RUST_LOG="info,tower_http=warn",
+        )
+        uv = Path(sys.executable).parent / "uv"
+        if uv.exists():
+            env["TARN_UV"] = str(uv)
+        env.update(self.extra_env)
+        self.log = open(self.home / "serve.log", "ab")
+        self.proc = subprocess.Popen(
+            [tarn_binary(), "serve", "--port", "0"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            cwd=self.home,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            line = self.proc.stdout.readline().decode()
+            m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.url = f"http://127.0.0.1:{m.group(1)}"
+                break
+            if not line and self.proc.poll() is not None:
+                raise RuntimeError(f"tarn exited: {(self.home / 'serve.log').read_text()[-2000:]}")
+        assert self.url, "tarn did not print its address"
+        return self
+
+    @property
+    def token(self) -> str:
+        return (self.home / "token").read_text().strip()
+
+    def client(self, token: str | None = None) -> WorkspaceClient:
+        return WorkspaceClient(host=self.url, token=token or self.token, auth_type="pat")
+
+    def raw(self, method: str, path: str, token: str | None = None, **kw) -> requests.Response:
+        headers = kw.pop("headers", {})
+        if token is not False:
+            headers["Authorization"] = f"Bearer {token or self.token}"
+        return requests.request(method, self.url + path, headers=headers, timeout=30, **kw)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=timeout)
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_databricks_config():
+    # Keep a developer's ~/.databrickscfg and DATABRICKS_* out of the tests.
+    for key in [k for k in os.environ if k.startswith("DATABRICKS_")]:
+        del os.environ[key]
+    os.environ["DATABRICKS_CONFIG_FILE"] = "/nonexistent/databrickscfg"
+
+
+@pytest.fixture
+def tmp_home():
+    home = Path(tempfile.mkdtemp(prefix="tarn-test-"))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tarn():
+    home = Path(tempfile.mkdtemp(prefix="tarn-session-"))
+    server = Tarn(home).start()
+    yield server
+    server.stop()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def w(tarn) -> WorkspaceClient:
+    return tarn.client()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def wait_for(predicate, timeout=30.0, interval=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")

@@ -1,0 +1,83 @@
+"""Each test here runs its own tarn: autotermination, shutdown, crash and
+restart, and the orphans an earlier tarn could leave."""
+
+import datetime
+import os
+import signal
+
+from databricks.sdk.service.compute import State
+
+from conftest import Tarn, pid_alive, wait_for
+
+SPARK_VERSION = "16.4.x-scala2.13"
+WAIT = datetime.timedelta(minutes=3)
+
+
+def test_idle_cluster_terminates_by_itself(tmp_home):
+    # TARN_TEST_MINUTE_MS shortens the autotermination minute (test-only).
+    tarn = Tarn(tmp_home, {"TARN_TEST_MINUTE_MS": "100"}).start()
+    try:
+        w = tarn.client()
+        c = w.clusters.create_and_wait(spark_version=SPARK_VERSION, autotermination_minutes=10, timeout=WAIT)
+        done = w.clusters.wait_get_cluster_terminated(c.cluster_id, timeout=WAIT)
+        assert done.termination_reason.code.value == "INACTIVITY"
+        assert done.termination_reason.parameters["inactivity_duration_min"] == "10"
+        assert not pid_alive(c.spark_context_id)
+        keeper = w.clusters.create_and_wait(spark_version=SPARK_VERSION, autotermination_minutes=0, timeout=WAIT)
+        assert w.clusters.get(keeper.cluster_id).state == State.RUNNING
+    finally:
+        tarn.stop()
+
+
+def test_clean_shutdown_stops_engines_and_says_why(tmp_home):
+    tarn = Tarn(tmp_home).start()
+    c = tarn.client().clusters.create_and_wait(spark_version=SPARK_VERSION, timeout=WAIT)
+    tarn.stop(signal.SIGTERM)
+    assert not pid_alive(c.spark_context_id)
+    again = Tarn(tmp_home).start()
+    try:
+        after = again.client().clusters.get(c.cluster_id)
+        assert after.state == State.TERMINATED
+        assert after.termination_reason.code.value == "COMMUNICATION_LOST"
+    finally:
+        again.stop()
+
+
+def test_crash_leaves_no_engine_behind(tmp_home):
+    tarn = Tarn(tmp_home).start()
+    c = tarn.client().clusters.create_and_wait(spark_version=SPARK_VERSION, timeout=WAIT)
+    tarn.stop(signal.SIGKILL)
+    # The engine notices its stdin closing with the dead tarn.
+    wait_for(lambda: not pid_alive(c.spark_context_id), timeout=20)
+    again = Tarn(tmp_home).start()
+    try:
+        after = again.client().clusters.get(c.cluster_id)
+        assert after.state == State.TERMINATED
+        assert "tarn restarted while the cluster was RUNNING" in after.termination_reason.parameters["databricks_error_message"]
+    finally:
+        again.stop()
+
+
+def test_restart_stops_an_engine_the_old_tarn_left_running(tmp_home):
+    tarn = Tarn(tmp_home).start()
+    c = tarn.client().clusters.create_and_wait(spark_version=SPARK_VERSION, timeout=WAIT)
+    pid = c.spark_context_id
+    # A frozen engine cannot notice tarn dying; only the next tarn can stop it.
+    os.kill(pid, signal.SIGSTOP)
+    tarn.stop(signal.SIGKILL)
+    assert pid_alive(pid)
+    again = Tarn(tmp_home).start()
+    try:
+        assert not pid_alive(pid)
+        after = again.client().clusters.get(c.cluster_id)
+        assert after.state == State.TERMINATED
+        assert f"its engine process {pid} was stopped" in after.termination_reason.parameters["databricks_error_message"]
+        w = again.client()
+        w.clusters.start(c.cluster_id).result(timeout=WAIT)
+        assert w.clusters.get(c.cluster_id).state == State.RUNNING
+    finally:
+        again.stop()
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
