@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test: the Rust tests of each crate, then the pytest suite that
+# drives a live `tarn serve` through the official clients. Installs what it
+# needs; caches (cargo target dir, venvs, tarn environments) live outside the
+# clone, under ${XDG_CACHE_HOME:-~/.cache}/tarn.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+need_system_packages
+venv=$(venv_for tests/python/requirements.txt test)
+
+echo "== cargo build"
+cargo build --workspace --locked
+echo "== cargo test"
+cargo test --workspace --locked
+echo "== pytest (databricks-sdk against tarn serve)"
+export TARN_BIN="$CARGO_TARGET_DIR/debug/tarn"
+"$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider "$@"
