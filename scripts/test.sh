@@ -10,6 +10,9 @@ source scripts/lib.sh
 need_system_packages
 venv=$(venv_for tests/python/requirements.txt test)
 
+echo "== cargo fmt, clippy"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -q -- -D warnings
 echo "== cargo build"
 cargo build --workspace --locked
 echo "== cargo test"

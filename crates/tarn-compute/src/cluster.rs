@@ -103,7 +103,11 @@ impl TerminationReason {
         Self { code: "INACTIVITY", kind: "SUCCESS", parameters: vec![("inactivity_duration_min", minutes.to_string())] }
     }
     pub fn startup_failure(message: String) -> Self {
-        Self { code: "SPARK_STARTUP_FAILURE", kind: "SERVICE_FAULT", parameters: vec![("databricks_error_message", message)] }
+        Self {
+            code: "SPARK_STARTUP_FAILURE",
+            kind: "SERVICE_FAULT",
+            parameters: vec![("databricks_error_message", message)],
+        }
     }
     pub fn engine_lost(message: String) -> Self {
         Self {
@@ -113,7 +117,11 @@ impl TerminationReason {
         }
     }
     pub fn tarn_stopped(message: String) -> Self {
-        Self { code: "COMMUNICATION_LOST", kind: "SERVICE_FAULT", parameters: vec![("databricks_error_message", message)] }
+        Self {
+            code: "COMMUNICATION_LOST",
+            kind: "SERVICE_FAULT",
+            parameters: vec![("databricks_error_message", message)],
+        }
     }
 
     pub fn to_json(&self) -> Value {

@@ -148,7 +148,9 @@ impl Environments {
                     requirements.join(" ")
                 ));
                 run(
-                    Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]).args(requirements),
+                    Command::new(&python)
+                        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                        .args(requirements),
                     "pip install",
                 )
             }

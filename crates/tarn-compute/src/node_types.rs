@@ -32,9 +32,8 @@ fn total_memory_mb() -> Option<u64> {
 /// `local-<n>c` for n = 1, 2, 4, ... up to the host's cores (and the host's
 /// own count when it is not a power of two), memory in proportion.
 pub fn node_types(host: Host) -> Vec<NodeType> {
-    let mut sizes: Vec<u32> = std::iter::successors(Some(1u32), |n| n.checked_mul(2))
-        .take_while(|n| *n <= host.cores)
-        .collect();
+    let mut sizes: Vec<u32> =
+        std::iter::successors(Some(1u32), |n| n.checked_mul(2)).take_while(|n| *n <= host.cores).collect();
     if sizes.last() != Some(&host.cores) {
         sizes.push(host.cores.max(1));
     }
@@ -94,7 +93,12 @@ mod tests {
         let ids: Vec<_> = node_types(host).into_iter().map(|n| (n.node_type_id, n.memory_mb)).collect();
         assert_eq!(
             ids,
-            [("local-1c".into(), 1024), ("local-2c".into(), 2048), ("local-4c".into(), 4096), ("local-6c".into(), 6144)]
+            [
+                ("local-1c".into(), 1024),
+                ("local-2c".into(), 2048),
+                ("local-4c".into(), 4096),
+                ("local-6c".into(), 6144)
+            ]
         );
         assert_eq!(find_node_type(host, Some("i3.xlarge")).num_cores, 6);
         assert_eq!(find_node_type(host, Some("local-2c")).num_cores, 2);

@@ -71,8 +71,7 @@ fn cluster_from_row(r: &Row<'_>) -> rusqlite::Result<(ClusterRow, String, Option
 
 fn decode_cluster((mut row, spec, reason): (ClusterRow, String, Option<String>)) -> Result<ClusterRow> {
     row.spec = from_json_text("clusters.spec", &spec)?;
-    row.termination_reason =
-        reason.map(|r| from_json_text("clusters.termination_reason", &r)).transpose()?;
+    row.termination_reason = reason.map(|r| from_json_text("clusters.termination_reason", &r)).transpose()?;
     Ok(row)
 }
 
@@ -134,9 +133,8 @@ impl Store {
     /// All clusters, oldest first.
     pub fn list_clusters(&self) -> Result<Vec<ClusterRow>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY start_time, cluster_id"
-        ))?;
+        let mut stmt =
+            conn.prepare(&format!("SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY start_time, cluster_id"))?;
         let raw = stmt.query_map([], cluster_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         raw.into_iter().map(decode_cluster).collect()
     }
@@ -168,7 +166,12 @@ impl Store {
         raw.into_iter()
             .filter(|(_, _, kind, _)| filter.kinds.is_empty() || filter.kinds.contains(kind))
             .map(|(cluster_id, timestamp, kind, details)| {
-                Ok(EventRow { cluster_id, timestamp, kind, details: from_json_text("cluster_events.details", &details)? })
+                Ok(EventRow {
+                    cluster_id,
+                    timestamp,
+                    kind,
+                    details: from_json_text("cluster_events.details", &details)?,
+                })
             })
             .collect()
     }

@@ -8,9 +8,7 @@ impl Store {
     /// The stored value for `key`, or `make()` stored first.
     pub fn setting_or_init(&self, key: &str, make: impl FnOnce() -> String) -> Result<String> {
         let conn = self.conn();
-        if let Some(v) =
-            conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?
-        {
+        if let Some(v) = conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()? {
             return Ok(v);
         }
         let value = make();

@@ -33,7 +33,13 @@ pub fn new_token_secret() -> String {
 
 impl Store {
     /// Issues a token for `user`; the secret is returned once and stored hashed.
-    pub fn create_token(&self, user: &User, comment: &str, lifetime_seconds: Option<i64>, now: i64) -> Result<(String, TokenRow)> {
+    pub fn create_token(
+        &self,
+        user: &User,
+        comment: &str,
+        lifetime_seconds: Option<i64>,
+        now: i64,
+    ) -> Result<(String, TokenRow)> {
         let secret = new_token_secret();
         let row = TokenRow {
             token_id: tarn_core::id::random_hex(32),
@@ -54,11 +60,9 @@ impl Store {
              ON CONFLICT(user_name) DO NOTHING",
             params![user_name, display_name, now],
         )?;
-        Ok(conn.query_row(
-            "SELECT id, user_name, display_name FROM users WHERE user_name = ?1",
-            [user_name],
-            |r| Ok(User { id: r.get(0)?, user_name: r.get(1)?, display_name: r.get(2)? }),
-        )?)
+        Ok(conn.query_row("SELECT id, user_name, display_name FROM users WHERE user_name = ?1", [user_name], |r| {
+            Ok(User { id: r.get(0)?, user_name: r.get(1)?, display_name: r.get(2)? })
+        })?)
     }
 
     pub fn count_tokens(&self) -> Result<i64> {
@@ -152,8 +156,7 @@ mod tests {
         store.insert_token(&row, "dapisecret").unwrap();
         assert_eq!(store.find_token("dapisecret").unwrap().unwrap().0, row);
         assert!(store.find_token("dapiwrong").unwrap().is_none());
-        let stored: String =
-            store.conn().query_row("SELECT token_hash FROM tokens", [], |r| r.get(0)).unwrap();
+        let stored: String = store.conn().query_row("SELECT token_hash FROM tokens", [], |r| r.get(0)).unwrap();
         assert!(!stored.contains("dapisecret"));
         assert!(store.delete_token(user.id, "t1").unwrap());
         assert!(!store.delete_token(user.id, "t1").unwrap());

@@ -41,7 +41,8 @@ fn resolve_python(name: &str) -> String {
 impl Config {
     pub fn from_env(home: PathBuf) -> Self {
         let home = absolute(home);
-        let env_dir = std::env::var_os("TARN_ENV_DIR").map(PathBuf::from).map(absolute).unwrap_or_else(|| home.join("envs"));
+        let env_dir =
+            std::env::var_os("TARN_ENV_DIR").map(PathBuf::from).map(absolute).unwrap_or_else(|| home.join("envs"));
         let python = resolve_python(&std::env::var("TARN_PYTHON").unwrap_or_else(|_| "python3".into()));
         let minute_ms = std::env::var("TARN_TEST_MINUTE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(60_000);
         Self {

@@ -23,7 +23,12 @@ pub fn run(config: Config, host: &str, port: u16) -> Result<(), String> {
 async fn serve(config: Config, host: &str, port: u16) -> Result<(), String> {
     let store = Arc::new(config.open_store()?);
     let workspace_id = store
-        .setting_or_init("workspace_id", || format!("{}", 1_000_000_000_000_000u64 + u64::from_str_radix(&tarn_core::id::random_hex(6), 16).unwrap_or(0)))
+        .setting_or_init("workspace_id", || {
+            format!(
+                "{}",
+                1_000_000_000_000_000u64 + u64::from_str_radix(&tarn_core::id::random_hex(6), 16).unwrap_or(0)
+            )
+        })
         .map_err(|e| e.to_string())?;
     if let Some(path) = bootstrap_admin(&config, &store)? {
         println!("admin token written to {} (mode 0600)", path.display());
@@ -36,7 +41,8 @@ async fn serve(config: Config, host: &str, port: u16) -> Result<(), String> {
     };
     let clusters = ClusterManager::new(store.clone(), config.environments(), compute).map_err(|e| e.to_string())?;
     clusters.reconcile().await.map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind((host, port)).await.map_err(|e| format!("binding {host}:{port}: {e}"))?;
+    let listener =
+        tokio::net::TcpListener::bind((host, port)).await.map_err(|e| format!("binding {host}:{port}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let reaper = clusters.spawn_idle_reaper();
     let app = tarn_api::router(AppState { store, clusters: clusters.clone(), workspace_id });

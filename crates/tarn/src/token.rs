@@ -39,7 +39,8 @@ pub fn run(config: &Config, action: TokenAction) -> Result<(), String> {
     let user = admin(&store)?;
     match action {
         TokenAction::Create { comment, lifetime_seconds } => {
-            let (secret, row) = store.create_token(&user, &comment, lifetime_seconds, now_ms()).map_err(|e| e.to_string())?;
+            let (secret, row) =
+                store.create_token(&user, &comment, lifetime_seconds, now_ms()).map_err(|e| e.to_string())?;
             eprintln!("created token {} (its value is shown only now)", row.token_id);
             println!("{secret}");
         }
@@ -66,7 +67,8 @@ pub fn bootstrap_admin(config: &Config, store: &Store) -> Result<Option<PathBuf>
         return Ok(None);
     }
     let user = admin(store)?;
-    let (secret, _) = store.create_token(&user, "admin token created at first start", None, now_ms()).map_err(|e| e.to_string())?;
+    let (secret, _) =
+        store.create_token(&user, "admin token created at first start", None, now_ms()).map_err(|e| e.to_string())?;
     let path = config.home.join("token");
     let _ = std::fs::remove_file(&path);
     let mut file = std::fs::OpenOptions::new()

@@ -51,7 +51,11 @@ fn ok() -> Json<Value> {
     Json(json!({}))
 }
 
-async fn create(State(s): State<AppState>, Extension(Caller(user)): Extension<Caller>, JsonBody(body): Body) -> ApiResult<Json<Value>> {
+async fn create(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): Body,
+) -> ApiResult<Json<Value>> {
     let cluster_id = s.clusters.create(body, &user.user_name)?;
     Ok(Json(json!({"cluster_id": cluster_id})))
 }
@@ -61,17 +65,29 @@ async fn get_cluster(State(s): State<AppState>, query: QueryPairs) -> ApiResult<
     Ok(Json(details(&s.clusters.get(id)?)))
 }
 
-async fn start(State(s): State<AppState>, Extension(Caller(user)): Extension<Caller>, JsonBody(body): Body) -> ApiResult<Json<Value>> {
+async fn start(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): Body,
+) -> ApiResult<Json<Value>> {
     s.clusters.start(&cluster_id(&body)?, &user.user_name)?;
     Ok(ok())
 }
 
-async fn restart(State(s): State<AppState>, Extension(Caller(user)): Extension<Caller>, JsonBody(body): Body) -> ApiResult<Json<Value>> {
+async fn restart(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): Body,
+) -> ApiResult<Json<Value>> {
     s.clusters.restart(&cluster_id(&body)?, &user.user_name)?;
     Ok(ok())
 }
 
-async fn delete(State(s): State<AppState>, Extension(Caller(user)): Extension<Caller>, JsonBody(body): Body) -> ApiResult<Json<Value>> {
+async fn delete(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): Body,
+) -> ApiResult<Json<Value>> {
     s.clusters.terminate(&cluster_id(&body)?, TerminationReason::user_request(&user.user_name))?;
     Ok(ok())
 }
@@ -85,29 +101,48 @@ async fn permanent_delete(
     Ok(ok())
 }
 
-async fn edit(State(s): State<AppState>, Extension(Caller(user)): Extension<Caller>, JsonBody(mut body): Body) -> ApiResult<Json<Value>> {
+async fn edit(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(mut body): Body,
+) -> ApiResult<Json<Value>> {
     let id = cluster_id(&body)?;
     body.remove("cluster_id");
     s.clusters.edit(&id, body, &user.user_name)?;
     Ok(ok())
 }
 
-async fn resize(State(s): State<AppState>, Extension(Caller(user)): Extension<Caller>, JsonBody(body): Body) -> ApiResult<Json<Value>> {
+async fn resize(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): Body,
+) -> ApiResult<Json<Value>> {
     let id = cluster_id(&body)?;
     let num_workers = match body.get("num_workers") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_i64().ok_or_else(|| ApiError::invalid_parameter(format!("num_workers must be an integer, got {v}")))?),
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or_else(|| ApiError::invalid_parameter(format!("num_workers must be an integer, got {v}")))?,
+        ),
     };
     s.clusters.resize(&id, num_workers, body.get("autoscale").filter(|v| !v.is_null()), &user.user_name)?;
     Ok(ok())
 }
 
-async fn pin(State(s): State<AppState>, Extension(Caller(user)): Extension<Caller>, JsonBody(body): Body) -> ApiResult<Json<Value>> {
+async fn pin(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): Body,
+) -> ApiResult<Json<Value>> {
     s.clusters.set_pinned(&cluster_id(&body)?, true, &user.user_name)?;
     Ok(ok())
 }
 
-async fn unpin(State(s): State<AppState>, Extension(Caller(user)): Extension<Caller>, JsonBody(body): Body) -> ApiResult<Json<Value>> {
+async fn unpin(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): Body,
+) -> ApiResult<Json<Value>> {
     s.clusters.set_pinned(&cluster_id(&body)?, false, &user.user_name)?;
     Ok(ok())
 }
@@ -130,7 +165,8 @@ fn parse_page_size(v: Option<&str>, max: usize, default: usize) -> ApiResult<usi
     match v {
         None => Ok(default),
         Some(v) => {
-            let n: i64 = v.parse().map_err(|_| ApiError::invalid_parameter(format!("page_size must be an integer, got {v}")))?;
+            let n: i64 =
+                v.parse().map_err(|_| ApiError::invalid_parameter(format!("page_size must be an integer, got {v}")))?;
             if n < 0 {
                 return Err(ApiError::invalid_parameter(format!("page_size must be >= 0, got {n}")).into());
             }
@@ -180,9 +216,24 @@ async fn list(State(s): State<AppState>, query: QueryPairs) -> ApiResult<Json<Va
 }
 
 const EVENT_TYPES: &[&str] = &[
-    "CREATING", "STARTING", "RESTARTING", "TERMINATING", "EDITED", "RUNNING", "RESIZING", "UPSIZE_COMPLETED",
-    "PINNED", "UNPINNED", "DRIVER_HEALTHY", "DRIVER_NOT_RESPONDING", "DRIVER_UNAVAILABLE", "SPARK_EXCEPTION",
-    "NODES_LOST", "INIT_SCRIPTS_STARTED", "INIT_SCRIPTS_FINISHED", "AUTOSCALING_STATS_REPORT",
+    "CREATING",
+    "STARTING",
+    "RESTARTING",
+    "TERMINATING",
+    "EDITED",
+    "RUNNING",
+    "RESIZING",
+    "UPSIZE_COMPLETED",
+    "PINNED",
+    "UNPINNED",
+    "DRIVER_HEALTHY",
+    "DRIVER_NOT_RESPONDING",
+    "DRIVER_UNAVAILABLE",
+    "SPARK_EXCEPTION",
+    "NODES_LOST",
+    "INIT_SCRIPTS_STARTED",
+    "INIT_SCRIPTS_FINISHED",
+    "AUTOSCALING_STATS_REPORT",
 ];
 
 fn opt_i64(body: &Map<String, Value>, key: &str) -> ApiResult<Option<i64>> {
@@ -201,12 +252,15 @@ async fn events(State(s): State<AppState>, JsonBody(body): Body) -> ApiResult<Js
     let descending = match body.get("order").and_then(Value::as_str) {
         None | Some("DESC") => true,
         Some("ASC") => false,
-        Some(other) => return Err(ApiError::invalid_parameter(format!("order must be ASC or DESC, got {other}")).into()),
+        Some(other) => {
+            return Err(ApiError::invalid_parameter(format!("order must be ASC or DESC, got {other}")).into());
+        }
     };
     let mut kinds = Vec::new();
     for kind in body.get("event_types").and_then(Value::as_array).into_iter().flatten() {
         let kind = kind.as_str().filter(|k| EVENT_TYPES.contains(k));
-        let kind = kind.ok_or_else(|| ApiError::invalid_parameter(format!("Unknown event type in event_types: {body:?}")))?;
+        let kind =
+            kind.ok_or_else(|| ApiError::invalid_parameter(format!("Unknown event type in event_types: {body:?}")))?;
         kinds.push(kind.to_string());
     }
     let limit = opt_i64(&body, "page_size")?.or(opt_i64(&body, "limit")?).unwrap_or(50);
@@ -221,7 +275,12 @@ async fn events(State(s): State<AppState>, JsonBody(body): Body) -> ApiResult<Js
     };
     let query = EventQuery {
         cluster_id: id,
-        filter: EventFilter { start_time: opt_i64(&body, "start_time")?, end_time: opt_i64(&body, "end_time")?, kinds, descending },
+        filter: EventFilter {
+            start_time: opt_i64(&body, "start_time")?,
+            end_time: opt_i64(&body, "end_time")?,
+            kinds,
+            descending,
+        },
         offset,
         limit,
     };
@@ -245,7 +304,8 @@ async fn events(State(s): State<AppState>, JsonBody(body): Body) -> ApiResult<Js
 }
 
 async fn spark_versions() -> Json<Value> {
-    let versions: Vec<Value> = node_types::spark_versions().into_iter().map(|(key, name)| json!({"key": key, "name": name})).collect();
+    let versions: Vec<Value> =
+        node_types::spark_versions().into_iter().map(|(key, name)| json!({"key": key, "name": name})).collect();
     Json(json!({"versions": versions}))
 }
 

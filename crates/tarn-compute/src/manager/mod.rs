@@ -146,8 +146,10 @@ impl ClusterManager {
     ) -> Result<ClusterRow, ComputeError> {
         let mut row = self.load(cluster_id)?;
         let from = ClusterState::parse(&row.state);
-        let to = next_state(from, transition)
-            .ok_or_else(|| ComputeError::InvalidState { cluster_id: cluster_id.to_string(), state: row.state.clone() })?;
+        let to = next_state(from, transition).ok_or_else(|| ComputeError::InvalidState {
+            cluster_id: cluster_id.to_string(),
+            state: row.state.clone(),
+        })?;
         row.state = to.as_str().to_string();
         let events = update(&mut row);
         self.inner.store.save_cluster(&row, &events)?;
@@ -177,13 +179,8 @@ impl ClusterManager {
     }
 
     pub fn list(&self, filter: &ClusterFilter) -> Result<Vec<Cluster>, ComputeError> {
-        let mut clusters: Vec<Cluster> = self
-            .inner
-            .store
-            .list_clusters()?
-            .into_iter()
-            .map(|row| self.describe(row))
-            .collect::<Result<_, _>>()?;
+        let mut clusters: Vec<Cluster> =
+            self.inner.store.list_clusters()?.into_iter().map(|row| self.describe(row)).collect::<Result<_, _>>()?;
         clusters.retain(|c| {
             (filter.states.is_empty() || filter.states.contains(&c.state))
                 && filter.pinned.is_none_or(|p| p == c.row.pinned)

@@ -199,7 +199,10 @@ impl ClusterManager {
             }
             let state = self.load(&cluster_id).map(|r| r.state).unwrap_or_default();
             let _live = self.live();
-            self.record_lost(&cluster_id, TerminationReason::tarn_stopped(format!("tarn stopped while the cluster was {state}")));
+            self.record_lost(
+                &cluster_id,
+                TerminationReason::tarn_stopped(format!("tarn stopped while the cluster was {state}")),
+            );
         }
         for stop in stops {
             stop.await;

@@ -1,0 +1,95 @@
+//! Routing and the wire error shape, through the router without a socket.
+//! Cluster behaviour with real engines is tested in `tests/python`.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tarn_api::{AppState, router};
+use tarn_compute::env::Environments;
+use tarn_compute::node_types::Host;
+use tarn_compute::{ClusterManager, ComputeConfig};
+use tarn_store::Store;
+use tower::ServiceExt;
+
+struct Fixture {
+    app: axum::Router,
+    token: String,
+    _home: TempHome,
+}
+
+struct TempHome(std::path::PathBuf);
+
+impl Drop for TempHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn fixture(name: &str) -> Fixture {
+    let home = std::env::temp_dir().join(format!("tarn-api-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let user = store.ensure_user("admin", "Admin", 0).unwrap();
+    let (token, _) = store.create_token(&user, "test", None, 0).unwrap();
+    let config = ComputeConfig {
+        home: home.clone(),
+        minute: Duration::from_secs(60),
+        engine_start_timeout: Duration::from_secs(5),
+        host: Host { cores: 2, memory_mb: 2048 },
+    };
+    let envs = Environments::new(home.join("envs"), "python3".into());
+    let clusters = ClusterManager::new(store.clone(), envs, config).unwrap();
+    let app = router(AppState { store, clusters, workspace_id: "1234".into() });
+    Fixture { app, token, _home: TempHome(home) }
+}
+
+async fn check(f: &Fixture, method: &str, path: &str, auth: Option<&str>, body: &str) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(token) = auth {
+        req = req.header("Authorization", format!("Bearer {token}"));
+    }
+    let resp = f.app.clone().oneshot(req.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn errors_have_the_databricks_shape() {
+    let f = fixture("errors");
+    let t = Some(f.token.as_str());
+    // (method, path, token, body, status, error_code)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, u16, &'a str);
+    let cases: &[Case] = &[
+        ("GET", "/api/2.1/clusters/list", None, "", 401, "UNAUTHENTICATED"),
+        ("GET", "/api/2.1/clusters/list", Some("dapinope"), "", 401, "UNAUTHENTICATED"),
+        ("GET", "/nothing/here", t, "", 404, "ENDPOINT_NOT_FOUND"),
+        ("POST", "/api/2.1/clusters/create", t, "{oops", 400, "MALFORMED_REQUEST"),
+        ("POST", "/api/2.1/clusters/create", t, r#"{"num_workers": 1}"#, 400, "INVALID_PARAMETER_VALUE"),
+        ("POST", "/api/2.0/clusters/start", t, r#"{"cluster_id": "x"}"#, 400, "INVALID_PARAMETER_VALUE"),
+        ("GET", "/api/2.1/clusters/get", t, "", 400, "INVALID_PARAMETER_VALUE"),
+        ("POST", "/api/2.0/token/delete", t, r#"{"token_id": "x"}"#, 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("POST", "/api/2.1/clusters/update", t, "{}", 501, "NOT_IMPLEMENTED"),
+    ];
+    for (method, path, auth, body, status, code) in cases {
+        let (got_status, got) = check(&f, method, path, *auth, body).await;
+        assert_eq!((got_status.as_u16(), got["error_code"].as_str()), (*status, Some(*code)), "{method} {path}: {got}");
+        assert!(got["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+}
+
+#[tokio::test]
+async fn public_routes_and_identity() {
+    let f = fixture("public");
+    assert_eq!(check(&f, "GET", "/health", None, "").await, (StatusCode::OK, json!({"status": "ok"})));
+    let (status, meta) = check(&f, "GET", "/.well-known/databricks-config", None, "").await;
+    assert_eq!((status, meta["workspace_id"].as_str()), (StatusCode::OK, Some("1234")));
+    let (status, me) = check(&f, "GET", "/api/2.0/preview/scim/v2/Me", Some(&f.token), "").await;
+    assert_eq!((status, me["userName"].as_str()), (StatusCode::OK, Some("admin")));
+    let (_, versions) = check(&f, "GET", "/api/2.0/clusters/spark-versions", Some(&f.token), "").await;
+    assert!(versions["versions"].as_array().is_some_and(|v| !v.is_empty()));
+}
