@@ -5,7 +5,10 @@ import datetime
 import os
 import signal
 
-from databricks.sdk.service.compute import State
+from pathlib import Path
+import time
+
+from databricks.sdk.service.compute import EventType, GetEventsOrder, State
 
 from conftest import Tarn, pid_alive, wait_for
 
@@ -13,18 +16,36 @@ SPARK_VERSION = "16.4.x-scala2.13"
 WAIT = datetime.timedelta(minutes=3)
 
 
+def engines_of(home) -> list[int]:
+    """Pids of live engines launched by the tarn whose home this is."""
+    launcher = str(home / "runtime" / "engine.py").encode()
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if launcher in stat.read_bytes() and pid_alive(int(stat.parent.name)):
+                pids.append(int(stat.parent.name))
+        except OSError:
+            pass
+    return pids
+
+
 def test_idle_cluster_terminates_by_itself(tmp_home):
-    # TARN_TEST_MINUTE_MS shortens the autotermination minute (test-only).
+    # TARN_TEST_MINUTE_MS shortens the autotermination minute (test-only):
+    # 10 "minutes" of 100 ms. The SDK's waiters poll every 1-10 s, too
+    # slowly to see a 1 s RUNNING window, so the event log is the witness.
     tarn = Tarn(tmp_home, {"TARN_TEST_MINUTE_MS": "100"}).start()
     try:
         w = tarn.client()
-        c = w.clusters.create_and_wait(spark_version=SPARK_VERSION, autotermination_minutes=10, timeout=WAIT)
-        done = w.clusters.wait_get_cluster_terminated(c.cluster_id, timeout=WAIT)
+        keeper = w.clusters.create(spark_version=SPARK_VERSION, autotermination_minutes=0).result(timeout=WAIT)
+        idle = w.clusters.create(spark_version=SPARK_VERSION, autotermination_minutes=10).response.cluster_id
+        done = wait_for(lambda: (c := w.clusters.get(idle)).state == State.TERMINATED and c, timeout=120)
         assert done.termination_reason.code.value == "INACTIVITY"
         assert done.termination_reason.parameters["inactivity_duration_min"] == "10"
-        assert not pid_alive(c.spark_context_id)
-        keeper = w.clusters.create_and_wait(spark_version=SPARK_VERSION, autotermination_minutes=0, timeout=WAIT)
+        kinds = [e.type for e in w.clusters.events(idle, order=GetEventsOrder.ASC)]
+        assert kinds == [EventType.CREATING, EventType.RUNNING, EventType.TERMINATING]
+        time.sleep(1.5)
         assert w.clusters.get(keeper.cluster_id).state == State.RUNNING
+        assert engines_of(tmp_home) == [keeper.spark_context_id]
     finally:
         tarn.stop()
 

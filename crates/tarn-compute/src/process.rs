@@ -4,12 +4,29 @@
 use std::time::Duration;
 
 /// The start time of `pid` in clock ticks since boot (`/proc/<pid>/stat`
-/// field 22), or `None` when no such process exists.
+/// field 22), or `None` when no such process is alive (a zombie is not).
 pub(crate) fn start_ticks(pid: u32) -> Option<i64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; fields after it follow ')'.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// Waits up to `limit` for the process to be gone; true if it is.
+async fn wait_gone(pid: u32, ticks: i64, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if start_ticks(pid) != Some(ticks) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn signal(pid: u32, sig: libc::c_int) {
@@ -28,15 +45,11 @@ pub(crate) async fn stop_stale(pid: u32, ticks: i64, grace: Duration) -> bool {
         return false;
     }
     signal(pid, libc::SIGTERM);
-    let deadline = tokio::time::Instant::now() + grace;
-    while tokio::time::Instant::now() < deadline {
-        if start_ticks(pid) != Some(ticks) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if start_ticks(pid) == Some(ticks) {
+    if !wait_gone(pid, ticks, grace).await {
         signal(pid, libc::SIGKILL);
+        if !wait_gone(pid, ticks, Duration::from_secs(5)).await {
+            tracing::warn!(pid, "engine process survived SIGKILL");
+        }
     }
     true
 }

@@ -5,7 +5,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
 use tarn_compute::cluster::{ClusterState, TerminationReason};
-use tarn_compute::node_types::{self, Host};
+use tarn_compute::node_types;
 use tarn_compute::{Cluster, ClusterFilter, EventQuery};
 use tarn_core::{ApiError, page};
 use tarn_store::EventFilter;
@@ -309,8 +309,8 @@ async fn spark_versions() -> Json<Value> {
     Json(json!({"versions": versions}))
 }
 
-async fn list_node_types() -> Json<Value> {
-    let types: Vec<Value> = node_types::node_types(Host::detect())
+async fn list_node_types(State(s): State<AppState>) -> Json<Value> {
+    let types: Vec<Value> = node_types::node_types(s.clusters.host())
         .into_iter()
         .enumerate()
         .map(|(i, n)| {
@@ -342,13 +342,10 @@ async fn list_zones() -> Json<Value> {
 /// `ClusterDetails` as the SDK reads it: the user's spec plus what tarn
 /// knows of the cluster now.
 fn details(c: &Cluster) -> Value {
-    let host = Host::detect();
     let mut out = c.spec.attributes.clone();
     let row = &c.row;
-    let node_type = node_types::find_node_type(host, c.spec.node_type_id());
-    let driver_type = node_types::find_node_type(host, c.spec.driver_node_type_id());
-    out.entry("node_type_id").or_insert(json!(node_type.node_type_id));
-    out.entry("driver_node_type_id").or_insert(json!(driver_type.node_type_id));
+    out.entry("node_type_id").or_insert(json!(c.node_type_id));
+    out.entry("driver_node_type_id").or_insert(json!(c.driver_node_type_id));
     out.insert("num_workers".into(), json!(c.spec.target_workers()));
     out.insert("autotermination_minutes".into(), json!(c.spec.autotermination_minutes));
     out.insert("spec".into(), Value::Object(c.spec.attributes.clone()));

@@ -46,6 +46,9 @@ pub struct Cluster {
     pub parallelism: u32,
     pub cores: u32,
     pub memory_mb: u64,
+    /// The node types the cluster runs on: the spec's, or the host default.
+    pub node_type_id: String,
+    pub driver_node_type_id: String,
 }
 
 /// Which clusters to list and in what order.
@@ -118,6 +121,10 @@ impl ClusterManager {
         Ok(Self { inner: Arc::new(inner) })
     }
 
+    pub fn host(&self) -> Host {
+        self.inner.config.host
+    }
+
     pub fn environments(&self) -> &Environments {
         &self.inner.envs
     }
@@ -171,6 +178,8 @@ impl ClusterManager {
             spec,
             cores,
             memory_mb,
+            node_type_id: worker.node_type_id,
+            driver_node_type_id: driver.node_type_id,
         })
     }
 
