@@ -69,9 +69,7 @@ impl EngineHandle {
 }
 
 fn log_tail(path: &PathBuf) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().rev().take(15).collect();
-    lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+    process::last_lines(&std::fs::read_to_string(path).unwrap_or_default(), 15)
 }
 
 fn engine_error(spec: &EngineSpec, what: &str) -> ComputeError {

@@ -165,10 +165,8 @@ fn run(cmd: &mut Command, step: &str) -> Result<(), EnvError> {
     if out.status.success() {
         return Ok(());
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
-    let detail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
-    Err(EnvError::Step { step: step.to_string(), detail: format!("{} ({})", detail, out.status) })
+    let detail = crate::process::last_lines(&String::from_utf8_lossy(&out.stderr), 20);
+    Err(EnvError::Step { step: step.to_string(), detail: format!("{detail} ({})", out.status) })
 }
 
 #[cfg(test)]

@@ -58,8 +58,20 @@ pub(crate) fn terminate(pid: u32) {
     signal(pid, libc::SIGTERM);
 }
 
+/// The last `n` lines of `text`, for error messages that quote a log.
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn last_lines_keeps_the_end() {
+        assert_eq!(super::last_lines("a\nb\nc", 2), "b\nc");
+        assert_eq!(super::last_lines("a", 5), "a");
+    }
+
     #[test]
     fn own_process_has_start_ticks() {
         assert!(super::start_ticks(std::process::id()).is_some());
