@@ -4,6 +4,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tarn_catalog::CatalogError;
 use tarn_compute::ComputeError;
 use tarn_core::{ApiError, ErrorCode};
 use tarn_store::StoreError;
@@ -44,6 +45,21 @@ impl From<ComputeError> for ApiFailure {
             ComputeError::ClusterNotFound(_) | ComputeError::InvalidSpec(_) => ErrorCode::InvalidParameterValue,
             ComputeError::InvalidState { .. } => ErrorCode::InvalidState,
             ComputeError::Store(_) | ComputeError::Environment(_) | ComputeError::Engine(_) => ErrorCode::InternalError,
+        };
+        Self(ApiError::new(code, e.to_string()))
+    }
+}
+
+impl From<CatalogError> for ApiFailure {
+    fn from(e: CatalogError) -> Self {
+        let code = match &e {
+            CatalogError::NotFound { .. } => ErrorCode::ResourceDoesNotExist,
+            CatalogError::AlreadyExists { .. } => ErrorCode::ResourceAlreadyExists,
+            CatalogError::NotEmpty { .. } => ErrorCode::InvalidState,
+            CatalogError::InvalidArgument(_) => ErrorCode::InvalidParameterValue,
+            // Sail reads 409 on a commit as "another writer won this version".
+            CatalogError::CommitConflict { .. } => ErrorCode::Aborted,
+            CatalogError::Store(_) | CatalogError::Io { .. } => ErrorCode::InternalError,
         };
         Self(ApiError::new(code, e.to_string()))
     }

@@ -25,6 +25,7 @@ pub use error::ApiFailure;
 pub struct AppState {
     pub store: Arc<Store>,
     pub clusters: ClusterManager,
+    pub catalog: tarn_catalog::Catalog,
     pub workspace_id: String,
 }
 
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tokens::router())
         .merge(routes::scim::router())
         .merge(routes::clusters::router())
+        .merge(routes::unity_catalog::router())
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()

@@ -9,9 +9,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use tarn_api::{AppState, router};
+use tarn_catalog::Catalog;
 use tarn_compute::env::Environments;
 use tarn_compute::node_types::Host;
-use tarn_compute::{ClusterManager, ComputeConfig};
+use tarn_compute::{CatalogDirectory, ClusterManager, ComputeConfig};
 use tarn_store::Store;
 use tower::ServiceExt;
 
@@ -22,6 +23,14 @@ struct Fixture {
 }
 
 struct TempHome(std::path::PathBuf);
+
+struct NoCatalogs;
+
+impl CatalogDirectory for NoCatalogs {
+    fn catalog_names(&self) -> Vec<String> {
+        vec![]
+    }
+}
 
 impl Drop for TempHome {
     fn drop(&mut self) {
@@ -40,10 +49,13 @@ fn fixture(name: &str) -> Fixture {
         minute: Duration::from_secs(60),
         engine_start_timeout: Duration::from_secs(5),
         host: Host { cores: 2, memory_mb: 2048 },
+        api_url: "http://127.0.0.1:9".into(),
     };
     let envs = Environments::new(home.join("envs"), "python3".into());
-    let clusters = ClusterManager::new(store.clone(), envs, config).unwrap();
-    let app = router(AppState { store, clusters, workspace_id: "1234".into() });
+    let catalog = Catalog::new(store.clone(), home.join("lake"));
+    catalog.bootstrap("admin").unwrap();
+    let clusters = ClusterManager::new(store.clone(), envs, config, Arc::new(NoCatalogs)).unwrap();
+    let app = router(AppState { store, clusters, catalog, workspace_id: "1234".into() });
     Fixture { app, token, _home: TempHome(home) }
 }
 
@@ -74,6 +86,18 @@ async fn errors_have_the_databricks_shape() {
         ("GET", "/api/2.1/clusters/get", t, "", 400, "INVALID_PARAMETER_VALUE"),
         ("POST", "/api/2.0/token/delete", t, r#"{"token_id": "x"}"#, 404, "RESOURCE_DOES_NOT_EXIST"),
         ("POST", "/api/2.1/clusters/update", t, "{}", 501, "NOT_IMPLEMENTED"),
+        ("GET", "/api/2.1/unity-catalog/tables/main.default.nope", t, "", 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("GET", "/api/2.1/unity-catalog/schemas", t, "", 400, "INVALID_PARAMETER_VALUE"),
+        ("POST", "/api/2.1/unity-catalog/catalogs", t, r#"{"name": "main"}"#, 409, "RESOURCE_ALREADY_EXISTS"),
+        ("DELETE", "/api/2.1/unity-catalog/catalogs/main", t, "", 400, "INVALID_STATE"),
+        (
+            "POST",
+            "/api/2.1/unity-catalog/schemas",
+            t,
+            r#"{"catalog_name": "main", "name": "a/b"}"#,
+            400,
+            "INVALID_PARAMETER_VALUE",
+        ),
     ];
     for (method, path, auth, body, status, code) in cases {
         let (got_status, got) = check(&f, method, path, *auth, body).await;

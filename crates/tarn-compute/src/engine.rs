@@ -23,7 +23,8 @@ use crate::process;
 pub const LAUNCHER: &str = include_str!("../../../python/tarn/engine.py");
 
 /// Environment variables that would redirect Sail's catalog away from what
-/// tarn configures (Sail reads options from `UNITY_`, `UC_`, `DATABRICKS_`).
+/// tarn configures (Sail reads options from `UNITY_`, `UC_`, `DATABRICKS_`);
+/// tarn sets the ones it means through [`EngineSpec::env`].
 const SCRUBBED_ENV_PREFIXES: &[&str] = &["UNITY_", "UC_", "DATABRICKS_", "SAIL_", "SPARK_REMOTE"];
 
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct EngineSpec {
     pub launcher: PathBuf,
     pub log_file: PathBuf,
     pub start_timeout: Duration,
+    /// Set in the engine's environment after the scrub (catalog wiring).
+    pub env: Vec<(String, String)>,
 }
 
 /// A started engine that answered Spark Connect, not yet supervised.
@@ -68,6 +71,34 @@ impl EngineHandle {
     }
 }
 
+/// What an engine needs to resolve `catalog.schema.table` through tarn's
+/// Unity Catalog API: each catalog mounted under its own name (and
+/// `hive_metastore` as `main`), authenticated with `token`.
+pub fn catalog_env(api_url: &str, token: &str, catalogs: &[String]) -> Vec<(String, String)> {
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let uri = format!("{}/api/2.1/unity-catalog", api_url.trim_end_matches('/'));
+    let mounts = catalogs
+        .iter()
+        .map(|c| (c.as_str(), c.as_str()))
+        .chain(std::iter::once(("hive_metastore", "main")))
+        .map(|(name, target)| {
+            format!(
+                "{{name={}, type=\"unity\", uri={}, default_catalog={}, token={}}}",
+                quote(name),
+                quote(&uri),
+                quote(target),
+                quote(token)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    vec![
+        ("SAIL_CATALOG__LIST".into(), format!("[{mounts}]")),
+        ("SAIL_CATALOG__DEFAULT_CATALOG".into(), "main".into()),
+        ("UNITY_ALLOW_HTTP_URL".into(), "true".into()),
+    ]
+}
+
 fn log_tail(path: &PathBuf) -> String {
     process::last_lines(&std::fs::read_to_string(path).unwrap_or_default(), 15)
 }
@@ -100,7 +131,8 @@ fn command(spec: &EngineSpec, log: &std::fs::File) -> Result<Command, ComputeErr
         }
     }
     cmd.env("SAIL_EXECUTION__DEFAULT_PARALLELISM", spec.parallelism.to_string())
-        .env("TARN_CLUSTER_ID", &spec.cluster_id);
+        .env("TARN_CLUSTER_ID", &spec.cluster_id)
+        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     Ok(cmd)
 }
 
@@ -225,6 +257,17 @@ async fn stop_child(child: &mut Child, stdin: Option<tokio::process::ChildStdin>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn catalog_env_mounts_each_catalog() {
+        let env = super::catalog_env("http://127.0.0.1:9/", "dapi1", &["main".into(), "sales".into()]);
+        let list = &env[0].1;
+        assert!(list.starts_with("[{name=\"main\", type=\"unity\", uri=\"http://127.0.0.1:9/api/2.1/unity-catalog\""));
+        assert!(list.contains("{name=\"sales\""));
+        assert!(
+            list.contains("{name=\"hive_metastore\"") && list.contains("default_catalog=\"main\", token=\"dapi1\"}]")
+        );
+    }
+
     #[test]
     fn port_line() {
         assert_eq!(super::parse_port(r#"{"port": 4242}"#), Some(4242));

@@ -19,4 +19,4 @@ pub mod node_types;
 mod process;
 
 pub use error::ComputeError;
-pub use manager::{Cluster, ClusterFilter, ClusterManager, ComputeConfig, EventPage, EventQuery};
+pub use manager::{CatalogDirectory, Cluster, ClusterFilter, ClusterManager, ComputeConfig, EventPage, EventQuery};

@@ -5,7 +5,8 @@ use rusqlite::Connection;
 
 use crate::{Result, StoreError};
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_foundation.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_foundation.sql"), include_str!("../migrations/0002_catalog.sql")];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
     let known = MIGRATIONS.len() as i64;

@@ -40,6 +40,30 @@ impl Store {
         lifetime_seconds: Option<i64>,
         now: i64,
     ) -> Result<(String, TokenRow)> {
+        self.create_token_for(user, comment, lifetime_seconds, now, "user")
+    }
+
+    /// A token tarn hands to one of its own processes (an engine); never
+    /// listed to users. Revoked with [`Store::revoke_engine_tokens`].
+    pub fn create_engine_token(&self, user: &User, comment: &str, now: i64) -> Result<(String, TokenRow)> {
+        self.create_token_for(user, comment, None, now, "engine")
+    }
+
+    /// Revokes engine tokens with this comment, or all of them.
+    pub fn revoke_engine_tokens(&self, comment: Option<&str>) -> Result<usize> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM tokens WHERE purpose = 'engine' AND (?1 IS NULL OR comment = ?1)", [comment])?)
+    }
+
+    fn create_token_for(
+        &self,
+        user: &User,
+        comment: &str,
+        lifetime_seconds: Option<i64>,
+        now: i64,
+        purpose: &str,
+    ) -> Result<(String, TokenRow)> {
         let secret = new_token_secret();
         let row = TokenRow {
             token_id: tarn_core::id::random_hex(32),
@@ -48,7 +72,19 @@ impl Store {
             creation_time: now,
             expiry_time: lifetime_seconds.filter(|s| *s > 0).map_or(-1, |s| now.saturating_add(s.saturating_mul(1000))),
         };
-        self.insert_token(&row, &secret)?;
+        self.conn().execute(
+            "INSERT INTO tokens (token_id, token_hash, user_id, comment, creation_time, expiry_time, purpose)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                row.token_id,
+                hash_token(&secret),
+                row.user_id,
+                row.comment,
+                row.creation_time,
+                row.expiry_time,
+                purpose
+            ],
+        )?;
         Ok((secret, row))
     }
 
@@ -66,23 +102,7 @@ impl Store {
     }
 
     pub fn count_tokens(&self) -> Result<i64> {
-        Ok(self.conn().query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0))?)
-    }
-
-    pub fn insert_token(&self, token: &TokenRow, secret: &str) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO tokens (token_id, token_hash, user_id, comment, creation_time, expiry_time)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                token.token_id,
-                hash_token(secret),
-                token.user_id,
-                token.comment,
-                token.creation_time,
-                token.expiry_time
-            ],
-        )?;
-        Ok(())
+        Ok(self.conn().query_row("SELECT COUNT(*) FROM tokens WHERE purpose = 'user'", [], |r| r.get(0))?)
     }
 
     /// The token whose secret this is, and its user.
@@ -114,7 +134,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT token_id, user_id, comment, creation_time, expiry_time
-             FROM tokens WHERE user_id = ?1 ORDER BY creation_time, token_id",
+             FROM tokens WHERE user_id = ?1 AND purpose = 'user' ORDER BY creation_time, token_id",
         )?;
         let rows = stmt.query_map([user_id], |r| {
             Ok(TokenRow {
@@ -130,9 +150,10 @@ impl Store {
 
     /// Deletes a token of this user; false when there was none.
     pub fn delete_token(&self, user_id: i64, token_id: &str) -> Result<bool> {
-        let n = self
-            .conn()
-            .execute("DELETE FROM tokens WHERE token_id = ?1 AND user_id = ?2", params![token_id, user_id])?;
+        let n = self.conn().execute(
+            "DELETE FROM tokens WHERE token_id = ?1 AND user_id = ?2 AND purpose = 'user'",
+            params![token_id, user_id],
+        )?;
         Ok(n > 0)
     }
 }
@@ -146,19 +167,17 @@ mod tests {
         let store = Store::open_in_memory().unwrap();
         let user = store.ensure_user("admin", "Admin", 1).unwrap();
         assert_eq!(store.ensure_user("admin", "Admin", 2).unwrap(), user);
-        let row = TokenRow {
-            token_id: "t1".into(),
-            user_id: user.id,
-            comment: "c".into(),
-            creation_time: 1,
-            expiry_time: -1,
-        };
-        store.insert_token(&row, "dapisecret").unwrap();
-        assert_eq!(store.find_token("dapisecret").unwrap().unwrap().0, row);
+        let (secret, row) = store.create_token(&user, "c", None, 1).unwrap();
+        assert_eq!(row.expiry_time, -1);
+        assert_eq!(store.find_token(&secret).unwrap().unwrap().0, row);
         assert!(store.find_token("dapiwrong").unwrap().is_none());
         let stored: String = store.conn().query_row("SELECT token_hash FROM tokens", [], |r| r.get(0)).unwrap();
-        assert!(!stored.contains("dapisecret"));
-        assert!(store.delete_token(user.id, "t1").unwrap());
-        assert!(!store.delete_token(user.id, "t1").unwrap());
+        assert!(!stored.contains(&secret));
+        let (engine_secret, _) = store.create_engine_token(&user, "engine of c1", 1).unwrap();
+        assert!(store.find_token(&engine_secret).unwrap().is_some());
+        assert_eq!(store.list_tokens(user.id).unwrap(), vec![row.clone()]);
+        assert_eq!(store.revoke_engine_tokens(Some("engine of c1")).unwrap(), 1);
+        assert!(store.delete_token(user.id, &row.token_id).unwrap());
+        assert!(!store.delete_token(user.id, &row.token_id).unwrap());
     }
 }

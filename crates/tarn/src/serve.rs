@@ -5,12 +5,25 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tarn_api::AppState;
+use tarn_catalog::Catalog;
 use tarn_compute::env::BASE_RUNTIME;
 use tarn_compute::node_types::Host;
-use tarn_compute::{ClusterManager, ComputeConfig};
+use tarn_compute::{CatalogDirectory, ClusterManager, ComputeConfig};
 
 use crate::config::Config;
-use crate::token::bootstrap_admin;
+use crate::token::{ADMIN_USER, bootstrap_admin};
+
+/// The catalogs engines mount, read from the catalog at each engine start.
+struct Catalogs(Catalog);
+
+impl CatalogDirectory for Catalogs {
+    fn catalog_names(&self) -> Vec<String> {
+        self.0.catalog_names().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "listing catalogs for an engine; mounting main only");
+            vec![tarn_catalog::DEFAULT_CATALOG.to_string()]
+        })
+    }
+}
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
@@ -33,19 +46,25 @@ async fn serve(config: Config, host: &str, port: u16) -> Result<(), String> {
     if let Some(path) = bootstrap_admin(&config, &store)? {
         println!("admin token written to {} (mode 0600)", path.display());
     }
+    let catalog = Catalog::new(store.clone(), config.home.join("lake"));
+    catalog.bootstrap(ADMIN_USER).map_err(|e| e.to_string())?;
+    // Engines are told where tarn listens, so bind before any can start.
+    let listener =
+        tokio::net::TcpListener::bind((host, port)).await.map_err(|e| format!("binding {host}:{port}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let compute = ComputeConfig {
         home: config.home.clone(),
         minute: config.minute,
         engine_start_timeout: config.engine_start_timeout,
         host: Host::detect(),
+        api_url: format!("http://{addr}"),
     };
-    let clusters = ClusterManager::new(store.clone(), config.environments(), compute).map_err(|e| e.to_string())?;
+    let directory = Arc::new(Catalogs(catalog.clone()));
+    let clusters =
+        ClusterManager::new(store.clone(), config.environments(), compute, directory).map_err(|e| e.to_string())?;
     clusters.reconcile().await.map_err(|e| e.to_string())?;
-    let listener =
-        tokio::net::TcpListener::bind((host, port)).await.map_err(|e| format!("binding {host}:{port}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let reaper = clusters.spawn_idle_reaper();
-    let app = tarn_api::router(AppState { store, clusters: clusters.clone(), workspace_id });
+    let app = tarn_api::router(AppState { store, clusters: clusters.clone(), catalog, workspace_id });
     println!("tarn serving the Databricks API on http://{addr} (state in {})", config.home.display());
     tarn_api::serve(listener, app, shutdown_signal()).await.map_err(|e| e.to_string())?;
     reaper.abort();

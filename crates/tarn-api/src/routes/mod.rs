@@ -4,6 +4,7 @@ pub mod clusters;
 pub mod public;
 pub mod scim;
 pub mod tokens;
+pub mod unity_catalog;
 
 use axum::http::{Method, Uri};
 use tarn_core::{ApiError, ErrorCode};

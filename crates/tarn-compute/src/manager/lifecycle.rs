@@ -162,6 +162,7 @@ impl ClusterManager {
                 Some(Live::Running { engine, .. }) => engine.stop().await,
                 None => {}
             }
+            this.revoke_engine_token(&cluster_id);
             let _live = this.live();
             let stopped = this.apply(&cluster_id, Transition::Stopped, |row| {
                 mark_terminated(row, "");

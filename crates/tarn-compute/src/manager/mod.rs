@@ -34,6 +34,13 @@ pub struct ComputeConfig {
     pub minute: Duration,
     pub engine_start_timeout: Duration,
     pub host: Host,
+    /// Where engines reach tarn's API (the catalog), e.g. `http://127.0.0.1:8080`.
+    pub api_url: String,
+}
+
+/// The catalogs engines mount; implemented over the catalog by the wiring.
+pub trait CatalogDirectory: Send + Sync {
+    fn catalog_names(&self) -> Vec<String>;
 }
 
 /// A cluster as the API shows it: the stored row, its parsed spec and what
@@ -99,6 +106,7 @@ struct Inner {
     envs: Environments,
     config: ComputeConfig,
     launcher: PathBuf,
+    catalogs: Arc<dyn CatalogDirectory>,
     live: Mutex<HashMap<String, Live>>,
     epoch: AtomicU64,
 }
@@ -110,14 +118,27 @@ pub(crate) fn event(cluster_id: &str, kind: &str, details: Value) -> EventRow {
 impl ClusterManager {
     /// Writes the engine launcher under `$TARN_HOME/runtime`. Call
     /// [`ClusterManager::reconcile`] before serving.
-    pub fn new(store: Arc<Store>, envs: Environments, config: ComputeConfig) -> Result<Self, ComputeError> {
+    pub fn new(
+        store: Arc<Store>,
+        envs: Environments,
+        config: ComputeConfig,
+        catalogs: Arc<dyn CatalogDirectory>,
+    ) -> Result<Self, ComputeError> {
         let runtime = config.home.join("runtime");
         std::fs::create_dir_all(&runtime)
             .map_err(|e| ComputeError::Engine(format!("creating {}: {e}", runtime.display())))?;
         let launcher = runtime.join("engine.py");
         std::fs::write(&launcher, crate::engine::LAUNCHER)
             .map_err(|e| ComputeError::Engine(format!("writing {}: {e}", launcher.display())))?;
-        let inner = Inner { store, envs, config, launcher, live: Mutex::new(HashMap::new()), epoch: AtomicU64::new(0) };
+        let inner = Inner {
+            store,
+            envs,
+            config,
+            launcher,
+            catalogs,
+            live: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+        };
         Ok(Self { inner: Arc::new(inner) })
     }
 

@@ -16,6 +16,10 @@ use crate::engine::{self, EngineHandle, EngineSpec};
 use crate::env::BASE_RUNTIME;
 use crate::process;
 
+fn engine_token_comment(cluster_id: &str) -> String {
+    format!("engine of cluster {cluster_id}")
+}
+
 impl ClusterManager {
     /// Starts a task that stops `previous` (if any) and brings up a new
     /// engine. The caller holds the live-table lock and has written the
@@ -67,6 +71,9 @@ impl ClusterManager {
         .map_err(|e| ComputeError::Environment(e.to_string()))?;
         self.set_message(cluster_id, epoch, "Starting the Spark Connect engine");
         let config = &self.inner.config;
+        let creator = self.load(cluster_id)?.creator;
+        let token = self.issue_engine_token(cluster_id, &creator)?;
+        let catalogs = self.inner.catalogs.catalog_names();
         let engine_spec = EngineSpec {
             cluster_id: cluster_id.to_string(),
             parallelism: spec.parallelism(config.host),
@@ -74,11 +81,28 @@ impl ClusterManager {
             launcher: self.inner.launcher.clone(),
             log_file: config.home.join("logs").join("clusters").join(cluster_id).join("engine.log"),
             start_timeout: config.engine_start_timeout,
+            env: engine::catalog_env(&config.api_url, &token, &catalogs),
         };
         let engine = engine::launch(&engine_spec).await?;
         let this = self.clone();
         let id = cluster_id.to_string();
         Ok(engine.supervise(move |what| this.engine_lost(&id, epoch, what)))
+    }
+
+    /// A fresh token for the engine to call the catalog as the cluster's
+    /// creator; the previous engine's token (if any) is revoked.
+    fn issue_engine_token(&self, cluster_id: &str, creator: &str) -> Result<String, ComputeError> {
+        let store = &self.inner.store;
+        let comment = engine_token_comment(cluster_id);
+        store.revoke_engine_tokens(Some(&comment))?;
+        let user = store.ensure_user(creator, creator, now_ms())?;
+        Ok(store.create_engine_token(&user, &comment, now_ms())?.0)
+    }
+
+    pub(super) fn revoke_engine_token(&self, cluster_id: &str) {
+        if let Err(e) = self.inner.store.revoke_engine_tokens(Some(&engine_token_comment(cluster_id))) {
+            tracing::warn!(cluster_id, error = %e, "revoking an engine token");
+        }
     }
 
     async fn finish_launch(&self, cluster_id: &str, epoch: u64, outcome: Result<EngineHandle, ComputeError>) {
@@ -163,12 +187,15 @@ impl ClusterManager {
         if let Err(e) = written {
             tracing::warn!(cluster_id, error = %e, "recording a lost engine");
         }
+        self.revoke_engine_token(cluster_id);
     }
 
     /// After a start: clusters the store still shows alive belonged to an
     /// earlier tarn. Their engines are stopped (if that process still runs)
     /// and they become TERMINATED with the reason.
     pub async fn reconcile(&self) -> Result<(), ComputeError> {
+        // No engine of an earlier tarn may keep calling the catalog.
+        self.inner.store.revoke_engine_tokens(None)?;
         for row in self.inner.store.list_clusters()? {
             let state = ClusterState::parse(&row.state);
             if state == ClusterState::Terminated {

@@ -1,0 +1,192 @@
+//! Unity Catalog REST under `/api/2.1/unity-catalog`, in the shapes both
+//! `databricks-sdk` (`w.catalogs`, `w.schemas`, `w.tables`, `w.volumes`) and
+//! Sail's `unity` catalog provider use, including staging tables and Delta
+//! commit coordination.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde_json::{Map, Value, json};
+use tarn_catalog::{CommitRequest, Kind};
+use tarn_core::{ApiError, page};
+use tarn_store::DeltaCommit;
+
+use crate::body::{JsonBody, QueryPairs};
+use crate::error::ApiResult;
+use crate::{AppState, Caller};
+
+const PREFIX: &str = "/api/2.1/unity-catalog";
+/// Collection path segment, kind, the list answer's key, and the query
+/// parameters that name the parent.
+const COLLECTIONS: [(&str, Kind, &[&str]); 4] = [
+    ("catalogs", Kind::Catalog, &[]),
+    ("schemas", Kind::Schema, &["catalog_name"]),
+    ("tables", Kind::Table, &["catalog_name", "schema_name"]),
+    ("volumes", Kind::Volume, &["catalog_name", "schema_name"]),
+];
+const PAGE_MAX: usize = 1000;
+
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new()
+        .route(&format!("{PREFIX}/staging-tables"), post(create_staging))
+        .route(&format!("{PREFIX}/tables/{{full_name}}/exists"), get(table_exists))
+        .route(&format!("{PREFIX}/delta/preview/commits"), get(get_commits).post(commit));
+    for (segment, kind, parents) in COLLECTIONS {
+        router = router
+            .route(
+                &format!("{PREFIX}/{segment}"),
+                post(move |s, c, b| create(s, c, b, kind)).get(move |s, q| list(s, q, segment, kind, parents)),
+            )
+            .route(
+                &format!("{PREFIX}/{segment}/{{full_name}}"),
+                get(move |s, p| read(s, p, kind))
+                    .patch(move |s, c, p, b| update(s, c, p, b, kind))
+                    .delete(move |s, p, q| delete(s, p, q, kind)),
+            );
+    }
+    router
+}
+
+type Body = JsonBody<Map<String, Value>>;
+
+async fn create(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(req): Body,
+    kind: Kind,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(s.catalog.create(kind, req, &user.user_name)?))
+}
+
+async fn create_staging(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(req): Body,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(s.catalog.create(Kind::Staging, req, &user.user_name)?))
+}
+
+async fn read(State(s): State<AppState>, Path(full_name): Path<String>, kind: Kind) -> ApiResult<Json<Value>> {
+    Ok(Json(s.catalog.get(kind, &full_name)?))
+}
+
+async fn table_exists(State(s): State<AppState>, Path(full_name): Path<String>) -> ApiResult<Json<Value>> {
+    let exists = match s.catalog.get(Kind::Table, &full_name) {
+        Ok(_) => true,
+        Err(tarn_catalog::CatalogError::NotFound { .. }) => false,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Json(json!({"table_exists": exists})))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    query: QueryPairs,
+    segment: &'static str,
+    kind: Kind,
+    parents: &'static [&'static str],
+) -> ApiResult<Json<Value>> {
+    let parent = parents
+        .iter()
+        .map(|p| {
+            query
+                .get(p)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ApiError::invalid_parameter(format!("Missing required parameter: {p}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let items = s.catalog.list(kind, &parent)?;
+    let size = match query.get("max_results") {
+        None => PAGE_MAX,
+        Some(v) => match v.parse::<i64>() {
+            Ok(0) => PAGE_MAX,
+            Ok(n) if n > 0 => (n as usize).min(PAGE_MAX),
+            _ => return Err(ApiError::invalid_parameter(format!("max_results must be >= 0, got {v}")).into()),
+        },
+    };
+    let offset = query.get("page_token").filter(|t| !t.is_empty()).map(page::decode).transpose()?.unwrap_or(0);
+    let (items, next) = page::slice(&items, offset, size);
+    let mut body = json!({ segment: items });
+    if let Some(next) = next {
+        body["next_page_token"] = json!(next);
+    }
+    Ok(Json(body))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(full_name): Path<String>,
+    JsonBody(patch): Body,
+    kind: Kind,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(s.catalog.update(kind, &full_name, patch, &user.user_name)?))
+}
+
+async fn delete(
+    State(s): State<AppState>,
+    Path(full_name): Path<String>,
+    query: QueryPairs,
+    kind: Kind,
+) -> ApiResult<Json<Value>> {
+    let force = query.get("force").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    s.catalog.delete(kind, &full_name, force)?;
+    Ok(Json(json!({})))
+}
+
+fn field<'a>(body: &'a Map<String, Value>, key: &str) -> ApiResult<&'a str> {
+    body.get(key)
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::invalid_parameter(format!("Missing required field: {key}")).into())
+}
+
+fn int(body: &Value, key: &str) -> Option<i64> {
+    body.get(key).and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+}
+
+/// Sail sends this GET with a JSON body; clients that cannot may use the query.
+async fn get_commits(State(s): State<AppState>, query: QueryPairs, JsonBody(body): Body) -> ApiResult<Json<Value>> {
+    let mut body = Value::Object(body);
+    for (k, v) in &query.0 {
+        body[k.as_str()] = json!(v);
+    }
+    let table_id = body
+        .get("table_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid_parameter("Missing required field: table_id"))?;
+    let uri = body.get("table_uri").and_then(Value::as_str);
+    let commits =
+        s.catalog.delta_commits(table_id, uri, int(&body, "start_version").unwrap_or(0), int(&body, "end_version"))?;
+    let list: Vec<Value> = commits
+        .commits
+        .iter()
+        .map(|c| {
+            json!({"version": c.version, "timestamp": c.timestamp, "file_name": c.file_name, "file_size": c.file_size,
+                   "file_modification_timestamp": c.file_modification_timestamp})
+        })
+        .collect();
+    Ok(Json(json!({"commits": list, "latest_table_version": commits.latest_table_version})))
+}
+
+async fn commit(State(s): State<AppState>, JsonBody(body): Body) -> ApiResult<Json<Value>> {
+    let info = body.get("commit_info").cloned().unwrap_or(Value::Null);
+    let version =
+        int(&info, "version").ok_or_else(|| ApiError::invalid_parameter("commit_info.version is required"))?;
+    let commit = DeltaCommit {
+        version,
+        timestamp: int(&info, "timestamp").unwrap_or(0),
+        file_name: info.get("file_name").and_then(Value::as_str).unwrap_or_default().to_string(),
+        file_size: int(&info, "file_size").unwrap_or(0),
+        file_modification_timestamp: int(&info, "file_modification_timestamp").unwrap_or(0),
+    };
+    let request = CommitRequest {
+        table_id: field(&body, "table_id")?.to_string(),
+        table_uri: body.get("table_uri").and_then(Value::as_str).map(str::to_string),
+        commit,
+        latest_backfilled_version: int(&Value::Object(body.clone()), "latest_backfilled_version"),
+        metadata: body.get("metadata").cloned().filter(|m| !m.is_null()),
+    };
+    s.catalog.commit(request)?;
+    Ok(Json(json!({})))
+}

@@ -1,0 +1,84 @@
+//! Delta commit coordination for managed tables: the catalog is the arbiter
+//! of which writer gets each version (Sail writes version 0 itself, then
+//! stages each later commit and asks here before publishing it).
+
+use serde_json::{Value, json};
+use tarn_core::time::now_ms;
+use tarn_store::{CommitOutcome, DeltaCommit, UcObject};
+
+use crate::{Catalog, CatalogError, Kind, Result};
+
+/// What `GET delta/preview/commits` answers.
+#[derive(Debug, Clone)]
+pub struct Commits {
+    pub commits: Vec<DeltaCommit>,
+    pub latest_table_version: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommitRequest {
+    pub table_id: String,
+    pub table_uri: Option<String>,
+    pub commit: DeltaCommit,
+    pub latest_backfilled_version: Option<i64>,
+    /// `metadata` of the commit when the schema or description changed.
+    pub metadata: Option<Value>,
+}
+
+fn same_location(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+impl Catalog {
+    fn table_by_id(&self, table_id: &str, table_uri: Option<&str>) -> Result<UcObject> {
+        let table = self
+            .store
+            .get_uc_object_by_id(table_id)?
+            .filter(|o| o.kind == Kind::Table.as_str())
+            .ok_or_else(|| CatalogError::NotFound { kind: Kind::Table, name: table_id.to_string() })?;
+        let location = table.info.get("storage_location").and_then(Value::as_str).unwrap_or("");
+        if let Some(uri) = table_uri.filter(|u| !same_location(u, location)) {
+            return Err(CatalogError::InvalidArgument(format!(
+                "table_uri {uri} does not match the location of table {table_id}"
+            )));
+        }
+        Ok(table)
+    }
+
+    pub fn delta_commits(
+        &self,
+        table_id: &str,
+        table_uri: Option<&str>,
+        start: i64,
+        end: Option<i64>,
+    ) -> Result<Commits> {
+        self.table_by_id(table_id, table_uri)?;
+        let (commits, latest_table_version) = self.store.delta_commits(table_id, start, end)?;
+        Ok(Commits { commits, latest_table_version })
+    }
+
+    /// Accepts the commit if it is the table's next version, and takes the
+    /// columns and description of `metadata` into the table's info.
+    pub fn commit(&self, req: CommitRequest) -> Result<()> {
+        let mut table = self.table_by_id(&req.table_id, req.table_uri.as_deref())?;
+        match self.store.commit_delta(&req.table_id, &req.commit, req.latest_backfilled_version)? {
+            CommitOutcome::Conflict { latest } => {
+                return Err(CatalogError::CommitConflict { version: req.commit.version, latest });
+            }
+            CommitOutcome::Committed => {}
+        }
+        let Some(metadata) = req.metadata else { return Ok(()) };
+        if let Some(info) = table.info.as_object_mut() {
+            if let Some(columns) = metadata.pointer("/schema/columns").filter(|c| c.is_array()) {
+                info.insert("columns".into(), columns.clone());
+            }
+            if let Some(description) = metadata.get("description").and_then(Value::as_str) {
+                info.insert("comment".into(), json!(description));
+            }
+            info.insert("updated_at".into(), json!(now_ms()));
+        }
+        let full_name = table.full_name.clone();
+        self.store.update_uc_object(Kind::Table.as_str(), &full_name, &table)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! The catalog: catalogs, schemas, tables and volumes in a
+//! `catalog.schema.object` namespace, with owners, comments, properties and
+//! storage locations under `$TARN_HOME/lake`, and the Delta commit
+//! coordination engines use to write managed tables.
+//!
+//! Objects are kept in the shape the Unity Catalog API returns them (their
+//! "info"), so what an engine registered is what a client reads. Names are
+//! case-insensitive and stored lower-cased; `hive_metastore` is an alias of
+//! `main`. This crate runs no queries and knows no HTTP.
+
+mod delta;
+mod names;
+mod objects;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tarn_store::{Store, StoreError};
+
+pub use delta::{CommitRequest, Commits};
+pub use names::{DEFAULT_CATALOG, DEFAULT_SCHEMA, FullName};
+pub use objects::local_path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{kind} '{name}' does not exist.")]
+    NotFound { kind: Kind, name: String },
+    #[error("{kind} '{name}' already exists.")]
+    AlreadyExists { kind: Kind, name: String },
+    #[error("{kind} '{name}' is not empty: it still holds {count} object(s). Drop them first or use force/CASCADE.")]
+    NotEmpty { kind: Kind, name: String, count: i64 },
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("Commit version {version} is not the next version of the table (latest is {latest}).")]
+    CommitConflict { version: i64, latest: i64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+pub type Result<T> = std::result::Result<T, CatalogError>;
+
+/// The kinds of object in the namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Catalog,
+    Schema,
+    Table,
+    Volume,
+    Staging,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Catalog => "catalog",
+            Kind::Schema => "schema",
+            Kind::Table => "table",
+            Kind::Volume => "volume",
+            Kind::Staging => "staging",
+        }
+    }
+
+    /// How many name parts an object of this kind has.
+    fn depth(self) -> usize {
+        match self {
+            Kind::Catalog => 1,
+            Kind::Schema => 2,
+            Kind::Table | Kind::Volume | Kind::Staging => 3,
+        }
+    }
+
+    fn parent(self) -> Option<Kind> {
+        match self {
+            Kind::Catalog => None,
+            Kind::Schema => Some(Kind::Catalog),
+            Kind::Table | Kind::Volume | Kind::Staging => Some(Kind::Schema),
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Kind::Catalog => "Catalog",
+            Kind::Schema => "Schema",
+            Kind::Table => "Table",
+            Kind::Volume => "Volume",
+            Kind::Staging => "Staging table",
+        };
+        f.write_str(s)
+    }
+}
+
+/// The catalog service. Cheap to clone.
+#[derive(Clone)]
+pub struct Catalog {
+    store: Arc<Store>,
+    lake: PathBuf,
+}
+
+/// Fields a create or update request may carry, as sent.
+pub type Request = Map<String, Value>;
+
+impl Catalog {
+    /// `lake` is where managed tables and volumes live (`$TARN_HOME/lake`).
+    pub fn new(store: Arc<Store>, lake: PathBuf) -> Self {
+        Self { store, lake }
+    }
+
+    /// Creates `main` and `main.default` when they do not exist yet.
+    pub fn bootstrap(&self, owner: &str) -> Result<()> {
+        if self.get(Kind::Catalog, DEFAULT_CATALOG).is_err() {
+            let mut req = Request::new();
+            req.insert("name".into(), DEFAULT_CATALOG.into());
+            req.insert("comment".into(), "Default catalog".into());
+            self.create(Kind::Catalog, req, owner)?;
+        }
+        let default = format!("{DEFAULT_CATALOG}.{DEFAULT_SCHEMA}");
+        if self.get(Kind::Schema, &default).is_err() {
+            let mut req = Request::new();
+            req.insert("catalog_name".into(), DEFAULT_CATALOG.into());
+            req.insert("name".into(), DEFAULT_SCHEMA.into());
+            req.insert("comment".into(), "Default schema".into());
+            self.create(Kind::Schema, req, owner)?;
+        }
+        Ok(())
+    }
+
+    /// Names of all catalogs, for engines to mount.
+    pub fn catalog_names(&self) -> Result<Vec<String>> {
+        Ok(self.store.list_uc_objects(Kind::Catalog.as_str(), "")?.into_iter().map(|o| o.full_name).collect())
+    }
+}
