@@ -49,7 +49,7 @@ class Tarn:
         env.update(self.extra_env)
         self.log = open(self.home / "serve.log", "ab")
         self.proc = subprocess.Popen(
-            [tarn_binary(), "serve", "--port", "0"],
+            [tarn_binary(), "serve", "--port", "0", "--spark-connect-port", "0"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -66,6 +66,13 @@ class Tarn:
                 raise RuntimeError(f"tarn exited: {(self.home / 'serve.log').read_text()[-2000:]}")
         assert self.url, "tarn did not print its address"
         return self
+
+    def spark(self, cluster):
+        """A Spark Connect session on `cluster` through tarn's gateway."""
+        from pyspark.sql import SparkSession
+
+        url = cluster.default_tags["SparkConnectUrl"] + f";token={self.token}"
+        return SparkSession.builder.remote(url).create()
 
     @property
     def token(self) -> str:

@@ -5,7 +5,6 @@ import datetime
 import pytest
 from databricks.sdk import errors
 from databricks.sdk.service.compute import AutoScale, ClusterDetails, EventType, GetEventsOrder, ListClustersFilterBy, State
-from pyspark.sql import SparkSession
 
 from conftest import pid_alive, wait_for
 
@@ -13,13 +12,16 @@ SPARK_VERSION = "16.4.x-scala2.13"
 WAIT = datetime.timedelta(minutes=3)
 
 
-def spark_count(cluster: ClusterDetails) -> int:
-    url = cluster.default_tags["SparkConnectUrl"]
-    spark = SparkSession.builder.remote(url).getOrCreate()
-    try:
-        return spark.range(10).count()
-    finally:
-        spark.stop()
+@pytest.fixture(scope="module")
+def spark_count(tarn):
+    def count(cluster: ClusterDetails) -> int:
+        spark = tarn.spark(cluster)
+        try:
+            return spark.range(10).count()
+        finally:
+            spark.stop()
+
+    return count
 
 
 def event_types(w, cluster_id, **kw):
@@ -34,10 +36,11 @@ def running(w):
     w.clusters.permanent_delete(c.cluster_id)
 
 
-def test_create_and_wait_runs_a_real_engine(w, running):
+def test_create_and_wait_runs_a_real_engine(w, running, spark_count):
     assert running.state == State.RUNNING
     assert running.num_workers == 1
-    assert running.default_tags["SparkConnectUrl"].startswith("sc://127.0.0.1:")
+    assert running.default_tags["SparkConnectUrl"].startswith("sc://localhost:")
+    assert running.default_tags["SparkConnectUrl"].endswith(f";x-databricks-cluster-id={running.cluster_id}")
     assert pid_alive(running.spark_context_id)
     assert spark_count(running) == 10
     assert event_types(w, running.cluster_id)[:2] == [EventType.CREATING, EventType.RUNNING]
@@ -48,7 +51,7 @@ def test_start_on_a_running_cluster_is_invalid_state(w, running):
         w.clusters.start(running.cluster_id)
 
 
-def test_resize_restarts_the_engine_with_new_parallelism(w, running):
+def test_resize_restarts_the_engine_with_new_parallelism(w, running, spark_count):
     c = w.clusters.resize(running.cluster_id, num_workers=2).result(timeout=WAIT)
     assert c.state == State.RUNNING and c.num_workers == 2
     assert c.spark_context_id != running.spark_context_id
@@ -60,7 +63,7 @@ def test_resize_restarts_the_engine_with_new_parallelism(w, running):
     assert spark_count(scaled) == 10
 
 
-def test_restart_gives_a_fresh_engine(w, running):
+def test_restart_gives_a_fresh_engine(w, running, spark_count):
     before = w.clusters.get(running.cluster_id)
     after = w.clusters.restart(running.cluster_id).result(timeout=WAIT)
     assert after.state == State.RUNNING and after.spark_context_id != before.spark_context_id
@@ -80,7 +83,7 @@ def test_edit_pin_and_unpin(w, running):
     assert {EventType.EDITED, EventType.PINNED, EventType.UNPINNED} <= set(kinds)
 
 
-def test_terminate_start_and_permanent_delete(w):
+def test_terminate_start_and_permanent_delete(w, spark_count):
     c = w.clusters.create_and_wait(cluster_name="lifecycle", spark_version=SPARK_VERSION, timeout=WAIT)
     pid = c.spark_context_id
     done = w.clusters.delete_and_wait(c.cluster_id, timeout=WAIT)

@@ -50,6 +50,7 @@ fn fixture(name: &str) -> Fixture {
         engine_start_timeout: Duration::from_secs(5),
         host: Host { cores: 2, memory_mb: 2048 },
         api_url: "http://127.0.0.1:9".into(),
+        gateway_port: 0,
     };
     let envs = Environments::new(home.join("envs"), "python3".into());
     let catalog = Catalog::new(store.clone(), home.join("lake"));

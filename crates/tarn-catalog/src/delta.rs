@@ -25,6 +25,16 @@ pub struct CommitRequest {
     pub metadata: Option<Value>,
 }
 
+/// The highest `NNN.json` version in the table's `_delta_log`, for the
+/// first commit made through the catalog (the writer made the earlier ones).
+fn latest_logged_version(location: &str) -> Option<i64> {
+    let log = crate::local_path(location)?.join("_delta_log");
+    std::fs::read_dir(log)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".json")?.parse::<i64>().ok())
+        .max()
+}
+
 fn same_location(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
@@ -61,7 +71,13 @@ impl Catalog {
     /// columns and description of `metadata` into the table's info.
     pub fn commit(&self, req: CommitRequest) -> Result<()> {
         let mut table = self.table_by_id(&req.table_id, req.table_uri.as_deref())?;
-        match self.store.commit_delta(&req.table_id, &req.commit, req.latest_backfilled_version)? {
+        let on_disk = table.info.get("storage_location").and_then(Value::as_str).and_then(latest_logged_version);
+        match self.store.commit_delta(
+            &req.table_id,
+            &req.commit,
+            req.latest_backfilled_version,
+            on_disk.unwrap_or(0),
+        )? {
             CommitOutcome::Conflict { latest } => {
                 return Err(CatalogError::CommitConflict { version: req.commit.version, latest });
             }

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod engine;
 pub mod env;
 mod error;
+pub mod gateway;
 mod manager;
 pub mod node_types;
 mod process;

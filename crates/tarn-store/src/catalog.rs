@@ -120,15 +120,23 @@ impl Store {
         Ok(n)
     }
 
-    /// Records `commit` if its version is the next one (latest + 1, latest
-    /// being 0 for a table whose version 0 the writer made itself).
-    pub fn commit_delta(&self, table_id: &str, commit: &DeltaCommit, backfilled: Option<i64>) -> Result<CommitOutcome> {
+    /// Records `commit` if its version is the next one: latest + 1, latest
+    /// being the last tracked commit, or `untracked_latest` (what the log on
+    /// disk holds) before the first.
+    pub fn commit_delta(
+        &self,
+        table_id: &str,
+        commit: &DeltaCommit,
+        backfilled: Option<i64>,
+        untracked_latest: i64,
+    ) -> Result<CommitOutcome> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let latest: i64 =
-            tx.query_row("SELECT COALESCE(MAX(version), 0) FROM delta_commits WHERE table_id = ?1", [table_id], |r| {
-                r.get(0)
-            })?;
+        let latest: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(version), ?2) FROM delta_commits WHERE table_id = ?1",
+            params![table_id, untracked_latest],
+            |r| r.get(0),
+        )?;
         if commit.version != latest + 1 {
             return Ok(CommitOutcome::Conflict { latest });
         }
@@ -156,11 +164,12 @@ impl Store {
     }
 
     /// Commits not yet backfilled with versions in `[start, end]`, and the
-    /// latest version ever committed (0 when none).
+    /// latest version committed through the catalog (-1 when none, as the
+    /// UC API specifies).
     pub fn delta_commits(&self, table_id: &str, start: i64, end: Option<i64>) -> Result<(Vec<DeltaCommit>, i64)> {
         let conn = self.conn();
         let latest: i64 = conn.query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM delta_commits WHERE table_id = ?1",
+            "SELECT COALESCE(MAX(version), -1) FROM delta_commits WHERE table_id = ?1",
             [table_id],
             |r| r.get(0),
         )?;
@@ -216,10 +225,11 @@ mod tests {
             file_size: 1,
             file_modification_timestamp: 1,
         };
-        assert_eq!(store.commit_delta("t", &c(2), None).unwrap(), CommitOutcome::Conflict { latest: 0 });
-        assert_eq!(store.commit_delta("t", &c(1), None).unwrap(), CommitOutcome::Committed);
-        assert_eq!(store.commit_delta("t", &c(1), None).unwrap(), CommitOutcome::Conflict { latest: 1 });
-        store.commit_delta("t", &c(2), Some(1)).unwrap();
+        assert_eq!(store.delta_commits("t", 0, None).unwrap(), (vec![], -1));
+        assert_eq!(store.commit_delta("t", &c(2), None, 0).unwrap(), CommitOutcome::Conflict { latest: 0 });
+        assert_eq!(store.commit_delta("t", &c(1), None, 0).unwrap(), CommitOutcome::Committed);
+        assert_eq!(store.commit_delta("t", &c(1), None, 0).unwrap(), CommitOutcome::Conflict { latest: 1 });
+        store.commit_delta("t", &c(2), Some(1), 0).unwrap();
         let (commits, latest) = store.delta_commits("t", 0, None).unwrap();
         assert_eq!((commits.iter().map(|c| c.version).collect::<Vec<_>>(), latest), (vec![2], 2));
     }

@@ -31,6 +31,9 @@ enum Command {
         /// 0 picks a free port; the address is printed once bound.
         #[arg(long, default_value_t = 8080)]
         port: u16,
+        /// Port of the Spark Connect gateway (0 picks a free one).
+        #[arg(long, default_value_t = 15002)]
+        spark_connect_port: u16,
     },
     /// Manage personal access tokens of the admin user.
     Token {
@@ -61,7 +64,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = Config::from_env(cli.home);
     let result = match cli.command {
-        Command::Serve { host, port } => serve::run(config, &host, port),
+        Command::Serve { host, port, spark_connect_port } => serve::run(config, &host, port, spark_connect_port),
         Command::Token { action } => token::run(&config, action),
         Command::Env { action: EnvAction::Sync } => serve::env_sync(&config),
     };

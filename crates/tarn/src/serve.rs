@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tarn_api::AppState;
 use tarn_catalog::Catalog;
 use tarn_compute::env::BASE_RUNTIME;
+use tarn_compute::gateway::Gateway;
 use tarn_compute::node_types::Host;
 use tarn_compute::{CatalogDirectory, ClusterManager, ComputeConfig};
 
@@ -29,11 +30,18 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
 }
 
-pub fn run(config: Config, host: &str, port: u16) -> Result<(), String> {
-    runtime()?.block_on(serve(config, host, port))
+pub fn run(config: Config, host: &str, port: u16, gateway_port: u16) -> Result<(), String> {
+    runtime()?.block_on(serve(config, host, port, gateway_port))
 }
 
-async fn serve(config: Config, host: &str, port: u16) -> Result<(), String> {
+async fn bind(host: &str, port: u16) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), String> {
+    let listener =
+        tokio::net::TcpListener::bind((host, port)).await.map_err(|e| format!("binding {host}:{port}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    Ok((listener, addr))
+}
+
+async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Result<(), String> {
     let store = Arc::new(config.open_store()?);
     let workspace_id = store
         .setting_or_init("workspace_id", || {
@@ -49,29 +57,42 @@ async fn serve(config: Config, host: &str, port: u16) -> Result<(), String> {
     let catalog = Catalog::new(store.clone(), config.home.join("lake"));
     catalog.bootstrap(ADMIN_USER).map_err(|e| e.to_string())?;
     // Engines are told where tarn listens, so bind before any can start.
-    let listener =
-        tokio::net::TcpListener::bind((host, port)).await.map_err(|e| format!("binding {host}:{port}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (listener, addr) = bind(host, port).await?;
+    let (gateway_listener, gateway_addr) = bind(host, gateway_port).await?;
     let compute = ComputeConfig {
         home: config.home.clone(),
         minute: config.minute,
         engine_start_timeout: config.engine_start_timeout,
         host: Host::detect(),
         api_url: format!("http://{addr}"),
+        gateway_port: gateway_addr.port(),
     };
     let directory = Arc::new(Catalogs(catalog.clone()));
     let clusters =
         ClusterManager::new(store.clone(), config.environments(), compute, directory).map_err(|e| e.to_string())?;
     clusters.reconcile().await.map_err(|e| e.to_string())?;
     let reaper = clusters.spawn_idle_reaper();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let gateway = Gateway::new(clusters.clone(), store.clone());
+    let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
     let app = tarn_api::router(AppState { store, clusters: clusters.clone(), catalog, workspace_id });
     println!("tarn serving the Databricks API on http://{addr} (state in {})", config.home.display());
-    tarn_api::serve(listener, app, shutdown_signal()).await.map_err(|e| e.to_string())?;
+    println!("Spark Connect gateway on sc://localhost:{}", gateway_addr.port());
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    tarn_api::serve(listener, app, stopped(stop_rx)).await.map_err(|e| e.to_string())?;
+    let _ = gateway_task.await;
     reaper.abort();
     tracing::info!("stopping cluster engines");
     clusters.shutdown().await;
     println!("tarn stopped");
     Ok(())
+}
+
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 async fn shutdown_signal() {

@@ -355,7 +355,7 @@ fn details(c: &Cluster) -> Value {
         "ClusterName": c.spec.cluster_name,
         "ClusterId": row.cluster_id,
     });
-    if let Some(url) = &row.engine_url {
+    if let Some(url) = &c.connect_url {
         default_tags["SparkConnectUrl"] = json!(url);
         out.insert("spark_connect_url".into(), json!(url));
         out.insert(

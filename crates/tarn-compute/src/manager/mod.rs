@@ -36,6 +36,8 @@ pub struct ComputeConfig {
     pub host: Host,
     /// Where engines reach tarn's API (the catalog), e.g. `http://127.0.0.1:8080`.
     pub api_url: String,
+    /// The port of tarn's Spark Connect gateway.
+    pub gateway_port: u16,
 }
 
 /// The catalogs engines mount; implemented over the catalog by the wiring.
@@ -56,6 +58,8 @@ pub struct Cluster {
     /// The node types the cluster runs on: the spec's, or the host default.
     pub node_type_id: String,
     pub driver_node_type_id: String,
+    /// Where Spark Connect clients reach the cluster, while it runs.
+    pub connect_url: Option<String>,
 }
 
 /// Which clusters to list and in what order.
@@ -192,7 +196,9 @@ impl ClusterManager {
         let workers = u32::try_from(spec.num_workers).unwrap_or(0);
         let cores = driver.num_cores.saturating_add(worker.num_cores.saturating_mul(workers));
         let memory_mb = driver.memory_mb.saturating_add(worker.memory_mb.saturating_mul(u64::from(workers)));
+        let connect_url = row.engine_url.as_ref().map(|_| self.connect_url(&row.cluster_id));
         Ok(Cluster {
+            connect_url,
             state: ClusterState::parse(&row.state),
             parallelism: spec.parallelism(host),
             row,
@@ -231,6 +237,29 @@ impl ClusterManager {
         let end = query.offset.saturating_add(query.limit).min(total_count);
         let events = all.into_iter().skip(query.offset).take(end.saturating_sub(query.offset)).collect();
         Ok(EventPage { events, total_count, next_offset: (end < total_count).then_some(end) })
+    }
+
+    /// The port of the cluster's engine when it is RUNNING.
+    pub fn engine_port(&self, cluster_id: &str) -> Result<Option<u16>, ComputeError> {
+        if let Some(Live::Running { engine, .. }) = self.live().get(cluster_id) {
+            return Ok(Some(engine.port));
+        }
+        self.load(cluster_id).map(|_| None)
+    }
+
+    /// Counts as use for autotermination: a command, a run, a Spark call.
+    pub fn record_activity(&self, cluster_id: &str) {
+        let _live = self.live();
+        let Ok(mut row) = self.load(cluster_id) else { return };
+        row.last_activity_time = Some(now_ms());
+        if let Err(e) = self.inner.store.save_cluster(&row, &[]) {
+            tracing::warn!(cluster_id, error = %e, "recording cluster activity");
+        }
+    }
+
+    /// How clients reach this cluster through the gateway (add `;token=`).
+    pub fn connect_url(&self, cluster_id: &str) -> String {
+        format!("sc://localhost:{}/;x-databricks-cluster-id={cluster_id}", self.inner.config.gateway_port)
     }
 
     pub fn set_pinned(&self, cluster_id: &str, pinned: bool, user: &str) -> Result<(), ComputeError> {
