@@ -31,7 +31,7 @@ def start_tarn(home: Path, env_dir: Path):
     uv = Path(sys.executable).parent / "uv"
     if uv.exists():
         env["TARN_UV"] = str(uv)
-    proc = subprocess.Popen([os.environ["TARN_BIN"], "serve", "--port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([os.environ["TARN_BIN"], "serve", "--port", "0", "--spark-connect-port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     while True:
         line = proc.stdout.readline().decode()
         m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
