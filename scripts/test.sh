@@ -19,4 +19,5 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== pytest (databricks-sdk against tarn serve)"
 export TARN_BIN="$CARGO_TARGET_DIR/debug/tarn"
-"$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider "$@"
+# A bound, so a hang fails the run instead of eating the CI budget.
+timeout 1800 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider "$@"

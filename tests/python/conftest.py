@@ -34,6 +34,7 @@ class Tarn:
         self.extra_env = extra_env or {}
         self.proc = None
         self.url = None
+        self.sessions = []
 
     def start(self) -> "Tarn":
         env = dict(os.environ)
@@ -72,7 +73,9 @@ class Tarn:
         from pyspark.sql import SparkSession
 
         url = cluster.default_tags["SparkConnectUrl"] + f";token={self.token}"
-        return SparkSession.builder.remote(url).create()
+        session = SparkSession.builder.remote(url).create()
+        self.sessions.append(session)
+        return session
 
     @property
     def token(self) -> str:
@@ -88,6 +91,14 @@ class Tarn:
         return requests.request(method, self.url + path, headers=headers, timeout=30, **kw)
 
     def stop(self, sig=signal.SIGTERM, timeout=30) -> None:
+        # Sessions left open keep retrying a server that is gone, and their
+        # threads keep the interpreter from exiting.
+        for session in self.sessions:
+            try:
+                session.stop()
+            except Exception:
+                pass
+        self.sessions.clear()
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=timeout)

@@ -127,8 +127,12 @@ def test_gateway_refuses_bad_tokens_and_stopped_clusters(tarn, w, two_clusters):
     from pyspark.sql import SparkSession
 
     url = two_clusters[0].default_tags["SparkConnectUrl"]
-    with pytest.raises(Exception, match="UNAUTHENTICATED"):
-        SparkSession.builder.remote(url + ";token=dapinotatoken").create().range(1).count()
+    bad = SparkSession.builder.remote(url + ";token=dapinotatoken").create()
+    try:
+        with pytest.raises(Exception, match="UNAUTHENTICATED"):
+            bad.range(1).count()
+    finally:
+        bad.stop()
     stopped = w.clusters.create(spark_version=SPARK_VERSION).result(timeout=WAIT)
     w.clusters.delete_and_wait(stopped.cluster_id, timeout=WAIT)
     with pytest.raises(Exception, match="not RUNNING"):
@@ -143,7 +147,6 @@ def test_tables_survive_a_restart(tmp_home):
     spark = tarn.spark(c)
     spark.sql("CREATE SCHEMA main.kept")
     spark.range(100).write.saveAsTable("main.kept.numbers")
-    spark.stop()
     tarn.stop()
     again = Tarn(tmp_home).start()
     try:

@@ -32,7 +32,7 @@ fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiFailure> {
         )));
     };
     match state.store.find_token(secret)? {
-        Some((token, user)) if token.expiry_time < 0 || token.expiry_time > now_ms() => Ok(user),
+        Some((token, user)) if token.is_live_at(now_ms()) => Ok(user),
         Some(_) => Err(ApiFailure(ApiError::unauthenticated("Token expired"))),
         None => Err(ApiFailure(ApiError::unauthenticated("Invalid access token"))),
     }

@@ -125,7 +125,7 @@ impl Gateway {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let token = header("authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_string));
         match token.map(|t| self.store.find_token(&t)) {
-            Some(Ok(Some(_))) => {}
+            Some(Ok(Some((token, _)))) if token.is_live_at(tarn_core::time::now_ms()) => {}
             Some(Err(e)) => return grpc_error(UNAVAILABLE, &e.to_string()),
             _ => {
                 return grpc_error(

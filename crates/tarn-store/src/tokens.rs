@@ -26,6 +26,12 @@ pub fn hash_token(secret: &str) -> String {
     Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+impl TokenRow {
+    pub fn is_live_at(&self, now: i64) -> bool {
+        self.expiry_time < 0 || self.expiry_time > now
+    }
+}
+
 /// A new token's secret: `dapi` and 32 hex digits, as Databricks forms them.
 pub fn new_token_secret() -> String {
     format!("dapi{}", tarn_core::id::random_hex(16))
@@ -169,6 +175,10 @@ mod tests {
         assert_eq!(store.ensure_user("admin", "Admin", 2).unwrap(), user);
         let (secret, row) = store.create_token(&user, "c", None, 1).unwrap();
         assert_eq!(row.expiry_time, -1);
+        assert!(row.is_live_at(i64::MAX));
+        let (_, short) = store.create_token(&user, "short", Some(1), 0).unwrap();
+        assert!(short.is_live_at(999) && !short.is_live_at(1000));
+        assert!(store.delete_token(user.id, &short.token_id).unwrap());
         assert_eq!(store.find_token(&secret).unwrap().unwrap().0, row);
         assert!(store.find_token("dapiwrong").unwrap().is_none());
         let stored: String = store.conn().query_row("SELECT token_hash FROM tokens", [], |r| r.get(0)).unwrap();
