@@ -74,11 +74,8 @@ def test_delta_table_written_on_one_cluster_is_read_on_another(tarn, w, two_clus
     writer, reader = (tarn.spark(c) for c in two_clusters)
     assert writer.conf.get("spark.sql.sources.default") == "delta"
     writer.sql("CREATE SCHEMA IF NOT EXISTS main.sales")
-    # CREATE TABLE then append; saveAsTable of nullable or partitioned data
-    # into a new table hits a Sail gap (see docs/lakehouse.md).
-    writer.sql("CREATE TABLE main.sales.orders (id long, region string, amount double)")
     df = writer.createDataFrame([(1, "a", 2.5), (2, "b", 3.0), (3, "a", 1.0)], "id long, region string, amount double")
-    df.write.mode("append").saveAsTable("main.sales.orders")
+    df.write.saveAsTable("main.sales.orders")
     writer.sql("INSERT INTO main.sales.orders VALUES (4, 'c', 9.5)")
     writer.range(5).write.saveAsTable("main.sales.ids")
     assert reader.table("main.sales.ids").count() == 5
@@ -90,6 +87,23 @@ def test_delta_table_written_on_one_cluster_is_read_on_another(tarn, w, two_clus
     assert info.owner == "admin" and info.storage_location.startswith("file:///")
     assert [t.name for t in w.tables.list(catalog_name="main", schema_name="sales")] == ["ids", "orders"]
     assert sorted(r.tableName for r in reader.sql("SHOW TABLES IN main.sales").collect()) == ["ids", "orders"]
+
+
+def test_save_as_table_modes_as_databricks_users_write_them(tarn, w, two_clusters):
+    spark = tarn.spark(two_clusters[0])
+    spark.sql("CREATE SCHEMA IF NOT EXISTS main.modes")
+    df = spark.createDataFrame([(1, "eu", None), (2, "us", 3.5), (3, "eu", 1.5)], "id long, region string, amount double")
+    df.write.partitionBy("region").saveAsTable("main.modes.by_region")
+    partitions = {c.name: c.partition_index for c in w.tables.get("main.modes.by_region").columns}
+    assert partitions == {"id": None, "region": 0, "amount": None}
+    with pytest.raises(Exception, match="(?i)already exists"):
+        df.write.saveAsTable("main.modes.by_region")
+    df.write.mode("append").saveAsTable("main.modes.by_region")
+    assert spark.table("main.modes.by_region").where("region = 'eu'").count() == 4
+    df.limit(1).write.mode("overwrite").saveAsTable("main.modes.by_region")
+    assert spark.table("main.modes.by_region").count() == 1
+    df.write.mode("ignore").saveAsTable("main.modes.by_region")
+    assert tarn.spark(two_clusters[1]).table("main.modes.by_region").count() == 1
 
 
 def test_partitioned_table_from_sql(tarn, w, two_clusters):

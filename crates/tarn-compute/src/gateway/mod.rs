@@ -32,6 +32,8 @@ use tokio::net::TcpListener;
 
 use crate::ClusterManager;
 
+mod save_as_table;
+
 type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
 /// Session settings every session gets before its first call.
@@ -164,6 +166,14 @@ impl Gateway {
                 return grpc_error(UNAVAILABLE, &format!("preparing the session on the engine: {e}"));
             }
         }
+        let prefix = if parts.uri.path().ends_with("/ExecutePlan") {
+            match rewrite_execute(port, prefix).await {
+                Ok(prefix) => prefix,
+                Err(e) => return grpc_error(INVALID_ARGUMENT, &e),
+            }
+        } else {
+            prefix
+        };
         self.forward(port, parts, prefix, rest).await
     }
 
@@ -239,6 +249,26 @@ impl Gateway {
             Err(e) => grpc_error(UNAVAILABLE, &format!("engine unreachable: {e}")),
         }
     }
+}
+
+/// Gives an `ExecutePlan` request to the rewrites tarn makes for the engine;
+/// returns the (possibly re-encoded) framed message.
+async fn rewrite_execute(port: u16, framed: Bytes) -> Result<Bytes, String> {
+    if framed.len() < 5 || framed[0] != 0 {
+        return Ok(framed);
+    }
+    let Ok(mut request) = spark_connect_proto::ExecutePlanRequest::decode(&framed[5..]) else {
+        return Ok(framed);
+    };
+    if !save_as_table::rewrite(port, &mut request).await? {
+        return Ok(framed);
+    }
+    let payload = request.encode_to_vec();
+    let mut out = BytesMut::with_capacity(5 + payload.len());
+    out.extend_from_slice(&[0]);
+    out.extend_from_slice(&u32::try_from(payload.len()).map_err(|e| e.to_string())?.to_be_bytes());
+    out.extend_from_slice(&payload);
+    Ok(out.freeze())
 }
 
 /// Reads the body until its first gRPC message (5-byte prefix plus payload)
