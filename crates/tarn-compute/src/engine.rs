@@ -197,10 +197,14 @@ fn parse_port(line: &str) -> Option<u16> {
     u16::try_from(value.get("port")?.as_u64()?).ok()
 }
 
+/// A Spark Connect client to the engine listening on `port`.
+pub(crate) async fn client(port: u16) -> Result<SparkConnectServiceClient<tonic::transport::Channel>, String> {
+    SparkConnectServiceClient::connect(format!("http://127.0.0.1:{port}")).await.map_err(|e| e.to_string())
+}
+
 /// One Spark Connect request (`Config` get-all) on a fresh session.
 pub async fn probe(port: u16) -> Result<(), String> {
-    let mut client =
-        SparkConnectServiceClient::connect(format!("http://127.0.0.1:{port}")).await.map_err(|e| e.to_string())?;
+    let mut client = client(port).await?;
     let request = ConfigRequest {
         session_id: uuid::Uuid::new_v4().to_string(),
         user_context: Some(UserContext { user_id: "tarn".into(), user_name: "tarn".into(), ..Default::default() }),

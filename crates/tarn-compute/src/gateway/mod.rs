@@ -25,7 +25,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
-use spark_connect_proto::spark_connect_service_client::SparkConnectServiceClient;
 use spark_connect_proto::{ConfigRequest, KeyValue, UserContext, config_request};
 use tarn_store::Store;
 use tokio::net::TcpListener;
@@ -197,8 +196,7 @@ impl Gateway {
         if self.sessions.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
             return Ok(());
         }
-        let mut client =
-            SparkConnectServiceClient::connect(format!("http://127.0.0.1:{port}")).await.map_err(|e| e.to_string())?;
+        let mut client = crate::engine::client(port).await?;
         let pairs = SESSION_DEFAULTS
             .iter()
             .map(|(k, v)| KeyValue { key: (*k).to_string(), value: Some((*v).to_string()) })

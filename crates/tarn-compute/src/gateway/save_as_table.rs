@@ -37,8 +37,7 @@ pub(super) async fn rewrite(port: u16, req: &mut ExecutePlanRequest) -> Result<b
     let (Some(input), Some(SaveType::Table(table))) = (write.input.clone(), write.save_type.clone()) else {
         return Ok(false);
     };
-    let mut client =
-        SparkConnectServiceClient::connect(format!("http://127.0.0.1:{port}")).await.map_err(|e| e.to_string())?;
+    let mut client = crate::engine::client(port).await?;
     let schema = analyze_schema(&mut client, &session_id, user_context.clone(), input).await?;
     let Some(columns) = schema.as_ref().and_then(struct_ddl) else { return Ok(false) };
     let partitioning = if write.partitioning_columns.is_empty() {
