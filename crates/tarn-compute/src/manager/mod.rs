@@ -250,10 +250,16 @@ impl ClusterManager {
     /// Counts as use for autotermination: a command, a run, a Spark call.
     pub fn record_activity(&self, cluster_id: &str) {
         let _live = self.live();
+        self.amend(cluster_id, "recording cluster activity", |row| row.last_activity_time = Some(now_ms()));
+    }
+
+    /// Changes a field that is not a transition (no event); a failure is
+    /// logged as `what`. The caller holds the live-table lock.
+    fn amend(&self, cluster_id: &str, what: &str, change: impl FnOnce(&mut ClusterRow)) {
         let Ok(mut row) = self.load(cluster_id) else { return };
-        row.last_activity_time = Some(now_ms());
+        change(&mut row);
         if let Err(e) = self.inner.store.save_cluster(&row, &[]) {
-            tracing::warn!(cluster_id, error = %e, "recording cluster activity");
+            tracing::warn!(cluster_id, error = %e, "{what}");
         }
     }
 

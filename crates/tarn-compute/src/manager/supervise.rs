@@ -48,12 +48,7 @@ impl ClusterManager {
         if live.get(cluster_id).is_none_or(|l| l.epoch() != epoch) {
             return;
         }
-        if let Ok(mut row) = self.load(cluster_id) {
-            row.state_message = message.to_string();
-            if let Err(e) = self.inner.store.save_cluster(&row, &[]) {
-                tracing::warn!(cluster_id, error = %e, "recording cluster progress");
-            }
-        }
+        self.amend(cluster_id, "recording cluster progress", |row| row.state_message = message.to_string());
     }
 
     async fn launch(&self, cluster_id: &str, epoch: u64) -> Result<EngineHandle, ComputeError> {
