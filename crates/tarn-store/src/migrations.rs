@@ -5,8 +5,11 @@ use rusqlite::Connection;
 
 use crate::{Result, StoreError};
 
-const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/0001_foundation.sql"), include_str!("../migrations/0002_catalog.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_foundation.sql"),
+    include_str!("../migrations/0002_catalog.sql"),
+    include_str!("../migrations/0003_audit.sql"),
+];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
     let known = MIGRATIONS.len() as i64;
