@@ -2,11 +2,30 @@
 //! of which writer gets each version (Sail writes version 0 itself, then
 //! stages each later commit and asks here before publishing it).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use serde_json::{Value, json};
 use tarn_core::time::now_ms;
 use tarn_store::{CommitOutcome, DeltaCommit, UcObject};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::{Catalog, CatalogError, Kind, Result};
+
+/// One lock per managed table: held while a commit is decided and written,
+/// so an engine's commit and one tarn writes itself are never interleaved.
+#[derive(Clone, Default)]
+pub(crate) struct CommitLocks(Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>);
+
+impl CommitLocks {
+    async fn lock(&self, table_id: &str) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(table_id.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+}
 
 /// What `GET delta/preview/commits` answers.
 #[derive(Debug, Clone)]
@@ -67,9 +86,31 @@ impl Catalog {
         Ok(Commits { commits, latest_table_version })
     }
 
+    /// Holds the table's commit lock until the guard drops.
+    pub async fn lock_commits(&self, table_id: &str) -> OwnedMutexGuard<()> {
+        self.locks.lock(table_id).await
+    }
+
+    /// The latest version the catalog has accepted (-1 when none).
+    pub fn latest_commit(&self, table_id: &str) -> Result<i64> {
+        Ok(self.store.delta_commits(table_id, i64::MAX, None)?.1)
+    }
+
+    /// Records a commit tarn wrote itself (published to
+    /// `_delta_log/<version>.json` and staged as `commit.file_name`). The
+    /// caller holds the table's commit lock.
+    pub fn record_published_commit(&self, table_id: &str, commit: DeltaCommit) -> Result<()> {
+        let version = commit.version;
+        match self.store.commit_delta(table_id, &commit, None, version - 1)? {
+            CommitOutcome::Committed => Ok(()),
+            CommitOutcome::Conflict { latest } => Err(CatalogError::CommitConflict { version, latest }),
+        }
+    }
+
     /// Accepts the commit if it is the table's next version, and takes the
     /// columns and description of `metadata` into the table's info.
-    pub fn commit(&self, req: CommitRequest) -> Result<()> {
+    pub async fn commit(&self, req: CommitRequest) -> Result<()> {
+        let _guard = self.locks.lock(&req.table_id).await;
         let mut table = self.table_by_id(&req.table_id, req.table_uri.as_deref())?;
         let on_disk = table.info.get("storage_location").and_then(Value::as_str).and_then(latest_logged_version);
         match self.store.commit_delta(

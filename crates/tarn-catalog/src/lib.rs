@@ -99,6 +99,7 @@ impl std::fmt::Display for Kind {
 pub struct Catalog {
     store: Arc<Store>,
     lake: PathBuf,
+    locks: delta::CommitLocks,
 }
 
 /// Fields a create or update request may carry, as sent.
@@ -107,7 +108,7 @@ pub type Request = Map<String, Value>;
 impl Catalog {
     /// `lake` is where managed tables and volumes live (`$TARN_HOME/lake`).
     pub fn new(store: Arc<Store>, lake: PathBuf) -> Self {
-        Self { store, lake }
+        Self { store, lake, locks: Default::default() }
     }
 
     /// Creates `main` and `main.default` when they do not exist yet.

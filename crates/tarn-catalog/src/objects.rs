@@ -254,6 +254,26 @@ impl Catalog {
         Ok(object.info)
     }
 
+    /// Applies `change` to a table's info: what tarn itself changed in the
+    /// table's Delta log (columns, comment, properties).
+    pub fn amend_table(
+        &self,
+        full_name: &str,
+        user: &str,
+        change: impl FnOnce(&mut Map<String, Value>),
+    ) -> Result<Value> {
+        let name = FullName::parse(Kind::Table, full_name)?;
+        let mut object = self.load(Kind::Table, &name.full())?;
+        let info = object.info.as_object_mut().ok_or_else(|| CatalogError::InvalidArgument("corrupt info".into()))?;
+        change(info);
+        info.insert("updated_at".into(), json!(now_ms()));
+        info.insert("updated_by".into(), json!(user));
+        if !self.store.update_uc_object(Kind::Table.as_str(), &name.full(), &object)? {
+            return Err(CatalogError::NotFound { kind: Kind::Table, name: name.full() });
+        }
+        Ok(object.info)
+    }
+
     /// Deletes an object. A catalog or schema with children needs `force`
     /// (CASCADE). Managed volume files go with the volume; table data stays
     /// on disk (as Databricks keeps dropped managed tables for a while).

@@ -73,7 +73,9 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     clusters.reconcile().await.map_err(|e| e.to_string())?;
     let reaper = clusters.spawn_idle_reaper();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let gateway = Gateway::new(clusters.clone(), store.clone());
+    let lake = tarn_lake::Lake::new(catalog.clone(), ADMIN_USER);
+    let interceptor: Arc<dyn tarn_compute::gateway::SqlInterceptor> = Arc::new(tarn_sql::LakeInterceptor::new(lake));
+    let gateway = Gateway::new(clusters.clone(), store.clone(), Some(interceptor));
     let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
     let app = tarn_api::router(AppState { store, clusters: clusters.clone(), catalog, workspace_id });
     println!("tarn serving the Databricks API on http://{addr} (state in {})", config.home.display());

@@ -187,6 +187,6 @@ async fn commit(State(s): State<AppState>, JsonBody(body): Body) -> ApiResult<Js
         latest_backfilled_version: int(&Value::Object(body.clone()), "latest_backfilled_version"),
         metadata: body.get("metadata").cloned().filter(|m| !m.is_null()),
     };
-    s.catalog.commit(request)?;
+    s.catalog.commit(request).await?;
     Ok(Json(json!({})))
 }

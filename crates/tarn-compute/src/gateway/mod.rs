@@ -5,9 +5,10 @@
 //! The gateway checks the token, finds the cluster's running engine, counts
 //! the call as cluster activity, makes sure the session exists on the engine
 //! with tarn's session defaults (Delta as the default table format, as on
-//! Databricks), then streams the HTTP/2 call to the engine and back
-//! unchanged. Only the first message of each call is decoded, for its
-//! session id.
+//! Databricks), then streams the HTTP/2 call to the engine and back. Only
+//! the first message of each call is decoded: for its session id, and in
+//! `ExecutePlan` for the rewrites tarn makes (Delta `saveAsTable`, and SQL
+//! statements tarn runs itself, see [`SqlInterceptor`]).
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -32,6 +33,9 @@ use tokio::net::TcpListener;
 use crate::ClusterManager;
 
 mod save_as_table;
+mod sql;
+
+pub use sql::{Intercepted, SqlFailure, SqlInterceptor};
 
 type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
@@ -56,17 +60,32 @@ pub struct Gateway {
     /// (engine port, session id) pairs already given the session defaults.
     sessions: Mutex<HashSet<(u16, String)>>,
     activity: Mutex<HashMap<String, Instant>>,
+    interceptor: Option<Arc<dyn SqlInterceptor>>,
 }
 
 /// A gRPC error in the "trailers-only" form: status and message as headers.
 fn grpc_error(code: u8, message: &str) -> Response<Body> {
-    let message: String = message.chars().filter(|c| c.is_ascii() && !c.is_ascii_control()).collect();
+    grpc_error_with(code, message, None)
+}
+
+/// A failed statement tarn ran, raised in the client as its Spark exception.
+fn spark_error(failure: &SqlFailure) -> Response<Body> {
+    grpc_error_with(INTERNAL, &failure.message, Some(failure))
+}
+
+fn grpc_error_with(code: u8, message: &str, failure: Option<&SqlFailure>) -> Response<Body> {
+    let message: String = message.chars().filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '%').collect();
     let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
     let headers = response.headers_mut();
     headers.insert("content-type", hyper::header::HeaderValue::from_static("application/grpc"));
     headers.insert("grpc-status", u16::from(code).into());
     if let Ok(v) = hyper::header::HeaderValue::from_str(&message) {
         headers.insert("grpc-message", v);
+    }
+    if let Some(details) = failure.map(|f| sql::status_details(i32::from(code), &message, f))
+        && let Ok(v) = hyper::header::HeaderValue::from_str(&details)
+    {
+        headers.insert("grpc-status-details-bin", v);
     }
     response
 }
@@ -76,9 +95,10 @@ const NOT_FOUND: u8 = 5;
 const FAILED_PRECONDITION: u8 = 9;
 const UNAVAILABLE: u8 = 14;
 const INVALID_ARGUMENT: u8 = 3;
+const INTERNAL: u8 = 13;
 
 impl Gateway {
-    pub fn new(clusters: ClusterManager, store: Arc<Store>) -> Arc<Self> {
+    pub fn new(clusters: ClusterManager, store: Arc<Store>, interceptor: Option<Arc<dyn SqlInterceptor>>) -> Arc<Self> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).http2_only(true).build(connector);
@@ -88,6 +108,7 @@ impl Gateway {
             client,
             sessions: Mutex::new(HashSet::new()),
             activity: Mutex::new(HashMap::new()),
+            interceptor,
         })
     }
 
@@ -166,9 +187,9 @@ impl Gateway {
             }
         }
         let prefix = if parts.uri.path().ends_with("/ExecutePlan") {
-            match rewrite_execute(port, prefix).await {
+            match rewrite_execute(port, self.interceptor.as_deref(), prefix).await {
                 Ok(prefix) => prefix,
-                Err(e) => return grpc_error(INVALID_ARGUMENT, &e),
+                Err(response) => return response,
             }
         } else {
             prefix
@@ -251,20 +272,31 @@ impl Gateway {
 
 /// Gives an `ExecutePlan` request to the rewrites tarn makes for the engine;
 /// returns the (possibly re-encoded) framed message.
-async fn rewrite_execute(port: u16, framed: Bytes) -> Result<Bytes, String> {
+async fn rewrite_execute(
+    port: u16,
+    interceptor: Option<&dyn SqlInterceptor>,
+    framed: Bytes,
+) -> Result<Bytes, Response<Body>> {
     if framed.len() < 5 || framed[0] != 0 {
         return Ok(framed);
     }
     let Ok(mut request) = spark_connect_proto::ExecutePlanRequest::decode(&framed[5..]) else {
         return Ok(framed);
     };
-    if !save_as_table::rewrite(port, &mut request).await? {
+    let intercepted = match interceptor {
+        Some(interceptor) => sql::rewrite(interceptor, &mut request).await.map_err(|f| spark_error(&f))?,
+        None => false,
+    };
+    if !intercepted
+        && !save_as_table::rewrite(port, &mut request).await.map_err(|e| grpc_error(INVALID_ARGUMENT, &e))?
+    {
         return Ok(framed);
     }
     let payload = request.encode_to_vec();
+    let length = u32::try_from(payload.len()).map_err(|_| grpc_error(INVALID_ARGUMENT, "plan too large"))?;
     let mut out = BytesMut::with_capacity(5 + payload.len());
     out.extend_from_slice(&[0]);
-    out.extend_from_slice(&u32::try_from(payload.len()).map_err(|e| e.to_string())?.to_be_bytes());
+    out.extend_from_slice(&length.to_be_bytes());
     out.extend_from_slice(&payload);
     Ok(out.freeze())
 }

@@ -1,0 +1,118 @@
+//! SQL that tarn answers itself: the gateway hands each SQL text of an
+//! `ExecutePlan` to a [`SqlInterceptor`]; when it takes the statement, the
+//! statement is replaced by a local relation holding its result, which the
+//! engine then serves like any other (so `spark.sql(...)` keeps its usual
+//! lazy DataFrame and operation handling).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use base64::Engine;
+use prost::Message;
+
+use spark_connect_proto::{ExecutePlanRequest, LocalRelation, Relation, command, plan, relation};
+
+/// A statement tarn ran and that failed, as a Spark client should see it.
+#[derive(Debug, Clone)]
+pub struct SqlFailure {
+    /// The JVM exception class clients map to their exception types.
+    pub exception_class: &'static str,
+    pub message: String,
+}
+
+pub type Intercepted<'a> = Pin<Box<dyn Future<Output = Option<Result<Vec<u8>, SqlFailure>>> + Send + 'a>>;
+
+/// What the gateway asks before the engine sees a SQL text.
+pub trait SqlInterceptor: Send + Sync + 'static {
+    /// `None` when the engine should run `sql`; else the result as an Arrow
+    /// IPC stream, or the failure to give the client.
+    fn intercept<'a>(&'a self, sql: &'a str) -> Intercepted<'a>;
+}
+
+/// The SQL relation of a `spark.sql(...)` command or of a root `Sql` plan.
+fn sql_relation(request: &mut ExecutePlanRequest) -> Option<&mut Relation> {
+    match request.plan.as_mut()?.op_type.as_mut()? {
+        plan::OpType::Root(relation) => Some(relation),
+        plan::OpType::Command(c) => match c.command_type.as_mut()? {
+            command::CommandType::SqlCommand(sql) => {
+                #[allow(deprecated)]
+                if sql.input.is_none() && !sql.sql.is_empty() {
+                    sql.input = Some(Relation {
+                        common: None,
+                        rel_type: Some(relation::RelType::Sql(spark_connect_proto::Sql {
+                            query: std::mem::take(&mut sql.sql),
+                            args: std::mem::take(&mut sql.args),
+                            pos_args: std::mem::take(&mut sql.pos_args),
+                            named_arguments: std::mem::take(&mut sql.named_arguments),
+                            pos_arguments: std::mem::take(&mut sql.pos_arguments),
+                        })),
+                    });
+                }
+                sql.input.as_mut()
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Gives the request's SQL to `interceptor`; true when the request changed.
+pub(super) async fn rewrite(
+    interceptor: &dyn SqlInterceptor,
+    request: &mut ExecutePlanRequest,
+) -> Result<bool, SqlFailure> {
+    let Some(relation) = sql_relation(request) else { return Ok(false) };
+    let Some(relation::RelType::Sql(sql)) = relation.rel_type.as_ref() else { return Ok(false) };
+    let Some(result) = interceptor.intercept(&sql.query).await else { return Ok(false) };
+    let data = result?;
+    relation.rel_type = Some(relation::RelType::LocalRelation(LocalRelation { data: Some(data.into()), schema: None }));
+    Ok(true)
+}
+
+/// `google.rpc.Status`, with `google.rpc.ErrorInfo` details: how Spark
+/// Connect servers tell clients which exception to raise.
+#[derive(Clone, PartialEq, Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<Any>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Any {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ErrorInfo {
+    #[prost(string, tag = "1")]
+    reason: String,
+    #[prost(string, tag = "2")]
+    domain: String,
+    #[prost(map = "string, string", tag = "3")]
+    metadata: HashMap<String, String>,
+}
+
+/// The `grpc-status-details-bin` value for `failure` under `code`; the
+/// message must be the one sent as `grpc-message`.
+pub(super) fn status_details(code: i32, message: &str, failure: &SqlFailure) -> String {
+    let mut metadata = HashMap::new();
+    metadata.insert("classes".to_string(), format!("[\"{}\"]", failure.exception_class));
+    if let Some(class) = message.strip_prefix('[').and_then(|m| m.split_once(']')).map(|(c, _)| c) {
+        metadata.insert("errorClass".to_string(), class.to_string());
+    }
+    let info = ErrorInfo { reason: failure.exception_class.to_string(), domain: "org.apache.spark".into(), metadata };
+    let status = RpcStatus {
+        code,
+        message: message.to_string(),
+        details: vec![Any { type_url: "type.googleapis.com/google.rpc.ErrorInfo".into(), value: info.encode_to_vec() }],
+    };
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(status.encode_to_vec())
+}

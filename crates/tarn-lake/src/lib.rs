@@ -1,0 +1,134 @@
+//! Delta Lake statements the engine lacks, run in tarn with delta-rs and
+//! DataFusion: `DESCRIBE HISTORY`, `DESCRIBE DETAIL`, `OPTIMIZE [ZORDER BY]`,
+//! `VACUUM`, `RESTORE`, `ALTER TABLE ... ADD COLUMNS`, `ALTER TABLE ... SET
+//! TBLPROPERTIES` and `COMMENT ON TABLE`.
+//!
+//! Tables are found through the catalog; commits to managed tables are
+//! decided under the catalog's commit lock (see `log_store`), so a commit
+//! tarn makes and one an engine makes never take the same version. Results
+//! come back as Arrow record batches; the gateway and the statement API turn
+//! them into what their clients read.
+
+mod history;
+mod log_store;
+mod ops;
+pub mod statement;
+mod table;
+
+use std::sync::Arc;
+
+pub use deltalake::arrow;
+use deltalake::arrow::record_batch::RecordBatch;
+use serde_json::Value;
+use tarn_catalog::{Catalog, CatalogError, DEFAULT_CATALOG, DEFAULT_SCHEMA, Kind};
+
+pub use statement::Statement;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("[PARSE_SYNTAX_ERROR] {0}")]
+    Parse(String),
+    #[error("[TABLE_OR_VIEW_NOT_FOUND] The table or view `{0}` cannot be found.")]
+    TableNotFound(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("[DELTA_CONCURRENT_WRITE] {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("{0}")]
+    Delta(#[from] deltalake::DeltaTableError),
+    #[error("{0}")]
+    Arrow(#[from] deltalake::arrow::error::ArrowError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+pub type Result<T> = std::result::Result<T, LakeError>;
+
+impl LakeError {
+    /// The Spark exception class a Spark client should raise for this error.
+    pub fn spark_exception_class(&self) -> &'static str {
+        match self {
+            LakeError::Parse(_) => "org.apache.spark.sql.catalyst.parser.ParseException",
+            LakeError::TableNotFound(_) | LakeError::InvalidArgument(_) => "org.apache.spark.sql.AnalysisException",
+            LakeError::Conflict(_) => "io.delta.exceptions.ConcurrentModificationException",
+            _ => "org.apache.spark.SparkException",
+        }
+    }
+}
+
+/// A table as the catalog knows it.
+#[derive(Debug, Clone)]
+pub(crate) struct TableRef {
+    pub full_name: String,
+    pub table_id: String,
+    pub location: String,
+    pub managed: bool,
+    pub info: Value,
+}
+
+/// The lake service. Cheap to clone.
+#[derive(Clone)]
+pub struct Lake {
+    catalog: Catalog,
+    user: Arc<str>,
+}
+
+impl Lake {
+    /// `user` is recorded as the author of catalog changes tarn makes.
+    pub fn new(catalog: Catalog, user: &str) -> Self {
+        Self { catalog, user: user.into() }
+    }
+
+    /// Runs `sql` when it is a lake statement; `None` when the engine should.
+    pub async fn execute_sql(&self, sql: &str) -> Option<Result<RecordBatch>> {
+        match statement::parse(sql) {
+            Ok(None) => None,
+            Ok(Some(statement)) => Some(self.execute(statement).await),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    pub async fn execute(&self, statement: Statement) -> Result<RecordBatch> {
+        ops::execute(self, statement).await
+    }
+
+    /// `a`, `s.a` and `c.s.a` in the default catalog and schema.
+    pub(crate) fn resolve(&self, parts: &[String]) -> Result<TableRef> {
+        let full_name = match parts {
+            [t] => format!("{DEFAULT_CATALOG}.{DEFAULT_SCHEMA}.{t}"),
+            [s, t] => format!("{DEFAULT_CATALOG}.{s}.{t}"),
+            _ => parts.join("."),
+        };
+        let info = match self.catalog.get(Kind::Table, &full_name) {
+            Ok(info) => info,
+            Err(CatalogError::NotFound { .. } | CatalogError::InvalidArgument(_)) => {
+                return Err(LakeError::TableNotFound(parts.join(".")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let text = |key: &str| info.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+        let format = text("data_source_format");
+        if !format.is_empty() && !format.eq_ignore_ascii_case("DELTA") {
+            return Err(LakeError::InvalidArgument(format!(
+                "[DELTA_TABLE_ONLY_OPERATION] {full_name} is not a Delta table (format {format})."
+            )));
+        }
+        Ok(TableRef {
+            full_name: text("full_name"),
+            table_id: text("table_id"),
+            location: text("storage_location"),
+            managed: text("table_type").eq_ignore_ascii_case("MANAGED"),
+            info,
+        })
+    }
+
+    pub(crate) fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub(crate) fn user(&self) -> &str {
+        &self.user
+    }
+}

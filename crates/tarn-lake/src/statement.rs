@@ -1,0 +1,462 @@
+//! The Delta statements tarn runs itself, recognised from SQL text.
+//!
+//! Only the fixed forms below are parsed; anything else is not a lake
+//! statement and goes to the engine unchanged.
+
+use crate::{LakeError, Result};
+
+/// A lake statement, with its table name as written (one to three parts).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Statement {
+    DescribeHistory { table: Vec<String>, limit: Option<usize> },
+    DescribeDetail { table: Vec<String> },
+    Optimize { table: Vec<String>, partition_filters: Vec<(String, String)>, zorder_by: Vec<String> },
+    Vacuum { table: Vec<String>, retain_hours: Option<f64>, dry_run: bool },
+    Restore { table: Vec<String>, to: RestoreTarget },
+    AddColumns { table: Vec<String>, columns: Vec<NewColumn> },
+    SetProperties { table: Vec<String>, properties: Vec<(String, String)> },
+    CommentOnTable { table: Vec<String>, comment: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestoreTarget {
+    Version(i64),
+    Timestamp(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewColumn {
+    pub name: String,
+    pub data_type: String,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Word(String),
+    Quoted(String),
+    Str(String),
+    Number(String),
+    Punct(char),
+}
+
+fn tokenize(sql: &str) -> Result<Vec<Token>> {
+    let mut tokens = Vec::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '-' && sql_comment_follows(&mut chars.clone()) {
+            for c in chars.by_ref() {
+                if c == '\n' {
+                    break;
+                }
+            }
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let mut word = String::new();
+            while let Some(&c) = chars.peek().filter(|c| c.is_ascii_alphanumeric() || **c == '_') {
+                word.push(c);
+                chars.next();
+            }
+            tokens.push(Token::Word(word));
+        } else if c.is_ascii_digit() {
+            let mut number = String::new();
+            while let Some(&c) = chars.peek().filter(|c| c.is_ascii_digit() || **c == '.') {
+                number.push(c);
+                chars.next();
+            }
+            tokens.push(Token::Number(number));
+        } else if c == '`' {
+            chars.next();
+            tokens.push(Token::Quoted(quoted(&mut chars, '`')?));
+        } else if c == '\'' || c == '"' {
+            chars.next();
+            tokens.push(Token::Str(quoted(&mut chars, c)?));
+        } else {
+            chars.next();
+            tokens.push(Token::Punct(c));
+        }
+    }
+    Ok(tokens)
+}
+
+fn sql_comment_follows(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> bool {
+    chars.next();
+    chars.peek() == Some(&'-')
+}
+
+/// The rest of a quoted token; the quote doubled or backslash-escaped stands for itself.
+fn quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, quote: char) -> Result<String> {
+    let mut out = String::new();
+    while let Some(c) = chars.next() {
+        if c == '\\' && quote != '`' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => break,
+            }
+        } else if c == quote {
+            if chars.peek() == Some(&quote) {
+                chars.next();
+                out.push(quote);
+            } else {
+                return Ok(out);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Err(LakeError::Parse(format!("unterminated {quote}-quoted text")))
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek_keyword(&self, keyword: &str) -> bool {
+        matches!(self.tokens.get(self.pos), Some(Token::Word(w)) if w.eq_ignore_ascii_case(keyword))
+    }
+
+    fn keyword(&mut self, keyword: &str) -> bool {
+        let found = self.peek_keyword(keyword);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    fn expect_keyword(&mut self, keyword: &str) -> Result<()> {
+        if self.keyword(keyword) { Ok(()) } else { Err(self.unexpected(keyword)) }
+    }
+
+    fn punct(&mut self, p: char) -> bool {
+        let found = self.tokens.get(self.pos) == Some(&Token::Punct(p));
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    fn expect_punct(&mut self, p: char) -> Result<()> {
+        if self.punct(p) { Ok(()) } else { Err(self.unexpected(&format!("'{p}'"))) }
+    }
+
+    fn unexpected(&self, wanted: &str) -> LakeError {
+        let found = match self.tokens.get(self.pos) {
+            Some(Token::Word(w) | Token::Number(w)) => format!("'{w}'"),
+            Some(Token::Quoted(w)) => format!("`{w}`"),
+            Some(Token::Str(s)) => format!("'{s}'"),
+            Some(Token::Punct(p)) => format!("'{p}'"),
+            None => "end of input".to_string(),
+        };
+        LakeError::Parse(format!("expected {wanted}, found {found}"))
+    }
+
+    fn identifier(&mut self) -> Result<String> {
+        match self.tokens.get(self.pos) {
+            Some(Token::Word(w) | Token::Quoted(w)) => {
+                let w = w.clone();
+                self.pos += 1;
+                Ok(w)
+            }
+            _ => Err(self.unexpected("a name")),
+        }
+    }
+
+    fn table_name(&mut self) -> Result<Vec<String>> {
+        let mut parts = vec![self.identifier()?];
+        while self.punct('.') {
+            parts.push(self.identifier()?);
+        }
+        if parts.len() > 3 {
+            return Err(LakeError::Parse(format!("table name {} has more than three parts", parts.join("."))));
+        }
+        Ok(parts)
+    }
+
+    fn string(&mut self) -> Result<String> {
+        match self.tokens.get(self.pos) {
+            Some(Token::Str(s)) => {
+                let s = s.clone();
+                self.pos += 1;
+                Ok(s)
+            }
+            _ => Err(self.unexpected("a quoted string")),
+        }
+    }
+
+    fn number(&mut self) -> Result<String> {
+        match self.tokens.get(self.pos) {
+            Some(Token::Number(n)) => {
+                let n = n.clone();
+                self.pos += 1;
+                Ok(n)
+            }
+            _ => Err(self.unexpected("a number")),
+        }
+    }
+
+    /// `(a, b)` or `a, b`.
+    fn name_list(&mut self) -> Result<Vec<String>> {
+        let parenthesized = self.punct('(');
+        let mut names = vec![self.identifier()?];
+        while self.punct(',') {
+            names.push(self.identifier()?);
+        }
+        if parenthesized {
+            self.expect_punct(')')?;
+        }
+        Ok(names)
+    }
+
+    fn end(&mut self) -> Result<()> {
+        while self.punct(';') {}
+        if self.pos < self.tokens.len() { Err(self.unexpected("end of statement")) } else { Ok(()) }
+    }
+}
+
+/// Parses `sql` when it is a lake statement; `Ok(None)` when it is not one
+/// (the engine runs it), an error when it is one but malformed.
+pub fn parse(sql: &str) -> Result<Option<Statement>> {
+    let Ok(tokens) = tokenize(sql) else { return Ok(None) };
+    let mut p = Parser { tokens, pos: 0 };
+    let statement = if p.keyword("DESCRIBE") || p.keyword("DESC") {
+        if p.keyword("HISTORY") {
+            let table = p.table_name()?;
+            let limit = if p.keyword("LIMIT") { Some(parse_number(&p.number()?)?) } else { None };
+            Statement::DescribeHistory { table, limit }
+        } else if p.keyword("DETAIL") {
+            Statement::DescribeDetail { table: p.table_name()? }
+        } else {
+            return Ok(None);
+        }
+    } else if p.keyword("OPTIMIZE") {
+        optimize(&mut p)?
+    } else if p.keyword("VACUUM") {
+        vacuum(&mut p)?
+    } else if p.keyword("RESTORE") {
+        restore(&mut p)?
+    } else if p.keyword("COMMENT") {
+        p.expect_keyword("ON")?;
+        if !p.keyword("TABLE") {
+            return Ok(None);
+        }
+        let table = p.table_name()?;
+        p.expect_keyword("IS")?;
+        let comment = if p.keyword("NULL") { None } else { Some(p.string()?) };
+        Statement::CommentOnTable { table, comment }
+    } else if p.keyword("ALTER") && p.keyword("TABLE") {
+        match alter_table(&mut p)? {
+            Some(statement) => statement,
+            None => return Ok(None),
+        }
+    } else {
+        return Ok(None);
+    };
+    p.end()?;
+    Ok(Some(statement))
+}
+
+fn parse_number<T: std::str::FromStr>(n: &str) -> Result<T> {
+    n.parse().map_err(|_| LakeError::Parse(format!("'{n}' is not a valid number here")))
+}
+
+fn optimize(p: &mut Parser) -> Result<Statement> {
+    let table = p.table_name()?;
+    let mut partition_filters = Vec::new();
+    if p.keyword("WHERE") {
+        loop {
+            let column = p.identifier()?;
+            p.expect_punct('=')?;
+            let value = match p.tokens.get(p.pos) {
+                Some(Token::Number(_)) => p.number()?,
+                _ => p.string()?,
+            };
+            partition_filters.push((column, value));
+            if !p.keyword("AND") {
+                break;
+            }
+        }
+    }
+    let zorder_by = if p.keyword("ZORDER") {
+        p.expect_keyword("BY")?;
+        p.name_list()?
+    } else {
+        Vec::new()
+    };
+    Ok(Statement::Optimize { table, partition_filters, zorder_by })
+}
+
+fn vacuum(p: &mut Parser) -> Result<Statement> {
+    let table = p.table_name()?;
+    let mut retain_hours = None;
+    if p.keyword("RETAIN") {
+        retain_hours = Some(parse_number(&p.number()?)?);
+        p.expect_keyword("HOURS")?;
+    }
+    let dry_run = p.keyword("DRY");
+    if dry_run {
+        p.expect_keyword("RUN")?;
+    }
+    Ok(Statement::Vacuum { table, retain_hours, dry_run })
+}
+
+fn restore(p: &mut Parser) -> Result<Statement> {
+    p.keyword("TABLE");
+    let table = p.table_name()?;
+    p.keyword("TO");
+    let to = if p.keyword("VERSION") {
+        p.expect_keyword("AS")?;
+        p.expect_keyword("OF")?;
+        RestoreTarget::Version(parse_number(&p.number()?)?)
+    } else {
+        p.expect_keyword("TIMESTAMP")?;
+        p.expect_keyword("AS")?;
+        p.expect_keyword("OF")?;
+        RestoreTarget::Timestamp(p.string()?)
+    };
+    Ok(Statement::Restore { table, to })
+}
+
+/// `ADD COLUMNS` and `SET TBLPROPERTIES`; other `ALTER TABLE` forms go to the engine.
+fn alter_table(p: &mut Parser) -> Result<Option<Statement>> {
+    let table = p.table_name()?;
+    if p.keyword("ADD") {
+        if !(p.keyword("COLUMNS") || p.keyword("COLUMN")) {
+            return Ok(None);
+        }
+        let parenthesized = p.punct('(');
+        let mut columns = vec![new_column(p)?];
+        while p.punct(',') {
+            columns.push(new_column(p)?);
+        }
+        if parenthesized {
+            p.expect_punct(')')?;
+        }
+        return Ok(Some(Statement::AddColumns { table, columns }));
+    }
+    if p.keyword("SET") && p.keyword("TBLPROPERTIES") {
+        p.expect_punct('(')?;
+        let mut properties = Vec::new();
+        loop {
+            let key = match p.tokens.get(p.pos) {
+                Some(Token::Str(_)) => p.string()?,
+                _ => dotted_key(p)?,
+            };
+            p.punct('=');
+            let value = match p.tokens.get(p.pos) {
+                Some(Token::Number(_)) => p.number()?,
+                Some(Token::Word(_)) => p.identifier()?,
+                _ => p.string()?,
+            };
+            properties.push((key, value));
+            if !p.punct(',') {
+                break;
+            }
+        }
+        p.expect_punct(')')?;
+        return Ok(Some(Statement::SetProperties { table, properties }));
+    }
+    Ok(None)
+}
+
+fn dotted_key(p: &mut Parser) -> Result<String> {
+    let mut key = p.identifier()?;
+    while p.punct('.') {
+        key.push('.');
+        key.push_str(&p.identifier()?);
+    }
+    Ok(key)
+}
+
+fn new_column(p: &mut Parser) -> Result<NewColumn> {
+    let name = p.identifier()?;
+    let mut data_type = p.identifier()?.to_ascii_lowercase();
+    if p.punct('(') {
+        let mut args = vec![p.number()?];
+        while p.punct(',') {
+            args.push(p.number()?);
+        }
+        p.expect_punct(')')?;
+        data_type = format!("{data_type}({})", args.join(","));
+    }
+    let comment = if p.keyword("COMMENT") { Some(p.string()?) } else { None };
+    Ok(NewColumn { name, data_type, comment })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(parts: &[&str]) -> Vec<String> {
+        parts.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn recognises_lake_statements() {
+        assert_eq!(
+            parse("describe history main.s.`my t` limit 2;").unwrap(),
+            Some(Statement::DescribeHistory { table: t(&["main", "s", "my t"]), limit: Some(2) })
+        );
+        assert_eq!(
+            parse("OPTIMIZE s.t WHERE day = '2024-01-01' ZORDER BY (user_id, ts)").unwrap(),
+            Some(Statement::Optimize {
+                table: t(&["s", "t"]),
+                partition_filters: vec![("day".into(), "2024-01-01".into())],
+                zorder_by: t(&["user_id", "ts"]),
+            })
+        );
+        assert_eq!(
+            parse("VACUUM t RETAIN 0 HOURS DRY RUN").unwrap(),
+            Some(Statement::Vacuum { table: t(&["t"]), retain_hours: Some(0.0), dry_run: true })
+        );
+        assert_eq!(
+            parse("RESTORE TABLE t TO VERSION AS OF 3").unwrap(),
+            Some(Statement::Restore { table: t(&["t"]), to: RestoreTarget::Version(3) })
+        );
+        assert_eq!(
+            parse("ALTER TABLE t SET TBLPROPERTIES ('delta.appendOnly' = 'false', owner.team = ml)").unwrap(),
+            Some(Statement::SetProperties {
+                table: t(&["t"]),
+                properties: vec![("delta.appendOnly".into(), "false".into()), ("owner.team".into(), "ml".into())],
+            })
+        );
+        assert_eq!(
+            parse("ALTER TABLE t ADD COLUMNS (price DECIMAL(10, 2) COMMENT 'it''s', n INT)").unwrap(),
+            Some(Statement::AddColumns {
+                table: t(&["t"]),
+                columns: vec![
+                    NewColumn { name: "price".into(), data_type: "decimal(10,2)".into(), comment: Some("it's".into()) },
+                    NewColumn { name: "n".into(), data_type: "int".into(), comment: None },
+                ],
+            })
+        );
+        assert_eq!(
+            parse("COMMENT ON TABLE t IS NULL").unwrap(),
+            Some(Statement::CommentOnTable { table: t(&["t"]), comment: None })
+        );
+    }
+
+    #[test]
+    fn leaves_other_sql_to_the_engine() {
+        for sql in [
+            "SELECT 1",
+            "DESCRIBE TABLE t",
+            "ALTER TABLE t RENAME TO u",
+            "COMMENT ON SCHEMA s IS 'x'",
+            "-- DESCRIBE HISTORY t\nSELECT 1",
+        ] {
+            assert_eq!(parse(sql).unwrap(), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn malformed_lake_statements_are_errors() {
+        for sql in ["DESCRIBE HISTORY", "VACUUM t RETAIN x HOURS", "RESTORE t TO VERSION AS OF", "OPTIMIZE t junk"] {
+            assert!(matches!(parse(sql), Err(LakeError::Parse(_))), "{sql}");
+        }
+    }
+}

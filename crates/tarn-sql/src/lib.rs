@@ -1,0 +1,36 @@
+//! SQL outside the engine: which statements tarn runs itself (through
+//! `tarn-lake`) and which go to an engine, for both entry points: the Spark
+//! Connect gateway ([`LakeInterceptor`]) and the SQL Statement Execution API.
+
+mod arrow_ipc;
+
+use tarn_compute::gateway::{Intercepted, SqlFailure, SqlInterceptor};
+use tarn_lake::Lake;
+
+pub use arrow_ipc::{decode_stream, encode_stream};
+
+/// The gateway's hook: lake statements are run here, the rest by the engine.
+pub struct LakeInterceptor {
+    lake: Lake,
+}
+
+impl LakeInterceptor {
+    pub fn new(lake: Lake) -> Self {
+        Self { lake }
+    }
+}
+
+impl SqlInterceptor for LakeInterceptor {
+    fn intercept<'a>(&'a self, sql: &'a str) -> Intercepted<'a> {
+        Box::pin(async move {
+            let result = match self.lake.execute_sql(sql).await? {
+                Ok(batch) => encode_stream(&batch).map_err(|e| SqlFailure {
+                    exception_class: "org.apache.spark.SparkException",
+                    message: e.to_string(),
+                }),
+                Err(e) => Err(SqlFailure { exception_class: e.spark_exception_class(), message: e.to_string() }),
+            };
+            Some(result)
+        })
+    }
+}
