@@ -56,7 +56,8 @@ fn fixture(name: &str) -> Fixture {
     let catalog = Catalog::new(store.clone(), home.join("lake"));
     catalog.bootstrap("admin").unwrap();
     let clusters = ClusterManager::new(store.clone(), envs, config, Arc::new(NoCatalogs)).unwrap();
-    let app = router(AppState { store, clusters, catalog, workspace_id: "1234".into() });
+    let files = tarn_files::Files::open(&home, store.clone(), catalog.clone()).unwrap();
+    let app = router(AppState { store, clusters, catalog, files, workspace_id: "1234".into() });
     Fixture { app, token, _home: TempHome(home) }
 }
 

@@ -23,7 +23,7 @@ use tarn_catalog::{Catalog, CatalogError};
 use tarn_store::{Store, StoreError};
 
 pub use confine::Root;
-pub use dbfs::{DEFAULT_READ, Dbfs, MAX_BLOCK, MAX_READ, MAX_STREAMS};
+pub use dbfs::{DEFAULT_READ, Dbfs, MAX_BLOCK, MAX_READ, MAX_STREAMS, check_block};
 pub use staged::{Overwrite, Staged};
 pub use tree::{Entry, Location};
 pub use volumes::Volumes;
