@@ -30,7 +30,7 @@ use crate::error::{ApiFailure, ApiResult, Surface, files_failure};
 const PAGE_MAX: usize = 1000;
 
 pub fn router() -> Router<AppState> {
-    let presigned = post(|method, uri| presigned_urls(method, uri));
+    let presigned = post(presigned_urls);
     Router::new()
         .route(
             "/api/2.0/fs/files/{*path}",
