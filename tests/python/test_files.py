@@ -60,6 +60,10 @@ def test_csv_and_json_round_trip_through_a_volume(w, volume_dir, stored):
     w.files.delete(f"{VOLUME}/in/records.json")
     with pytest.raises(errors.NotFound):
         w.files.get_metadata(f"{VOLUME}/in/records.json")
+    # Names are percent-encoded in the URL and stored as given.
+    w.files.upload(f"{VOLUME}/in/São Paulo #1.csv", io.BytesIO(CSV))
+    assert (volume_dir / "in" / "São Paulo #1.csv").read_bytes() == CSV
+    assert [e.name for e in w.files.list_directory_contents(f"{VOLUME}/in")] == ["São Paulo #1.csv"]
     assert_intact(w, stored)
 
 

@@ -107,10 +107,16 @@ impl Location {
     /// `AlreadyExists`. An existing directory is fine.
     pub fn mkdirs(&self) -> Result<()> {
         let path = self.local()?;
-        std::fs::create_dir_all(&path).map_err(|e| match FilesError::at(&self.shown, e) {
+        std::fs::create_dir_all(&path).map_err(|e| self.in_the_way(e))
+    }
+
+    /// Creating directories failed; a file where one should go (the OS says
+    /// "not a directory") is `AlreadyExists`.
+    fn in_the_way(&self, e: std::io::Error) -> FilesError {
+        match FilesError::at(&self.shown, e) {
             FilesError::NotADirectory { path } => FilesError::AlreadyExists { path },
             other => other,
-        })
+        }
     }
 
     /// Starts an atomic write of this file, creating its parent directories.
@@ -123,10 +129,7 @@ impl Location {
         if path.is_dir() {
             return Err(FilesError::AlreadyExists { path: self.shown.clone() });
         }
-        std::fs::create_dir_all(parent).map_err(|e| match FilesError::at(&self.shown, e) {
-            FilesError::NotADirectory { path } => FilesError::AlreadyExists { path },
-            other => other,
-        })?;
+        std::fs::create_dir_all(parent).map_err(|e| self.in_the_way(e))?;
         Staged::create(path, &self.shown)
     }
 
