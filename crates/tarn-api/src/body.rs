@@ -1,7 +1,13 @@
 //! Request extractors whose rejections are Databricks errors, not text.
 
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::multipart::{Multipart, MultipartError};
 use axum::extract::{FromRequest, Request};
+use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
 use crate::error::ApiFailure;
 use tarn_core::ApiError;
@@ -44,5 +50,80 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryPairs {
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
         Ok(QueryPairs(form_urlencoded::parse(query.as_bytes()).into_owned().collect()))
+    }
+}
+
+/// A body sent as JSON or as multipart/form-data (the SDK's `upload`
+/// helpers post forms). Fields are read by name either way: text as given,
+/// content base64-decoded from JSON or taken as sent from a form part.
+pub enum Payload {
+    Json(Map<String, Value>),
+    Form(HashMap<String, Bytes>),
+}
+
+impl Payload {
+    /// A text field; JSON numbers and booleans read as their text.
+    pub fn text(&self, key: &str) -> Option<String> {
+        match self {
+            Payload::Json(map) => match map.get(key)? {
+                Value::String(s) => Some(s.clone()),
+                Value::Null => None,
+                other => Some(other.to_string()),
+            },
+            Payload::Form(parts) => parts.get(key).map(|b| String::from_utf8_lossy(b).into_owned()),
+        }
+    }
+
+    /// A boolean field: JSON `true` or the text `true`; anything else, or
+    /// nothing, is false.
+    pub fn flag(&self, key: &str) -> bool {
+        self.text(key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// A content field: base64 in JSON, raw bytes in a form.
+    pub fn bytes(&self, key: &str) -> Result<Option<Vec<u8>>, ApiFailure> {
+        match self {
+            Payload::Json(_) => self.text(key).map(|text| decode_base64(&text, key)).transpose(),
+            Payload::Form(parts) => Ok(parts.get(key).map(|b| b.to_vec())),
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        matches!(self, Payload::Json(_))
+    }
+}
+
+/// Base64 (standard alphabet, padded) as Databricks APIs carry content.
+pub fn decode_base64(text: &str, field: &str) -> Result<Vec<u8>, ApiFailure> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| ApiFailure(ApiError::invalid_parameter(format!("{field} is not valid base64"))))
+}
+
+pub fn encode_base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+impl<S: Send + Sync> FromRequest<S> for Payload {
+    type Rejection = ApiFailure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !content_type.starts_with("multipart/form-data") {
+            return JsonBody::from_request(req, state).await.map(|JsonBody(map)| Payload::Json(map));
+        }
+        let malformed = |e: MultipartError| ApiFailure(ApiError::malformed(format!("Invalid multipart form: {e}")));
+        let mut form = Multipart::from_request(req, state)
+            .await
+            .map_err(|e| ApiFailure(ApiError::malformed(format!("Invalid multipart form: {e}"))))?;
+        let mut parts = HashMap::new();
+        while let Some(field) = form.next_field().await.map_err(malformed)? {
+            let name = field.name().unwrap_or_default().to_string();
+            let bytes = field.bytes().await.map_err(malformed)?;
+            parts.insert(name, bytes);
+        }
+        Ok(Payload::Form(parts))
     }
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 use tarn_catalog::CatalogError;
 use tarn_compute::ComputeError;
 use tarn_core::{ApiError, ErrorCode};
+use tarn_files::{FilesError, Limit};
 use tarn_store::StoreError;
 
 /// An error leaving a handler.
@@ -19,7 +20,14 @@ impl IntoResponse for ApiFailure {
         if status.is_server_error() {
             tracing::error!(code = self.0.code.as_str(), "{}", self.0.message);
         }
-        let body = json!({"error_code": self.0.code.as_str(), "message": self.0.message});
+        let mut body = json!({"error_code": self.0.code.as_str(), "message": self.0.message});
+        if let Some(reason) = self.0.reason {
+            body["details"] = json!([{
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": reason,
+                "domain": "filesystem.databricks.com",
+            }]);
+        }
         (status, Json(body)).into_response()
     }
 }
@@ -63,6 +71,54 @@ impl From<CatalogError> for ApiFailure {
         };
         Self(ApiError::new(code, e.to_string()))
     }
+}
+
+/// Which API a files error leaves through: they name the same failures
+/// differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Surface {
+    /// `/api/2.0/fs`: NOT_FOUND and ALREADY_EXISTS, and a type mismatch
+    /// (reading a directory, listing a file) is a 404 as well.
+    Files,
+    /// `/api/2.0/dbfs`: RESOURCE_* codes; a non-empty directory is IO_ERROR.
+    Dbfs,
+    /// `/api/2.0/workspace`: RESOURCE_* codes and DIRECTORY_NOT_EMPTY.
+    Workspace,
+}
+
+pub(crate) fn files_failure(surface: Surface, e: FilesError) -> ApiFailure {
+    use ErrorCode as C;
+    use FilesError as F;
+    let e = match e {
+        F::Catalog(inner) => return inner.into(),
+        other => other,
+    };
+    let code = match (&e, surface) {
+        (F::InvalidPath { .. } | F::InvalidArgument(_), _) => C::InvalidParameterValue,
+        (F::Escapes { .. }, _) => C::PermissionDenied,
+        (F::NotFound { .. } | F::VolumeNotFound { .. } | F::ParentNotFound { .. }, Surface::Files) => C::NotFound,
+        (F::IsADirectory { .. } | F::NotADirectory { .. }, Surface::Files) => C::NotFound,
+        (F::NotFound { .. } | F::VolumeNotFound { .. } | F::ParentNotFound { .. } | F::UnknownHandle(_), _) => {
+            C::ResourceDoesNotExist
+        }
+        (F::IsADirectory { .. } | F::NotADirectory { .. }, _) => C::InvalidParameterValue,
+        (F::AlreadyExists { .. }, Surface::Files) => C::AlreadyExists,
+        (F::AlreadyExists { .. }, _) => C::ResourceAlreadyExists,
+        (F::DirectoryNotEmpty { .. }, Surface::Files) => {
+            // The Databricks CLI checks this reason before it recurses.
+            let error = ApiError::invalid_parameter(e.to_string());
+            return ApiFailure(error.with_reason("FILES_API_DIRECTORY_IS_NOT_EMPTY"));
+        }
+        (F::DirectoryNotEmpty { .. }, Surface::Dbfs) => C::IoError,
+        (F::DirectoryNotEmpty { .. }, Surface::Workspace) => C::DirectoryNotEmpty,
+        (F::TooLarge { limit: Limit::Block, .. }, _) => C::MaxBlockSizeExceeded,
+        (F::TooLarge { limit: Limit::Read, .. }, _) => C::MaxReadSizeExceeded,
+        (F::TooLarge { limit: Limit::Import, .. }, _) => C::MaxNotebookSizeExceeded,
+        (F::TooManyStreams(_), _) => C::InvalidState,
+        (F::Unsupported(_), _) => C::NotImplemented,
+        (F::Catalog(_) | F::Store(_) | F::Io { .. }, _) => C::InternalError,
+    };
+    ApiFailure(ApiError::new(code, e.to_string()))
 }
 
 pub(crate) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

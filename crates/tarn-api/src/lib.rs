@@ -26,6 +26,7 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub clusters: ClusterManager,
     pub catalog: tarn_catalog::Catalog,
+    pub files: tarn_files::Files,
     pub workspace_id: String,
 }
 
@@ -36,6 +37,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::scim::router())
         .merge(routes::clusters::router())
         .merge(routes::unity_catalog::router())
+        .merge(routes::files::router())
+        .merge(routes::dbfs::router())
+        .merge(routes::workspace::router())
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()

@@ -56,7 +56,8 @@ fn fixture(name: &str) -> Fixture {
     let catalog = Catalog::new(store.clone(), home.join("lake"));
     catalog.bootstrap("admin").unwrap();
     let clusters = ClusterManager::new(store.clone(), envs, config, Arc::new(NoCatalogs)).unwrap();
-    let app = router(AppState { store, clusters, catalog, workspace_id: "1234".into() });
+    let files = tarn_files::Files::open(&home, store.clone(), catalog.clone()).unwrap();
+    let app = router(AppState { store, clusters, catalog, files, workspace_id: "1234".into() });
     Fixture { app, token, _home: TempHome(home) }
 }
 
@@ -99,12 +100,42 @@ async fn errors_have_the_databricks_shape() {
             400,
             "INVALID_PARAMETER_VALUE",
         ),
+        ("GET", "/api/2.0/fs/files/Volumes/main/default/nope/x", t, "", 404, "NOT_FOUND"),
+        ("PUT", "/api/2.0/fs/files/tmp/x", t, "x", 400, "INVALID_PARAMETER_VALUE"),
+        ("PUT", "/api/2.0/fs/files/Volumes/main/default/v/%2E%2E/x", t, "x", 400, "INVALID_PARAMETER_VALUE"),
+        ("POST", "/api/2.0/fs/create-download-url?path=/x", t, "", 404, "ENDPOINT_NOT_FOUND"),
+        ("GET", "/api/2.0/dbfs/get-status?path=/nope", t, "", 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("POST", "/api/2.0/dbfs/close", t, r#"{"handle": 7}"#, 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("POST", "/api/2.0/dbfs/put", t, r#"{"path": "/a/../../b", "contents": ""}"#, 400, "INVALID_PARAMETER_VALUE"),
+        ("POST", "/api/2.0/dbfs/add-block", t, r#"{"handle": 7, "data": "%%"}"#, 400, "INVALID_PARAMETER_VALUE"),
+        ("GET", "/api/2.0/dbfs/read?path=/x&length=-1", t, "", 400, "INVALID_PARAMETER_VALUE"),
+        ("GET", "/api/2.0/workspace/get-status?path=/nope", t, "", 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("POST", "/api/2.0/workspace/delete", t, r#"{"path": "/Users"}"#, 400, "DIRECTORY_NOT_EMPTY"),
+        ("GET", "/api/2.0/workspace/export?path=/Users&format=DBC", t, "", 501, "NOT_IMPLEMENTED"),
+        ("GET", "/api/2.0/workspace/export?path=/Users&format=NOPE", t, "", 400, "INVALID_PARAMETER_VALUE"),
     ];
     for (method, path, auth, body, status, code) in cases {
         let (got_status, got) = check(&f, method, path, *auth, body).await;
         assert_eq!((got_status.as_u16(), got["error_code"].as_str()), (*status, Some(*code)), "{method} {path}: {got}");
         assert!(got["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
+}
+
+#[tokio::test]
+async fn files_errors_carry_the_reason_clients_test_for() {
+    let f = fixture("files");
+    let t = Some(f.token.as_str());
+    let volume = r#"{"catalog_name": "main", "schema_name": "default", "name": "v"}"#;
+    assert_eq!(check(&f, "POST", "/api/2.1/unity-catalog/volumes", t, volume).await.0, StatusCode::OK);
+    let file = "/api/2.0/fs/files/Volumes/main/default/v/dir/a.txt";
+    assert_eq!(check(&f, "PUT", file, t, "abc").await.0, StatusCode::NO_CONTENT);
+    assert_eq!(check(&f, "PUT", &format!("{file}?overwrite=false"), t, "x").await.0, StatusCode::CONFLICT);
+    let (status, error) = check(&f, "DELETE", "/api/2.0/fs/directories/Volumes/main/default/v/dir", t, "").await;
+    assert_eq!((status, error["error_code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_PARAMETER_VALUE")));
+    assert_eq!(error["details"][0]["reason"], "FILES_API_DIRECTORY_IS_NOT_EMPTY");
+    assert_eq!(error["details"][0]["@type"], "type.googleapis.com/google.rpc.ErrorInfo");
+    let (status, listing) = check(&f, "GET", "/api/2.0/fs/directories/Volumes/main/default/v/dir", t, "").await;
+    assert_eq!((status, &listing["contents"][0]["file_size"]), (StatusCode::OK, &json!(3)));
 }
 
 #[tokio::test]

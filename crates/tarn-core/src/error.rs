@@ -20,6 +20,22 @@ pub enum ErrorCode {
     EndpointNotFound,
     InternalError,
     TemporarilyUnavailable,
+    /// The Files API's 404 (`/api/2.0/fs/*` answers NOT_FOUND, not
+    /// RESOURCE_DOES_NOT_EXIST).
+    NotFound,
+    /// The Files API's 409.
+    AlreadyExists,
+    /// Workspace delete of a non-empty directory without `recursive`.
+    DirectoryNotEmpty,
+    /// DBFS: a non-empty directory deleted without `recursive`, and similar.
+    IoError,
+    MaxBlockSizeExceeded,
+    MaxReadSizeExceeded,
+    MaxNotebookSizeExceeded,
+    /// HTTP 412: an `If-Unmodified-Since` that no longer holds.
+    PreconditionFailed,
+    /// HTTP 416: a `Range` that starts past the end of the file.
+    RangeNotSatisfiable,
 }
 
 impl ErrorCode {
@@ -37,16 +53,34 @@ impl ErrorCode {
             Self::EndpointNotFound => "ENDPOINT_NOT_FOUND",
             Self::InternalError => "INTERNAL_ERROR",
             Self::TemporarilyUnavailable => "TEMPORARILY_UNAVAILABLE",
+            Self::NotFound => "NOT_FOUND",
+            Self::AlreadyExists => "ALREADY_EXISTS",
+            Self::DirectoryNotEmpty => "DIRECTORY_NOT_EMPTY",
+            Self::IoError => "IO_ERROR",
+            Self::MaxBlockSizeExceeded => "MAX_BLOCK_SIZE_EXCEEDED",
+            Self::MaxReadSizeExceeded => "MAX_READ_SIZE_EXCEEDED",
+            Self::MaxNotebookSizeExceeded => "MAX_NOTEBOOK_SIZE_EXCEEDED",
+            Self::PreconditionFailed => "FAILED_PRECONDITION",
+            Self::RangeNotSatisfiable => "REQUESTED_RANGE_NOT_SATISFIABLE",
         }
     }
 
     pub fn http_status(self) -> u16 {
         match self {
-            Self::InvalidParameterValue | Self::MalformedRequest | Self::InvalidState => 400,
+            Self::InvalidParameterValue
+            | Self::MalformedRequest
+            | Self::InvalidState
+            | Self::DirectoryNotEmpty
+            | Self::IoError
+            | Self::MaxBlockSizeExceeded
+            | Self::MaxReadSizeExceeded
+            | Self::MaxNotebookSizeExceeded => 400,
             Self::Unauthenticated => 401,
             Self::PermissionDenied => 403,
-            Self::ResourceDoesNotExist | Self::EndpointNotFound => 404,
-            Self::ResourceAlreadyExists | Self::Aborted => 409,
+            Self::ResourceDoesNotExist | Self::EndpointNotFound | Self::NotFound => 404,
+            Self::ResourceAlreadyExists | Self::Aborted | Self::AlreadyExists => 409,
+            Self::PreconditionFailed => 412,
+            Self::RangeNotSatisfiable => 416,
             Self::InternalError => 500,
             Self::NotImplemented => 501,
             Self::TemporarilyUnavailable => 503,
@@ -59,11 +93,19 @@ impl ErrorCode {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// A machine-readable reason, sent as a `google.rpc.ErrorInfo` detail
+    /// (the Files API's `FILES_API_DIRECTORY_IS_NOT_EMPTY`, which clients
+    /// test for).
+    pub reason: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self { code, message: message.into(), reason: None }
+    }
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
     }
     pub fn invalid_parameter(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidParameterValue, message)
@@ -116,6 +158,15 @@ mod tests {
             ErrorCode::ResourceAlreadyExists,
             ErrorCode::Unauthenticated,
             ErrorCode::EndpointNotFound,
+            ErrorCode::NotFound,
+            ErrorCode::AlreadyExists,
+            ErrorCode::DirectoryNotEmpty,
+            ErrorCode::IoError,
+            ErrorCode::MaxBlockSizeExceeded,
+            ErrorCode::MaxReadSizeExceeded,
+            ErrorCode::MaxNotebookSizeExceeded,
+            ErrorCode::PreconditionFailed,
+            ErrorCode::RangeNotSatisfiable,
         ] {
             let status = code.http_status();
             assert!((400..500).contains(&status) && status != 429, "{code:?} -> {status}");

@@ -10,6 +10,7 @@ mod clusters;
 mod migrations;
 mod settings;
 mod tokens;
+mod workspace;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -19,6 +20,7 @@ use rusqlite::Connection;
 pub use catalog::{CommitOutcome, DeltaCommit, UcObject};
 pub use clusters::{ClusterRow, EventFilter, EventRow};
 pub use tokens::{TokenRow, User};
+pub use workspace::WorkspaceObject;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

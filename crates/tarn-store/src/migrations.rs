@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_foundation.sql"),
     include_str!("../migrations/0002_catalog.sql"),
     include_str!("../migrations/0003_audit.sql"),
+    include_str!("../migrations/0004_workspace.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

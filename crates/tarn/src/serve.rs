@@ -10,6 +10,7 @@ use tarn_compute::env::BASE_RUNTIME;
 use tarn_compute::gateway::Gateway;
 use tarn_compute::node_types::Host;
 use tarn_compute::{CatalogDirectory, ClusterManager, ComputeConfig};
+use tarn_files::Files;
 
 use crate::config::Config;
 use crate::token::{ADMIN_USER, bootstrap_admin};
@@ -56,6 +57,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     }
     let catalog = Catalog::new(store.clone(), config.home.join("lake"));
     catalog.bootstrap(ADMIN_USER).map_err(|e| e.to_string())?;
+    let files = Files::open(&config.home, store.clone(), catalog.clone()).map_err(|e| e.to_string())?;
     // Engines are told where tarn listens, so bind before any can start.
     let (listener, addr) = bind(host, port).await?;
     let (gateway_listener, gateway_addr) = bind(host, gateway_port).await?;
@@ -77,7 +79,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let interceptor: Arc<dyn tarn_compute::gateway::SqlInterceptor> = Arc::new(tarn_sql::LakeInterceptor::new(lake));
     let gateway = Gateway::new(clusters.clone(), store.clone(), Some(interceptor));
     let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
-    let app = tarn_api::router(AppState { store, clusters: clusters.clone(), catalog, workspace_id });
+    let app = tarn_api::router(AppState { store, clusters: clusters.clone(), catalog, files, workspace_id });
     println!("tarn serving the Databricks API on http://{addr} (state in {})", config.home.display());
     println!("Spark Connect gateway on sc://localhost:{}", gateway_addr.port());
     tokio::spawn(async move {

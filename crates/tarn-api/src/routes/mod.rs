@@ -1,10 +1,13 @@
 //! One module per API family, each with its `router()`.
 
 pub mod clusters;
+pub mod dbfs;
+pub mod files;
 pub mod public;
 pub mod scim;
 pub mod tokens;
 pub mod unity_catalog;
+pub mod workspace;
 
 use axum::http::{Method, Uri};
 use tarn_core::{ApiError, ErrorCode};

@@ -1,0 +1,150 @@
+//! DBFS API 2.0 (`/api/2.0/dbfs/*`) as `w.dbfs` uses it: JSON with base64
+//! content, streaming writes through `create`/`add-block`/`close` handles,
+//! `put` also as a multipart form. `/Volumes/...` paths reach volumes.
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tarn_core::ApiError;
+use tarn_files::{Entry, FilesError};
+
+use super::required;
+use crate::AppState;
+use crate::body::{JsonBody, Payload, QueryPairs, decode_base64, encode_base64};
+use crate::error::{ApiFailure, ApiResult, Surface, files_failure};
+
+/// Bodies carry at most 1 MB of base64 in JSON, but `put` may post a
+/// larger multipart form.
+const BODY_LIMIT: usize = 16 << 20;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/2.0/dbfs/create", post(create))
+        .route("/api/2.0/dbfs/add-block", post(add_block))
+        .route("/api/2.0/dbfs/close", post(close))
+        .route("/api/2.0/dbfs/put", post(put))
+        .route("/api/2.0/dbfs/read", get(read))
+        .route("/api/2.0/dbfs/get-status", get(get_status))
+        .route("/api/2.0/dbfs/list", get(list))
+        .route("/api/2.0/dbfs/mkdirs", post(mkdirs))
+        .route("/api/2.0/dbfs/move", post(rename))
+        .route("/api/2.0/dbfs/delete", post(delete))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+fn fail(e: FilesError) -> ApiFailure {
+    files_failure(Surface::Dbfs, e)
+}
+
+#[derive(Deserialize)]
+struct PathRequest {
+    path: Option<String>,
+    #[serde(default)]
+    overwrite: bool,
+    #[serde(default)]
+    recursive: bool,
+}
+
+#[derive(Deserialize)]
+struct HandleRequest {
+    handle: Option<i64>,
+    data: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MoveRequest {
+    source_path: Option<String>,
+    destination_path: Option<String>,
+}
+
+fn handle(req: &HandleRequest) -> ApiResult<i64> {
+    req.handle.ok_or_else(|| ApiError::invalid_parameter("Missing required field: handle").into())
+}
+
+/// A DBFS FileInfo.
+fn file_info(e: &Entry) -> Value {
+    json!({"path": e.path, "is_dir": e.is_dir, "file_size": e.size, "modification_time": e.modified_ms})
+}
+
+async fn create(State(s): State<AppState>, JsonBody(req): JsonBody<PathRequest>) -> ApiResult<Json<Value>> {
+    let path = required(req.path.as_deref(), "path")?;
+    let handle = s.files.dbfs().create(path, req.overwrite).map_err(fail)?;
+    Ok(Json(json!({"handle": handle})))
+}
+
+async fn add_block(State(s): State<AppState>, JsonBody(req): JsonBody<HandleRequest>) -> ApiResult<Json<Value>> {
+    let data = decode_base64(required(req.data.as_deref(), "data")?, "data")?;
+    s.files.dbfs().add_block(handle(&req)?, &data).map_err(fail)?;
+    Ok(Json(json!({})))
+}
+
+async fn close(State(s): State<AppState>, JsonBody(req): JsonBody<HandleRequest>) -> ApiResult<Json<Value>> {
+    s.files.dbfs().close(handle(&req)?).map_err(fail)?;
+    Ok(Json(json!({})))
+}
+
+/// JSON `contents` is limited to one block; a form's file part is not.
+async fn put(State(s): State<AppState>, body: Payload) -> ApiResult<Json<Value>> {
+    let path = body.text("path");
+    let path = required(path.as_deref(), "path")?;
+    let contents = body.bytes("contents")?.unwrap_or_default();
+    if body.is_json() {
+        tarn_files::check_block(contents.len()).map_err(fail)?;
+    }
+    s.files.dbfs().put(path, &contents, body.flag("overwrite")).map_err(fail)?;
+    Ok(Json(json!({})))
+}
+
+fn int(query: &QueryPairs, key: &str) -> ApiResult<Option<i64>> {
+    query
+        .get(key)
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| ApiError::invalid_parameter(format!("{key} must be an integer, got {v}")))
+        })
+        .transpose()
+        .map_err(ApiFailure)
+}
+
+async fn read(State(s): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
+    let path = required(query.get("path"), "path")?;
+    let (offset, length) = (int(&query, "offset")?.unwrap_or(0), int(&query, "length")?);
+    let data = s.files.dbfs().read(path, offset, length).map_err(fail)?;
+    Ok(Json(json!({"bytes_read": data.len(), "data": encode_base64(&data)})))
+}
+
+async fn get_status(State(s): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
+    let path = required(query.get("path"), "path")?;
+    let entry = s.files.dbfs().locate(path).and_then(|l| l.stat()).map_err(fail)?;
+    Ok(Json(file_info(&entry)))
+}
+
+/// A directory's entries, or the file itself.
+async fn list(State(s): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
+    let path = required(query.get("path"), "path")?;
+    let location = s.files.dbfs().locate(path).map_err(fail)?;
+    let entry = location.stat().map_err(fail)?;
+    let entries = if entry.is_dir { location.list().map_err(fail)? } else { vec![entry] };
+    let files: Vec<Value> = entries.iter().map(file_info).collect();
+    Ok(Json(if files.is_empty() { json!({}) } else { json!({"files": files}) }))
+}
+
+async fn mkdirs(State(s): State<AppState>, JsonBody(req): JsonBody<PathRequest>) -> ApiResult<Json<Value>> {
+    let path = required(req.path.as_deref(), "path")?;
+    s.files.dbfs().locate(path).and_then(|l| l.mkdirs()).map_err(fail)?;
+    Ok(Json(json!({})))
+}
+
+async fn rename(State(s): State<AppState>, JsonBody(req): JsonBody<MoveRequest>) -> ApiResult<Json<Value>> {
+    let from = required(req.source_path.as_deref(), "source_path")?;
+    let to = required(req.destination_path.as_deref(), "destination_path")?;
+    s.files.dbfs().rename(from, to).map_err(fail)?;
+    Ok(Json(json!({})))
+}
+
+async fn delete(State(s): State<AppState>, JsonBody(req): JsonBody<PathRequest>) -> ApiResult<Json<Value>> {
+    let path = required(req.path.as_deref(), "path")?;
+    s.files.dbfs().delete(path, req.recursive).map_err(fail)?;
+    Ok(Json(json!({})))
+}

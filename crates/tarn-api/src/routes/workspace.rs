@@ -1,0 +1,180 @@
+//! Workspace API 2.0 (`/api/2.0/workspace/*`): notebooks, files and
+//! directories, as `w.workspace` uses it. `import` takes JSON with base64
+//! `content` (`import_`) or a multipart form (`upload`); `export` answers
+//! base64 JSON, or the raw bytes with `direct_download=true` (`download`).
+//! Every call makes sure the caller's home, `/Users/<user>`, exists.
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::HeaderValue;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tarn_core::ApiError;
+use tarn_files::{FilesError, Format, Import, Language, ObjectInfo, ObjectType, Workspace};
+
+use super::required;
+use crate::body::{JsonBody, Payload, QueryPairs, encode_base64};
+use crate::error::{ApiFailure, ApiResult, Surface, files_failure};
+use crate::{AppState, Caller};
+
+/// An import carries up to 10 MB, base64 in JSON.
+const BODY_LIMIT: usize = 16 << 20;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/2.0/workspace/import", post(import))
+        .route("/api/2.0/workspace/export", get(export))
+        .route("/api/2.0/workspace/get-status", get(get_status))
+        .route("/api/2.0/workspace/list", get(list))
+        .route("/api/2.0/workspace/mkdirs", post(mkdirs))
+        .route("/api/2.0/workspace/delete", post(delete))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+fn fail(e: FilesError) -> ApiFailure {
+    files_failure(Surface::Workspace, e)
+}
+
+/// The workspace, with the caller's home in it.
+fn workspace<'a>(s: &'a AppState, caller: &Caller) -> ApiResult<&'a Workspace> {
+    let workspace = s.files.workspace();
+    workspace.ensure_home(&caller.0.user_name).map_err(fail)?;
+    Ok(workspace)
+}
+
+#[derive(Deserialize)]
+struct PathRequest {
+    path: Option<String>,
+    #[serde(default)]
+    recursive: bool,
+}
+
+fn object_info(o: &ObjectInfo) -> Value {
+    let mut info = json!({
+        "object_type": o.object_type.name(),
+        "path": o.path,
+        "object_id": o.object_id,
+        "resource_id": o.object_id.to_string(),
+        "created_at": o.created_at,
+        "modified_at": o.modified_at,
+    });
+    if let Some(language) = o.language {
+        info["language"] = json!(language.name());
+    }
+    if let Some(size) = o.size.filter(|_| o.object_type != ObjectType::Directory) {
+        info["size"] = json!(size);
+    }
+    info
+}
+
+fn format(value: Option<&str>, default: Format) -> ApiResult<Format> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(name) => {
+            Format::from_name(name).ok_or_else(|| ApiError::invalid_parameter(format!("Unknown format: {name}")).into())
+        }
+    }
+}
+
+async fn import(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Payload,
+) -> ApiResult<Json<Value>> {
+    let path = body.text("path");
+    let path = required(path.as_deref(), "path")?.to_string();
+    let language = match body.text("language").filter(|l| !l.is_empty()) {
+        None => None,
+        Some(name) => Some(
+            Language::from_name(&name)
+                .ok_or_else(|| ApiError::invalid_parameter(format!("Unknown language: {name}")))?,
+        ),
+    };
+    let request = Import {
+        path,
+        content: body.bytes("content")?.unwrap_or_default(),
+        format: format(body.text("format").as_deref(), Format::Source)?,
+        language,
+        overwrite: body.flag("overwrite"),
+    };
+    workspace(&s, &caller)?.import(request).map_err(fail)?;
+    Ok(Json(json!({})))
+}
+
+async fn export(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: QueryPairs,
+) -> ApiResult<Response> {
+    let path = required(query.get("path"), "path")?;
+    let format = format(query.get("format"), Format::Source)?;
+    let exported = workspace(&s, &caller)?.export(path, format).map_err(fail)?;
+    if !query.get("direct_download").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        let mut body = json!({"content": encode_base64(&exported.content)});
+        if let Some(file_type) = exported.file_type {
+            body["file_type"] = json!(file_type);
+        }
+        return Ok(Json(body).into_response());
+    }
+    let name = path.rsplit('/').next().unwrap_or("export");
+    let name = match exported.file_type {
+        Some(ext) if !name.ends_with(&format!(".{ext}")) => format!("{name}.{ext}"),
+        _ => name.to_string(),
+    };
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", name.replace('"', "")))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    let headers =
+        [(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")), (CONTENT_DISPOSITION, disposition)];
+    Ok((headers, Body::from(exported.content)).into_response())
+}
+
+async fn get_status(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    let path = required(query.get("path"), "path")?;
+    let info = workspace(&s, &caller)?.get_status(path).map_err(fail)?;
+    Ok(Json(object_info(&info)))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    let path = required(query.get("path"), "path")?;
+    let after = match query.get("notebooks_modified_after") {
+        None => None,
+        Some(v) => Some(v.parse::<i64>().map_err(|_| {
+            ApiError::invalid_parameter(format!("notebooks_modified_after must be epoch milliseconds, got {v}"))
+        })?),
+    };
+    let objects = workspace(&s, &caller)?.list(path, after).map_err(fail)?;
+    let objects: Vec<Value> = objects.iter().map(object_info).collect();
+    Ok(Json(if objects.is_empty() { json!({}) } else { json!({"objects": objects}) }))
+}
+
+async fn mkdirs(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(req): JsonBody<PathRequest>,
+) -> ApiResult<Json<Value>> {
+    let path = required(req.path.as_deref(), "path")?;
+    workspace(&s, &caller)?.mkdirs(path).map_err(fail)?;
+    Ok(Json(json!({})))
+}
+
+async fn delete(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(req): JsonBody<PathRequest>,
+) -> ApiResult<Json<Value>> {
+    let path = required(req.path.as_deref(), "path")?;
+    workspace(&s, &caller)?.delete(path, req.recursive).map_err(fail)?;
+    Ok(Json(json!({})))
+}

@@ -1,0 +1,416 @@
+//! The workspace tree: notebooks, files and directories by absolute path
+//! (`/Users/<user>/...`; a `/Workspace` prefix names the same place).
+//!
+//! Content is on disk under the workspace root at the object's path: a
+//! file's bytes, a notebook's SOURCE text (header first), a directory. The
+//! metadata store keeps each object's row: its id, type and language. Ids
+//! live there rather than being derived (from an inode or a path hash)
+//! because Databricks ids survive an overwrite, which replaces the inode,
+//! and a new object at a reused path gets a new id, which a path hash would
+//! not. Changes are serialized by one lock, so a check (does it exist? is
+//! the parent a directory?) holds until its write; the store row is
+//! written after the content, and deleted before it.
+
+mod notebook;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tarn_core::time::now_ms;
+use tarn_store::{Store, WorkspaceObject};
+
+use crate::confine::{Root, segments};
+use crate::staged::{Overwrite, write_atomic};
+use crate::{FilesError, Limit, Result};
+pub use notebook::Cell;
+use notebook::Imported;
+
+/// The most an import may carry (Databricks: 10 MB).
+pub const MAX_IMPORT: usize = 10 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectType {
+    Notebook,
+    File,
+    Directory,
+}
+
+impl ObjectType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectType::Notebook => "NOTEBOOK",
+            ObjectType::File => "FILE",
+            ObjectType::Directory => "DIRECTORY",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<ObjectType> {
+        [ObjectType::Notebook, ObjectType::File, ObjectType::Directory].into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// A notebook's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Python,
+    Sql,
+    Scala,
+    R,
+}
+
+const LANGUAGES: [Language; 4] = [Language::Python, Language::Sql, Language::Scala, Language::R];
+
+impl Language {
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::Python => "PYTHON",
+            Language::Sql => "SQL",
+            Language::Scala => "SCALA",
+            Language::R => "R",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Language> {
+        LANGUAGES.into_iter().find(|l| l.name() == name)
+    }
+
+    /// The extension of its source files (`py`), and an export's `file_type`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Language::Python => "py",
+            Language::Sql => "sql",
+            Language::Scala => "scala",
+            Language::R => "r",
+        }
+    }
+
+    fn from_extension(ext: &str) -> Option<Language> {
+        LANGUAGES.into_iter().find(|l| l.extension().eq_ignore_ascii_case(ext))
+    }
+
+    /// What starts a line comment.
+    pub fn comment(self) -> &'static str {
+        match self {
+            Language::Python | Language::R => "#",
+            Language::Sql => "--",
+            Language::Scala => "//",
+        }
+    }
+}
+
+/// An import or export format, as the API names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Source,
+    Auto,
+    Jupyter,
+    Raw,
+    Html,
+    Dbc,
+    RMarkdown,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Source => "SOURCE",
+            Format::Auto => "AUTO",
+            Format::Jupyter => "JUPYTER",
+            Format::Raw => "RAW",
+            Format::Html => "HTML",
+            Format::Dbc => "DBC",
+            Format::RMarkdown => "R_MARKDOWN",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Format> {
+        [Format::Source, Format::Auto, Format::Jupyter, Format::Raw, Format::Html, Format::Dbc, Format::RMarkdown]
+            .into_iter()
+            .find(|f| f.name() == name)
+    }
+}
+
+/// A workspace object as status and listings describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub object_id: i64,
+    pub path: String,
+    pub object_type: ObjectType,
+    pub language: Option<Language>,
+    pub created_at: i64,
+    pub modified_at: i64,
+    /// Bytes of content; none for directories.
+    pub size: Option<u64>,
+}
+
+/// An import request, decoded.
+#[derive(Debug, Clone)]
+pub struct Import {
+    pub path: String,
+    pub content: Vec<u8>,
+    pub format: Format,
+    pub language: Option<Language>,
+    pub overwrite: bool,
+}
+
+/// Exported content and its file type (`py`, `ipynb`, a file's extension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    pub content: Vec<u8>,
+    pub file_type: Option<String>,
+}
+
+/// A notebook's source, for running it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notebook {
+    pub path: String,
+    pub language: Language,
+    /// SOURCE text, header first.
+    pub source: String,
+}
+
+impl Notebook {
+    /// Its cells in order, magics (`%md`, `%sql`...) split off.
+    pub fn cells(&self) -> Vec<Cell> {
+        notebook::cells(&self.source, self.language)
+    }
+}
+
+/// `path` as stored: absolute, normalized, without a `/Workspace` prefix.
+fn canonical(path: &str) -> Result<String> {
+    if !path.starts_with('/') {
+        return Err(FilesError::InvalidPath { path: path.to_string(), reason: "workspace paths are absolute" });
+    }
+    let mut parts = segments(path, path)?;
+    if parts.first() == Some(&"Workspace") {
+        parts.remove(0);
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+fn parent_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+/// The workspace service.
+pub struct Workspace {
+    root: Root,
+    store: Arc<Store>,
+    lock: Mutex<()>,
+}
+
+impl Workspace {
+    pub fn new(root: Root, store: Arc<Store>) -> Workspace {
+        Workspace { root, store, lock: Mutex::new(()) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // The guarded state is on disk and in SQLite, not behind the lock.
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn local(&self, path: &str) -> Result<std::path::PathBuf> {
+        self.root.resolve(path, path)
+    }
+
+    /// The stored row at a canonical path; `/` always exists.
+    fn row(&self, path: &str) -> Result<Option<WorkspaceObject>> {
+        if path == "/" {
+            let root = WorkspaceObject {
+                object_id: 0,
+                path: "/".into(),
+                parent: "/".into(),
+                object_type: ObjectType::Directory.name().into(),
+                language: None,
+                created_at: 0,
+                modified_at: 0,
+            };
+            return Ok(Some(root));
+        }
+        Ok(self.store.get_workspace_object(path)?)
+    }
+
+    fn existing(&self, path: &str) -> Result<WorkspaceObject> {
+        self.row(path)?.ok_or_else(|| FilesError::NotFound { path: path.to_string() })
+    }
+
+    fn info(&self, row: WorkspaceObject) -> Result<ObjectInfo> {
+        let object_type = ObjectType::from_name(&row.object_type).unwrap_or(ObjectType::File);
+        let size = match object_type {
+            ObjectType::Directory => None,
+            _ => std::fs::metadata(self.local(&row.path)?).ok().map(|m| m.len()),
+        };
+        Ok(ObjectInfo {
+            object_id: row.object_id,
+            language: row.language.as_deref().and_then(Language::from_name),
+            path: row.path,
+            object_type,
+            created_at: row.created_at,
+            modified_at: row.modified_at,
+            size,
+        })
+    }
+
+    pub fn get_status(&self, path: &str) -> Result<ObjectInfo> {
+        let path = canonical(path)?;
+        self.info(self.existing(&path)?)
+    }
+
+    /// A directory's children by path, or the object itself if it is not a
+    /// directory. With `notebooks_modified_after`, notebooks modified at or
+    /// before it are left out.
+    pub fn list(&self, path: &str, notebooks_modified_after: Option<i64>) -> Result<Vec<ObjectInfo>> {
+        let path = canonical(path)?;
+        let row = self.existing(&path)?;
+        let rows = if row.object_type == ObjectType::Directory.name() {
+            self.store.list_workspace_children(&path)?
+        } else {
+            vec![row]
+        };
+        let after = notebooks_modified_after.unwrap_or(i64::MIN);
+        rows.into_iter()
+            .filter(|r| r.object_type != ObjectType::Notebook.name() || r.modified_at > after)
+            .map(|r| self.info(r))
+            .collect()
+    }
+
+    /// Creates the directory and its parents; an object other than a
+    /// directory at any of them is `AlreadyExists`.
+    pub fn mkdirs(&self, path: &str) -> Result<()> {
+        let path = canonical(path)?;
+        let _guard = self.lock();
+        self.mkdirs_locked(&path)
+    }
+
+    fn mkdirs_locked(&self, path: &str) -> Result<()> {
+        let mut current = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            current = format!("{current}/{part}");
+            let dir = self.local(&current)?;
+            std::fs::create_dir_all(&dir).map_err(|e| FilesError::at(&current, e))?;
+            let row = self.store.ensure_workspace_directory(&current, parent_of(&current), now_ms())?;
+            if row.object_type != ObjectType::Directory.name() {
+                return Err(FilesError::AlreadyExists { path: current });
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates `/Users/<user>` if it is missing: every user has a home.
+    pub fn ensure_home(&self, user: &str) -> Result<()> {
+        let home = canonical(&format!("/Users/{user}"))?;
+        if self.store.get_workspace_object(&home)?.is_some() {
+            return Ok(());
+        }
+        let _guard = self.lock();
+        self.mkdirs_locked(&home)
+    }
+
+    /// Imports a notebook or file; returns what was stored.
+    pub fn import(&self, req: Import) -> Result<ObjectInfo> {
+        if req.content.len() > MAX_IMPORT {
+            let size = req.content.len() as u64;
+            return Err(FilesError::TooLarge { limit: Limit::Import, size, max: MAX_IMPORT as u64 });
+        }
+        let given = canonical(&req.path)?;
+        if given == "/" {
+            return Err(FilesError::InvalidPath { path: req.path, reason: "it names no object" });
+        }
+        let (path, imported) = notebook::classify(&given, req.content, req.format, req.language)?;
+        let _guard = self.lock();
+        let parent = parent_of(&path);
+        match self.row(parent)? {
+            Some(row) if row.object_type == ObjectType::Directory.name() => {}
+            _ => return Err(FilesError::ParentNotFound { path: parent.to_string() }),
+        }
+        if let Some(row) = self.row(&path)?
+            && (row.object_type == ObjectType::Directory.name() || !req.overwrite)
+        {
+            return Err(FilesError::AlreadyExists { path });
+        }
+        let (object_type, language, bytes) = match imported {
+            Imported::Notebook { language, source } => (ObjectType::Notebook, Some(language), source.into_bytes()),
+            Imported::File(bytes) => (ObjectType::File, None, bytes),
+        };
+        write_atomic(&self.local(&path)?, &path, &bytes, Overwrite::Allow)?;
+        let now = now_ms();
+        let row = self.store.put_workspace_object(&WorkspaceObject {
+            object_id: 0,
+            parent: parent.to_string(),
+            path,
+            object_type: object_type.name().into(),
+            language: language.map(|l| l.name().to_string()),
+            created_at: now,
+            modified_at: now,
+        })?;
+        self.info(row)
+    }
+
+    /// A notebook or file in `format`.
+    pub fn export(&self, path: &str, format: Format) -> Result<Export> {
+        let path = canonical(path)?;
+        let info = self.info(self.existing(&path)?)?;
+        let unsupported =
+            || FilesError::Unsupported(format!("Exporting as {} is not supported by tarn", format.name()));
+        let read = || std::fs::read(self.local(&path)?).map_err(|e| FilesError::at(&path, e));
+        match (info.object_type, info.language, format) {
+            (ObjectType::Directory, ..) => {
+                Err(FilesError::Unsupported(format!("Exporting a directory ({path}) is not supported by tarn")))
+            }
+            (ObjectType::Notebook, Some(language), Format::Source | Format::Auto | Format::Raw) => {
+                Ok(Export { content: read()?, file_type: Some(language.extension().into()) })
+            }
+            (ObjectType::Notebook, Some(language), Format::Jupyter) => {
+                let source = String::from_utf8_lossy(&read()?).into_owned();
+                Ok(Export { content: notebook::to_jupyter(&source, language), file_type: Some("ipynb".into()) })
+            }
+            (ObjectType::File, _, Format::Source | Format::Auto | Format::Raw) => {
+                let file_type = path.rsplit('/').next().and_then(|n| n.rsplit_once('.')).map(|(_, e)| e.to_string());
+                Ok(Export { content: read()?, file_type })
+            }
+            (ObjectType::File, _, Format::Jupyter) => {
+                Err(FilesError::InvalidArgument(format!("{path} is a file; only notebooks export as JUPYTER")))
+            }
+            _ => Err(unsupported()),
+        }
+    }
+
+    /// Deletes an object; a non-empty directory only with `recursive`.
+    pub fn delete(&self, path: &str, recursive: bool) -> Result<()> {
+        let path = canonical(path)?;
+        if path == "/" {
+            return Err(FilesError::InvalidPath { path, reason: "the root cannot be deleted" });
+        }
+        let _guard = self.lock();
+        let row = self.existing(&path)?;
+        let is_dir = row.object_type == ObjectType::Directory.name();
+        if is_dir && !recursive && self.store.count_workspace_children(&path)? > 0 {
+            return Err(FilesError::DirectoryNotEmpty { path });
+        }
+        let local = self.local(&path)?;
+        self.store.delete_workspace_tree(&path)?;
+        let removed = if is_dir { std::fs::remove_dir_all(&local) } else { std::fs::remove_file(&local) };
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(FilesError::io(format!("deleting {path}"), e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The notebook at `path`, for running it.
+    pub fn notebook(&self, path: &str) -> Result<Notebook> {
+        let path = canonical(path)?;
+        let info = self.info(self.existing(&path)?)?;
+        let (ObjectType::Notebook, Some(language)) = (info.object_type, info.language) else {
+            return Err(FilesError::InvalidArgument(format!("{path} is not a notebook")));
+        };
+        let bytes = std::fs::read(self.local(&path)?).map_err(|e| FilesError::at(&path, e))?;
+        let source = String::from_utf8(bytes)
+            .map_err(|_| FilesError::InvalidArgument(format!("Notebook {path} is not UTF-8 text")))?;
+        Ok(Notebook { path, language, source })
+    }
+}
+
+#[cfg(test)]
+mod tests;
