@@ -156,14 +156,7 @@ impl Parser {
     }
 
     fn identifier(&mut self) -> Result<String> {
-        match self.tokens.get(self.pos) {
-            Some(Token::Word(w) | Token::Quoted(w)) => {
-                let w = w.clone();
-                self.pos += 1;
-                Ok(w)
-            }
-            _ => Err(self.unexpected("a name")),
-        }
+        self.take(|t| if let Token::Word(w) | Token::Quoted(w) = t { Some(w) } else { None }, "a name")
     }
 
     fn table_name(&mut self) -> Result<Vec<String>> {
@@ -177,26 +170,24 @@ impl Parser {
         Ok(parts)
     }
 
-    fn string(&mut self) -> Result<String> {
-        match self.tokens.get(self.pos) {
-            Some(Token::Str(s)) => {
-                let s = s.clone();
+    /// The next token's text when `pick` takes it.
+    fn take(&mut self, pick: fn(&Token) -> Option<&String>, wanted: &str) -> Result<String> {
+        match self.tokens.get(self.pos).and_then(pick) {
+            Some(text) => {
+                let text = text.clone();
                 self.pos += 1;
-                Ok(s)
+                Ok(text)
             }
-            _ => Err(self.unexpected("a quoted string")),
+            None => Err(self.unexpected(wanted)),
         }
     }
 
+    fn string(&mut self) -> Result<String> {
+        self.take(|t| if let Token::Str(s) = t { Some(s) } else { None }, "a quoted string")
+    }
+
     fn number(&mut self) -> Result<String> {
-        match self.tokens.get(self.pos) {
-            Some(Token::Number(n)) => {
-                let n = n.clone();
-                self.pos += 1;
-                Ok(n)
-            }
-            _ => Err(self.unexpected("a number")),
-        }
+        self.take(|t| if let Token::Number(n) = t { Some(n) } else { None }, "a number")
     }
 
     /// `(a, b)` or `a, b`.
