@@ -19,6 +19,7 @@ use tower::ServiceExt;
 struct Fixture {
     app: axum::Router,
     token: String,
+    store: Arc<Store>,
     _home: TempHome,
 }
 
@@ -57,8 +58,8 @@ fn fixture(name: &str) -> Fixture {
     catalog.bootstrap("admin").unwrap();
     let clusters = ClusterManager::new(store.clone(), envs, config, Arc::new(NoCatalogs)).unwrap();
     let files = tarn_files::Files::open(&home, store.clone(), catalog.clone()).unwrap();
-    let app = router(AppState { store, clusters, catalog, files, workspace_id: "1234".into() });
-    Fixture { app, token, _home: TempHome(home) }
+    let app = router(AppState { store: store.clone(), clusters, catalog, files, workspace_id: "1234".into() });
+    Fixture { app, token, store, _home: TempHome(home) }
 }
 
 async fn check(f: &Fixture, method: &str, path: &str, auth: Option<&str>, body: &str) -> (StatusCode, Value) {
@@ -148,4 +149,20 @@ async fn public_routes_and_identity() {
     assert_eq!((status, me["userName"].as_str()), (StatusCode::OK, Some("admin")));
     let (_, versions) = check(&f, "GET", "/api/2.0/clusters/spark-versions", Some(&f.token), "").await;
     assert!(versions["versions"].as_array().is_some_and(|v| !v.is_empty()));
+}
+
+#[tokio::test]
+async fn authenticated_calls_are_audited() {
+    let f = fixture("audit");
+    let t = Some(f.token.as_str());
+    check(&f, "GET", "/api/2.1/clusters/list", t, "").await;
+    check(&f, "GET", "/api/2.1/unity-catalog/tables/main.default.nope", t, "").await;
+    check(&f, "GET", "/api/2.1/clusters/list", None, "").await;
+    let events = f.store.audit_events(0).unwrap();
+    let seen: Vec<_> = events
+        .iter()
+        .map(|e| (e.user_name.as_str(), e.service_name.as_str(), e.action_name.as_str(), e.status_code))
+        .collect();
+    assert_eq!(seen, [("admin", "clusters", "list", 200), ("admin", "unity-catalog", "tables", 404)]);
+    assert_eq!(events[1].request_path, "/api/2.1/unity-catalog/tables/main.default.nope");
 }

@@ -5,6 +5,7 @@
 //! This crate knows nothing of HTTP or of the state machines that decide
 //! which writes are allowed.
 
+mod audit;
 mod catalog;
 mod clusters;
 mod migrations;
@@ -17,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+pub use audit::AuditEvent;
 pub use catalog::{CommitOutcome, DeltaCommit, UcObject};
 pub use clusters::{ClusterRow, EventFilter, EventRow};
 pub use tokens::{TokenRow, User};
