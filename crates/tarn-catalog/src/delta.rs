@@ -48,10 +48,13 @@ pub struct CommitRequest {
 /// first commit made through the catalog (the writer made the earlier ones).
 fn latest_logged_version(location: &str) -> Option<i64> {
     let log = crate::local_path(location)?.join("_delta_log");
-    std::fs::read_dir(log)
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".json")?.parse::<i64>().ok())
-        .max()
+    std::fs::read_dir(log).ok()?.filter_map(|e| delta_log_version(e.ok()?.file_name().to_str()?, "json")).max()
+}
+
+/// The version of a Delta log file name (`<20 digits>.<ext>`).
+pub fn delta_log_version(file_name: &str, ext: &str) -> Option<i64> {
+    let stem = file_name.strip_suffix(ext)?.strip_suffix('.')?;
+    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit())).then(|| stem.parse().ok())?
 }
 
 fn same_location(a: &str, b: &str) -> bool {

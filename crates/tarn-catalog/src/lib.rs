@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use tarn_store::{Store, StoreError};
 
-pub use delta::{CommitRequest, Commits};
+pub use delta::{CommitRequest, Commits, delta_log_version};
 pub use names::{DEFAULT_CATALOG, DEFAULT_SCHEMA, FullName};
 pub use objects::local_path;
 

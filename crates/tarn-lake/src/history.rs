@@ -22,13 +22,8 @@ fn versions(table: &TableRef) -> Result<Vec<i64>> {
         context: format!("[DELTA_TABLE_NOT_FOUND] reading the Delta log of {}", table.full_name),
         source,
     })?;
-    let mut versions: Vec<i64> = entries
-        .filter_map(|e| {
-            let name = e.ok()?.file_name();
-            let stem = name.to_str()?.strip_suffix(".json")?.to_string();
-            (stem.len() == 20).then(|| stem.parse().ok())?
-        })
-        .collect();
+    let mut versions: Vec<i64> =
+        entries.filter_map(|e| tarn_catalog::delta_log_version(e.ok()?.file_name().to_str()?, "json")).collect();
     versions.sort_unstable_by(|a, b| b.cmp(a));
     Ok(versions)
 }

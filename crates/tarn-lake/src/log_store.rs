@@ -66,8 +66,7 @@ fn log_version(location: &Path, ext: &str) -> Option<i64> {
     if parts.pop()?.as_ref() != "_delta_log" {
         return None;
     }
-    let stem = file.as_ref().strip_suffix(ext)?.strip_suffix('.')?;
-    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit())).then(|| stem.parse().ok())?
+    tarn_catalog::delta_log_version(file.as_ref(), ext)
 }
 
 fn strip_features(features: &mut Value) {

@@ -60,6 +60,11 @@ async fn open(lake: &Lake, table: &TableRef) -> Result<(DeltaTable, Arc<Coordina
     Ok((delta, store))
 }
 
+/// How many data files the table's current version has, and their bytes.
+fn file_stats(delta: &DeltaTable) -> Result<(i64, i64)> {
+    Ok(delta.snapshot()?.log_data().iter().fold((0, 0), |(files, size), f| (files + 1, size + f.size())))
+}
+
 /// Commits tarn makes: no checkpoints or log cleanup, which engines do.
 fn commit_properties() -> CommitProperties {
     CommitProperties::default().with_create_checkpoint(false).with_cleanup_expired_logs(Some(false))
@@ -76,11 +81,7 @@ async fn detail(lake: &Lake, table: &TableRef) -> Result<RecordBatch> {
     let (delta, store) = open(lake, table).await?;
     let snapshot = delta.snapshot()?;
     let metadata = snapshot.metadata();
-    let (mut files, mut size) = (0i64, 0i64);
-    for file in snapshot.log_data().iter() {
-        files += 1;
-        size += file.size();
-    }
+    let (files, size) = file_stats(&delta)?;
     let protocol = store.original_protocol().unwrap_or(Value::Null);
     let version = |key: &str| protocol.get(key).and_then(Value::as_i64).unwrap_or(1);
     let mut features: Vec<String> = ["readerFeatures", "writerFeatures"]
@@ -204,11 +205,7 @@ async fn restore(lake: &Lake, table: &TableRef, to: RestoreTarget) -> Result<Rec
     };
     let (restored, metrics) = builder.await.map_err(conflict)?;
     sync_columns(lake, table, &restored)?;
-    let (mut files, mut size) = (0i64, 0i64);
-    for file in restored.snapshot()?.log_data().iter() {
-        files += 1;
-        size += file.size();
-    }
+    let (files, size) = file_stats(&restored)?;
     let count = |n: usize| Column::Long(vec![Some(n as i64)]);
     batch(vec![
         ("table_size_after_restore", Column::Long(vec![Some(size)])),
