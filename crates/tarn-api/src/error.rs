@@ -8,6 +8,7 @@ use tarn_catalog::CatalogError;
 use tarn_compute::ComputeError;
 use tarn_core::{ApiError, ErrorCode};
 use tarn_files::{FilesError, Limit};
+use tarn_sql::SqlError;
 use tarn_store::StoreError;
 
 /// An error leaving a handler.
@@ -53,6 +54,19 @@ impl From<ComputeError> for ApiFailure {
             ComputeError::ClusterNotFound(_) | ComputeError::InvalidSpec(_) => ErrorCode::InvalidParameterValue,
             ComputeError::InvalidState { .. } => ErrorCode::InvalidState,
             ComputeError::Store(_) | ComputeError::Environment(_) | ComputeError::Engine(_) => ErrorCode::InternalError,
+        };
+        Self(ApiError::new(code, e.to_string()))
+    }
+}
+
+impl From<SqlError> for ApiFailure {
+    fn from(e: SqlError) -> Self {
+        let code = match &e {
+            SqlError::InvalidParameter(_) => ErrorCode::InvalidParameterValue,
+            SqlError::WarehouseNotFound(_) | SqlError::StatementNotFound(_) => ErrorCode::ResourceDoesNotExist,
+            SqlError::InvalidState(_) => ErrorCode::InvalidState,
+            SqlError::NotImplemented(_) => ErrorCode::NotImplemented,
+            SqlError::Compute(_) | SqlError::Store(_) => ErrorCode::InternalError,
         };
         Self(ApiError::new(code, e.to_string()))
     }

@@ -27,6 +27,7 @@ pub struct AppState {
     pub clusters: ClusterManager,
     pub catalog: tarn_catalog::Catalog,
     pub files: tarn_files::Files,
+    pub statements: tarn_sql::Statements,
     pub workspace_id: String,
 }
 
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::files::router())
         .merge(routes::dbfs::router())
         .merge(routes::workspace::router())
+        .merge(routes::sql::router())
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()

@@ -58,7 +58,10 @@ fn fixture(name: &str) -> Fixture {
     catalog.bootstrap("admin").unwrap();
     let clusters = ClusterManager::new(store.clone(), envs, config, Arc::new(NoCatalogs)).unwrap();
     let files = tarn_files::Files::open(&home, store.clone(), catalog.clone()).unwrap();
-    let app = router(AppState { store: store.clone(), clusters, catalog, files, workspace_id: "1234".into() });
+    let warehouse = tarn_sql::Warehouse::open(&store, clusters.clone(), Duration::from_secs(5)).unwrap();
+    let statements = tarn_sql::Statements::new(warehouse, tarn_lake::Lake::new(catalog.clone(), "admin"));
+    let app =
+        router(AppState { store: store.clone(), clusters, catalog, files, statements, workspace_id: "1234".into() });
     Fixture { app, token, store, _home: TempHome(home) }
 }
 

@@ -131,6 +131,9 @@ impl TerminationReason {
     }
 }
 
+/// The custom tag naming the SQL warehouse a cluster belongs to.
+pub const WAREHOUSE_TAG: &str = "SqlEndpointId";
+
 /// Attributes the server sets; a spec sent back from `get` drops them.
 const SERVER_SET: &[&str] = &[
     "cluster_id",
@@ -253,6 +256,13 @@ impl ClusterSpec {
     pub fn from_stored(value: &Value) -> Result<Self, ComputeError> {
         let attrs = value.as_object().cloned().ok_or_else(|| invalid("stored cluster spec is not an object"))?;
         Self::parse(attrs)
+    }
+
+    /// The SQL warehouse this cluster serves, from its `SqlEndpointId` tag
+    /// (as Databricks tags a warehouse's clusters). Such clusters are the
+    /// warehouse's business and stay out of the clusters API's lists.
+    pub fn warehouse_id(&self) -> Option<&str> {
+        self.attributes.get("custom_tags").and_then(|t| t.get(WAREHOUSE_TAG)).and_then(Value::as_str)
     }
 
     pub fn node_type_id(&self) -> Option<&str> {

@@ -3,7 +3,8 @@
 //! Owns the cluster state machine ([`cluster`]), host-derived node types
 //! ([`node_types`]), managed Python environments ([`env`]), the local engine
 //! backend that runs one Sail Spark Connect server per running cluster
-//! ([`engine`]), and the [`ClusterManager`] that drives transitions, watches
+//! ([`engine`]), the Spark Connect client tarn runs its own work on an engine
+//! with ([`connect`]), and the [`ClusterManager`] that drives transitions, watches
 //! engines, terminates idle clusters and reconciles after a restart.
 //!
 //! Invariant: a cluster is RUNNING only after its engine answered a Spark
@@ -11,6 +12,7 @@
 //! event) before the process it implies is started or stopped.
 
 pub mod cluster;
+pub mod connect;
 pub mod engine;
 pub mod env;
 mod error;
@@ -18,6 +20,7 @@ pub mod gateway;
 mod manager;
 pub mod node_types;
 mod process;
+mod rpc_status;
 
 pub use error::ComputeError;
 pub use manager::{CatalogDirectory, Cluster, ClusterFilter, ClusterManager, ComputeConfig, EventPage, EventQuery};

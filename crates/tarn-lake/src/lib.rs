@@ -73,12 +73,30 @@ pub(crate) struct TableRef {
 pub struct Lake {
     catalog: Catalog,
     user: Arc<str>,
+    /// Where one- and two-part names resolve.
+    current_catalog: Arc<str>,
+    current_schema: Arc<str>,
 }
 
 impl Lake {
     /// `user` is recorded as the author of catalog changes tarn makes.
     pub fn new(catalog: Catalog, user: &str) -> Self {
-        Self { catalog, user: user.into() }
+        Self {
+            catalog,
+            user: user.into(),
+            current_catalog: DEFAULT_CATALOG.into(),
+            current_schema: DEFAULT_SCHEMA.into(),
+        }
+    }
+
+    /// The same lake with names resolved in `catalog` (default `main`) and
+    /// `schema` (default `default`), as after `USE CATALOG` / `USE SCHEMA`.
+    pub fn in_namespace(&self, catalog: Option<&str>, schema: Option<&str>) -> Self {
+        Self {
+            current_catalog: catalog.unwrap_or(DEFAULT_CATALOG).into(),
+            current_schema: schema.unwrap_or(DEFAULT_SCHEMA).into(),
+            ..self.clone()
+        }
     }
 
     /// Runs `sql` when it is a lake statement; `None` when the engine should.
@@ -94,11 +112,11 @@ impl Lake {
         ops::execute(self, statement).await
     }
 
-    /// `a`, `s.a` and `c.s.a` in the default catalog and schema.
+    /// `a`, `s.a` and `c.s.a` in the current catalog and schema.
     pub(crate) fn resolve(&self, parts: &[String]) -> Result<TableRef> {
         let full_name = match parts {
-            [t] => format!("{DEFAULT_CATALOG}.{DEFAULT_SCHEMA}.{t}"),
-            [s, t] => format!("{DEFAULT_CATALOG}.{s}.{t}"),
+            [t] => format!("{}.{}.{t}", self.current_catalog, self.current_schema),
+            [s, t] => format!("{}.{s}.{t}", self.current_catalog),
             _ => parts.join("."),
         };
         let info = match self.catalog.get(Kind::Table, &full_name) {

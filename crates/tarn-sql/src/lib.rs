@@ -1,13 +1,21 @@
 //! SQL outside the engine: which statements tarn runs itself (through
 //! `tarn-lake`) and which go to an engine, for both entry points: the Spark
-//! Connect gateway ([`LakeInterceptor`]) and the SQL Statement Execution API.
+//! Connect gateway ([`LakeInterceptor`]) and the SQL Statement Execution API
+//! ([`Statements`], run on the local SQL [`Warehouse`]).
 
 mod arrow_ipc;
+mod error;
+pub mod result;
+pub mod statements;
+pub mod warehouse;
 
 use tarn_compute::gateway::{Intercepted, SqlFailure, SqlInterceptor};
 use tarn_lake::Lake;
 
 pub use arrow_ipc::{decode_stream, encode_stream};
+pub use error::SqlError;
+pub use statements::Statements;
+pub use warehouse::Warehouse;
 
 /// The gateway's hook: lake statements are run here, the rest by the engine.
 pub struct LakeInterceptor {

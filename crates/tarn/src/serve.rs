@@ -15,6 +15,10 @@ use tarn_files::Files;
 use crate::config::Config;
 use crate::token::{ADMIN_USER, bootstrap_admin};
 
+/// How much longer than an engine start a statement waits for the warehouse
+/// (the Python environment may be built first).
+const WAREHOUSE_START_SLACK: Duration = Duration::from_secs(300);
+
 /// The catalogs engines mount, read from the catalog at each engine start.
 struct Catalogs(Catalog);
 
@@ -76,10 +80,15 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let reaper = clusters.spawn_idle_reaper();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let lake = tarn_lake::Lake::new(catalog.clone(), ADMIN_USER);
+    let warehouse =
+        tarn_sql::Warehouse::open(&store, clusters.clone(), config.engine_start_timeout + WAREHOUSE_START_SLACK)
+            .map_err(|e| e.to_string())?;
+    let statements = tarn_sql::Statements::new(warehouse, lake.clone());
     let interceptor: Arc<dyn tarn_compute::gateway::SqlInterceptor> = Arc::new(tarn_sql::LakeInterceptor::new(lake));
     let gateway = Gateway::new(clusters.clone(), store.clone(), Some(interceptor));
     let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
-    let app = tarn_api::router(AppState { store, clusters: clusters.clone(), catalog, files, workspace_id });
+    let app =
+        tarn_api::router(AppState { store, clusters: clusters.clone(), catalog, files, statements, workspace_id });
     println!("tarn serving the Databricks API on http://{addr} (state in {})", config.home.display());
     println!("Spark Connect gateway on sc://localhost:{}", gateway_addr.port());
     tokio::spawn(async move {

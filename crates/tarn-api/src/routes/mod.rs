@@ -5,6 +5,7 @@ pub mod dbfs;
 pub mod files;
 pub mod public;
 pub mod scim;
+pub mod sql;
 pub mod tokens;
 pub mod unity_catalog;
 pub mod workspace;

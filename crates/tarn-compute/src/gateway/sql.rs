@@ -11,6 +11,8 @@ use std::pin::Pin;
 use base64::Engine;
 use prost::Message;
 
+use crate::rpc_status::ErrorInfo;
+
 use spark_connect_proto::{ExecutePlanRequest, LocalRelation, Relation, command, plan, relation};
 
 /// A statement tarn ran and that failed, as a Spark client should see it.
@@ -70,36 +72,6 @@ pub(super) async fn rewrite(
     Ok(true)
 }
 
-/// `google.rpc.Status`, with `google.rpc.ErrorInfo` details: how Spark
-/// Connect servers tell clients which exception to raise.
-#[derive(Clone, PartialEq, Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<Any>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct Any {
-    #[prost(string, tag = "1")]
-    type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    value: Vec<u8>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct ErrorInfo {
-    #[prost(string, tag = "1")]
-    reason: String,
-    #[prost(string, tag = "2")]
-    domain: String,
-    #[prost(map = "string, string", tag = "3")]
-    metadata: HashMap<String, String>,
-}
-
 /// The `grpc-status-details-bin` value for `failure` under `code`; the
 /// message must be the one sent as `grpc-message`.
 pub(super) fn status_details(code: i32, message: &str, failure: &SqlFailure) -> String {
@@ -109,10 +81,5 @@ pub(super) fn status_details(code: i32, message: &str, failure: &SqlFailure) -> 
         metadata.insert("errorClass".to_string(), class.to_string());
     }
     let info = ErrorInfo { reason: failure.exception_class.to_string(), domain: "org.apache.spark".into(), metadata };
-    let status = RpcStatus {
-        code,
-        message: message.to_string(),
-        details: vec![Any { type_url: "type.googleapis.com/google.rpc.ErrorInfo".into(), value: info.encode_to_vec() }],
-    };
-    base64::engine::general_purpose::STANDARD_NO_PAD.encode(status.encode_to_vec())
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(info.into_status(code, message).encode_to_vec())
 }

@@ -1,0 +1,241 @@
+//! Work tarn itself runs on an engine, as a Spark Connect client: SQL
+//! statements for the statement API (and, later, execution contexts).
+//!
+//! Results come back as the Arrow IPC streams the engine sent; decoding them
+//! is the caller's business, so this crate stays free of Arrow.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use spark_connect_proto::spark_connect_service_client::SparkConnectServiceClient;
+use spark_connect_proto::{
+    Catalog, Command, DataType, ExecutePlanRequest, ExecutePlanResponse, Expression, InterruptRequest, Limit, Plan,
+    Relation, SetCurrentCatalog, SetCurrentDatabase, Sql, SqlCommand, UserContext, catalog, command, data_type,
+    execute_plan_response, expression, interrupt_request, plan, relation,
+};
+use tonic::transport::Channel;
+
+use crate::rpc_status::ErrorInfo;
+
+/// A failure the engine reported, with Spark's error class and SQLSTATE
+/// when it sent them.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct EngineError {
+    pub message: String,
+    pub error_class: Option<String>,
+    pub sql_state: Option<String>,
+    /// The engine could not be reached (rather than refusing the work).
+    pub unreachable: bool,
+}
+
+impl EngineError {
+    fn unreachable(message: String) -> Self {
+        Self { message, error_class: None, sql_state: None, unreachable: true }
+    }
+
+    fn protocol(message: &str) -> Self {
+        Self { message: message.to_string(), error_class: None, sql_state: None, unreachable: false }
+    }
+
+    fn from_status(status: &tonic::Status) -> Self {
+        if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown) && status.message().is_empty() {
+            return Self::unreachable(format!("engine unreachable: {status}"));
+        }
+        let info = ErrorInfo::from_status_details(status.details());
+        let meta = |key: &str| info.as_ref().and_then(|i| i.metadata.get(key)).filter(|v| !v.is_empty()).cloned();
+        Self {
+            message: status.message().to_string(),
+            error_class: meta("errorClass"),
+            sql_state: meta("sqlState"),
+            unreachable: status.code() == tonic::Code::Unavailable,
+        }
+    }
+}
+
+/// A named statement parameter: `:name` in the SQL text. A missing value is
+/// NULL; the value is cast to `type_text` (Spark SQL type syntax) when given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlParameter {
+    pub name: String,
+    pub value: Option<String>,
+    pub type_text: Option<String>,
+}
+
+/// One Spark session on one engine.
+pub struct EngineSession {
+    client: SparkConnectServiceClient<Channel>,
+    session_id: String,
+    user: String,
+}
+
+impl EngineSession {
+    pub async fn open(port: u16, user: &str) -> Result<Self, EngineError> {
+        let client = crate::engine::client(port).await.map_err(EngineError::unreachable)?;
+        Ok(Self { client, session_id: uuid::Uuid::new_v4().to_string(), user: user.to_string() })
+    }
+
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// `USE CATALOG` / `USE SCHEMA` for the rest of the session.
+    pub async fn use_namespace(&mut self, catalog: Option<&str>, schema: Option<&str>) -> Result<(), EngineError> {
+        if let Some(name) = catalog {
+            let set = catalog::CatType::SetCurrentCatalog(SetCurrentCatalog { catalog_name: name.to_string() });
+            self.execute(root(relation::RelType::Catalog(Catalog { cat_type: Some(set) }))).await?;
+        }
+        if let Some(name) = schema {
+            let set = catalog::CatType::SetCurrentDatabase(SetCurrentDatabase { db_name: name.to_string() });
+            self.execute(root(relation::RelType::Catalog(Catalog { cat_type: Some(set) }))).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `sql` as `spark.sql(...)` does: commands run at once, queries are
+    /// then collected, at most `limit` rows of them. Returns the Arrow IPC
+    /// streams of the result.
+    pub async fn sql(
+        &mut self,
+        sql: &str,
+        parameters: &[SqlParameter],
+        limit: Option<usize>,
+    ) -> Result<Vec<Bytes>, EngineError> {
+        let named_arguments = parameters.iter().map(|p| (p.name.clone(), argument(p))).collect::<HashMap<_, _>>();
+        #[allow(deprecated)]
+        let input = Relation {
+            common: None,
+            rel_type: Some(relation::RelType::Sql(Sql {
+                query: sql.to_string(),
+                named_arguments,
+                ..Default::default()
+            })),
+        };
+        let command = Command {
+            command_type: Some(command::CommandType::SqlCommand(SqlCommand {
+                input: Some(input),
+                ..Default::default()
+            })),
+        };
+        let responses = self.execute(Plan { op_type: Some(plan::OpType::Command(command)) }).await?;
+        let relation = responses
+            .into_iter()
+            .find_map(|r| match r.response_type {
+                Some(execute_plan_response::ResponseType::SqlCommandResult(result)) => result.relation,
+                _ => None,
+            })
+            .ok_or_else(|| EngineError::protocol("the engine sent no result for the SQL command"))?;
+        let relation = match limit {
+            Some(n) => Relation {
+                common: None,
+                rel_type: Some(relation::RelType::Limit(Box::new(Limit {
+                    input: Some(Box::new(relation)),
+                    limit: i32::try_from(n).unwrap_or(i32::MAX),
+                }))),
+            },
+            None => relation,
+        };
+        let responses = self.execute(Plan { op_type: Some(plan::OpType::Root(relation)) }).await?;
+        Ok(responses
+            .into_iter()
+            .filter_map(|r| match r.response_type {
+                Some(execute_plan_response::ResponseType::ArrowBatch(batch)) => Some(batch.data),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn execute(&mut self, plan: Plan) -> Result<Vec<ExecutePlanResponse>, EngineError> {
+        let request = ExecutePlanRequest {
+            session_id: self.session_id.clone(),
+            user_context: Some(self.user_context()),
+            plan: Some(plan),
+            client_type: Some("tarn".into()),
+            ..Default::default()
+        };
+        let mut stream =
+            self.client.execute_plan(request).await.map_err(|s| EngineError::from_status(&s))?.into_inner();
+        let mut responses = Vec::new();
+        while let Some(item) = stream.next().await {
+            responses.push(item.map_err(|s| EngineError::from_status(&s))?);
+        }
+        Ok(responses)
+    }
+
+    fn user_context(&self) -> UserContext {
+        UserContext { user_id: self.user.clone(), user_name: self.user.clone(), ..Default::default() }
+    }
+}
+
+/// Asks the engine to stop everything running in `session_id`.
+pub async fn interrupt(port: u16, session_id: &str, user: &str) -> Result<(), EngineError> {
+    let mut client = crate::engine::client(port).await.map_err(EngineError::unreachable)?;
+    let request = InterruptRequest {
+        session_id: session_id.to_string(),
+        user_context: Some(UserContext { user_id: user.into(), user_name: user.into(), ..Default::default() }),
+        client_type: Some("tarn".into()),
+        interrupt_type: interrupt_request::InterruptType::All.into(),
+        ..Default::default()
+    };
+    client.interrupt(request).await.map_err(|s| EngineError::from_status(&s))?;
+    Ok(())
+}
+
+fn root(rel_type: relation::RelType) -> Plan {
+    Plan { op_type: Some(plan::OpType::Root(Relation { common: None, rel_type: Some(rel_type) })) }
+}
+
+fn literal(value: expression::literal::LiteralType) -> Expression {
+    Expression {
+        common: None,
+        expr_type: Some(expression::ExprType::Literal(expression::Literal {
+            data_type: None,
+            literal_type: Some(value),
+        })),
+    }
+}
+
+/// A parameter as a Spark expression: a string literal (or NULL), cast to
+/// its type unless that is STRING.
+fn argument(parameter: &SqlParameter) -> Expression {
+    let value = match &parameter.value {
+        Some(v) => literal(expression::literal::LiteralType::String(v.clone())),
+        None => literal(expression::literal::LiteralType::Null(DataType {
+            kind: Some(data_type::Kind::Null(data_type::Null { type_variation_reference: 0 })),
+        })),
+    };
+    match parameter.type_text.as_deref().map(str::trim) {
+        None | Some("") => value,
+        Some(t) if t.eq_ignore_ascii_case("STRING") && parameter.value.is_some() => value,
+        Some(t) => Expression {
+            common: None,
+            expr_type: Some(expression::ExprType::Cast(Box::new(expression::Cast {
+                expr: Some(Box::new(value)),
+                eval_mode: 0,
+                cast_to_type: Some(expression::cast::CastToType::TypeStr(t.to_string())),
+            }))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_parameters_are_cast_and_strings_are_literals() {
+        let p = |value: Option<&str>, type_text: Option<&str>| SqlParameter {
+            name: "x".into(),
+            value: value.map(str::to_string),
+            type_text: type_text.map(str::to_string),
+        };
+        assert!(matches!(argument(&p(Some("a"), None)).expr_type, Some(expression::ExprType::Literal(_))));
+        assert!(matches!(argument(&p(Some("a"), Some("string"))).expr_type, Some(expression::ExprType::Literal(_))));
+        let Some(expression::ExprType::Cast(cast)) = argument(&p(Some("7"), Some("INT"))).expr_type else {
+            panic!("an INT parameter is a cast");
+        };
+        assert_eq!(cast.cast_to_type, Some(expression::cast::CastToType::TypeStr("INT".into())));
+        assert!(matches!(argument(&p(None, Some("DATE"))).expr_type, Some(expression::ExprType::Cast(_))));
+    }
+}
