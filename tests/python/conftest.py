@@ -42,7 +42,7 @@ class Tarn:
             TARN_HOME=str(self.home),
             # Environments are shared between test servers (and CI runs).
             TARN_ENV_DIR=str(CACHE / "envs"),
-            RUST_LOG="info,tower_http=warn",
+            RUST_LOG="info,tower_http=warn,buoyant_kernel=warn,deltalake_core=warn",
         )
         uv = Path(sys.executable).parent / "uv"
         if uv.exists():

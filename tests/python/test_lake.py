@@ -107,3 +107,10 @@ def test_lake_statement_errors_keep_the_table(spark, w):
         spark.sql(f"ALTER TABLE {t} ADD COLUMNS (id BIGINT)")
     assert spark.sql(f"SELECT count(*) AS n FROM {t}").first().n == 5
     assert [r.version for r in spark.sql(f"DESCRIBE HISTORY {t}").collect()] == [1, 0]
+
+
+def test_system_tables_from_pyspark(spark):
+    rows = spark.sql("SELECT cluster_name FROM system.compute.clusters WHERE cluster_name = 'lake'").collect()
+    assert [r.cluster_name for r in rows] == ["lake"]
+    calls = spark.sql("SELECT count(*) AS n FROM system.access.audit WHERE service_name = 'clusters'").collect()
+    assert calls[0].n >= 1

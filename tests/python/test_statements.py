@@ -161,3 +161,31 @@ def test_warehouse_auto_stops_when_idle(tmp_home):
         wait_for(lambda: w.warehouses.get(warehouse.id).state == State.STOPPED, timeout=60)
     finally:
         tarn.stop()
+
+
+def test_system_tables(w, warehouse_id):
+    cluster_id = w.clusters.create(cluster_name="audited", spark_version="16.4.x-scala2.13", num_workers=0,
+                                   autotermination_minutes=30).cluster_id
+    try:
+        with pytest.raises(errors.ResourceDoesNotExist):
+            w.clusters.get("no-such-cluster")
+        clusters = ok(sql(w, warehouse_id, "SELECT cluster_name, owned_by, auto_termination_minutes, cluster_source "
+                                          f"FROM system.compute.clusters WHERE cluster_id = '{cluster_id}'"))
+        assert clusters.result.data_array == [["audited", "admin", "30", "API"]]
+        # The warehouse's own engine is not a cluster of the workspace.
+        names = ok(sql(w, warehouse_id, "SELECT cluster_name FROM system.compute.clusters"))
+        assert ["Local SQL warehouse"] not in names.result.data_array
+
+        audit = ok(sql(w, warehouse_id, "SELECT user_identity.email, request_params['method'], response.status_code "
+                                        "FROM system.access.audit WHERE service_name = 'clusters' "
+                                        "AND action_name = 'get' ORDER BY event_time DESC LIMIT 1"))
+        assert audit.result.data_array == [["admin", "GET", "400"]]
+        # Refreshed on each statement that names a system table: the call
+        # that ran the previous statement is there now.
+        latest = ok(sql(w, warehouse_id, "SELECT count(*) FROM system.access.audit WHERE service_name = 'sql'"))
+        assert int(latest.result.data_array[0][0]) >= 3
+        table = w.tables.get("system.access.audit")
+        assert table.table_type.value == "EXTERNAL"
+        assert {"event_time", "user_identity", "action_name"} <= {c.name for c in table.columns}
+    finally:
+        w.clusters.permanent_delete(cluster_id)

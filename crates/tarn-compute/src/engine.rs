@@ -71,15 +71,22 @@ impl EngineHandle {
     }
 }
 
+/// Sail reserves the catalog name `system` for its own tables, so tarn's
+/// `system` catalog is mounted under this name and statements naming
+/// `system.compute` or `system.access` are rewritten to it (see
+/// [`crate::gateway::rewrite_sql_text`]).
+pub const SYSTEM_CATALOG_MOUNT: &str = "tarn_system";
+
 /// What an engine needs to resolve `catalog.schema.table` through tarn's
-/// Unity Catalog API: each catalog mounted under its own name (and
-/// `hive_metastore` as `main`), authenticated with `token`.
+/// Unity Catalog API: each catalog mounted under its own name (`system` as
+/// [`SYSTEM_CATALOG_MOUNT`], and `hive_metastore` as `main`), authenticated
+/// with `token`.
 pub fn catalog_env(api_url: &str, token: &str, catalogs: &[String]) -> Vec<(String, String)> {
     let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     let uri = format!("{}/api/2.1/unity-catalog", api_url.trim_end_matches('/'));
     let mounts = catalogs
         .iter()
-        .map(|c| (c.as_str(), c.as_str()))
+        .map(|c| if c == "system" { (SYSTEM_CATALOG_MOUNT, "system") } else { (c.as_str(), c.as_str()) })
         .chain(std::iter::once(("hive_metastore", "main")))
         .map(|(name, target)| {
             format!(
@@ -263,8 +270,10 @@ async fn stop_child(child: &mut Child, stdin: Option<tokio::process::ChildStdin>
 mod tests {
     #[test]
     fn catalog_env_mounts_each_catalog() {
-        let env = super::catalog_env("http://127.0.0.1:9/", "dapi1", &["main".into(), "sales".into()]);
+        let env = super::catalog_env("http://127.0.0.1:9/", "dapi1", &["main".into(), "sales".into(), "system".into()]);
         let list = &env[0].1;
+        assert!(list.contains("{name=\"tarn_system\", type=\"unity\""), "{list}");
+        assert!(list.contains("default_catalog=\"system\""), "{list}");
         assert!(list.starts_with("[{name=\"main\", type=\"unity\", uri=\"http://127.0.0.1:9/api/2.1/unity-catalog\""));
         assert!(list.contains("{name=\"sales\""));
         assert!(

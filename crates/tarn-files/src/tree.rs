@@ -59,6 +59,12 @@ impl Location {
         self.root.resolve(&self.rel, &self.shown)
     }
 
+    /// Where the location is on this machine, for an engine to read or
+    /// write (confinement checked now; the engine's own access is not).
+    pub fn local_path(&self) -> Result<PathBuf> {
+        self.local()
+    }
+
     fn child(&self, name: &str) -> Result<Location> {
         let rel = if self.rel.is_empty() { name.to_string() } else { format!("{}/{name}", self.rel) };
         let shown = format!("{}/{name}", self.shown.trim_end_matches('/'));

@@ -1,7 +1,8 @@
 //! Delta Lake statements the engine lacks, run in tarn with delta-rs and
 //! DataFusion: `DESCRIBE HISTORY`, `DESCRIBE DETAIL`, `OPTIMIZE [ZORDER BY]`,
 //! `VACUUM`, `RESTORE`, `ALTER TABLE ... ADD COLUMNS`, `ALTER TABLE ... SET
-//! TBLPROPERTIES` and `COMMENT ON TABLE`.
+//! TBLPROPERTIES` and `COMMENT ON TABLE`; and the system tables tarn writes
+//! from its own store ([`system`]).
 //!
 //! Tables are found through the catalog; commits to managed tables are
 //! decided under the catalog's commit lock (see `log_store`), so a commit
@@ -13,6 +14,7 @@ mod history;
 mod log_store;
 mod ops;
 pub mod statement;
+pub mod system;
 mod table;
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use serde_json::Value;
 use tarn_catalog::{Catalog, CatalogError, DEFAULT_CATALOG, DEFAULT_SCHEMA, Kind};
 
 pub use statement::Statement;
+pub use system::{SystemTables, mentions_system_tables};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
@@ -36,6 +39,8 @@ pub enum LakeError {
     Conflict(String),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Store(#[from] tarn_store::StoreError),
     #[error("{0}")]
     Delta(#[from] deltalake::DeltaTableError),
     #[error("{0}")]
@@ -76,6 +81,7 @@ pub struct Lake {
     /// Where one- and two-part names resolve.
     current_catalog: Arc<str>,
     current_schema: Arc<str>,
+    system: Option<SystemTables>,
 }
 
 impl Lake {
@@ -86,7 +92,14 @@ impl Lake {
             user: user.into(),
             current_catalog: DEFAULT_CATALOG.into(),
             current_schema: DEFAULT_SCHEMA.into(),
+            system: None,
         }
+    }
+
+    /// The same lake, refreshing `system` before any statement that names a
+    /// system table (whoever runs the statement).
+    pub fn with_system_tables(self, system: SystemTables) -> Self {
+        Self { system: Some(system), ..self }
     }
 
     /// The same lake with names resolved in `catalog` (default `main`) and
@@ -101,6 +114,11 @@ impl Lake {
 
     /// Runs `sql` when it is a lake statement; `None` when the engine should.
     pub async fn execute_sql(&self, sql: &str) -> Option<Result<RecordBatch>> {
+        if let Some(system) = self.system.as_ref().filter(|_| mentions_system_tables(sql))
+            && let Err(e) = system.refresh().await
+        {
+            tracing::warn!(error = %e, "refreshing the system tables; they may be stale");
+        }
         match statement::parse(sql) {
             Ok(None) => None,
             Ok(Some(statement)) => Some(self.execute(statement).await),

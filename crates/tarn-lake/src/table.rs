@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
-    ArrayRef, BooleanArray, Int32Array, Int64Array, ListBuilder, MapBuilder, StringArray, StringBuilder,
-    TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Date32Array, Int32Array, Int64Array, ListBuilder, MapBuilder, StringArray, StringBuilder,
+    StructArray, TimestampMicrosecondArray,
 };
 use deltalake::arrow::datatypes::Schema;
 use deltalake::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -21,17 +21,29 @@ pub(crate) enum Column {
     Bool(Vec<Option<bool>>),
     /// Milliseconds since the epoch, shown as a UTC timestamp.
     Timestamp(Vec<Option<i64>>),
+    /// Days since the epoch.
+    Date(Vec<Option<i32>>),
     Map(Vec<Option<Vec<(String, String)>>>),
     List(Vec<Option<Vec<String>>>),
+    /// Named fields of equal length; the struct itself is never null.
+    Struct(Vec<(&'static str, Column)>),
 }
 
 impl Column {
-    fn into_array(self) -> ArrayRef {
-        match self {
+    fn into_array(self) -> Result<ArrayRef> {
+        Ok(match self {
             Column::Str(v) => Arc::new(StringArray::from(v)),
             Column::Long(v) => Arc::new(Int64Array::from(v)),
             Column::Int(v) => Arc::new(Int32Array::from(v)),
             Column::Bool(v) => Arc::new(BooleanArray::from(v)),
+            Column::Date(v) => Arc::new(Date32Array::from(v)),
+            Column::Struct(fields) => {
+                let fields = fields
+                    .into_iter()
+                    .map(|(n, c)| Ok((n, c.into_array()?)))
+                    .collect::<Result<Vec<(&str, ArrayRef)>>>()?;
+                Arc::new(StructArray::try_from(fields)?)
+            }
             Column::Timestamp(v) => Arc::new(
                 TimestampMicrosecondArray::from(v.into_iter().map(|t| t.map(|ms| ms * 1000)).collect::<Vec<_>>())
                     .with_timezone("UTC"),
@@ -70,14 +82,15 @@ impl Column {
                 }
                 Arc::new(builder.finish())
             }
-        }
+        })
     }
 }
 
-/// A batch from named columns of equal length.
+/// A batch from named columns of equal length, every column nullable (the
+/// schema must not depend on whether these rows happen to hold a null).
 pub(crate) fn batch(columns: Vec<(&str, Column)>) -> Result<RecordBatch> {
-    let (names, arrays): (Vec<&str>, Vec<ArrayRef>) = columns.into_iter().map(|(n, c)| (n, c.into_array())).unzip();
-    Ok(RecordBatch::try_from_iter(names.into_iter().zip(arrays))?)
+    let columns = columns.into_iter().map(|(n, c)| Ok((n, c.into_array()?, true))).collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_from_iter_with_nullable(columns)?)
 }
 
 /// The result of a statement that returns no rows.

@@ -3,11 +3,13 @@
 //! Spark session), callers wait for it up to their `wait_timeout`, and the
 //! result is kept in memory for [`KEEP_FINISHED`] after it finished.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tarn_compute::connect::{EngineError, EngineSession, SqlParameter};
+use tarn_compute::gateway::{PathResolver, rewrite_sql_text};
 use tarn_lake::Lake;
 use tarn_lake::arrow::datatypes::Schema;
 use tokio::sync::watch;
@@ -183,12 +185,14 @@ pub struct Statements {
 struct Inner {
     warehouse: Warehouse,
     lake: Lake,
+    paths: Option<Arc<dyn PathResolver>>,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
 }
 
 impl Statements {
-    pub fn new(warehouse: Warehouse, lake: Lake) -> Self {
-        Self { inner: Arc::new(Inner { warehouse, lake, entries: Mutex::new(HashMap::new()) }) }
+    /// `paths` resolves `/Volumes/...` paths in statements sent to the engine.
+    pub fn new(warehouse: Warehouse, lake: Lake, paths: Option<Arc<dyn PathResolver>>) -> Self {
+        Self { inner: Arc::new(Inner { warehouse, lake, paths, entries: Mutex::new(HashMap::new()) }) }
     }
 
     pub fn warehouse(&self) -> &Warehouse {
@@ -290,10 +294,13 @@ async fn execute(
         .use_namespace(request.catalog.as_deref(), request.schema.as_deref())
         .await
         .map_err(StatementError::from_engine)?;
+    let text = match inner.paths.as_deref() {
+        Some(paths) => rewrite_sql_text(&request.statement, paths).map_err(|e| StatementError::bad_request(e, None))?,
+        None => Cow::Borrowed(request.statement.as_str()),
+    };
     // One row more than the limit tells whether the result was truncated.
     let fetch = request.row_limit.map(|n| n.saturating_add(1));
-    let streams =
-        session.sql(&request.statement, &request.parameters, fetch).await.map_err(StatementError::from_engine)?;
+    let streams = session.sql(&text, &request.parameters, fetch).await.map_err(StatementError::from_engine)?;
     locked(&entry.session).take();
     inner.warehouse.record_activity(&engine);
     let mut batches = Vec::new();

@@ -36,24 +36,26 @@ impl Store {
         Ok(())
     }
 
-    /// Events from `since` (epoch ms) on, oldest first.
-    pub fn audit_events(&self, since: i64) -> Result<Vec<AuditEvent>> {
+    /// Events with an id above `after_id`, oldest first, with their ids.
+    pub fn audit_events_after(&self, after_id: i64) -> Result<Vec<(i64, AuditEvent)>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT event_time, user_name, service_name, action_name, method, request_path, status_code, duration_ms
-             FROM audit_events WHERE event_time >= ?1 ORDER BY event_id",
+            "SELECT event_id, event_time, user_name, service_name, action_name, method, request_path, status_code,
+                    duration_ms
+             FROM audit_events WHERE event_id > ?1 ORDER BY event_id",
         )?;
-        let rows = stmt.query_map([since], |r| {
-            Ok(AuditEvent {
-                event_time: r.get(0)?,
-                user_name: r.get(1)?,
-                service_name: r.get(2)?,
-                action_name: r.get(3)?,
-                method: r.get(4)?,
-                request_path: r.get(5)?,
-                status_code: r.get(6)?,
-                duration_ms: r.get(7)?,
-            })
+        let rows = stmt.query_map([after_id], |r| {
+            let event = AuditEvent {
+                event_time: r.get(1)?,
+                user_name: r.get(2)?,
+                service_name: r.get(3)?,
+                action_name: r.get(4)?,
+                method: r.get(5)?,
+                request_path: r.get(6)?,
+                status_code: r.get(7)?,
+                duration_ms: r.get(8)?,
+            };
+            Ok((r.get(0)?, event))
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }

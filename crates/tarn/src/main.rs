@@ -55,10 +55,9 @@ enum EnvAction {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,tower_http=warn,buoyant_kernel=warn,deltalake_core=warn")
+        }))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tarn_api::AppState;
 use tarn_catalog::Catalog;
 use tarn_compute::env::BASE_RUNTIME;
-use tarn_compute::gateway::Gateway;
+use tarn_compute::gateway::{Gateway, Hooks, PathResolver};
 use tarn_compute::node_types::Host;
 use tarn_compute::{CatalogDirectory, ClusterManager, ComputeConfig};
 use tarn_files::Files;
@@ -28,6 +28,19 @@ impl CatalogDirectory for Catalogs {
             tracing::warn!(error = %e, "listing catalogs for an engine; mounting main only");
             vec![tarn_catalog::DEFAULT_CATALOG.to_string()]
         })
+    }
+}
+
+/// Volume paths in engine requests, resolved through the catalog.
+struct VolumePaths(Files);
+
+impl PathResolver for VolumePaths {
+    fn resolve(&self, path: &str) -> Result<String, String> {
+        let location = self.0.volumes().locate(path).map_err(|e| e.to_string())?;
+        let local = location.local_path().map_err(|e| e.to_string())?;
+        // A trailing slash means a directory to Spark readers; keep it.
+        let slash = if path.ends_with('/') { "/" } else { "" };
+        Ok(format!("{}{slash}", local.display()))
     }
 }
 
@@ -79,13 +92,24 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     clusters.reconcile().await.map_err(|e| e.to_string())?;
     let reaper = clusters.spawn_idle_reaper();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let lake = tarn_lake::Lake::new(catalog.clone(), ADMIN_USER);
+    let system = tarn_lake::SystemTables::new(
+        catalog.clone(),
+        store.clone(),
+        config.home.join("lake"),
+        &workspace_id,
+        ADMIN_USER,
+    );
+    if let Err(e) = system.refresh().await {
+        tracing::warn!(error = %e, "writing the system tables");
+    }
+    let lake = tarn_lake::Lake::new(catalog.clone(), ADMIN_USER).with_system_tables(system);
     let warehouse =
         tarn_sql::Warehouse::open(&store, clusters.clone(), config.engine_start_timeout + WAREHOUSE_START_SLACK)
             .map_err(|e| e.to_string())?;
-    let statements = tarn_sql::Statements::new(warehouse, lake.clone());
-    let interceptor: Arc<dyn tarn_compute::gateway::SqlInterceptor> = Arc::new(tarn_sql::LakeInterceptor::new(lake));
-    let gateway = Gateway::new(clusters.clone(), store.clone(), Some(interceptor));
+    let paths: Arc<dyn PathResolver> = Arc::new(VolumePaths(files.clone()));
+    let statements = tarn_sql::Statements::new(warehouse, lake.clone(), Some(paths.clone()));
+    let hooks = Hooks { sql: Some(Arc::new(tarn_sql::LakeInterceptor::new(lake))), paths: Some(paths) };
+    let gateway = Gateway::new(clusters.clone(), store.clone(), hooks);
     let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
     let app =
         tarn_api::router(AppState { store, clusters: clusters.clone(), catalog, files, statements, workspace_id });

@@ -7,8 +7,9 @@
 //! with tarn's session defaults (Delta as the default table format, as on
 //! Databricks), then streams the HTTP/2 call to the engine and back. Only
 //! the first message of each call is decoded: for its session id, and in
-//! `ExecutePlan` for the rewrites tarn makes (Delta `saveAsTable`, and SQL
-//! statements tarn runs itself, see [`SqlInterceptor`]).
+//! `ExecutePlan` for the rewrites tarn makes (volume paths, see
+//! [`PathResolver`]; Delta `saveAsTable`; and SQL statements tarn runs
+//! itself, see [`SqlInterceptor`]).
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -32,10 +33,19 @@ use tokio::net::TcpListener;
 
 use crate::ClusterManager;
 
+mod paths;
 mod save_as_table;
 mod sql;
 
+pub use paths::{PathResolver, rewrite_sql_text};
 pub use sql::{Intercepted, SqlFailure, SqlInterceptor};
+
+/// What the wiring plugs into the gateway's rewrites.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    pub sql: Option<Arc<dyn SqlInterceptor>>,
+    pub paths: Option<Arc<dyn PathResolver>>,
+}
 
 type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
@@ -60,7 +70,7 @@ pub struct Gateway {
     /// (engine port, session id) pairs already given the session defaults.
     sessions: Mutex<HashSet<(u16, String)>>,
     activity: Mutex<HashMap<String, Instant>>,
-    interceptor: Option<Arc<dyn SqlInterceptor>>,
+    hooks: Hooks,
 }
 
 /// A gRPC error in the "trailers-only" form: status and message as headers.
@@ -98,7 +108,7 @@ const INVALID_ARGUMENT: u8 = 3;
 const INTERNAL: u8 = 13;
 
 impl Gateway {
-    pub fn new(clusters: ClusterManager, store: Arc<Store>, interceptor: Option<Arc<dyn SqlInterceptor>>) -> Arc<Self> {
+    pub fn new(clusters: ClusterManager, store: Arc<Store>, hooks: Hooks) -> Arc<Self> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).http2_only(true).build(connector);
@@ -108,7 +118,7 @@ impl Gateway {
             client,
             sessions: Mutex::new(HashSet::new()),
             activity: Mutex::new(HashMap::new()),
-            interceptor,
+            hooks,
         })
     }
 
@@ -187,7 +197,7 @@ impl Gateway {
             }
         }
         let prefix = if parts.uri.path().ends_with("/ExecutePlan") {
-            match rewrite_execute(port, self.interceptor.as_deref(), prefix).await {
+            match rewrite_execute(port, &self.hooks, prefix).await {
                 Ok(prefix) => prefix,
                 Err(response) => return response,
             }
@@ -272,24 +282,24 @@ impl Gateway {
 
 /// Gives an `ExecutePlan` request to the rewrites tarn makes for the engine;
 /// returns the (possibly re-encoded) framed message.
-async fn rewrite_execute(
-    port: u16,
-    interceptor: Option<&dyn SqlInterceptor>,
-    framed: Bytes,
-) -> Result<Bytes, Response<Body>> {
+async fn rewrite_execute(port: u16, hooks: &Hooks, framed: Bytes) -> Result<Bytes, Response<Body>> {
     if framed.len() < 5 || framed[0] != 0 {
         return Ok(framed);
     }
     let Ok(mut request) = spark_connect_proto::ExecutePlanRequest::decode(&framed[5..]) else {
         return Ok(framed);
     };
-    let intercepted = match interceptor {
+    let resolved = match hooks.paths.as_deref() {
+        Some(paths) => paths::rewrite(&mut request, paths).map_err(|f| spark_error(&f))?,
+        None => false,
+    };
+    let intercepted = match hooks.sql.as_deref() {
         Some(interceptor) => sql::rewrite(interceptor, &mut request).await.map_err(|f| spark_error(&f))?,
         None => false,
     };
-    if !intercepted
-        && !save_as_table::rewrite(port, &mut request).await.map_err(|e| grpc_error(INVALID_ARGUMENT, &e))?
-    {
+    let rewritten = intercepted
+        || save_as_table::rewrite(port, &mut request).await.map_err(|e| grpc_error(INVALID_ARGUMENT, &e))?;
+    if !resolved && !rewritten {
         return Ok(framed);
     }
     let payload = request.encode_to_vec();

@@ -1,0 +1,313 @@
+//! Names in engine requests that only tarn can resolve. Users read and
+//! write `/Volumes/<catalog>/<schema>/<volume>/...` (or `dbfs:/Volumes/...`),
+//! which no engine's file system has; the gateway replaces each such path,
+//! in data source reads, path writes and SQL text, by where the volume is
+//! stored. And `system.compute.*` / `system.access.*` (tarn's system tables)
+//! are renamed to the catalog engines mount them under, as Sail keeps the
+//! name `system` for its own.
+
+use std::borrow::Cow;
+
+use spark_connect_proto::{Command, ExecutePlanRequest, Relation, command, plan, read, relation, write_operation};
+
+use super::SqlFailure;
+use crate::engine::SYSTEM_CATALOG_MOUNT;
+
+/// Where a volume path is stored; implemented over the catalog by the wiring.
+pub trait PathResolver: Send + Sync + 'static {
+    /// The local path for `path` (`/Volumes/...`), or why there is none
+    /// (no such volume, a path escaping it).
+    fn resolve(&self, path: &str) -> Result<String, String>;
+}
+
+const PREFIXES: [&str; 2] = ["dbfs:/Volumes/", "/Volumes/"];
+
+fn volume_path(path: &str) -> Option<&str> {
+    PREFIXES.iter().find_map(|p| path.strip_prefix(p).map(|_| path.trim_start_matches("dbfs:")))
+}
+
+fn map_path(path: &mut String, resolver: &dyn PathResolver) -> Result<bool, String> {
+    let Some(volume) = volume_path(path) else { return Ok(false) };
+    *path = resolver.resolve(volume)?;
+    Ok(true)
+}
+
+/// `text` with every quoted volume path ('...', "..." or `...`) resolved,
+/// and tarn's system tables named by the catalog engines mount them as.
+pub fn rewrite_sql_text<'a>(text: &'a str, resolver: &dyn PathResolver) -> Result<Cow<'a, str>, String> {
+    if !text.contains("/Volumes/") && !text.to_ascii_lowercase().contains("system") {
+        return Ok(Cow::Borrowed(text));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((i, quote)) = rest.char_indices().find(|(_, c)| matches!(c, '\'' | '"' | '`')) {
+        out.push_str(&system_names(&rest[..i]));
+        out.push(quote);
+        let after = &rest[i + 1..];
+        let Some(end) = after.find(quote) else {
+            rest = after;
+            break;
+        };
+        let quoted = &after[..end];
+        let next = &after[end + 1..];
+        match volume_path(quoted) {
+            Some(volume) => out.push_str(&resolver.resolve(volume)?),
+            None if quote == '`' && quoted.eq_ignore_ascii_case("system") && starts_system_schema(next) => {
+                out.push_str(SYSTEM_CATALOG_MOUNT);
+            }
+            None => out.push_str(quoted),
+        }
+        out.push(quote);
+        rest = next;
+    }
+    out.push_str(&system_names(rest));
+    Ok(if out == text { Cow::Borrowed(text) } else { Cow::Owned(out) })
+}
+
+/// The schemas of tarn's `system` catalog (Sail's own `system` has others).
+const SYSTEM_SCHEMAS: [&str; 2] = ["compute", "access"];
+
+/// True when `rest` (what follows a `system` identifier) continues with
+/// `.compute` or `.access`, backticked or not.
+fn starts_system_schema(rest: &str) -> bool {
+    let Some(schema) = rest.strip_prefix('.') else { return false };
+    let schema = schema.strip_prefix('`').unwrap_or(schema);
+    SYSTEM_SCHEMAS.iter().any(|s| {
+        schema.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s))
+            && schema.as_bytes().get(s.len()).is_some_and(|c| !c.is_ascii_alphanumeric() && *c != b'_')
+    })
+}
+
+/// Unquoted SQL with `system.compute...` / `system.access...` renamed.
+fn system_names(sql: &str) -> Cow<'_, str> {
+    let lower = sql.to_ascii_lowercase();
+    let mut out = String::new();
+    let mut copied = 0;
+    for (at, _) in lower.match_indices("system") {
+        let before = lower[..at].chars().next_back();
+        let standalone = before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'));
+        if standalone && starts_system_schema(&sql[at + "system".len()..]) {
+            out.push_str(&sql[copied..at]);
+            out.push_str(SYSTEM_CATALOG_MOUNT);
+            copied = at + "system".len();
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(sql);
+    }
+    out.push_str(&sql[copied..]);
+    Cow::Owned(out)
+}
+
+/// Resolves the volume paths of an `ExecutePlan`; true when any changed.
+pub(super) fn rewrite(request: &mut ExecutePlanRequest, resolver: &dyn PathResolver) -> Result<bool, SqlFailure> {
+    let Some(op) = request.plan.as_mut().and_then(|p| p.op_type.as_mut()) else { return Ok(false) };
+    let mut walk = Walk { resolver, changed: false };
+    let walked = match op {
+        plan::OpType::Root(relation) => walk.relation(relation),
+        plan::OpType::Command(c) => walk.command(c),
+        _ => Ok(()),
+    };
+    walked.map_err(|message| SqlFailure { exception_class: "org.apache.spark.sql.AnalysisException", message })?;
+    Ok(walk.changed)
+}
+
+struct Walk<'a> {
+    resolver: &'a dyn PathResolver,
+    changed: bool,
+}
+
+/// The relation types whose only child relation is `input`.
+macro_rules! single_input {
+    ($self:ident, $rel:expr, $($variant:ident),* $(,)?) => {
+        match $rel {
+            $(Some(relation::RelType::$variant(r)) => return $self.optional(r.input.as_deref_mut()),)*
+            _ => {}
+        }
+    };
+}
+
+impl Walk<'_> {
+    fn command(&mut self, command: &mut Command) -> Result<(), String> {
+        match command.command_type.as_mut() {
+            Some(command::CommandType::WriteOperation(write)) => {
+                if let Some(write_operation::SaveType::Path(path)) = write.save_type.as_mut() {
+                    self.changed |= map_path(path, self.resolver)?;
+                }
+                self.optional(write.input.as_mut())
+            }
+            Some(command::CommandType::WriteOperationV2(write)) => self.optional(write.input.as_mut()),
+            Some(command::CommandType::CreateDataframeView(view)) => self.optional(view.input.as_mut()),
+            Some(command::CommandType::SqlCommand(sql)) => {
+                #[allow(deprecated)]
+                if let Cow::Owned(text) = rewrite_sql_text(&sql.sql, self.resolver)? {
+                    sql.sql = text;
+                    self.changed = true;
+                }
+                self.optional(sql.input.as_mut())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn optional(&mut self, relation: Option<&mut Relation>) -> Result<(), String> {
+        relation.map_or(Ok(()), |r| self.relation(r))
+    }
+
+    fn relation(&mut self, relation: &mut Relation) -> Result<(), String> {
+        let rel = relation.rel_type.as_mut();
+        single_input!(
+            self,
+            rel,
+            Project,
+            Filter,
+            Sort,
+            Limit,
+            Aggregate,
+            Sample,
+            Offset,
+            Deduplicate,
+            SubqueryAlias,
+            Repartition,
+            ToDf,
+            WithColumnsRenamed,
+            ShowString,
+            Drop,
+            Tail,
+            WithColumns,
+            Hint,
+            Unpivot,
+            ToSchema,
+            RepartitionByExpression,
+            MapPartitions,
+            CollectMetrics,
+            Parse,
+            WithWatermark,
+            HtmlString,
+            Transpose,
+            FillNa,
+            DropNa,
+            Replace,
+            Summary,
+            Crosstab,
+            Describe,
+            Cov,
+            Corr,
+            ApproxQuantile,
+            FreqItems,
+            SampleBy,
+        );
+        match relation.rel_type.as_mut() {
+            Some(relation::RelType::Read(r)) => {
+                match r.read_type.as_mut() {
+                    Some(read::ReadType::DataSource(source)) => {
+                        for path in &mut source.paths {
+                            self.changed |= map_path(path, self.resolver)?;
+                        }
+                        if let Some(path) = source.options.get_mut("path") {
+                            self.changed |= map_path(path, self.resolver)?;
+                        }
+                    }
+                    Some(read::ReadType::NamedTable(table)) => {
+                        if let Cow::Owned(name) = system_names(&table.unparsed_identifier) {
+                            table.unparsed_identifier = name;
+                            self.changed = true;
+                        }
+                    }
+                    None => {}
+                }
+                Ok(())
+            }
+            Some(relation::RelType::Sql(sql)) => {
+                if let Cow::Owned(text) = rewrite_sql_text(&sql.query, self.resolver)? {
+                    sql.query = text;
+                    self.changed = true;
+                }
+                Ok(())
+            }
+            Some(relation::RelType::Join(j)) => self.pair(j.left.as_deref_mut(), j.right.as_deref_mut()),
+            Some(relation::RelType::SetOp(s)) => self.pair(s.left_input.as_deref_mut(), s.right_input.as_deref_mut()),
+            Some(relation::RelType::AsOfJoin(j)) => self.pair(j.left.as_deref_mut(), j.right.as_deref_mut()),
+            Some(relation::RelType::LateralJoin(j)) => self.pair(j.left.as_deref_mut(), j.right.as_deref_mut()),
+            Some(relation::RelType::GroupMap(g)) => self.pair(g.input.as_deref_mut(), g.initial_input.as_deref_mut()),
+            Some(relation::RelType::CoGroupMap(g)) => self.pair(g.input.as_deref_mut(), g.other.as_deref_mut()),
+            Some(relation::RelType::WithRelations(w)) => {
+                self.optional(w.root.as_deref_mut())?;
+                w.references.iter_mut().try_for_each(|r| self.relation(r))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn pair(&mut self, a: Option<&mut Relation>, b: Option<&mut Relation>) -> Result<(), String> {
+        self.optional(a)?;
+        self.optional(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spark_connect_proto::{Filter, Plan, Read};
+
+    struct Fixed;
+
+    impl PathResolver for Fixed {
+        fn resolve(&self, path: &str) -> Result<String, String> {
+            match path.strip_prefix("/Volumes/c/s/v") {
+                Some(rest) if !rest.contains("..") => Ok(format!("/lake/v{rest}")),
+                _ => Err(format!("no volume for {path}")),
+            }
+        }
+    }
+
+    #[test]
+    fn sql_text_paths_are_resolved_inside_quotes_only() {
+        let text = "SELECT * FROM csv.`/Volumes/c/s/v/a.csv` WHERE p = '/Volumes/c/s/v/b' -- /Volumes/x";
+        assert_eq!(
+            rewrite_sql_text(text, &Fixed).unwrap(),
+            "SELECT * FROM csv.`/lake/v/a.csv` WHERE p = '/lake/v/b' -- /Volumes/x"
+        );
+        assert!(matches!(rewrite_sql_text("SELECT 1", &Fixed).unwrap(), Cow::Borrowed(_)));
+        assert!(rewrite_sql_text("SELECT * FROM json.`dbfs:/Volumes/c/s/v/../../x`", &Fixed).is_err());
+    }
+
+    #[test]
+    fn system_tables_are_renamed_outside_strings() {
+        let text = "SELECT * FROM System.access.audit a JOIN `system`.`compute`.clusters c \
+                    WHERE a.x = 'system.access.audit' AND mysystem.access.t = system.information_schema.x";
+        assert_eq!(
+            rewrite_sql_text(text, &Fixed).unwrap(),
+            "SELECT * FROM tarn_system.access.audit a JOIN `tarn_system`.`compute`.clusters c \
+                    WHERE a.x = 'system.access.audit' AND mysystem.access.t = system.information_schema.x"
+        );
+        assert!(matches!(rewrite_sql_text("SELECT system_id FROM t", &Fixed).unwrap(), Cow::Borrowed(_)));
+        assert!(matches!(rewrite_sql_text("SELECT * FROM system.comp€", &Fixed).unwrap(), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn data_source_paths_under_other_relations_are_resolved() {
+        let read = Relation {
+            common: None,
+            rel_type: Some(relation::RelType::Read(Read {
+                read_type: Some(read::ReadType::DataSource(read::DataSource {
+                    paths: vec!["/Volumes/c/s/v/in.json".into(), "/tmp/other".into()],
+                    ..Default::default()
+                })),
+                ..Default::default()
+            })),
+        };
+        let filter = Relation {
+            common: None,
+            rel_type: Some(relation::RelType::Filter(Box::new(Filter {
+                input: Some(Box::new(read)),
+                condition: None,
+            }))),
+        };
+        let mut request =
+            ExecutePlanRequest { plan: Some(Plan { op_type: Some(plan::OpType::Root(filter)) }), ..Default::default() };
+        assert!(rewrite(&mut request, &Fixed).unwrap());
+        let text = format!("{request:?}");
+        assert!(text.contains("\"/lake/v/in.json\"") && text.contains("\"/tmp/other\""), "{text}");
+    }
+}
