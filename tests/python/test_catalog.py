@@ -4,6 +4,7 @@ through tarn's Spark Connect gateway."""
 import datetime
 
 import pytest
+from pyspark.errors import AnalysisException
 from databricks.sdk import errors
 from databricks.sdk.service.catalog import VolumeType
 
@@ -116,6 +117,26 @@ def test_partitioned_table_from_sql(tarn, w, two_clusters):
     assert tarn.spark(two_clusters[1]).table("main.events.clicks").where("day = '2026-01-02'").count() == 2
     columns = {c.name: c.partition_index for c in w.tables.get("main.events.clicks").columns}
     assert columns["day"] == 0 and columns["user_id"] is None
+
+
+def test_create_table_as_select(tarn, w, two_clusters):
+    spark = tarn.spark(two_clusters[0])
+    spark.sql("CREATE SCHEMA IF NOT EXISTS main.ctas")
+    # Nullable columns (a file read, a createDataFrame) are what Sail alone fails on.
+    spark.createDataFrame([(1, "eu", None), (2, "us", 3.5), (3, "eu", 1.5)], "id long, region string, amount double") \
+        .createOrReplaceTempView("src")
+    spark.sql("CREATE TABLE main.ctas.by_region PARTITIONED BY (region) COMMENT 'from src' "
+              "AS SELECT id, amount, region FROM src")
+    info = w.tables.get("main.ctas.by_region")
+    assert [c.name for c in info.columns] == ["id", "amount", "region"] and info.comment == "from src"
+    assert {c.name: c.partition_index for c in info.columns}["region"] == 0
+    assert tarn.spark(two_clusters[1]).table("main.ctas.by_region").count() == 3
+    with pytest.raises(AnalysisException, match="(?i)already exists"):
+        spark.sql("CREATE TABLE main.ctas.by_region AS SELECT * FROM src")
+    spark.sql("CREATE TABLE IF NOT EXISTS main.ctas.by_region AS SELECT * FROM src WHERE id = 1")
+    assert spark.table("main.ctas.by_region").count() == 3
+    spark.sql("CREATE OR REPLACE TABLE main.ctas.by_region AS SELECT id, amount, region FROM src WHERE id > 1")
+    assert sorted(r.id for r in spark.table("main.ctas.by_region").collect()) == [2, 3]
 
 
 def test_temp_views_stay_in_their_session(tarn, two_clusters):

@@ -123,6 +123,10 @@ def test_lake_statements_and_namespace(w, warehouse_id):
     ok(sql(w, warehouse_id, "INSERT INTO main.default.stmt_events VALUES (1, 'a'), (2, 'b')"))
     rows = ok(sql(w, warehouse_id, "SELECT * FROM stmt_events ORDER BY id", catalog="main", schema="default"))
     assert rows.result.data_array == [["1", "a"], ["2", "b"]]
+    ok(sql(w, warehouse_id, "CREATE TABLE main.default.stmt_copy AS SELECT kind, count(*) AS n FROM stmt_events "
+                            "GROUP BY kind", catalog="main", schema="default"))
+    copy = ok(sql(w, warehouse_id, "SELECT * FROM main.default.stmt_copy ORDER BY kind"))
+    assert copy.result.data_array == [["a", "1"], ["b", "1"]]
     history = ok(sql(w, warehouse_id, "DESCRIBE HISTORY stmt_events", catalog="main", schema="default"))
     names = [c.name for c in history.manifest.schema.columns]
     versions = [row[names.index("version")] for row in history.result.data_array]

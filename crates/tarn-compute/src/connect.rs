@@ -65,6 +65,7 @@ pub struct SqlParameter {
 
 /// One Spark session on one engine.
 pub struct EngineSession {
+    port: u16,
     client: SparkConnectServiceClient<Channel>,
     session_id: String,
     user: String,
@@ -73,7 +74,7 @@ pub struct EngineSession {
 impl EngineSession {
     pub async fn open(port: u16, user: &str) -> Result<Self, EngineError> {
         let client = crate::engine::client(port).await.map_err(EngineError::unreachable)?;
-        Ok(Self { client, session_id: uuid::Uuid::new_v4().to_string(), user: user.to_string() })
+        Ok(Self { port, client, session_id: uuid::Uuid::new_v4().to_string(), user: user.to_string() })
     }
 
     pub fn session_id(&self) -> &str {
@@ -95,13 +96,17 @@ impl EngineSession {
 
     /// Runs `sql` as `spark.sql(...)` does: commands run at once, queries are
     /// then collected, at most `limit` rows of them. Returns the Arrow IPC
-    /// streams of the result.
+    /// streams of the result. A Delta CTAS is split as the gateway splits it.
     pub async fn sql(
         &mut self,
         sql: &str,
         parameters: &[SqlParameter],
         limit: Option<usize>,
     ) -> Result<Vec<Bytes>, EngineError> {
+        let ctas = crate::gateway::ctas::rewrite(self.port, &self.session_id, Some(self.user_context()), sql)
+            .await
+            .map_err(|message| EngineError { message, error_class: None, sql_state: None, unreachable: false })?;
+        let sql = ctas.as_deref().unwrap_or(sql);
         let named_arguments = parameters.iter().map(|p| (p.name.clone(), argument(p))).collect::<HashMap<_, _>>();
         #[allow(deprecated)]
         let input = Relation {

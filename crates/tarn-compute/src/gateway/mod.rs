@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 
 use crate::ClusterManager;
 
+pub(crate) mod ctas;
 mod paths;
 mod save_as_table;
 mod sql;
@@ -76,6 +77,11 @@ pub struct Gateway {
 /// A gRPC error in the "trailers-only" form: status and message as headers.
 fn grpc_error(code: u8, message: &str) -> Response<Body> {
     grpc_error_with(code, message, None)
+}
+
+/// A statement tarn ran on the engine for the client, and the engine refused.
+fn engine_failure(message: String) -> SqlFailure {
+    SqlFailure { exception_class: "org.apache.spark.sql.AnalysisException", message }
 }
 
 /// A failed statement tarn ran, raised in the client as its Spark exception.
@@ -298,6 +304,7 @@ async fn rewrite_execute(port: u16, hooks: &Hooks, framed: Bytes) -> Result<Byte
         None => false,
     };
     let rewritten = intercepted
+        || ctas::rewrite_request(port, &mut request).await.map_err(|e| spark_error(&engine_failure(e)))?
         || save_as_table::rewrite(port, &mut request).await.map_err(|e| grpc_error(INVALID_ARGUMENT, &e))?;
     if !resolved && !rewritten {
         return Ok(framed);

@@ -70,7 +70,7 @@ pub(super) async fn rewrite(port: u16, req: &mut ExecutePlanRequest) -> Result<b
     }
 }
 
-async fn analyze_schema(
+pub(super) async fn analyze_schema(
     client: &mut SparkConnectServiceClient<Channel>,
     session_id: &str,
     user_context: Option<spark_connect_proto::UserContext>,
@@ -92,7 +92,7 @@ async fn analyze_schema(
     })
 }
 
-async fn run_sql(
+pub(super) async fn run_sql(
     client: &mut SparkConnectServiceClient<Channel>,
     session_id: &str,
     user_context: Option<spark_connect_proto::UserContext>,
@@ -127,7 +127,7 @@ fn quote(name: &str) -> String {
 
 /// Column definitions of a struct schema, or `None` for a type this
 /// rewrite does not know (the request then goes to the engine unchanged).
-fn struct_ddl(schema: &DataType) -> Option<String> {
+pub(super) fn struct_ddl(schema: &DataType) -> Option<String> {
     let Some(data_type::Kind::Struct(s)) = &schema.kind else { return None };
     let columns = s
         .fields
