@@ -70,6 +70,7 @@ QUERIES = {
         f"WHERE user_id = {POINT_USER} ORDER BY event_id"
     ),
 }
+TARGET_FILE_SIZE = 32 * 1024 * 1024
 CHECK_QUERY = "SELECT count(*) AS n, sum(amount) AS total, count(DISTINCT user_id) AS users FROM {table}"
 
 STEPS = [
@@ -281,15 +282,15 @@ def start_tarn(binary: str, home: Path):
     raise RuntimeError(f"tarn did not start: {(home / 'serve.log').read_text()[-2000:]}")
 
 
-def delta_active_files(location: str) -> tuple[int, str]:
-    """Data files of the table's current version, from its _delta_log
-    (checkpoint, later commits, then staged commits not yet published); the
-    count of parquet files on disk if there is no log."""
+def delta_active_adds(location: str) -> dict | None:
+    """The add actions of the table's current version (path -> stats JSON or
+    None), from its _delta_log: checkpoint, later commits, then staged
+    commits not yet published. None if there is no log."""
     root = Path(urllib.parse.unquote(urllib.parse.urlparse(location).path))
     log = root / "_delta_log"
     if not log.is_dir():
-        return sum(1 for _ in root.rglob("*.parquet")), "parquet files in storage location"
-    files, after = set(), -1
+        return None
+    files, after = {}, -1
     last = log / "_last_checkpoint"
     if last.exists():
         import pyarrow.parquet as pq
@@ -300,7 +301,7 @@ def delta_active_files(location: str) -> tuple[int, str]:
         for part in parts:
             for add in pq.read_table(part, columns=["add"]).column("add").to_pylist():
                 if add:
-                    files.add(add["path"])
+                    files[add["path"]] = add.get("stats")
     commits = {int(c.name[:20]): c for c in log.glob("*.json") if re.fullmatch(r"\d{20}\.json", c.name)}
     # Coordinated commits not yet published: a version with one staged file.
     staged: dict = {}
@@ -318,10 +319,34 @@ def delta_active_files(location: str) -> tuple[int, str]:
                 continue
             action = json.loads(line)
             if "add" in action:
-                files.add(action["add"]["path"])
+                files[action["add"]["path"]] = action["add"].get("stats")
             elif "remove" in action:
-                files.discard(action["remove"]["path"])
-    return len(files), "active files in _delta_log"
+                files.pop(action["remove"]["path"], None)
+    return files
+
+
+def delta_active_files(location: str) -> tuple[int, str]:
+    """How many data files the table's current version has."""
+    adds = delta_active_adds(location)
+    if adds is None:
+        root = Path(urllib.parse.unquote(urllib.parse.urlparse(location).path))
+        return sum(1 for _ in root.rglob("*.parquet")), "parquet files in storage location"
+    return len(adds), "active files in _delta_log"
+
+
+def files_to_scan(location: str, column: str, value) -> tuple[int, int]:
+    """(files whose min/max statistics admit `column = value`, all files):
+    what a reader that skips data by file statistics has to open."""
+    adds = delta_active_adds(location) or {}
+    admitting = 0
+    for stats in adds.values():
+        try:
+            s = json.loads(stats) if stats else {}
+            lo, hi = s["minValues"][column], s["maxValues"][column]
+            admitting += lo <= value <= hi
+        except (KeyError, TypeError, ValueError):
+            admitting += 1
+    return admitting, len(adds)
 
 
 def sail_version(engine_pid: int) -> str | None:
@@ -401,6 +426,11 @@ def run_tarn(args, data: Path, r: Runner):
 
         before, how = file_count()
         r.info["files_before_optimize"], r.info["files_count_method"] = before, how
+        location = w.tables.get(events).storage_location
+        r.info["files_to_scan_before_optimize"] = files_to_scan(location, "user_id", POINT_USER)
+        # File sizing is tarn's to choose: files of ~32 MiB let the Z-ordered
+        # layout skip most of the table for a point filter.
+        spark.sql(f"ALTER TABLE {events} SET TBLPROPERTIES ('delta.targetFileSize' = '{TARGET_FILE_SIZE}')").collect()
         try:
             r.timed("optimize", lambda: spark.sql(f"OPTIMIZE {events} ZORDER BY (user_id)").collect(),
                     warm=False, repeat=1)
@@ -411,7 +441,12 @@ def run_tarn(args, data: Path, r: Runner):
                    "the Z-order filter runs on the table as ingested")
         after, how_after = file_count()
         r.info["files_after_optimize"] = after
+        r.info["files_to_scan_after_optimize"] = files_to_scan(location, "user_id", POINT_USER)
         r.note(f"data files of {events}: {before} before OPTIMIZE, {after} after ({how_after})")
+        (scan_before, total_before), (scan_after, total_after) = (
+            r.info["files_to_scan_before_optimize"], r.info["files_to_scan_after_optimize"])
+        r.note(f"point filter user_id = {POINT_USER}: files whose statistics admit it "
+               f"{scan_before} of {total_before} before OPTIMIZE ZORDER, {scan_after} of {total_after} after")
         r.timed("point_filter_zorder", sql("point_filter"))
         r.checks["events_after_optimize"] = rows_of(spark.sql(CHECK_QUERY.format(table=events)).collect())
         r.info["peak_rss_engine"] = peak_rss(engine_pid)

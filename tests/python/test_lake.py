@@ -114,3 +114,18 @@ def test_system_tables_from_pyspark(spark):
     assert [r.cluster_name for r in rows] == ["lake"]
     calls = spark.sql("SELECT count(*) AS n FROM system.access.audit WHERE service_name = 'clusters'").collect()
     assert calls[0].n >= 1
+
+
+def test_update_delete_merge_are_commits_like_any_other(spark, w):
+    spark.createDataFrame([(1, "a", 1.0), (2, "b", None), (3, "c", 3.0)], "id long, k string, v double") \
+        .write.saveAsTable("main.default.dml")
+    spark.sql("UPDATE main.default.dml SET v = 9.0 WHERE id = 2").collect()
+    spark.sql("DELETE FROM main.default.dml WHERE id = 3").collect()
+    spark.sql("MERGE INTO main.default.dml t USING (SELECT 1 AS id, 'z' AS k, 5.0 AS v UNION ALL "
+              "SELECT 4, 'n', 4.0) s ON t.id = s.id "
+              "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *").collect()
+    rows = sorted(tuple(r) for r in spark.table("main.default.dml").collect())
+    assert rows == [(1, "z", 5.0), (2, "b", 9.0), (4, "n", 4.0)]
+    history = [(h.version, h.operation) for h in spark.sql("DESCRIBE HISTORY main.default.dml").collect()]
+    assert history == [(4, "MERGE"), (3, "DELETE"), (2, "UPDATE"), (1, "WRITE"), (0, "CREATE TABLE")]
+    assert [c.name for c in w.tables.get("main.default.dml").columns] == ["id", "k", "v"]
