@@ -17,7 +17,7 @@ use tokio::task::AbortHandle;
 
 use crate::error::{Result, SqlError};
 use crate::result::{Limits, ResultError, ResultSet};
-use crate::warehouse::Warehouse;
+use crate::warehouse::{Warehouse, WarehouseEngine};
 
 /// How long a finished statement's status and result stay readable.
 pub const KEEP_FINISHED: Duration = Duration::from_secs(3600);
@@ -287,7 +287,7 @@ async fn execute(
         sql_state: None,
     })?;
     entry.advance(Phase::Running);
-    inner.warehouse.record_activity(&engine);
+    let _keepalive = KeepAlive::start(inner.warehouse.clone(), engine.clone());
     let mut session = EngineSession::open(engine.port, &request.user).await.map_err(StatementError::from_engine)?;
     *locked(&entry.session) = Some((engine.port, session.session_id().to_string()));
     session
@@ -302,13 +302,45 @@ async fn execute(
     let fetch = request.row_limit.map(|n| n.saturating_add(1));
     let streams = session.sql(&text, &request.parameters, fetch).await.map_err(StatementError::from_engine)?;
     locked(&entry.session).take();
-    inner.warehouse.record_activity(&engine);
     let mut batches = Vec::new();
     for stream in &streams {
         batches.extend(crate::decode_stream(stream).map_err(|e| StatementError::from_result(e.into()))?);
     }
     let schema = batches.first().map_or_else(Schema::empty, |b| b.schema().as_ref().clone());
     ResultSet::from_batches(&schema, &batches, limits).map_err(StatementError::from_result)
+}
+
+/// Counts a running statement as warehouse activity, so a statement longer
+/// than the auto-stop does not see its engine stopped under it. Stops with
+/// the statement, however it ends (a canceled statement's task is dropped),
+/// and marks that end: the auto-stop counts from there.
+struct KeepAlive {
+    ticker: tokio::task::JoinHandle<()>,
+    warehouse: Warehouse,
+    engine: WarehouseEngine,
+}
+
+impl KeepAlive {
+    const EVERY: Duration = Duration::from_secs(30);
+
+    fn start(warehouse: Warehouse, engine: WarehouseEngine) -> Self {
+        let (w, e) = (warehouse.clone(), engine.clone());
+        let ticker = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Self::EVERY);
+            loop {
+                tick.tick().await;
+                w.record_activity(&e);
+            }
+        });
+        Self { ticker, warehouse, engine }
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.ticker.abort();
+        self.warehouse.record_activity(&self.engine);
+    }
 }
 
 #[cfg(test)]
