@@ -109,11 +109,18 @@ def test_lake_statement_errors_keep_the_table(spark, w):
     assert [r.version for r in spark.sql(f"DESCRIBE HISTORY {t}").collect()] == [1, 0]
 
 
-def test_system_tables_from_pyspark(spark):
+def test_system_tables_from_pyspark(spark, w):
     rows = spark.sql("SELECT cluster_name FROM system.compute.clusters WHERE cluster_name = 'lake'").collect()
     assert [r.cluster_name for r in rows] == ["lake"]
     calls = spark.sql("SELECT count(*) AS n FROM system.access.audit WHERE service_name = 'clusters'").collect()
     assert calls[0].n >= 1
+    # By name, without SQL text: refreshed as well (the cluster is newer than the last refresh).
+    cluster_id = w.clusters.create(cluster_name="by_name", spark_version="16.4.x-scala2.13").cluster_id
+    try:
+        names = [r.cluster_name for r in spark.table("system.compute.clusters").collect()]
+        assert "by_name" in names
+    finally:
+        w.clusters.permanent_delete(cluster_id)
 
 
 def test_update_delete_merge_are_commits_like_any_other(spark, w):

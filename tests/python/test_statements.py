@@ -188,6 +188,9 @@ def test_system_tables(w, warehouse_id):
         # that ran the previous statement is there now.
         latest = ok(sql(w, warehouse_id, "SELECT count(*) FROM system.access.audit WHERE service_name = 'sql'"))
         assert int(latest.result.data_array[0][0]) >= 3
+        # Every column reads, maps and structs included.
+        ok(sql(w, warehouse_id, "SELECT * FROM system.access.audit LIMIT 5"))
+        ok(sql(w, warehouse_id, "SELECT * FROM system.compute.clusters"))
         table = w.tables.get("system.access.audit")
         assert table.table_type.value == "EXTERNAL"
         assert {"event_time", "user_identity", "action_name"} <= {c.name for c in table.columns}

@@ -114,15 +114,23 @@ impl Lake {
 
     /// Runs `sql` when it is a lake statement; `None` when the engine should.
     pub async fn execute_sql(&self, sql: &str) -> Option<Result<RecordBatch>> {
-        if let Some(system) = self.system.as_ref().filter(|_| mentions_system_tables(sql))
-            && let Err(e) = system.refresh().await
-        {
-            tracing::warn!(error = %e, "refreshing the system tables; they may be stale");
+        if mentions_system_tables(sql) {
+            self.refresh_system_tables().await;
         }
         match statement::parse(sql) {
             Ok(None) => None,
             Ok(Some(statement)) => Some(self.execute(statement).await),
             Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Brings the system tables up to date (when this lake has them); a
+    /// failure is logged and the tables stay as they were.
+    pub async fn refresh_system_tables(&self) {
+        if let Some(system) = &self.system
+            && let Err(e) = system.refresh().await
+        {
+            tracing::warn!(error = %e, "refreshing the system tables; they may be stale");
         }
     }
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Int32Array, Int64Array, ListBuilder, MapBuilder, StringArray, StringBuilder,
-    StructArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Date32Array, Int32Array, Int64Array, ListBuilder, MapBuilder, MapFieldNames, StringArray,
+    StringBuilder, StructArray, TimestampMicrosecondArray,
 };
 use deltalake::arrow::datatypes::Schema;
 use deltalake::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -49,7 +49,9 @@ impl Column {
                     .with_timezone("UTC"),
             ),
             Column::Map(rows) => {
-                let mut builder = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+                // Spark's and Delta's names for a map's parts (Arrow's default is keys/values).
+                let names = MapFieldNames { entry: "key_value".into(), key: "key".into(), value: "value".into() };
+                let mut builder = MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new());
                 for row in rows {
                     match row {
                         Some(pairs) => {

@@ -29,6 +29,10 @@ impl LakeInterceptor {
 }
 
 impl SqlInterceptor for LakeInterceptor {
+    fn refresh_system_tables(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.lake.refresh_system_tables())
+    }
+
     fn intercept<'a>(&'a self, sql: &'a str) -> Intercepted<'a> {
         Box::pin(async move {
             let result = match self.lake.execute_sql(sql).await? {

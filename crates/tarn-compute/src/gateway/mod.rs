@@ -297,8 +297,12 @@ async fn rewrite_execute(port: u16, hooks: &Hooks, framed: Bytes) -> Result<Byte
     };
     let resolved = match hooks.paths.as_deref() {
         Some(paths) => paths::rewrite(&mut request, paths).map_err(|f| spark_error(&f))?,
-        None => false,
+        None => paths::Rewritten::default(),
     };
+    if let (true, Some(sql)) = (resolved.reads_system_tables, hooks.sql.as_deref()) {
+        sql.refresh_system_tables().await;
+    }
+    let resolved = resolved.changed;
     let intercepted = match hooks.sql.as_deref() {
         Some(interceptor) => sql::rewrite(interceptor, &mut request).await.map_err(|f| spark_error(&f))?,
         None => false,

@@ -99,22 +99,31 @@ fn system_names(sql: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Resolves the volume paths of an `ExecutePlan`; true when any changed.
-pub(super) fn rewrite(request: &mut ExecutePlanRequest, resolver: &dyn PathResolver) -> Result<bool, SqlFailure> {
-    let Some(op) = request.plan.as_mut().and_then(|p| p.op_type.as_mut()) else { return Ok(false) };
-    let mut walk = Walk { resolver, changed: false };
+/// What [`rewrite`] did to a request.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Rewritten {
+    pub changed: bool,
+    /// A table of tarn's `system` catalog is read by name (`spark.table`).
+    pub reads_system_tables: bool,
+}
+
+/// Resolves the volume paths and system table names of an `ExecutePlan`.
+pub(super) fn rewrite(request: &mut ExecutePlanRequest, resolver: &dyn PathResolver) -> Result<Rewritten, SqlFailure> {
+    let Some(op) = request.plan.as_mut().and_then(|p| p.op_type.as_mut()) else { return Ok(Rewritten::default()) };
+    let mut walk = Walk { resolver, changed: false, reads_system_tables: false };
     let walked = match op {
         plan::OpType::Root(relation) => walk.relation(relation),
         plan::OpType::Command(c) => walk.command(c),
         _ => Ok(()),
     };
     walked.map_err(|message| SqlFailure { exception_class: "org.apache.spark.sql.AnalysisException", message })?;
-    Ok(walk.changed)
+    Ok(Rewritten { changed: walk.changed, reads_system_tables: walk.reads_system_tables })
 }
 
 struct Walk<'a> {
     resolver: &'a dyn PathResolver,
     changed: bool,
+    reads_system_tables: bool,
 }
 
 /// The relation types whose only child relation is `input`.
@@ -212,6 +221,7 @@ impl Walk<'_> {
                         if let Cow::Owned(name) = system_names(&table.unparsed_identifier) {
                             table.unparsed_identifier = name;
                             self.changed = true;
+                            self.reads_system_tables = true;
                         }
                     }
                     None => {}
@@ -306,7 +316,7 @@ mod tests {
         };
         let mut request =
             ExecutePlanRequest { plan: Some(Plan { op_type: Some(plan::OpType::Root(filter)) }), ..Default::default() };
-        assert!(rewrite(&mut request, &Fixed).unwrap());
+        assert_eq!(rewrite(&mut request, &Fixed).unwrap(), Rewritten { changed: true, reads_system_tables: false });
         let text = format!("{request:?}");
         assert!(text.contains("\"/lake/v/in.json\"") && text.contains("\"/tmp/other\""), "{text}");
     }

@@ -30,6 +30,12 @@ pub trait SqlInterceptor: Send + Sync + 'static {
     /// `None` when the engine should run `sql`; else the result as an Arrow
     /// IPC stream, or the failure to give the client.
     fn intercept<'a>(&'a self, sql: &'a str) -> Intercepted<'a>;
+
+    /// Brings tarn's system tables up to date before an engine reads one by
+    /// name, without SQL text to intercept (`spark.table("system...")`).
+    fn refresh_system_tables(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
 }
 
 /// The SQL relation of a `spark.sql(...)` command or of a root `Sql` plan.
