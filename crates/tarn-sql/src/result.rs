@@ -111,75 +111,46 @@ fn column(position: usize, field: &Field) -> ResultColumn {
         DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => (Some(*p), Some(*s)),
         _ => (None, None),
     };
-    ResultColumn {
-        name: field.name().clone(),
-        position,
-        type_text: type_text(field.data_type()),
-        type_name: type_name(field.data_type()),
-        precision,
-        scale,
-    }
+    let (type_text, type_name) = sql_type(field.data_type());
+    ResultColumn { name: field.name().clone(), position, type_text, type_name, precision, scale }
 }
 
-/// The Spark SQL spelling of an Arrow type.
-pub fn type_text(data_type: &DataType) -> String {
+/// An Arrow type as the statement API names it: its Spark SQL spelling
+/// (`type_text`) and its `type_name`.
+fn sql_type(data_type: &DataType) -> (String, &'static str) {
+    let text = |t: &DataType| sql_type(t).0;
     match data_type {
-        DataType::Boolean => "BOOLEAN".into(),
-        DataType::Int8 => "TINYINT".into(),
-        DataType::Int16 | DataType::UInt8 => "SMALLINT".into(),
-        DataType::Int32 | DataType::UInt16 => "INT".into(),
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "BIGINT".into(),
-        DataType::Float16 | DataType::Float32 => "FLOAT".into(),
-        DataType::Float64 => "DOUBLE".into(),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING".into(),
+        DataType::Boolean => ("BOOLEAN".into(), "BOOLEAN"),
+        DataType::Int8 => ("TINYINT".into(), "BYTE"),
+        DataType::Int16 | DataType::UInt8 => ("SMALLINT".into(), "SHORT"),
+        DataType::Int32 | DataType::UInt16 => ("INT".into(), "INT"),
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => ("BIGINT".into(), "LONG"),
+        DataType::Float16 | DataType::Float32 => ("FLOAT".into(), "FLOAT"),
+        DataType::Float64 => ("DOUBLE".into(), "DOUBLE"),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ("STRING".into(), "STRING"),
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
-            "BINARY".into()
+            ("BINARY".into(), "BINARY")
         }
-        DataType::Date32 | DataType::Date64 => "DATE".into(),
-        DataType::Timestamp(_, Some(_)) => "TIMESTAMP".into(),
-        DataType::Timestamp(_, None) => "TIMESTAMP_NTZ".into(),
-        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("DECIMAL({p},{s})"),
+        DataType::Date32 | DataType::Date64 => ("DATE".into(), "DATE"),
+        DataType::Timestamp(_, Some(_)) => ("TIMESTAMP".into(), "TIMESTAMP"),
+        DataType::Timestamp(_, None) => ("TIMESTAMP_NTZ".into(), "TIMESTAMP"),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => (format!("DECIMAL({p},{s})"), "DECIMAL"),
         DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) | DataType::FixedSizeList(f, _) => {
-            format!("ARRAY<{}>", type_text(f.data_type()))
+            (format!("ARRAY<{}>", text(f.data_type())), "ARRAY")
         }
         DataType::Struct(fields) => {
-            let inner: Vec<String> =
-                fields.iter().map(|f| format!("{}: {}", f.name(), type_text(f.data_type()))).collect();
-            format!("STRUCT<{}>", inner.join(", "))
+            let inner: Vec<String> = fields.iter().map(|f| format!("{}: {}", f.name(), text(f.data_type()))).collect();
+            (format!("STRUCT<{}>", inner.join(", ")), "STRUCT")
         }
         DataType::Map(entries, _) => match entries.data_type() {
             DataType::Struct(kv) if kv.len() == 2 => {
-                format!("MAP<{}, {}>", type_text(kv[0].data_type()), type_text(kv[1].data_type()))
+                (format!("MAP<{}, {}>", text(kv[0].data_type()), text(kv[1].data_type())), "MAP")
             }
-            other => format!("MAP<{}>", type_text(other)),
+            other => (format!("MAP<{}>", text(other)), "MAP"),
         },
-        DataType::Interval(_) | DataType::Duration(_) => "INTERVAL".into(),
-        DataType::Null => "VOID".into(),
-        other => other.to_string().to_uppercase(),
-    }
-}
-
-/// The statement API's `type_name` for an Arrow type.
-fn type_name(data_type: &DataType) -> &'static str {
-    match data_type {
-        DataType::Boolean => "BOOLEAN",
-        DataType::Int8 => "BYTE",
-        DataType::Int16 | DataType::UInt8 => "SHORT",
-        DataType::Int32 | DataType::UInt16 => "INT",
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "LONG",
-        DataType::Float16 | DataType::Float32 => "FLOAT",
-        DataType::Float64 => "DOUBLE",
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING",
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => "BINARY",
-        DataType::Date32 | DataType::Date64 => "DATE",
-        DataType::Timestamp(..) => "TIMESTAMP",
-        DataType::Decimal128(..) | DataType::Decimal256(..) => "DECIMAL",
-        DataType::List(_) | DataType::LargeList(_) | DataType::ListView(_) | DataType::FixedSizeList(..) => "ARRAY",
-        DataType::Struct(_) => "STRUCT",
-        DataType::Map(..) => "MAP",
-        DataType::Interval(_) | DataType::Duration(_) => "INTERVAL",
-        DataType::Null => "NULL",
-        _ => "USER_DEFINED_TYPE",
+        DataType::Interval(_) | DataType::Duration(_) => ("INTERVAL".into(), "INTERVAL"),
+        DataType::Null => ("VOID".into(), "NULL"),
+        other => (other.to_string().to_uppercase(), "USER_DEFINED_TYPE"),
     }
 }
 

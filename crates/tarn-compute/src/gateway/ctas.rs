@@ -32,34 +32,8 @@ fn tokens(sql: &str) -> Vec<(&str, usize)> {
                 i += 1;
                 continue;
             }
-            q @ (b'\'' | b'"') => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != q {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                i = (i + 1).min(bytes.len());
-            }
-            b'(' => {
-                let mut depth = 0;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'(' => depth += 1,
-                        b')' => depth -= 1,
-                        b'\'' | b'"' | b'`' => {
-                            let q = bytes[i];
-                            i += 1;
-                            while i < bytes.len() && bytes[i] != q {
-                                i += 1;
-                            }
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                    if depth == 0 {
-                        break;
-                    }
-                }
-            }
+            b'\'' | b'"' => i = quoted_end(bytes, i),
+            b'(' => i = group_end(bytes, i),
             b if is_word(b) || b == b'`' => i = name_end(bytes, i),
             _ => i += 1,
         }
@@ -73,18 +47,46 @@ fn tokens(sql: &str) -> Vec<(&str, usize)> {
 fn name_end(bytes: &[u8], mut i: usize) -> usize {
     while i < bytes.len() {
         match bytes[i] {
-            b'`' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'`' {
-                    i += 1;
-                }
-                i += 1;
-            }
+            b'`' => i = quoted_end(bytes, i),
             b if is_word(b) || b == b'.' => i += 1,
             _ => break,
         }
     }
     i.min(bytes.len())
+}
+
+/// Where the string or quoted name opening at `i` ends (just past its
+/// closing quote); a backslash escapes the next character in strings.
+fn quoted_end(bytes: &[u8], mut i: usize) -> usize {
+    let quote = bytes[i];
+    i += 1;
+    while i < bytes.len() && bytes[i] != quote {
+        i += if bytes[i] == b'\\' && quote != b'`' { 2 } else { 1 };
+    }
+    (i + 1).min(bytes.len())
+}
+
+/// Where the parenthesised group opening at `i` ends, quotes inside it skipped.
+fn group_end(bytes: &[u8], mut i: usize) -> usize {
+    let mut depth = 0usize;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' | b'`' => {
+                i = quoted_end(bytes, i);
+                continue;
+            }
+            b'(' => depth += 1,
+            b')' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
 }
 
 fn is_word(b: u8) -> bool {
@@ -214,12 +216,12 @@ mod tests {
     fn ctas_forms_are_recognised() {
         let c = parse(
             "create or replace table main.s.`t 1` USING delta PARTITIONED BY (day, `k`) COMMENT 'it\\'s' \
-             TBLPROPERTIES ('a' = '1') AS SELECT * FROM src WHERE x = '(';",
+             TBLPROPERTIES ('a' = 'x\\')') AS SELECT * FROM src WHERE x = '(';",
         )
         .unwrap();
         assert_eq!(c.table, "main.s.`t 1`");
         assert!(c.or_replace && !c.if_not_exists);
-        assert_eq!(c.clauses, ["PARTITIONED BY (day, `k`)", "COMMENT 'it\\'s'", "TBLPROPERTIES ('a' = '1')"]);
+        assert_eq!(c.clauses, ["PARTITIONED BY (day, `k`)", "COMMENT 'it\\'s'", "TBLPROPERTIES ('a' = 'x\\')')"]);
         assert_eq!(c.query, "SELECT * FROM src WHERE x = '('");
         let plain = parse("CREATE TABLE IF NOT EXISTS t AS (SELECT 1 AS a)").unwrap();
         assert_eq!((plain.table, plain.if_not_exists, plain.query), ("t", true, "(SELECT 1 AS a)"));
