@@ -5,8 +5,8 @@
 //! They live under `$TARN_HOME/lake/system/` and are registered in the
 //! catalog as EXTERNAL tables of the `system` catalog. They are refreshed
 //! when a statement names `system.` (see [`mentions_system_tables`]): the
-//! clusters table is rewritten whole, the audit table gets the events
-//! recorded since its last refresh appended.
+//! clusters table is rewritten whole when its rows changed, the audit table
+//! gets the events recorded since its last refresh appended.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,9 +45,17 @@ struct Inner {
     dir: PathBuf,
     workspace_id: String,
     owner: String,
+    written: Mutex<Written>,
+}
+
+/// What this process last wrote to the tables.
+#[derive(Default)]
+struct Written {
     /// The last audit event id in the table; `None` until the first refresh
     /// since start, which rewrites the table whole.
-    audit_until: Mutex<Option<i64>>,
+    audit_until: Option<i64>,
+    /// The clusters table's rows, rewritten only when they change.
+    clusters: Option<RecordBatch>,
 }
 
 impl SystemTables {
@@ -60,7 +68,7 @@ impl SystemTables {
                 dir: lake.join(SYSTEM_CATALOG),
                 workspace_id: workspace_id.to_string(),
                 owner: owner.to_string(),
-                audit_until: Mutex::new(None),
+                written: Mutex::new(Written::default()),
             }),
         }
     }
@@ -68,17 +76,20 @@ impl SystemTables {
     /// Brings both tables up to date, creating them (and their catalog
     /// entries) the first time.
     pub async fn refresh(&self) -> Result<()> {
-        let mut audit_until = self.inner.audit_until.lock().await;
+        let mut written = self.inner.written.lock().await;
         let clusters = self.clusters_batch()?;
-        self.write(CLUSTERS, clusters, SaveMode::Overwrite).await?;
-        let after = audit_until.unwrap_or(0);
+        if written.clusters.as_ref() != Some(&clusters) {
+            self.write(CLUSTERS, clusters.clone(), SaveMode::Overwrite).await?;
+            written.clusters = Some(clusters);
+        }
+        let after = written.audit_until.unwrap_or(0);
         let events = self.inner.store.audit_events_after(after)?;
         let last = events.last().map_or(after, |(id, _)| *id);
-        if audit_until.is_none() || !events.is_empty() {
-            let mode = if audit_until.is_none() { SaveMode::Overwrite } else { SaveMode::Append };
+        if written.audit_until.is_none() || !events.is_empty() {
+            let mode = if written.audit_until.is_none() { SaveMode::Overwrite } else { SaveMode::Append };
             self.write(AUDIT, self.audit_batch(&events)?, mode).await?;
         }
-        *audit_until = Some(last);
+        written.audit_until = Some(last);
         Ok(())
     }
 
@@ -95,11 +106,15 @@ impl SystemTables {
             .with_save_mode(mode)
             .with_schema_mode(schema_mode)
             .await?;
+        if mode == SaveMode::Append {
+            return Ok(());
+        }
         let fields: Vec<Value> = table.snapshot()?.schema().fields().map(|f| json!(f)).collect();
         self.register(schema, name, url.as_str(), uc_columns(&fields, &[]))
     }
 
-    /// The catalog entries, created once; the columns kept the log's.
+    /// The catalog entries, created once; the columns follow each whole
+    /// rewrite (appends keep the schema the first write of this process set).
     fn register(&self, schema: &str, name: &str, location: &str, columns: Vec<Value>) -> Result<()> {
         let catalog = &self.inner.catalog;
         let owner = &self.inner.owner;
@@ -279,7 +294,11 @@ mod tests {
         // Version 0 wrote the first event, version 1 appended the second; the
         // third refresh had nothing new.
         assert_eq!(table.version(), Some(1));
-        assert!(catalog.get(Kind::Table, "system.compute.clusters").is_ok());
+        // The clusters table: empty at version 0, the cluster at version 1, and
+        // no rewrite while nothing changed.
+        let clusters = catalog.get(Kind::Table, "system.compute.clusters").unwrap();
+        let location = url::Url::parse(clusters["storage_location"].as_str().unwrap()).unwrap();
+        assert_eq!(deltalake::open_table(location).await.unwrap().version(), Some(1));
         let _ = std::fs::remove_dir_all(dir);
     }
 }
