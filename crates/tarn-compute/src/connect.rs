@@ -35,8 +35,9 @@ impl EngineError {
         Self { message, error_class: None, sql_state: None, unreachable: true }
     }
 
-    fn protocol(message: &str) -> Self {
-        Self { message: message.to_string(), error_class: None, sql_state: None, unreachable: false }
+    /// A failure without Spark's error details.
+    fn plain(message: impl Into<String>) -> Self {
+        Self { message: message.into(), error_class: None, sql_state: None, unreachable: false }
     }
 
     fn from_status(status: &tonic::Status) -> Self {
@@ -105,7 +106,7 @@ impl EngineSession {
     ) -> Result<Vec<Bytes>, EngineError> {
         let ctas = crate::gateway::ctas::rewrite(self.port, &self.session_id, Some(self.user_context()), sql)
             .await
-            .map_err(|message| EngineError { message, error_class: None, sql_state: None, unreachable: false })?;
+            .map_err(EngineError::plain)?;
         let sql = ctas.as_deref().unwrap_or(sql);
         let named_arguments = parameters.iter().map(|p| (p.name.clone(), argument(p))).collect::<HashMap<_, _>>();
         #[allow(deprecated)]
@@ -130,7 +131,7 @@ impl EngineSession {
                 Some(execute_plan_response::ResponseType::SqlCommandResult(result)) => result.relation,
                 _ => None,
             })
-            .ok_or_else(|| EngineError::protocol("the engine sent no result for the SQL command"))?;
+            .ok_or_else(|| EngineError::plain("the engine sent no result for the SQL command"))?;
         let relation = match limit {
             Some(n) => Relation {
                 common: None,
