@@ -51,8 +51,14 @@ impl From<ComputeError> for ApiFailure {
             // Databricks answers an unknown cluster id with 400
             // INVALID_PARAMETER_VALUE "Cluster X does not exist"; the SDK maps
             // that to ResourceDoesNotExist on clusters/get.
-            ComputeError::ClusterNotFound(_) | ComputeError::InvalidSpec(_) => ErrorCode::InvalidParameterValue,
-            ComputeError::InvalidState { .. } => ErrorCode::InvalidState,
+            ComputeError::ClusterNotFound(_) | ComputeError::InvalidSpec(_) | ComputeError::InvalidRequest(_) => {
+                ErrorCode::InvalidParameterValue
+            }
+            ComputeError::InvalidState { .. } | ComputeError::NotStarted(_) | ComputeError::ContextFailed(_) => {
+                ErrorCode::InvalidState
+            }
+            ComputeError::ContextNotFound(_) | ComputeError::CommandNotFound(_) => ErrorCode::ResourceDoesNotExist,
+            ComputeError::NotImplemented(_) => ErrorCode::NotImplemented,
             ComputeError::Store(_) | ComputeError::Environment(_) | ComputeError::Engine(_) => ErrorCode::InternalError,
         };
         Self(ApiError::new(code, e.to_string()))

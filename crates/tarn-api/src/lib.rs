@@ -25,6 +25,7 @@ pub use error::ApiFailure;
 pub struct AppState {
     pub store: Arc<Store>,
     pub clusters: ClusterManager,
+    pub contexts: tarn_compute::context::Contexts,
     pub catalog: tarn_catalog::Catalog,
     pub files: tarn_files::Files,
     pub statements: tarn_sql::Statements,
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tokens::router())
         .merge(routes::scim::router())
         .merge(routes::clusters::router())
+        .merge(routes::commands::router())
         .merge(routes::unity_catalog::router())
         .merge(routes::files::router())
         .merge(routes::dbfs::router())

@@ -10,6 +10,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use tarn_api::{AppState, router};
 use tarn_catalog::Catalog;
+use tarn_compute::context::{ContextConfig, Contexts};
 use tarn_compute::env::Environments;
 use tarn_compute::node_types::Host;
 use tarn_compute::{CatalogDirectory, ClusterManager, ComputeConfig};
@@ -56,12 +57,30 @@ fn fixture(name: &str) -> Fixture {
     let envs = Environments::new(home.join("envs"), "python3".into());
     let catalog = Catalog::new(store.clone(), home.join("lake"));
     catalog.bootstrap("admin").unwrap();
-    let clusters = ClusterManager::new(store.clone(), envs, config, Arc::new(NoCatalogs)).unwrap();
+    let clusters = ClusterManager::new(store.clone(), envs.clone(), config, Arc::new(NoCatalogs)).unwrap();
+    let contexts = Contexts::new(
+        clusters.clone(),
+        store.clone(),
+        envs,
+        ContextConfig {
+            home: home.clone(),
+            api_url: "http://127.0.0.1:9".into(),
+            warm_workers: 0,
+            command_timeout: Duration::from_secs(5),
+            serverless_memory_mb: 256,
+            serverless_idle: Duration::from_secs(60),
+            serverless_start_timeout: Duration::from_secs(5),
+            output_limit: 1024,
+            row_limit: 10,
+        },
+    )
+    .unwrap();
     let files = tarn_files::Files::open(&home, store.clone(), catalog.clone()).unwrap();
     let warehouse = tarn_sql::Warehouse::open(&store, clusters.clone(), Duration::from_secs(5)).unwrap();
     let statements = tarn_sql::Statements::new(warehouse, tarn_lake::Lake::new(catalog.clone(), "admin"), None);
-    let app =
-        router(AppState { store: store.clone(), clusters, catalog, files, statements, workspace_id: "1234".into() });
+    let state =
+        AppState { store: store.clone(), clusters, contexts, catalog, files, statements, workspace_id: "1234".into() };
+    let app = router(state);
     Fixture { app, token, store, _home: TempHome(home) }
 }
 

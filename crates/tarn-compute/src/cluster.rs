@@ -133,6 +133,16 @@ impl TerminationReason {
 
 /// The custom tag naming the SQL warehouse a cluster belongs to.
 pub const WAREHOUSE_TAG: &str = "SqlEndpointId";
+/// The custom tag of the cluster behind serverless execution contexts.
+pub const SERVERLESS_TAG: &str = "TarnServerless";
+
+/// Whether a stored spec is a cluster tarn runs for a service of its own (a
+/// SQL warehouse, serverless compute): such clusters stay out of the clusters
+/// API's lists and of `system.compute.clusters`, as on Databricks.
+pub fn is_managed_spec(spec: &Value) -> bool {
+    let tags = spec.get("custom_tags");
+    [WAREHOUSE_TAG, SERVERLESS_TAG].iter().any(|tag| tags.and_then(|t| t.get(*tag)).is_some())
+}
 
 /// Attributes the server sets; a spec sent back from `get` drops them.
 const SERVER_SET: &[&str] = &[
@@ -258,11 +268,14 @@ impl ClusterSpec {
         Self::parse(attrs)
     }
 
-    /// The SQL warehouse this cluster serves, from its `SqlEndpointId` tag
-    /// (as Databricks tags a warehouse's clusters). Such clusters are the
-    /// warehouse's business and stay out of the clusters API's lists.
-    pub fn warehouse_id(&self) -> Option<&str> {
-        self.attributes.get("custom_tags").and_then(|t| t.get(WAREHOUSE_TAG)).and_then(Value::as_str)
+    /// The value of one of the cluster's custom tags.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.attributes.get("custom_tags").and_then(|t| t.get(key)).and_then(Value::as_str)
+    }
+
+    /// See [`is_managed_spec`].
+    pub fn is_managed(&self) -> bool {
+        [WAREHOUSE_TAG, SERVERLESS_TAG].iter().any(|tag| self.tag(tag).is_some())
     }
 
     pub fn node_type_id(&self) -> Option<&str> {

@@ -16,4 +16,18 @@ pub enum ComputeError {
     Environment(String),
     #[error("engine: {0}")]
     Engine(String),
+    #[error("Context {0} does not exist")]
+    ContextNotFound(String),
+    #[error("Command {0} does not exist")]
+    CommandNotFound(String),
+    /// The context's worker stopped, or its cluster did.
+    #[error("{0}")]
+    ContextFailed(String),
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A managed cluster (warehouse, serverless) could not be started.
+    #[error("{0}")]
+    NotStarted(String),
 }

@@ -13,10 +13,12 @@
 
 pub mod cluster;
 pub mod connect;
+pub mod context;
 pub mod engine;
 pub mod env;
 mod error;
 pub mod gateway;
+pub mod managed;
 mod manager;
 pub mod node_types;
 mod process;

@@ -29,7 +29,7 @@ async fn wait_gone(pid: u32, ticks: i64, limit: Duration) -> bool {
     }
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
+pub(crate) fn signal(pid: u32, sig: libc::c_int) {
     let Ok(pid) = libc::pid_t::try_from(pid) else { return };
     // SAFETY: kill(2) takes no pointers; a stale pid is guarded by callers
     // through `start_ticks`.

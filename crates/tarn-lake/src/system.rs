@@ -160,7 +160,7 @@ impl SystemTables {
             .store
             .list_clusters()?
             .into_iter()
-            .filter(|c| c.spec.pointer("/custom_tags/SqlEndpointId").is_none())
+            .filter(|c| !tarn_compute::cluster::is_managed_spec(&c.spec))
             .collect();
         let spec_str = |c: &ClusterRow, key: &str| c.spec.get(key).and_then(Value::as_str).map(str::to_string);
         let spec_int = |c: &ClusterRow, pointer: &str| c.spec.pointer(pointer).and_then(Value::as_i64);

@@ -17,6 +17,18 @@ pub struct Config {
     /// `TARN_TEST_MINUTE_MS`; nothing else should.
     pub minute: Duration,
     pub engine_start_timeout: Duration,
+    /// A command running longer is interrupted (`TARN_COMMAND_TIMEOUT_SECONDS`).
+    pub command_timeout: Duration,
+    /// Memory a serverless context's commands may take (`TARN_SERVERLESS_MEMORY_MB`).
+    pub serverless_memory_mb: u64,
+    /// A serverless context idle this long is destroyed (`TARN_SERVERLESS_IDLE_SECONDS`).
+    pub serverless_idle: Duration,
+    /// Python workers kept ready for new contexts (`TARN_WARM_WORKERS`).
+    pub warm_workers: usize,
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn absolute(path: PathBuf) -> PathBuf {
@@ -44,13 +56,17 @@ impl Config {
         let env_dir =
             std::env::var_os("TARN_ENV_DIR").map(PathBuf::from).map(absolute).unwrap_or_else(|| home.join("envs"));
         let python = resolve_python(&std::env::var("TARN_PYTHON").unwrap_or_else(|_| "python3".into()));
-        let minute_ms = std::env::var("TARN_TEST_MINUTE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(60_000);
+        let minute_ms = env_u64("TARN_TEST_MINUTE_MS", 60_000);
         Self {
             home,
             env_dir,
             python,
             minute: Duration::from_millis(minute_ms),
             engine_start_timeout: Duration::from_secs(120),
+            command_timeout: Duration::from_secs(env_u64("TARN_COMMAND_TIMEOUT_SECONDS", 2 * 3600)),
+            serverless_memory_mb: env_u64("TARN_SERVERLESS_MEMORY_MB", 4096),
+            serverless_idle: Duration::from_secs(env_u64("TARN_SERVERLESS_IDLE_SECONDS", 30 * 60)),
+            warm_workers: usize::try_from(env_u64("TARN_WARM_WORKERS", 1)).unwrap_or(1),
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use tarn_api::AppState;
 use tarn_catalog::Catalog;
+use tarn_compute::context::{ContextConfig, Contexts};
 use tarn_compute::env::BASE_RUNTIME;
 use tarn_compute::gateway::{Gateway, Hooks, PathResolver};
 use tarn_compute::node_types::Host;
@@ -41,6 +42,20 @@ impl PathResolver for VolumePaths {
         // A trailing slash means a directory to Spark readers; keep it.
         let slash = if path.ends_with('/') { "/" } else { "" };
         Ok(format!("{}{slash}", local.display()))
+    }
+}
+
+fn context_config(config: &Config, api: std::net::SocketAddr) -> ContextConfig {
+    ContextConfig {
+        home: config.home.clone(),
+        api_url: format!("http://{api}"),
+        warm_workers: config.warm_workers,
+        command_timeout: config.command_timeout,
+        serverless_memory_mb: config.serverless_memory_mb,
+        serverless_idle: config.serverless_idle,
+        serverless_start_timeout: config.engine_start_timeout + WAREHOUSE_START_SLACK,
+        output_limit: 1 << 20,
+        row_limit: 1000,
     }
 }
 
@@ -109,10 +124,21 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let paths: Arc<dyn PathResolver> = Arc::new(VolumePaths(files.clone()));
     let statements = tarn_sql::Statements::new(warehouse, lake.clone(), Some(paths.clone()));
     let hooks = Hooks { sql: Some(Arc::new(tarn_sql::LakeInterceptor::new(lake))), paths: Some(paths) };
+    let contexts = Contexts::new(clusters.clone(), store.clone(), config.environments(), context_config(&config, addr))
+        .map_err(|e| e.to_string())?;
+    let context_reaper = contexts.start_background();
     let gateway = Gateway::new(clusters.clone(), store.clone(), hooks);
     let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
-    let app =
-        tarn_api::router(AppState { store, clusters: clusters.clone(), catalog, files, statements, workspace_id });
+    let state = AppState {
+        store,
+        clusters: clusters.clone(),
+        contexts: contexts.clone(),
+        catalog,
+        files,
+        statements,
+        workspace_id,
+    };
+    let app = tarn_api::router(state);
     println!("tarn serving the Databricks API on http://{addr} (state in {})", config.home.display());
     println!("Spark Connect gateway on sc://localhost:{}", gateway_addr.port());
     tokio::spawn(async move {
@@ -122,6 +148,8 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     tarn_api::serve(listener, app, stopped(stop_rx)).await.map_err(|e| e.to_string())?;
     let _ = gateway_task.await;
     reaper.abort();
+    context_reaper.abort();
+    contexts.shutdown();
     tracing::info!("stopping cluster engines");
     clusters.shutdown().await;
     println!("tarn stopped");

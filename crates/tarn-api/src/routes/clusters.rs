@@ -199,7 +199,7 @@ async fn list(State(s): State<AppState>, query: QueryPairs) -> ApiResult<Json<Va
     };
     let sources: Vec<&str> = query.all("filter_by.cluster_sources").collect();
     let mut clusters = s.clusters.list(&filter)?;
-    clusters.retain(|c| c.spec.warehouse_id().is_none());
+    clusters.retain(|c| !c.spec.is_managed());
     if !sources.is_empty() && !sources.contains(&"API") {
         clusters.clear();
     }

@@ -1,6 +1,7 @@
 //! One module per API family, each with its `router()`.
 
 pub mod clusters;
+pub mod commands;
 pub mod dbfs;
 pub mod files;
 pub mod public;

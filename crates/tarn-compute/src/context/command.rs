@@ -1,0 +1,237 @@
+//! Commands of one context: their states, and the task that feeds them to
+//! the context's worker one at a time (as Databricks runs a context's
+//! commands in order), enforcing the timeout and keeping the cluster awake.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::Context;
+use super::worker::{Worker, WorkerExit};
+use crate::ClusterManager;
+use crate::process;
+
+/// Commands kept per context for `commands/status`; older ones are forgotten.
+const KEPT_COMMANDS: usize = 200;
+/// How long an interrupted command may take to stop before its worker is killed.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
+const KEEPALIVE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandStatus {
+    Queued,
+    Running,
+    Cancelling,
+    Finished,
+    Cancelled,
+    Error,
+}
+
+impl CommandStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "Queued",
+            Self::Running => "Running",
+            Self::Cancelling => "Cancelling",
+            Self::Finished => "Finished",
+            Self::Cancelled => "Cancelled",
+            Self::Error => "Error",
+        }
+    }
+
+    pub fn is_done(self) -> bool {
+        matches!(self, Self::Finished | Self::Cancelled | Self::Error)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Python,
+    Sql,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Python => "python",
+            Self::Sql => "sql",
+        }
+    }
+}
+
+/// A command as `commands/status` shows it.
+#[derive(Debug, Clone)]
+pub struct CommandSnapshot {
+    pub id: String,
+    pub status: CommandStatus,
+    pub results: Option<Value>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    status: CommandStatus,
+    results: Option<Value>,
+}
+
+/// The commands of one context, newest last.
+#[derive(Debug, Default)]
+pub struct Commands {
+    entries: HashMap<String, Entry>,
+    order: VecDeque<String>,
+}
+
+impl Commands {
+    pub fn add(&mut self, id: &str) {
+        self.entries.insert(id.to_string(), Entry { status: CommandStatus::Queued, results: None });
+        self.order.push_back(id.to_string());
+        while self.order.len() > KEPT_COMMANDS {
+            if let Some(old) = self.order.pop_front() {
+                self.entries.remove(&old);
+            }
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<CommandSnapshot> {
+        self.entries.get(id).map(|e| CommandSnapshot {
+            id: id.to_string(),
+            status: e.status,
+            results: e.results.clone(),
+        })
+    }
+
+    pub fn status(&self, id: &str) -> Option<CommandStatus> {
+        self.entries.get(id).map(|e| e.status)
+    }
+
+    pub fn set(&mut self, id: &str, status: CommandStatus, results: Option<Value>) {
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.status = status;
+            entry.results = results;
+        }
+    }
+
+    /// Whether a command is queued or running.
+    pub fn any_active(&self) -> bool {
+        self.entries.values().any(|e| !e.status.is_done())
+    }
+
+    /// Ends every command not yet done with `results` (the worker is gone).
+    pub fn fail_pending(&mut self, results: &Value) {
+        for entry in self.entries.values_mut().filter(|e| !e.status.is_done()) {
+            entry.status = CommandStatus::Error;
+            entry.results = Some(results.clone());
+        }
+    }
+}
+
+/// One command for the worker.
+pub struct Job {
+    pub id: String,
+    pub language: Language,
+    pub code: String,
+    pub timeout: Duration,
+}
+
+pub fn error_results(summary: &str, cause: &str) -> Value {
+    json!({"resultType": "error", "summary": summary, "cause": cause})
+}
+
+/// Runs the context's commands until its job channel closes or the worker
+/// ends; then the context is failed (unless it was destroyed).
+pub async fn run(
+    context: Arc<Context>,
+    mut worker: Worker,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    clusters: ClusterManager,
+) {
+    while let Some(job) = jobs.recv().await {
+        if context.commands().status(&job.id) != Some(CommandStatus::Queued) {
+            continue; // cancelled while queued
+        }
+        context.commands().set(&job.id, CommandStatus::Running, None);
+        clusters.record_activity(&context.cluster_id);
+        let outcome = execute(&context, &mut worker, &job, &clusters).await;
+        clusters.record_activity(&context.cluster_id);
+        context.touch();
+        match outcome {
+            Ok((status, results)) => context.commands().set(&job.id, status, Some(results)),
+            Err(exit) => {
+                let summary = format!("The Python worker of this context stopped: {}", exit.0);
+                let results = error_results(
+                    &summary,
+                    &format!(
+                        "{summary}.\nThe context's state is lost; create a new context (log: {}).",
+                        worker.log_file.display()
+                    ),
+                );
+                context.commands().fail_pending(&results);
+                context.fail(summary);
+                return;
+            }
+        }
+    }
+}
+
+/// Runs one command: interrupts it past its timeout, kills the worker when an
+/// interrupt does not stop it.
+async fn execute(
+    context: &Context,
+    worker: &mut Worker,
+    job: &Job,
+    clusters: &ClusterManager,
+) -> Result<(CommandStatus, Value), WorkerExit> {
+    let pid = worker.pid;
+    let request = json!({"op": "execute", "language": job.language.as_str(), "code": job.code});
+    let reply = worker.request(&request);
+    tokio::pin!(reply);
+    let deadline = tokio::time::sleep(job.timeout);
+    tokio::pin!(deadline);
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    let mut timed_out = false;
+    let mut kill_at: Option<tokio::time::Instant> = None;
+    let reply = loop {
+        let kill = async {
+            match kill_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            reply = &mut reply => break reply?,
+            _ = keepalive.tick() => clusters.record_activity(&context.cluster_id),
+            () = &mut deadline, if !timed_out => {
+                timed_out = true;
+                process::signal(pid, libc::SIGINT);
+                kill_at = Some(tokio::time::Instant::now() + INTERRUPT_GRACE);
+            }
+            () = context.cancel_requested(&job.id), if kill_at.is_none() => {
+                process::signal(pid, libc::SIGINT);
+                kill_at = Some(tokio::time::Instant::now() + INTERRUPT_GRACE);
+            }
+            () = kill => {
+                process::signal(pid, libc::SIGKILL);
+                kill_at = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
+            }
+        }
+    };
+    Ok(outcome(context, job, reply, timed_out))
+}
+
+fn outcome(context: &Context, job: &Job, reply: Value, timed_out: bool) -> (CommandStatus, Value) {
+    let cancelled = reply.get("cancelled").and_then(Value::as_bool) == Some(true);
+    if timed_out {
+        let summary = format!("Command timed out after {} seconds and was interrupted", job.timeout.as_secs());
+        return (CommandStatus::Finished, error_results(&summary, &format!("TimeoutError: {summary}.")));
+    }
+    if cancelled || context.commands().status(&job.id) == Some(CommandStatus::Cancelling) {
+        return (CommandStatus::Cancelled, error_results("Command cancelled", "The command was cancelled by a user."));
+    }
+    if reply.get("ok").and_then(Value::as_bool) == Some(false) {
+        let error = reply.get("error").and_then(Value::as_str).unwrap_or("unknown error");
+        return (CommandStatus::Error, error_results(error, error));
+    }
+    (CommandStatus::Finished, reply)
+}

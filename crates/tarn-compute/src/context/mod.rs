@@ -1,0 +1,436 @@
+//! Execution contexts: a Python worker per context, bound to a cluster's
+//! engine (or to the serverless cluster), running commands in order with
+//! state kept between them.
+//!
+//! The worker reaches the engine through tarn's gateway, with a token issued
+//! for the context and revoked with it, so what it runs gets the gateway's
+//! rewrites and the catalog's checks like any other Spark Connect client.
+//! Serverless contexts have a memory limit and are destroyed when idle; a
+//! cluster's contexts are destroyed when the cluster stops.
+
+mod command;
+mod pool;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::json;
+use tarn_core::time::now_ms;
+use tarn_store::Store;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+pub use command::{CommandSnapshot, CommandStatus, Language};
+use command::{Commands, Job};
+pub use pool::WorkerPool;
+
+use crate::cluster::SERVERLESS_TAG;
+use crate::env::Environments;
+use crate::managed::{ManagedCluster, ManagedSpec};
+use crate::{ClusterManager, ComputeError};
+
+pub const SERVERLESS_NAME: &str = "Serverless compute";
+
+#[derive(Debug, Clone)]
+pub struct ContextConfig {
+    /// `$TARN_HOME`: workers' files go to `runtime/`, their logs to `logs/workers/`.
+    pub home: PathBuf,
+    /// Where workers reach tarn's REST API (`dbutils.fs`, `mlflow`).
+    pub api_url: String,
+    /// Ready workers kept for new contexts.
+    pub warm_workers: usize,
+    /// How long a command may run before it is interrupted.
+    pub command_timeout: Duration,
+    /// Memory a serverless context's commands may take.
+    pub serverless_memory_mb: u64,
+    /// A serverless context unused this long is destroyed.
+    pub serverless_idle: Duration,
+    /// How long a serverless context waits for its engine to start.
+    pub serverless_start_timeout: Duration,
+    /// Characters of text output a command keeps.
+    pub output_limit: usize,
+    /// Rows of a table result.
+    pub row_limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextStatus {
+    Running,
+    Error,
+}
+
+impl ContextStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "Running",
+            Self::Error => "Error",
+        }
+    }
+}
+
+/// A context as `contexts/status` shows it.
+#[derive(Debug, Clone)]
+pub struct ContextSnapshot {
+    pub id: String,
+    pub status: ContextStatus,
+    /// The cluster the context's engine runs on (the serverless cluster for
+    /// serverless contexts).
+    pub cluster_id: String,
+    pub serverless: bool,
+    pub error: Option<String>,
+}
+
+/// Where a new context runs.
+#[derive(Debug, Clone)]
+pub enum Compute {
+    Cluster(String),
+    Serverless,
+}
+
+pub struct Context {
+    id: String,
+    cluster_id: String,
+    serverless: bool,
+    language: Language,
+    jobs: mpsc::UnboundedSender<Job>,
+    pid: u32,
+    cancel: Notify,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    commands: Commands,
+    last_used: Instant,
+    failure: Option<String>,
+}
+
+impl Context {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn commands(&self) -> CommandsGuard<'_> {
+        CommandsGuard(self.state())
+    }
+
+    fn touch(&self) {
+        self.state().last_used = Instant::now();
+    }
+
+    fn fail(&self, why: String) {
+        self.state().failure = Some(why);
+    }
+
+    /// Resolves once a cancel was asked for command `id` while it runs.
+    async fn cancel_requested(&self, id: &str) {
+        loop {
+            self.cancel.notified().await;
+            if self.commands().status(id) == Some(CommandStatus::Cancelling) {
+                return;
+            }
+        }
+    }
+}
+
+struct CommandsGuard<'a>(MutexGuard<'a, State>);
+
+impl std::ops::Deref for CommandsGuard<'_> {
+    type Target = Commands;
+    fn deref(&self) -> &Commands {
+        &self.0.commands
+    }
+}
+
+impl std::ops::DerefMut for CommandsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Commands {
+        &mut self.0.commands
+    }
+}
+
+/// The execution contexts service. Cheap to clone.
+#[derive(Clone)]
+pub struct Contexts {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    clusters: ClusterManager,
+    store: Arc<Store>,
+    pool: WorkerPool,
+    serverless: ManagedCluster,
+    config: ContextConfig,
+    contexts: Mutex<HashMap<String, Arc<Context>>>,
+}
+
+fn token_comment(context_id: &str) -> String {
+    format!("execution context {context_id}")
+}
+
+impl Contexts {
+    pub fn new(
+        clusters: ClusterManager,
+        store: Arc<Store>,
+        envs: Environments,
+        config: ContextConfig,
+    ) -> Result<Self, ComputeError> {
+        let pool = WorkerPool::new(
+            envs,
+            config.home.join("runtime"),
+            config.home.join("logs").join("workers"),
+            config.warm_workers,
+        )?;
+        let spec = ManagedSpec {
+            name: SERVERLESS_NAME.to_string(),
+            tag: SERVERLESS_TAG,
+            tag_value: "default".to_string(),
+            auto_stop_mins: 10,
+            start_timeout: config.serverless_start_timeout,
+        };
+        let serverless = ManagedCluster::new(clusters.clone(), spec);
+        let inner = Inner { clusters, store, pool, serverless, config, contexts: Mutex::new(HashMap::new()) };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// Starts the warm workers and the task that destroys idle serverless
+    /// contexts and those whose cluster stopped.
+    pub fn start_background(&self) -> tokio::task::JoinHandle<()> {
+        self.inner.pool.refill();
+        let contexts = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                contexts.reap();
+            }
+        })
+    }
+
+    fn contexts(&self) -> MutexGuard<'_, HashMap<String, Arc<Context>>> {
+        self.inner.contexts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reap(&self) {
+        let idle = self.inner.config.serverless_idle;
+        let all: Vec<Arc<Context>> = self.contexts().values().cloned().collect();
+        for context in all {
+            let running = context.commands().any_active();
+            let expired = context.serverless && !running && context.state().last_used.elapsed() >= idle;
+            let cluster_gone = !context.serverless && !self.engine_running(&context.cluster_id);
+            if expired || cluster_gone {
+                tracing::info!(context_id = context.id, expired, cluster_gone, "destroying an execution context");
+                self.remove(&context.id);
+            }
+        }
+    }
+
+    fn engine_running(&self, cluster_id: &str) -> bool {
+        matches!(self.inner.clusters.engine_port(cluster_id), Ok(Some(_)))
+    }
+
+    /// Creates a context with a warm worker attached to the compute's engine.
+    pub async fn create(&self, compute: Compute, language: Language, user: &str) -> Result<String, ComputeError> {
+        let (cluster_id, serverless) = match compute {
+            Compute::Cluster(id) => {
+                let cluster = self.inner.clusters.get(&id)?;
+                if !self.engine_running(&id) {
+                    return Err(ComputeError::InvalidState {
+                        cluster_id: id,
+                        state: cluster.state.as_str().to_string(),
+                    });
+                }
+                (id, false)
+            }
+            Compute::Serverless => (self.inner.serverless.engine(user).await?.cluster_id, true),
+        };
+        let mut worker = self.inner.pool.take().await?;
+        let id = context_id();
+        let token = self.issue_token(&id, user)?;
+        let config = &self.inner.config;
+        let attach = json!({
+            "op": "attach",
+            "remote": format!("{};token={token}", self.inner.clusters.connect_url(&cluster_id)),
+            "api_url": config.api_url,
+            "token": token,
+            "cluster_id": cluster_id,
+            "memory_mb": serverless.then_some(config.serverless_memory_mb),
+            "output_limit": config.output_limit,
+            "row_limit": config.row_limit,
+        });
+        let attached = worker.request(&attach).await;
+        if let Err(why) = attached.as_ref().map_err(|e| e.0.clone()).and_then(|r| match r.get("ok") {
+            Some(serde_json::Value::Bool(true)) => Ok(()),
+            _ => Err(r.get("error").and_then(serde_json::Value::as_str).unwrap_or("no answer").to_string()),
+        }) {
+            self.revoke_token(&id);
+            return Err(ComputeError::Engine(format!("the Python worker could not attach: {why}")));
+        }
+        let (jobs, receiver) = mpsc::unbounded_channel();
+        let context = Arc::new(Context {
+            id: id.clone(),
+            cluster_id,
+            serverless,
+            language,
+            jobs,
+            pid: worker.pid,
+            cancel: Notify::new(),
+            state: Mutex::new(State { commands: Commands::default(), last_used: Instant::now(), failure: None }),
+        });
+        self.contexts().insert(id.clone(), context.clone());
+        tokio::spawn(command::run(context, worker, receiver, self.inner.clusters.clone()));
+        self.inner.clusters.record_activity(&self.context(&id)?.cluster_id);
+        Ok(id)
+    }
+
+    fn issue_token(&self, context_id: &str, user: &str) -> Result<String, ComputeError> {
+        let store = &self.inner.store;
+        let user = store.ensure_user(user, user, now_ms())?;
+        Ok(store.create_engine_token(&user, &token_comment(context_id), now_ms())?.0)
+    }
+
+    fn revoke_token(&self, context_id: &str) {
+        if let Err(e) = self.inner.store.revoke_engine_tokens(Some(&token_comment(context_id))) {
+            tracing::warn!(context_id, error = %e, "revoking a context token");
+        }
+    }
+
+    fn context(&self, id: &str) -> Result<Arc<Context>, ComputeError> {
+        self.contexts().get(id).cloned().ok_or_else(|| ComputeError::ContextNotFound(id.to_string()))
+    }
+
+    /// The context, checked against the cluster id a caller named.
+    fn lookup(&self, cluster_id: Option<&str>, id: &str) -> Result<Arc<Context>, ComputeError> {
+        let context = self.context(id)?;
+        match cluster_id {
+            Some(c) if !c.is_empty() && !context.serverless && c != context.cluster_id => {
+                Err(ComputeError::ContextNotFound(id.to_string()))
+            }
+            _ => Ok(context),
+        }
+    }
+
+    pub fn status(&self, cluster_id: Option<&str>, id: &str) -> Result<ContextSnapshot, ComputeError> {
+        let context = self.lookup(cluster_id, id)?;
+        let mut error = context.state().failure.clone();
+        if error.is_none() && !self.engine_running(&context.cluster_id) {
+            error = Some(format!("Cluster {} is not running", context.cluster_id));
+        }
+        Ok(ContextSnapshot {
+            id: context.id.clone(),
+            status: if error.is_some() { ContextStatus::Error } else { ContextStatus::Running },
+            cluster_id: context.cluster_id.clone(),
+            serverless: context.serverless,
+            error,
+        })
+    }
+
+    /// Ends the context: its worker is killed (a running command with it) and
+    /// its token revoked.
+    pub fn destroy(&self, cluster_id: Option<&str>, id: &str) -> Result<(), ComputeError> {
+        self.lookup(cluster_id, id)?;
+        self.remove(id);
+        Ok(())
+    }
+
+    fn remove(&self, id: &str) {
+        if let Some(context) = self.contexts().remove(id) {
+            crate::process::signal(context.pid, libc::SIGKILL);
+            self.revoke_token(id);
+        }
+    }
+
+    /// Queues a command; `language` defaults to the context's.
+    pub fn execute(
+        &self,
+        cluster_id: Option<&str>,
+        id: &str,
+        language: Option<Language>,
+        code: String,
+    ) -> Result<String, ComputeError> {
+        let context = self.lookup(cluster_id, id)?;
+        if let Some(why) = self.status(cluster_id, id)?.error {
+            return Err(ComputeError::ContextFailed(format!("Context {id} cannot run commands: {why}")));
+        }
+        let command_id = uuid::Uuid::new_v4().simple().to_string();
+        context.commands().add(&command_id);
+        context.touch();
+        let job = Job {
+            id: command_id.clone(),
+            language: language.unwrap_or(context.language),
+            code,
+            timeout: self.inner.config.command_timeout,
+        };
+        context.jobs.send(job).map_err(|_| ComputeError::ContextFailed(format!("Context {id} has stopped")))?;
+        Ok(command_id)
+    }
+
+    pub fn command_status(
+        &self,
+        cluster_id: Option<&str>,
+        id: &str,
+        command_id: &str,
+    ) -> Result<CommandSnapshot, ComputeError> {
+        let context = self.lookup(cluster_id, id)?;
+        let snapshot = context.commands().get(command_id);
+        snapshot.ok_or_else(|| ComputeError::CommandNotFound(command_id.to_string()))
+    }
+
+    /// Asks a command to stop and waits up to `wait` for it to; a queued
+    /// command is cancelled at once, a running one interrupted.
+    pub async fn cancel(
+        &self,
+        cluster_id: Option<&str>,
+        id: &str,
+        command_id: &str,
+        wait: Duration,
+    ) -> Result<CommandSnapshot, ComputeError> {
+        let context = self.lookup(cluster_id, id)?;
+        {
+            let mut commands = context.commands();
+            match commands.status(command_id) {
+                None => return Err(ComputeError::CommandNotFound(command_id.to_string())),
+                Some(CommandStatus::Queued) => {
+                    let results = command::error_results("Command cancelled", "The command was cancelled by a user.");
+                    commands.set(command_id, CommandStatus::Cancelled, Some(results));
+                }
+                Some(CommandStatus::Running) => commands.set(command_id, CommandStatus::Cancelling, None),
+                Some(_) => {}
+            }
+        }
+        context.cancel.notify_one();
+        let deadline = Instant::now() + wait;
+        loop {
+            let snapshot = self.command_status(cluster_id, id, command_id)?;
+            if snapshot.status.is_done() || Instant::now() >= deadline {
+                return Ok(snapshot);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The contexts alive now, for listings and tools.
+    pub fn list(&self) -> Vec<ContextSnapshot> {
+        let ids: Vec<String> = self.contexts().keys().cloned().collect();
+        ids.iter().filter_map(|id| self.status(None, id).ok()).collect()
+    }
+
+    /// Ends every context (tarn is stopping).
+    pub fn shutdown(&self) {
+        let ids: Vec<String> = self.contexts().keys().cloned().collect();
+        for id in ids {
+            self.remove(&id);
+        }
+        self.inner.pool.drain();
+    }
+}
+
+/// Databricks context ids are large decimal numbers.
+fn context_id() -> String {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&bytes[..8]);
+    (u64::from_le_bytes(n) >> 1).to_string()
+}

@@ -1,0 +1,147 @@
+//! Clusters tarn runs for services of its own: the SQL warehouse's engine and
+//! the serverless pool's. Each is found by a custom tag, created and started
+//! on demand, and otherwise an ordinary cluster: the manager supervises,
+//! auto-stops and reconciles it, and it is RUNNING only once its engine
+//! answered. The clusters API hides them ([`crate::cluster::is_managed_spec`]).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::cluster::{ClusterState, TerminationReason};
+use crate::{Cluster, ClusterFilter, ClusterManager, ComputeError, node_types};
+
+/// What defines one managed cluster.
+#[derive(Debug, Clone)]
+pub struct ManagedSpec {
+    pub name: String,
+    pub tag: &'static str,
+    pub tag_value: String,
+    pub auto_stop_mins: i64,
+    /// How long [`ManagedCluster::engine`] waits for the engine to come up.
+    pub start_timeout: Duration,
+}
+
+/// A running engine of a managed cluster.
+#[derive(Debug, Clone)]
+pub struct ManagedEngine {
+    pub cluster_id: String,
+    pub port: u16,
+}
+
+pub struct ManagedCluster {
+    spec: ManagedSpec,
+    clusters: ClusterManager,
+    /// Held while deciding whether to create or start the cluster, so two
+    /// callers arriving together start one engine.
+    starting: Mutex<()>,
+}
+
+impl ManagedCluster {
+    pub fn new(clusters: ClusterManager, spec: ManagedSpec) -> Self {
+        Self { spec, clusters, starting: Mutex::new(()) }
+    }
+
+    pub fn spec(&self) -> &ManagedSpec {
+        &self.spec
+    }
+
+    pub fn cluster(&self) -> Result<Option<Cluster>, ComputeError> {
+        let all = self.clusters.list(&ClusterFilter::default())?;
+        Ok(all.into_iter().find(|c| c.spec.tag(self.spec.tag) == Some(self.spec.tag_value.as_str())))
+    }
+
+    /// Starts the engine unless it is starting or running already.
+    pub fn start(&self, user: &str) -> Result<(), ComputeError> {
+        let _starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+        match self.cluster()? {
+            None => {
+                self.clusters.create(self.cluster_spec(), user)?;
+            }
+            Some(c) if c.state == ClusterState::Terminated => self.clusters.start(&c.row.cluster_id, user)?,
+            Some(c) if c.state == ClusterState::Terminating => {
+                return Err(ComputeError::NotStarted(format!(
+                    "{} is stopping; start it once stopped.",
+                    self.spec.name
+                )));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Stops the engine; work still running on it fails.
+    pub fn stop(&self, user: &str) -> Result<(), ComputeError> {
+        if let Some(c) = self.cluster()?
+            && !matches!(c.state, ClusterState::Terminated | ClusterState::Terminating)
+        {
+            self.clusters.terminate(&c.row.cluster_id, TerminationReason::user_request(user))?;
+        }
+        Ok(())
+    }
+
+    /// The running engine, started on demand: waits while it starts, and
+    /// for one stopping to finish before starting it again.
+    pub async fn engine(&self, user: &str) -> Result<ManagedEngine, ComputeError> {
+        let deadline = tokio::time::Instant::now() + self.spec.start_timeout;
+        let mut asked = false;
+        loop {
+            let cluster = self.cluster()?;
+            match cluster.as_ref().map(|c| c.state) {
+                None | Some(ClusterState::Terminated) if !asked => {
+                    self.start(user)?;
+                    asked = true;
+                }
+                Some(ClusterState::Terminated | ClusterState::Error | ClusterState::Unknown) => {
+                    let why = cluster.as_ref().and_then(failure_message).unwrap_or_else(|| "it was stopped".into());
+                    return Err(ComputeError::NotStarted(format!("{} did not start: {why}", self.spec.name)));
+                }
+                Some(ClusterState::Running) => {
+                    if let Some(c) = cluster
+                        && let Some(port) = self.clusters.engine_port(&c.row.cluster_id)?
+                    {
+                        return Ok(ManagedEngine { cluster_id: c.row.cluster_id, port });
+                    }
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ComputeError::NotStarted(format!(
+                    "{} did not start within {}s",
+                    self.spec.name,
+                    self.spec.start_timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Counts as use for the auto-stop.
+    pub fn record_activity(&self, engine: &ManagedEngine) {
+        self.clusters.record_activity(&engine.cluster_id);
+    }
+
+    fn cluster_spec(&self) -> Map<String, Value> {
+        let version = node_types::spark_versions().into_iter().next().map(|(key, _)| key).unwrap_or_default();
+        let spec = json!({
+            "cluster_name": self.spec.name,
+            "spark_version": version,
+            "num_workers": 0,
+            "autotermination_minutes": self.spec.auto_stop_mins,
+            "custom_tags": {self.spec.tag: self.spec.tag_value},
+        });
+        spec.as_object().cloned().unwrap_or_default()
+    }
+}
+
+/// The engine's own words when it stopped without being asked to.
+pub fn failure_message(cluster: &Cluster) -> Option<String> {
+    let reason = cluster.row.termination_reason.as_ref()?;
+    if reason.get("type").and_then(Value::as_str) == Some("SUCCESS") {
+        return None;
+    }
+    let code = reason.get("code").and_then(Value::as_str).unwrap_or("UNKNOWN");
+    let message = reason.pointer("/parameters/databricks_error_message").and_then(Value::as_str).unwrap_or_default();
+    Some(format!("{code}: {message}"))
+}

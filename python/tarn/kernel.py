@@ -1,0 +1,387 @@
+"""tarn's Python worker: the interpreter behind one execution context.
+
+tarn starts it from the base runtime and talks to it in JSON lines: requests
+on stdin, replies on the original stdout (fd 1 is pointed at the log, so
+output written below Python cannot break the protocol). The worker first
+imports what commands need and says {"ready": ...}; it is kept warm in a pool
+until a context takes it with an "attach" request, which connects `spark` to
+the context's cluster through tarn's gateway. Then each "execute" request runs
+one command with persistent globals and answers with its results in the
+shape of the Command Execution API. SIGINT interrupts the running command
+(the context survives); closing stdin ends the worker.
+"""
+
+import ast
+import base64
+import datetime
+import decimal
+import json
+import linecache
+import os
+import resource
+import signal
+import sys
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class NotebookExit(Exception):
+    """Raised by dbutils.notebook.exit: ends the command with its value."""
+
+    def __init__(self, value):
+        super().__init__(value)
+        self.value = value
+
+
+class CappedOutput:
+    """stdout/stderr while a command runs, kept up to a byte limit."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.parts = []
+        self.size = 0
+        self.skipped = 0
+
+    def write(self, text):
+        if not isinstance(text, str):
+            text = str(text)
+        room = self.limit - self.size
+        if room > 0:
+            kept = text[:room]
+            self.parts.append(kept)
+            self.size += len(kept)
+            self.skipped += len(text) - len(kept)
+        else:
+            self.skipped += len(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def text(self):
+        out = "".join(self.parts)
+        if self.skipped:
+            out += f"\n*** WARNING: max output size exceeded, skipped {self.skipped} characters of output ***\n"
+        return out
+
+
+class Kernel:
+    def __init__(self):
+        self.executing = False
+        self.spark = None
+        self.output_limit = 1 << 20
+        self.row_limit = 1000
+        self.memory_mb = None
+        self.table = None
+        self.globals = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.counter = 0
+
+    # -- protocol ---------------------------------------------------------
+
+    def on_sigint(self, _signum, _frame):
+        if self.executing:
+            raise KeyboardInterrupt
+
+    def attach(self, req):
+        os.environ["DATABRICKS_HOST"] = req["api_url"]
+        os.environ["DATABRICKS_TOKEN"] = req["token"]
+        os.environ["SPARK_REMOTE"] = req["remote"]
+        os.environ.setdefault("MLFLOW_TRACKING_URI", "databricks")
+        os.environ["DATABRICKS_CLUSTER_ID"] = req.get("cluster_id") or ""
+        self.output_limit = int(req.get("output_limit") or self.output_limit)
+        self.row_limit = int(req.get("row_limit") or self.row_limit)
+        self.memory_mb = req.get("memory_mb")
+
+        from pyspark.sql import SparkSession
+
+        self.spark = SparkSession.builder.remote(req["remote"]).getOrCreate()
+        import dbutils as dbutils_module
+
+        dbutils = dbutils_module.DBUtils(self, req)
+        self.globals.update(
+            spark=self.spark,
+            dbutils=dbutils,
+            display=self.display,
+            displayHTML=self.display_html,
+        )
+        if self.memory_mb:
+            limit_memory(int(self.memory_mb))
+        return {"ok": True}
+
+    def execute(self, req):
+        language = req.get("language", "python")
+        code = req.get("code", "")
+        self.counter += 1
+        self.table = None
+        out = CappedOutput(self.output_limit)
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = out
+        self.executing = True
+        try:
+            value = self.run_sql(code) if language == "sql" else self.run_python(code)
+            result = self.success(value, out)
+        except NotebookExit as e:
+            result = {"resultType": "text", "data": "" if e.value is None else str(e.value)}
+        except KeyboardInterrupt:
+            self.executing = False
+            self.interrupt_spark()
+            result = {"cancelled": True}
+        except MemoryError:
+            self.executing = False
+            result = error_result(
+                f"MemoryError: the command ran out of memory (this context's limit is {self.memory_mb} MiB)",
+                "MemoryError: the command needed more memory than this context may use; "
+                "free variables or use a cluster with more memory.",
+            )
+        except BaseException as e:  # noqa: BLE001 - every user failure is a result
+            result = error_result(summary_of(e), user_traceback(e))
+        finally:
+            self.executing = False
+            sys.stdout, sys.stderr = saved
+        # Task values travel with the result so a job run can keep them.
+        task_values = getattr(self.globals.get("dbutils"), "task_values_set", None)
+        if task_values:
+            result["taskValues"] = task_values
+        return result
+
+    def success(self, value, out):
+        if self.table is not None:
+            return self.table
+        text = out.text()
+        if value is not None:
+            shown = repr(value)
+            if len(shown) > self.output_limit:
+                shown = shown[: self.output_limit] + "\n*** WARNING: max output size exceeded ***"
+            text += shown
+        return {"resultType": "text", "data": text}
+
+    def interrupt_spark(self):
+        if self.spark is None:
+            return
+        try:
+            self.spark.interruptAll()
+        except Exception:  # noqa: BLE001 - the command is cancelled either way
+            pass
+
+    # -- running code ---------------------------------------------------------
+
+    def run_python(self, code):
+        filename = f"<command-{self.counter}>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        tree = ast.parse(code, filename=filename, mode="exec")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        exec(compile(tree, filename, "exec"), self.globals)
+        if last is not None:
+            return eval(compile(last, filename, "eval"), self.globals)
+        return None
+
+    def run_sql(self, code):
+        statements = split_sql(code)
+        if not statements:
+            raise ValueError("The SQL command is empty.")
+        df = None
+        for statement in statements:
+            df = self.spark.sql(statement)
+        self.display(df)
+        return None
+
+    # -- display --------------------------------------------------------------
+
+    def display(self, obj=None, *args, **kwargs):
+        """Shows a DataFrame as the command's table result."""
+        if obj is None:
+            return
+        if hasattr(obj, "toArrow") or hasattr(obj, "toPandas") and hasattr(obj, "schema"):
+            self.table = self.spark_table(obj)
+        elif type(obj).__name__ == "DataFrame" and hasattr(obj, "itertuples"):
+            self.table = pandas_table(obj, self.row_limit)
+        else:
+            print(repr(obj))
+
+    def notebook_exit(self, value):
+        raise NotebookExit(value)
+
+    def display_html(self, html):
+        self.table = {"resultType": "text", "data": str(html)}
+
+    def spark_table(self, df):
+        fields = df.schema.fields
+        rows = df.limit(self.row_limit + 1).collect() if fields else []
+        truncated = len(rows) > self.row_limit
+        data = [[jsonable(v) for v in row] for row in rows[: self.row_limit]]
+        data, cut = cap_rows(data, self.output_limit * 4)
+        schema = [
+            {"name": f.name, "type": json.dumps(f.dataType.jsonValue()), "metadata": json.dumps(f.metadata or {})}
+            for f in fields
+        ]
+        return {
+            "resultType": "table",
+            "data": data,
+            "schema": schema,
+            "truncated": truncated or cut,
+            "isJsonSchema": True,
+        }
+
+
+def pandas_table(pdf, row_limit):
+    head = pdf.head(row_limit + 1)
+    data = [[jsonable(v) for v in row] for row in head.itertuples(index=False, name=None)]
+    truncated = len(data) > row_limit
+    schema = [{"name": str(c), "type": json.dumps(str(t)), "metadata": "{}"} for c, t in pdf.dtypes.items()]
+    return {
+        "resultType": "table",
+        "data": data[:row_limit],
+        "schema": schema,
+        "truncated": truncated,
+        "isJsonSchema": True,
+    }
+
+
+def cap_rows(data, limit):
+    """Keeps whole rows while their JSON stays under `limit` characters."""
+    size = 0
+    for i, row in enumerate(data):
+        size += len(json.dumps(row))
+        if size > limit:
+            return data[:i], True
+    return data, False
+
+
+def jsonable(v):
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v if v == v and v not in (float("inf"), float("-inf")) else str(v)
+    if isinstance(v, (datetime.datetime, datetime.date, datetime.time)):
+        return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return str(v)
+    if isinstance(v, (bytes, bytearray)):
+        return base64.b64encode(bytes(v)).decode()
+    if hasattr(v, "asDict"):
+        return {k: jsonable(x) for k, x in v.asDict().items()}
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if hasattr(v, "item"):  # numpy scalars
+        try:
+            return jsonable(v.item())
+        except Exception:  # noqa: BLE001
+            pass
+    return str(v)
+
+
+def split_sql(code):
+    """Splits on semicolons outside quotes, backticks and comments."""
+    statements, current, i, n = [], [], 0, len(code)
+    quote = None
+    while i < n:
+        c = code[i]
+        if quote:
+            current.append(c)
+            if c == "\\" and quote != "`" and i + 1 < n:
+                current.append(code[i + 1])
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "'\"`":
+            quote = c
+            current.append(c)
+        elif code.startswith("--", i):
+            end = code.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif code.startswith("/*", i):
+            end = code.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            continue
+        elif c == ";":
+            statements.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+        i += 1
+    statements.append("".join(current))
+    return [s.strip() for s in statements if s.strip()]
+
+
+def summary_of(e):
+    return "".join(traceback.format_exception_only(type(e), e)).strip()
+
+
+def user_traceback(e):
+    """The traceback from the user's code down, without the kernel's frames."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb))
+
+
+def error_result(summary, cause):
+    return {"resultType": "error", "summary": summary, "cause": cause}
+
+
+def limit_memory(megabytes):
+    """Caps the heap this worker may grow to: what it uses now plus `megabytes`
+    is left for commands, so the limit means memory commands may take."""
+    used = 0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmData:"):
+                    used = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    limit = used + megabytes * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
+def main():
+    proto_out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    sys.path.insert(0, HERE)
+    kernel = Kernel()
+    signal.signal(signal.SIGINT, kernel.on_sigint)
+
+    import pyspark.sql.connect.session  # noqa: F401 - warm the imports a context needs
+    import pandas  # noqa: F401
+    import pyarrow  # noqa: F401
+
+    def reply(obj):
+        proto_out.write(json.dumps(obj) + "\n")
+        proto_out.flush()
+
+    reply({"ready": True, "pid": os.getpid()})
+    stdin = sys.stdin
+    while True:
+        try:
+            line = stdin.readline()
+        except KeyboardInterrupt:
+            continue
+        if not line:
+            return 0
+        try:
+            req = json.loads(line)
+            op = req.get("op")
+            if op == "attach":
+                reply(kernel.attach(req))
+            elif op == "execute":
+                reply(kernel.execute(req))
+            else:
+                reply({"ok": False, "error": f"unknown request {op!r}"})
+        except KeyboardInterrupt:
+            reply({"cancelled": True})
+        except Exception as e:  # noqa: BLE001 - the worker outlives a bad request
+            reply({"ok": False, "error": summary_of(e)})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
