@@ -27,7 +27,9 @@ pub use dbfs::{DEFAULT_READ, Dbfs, MAX_BLOCK, MAX_READ, MAX_STREAMS, check_block
 pub use staged::{Overwrite, Staged};
 pub use tree::{Entry, Location};
 pub use volumes::Volumes;
-pub use workspace::{Cell, Export, Format, Import, Language, MAX_IMPORT, Notebook, ObjectInfo, ObjectType, Workspace};
+pub use workspace::{
+    Cell, Export, Format, Import, Language, MAX_IMPORT, Notebook, ObjectInfo, ObjectType, Workspace, file_cells,
+};
 
 /// The size limits the APIs enforce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! configuration and wires them together; the work itself lives in the
 //! library crates.
 
+mod assist;
 mod config;
 mod serve;
 mod token;
@@ -40,6 +41,21 @@ enum Command {
         #[command(subcommand)]
         action: token::TokenAction,
     },
+    /// Serve the assistant tools (list_compute, manage_cluster, execute_code)
+    /// over MCP on stdio.
+    Mcp,
+    /// List clusters; with --auto-select, suggest which to use.
+    Compute {
+        #[arg(long)]
+        auto_select: bool,
+    },
+    /// Create, start, stop, delete or get a cluster.
+    Cluster {
+        #[command(subcommand)]
+        action: assist::ClusterAction,
+    },
+    /// Run Python or SQL in an execution context (a cluster or serverless).
+    Execute(assist::ExecuteArgs),
     /// Manage tarn's Python environments.
     Env {
         #[command(subcommand)]
@@ -66,6 +82,10 @@ fn main() -> ExitCode {
         Command::Serve { host, port, spark_connect_port } => serve::run(config, &host, port, spark_connect_port),
         Command::Token { action } => token::run(&config, action),
         Command::Env { action: EnvAction::Sync } => serve::env_sync(&config),
+        Command::Mcp => assist::mcp(&config.home),
+        Command::Compute { auto_select } => assist::list_compute(&config.home, auto_select),
+        Command::Cluster { action } => assist::manage_cluster(&config.home, action),
+        Command::Execute(args) => assist::execute(&config.home, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -139,6 +139,10 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         workspace_id,
     };
     let app = tarn_api::router(state);
+    let server_file = config.home.join("server.json");
+    let server_info = serde_json::json!({"url": format!("http://{addr}"), "spark_connect_port": gateway_addr.port()});
+    std::fs::write(&server_file, server_info.to_string())
+        .map_err(|e| format!("writing {}: {e}", server_file.display()))?;
     println!("tarn serving the Databricks API on http://{addr} (state in {})", config.home.display());
     println!("Spark Connect gateway on sc://localhost:{}", gateway_addr.port());
     tokio::spawn(async move {
@@ -152,6 +156,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     contexts.shutdown();
     tracing::info!("stopping cluster engines");
     clusters.shutdown().await;
+    let _ = std::fs::remove_file(&server_file);
     println!("tarn stopped");
     Ok(())
 }

@@ -21,8 +21,8 @@ use tarn_store::{Store, WorkspaceObject};
 use crate::confine::{Root, segments};
 use crate::staged::{Overwrite, write_atomic};
 use crate::{FilesError, Limit, Result};
-pub use notebook::Cell;
 use notebook::Imported;
+pub use notebook::{Cell, file_cells};
 
 /// The most an import may carry (Databricks: 10 MB).
 pub const MAX_IMPORT: usize = 10 << 20;

@@ -95,6 +95,20 @@ pub(crate) fn classify(
     }
 }
 
+/// A file to run as notebook cells: a SOURCE notebook (by header) or an
+/// `.ipynb` document is split into its cells; any other file is one cell in
+/// the language its extension names (Python if none does).
+pub fn file_cells(path: &str, content: Vec<u8>) -> Result<(Language, Vec<Cell>)> {
+    match classify(path, content, Format::Auto, None)? {
+        (_, Imported::Notebook { language, source }) => Ok((language, cells(&source, language))),
+        (_, Imported::File(bytes)) => {
+            let extension = path.rsplit_once('.').map_or("", |(_, e)| e);
+            let language = Language::from_extension(extension).unwrap_or(Language::Python);
+            Ok((language, vec![Cell { magic: None, source: utf8(bytes, path)? }]))
+        }
+    }
+}
+
 /// The cells of SOURCE text (header dropped), with magics split off.
 pub(crate) fn cells(source: &str, language: Language) -> Vec<Cell> {
     let separator = format!("{} {SEPARATOR}", language.comment());
