@@ -10,16 +10,14 @@ here is RUNNING in under 2 s on a warm environment.
 
 import multiprocessing
 import os
-import re
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
+import tarn_server
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tarn"
 SPARK_VERSION = "16.4.x-scala2.13"
@@ -27,18 +25,7 @@ DATABRICKS_SECONDS = (180, 420)
 
 
 def start_tarn(home: Path, env_dir: Path):
-    env = dict(os.environ, TARN_HOME=str(home), TARN_ENV_DIR=str(env_dir), RUST_LOG="warn")
-    uv = Path(sys.executable).parent / "uv"
-    if uv.exists():
-        env["TARN_UV"] = str(uv)
-    proc = subprocess.Popen([os.environ["TARN_BIN"], "serve", "--port", "0", "--spark-connect-port", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    while True:
-        line = proc.stdout.readline().decode()
-        m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        if m:
-            return proc, f"http://127.0.0.1:{m.group(1)}"
-        if not line:
-            raise RuntimeError("tarn did not start")
+    return tarn_server.start_tarn(os.environ["TARN_BIN"], home, env_dir)
 
 
 class Api:

@@ -18,15 +18,13 @@ Goals: warm Python round trip under 10 ms p50, context creation under 300 ms.
 import argparse
 import concurrent.futures
 import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
+from tarn_server import start_tarn
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tarn"
 SPARK = "spark.range(1000).count()"
@@ -41,26 +39,6 @@ def tarn_binary(explicit):
     release = target / "release" / "tarn"
     fresh = release.exists() and release.stat().st_mtime >= (target / "debug" / "tarn").stat().st_mtime
     return str(release if fresh else target / "debug" / "tarn")
-
-
-def start_tarn(binary, home):
-    env = dict(os.environ, TARN_HOME=str(home), TARN_ENV_DIR=str(CACHE / "envs"), RUST_LOG="warn")
-    uv = Path(sys.executable).parent / "uv"
-    if uv.exists():
-        env["TARN_UV"] = str(uv)
-    proc = subprocess.Popen(
-        [binary, "serve", "--port", "0", "--spark-connect-port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    while True:
-        line = proc.stdout.readline().decode()
-        m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        if m:
-            return proc, f"http://127.0.0.1:{m.group(1)}"
-        if not line:
-            raise RuntimeError("tarn did not start")
 
 
 class Tarn:
@@ -148,7 +126,7 @@ def main():
     binary = tarn_binary(args.tarn_bin)
     print(f"tarn binary: {binary}")
     home = Path(tempfile.mkdtemp(prefix="tarn-bench-contexts-"))
-    proc, url = start_tarn(binary, home)
+    proc, url = start_tarn(binary, home, CACHE / "envs")
     try:
         api = Tarn(url, (home / "token").read_text().strip())
         cluster = api.cluster()
