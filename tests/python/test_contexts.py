@@ -113,6 +113,9 @@ display(df.select([F.sum(F.col(c).isNull().cast("int")).alias(c) for c in ["k", 
     assert failed.results.summary == "ValueError: bad row 7"
     assert "Traceback" in failed.results.cause and "line 2, in f" in failed.results.cause
 
+    many = ctx.ok("display(spark.range(5000))")
+    assert many.truncated is True and len(many.data) == 1000 and many.data[-1] == [999]
+
     text = ctx.ok("print('hello'); x = 40\nx + 2")
     assert text.result_type == ResultType.TEXT and text.data == "hello\n42"
     assert ctx.ok("dbutils.notebook.exit('all done')").data == "all done"

@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 from conftest import tarn_binary
+from databricks.sdk.service.workspace import ImportFormat
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
@@ -112,6 +113,11 @@ def test_tools_manage_a_cluster_and_chain_a_context(tarn, w, home_env):
 
         stopped = await tools.call("manage_cluster", action="stop", cluster_id=cluster_id)
         assert stopped["cluster_id"] == cluster_id
+        while (await tools.call("manage_cluster", action="get", cluster_id=cluster_id))["state"] != "TERMINATED":
+            await asyncio.sleep(0.5)
+        # The cluster's contexts went with its engine.
+        gone = await tools.call("execute_code", context_id=context, cluster_id=cluster_id, code="1")
+        assert "RESOURCE_DOES_NOT_EXIST" in gone["tool_error"] or "not running" in gone["tool_error"]
         return cluster_id
 
     cluster_id = run_mcp(home_env, scenario)
@@ -146,6 +152,13 @@ def test_serverless_notebooks_and_saved_runs(tarn, w, tmp_path):
         )
     )
     env = {"DATABRICKS_HOST": tarn.url, "DATABRICKS_TOKEN": tarn.token, "TARN_HOME": "/nonexistent"}
+    helpers = "# Databricks notebook source\ndef double(x):\n    return 2 * x\n"
+    w.workspace.mkdirs("/Users/admin/lib")
+    w.workspace.upload("/Users/admin/lib/helpers.py", helpers.encode(), format=ImportFormat.AUTO, overwrite=True)
+    uses_run = tmp_path / "uses_run.py"
+    uses_run.write_text(
+        "# Databricks notebook source\n# MAGIC %run /Users/admin/lib/helpers\n\n# COMMAND ----------\n\ndouble(21)\n"
+    )
 
     async def scenario(tools, _names):
         migrated = await tools.call(
@@ -164,6 +177,9 @@ def test_serverless_notebooks_and_saved_runs(tarn, w, tmp_path):
         assert fresh["success"] is False and "NameError" in fresh["output"]["error"]
         counted = await tools.call("execute_code", compute_type="serverless", file_path=str(ipynb))
         assert counted["output"]["text"] == "20"
+        ran = await tools.call("execute_code", compute_type="serverless", file_path=str(uses_run))
+        assert "output" in ran, ran
+        assert ran["output"]["text"] == "42" and len(ran["cells"]) == 2, ran
         bad = await tools.call("execute_code", compute_type="serverless")
         assert "one of code and file_path" in bad["tool_error"]
         unknown = await tools.call("execute_code", context_id="999", code="1")

@@ -191,12 +191,12 @@ async fn execute(
     tokio::pin!(deadline);
     let mut keepalive = tokio::time::interval(KEEPALIVE);
     let mut timed_out = false;
-    let mut kill_at: Option<tokio::time::Instant> = None;
+    let mut stop = Stop::Running;
     let reply = loop {
         let kill = async {
-            match kill_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
+            match stop {
+                Stop::Interrupted(at) => tokio::time::sleep_until(at).await,
+                Stop::Running | Stop::Killed => std::future::pending().await,
             }
         };
         tokio::select! {
@@ -204,20 +204,37 @@ async fn execute(
             _ = keepalive.tick() => clusters.record_activity(&context.cluster_id),
             () = &mut deadline, if !timed_out => {
                 timed_out = true;
-                process::signal(pid, libc::SIGINT);
-                kill_at = Some(tokio::time::Instant::now() + INTERRUPT_GRACE);
+                stop = stop.interrupt(pid);
             }
-            () = context.cancel_requested(&job.id), if kill_at.is_none() => {
-                process::signal(pid, libc::SIGINT);
-                kill_at = Some(tokio::time::Instant::now() + INTERRUPT_GRACE);
-            }
+            () = context.cancel_requested(&job.id), if stop == Stop::Running => stop = stop.interrupt(pid),
             () = kill => {
                 process::signal(pid, libc::SIGKILL);
-                kill_at = Some(tokio::time::Instant::now() + Duration::from_secs(3600));
+                stop = Stop::Killed;
             }
         }
     };
     Ok(outcome(context, job, reply, timed_out))
+}
+
+/// How far stopping a running command has gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Running,
+    /// SIGINT sent; the worker is killed if the command still runs at this instant.
+    Interrupted(tokio::time::Instant),
+    Killed,
+}
+
+impl Stop {
+    fn interrupt(self, pid: u32) -> Self {
+        match self {
+            Stop::Running => {
+                process::signal(pid, libc::SIGINT);
+                Stop::Interrupted(tokio::time::Instant::now() + INTERRUPT_GRACE)
+            }
+            other => other,
+        }
+    }
 }
 
 fn outcome(context: &Context, job: &Job, reply: Value, timed_out: bool) -> (CommandStatus, Value) {
@@ -234,4 +251,46 @@ fn outcome(context: &Context, job: &Job, reply: Value, timed_out: bool) -> (Comm
         return (CommandStatus::Error, error_results(error, error));
     }
     (CommandStatus::Finished, reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_kept_up_to_a_limit_and_fail_together() {
+        let mut commands = Commands::default();
+        for i in 0..=KEPT_COMMANDS {
+            commands.add(&format!("c{i}"));
+        }
+        assert!(commands.get("c0").is_none(), "the oldest is forgotten");
+        assert_eq!(commands.status("c1"), Some(CommandStatus::Queued));
+        for i in 1..KEPT_COMMANDS {
+            commands.set(&format!("c{i}"), CommandStatus::Finished, Some(json!({"resultType": "text"})));
+        }
+        assert!(commands.any_active());
+        let gone = error_results("worker gone", "it was killed");
+        commands.fail_pending(&gone);
+        assert!(!commands.any_active());
+        let last = commands.get(&format!("c{KEPT_COMMANDS}")).unwrap();
+        assert_eq!((last.status, last.results), (CommandStatus::Error, Some(gone)));
+        assert_eq!(commands.status("c1"), Some(CommandStatus::Finished), "finished commands keep their results");
+    }
+
+    #[test]
+    fn only_finished_cancelled_and_error_are_done() {
+        let done: Vec<_> = [
+            CommandStatus::Queued,
+            CommandStatus::Running,
+            CommandStatus::Cancelling,
+            CommandStatus::Finished,
+            CommandStatus::Cancelled,
+            CommandStatus::Error,
+        ]
+        .into_iter()
+        .filter(|s| s.is_done())
+        .map(CommandStatus::as_str)
+        .collect();
+        assert_eq!(done, ["Finished", "Cancelled", "Error"]);
+    }
 }

@@ -250,7 +250,7 @@ impl Contexts {
         let id = context_id();
         let token = self.issue_token(&id, user)?;
         let config = &self.inner.config;
-        let attach = json!({
+        let request = json!({
             "op": "attach",
             "remote": format!("{};token={token}", self.inner.clusters.connect_url(&cluster_id)),
             "api_url": config.api_url,
@@ -260,11 +260,7 @@ impl Contexts {
             "output_limit": config.output_limit,
             "row_limit": config.row_limit,
         });
-        let attached = worker.request(&attach).await;
-        if let Err(why) = attached.as_ref().map_err(|e| e.0.clone()).and_then(|r| match r.get("ok") {
-            Some(serde_json::Value::Bool(true)) => Ok(()),
-            _ => Err(r.get("error").and_then(serde_json::Value::as_str).unwrap_or("no answer").to_string()),
-        }) {
+        if let Err(why) = attach(&mut worker, &request).await {
             self.revoke_token(&id);
             return Err(ComputeError::Engine(format!("the Python worker could not attach: {why}")));
         }
@@ -427,10 +423,30 @@ impl Contexts {
     }
 }
 
+/// Binds a worker to its context; the worker answers `{"ok": true}`.
+async fn attach(worker: &mut worker::Worker, request: &serde_json::Value) -> Result<(), String> {
+    let reply = worker.request(request).await.map_err(|exit| exit.0)?;
+    if reply.get("ok").and_then(serde_json::Value::as_bool) == Some(true) {
+        return Ok(());
+    }
+    Err(reply.get("error").and_then(serde_json::Value::as_str).unwrap_or("no answer").to_string())
+}
+
 /// Databricks context ids are large decimal numbers.
 fn context_id() -> String {
     let bytes = uuid::Uuid::new_v4().into_bytes();
     let mut n = [0u8; 8];
     n.copy_from_slice(&bytes[..8]);
     (u64::from_le_bytes(n) >> 1).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn context_ids_are_positive_decimal_numbers() {
+        let a = super::context_id();
+        let b = super::context_id();
+        assert_ne!(a, b);
+        assert!(a.parse::<i64>().is_ok_and(|n| n >= 0), "{a}");
+    }
 }
