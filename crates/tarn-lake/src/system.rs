@@ -100,8 +100,13 @@ impl SystemTables {
         let url = deltalake::ensure_table_uri(dir.to_string_lossy())?;
         // A newer tarn may add columns: overwrites take the new schema, appends merge it.
         let schema_mode = if mode == SaveMode::Overwrite { SchemaMode::Overwrite } else { SchemaMode::Merge };
-        let table = DeltaTable::try_from_url(url.clone())
-            .await?
+        // A table not yet written is built unloaded: loading it would log an error.
+        let table = if dir.join("_delta_log").exists() {
+            DeltaTable::try_from_url(url.clone()).await?
+        } else {
+            deltalake::DeltaTableBuilder::from_url(url.clone())?.build()?
+        };
+        let table = table
             .write(vec![rows])
             .with_save_mode(mode)
             .with_schema_mode(schema_mode)
