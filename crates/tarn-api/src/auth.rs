@@ -49,6 +49,12 @@ pub(crate) async fn require_token(State(state): State<AppState>, mut req: Reques
 
 fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiFailure> {
     let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if header.is_none()
+        && let Some(user) = &state.mlflow_anonymous
+        && crate::routes::mlflow::PREFIXES.iter().any(|p| req.uri().path().starts_with(p))
+    {
+        return Ok(state.store.ensure_user(user, user, now_ms())?);
+    }
     let Some(secret) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).filter(|s| !s.is_empty()) else {
         return Err(ApiFailure(ApiError::unauthenticated(
             "Missing credentials: send a personal access token as 'Authorization: Bearer <token>'",

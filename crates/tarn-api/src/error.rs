@@ -65,6 +65,19 @@ impl From<ComputeError> for ApiFailure {
     }
 }
 
+impl From<tarn_mlflow::MlflowError> for ApiFailure {
+    fn from(e: tarn_mlflow::MlflowError) -> Self {
+        use tarn_mlflow::MlflowError;
+        let code = match &e {
+            MlflowError::NotFound(_) => ErrorCode::ResourceDoesNotExist,
+            MlflowError::AlreadyExists(_) => ErrorCode::ResourceAlreadyExists,
+            MlflowError::InvalidParameter(_) => ErrorCode::InvalidParameterValue,
+            MlflowError::Store(_) | MlflowError::Io(_) => ErrorCode::InternalError,
+        };
+        Self(ApiError::new(code, e.to_string()))
+    }
+}
+
 impl From<SqlError> for ApiFailure {
     fn from(e: SqlError) -> Self {
         let code = match &e {

@@ -26,6 +26,11 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub clusters: ClusterManager,
     pub contexts: tarn_compute::context::Contexts,
+    pub tracking: tarn_mlflow::Tracking,
+    pub artifacts: tarn_mlflow::Artifacts,
+    /// The user MLflow requests without a token act as, when anonymous
+    /// access is on (`tarn serve` on loopback); `None` requires a token.
+    pub mlflow_anonymous: Option<String>,
     pub catalog: tarn_catalog::Catalog,
     pub files: tarn_files::Files,
     pub statements: tarn_sql::Statements,
@@ -39,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::scim::router())
         .merge(routes::clusters::router())
         .merge(routes::commands::router())
+        .merge(routes::mlflow::router())
         .merge(routes::unity_catalog::router())
         .merge(routes::files::router())
         .merge(routes::dbfs::router())

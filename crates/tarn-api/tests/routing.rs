@@ -78,8 +78,18 @@ fn fixture(name: &str) -> Fixture {
     let files = tarn_files::Files::open(&home, store.clone(), catalog.clone()).unwrap();
     let warehouse = tarn_sql::Warehouse::open(&store, clusters.clone(), Duration::from_secs(5)).unwrap();
     let statements = tarn_sql::Statements::new(warehouse, tarn_lake::Lake::new(catalog.clone(), "admin"), None);
-    let state =
-        AppState { store: store.clone(), clusters, contexts, catalog, files, statements, workspace_id: "1234".into() };
+    let state = AppState {
+        tracking: tarn_mlflow::Tracking::open(store.clone()).unwrap(),
+        artifacts: tarn_mlflow::Artifacts::open(&home.join("artifacts")).unwrap(),
+        mlflow_anonymous: None,
+        store: store.clone(),
+        clusters,
+        contexts,
+        catalog,
+        files,
+        statements,
+        workspace_id: "1234".into(),
+    };
     let app = router(state);
     Fixture { app, token, store, _home: TempHome(home) }
 }

@@ -47,6 +47,11 @@ impl Location {
         Ok(Location { root, rel, shown })
     }
 
+    /// `rel` under `root`, for trees other crates keep (MLflow artifacts).
+    pub fn under(root: Root, rel: &str) -> Result<Location> {
+        Location::new(root, rel, &format!("/{rel}"))
+    }
+
     pub fn shown(&self) -> &str {
         &self.shown
     }

@@ -106,11 +106,7 @@ impl SystemTables {
         } else {
             deltalake::DeltaTableBuilder::from_url(url.clone())?.build()?
         };
-        let table = table
-            .write(vec![rows])
-            .with_save_mode(mode)
-            .with_schema_mode(schema_mode)
-            .await?;
+        let table = table.write(vec![rows]).with_save_mode(mode).with_schema_mode(schema_mode).await?;
         if mode == SaveMode::Append {
             return Ok(());
         }

@@ -9,6 +9,7 @@ mod audit;
 mod catalog;
 mod clusters;
 mod migrations;
+pub mod mlflow;
 mod settings;
 mod tokens;
 mod workspace;

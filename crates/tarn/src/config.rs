@@ -70,6 +70,17 @@ impl Config {
         }
     }
 
+    /// Whether MLflow calls without a token are served (as the admin), as a
+    /// local `mlflow server` serves them: by default only on loopback;
+    /// `TARN_MLFLOW_ANONYMOUS=true|false` decides otherwise.
+    pub fn mlflow_anonymous(&self, loopback: bool) -> bool {
+        match std::env::var("TARN_MLFLOW_ANONYMOUS").ok().as_deref() {
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            _ => loopback,
+        }
+    }
+
     pub fn environments(&self) -> Environments {
         Environments::new(self.env_dir.clone(), self.python.clone())
     }

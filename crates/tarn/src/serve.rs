@@ -129,10 +129,15 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let context_reaper = contexts.start_background();
     let gateway = Gateway::new(clusters.clone(), store.clone(), hooks);
     let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
+    let tracking = tarn_mlflow::Tracking::open(store.clone()).map_err(|e| e.to_string())?;
+    let artifacts = tarn_mlflow::Artifacts::open(&config.home.join("artifacts")).map_err(|e| e.to_string())?;
     let state = AppState {
         store,
         clusters: clusters.clone(),
         contexts: contexts.clone(),
+        tracking,
+        artifacts,
+        mlflow_anonymous: config.mlflow_anonymous(addr.ip().is_loopback()).then(|| ADMIN_USER.to_string()),
         catalog,
         files,
         statements,

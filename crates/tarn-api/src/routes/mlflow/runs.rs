@@ -1,0 +1,257 @@
+//! `runs/*` and `metrics/get-history`.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tarn_core::time::now_ms;
+use tarn_mlflow::{MetricRow, MlflowError, RunData, RunRow, RunSearch};
+
+use super::{KeyValue, de_f64, de_i64, key_values, metric_value, pairs, required, route};
+use crate::body::{JsonBody, QueryPairs};
+use crate::error::ApiResult;
+use crate::{AppState, Caller};
+
+pub fn router() -> Router<AppState> {
+    [
+        ("runs/create", post(create)),
+        ("runs/get", get(get_run)),
+        ("runs/update", post(update)),
+        ("runs/delete", post(delete)),
+        ("runs/restore", post(restore)),
+        ("runs/log-metric", post(log_metric)),
+        ("runs/log-parameter", post(log_param)),
+        ("runs/log-batch", post(log_batch)),
+        ("runs/set-tag", post(set_tag)),
+        ("runs/delete-tag", post(delete_tag)),
+        ("runs/search", post(search)),
+        ("metrics/get-history", get(metric_history)),
+    ]
+    .into_iter()
+    .fold(Router::new(), |router, (path, handler)| route(router, path, handler))
+}
+
+pub(crate) fn run_info_json(r: &RunRow) -> Value {
+    let mut info = json!({
+        "run_id": r.run_uuid,
+        "run_uuid": r.run_uuid,
+        "run_name": r.name,
+        "experiment_id": r.experiment_id.to_string(),
+        "user_id": r.user_id,
+        "status": r.status,
+        "start_time": r.start_time,
+        "artifact_uri": r.artifact_uri,
+        "lifecycle_stage": r.lifecycle_stage,
+    });
+    if let Some(end) = r.end_time {
+        info["end_time"] = json!(end);
+    }
+    info
+}
+
+fn metric_json(m: &MetricRow) -> Value {
+    json!({"key": m.key, "value": metric_value(m.value, m.is_nan), "timestamp": m.timestamp, "step": m.step})
+}
+
+pub(crate) fn run_json(r: &RunRow, d: &RunData) -> Value {
+    json!({
+        "info": run_info_json(r),
+        "data": {
+            "metrics": d.metrics.iter().map(metric_json).collect::<Vec<_>>(),
+            "params": key_values(&d.params),
+            "tags": key_values(&d.tags),
+        },
+        "inputs": {},
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Metric {
+    #[serde(default)]
+    key: String,
+    #[serde(default, deserialize_with = "de_f64")]
+    value: Option<f64>,
+    #[serde(default, deserialize_with = "de_i64")]
+    timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "de_i64")]
+    step: Option<i64>,
+}
+
+impl Metric {
+    fn row(&self) -> Result<MetricRow, MlflowError> {
+        let value = self.value.ok_or_else(|| {
+            MlflowError::InvalidParameter(format!(
+                "Missing value for required parameter 'value' of metric '{}'",
+                self.key
+            ))
+        })?;
+        Ok(MetricRow {
+            key: self.key.clone(),
+            value,
+            is_nan: false,
+            timestamp: self.timestamp.unwrap_or_else(now_ms),
+            step: self.step.unwrap_or(0),
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Body {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    experiment_id: Option<String>,
+    user_id: Option<String>,
+    run_name: Option<String>,
+    #[serde(default, deserialize_with = "de_i64")]
+    start_time: Option<i64>,
+    #[serde(default, deserialize_with = "de_i64")]
+    end_time: Option<i64>,
+    status: Option<String>,
+    #[serde(default)]
+    tags: Vec<KeyValue>,
+    #[serde(default)]
+    params: Vec<KeyValue>,
+    #[serde(default)]
+    metrics: Vec<Metric>,
+    key: Option<String>,
+    value: Option<Value>,
+    #[serde(default, deserialize_with = "de_i64")]
+    timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "de_i64")]
+    step: Option<i64>,
+    #[serde(default)]
+    experiment_ids: Vec<String>,
+    filter: Option<String>,
+    run_view_type: Option<String>,
+    #[serde(default, deserialize_with = "de_i64")]
+    max_results: Option<i64>,
+    #[serde(default)]
+    order_by: Vec<String>,
+    page_token: Option<String>,
+}
+
+impl Body {
+    /// `run_id`, or the older `run_uuid`.
+    fn run(&self) -> Result<&str, MlflowError> {
+        required(self.run_id.as_deref().or(self.run_uuid.as_deref()), "run_id")
+    }
+
+    fn key(&self) -> Result<&str, MlflowError> {
+        required(self.key.as_deref(), "key")
+    }
+
+    /// A param or tag value: text as sent (numbers as their JSON text).
+    fn text_value(&self) -> String {
+        match &self.value {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        }
+    }
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    let experiment = b.experiment_id.as_deref().filter(|e| !e.is_empty()).unwrap_or("0");
+    let user_id = b.user_id.as_deref().filter(|u| !u.is_empty()).unwrap_or(&user.user_name);
+    let run = s.tracking.create_run(experiment, user_id, b.run_name.as_deref(), b.start_time, &pairs(&b.tags))?;
+    let data = RunData { tags: s.tracking.run_with_data(&run.run_uuid)?.1.tags, ..RunData::default() };
+    Ok(Json(json!({"run": run_json(&run, &data)})))
+}
+
+async fn get_run(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+    let id = required(q.get("run_id").or(q.get("run_uuid")), "run_id")?;
+    let (run, data) = s.tracking.run_with_data(id)?;
+    Ok(Json(json!({"run": run_json(&run, &data)})))
+}
+
+async fn update(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+    let run = s.tracking.update_run(b.run()?, b.status.as_deref(), b.end_time, b.run_name.as_deref())?;
+    Ok(Json(json!({"run_info": run_info_json(&run)})))
+}
+
+async fn delete(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+    s.tracking.delete_run(b.run()?)?;
+    Ok(Json(json!({})))
+}
+
+async fn restore(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+    s.tracking.restore_run(b.run()?)?;
+    Ok(Json(json!({})))
+}
+
+async fn log_metric(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+    let value = match &b.value {
+        Some(v) => {
+            de_f64(v.clone()).map_err(|e| MlflowError::InvalidParameter(format!("Invalid metric value: {e}")))?
+        }
+        None => None,
+    };
+    let metric = Metric { key: b.key()?.to_string(), value, timestamp: b.timestamp, step: b.step };
+    s.tracking.log_batch(b.run()?, &[metric.row()?], &[], &[])?;
+    Ok(Json(json!({})))
+}
+
+async fn log_param(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+    s.tracking.log_batch(b.run()?, &[], &[(b.key()?.to_string(), b.text_value())], &[])?;
+    Ok(Json(json!({})))
+}
+
+async fn set_tag(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+    let run = b.run()?;
+    let key = b.key()?;
+    s.tracking.log_batch(run, &[], &[], &[(key.to_string(), b.text_value())])?;
+    if key == tarn_mlflow::RUN_NAME_TAG {
+        s.tracking.update_run(run, None, None, Some(&b.text_value()))?;
+    }
+    Ok(Json(json!({})))
+}
+
+async fn log_batch(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+    let metrics = b.metrics.iter().map(Metric::row).collect::<Result<Vec<_>, _>>()?;
+    s.tracking.log_batch(b.run()?, &metrics, &pairs(&b.params), &pairs(&b.tags))?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_tag(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+    s.tracking.delete_tag(b.run()?, b.key()?)?;
+    Ok(Json(json!({})))
+}
+
+async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+    let search = RunSearch {
+        experiment_ids: b.experiment_ids,
+        filter: b.filter,
+        view_type: b.run_view_type,
+        max_results: b.max_results,
+        order_by: b.order_by,
+        page_token: b.page_token,
+    };
+    let page = s.tracking.search_runs(&search)?;
+    let mut out = json!({"runs": page.items.iter().map(|(r, d)| run_json(r, d)).collect::<Vec<_>>()});
+    if let Some(token) = page.next_page_token {
+        out["next_page_token"] = json!(token);
+    }
+    Ok(Json(out))
+}
+
+async fn metric_history(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+    let run = required(q.get("run_id").or(q.get("run_uuid")), "run_id")?;
+    let key = required(q.get("metric_key"), "metric_key")?;
+    let history = s.tracking.metric_history(run, key)?;
+    let size = q.get("max_results").and_then(|m| m.parse::<usize>().ok()).filter(|m| *m > 0).unwrap_or(usize::MAX);
+    let offset = match q.get("page_token").filter(|t| !t.is_empty()) {
+        Some(token) => tarn_core::page::decode(token)?,
+        None => 0,
+    };
+    let (page, next) = tarn_core::page::slice(&history, offset, size);
+    let mut out = json!({"metrics": page.iter().map(metric_json).collect::<Vec<_>>()});
+    if let Some(token) = next {
+        out["next_page_token"] = json!(token);
+    }
+    Ok(Json(out))
+}

@@ -1,0 +1,21 @@
+//! MLflow tracking: experiments, runs and what they log, the search
+//! grammar, and the artifact store behind `mlflow-artifacts:/` URIs.
+//!
+//! `tarn-api` serves it under `/api/2.0/mlflow/*` and
+//! `/api/2.0/mlflow-artifacts/*`; rows live in `tarn-store`. Rules follow
+//! the MLflow tracking server's: the default experiment `0`, write-once
+//! params, the latest metric per key by step then timestamp then value,
+//! soft deletion through `lifecycle_stage`, and MLflow's limits on keys and
+//! values.
+
+mod artifacts;
+mod error;
+pub mod filter;
+mod names;
+mod tracking;
+mod validate;
+
+pub use artifacts::{ArtifactFile, Artifacts, files_error};
+pub use error::{MlflowError, Result};
+pub use tarn_store::mlflow::{ExperimentRow, MetricRow, RunData, RunRow};
+pub use tracking::{Page, RUN_NAME_TAG, RunSearch, Tracking, ViewType};

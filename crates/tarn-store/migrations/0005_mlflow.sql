@@ -1,0 +1,65 @@
+-- MLflow tracking: experiments, runs and what runs log. Shapes follow the
+-- MLflow tracking server's own schema so behaviour (latest metric per key,
+-- soft deletion through lifecycle_stage) is the same. Times are epoch ms.
+CREATE TABLE mlflow_experiments (
+    experiment_id     INTEGER PRIMARY KEY,
+    name              TEXT NOT NULL UNIQUE,
+    artifact_location TEXT NOT NULL,
+    lifecycle_stage   TEXT NOT NULL DEFAULT 'active',
+    creation_time     INTEGER NOT NULL,
+    last_update_time  INTEGER NOT NULL
+);
+CREATE TABLE mlflow_experiment_tags (
+    experiment_id INTEGER NOT NULL REFERENCES mlflow_experiments(experiment_id) ON DELETE CASCADE,
+    key           TEXT NOT NULL,
+    value         TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, key)
+);
+CREATE TABLE mlflow_runs (
+    run_uuid        TEXT PRIMARY KEY,
+    experiment_id   INTEGER NOT NULL REFERENCES mlflow_experiments(experiment_id),
+    name            TEXT NOT NULL,
+    user_id         TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    start_time      INTEGER NOT NULL,
+    end_time        INTEGER,
+    artifact_uri    TEXT NOT NULL,
+    lifecycle_stage TEXT NOT NULL DEFAULT 'active',
+    deleted_time    INTEGER
+);
+CREATE INDEX mlflow_runs_by_experiment ON mlflow_runs(experiment_id, start_time DESC, run_uuid);
+CREATE TABLE mlflow_params (
+    run_uuid TEXT NOT NULL REFERENCES mlflow_runs(run_uuid) ON DELETE CASCADE,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (run_uuid, key)
+);
+CREATE TABLE mlflow_tags (
+    run_uuid TEXT NOT NULL REFERENCES mlflow_runs(run_uuid) ON DELETE CASCADE,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (run_uuid, key)
+);
+-- Every logged value. As in MLflow's SQL store, NaN is stored as 0 with
+-- is_nan set, and infinities as the largest finite doubles.
+CREATE TABLE mlflow_metrics (
+    run_uuid  TEXT NOT NULL REFERENCES mlflow_runs(run_uuid) ON DELETE CASCADE,
+    key       TEXT NOT NULL,
+    value     REAL NOT NULL,
+    is_nan    INTEGER NOT NULL DEFAULT 0,
+    timestamp INTEGER NOT NULL,
+    step      INTEGER NOT NULL,
+    PRIMARY KEY (run_uuid, key, timestamp, step, value, is_nan)
+);
+-- The value search and run data show: the one with the highest step, then
+-- timestamp, then value (MLflow's rule).
+CREATE TABLE mlflow_latest_metrics (
+    run_uuid  TEXT NOT NULL REFERENCES mlflow_runs(run_uuid) ON DELETE CASCADE,
+    key       TEXT NOT NULL,
+    value     REAL NOT NULL,
+    is_nan    INTEGER NOT NULL DEFAULT 0,
+    timestamp INTEGER NOT NULL,
+    step      INTEGER NOT NULL,
+    PRIMARY KEY (run_uuid, key)
+);
+CREATE INDEX mlflow_latest_metrics_by_key ON mlflow_latest_metrics(key, value);

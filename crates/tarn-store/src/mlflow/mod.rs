@@ -1,0 +1,11 @@
+//! MLflow tracking rows: experiments, runs and what runs log. The tracking
+//! rules (validation, which changes are allowed) are `tarn-mlflow`'s; this
+//! module stores and queries.
+
+mod experiments;
+mod runs;
+mod search;
+
+pub use experiments::ExperimentRow;
+pub use runs::{LoggedBatch, MetricRow, RunData, RunRow};
+pub use search::{Clause, Comparison, Entity, Lifecycle, OrderBy, RunQuery, SqlValue, attribute_column};

@@ -1,0 +1,236 @@
+//! `runs/search` as SQL: a query the domain parsed from MLflow's filter
+//! grammar becomes one SELECT over the runs, with an `EXISTS` per clause on
+//! metrics (latest values), params and tags, and joins for ordering.
+
+use rusqlite::types::Value;
+
+use crate::{Result, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Active,
+    Deleted,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Metric,
+    Param,
+    Tag,
+    /// A column of the run, named by [`attribute_column`].
+    Attribute,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    /// Case-sensitive SQL pattern (`%`, `_`).
+    Like,
+    ILike,
+    In,
+    NotIn,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Number(f64),
+    Text(String),
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clause {
+    pub entity: Entity,
+    pub key: String,
+    pub op: Comparison,
+    pub value: SqlValue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderBy {
+    pub entity: Entity,
+    pub key: String,
+    pub ascending: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunQuery {
+    pub experiment_ids: Vec<i64>,
+    pub lifecycle: Lifecycle,
+    pub clauses: Vec<Clause>,
+    pub order: Vec<OrderBy>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// The run column an `attributes.<key>` names, if it is one search knows.
+pub fn attribute_column(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "run_id" | "run_uuid" => "run_uuid",
+        "run_name" => "name",
+        "status" => "status",
+        "user_id" => "user_id",
+        "start_time" => "start_time",
+        "end_time" => "end_time",
+        "artifact_uri" => "artifact_uri",
+        "lifecycle_stage" => "lifecycle_stage",
+        "experiment_id" => "experiment_id",
+        _ => return None,
+    })
+}
+
+/// `LIKE` in SQLite ignores ASCII case; MLflow's is case-sensitive, so it
+/// runs as `GLOB` with the pattern translated.
+fn like_to_glob(pattern: &str) -> String {
+    let mut glob = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        match c {
+            '%' => glob.push('*'),
+            '_' => glob.push('?'),
+            '*' | '?' | '[' | ']' => {
+                glob.push('[');
+                glob.push(c);
+                glob.push(']');
+            }
+            c => glob.push(c),
+        }
+    }
+    glob
+}
+
+/// `column <op> value` with its bound values.
+fn predicate(column: &str, op: Comparison, value: &SqlValue, binds: &mut Vec<Value>) -> String {
+    let bind = |v: &SqlValue, binds: &mut Vec<Value>| match v {
+        SqlValue::Number(n) => binds.push(Value::Real(*n)),
+        SqlValue::Text(t) => binds.push(Value::Text(t.clone())),
+        SqlValue::List(_) => {}
+    };
+    let symbol = match op {
+        Comparison::Eq => "=",
+        Comparison::Ne => "!=",
+        Comparison::Lt => "<",
+        Comparison::Le => "<=",
+        Comparison::Gt => ">",
+        Comparison::Ge => ">=",
+        Comparison::Like => {
+            if let SqlValue::Text(t) = value {
+                binds.push(Value::Text(like_to_glob(t)));
+            }
+            return format!("{column} GLOB ?");
+        }
+        Comparison::ILike => {
+            bind(value, binds);
+            return format!("LOWER({column}) LIKE LOWER(?)");
+        }
+        Comparison::In | Comparison::NotIn => {
+            let items = match value {
+                SqlValue::List(items) => items.clone(),
+                SqlValue::Text(t) => vec![t.clone()],
+                SqlValue::Number(n) => vec![n.to_string()],
+            };
+            let marks = vec!["?"; items.len()].join(", ");
+            binds.extend(items.into_iter().map(Value::Text));
+            let not = if op == Comparison::NotIn { "NOT " } else { "" };
+            return format!("{column} {not}IN ({marks})");
+        }
+    };
+    bind(value, binds);
+    format!("{column} {symbol} ?")
+}
+
+fn entity_table(entity: Entity) -> Option<&'static str> {
+    match entity {
+        Entity::Metric => Some("mlflow_latest_metrics"),
+        Entity::Param => Some("mlflow_params"),
+        Entity::Tag => Some("mlflow_tags"),
+        Entity::Attribute => None,
+    }
+}
+
+fn clause_sql(clause: &Clause, binds: &mut Vec<Value>) -> String {
+    match entity_table(clause.entity) {
+        Some(table) => {
+            binds.push(Value::Text(clause.key.clone()));
+            let test = predicate("x.value", clause.op, &clause.value, binds);
+            format!("EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = ? AND {test})")
+        }
+        None => {
+            let column = attribute_column(&clause.key).unwrap_or("run_uuid");
+            predicate(&format!("r.{column}"), clause.op, &clause.value, binds)
+        }
+    }
+}
+
+/// The SELECT for `query` and its bound values, in order.
+fn search_sql(query: &RunQuery) -> (String, Vec<Value>) {
+    let mut joins = String::new();
+    let mut join_binds = Vec::new();
+    let mut order = Vec::new();
+    for (i, o) in query.order.iter().enumerate() {
+        let direction = if o.ascending { "ASC" } else { "DESC" };
+        match entity_table(o.entity) {
+            Some(table) => {
+                joins.push_str(&format!(" LEFT JOIN {table} o{i} ON o{i}.run_uuid = r.run_uuid AND o{i}.key = ?"));
+                join_binds.push(Value::Text(o.key.clone()));
+                // Runs without the key come last either way, as in MLflow.
+                order.push(format!("(o{i}.value IS NULL), o{i}.value {direction}"));
+            }
+            None => {
+                let column = attribute_column(&o.key).unwrap_or("start_time");
+                order.push(format!("r.{column} {direction}"));
+            }
+        }
+    }
+    order.push("r.start_time DESC".into());
+    order.push("r.run_uuid".into());
+    let mut binds = join_binds;
+    let ids = vec!["?"; query.experiment_ids.len()].join(", ");
+    binds.extend(query.experiment_ids.iter().map(|id| Value::Integer(*id)));
+    let mut conditions = vec![format!("r.experiment_id IN ({ids})")];
+    match query.lifecycle {
+        Lifecycle::Active => conditions.push("r.lifecycle_stage = 'active'".into()),
+        Lifecycle::Deleted => conditions.push("r.lifecycle_stage = 'deleted'".into()),
+        Lifecycle::All => {}
+    }
+    for clause in &query.clauses {
+        conditions.push(clause_sql(clause, &mut binds));
+    }
+    binds.push(Value::Integer(i64::try_from(query.limit).unwrap_or(i64::MAX)));
+    binds.push(Value::Integer(i64::try_from(query.offset).unwrap_or(i64::MAX)));
+    let sql = format!(
+        "SELECT r.run_uuid FROM mlflow_runs r{joins} WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
+        conditions.join(" AND "),
+        order.join(", ")
+    );
+    (sql, binds)
+}
+
+impl Store {
+    /// The ids of the runs `query` selects, one page of them.
+    pub fn search_run_ids(&self, query: &RunQuery) -> Result<Vec<String>> {
+        if query.experiment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (sql, binds) = search_sql(query);
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql)?;
+        let ids = stmt.query_map(rusqlite::params_from_iter(binds), |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_become_case_sensitive_globs() {
+        assert_eq!(like_to_glob("model_%v[1]*"), "model?*v[[]1[]][*]");
+    }
+}
