@@ -203,8 +203,15 @@ fn value(toks: &[Token], i: &mut usize, text: &str) -> Result<SqlValue, MlflowEr
 }
 
 /// Which values each kind of key may be compared with, and how.
-fn check(entity: Entity, key: &str, op: Comparison, v: &SqlValue, text: &str) -> Result<(), MlflowError> {
-    let numeric_attribute = matches!(key, "start_time" | "end_time");
+fn check(
+    entity: Entity,
+    key: &str,
+    op: Comparison,
+    v: &SqlValue,
+    text: &str,
+    numeric: &dyn Fn(&str) -> bool,
+) -> Result<(), MlflowError> {
+    let numeric_attribute = numeric(key);
     let list_op = matches!(op, Comparison::In | Comparison::NotIn);
     match (entity, v) {
         (_, SqlValue::List(_)) if !list_op => Err(invalid(text, "a list needs IN or NOT IN")),
@@ -227,6 +234,16 @@ fn check(entity: Entity, key: &str, op: Comparison, v: &SqlValue, text: &str) ->
 
 /// Parses a `runs/search` filter; empty means no clauses.
 pub fn parse_filter(filter: &str) -> Result<Vec<Clause>, MlflowError> {
+    parse_clauses(filter, &|k| attribute_column(k).is_some(), &|k| matches!(k, "start_time" | "end_time"))
+}
+
+/// Parses a filter whose attributes are those `is_attribute` admits
+/// (`numeric` ones compared with numbers).
+pub fn parse_clauses(
+    filter: &str,
+    is_attribute: &dyn Fn(&str) -> bool,
+    numeric: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Clause>, MlflowError> {
     let toks = tokens(filter)?;
     let mut clauses = Vec::new();
     let mut i = 0;
@@ -237,10 +254,10 @@ pub fn parse_filter(filter: &str) -> Result<Vec<Clause>, MlflowError> {
                 _ => return Err(invalid(filter, "clauses are joined with AND (OR is not supported)")),
             }
         }
-        let (entity, key) = identifier(&toks, &mut i, filter, &|k| attribute_column(k).is_some())?;
+        let (entity, key) = identifier(&toks, &mut i, filter, is_attribute)?;
         let op = comparison(&toks, &mut i, filter)?;
         let value = value(&toks, &mut i, filter)?;
-        check(entity, &key, op, &value, filter)?;
+        check(entity, &key, op, &value, filter, numeric)?;
         clauses.push(Clause { entity, key, op, value });
     }
     Ok(clauses)
@@ -319,7 +336,7 @@ fn like(pattern: &str, text: &str, fold: bool) -> bool {
     go(&p, &t)
 }
 
-fn compare_text(op: Comparison, actual: &str, expected: &SqlValue) -> bool {
+pub fn compare_text(op: Comparison, actual: &str, expected: &SqlValue) -> bool {
     match (op, expected) {
         (Comparison::Eq, SqlValue::Text(v)) => actual == v,
         (Comparison::Ne, SqlValue::Text(v)) => actual != v,
@@ -331,7 +348,7 @@ fn compare_text(op: Comparison, actual: &str, expected: &SqlValue) -> bool {
     }
 }
 
-fn compare_number(op: Comparison, actual: f64, expected: &SqlValue) -> bool {
+pub fn compare_number(op: Comparison, actual: f64, expected: &SqlValue) -> bool {
     let SqlValue::Number(v) = expected else { return false };
     match op {
         Comparison::Eq => actual == *v,

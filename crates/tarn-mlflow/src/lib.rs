@@ -11,11 +11,13 @@
 mod artifacts;
 mod error;
 pub mod filter;
+mod logged_models;
 mod names;
 mod tracking;
 mod validate;
 
 pub use artifacts::{ArtifactFile, Artifacts, files_error};
 pub use error::{MlflowError, Result};
-pub use tarn_store::mlflow::{ExperimentRow, MetricRow, RunData, RunRow};
+pub use logged_models::{ModelSearch, NewModel};
+pub use tarn_store::mlflow::{ExperimentRow, LoggedModelRow, MetricRow, ModelMetric, RunData, RunRow};
 pub use tracking::{Page, RUN_NAME_TAG, RunSearch, Tracking, ViewType};

@@ -11,8 +11,8 @@ use crate::filter::{parse_filter, parse_order_by};
 use crate::{MlflowError, Result, names, validate};
 
 pub const DEFAULT_EXPERIMENT: &str = "Default";
-const ACTIVE: &str = "active";
-const DELETED: &str = "deleted";
+pub(crate) const ACTIVE: &str = "active";
+pub(crate) const DELETED: &str = "deleted";
 const RUN_STATUSES: &[&str] = &["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"];
 /// The most runs one search page holds (MLflow's limit).
 const MAX_RUNS_PER_PAGE: usize = 50_000;
@@ -72,7 +72,7 @@ fn parse_experiment_id(id: &str) -> Result<i64> {
     id.parse().map_err(|_| MlflowError::NotFound(format!("No Experiment with id={id} exists")))
 }
 
-fn page_size(max_results: Option<i64>, default: usize, limit: usize) -> Result<usize> {
+pub(crate) fn page_size(max_results: Option<i64>, default: usize, limit: usize) -> Result<usize> {
     match max_results {
         None | Some(0) => Ok(default),
         Some(n) if n < 0 => Err(MlflowError::InvalidParameter(format!("Invalid value {n} for max_results"))),
@@ -88,7 +88,7 @@ fn page_size(max_results: Option<i64>, default: usize, limit: usize) -> Result<u
     }
 }
 
-fn offset(page_token: Option<&str>) -> Result<usize> {
+pub(crate) fn offset(page_token: Option<&str>) -> Result<usize> {
     match page_token.filter(|t| !t.is_empty()) {
         None => Ok(0),
         Some(token) => tarn_core::page::decode(token)
@@ -108,6 +108,10 @@ impl Tracking {
             tracking.store.create_experiment(DEFAULT_EXPERIMENT, &default_location, &[], now_ms())?;
         }
         Ok(tracking)
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     // -- experiments -------------------------------------------------------

@@ -63,3 +63,52 @@ CREATE TABLE mlflow_latest_metrics (
     PRIMARY KEY (run_uuid, key)
 );
 CREATE INDEX mlflow_latest_metrics_by_key ON mlflow_latest_metrics(key, value);
+-- MLflow 3 logged models: a model with its own id, artifacts, params, tags
+-- and metrics, produced by a run (source_run_id) or standalone.
+CREATE TABLE mlflow_logged_models (
+    model_id          TEXT PRIMARY KEY,
+    experiment_id     INTEGER NOT NULL REFERENCES mlflow_experiments(experiment_id),
+    name              TEXT NOT NULL,
+    artifact_location TEXT NOT NULL,
+    creation_time     INTEGER NOT NULL,
+    last_updated_time INTEGER NOT NULL,
+    status            TEXT NOT NULL,
+    status_message    TEXT,
+    model_type        TEXT,
+    source_run_id     TEXT,
+    lifecycle_stage   TEXT NOT NULL DEFAULT 'active'
+);
+CREATE INDEX mlflow_logged_models_by_experiment ON mlflow_logged_models(experiment_id, creation_time DESC);
+CREATE TABLE mlflow_logged_model_tags (
+    model_id TEXT NOT NULL REFERENCES mlflow_logged_models(model_id) ON DELETE CASCADE,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (model_id, key)
+);
+CREATE TABLE mlflow_logged_model_params (
+    model_id TEXT NOT NULL REFERENCES mlflow_logged_models(model_id) ON DELETE CASCADE,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (model_id, key)
+);
+-- Metrics logged against a model (log-metric/log-batch with model_id).
+CREATE TABLE mlflow_logged_model_metrics (
+    model_id       TEXT NOT NULL REFERENCES mlflow_logged_models(model_id) ON DELETE CASCADE,
+    key            TEXT NOT NULL,
+    value          REAL NOT NULL,
+    is_nan         INTEGER NOT NULL DEFAULT 0,
+    timestamp      INTEGER NOT NULL,
+    step           INTEGER NOT NULL,
+    run_uuid       TEXT,
+    dataset_name   TEXT,
+    dataset_digest TEXT
+);
+CREATE INDEX mlflow_logged_model_metrics_by_model ON mlflow_logged_model_metrics(model_id, key);
+-- What a run read (datasets, models) and wrote (models), as the client logs them.
+CREATE TABLE mlflow_run_inputs (
+    run_uuid TEXT NOT NULL REFERENCES mlflow_runs(run_uuid) ON DELETE CASCADE,
+    kind     TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    position INTEGER NOT NULL
+);
+CREATE INDEX mlflow_run_inputs_by_run ON mlflow_run_inputs(run_uuid, kind, position);

@@ -3,9 +3,11 @@
 //! module stores and queries.
 
 mod experiments;
+mod models;
 mod runs;
 mod search;
 
 pub use experiments::ExperimentRow;
+pub use models::{LoggedModelRow, ModelMetric};
 pub use runs::{LoggedBatch, MetricRow, RunData, RunRow};
 pub use search::{Clause, Comparison, Entity, Lifecycle, OrderBy, RunQuery, SqlValue, attribute_column};

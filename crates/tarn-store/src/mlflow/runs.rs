@@ -33,6 +33,8 @@ pub struct RunData {
     pub metrics: Vec<MetricRow>,
     pub params: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
+    /// Datasets and models the run read, models it wrote: (`kind`, JSON).
+    pub inputs: Vec<(String, serde_json::Value)>,
 }
 
 /// How a batch went: params are write-once, so a different value for a
@@ -220,9 +222,15 @@ fn run_data(conn: &rusqlite::Connection, run_uuid: &str) -> Result<RunData> {
         "SELECT key, value, is_nan, timestamp, step FROM mlflow_latest_metrics WHERE run_uuid = ?1 ORDER BY key",
     )?;
     let metrics = stmt.query_map([run_uuid], metric)?.collect::<rusqlite::Result<_>>()?;
+    let inputs =
+        pairs(conn, "SELECT kind, body FROM mlflow_run_inputs WHERE run_uuid = ?1 ORDER BY position", run_uuid)?
+            .into_iter()
+            .map(|(kind, body)| Ok((kind, crate::from_json_text("mlflow_run_inputs.body", &body)?)))
+            .collect::<Result<_>>()?;
     Ok(RunData {
         metrics,
         params: pairs(conn, "SELECT key, value FROM mlflow_params WHERE run_uuid = ?1 ORDER BY key", run_uuid)?,
         tags: pairs(conn, "SELECT key, value FROM mlflow_tags WHERE run_uuid = ?1 ORDER BY key", run_uuid)?,
+        inputs,
     })
 }

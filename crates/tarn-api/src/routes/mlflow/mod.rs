@@ -4,6 +4,7 @@
 
 mod artifacts;
 mod experiments;
+mod models;
 mod runs;
 
 use axum::Router;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(experiments::router())
         .merge(runs::router())
+        .merge(models::router())
         .merge(artifacts::router())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }

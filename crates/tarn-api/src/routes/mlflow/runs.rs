@@ -6,7 +6,7 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tarn_core::time::now_ms;
-use tarn_mlflow::{MetricRow, MlflowError, RunData, RunRow, RunSearch};
+use tarn_mlflow::{MetricRow, MlflowError, ModelMetric, RunData, RunRow, RunSearch};
 
 use super::{KeyValue, de_f64, de_i64, key_values, metric_value, pairs, required, route};
 use crate::body::{JsonBody, QueryPairs};
@@ -62,8 +62,16 @@ pub(crate) fn run_json(r: &RunRow, d: &RunData) -> Value {
             "params": key_values(&d.params),
             "tags": key_values(&d.tags),
         },
-        "inputs": {},
+        "inputs": {
+            "dataset_inputs": inputs(d, "dataset"),
+            "model_inputs": inputs(d, "model_input"),
+        },
+        "outputs": {"model_outputs": inputs(d, "model_output")},
     })
+}
+
+fn inputs(d: &RunData, kind: &str) -> Vec<Value> {
+    d.inputs.iter().filter(|(k, _)| k == kind).map(|(_, v)| v.clone()).collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +84,9 @@ struct Metric {
     timestamp: Option<i64>,
     #[serde(default, deserialize_with = "de_i64")]
     step: Option<i64>,
+    model_id: Option<String>,
+    dataset_name: Option<String>,
+    dataset_digest: Option<String>,
 }
 
 impl Metric {
@@ -120,6 +131,9 @@ struct Body {
     timestamp: Option<i64>,
     #[serde(default, deserialize_with = "de_i64")]
     step: Option<i64>,
+    model_id: Option<String>,
+    dataset_name: Option<String>,
+    dataset_digest: Option<String>,
     #[serde(default)]
     experiment_ids: Vec<String>,
     filter: Option<String>,
@@ -191,9 +205,42 @@ async fn log_metric(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> A
         }
         None => None,
     };
-    let metric = Metric { key: b.key()?.to_string(), value, timestamp: b.timestamp, step: b.step };
-    s.tracking.log_batch(b.run()?, &[metric.row()?], &[], &[])?;
+    let metric = Metric {
+        key: b.key()?.to_string(),
+        value,
+        timestamp: b.timestamp,
+        step: b.step,
+        model_id: b.model_id.clone(),
+        dataset_name: b.dataset_name.clone(),
+        dataset_digest: b.dataset_digest.clone(),
+    };
+    log_metrics(&s, b.run()?, &[metric], &[], &[])?;
     Ok(Json(json!({})))
+}
+
+/// Logs a batch to the run in one write, then the metrics naming a model
+/// to that model too.
+fn log_metrics(
+    s: &AppState,
+    run: &str,
+    metrics: &[Metric],
+    params: &[(String, String)],
+    tags: &[(String, String)],
+) -> Result<(), MlflowError> {
+    let rows = metrics.iter().map(Metric::row).collect::<Result<Vec<_>, _>>()?;
+    s.tracking.log_batch(run, &rows, params, tags)?;
+    for (m, row) in metrics.iter().zip(rows) {
+        if let Some(model) = m.model_id.as_deref().filter(|id| !id.is_empty()) {
+            let metric = ModelMetric {
+                metric: row,
+                run_uuid: Some(run.to_string()),
+                dataset_name: m.dataset_name.clone(),
+                dataset_digest: m.dataset_digest.clone(),
+            };
+            s.tracking.log_model_metrics(model, &[metric])?;
+        }
+    }
+    Ok(())
 }
 
 async fn log_param(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
@@ -212,8 +259,7 @@ async fn set_tag(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiR
 }
 
 async fn log_batch(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
-    let metrics = b.metrics.iter().map(Metric::row).collect::<Result<Vec<_>, _>>()?;
-    s.tracking.log_batch(b.run()?, &metrics, &pairs(&b.params), &pairs(&b.tags))?;
+    log_metrics(&s, b.run()?, &b.metrics, &pairs(&b.params), &pairs(&b.tags))?;
     Ok(Json(json!({})))
 }
 
