@@ -21,10 +21,19 @@ def unique(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def use_server(url):
+    """Points the client at `url` for tracking and the registry. The registry
+    URI is set too: unset, mlflow asks the active Spark session (which
+    other test modules leave behind) for one."""
+    mlflow.set_tracking_uri(url)
+    mlflow.set_registry_uri(url)
+    os.environ["MLFLOW_REGISTRY_URI"] = url
+
+
 @pytest.fixture
 def client(tarn):
     # tarn serves MLflow calls without a token on loopback, like `mlflow server`.
-    mlflow.set_tracking_uri(tarn.url)
+    use_server(tarn.url)
     yield MlflowClient(tarn.url)
     mlflow.set_tracking_uri(None)
 
@@ -174,13 +183,18 @@ def test_runs_search_lifecycle_and_bad_input(client, tarn):
 
 
 def _log_from_process(url, run_id, worker):
-    client = MlflowClient(url)
+    client = MlflowClient(url, registry_uri=url)
     for step in range(50):
         client.log_metric(run_id, "shared", float(worker * 1000 + step), step=step)
         client.log_batch(run_id, metrics=[mlflow.entities.Metric(f"w{worker}", step, int(time.time() * 1000), step)])
 
 
-def test_eight_processes_log_to_one_run(client, tarn):
+def test_eight_processes_log_to_one_run(client, tarn, monkeypatch):
+    import pyspark
+
+    # mlflow's Databricks checks import pyspark.testing, which exits a process
+    # with pyspark-client but no SPARK_HOME (see docs/mlflow.md).
+    monkeypatch.setenv("SPARK_HOME", os.path.dirname(pyspark.__file__))
     run = client.create_run(client.create_experiment(unique("concurrent")))
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_log_from_process, args=(tarn.url, run.info.run_id, w)) for w in range(8)]
@@ -200,7 +214,7 @@ def test_everything_survives_a_restart(tmp_home):
 
     server = Tarn(tmp_home).start()
     try:
-        mlflow.set_tracking_uri(server.url)
+        use_server(server.url)
         mlflow.set_experiment("durable")
         with mlflow.start_run() as run:
             mlflow.log_param("p", "v")
@@ -210,11 +224,11 @@ def test_everything_survives_a_restart(tmp_home):
         server.stop()
     server = Tarn(tmp_home).start()
     try:
+        use_server(server.url)
         client = MlflowClient(server.url)
         got = client.get_run(run.info.run_id)
         assert got.data.params == {"p": "v"} and got.data.metrics == {"m": 1.5}
         assert [m.step for m in client.get_metric_history(run.info.run_id, "m")] == [3]
-        mlflow.set_tracking_uri(server.url)
         assert mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/a.txt") == "kept"
     finally:
         mlflow.set_tracking_uri(None)
@@ -226,6 +240,7 @@ def test_tokens_when_anonymous_access_is_off(tmp_home):
 
     server = Tarn(tmp_home, {"TARN_MLFLOW_ANONYMOUS": "false"}).start()
     try:
+        use_server(server.url)
         denied = requests.get(f"{server.url}/api/2.0/mlflow/experiments/get?experiment_id=0", timeout=30)
         assert denied.status_code == 401
         os.environ["MLFLOW_TRACKING_TOKEN"] = server.token
@@ -237,3 +252,57 @@ def test_tokens_when_anonymous_access_is_off(tmp_home):
             MlflowClient(server.url).get_experiment("0")
     finally:
         server.stop()
+
+
+def test_model_registry(client):
+    from sklearn.linear_model import LinearRegression
+
+    name = unique("regmodel")
+    mlflow.set_experiment(unique("registry"))
+    X = np.array([[1.0], [2.0], [3.0]])
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(LinearRegression().fit(X, 2 * X[:, 0]), name="reg", input_example=X[:1])
+    v1 = mlflow.register_model(info.model_uri, name)
+    v2 = mlflow.register_model(f"runs:/{run.info.run_id}/reg", name)
+    assert (v1.version, v2.version) == ("1", "2") and v1.status == "READY"
+    with pytest.raises(MlflowException) as e:
+        client.create_registered_model(name)
+    assert error_code(e) == "RESOURCE_ALREADY_EXISTS"
+
+    client.set_registered_model_alias(name, "champion", v1.version)
+    champion = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    assert [round(float(p), 6) for p in champion.predict(np.array([[5.0]]))] == [10.0]
+    assert client.get_model_version_by_alias(name, "champion").version == "1"
+    assert mlflow.pyfunc.load_model(f"models:/{name}/2").predict(np.array([[1.0]]))[0] == pytest.approx(2.0)
+    with pytest.raises(MlflowException) as e:
+        client.set_registered_model_alias(name, "latest", "1")
+    assert error_code(e) == "INVALID_PARAMETER_VALUE"
+
+    client.transition_model_version_stage(name, "1", "Production")
+    client.transition_model_version_stage(name, "2", "Production", archive_existing_versions=True)
+    stages = {v.version: v.current_stage for v in client.search_model_versions(f"name = '{name}'")}
+    assert stages == {"1": "Archived", "2": "Production"}
+    assert [v.version for v in client.get_latest_versions(name, stages=["Production"])] == ["2"]
+    assert mlflow.pyfunc.load_model(f"models:/{name}/Production").predict(np.array([[2.0]]))[0] == pytest.approx(4.0)
+
+    client.set_registered_model_tag(name, "domain", "pricing")
+    client.set_model_version_tag(name, "2", "validated", "yes")
+    client.update_model_version(name, "2", description="second fit")
+    got = client.get_registered_model(name)
+    assert got.tags == {"domain": "pricing"} and got.aliases == {"champion": "1"}
+    assert client.get_model_version(name, "2").tags == {"validated": "yes"}
+    assert client.get_model_version(name, "2").description == "second fit"
+    assert [m.name for m in client.search_registered_models(filter_string=f"name LIKE '{name[:12]}%'")] == [name]
+
+    renamed = name + "-v2"
+    client.rename_registered_model(name, renamed)
+    assert client.get_model_version_by_alias(renamed, "champion").version == "1"
+    client.delete_registered_model_alias(renamed, "champion")
+    client.delete_model_version(renamed, "1")
+    with pytest.raises(MlflowException) as e:
+        client.get_model_version(renamed, "1")
+    assert error_code(e) == "RESOURCE_DOES_NOT_EXIST"
+    client.delete_registered_model(renamed)
+    with pytest.raises(MlflowException) as e:
+        client.get_registered_model(renamed)
+    assert error_code(e) == "RESOURCE_DOES_NOT_EXIST"

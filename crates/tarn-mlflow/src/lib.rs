@@ -13,11 +13,15 @@ mod error;
 pub mod filter;
 mod logged_models;
 mod names;
+mod registry;
 mod tracking;
 mod validate;
 
 pub use artifacts::{ArtifactFile, Artifacts, files_error};
 pub use error::{MlflowError, Result};
 pub use logged_models::{ModelSearch, NewModel};
-pub use tarn_store::mlflow::{ExperimentRow, LoggedModelRow, MetricRow, ModelMetric, RunData, RunRow};
+pub use registry::NewVersion;
+pub use tarn_store::mlflow::{
+    ExperimentRow, LoggedModelRow, MetricRow, ModelMetric, ModelVersionRow, RegisteredModelRow, RunData, RunRow,
+};
 pub use tracking::{Page, RUN_NAME_TAG, RunSearch, Tracking, ViewType};

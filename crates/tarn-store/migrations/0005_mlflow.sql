@@ -112,3 +112,48 @@ CREATE TABLE mlflow_run_inputs (
     position INTEGER NOT NULL
 );
 CREATE INDEX mlflow_run_inputs_by_run ON mlflow_run_inputs(run_uuid, kind, position);
+-- The model registry: registered models, their versions, tags and aliases.
+-- Renames cascade through the name columns.
+CREATE TABLE mlflow_registered_models (
+    name              TEXT PRIMARY KEY,
+    creation_time     INTEGER NOT NULL,
+    last_updated_time INTEGER NOT NULL,
+    description       TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE mlflow_registered_model_tags (
+    name  TEXT NOT NULL REFERENCES mlflow_registered_models(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    key   TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (name, key)
+);
+CREATE TABLE mlflow_model_versions (
+    name              TEXT NOT NULL REFERENCES mlflow_registered_models(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    version           INTEGER NOT NULL,
+    creation_time     INTEGER NOT NULL,
+    last_updated_time INTEGER NOT NULL,
+    description       TEXT NOT NULL DEFAULT '',
+    user_id           TEXT NOT NULL,
+    current_stage     TEXT NOT NULL DEFAULT 'None',
+    source            TEXT NOT NULL,
+    storage_location  TEXT NOT NULL,
+    run_id            TEXT,
+    run_link          TEXT,
+    model_id          TEXT,
+    status            TEXT NOT NULL DEFAULT 'READY',
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE mlflow_model_version_tags (
+    name    TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    key     TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (name, version, key),
+    FOREIGN KEY (name, version) REFERENCES mlflow_model_versions(name, version) ON DELETE CASCADE ON UPDATE CASCADE
+);
+CREATE TABLE mlflow_registered_model_aliases (
+    name    TEXT NOT NULL,
+    alias   TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (name, alias),
+    FOREIGN KEY (name, version) REFERENCES mlflow_model_versions(name, version) ON DELETE CASCADE ON UPDATE CASCADE
+);

@@ -4,10 +4,12 @@
 
 mod experiments;
 mod models;
+mod registry;
 mod runs;
 mod search;
 
 pub use experiments::ExperimentRow;
 pub use models::{LoggedModelRow, ModelMetric};
+pub use registry::{ModelVersionRow, RegisteredModelRow};
 pub use runs::{LoggedBatch, MetricRow, RunData, RunRow};
 pub use search::{Clause, Comparison, Entity, Lifecycle, OrderBy, RunQuery, SqlValue, attribute_column};

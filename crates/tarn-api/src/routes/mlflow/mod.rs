@@ -5,6 +5,7 @@
 mod artifacts;
 mod experiments;
 mod models;
+mod registry;
 mod runs;
 
 use axum::Router;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .merge(experiments::router())
         .merge(runs::router())
         .merge(models::router())
+        .merge(registry::router())
         .merge(artifacts::router())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
