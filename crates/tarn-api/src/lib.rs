@@ -17,7 +17,7 @@ use tarn_compute::ClusterManager;
 use tarn_store::Store;
 use tokio::net::TcpListener;
 
-pub use auth::Caller;
+pub use auth::{AuditLog, Caller};
 pub use error::ApiFailure;
 
 /// What every handler may reach.
@@ -30,7 +30,8 @@ pub struct AppState {
     pub artifacts: tarn_mlflow::Artifacts,
     /// The user MLflow requests without a token act as, when anonymous
     /// access is on (`tarn serve` on loopback); `None` requires a token.
-    pub mlflow_anonymous: Option<String>,
+    pub mlflow_anonymous: Option<tarn_store::User>,
+    pub audit: AuditLog,
     pub catalog: tarn_catalog::Catalog,
     pub files: tarn_files::Files,
     pub statements: tarn_sql::Statements,

@@ -82,6 +82,7 @@ fn fixture(name: &str) -> Fixture {
         tracking: tarn_mlflow::Tracking::open(store.clone()).unwrap(),
         artifacts: tarn_mlflow::Artifacts::open(&home.join("artifacts")).unwrap(),
         mlflow_anonymous: None,
+        audit: tarn_api::AuditLog::start(store.clone()),
         store: store.clone(),
         clusters,
         contexts,

@@ -18,21 +18,33 @@ pub struct AuditEvent {
 
 impl Store {
     pub fn record_audit(&self, e: &AuditEvent) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO audit_events (event_time, user_name, service_name, action_name, method, request_path,
-                                       status_code, duration_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                e.event_time,
-                e.user_name,
-                e.service_name,
-                e.action_name,
-                e.method,
-                e.request_path,
-                e.status_code,
-                e.duration_ms
-            ],
-        )?;
+        self.record_audits(std::slice::from_ref(e))
+    }
+
+    /// Writes events in one transaction (the audit writer batches under load).
+    pub fn record_audits(&self, events: &[AuditEvent]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO audit_events (event_time, user_name, service_name, action_name, method, request_path,
+                                           status_code, duration_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for e in events {
+                insert.execute(params![
+                    e.event_time,
+                    e.user_name,
+                    e.service_name,
+                    e.action_name,
+                    e.method,
+                    e.request_path,
+                    e.status_code,
+                    e.duration_ms
+                ])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -131,13 +131,18 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
     let tracking = tarn_mlflow::Tracking::open(store.clone()).map_err(|e| e.to_string())?;
     let artifacts = tarn_mlflow::Artifacts::open(&config.home.join("artifacts")).map_err(|e| e.to_string())?;
+    let mlflow_anonymous = match config.mlflow_anonymous(addr.ip().is_loopback()) {
+        true => Some(crate::token::admin_user(&store)?),
+        false => None,
+    };
     let state = AppState {
+        audit: tarn_api::AuditLog::start(store.clone()),
         store,
         clusters: clusters.clone(),
         contexts: contexts.clone(),
         tracking,
         artifacts,
-        mlflow_anonymous: config.mlflow_anonymous(addr.ip().is_loopback()).then(|| ADMIN_USER.to_string()),
+        mlflow_anonymous,
         catalog,
         files,
         statements,

@@ -30,13 +30,13 @@ pub enum TokenAction {
     Revoke { token_id: String },
 }
 
-fn admin(store: &Store) -> Result<User, String> {
+pub(crate) fn admin_user(store: &Store) -> Result<User, String> {
     store.ensure_user(ADMIN_USER, "Admin", now_ms()).map_err(|e| e.to_string())
 }
 
 pub fn run(config: &Config, action: TokenAction) -> Result<(), String> {
     let store = config.open_store()?;
-    let user = admin(&store)?;
+    let user = admin_user(&store)?;
     match action {
         TokenAction::Create { comment, lifetime_seconds } => {
             let (secret, row) =
@@ -66,7 +66,7 @@ pub fn bootstrap_admin(config: &Config, store: &Store) -> Result<Option<PathBuf>
     if store.count_tokens().map_err(|e| e.to_string())? > 0 {
         return Ok(None);
     }
-    let user = admin(store)?;
+    let user = admin_user(store)?;
     let (secret, _) =
         store.create_token(&user, "admin token created at first start", None, now_ms()).map_err(|e| e.to_string())?;
     let path = config.home.join("token");
