@@ -167,10 +167,28 @@ fn clause_sql(clause: &Clause, binds: &mut Vec<Value>) -> String {
     }
 }
 
-/// The SELECT for `query` and its bound values, in order.
-fn search_sql(query: &RunQuery) -> (String, Vec<Value>) {
+/// A metric clause the query can be driven from: its rows are found through
+/// the (key, value) index, then joined to their runs.
+fn driving_clause(query: &RunQuery) -> Option<usize> {
+    query.clauses.iter().position(|c| {
+        c.entity == Entity::Metric
+            && matches!(c.op, Comparison::Eq | Comparison::Lt | Comparison::Le | Comparison::Gt | Comparison::Ge)
+    })
+}
+
+/// The SELECT for `query` and its bound values, in order. With `driver`,
+/// the runs come from that metric clause's matches (a join, sorted after);
+/// without, from the experiments' runs in start-time order, each checked
+/// (a scan that stops at the page's end).
+fn search_sql(query: &RunQuery, driver: Option<usize>) -> (String, Vec<Value>) {
     let mut joins = String::new();
     let mut join_binds = Vec::new();
+    if let Some(clause) = driver.and_then(|i| query.clauses.get(i)) {
+        let mut binds = vec![Value::Text(clause.key.clone())];
+        let test = predicate("d.value", clause.op, &clause.value, &mut binds);
+        joins.push_str(&format!(" JOIN mlflow_latest_metrics d ON d.run_uuid = r.run_uuid AND d.key = ? AND {test}"));
+        join_binds.extend(binds);
+    }
     let mut order = Vec::new();
     for (i, o) in query.order.iter().enumerate() {
         let direction = if o.ascending { "ASC" } else { "DESC" };
@@ -198,8 +216,10 @@ fn search_sql(query: &RunQuery) -> (String, Vec<Value>) {
         Lifecycle::Deleted => conditions.push("r.lifecycle_stage = 'deleted'".into()),
         Lifecycle::All => {}
     }
-    for clause in &query.clauses {
-        conditions.push(clause_sql(clause, &mut binds));
+    for (i, clause) in query.clauses.iter().enumerate() {
+        if Some(i) != driver {
+            conditions.push(clause_sql(clause, &mut binds));
+        }
     }
     binds.push(Value::Integer(i64::try_from(query.limit).unwrap_or(i64::MAX)));
     binds.push(Value::Integer(i64::try_from(query.offset).unwrap_or(i64::MAX)));
@@ -211,14 +231,37 @@ fn search_sql(query: &RunQuery) -> (String, Vec<Value>) {
     (sql, binds)
 }
 
+/// Whether finding a metric clause's matches first beats scanning the runs
+/// in order: a scan reads about `page end * runs / matches` runs before the
+/// page is full; the driven plan reads (and sorts) every match.
+fn drive_from_metric(conn: &rusqlite::Connection, query: &RunQuery, clause: usize) -> Result<bool> {
+    let Some(c) = query.clauses.get(clause) else { return Ok(false) };
+    let mut binds = vec![Value::Text(c.key.clone())];
+    let test = predicate("value", c.op, &c.value, &mut binds);
+    let matches: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM mlflow_latest_metrics WHERE key = ? AND {test}"),
+        rusqlite::params_from_iter(binds),
+        |r| r.get(0),
+    )?;
+    let ids = vec!["?"; query.experiment_ids.len()].join(", ");
+    let runs: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM mlflow_runs WHERE experiment_id IN ({ids})"),
+        rusqlite::params_from_iter(query.experiment_ids.iter()),
+        |r| r.get(0),
+    )?;
+    let page_end = i64::try_from(query.offset.saturating_add(query.limit)).unwrap_or(i64::MAX);
+    Ok(page_end.saturating_mul(runs) >= matches.saturating_mul(matches))
+}
+
 impl Store {
     /// The ids of the runs `query` selects, one page of them.
     pub fn search_run_ids(&self, query: &RunQuery) -> Result<Vec<String>> {
         if query.experiment_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let (sql, binds) = search_sql(query);
         let conn = self.conn();
+        let driver = driving_clause(query).filter(|&i| drive_from_metric(&conn, query, i).unwrap_or(false));
+        let (sql, binds) = search_sql(query, driver);
         let mut stmt = conn.prepare(&sql)?;
         let ids = stmt.query_map(rusqlite::params_from_iter(binds), |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         Ok(ids)
@@ -228,6 +271,61 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run_ids(store: &Store, query: &RunQuery, driver: Option<usize>) -> Vec<String> {
+        let (sql, binds) = search_sql(query, driver);
+        let conn = store.conn();
+        let mut stmt = conn.prepare(&sql).unwrap();
+        stmt.query_map(rusqlite::params_from_iter(binds), |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn driven_and_scanned_plans_find_the_same_runs() {
+        use crate::mlflow::{MetricRow, RunRow};
+        let store = Store::open_in_memory().unwrap();
+        let exp = store.create_experiment("e", &|id| format!("x/{id}"), &[], 0).unwrap().unwrap();
+        for i in 0..60 {
+            let run = RunRow {
+                run_uuid: format!("run{i:02}"),
+                experiment_id: exp,
+                name: format!("r{i}"),
+                user_id: "u".into(),
+                status: "FINISHED".into(),
+                start_time: i,
+                end_time: None,
+                artifact_uri: "a".into(),
+                lifecycle_stage: "active".into(),
+            };
+            store.create_run(&run, &[]).unwrap();
+            let m =
+                MetricRow { key: "m".into(), value: f64::from(i as i32) / 60.0, is_nan: false, timestamp: 0, step: 0 };
+            store.log_batch(&run.run_uuid, &[m], &[("p".into(), (i % 3).to_string())], &[]).unwrap();
+        }
+        for (op, value, limit) in [(Comparison::Gt, 0.9, 100), (Comparison::Lt, 0.5, 7), (Comparison::Ge, 0.0, 10)] {
+            let metric = Clause { entity: Entity::Metric, key: "m".into(), op, value: SqlValue::Number(value) };
+            let param = Clause {
+                entity: Entity::Param,
+                key: "p".into(),
+                op: Comparison::Eq,
+                value: SqlValue::Text("1".into()),
+            };
+            let query = RunQuery {
+                experiment_ids: vec![exp],
+                lifecycle: Lifecycle::Active,
+                clauses: vec![param, metric],
+                order: vec![OrderBy { entity: Entity::Metric, key: "m".into(), ascending: false }],
+                offset: 1,
+                limit,
+            };
+            let scanned = run_ids(&store, &query, None);
+            assert!(!scanned.is_empty());
+            assert_eq!(scanned, run_ids(&store, &query, driving_clause(&query)), "{op:?} {value}");
+            assert_eq!(store.search_run_ids(&query).unwrap(), scanned);
+        }
+    }
 
     #[test]
     fn like_patterns_become_case_sensitive_globs() {
