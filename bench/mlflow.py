@@ -2,7 +2,7 @@
 
 Both servers run on this machine in the same run and get the same load over
 the REST API (requests, one keep-alive session per thread):
-- log-metric, sequential and from 8 threads;
+- log-metric, sequential and from 8 concurrent clients (processes);
 - log-batch of 100 metrics;
 - runs/create;
 - runs/search over N runs (default 100,000) with a metric filter.
@@ -77,9 +77,27 @@ def rate(n, seconds):
 
 
 def log_metrics(url, run_id, count, key):
-    api = Api(url)
+    """log-metric calls on one keep-alive connection (http.client: the
+    lightest Python client, so the load generator is not the bottleneck)."""
+    import http.client
+    import json
+    from urllib.parse import urlparse
+
+    target = urlparse(url)
+    conn = http.client.HTTPConnection(target.hostname, target.port)
+    headers = {"Content-Type": "application/json"}
     for i in range(count):
-        api.post("runs/log-metric", {"run_id": run_id, "key": key, "value": i * 0.5, "timestamp": int(time.time() * 1000), "step": i})
+        body = json.dumps({"run_id": run_id, "key": key, "value": i * 0.5, "timestamp": int(time.time() * 1000), "step": i})
+        conn.request("POST", "/api/2.0/mlflow/runs/log-metric", body, headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"log-metric answered {response.status}")
+    conn.close()
+
+
+def _log_metrics_args(args):
+    log_metrics(*args)
 
 
 def measure(url, args):
@@ -92,11 +110,13 @@ def measure(url, args):
     log_metrics(url, run, args.sequential, "seq")
     out["log-metric sequential (req/s)"] = rate(args.sequential, time.perf_counter() - started)
 
-    per_thread = args.threaded // 8
-    started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda t: log_metrics(url, run, per_thread, f"t{t}"), range(8)))
-    out["log-metric 8 threads (req/s)"] = rate(per_thread * 8, time.perf_counter() - started)
+    # Eight clients, each its own process (a thread pool would measure the GIL).
+    per_client = args.threaded // 8
+    with concurrent.futures.ProcessPoolExecutor(8) as pool:
+        list(pool.map(_log_metrics_args, [(url, run, 1, "warm")] * 8))
+        started = time.perf_counter()
+        list(pool.map(_log_metrics_args, [(url, run, per_client, f"t{t}") for t in range(8)]))
+        out["log-metric 8 clients (req/s)"] = rate(per_client * 8, time.perf_counter() - started)
 
     started = time.perf_counter()
     now = int(time.time() * 1000)
@@ -200,9 +220,9 @@ def main():
             faster = py / tn if "(ms)" in key else tn / py
             print(f"{key:<44} python {py:10.1f}   tarn {tn:10.1f}   tarn is {faster:6.1f}x")
         print(f"search hits: python {results['python']['search hits']}, tarn {results['tarn']['search hits']}")
-        goal = results["tarn"]["log-metric 8 threads (req/s)"] / results["python"]["log-metric 8 threads (req/s)"]
+        goal = results["tarn"]["log-metric 8 clients (req/s)"] / results["python"]["log-metric 8 clients (req/s)"]
         search = results["tarn"][f"runs/search over {args.runs} runs, p50 (ms)"]
-        print(f"goal: 8-thread log-metric >= 30x python: {'met' if goal >= 30 else 'NOT met'} ({goal:.1f}x); "
+        print(f"goal: 8-client log-metric >= 30x python: {'met' if goal >= 30 else 'NOT met'} ({goal:.1f}x); "
               f"search < 100 ms: {'met' if search < 100 else 'NOT met'} ({search:.1f} ms)")
     finally:
         for proc in (py_proc, tarn_proc):
