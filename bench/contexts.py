@@ -24,21 +24,12 @@ import time
 from pathlib import Path
 
 import requests
-from tarn_server import start_tarn
+from tarn_server import start_tarn, tarn_binary
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tarn"
 SPARK = "spark.range(1000).count()"
 # Work the engine cannot answer from metadata: a sum over 5M generated rows.
 WORK = "spark.range(5000000).selectExpr('sum(id % 7) AS s').first()['s']"
-
-
-def tarn_binary(explicit):
-    if explicit:
-        return explicit
-    target = Path(os.environ.get("CARGO_TARGET_DIR", CACHE / "target"))
-    release = target / "release" / "tarn"
-    fresh = release.exists() and release.stat().st_mtime >= (target / "debug" / "tarn").stat().st_mtime
-    return str(release if fresh else target / "debug" / "tarn")
 
 
 class Tarn:

@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 
 import requests
-from tarn_server import start_tarn
+from tarn_server import start_tarn, tarn_binary
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tarn"
 
@@ -175,15 +175,6 @@ def search_ms(url, experiment_id, rounds):
         found = len(api.post("runs/search", body).get("runs", []))
         samples.append((time.perf_counter() - started) * 1000)
     return statistics.median(samples), found
-
-
-def tarn_binary(explicit):
-    if explicit:
-        return explicit
-    target = Path(os.environ.get("CARGO_TARGET_DIR", CACHE / "target"))
-    release, debug = target / "release" / "tarn", target / "debug" / "tarn"
-    fresh = release.exists() and (not debug.exists() or release.stat().st_mtime >= debug.stat().st_mtime)
-    return str(release if fresh else debug)
 
 
 def main():

@@ -1,4 +1,5 @@
-"""Starting a `tarn serve` for a benchmark: ephemeral ports, quiet logs."""
+"""Starting a `tarn serve` for a benchmark: which binary, ephemeral ports,
+quiet logs."""
 
 import os
 import re
@@ -26,3 +27,14 @@ def start_tarn(binary: str, home: Path, env_dir: Path):
             return proc, f"http://127.0.0.1:{m.group(1)}"
         if not line:
             raise RuntimeError("tarn did not start")
+
+
+def tarn_binary(explicit=None) -> str:
+    """`explicit`, else the release build if it is newer than the debug one."""
+    if explicit:
+        return explicit
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tarn"
+    target = Path(os.environ.get("CARGO_TARGET_DIR", cache / "target"))
+    release, debug = target / "release" / "tarn", target / "debug" / "tarn"
+    fresh = release.exists() and (not debug.exists() or release.stat().st_mtime >= debug.stat().st_mtime)
+    return str(release if fresh else debug)

@@ -313,7 +313,9 @@ def split_sql(code):
 
 
 def summary_of(e):
-    return "".join(traceback.format_exception_only(type(e), e)).strip()
+    """`AnalysisException: ...`, as a notebook shows it (no module path)."""
+    message = str(e).strip()
+    return f"{type(e).__name__}: {message}" if message else type(e).__name__
 
 
 def user_traceback(e):

@@ -123,7 +123,7 @@ display(df.select([F.sum(F.col(c).isNull().cast("int")).alias(c) for c in ["k", 
 
     sql_error = ctx.run("SELECT * FROM main.default.no_such_table", Language.SQL)
     assert sql_error.results.result_type == ResultType.ERROR
-    assert "no_such_table" in sql_error.results.summary
+    assert sql_error.results.summary.startswith("AnalysisException") and "no_such_table" in sql_error.results.summary
 
 
 def test_cancel_interrupts_and_the_context_survives(w, ctx):

@@ -282,39 +282,14 @@ pub fn parse_order_by(entry: &str) -> Result<OrderBy, MlflowError> {
     Ok(OrderBy { entity, key, ascending })
 }
 
-/// One clause of an `experiments/search` filter: `name`, `creation_time`,
-/// `last_update_time` or `tags.<key>`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExperimentClause {
-    tag: Option<String>,
-    attribute: String,
-    op: Comparison,
-    value: SqlValue,
-}
-
 const EXPERIMENT_ATTRIBUTES: &[&str] = &["name", "creation_time", "last_update_time", "experiment_id"];
 
-/// Parses an `experiments/search` filter.
-pub fn parse_experiment_filter(filter: &str) -> Result<Vec<ExperimentClause>, MlflowError> {
-    let toks = tokens(filter)?;
-    let mut clauses = Vec::new();
-    let mut i = 0;
-    while i < toks.len() {
-        if !clauses.is_empty() {
-            match toks.get(i) {
-                Some(Token::Word(w)) if w.eq_ignore_ascii_case("and") => i += 1,
-                _ => return Err(invalid(filter, "clauses are joined with AND")),
-            }
-        }
-        let (entity, key) = identifier(&toks, &mut i, filter, &|k| EXPERIMENT_ATTRIBUTES.contains(&k))?;
-        let op = comparison(&toks, &mut i, filter)?;
-        let value = value(&toks, &mut i, filter)?;
-        let clause = match entity {
-            Entity::Tag => ExperimentClause { tag: Some(key), attribute: String::new(), op, value },
-            Entity::Attribute => ExperimentClause { tag: None, attribute: key, op, value },
-            _ => return Err(invalid(filter, "experiments are searched by name, times and tags")),
-        };
-        clauses.push(clause);
+/// Parses an `experiments/search` filter: `name`, `experiment_id`, the
+/// times and `tags.<key>`.
+pub fn parse_experiment_filter(filter: &str) -> Result<Vec<Clause>, MlflowError> {
+    let clauses = parse_clauses(filter, &|k| EXPERIMENT_ATTRIBUTES.contains(&k), &|k| k.ends_with("_time"))?;
+    if clauses.iter().any(|c| !matches!(c.entity, Entity::Tag | Entity::Attribute)) {
+        return Err(invalid(filter, "experiments are searched by name, times and tags"));
     }
     Ok(clauses)
 }
@@ -361,17 +336,16 @@ pub fn compare_number(op: Comparison, actual: f64, expected: &SqlValue) -> bool 
     }
 }
 
-impl ExperimentClause {
-    pub fn admits(&self, e: &tarn_store::mlflow::ExperimentRow) -> bool {
-        if let Some(tag) = &self.tag {
-            return e.tags.iter().any(|(k, v)| k == tag && compare_text(self.op, v, &self.value));
-        }
-        match self.attribute.as_str() {
-            "name" => compare_text(self.op, &e.name, &self.value),
-            "experiment_id" => compare_text(self.op, &e.experiment_id.to_string(), &self.value),
-            "creation_time" => compare_number(self.op, e.creation_time as f64, &self.value),
-            _ => compare_number(self.op, e.last_update_time as f64, &self.value),
-        }
+/// Whether an experiment passes one clause of [`parse_experiment_filter`].
+pub fn experiment_admits(e: &tarn_store::mlflow::ExperimentRow, c: &Clause) -> bool {
+    if c.entity == Entity::Tag {
+        return e.tags.iter().any(|(k, v)| k == &c.key && compare_text(c.op, v, &c.value));
+    }
+    match c.key.as_str() {
+        "name" => compare_text(c.op, &e.name, &c.value),
+        "experiment_id" => compare_text(c.op, &e.experiment_id.to_string(), &c.value),
+        "creation_time" => compare_number(c.op, e.creation_time as f64, &c.value),
+        _ => compare_number(c.op, e.last_update_time as f64, &c.value),
     }
 }
 
@@ -473,7 +447,7 @@ mod tests {
             last_update_time: 20,
             tags: vec![("team".into(), "risk".into())],
         };
-        let admits = |f: &str| parse_experiment_filter(f).unwrap().iter().all(|c| c.admits(&e));
+        let admits = |f: &str| parse_experiment_filter(f).unwrap().iter().all(|c| experiment_admits(&e, c));
         assert!(admits("name LIKE 'Fraud%'"));
         assert!(!admits("name LIKE 'fraud%'"));
         assert!(admits("name ILIKE 'fraud%' and tags.team = 'risk'"));

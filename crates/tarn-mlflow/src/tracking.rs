@@ -166,7 +166,9 @@ impl Tracking {
             .store
             .list_experiments()?
             .into_iter()
-            .filter(|e| view.admits(&e.lifecycle_stage) && clauses.iter().all(|c| c.admits(e)))
+            .filter(|e| {
+                view.admits(&e.lifecycle_stage) && clauses.iter().all(|c| crate::filter::experiment_admits(e, c))
+            })
             .collect();
         crate::filter::sort_experiments(&mut all, order_by)?;
         let more = all.len() > start + size;
