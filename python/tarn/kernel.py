@@ -90,7 +90,10 @@ class Kernel:
         os.environ["DATABRICKS_HOST"] = req["api_url"]
         os.environ["DATABRICKS_TOKEN"] = req["token"]
         os.environ["SPARK_REMOTE"] = req["remote"]
-        os.environ.setdefault("MLFLOW_TRACKING_URI", "databricks")
+        # mlflow logs to this tarn, as it logs to its workspace on Databricks.
+        os.environ["MLFLOW_TRACKING_URI"] = req["api_url"]
+        os.environ["MLFLOW_REGISTRY_URI"] = req["api_url"]
+        os.environ["MLFLOW_TRACKING_TOKEN"] = req["token"]
         os.environ["DATABRICKS_CLUSTER_ID"] = req.get("cluster_id") or ""
         self.output_limit = int(req.get("output_limit") or self.output_limit)
         self.row_limit = int(req.get("row_limit") or self.row_limit)

@@ -151,6 +151,14 @@ def test_dbutils(w, ctx):
     assert listing == "['notes.txt']"
     assert ctx.ok("dbutils.widgets.text('day', '2026-11-21'); dbutils.widgets.get('day')").data == "'2026-11-21'"
     assert ctx.ok("dbutils.jobs.taskValues.get('ingest', 'rows', debugValue=3)").data == "3"
+    # mlflow in a context finds this tarn from its environment, as on Databricks.
+    experiment = ctx.ok(
+        "import json, os, urllib.request\n"
+        "url = os.environ['MLFLOW_TRACKING_URI'] + '/api/2.0/mlflow/experiments/get?experiment_id=0'\n"
+        "auth = {'Authorization': 'Bearer ' + os.environ['MLFLOW_TRACKING_TOKEN']}\n"
+        "json.load(urllib.request.urlopen(urllib.request.Request(url, headers=auth)))['experiment']['name']"
+    )
+    assert experiment.data == "'Default'"
     missing = ctx.run("dbutils.fs.ls('dbfs:/no/such/dir')")
     assert missing.results.result_type == ResultType.ERROR and "RESOURCE_DOES_NOT_EXIST" in missing.results.summary
 

@@ -33,6 +33,8 @@ use crate::managed::{ManagedCluster, ManagedSpec};
 use crate::{ClusterManager, ComputeError};
 
 pub const SERVERLESS_NAME: &str = "Serverless compute";
+/// How often living serverless contexts count as activity on their engine.
+const SERVERLESS_KEEPALIVE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct ContextConfig {
@@ -164,6 +166,8 @@ struct Inner {
     serverless: ManagedCluster,
     config: ContextConfig,
     contexts: Mutex<HashMap<String, Arc<Context>>>,
+    /// When the serverless engine was last kept alive for its contexts.
+    serverless_kept: Mutex<Option<Instant>>,
 }
 
 fn token_comment(context_id: &str) -> String {
@@ -191,7 +195,15 @@ impl Contexts {
             start_timeout: config.serverless_start_timeout,
         };
         let serverless = ManagedCluster::new(clusters.clone(), spec);
-        let inner = Inner { clusters, store, pool, serverless, config, contexts: Mutex::new(HashMap::new()) };
+        let inner = Inner {
+            clusters,
+            store,
+            pool,
+            serverless,
+            config,
+            contexts: Mutex::new(HashMap::new()),
+            serverless_kept: Mutex::new(None),
+        };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -216,13 +228,25 @@ impl Contexts {
     fn reap(&self) {
         let idle = self.inner.config.serverless_idle;
         let all: Vec<Arc<Context>> = self.contexts().values().cloned().collect();
+        let mut serverless_alive = None;
         for context in all {
             let running = context.commands().any_active();
             let expired = context.serverless && !running && context.state().last_used.elapsed() >= idle;
-            let cluster_gone = !context.serverless && !self.engine_running(&context.cluster_id);
+            let cluster_gone = !self.engine_running(&context.cluster_id);
             if expired || cluster_gone {
                 tracing::info!(context_id = context.id, expired, cluster_gone, "destroying an execution context");
                 self.remove(&context.id);
+            } else if context.serverless {
+                serverless_alive = Some(context.cluster_id.clone());
+            }
+        }
+        // The serverless engine stays up while its contexts live (they
+        // expire on their own idle limit, not the engine's).
+        if let Some(cluster_id) = serverless_alive {
+            let mut last = self.inner.serverless_kept.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_none_or(|at| at.elapsed() >= SERVERLESS_KEEPALIVE) {
+                self.inner.clusters.record_activity(&cluster_id);
+                *last = Some(Instant::now());
             }
         }
     }
