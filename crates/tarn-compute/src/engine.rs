@@ -131,12 +131,7 @@ fn command(spec: &EngineSpec, log: &std::fs::File) -> Result<Command, ComputeErr
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr))
         .kill_on_drop(true);
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if SCRUBBED_ENV_PREFIXES.iter().any(|p| key.starts_with(p)) {
-            cmd.env_remove(key.as_ref());
-        }
-    }
+    process::scrub_env(&mut cmd, SCRUBBED_ENV_PREFIXES);
     cmd.env("SAIL_EXECUTION__DEFAULT_PARALLELISM", spec.parallelism.to_string())
         .env("TARN_CLUSTER_ID", &spec.cluster_id)
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));

@@ -29,6 +29,17 @@ async fn wait_gone(pid: u32, ticks: i64, limit: Duration) -> bool {
     }
 }
 
+/// Leaves out of a child's environment every variable of tarn's own that
+/// starts with one of `prefixes` (settings the child gets from tarn instead).
+pub(crate) fn scrub_env(cmd: &mut tokio::process::Command, prefixes: &[&str]) {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if prefixes.iter().any(|p| key.starts_with(p)) {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+}
+
 pub(crate) fn signal(pid: u32, sig: libc::c_int) {
     let Ok(pid) = libc::pid_t::try_from(pid) else { return };
     // SAFETY: kill(2) takes no pointers; a stale pid is guarded by callers

@@ -142,10 +142,7 @@ impl Tracking {
 
     pub fn set_logged_model_tags(&self, model_id: &str, tags: &[(String, String)]) -> Result<()> {
         self.logged_model(model_id, false)?;
-        for (key, value) in tags {
-            validate::key("Tag", key)?;
-            validate::value("Tag", key, value, validate::MAX_TAG_VALUE_LENGTH)?;
-        }
+        validate::tags(tags)?;
         Ok(self.store().set_logged_model_tags(model_id, tags, now_ms())?)
     }
 
@@ -159,10 +156,7 @@ impl Tracking {
 
     pub fn log_logged_model_params(&self, model_id: &str, params: &[(String, String)]) -> Result<()> {
         self.logged_model(model_id, false)?;
-        for (key, value) in params {
-            validate::key("Param", key)?;
-            validate::value("Param", key, value, validate::MAX_PARAM_VALUE_LENGTH)?;
-        }
+        validate::params(params)?;
         Ok(self.store().log_logged_model_params(model_id, params)?)
     }
 
@@ -205,10 +199,7 @@ impl Tracking {
                 if *ascending { ordering } else { ordering.reverse() }
             });
         }
-        let more = models.len() > start + size;
-        let items: Vec<LoggedModelRow> = models.into_iter().skip(start).take(size).collect();
-        let next_page_token = (more && items.len() == size).then(|| tarn_core::page::encode(start + items.len()));
-        Ok(Page { items, next_page_token })
+        Ok(Page::slice(&models, start, size))
     }
 
     /// Records what a run read (datasets, models) or wrote (models).

@@ -81,10 +81,7 @@ impl Tracking {
         if name.is_empty() {
             return Err(MlflowError::InvalidParameter("Registered model name cannot be empty.".into()));
         }
-        for (key, value) in tags {
-            validate::key("Tag", key)?;
-            validate::value("Tag", key, value, validate::MAX_TAG_VALUE_LENGTH)?;
-        }
+        validate::tags(tags)?;
         if !self.store().create_registered_model(name, description.unwrap_or(""), tags, now_ms())? {
             return Err(MlflowError::AlreadyExists(format!("Registered Model (name={name}) already exists.")));
         }
@@ -138,8 +135,7 @@ impl Tracking {
 
     pub fn set_registered_model_tag(&self, name: &str, key: &str, value: &str) -> Result<()> {
         self.registered_model(name)?;
-        validate::key("Tag", key)?;
-        validate::value("Tag", key, value, validate::MAX_TAG_VALUE_LENGTH)?;
+        validate::tag(key, value)?;
         Ok(self.store().set_registered_model_tag(name, key, value)?)
     }
 
@@ -174,10 +170,7 @@ impl Tracking {
                 models.push(model);
             }
         }
-        let more = models.len() > start + size;
-        let items: Vec<_> = models.into_iter().skip(start).take(size).collect();
-        let next_page_token = (more && items.len() == size).then(|| tarn_core::page::encode(start + items.len()));
-        Ok(Page { items, next_page_token })
+        Ok(Page::slice(&models, start, size))
     }
 
     /// Where a version's files are: a logged model's artifacts for
@@ -205,10 +198,7 @@ impl Tracking {
         if new.source.contains("/../") || new.source.ends_with("/..") {
             return Err(MlflowError::InvalidParameter(format!("Invalid model version source: '{}'", new.source)));
         }
-        for (key, value) in &new.tags {
-            validate::key("Tag", key)?;
-            validate::value("Tag", key, value, validate::MAX_TAG_VALUE_LENGTH)?;
-        }
+        validate::tags(&new.tags)?;
         let now = now_ms();
         let row = ModelVersionRow {
             storage_location: self.storage_location(&new.source, new.model_id.as_deref())?,
@@ -278,8 +268,7 @@ impl Tracking {
 
     pub fn set_model_version_tag(&self, name: &str, version: &str, key: &str, value: &str) -> Result<()> {
         let v = self.model_version(name, version)?;
-        validate::key("Tag", key)?;
-        validate::value("Tag", key, value, validate::MAX_TAG_VALUE_LENGTH)?;
+        validate::tag(key, value)?;
         Ok(self.store().set_model_version_tag(name, v.version, key, value)?)
     }
 
@@ -340,10 +329,7 @@ impl Tracking {
             .filter(|v| clauses.iter().all(|c| version_admits(v, c)))
             .collect();
         versions.sort_by(|a, b| a.name.cmp(&b.name).then(b.version.cmp(&a.version)));
-        let more = versions.len() > start + size;
-        let items: Vec<_> = versions.into_iter().skip(start).take(size).collect();
-        let next_page_token = (more && items.len() == size).then(|| tarn_core::page::encode(start + items.len()));
-        Ok(Page { items, next_page_token })
+        Ok(Page::slice(&versions, start, size))
     }
 
     /// Where the client downloads a version's files from.

@@ -52,6 +52,14 @@ pub struct Page<T> {
     pub next_page_token: Option<String>,
 }
 
+impl<T: Clone> Page<T> {
+    /// The page of `all` (filtered and ordered in memory) at `offset`.
+    pub(crate) fn slice(all: &[T], offset: usize, size: usize) -> Self {
+        let (items, next_page_token) = tarn_core::page::slice(all, offset, size);
+        Page { items, next_page_token }
+    }
+}
+
 /// A `runs/search` request.
 #[derive(Debug, Clone, Default)]
 pub struct RunSearch {
@@ -96,10 +104,6 @@ pub(crate) fn offset(page_token: Option<&str>) -> Result<usize> {
     }
 }
 
-fn next_token(offset: usize, returned: usize, size: usize, more: bool) -> Option<String> {
-    (more && returned == size).then(|| tarn_core::page::encode(offset + returned))
-}
-
 impl Tracking {
     /// Opens the service over the store, creating the default experiment `0`.
     pub fn open(store: Arc<Store>) -> Result<Self> {
@@ -125,10 +129,7 @@ impl Tracking {
         if name.trim().is_empty() {
             return Err(MlflowError::InvalidParameter("Invalid experiment name: ''".into()));
         }
-        for (key, value) in tags {
-            validate::key("Tag", key)?;
-            validate::value("Tag", key, value, validate::MAX_TAG_VALUE_LENGTH)?;
-        }
+        validate::tags(tags)?;
         let location = artifact_location.filter(|l| !l.is_empty()).map(str::to_string);
         let artifact = move |id: i64| location.clone().unwrap_or_else(|| default_location(id));
         match self.store.create_experiment(name, &artifact, tags, now_ms())? {
@@ -171,10 +172,7 @@ impl Tracking {
             })
             .collect();
         crate::filter::sort_experiments(&mut all, order_by)?;
-        let more = all.len() > start + size;
-        let items: Vec<ExperimentRow> = all.into_iter().skip(start).take(size).collect();
-        let next_page_token = next_token(start, items.len(), size, more);
-        Ok(Page { items, next_page_token })
+        Ok(Page::slice(&all, start, size))
     }
 
     pub fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
@@ -206,8 +204,7 @@ impl Tracking {
 
     pub fn set_experiment_tag(&self, id: &str, key: &str, value: &str) -> Result<()> {
         let experiment = self.experiment(id)?;
-        validate::key("Tag", key)?;
-        validate::value("Tag", key, value, validate::MAX_TAG_VALUE_LENGTH)?;
+        validate::tag(key, value)?;
         Ok(self.store.set_experiment_tag(experiment.experiment_id, key, value)?)
     }
 
@@ -236,10 +233,7 @@ impl Tracking {
                 experiment.lifecycle_stage
             )));
         }
-        for (key, value) in tags {
-            validate::key("Tag", key)?;
-            validate::value("Tag", key, value, validate::MAX_TAG_VALUE_LENGTH)?;
-        }
+        validate::tags(tags)?;
         let id = uuid::Uuid::new_v4();
         let tagged_name = tags.iter().find(|(k, _)| k == RUN_NAME_TAG).map(|(_, v)| v.clone());
         let name = run_name
@@ -335,14 +329,8 @@ impl Tracking {
         for m in metrics {
             validate::key("Metric", &m.key)?;
         }
-        for (key, value) in params {
-            validate::key("Param", key)?;
-            validate::value("Param", key, value, validate::MAX_PARAM_VALUE_LENGTH)?;
-        }
-        for (key, value) in tags {
-            validate::key("Tag", key)?;
-            validate::value("Tag", key, value, validate::MAX_TAG_VALUE_LENGTH)?;
-        }
+        validate::params(params)?;
+        validate::tags(tags)?;
         self.active_run(run_id)?;
         let metrics: Vec<MetricRow> = metrics
             .iter()
@@ -401,7 +389,7 @@ impl Tracking {
         let more = ids.len() > size;
         ids.truncate(size);
         let items = self.store.get_runs(&ids)?;
-        let next_page_token = next_token(start, items.len(), size, more);
+        let next_page_token = more.then(|| tarn_core::page::encode(start + size));
         Ok(Page { items, next_page_token })
     }
 }

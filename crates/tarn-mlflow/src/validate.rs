@@ -45,6 +45,26 @@ pub fn value(kind: &str, key: &str, value: &str, limit: usize) -> Result<(), Mlf
     Ok(())
 }
 
+/// A tag's key and value (runs, experiments, models, versions).
+pub fn tag(key: &str, value: &str) -> Result<(), MlflowError> {
+    self::key("Tag", key)?;
+    self::value("Tag", key, value, MAX_TAG_VALUE_LENGTH)
+}
+
+/// A param's key and value (runs, logged models).
+pub fn param(key: &str, value: &str) -> Result<(), MlflowError> {
+    self::key("Param", key)?;
+    self::value("Param", key, value, MAX_PARAM_VALUE_LENGTH)
+}
+
+pub fn tags(pairs: &[(String, String)]) -> Result<(), MlflowError> {
+    pairs.iter().try_for_each(|(k, v)| tag(k, v))
+}
+
+pub fn params(pairs: &[(String, String)]) -> Result<(), MlflowError> {
+    pairs.iter().try_for_each(|(k, v)| param(k, v))
+}
+
 pub fn batch_size(metrics: usize, params: usize, tags: usize) -> Result<(), MlflowError> {
     let too_many = |what: &str, n: usize, limit: usize| {
         invalid(format!("A batch logging request can contain at most {limit} {what}. Got {n} {what}."))

@@ -299,9 +299,9 @@ impl Contexts {
             cancel: Notify::new(),
             state: Mutex::new(State { commands: Commands::default(), last_used: Instant::now(), failure: None }),
         });
+        self.inner.clusters.record_activity(&context.cluster_id);
         self.contexts().insert(id.clone(), context.clone());
         tokio::spawn(command::run(context, worker, receiver, self.inner.clusters.clone()));
-        self.inner.clusters.record_activity(&self.context(&id)?.cluster_id);
         Ok(id)
     }
 
@@ -332,12 +332,18 @@ impl Contexts {
         }
     }
 
+    /// Why the context cannot run commands: its worker stopped, or its engine.
+    fn failure(&self, context: &Context) -> Option<String> {
+        let failure = context.state().failure.clone();
+        failure.or_else(|| {
+            (!self.engine_running(&context.cluster_id))
+                .then(|| format!("Cluster {} is not running", context.cluster_id))
+        })
+    }
+
     pub fn status(&self, cluster_id: Option<&str>, id: &str) -> Result<ContextSnapshot, ComputeError> {
         let context = self.lookup(cluster_id, id)?;
-        let mut error = context.state().failure.clone();
-        if error.is_none() && !self.engine_running(&context.cluster_id) {
-            error = Some(format!("Cluster {} is not running", context.cluster_id));
-        }
+        let error = self.failure(&context);
         Ok(ContextSnapshot {
             id: context.id.clone(),
             status: if error.is_some() { ContextStatus::Error } else { ContextStatus::Running },
@@ -371,7 +377,7 @@ impl Contexts {
         code: String,
     ) -> Result<String, ComputeError> {
         let context = self.lookup(cluster_id, id)?;
-        if let Some(why) = self.status(cluster_id, id)?.error {
+        if let Some(why) = self.failure(&context) {
             return Err(ComputeError::ContextFailed(format!("Context {id} cannot run commands: {why}")));
         }
         let command_id = uuid::Uuid::new_v4().simple().to_string();

@@ -52,12 +52,7 @@ impl Worker {
             .stderr(Stdio::from(log))
             .env("MALLOC_ARENA_MAX", "2")
             .kill_on_drop(true);
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            if SCRUBBED_ENV_PREFIXES.iter().any(|p| key.starts_with(p)) {
-                cmd.env_remove(key.as_ref());
-            }
-        }
+        process::scrub_env(&mut cmd, SCRUBBED_ENV_PREFIXES);
         let mut child = cmd.spawn().map_err(|e| worker_error(format!("starting {}: {e}", python.display())))?;
         let pid = child.id().ok_or_else(|| worker_error("the Python worker exited at once".into()))?;
         let stdin = child.stdin.take().ok_or_else(|| worker_error("worker stdin is not captured".into()))?;

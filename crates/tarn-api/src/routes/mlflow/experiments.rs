@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tarn_mlflow::ExperimentRow;
 
-use super::{KeyValue, de_i64, key_values, pairs, required, route};
+use super::{KeyValue, de_i64, key_values, page_json, pairs, required, route};
 use crate::AppState;
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
@@ -86,11 +86,7 @@ fn search_page(s: &AppState, b: &Body) -> ApiResult<Json<Value>> {
         b.max_results,
         b.page_token.as_deref(),
     )?;
-    let mut out = json!({"experiments": page.items.iter().map(experiment_json).collect::<Vec<_>>()});
-    if let Some(token) = page.next_page_token {
-        out["next_page_token"] = json!(token);
-    }
-    Ok(Json(out))
+    Ok(page_json("experiments", page.items.iter().map(experiment_json).collect(), page.next_page_token))
 }
 
 async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {

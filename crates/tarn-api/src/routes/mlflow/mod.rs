@@ -91,6 +91,16 @@ pub(crate) fn de_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::
     }
 }
 
+/// A search answer: `key` holds the items, `next_page_token` is left out on
+/// the last page.
+pub(crate) fn page_json(key: &str, items: Vec<Value>, next: Option<String>) -> axum::Json<Value> {
+    let mut out = json!({ key: items });
+    if let Some(token) = next {
+        out["next_page_token"] = json!(token);
+    }
+    axum::Json(out)
+}
+
 /// A metric value as protobuf JSON writes it.
 pub(crate) fn metric_value(value: f64, is_nan: bool) -> Value {
     if is_nan { json!("NaN") } else { json!(value) }

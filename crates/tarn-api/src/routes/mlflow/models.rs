@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tarn_mlflow::{LoggedModelRow, ModelMetric, ModelSearch, NewModel};
 
-use super::{KeyValue, de_i64, key_values, metric_value, pairs, required, route};
+use super::{KeyValue, de_i64, key_values, metric_value, page_json, pairs, required, route};
 use crate::AppState;
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
@@ -162,11 +162,7 @@ async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiRe
         page_token: b.page_token,
     };
     let page = s.tracking.search_logged_models(&search)?;
-    let mut out = json!({"models": page.items.iter().map(model_json).collect::<Vec<_>>()});
-    if let Some(token) = page.next_page_token {
-        out["next_page_token"] = json!(token);
-    }
-    Ok(Json(out))
+    Ok(page_json("models", page.items.iter().map(model_json).collect(), page.next_page_token))
 }
 
 async fn log_inputs(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tarn_mlflow::{ModelVersionRow, NewVersion, RegisteredModelRow};
 
-use super::{KeyValue, key_values, pairs, required, route};
+use super::{KeyValue, key_values, page_json, pairs, required, route};
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
 use crate::{AppState, Caller};
@@ -108,14 +108,6 @@ impl Body {
             _ => required(None, "version").map(str::to_string),
         }
     }
-}
-
-fn page_json(key: &str, items: Vec<Value>, next: Option<String>) -> Json<Value> {
-    let mut out = json!({ key: items });
-    if let Some(token) = next {
-        out["next_page_token"] = json!(token);
-    }
-    Json(out)
 }
 
 async fn create_model(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {

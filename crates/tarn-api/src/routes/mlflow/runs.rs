@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tarn_core::time::now_ms;
 use tarn_mlflow::{MetricRow, MlflowError, ModelMetric, RunData, RunRow, RunSearch};
 
-use super::{KeyValue, de_f64, de_i64, key_values, metric_value, pairs, required, route};
+use super::{KeyValue, de_f64, de_i64, key_values, metric_value, page_json, pairs, required, route};
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
 use crate::{AppState, Caller};
@@ -173,7 +173,8 @@ async fn create(
     let experiment = b.experiment_id.as_deref().filter(|e| !e.is_empty()).unwrap_or("0");
     let user_id = b.user_id.as_deref().filter(|u| !u.is_empty()).unwrap_or(&user.user_name);
     let run = s.tracking.create_run(experiment, user_id, b.run_name.as_deref(), b.start_time, &pairs(&b.tags))?;
-    let data = RunData { tags: s.tracking.run_with_data(&run.run_uuid)?.1.tags, ..RunData::default() };
+    // The answer shows the tags as stored (with the run name's).
+    let (run, data) = s.tracking.run_with_data(&run.run_uuid)?;
     Ok(Json(json!({"run": run_json(&run, &data)})))
 }
 
@@ -278,11 +279,7 @@ async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiRe
         page_token: b.page_token,
     };
     let page = s.tracking.search_runs(&search)?;
-    let mut out = json!({"runs": page.items.iter().map(|(r, d)| run_json(r, d)).collect::<Vec<_>>()});
-    if let Some(token) = page.next_page_token {
-        out["next_page_token"] = json!(token);
-    }
-    Ok(Json(out))
+    Ok(page_json("runs", page.items.iter().map(|(r, d)| run_json(r, d)).collect(), page.next_page_token))
 }
 
 async fn metric_history(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
@@ -295,9 +292,5 @@ async fn metric_history(State(s): State<AppState>, q: QueryPairs) -> ApiResult<J
         None => 0,
     };
     let (page, next) = tarn_core::page::slice(&history, offset, size);
-    let mut out = json!({"metrics": page.iter().map(metric_json).collect::<Vec<_>>()});
-    if let Some(token) = next {
-        out["next_page_token"] = json!(token);
-    }
-    Ok(Json(out))
+    Ok(page_json("metrics", page.iter().map(metric_json).collect(), next))
 }
