@@ -86,10 +86,8 @@ fn sort_key(m: &LoggedModelRow, field: &str) -> (Option<f64>, Option<String>) {
 impl Tracking {
     pub fn create_logged_model(&self, new: NewModel) -> Result<LoggedModelRow> {
         let experiment = self.experiment(&new.experiment_id)?;
-        for (key, value) in new.params.iter().chain(&new.tags) {
-            validate::key("Param", key)?;
-            validate::value("Param", key, value, validate::MAX_TAG_VALUE_LENGTH)?;
-        }
+        validate::params(&new.params)?;
+        validate::tags(&new.tags)?;
         if let Some(run) = &new.source_run_id {
             self.run(run)?;
         }
