@@ -72,6 +72,7 @@ impl From<tarn_mlflow::MlflowError> for ApiFailure {
             MlflowError::NotFound(_) => ErrorCode::ResourceDoesNotExist,
             MlflowError::AlreadyExists(_) => ErrorCode::ResourceAlreadyExists,
             MlflowError::InvalidParameter(_) => ErrorCode::InvalidParameterValue,
+            MlflowError::NotImplemented(_) => ErrorCode::NotImplemented,
             MlflowError::Store(_) | MlflowError::Io(_) => ErrorCode::InternalError,
         };
         Self(ApiError::new(code, e.to_string()))

@@ -28,6 +28,8 @@ pub struct AppState {
     pub contexts: tarn_compute::context::Contexts,
     pub tracking: tarn_mlflow::Tracking,
     pub artifacts: tarn_mlflow::Artifacts,
+    /// Multipart uploads into `artifacts`, their parts kept beside it.
+    pub uploads: tarn_mlflow::Uploads,
     /// The user MLflow requests without a token act as, when anonymous
     /// access is on (`tarn serve` on loopback); `None` requires a token.
     pub mlflow_anonymous: Option<tarn_store::User>,
@@ -55,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .merge(routes::public::router())
+        .merge(routes::mlflow::part_router())
         .merge(protected)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .layer(tower_http::trace::TraceLayer::new_for_http())

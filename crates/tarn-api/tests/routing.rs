@@ -81,6 +81,11 @@ fn fixture(name: &str) -> Fixture {
     let state = AppState {
         tracking: tarn_mlflow::Tracking::open(store.clone()).unwrap(),
         artifacts: tarn_mlflow::Artifacts::open(&home.join("artifacts")).unwrap(),
+        uploads: tarn_mlflow::Uploads::open(
+            &home.join("artifact-uploads"),
+            tarn_mlflow::Artifacts::open(&home.join("artifacts")).unwrap(),
+        )
+        .unwrap(),
         mlflow_anonymous: None,
         audit: tarn_api::AuditLog::start(store.clone()),
         store: store.clone(),

@@ -35,6 +35,16 @@ pub fn files_error(e: FilesError) -> MlflowError {
     }
 }
 
+/// The store path of a `mlflow-artifacts:` URI (with or without a host).
+fn proxied_path(uri: &str) -> Option<&str> {
+    let rest = uri.strip_prefix("mlflow-artifacts:")?;
+    let rest = match rest.strip_prefix("//") {
+        Some(with_host) => with_host.split_once('/').map_or("", |(_, path)| path),
+        None => rest,
+    };
+    Some(rest.trim_matches('/'))
+}
+
 impl Artifacts {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| MlflowError::Io(format!("creating {}: {e}", dir.display())))?;
@@ -67,6 +77,23 @@ impl Artifacts {
                 file_size: e.size,
             })
             .collect())
+    }
+
+    /// The entries directly under `relative` in an artifact root such as a
+    /// run's `mlflow-artifacts:/1/<run>/artifacts`, with paths relative to
+    /// that root (what `artifacts/list` answers).
+    pub fn list_root(&self, root_uri: &str, relative: Option<&str>) -> Result<Vec<ArtifactFile>> {
+        let root = proxied_path(root_uri).ok_or_else(|| {
+            MlflowError::NotImplemented(format!("Listing artifacts outside tarn's artifact store ('{root_uri}')"))
+        })?;
+        let relative = relative.unwrap_or("").trim_matches('/');
+        let dir = if relative.is_empty() { root.to_string() } else { format!("{root}/{relative}") };
+        let mut files = self.list(&dir)?;
+        for f in &mut files {
+            let name = f.path.rsplit('/').next().unwrap_or(&f.path).to_string();
+            f.path = if relative.is_empty() { name } else { format!("{relative}/{name}") };
+        }
+        Ok(files)
     }
 
     /// Deletes a file or a directory with everything under it.

@@ -14,6 +14,9 @@ pub enum MlflowError {
     /// `INVALID_PARAMETER_VALUE`, 400.
     #[error("{0}")]
     InvalidParameter(String),
+    /// `NOT_IMPLEMENTED`, 501: MLflow has it, tarn does not yet.
+    #[error("{0} is not implemented by tarn")]
+    NotImplemented(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("artifact store: {0}")]

@@ -162,6 +162,15 @@ fn comparison(toks: &[Token], i: &mut usize, text: &str) -> Result<Comparison, M
             "LIKE" => Comparison::Like,
             "ILIKE" => Comparison::ILike,
             "IN" => Comparison::In,
+            "IS" => {
+                let not = matches!(toks.get(*i + 1), Some(Token::Word(n)) if n.eq_ignore_ascii_case("NOT"));
+                let null = if not { *i + 2 } else { *i + 1 };
+                if !matches!(toks.get(null), Some(Token::Word(n)) if n.eq_ignore_ascii_case("NULL")) {
+                    return Err(invalid(text, "IS must be followed by NULL or NOT NULL"));
+                }
+                *i = null;
+                if not { Comparison::IsNotNull } else { Comparison::IsNull }
+            }
             "NOT" if matches!(toks.get(*i + 1), Some(Token::Word(n)) if n.eq_ignore_ascii_case("IN")) => {
                 *i += 1;
                 Comparison::NotIn
@@ -212,6 +221,12 @@ fn check(
     numeric: &dyn Fn(&str) -> bool,
 ) -> Result<(), MlflowError> {
     let numeric_attribute = numeric(key);
+    if matches!(op, Comparison::IsNull | Comparison::IsNotNull) {
+        return match entity {
+            Entity::Tag | Entity::Param => Ok(()),
+            _ => Err(invalid(text, "IS NULL / IS NOT NULL is only supported for tags and params")),
+        };
+    }
     let list_op = matches!(op, Comparison::In | Comparison::NotIn);
     match (entity, v) {
         (_, SqlValue::List(_)) if !list_op => Err(invalid(text, "a list needs IN or NOT IN")),
@@ -256,7 +271,11 @@ pub fn parse_clauses(
         }
         let (entity, key) = identifier(&toks, &mut i, filter, is_attribute)?;
         let op = comparison(&toks, &mut i, filter)?;
-        let value = value(&toks, &mut i, filter)?;
+        let value = if matches!(op, Comparison::IsNull | Comparison::IsNotNull) {
+            SqlValue::Null
+        } else {
+            value(&toks, &mut i, filter)?
+        };
         check(entity, &key, op, &value, filter, numeric)?;
         clauses.push(Clause { entity, key, op, value });
     }
@@ -323,6 +342,17 @@ pub fn compare_text(op: Comparison, actual: &str, expected: &SqlValue) -> bool {
     }
 }
 
+/// A text clause on a key that may be absent: `IS NULL` and `IS NOT NULL`
+/// test its presence, any other comparison fails without a value.
+pub fn compare_present(op: Comparison, actual: Option<&str>, expected: &SqlValue) -> bool {
+    match (op, actual) {
+        (Comparison::IsNull, a) => a.is_none(),
+        (Comparison::IsNotNull, a) => a.is_some(),
+        (_, Some(a)) => compare_text(op, a, expected),
+        (_, None) => false,
+    }
+}
+
 pub fn compare_number(op: Comparison, actual: f64, expected: &SqlValue) -> bool {
     let SqlValue::Number(v) = expected else { return false };
     match op {
@@ -339,7 +369,8 @@ pub fn compare_number(op: Comparison, actual: f64, expected: &SqlValue) -> bool 
 /// Whether an experiment passes one clause of [`parse_experiment_filter`].
 pub fn experiment_admits(e: &tarn_store::mlflow::ExperimentRow, c: &Clause) -> bool {
     if c.entity == Entity::Tag {
-        return e.tags.iter().any(|(k, v)| k == &c.key && compare_text(c.op, v, &c.value));
+        let tag = e.tags.iter().find(|(k, _)| k == &c.key).map(|(_, v)| v.as_str());
+        return compare_present(c.op, tag, &c.value);
     }
     match c.key.as_str() {
         "name" => compare_text(c.op, &e.name, &c.value),
@@ -421,9 +452,21 @@ mod tests {
             "attributes.colour = 'red'",
             "params.p = 'unclosed",
             "tags.t IN ('a')",
+            "metrics.m IS NULL",
+            "tags.t IS 'a'",
         ] {
             assert!(matches!(parse_filter(bad), Err(MlflowError::InvalidParameter(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn null_tests_on_tags_and_params() {
+        let clauses = parse_filter("tags.t IS NULL and params.p is not null").unwrap();
+        assert_eq!((clauses[0].op, &clauses[0].value), (Comparison::IsNull, &SqlValue::Null));
+        assert_eq!((clauses[1].entity, clauses[1].op), (Entity::Param, Comparison::IsNotNull));
+        assert!(compare_present(Comparison::IsNull, None, &SqlValue::Null));
+        assert!(!compare_present(Comparison::IsNotNull, None, &SqlValue::Null));
+        assert!(!compare_present(Comparison::Eq, None, &SqlValue::Text("a".into())));
     }
 
     #[test]

@@ -11,7 +11,9 @@
 mod artifacts;
 mod error;
 pub mod filter;
+mod history;
 mod logged_models;
+mod multipart;
 mod names;
 mod registry;
 mod tracking;
@@ -20,6 +22,7 @@ mod validate;
 pub use artifacts::{ArtifactFile, Artifacts, files_error};
 pub use error::{MlflowError, Result};
 pub use logged_models::{ModelSearch, NewModel};
+pub use multipart::{PartWriter, Uploads};
 pub use registry::NewVersion;
 pub use tarn_store::mlflow::{
     ExperimentRow, LoggedModelRow, MetricRow, ModelMetric, ModelVersionRow, RegisteredModelRow, RunData, RunRow,

@@ -5,7 +5,7 @@
 use tarn_core::time::now_ms;
 use tarn_store::mlflow::{Clause, Comparison, Entity, LoggedModelRow, ModelMetric, SqlValue};
 
-use crate::filter::{compare_number, compare_text, parse_clauses};
+use crate::filter::{compare_number, compare_present, compare_text, parse_clauses};
 use crate::tracking::{ACTIVE, DELETED, Page, offset, page_size};
 use crate::{MlflowError, Result, Tracking, validate};
 
@@ -13,6 +13,10 @@ pub const PENDING: &str = "LOGGED_MODEL_PENDING";
 const STATUSES: &[&str] = &[PENDING, "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"];
 const ATTRIBUTES: &[&str] =
     &["model_id", "name", "status", "source_run_id", "model_type", "creation_timestamp", "last_updated_timestamp"];
+
+const MODEL_HISTORY_TAG: &str = "mlflow.log-model.history";
+/// The mandatory fields of a `runs/log-model` summary first, then the kept optional one.
+const MODEL_HISTORY_FIELDS: &[&str] = &["artifact_path", "flavors", "utc_time_created", "run_id", "model_uuid"];
 
 /// A `logged-models/search` request.
 #[derive(Debug, Clone, Default)]
@@ -61,8 +65,8 @@ fn admits(m: &LoggedModelRow, c: &Clause) -> bool {
     let text = |pairs: &[(String, String)]| pairs.iter().find(|(k, _)| k == &c.key).map(|(_, v)| v.clone());
     match c.entity {
         Entity::Metric => latest_metric(m, &c.key).is_some_and(|v| compare_number(c.op, v, &c.value)),
-        Entity::Param => text(&m.params).is_some_and(|v| compare_text(c.op, &v, &c.value)),
-        Entity::Tag => text(&m.tags).is_some_and(|v| compare_text(c.op, &v, &c.value)),
+        Entity::Param => compare_present(c.op, text(&m.params).as_deref(), &c.value),
+        Entity::Tag => compare_present(c.op, text(&m.tags).as_deref(), &c.value),
         Entity::Attribute => match (attribute(m, &c.key), &c.value) {
             (Some(v), SqlValue::Number(_)) => v.parse().is_ok_and(|n: f64| compare_number(c.op, n, &c.value)),
             (Some(v), _) => compare_text(c.op, &v, &c.value),
@@ -198,6 +202,31 @@ impl Tracking {
             });
         }
         Ok(Page::slice(&models, start, size))
+    }
+
+    /// `runs/log-model`: appends a model's summary (its path, flavors and
+    /// time) to the run's `mlflow.log-model.history` tag, as MLflow 2 did.
+    pub fn record_logged_model(&self, run_id: &str, model_json: &str) -> Result<()> {
+        let malformed =
+            || MlflowError::InvalidParameter(format!("Malformed model info. \n {model_json} \n is not a valid JSON."));
+        let serde_json::Value::Object(model) = serde_json::from_str(model_json).map_err(|_| malformed())? else {
+            return Err(malformed());
+        };
+        let missing: Vec<&str> =
+            MODEL_HISTORY_FIELDS[..4].iter().copied().filter(|f| !model.contains_key(*f)).collect();
+        if !missing.is_empty() {
+            return Err(MlflowError::InvalidParameter(format!("Model json is missing mandatory fields: {missing:?}")));
+        }
+        let (_, data) = self.run_with_data(run_id)?;
+        let mut history = match data.tags.iter().find(|(k, _)| k == MODEL_HISTORY_TAG) {
+            Some((_, v)) => serde_json::from_str::<Vec<serde_json::Value>>(v).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let summary: serde_json::Map<_, _> =
+            model.into_iter().filter(|(k, _)| MODEL_HISTORY_FIELDS.contains(&k.as_str())).collect();
+        history.push(serde_json::Value::Object(summary));
+        let value = serde_json::Value::Array(history).to_string();
+        self.log_batch(run_id, &[], &[], &[(MODEL_HISTORY_TAG.to_string(), value)])
     }
 
     /// Records what a run read (datasets, models) or wrote (models).

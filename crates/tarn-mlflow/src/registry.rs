@@ -5,7 +5,7 @@
 use tarn_core::time::now_ms;
 use tarn_store::mlflow::{Comparison, Entity, ModelVersionRow, RegisteredModelRow, SqlValue};
 
-use crate::filter::{compare_number, compare_text, parse_clauses};
+use crate::filter::{compare_number, compare_present, compare_text, parse_clauses};
 use crate::tracking::{Page, offset, page_size};
 use crate::{MlflowError, Result, Tracking, validate};
 
@@ -45,8 +45,8 @@ fn canonical_stage(stage: &str) -> Result<&'static str> {
 /// of registry searches with `tag.mlflow.prompt.is_prompt != 'true'`).
 fn tag_admits(value: Option<&str>, clause: &tarn_store::mlflow::Clause) -> bool {
     match value {
-        Some(v) => compare_text(clause.op, v, &clause.value),
-        None => clause.op == Comparison::Ne,
+        None if clause.op == Comparison::Ne => true,
+        _ => compare_present(clause.op, value, &clause.value),
     }
 }
 

@@ -340,7 +340,13 @@ impl Tracking {
             })
             .collect();
         match self.store.log_batch(run_id, &metrics, params, tags)? {
-            LoggedBatch::Logged => Ok(()),
+            LoggedBatch::Logged => {
+                // The run's name follows its `mlflow.runName` tag, however set.
+                if let Some((_, name)) = tags.iter().rev().find(|(k, v)| k == RUN_NAME_TAG && !v.is_empty()) {
+                    self.store.rename_run(run_id, name)?;
+                }
+                Ok(())
+            }
             LoggedBatch::ParamConflict { key, old, new } => Err(MlflowError::InvalidParameter(format!(
                 "Changing param values is not allowed. Param with key='{key}' was already logged with \
                  value='{old}' for run ID='{run_id}'. Attempted logging new value '{new}'."

@@ -131,6 +131,8 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
     let tracking = tarn_mlflow::Tracking::open(store.clone()).map_err(|e| e.to_string())?;
     let artifacts = tarn_mlflow::Artifacts::open(&config.home.join("artifacts")).map_err(|e| e.to_string())?;
+    let uploads = tarn_mlflow::Uploads::open(&config.home.join("artifact-uploads"), artifacts.clone())
+        .map_err(|e| e.to_string())?;
     let mlflow_anonymous = match config.mlflow_anonymous(addr.ip().is_loopback()) {
         true => Some(crate::token::admin_user(&store)?),
         false => None,
@@ -142,6 +144,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         contexts: contexts.clone(),
         tracking,
         artifacts,
+        uploads,
         mlflow_anonymous,
         catalog,
         files,

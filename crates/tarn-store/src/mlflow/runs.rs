@@ -130,6 +130,11 @@ impl Store {
         Ok(())
     }
 
+    pub fn rename_run(&self, run_uuid: &str, name: &str) -> Result<()> {
+        self.conn().execute("UPDATE mlflow_runs SET name = ?2 WHERE run_uuid = ?1", params![run_uuid, name])?;
+        Ok(())
+    }
+
     pub fn set_run_lifecycle(&self, run_uuid: &str, stage: &str, now: i64) -> Result<()> {
         let deleted_time = (stage == "deleted").then_some(now);
         self.conn().execute(

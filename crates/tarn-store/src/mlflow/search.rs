@@ -35,6 +35,9 @@ pub enum Comparison {
     ILike,
     In,
     NotIn,
+    /// The key is absent (tags and params only).
+    IsNull,
+    IsNotNull,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +45,8 @@ pub enum SqlValue {
     Number(f64),
     Text(String),
     List(Vec<String>),
+    /// No value: the right side of `IS NULL` / `IS NOT NULL`.
+    Null,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,7 +114,7 @@ fn predicate(column: &str, op: Comparison, value: &SqlValue, binds: &mut Vec<Val
     let bind = |v: &SqlValue, binds: &mut Vec<Value>| match v {
         SqlValue::Number(n) => binds.push(Value::Real(*n)),
         SqlValue::Text(t) => binds.push(Value::Text(t.clone())),
-        SqlValue::List(_) => {}
+        SqlValue::List(_) | SqlValue::Null => {}
     };
     let symbol = match op {
         Comparison::Eq => "=",
@@ -133,12 +138,15 @@ fn predicate(column: &str, op: Comparison, value: &SqlValue, binds: &mut Vec<Val
                 SqlValue::List(items) => items.clone(),
                 SqlValue::Text(t) => vec![t.clone()],
                 SqlValue::Number(n) => vec![n.to_string()],
+                SqlValue::Null => Vec::new(),
             };
             let marks = vec!["?"; items.len()].join(", ");
             binds.extend(items.into_iter().map(Value::Text));
             let not = if op == Comparison::NotIn { "NOT " } else { "" };
             return format!("{column} {not}IN ({marks})");
         }
+        Comparison::IsNull => return format!("{column} IS NULL"),
+        Comparison::IsNotNull => return format!("{column} IS NOT NULL"),
     };
     bind(value, binds);
     format!("{column} {symbol} ?")
@@ -155,6 +163,11 @@ fn entity_table(entity: Entity) -> Option<&'static str> {
 
 fn clause_sql(clause: &Clause, binds: &mut Vec<Value>) -> String {
     match entity_table(clause.entity) {
+        Some(table) if matches!(clause.op, Comparison::IsNull | Comparison::IsNotNull) => {
+            binds.push(Value::Text(clause.key.clone()));
+            let not = if clause.op == Comparison::IsNull { "NOT " } else { "" };
+            format!("{not}EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = ?)")
+        }
         Some(table) => {
             binds.push(Value::Text(clause.key.clone()));
             let test = predicate("x.value", clause.op, &clause.value, binds);

@@ -4,22 +4,35 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tarn_files::Overwrite;
-use tarn_mlflow::MlflowError;
+use tarn_mlflow::{ArtifactFile, MlflowError};
 
 use crate::AppState;
-use crate::body::QueryPairs;
+use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
 
 const ROOT: &str = "/api/2.0/mlflow-artifacts/artifacts";
+const MPU: &str = "/api/2.0/mlflow-artifacts/mpu";
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(ROOT, get(list)).route(&format!("{ROOT}/{{*path}}"), get(download).put(upload).delete(delete))
+    Router::new()
+        .route(ROOT, get(list))
+        .route(&format!("{ROOT}/{{*path}}"), get(download).put(upload).delete(delete))
+        .route(&format!("{MPU}/create/{{*path}}"), post(create_upload))
+        .route(&format!("{MPU}/complete/{{*path}}"), post(complete_upload))
+        .route(&format!("{MPU}/abort/{{*path}}"), post(abort_upload))
+}
+
+/// The part URLs of multipart uploads, which the client calls without
+/// credentials (as it would a presigned URL): the upload id admits them.
+pub fn part_router() -> Router<AppState> {
+    Router::new().route(&format!("{MPU}/parts/{{upload_id}}/{{part_number}}"), put(upload_part))
 }
 
 async fn upload(State(s): State<AppState>, Path(path): Path<String>, body: Body) -> ApiResult<Json<Value>> {
@@ -42,21 +55,118 @@ async fn download(State(s): State<AppState>, Path(path): Path<String>) -> ApiRes
 
 async fn list(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
     let files = s.artifacts.list(q.get("path").unwrap_or(""))?;
-    let files: Vec<Value> = files
+    let names: Vec<ArtifactFile> = files
+        .into_iter()
+        .map(|f| ArtifactFile { path: f.path.rsplit('/').next().unwrap_or(&f.path).to_string(), ..f })
+        .collect();
+    Ok(Json(json!({"files": files_json(&names)})))
+}
+
+/// File infos as MLflow writes them: directories without a size.
+pub(super) fn files_json(files: &[ArtifactFile]) -> Vec<Value> {
+    files
         .iter()
         .map(|f| {
-            let name = f.path.rsplit('/').next().unwrap_or(&f.path);
             if f.is_dir {
-                json!({"path": name, "is_dir": true})
+                json!({"path": f.path, "is_dir": true})
             } else {
-                json!({"path": name, "is_dir": false, "file_size": f.file_size})
+                json!({"path": f.path, "is_dir": false, "file_size": f.file_size})
             }
         })
-        .collect();
-    Ok(Json(json!({"files": files})))
+        .collect()
 }
 
 async fn delete(State(s): State<AppState>, Path(path): Path<String>) -> ApiResult<Json<Value>> {
     s.artifacts.delete(&path)?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct UploadBody {
+    path: Option<String>,
+    #[serde(default, deserialize_with = "super::de_i64")]
+    num_parts: Option<i64>,
+    upload_id: Option<String>,
+    #[serde(default)]
+    parts: Vec<UploadedPart>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct UploadedPart {
+    #[serde(default, deserialize_with = "super::de_i64")]
+    part_number: Option<i64>,
+    etag: Option<String>,
+}
+
+impl UploadBody {
+    fn file(&self) -> Result<&str, MlflowError> {
+        super::required(self.path.as_deref(), "path")
+    }
+
+    fn upload_id(&self) -> Result<&str, MlflowError> {
+        super::required(self.upload_id.as_deref(), "upload_id")
+    }
+}
+
+/// Starts a multipart upload of `path`'s file into the directory `dir`,
+/// with a URL on this server for each part.
+async fn create_upload(
+    State(s): State<AppState>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<UploadBody>,
+) -> ApiResult<Json<Value>> {
+    let parts = b.num_parts.unwrap_or(1);
+    let id = s.uploads.create(&dir, b.file()?, parts)?;
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    let credentials: Vec<Value> = (1..=parts)
+        .map(|n| json!({"part_number": n, "url": format!("{scheme}://{host}{MPU}/parts/{id}/{n}"), "headers": {}}))
+        .collect();
+    Ok(Json(json!({"upload_id": id, "credentials": credentials})))
+}
+
+async fn upload_part(
+    State(s): State<AppState>,
+    Path((upload_id, part_number)): Path<(String, String)>,
+    body: Body,
+) -> ApiResult<Response> {
+    let number = part_number
+        .parse()
+        .map_err(|_| MlflowError::InvalidParameter(format!("Invalid part number '{part_number}'")))?;
+    let mut part = s.uploads.begin_part(&upload_id, number)?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| MlflowError::InvalidParameter(format!("Could not read the part: {e}")))?;
+        part.write(&chunk)?;
+    }
+    let etag = part.finish()?;
+    Ok(([("etag", format!("\"{etag}\""))], Json(json!({}))).into_response())
+}
+
+async fn complete_upload(
+    State(s): State<AppState>,
+    Path(dir): Path<String>,
+    JsonBody(b): JsonBody<UploadBody>,
+) -> ApiResult<Json<Value>> {
+    let parts = b
+        .parts
+        .iter()
+        .map(|p| {
+            let number =
+                p.part_number.ok_or_else(|| MlflowError::InvalidParameter("A part has no part_number".into()))?;
+            Ok((number, p.etag.clone().unwrap_or_default()))
+        })
+        .collect::<Result<Vec<_>, MlflowError>>()?;
+    s.uploads.complete(b.upload_id()?, &dir, b.file()?, &parts)?;
+    Ok(Json(json!({})))
+}
+
+async fn abort_upload(
+    State(s): State<AppState>,
+    Path(dir): Path<String>,
+    JsonBody(b): JsonBody<UploadBody>,
+) -> ApiResult<Json<Value>> {
+    s.uploads.abort(b.upload_id()?, &dir, b.file()?)?;
     Ok(Json(json!({})))
 }

@@ -10,7 +10,7 @@ mod runs;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::MethodRouter;
+use axum::routing::{MethodRouter, any, get};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use tarn_mlflow::MlflowError;
@@ -30,7 +30,32 @@ pub fn router() -> Router<AppState> {
         .merge(models::router())
         .merge(registry::router())
         .merge(artifacts::router())
+        .route("/api/3.0/mlflow/server-info", get(server_info))
+        .merge(PREFIXES.iter().fold(Router::new(), |r, prefix| r.route(&format!("{prefix}{{*rest}}"), any(missing))))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+pub use artifacts::part_router;
+
+/// What this server offers, as `mlflow server` tells its clients: the
+/// artifact client asks before a large upload whether to go multipart.
+async fn server_info() -> axum::Json<Value> {
+    axum::Json(json!({
+        "store_type": "SqlStore",
+        "workspaces_enabled": false,
+        "trace_archival_enabled": false,
+        "multipart_uploads_enabled": true,
+        "multipart_downloads_enabled": false,
+        "presigned_upload_run_id_supported": false,
+        "presigned_upload_model_id_supported": false,
+        "features_enabled": {"gateway": false},
+    }))
+}
+
+/// MLflow endpoints tarn does not serve (traces, datasets, prompts, the
+/// gateway, ...) answer so, rather than as unknown paths.
+async fn missing(method: axum::http::Method, uri: axum::http::Uri) -> crate::error::ApiFailure {
+    MlflowError::NotImplemented(format!("MLflow's '{method} {}'", uri.path())).into()
 }
 
 /// Serves `handler` at `/api/2.0/mlflow/<path>` and `/api/3.0/mlflow/<path>`.

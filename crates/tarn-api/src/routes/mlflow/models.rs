@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         ("logged-models/{model_id}/tags", patch(set_tags)),
         ("logged-models/{model_id}/tags/{tag_key}", delete(delete_tag)),
         ("logged-models/{model_id}/params", post(log_params)),
+        ("logged-models/{model_id}/artifacts/directories", axum::routing::get(list_artifacts)),
         ("runs/log-inputs", post(log_inputs)),
         ("runs/outputs", post(log_outputs)),
     ]
@@ -176,4 +177,11 @@ async fn log_outputs(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> 
     let run = required(b.run_id.as_deref(), "run_id")?;
     s.tracking.log_run_io(run, "model_output", &b.models)?;
     Ok(Json(json!({})))
+}
+
+/// A logged model's artifacts under `artifact_directory_path`.
+async fn list_artifacts(State(s): State<AppState>, Path(id): Path<String>, q: QueryPairs) -> ApiResult<Json<Value>> {
+    let model = s.tracking.logged_model(&id, false)?;
+    let files = s.artifacts.list_root(&model.artifact_location, q.get("artifact_directory_path"))?;
+    Ok(Json(json!({"root_uri": model.artifact_location, "files": super::artifacts::files_json(&files)})))
 }

@@ -26,7 +26,10 @@ pub fn router() -> Router<AppState> {
         ("runs/set-tag", post(set_tag)),
         ("runs/delete-tag", post(delete_tag)),
         ("runs/search", post(search)),
+        ("runs/log-model", post(log_model)),
         ("metrics/get-history", get(metric_history)),
+        ("metrics/get-history-bulk-interval", get(metric_history_bulk)),
+        ("artifacts/list", get(list_artifacts)),
     ]
     .into_iter()
     .fold(Router::new(), |router, (path, handler)| route(router, path, handler))
@@ -143,6 +146,7 @@ struct Body {
     #[serde(default)]
     order_by: Vec<String>,
     page_token: Option<String>,
+    model_json: Option<String>,
 }
 
 impl Body {
@@ -250,12 +254,7 @@ async fn log_param(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> Ap
 }
 
 async fn set_tag(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
-    let run = b.run()?;
-    let key = b.key()?;
-    s.tracking.log_batch(run, &[], &[], &[(key.to_string(), b.text_value())])?;
-    if key == tarn_mlflow::RUN_NAME_TAG {
-        s.tracking.update_run(run, None, None, Some(&b.text_value()))?;
-    }
+    s.tracking.log_batch(b.run()?, &[], &[], &[(b.key()?.to_string(), b.text_value())])?;
     Ok(Json(json!({})))
 }
 
@@ -293,4 +292,37 @@ async fn metric_history(State(s): State<AppState>, q: QueryPairs) -> ApiResult<J
     };
     let (page, next) = tarn_core::page::slice(&history, offset, size);
     Ok(page_json("metrics", page.iter().map(metric_json).collect(), next))
+}
+
+async fn log_model(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+    s.tracking.record_logged_model(b.run()?, required(b.model_json.as_deref(), "model_json")?)?;
+    Ok(Json(json!({})))
+}
+
+async fn metric_history_bulk(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+    let run_ids: Vec<String> = q.all("run_ids").map(str::to_string).collect();
+    let key = required(q.get("metric_key"), "metric_key")?;
+    let number = |name: &str| -> Result<Option<i64>, MlflowError> {
+        q.get(name)
+            .map(|v| v.parse().map_err(|_| MlflowError::InvalidParameter(format!("Invalid value '{v}' for {name}"))))
+            .transpose()
+    };
+    let steps = (number("start_step")?, number("end_step")?);
+    let metrics = s.tracking.sampled_history(&run_ids, key, number("max_results")?, steps)?;
+    let metrics: Vec<Value> = metrics
+        .iter()
+        .map(|(run, m)| {
+            let mut metric = metric_json(m);
+            metric["run_id"] = json!(run);
+            metric
+        })
+        .collect();
+    Ok(Json(json!({"metrics": metrics})))
+}
+
+/// A run's artifacts under `path`, relative to its artifact root.
+async fn list_artifacts(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+    let run = s.tracking.run(required(q.get("run_id").or(q.get("run_uuid")), "run_id")?)?;
+    let files = s.artifacts.list_root(&run.artifact_uri, q.get("path"))?;
+    Ok(Json(json!({"root_uri": run.artifact_uri, "files": super::artifacts::files_json(&files)})))
 }
