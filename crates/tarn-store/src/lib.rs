@@ -31,6 +31,9 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("metadata store holds malformed JSON in {what}: {source}")]
     Json { what: &'static str, source: serde_json::Error },
+    /// A write that failed for every caller sharing its commit.
+    #[error("metadata store: {0}")]
+    Write(String),
     #[error("metadata store schema version {found} is newer than this tarn ({known})")]
     TooNew { found: i64, known: i64 },
 }
@@ -38,9 +41,11 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// The metadata store. Cheap to share behind an `Arc`; every operation takes
-/// the one connection for its duration, so writes are serialized.
+/// the one connection for its duration, so writes are serialized; what
+/// runs log is group-committed (see `mlflow::batches`).
 pub struct Store {
     conn: Mutex<Connection>,
+    batches: mlflow::BatchQueue,
 }
 
 impl Store {
@@ -59,7 +64,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::apply(&mut conn)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self { conn: Mutex::new(conn), batches: mlflow::BatchQueue::default() })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {

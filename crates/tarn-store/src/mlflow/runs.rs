@@ -144,66 +144,6 @@ impl Store {
         Ok(())
     }
 
-    /// Logs params, tags and metrics in one transaction, keeping each key's
-    /// latest metric (highest step, then timestamp, then value).
-    pub fn log_batch(
-        &self,
-        run_uuid: &str,
-        metrics: &[MetricRow],
-        run_params: &[(String, String)],
-        tags: &[(String, String)],
-    ) -> Result<LoggedBatch> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        for (key, value) in run_params {
-            let old: Option<String> = tx
-                .query_row(
-                    "SELECT value FROM mlflow_params WHERE run_uuid = ?1 AND key = ?2",
-                    params![run_uuid, key],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            match old {
-                Some(old) if &old != value => {
-                    return Ok(LoggedBatch::ParamConflict { key: key.clone(), old, new: value.clone() });
-                }
-                Some(_) => {}
-                None => {
-                    tx.execute(
-                        "INSERT INTO mlflow_params (run_uuid, key, value) VALUES (?1, ?2, ?3)",
-                        params![run_uuid, key, value],
-                    )?;
-                }
-            }
-        }
-        for (key, value) in tags {
-            tx.execute(
-                "INSERT OR REPLACE INTO mlflow_tags (run_uuid, key, value) VALUES (?1, ?2, ?3)",
-                params![run_uuid, key, value],
-            )?;
-        }
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO mlflow_metrics (run_uuid, key, value, is_nan, timestamp, step)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            let mut latest = tx.prepare_cached(
-                "INSERT INTO mlflow_latest_metrics (run_uuid, key, value, is_nan, timestamp, step)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (run_uuid, key) DO UPDATE SET
-                   value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step
-                 WHERE (excluded.step, excluded.timestamp, excluded.value) > (step, timestamp, value)",
-            )?;
-            for m in metrics {
-                let values = params![run_uuid, m.key, m.value, m.is_nan, m.timestamp, m.step];
-                insert.execute(values)?;
-                latest.execute(values)?;
-            }
-        }
-        tx.commit()?;
-        Ok(LoggedBatch::Logged)
-    }
-
     /// `false` when the run had no such tag.
     pub fn delete_run_tag(&self, run_uuid: &str, key: &str) -> Result<bool> {
         let n =
