@@ -52,6 +52,12 @@ impl Location {
         Location::new(root, rel, &format!("/{rel}"))
     }
 
+    /// `rel` under `root`, named `shown` to the client (the Databricks
+    /// client's Files API paths onto MLflow artifacts).
+    pub fn under_as(root: Root, rel: &str, shown: &str) -> Result<Location> {
+        Location::new(root, rel, shown)
+    }
+
     pub fn shown(&self) -> &str {
         &self.shown
     }

@@ -3,7 +3,9 @@
 //! confinement (no `..`, no links out) and staged writes (a failed upload
 //! leaves nothing).
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use tarn_files::{FilesError, Location, Root};
 
@@ -20,7 +22,12 @@ pub struct ArtifactFile {
 #[derive(Clone)]
 pub struct Artifacts {
     root: Root,
+    /// Signed download URLs: token -> (store path, expiry in ms).
+    signed: Arc<Mutex<HashMap<String, (String, i64)>>>,
 }
+
+/// How long a signed download URL works, as Databricks' do.
+const SIGNED_URL_TTL_MS: i64 = 15 * 60 * 1000;
 
 pub fn files_error(e: FilesError) -> MlflowError {
     match e {
@@ -35,8 +42,23 @@ pub fn files_error(e: FilesError) -> MlflowError {
     }
 }
 
-/// The store path of a `mlflow-artifacts:` URI (with or without a host).
+/// Databricks' artifact root of tracked experiments.
+pub(crate) const DATABRICKS_ROOT: &str = "dbfs:/databricks/mlflow-tracking/";
+/// Where the Databricks client's Files API finds them.
+const WORKSPACE_INTERNAL: &str = "WorkspaceInternal/Mlflow/Artifacts/";
+
+/// The directory of an experiment's logged models: `logged_models` under
+/// Databricks' root (the client's pattern), `models` as `mlflow server` has it.
+pub(crate) fn models_dir(experiment_location: &str) -> &'static str {
+    if experiment_location.starts_with(DATABRICKS_ROOT) { "logged_models" } else { "models" }
+}
+
+/// The store path of a `mlflow-artifacts:` URI (with or without a host) or
+/// of one under Databricks' root.
 fn proxied_path(uri: &str) -> Option<&str> {
+    if let Some(rest) = uri.strip_prefix(DATABRICKS_ROOT) {
+        return Some(rest.trim_matches('/'));
+    }
     let rest = uri.strip_prefix("mlflow-artifacts:")?;
     let rest = match rest.strip_prefix("//") {
         Some(with_host) => with_host.split_once('/').map_or("", |(_, path)| path),
@@ -48,7 +70,7 @@ fn proxied_path(uri: &str) -> Option<&str> {
 impl Artifacts {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| MlflowError::Io(format!("creating {}: {e}", dir.display())))?;
-        Ok(Self { root: Root::open(dir).map_err(files_error)? })
+        Ok(Self { root: Root::open(dir).map_err(files_error)?, signed: Arc::default() })
     }
 
     /// Where `path` (relative, `/`-separated) lives; refused if it leaves the store.
@@ -96,10 +118,91 @@ impl Artifacts {
         Ok(files)
     }
 
+    /// Whether a Files API path (no leading `/`) is the Databricks client's
+    /// name for tracking artifacts.
+    pub fn is_workspace_internal(path: &str) -> bool {
+        path.trim_start_matches('/').starts_with(WORKSPACE_INTERNAL)
+    }
+
+    /// Where a Files API path the Databricks client uses for artifacts lives:
+    /// `WorkspaceInternal/Mlflow/Artifacts/<exp>/Runs/<run>/...` is the run's
+    /// `<exp>/<run>/...`, `.../<exp>/LoggedModels/<id>/...` the model's
+    /// `<exp>/logged_models/<id>/...`.
+    pub fn workspace_internal(&self, path: &str) -> std::result::Result<Location, FilesError> {
+        let shown = format!("/{}", path.trim_start_matches('/'));
+        let invalid = || FilesError::InvalidPath { path: shown.clone(), reason: "not an MLflow artifact path" };
+        let rest = path.trim_start_matches('/').strip_prefix(WORKSPACE_INTERNAL).ok_or_else(invalid)?;
+        let mut parts = rest.splitn(4, '/');
+        let (experiment, kind, id) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(e), Some(k), Some(i)) if !e.is_empty() && !i.is_empty() => (e, k, i),
+            _ => return Err(invalid()),
+        };
+        let tail = parts.next().unwrap_or("");
+        let dir = match kind {
+            "Runs" => format!("{experiment}/{id}"),
+            "LoggedModels" => format!("{experiment}/logged_models/{id}"),
+            _ => return Err(invalid()),
+        };
+        let rel = if tail.is_empty() { dir } else { format!("{dir}/{tail}") };
+        Location::under_as(self.root.clone(), &rel, &shown)
+    }
+
+    /// A token for a download URL of `relative` under an artifact root,
+    /// valid for 15 minutes without other credentials (as a cloud store's
+    /// signed URL is).
+    pub fn sign(&self, root_uri: &str, relative: &str) -> Result<String> {
+        let root = proxied_path(root_uri).ok_or_else(|| {
+            MlflowError::NotImplemented(format!("Signing URLs outside tarn's artifact store ('{root_uri}')"))
+        })?;
+        let relative = relative.trim_matches('/');
+        let path = if relative.is_empty() { root.to_string() } else { format!("{root}/{relative}") };
+        self.location(&path)?;
+        let token = tarn_core::id::random_hex(24);
+        let now = tarn_core::time::now_ms();
+        let mut signed = self.signed.lock().unwrap_or_else(|p| p.into_inner());
+        signed.retain(|_, (_, expires)| *expires > now);
+        signed.insert(token.clone(), (path, now + SIGNED_URL_TTL_MS));
+        Ok(token)
+    }
+
+    /// The file a signed URL's token names, while it is valid.
+    pub fn signed(&self, token: &str) -> Result<Location> {
+        let signed = self.signed.lock().unwrap_or_else(|p| p.into_inner());
+        match signed.get(token) {
+            Some((path, expires)) if *expires > tarn_core::time::now_ms() => self.location(path),
+            _ => Err(MlflowError::NotFound("The signed URL is unknown or has expired".into())),
+        }
+    }
+
     /// Deletes a file or a directory with everything under it.
     pub fn delete(&self, path: &str) -> Result<()> {
         let location = self.location(path)?;
         location.delete(true).map_err(files_error)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn databricks_client_paths_map_onto_the_store() {
+        let dir = std::env::temp_dir().join(format!("tarn-artifacts-{}", tarn_core::id::random_hex(6)));
+        let artifacts = Artifacts::open(&dir).unwrap();
+        let run =
+            artifacts.workspace_internal("WorkspaceInternal/Mlflow/Artifacts/3/Runs/abc/artifacts/a.txt").unwrap();
+        assert_eq!(run.local_path().unwrap(), dir.canonicalize().unwrap().join("3/abc/artifacts/a.txt"));
+        assert_eq!(run.shown(), "/WorkspaceInternal/Mlflow/Artifacts/3/Runs/abc/artifacts/a.txt");
+        let model = artifacts.workspace_internal("/WorkspaceInternal/Mlflow/Artifacts/3/LoggedModels/m-1").unwrap();
+        assert_eq!(model.local_path().unwrap(), dir.canonicalize().unwrap().join("3/logged_models/m-1"));
+        for bad in ["WorkspaceInternal/Mlflow/Artifacts/3/Other/x", "WorkspaceInternal/Mlflow/Artifacts/3/Runs/../../x"]
+        {
+            assert!(artifacts.workspace_internal(bad).is_err(), "{bad}");
+        }
+        assert_eq!(proxied_path("dbfs:/databricks/mlflow-tracking/3/abc/artifacts"), Some("3/abc/artifacts"));
+        assert_eq!(proxied_path("mlflow-artifacts://host:5000/3/abc"), Some("3/abc"));
+        assert_eq!(proxied_path("s3://bucket/x"), None);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -100,8 +100,9 @@ impl Tracking {
         let now = now_ms();
         let model = LoggedModelRow {
             artifact_location: format!(
-                "{}/models/{model_id}/artifacts",
-                experiment.artifact_location.trim_end_matches('/')
+                "{}/{}/{model_id}/artifacts",
+                experiment.artifact_location.trim_end_matches('/'),
+                crate::artifacts::models_dir(&experiment.artifact_location),
             ),
             name: new.name.filter(|n| !n.is_empty()).unwrap_or_else(|| crate::names::run_name(&id)),
             model_id,

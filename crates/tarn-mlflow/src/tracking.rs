@@ -109,7 +109,7 @@ impl Tracking {
     pub fn open(store: Arc<Store>) -> Result<Self> {
         let tracking = Self { store };
         if tracking.store.get_experiment(0)?.is_none() {
-            tracking.store.create_experiment(DEFAULT_EXPERIMENT, &default_location, &[], now_ms())?;
+            tracking.store.create_experiment(DEFAULT_EXPERIMENT, &|id| default_location(id, false), &[], now_ms())?;
         }
         Ok(tracking)
     }
@@ -131,7 +131,8 @@ impl Tracking {
         }
         validate::tags(tags)?;
         let location = artifact_location.filter(|l| !l.is_empty()).map(str::to_string);
-        let artifact = move |id: i64| location.clone().unwrap_or_else(|| default_location(id));
+        let workspace_path = name.starts_with('/');
+        let artifact = move |id: i64| location.clone().unwrap_or_else(|| default_location(id, workspace_path));
         match self.store.create_experiment(name, &artifact, tags, now_ms())? {
             Some(id) => Ok(id.to_string()),
             None => Err(MlflowError::AlreadyExists(format!("Experiment(name={name}) already exists."))),
@@ -403,7 +404,14 @@ impl Tracking {
 pub const RUN_NAME_TAG: &str = "mlflow.runName";
 
 /// Where an experiment's artifacts go unless its creator says otherwise:
-/// tarn's proxied artifact store, as `mlflow server` does by default.
-fn default_location(id: i64) -> String {
-    format!("mlflow-artifacts:/{id}")
+/// tarn's proxied artifact store, as `mlflow server` does by default. An
+/// experiment named by a workspace path (`/Users/...`), as on Databricks,
+/// gets Databricks' location, which the client under a `databricks`
+/// tracking URI reaches through the Files API; both are the same store.
+fn default_location(id: i64, workspace_path: bool) -> String {
+    if workspace_path {
+        format!("{}{id}", crate::artifacts::DATABRICKS_ROOT)
+    } else {
+        format!("mlflow-artifacts:/{id}")
+    }
 }

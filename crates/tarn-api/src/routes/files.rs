@@ -50,7 +50,12 @@ fn fail(e: FilesError) -> ApiFailure {
     files_failure(Surface::Files, e)
 }
 
+/// A volume path, or the MLflow client's path for tracking artifacts
+/// (under a `databricks` tracking URI it reaches them through this API).
 fn locate(s: &AppState, path: &str) -> ApiResult<Location> {
+    if tarn_mlflow::Artifacts::is_workspace_internal(path) {
+        return s.artifacts.workspace_internal(path).map_err(fail);
+    }
     s.files.volumes().locate(&format!("/{path}")).map_err(fail)
 }
 
@@ -161,9 +166,14 @@ fn byte_range(headers: &HeaderMap, size: u64) -> ApiResult<Option<(u64, u64)>> {
 }
 
 async fn download(State(s): State<AppState>, Path(path): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
-    let (file, entry) = locate(&s, &path)?.open_file().map_err(fail)?;
-    check_unmodified(&headers, &entry)?;
-    let range = byte_range(&headers, entry.size)?;
+    serve_file(&locate(&s, &path)?, &headers).await
+}
+
+/// A file's bytes, or the range of them `headers` ask for.
+pub(crate) async fn serve_file(location: &Location, headers: &HeaderMap) -> ApiResult<Response> {
+    let (file, entry) = location.open_file().map_err(fail)?;
+    check_unmodified(headers, &entry)?;
+    let range = byte_range(headers, entry.size)?;
     let (start, length) = range.map_or((0, entry.size), |(a, b)| (a, b - a + 1));
     let mut file = tokio::fs::File::from_std(file);
     if start > 0 {

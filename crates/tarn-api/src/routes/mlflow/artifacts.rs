@@ -32,7 +32,27 @@ pub fn router() -> Router<AppState> {
 /// The part URLs of multipart uploads, which the client calls without
 /// credentials (as it would a presigned URL): the upload id admits them.
 pub fn part_router() -> Router<AppState> {
-    Router::new().route(&format!("{MPU}/parts/{{upload_id}}/{{part_number}}"), put(upload_part))
+    Router::new()
+        .route(&format!("{MPU}/parts/{{upload_id}}/{{part_number}}"), put(upload_part))
+        .route(&format!("{SIGNED}/{{token}}"), get(signed_download))
+}
+
+/// Signed download URLs (`model-versions/get-signed-download-uri`).
+pub(super) const SIGNED: &str = "/api/2.0/mlflow-artifacts/signed";
+
+async fn signed_download(
+    State(s): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    crate::routes::files::serve_file(&s.artifacts.signed(&token)?, &headers).await
+}
+
+/// This server's base URL as the client reached it.
+pub(super) fn base_url(headers: &HeaderMap) -> String {
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    format!("{scheme}://{host}")
 }
 
 async fn upload(State(s): State<AppState>, Path(path): Path<String>, body: Body) -> ApiResult<Json<Value>> {
@@ -118,10 +138,9 @@ async fn create_upload(
 ) -> ApiResult<Json<Value>> {
     let parts = b.num_parts.unwrap_or(1);
     let id = s.uploads.create(&dir, b.file()?, parts)?;
-    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    let base = base_url(&headers);
     let credentials: Vec<Value> = (1..=parts)
-        .map(|n| json!({"part_number": n, "url": format!("{scheme}://{host}{MPU}/parts/{id}/{n}"), "headers": {}}))
+        .map(|n| json!({"part_number": n, "url": format!("{base}{MPU}/parts/{id}/{n}"), "headers": {}}))
         .collect();
     Ok(Json(json!({"upload_id": id, "credentials": credentials})))
 }

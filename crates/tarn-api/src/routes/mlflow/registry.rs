@@ -30,6 +30,8 @@ pub fn router() -> Router<AppState> {
         ("model-versions/delete", axum::routing::delete(delete_version)),
         ("model-versions/search", get(search_versions)),
         ("model-versions/get-download-uri", get(download_uri)),
+        ("model-versions/list-artifacts", get(list_version_artifacts)),
+        ("model-versions/get-signed-download-uri", get(signed_download_uri)),
         ("model-versions/transition-stage", post(transition_stage)),
         ("model-versions/set-tag", post(set_version_tag)),
         ("model-versions/delete-tag", axum::routing::delete(delete_version_tag)),
@@ -241,4 +243,24 @@ async fn set_version_tag(State(s): State<AppState>, JsonBody(b): JsonBody<Body>)
 async fn delete_version_tag(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
     s.tracking.delete_model_version_tag(b.name()?, &b.version()?, required(b.key.as_deref(), "key")?)?;
     Ok(Json(json!({})))
+}
+
+/// A version's files under `path` (the workspace registry's call, which the
+/// client makes under a `databricks` registry URI).
+async fn list_version_artifacts(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+    let uri = s.tracking.download_uri(required(q.get("name"), "name")?, required(q.get("version"), "version")?)?;
+    let files = s.artifacts.list_root(&uri, q.get("path"))?;
+    Ok(Json(json!({"files": super::artifacts::files_json(&files)})))
+}
+
+/// A URL that downloads one file of a version without credentials.
+async fn signed_download_uri(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    let uri = s.tracking.download_uri(required(q.get("name"), "name")?, required(q.get("version"), "version")?)?;
+    let token = s.artifacts.sign(&uri, q.get("path").unwrap_or(""))?;
+    let url = format!("{}{}/{token}", super::artifacts::base_url(&headers), super::artifacts::SIGNED);
+    Ok(Json(json!({"signed_uri": url, "headers": []})))
 }
