@@ -65,6 +65,20 @@ impl From<ComputeError> for ApiFailure {
     }
 }
 
+impl From<tarn_jobs::JobsError> for ApiFailure {
+    fn from(e: tarn_jobs::JobsError) -> Self {
+        use tarn_jobs::JobsError;
+        let code = match &e {
+            // Databricks answers an unknown job id with 400 as it does an
+            // unknown cluster; the SDK maps that to ResourceDoesNotExist.
+            JobsError::InvalidParameter(_) | JobsError::NotFound(_) => ErrorCode::InvalidParameterValue,
+            JobsError::NotImplemented(_) => ErrorCode::NotImplemented,
+            JobsError::Store(_) => ErrorCode::InternalError,
+        };
+        Self(ApiError::new(code, e.to_string()))
+    }
+}
+
 impl From<tarn_mlflow::MlflowError> for ApiFailure {
     fn from(e: tarn_mlflow::MlflowError) -> Self {
         use tarn_mlflow::MlflowError;

@@ -26,6 +26,7 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub clusters: ClusterManager,
     pub contexts: tarn_compute::context::Contexts,
+    pub jobs: tarn_jobs::Jobs,
     pub tracking: tarn_mlflow::Tracking,
     pub artifacts: tarn_mlflow::Artifacts,
     /// Multipart uploads into `artifacts`, their parts kept beside it.
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::clusters::router())
         .merge(routes::commands::router())
         .merge(routes::mlflow::router())
+        .merge(routes::jobs::router())
         .merge(routes::unity_catalog::router())
         .merge(routes::files::router())
         .merge(routes::dbfs::router())

@@ -79,6 +79,7 @@ fn fixture(name: &str) -> Fixture {
     let warehouse = tarn_sql::Warehouse::open(&store, clusters.clone(), Duration::from_secs(5)).unwrap();
     let statements = tarn_sql::Statements::new(warehouse, tarn_lake::Lake::new(catalog.clone(), "admin"), None);
     let state = AppState {
+        jobs: tarn_jobs::Jobs::new(store.clone(), std::sync::Arc::new(|_: &str| false)),
         tracking: tarn_mlflow::Tracking::open(store.clone()).unwrap(),
         artifacts: tarn_mlflow::Artifacts::open(&home.join("artifacts")).unwrap(),
         uploads: tarn_mlflow::Uploads::open(

@@ -8,6 +8,7 @@
 mod audit;
 mod catalog;
 mod clusters;
+mod jobs;
 mod migrations;
 pub mod mlflow;
 mod settings;
@@ -22,6 +23,7 @@ use rusqlite::Connection;
 pub use audit::AuditEvent;
 pub use catalog::{CommitOutcome, DeltaCommit, UcObject};
 pub use clusters::{ClusterRow, EventFilter, EventRow};
+pub use jobs::JobRow;
 pub use tokens::{TokenRow, User};
 pub use workspace::WorkspaceObject;
 

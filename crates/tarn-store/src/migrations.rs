@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_audit.sql"),
     include_str!("../migrations/0004_workspace.sql"),
     include_str!("../migrations/0005_mlflow.sql"),
+    include_str!("../migrations/0006_jobs.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

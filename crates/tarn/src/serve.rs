@@ -130,6 +130,8 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let gateway = Gateway::new(clusters.clone(), store.clone(), hooks);
     let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
     let tracking = tarn_mlflow::Tracking::open(store.clone()).map_err(|e| e.to_string())?;
+    let known_clusters = clusters.clone();
+    let jobs = tarn_jobs::Jobs::new(store.clone(), Arc::new(move |id: &str| known_clusters.get(id).is_ok()));
     let artifacts = tarn_mlflow::Artifacts::open(&config.home.join("artifacts")).map_err(|e| e.to_string())?;
     let uploads = tarn_mlflow::Uploads::open(&config.home.join("artifact-uploads"), artifacts.clone())
         .map_err(|e| e.to_string())?;
@@ -142,6 +144,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         store,
         clusters: clusters.clone(),
         contexts: contexts.clone(),
+        jobs,
         tracking,
         artifacts,
         uploads,

@@ -4,6 +4,7 @@ pub mod clusters;
 pub mod commands;
 pub mod dbfs;
 pub mod files;
+pub mod jobs;
 pub mod mlflow;
 pub mod public;
 pub mod scim;

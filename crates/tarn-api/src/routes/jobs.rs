@@ -1,0 +1,141 @@
+//! Jobs API, served under both `/api/2.1/jobs` and `/api/2.2/jobs`: job
+//! definitions (create, get, list, reset, update, delete). Runs come with
+//! the scheduler; until then their calls answer `NOT_IMPLEMENTED`.
+
+use axum::extract::State;
+use axum::http::{Method, Uri};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tarn_core::{ApiError, page};
+use tarn_jobs::JobRow;
+
+use crate::body::{JsonBody, QueryPairs};
+use crate::error::{ApiFailure, ApiResult};
+use crate::{AppState, Caller};
+
+/// Run calls the scheduler will serve.
+const RUN_CALLS: &[&str] = &[
+    "run-now",
+    "runs/submit",
+    "runs/get",
+    "runs/get-output",
+    "runs/list",
+    "runs/cancel",
+    "runs/cancel-all",
+    "runs/delete",
+    "runs/repair",
+    "runs/export",
+];
+
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    for version in ["2.1", "2.2"] {
+        let at = |op: &str| format!("/api/{version}/jobs/{op}");
+        router = router
+            .route(&at("create"), post(create))
+            .route(&at("get"), get(get_job))
+            .route(&at("list"), get(list))
+            .route(&at("reset"), post(reset))
+            .route(&at("update"), post(update))
+            .route(&at("delete"), post(delete));
+        for call in RUN_CALLS {
+            router = router.route(&at(call), axum::routing::any(not_yet));
+        }
+    }
+    router
+}
+
+async fn not_yet(method: Method, uri: Uri) -> ApiFailure {
+    ApiError::not_implemented(format!("{method} {} is not implemented by tarn yet (job runs come next)", uri.path()))
+        .into()
+}
+
+fn job_id(value: Option<&Value>) -> Result<i64, ApiFailure> {
+    let id = match value {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    };
+    id.ok_or_else(|| ApiError::invalid_parameter("Missing or malformed required field: job_id").into())
+}
+
+/// A job as `jobs/get` answers it; `full` keeps the tasks and clusters that
+/// `jobs/list` leaves out unless `expand_tasks`.
+fn job_json(job: &JobRow, full: bool) -> Value {
+    let mut settings = job.settings.clone();
+    if !full && let Some(map) = settings.as_object_mut() {
+        for field in ["tasks", "job_clusters", "environments", "parameters"] {
+            map.remove(field);
+        }
+    }
+    json!({
+        "job_id": job.job_id,
+        "creator_user_name": job.creator_user_name,
+        "run_as_user_name": job.run_as_user_name,
+        "settings": settings,
+        "created_time": job.created_time,
+    })
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let job_id = s.jobs.create(&user.user_name, Value::Object(body))?;
+    Ok(Json(json!({"job_id": job_id})))
+}
+
+async fn get_job(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+    let id = job_id(q.get("job_id").map(|v| Value::String(v.into())).as_ref())?;
+    Ok(Json(job_json(&s.jobs.get(id)?, true)))
+}
+
+async fn list(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+    let number = |name: &str| -> Result<Option<i64>, ApiFailure> {
+        q.get(name)
+            .map(|v| v.parse().map_err(|_| ApiError::invalid_parameter(format!("Invalid {name}: '{v}'")).into()))
+            .transpose()
+    };
+    let offset = match q.get("page_token").filter(|t| !t.is_empty()) {
+        Some(token) => page::decode(token)?,
+        None => usize::try_from(number("offset")?.unwrap_or(0).max(0)).unwrap_or(0),
+    };
+    let expand = q.get("expand_tasks").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let listed = s.jobs.list(q.get("name"), offset, number("limit")?)?;
+    let count = listed.jobs.len();
+    let mut out = json!({"has_more": listed.has_more});
+    if count > 0 {
+        out["jobs"] = listed.jobs.iter().map(|j| job_json(j, expand)).collect();
+    }
+    if listed.has_more {
+        out["next_page_token"] = json!(page::encode(offset + count));
+    }
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize)]
+struct Change {
+    job_id: Option<Value>,
+    new_settings: Option<Value>,
+    #[serde(default)]
+    fields_to_remove: Vec<String>,
+}
+
+async fn reset(State(s): State<AppState>, JsonBody(b): JsonBody<Change>) -> ApiResult<Json<Value>> {
+    let settings = b.new_settings.ok_or_else(|| ApiError::invalid_parameter("Missing required field: new_settings"))?;
+    s.jobs.reset(job_id(b.job_id.as_ref())?, settings)?;
+    Ok(Json(json!({})))
+}
+
+async fn update(State(s): State<AppState>, JsonBody(b): JsonBody<Change>) -> ApiResult<Json<Value>> {
+    s.jobs.update(job_id(b.job_id.as_ref())?, b.new_settings, &b.fields_to_remove)?;
+    Ok(Json(json!({})))
+}
+
+async fn delete(State(s): State<AppState>, JsonBody(b): JsonBody<Change>) -> ApiResult<Json<Value>> {
+    s.jobs.delete(job_id(b.job_id.as_ref())?)?;
+    Ok(Json(json!({})))
+}

@@ -1,0 +1,25 @@
+//! Errors of the jobs domain; `tarn-api` maps each kind to the Databricks
+//! error codes once.
+
+use tarn_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobsError {
+    /// `INVALID_PARAMETER_VALUE`, 400.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// `RESOURCE_DOES_NOT_EXIST`, 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// `NOT_IMPLEMENTED`, 501.
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T> = std::result::Result<T, JobsError>;
+
+pub(crate) fn invalid(message: impl Into<String>) -> JobsError {
+    JobsError::InvalidParameter(message.into())
+}
