@@ -42,6 +42,16 @@ impl QueryPairs {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
+
+    /// An integer parameter, if sent; anything else is INVALID_PARAMETER_VALUE.
+    pub fn int(&self, key: &str) -> Result<Option<i64>, ApiFailure> {
+        self.get(key)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiFailure(ApiError::invalid_parameter(format!("{key} must be an integer, got {v}"))))
+            })
+            .transpose()
+    }
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryPairs {

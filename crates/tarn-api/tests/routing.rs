@@ -78,15 +78,12 @@ fn fixture(name: &str) -> Fixture {
     let files = tarn_files::Files::open(&home, store.clone(), catalog.clone()).unwrap();
     let warehouse = tarn_sql::Warehouse::open(&store, clusters.clone(), Duration::from_secs(5)).unwrap();
     let statements = tarn_sql::Statements::new(warehouse, tarn_lake::Lake::new(catalog.clone(), "admin"), None);
+    let artifacts = tarn_mlflow::Artifacts::open(&home.join("artifacts")).unwrap();
     let state = AppState {
         jobs: tarn_jobs::Jobs::new(store.clone(), std::sync::Arc::new(|_: &str| false)),
         tracking: tarn_mlflow::Tracking::open(store.clone()).unwrap(),
-        artifacts: tarn_mlflow::Artifacts::open(&home.join("artifacts")).unwrap(),
-        uploads: tarn_mlflow::Uploads::open(
-            &home.join("artifact-uploads"),
-            tarn_mlflow::Artifacts::open(&home.join("artifacts")).unwrap(),
-        )
-        .unwrap(),
+        uploads: tarn_mlflow::Uploads::open(&home.join("artifact-uploads"), artifacts.clone()).unwrap(),
+        artifacts,
         mlflow_anonymous: None,
         audit: tarn_api::AuditLog::start(store.clone()),
         store: store.clone(),

@@ -112,10 +112,10 @@ impl Uploads {
     fn matching(&self, upload_id: &str, dir: &str, file_name: &str) -> Result<PathBuf> {
         let upload = self.upload(upload_id)?;
         let target = std::fs::read_to_string(upload.join(TARGET_FILE)).map_err(|e| io("reading an upload", e))?;
-        if target != target_path(dir, file_name)? {
+        let asked = target_path(dir, file_name)?;
+        if target != asked {
             return Err(MlflowError::InvalidParameter(format!(
-                "Upload '{upload_id}' writes '{target}', not '{}'",
-                target_path(dir, file_name)?
+                "Upload '{upload_id}' writes '{target}', not '{asked}'"
             )));
         }
         Ok(upload)

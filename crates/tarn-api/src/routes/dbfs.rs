@@ -97,19 +97,9 @@ async fn put(State(s): State<AppState>, body: Payload) -> ApiResult<Json<Value>>
     Ok(Json(json!({})))
 }
 
-fn int(query: &QueryPairs, key: &str) -> ApiResult<Option<i64>> {
-    query
-        .get(key)
-        .map(|v| {
-            v.parse::<i64>().map_err(|_| ApiError::invalid_parameter(format!("{key} must be an integer, got {v}")))
-        })
-        .transpose()
-        .map_err(ApiFailure)
-}
-
 async fn read(State(s): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
     let path = required(query.get("path"), "path")?;
-    let (offset, length) = (int(&query, "offset")?.unwrap_or(0), int(&query, "length")?);
+    let (offset, length) = (query.int("offset")?.unwrap_or(0), query.int("length")?);
     let data = s.files.dbfs().read(path, offset, length).map_err(fail)?;
     Ok(Json(json!({"bytes_read": data.len(), "data": encode_base64(&data)})))
 }

@@ -94,17 +94,12 @@ async fn get_job(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Val
 }
 
 async fn list(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
-    let number = |name: &str| -> Result<Option<i64>, ApiFailure> {
-        q.get(name)
-            .map(|v| v.parse().map_err(|_| ApiError::invalid_parameter(format!("Invalid {name}: '{v}'")).into()))
-            .transpose()
-    };
     let offset = match q.get("page_token").filter(|t| !t.is_empty()) {
         Some(token) => page::decode(token)?,
-        None => usize::try_from(number("offset")?.unwrap_or(0).max(0)).unwrap_or(0),
+        None => usize::try_from(q.int("offset")?.unwrap_or(0).max(0)).unwrap_or(0),
     };
     let expand = q.get("expand_tasks").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let listed = s.jobs.list(q.get("name"), offset, number("limit")?)?;
+    let listed = s.jobs.list(q.get("name"), offset, q.int("limit")?)?;
     let count = listed.jobs.len();
     let mut out = json!({"has_more": listed.has_more});
     if count > 0 {

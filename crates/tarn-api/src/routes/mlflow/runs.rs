@@ -302,13 +302,8 @@ async fn log_model(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> Ap
 async fn metric_history_bulk(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
     let run_ids: Vec<String> = q.all("run_ids").map(str::to_string).collect();
     let key = required(q.get("metric_key"), "metric_key")?;
-    let number = |name: &str| -> Result<Option<i64>, MlflowError> {
-        q.get(name)
-            .map(|v| v.parse().map_err(|_| MlflowError::InvalidParameter(format!("Invalid value '{v}' for {name}"))))
-            .transpose()
-    };
-    let steps = (number("start_step")?, number("end_step")?);
-    let metrics = s.tracking.sampled_history(&run_ids, key, number("max_results")?, steps)?;
+    let steps = (q.int("start_step")?, q.int("end_step")?);
+    let metrics = s.tracking.sampled_history(&run_ids, key, q.int("max_results")?, steps)?;
     let metrics: Vec<Value> = metrics
         .iter()
         .map(|(run, m)| {
