@@ -226,8 +226,12 @@ class TaskValues:
         self.owner = owner
         self.upstream = values or {}
 
+    LIMIT = 48 * 1024
+
     def set(self, key, value):
-        json.dumps(value)  # task values must be JSON
+        encoded = json.dumps(value)  # task values must be JSON
+        if len(encoded.encode("utf-8")) > self.LIMIT:
+            raise ValueError(f"The task value '{key}' is {len(encoded)} bytes as JSON; the limit is 48 KiB.")
         self.owner.task_values_set[key] = value
 
     def get(self, taskKey, key, default=None, debugValue=None):

@@ -98,6 +98,9 @@ class Kernel:
         self.output_limit = int(req.get("output_limit") or self.output_limit)
         self.row_limit = int(req.get("row_limit") or self.row_limit)
         self.memory_mb = req.get("memory_mb")
+        # A job task's Python file sees its parameters as sys.argv.
+        if req.get("argv") is not None:
+            sys.argv = [str(a) for a in req["argv"]]
 
         from pyspark.sql import SparkSession
 
@@ -125,10 +128,18 @@ class Kernel:
         sys.stdout = sys.stderr = out
         self.executing = True
         try:
-            value = self.run_sql(code) if language == "sql" else self.run_python(code)
+            value = self.run_sql(code) if language == "sql" else self.run_python(code, req.get("filename"))
             result = self.success(value, out)
         except NotebookExit as e:
-            result = {"resultType": "text", "data": "" if e.value is None else str(e.value)}
+            exit_value = "" if e.value is None else str(e.value)
+            result = {"resultType": "text", "data": exit_value, "notebookExit": True, "stdout": out.text()}
+        except SystemExit as e:
+            # A script's sys.exit(0) is a success, as when Python runs it.
+            if e.code in (0, None):
+                result = self.success(None, out)
+            else:
+                result = error_result(f"SystemExit: {e.code}", user_traceback(e))
+                result["stdout"] = out.text()
         except KeyboardInterrupt:
             self.executing = False
             self.interrupt_spark()
@@ -142,6 +153,7 @@ class Kernel:
             )
         except BaseException as e:  # noqa: BLE001 - every user failure is a result
             result = error_result(summary_of(e), user_traceback(e))
+            result["stdout"] = out.text()
         finally:
             self.executing = False
             sys.stdout, sys.stderr = saved
@@ -172,8 +184,11 @@ class Kernel:
 
     # -- running code ---------------------------------------------------------
 
-    def run_python(self, code):
-        filename = f"<command-{self.counter}>"
+    def run_python(self, code, filename=None):
+        if filename:
+            self.globals["__file__"] = filename
+        else:
+            filename = f"<command-{self.counter}>"
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         tree = ast.parse(code, filename=filename, mode="exec")
         last = None

@@ -27,6 +27,7 @@ pub struct AppState {
     pub clusters: ClusterManager,
     pub contexts: tarn_compute::context::Contexts,
     pub jobs: tarn_jobs::Jobs,
+    pub runs: tarn_jobs::Runs,
     pub tracking: tarn_mlflow::Tracking,
     pub artifacts: tarn_mlflow::Artifacts,
     /// Multipart uploads into `artifacts`, their parts kept beside it.

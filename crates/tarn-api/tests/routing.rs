@@ -79,8 +79,23 @@ fn fixture(name: &str) -> Fixture {
     let warehouse = tarn_sql::Warehouse::open(&store, clusters.clone(), Duration::from_secs(5)).unwrap();
     let statements = tarn_sql::Statements::new(warehouse, tarn_lake::Lake::new(catalog.clone(), "admin"), None);
     let artifacts = tarn_mlflow::Artifacts::open(&home.join("artifacts")).unwrap();
+    let jobs = tarn_jobs::Jobs::new(store.clone(), std::sync::Arc::new(|_: &str| false));
+    let engines = tarn_jobs::Engines {
+        contexts: contexts.clone(),
+        clusters: clusters.clone(),
+        files: files.clone(),
+        statements: statements.clone(),
+        cluster_start_timeout: Duration::from_secs(5),
+    };
+    let runs_config = tarn_jobs::RunsConfig {
+        home: home.clone(),
+        max_parallel_tasks: 2,
+        workspace_id: "1234".into(),
+        workspace_url: "http://127.0.0.1:9".into(),
+    };
     let state = AppState {
-        jobs: tarn_jobs::Jobs::new(store.clone(), std::sync::Arc::new(|_: &str| false)),
+        runs: tarn_jobs::Runs::new(store.clone(), jobs.clone(), engines, runs_config),
+        jobs,
         tracking: tarn_mlflow::Tracking::open(store.clone()).unwrap(),
         uploads: tarn_mlflow::Uploads::open(&home.join("artifact-uploads"), artifacts.clone()).unwrap(),
         artifacts,

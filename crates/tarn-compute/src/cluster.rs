@@ -99,6 +99,10 @@ impl TerminationReason {
     pub fn user_request(user: &str) -> Self {
         Self { code: "USER_REQUEST", kind: "SUCCESS", parameters: vec![("username", user.to_string())] }
     }
+    /// A job cluster whose run ended.
+    pub fn job_finished(run_id: i64) -> Self {
+        Self { code: "JOB_FINISHED", kind: "SUCCESS", parameters: vec![("job_run_id", run_id.to_string())] }
+    }
     pub fn inactivity(minutes: i64) -> Self {
         Self { code: "INACTIVITY", kind: "SUCCESS", parameters: vec![("inactivity_duration_min", minutes.to_string())] }
     }

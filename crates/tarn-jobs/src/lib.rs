@@ -1,16 +1,21 @@
 //! Jobs: job definitions checked as Databricks checks them (the task DAG
 //! from `depends_on`, `run_if`, task types, compute, dynamic value
-//! references) and kept in `tarn-store`.
+//! references) and kept in `tarn-store`; runs driven task by task on
+//! `tarn-compute` contexts and the warehouse, with retries, timeouts,
+//! task values, cancels and repairs, every transition durable.
 //!
-//! `tarn-api` serves them as the Jobs API 2.1 and 2.2. The run scheduler,
-//! task runners, triggers and notifications come next.
+//! `tarn-api` serves them as the Jobs API 2.1 and 2.2.
 
 mod error;
 mod jobs;
 mod references;
+pub mod runs;
 mod spec;
+pub mod tasks;
 
 pub use error::{JobsError, Result};
 pub use jobs::{JobList, Jobs};
+pub use runs::{RepairRequest, Runs, RunsConfig};
 pub use spec::validate;
-pub use tarn_store::JobRow;
+pub use tarn_store::{JobRow, RunFilter};
+pub use tasks::Engines;

@@ -8,6 +8,7 @@
 mod audit;
 mod catalog;
 mod clusters;
+mod job_runs;
 mod jobs;
 mod migrations;
 pub mod mlflow;
@@ -23,6 +24,7 @@ use rusqlite::Connection;
 pub use audit::AuditEvent;
 pub use catalog::{CommitOutcome, DeltaCommit, UcObject};
 pub use clusters::{ClusterRow, EventFilter, EventRow};
+pub use job_runs::{FINAL_STATES, JobRunRow, RunFilter};
 pub use jobs::JobRow;
 pub use tokens::{TokenRow, User};
 pub use workspace::WorkspaceObject;

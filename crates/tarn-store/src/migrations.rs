@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_workspace.sql"),
     include_str!("../migrations/0005_mlflow.sql"),
     include_str!("../migrations/0006_jobs.sql"),
+    include_str!("../migrations/0007_job_runs.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

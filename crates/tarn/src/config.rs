@@ -25,6 +25,8 @@ pub struct Config {
     pub serverless_idle: Duration,
     /// Python workers kept ready for new contexts (`TARN_WARM_WORKERS`).
     pub warm_workers: usize,
+    /// Job task attempts running at once, over all runs (`TARN_JOB_PARALLEL_TASKS`).
+    pub job_parallel_tasks: usize,
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -67,6 +69,7 @@ impl Config {
             serverless_memory_mb: env_u64("TARN_SERVERLESS_MEMORY_MB", 4096),
             serverless_idle: Duration::from_secs(env_u64("TARN_SERVERLESS_IDLE_SECONDS", 30 * 60)),
             warm_workers: usize::try_from(env_u64("TARN_WARM_WORKERS", 1)).unwrap_or(1),
+            job_parallel_tasks: usize::try_from(env_u64("TARN_JOB_PARALLEL_TASKS", 8)).unwrap_or(8),
         }
     }
 

@@ -132,6 +132,24 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let tracking = tarn_mlflow::Tracking::open(store.clone()).map_err(|e| e.to_string())?;
     let known_clusters = clusters.clone();
     let jobs = tarn_jobs::Jobs::new(store.clone(), Arc::new(move |id: &str| known_clusters.get(id).is_ok()));
+    let engines = tarn_jobs::Engines {
+        contexts: contexts.clone(),
+        clusters: clusters.clone(),
+        files: files.clone(),
+        statements: statements.clone(),
+        cluster_start_timeout: config.engine_start_timeout + WAREHOUSE_START_SLACK,
+    };
+    let runs_config = tarn_jobs::RunsConfig {
+        home: config.home.clone(),
+        max_parallel_tasks: config.job_parallel_tasks,
+        workspace_id: workspace_id.clone(),
+        workspace_url: format!("http://{addr}"),
+    };
+    let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), engines, runs_config);
+    let recovered = runs.recover().map_err(|e| e.to_string())?;
+    if recovered > 0 {
+        tracing::warn!(recovered, "job runs left in flight by an earlier tarn ended with INTERNAL_ERROR");
+    }
     let artifacts = tarn_mlflow::Artifacts::open(&config.home.join("artifacts")).map_err(|e| e.to_string())?;
     let uploads = tarn_mlflow::Uploads::open(&config.home.join("artifact-uploads"), artifacts.clone())
         .map_err(|e| e.to_string())?;
@@ -145,6 +163,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         clusters: clusters.clone(),
         contexts: contexts.clone(),
         jobs,
+        runs,
         tracking,
         artifacts,
         uploads,

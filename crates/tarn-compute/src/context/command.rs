@@ -132,6 +132,8 @@ pub struct Job {
     pub id: String,
     pub language: Language,
     pub code: String,
+    /// The file the code came from, for tracebacks and `__file__`.
+    pub filename: Option<String>,
     pub timeout: Duration,
 }
 
@@ -157,7 +159,10 @@ pub async fn run(
         clusters.record_activity(&context.cluster_id);
         context.touch();
         match outcome {
-            Ok((status, results)) => context.commands().set(&job.id, status, Some(results)),
+            Ok((status, results)) => {
+                context.commands().set(&job.id, status, Some(results));
+                context.done.notify_waiters();
+            }
             Err(exit) => {
                 let summary = format!("The Python worker of this context stopped: {}", exit.0);
                 let results = error_results(
@@ -169,6 +174,7 @@ pub async fn run(
                 );
                 context.commands().fail_pending(&results);
                 context.fail(summary);
+                context.done.notify_waiters();
                 return;
             }
         }
@@ -184,7 +190,12 @@ async fn execute(
     clusters: &ClusterManager,
 ) -> Result<(CommandStatus, Value), WorkerExit> {
     let pid = worker.pid;
-    let request = json!({"op": "execute", "language": job.language.as_str(), "code": job.code});
+    let request = json!({
+        "op": "execute",
+        "language": job.language.as_str(),
+        "code": job.code,
+        "filename": job.filename,
+    });
     let reply = worker.request(&request);
     tokio::pin!(reply);
     let deadline = tokio::time::sleep(job.timeout);

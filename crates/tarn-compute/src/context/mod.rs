@@ -33,6 +33,8 @@ use crate::managed::{ManagedCluster, ManagedSpec};
 use crate::{ClusterManager, ComputeError};
 
 pub const SERVERLESS_NAME: &str = "Serverless compute";
+/// A job task's commands run until the task's own timeout stops them.
+const UNLIMITED: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How often living serverless contexts count as activity on their engine.
 const SERVERLESS_KEEPALIVE: Duration = Duration::from_secs(60);
 
@@ -85,6 +87,15 @@ pub struct ContextSnapshot {
     pub error: Option<String>,
 }
 
+/// What a job task's context starts with.
+#[derive(Debug, Clone, Default)]
+pub struct TaskSetup {
+    /// Packages beyond the base runtime (a cached environment per set).
+    pub dependencies: Vec<String>,
+    /// Fields for the worker's attach request.
+    pub attach: serde_json::Map<String, serde_json::Value>,
+}
+
 /// Where a new context runs.
 #[derive(Debug, Clone)]
 pub enum Compute {
@@ -100,6 +111,8 @@ pub struct Context {
     jobs: mpsc::UnboundedSender<Job>,
     pid: u32,
     cancel: Notify,
+    /// Signalled whenever one of its commands ends.
+    done: Notify,
     state: Mutex<State>,
 }
 
@@ -257,6 +270,18 @@ impl Contexts {
 
     /// Creates a context with a warm worker attached to the compute's engine.
     pub async fn create(&self, compute: Compute, language: Language, user: &str) -> Result<String, ComputeError> {
+        self.create_with(compute, language, user, TaskSetup::default()).await
+    }
+
+    /// `create`, set up for a job task: its environment's dependencies and
+    /// more for the worker's attach (`widgets`, upstream `task_values`, `argv`).
+    pub async fn create_with(
+        &self,
+        compute: Compute,
+        language: Language,
+        user: &str,
+        task: TaskSetup,
+    ) -> Result<String, ComputeError> {
         let (cluster_id, serverless) = match compute {
             Compute::Cluster(id) => {
                 let cluster = self.inner.clusters.get(&id)?;
@@ -270,11 +295,11 @@ impl Contexts {
             }
             Compute::Serverless => (self.inner.serverless.engine(user).await?.cluster_id, true),
         };
-        let mut worker = self.inner.pool.take().await?;
+        let mut worker = self.inner.pool.take_with(&task.dependencies).await?;
         let id = context_id();
         let token = self.issue_token(&id, user)?;
         let config = &self.inner.config;
-        let request = json!({
+        let mut request = json!({
             "op": "attach",
             "remote": format!("{};token={token}", self.inner.clusters.connect_url(&cluster_id)),
             "api_url": config.api_url,
@@ -284,6 +309,9 @@ impl Contexts {
             "output_limit": config.output_limit,
             "row_limit": config.row_limit,
         });
+        if let Some(fields) = request.as_object_mut() {
+            fields.extend(task.attach);
+        }
         if let Err(why) = attach(&mut worker, &request).await {
             self.revoke_token(&id);
             return Err(ComputeError::Engine(format!("the Python worker could not attach: {why}")));
@@ -297,6 +325,7 @@ impl Contexts {
             jobs,
             pid: worker.pid,
             cancel: Notify::new(),
+            done: Notify::new(),
             state: Mutex::new(State { commands: Commands::default(), last_used: Instant::now(), failure: None }),
         });
         self.inner.clusters.record_activity(&context.cluster_id);
@@ -387,10 +416,43 @@ impl Contexts {
             id: command_id.clone(),
             language: language.unwrap_or(context.language),
             code,
+            filename: None,
             timeout: self.inner.config.command_timeout,
         };
         context.jobs.send(job).map_err(|_| ComputeError::ContextFailed(format!("Context {id} has stopped")))?;
         Ok(command_id)
+    }
+
+    /// Runs a command to its end (a job task's cell or file): no command
+    /// timeout but the caller's, who drops the context to stop it.
+    pub async fn run(
+        &self,
+        id: &str,
+        language: Language,
+        code: String,
+        filename: Option<String>,
+    ) -> Result<CommandSnapshot, ComputeError> {
+        let context = self.context(id)?;
+        if let Some(why) = self.failure(&context) {
+            return Err(ComputeError::ContextFailed(format!("Context {id} cannot run commands: {why}")));
+        }
+        let command_id = uuid::Uuid::new_v4().simple().to_string();
+        context.commands().add(&command_id);
+        context.touch();
+        let job = Job { id: command_id.clone(), language, code, filename, timeout: UNLIMITED };
+        context.jobs.send(job).map_err(|_| ComputeError::ContextFailed(format!("Context {id} has stopped")))?;
+        loop {
+            let notified = context.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let snapshot = context.commands().get(&command_id);
+            match snapshot {
+                Some(s) if s.status.is_done() => return Ok(s),
+                Some(_) => {}
+                None => return Err(ComputeError::CommandNotFound(command_id)),
+            }
+            notified.await;
+        }
     }
 
     pub fn command_status(

@@ -96,10 +96,27 @@ impl WorkerPool {
         }
     }
 
+    /// A worker in the base runtime plus `dependencies` (a job task's
+    /// environment): its cached environment is built the first time, and
+    /// the worker is started cold.
+    pub async fn take_with(&self, dependencies: &[String]) -> Result<Worker, ComputeError> {
+        if dependencies.is_empty() {
+            return self.take().await;
+        }
+        let mut requirements: Vec<String> = BASE_RUNTIME.iter().map(|r| r.to_string()).collect();
+        requirements.extend(dependencies.iter().cloned());
+        self.spawn_in(requirements).await
+    }
+
     async fn spawn(&self) -> Result<Worker, ComputeError> {
+        self.spawn_in(BASE_RUNTIME.iter().map(|r| r.to_string()).collect()).await
+    }
+
+    async fn spawn_in(&self, requirements: Vec<String>) -> Result<Worker, ComputeError> {
         let envs = self.inner.envs.clone();
         let env = tokio::task::spawn_blocking(move || {
-            envs.ensure(BASE_RUNTIME, &|step: &str| tracing::info!("environment: {step}"))
+            let requirements: Vec<&str> = requirements.iter().map(String::as_str).collect();
+            envs.ensure(&requirements, &|step: &str| tracing::info!("environment: {step}"))
         })
         .await
         .map_err(|e| ComputeError::Environment(e.to_string()))?

@@ -1,9 +1,10 @@
 //! Jobs API, served under both `/api/2.1/jobs` and `/api/2.2/jobs`: job
-//! definitions (create, get, list, reset, update, delete). Runs come with
-//! the scheduler; until then their calls answer `NOT_IMPLEMENTED`.
+//! definitions (create, get, list, reset, update, delete) here, runs in
+//! `runs`.
+
+mod runs;
 
 use axum::extract::State;
-use axum::http::{Method, Uri};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
@@ -14,20 +15,6 @@ use tarn_jobs::JobRow;
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::{ApiFailure, ApiResult};
 use crate::{AppState, Caller};
-
-/// Run calls the scheduler will serve.
-const RUN_CALLS: &[&str] = &[
-    "run-now",
-    "runs/submit",
-    "runs/get",
-    "runs/get-output",
-    "runs/list",
-    "runs/cancel",
-    "runs/cancel-all",
-    "runs/delete",
-    "runs/repair",
-    "runs/export",
-];
 
 pub fn router() -> Router<AppState> {
     let mut router = Router::new();
@@ -40,19 +27,12 @@ pub fn router() -> Router<AppState> {
             .route(&at("reset"), post(reset))
             .route(&at("update"), post(update))
             .route(&at("delete"), post(delete));
-        for call in RUN_CALLS {
-            router = router.route(&at(call), axum::routing::any(not_yet));
-        }
+        router = runs::routes(router, version);
     }
     router
 }
 
-async fn not_yet(method: Method, uri: Uri) -> ApiFailure {
-    ApiError::not_implemented(format!("{method} {} is not implemented by tarn yet (job runs come next)", uri.path()))
-        .into()
-}
-
-fn job_id(value: Option<&Value>) -> Result<i64, ApiFailure> {
+pub(super) fn job_id(value: Option<&Value>) -> Result<i64, ApiFailure> {
     let id = match value {
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) => s.parse().ok(),

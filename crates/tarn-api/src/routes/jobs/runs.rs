@@ -1,0 +1,143 @@
+//! Job runs: run-now, runs/submit, get, get-output, list, cancel,
+//! cancel-all, delete and repair, thin over `tarn_jobs::Runs`.
+
+use axum::extract::State;
+use axum::http::{Method, Uri};
+use axum::routing::{any, get, post};
+use axum::{Extension, Json, Router};
+use serde_json::{Map, Value, json};
+use tarn_core::{ApiError, page};
+use tarn_jobs::{RepairRequest, RunFilter};
+
+use super::job_id;
+use crate::body::{JsonBody, QueryPairs};
+use crate::error::{ApiFailure, ApiResult};
+use crate::{AppState, Caller};
+
+pub(super) fn routes(router: Router<AppState>, version: &str) -> Router<AppState> {
+    let at = |op: &str| format!("/api/{version}/jobs/{op}");
+    router
+        .route(&at("run-now"), post(run_now))
+        .route(&at("runs/submit"), post(submit))
+        .route(&at("runs/get"), get(get_run))
+        .route(&at("runs/get-output"), get(get_output))
+        .route(&at("runs/list"), get(list))
+        .route(&at("runs/cancel"), post(cancel))
+        .route(&at("runs/cancel-all"), post(cancel_all))
+        .route(&at("runs/delete"), post(delete))
+        .route(&at("runs/repair"), post(repair))
+        .route(&at("runs/export"), any(not_implemented))
+}
+
+async fn not_implemented(method: Method, uri: Uri) -> ApiFailure {
+    ApiError::not_implemented(format!("{method} {} is not implemented by tarn", uri.path())).into()
+}
+
+fn run_id(value: Option<&Value>) -> Result<i64, ApiFailure> {
+    let id = match value {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    };
+    id.ok_or_else(|| ApiError::invalid_parameter("Missing or malformed required field: run_id").into())
+}
+
+fn query_run_id(q: &QueryPairs) -> Result<i64, ApiFailure> {
+    run_id(q.get("run_id").map(|v| Value::String(v.into())).as_ref())
+}
+
+fn flag(q: &QueryPairs, name: &str) -> bool {
+    q.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+async fn run_now(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    let job_id = job_id(body.get("job_id"))?;
+    let run_id = s.runs.run_now(job_id, &user.user_name, &body)?;
+    Ok(Json(json!({"run_id": run_id, "number_in_job": run_id})))
+}
+
+async fn submit(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    let run_id = s.runs.submit(&user.user_name, &body)?;
+    Ok(Json(json!({"run_id": run_id})))
+}
+
+async fn get_run(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+    Ok(Json(s.runs.get(query_run_id(&q)?, flag(&q, "include_resolved_values"))?))
+}
+
+async fn get_output(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+    Ok(Json(s.runs.get_output(query_run_id(&q)?)?))
+}
+
+async fn list(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+    let offset = match q.get("page_token").filter(|t| !t.is_empty()) {
+        Some(token) => page::decode(token)?,
+        None => usize::try_from(q.int("offset")?.unwrap_or(0).max(0)).unwrap_or(0),
+    };
+    let (active_only, completed_only) = (flag(&q, "active_only"), flag(&q, "completed_only"));
+    if active_only && completed_only {
+        return Err(ApiError::invalid_parameter("active_only and completed_only cannot both be true").into());
+    }
+    let filter = RunFilter {
+        job_id: q.int("job_id")?,
+        active_only,
+        completed_only,
+        run_type: q.get("run_type").map(str::to_string),
+        start_time_from: q.int("start_time_from")?,
+        start_time_to: q.int("start_time_to")?,
+    };
+    let (runs, has_more) = s.runs.list(&filter, offset, q.int("limit")?, flag(&q, "expand_tasks"))?;
+    let count = runs.len();
+    let mut out = json!({"has_more": has_more});
+    if count > 0 {
+        out["runs"] = Value::Array(runs);
+    }
+    if has_more {
+        out["next_page_token"] = json!(page::encode(offset + count));
+    }
+    Ok(Json(out))
+}
+
+async fn cancel(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    s.runs.cancel(run_id(body.get("run_id"))?, &user.user_name)?;
+    Ok(Json(json!({})))
+}
+
+async fn cancel_all(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> ApiResult<Json<Value>> {
+    let job = match body.get("job_id") {
+        None | Some(Value::Null) => None,
+        given => Some(job_id(given)?),
+    };
+    let all_queued = body.get("all_queued_runs").and_then(Value::as_bool).unwrap_or(false);
+    s.runs.cancel_all(job, all_queued, &user.user_name)?;
+    Ok(Json(json!({})))
+}
+
+async fn delete(State(s): State<AppState>, JsonBody(body): JsonBody<Value>) -> ApiResult<Json<Value>> {
+    s.runs.delete(run_id(body.get("run_id"))?)?;
+    Ok(Json(json!({})))
+}
+
+async fn repair(State(s): State<AppState>, JsonBody(body): JsonBody<Value>) -> ApiResult<Json<Value>> {
+    let run_id = run_id(body.get("run_id"))?;
+    let request: RepairRequest = serde_json::from_value(body)
+        .map_err(|e| ApiError::invalid_parameter(format!("Malformed repair request: {e}")))?;
+    let repair_id = s.runs.repair(run_id, &request)?;
+    Ok(Json(json!({"repair_id": repair_id})))
+}

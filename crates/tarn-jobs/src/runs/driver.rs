@@ -1,0 +1,425 @@
+//! Drives one job run (or one repair of it) to its end: tasks start when
+//! the graph allows, up to the shared parallelism; failed attempts are
+//! retried as their settings say; task and job timeouts and cancels stop
+//! what runs; job clusters are terminated at the end.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tarn_core::time::now_ms;
+use tarn_store::JobRunRow;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::attempt::{self, AttemptEnd, Finished, JobClusters};
+use super::dag::{self, Decision, Done, Node};
+use super::state::{LifeCycle, ResultState, RunState};
+use super::{Runs, Stop, TaskFacts};
+use crate::error::Result;
+
+pub(super) async fn drive(runs: Runs, run_id: i64, stop: watch::Receiver<Option<Stop>>) {
+    let clusters = Arc::new(JobClusters::default());
+    let outcome = match Driver::load(&runs, run_id, clusters.clone()) {
+        Ok(driver) => driver.run(stop).await,
+        Err(e) => Err(e),
+    };
+    for cluster_id in clusters.created() {
+        runs.engines().stop_job_cluster(&cluster_id, run_id);
+    }
+    if let Err(e) = outcome {
+        tracing::error!(run_id, error = %e, "a job run could not be driven");
+        if let Ok(row) = runs.run_row(run_id) {
+            let state = RunState {
+                life_cycle: LifeCycle::InternalError,
+                ..RunState::ended(ResultState::Failed, format!("tarn could not drive this run: {e}"))
+                    .with_code("INTERNAL_ERROR")
+            };
+            let _ = runs.write_state(row, &state);
+        }
+    }
+}
+
+pub(super) struct Driver {
+    runs: Runs,
+    run: JobRunRow,
+    nodes: Vec<Node>,
+    tasks: HashMap<String, Value>,
+    /// Tasks of this pass not yet finished, with their current attempt's row.
+    rows: HashMap<String, JobRunRow>,
+    done: HashMap<String, Done>,
+    facts: HashMap<String, TaskFacts>,
+    retries: Vec<(Instant, String)>,
+    running: JoinSet<Finished>,
+    in_flight: HashSet<String>,
+    clusters: Arc<JobClusters>,
+    repair_id: Option<i64>,
+}
+
+impl Driver {
+    fn load(runs: &Runs, run_id: i64, clusters: Arc<JobClusters>) -> Result<Self> {
+        let run = runs.run_row(run_id)?;
+        let task_list: Vec<Value> =
+            run.doc.pointer("/settings/tasks").and_then(Value::as_array).cloned().unwrap_or_default();
+        let nodes: Vec<Node> = task_list.iter().filter_map(Node::of).collect();
+        let tasks = nodes.iter().map(|n| n.task_key.clone()).zip(task_list).collect();
+        let repair_id = run
+            .doc
+            .get("repairs")
+            .and_then(Value::as_array)
+            .and_then(|r| r.last())
+            .and_then(|r| r.get("id"))
+            .and_then(Value::as_i64);
+        let mut driver = Driver {
+            runs: runs.clone(),
+            run,
+            nodes,
+            tasks,
+            rows: HashMap::new(),
+            done: HashMap::new(),
+            facts: HashMap::new(),
+            retries: Vec::new(),
+            running: JoinSet::new(),
+            in_flight: HashSet::new(),
+            clusters,
+            repair_id,
+        };
+        driver.plan()?;
+        Ok(driver)
+    }
+
+    /// Rows for the tasks this pass runs (all of them, or a repair's); the
+    /// others keep how their latest attempt ended.
+    fn plan(&mut self) -> Result<()> {
+        let rerun: Option<HashSet<String>> = self.repair_id.and_then(|_| {
+            self.run
+                .doc
+                .get("repairs")?
+                .as_array()?
+                .last()?
+                .get("rerun_tasks")?
+                .as_array()
+                .map(|keys| keys.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        });
+        let mut latest: HashMap<String, JobRunRow> = HashMap::new();
+        for row in self.runs.store().child_job_runs(self.run.run_id)? {
+            if let Some(key) = row.task_key.clone() {
+                latest.insert(key, row);
+            }
+        }
+        for node in self.nodes.clone() {
+            let key = node.task_key.clone();
+            let kept = rerun.as_ref().is_some_and(|r| !r.contains(&key));
+            match (kept, latest.remove(&key)) {
+                (true, Some(row)) => self.keep(row),
+                (_, previous) => {
+                    let attempt = previous.map(|p| p.attempt_number + 1).unwrap_or(0);
+                    let row = self.new_task_row(&key, attempt, LifeCycle::Blocked, "Waiting for upstream tasks")?;
+                    self.rows.insert(key, row);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A finished task from before this repair, as its dependents see it.
+    fn keep(&mut self, row: JobRunRow) {
+        let Some(key) = row.task_key.clone() else { return };
+        let result = row.result_state.as_deref().and_then(ResultState::parse).unwrap_or(ResultState::Failed);
+        let outcome = row.doc.pointer("/output/condition_task/outcome").and_then(Value::as_str).map(|o| o == "true");
+        self.done.insert(key.clone(), Done { result, outcome });
+        self.facts.insert(key, facts_of(&row));
+    }
+
+    fn new_task_row(&self, key: &str, attempt: i64, life_cycle: LifeCycle, message: &str) -> Result<JobRunRow> {
+        let mut row = JobRunRow {
+            run_id: 0,
+            job_id: self.run.job_id,
+            parent_run_id: Some(self.run.run_id),
+            task_key: Some(key.to_string()),
+            attempt_number: attempt,
+            run_type: "TASK_RUN".into(),
+            life_cycle_state: life_cycle.as_str().into(),
+            result_state: None,
+            state_message: message.into(),
+            termination_code: None,
+            creator_user_name: self.run.creator_user_name.clone(),
+            idempotency_token: None,
+            start_time: now_ms(),
+            execution_start: None,
+            end_time: None,
+            doc: json!({"repair_id": self.repair_id}),
+        };
+        row.run_id = self.runs.store().insert_job_run(&row)?;
+        Ok(row)
+    }
+
+    async fn run(mut self, mut stop: watch::Receiver<Option<Stop>>) -> Result<()> {
+        self.run.execution_start.get_or_insert(now_ms());
+        let running = RunState::new(LifeCycle::Running, "");
+        self.run = self.runs.write_state(self.run.clone(), &running)?;
+        let timeout = self.run.doc.pointer("/settings/timeout_seconds").and_then(Value::as_i64).filter(|t| *t > 0);
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t as u64));
+        loop {
+            self.start_ready()?;
+            if self.in_flight.is_empty() && self.retries.is_empty() {
+                break;
+            }
+            let next_retry = self.retries.iter().map(|(at, _)| *at).min();
+            tokio::select! {
+                Some(joined) = self.running.join_next() => {
+                    match joined {
+                        Ok(finished) => self.finish(finished)?,
+                        Err(e) => tracing::error!(run_id = self.run.run_id, error = %e, "a task attempt panicked"),
+                    }
+                }
+                () = sleep_until(next_retry), if next_retry.is_some() => self.start_retries()?,
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    return self.stop(Stop::TimedOut(timeout.unwrap_or_default())).await;
+                }
+                changed = stop.changed() => {
+                    let reason = stop.borrow().clone();
+                    if let (Ok(()), Some(reason)) = (changed, reason) {
+                        return self.stop(reason).await;
+                    }
+                }
+            }
+        }
+        self.conclude()
+    }
+
+    /// Starts every blocked task the graph now allows; skips those it rules out.
+    fn start_ready(&mut self) -> Result<()> {
+        loop {
+            let mut progressed = false;
+            let waiting: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| n.task_key.clone())
+                .filter(|k| {
+                    self.rows.contains_key(k)
+                        && !self.in_flight.contains(k)
+                        && !self.retries.iter().any(|(_, r)| r == k)
+                })
+                .collect();
+            for key in waiting {
+                let Some(node) = self.nodes.iter().find(|n| n.task_key == key).cloned() else { continue };
+                match dag::decide(&node, &self.done) {
+                    Decision::Wait => {}
+                    Decision::Skip(result) => {
+                        let message = format!("Skipped: {}", skip_reason(result));
+                        self.end_task(
+                            &key,
+                            RunState { life_cycle: LifeCycle::Skipped, ..RunState::ended(result, message) },
+                            None,
+                        )?;
+                        progressed = true;
+                    }
+                    Decision::Run => {
+                        self.launch(&key)?;
+                        progressed = true;
+                    }
+                }
+            }
+            if !progressed {
+                return Ok(());
+            }
+        }
+    }
+
+    fn launch(&mut self, key: &str) -> Result<()> {
+        let Some(row) = self.rows.get(key).cloned() else { return Ok(()) };
+        let task = self.tasks.get(key).cloned().unwrap_or(Value::Null);
+        let bindings = self.bindings(key, &row);
+        let pending = RunState::new(LifeCycle::Pending, "Starting the task");
+        let row = self.runs.write_state(row, &pending)?;
+        self.rows.insert(key.to_string(), row.clone());
+        let upstream = self.facts.iter().map(|(k, f)| (k.clone(), Value::Object(f.values.clone()))).collect();
+        let start = attempt::Start {
+            runs: self.runs.clone(),
+            run: self.run.clone(),
+            row,
+            task,
+            bindings,
+            upstream,
+            clusters: self.clusters.clone(),
+        };
+        self.running.spawn(attempt::run(start));
+        self.in_flight.insert(key.to_string());
+        Ok(())
+    }
+
+    fn bindings(&self, key: &str, row: &JobRunRow) -> super::Bindings {
+        let doc = &self.run.doc;
+        super::Bindings {
+            job_id: self.run.job_id,
+            job_name: doc.get("run_name").and_then(Value::as_str).unwrap_or_default().to_string(),
+            job_run_id: self.run.run_id,
+            repair_count: doc.get("repair_count").and_then(Value::as_i64).unwrap_or(0),
+            start_time: self.run.start_time,
+            trigger_type: doc.get("trigger").and_then(Value::as_str).unwrap_or("ONE_TIME").to_string(),
+            parameters: doc.get("job_parameters").and_then(Value::as_object).cloned().unwrap_or_default(),
+            task_key: key.to_string(),
+            task_run_id: row.run_id,
+            attempt: row.attempt_number,
+            notebook_path: self
+                .tasks
+                .get(key)
+                .and_then(|t| t.pointer("/notebook_task/notebook_path"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            tasks: self.facts.clone(),
+            workspace_id: self.runs.config().workspace_id.clone(),
+            workspace_url: self.runs.config().workspace_url.clone(),
+            input: None,
+        }
+    }
+
+    /// An attempt ended: record it, then retry it or mark the task done.
+    fn finish(&mut self, finished: Finished) -> Result<()> {
+        let key = finished.key.clone();
+        self.in_flight.remove(&key);
+        let row = self.runs.run_row(finished.task_run_id)?;
+        let (state, outcome) = attempt::record(&self.runs, row.clone(), &finished.end)?;
+        let failed = state.result.is_some_and(ResultState::is_failure);
+        let timed_out = state.result == Some(ResultState::TimedOut);
+        let task = self.tasks.get(&key).cloned().unwrap_or(Value::Null);
+        let max_retries = task.get("max_retries").and_then(Value::as_i64).unwrap_or(0);
+        let retry_on_timeout = task.get("retry_on_timeout").and_then(Value::as_bool).unwrap_or(false);
+        let may_retry = max_retries < 0 || row.attempt_number - self.first_attempt(&key) < max_retries;
+        if failed && may_retry && (!timed_out || retry_on_timeout) && !matches!(finished.end, AttemptEnd::Unresolved(_))
+        {
+            let interval = task.get("min_retry_interval_millis").and_then(Value::as_i64).unwrap_or(0).max(0);
+            let next = self.new_task_row(
+                &key,
+                row.attempt_number + 1,
+                LifeCycle::WaitingForRetry,
+                &format!("Retrying after attempt {} failed", row.attempt_number),
+            )?;
+            self.rows.insert(key.clone(), next);
+            self.retries.push((Instant::now() + Duration::from_millis(interval as u64), key));
+            return Ok(());
+        }
+        let saved = self.runs.run_row(finished.task_run_id)?;
+        self.rows.remove(&key);
+        self.facts.insert(key.clone(), facts_of(&saved));
+        self.done.insert(key, Done { result: state.result.unwrap_or(ResultState::Failed), outcome });
+        Ok(())
+    }
+
+    /// The attempt number this pass started the task at.
+    fn first_attempt(&self, key: &str) -> i64 {
+        let rows = self.runs.store().child_job_runs(self.run.run_id).unwrap_or_default();
+        rows.iter()
+            .filter(|r| {
+                r.task_key.as_deref() == Some(key) && r.doc.get("repair_id").and_then(Value::as_i64) == self.repair_id
+            })
+            .map(|r| r.attempt_number)
+            .min()
+            .unwrap_or(0)
+    }
+
+    fn start_retries(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = self.retries.drain(..).partition(|(at, _)| *at <= now);
+        self.retries = later;
+        for (_, key) in due {
+            self.launch(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Ends a task of this pass without running it (skipped, or stopped).
+    fn end_task(&mut self, key: &str, state: RunState, outcome: Option<bool>) -> Result<()> {
+        let Some(row) = self.rows.remove(key) else { return Ok(()) };
+        let result = state.result.unwrap_or(ResultState::Failed);
+        let row = self.runs.write_state(row, &state)?;
+        self.facts.insert(key.to_string(), facts_of(&row));
+        self.done.insert(key.to_string(), Done { result, outcome });
+        Ok(())
+    }
+
+    /// Cancel or job timeout: running attempts are dropped (their contexts
+    /// with them), every unfinished task ends, and so does the run.
+    async fn stop(mut self, reason: Stop) -> Result<()> {
+        self.running.abort_all();
+        while self.running.join_next().await.is_some() {}
+        let (result, message, code) = match &reason {
+            Stop::Cancelled(user) => (ResultState::Canceled, format!("Run cancelled by {user}"), "USER_CANCELED"),
+            Stop::TimedOut(s) => (
+                ResultState::TimedOut,
+                format!("The run timed out after {s} seconds (the job's timeout_seconds)"),
+                "RUN_EXECUTION_ERROR",
+            ),
+        };
+        let keys: Vec<String> = self.rows.keys().cloned().collect();
+        for key in keys {
+            let started = self.in_flight.contains(&key);
+            let state = match started {
+                true => RunState::ended(result, message.clone()).with_code(code),
+                false => RunState {
+                    life_cycle: LifeCycle::Skipped,
+                    ..RunState::ended(ResultState::UpstreamCanceled, message.clone())
+                },
+            };
+            self.end_task(&key, state, None)?;
+        }
+        self.in_flight.clear();
+        let state = RunState::ended(result, message).with_code(code);
+        self.close(state)
+    }
+
+    fn conclude(self) -> Result<()> {
+        let (result, message) = dag::run_result(&self.nodes, &self.done);
+        self.close(RunState::ended(result, message))
+    }
+
+    fn close(self, state: RunState) -> Result<()> {
+        let mut run = self.runs.run_row(self.run.run_id)?;
+        if let Some(Value::Array(repairs)) = run.doc.get_mut("repairs")
+            && let Some(last) = repairs.last_mut()
+        {
+            last["end_time"] = json!(now_ms());
+            last["state"] = state.state_json();
+        }
+        run.end_time = None;
+        self.runs.write_state(run, &state)?;
+        Ok(())
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn skip_reason(result: ResultState) -> &'static str {
+    match result {
+        ResultState::UpstreamFailed => "an upstream task failed",
+        ResultState::UpstreamCanceled => "an upstream task was cancelled",
+        ResultState::Disabled => "the task is disabled",
+        _ => "its run_if condition or a condition branch ruled it out",
+    }
+}
+
+/// What a finished task tells the tasks after it.
+pub(super) fn facts_of(row: &JobRunRow) -> TaskFacts {
+    TaskFacts {
+        run_id: row.run_id,
+        result_state: row.result_state.clone().unwrap_or_default(),
+        error_code: row.termination_code.clone().unwrap_or_default(),
+        execution_count: row.attempt_number + 1,
+        notebook_path: row
+            .doc
+            .pointer("/task/notebook_task/notebook_path")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        values: row.doc.get("values").and_then(Value::as_object).cloned().unwrap_or_default(),
+    }
+}

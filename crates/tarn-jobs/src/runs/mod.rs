@@ -1,0 +1,456 @@
+//! Job runs: triggered (run-now, submit, a `run_job_task`), queued past a
+//! job's `max_concurrent_runs`, driven task by task (`driver`), cancelled,
+//! repaired, listed and shown. Every transition is written to the store
+//! before it is acted on; `recover` resolves what an earlier tarn left in
+//! flight.
+
+mod attempt;
+mod bindings;
+mod dag;
+mod driver;
+mod repair;
+mod state;
+mod view;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Map, Value, json};
+use tarn_core::time::now_ms;
+use tarn_store::{JobRunRow, RunFilter, Store};
+use tokio::sync::{Semaphore, watch};
+
+pub use bindings::{Bindings, TaskFacts};
+pub use dag::{Decision, Done, Node};
+pub use repair::RepairRequest;
+pub use state::{LifeCycle, ResultState, RunState};
+
+use crate::error::{JobsError, Result, invalid};
+use crate::jobs::Jobs;
+use crate::tasks::Engines;
+
+#[derive(Debug, Clone)]
+pub struct RunsConfig {
+    /// Task logs go to `<home>/jobs/runs/`.
+    pub home: PathBuf,
+    /// Task attempts running at once, over all runs.
+    pub max_parallel_tasks: usize,
+    pub workspace_id: String,
+    pub workspace_url: String,
+}
+
+/// Why a run is being stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Stop {
+    Cancelled(String),
+    TimedOut(i64),
+}
+
+struct Active {
+    stop: watch::Sender<Option<Stop>>,
+    finished: watch::Receiver<bool>,
+}
+
+/// A run to start.
+#[derive(Debug, Clone, Default)]
+pub struct Trigger {
+    pub job_id: Option<i64>,
+    pub settings: Value,
+    pub run_name: String,
+    pub job_parameters: Map<String, Value>,
+    /// `notebook_params`, `python_params`... of run-now.
+    pub overriding_parameters: Map<String, Value>,
+    pub idempotency_token: Option<String>,
+    /// JOB_RUN, SUBMIT_RUN or WORKFLOW_RUN.
+    pub run_type: &'static str,
+    /// ONE_TIME, PERIODIC, FILE_ARRIVAL, RUN_JOB_TASK...
+    pub trigger: &'static str,
+    pub user: String,
+    pub parent_task_run_id: Option<i64>,
+}
+
+/// The runs service. Cheap to clone.
+#[derive(Clone)]
+pub struct Runs {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<Store>,
+    jobs: Jobs,
+    engines: Engines,
+    config: RunsConfig,
+    active: Mutex<HashMap<i64, Active>>,
+    /// Held while deciding whether a run may start, so two triggers of one
+    /// job cannot both take its last slot.
+    admission: Mutex<()>,
+    slots: Arc<Semaphore>,
+}
+
+fn not_found(run_id: i64) -> JobsError {
+    JobsError::NotFound(format!("Run {run_id} does not exist."))
+}
+
+impl Runs {
+    pub fn new(store: Arc<Store>, jobs: Jobs, engines: Engines, config: RunsConfig) -> Self {
+        let slots = Arc::new(Semaphore::new(config.max_parallel_tasks.max(1)));
+        let inner = Inner {
+            store,
+            jobs,
+            engines,
+            config,
+            active: Mutex::new(HashMap::new()),
+            admission: Mutex::new(()),
+            slots,
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    fn active(&self) -> MutexGuard<'_, HashMap<i64, Active>> {
+        self.inner.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub(crate) fn engines(&self) -> &Engines {
+        &self.inner.engines
+    }
+
+    pub(crate) fn config(&self) -> &RunsConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn slots(&self) -> Arc<Semaphore> {
+        self.inner.slots.clone()
+    }
+
+    pub fn jobs(&self) -> &Jobs {
+        &self.inner.jobs
+    }
+
+    pub(crate) fn run_row(&self, run_id: i64) -> Result<JobRunRow> {
+        self.inner.store.get_job_run(run_id)?.ok_or_else(|| not_found(run_id))
+    }
+
+    /// `run-now`: the job's settings with its parameters' defaults, the
+    /// request's `job_parameters` over them.
+    pub fn run_now(&self, job_id: i64, user: &str, request: &Value) -> Result<i64> {
+        let job = self.inner.jobs.get(job_id)?;
+        let job_parameters = effective_parameters(&job.settings, request.get("job_parameters"))?;
+        let mut overriding = Map::new();
+        for field in ["notebook_params", "python_params", "jar_params", "sql_params", "python_named_params"] {
+            if let Some(v) = request.get(field).filter(|v| !v.is_null()) {
+                overriding.insert(field.to_string(), v.clone());
+            }
+        }
+        let trigger = Trigger {
+            job_id: Some(job_id),
+            run_name: job.settings.get("name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
+            settings: job.settings,
+            job_parameters,
+            overriding_parameters: overriding,
+            idempotency_token: token(request),
+            run_type: "JOB_RUN",
+            trigger: "ONE_TIME",
+            user: user.to_string(),
+            parent_task_run_id: None,
+        };
+        self.trigger(trigger)
+    }
+
+    /// `runs/submit`: a one-time run of the settings sent, no job stored.
+    pub fn submit(&self, user: &str, request: &Value) -> Result<i64> {
+        let mut settings = request.clone();
+        if let Some(map) = settings.as_object_mut() {
+            map.remove("idempotency_token");
+        }
+        crate::spec::validate(&settings, &|id| self.inner.engines.clusters.get(id).is_ok())?;
+        let trigger = Trigger {
+            run_name: request.get("run_name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
+            job_parameters: effective_parameters(&settings, None)?,
+            settings,
+            idempotency_token: token(request),
+            run_type: "SUBMIT_RUN",
+            trigger: "ONE_TIME",
+            user: user.to_string(),
+            ..Trigger::default()
+        };
+        self.trigger(trigger)
+    }
+
+    /// Stores the run (QUEUED, SKIPPED or PENDING by the job's concurrency)
+    /// and starts driving it when it may start.
+    pub fn trigger(&self, trigger: Trigger) -> Result<i64> {
+        let max = trigger.settings.get("max_concurrent_runs").and_then(Value::as_i64).unwrap_or(1).max(1);
+        let queue = trigger.settings.pointer("/queue/enabled").and_then(Value::as_bool).unwrap_or(true);
+        let _admission = self.inner.admission.lock().unwrap_or_else(|p| p.into_inner());
+        let running = match trigger.job_id {
+            Some(job_id) => self.running_runs(job_id)?,
+            None => 0,
+        };
+        let state = match (running < max, queue) {
+            (true, _) => RunState::new(LifeCycle::Pending, "Waiting for the run to start"),
+            (false, true) => RunState::new(
+                LifeCycle::Queued,
+                format!("Queued: the job already has {running} active run(s) (max_concurrent_runs is {max})"),
+            ),
+            (false, false) => RunState {
+                life_cycle: LifeCycle::Skipped,
+                ..RunState::ended(
+                    ResultState::MaximumConcurrentRunsReached,
+                    format!("Skipped: the job already has {running} active run(s) (max_concurrent_runs is {max})"),
+                )
+            },
+        };
+        let now = now_ms();
+        let doc = json!({
+            "settings": trigger.settings,
+            "run_name": trigger.run_name,
+            "job_parameters": trigger.job_parameters,
+            "overriding_parameters": trigger.overriding_parameters,
+            "trigger": trigger.trigger,
+            "parent_task_run_id": trigger.parent_task_run_id,
+            "repair_count": 0,
+            "repairs": [],
+        });
+        let mut row = JobRunRow {
+            run_id: 0,
+            job_id: trigger.job_id,
+            parent_run_id: None,
+            task_key: None,
+            attempt_number: 0,
+            run_type: trigger.run_type.to_string(),
+            life_cycle_state: state.life_cycle.as_str().to_string(),
+            result_state: state.result.map(|r| r.as_str().to_string()),
+            state_message: state.message,
+            termination_code: None,
+            creator_user_name: trigger.user,
+            idempotency_token: trigger.idempotency_token,
+            start_time: now,
+            execution_start: None,
+            end_time: state.life_cycle.is_final().then_some(now),
+            doc,
+        };
+        let run_id = self.inner.store.insert_job_run(&row)?;
+        row.run_id = run_id;
+        if state.life_cycle == LifeCycle::Pending && !self.active().contains_key(&run_id) {
+            let stored = self.run_row(run_id)?;
+            if stored.life_cycle_state == LifeCycle::Pending.as_str() {
+                self.spawn(run_id);
+            }
+        }
+        Ok(run_id)
+    }
+
+    /// Active runs of the job that hold a slot (not queued).
+    fn running_runs(&self, job_id: i64) -> Result<i64> {
+        let filter = RunFilter { job_id: Some(job_id), active_only: true, ..RunFilter::default() };
+        let rows = self.inner.store.list_job_runs(&filter, 0, usize::MAX)?;
+        Ok(rows.iter().filter(|r| r.life_cycle_state != LifeCycle::Queued.as_str()).count() as i64)
+    }
+
+    pub(crate) fn spawn(&self, run_id: i64) {
+        let (stop, stop_rx) = watch::channel(None);
+        let (done_tx, finished) = watch::channel(false);
+        self.active().insert(run_id, Active { stop, finished });
+        let runs = self.clone();
+        tokio::spawn(async move {
+            driver::drive(runs.clone(), run_id, stop_rx).await;
+            runs.active().remove(&run_id);
+            let _ = done_tx.send(true);
+            runs.promote_after(run_id);
+        });
+    }
+
+    /// Starts the oldest queued run of the job whose run just ended.
+    fn promote_after(&self, run_id: i64) {
+        let Ok(row) = self.run_row(run_id) else { return };
+        let Some(job_id) = row.job_id else { return };
+        if let Err(e) = self.promote(job_id) {
+            tracing::warn!(job_id, error = %e, "starting a queued run");
+        }
+    }
+
+    fn promote(&self, job_id: i64) -> Result<()> {
+        let _admission = self.inner.admission.lock().unwrap_or_else(|p| p.into_inner());
+        let filter = RunFilter { job_id: Some(job_id), active_only: true, ..RunFilter::default() };
+        let mut rows = self.inner.store.list_job_runs(&filter, 0, usize::MAX)?;
+        rows.reverse();
+        let running = rows.iter().filter(|r| r.life_cycle_state != LifeCycle::Queued.as_str()).count() as i64;
+        let Some(mut next) = rows.into_iter().find(|r| r.life_cycle_state == LifeCycle::Queued.as_str()) else {
+            return Ok(());
+        };
+        let max = next.doc.pointer("/settings/max_concurrent_runs").and_then(Value::as_i64).unwrap_or(1).max(1);
+        if running >= max {
+            return Ok(());
+        }
+        next.life_cycle_state = LifeCycle::Pending.as_str().into();
+        next.state_message = "Waiting for the run to start".into();
+        self.inner.store.update_job_run(&next)?;
+        self.spawn(next.run_id);
+        Ok(())
+    }
+
+    /// Resolves when the run has ended (at once if it is not being driven).
+    pub async fn wait(&self, run_id: i64) {
+        loop {
+            let receiver = self.active().get(&run_id).map(|a| a.finished.clone());
+            match receiver {
+                Some(mut finished) => {
+                    let _ = finished.wait_for(|done| *done).await;
+                }
+                None => {
+                    let queued = self.run_row(run_id).is_ok_and(|r| r.life_cycle_state == LifeCycle::Queued.as_str());
+                    if !queued {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// `runs/cancel`: a driven run stops its tasks; a queued one ends at once.
+    pub fn cancel(&self, run_id: i64, user: &str) -> Result<()> {
+        let row = self.run_row(run_id)?;
+        let sender = self.active().get(&run_id).map(|a| a.stop.clone());
+        if let Some(stop) = sender {
+            stop.send_replace(Some(Stop::Cancelled(user.to_string())));
+            return Ok(());
+        }
+        if row.life_cycle_state == LifeCycle::Queued.as_str() {
+            let state = RunState::ended(ResultState::Canceled, format!("Cancelled by {user} while queued"))
+                .with_code("USER_CANCELED");
+            self.write_state(row, &state)?;
+        }
+        Ok(())
+    }
+
+    /// `runs/cancel-all`: the job's active runs, or every queued run.
+    pub fn cancel_all(&self, job_id: Option<i64>, all_queued: bool, user: &str) -> Result<()> {
+        if job_id.is_none() && !all_queued {
+            return Err(invalid("Either job_id or all_queued_runs must be given"));
+        }
+        let filter = RunFilter { job_id, active_only: true, ..RunFilter::default() };
+        for row in self.inner.store.list_job_runs(&filter, 0, usize::MAX)? {
+            if job_id.is_some() || row.life_cycle_state == LifeCycle::Queued.as_str() {
+                self.cancel(row.run_id, user)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `runs/delete`: a finished run with its task runs and their logs.
+    pub fn delete(&self, run_id: i64) -> Result<()> {
+        let row = self.run_row(run_id)?;
+        if row.task_key.is_some() {
+            return Err(invalid(format!("Run {run_id} is a task run; delete its job run instead")));
+        }
+        if !LifeCycle::parse(&row.life_cycle_state).is_some_and(LifeCycle::is_final) {
+            return Err(invalid(format!("Run {run_id} is still active; cancel it before deleting it")));
+        }
+        for task in self.inner.store.child_job_runs(run_id)? {
+            let _ = std::fs::remove_file(self.log_path(task.run_id));
+        }
+        self.inner.store.delete_job_run(run_id)?;
+        Ok(())
+    }
+
+    pub(crate) fn log_path(&self, task_run_id: i64) -> PathBuf {
+        self.inner.config.home.join("jobs").join("runs").join(format!("{task_run_id}.log"))
+    }
+
+    pub(crate) fn write_state(&self, mut row: JobRunRow, state: &RunState) -> Result<JobRunRow> {
+        row.life_cycle_state = state.life_cycle.as_str().to_string();
+        row.result_state = state.result.map(|r| r.as_str().to_string());
+        row.state_message = state.message.clone();
+        row.termination_code = state.code.clone();
+        if state.life_cycle.is_final() && row.end_time.is_none() {
+            row.end_time = Some(now_ms());
+        }
+        self.inner.store.update_job_run(&row)?;
+        Ok(row)
+    }
+
+    /// After a start: runs an earlier tarn left in flight end with
+    /// INTERNAL_ERROR and the reason (their job clusters were terminated
+    /// when the cluster manager reconciled); queued runs start.
+    pub fn recover(&self) -> Result<usize> {
+        let mut resolved = 0;
+        let mut queued_jobs = Vec::new();
+        for row in self.inner.store.unfinished_job_runs()? {
+            if row.task_key.is_none() && row.life_cycle_state == LifeCycle::Queued.as_str() {
+                queued_jobs.extend(row.job_id);
+                continue;
+            }
+            let what = if row.task_key.is_some() { "task" } else { "run" };
+            let message = format!(
+                "tarn stopped while this {what} was {}; it was not resumed (the {what} ended when tarn restarted)",
+                row.life_cycle_state
+            );
+            let state = RunState {
+                life_cycle: LifeCycle::InternalError,
+                ..RunState::ended(ResultState::Failed, message).with_code("INTERNAL_ERROR")
+            };
+            self.write_state(row, &state)?;
+            resolved += 1;
+        }
+        queued_jobs.dedup();
+        for job_id in queued_jobs {
+            self.promote(job_id)?;
+        }
+        Ok(resolved)
+    }
+
+    /// `runs/list`: job runs newest first, `limit` 1 to 25 (default 20).
+    pub fn list(
+        &self,
+        filter: &RunFilter,
+        offset: usize,
+        limit: Option<i64>,
+        expand_tasks: bool,
+    ) -> Result<(Vec<Value>, bool)> {
+        let limit = match limit {
+            None | Some(0) => 20,
+            Some(n @ 1..=25) => n as usize,
+            Some(n) => return Err(invalid(format!("limit must be between 1 and 25, got {n}"))),
+        };
+        let mut rows = self.inner.store.list_job_runs(filter, offset, limit + 1)?;
+        let has_more = rows.len() > limit;
+        rows.truncate(limit);
+        let runs = rows.iter().map(|r| self.view_run(r, expand_tasks, false)).collect::<Result<Vec<_>>>()?;
+        Ok((runs, has_more))
+    }
+}
+
+fn token(request: &Value) -> Option<String> {
+    request.get("idempotency_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_string)
+}
+
+/// The job's parameter defaults with the run's values over them; a name the
+/// job does not define is refused.
+fn effective_parameters(settings: &Value, given: Option<&Value>) -> Result<Map<String, Value>> {
+    let mut parameters = Map::new();
+    for p in settings.get("parameters").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(name) = p.get("name").and_then(Value::as_str) {
+            parameters.insert(name.to_string(), p.get("default").cloned().unwrap_or(json!("")));
+        }
+    }
+    match given {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (name, value) in map {
+                if !parameters.contains_key(name) {
+                    return Err(invalid(format!("Job parameter '{name}' is not defined by the job")));
+                }
+                let text = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+                parameters.insert(name.clone(), Value::String(text));
+            }
+        }
+        Some(_) => return Err(invalid("job_parameters must be an object of names to values")),
+    }
+    Ok(parameters)
+}

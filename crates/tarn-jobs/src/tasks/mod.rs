@@ -1,0 +1,103 @@
+//! Task runners: one task attempt's work on real compute. Notebooks and
+//! Python files run in an execution context (a Python worker with `spark`,
+//! `dbutils` and `mlflow` wired to tarn, as in a notebook), SQL files on the
+//! warehouse. The attempt's future owns its context: dropping it (a
+//! timeout, a cancel) kills the worker.
+
+mod compute;
+mod context;
+mod notebook;
+mod python;
+mod sql;
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tarn_compute::ClusterManager;
+use tarn_compute::context::Contexts;
+use tarn_files::Files;
+use tarn_sql::Statements;
+
+/// Where a task attempt runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskCompute {
+    Cluster(String),
+    Serverless,
+}
+
+/// One attempt of a task, its references already resolved.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub task_run_id: i64,
+    pub task: Value,
+    pub compute: TaskCompute,
+    /// Notebook widgets: the job's parameters and the task's own.
+    pub widgets: Map<String, Value>,
+    /// Task values of the tasks before it, by task key.
+    pub upstream_values: Map<String, Value>,
+    /// Python packages beyond the base runtime: the task's environment's
+    /// dependencies and its PyPI libraries.
+    pub dependencies: Vec<String>,
+    pub user: String,
+}
+
+/// How an attempt's work ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    Success,
+    Failed { error: String, trace: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub ending: Ending,
+    /// `dbutils.notebook.exit`'s value.
+    pub notebook_result: Option<String>,
+    /// What the task printed.
+    pub logs: String,
+    /// Task values it set.
+    pub values: Map<String, Value>,
+}
+
+impl Outcome {
+    pub fn failed(error: impl Into<String>) -> Self {
+        Self {
+            ending: Ending::Failed { error: error.into(), trace: None },
+            notebook_result: None,
+            logs: String::new(),
+            values: Map::new(),
+        }
+    }
+
+    fn succeeded(logs: String) -> Self {
+        Self { ending: Ending::Success, notebook_result: None, logs, values: Map::new() }
+    }
+}
+
+/// The compute and files task runners use. Cheap to clone.
+#[derive(Clone)]
+pub struct Engines {
+    pub contexts: Contexts,
+    pub clusters: ClusterManager,
+    pub files: Files,
+    pub statements: Statements,
+    /// How long a task waits for its cluster to start.
+    pub cluster_start_timeout: Duration,
+}
+
+impl Engines {
+    /// Runs one attempt to its end.
+    pub async fn run(&self, attempt: Attempt) -> Outcome {
+        let task = &attempt.task;
+        if let Some(spec) = task.get("notebook_task") {
+            return notebook::run(self, &attempt, spec).await;
+        }
+        if let Some(spec) = task.get("spark_python_task") {
+            return python::run(self, &attempt, spec).await;
+        }
+        if let Some(spec) = task.get("sql_task") {
+            return sql::run(self, &attempt, spec).await;
+        }
+        Outcome::failed("tarn cannot run this task type yet")
+    }
+}

@@ -1,0 +1,131 @@
+//! `notebook_task`: a workspace notebook run cell by cell in the task's
+//! context, `base_parameters` and job parameters as widgets. `%run` inlines
+//! another notebook; `%md` cells are passed over; the first failing cell
+//! fails the task; `dbutils.notebook.exit` ends it with its value.
+
+use serde_json::Value;
+use tarn_compute::context::Language as ContextLanguage;
+use tarn_files::{Cell, Language};
+
+use super::context::{Step, TaskContext};
+use super::{Attempt, Ending, Engines, Outcome};
+
+/// How deep `%run` may nest.
+const MAX_RUN_DEPTH: usize = 8;
+
+struct Command {
+    language: ContextLanguage,
+    code: String,
+}
+
+pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> Outcome {
+    let path = spec.get("notebook_path").and_then(Value::as_str).unwrap_or_default();
+    if spec.get("source").and_then(Value::as_str) == Some("GIT") {
+        return Outcome::failed("Notebooks from a Git source are not run by tarn; use a workspace path");
+    }
+    let mut commands = Vec::new();
+    if let Err(e) = expand(engines, path, 0, &mut commands) {
+        return Outcome::failed(e);
+    }
+    let context = match TaskContext::open(engines, attempt, None).await {
+        Ok(c) => c,
+        Err(e) => return Outcome::failed(e),
+    };
+    let mut outcome = Outcome::succeeded(String::new());
+    for command in commands {
+        let result = context.run(command.language, command.code, None).await;
+        if let Some(values) = result.values {
+            outcome.values = values;
+        }
+        match result.step {
+            Step::Output(text) => push_line(&mut outcome.logs, &text),
+            Step::Exit { value, stdout } => {
+                push_line(&mut outcome.logs, &stdout);
+                outcome.notebook_result = Some(value);
+                return outcome;
+            }
+            Step::Error { summary, cause, stdout } => {
+                push_line(&mut outcome.logs, &stdout);
+                outcome.ending = Ending::Failed { error: summary, trace: Some(cause) };
+                return outcome;
+            }
+        }
+    }
+    outcome
+}
+
+fn push_line(logs: &mut String, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    logs.push_str(text);
+    if !text.ends_with('\n') {
+        logs.push('\n');
+    }
+}
+
+/// The notebook's runnable cells, `%run` notebooks inlined.
+fn expand(engines: &Engines, path: &str, depth: usize, out: &mut Vec<Command>) -> Result<(), String> {
+    if depth > MAX_RUN_DEPTH {
+        return Err(format!("%run nests deeper than {MAX_RUN_DEPTH} notebooks at {path}"));
+    }
+    let notebook = engines.files.workspace().notebook(path).map_err(|e| format!("Notebook {path}: {e}"))?;
+    let default = match notebook.language {
+        Language::Python => ContextLanguage::Python,
+        Language::Sql => ContextLanguage::Sql,
+        other => return Err(format!("{path} is a {} notebook; tarn runs Python and SQL", other.name())),
+    };
+    for Cell { magic, source } in notebook.cells() {
+        let language = match magic.as_deref() {
+            None => default,
+            Some("python") => ContextLanguage::Python,
+            Some("sql") => ContextLanguage::Sql,
+            Some("md" | "md-sandbox") => continue,
+            Some("run") => {
+                let target = source.trim();
+                expand(engines, &relative(&notebook.path, target), depth + 1, out)?;
+                continue;
+            }
+            Some(other) => {
+                return Err(format!(
+                    "Notebook {path} has a %{other} cell, which tarn does not run in jobs \
+                     (declare libraries in the task's environment instead of %pip)"
+                ));
+            }
+        };
+        if !source.trim().is_empty() {
+            out.push(Command { language, code: source });
+        }
+    }
+    Ok(())
+}
+
+/// A `%run` target relative to the notebook that names it.
+fn relative(from: &str, target: &str) -> String {
+    let target = target.trim_matches('"');
+    if target.starts_with('/') {
+        return target.to_string();
+    }
+    let mut parts: Vec<&str> = from.split('/').filter(|p| !p.is_empty()).collect();
+    parts.pop();
+    for segment in target.split('/') {
+        match segment {
+            "." | "" => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_targets_resolve_against_the_notebook() {
+        assert_eq!(super::relative("/Users/a/jobs/main", "./lib"), "/Users/a/jobs/lib");
+        assert_eq!(super::relative("/Users/a/jobs/main", "../shared/setup"), "/Users/a/shared/setup");
+        assert_eq!(super::relative("/Users/a/jobs/main", "/Repos/x"), "/Repos/x");
+    }
+}

@@ -1,0 +1,56 @@
+//! `spark_python_task`: a Python file from the workspace, a volume or DBFS
+//! run as a script in the task's context, its parameters as `sys.argv`
+//! (`SparkSession.builder.getOrCreate()` there returns the task's session).
+
+use serde_json::Value;
+use tarn_compute::context::Language;
+use tarn_files::Format;
+
+use super::context::{Step, TaskContext};
+use super::{Attempt, Ending, Engines, Outcome};
+
+pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> Outcome {
+    let file = spec.get("python_file").and_then(Value::as_str).unwrap_or_default();
+    if spec.get("source").and_then(Value::as_str) == Some("GIT") {
+        return Outcome::failed("Python files from a Git source are not run by tarn; use a workspace or volume path");
+    }
+    let code = match read(engines, file) {
+        Ok(code) => code,
+        Err(e) => return Outcome::failed(e),
+    };
+    let mut argv = vec![file.to_string()];
+    if let Some(Value::Array(parameters)) = spec.get("parameters") {
+        argv.extend(parameters.iter().map(|p| p.as_str().map(str::to_string).unwrap_or_else(|| p.to_string())));
+    }
+    let context = match TaskContext::open(engines, attempt, Some(argv)).await {
+        Ok(c) => c,
+        Err(e) => return Outcome::failed(e),
+    };
+    let result = context.run(Language::Python, code, Some(file.to_string())).await;
+    let mut outcome = Outcome::succeeded(String::new());
+    if let Some(values) = result.values {
+        outcome.values = values;
+    }
+    match result.step {
+        Step::Output(text) => outcome.logs = text,
+        Step::Exit { value, stdout } => {
+            outcome.logs = stdout;
+            outcome.notebook_result = Some(value);
+        }
+        Step::Error { summary, cause, stdout } => {
+            outcome.logs = stdout;
+            outcome.ending = Ending::Failed { error: summary, trace: Some(cause) };
+        }
+    }
+    outcome
+}
+
+/// A file's text from a volume, DBFS or the workspace.
+pub(super) fn read(engines: &Engines, path: &str) -> Result<String, String> {
+    let bytes = if path.starts_with("/Volumes/") || path.starts_with("dbfs:") {
+        engines.files.dbfs().read(path, 0, None).map_err(|e| format!("{path}: {e}"))?
+    } else {
+        engines.files.workspace().export(path, Format::Raw).map_err(|e| format!("{path}: {e}"))?.content
+    };
+    String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8 text"))
+}

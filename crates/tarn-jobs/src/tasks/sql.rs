@@ -1,0 +1,134 @@
+//! `sql_task` with a `file`: the file's statements run in order on the
+//! warehouse, the task's `parameters` bound as named parameters (`:name`).
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tarn_compute::connect::SqlParameter;
+use tarn_sql::statements::{OnWaitTimeout, StatementRequest, StatementState};
+
+use super::{Attempt, Ending, Engines, Outcome};
+
+pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> Outcome {
+    let Some(path) = spec.pointer("/file/path").and_then(Value::as_str) else {
+        return Outcome::failed("tarn runs sql_task with a file; queries, alerts and dashboards are not supported");
+    };
+    if spec.pointer("/file/source").and_then(Value::as_str) == Some("GIT") {
+        return Outcome::failed("SQL files from a Git source are not run by tarn; use a workspace path");
+    }
+    let text = match super::python::read(engines, path) {
+        Ok(t) => t,
+        Err(e) => return Outcome::failed(e),
+    };
+    let warehouse_id = spec.get("warehouse_id").and_then(Value::as_str).unwrap_or_default().to_string();
+    let parameters: Vec<SqlParameter> = spec
+        .get("parameters")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(name, v)| SqlParameter {
+                    name: name.clone(),
+                    value: Some(v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())),
+                    type_text: None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let statements = split(&text);
+    for (i, statement) in statements.iter().enumerate() {
+        let used: Vec<SqlParameter> =
+            parameters.iter().filter(|p| statement.contains(&format!(":{}", p.name))).cloned().collect();
+        let request = StatementRequest {
+            statement: statement.clone(),
+            warehouse_id: warehouse_id.clone(),
+            catalog: None,
+            schema: None,
+            parameters: used,
+            row_limit: Some(1000),
+            byte_limit: None,
+            wait_timeout: Duration::from_secs(50),
+            on_wait_timeout: OnWaitTimeout::Continue,
+            user: attempt.user.clone(),
+        };
+        if let Err(e) = finish(engines, request).await {
+            let mut outcome = Outcome::failed(format!("Statement {} of {path} failed: {e}", i + 1));
+            outcome.logs = format!("{i} of {} statements ran\n", statements.len());
+            return outcome;
+        }
+    }
+    Outcome { ending: Ending::Success, ..Outcome::succeeded(format!("{} statements ran\n", statements.len())) }
+}
+
+async fn finish(engines: &Engines, request: StatementRequest) -> Result<(), String> {
+    let mut snapshot = engines.statements.execute(request).await.map_err(|e| e.to_string())?;
+    loop {
+        match snapshot.state {
+            StatementState::Succeeded => return Ok(()),
+            StatementState::Failed => return Err(snapshot.error.map(|e| e.message).unwrap_or_default()),
+            StatementState::Canceled => return Err("the statement was cancelled".into()),
+            StatementState::Pending | StatementState::Running => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        snapshot = engines.statements.get(&snapshot.id).map_err(|e| e.to_string())?;
+    }
+}
+
+/// Statements split on semicolons outside quotes, backticks and comments.
+fn split(text: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), _) => {
+                current.push(c);
+                if c == '\\' && q != '`' {
+                    if let Some(next) = chars.next() {
+                        current.push(next);
+                    }
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            (None, '\'' | '"' | '`') => {
+                quote = Some(c);
+                current.push(c);
+            }
+            (None, '-') if chars.peek() == Some(&'-') => {
+                for skipped in chars.by_ref() {
+                    if skipped == '\n' {
+                        current.push('\n');
+                        break;
+                    }
+                }
+            }
+            (None, '/') if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut last = ' ';
+                for skipped in chars.by_ref() {
+                    if last == '*' && skipped == '/' {
+                        break;
+                    }
+                    last = skipped;
+                }
+            }
+            (None, ';') => statements.push(std::mem::take(&mut current)),
+            (None, _) => current.push(c),
+        }
+    }
+    statements.push(current);
+    statements.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn statements_split_outside_quotes_and_comments() {
+        let text = "CREATE TABLE t (a STRING); -- one; two\nINSERT INTO t VALUES ('x;y'); /* ; */ SELECT `a;b` FROM t;";
+        assert_eq!(
+            super::split(text),
+            vec!["CREATE TABLE t (a STRING)", "INSERT INTO t VALUES ('x;y')", "SELECT `a;b` FROM t"]
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! Job runs and task runs (one row per attempt). States are strings here;
+//! what they mean and which transitions are allowed is `tarn-jobs`' rule.
+//! Every transition the scheduler makes is one `update_job_run`, written before
+//! it acts on it.
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::{Result, Store, from_json_text, to_json_text};
+
+/// Life cycle states a run does not leave.
+pub const FINAL_STATES: &[&str] = &["TERMINATED", "SKIPPED", "INTERNAL_ERROR"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRunRow {
+    pub run_id: i64,
+    pub job_id: Option<i64>,
+    /// A task run's job run; a for-each iteration's for-each task run.
+    pub parent_run_id: Option<i64>,
+    /// `None` for job runs.
+    pub task_key: Option<String>,
+    pub attempt_number: i64,
+    pub run_type: String,
+    pub life_cycle_state: String,
+    pub result_state: Option<String>,
+    pub state_message: String,
+    pub termination_code: Option<String>,
+    pub creator_user_name: String,
+    pub idempotency_token: Option<String>,
+    pub start_time: i64,
+    pub execution_start: Option<i64>,
+    pub end_time: Option<i64>,
+    pub doc: serde_json::Value,
+}
+
+/// Which job runs `list_job_runs` answers.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub job_id: Option<i64>,
+    pub active_only: bool,
+    pub completed_only: bool,
+    pub run_type: Option<String>,
+    pub start_time_from: Option<i64>,
+    pub start_time_to: Option<i64>,
+}
+
+const COLUMNS: &str = "run_id, job_id, parent_run_id, task_key, attempt_number, run_type, life_cycle_state, \
+     result_state, state_message, termination_code, creator_user_name, idempotency_token, start_time, \
+     execution_start, end_time, doc";
+
+const FINAL_SQL: &str = "('TERMINATED', 'SKIPPED', 'INTERNAL_ERROR')";
+
+type Raw = (JobRunRow, String);
+
+fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
+    Ok((
+        JobRunRow {
+            run_id: r.get(0)?,
+            job_id: r.get(1)?,
+            parent_run_id: r.get(2)?,
+            task_key: r.get(3)?,
+            attempt_number: r.get(4)?,
+            run_type: r.get(5)?,
+            life_cycle_state: r.get(6)?,
+            result_state: r.get(7)?,
+            state_message: r.get(8)?,
+            termination_code: r.get(9)?,
+            creator_user_name: r.get(10)?,
+            idempotency_token: r.get(11)?,
+            start_time: r.get(12)?,
+            execution_start: r.get(13)?,
+            end_time: r.get(14)?,
+            doc: serde_json::Value::Null,
+        },
+        r.get(15)?,
+    ))
+}
+
+fn into_row((mut row, doc): Raw) -> Result<JobRunRow> {
+    row.doc = from_json_text("job_runs.doc", &doc)?;
+    Ok(row)
+}
+
+impl Store {
+    /// Stores a new run; answers its id. With an idempotency token already
+    /// used, nothing is stored and the earlier run's id is answered.
+    pub fn insert_job_run(&self, row: &JobRunRow) -> Result<i64> {
+        let conn = self.conn();
+        if let Some(token) = &row.idempotency_token {
+            let earlier: Option<i64> = conn
+                .query_row("SELECT run_id FROM job_runs WHERE idempotency_token = ?1", [token], |r| r.get(0))
+                .optional()?;
+            if let Some(run_id) = earlier {
+                return Ok(run_id);
+            }
+        }
+        conn.execute(
+            "INSERT INTO job_runs (job_id, parent_run_id, task_key, attempt_number, run_type, life_cycle_state,
+                 result_state, state_message, termination_code, creator_user_name, idempotency_token, start_time,
+                 execution_start, end_time, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            params![
+                row.job_id,
+                row.parent_run_id,
+                row.task_key,
+                row.attempt_number,
+                row.run_type,
+                row.life_cycle_state,
+                row.result_state,
+                row.state_message,
+                row.termination_code,
+                row.creator_user_name,
+                row.idempotency_token,
+                row.start_time,
+                row.execution_start,
+                row.end_time,
+                to_json_text(&row.doc),
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Writes a run's state, times and document; `false` when it is gone.
+    pub fn update_job_run(&self, row: &JobRunRow) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE job_runs SET life_cycle_state = ?2, result_state = ?3, state_message = ?4,
+                 termination_code = ?5, execution_start = ?6, end_time = ?7, doc = ?8, attempt_number = ?9
+             WHERE run_id = ?1",
+            params![
+                row.run_id,
+                row.life_cycle_state,
+                row.result_state,
+                row.state_message,
+                row.termination_code,
+                row.execution_start,
+                row.end_time,
+                to_json_text(&row.doc),
+                row.attempt_number,
+            ],
+        )?;
+        Ok(n > 0)
+    }
+
+    pub fn get_job_run(&self, run_id: i64) -> Result<Option<JobRunRow>> {
+        let conn = self.conn();
+        let found =
+            conn.query_row(&format!("SELECT {COLUMNS} FROM job_runs WHERE run_id = ?1"), [run_id], raw).optional()?;
+        found.map(into_row).transpose()
+    }
+
+    /// A run's task runs (or a for-each task's iterations), oldest first.
+    pub fn child_job_runs(&self, parent_run_id: i64) -> Result<Vec<JobRunRow>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM job_runs WHERE parent_run_id = ?1 ORDER BY run_id"))?;
+        let rows = stmt.query_map([parent_run_id], raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(into_row).collect()
+    }
+
+    /// Job runs newest first.
+    pub fn list_job_runs(&self, filter: &RunFilter, offset: usize, limit: usize) -> Result<Vec<JobRunRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM job_runs
+             WHERE task_key IS NULL AND parent_run_id IS NULL
+               AND (?1 IS NULL OR job_id = ?1)
+               AND (?2 = 0 OR life_cycle_state NOT IN {FINAL_SQL})
+               AND (?3 = 0 OR life_cycle_state IN {FINAL_SQL})
+               AND (?4 IS NULL OR run_type = ?4)
+               AND (?5 IS NULL OR start_time >= ?5)
+               AND (?6 IS NULL OR start_time <= ?6)
+             ORDER BY run_id DESC LIMIT ?7 OFFSET ?8"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(
+                params![
+                    filter.job_id,
+                    filter.active_only,
+                    filter.completed_only,
+                    filter.run_type,
+                    filter.start_time_from,
+                    filter.start_time_to,
+                    limit,
+                    offset
+                ],
+                raw,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(into_row).collect()
+    }
+
+    /// Runs and task runs not in a final state, oldest first (for recovery
+    /// after a restart and for the queue).
+    pub fn unfinished_job_runs(&self) -> Result<Vec<JobRunRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM job_runs WHERE life_cycle_state NOT IN {FINAL_SQL} ORDER BY run_id"
+        ))?;
+        let rows = stmt.query_map([], raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(into_row).collect()
+    }
+
+    /// Deletes a run with its task runs and their iterations; `false` when
+    /// there is no such run.
+    pub fn delete_job_run(&self, run_id: i64) -> Result<bool> {
+        let conn = self.conn();
+        let n = conn.execute(
+            "WITH RECURSIVE doomed(id) AS (
+                 SELECT ?1 UNION ALL SELECT r.run_id FROM job_runs r JOIN doomed d ON r.parent_run_id = d.id)
+             DELETE FROM job_runs WHERE run_id IN (SELECT id FROM doomed)",
+            [run_id],
+        )?;
+        Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(job_id: Option<i64>, parent: Option<i64>, task_key: Option<&str>, state: &str) -> JobRunRow {
+        JobRunRow {
+            run_id: 0,
+            job_id,
+            parent_run_id: parent,
+            task_key: task_key.map(str::to_string),
+            attempt_number: 0,
+            run_type: "JOB_RUN".into(),
+            life_cycle_state: state.into(),
+            result_state: None,
+            state_message: String::new(),
+            termination_code: None,
+            creator_user_name: "ann".into(),
+            idempotency_token: None,
+            start_time: 1,
+            execution_start: None,
+            end_time: None,
+            doc: json!({"k": 1}),
+        }
+    }
+
+    #[test]
+    fn runs_round_trip_list_and_delete_with_their_tasks() {
+        let store = Store::open_in_memory().unwrap();
+        let a = store.insert_job_run(&run(Some(7), None, None, "TERMINATED")).unwrap();
+        let b = store.insert_job_run(&run(Some(7), None, None, "RUNNING")).unwrap();
+        let t = store.insert_job_run(&run(Some(7), Some(b), Some("x"), "RUNNING")).unwrap();
+        let i = store.insert_job_run(&run(Some(7), Some(t), Some("x"), "PENDING")).unwrap();
+        let ids = |rows: Vec<JobRunRow>| rows.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+        let all = RunFilter { job_id: Some(7), ..RunFilter::default() };
+        assert_eq!(ids(store.list_job_runs(&all, 0, 10).unwrap()), vec![b, a]);
+        let active = RunFilter { active_only: true, ..all.clone() };
+        assert_eq!(ids(store.list_job_runs(&active, 0, 10).unwrap()), vec![b]);
+        assert_eq!(ids(store.unfinished_job_runs().unwrap()), vec![b, t, i]);
+        let mut row = store.get_job_run(t).unwrap().unwrap();
+        row.life_cycle_state = "TERMINATED".into();
+        row.result_state = Some("SUCCESS".into());
+        row.doc = json!({"values": {"acc": 0.9}});
+        assert!(store.update_job_run(&row).unwrap());
+        assert_eq!(store.get_job_run(t).unwrap().unwrap(), row);
+        assert!(store.delete_job_run(b).unwrap());
+        assert_eq!((store.get_job_run(t).unwrap(), store.get_job_run(i).unwrap()), (None, None));
+        assert!(store.get_job_run(a).unwrap().is_some());
+    }
+
+    #[test]
+    fn an_idempotency_token_answers_the_first_run() {
+        let store = Store::open_in_memory().unwrap();
+        let mut row = run(Some(1), None, None, "PENDING");
+        row.idempotency_token = Some("tok".into());
+        let first = store.insert_job_run(&row).unwrap();
+        assert_eq!(store.insert_job_run(&row).unwrap(), first);
+        assert_eq!(store.list_job_runs(&RunFilter::default(), 0, 10).unwrap().len(), 1);
+    }
+}
