@@ -6,11 +6,12 @@ repair, timeouts, cancel, queueing, run_job_task, outputs and errors."""
 import base64
 import datetime
 import os
+import signal
 import textwrap
 import uuid
 
 import pytest
-from databricks.sdk.errors import InvalidParameterValue
+from databricks.sdk.errors import InvalidParameterValue, ResourceDoesNotExist
 from databricks.sdk.service import compute, jobs, workspace
 
 WAIT = datetime.timedelta(minutes=6)
@@ -97,3 +98,346 @@ def test_a_python_task_prints_sets_values_and_reads_argv(w, tmp_path):
     assert [p.value for p in run.job_parameters] == ["tarn"]
     with pytest.raises(InvalidParameterValue, match="multiple tasks"):
         w.jobs.get_run_output(run.run_id)
+
+
+DATA_PREP = """
+    # Two separable classes, deterministic, as a Delta table.
+    import random
+    random.seed(7)
+    rows = []
+    for i in range(400):
+        label = i % 2
+        x = random.gauss(2.0 if label else -2.0, 1.0)
+        y = random.gauss(1.0 if label else -1.0, 1.0)
+        rows.append((x, y, label))
+    table = dbutils.widgets.get("table")
+    spark.createDataFrame(rows, "x double, y double, label int").write.mode("overwrite").saveAsTable(table)
+    print("wrote", spark.table(table).count(), "rows to", table)
+"""
+
+FEATURE_BUILD = """
+    from pyspark.sql import functions as F
+    table = dbutils.widgets.get("table")
+    features = spark.table(table).withColumn("xy", F.col("x") * F.col("y")).withColumn("x2", F.col("x") * F.col("x"))
+    features.write.mode("overwrite").saveAsTable(table + "_features")
+"""
+
+TRAIN = """
+    import argparse, os
+    import mlflow
+    import mlflow.sklearn
+    from pyspark.sql import SparkSession
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--table")
+    parser.add_argument("--experiment")
+    parser.add_argument("--flaky-marker")
+    args = parser.parse_args()
+    if not os.path.exists(args.flaky_marker):
+        open(args.flaky_marker, "w").close()
+        raise RuntimeError("flaky: the first attempt fails")
+
+    spark = SparkSession.builder.getOrCreate()
+    pdf = spark.table(args.table + "_features").toPandas()
+    X, y = pdf[["x", "y", "xy", "x2"]], pdf["label"]
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    mlflow.set_experiment(args.experiment)
+    with mlflow.start_run() as run:
+        model = LogisticRegression().fit(X_train, y_train)
+        accuracy = float(model.score(X_test, y_test))
+        mlflow.log_metric("accuracy", accuracy)
+        info = mlflow.sklearn.log_model(model, name="model", input_example=X_test.head(2))
+    dbutils.jobs.taskValues.set("accuracy", accuracy)
+    dbutils.jobs.taskValues.set("model_uri", info.model_uri)
+    print("accuracy", accuracy)
+"""
+
+REGISTER = """
+    import mlflow
+    uri = dbutils.jobs.taskValues.get("train", "model_uri", debugValue="")
+    version = mlflow.register_model(uri, dbutils.widgets.get("model_name"))
+    dbutils.notebook.exit(str(version.version))
+"""
+
+
+def ml_job(w, base, table, tmp_path):
+    put_notebook(w, f"{base}/data_prep", DATA_PREP)
+    put_notebook(w, f"{base}/feature_build", FEATURE_BUILD)
+    put_file(w, f"{base}/train.py", TRAIN)
+    put_notebook(w, f"{base}/register", REGISTER)
+    mlflow_dep = ["mlflow==3.17.2", "scikit-learn"]
+    main = jobs.JobCluster(
+        job_cluster_key="main",
+        new_cluster=compute.ClusterSpec(spark_version=SPARK_VERSION, num_workers=0),
+    )
+    return dict(
+        name=unique("ml"),
+        job_clusters=[main],
+        environments=[
+            jobs.JobEnvironment(environment_key="ml", spec=compute.Environment(client="1", dependencies=mlflow_dep))
+        ],
+        parameters=[
+            jobs.JobParameterDefinition(name="threshold", default="0.8"),
+            jobs.JobParameterDefinition(name="table", default=table),
+            jobs.JobParameterDefinition(name="model_name", default=unique("iris")),
+        ],
+        tasks=[
+            jobs.Task(task_key="data_prep", job_cluster_key="main",
+                      notebook_task=jobs.NotebookTask(notebook_path=f"{base}/data_prep")),
+            jobs.Task(task_key="feature_build", job_cluster_key="main",
+                      depends_on=[jobs.TaskDependency(task_key="data_prep")],
+                      notebook_task=jobs.NotebookTask(notebook_path=f"{base}/feature_build")),
+            python_task(
+                "train", f"/Workspace{base}/train.py",
+                ["--table", "{{job.parameters.table}}", "--experiment", f"{base}/experiment",
+                 "--flaky-marker", str(tmp_path / "flaky")],
+                depends_on=["feature_build"], environment_key="ml", max_retries=1, min_retry_interval_millis=500,
+            ),
+            jobs.Task(
+                task_key="validate",
+                depends_on=[jobs.TaskDependency(task_key="train")],
+                condition_task=jobs.ConditionTask(
+                    op=jobs.ConditionTaskOp.GREATER_THAN_OR_EQUAL,
+                    left="{{tasks.train.values.accuracy}}",
+                    right="{{job.parameters.threshold}}",
+                ),
+            ),
+            jobs.Task(
+                task_key="register_model", job_cluster_key="main",
+                depends_on=[jobs.TaskDependency(task_key="validate", outcome="true")],
+                notebook_task=jobs.NotebookTask(notebook_path=f"{base}/register"),
+                libraries=[compute.Library(pypi=compute.PythonPyPiLibrary(package=p)) for p in mlflow_dep],
+            ),
+        ],
+    )
+
+
+def test_the_ml_job_trains_retries_and_registers_past_the_threshold(w, tarn, tmp_path):
+    base = f"/Users/admin/{unique('ml')}"
+    table = f"main.default.{unique('points')}"
+    settings = ml_job(w, base, table, tmp_path)
+    job = w.jobs.create(**settings)
+    run = w.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, [(t.task_key, t.state) for t in run.tasks]
+    tasks = by_key(run)
+    # The flaky first attempt failed, the retry succeeded; both are shown.
+    attempts = [(t.attempt_number, t.state.result_state) for t in tasks["train"]]
+    assert attempts == [(0, jobs.RunResultState.FAILED), (1, jobs.RunResultState.SUCCESS)]
+    first = w.jobs.get_run_output(tasks["train"][0].run_id)
+    assert "RuntimeError: flaky: the first attempt fails" in first.error
+    assert "Traceback" in first.error_trace
+    assert float(w.jobs.get_run_output(tasks["train"][1].run_id).logs.split("accuracy")[1]) >= 0.8
+    validate = tasks["validate"][0]
+    assert validate.condition_task.outcome == "true"
+    version = w.jobs.get_run_output(tasks["register_model"][0].run_id).notebook_output.result
+    assert version == "1"
+    # The job cluster ran the notebooks and is terminated with the run.
+    cluster_id = tasks["data_prep"][0].cluster_instance.cluster_id
+    assert tasks["register_model"][0].cluster_instance.cluster_id == cluster_id
+    assert w.clusters.get(cluster_id).state == compute.State.TERMINATED
+    # Resolved references are shown when asked for.
+    resolved = w.jobs.get_run(run.run_id, include_resolved_values=True)
+    left = [t for t in resolved.tasks if t.task_key == "validate"][0].resolved_values.condition_task.left
+    assert float(left) >= 0.8
+    # The model is in tarn's registry, and its metric in tarn's tracking.
+    model_name = [p.value for p in run.job_parameters if p.name == "model_name"][0]
+    versions = w.api_client.do("GET", "/api/2.0/mlflow/registered-models/get", query={"name": model_name})
+    assert versions["registered_model"]["latest_versions"][0]["version"] == "1"
+    rows = w.statement_execution.execute_statement(
+        f"SELECT count(*) FROM {table}_features", warehouse_id=next(iter(w.warehouses.list())).id, wait_timeout="50s"
+    )
+    assert rows.result.data_array == [["400"]]
+
+    # Past a threshold it cannot reach, the model is not registered: the
+    # condition's false branch excludes the task, and the run still succeeds.
+    again = w.jobs.run_now_and_wait(job.job_id, job_parameters={"threshold": "1.01"}, timeout=WAIT)
+    assert again.state.result_state == jobs.RunResultState.SUCCESS
+    later = by_key(again)
+    assert later["validate"][0].condition_task.outcome == "false"
+    assert later["register_model"][0].state.result_state == jobs.RunResultState.EXCLUDED
+    assert [t.attempt_number for t in later["train"]] == [0], "the marker exists: no retry this time"
+
+
+def test_repair_reruns_only_what_failed(w, tmp_path):
+    base = f"/Users/admin/{unique('repair')}"
+    counter, marker = tmp_path / "prepared", tmp_path / "fixed"
+    put_file(w, f"{base}/prepare.py", f"""
+        with open({str(counter)!r}, "a") as f:
+            f.write("ran\\n")
+    """)
+    put_file(w, f"{base}/check.py", f"""
+        import os
+        assert os.path.exists({str(marker)!r}), "the input is not fixed yet"
+    """)
+    put_file(w, f"{base}/report.py", "print('report done')\n")
+    job = w.jobs.create(
+        name=unique("repair"),
+        tasks=[
+            python_task("prepare", f"{base}/prepare.py"),
+            python_task("check", f"{base}/check.py", depends_on=["prepare"]),
+            python_task("report", f"{base}/report.py", depends_on=["check"]),
+        ],
+    )
+    failed = w.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
+    assert failed.state.result_state == jobs.RunResultState.FAILED
+    states = {k: v[-1].state.result_state for k, v in by_key(failed).items()}
+    assert states == {
+        "prepare": jobs.RunResultState.SUCCESS,
+        "check": jobs.RunResultState.FAILED,
+        "report": jobs.RunResultState.UPSTREAM_FAILED,
+    }
+    assert failed.status.termination_details.code == jobs.TerminationCodeCode.RUN_EXECUTION_ERROR
+    assert "AssertionError: the input is not fixed yet" in w.jobs.get_run_output(by_key(failed)["check"][0].run_id).error
+
+    marker.touch()
+    repaired = w.jobs.repair_run_and_wait(failed.run_id, rerun_all_failed_tasks=True, timeout=WAIT)
+    assert repaired.state.result_state == jobs.RunResultState.SUCCESS
+    assert counter.read_text() == "ran\n", "the task that had succeeded did not run again"
+    tasks = by_key(repaired)
+    assert len(tasks["prepare"]) == 1 and len(tasks["check"]) == 2 and len(tasks["report"]) == 2
+    history = repaired.repair_history
+    assert [h.type for h in history] == [jobs.RepairHistoryItemType.ORIGINAL, jobs.RepairHistoryItemType.REPAIR]
+    assert history[0].state.result_state == jobs.RunResultState.FAILED
+    assert sorted(history[1].task_run_ids) == sorted([tasks["check"][1].run_id, tasks["report"][1].run_id])
+    with pytest.raises(InvalidParameterValue, match="latest_repair_id"):
+        w.jobs.repair_run(failed.run_id, rerun_tasks=["report"])
+    again = w.jobs.repair_run_and_wait(
+        failed.run_id, rerun_tasks=["report"], latest_repair_id=history[1].id, timeout=WAIT
+    )
+    assert again.state.result_state == jobs.RunResultState.SUCCESS and len(by_key(again)["report"]) == 3
+
+
+def test_timeouts_cancel_and_queueing(w):
+    base = f"/Users/admin/{unique('stop')}"
+    put_file(w, f"{base}/sleep.py", "import sys, time\ntime.sleep(float(sys.argv[1]))\n")
+    slow = w.jobs.create(
+        name=unique("slow"),
+        tasks=[python_task("nap", f"{base}/sleep.py", ["30"], timeout_seconds=1, max_retries=2)],
+    )
+    timed_out = w.jobs.run_now_and_wait(slow.job_id, timeout=WAIT)
+    assert timed_out.state.result_state == jobs.RunResultState.TIMEDOUT
+    # retry_on_timeout is off: one attempt only.
+    assert [t.attempt_number for t in timed_out.tasks] == [0]
+    assert "timed out after 1 seconds" in timed_out.tasks[0].state.state_message
+
+    queued = w.jobs.create(
+        name=unique("queued"), max_concurrent_runs=1, queue=jobs.QueueSettings(enabled=True),
+        tasks=[python_task("nap", f"{base}/sleep.py", ["60"])],
+    )
+    first = w.jobs.run_now(queued.job_id).run_id
+    second = w.jobs.run_now(queued.job_id).run_id
+    assert w.jobs.get_run(second).state.life_cycle_state == jobs.RunLifeCycleState.QUEUED
+    assert w.jobs.get_run(second).status.state == jobs.RunLifecycleStateV2State.QUEUED
+    w.jobs.cancel_run_and_wait(first, timeout=WAIT)
+    cancelled = w.jobs.get_run(first)
+    assert cancelled.state.result_state == jobs.RunResultState.CANCELED
+    assert cancelled.status.termination_details.code == jobs.TerminationCodeCode.USER_CANCELED
+    # The queued run starts once the slot is free; cancel-all ends it.
+    from conftest import wait_for
+    wait_for(lambda: w.jobs.get_run(second).state.life_cycle_state == jobs.RunLifeCycleState.RUNNING, timeout=60)
+    w.jobs.cancel_all_runs(job_id=queued.job_id)
+    ended = w.jobs.wait_get_run_job_terminated_or_skipped(second, timeout=WAIT)
+    assert ended.state.result_state == jobs.RunResultState.CANCELED
+
+    skipping = w.jobs.create(
+        name=unique("noqueue"), max_concurrent_runs=1, queue=jobs.QueueSettings(enabled=False),
+        tasks=[python_task("nap", f"{base}/sleep.py", ["60"])],
+    )
+    busy = w.jobs.run_now(skipping.job_id).run_id
+    skipped = w.jobs.run_now_and_wait(skipping.job_id, timeout=WAIT)
+    assert skipped.state.life_cycle_state == jobs.RunLifeCycleState.SKIPPED
+    assert skipped.state.result_state == jobs.RunResultState.MAXIMUM_CONCURRENT_RUNS_REACHED
+    w.jobs.cancel_run_and_wait(busy, timeout=WAIT)
+
+
+def test_run_job_sql_submit_list_and_delete(w):
+    base = f"/Users/admin/{unique('more')}"
+    table = f"main.default.{unique('sqljob')}"
+    put_file(w, f"{base}/load.sql", f"""
+        -- two statements; a parameter substituted by name
+        CREATE TABLE {table} (n INT, who STRING);
+        INSERT INTO {table} VALUES (1, '{{{{who}}}}'), (2, '{{{{who}}}}');
+    """)
+    warehouse_id = next(iter(w.warehouses.list())).id
+    child = w.jobs.create(
+        name=unique("child"),
+        parameters=[jobs.JobParameterDefinition(name="who", default="nobody")],
+        tasks=[jobs.Task(task_key="load", sql_task=jobs.SqlTask(
+            warehouse_id=warehouse_id,
+            file=jobs.SqlTaskFile(path=f"{base}/load.sql"),
+            parameters={"who": "{{job.parameters.who}}"},
+        ))],
+    )
+    parent = w.jobs.create(
+        name=unique("parent"),
+        tasks=[jobs.Task(task_key="call", run_job_task=jobs.RunJobTask(job_id=child.job_id, job_parameters={"who": "parent"}))],
+    )
+    run = w.jobs.run_now_and_wait(parent.job_id, timeout=WAIT)
+    output = w.jobs.get_run_output(run.tasks[0].run_id)
+    child_run = w.jobs.get_run(output.run_job_output.run_id)
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, w.jobs.get_run_output(child_run.tasks[0].run_id).error
+    assert child_run.job_id == child.job_id and child_run.run_type == jobs.RunType.WORKFLOW_RUN
+    rows = w.statement_execution.execute_statement(
+        f"SELECT who, count(*) FROM {table} GROUP BY who", warehouse_id=warehouse_id, wait_timeout="50s"
+    )
+    assert rows.result.data_array == [["parent", "2"]]
+
+    put_file(w, f"{base}/fail.py", "raise SystemExit(3)\n")
+    submitted = w.jobs.submit_and_wait(
+        run_name="one-off", tasks=[jobs.SubmitTask(task_key="x", spark_python_task=jobs.SparkPythonTask(python_file=f"{base}/fail.py"))],
+        timeout=WAIT,
+    )
+    assert submitted.run_type == jobs.RunType.SUBMIT_RUN
+    assert submitted.state.result_state == jobs.RunResultState.FAILED
+    assert w.jobs.get_run_output(submitted.run_id).error == "SystemExit: 3"
+
+    listed = [r.run_id for r in w.jobs.list_runs(job_id=child.job_id, completed_only=True)]
+    assert listed == [child_run.run_id]
+    w.jobs.delete_run(child_run.run_id)
+    assert list(w.jobs.list_runs(job_id=child.job_id)) == []
+    with pytest.raises(ResourceDoesNotExist, match=f"Run {child_run.run_id} does not exist"):
+        w.jobs.get_run(child_run.run_id)
+    with pytest.raises(InvalidParameterValue, match="not defined by the job"):
+        w.jobs.run_now(child.job_id, job_parameters={"nope": "1"})
+
+
+def test_a_run_in_flight_when_tarn_dies_ends_with_a_reason(tmp_home):
+    from conftest import Tarn, pid_alive, wait_for
+
+    tarn = Tarn(tmp_home).start()
+    try:
+        w = tarn.client()
+        put_notebook(w, "/Users/admin/crash/sleep", "import time\ntime.sleep(600)\n")
+        main = jobs.JobCluster(job_cluster_key="main", new_cluster=compute.ClusterSpec(spark_version=SPARK_VERSION, num_workers=0))
+        job = w.jobs.create(
+            name="crash",
+            job_clusters=[main],
+            tasks=[jobs.Task(task_key="sleep", job_cluster_key="main",
+                             notebook_task=jobs.NotebookTask(notebook_path="/Users/admin/crash/sleep"))],
+        )
+        run_id = w.jobs.run_now(job.job_id).run_id
+        running = wait_for(
+            lambda: (t := w.jobs.get_run(run_id).tasks[0]).state.life_cycle_state == jobs.RunLifeCycleState.RUNNING
+            and t.cluster_instance and t,
+            timeout=120,
+        )
+        cluster = w.clusters.get(running.cluster_instance.cluster_id)
+        engine_pid = cluster.spark_context_id
+        assert pid_alive(engine_pid)
+        tarn.stop(signal.SIGKILL)
+        tarn = Tarn(tmp_home).start()
+        w = tarn.client()
+        run = w.jobs.get_run(run_id)
+        assert run.state.life_cycle_state == jobs.RunLifeCycleState.INTERNAL_ERROR
+        assert run.state.result_state == jobs.RunResultState.FAILED
+        assert "tarn stopped while this run was RUNNING" in run.state.state_message
+        assert run.status.termination_details.code == jobs.TerminationCodeCode.INTERNAL_ERROR
+        assert run.tasks[0].state.life_cycle_state == jobs.RunLifeCycleState.INTERNAL_ERROR
+        assert w.clusters.get(cluster.cluster_id).state == compute.State.TERMINATED
+        wait_for(lambda: not pid_alive(engine_pid), timeout=30)
+        # The job still runs afterwards.
+        assert w.jobs.get(job.job_id).settings.name == "crash"
+    finally:
+        tarn.stop()

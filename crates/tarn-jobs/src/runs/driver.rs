@@ -56,6 +56,8 @@ pub(super) struct Driver {
     in_flight: HashSet<String>,
     clusters: Arc<JobClusters>,
     repair_id: Option<i64>,
+    /// The attempt number each task started this pass at (retries count from it).
+    first: HashMap<String, i64>,
 }
 
 impl Driver {
@@ -85,23 +87,19 @@ impl Driver {
             in_flight: HashSet::new(),
             clusters,
             repair_id,
+            first: HashMap::new(),
         };
         driver.plan()?;
         Ok(driver)
     }
 
     /// Rows for the tasks this pass runs (all of them, or a repair's); the
-    /// others keep how their latest attempt ended.
+    /// others keep how their latest attempt ended. Rows the trigger wrote
+    /// (BLOCKED) are taken over.
     fn plan(&mut self) -> Result<()> {
         let rerun: Option<HashSet<String>> = self.repair_id.and_then(|_| {
-            self.run
-                .doc
-                .get("repairs")?
-                .as_array()?
-                .last()?
-                .get("rerun_tasks")?
-                .as_array()
-                .map(|keys| keys.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            let keys = self.run.doc.get("repairs")?.as_array()?.last()?.get("rerun_tasks")?.as_array()?;
+            Some(keys.iter().filter_map(Value::as_str).map(str::to_string).collect())
         });
         let mut latest: HashMap<String, JobRunRow> = HashMap::new();
         for row in self.runs.store().child_job_runs(self.run.run_id)? {
@@ -112,11 +110,22 @@ impl Driver {
         for node in self.nodes.clone() {
             let key = node.task_key.clone();
             let kept = rerun.as_ref().is_some_and(|r| !r.contains(&key));
-            match (kept, latest.remove(&key)) {
+            let previous = latest.remove(&key);
+            let unfinished = previous.as_ref().is_some_and(|p| {
+                !LifeCycle::parse(&p.life_cycle_state).is_some_and(LifeCycle::is_final)
+                    && p.doc.get("repair_id").and_then(Value::as_i64) == self.repair_id
+            });
+            match (kept, previous) {
                 (true, Some(row)) => self.keep(row),
+                (_, Some(row)) if unfinished => {
+                    self.first.insert(key.clone(), row.attempt_number);
+                    self.rows.insert(key, row);
+                }
                 (_, previous) => {
                     let attempt = previous.map(|p| p.attempt_number + 1).unwrap_or(0);
-                    let row = self.new_task_row(&key, attempt, LifeCycle::Blocked, "Waiting for upstream tasks")?;
+                    let row = task_row(&self.run, &key, attempt, self.repair_id, LifeCycle::Blocked, WAITING);
+                    let row = JobRunRow { run_id: self.runs.store().insert_job_run(&row)?, ..row };
+                    self.first.insert(key.clone(), attempt);
                     self.rows.insert(key, row);
                 }
             }
@@ -131,29 +140,6 @@ impl Driver {
         let outcome = row.doc.pointer("/output/condition_task/outcome").and_then(Value::as_str).map(|o| o == "true");
         self.done.insert(key.clone(), Done { result, outcome });
         self.facts.insert(key, facts_of(&row));
-    }
-
-    fn new_task_row(&self, key: &str, attempt: i64, life_cycle: LifeCycle, message: &str) -> Result<JobRunRow> {
-        let mut row = JobRunRow {
-            run_id: 0,
-            job_id: self.run.job_id,
-            parent_run_id: Some(self.run.run_id),
-            task_key: Some(key.to_string()),
-            attempt_number: attempt,
-            run_type: "TASK_RUN".into(),
-            life_cycle_state: life_cycle.as_str().into(),
-            result_state: None,
-            state_message: message.into(),
-            termination_code: None,
-            creator_user_name: self.run.creator_user_name.clone(),
-            idempotency_token: None,
-            start_time: now_ms(),
-            execution_start: None,
-            end_time: None,
-            doc: json!({"repair_id": self.repair_id}),
-        };
-        row.run_id = self.runs.store().insert_job_run(&row)?;
-        Ok(row)
     }
 
     async fn run(mut self, mut stop: watch::Receiver<Option<Stop>>) -> Result<()> {
@@ -289,16 +275,15 @@ impl Driver {
         let task = self.tasks.get(&key).cloned().unwrap_or(Value::Null);
         let max_retries = task.get("max_retries").and_then(Value::as_i64).unwrap_or(0);
         let retry_on_timeout = task.get("retry_on_timeout").and_then(Value::as_bool).unwrap_or(false);
-        let may_retry = max_retries < 0 || row.attempt_number - self.first_attempt(&key) < max_retries;
+        let first = self.first.get(&key).copied().unwrap_or(0);
+        let may_retry = max_retries < 0 || row.attempt_number - first < max_retries;
         if failed && may_retry && (!timed_out || retry_on_timeout) && !matches!(finished.end, AttemptEnd::Unresolved(_))
         {
             let interval = task.get("min_retry_interval_millis").and_then(Value::as_i64).unwrap_or(0).max(0);
-            let next = self.new_task_row(
-                &key,
-                row.attempt_number + 1,
-                LifeCycle::WaitingForRetry,
-                &format!("Retrying after attempt {} failed", row.attempt_number),
-            )?;
+            let message = format!("Retrying after attempt {} failed", row.attempt_number);
+            let next =
+                task_row(&self.run, &key, row.attempt_number + 1, self.repair_id, LifeCycle::WaitingForRetry, &message);
+            let next = JobRunRow { run_id: self.runs.store().insert_job_run(&next)?, ..next };
             self.rows.insert(key.clone(), next);
             self.retries.push((Instant::now() + Duration::from_millis(interval as u64), key));
             return Ok(());
@@ -308,18 +293,6 @@ impl Driver {
         self.facts.insert(key.clone(), facts_of(&saved));
         self.done.insert(key, Done { result: state.result.unwrap_or(ResultState::Failed), outcome });
         Ok(())
-    }
-
-    /// The attempt number this pass started the task at.
-    fn first_attempt(&self, key: &str) -> i64 {
-        let rows = self.runs.store().child_job_runs(self.run.run_id).unwrap_or_default();
-        rows.iter()
-            .filter(|r| {
-                r.task_key.as_deref() == Some(key) && r.doc.get("repair_id").and_then(Value::as_i64) == self.repair_id
-            })
-            .map(|r| r.attempt_number)
-            .min()
-            .unwrap_or(0)
     }
 
     fn start_retries(&mut self) -> Result<()> {
@@ -389,6 +362,46 @@ impl Driver {
         self.runs.write_state(run, &state)?;
         Ok(())
     }
+}
+
+const WAITING: &str = "Waiting for upstream tasks";
+
+/// A new row for a task attempt of `run`, not yet stored.
+pub(super) fn task_row(
+    run: &JobRunRow,
+    key: &str,
+    attempt: i64,
+    repair_id: Option<i64>,
+    life_cycle: LifeCycle,
+    message: &str,
+) -> JobRunRow {
+    JobRunRow {
+        run_id: 0,
+        job_id: run.job_id,
+        parent_run_id: Some(run.run_id),
+        task_key: Some(key.to_string()),
+        attempt_number: attempt,
+        run_type: "TASK_RUN".into(),
+        life_cycle_state: life_cycle.as_str().into(),
+        result_state: None,
+        state_message: message.into(),
+        termination_code: None,
+        creator_user_name: run.creator_user_name.clone(),
+        idempotency_token: None,
+        start_time: now_ms(),
+        execution_start: None,
+        end_time: None,
+        doc: json!({"repair_id": repair_id}),
+    }
+}
+
+/// The BLOCKED rows of a new run's tasks, so it shows them from the start.
+pub(super) fn blocked_rows(runs: &Runs, run: &JobRunRow) -> Result<()> {
+    let tasks = run.doc.pointer("/settings/tasks").and_then(Value::as_array).into_iter().flatten();
+    for node in tasks.filter_map(Node::of) {
+        runs.store().insert_job_run(&task_row(run, &node.task_key, 0, None, LifeCycle::Blocked, WAITING))?;
+    }
+    Ok(())
 }
 
 async fn sleep_until(at: Option<Instant>) {

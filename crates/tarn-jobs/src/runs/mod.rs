@@ -236,11 +236,12 @@ impl Runs {
         };
         let run_id = self.inner.store.insert_job_run(&row)?;
         row.run_id = run_id;
-        if state.life_cycle == LifeCycle::Pending && !self.active().contains_key(&run_id) {
-            let stored = self.run_row(run_id)?;
-            if stored.life_cycle_state == LifeCycle::Pending.as_str() {
-                self.spawn(run_id);
-            }
+        let fresh = self.inner.store.child_job_runs(run_id)?.is_empty() && !self.active().contains_key(&run_id);
+        if fresh && !state.life_cycle.is_final() {
+            driver::blocked_rows(self, &row)?;
+        }
+        if fresh && state.life_cycle == LifeCycle::Pending {
+            self.spawn(run_id);
         }
         Ok(run_id)
     }

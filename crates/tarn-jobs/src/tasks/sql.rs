@@ -1,5 +1,8 @@
 //! `sql_task` with a `file`: the file's statements run in order on the
-//! warehouse, the task's `parameters` bound as named parameters (`:name`).
+//! warehouse. The task's `parameters` are bound as named parameters where a
+//! statement has `:name` markers, and replace `{{name}}` in its text (as in
+//! Databricks SQL queries), which also works in commands the engine will
+//! not take parameters for (INSERT, CREATE).
 
 use std::time::Duration;
 
@@ -34,6 +37,9 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
                 .collect()
         })
         .unwrap_or_default();
+    let text = parameters
+        .iter()
+        .fold(text, |text, p| text.replace(&format!("{{{{{}}}}}", p.name), p.value.as_deref().unwrap_or_default()));
     let statements = split(&text);
     for (i, statement) in statements.iter().enumerate() {
         let used: Vec<SqlParameter> =
