@@ -441,3 +441,93 @@ def test_a_run_in_flight_when_tarn_dies_ends_with_a_reason(tmp_home):
         assert w.jobs.get(job.job_id).settings.name == "crash"
     finally:
         tarn.stop()
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_failure_notifications_reach_a_webhook_and_an_smtp_server(tmp_home):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from aiosmtpd.controller import Controller
+    from databricks.sdk.service import settings
+
+    from conftest import Tarn, wait_for
+
+    posts = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            posts.append((self.headers.get("Authorization"), json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+
+    mails = []
+
+    class Mailbox:
+        async def handle_DATA(self, server, session, envelope):
+            mails.append((envelope.rcpt_tos, envelope.content.decode()))
+            return "250 OK"
+
+    smtp = Controller(Mailbox(), hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    tarn = Tarn(tmp_home, {"TARN_SMTP_HOST": "127.0.0.1", "TARN_SMTP_PORT": str(smtp.port)}).start()
+    try:
+        w = tarn.client()
+        url = f"http://127.0.0.1:{hook.server_address[1]}/hook"
+        dest = w.notification_destinations.create(
+            display_name="on-call",
+            config=settings.Config(generic_webhook=settings.GenericWebhookConfig(url=url, username="u", password="s3cret")),
+        )
+        shown = w.notification_destinations.get(dest.id)
+        assert shown.destination_type == settings.DestinationType.WEBHOOK
+        assert shown.config.generic_webhook.url_set and shown.config.generic_webhook.password_set
+        assert shown.config.generic_webhook.url is None and shown.config.generic_webhook.password is None
+        assert [d.id for d in w.notification_destinations.list()] == [dest.id]
+
+        put_file(w, "/Users/admin/notify/boom.py", "raise ValueError('boom')\n")
+        job = w.jobs.create(
+            name="notify",
+            tasks=[python_task("boom", "/Users/admin/notify/boom.py")],
+            email_notifications=jobs.JobEmailNotifications(on_failure=["oncall@example.com"]),
+            webhook_notifications=jobs.WebhookNotifications(on_failure=[jobs.Webhook(id=dest.id)]),
+        )
+        run = w.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
+        assert run.state.result_state == jobs.RunResultState.FAILED
+        wait_for(lambda: posts and mails, timeout=30)
+        auth, payload = posts[0]
+        assert auth == "Basic " + base64.b64encode(b"u:s3cret").decode()
+        assert payload["event_type"] == "jobs.on_failure"
+        assert payload["run"]["run_id"] == run.run_id and payload["run"]["state"]["result_state"] == "FAILED"
+        assert payload["job"] == {"job_id": job.job_id, "name": "notify"}
+        recipients, message = mails[0]
+        assert recipients == ["oncall@example.com"]
+        assert f"Subject: [tarn] Run failed: notify (run {run.run_id})" in message
+        assert "boom: FAILED" in message
+        assert "s3cret" not in (tmp_home / "serve.log").read_text()
+        # A receiver that is down is retried, logged, and the run is unaffected.
+        hook.shutdown()
+        hook.server_close()
+        again = w.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
+        assert again.state.result_state == jobs.RunResultState.FAILED
+        wait_for(lambda: "webhook failed" in (tmp_home / "serve.log").read_text(), timeout=30)
+        with pytest.raises(InvalidParameterValue):
+            w.notification_destinations.create(display_name="bad", config=settings.Config(
+                generic_webhook=settings.GenericWebhookConfig(url="ftp://x")))
+    finally:
+        tarn.stop()
+        smtp.stop()

@@ -28,6 +28,7 @@ pub struct AppState {
     pub contexts: tarn_compute::context::Contexts,
     pub jobs: tarn_jobs::Jobs,
     pub runs: tarn_jobs::Runs,
+    pub destinations: tarn_jobs::Destinations,
     pub tracking: tarn_mlflow::Tracking,
     pub artifacts: tarn_mlflow::Artifacts,
     /// Multipart uploads into `artifacts`, their parts kept beside it.
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::commands::router())
         .merge(routes::mlflow::router())
         .merge(routes::jobs::router())
+        .merge(routes::notification_destinations::router())
         .merge(routes::unity_catalog::router())
         .merge(routes::files::router())
         .merge(routes::dbfs::router())

@@ -93,8 +93,11 @@ fn fixture(name: &str) -> Fixture {
         workspace_id: "1234".into(),
         workspace_url: "http://127.0.0.1:9".into(),
     };
+    let destinations = tarn_jobs::Destinations::new(store.clone());
+    let notifier = tarn_jobs::Notifier::new(destinations.clone(), tarn_jobs::SmtpConfig::default(), "1234".into());
     let state = AppState {
-        runs: tarn_jobs::Runs::new(store.clone(), jobs.clone(), engines, runs_config),
+        runs: tarn_jobs::Runs::new(store.clone(), jobs.clone(), engines, notifier, runs_config),
+        destinations,
         jobs,
         tracking: tarn_mlflow::Tracking::open(store.clone()).unwrap(),
         uploads: tarn_mlflow::Uploads::open(&home.join("artifact-uploads"), artifacts.clone()).unwrap(),

@@ -8,6 +8,7 @@
 
 mod error;
 mod jobs;
+pub mod notify;
 mod references;
 pub mod runs;
 mod spec;
@@ -15,6 +16,7 @@ pub mod tasks;
 
 pub use error::{JobsError, Result};
 pub use jobs::{JobList, Jobs};
+pub use notify::{Destinations, Notifier, SmtpConfig};
 pub use runs::{RepairRequest, Runs, RunsConfig};
 pub use spec::validate;
 pub use tarn_store::{JobRow, RunFilter};

@@ -12,6 +12,7 @@ mod job_runs;
 mod jobs;
 mod migrations;
 pub mod mlflow;
+mod notifications;
 mod settings;
 mod tokens;
 mod workspace;
@@ -26,6 +27,7 @@ pub use catalog::{CommitOutcome, DeltaCommit, UcObject};
 pub use clusters::{ClusterRow, EventFilter, EventRow};
 pub use job_runs::{FINAL_STATES, JobRunRow, RunFilter};
 pub use jobs::JobRow;
+pub use notifications::DestinationRow;
 pub use tokens::{TokenRow, User};
 pub use workspace::WorkspaceObject;
 

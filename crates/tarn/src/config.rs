@@ -27,6 +27,9 @@ pub struct Config {
     pub warm_workers: usize,
     /// Job task attempts running at once, over all runs (`TARN_JOB_PARALLEL_TASKS`).
     pub job_parallel_tasks: usize,
+    /// Where job notification email goes (`TARN_SMTP_HOST`, `TARN_SMTP_PORT`,
+    /// `TARN_SMTP_FROM`, `TARN_SMTP_USERNAME`, `TARN_SMTP_PASSWORD`).
+    pub smtp: tarn_jobs::SmtpConfig,
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -70,6 +73,13 @@ impl Config {
             serverless_idle: Duration::from_secs(env_u64("TARN_SERVERLESS_IDLE_SECONDS", 30 * 60)),
             warm_workers: usize::try_from(env_u64("TARN_WARM_WORKERS", 1)).unwrap_or(1),
             job_parallel_tasks: usize::try_from(env_u64("TARN_JOB_PARALLEL_TASKS", 8)).unwrap_or(8),
+            smtp: tarn_jobs::SmtpConfig {
+                host: std::env::var("TARN_SMTP_HOST").ok().filter(|h| !h.is_empty()),
+                port: u16::try_from(env_u64("TARN_SMTP_PORT", 25)).unwrap_or(25),
+                from: std::env::var("TARN_SMTP_FROM").unwrap_or_else(|_| "tarn <tarn@localhost>".into()),
+                username: std::env::var("TARN_SMTP_USERNAME").ok(),
+                password: std::env::var("TARN_SMTP_PASSWORD").ok(),
+            },
         }
     }
 

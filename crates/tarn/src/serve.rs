@@ -145,7 +145,9 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         workspace_id: workspace_id.clone(),
         workspace_url: format!("http://{addr}"),
     };
-    let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), engines, runs_config);
+    let destinations = tarn_jobs::Destinations::new(store.clone());
+    let notifier = tarn_jobs::Notifier::new(destinations.clone(), config.smtp.clone(), workspace_id.clone());
+    let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), engines, notifier, runs_config);
     let recovered = runs.recover().map_err(|e| e.to_string())?;
     if recovered > 0 {
         tracing::warn!(recovered, "job runs left in flight by an earlier tarn ended with INTERNAL_ERROR");
@@ -164,6 +166,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         contexts: contexts.clone(),
         jobs,
         runs,
+        destinations,
         tracking,
         artifacts,
         uploads,

@@ -6,6 +6,7 @@ pub mod dbfs;
 pub mod files;
 pub mod jobs;
 pub mod mlflow;
+pub mod notification_destinations;
 pub mod public;
 pub mod scim;
 pub mod sql;

@@ -19,6 +19,7 @@ use super::dag::{self, Decision, Done, Node};
 use super::state::{LifeCycle, ResultState, RunState};
 use super::{Runs, Stop, TaskFacts};
 use crate::error::Result;
+use crate::notify::Event;
 
 pub(super) async fn drive(runs: Runs, run_id: i64, stop: watch::Receiver<Option<Stop>>) {
     let clusters = Arc::new(JobClusters::default());
@@ -146,8 +147,10 @@ impl Driver {
         self.run.execution_start.get_or_insert(now_ms());
         let running = RunState::new(LifeCycle::Running, "");
         self.run = self.runs.write_state(self.run.clone(), &running)?;
+        self.runs.notify(self.run.run_id, Event::Start);
         let timeout = self.run.doc.pointer("/settings/timeout_seconds").and_then(Value::as_i64).filter(|t| *t > 0);
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t as u64));
+        let mut warning = duration_threshold(&self.run.doc["settings"]).map(|t| Instant::now() + t);
         loop {
             self.start_ready()?;
             if self.in_flight.is_empty() && self.retries.is_empty() {
@@ -162,6 +165,10 @@ impl Driver {
                     }
                 }
                 () = sleep_until(next_retry), if next_retry.is_some() => self.start_retries()?,
+                () = sleep_until(warning), if warning.is_some() => {
+                    warning = None;
+                    self.runs.notify(self.run.run_id, Event::DurationWarning);
+                }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     return self.stop(Stop::TimedOut(timeout.unwrap_or_default())).await;
                 }
@@ -359,7 +366,12 @@ impl Driver {
             last["state"] = state.state_json();
         }
         run.end_time = None;
+        let event = match state.result {
+            Some(r) if r.is_success() => Event::Success,
+            _ => Event::Failure,
+        };
         self.runs.write_state(run, &state)?;
+        self.runs.notify(self.run.run_id, event);
         Ok(())
     }
 }
@@ -402,6 +414,13 @@ pub(super) fn blocked_rows(runs: &Runs, run: &JobRunRow) -> Result<()> {
         runs.store().insert_job_run(&task_row(run, &node.task_key, 0, None, LifeCycle::Blocked, WAITING))?;
     }
     Ok(())
+}
+
+/// The job's health rule on run duration, if it has one.
+fn duration_threshold(settings: &Value) -> Option<Duration> {
+    let rules = settings.pointer("/health/rules").and_then(Value::as_array)?;
+    let rule = rules.iter().find(|r| r.get("metric").and_then(Value::as_str) == Some("RUN_DURATION_SECONDS"))?;
+    rule.get("value").and_then(Value::as_i64).filter(|v| *v >= 0).map(|v| Duration::from_secs(v as u64))
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -28,6 +28,7 @@ pub use state::{LifeCycle, ResultState, RunState};
 
 use crate::error::{JobsError, Result, invalid};
 use crate::jobs::Jobs;
+use crate::notify::{Event, Notifier};
 use crate::tasks::Engines;
 
 #[derive(Debug, Clone)]
@@ -80,6 +81,7 @@ struct Inner {
     store: Arc<Store>,
     jobs: Jobs,
     engines: Engines,
+    notifier: Notifier,
     config: RunsConfig,
     active: Mutex<HashMap<i64, Active>>,
     /// Held while deciding whether a run may start, so two triggers of one
@@ -93,12 +95,13 @@ fn not_found(run_id: i64) -> JobsError {
 }
 
 impl Runs {
-    pub fn new(store: Arc<Store>, jobs: Jobs, engines: Engines, config: RunsConfig) -> Self {
+    pub fn new(store: Arc<Store>, jobs: Jobs, engines: Engines, notifier: Notifier, config: RunsConfig) -> Self {
         let slots = Arc::new(Semaphore::new(config.max_parallel_tasks.max(1)));
         let inner = Inner {
             store,
             jobs,
             engines,
+            notifier,
             config,
             active: Mutex::new(HashMap::new()),
             admission: Mutex::new(()),
@@ -243,6 +246,9 @@ impl Runs {
         if fresh && state.life_cycle == LifeCycle::Pending {
             self.spawn(run_id);
         }
+        if fresh && state.life_cycle == LifeCycle::Skipped {
+            self.notify(run_id, Event::Failure);
+        }
         Ok(run_id)
     }
 
@@ -251,6 +257,27 @@ impl Runs {
         let filter = RunFilter { job_id: Some(job_id), active_only: true, ..RunFilter::default() };
         let rows = self.inner.store.list_job_runs(&filter, 0, usize::MAX)?;
         Ok(rows.iter().filter(|r| r.life_cycle_state != LifeCycle::Queued.as_str()).count() as i64)
+    }
+
+    /// Tells whom the run's settings name about `event`, unless they asked
+    /// not to hear of skipped or cancelled runs.
+    pub(crate) fn notify(&self, run_id: i64, event: Event) {
+        let Ok(row) = self.run_row(run_id) else { return };
+        let settings = &row.doc["settings"];
+        let flag = |pointer: &str| settings.pointer(pointer).and_then(Value::as_bool).unwrap_or(false);
+        let skipped = row.life_cycle_state == LifeCycle::Skipped.as_str();
+        let cancelled = row.result_state.as_deref() == Some(ResultState::Canceled.as_str());
+        let quiet = (skipped
+            && (flag("/notification_settings/no_alert_for_skipped_runs")
+                || flag("/email_notifications/no_alert_for_skipped_runs")))
+            || (cancelled && flag("/notification_settings/no_alert_for_canceled_runs"));
+        if event == Event::Failure && quiet {
+            return;
+        }
+        match self.view_run(&row, true, false) {
+            Ok(view) => self.inner.notifier.run_event(settings, event, view),
+            Err(e) => tracing::warn!(run_id, error = %e, "showing a run for its notification"),
+        }
     }
 
     pub(crate) fn spawn(&self, run_id: i64) {

@@ -1,0 +1,212 @@
+//! Run notifications: on start, success, failure and a duration threshold
+//! exceeded, to a job's email addresses (SMTP through `lettre`) and webhook
+//! destinations (an HTTP POST of the run's JSON). Delivery runs in the
+//! background with retries; a failure to notify is logged, never fails the
+//! run, and never logs a destination's URL or credentials.
+
+mod destinations;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde_json::{Value, json};
+use tarn_store::DestinationRow;
+
+pub use destinations::Destinations;
+
+/// Where email goes out.
+#[derive(Clone, Default)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    pub port: u16,
+    pub from: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("from", &self.from)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Start,
+    Success,
+    Failure,
+    DurationWarning,
+}
+
+impl Event {
+    /// The settings key that lists its recipients.
+    fn key(self) -> &'static str {
+        match self {
+            Event::Start => "on_start",
+            Event::Success => "on_success",
+            Event::Failure => "on_failure",
+            Event::DurationWarning => "on_duration_warning_threshold_exceeded",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Event::Start => "Run started",
+            Event::Success => "Run succeeded",
+            Event::Failure => "Run failed",
+            Event::DurationWarning => "Run exceeded its duration threshold",
+        }
+    }
+}
+
+/// Delivery attempts per recipient, and the wait before the second.
+const ATTEMPTS: u32 = 3;
+const BACKOFF: Duration = Duration::from_millis(500);
+
+#[derive(Clone)]
+pub struct Notifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    destinations: Destinations,
+    smtp: SmtpConfig,
+    http: reqwest::Client,
+    workspace_id: String,
+}
+
+impl Notifier {
+    pub fn new(destinations: Destinations, smtp: SmtpConfig, workspace_id: String) -> Self {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+        Self { inner: Arc::new(Inner { destinations, smtp, http, workspace_id }) }
+    }
+
+    pub fn destinations(&self) -> &Destinations {
+        &self.inner.destinations
+    }
+
+    /// Sends `event` for `run` (its `runs/get` JSON) to whom the job's
+    /// settings name, in the background.
+    pub fn run_event(&self, settings: &Value, event: Event, run: Value) {
+        let addresses: Vec<String> =
+            list(settings, "email_notifications", event).filter_map(|v| v.as_str().map(str::to_string)).collect();
+        let hooks: Vec<String> = list(settings, "webhook_notifications", event)
+            .filter_map(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        if addresses.is_empty() && hooks.is_empty() {
+            return;
+        }
+        let job_name = settings.get("name").and_then(Value::as_str).unwrap_or("Untitled").to_string();
+        let notifier = self.clone();
+        tokio::spawn(async move {
+            let mut emails = addresses;
+            for id in hooks {
+                match notifier.inner.destinations.row(&id) {
+                    Ok(row) if row.destination_type == "EMAIL" => emails.extend(addresses_of(&row)),
+                    Ok(row) => notifier.post(&row, event, &job_name, &run).await,
+                    Err(e) => {
+                        tracing::warn!(destination = id, error = %e, "a job names a missing notification destination")
+                    }
+                }
+            }
+            if !emails.is_empty() {
+                notifier.email(&emails, event, &job_name, &run).await;
+            }
+        });
+    }
+
+    async fn post(&self, row: &DestinationRow, event: Event, job_name: &str, run: &Value) {
+        let hook = row.config.get("generic_webhook").cloned().unwrap_or(Value::Null);
+        let Some(url) = hook.get("url").and_then(Value::as_str) else { return };
+        let payload = json!({
+            "event_type": format!("jobs.{}", event.key()),
+            "workspace_id": self.inner.workspace_id,
+            "job": {"job_id": run.get("job_id"), "name": job_name},
+            "run": run,
+        });
+        for attempt in 1..=ATTEMPTS {
+            let mut request = self.inner.http.post(url).json(&payload);
+            if let Some(user) = hook.get("username").and_then(Value::as_str) {
+                request = request.basic_auth(user, hook.get("password").and_then(Value::as_str));
+            }
+            match request.send().await.map(|r| r.error_for_status()) {
+                Ok(Ok(_)) => return,
+                Ok(Err(e)) => {
+                    tracing::warn!(destination = row.display_name, attempt, status = ?e.status(), "a webhook refused a job notification")
+                }
+                Err(e) => {
+                    tracing::warn!(destination = row.display_name, attempt, error = %e.without_url(), "a job notification webhook failed")
+                }
+            }
+            tokio::time::sleep(BACKOFF * attempt).await;
+        }
+    }
+
+    async fn email(&self, addresses: &[String], event: Event, job_name: &str, run: &Value) {
+        let smtp = &self.inner.smtp;
+        let Some(host) = &smtp.host else {
+            tracing::warn!("email notifications are configured but TARN_SMTP_HOST is not set; none sent");
+            return;
+        };
+        let message = match compose(&smtp.from, addresses, event, job_name, run) {
+            Ok(m) => m,
+            Err(e) => return tracing::warn!(error = %e, "composing a job notification email"),
+        };
+        let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str()).port(smtp.port);
+        if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
+            transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
+        }
+        let transport = transport.build();
+        for attempt in 1..=ATTEMPTS {
+            match transport.send(message.clone()).await {
+                Ok(_) => return,
+                Err(e) => tracing::warn!(attempt, error = %e, "sending a job notification email"),
+            }
+            tokio::time::sleep(BACKOFF * attempt).await;
+        }
+    }
+}
+
+fn list<'a>(settings: &'a Value, field: &str, event: Event) -> impl Iterator<Item = &'a Value> {
+    settings.get(field).and_then(|n| n.get(event.key())).and_then(Value::as_array).into_iter().flatten()
+}
+
+fn addresses_of(row: &DestinationRow) -> Vec<String> {
+    let listed = row.config.pointer("/email/addresses").and_then(Value::as_array);
+    listed.into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+}
+
+fn compose(from: &str, to: &[String], event: Event, job_name: &str, run: &Value) -> Result<Message, String> {
+    let run_id = run.get("run_id").and_then(Value::as_i64).unwrap_or_default();
+    let state = run.pointer("/state/result_state").or(run.pointer("/state/life_cycle_state"));
+    let message = run.pointer("/state/state_message").and_then(Value::as_str).unwrap_or_default();
+    let mut body = format!(
+        "{}: {job_name}, run {run_id}\nState: {}\n{message}\n\nTasks:\n",
+        event.title(),
+        state.and_then(Value::as_str).unwrap_or("-")
+    );
+    for task in run.get("tasks").and_then(Value::as_array).into_iter().flatten() {
+        let key = task.get("task_key").and_then(Value::as_str).unwrap_or_default();
+        let state = task.pointer("/state/result_state").or(task.pointer("/state/life_cycle_state"));
+        body.push_str(&format!("  {key}: {}\n", state.and_then(Value::as_str).unwrap_or("-")));
+    }
+    if let Some(url) = run.get("run_page_url").and_then(Value::as_str) {
+        body.push_str(&format!("\n{url}\n"));
+    }
+    let from: Mailbox = from.parse().map_err(|e| format!("TARN_SMTP_FROM '{from}': {e}"))?;
+    let mut builder =
+        Message::builder().from(from).subject(format!("[tarn] {}: {job_name} (run {run_id})", event.title()));
+    for address in to {
+        builder = builder.to(address.parse().map_err(|e| format!("address '{address}': {e}"))?);
+    }
+    builder.body(body).map_err(|e| e.to_string())
+}
