@@ -531,3 +531,52 @@ def test_failure_notifications_reach_a_webhook_and_an_smtp_server(tmp_home):
     finally:
         tarn.stop()
         smtp.stop()
+
+
+def test_schedules_and_file_arrival_start_runs_and_pausing_stops_them(w):
+    import io
+    import time
+
+    from databricks.sdk.service import catalog
+
+    from conftest import wait_for
+
+    base = f"/Users/admin/{unique('sched')}"
+    put_file(w, f"{base}/tick.py", "print('tick')\n")
+    job = w.jobs.create(
+        name=unique("every_second"),
+        max_concurrent_runs=5,
+        schedule=jobs.CronSchedule(quartz_cron_expression="* * * * * ?", timezone_id="Europe/Oslo"),
+        tasks=[python_task("tick", f"{base}/tick.py")],
+    )
+    runs = lambda: list(w.jobs.list_runs(job_id=job.job_id))  # noqa: E731
+    wait_for(lambda: len(runs()) >= 3, timeout=60)
+    assert {r.trigger for r in runs()} == {jobs.TriggerType.PERIODIC}
+    w.jobs.update(job.job_id, new_settings=jobs.JobSettings(schedule=jobs.CronSchedule(
+        quartz_cron_expression="* * * * * ?", timezone_id="Europe/Oslo", pause_status=jobs.PauseStatus.PAUSED)))
+    time.sleep(0.5)
+    paused_at = len(runs())
+    time.sleep(3)
+    assert len(runs()) == paused_at, "a paused schedule starts no runs"
+    finished = wait_for(lambda: [r for r in runs() if r.state.result_state == jobs.RunResultState.SUCCESS], timeout=60)
+    assert "tick" in w.jobs.get_run_output(w.jobs.get_run(finished[0].run_id).tasks[0].run_id).logs
+    with pytest.raises(InvalidParameterValue, match="quartz_cron_expression"):
+        w.jobs.create(name="bad", schedule=jobs.CronSchedule(quartz_cron_expression="every second", timezone_id="UTC"),
+                      tasks=[python_task("tick", f"{base}/tick.py")])
+
+    volume = unique("landing")
+    w.volumes.create(catalog_name="main", schema_name="default", name=volume, volume_type=catalog.VolumeType.MANAGED)
+    path = f"/Volumes/main/default/{volume}"
+    w.files.upload(f"{path}/before.csv", io.BytesIO(b"a\n"))
+    arrival = w.jobs.create(
+        name=unique("arrival"),
+        trigger=jobs.TriggerSettings(file_arrival=jobs.FileArrivalTriggerConfiguration(url=path + "/")),
+        tasks=[python_task("tick", f"{base}/tick.py")],
+    )
+    time.sleep(2.5)
+    assert list(w.jobs.list_runs(job_id=arrival.job_id)) == [], "files already there start nothing"
+    w.files.upload(f"{path}/new.csv", io.BytesIO(b"b\n"))
+    started = wait_for(lambda: list(w.jobs.list_runs(job_id=arrival.job_id)), timeout=30)
+    assert started[0].trigger == jobs.TriggerType.FILE_ARRIVAL
+    w.jobs.delete(job.job_id)
+    w.jobs.delete(arrival.job_id)

@@ -13,6 +13,7 @@ mod references;
 pub mod runs;
 mod spec;
 pub mod tasks;
+pub mod triggers;
 
 pub use error::{JobsError, Result};
 pub use jobs::{JobList, Jobs};

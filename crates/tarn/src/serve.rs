@@ -149,6 +149,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let notifier = tarn_jobs::Notifier::new(destinations.clone(), config.smtp.clone(), workspace_id.clone());
     let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), engines, notifier, runs_config);
     let recovered = runs.recover().map_err(|e| e.to_string())?;
+    let triggers = tarn_jobs::triggers::spawn(runs.clone());
     if recovered > 0 {
         tracing::warn!(recovered, "job runs left in flight by an earlier tarn ended with INTERNAL_ERROR");
     }
@@ -191,6 +192,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let _ = gateway_task.await;
     reaper.abort();
     context_reaper.abort();
+    triggers.abort();
     contexts.shutdown();
     tracing::info!("stopping cluster engines");
     clusters.shutdown().await;

@@ -164,6 +164,22 @@ impl Runs {
         self.trigger(trigger)
     }
 
+    /// A run started by a schedule or a file arrival, as the job's owner.
+    pub fn run_triggered(&self, job_id: i64, trigger: &'static str) -> Result<i64> {
+        let job = self.inner.jobs.get(job_id)?;
+        let run = Trigger {
+            job_id: Some(job_id),
+            run_name: job.settings.get("name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
+            job_parameters: effective_parameters(&job.settings, None)?,
+            settings: job.settings,
+            run_type: "JOB_RUN",
+            trigger,
+            user: job.run_as_user_name,
+            ..Trigger::default()
+        };
+        self.trigger(run)
+    }
+
     /// `runs/submit`: a one-time run of the settings sent, no job stored.
     pub fn submit(&self, user: &str, request: &Value) -> Result<i64> {
         let mut settings = request.clone();

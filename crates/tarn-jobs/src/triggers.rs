@@ -1,0 +1,251 @@
+//! Triggers: a job's `schedule` (Quartz cron in its `timezone_id`) and its
+//! file-arrival trigger on a volume path start runs; `pause_status: PAUSED`
+//! stops them.
+//!
+//! Missed schedules: when a schedule's next time passed while tarn was down,
+//! one run starts when tarn is back (not one per missed time), then the
+//! schedule goes on from the present. Unpausing starts from the present too.
+//! A file-arrival trigger compares the path's listing with the previous one;
+//! the first listing after a start is the baseline (files that arrived while
+//! tarn was down do not trigger a run).
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use serde_json::Value;
+use tarn_core::time::now_ms;
+
+use crate::error::{JobsError, Result, invalid};
+use crate::runs::Runs;
+
+const TICK: Duration = Duration::from_millis(200);
+/// How often file-arrival paths are listed (in ticks).
+const FILE_POLL_TICKS: u32 = 5;
+
+/// A Quartz expression (`sec min hour day-of-month month day-of-week
+/// [year]`) parsed; the year field may only be `*`.
+pub fn parse_quartz(expression: &str) -> Result<Cron> {
+    let mut fields: Vec<&str> = expression.split_whitespace().collect();
+    if fields.len() == 7 {
+        if fields[6] != "*" {
+            return Err(invalid(format!(
+                "Invalid quartz_cron_expression '{expression}': tarn takes only '*' in the year field"
+            )));
+        }
+        fields.pop();
+    }
+    if fields.len() != 6 {
+        return Err(invalid(format!(
+            "Invalid quartz_cron_expression '{expression}': expected 6 or 7 fields (seconds first)"
+        )));
+    }
+    Cron::new(&fields.join(" "))
+        .with_seconds_required()
+        .with_alternative_weekdays()
+        .parse()
+        .map_err(|e| invalid(format!("Invalid quartz_cron_expression '{expression}': {e}")))
+}
+
+fn time_zone(settings: &Value) -> Result<Tz> {
+    let name = settings.pointer("/schedule/timezone_id").and_then(Value::as_str).unwrap_or("UTC");
+    Tz::from_str(name).map_err(|_| invalid(format!("Invalid timezone_id '{name}'")))
+}
+
+/// Checks a job's `schedule` and `trigger` at create.
+pub fn check(settings: &Value) -> Result<()> {
+    if let Some(schedule) = settings.get("schedule").filter(|s| !s.is_null()) {
+        let expression = schedule.get("quartz_cron_expression").and_then(Value::as_str).unwrap_or_default();
+        parse_quartz(expression)?;
+        time_zone(settings)?;
+        check_pause(schedule)?;
+    }
+    if let Some(trigger) = settings.get("trigger").filter(|t| !t.is_null()) {
+        check_pause(trigger)?;
+        match trigger.pointer("/file_arrival/url").and_then(Value::as_str) {
+            Some(url) if url.starts_with("/Volumes/") => {}
+            Some(url) => return Err(invalid(format!("file_arrival.url must be a /Volumes path, got '{url}'"))),
+            None => {
+                return Err(JobsError::NotImplemented(
+                    "tarn triggers jobs on schedules and file arrival; other triggers are not supported".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_pause(spec: &Value) -> Result<()> {
+    match spec.get("pause_status").and_then(Value::as_str) {
+        None | Some("PAUSED" | "UNPAUSED") => Ok(()),
+        Some(other) => Err(invalid(format!("pause_status must be PAUSED or UNPAUSED, got '{other}'"))),
+    }
+}
+
+fn paused(spec: &Value) -> bool {
+    spec.get("pause_status").and_then(Value::as_str) == Some("PAUSED")
+}
+
+struct Schedule {
+    expression: String,
+    next: DateTime<Utc>,
+}
+
+struct Watch {
+    url: String,
+    seen: HashMap<String, (u64, i64)>,
+    last_run: Option<i64>,
+}
+
+/// The trigger loop's memory.
+#[derive(Default)]
+struct State {
+    schedules: HashMap<i64, Schedule>,
+    paused: HashSet<i64>,
+    watches: HashMap<i64, Watch>,
+}
+
+/// Starts the loop that fires schedules and file-arrival triggers.
+pub fn spawn(runs: Runs) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut state = State::default();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut n: u32 = 0;
+        loop {
+            tick.tick().await;
+            n = n.wrapping_add(1);
+            if let Err(e) = state.fire(&runs, n.is_multiple_of(FILE_POLL_TICKS)) {
+                tracing::warn!(error = %e, "job triggers");
+            }
+        }
+    })
+}
+
+impl State {
+    fn fire(&mut self, runs: &Runs, poll_files: bool) -> Result<()> {
+        let jobs = runs.store().triggered_jobs()?;
+        let present: HashSet<i64> = jobs.iter().map(|(id, _)| *id).collect();
+        self.schedules.retain(|id, _| present.contains(id));
+        self.watches.retain(|id, _| present.contains(id));
+        for (job_id, settings) in jobs {
+            match settings.get("schedule").filter(|s| !s.is_null()) {
+                Some(schedule) => self.schedule(runs, job_id, &settings, schedule),
+                None => {
+                    self.schedules.remove(&job_id);
+                }
+            }
+            if poll_files && let Some(trigger) = settings.get("trigger").filter(|t| !t.is_null() && !paused(t)) {
+                self.watch(runs, job_id, trigger);
+            }
+        }
+        Ok(())
+    }
+
+    fn schedule(&mut self, runs: &Runs, job_id: i64, settings: &Value, schedule: &Value) {
+        if paused(schedule) {
+            self.schedules.remove(&job_id);
+            self.paused.insert(job_id);
+            return;
+        }
+        let expression = schedule.get("quartz_cron_expression").and_then(Value::as_str).unwrap_or_default();
+        let (Ok(cron), Ok(tz)) = (parse_quartz(expression), time_zone(settings)) else { return };
+        let now = Utc::now();
+        let changed = self.schedules.get(&job_id).is_none_or(|s| s.expression != expression);
+        if changed {
+            let resumed = self.paused.remove(&job_id);
+            let last = match resumed {
+                true => None,
+                false => runs.store().schedule_last_fired(job_id).ok().flatten(),
+            };
+            let from = last.and_then(DateTime::from_timestamp_millis).filter(|_| !resumed).unwrap_or(now);
+            let Some(next) = next_after(&cron, tz, from) else { return };
+            self.schedules.insert(job_id, Schedule { expression: expression.to_string(), next });
+        }
+        let Some(due) = self.schedules.get(&job_id).map(|s| s.next).filter(|next| *next <= now) else { return };
+        if let Err(e) = runs.store().set_schedule_fired(job_id, due.timestamp_millis()) {
+            return tracing::warn!(job_id, error = %e, "recording a schedule's run");
+        }
+        if let Err(e) = runs.run_triggered(job_id, "PERIODIC") {
+            tracing::warn!(job_id, error = %e, "starting a scheduled run");
+        }
+        if let (Some(s), Some(next)) = (self.schedules.get_mut(&job_id), next_after(&cron, tz, now)) {
+            s.next = next;
+        }
+    }
+
+    fn watch(&mut self, runs: &Runs, job_id: i64, trigger: &Value) {
+        let url = trigger.pointer("/file_arrival/url").and_then(Value::as_str).unwrap_or_default().to_string();
+        let Ok(listing) = list_files(runs, &url) else { return };
+        let fresh = self.watches.get(&job_id).is_none_or(|w| w.url != url);
+        if fresh {
+            self.watches.insert(job_id, Watch { url, seen: listing, last_run: None });
+            return;
+        }
+        let Some(watch) = self.watches.get_mut(&job_id) else { return };
+        let arrived = listing.iter().any(|(path, meta)| watch.seen.get(path) != Some(meta));
+        let gap =
+            trigger.pointer("/file_arrival/min_time_between_triggers_seconds").and_then(Value::as_i64).unwrap_or(0);
+        let rested = watch.last_run.is_none_or(|at| now_ms() - at >= gap * 1000);
+        if arrived && rested {
+            watch.seen = listing;
+            watch.last_run = Some(now_ms());
+            if let Err(e) = runs.run_triggered(job_id, "FILE_ARRIVAL") {
+                tracing::warn!(job_id, error = %e, "starting a file-arrival run");
+            }
+        }
+    }
+}
+
+fn next_after(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    cron.find_next_occurrence(&after.with_timezone(&tz), false).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// Files under a volume path (recursively), by path with size and mtime.
+fn list_files(runs: &Runs, url: &str) -> std::result::Result<HashMap<String, (u64, i64)>, String> {
+    let files = &runs.engines().files;
+    let mut out = HashMap::new();
+    let mut pending = vec![url.trim_end_matches('/').to_string()];
+    while let Some(dir) = pending.pop() {
+        let location = files.dbfs().locate(&dir).map_err(|e| e.to_string())?;
+        for entry in location.list().map_err(|e| e.to_string())? {
+            match entry.is_dir {
+                true => pending.push(entry.path),
+                false => {
+                    out.insert(entry.path, (entry.size, entry.modified_ms));
+                }
+            }
+        }
+        if out.len() > 10_000 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    #[test]
+    fn quartz_schedules_fire_at_their_times_in_their_zone() {
+        let every_second = parse_quartz("* * * * * ?").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap();
+        assert_eq!(next_after(&every_second, Tz::UTC, t), Some(t + chrono::Duration::seconds(1)));
+        // 09:30 in Oslo on weekdays (Quartz: 2-6 is Monday to Friday); 2026-11-21 is a Saturday.
+        let weekdays = parse_quartz("0 30 9 ? * 2-6").unwrap();
+        let oslo = Tz::from_str("Europe/Oslo").unwrap();
+        let next = next_after(&weekdays, oslo, t).unwrap();
+        assert_eq!(next, Utc.with_ymd_and_hms(2026, 11, 23, 8, 30, 0).unwrap());
+        assert!(parse_quartz("0 0 12 * * ? *").is_ok());
+        assert!(parse_quartz("0 0 12 * * ? 2030").is_err());
+        assert!(parse_quartz("0 12 * * ?").is_err(), "five fields: seconds are required");
+        let bad_zone = json!({"schedule": {"quartz_cron_expression": "* * * * * ?", "timezone_id": "Mars/Base"}});
+        assert!(check(&bad_zone).unwrap_err().to_string().contains("Mars/Base"));
+    }
+}
