@@ -99,6 +99,27 @@ def test_a_python_task_prints_sets_values_and_reads_argv(w, tmp_path):
     with pytest.raises(InvalidParameterValue, match="multiple tasks"):
         w.jobs.get_run_output(run.run_id)
 
+    # What the run used: per task and in total on the run (tarn's field), and
+    # as rows of the system tables, readable with SQL.
+    raw = w.api_client.do("GET", "/api/2.2/jobs/runs/get", query={"run_id": run.run_id})
+    used = [t["tarn_usage"] for t in raw["tasks"]]
+    assert all(u["cores"] >= 1 and u["core_seconds"] > 0 for u in used)
+    assert raw["tarn_usage"]["core_seconds"] == pytest.approx(sum(u["core_seconds"] for u in used))
+    assert raw["tarn_usage"]["estimated_cost"] == pytest.approx(raw["tarn_usage"]["core_seconds"] / 3600 * 0.10)
+    warehouse_id = next(iter(w.warehouses.list())).id
+    usage = w.statement_execution.execute_statement(
+        f"SELECT count(*), sum(usage_quantity) FROM system.billing.usage WHERE usage_metadata.job_run_id = '{run.run_id}'",
+        warehouse_id=warehouse_id, wait_timeout="50s",
+    )
+    count, hours = usage.result.data_array[0]
+    assert count == "2" and float(hours) == pytest.approx(raw["tarn_usage"]["core_seconds"] / 3600)
+    timeline = w.statement_execution.execute_statement(
+        f"SELECT result_state, trigger_type, job_parameters['who'] FROM system.lakeflow.job_run_timeline "
+        f"WHERE run_id = '{run.run_id}'",
+        warehouse_id=warehouse_id, wait_timeout="50s",
+    )
+    assert timeline.result.data_array == [["SUCCESS", "ONE_TIME", "tarn"]]
+
 
 DATA_PREP = """
     # Two separable classes, deterministic, as a Delta table.
@@ -580,3 +601,76 @@ def test_schedules_and_file_arrival_start_runs_and_pausing_stops_them(w):
     assert started[0].trigger == jobs.TriggerType.FILE_ARRIVAL
     w.jobs.delete(job.job_id)
     w.jobs.delete(arrival.job_id)
+
+
+def test_for_each_runs_the_nested_task_per_input(w):
+    base = f"/Users/admin/{unique('each')}"
+    put_file(w, f"{base}/list.py", "dbutils.jobs.taskValues.set('cities', ['Oslo', 'Bergen', 'Tromso'])\n")
+    put_file(w, f"{base}/visit.py", """
+        import sys
+        city = sys.argv[1]
+        assert city != "Nowhere", "no such city"
+        print("visiting", city)
+    """)
+    nested = jobs.Task(task_key="visit", spark_python_task=jobs.SparkPythonTask(
+        python_file=f"{base}/visit.py", parameters=["{{input}}"]))
+    job = w.jobs.create(
+        name=unique("each"),
+        tasks=[
+            python_task("list", f"{base}/list.py"),
+            jobs.Task(task_key="visit_all", depends_on=[jobs.TaskDependency(task_key="list")],
+                      for_each_task=jobs.ForEachTask(inputs="{{tasks.list.values.cities}}", concurrency=2, task=nested)),
+        ],
+    )
+    run = w.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
+    assert run.state.result_state == jobs.RunResultState.SUCCESS
+    visit_all = by_key(run)["visit_all"][0]
+    assert visit_all.for_each_task.stats.task_run_stats.succeeded_iterations == 3
+    each = w.jobs.get_run(visit_all.run_id)
+    logs = sorted(w.jobs.get_run_output(i.run_id).logs.strip() for i in each.iterations)
+    assert logs == ["visiting Bergen", "visiting Oslo", "visiting Tromso"]
+
+    failing = w.jobs.submit_and_wait(run_name="each-fails", tasks=[jobs.SubmitTask(
+        task_key="visit_all", for_each_task=jobs.ForEachTask(inputs='["Oslo", "Nowhere"]', task=nested))], timeout=WAIT)
+    assert failing.state.result_state == jobs.RunResultState.FAILED
+    assert "1 of 2 iterations failed" in failing.tasks[0].state.state_message
+
+
+def test_the_cli_creates_runs_follows_and_shows_logs(w, tarn, tmp_path):
+    import json
+    import subprocess
+
+    from conftest import tarn_binary
+
+    base = f"/Users/admin/{unique('cli')}"
+    put_file(w, f"{base}/greet.py", "import sys\nprint('hello', sys.argv[1])\n")
+    put_file(w, f"{base}/fail.py", "raise RuntimeError('nope')\n")
+    settings = {
+        "name": unique("cli"),
+        "parameters": [{"name": "who", "default": "world"}],
+        "tasks": [
+            {"task_key": "greet", "spark_python_task": {"python_file": f"{base}/greet.py", "parameters": ["{{job.parameters.who}}"]}},
+            {"task_key": "after", "depends_on": [{"task_key": "greet"}],
+             "spark_python_task": {"python_file": f"{base}/greet.py", "parameters": ["again"]}},
+        ],
+    }
+    (tmp_path / "job.json").write_text(json.dumps(settings))
+    env = dict(os.environ, DATABRICKS_HOST=tarn.url, DATABRICKS_TOKEN=tarn.token)
+    cli = lambda *args: subprocess.run([tarn_binary(), *args], env=env, capture_output=True, text=True, timeout=300)  # noqa: E731
+    created = cli("jobs", "create", "--json", str(tmp_path / "job.json"))
+    assert created.returncode == 0, created.stderr
+    job_id = json.loads(created.stdout)["job_id"]
+    ran = cli("jobs", "run-now", str(job_id), "--param", "who=cli")
+    assert ran.returncode == 0, ran.stderr
+    assert "greet: TERMINATED SUCCESS" in ran.stdout and "after: TERMINATED SUCCESS" in ran.stdout
+    run_id = int(ran.stdout.split()[1])
+    logs = cli("runs", "logs", str(run_id))
+    assert "hello cli" in logs.stdout and "hello again" in logs.stdout
+
+    settings["tasks"][1]["spark_python_task"]["python_file"] = f"{base}/fail.py"
+    (tmp_path / "job.json").write_text(json.dumps(settings))
+    failing = json.loads(cli("jobs", "create", "--json", str(tmp_path / "job.json")).stdout)["job_id"]
+    failed = cli("jobs", "run-now", str(failing))
+    assert failed.returncode == 1 and "after: TERMINATED FAILED" in failed.stdout
+    assert "ended TERMINATED FAILED" in failed.stderr
+    assert "RuntimeError: nope" in cli("runs", "logs", failed.stdout.split()[1]).stdout

@@ -92,6 +92,7 @@ fn fixture(name: &str) -> Fixture {
         max_parallel_tasks: 2,
         workspace_id: "1234".into(),
         workspace_url: "http://127.0.0.1:9".into(),
+        cost_per_core_hour: 0.1,
     };
     let destinations = tarn_jobs::Destinations::new(store.clone());
     let notifier = tarn_jobs::Notifier::new(destinations.clone(), tarn_jobs::SmtpConfig::default(), "1234".into());

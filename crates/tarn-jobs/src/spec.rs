@@ -13,11 +13,11 @@ use crate::error::{JobsError, Result, invalid};
 use crate::references::{self, Scope};
 
 /// Task types tarn runs.
-const TASK_TYPES: &[&str] = &["notebook_task", "spark_python_task", "sql_task", "condition_task", "run_job_task"];
+const TASK_TYPES: &[&str] =
+    &["notebook_task", "spark_python_task", "sql_task", "condition_task", "run_job_task", "for_each_task"];
 /// Task types Databricks has and tarn does not run (yet).
 const LATER_TASK_TYPES: &[&str] = &[
     "python_wheel_task",
-    "for_each_task",
     "pipeline_task",
     "spark_jar_task",
     "spark_submit_task",
@@ -425,10 +425,13 @@ mod tests {
     }
 
     #[test]
-    fn input_belongs_to_for_each_tasks_which_tarn_does_not_run_yet() {
-        let each = json!({"tasks": [{"task_key": "loop", "for_each_task": {"inputs": "[1,2]", "concurrency": 2,
-            "task": {"task_key": "inner", "notebook_task": {"notebook_path": "/n", "base_parameters": {"v": "{{input}}"}}}}}]});
-        assert!(matches!(check(each), Err(JobsError::NotImplemented(_))));
+    fn for_each_tasks_have_their_input() {
+        let each = |value: &str| {
+            json!({"tasks": [{"task_key": "loop", "for_each_task": {"inputs": "[1,2]", "concurrency": 2,
+                "task": {"task_key": "inner", "notebook_task": {"notebook_path": "/n", "base_parameters": {"v": value}}}}}]})
+        };
+        check(each("{{input}}")).unwrap();
+        assert!(message(each("{{job.parameters.none}}")).contains("no parameter 'none'"));
         let outside = json!({"tasks": [{"task_key": "a", "notebook_task": {"base_parameters": {"v": "{{input}}"}}}]});
         assert!(message(outside).contains("{{input}}"));
     }

@@ -15,6 +15,7 @@ mod log_store;
 mod ops;
 pub mod statement;
 pub mod system;
+mod system_jobs;
 mod table;
 
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! System tables: `system.compute.clusters` and `system.access.audit`,
+//! System tables: `system.compute.clusters`, `system.access.audit`,
+//! `system.billing.usage` and `system.lakeflow.job_run_timeline`,
 //! Delta tables tarn writes from its own store so any engine reads them
 //! with SQL like any other table.
 //!
@@ -20,6 +21,7 @@ use tarn_catalog::{Catalog, CatalogError, Kind, Request};
 use tarn_store::{AuditEvent, ClusterRow, Store};
 use tokio::sync::Mutex;
 
+use crate::system_jobs::{TIMELINE, USAGE, timeline_batch, usage_batch};
 use crate::table::{Column, batch, uc_columns};
 use crate::{LakeError, Result};
 
@@ -56,6 +58,9 @@ struct Written {
     audit_until: Option<i64>,
     /// The clusters table's rows, rewritten only when they change.
     clusters: Option<RecordBatch>,
+    /// How many runs were finished (and the last end) when the job tables
+    /// were last rewritten.
+    job_runs: Option<(usize, i64)>,
 }
 
 impl SystemTables {
@@ -90,6 +95,24 @@ impl SystemTables {
             self.write(AUDIT, self.audit_batch(&events)?, mode).await?;
         }
         written.audit_until = Some(last);
+        let finished = self.inner.store.finished_job_runs()?;
+        let signature = (finished.len(), finished.iter().filter_map(|r| r.end_time).max().unwrap_or(0));
+        if written.job_runs != Some(signature) {
+            let id = &self.inner.workspace_id;
+            self.write(USAGE, usage_batch(&finished, id)?, SaveMode::Overwrite).await?;
+            let compute = |run_id: i64| -> Vec<String> {
+                let mut ids: Vec<String> = finished
+                    .iter()
+                    .filter(|t| t.parent_run_id == Some(run_id))
+                    .filter_map(|t| t.doc.pointer("/usage/cluster_id").and_then(Value::as_str).map(str::to_string))
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                ids
+            };
+            self.write(TIMELINE, timeline_batch(&finished, &compute, id)?, SaveMode::Overwrite).await?;
+            written.job_runs = Some(signature);
+        }
         Ok(())
     }
 

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Int32Array, Int64Array, ListBuilder, MapBuilder, MapFieldNames, StringArray,
-    StringBuilder, StructArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, ListBuilder, MapBuilder, MapFieldNames,
+    StringArray, StringBuilder, StructArray, TimestampMicrosecondArray,
 };
 use deltalake::arrow::datatypes::Schema;
 use deltalake::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -17,6 +17,7 @@ use crate::Result;
 pub(crate) enum Column {
     Str(Vec<Option<String>>),
     Long(Vec<Option<i64>>),
+    Double(Vec<Option<f64>>),
     Int(Vec<Option<i32>>),
     Bool(Vec<Option<bool>>),
     /// Milliseconds since the epoch, shown as a UTC timestamp.
@@ -34,6 +35,7 @@ impl Column {
         Ok(match self {
             Column::Str(v) => Arc::new(StringArray::from(v)),
             Column::Long(v) => Arc::new(Int64Array::from(v)),
+            Column::Double(v) => Arc::new(Float64Array::from(v)),
             Column::Int(v) => Arc::new(Int32Array::from(v)),
             Column::Bool(v) => Arc::new(BooleanArray::from(v)),
             Column::Date(v) => Arc::new(Date32Array::from(v)),

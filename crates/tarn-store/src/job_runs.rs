@@ -201,6 +201,17 @@ impl Store {
         rows.into_iter().map(into_row).collect()
     }
 
+    /// Runs and task runs in a final state, oldest first (for the system
+    /// tables of usage and run timelines).
+    pub fn finished_job_runs(&self) -> Result<Vec<JobRunRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM job_runs WHERE life_cycle_state IN {FINAL_SQL} ORDER BY run_id"
+        ))?;
+        let rows = stmt.query_map([], raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(into_row).collect()
+    }
+
     /// Deletes a run with its task runs and their iterations; `false` when
     /// there is no such run.
     pub fn delete_job_run(&self, run_id: i64) -> Result<bool> {

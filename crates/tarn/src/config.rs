@@ -30,6 +30,8 @@ pub struct Config {
     /// Where job notification email goes (`TARN_SMTP_HOST`, `TARN_SMTP_PORT`,
     /// `TARN_SMTP_FROM`, `TARN_SMTP_USERNAME`, `TARN_SMTP_PASSWORD`).
     pub smtp: tarn_jobs::SmtpConfig,
+    /// The estimated cost of a core-hour, for job runs' usage (`TARN_COST_PER_CORE_HOUR`, default 0.10).
+    pub cost_per_core_hour: f64,
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -73,6 +75,11 @@ impl Config {
             serverless_idle: Duration::from_secs(env_u64("TARN_SERVERLESS_IDLE_SECONDS", 30 * 60)),
             warm_workers: usize::try_from(env_u64("TARN_WARM_WORKERS", 1)).unwrap_or(1),
             job_parallel_tasks: usize::try_from(env_u64("TARN_JOB_PARALLEL_TASKS", 8)).unwrap_or(8),
+            cost_per_core_hour: std::env::var("TARN_COST_PER_CORE_HOUR")
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|r| r.is_finite() && *r >= 0.0)
+                .unwrap_or(0.10),
             smtp: tarn_jobs::SmtpConfig {
                 host: std::env::var("TARN_SMTP_HOST").ok().filter(|h| !h.is_empty()),
                 port: u16::try_from(env_u64("TARN_SMTP_PORT", 25)).unwrap_or(25),

@@ -4,6 +4,7 @@
 
 mod assist;
 mod config;
+mod jobs_cli;
 mod serve;
 mod token;
 
@@ -56,6 +57,16 @@ enum Command {
     },
     /// Run Python or SQL in an execution context (a cluster or serverless).
     Execute(assist::ExecuteArgs),
+    /// Create, list, get and run jobs (runs followed live).
+    Jobs {
+        #[command(subcommand)]
+        action: jobs_cli::JobsAction,
+    },
+    /// Get, watch, cancel a job run, or print its tasks' logs.
+    Runs {
+        #[command(subcommand)]
+        action: jobs_cli::RunsAction,
+    },
     /// Manage tarn's Python environments.
     Env {
         #[command(subcommand)]
@@ -86,6 +97,8 @@ fn main() -> ExitCode {
         Command::Compute { auto_select } => assist::list_compute(&config.home, auto_select),
         Command::Cluster { action } => assist::manage_cluster(&config.home, action),
         Command::Execute(args) => assist::execute(&config.home, args),
+        Command::Jobs { action } => jobs_cli::jobs(&config.home, action),
+        Command::Runs { action } => jobs_cli::runs(&config.home, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

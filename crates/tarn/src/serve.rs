@@ -144,6 +144,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         max_parallel_tasks: config.job_parallel_tasks,
         workspace_id: workspace_id.clone(),
         workspace_url: format!("http://{addr}"),
+        cost_per_core_hour: config.cost_per_core_hour,
     };
     let destinations = tarn_jobs::Destinations::new(store.clone());
     let notifier = tarn_jobs::Notifier::new(destinations.clone(), config.smtp.clone(), workspace_id.clone());

@@ -2,7 +2,7 @@
 //! write `/Volumes/<catalog>/<schema>/<volume>/...` (or `dbfs:/Volumes/...`),
 //! which no engine's file system has; the gateway replaces each such path,
 //! in data source reads, path writes and SQL text, by where the volume is
-//! stored. And `system.compute.*` / `system.access.*` (tarn's system tables)
+//! stored. And `system.compute|access|billing|lakeflow.*` (tarn's system tables)
 //! are renamed to the catalog engines mount them under, as Sail keeps the
 //! name `system` for its own.
 
@@ -65,10 +65,10 @@ pub fn rewrite_sql_text<'a>(text: &'a str, resolver: &dyn PathResolver) -> Resul
 }
 
 /// The schemas of tarn's `system` catalog (Sail's own `system` has others).
-const SYSTEM_SCHEMAS: [&str; 2] = ["compute", "access"];
+const SYSTEM_SCHEMAS: [&str; 4] = ["compute", "access", "billing", "lakeflow"];
 
 /// True when `rest` (what follows a `system` identifier) continues with
-/// `.compute` or `.access`, backticked or not.
+/// one of those schemas (`.compute`, `.billing`...), backticked or not.
 fn starts_system_schema(rest: &str) -> bool {
     let Some(schema) = rest.strip_prefix('.') else { return false };
     let schema = schema.strip_prefix('`').unwrap_or(schema);

@@ -14,7 +14,7 @@ use tarn_store::JobRunRow;
 use tokio::sync::OnceCell;
 
 use super::state::{LifeCycle, ResultState, RunState};
-use super::{Bindings, Runs, Trigger};
+use super::{Bindings, Runs, Trigger, for_each};
 use crate::error::Result;
 use crate::tasks::{Attempt, Ending, Outcome, TaskCompute};
 
@@ -23,6 +23,7 @@ const VALUE_LIMIT: usize = 48 * 1024;
 /// Logs kept for `runs/get-output`.
 pub(super) const LOG_LIMIT: usize = 5 * 1024 * 1024;
 
+#[derive(Clone)]
 pub(super) struct Start {
     pub runs: Runs,
     pub run: JobRunRow,
@@ -43,6 +44,8 @@ pub(super) enum AttemptEnd {
     Ran(Outcome),
     TimedOut(u64),
     Condition(bool),
+    /// Succeeded without output of its own (a for-each task).
+    Done,
     RunJob {
         run_id: i64,
         result: Option<ResultState>,
@@ -93,16 +96,23 @@ impl JobClusters {
 pub(super) async fn run(start: Start) -> Finished {
     let key = start.row.task_key.clone().unwrap_or_default();
     let task_run_id = start.row.run_id;
-    let end = match start.bindings.resolve(&start.task) {
+    let resolved = match start.task.get("for_each_task") {
+        Some(_) => for_each::resolve_outer(&start),
+        None => start.bindings.resolve(&start.task),
+    };
+    let end = match resolved {
         Ok(task) => execute(&start, task).await,
         Err(e) => AttemptEnd::Unresolved(e),
     };
     Finished { key, task_run_id, end }
 }
 
-async fn execute(start: &Start, task: Value) -> AttemptEnd {
+pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
     if let Err(e) = mark_running(start, &task) {
         return AttemptEnd::Unresolved(format!("tarn could not record the task's start: {e}"));
+    }
+    if let Some(each) = task.get("for_each_task") {
+        return for_each::run(start, each).await;
     }
     if let Some(condition) = task.get("condition_task") {
         return match evaluate(condition) {
@@ -153,7 +163,7 @@ fn mark_running(start: &Start, task: &Value) -> Result<()> {
     Ok(())
 }
 
-fn update_doc(runs: &Runs, run_id: i64, change: impl FnOnce(&mut Value)) -> Result<()> {
+pub(super) fn update_doc(runs: &Runs, run_id: i64, change: impl FnOnce(&mut Value)) -> Result<()> {
     let mut row = runs.run_row(run_id)?;
     change(&mut row.doc);
     runs.store().update_job_run(&row)?;
@@ -295,6 +305,7 @@ pub(super) fn record(runs: &Runs, mut row: JobRunRow, end: &AttemptEnd) -> Resul
             row.doc["output"] = json!({"error": message});
             (RunState::ended(ResultState::TimedOut, message), None)
         }
+        AttemptEnd::Done => (RunState::ended(ResultState::Success, ""), None),
         AttemptEnd::Condition(outcome) => {
             let mut condition = row.doc.pointer("/task/condition_task").cloned().unwrap_or(json!({}));
             condition["outcome"] = json!(outcome.to_string());
@@ -326,6 +337,9 @@ fn keep_outcome(runs: &Runs, row: &mut JobRunRow, outcome: &Outcome) -> RunState
     if let Err(e) = written {
         tracing::warn!(path = %path.display(), error = %e, "writing a task's logs");
     }
+    if let Some(usage) = outcome.cluster_id.as_deref().and_then(|id| usage(runs, row, id)) {
+        row.doc["usage"] = usage;
+    }
     let mut output = json!({});
     if let Some(result) = &outcome.notebook_result {
         output["notebook_output"] = json!({"result": result, "truncated": false});
@@ -353,6 +367,24 @@ fn keep_outcome(runs: &Runs, row: &mut JobRunRow, outcome: &Outcome) -> RunState
             RunState::ended(ResultState::Failed, error.clone())
         }
     }
+}
+
+/// The compute an attempt used: its cluster's cores times the seconds it
+/// ran, and what that is estimated to cost at the configured rate.
+fn usage(runs: &Runs, row: &JobRunRow, cluster_id: &str) -> Option<Value> {
+    let cluster = runs.engines().clusters.get(cluster_id).ok()?;
+    let start = row.execution_start?;
+    let end = now_ms();
+    let core_seconds = f64::from(cluster.cores) * (end - start).max(0) as f64 / 1000.0;
+    let rate = runs.config().cost_per_core_hour;
+    Some(json!({
+        "cluster_id": cluster_id,
+        "cores": cluster.cores,
+        "start_time": start,
+        "end_time": end,
+        "core_seconds": core_seconds,
+        "estimated_cost": core_seconds / 3600.0 * rate,
+    }))
 }
 
 #[cfg(test)]

@@ -316,6 +316,12 @@ impl Driver {
     fn end_task(&mut self, key: &str, state: RunState, outcome: Option<bool>) -> Result<()> {
         let Some(row) = self.rows.remove(key) else { return Ok(()) };
         let result = state.result.unwrap_or(ResultState::Failed);
+        // A for-each task's iterations end with it.
+        for child in self.runs.store().child_job_runs(row.run_id)? {
+            if !LifeCycle::parse(&child.life_cycle_state).is_some_and(LifeCycle::is_final) {
+                self.runs.write_state(child, &state)?;
+            }
+        }
         let row = self.runs.write_state(row, &state)?;
         self.facts.insert(key.to_string(), facts_of(&row));
         self.done.insert(key.to_string(), Done { result, outcome });

@@ -8,6 +8,7 @@ mod attempt;
 mod bindings;
 mod dag;
 mod driver;
+mod for_each;
 mod repair;
 mod state;
 mod view;
@@ -39,6 +40,8 @@ pub struct RunsConfig {
     pub max_parallel_tasks: usize,
     pub workspace_id: String,
     pub workspace_url: String,
+    /// What a core-hour of compute is estimated to cost (`TARN_COST_PER_CORE_HOUR`).
+    pub cost_per_core_hour: f64,
 }
 
 /// Why a run is being stopped.

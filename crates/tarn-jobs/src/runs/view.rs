@@ -48,7 +48,12 @@ impl Runs {
     pub fn get(&self, run_id: i64, include_resolved_values: bool) -> Result<Value> {
         let row = self.run_row(run_id)?;
         if row.task_key.is_some() {
-            return Ok(self.view_task(&row, include_resolved_values));
+            let mut task = self.view_task(&row, include_resolved_values);
+            let iterations = self.store().child_job_runs(run_id)?;
+            if !iterations.is_empty() {
+                task["iterations"] = iterations.iter().map(|i| self.view_task(i, include_resolved_values)).collect();
+            }
+            return Ok(task);
         }
         self.view_run(&row, true, include_resolved_values)
     }
@@ -90,6 +95,7 @@ impl Runs {
             }
         }
         let tasks = self.store().child_job_runs(row.run_id)?;
+        out.insert("tarn_usage".into(), total_usage(&tasks));
         if with_tasks {
             out.insert("tasks".into(), tasks.iter().map(|t| self.view_task(t, resolved)).collect());
         }
@@ -128,6 +134,13 @@ impl Runs {
         times(row, &mut out);
         if let Some(cluster) = row.doc.get("cluster_instance") {
             out.insert("cluster_instance".into(), cluster.clone());
+        }
+        if let Some(usage) = row.doc.get("usage") {
+            out.insert("tarn_usage".into(), usage.clone());
+        }
+        if let (Some(stats), Some(Value::Object(each))) = (row.doc.get("for_each_stats"), out.get_mut("for_each_task"))
+        {
+            each.insert("stats".into(), stats.clone());
         }
         if resolved && let Some(task) = row.doc.get("task") {
             out.insert("resolved_values".into(), resolved_values(task));
@@ -180,6 +193,15 @@ impl Runs {
         }
         Ok(Value::Object(out))
     }
+}
+
+/// A run's compute over its task attempts (tarn's own field: the SDK
+/// passes it over; `system.billing.usage` has the rows).
+fn total_usage(tasks: &[JobRunRow]) -> Value {
+    let sum = |field: &str| -> f64 {
+        tasks.iter().filter_map(|t| t.doc.pointer(&format!("/usage/{field}")).and_then(Value::as_f64)).sum()
+    };
+    json!({"core_seconds": sum("core_seconds"), "estimated_cost": sum("estimated_cost")})
 }
 
 fn read_logs(path: &std::path::Path) -> (String, bool) {

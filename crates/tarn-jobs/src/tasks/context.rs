@@ -53,6 +53,11 @@ impl TaskContext {
         Ok(Self { contexts: engines.contexts.clone(), id })
     }
 
+    /// The cluster whose engine the context uses (the serverless one included).
+    pub fn cluster_id(&self) -> Option<String> {
+        self.contexts.status(None, &self.id).ok().map(|s| s.cluster_id)
+    }
+
     pub async fn run(&self, language: Language, code: String, filename: Option<String>) -> StepResult {
         let snapshot = match self.contexts.run(&self.id, language, code, filename).await {
             Ok(s) => s,

@@ -57,6 +57,8 @@ pub struct Outcome {
     pub logs: String,
     /// Task values it set.
     pub values: Map<String, Value>,
+    /// The cluster it ran on, for its usage record.
+    pub cluster_id: Option<String>,
 }
 
 impl Outcome {
@@ -66,11 +68,12 @@ impl Outcome {
             notebook_result: None,
             logs: String::new(),
             values: Map::new(),
+            cluster_id: None,
         }
     }
 
     fn succeeded(logs: String) -> Self {
-        Self { ending: Ending::Success, notebook_result: None, logs, values: Map::new() }
+        Self { ending: Ending::Success, notebook_result: None, logs, values: Map::new(), cluster_id: None }
     }
 }
 

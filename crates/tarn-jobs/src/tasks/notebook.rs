@@ -32,6 +32,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
         Err(e) => return Outcome::failed(e),
     };
     let mut outcome = Outcome::succeeded(String::new());
+    outcome.cluster_id = context.cluster_id();
     for command in commands {
         let result = context.run(command.language, command.code, None).await;
         if let Some(values) = result.values {

@@ -28,6 +28,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
     };
     let result = context.run(Language::Python, code, Some(file.to_string())).await;
     let mut outcome = Outcome::succeeded(String::new());
+    outcome.cluster_id = context.cluster_id();
     if let Some(values) = result.values {
         outcome.values = values;
     }

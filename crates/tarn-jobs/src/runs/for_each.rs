@@ -1,0 +1,106 @@
+//! `for_each_task`: the nested task runs once per element of `inputs` (a
+//! JSON array), `concurrency` at a time, each iteration a task run of its
+//! own under the for-each task run (`{{input}}` is its element), retried as
+//! the nested task's settings say. The for-each task succeeds when every
+//! iteration did.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tarn_store::JobRunRow;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::attempt::{self, AttemptEnd, Start};
+use super::driver::task_row;
+use super::state::{LifeCycle, ResultState};
+
+/// The task settings with the nested task left unresolved (its `{{input}}`
+/// has a value only per iteration).
+pub(super) fn resolve_outer(start: &Start) -> Result<Value, String> {
+    let mut outer = start.task.clone();
+    let nested = outer.pointer_mut("/for_each_task/task").map(Value::take);
+    let mut resolved = start.bindings.resolve(&outer)?;
+    if let (Some(nested), Some(each)) = (nested, resolved.get_mut("for_each_task")) {
+        each["task"] = nested;
+    }
+    Ok(resolved)
+}
+
+/// Boxed, and declared `Send`: iterations run `attempt::execute`, which
+/// runs this, so the future's type must be named to be known sendable.
+pub(super) fn run<'a>(start: &'a Start, each: &'a Value) -> Pin<Box<dyn Future<Output = AttemptEnd> + Send + 'a>> {
+    Box::pin(run_all(start, each))
+}
+
+async fn run_all(start: &Start, each: &Value) -> AttemptEnd {
+    let inputs = each.get("inputs").and_then(Value::as_str).unwrap_or_default();
+    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(inputs) else {
+        return AttemptEnd::Unresolved(format!("for_each_task inputs must be a JSON array, got '{inputs}'"));
+    };
+    let nested = each.get("task").cloned().unwrap_or(Value::Null);
+    let concurrency = each.get("concurrency").and_then(Value::as_u64).unwrap_or(1).clamp(1, 100) as usize;
+    let gate = Arc::new(Semaphore::new(concurrency));
+    let mut iterations = JoinSet::new();
+    for (index, input) in items.iter().enumerate() {
+        let iteration = iteration_start(start, &nested, input.clone());
+        let gate = gate.clone();
+        iterations.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            (index, run_iteration(iteration).await)
+        });
+    }
+    let total = items.len();
+    let mut failed = 0;
+    while let Some(joined) = iterations.join_next().await {
+        if !matches!(joined, Ok((_, true))) {
+            failed += 1;
+        }
+    }
+    let stats = json!({"task_run_stats": {
+        "total_iterations": total, "completed_iterations": total, "succeeded_iterations": total - failed,
+        "failed_iterations": failed, "active_iterations": 0, "scheduled_iterations": total,
+    }});
+    let _ = attempt::update_doc(&start.runs, start.row.run_id, |doc| doc["for_each_stats"] = stats);
+    match failed {
+        0 => AttemptEnd::Done,
+        n => AttemptEnd::Unresolved(format!("{n} of {total} iterations failed")),
+    }
+}
+
+fn iteration_start(start: &Start, nested: &Value, input: Value) -> Start {
+    let mut bindings = start.bindings.clone();
+    bindings.input = Some(input);
+    let key = nested.get("task_key").and_then(Value::as_str).unwrap_or("iteration");
+    // The iteration's parent is the for-each task run.
+    let parent = JobRunRow { run_id: start.row.run_id, ..start.run.clone() };
+    let row = task_row(&parent, key, 0, None, LifeCycle::Pending, "");
+    Start { row, task: nested.clone(), bindings, ..start.clone() }
+}
+
+/// Runs one iteration with its retries; true when it ends in success.
+async fn run_iteration(mut start: Start) -> bool {
+    let max_retries = start.task.get("max_retries").and_then(Value::as_i64).unwrap_or(0);
+    loop {
+        let Ok(run_id) = start.runs.store().insert_job_run(&start.row) else { return false };
+        start.row.run_id = run_id;
+        start.bindings.task_run_id = run_id;
+        start.bindings.attempt = start.row.attempt_number;
+        let end = match start.bindings.resolve(&start.task) {
+            Ok(task) => attempt::execute(&start, task).await,
+            Err(e) => AttemptEnd::Unresolved(e),
+        };
+        let Ok(row) = start.runs.run_row(run_id) else { return false };
+        let recorded = attempt::record(&start.runs, row, &end);
+        let result = recorded.ok().and_then(|(state, _)| state.result);
+        if result == Some(ResultState::Success) {
+            return true;
+        }
+        if max_retries >= 0 && start.row.attempt_number >= max_retries {
+            return false;
+        }
+        start.row.attempt_number += 1;
+    }
+}
