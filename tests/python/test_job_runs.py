@@ -674,3 +674,61 @@ def test_the_cli_creates_runs_follows_and_shows_logs(w, tarn, tmp_path):
     assert failed.returncode == 1 and "after: TERMINATED FAILED" in failed.stdout
     assert "ended TERMINATED FAILED" in failed.stderr
     assert "RuntimeError: nope" in cli("runs", "logs", failed.stdout.split()[1]).stdout
+
+
+def make_wheel(path, name, version, module_source, entry_points):
+    """A minimal pure-Python wheel, written as the format says."""
+    import hashlib
+    import zipfile
+
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": module_source,
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: tarn-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist}/entry_points.txt": "[console_scripts]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()),
+    }
+    record = []
+    for file, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{file},sha256={digest},{len(text.encode())}")
+    files[f"{dist}/RECORD"] = "\n".join(record + [f"{dist}/RECORD,,"]) + "\n"
+    wheel = path / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for file, text in files.items():
+            z.writestr(file, text)
+    return wheel
+
+
+def test_a_wheel_from_a_volume_runs_by_its_entry_point(w, tmp_path):
+    import io
+
+    from databricks.sdk.service import catalog
+
+    source = textwrap.dedent("""
+        import sys
+        def main():
+            print("scored", sys.argv[1:])
+        def direct():
+            print("direct call")
+    """)
+    wheel = make_wheel(tmp_path, "scorer", "0.1", source, {"score": "scorer:main"})
+    volume = unique("wheels")
+    w.volumes.create(catalog_name="main", schema_name="default", name=volume, volume_type=catalog.VolumeType.MANAGED)
+    remote = f"/Volumes/main/default/{volume}/{wheel.name}"
+    w.files.upload(remote, io.BytesIO(wheel.read_bytes()))
+    job = w.jobs.create(
+        name=unique("wheel"),
+        tasks=[
+            jobs.Task(task_key="score", libraries=[compute.Library(whl=remote)],
+                      python_wheel_task=jobs.PythonWheelTask(package_name="scorer", entry_point="score",
+                                                             named_parameters={"table": "t", "limit": "3"})),
+            jobs.Task(task_key="direct", libraries=[compute.Library(whl=remote)],
+                      python_wheel_task=jobs.PythonWheelTask(package_name="scorer", entry_point="direct")),
+        ],
+    )
+    run = w.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, [t.state for t in run.tasks]
+    tasks = by_key(run)
+    assert "scored ['--limit=3', '--table=t']" in w.jobs.get_run_output(tasks["score"][0].run_id).logs
+    assert "direct call" in w.jobs.get_run_output(tasks["direct"][0].run_id).logs

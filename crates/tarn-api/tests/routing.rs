@@ -86,6 +86,7 @@ fn fixture(name: &str) -> Fixture {
         files: files.clone(),
         statements: statements.clone(),
         cluster_start_timeout: Duration::from_secs(5),
+        wheel_dir: home.join("wheels"),
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: home.clone(),

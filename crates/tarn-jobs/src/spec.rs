@@ -13,11 +13,17 @@ use crate::error::{JobsError, Result, invalid};
 use crate::references::{self, Scope};
 
 /// Task types tarn runs.
-const TASK_TYPES: &[&str] =
-    &["notebook_task", "spark_python_task", "sql_task", "condition_task", "run_job_task", "for_each_task"];
+const TASK_TYPES: &[&str] = &[
+    "notebook_task",
+    "spark_python_task",
+    "python_wheel_task",
+    "sql_task",
+    "condition_task",
+    "run_job_task",
+    "for_each_task",
+];
 /// Task types Databricks has and tarn does not run (yet).
 const LATER_TASK_TYPES: &[&str] = &[
-    "python_wheel_task",
     "pipeline_task",
     "spark_jar_task",
     "spark_submit_task",

@@ -138,6 +138,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         files: files.clone(),
         statements: statements.clone(),
         cluster_start_timeout: config.engine_start_timeout + WAREHOUSE_START_SLACK,
+        wheel_dir: config.home.join("jobs").join("wheels"),
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: config.home.clone(),

@@ -207,7 +207,7 @@ fn widgets(start: &Start, task: &Value) -> Map<String, Value> {
     widgets
 }
 
-/// The task's environment's dependencies (serverless) and PyPI libraries.
+/// The task's environment's dependencies (serverless), PyPI libraries and wheels.
 fn dependencies(run: &JobRunRow, task: &Value) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(key) = task.get("environment_key").and_then(Value::as_str) {
@@ -218,7 +218,8 @@ fn dependencies(run: &JobRunRow, task: &Value) -> Vec<String> {
         out.extend(listed.into_iter().flatten().filter_map(Value::as_str).map(str::to_string));
     }
     let libraries = task.get("libraries").and_then(Value::as_array).into_iter().flatten();
-    out.extend(libraries.filter_map(|l| l.pointer("/pypi/package")).filter_map(Value::as_str).map(str::to_string));
+    let packages = libraries.filter_map(|l| l.pointer("/pypi/package").or_else(|| l.get("whl")));
+    out.extend(packages.filter_map(Value::as_str).map(str::to_string));
     out
 }
 

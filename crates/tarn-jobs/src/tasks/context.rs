@@ -44,7 +44,9 @@ impl TaskContext {
         if let Some(argv) = argv {
             attach.insert("argv".into(), json!(argv));
         }
-        let setup = TaskSetup { dependencies: attempt.dependencies.clone(), attach };
+        let dependencies =
+            attempt.dependencies.iter().map(|d| engines.local_dependency(d)).collect::<Result<Vec<_>, _>>()?;
+        let setup = TaskSetup { dependencies, attach };
         let id = engines
             .contexts
             .create_with(compute, Language::Python, &attempt.user, setup)

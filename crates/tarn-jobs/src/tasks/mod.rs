@@ -1,5 +1,5 @@
-//! Task runners: one task attempt's work on real compute. Notebooks and
-//! Python files run in an execution context (a Python worker with `spark`,
+//! Task runners: one task attempt's work on real compute. Notebooks,
+//! Python files and wheels run in an execution context (a Python worker with `spark`,
 //! `dbutils` and `mlflow` wired to tarn, as in a notebook), SQL files on the
 //! warehouse. The attempt's future owns its context: dropping it (a
 //! timeout, a cancel) kills the worker.
@@ -9,6 +9,7 @@ mod context;
 mod notebook;
 mod python;
 mod sql;
+mod wheel;
 
 use std::time::Duration;
 
@@ -86,6 +87,8 @@ pub struct Engines {
     pub statements: Statements,
     /// How long a task waits for its cluster to start.
     pub cluster_start_timeout: Duration,
+    /// Where wheels from volumes and the workspace are copied to be installed.
+    pub wheel_dir: std::path::PathBuf,
 }
 
 impl Engines {
@@ -100,6 +103,9 @@ impl Engines {
         }
         if let Some(spec) = task.get("sql_task") {
             return sql::run(self, &attempt, spec).await;
+        }
+        if let Some(spec) = task.get("python_wheel_task") {
+            return wheel::run(self, &attempt, spec).await;
         }
         Outcome::failed("tarn cannot run this task type yet")
     }

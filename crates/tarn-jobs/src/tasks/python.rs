@@ -48,10 +48,12 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
 
 /// A file's text from a volume, DBFS or the workspace.
 pub(super) fn read(engines: &Engines, path: &str) -> Result<String, String> {
-    let bytes = if path.starts_with("/Volumes/") || path.starts_with("dbfs:") {
-        engines.files.dbfs().read(path, 0, None).map_err(|e| format!("{path}: {e}"))?
-    } else {
-        engines.files.workspace().export(path, Format::Raw).map_err(|e| format!("{path}: {e}"))?.content
-    };
-    String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8 text"))
+    String::from_utf8(read_bytes(engines, path)?).map_err(|_| format!("{path} is not UTF-8 text"))
+}
+
+pub(super) fn read_bytes(engines: &Engines, path: &str) -> Result<Vec<u8>, String> {
+    if path.starts_with("/Volumes/") || path.starts_with("dbfs:") {
+        return engines.files.dbfs().read(path, 0, None).map_err(|e| format!("{path}: {e}"));
+    }
+    Ok(engines.files.workspace().export(path, Format::Raw).map_err(|e| format!("{path}: {e}"))?.content)
 }
