@@ -21,6 +21,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -79,6 +80,7 @@ class Kernel:
         self.table = None
         self.globals = {"__name__": "__main__", "__builtins__": __builtins__}
         self.counter = 0
+        self.attach_request = {}
 
     # -- protocol ---------------------------------------------------------
 
@@ -98,6 +100,7 @@ class Kernel:
         self.output_limit = int(req.get("output_limit") or self.output_limit)
         self.row_limit = int(req.get("row_limit") or self.row_limit)
         self.memory_mb = req.get("memory_mb")
+        self.attach_request = {k: v for k, v in req.items() if k != "op"}
         # A job task's Python file sees its parameters as sys.argv.
         if req.get("argv") is not None:
             sys.argv = [str(a) for a in req["argv"]]
@@ -116,6 +119,35 @@ class Kernel:
         )
         if self.memory_mb:
             limit_memory(int(self.memory_mb))
+        return {"ok": True}
+
+    def reset(self, req):
+        """Readies this worker for another job task on the same compute:
+        fresh globals, a fresh Spark session (no temp views or confs carried
+        over), the new task's widgets, upstream task values and argv."""
+        from pyspark.sql import SparkSession
+
+        old = self.spark
+        # The old session is released in the background (a round trip the
+        # next task need not wait for); the new one becomes the default.
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+        ConnectSession._default_session = None
+        ConnectSession._active_session.session = None
+        self.spark = SparkSession.builder.remote(os.environ["SPARK_REMOTE"]).create()
+        if old is not None:
+            threading.Thread(target=stop_quietly, args=(old,), daemon=True).start()
+        import dbutils as dbutils_module
+
+        self.attach_request = {**self.attach_request, **req}
+        self.globals = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.globals.update(
+            spark=self.spark,
+            dbutils=dbutils_module.DBUtils(self, self.attach_request),
+            display=self.display,
+            displayHTML=self.display_html,
+        )
+        sys.argv = [str(a) for a in req.get("argv") or [""]]
         return {"ok": True}
 
     def execute(self, req):
@@ -261,6 +293,17 @@ def pandas_table(pdf, row_limit):
     }
 
 
+def stop_quietly(session):
+    """Releases a session no task uses any more. Not `session.stop()`: that
+    holds the class-wide session lock through the round trip, and a task's
+    new session would wait for it."""
+    for step in (session.client.release_session, session.client.close):
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - the session is gone either way
+            pass
+
+
 def cap_rows(data, limit):
     """Keeps whole rows while their JSON stays under `limit` characters."""
     size = 0
@@ -395,6 +438,8 @@ def main():
                 reply(kernel.attach(req))
             elif op == "execute":
                 reply(kernel.execute(req))
+            elif op == "reset":
+                reply(kernel.reset(req))
             else:
                 reply({"ok": False, "error": f"unknown request {op!r}"})
         except KeyboardInterrupt:

@@ -87,6 +87,7 @@ fn fixture(name: &str) -> Fixture {
         statements: statements.clone(),
         cluster_start_timeout: Duration::from_secs(5),
         wheel_dir: home.join("wheels"),
+        pool: tarn_jobs::tasks::ContextPool::new(2),
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: home.clone(),

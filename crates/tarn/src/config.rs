@@ -27,6 +27,9 @@ pub struct Config {
     pub warm_workers: usize,
     /// Job task attempts running at once, over all runs (`TARN_JOB_PARALLEL_TASKS`).
     pub job_parallel_tasks: usize,
+    /// Whether a job task's worker, reset, serves the next task on the same
+    /// compute (`TARN_JOB_REUSE_WORKERS`, default true).
+    pub job_reuse_workers: bool,
     /// Where job notification email goes (`TARN_SMTP_HOST`, `TARN_SMTP_PORT`,
     /// `TARN_SMTP_FROM`, `TARN_SMTP_USERNAME`, `TARN_SMTP_PASSWORD`).
     pub smtp: tarn_jobs::SmtpConfig,
@@ -75,6 +78,7 @@ impl Config {
             serverless_idle: Duration::from_secs(env_u64("TARN_SERVERLESS_IDLE_SECONDS", 30 * 60)),
             warm_workers: usize::try_from(env_u64("TARN_WARM_WORKERS", 1)).unwrap_or(1),
             job_parallel_tasks: usize::try_from(env_u64("TARN_JOB_PARALLEL_TASKS", 8)).unwrap_or(8),
+            job_reuse_workers: std::env::var("TARN_JOB_REUSE_WORKERS").map_or(true, |v| v != "false" && v != "0"),
             cost_per_core_hour: std::env::var("TARN_COST_PER_CORE_HOUR")
                 .ok()
                 .and_then(|v| v.parse::<f64>().ok())

@@ -139,6 +139,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         statements: statements.clone(),
         cluster_start_timeout: config.engine_start_timeout + WAREHOUSE_START_SLACK,
         wheel_dir: config.home.join("jobs").join("wheels"),
+        pool: tarn_jobs::tasks::ContextPool::new(if config.job_reuse_workers { config.job_parallel_tasks } else { 0 }),
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: config.home.clone(),

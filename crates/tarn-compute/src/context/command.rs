@@ -134,6 +134,8 @@ pub struct Job {
     pub code: String,
     /// The file the code came from, for tracebacks and `__file__`.
     pub filename: Option<String>,
+    /// A request other than `execute` for the worker (a job task's `reset`).
+    pub request: Option<Value>,
     pub timeout: Duration,
 }
 
@@ -190,11 +192,13 @@ async fn execute(
     clusters: &ClusterManager,
 ) -> Result<(CommandStatus, Value), WorkerExit> {
     let pid = worker.pid;
-    let request = json!({
-        "op": "execute",
-        "language": job.language.as_str(),
-        "code": job.code,
-        "filename": job.filename,
+    let request = job.request.clone().unwrap_or_else(|| {
+        json!({
+            "op": "execute",
+            "language": job.language.as_str(),
+            "code": job.code,
+            "filename": job.filename,
+        })
     });
     let reply = worker.request(&request);
     tokio::pin!(reply);

@@ -417,6 +417,7 @@ impl Contexts {
             language: language.unwrap_or(context.language),
             code,
             filename: None,
+            request: None,
             timeout: self.inner.config.command_timeout,
         };
         context.jobs.send(job).map_err(|_| ComputeError::ContextFailed(format!("Context {id} has stopped")))?;
@@ -432,6 +433,37 @@ impl Contexts {
         code: String,
         filename: Option<String>,
     ) -> Result<CommandSnapshot, ComputeError> {
+        let job = Job { id: String::new(), language, code, filename, request: None, timeout: UNLIMITED };
+        self.run_job(id, job).await
+    }
+
+    /// Readies a context whose job task ended for the next task on the same
+    /// compute (the worker's `reset`: fresh globals and Spark session, the
+    /// new task's `attach` fields).
+    pub async fn reset(
+        &self,
+        id: &str,
+        attach: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), ComputeError> {
+        let mut request = attach;
+        request.insert("op".into(), json!("reset"));
+        let job = Job {
+            id: String::new(),
+            language: Language::Python,
+            code: String::new(),
+            filename: None,
+            request: Some(serde_json::Value::Object(request)),
+            timeout: UNLIMITED,
+        };
+        let snapshot = self.run_job(id, job).await?;
+        let results = snapshot.results.unwrap_or_default();
+        match results.get("ok").and_then(serde_json::Value::as_bool) {
+            Some(true) => Ok(()),
+            _ => Err(ComputeError::ContextFailed(format!("Context {id} could not be reset: {results}"))),
+        }
+    }
+
+    async fn run_job(&self, id: &str, mut job: Job) -> Result<CommandSnapshot, ComputeError> {
         let context = self.context(id)?;
         if let Some(why) = self.failure(&context) {
             return Err(ComputeError::ContextFailed(format!("Context {id} cannot run commands: {why}")));
@@ -439,7 +471,7 @@ impl Contexts {
         let command_id = uuid::Uuid::new_v4().simple().to_string();
         context.commands().add(&command_id);
         context.touch();
-        let job = Job { id: command_id.clone(), language, code, filename, timeout: UNLIMITED };
+        job.id = command_id.clone();
         context.jobs.send(job).map_err(|_| ComputeError::ContextFailed(format!("Context {id} has stopped")))?;
         loop {
             let notified = context.done.notified();

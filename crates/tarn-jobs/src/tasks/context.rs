@@ -1,15 +1,54 @@
-//! A task attempt's execution context: created on the task's compute with
-//! its widgets, upstream task values and argv, destroyed (its worker killed)
-//! when the attempt ends or is dropped.
+//! A task attempt's execution context on the task's compute, with its
+//! widgets, upstream task values and argv. Contexts are kept warm between
+//! tasks: one whose attempt ended is reset (fresh globals and Spark
+//! session) and taken by the next task on the same compute, environment
+//! and user; one dropped mid-command (a timeout, a cancel) is destroyed,
+//! its worker killed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
-use tarn_compute::context::{CommandStatus, Compute, Contexts, Language, TaskSetup};
+use tarn_compute::context::{CommandStatus, Compute, ContextStatus, Contexts, Language, TaskSetup};
 
 use super::{Attempt, Engines, TaskCompute};
 
+/// Idle task contexts by what they run on.
+#[derive(Clone, Default)]
+pub struct ContextPool {
+    idle: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// Idle contexts kept per key; 0 turns reuse off.
+    pub keep: usize,
+}
+
+impl ContextPool {
+    pub fn new(keep: usize) -> Self {
+        Self { idle: Arc::default(), keep }
+    }
+
+    fn take(&self, key: &str) -> Option<String> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key)?.pop()
+    }
+
+    /// Keeps the context for the next task; false when the pool is full.
+    fn put(&self, key: &str, id: &str) -> bool {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.entry(key.to_string()).or_default();
+        if list.len() >= self.keep {
+            return false;
+        }
+        list.push(id.to_string());
+        true
+    }
+}
+
 pub(super) struct TaskContext {
     contexts: Contexts,
+    pool: ContextPool,
+    key: String,
     id: String,
+    /// False while a command runs: dropped then, the context is destroyed.
+    finished: bool,
 }
 
 /// What one command of the task ended with.
@@ -46,13 +85,25 @@ impl TaskContext {
         }
         let dependencies =
             attempt.dependencies.iter().map(|d| engines.local_dependency(d)).collect::<Result<Vec<_>, _>>()?;
+        let key = format!("{compute:?}|{}|{}", dependencies.join(" "), attempt.user);
+        let pool = engines.pool.clone();
+        let contexts = engines.contexts.clone();
+        while let Some(id) = pool.take(&key) {
+            let alive = contexts.status(None, &id).is_ok_and(|s| s.status == ContextStatus::Running);
+            if alive {
+                match contexts.reset(&id, attach.clone()).await {
+                    Ok(()) => return Ok(Self { contexts, pool, key, id, finished: true }),
+                    Err(e) => tracing::warn!(context_id = id, error = %e, "a kept task context could not be reset"),
+                }
+            }
+            let _ = contexts.destroy(None, &id);
+        }
         let setup = TaskSetup { dependencies, attach };
-        let id = engines
-            .contexts
+        let id = contexts
             .create_with(compute, Language::Python, &attempt.user, setup)
             .await
             .map_err(|e| format!("The task's execution context could not start: {e}"))?;
-        Ok(Self { contexts: engines.contexts.clone(), id })
+        Ok(Self { contexts, pool, key, id, finished: true })
     }
 
     /// The cluster whose engine the context uses (the serverless one included).
@@ -60,8 +111,13 @@ impl TaskContext {
         self.contexts.status(None, &self.id).ok().map(|s| s.cluster_id)
     }
 
-    pub async fn run(&self, language: Language, code: String, filename: Option<String>) -> StepResult {
-        let snapshot = match self.contexts.run(&self.id, language, code, filename).await {
+    /// Runs a command to its end. Only between commands may the context
+    /// serve another task once this one is dropped.
+    pub async fn run(&mut self, language: Language, code: String, filename: Option<String>) -> StepResult {
+        self.finished = false;
+        let ran = self.contexts.run(&self.id, language, code, filename).await;
+        self.finished = true;
+        let snapshot = match ran {
             Ok(s) => s,
             Err(e) => return StepResult { step: error(e.to_string(), String::new()), values: None },
         };
@@ -91,6 +147,9 @@ fn error(summary: String, stdout: String) -> Step {
 
 impl Drop for TaskContext {
     fn drop(&mut self) {
+        if self.finished && self.pool.put(&self.key, &self.id) {
+            return;
+        }
         if let Err(e) = self.contexts.destroy(None, &self.id) {
             tracing::debug!(context_id = self.id, error = %e, "destroying a task's context");
         }

@@ -19,6 +19,8 @@ use tarn_compute::context::Contexts;
 use tarn_files::Files;
 use tarn_sql::Statements;
 
+pub use context::ContextPool;
+
 /// Where a task attempt runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskCompute {
@@ -89,6 +91,8 @@ pub struct Engines {
     pub cluster_start_timeout: Duration,
     /// Where wheels from volumes and the workspace are copied to be installed.
     pub wheel_dir: std::path::PathBuf,
+    /// Task contexts kept warm between tasks.
+    pub pool: ContextPool,
 }
 
 impl Engines {

@@ -27,7 +27,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
     if let Err(e) = expand(engines, path, 0, &mut commands) {
         return Outcome::failed(e);
     }
-    let context = match TaskContext::open(engines, attempt, None).await {
+    let mut context = match TaskContext::open(engines, attempt, None).await {
         Ok(c) => c,
         Err(e) => return Outcome::failed(e),
     };

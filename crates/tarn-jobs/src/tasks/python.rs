@@ -22,7 +22,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
     if let Some(Value::Array(parameters)) = spec.get("parameters") {
         argv.extend(parameters.iter().map(|p| p.as_str().map(str::to_string).unwrap_or_else(|| p.to_string())));
     }
-    let context = match TaskContext::open(engines, attempt, Some(argv)).await {
+    let mut context = match TaskContext::open(engines, attempt, Some(argv)).await {
         Ok(c) => c,
         Err(e) => return Outcome::failed(e),
     };

@@ -25,7 +25,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
         (None, Some(params)) => argv.extend(params.iter().map(text)),
         (None, None) => {}
     }
-    let context = match TaskContext::open(engines, attempt, Some(argv)).await {
+    let mut context = match TaskContext::open(engines, attempt, Some(argv)).await {
         Ok(c) => c,
         Err(e) => return Outcome::failed(e),
     };
