@@ -145,6 +145,7 @@ def airflow_bench(args, home):
                 raise RuntimeError("Airflow did not load the DAGs: " + (home / "standalone.log").read_text()[-2000:])
             time.sleep(2)
         results = {}
+        notes = []
         for dag in ("chain", "fanout"):
             airflow("dags", "unpause", dag)
             run_id = f"bench-{dag}"
@@ -152,6 +153,7 @@ def airflow_bench(args, home):
             if started.returncode != 0:
                 raise RuntimeError(f"airflow dags trigger {dag}: {started.stderr[-2000:]}")
             n = args.chain if dag == "chain" else args.fanout
+            progress, since = -1, time.time()
             while True:
                 db = sqlite3.connect(home / "airflow.db")
                 done = db.execute(
@@ -160,7 +162,13 @@ def airflow_bench(args, home):
                 failed = db.execute(
                     "SELECT count(*) FROM task_instance WHERE dag_id=? AND run_id=? AND state='failed'", (dag, run_id)
                 ).fetchone()[0]
-                if done == n or failed:
+                if done != progress:
+                    progress, since = done, time.time()
+                stalled = time.time() - since > args.stall
+                if stalled:
+                    notes.append(f"{dag}: no task finished for {args.stall} s after {done} of {n} "
+                                 f"(scheduler alive: {proc.poll() is None}); measured over those")
+                if done == n or failed or stalled:
                     rows = db.execute(
                         "SELECT task_id, start_date, end_date FROM task_instance WHERE dag_id=? AND run_id=?",
                         (dag, run_id),
@@ -171,14 +179,16 @@ def airflow_bench(args, home):
                 time.sleep(1)
             if failed:
                 raise RuntimeError(f"Airflow's {dag} run failed")
+            if stalled and dag == "chain" and done < 2:
+                raise RuntimeError("Airflow's chain made no progress: " + "; ".join(notes))
             parse = lambda s: datetime.fromisoformat(s).timestamp()  # noqa: E731
-            spans = {t: (parse(s), parse(e)) for t, s, e in rows}
+            spans = {t: (parse(s), parse(e)) for t, s, e in rows if s and e}
             results[dag] = spans
-        chain = [results["chain"][f"t{i}"] for i in range(args.chain)]
+        chain = [results["chain"][f"t{i}"] for i in range(args.chain) if f"t{i}" in results["chain"]]
         gaps = [(b[0] - a[1]) * 1000 for a, b in zip(chain, chain[1:])]
-        fan = results["fanout"].values()
+        fan = list(results["fanout"].values())
         wall = max(e for _, e in fan) - min(s for s, _ in fan)
-        return {"gaps_ms": gaps, "fanout_tasks_per_s": args.fanout / wall, "fanout_wall_s": wall}
+        return {"gaps_ms": gaps, "fanout_tasks_per_s": len(fan) / wall, "fanout_wall_s": wall, "notes": notes}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -195,6 +205,7 @@ def main():
     parser.add_argument("--tarn-bin")
     parser.add_argument("--parallel", type=int, default=8, help="tarn's TARN_JOB_PARALLEL_TASKS")
     parser.add_argument("--airflow-port", type=int, default=28793)
+    parser.add_argument("--stall", type=int, default=120, help="seconds without a finished Airflow task before giving up")
     parser.add_argument("--json")
     args = parser.parse_args()
     out = {}
@@ -203,6 +214,8 @@ def main():
         out[system] = (tarn_bench if system == "tarn" else airflow_bench)(args, home)
         shutil.rmtree(home, ignore_errors=True)  # kept when the run failed, to read its logs
         r = out[system]
+        for note in r.get("notes", []):
+            print(f"{system:8} note: {note}")
         print(f"{system:8} chain of {args.chain}: gap p50 {percentile(r['gaps_ms'], 50):9.1f} ms  "
               f"p99 {percentile(r['gaps_ms'], 99):9.1f} ms | fan-out of {args.fanout}: "
               f"{r['fanout_tasks_per_s']:8.1f} tasks/s ({r['fanout_wall_s']:.1f} s)", flush=True)
