@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value, json};
 use tarn_compute::context::{CommandStatus, Compute, ContextStatus, Contexts, Language, TaskSetup};
 
-use super::{Attempt, Engines, TaskCompute};
+use super::{Attempt, Ending, Engines, Outcome, TaskCompute};
 
 /// Idle task contexts by what they run on.
 #[derive(Clone, Default)]
@@ -62,6 +62,29 @@ pub(super) enum Step {
 pub(super) struct StepResult {
     pub step: Step,
     pub values: Option<Map<String, Value>>,
+}
+
+impl StepResult {
+    /// The outcome of a task that is this one command (a file or a wheel).
+    pub fn into_outcome(self, cluster_id: Option<String>) -> Outcome {
+        let mut outcome = Outcome::succeeded(String::new());
+        outcome.cluster_id = cluster_id;
+        if let Some(values) = self.values {
+            outcome.values = values;
+        }
+        match self.step {
+            Step::Output(text) => outcome.logs = text,
+            Step::Exit { value, stdout } => {
+                outcome.logs = stdout;
+                outcome.notebook_result = Some(value);
+            }
+            Step::Error { summary, cause, stdout } => {
+                outcome.logs = stdout;
+                outcome.ending = Ending::Failed { error: summary, trace: Some(cause) };
+            }
+        }
+        outcome
+    }
 }
 
 fn text(results: &Value, field: &str) -> String {

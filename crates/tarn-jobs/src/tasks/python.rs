@@ -6,8 +6,8 @@ use serde_json::Value;
 use tarn_compute::context::Language;
 use tarn_files::Format;
 
-use super::context::{Step, TaskContext};
-use super::{Attempt, Ending, Engines, Outcome};
+use super::context::TaskContext;
+use super::{Attempt, Engines, Outcome};
 
 pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> Outcome {
     let file = spec.get("python_file").and_then(Value::as_str).unwrap_or_default();
@@ -27,23 +27,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
         Err(e) => return Outcome::failed(e),
     };
     let result = context.run(Language::Python, code, Some(file.to_string())).await;
-    let mut outcome = Outcome::succeeded(String::new());
-    outcome.cluster_id = context.cluster_id();
-    if let Some(values) = result.values {
-        outcome.values = values;
-    }
-    match result.step {
-        Step::Output(text) => outcome.logs = text,
-        Step::Exit { value, stdout } => {
-            outcome.logs = stdout;
-            outcome.notebook_result = Some(value);
-        }
-        Step::Error { summary, cause, stdout } => {
-            outcome.logs = stdout;
-            outcome.ending = Ending::Failed { error: summary, trace: Some(cause) };
-        }
-    }
-    outcome
+    result.into_outcome(context.cluster_id())
 }
 
 /// A file's text from a volume, DBFS or the workspace.

@@ -10,8 +10,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tarn_compute::context::Language;
 
-use super::context::{Step, TaskContext};
-use super::{Attempt, Ending, Engines, Outcome};
+use super::context::TaskContext;
+use super::{Attempt, Engines, Outcome};
 
 pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> Outcome {
     let package = spec.get("package_name").and_then(Value::as_str).unwrap_or_default();
@@ -37,20 +37,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
         module = package.replace('-', "_"),
     );
     let result = context.run(Language::Python, code, Some(format!("<wheel {package}>"))).await;
-    let mut outcome = Outcome::succeeded(String::new());
-    outcome.cluster_id = context.cluster_id();
-    if let Some(values) = result.values {
-        outcome.values = values;
-    }
-    match result.step {
-        Step::Output(text) => outcome.logs = text,
-        Step::Exit { stdout, .. } => outcome.logs = stdout,
-        Step::Error { summary, cause, stdout } => {
-            outcome.logs = stdout;
-            outcome.ending = Ending::Failed { error: summary, trace: Some(cause) };
-        }
-    }
-    outcome
+    result.into_outcome(context.cluster_id())
 }
 
 fn text(v: &Value) -> String {
