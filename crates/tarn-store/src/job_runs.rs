@@ -193,21 +193,19 @@ impl Store {
     /// Runs and task runs not in a final state, oldest first (for recovery
     /// after a restart and for the queue).
     pub fn unfinished_job_runs(&self) -> Result<Vec<JobRunRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM job_runs WHERE life_cycle_state NOT IN {FINAL_SQL} ORDER BY run_id"
-        ))?;
-        let rows = stmt.query_map([], raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(into_row).collect()
+        self.job_runs_where(&format!("life_cycle_state NOT IN {FINAL_SQL}"))
     }
 
     /// Runs and task runs in a final state, oldest first (for the system
     /// tables of usage and run timelines).
     pub fn finished_job_runs(&self) -> Result<Vec<JobRunRow>> {
+        self.job_runs_where(&format!("life_cycle_state IN {FINAL_SQL}"))
+    }
+
+    fn job_runs_where(&self, condition: &str) -> Result<Vec<JobRunRow>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM job_runs WHERE life_cycle_state IN {FINAL_SQL} ORDER BY run_id"
-        ))?;
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM job_runs WHERE {condition} ORDER BY run_id"))?;
         let rows = stmt.query_map([], raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(into_row).collect()
     }

@@ -32,13 +32,18 @@ pub fn router() -> Router<AppState> {
     router
 }
 
-pub(super) fn job_id(value: Option<&Value>) -> Result<i64, ApiFailure> {
+/// An id field (`job_id`, `run_id`) sent as a number or a numeric string.
+pub(super) fn id_field(value: Option<&Value>, name: &str) -> Result<i64, ApiFailure> {
     let id = match value {
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) => s.parse().ok(),
         _ => None,
     };
-    id.ok_or_else(|| ApiError::invalid_parameter("Missing or malformed required field: job_id").into())
+    id.ok_or_else(|| ApiError::invalid_parameter(format!("Missing or malformed required field: {name}")).into())
+}
+
+pub(super) fn job_id(value: Option<&Value>) -> Result<i64, ApiFailure> {
+    id_field(value, "job_id")
 }
 
 /// A job as `jobs/get` answers it; `full` keeps the tasks and clusters that

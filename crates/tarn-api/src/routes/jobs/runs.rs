@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use tarn_core::{ApiError, page};
 use tarn_jobs::{RepairRequest, RunFilter};
 
-use super::job_id;
+use super::{id_field, job_id};
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::{ApiFailure, ApiResult};
 use crate::{AppState, Caller};
@@ -34,12 +34,7 @@ async fn not_implemented(method: Method, uri: Uri) -> ApiFailure {
 }
 
 fn run_id(value: Option<&Value>) -> Result<i64, ApiFailure> {
-    let id = match value {
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) => s.parse().ok(),
-        _ => None,
-    };
-    id.ok_or_else(|| ApiError::invalid_parameter("Missing or malformed required field: run_id").into())
+    id_field(value, "run_id")
 }
 
 fn query_run_id(q: &QueryPairs) -> Result<i64, ApiFailure> {
