@@ -125,18 +125,11 @@ class Kernel:
         """Readies this worker for another job task on the same compute:
         fresh globals, a fresh Spark session (no temp views or confs carried
         over), the new task's widgets, upstream task values and argv."""
-        from pyspark.sql import SparkSession
-
         old = self.spark
-        # The old session is released in the background (a round trip the
-        # next task need not wait for); the new one becomes the default.
-        from pyspark.sql.connect.session import SparkSession as ConnectSession
-
-        ConnectSession._default_session = None
-        ConnectSession._active_session.session = None
-        self.spark = SparkSession.builder.remote(os.environ["SPARK_REMOTE"]).create()
-        if old is not None:
-            threading.Thread(target=stop_quietly, args=(old,), daemon=True).start()
+        if old is None or session_used(old):
+            self.spark = self.fresh_session(old)
+        else:
+            set_default_session(old)
         import dbutils as dbutils_module
 
         self.attach_request = {**self.attach_request, **req}
@@ -149,6 +142,18 @@ class Kernel:
         )
         sys.argv = [str(a) for a in req.get("argv") or [""]]
         return {"ok": True}
+
+    @staticmethod
+    def fresh_session(old):
+        """A new Spark session, made the default; the old one is released in
+        the background (a round trip the next task need not wait for)."""
+        from pyspark.sql import SparkSession
+
+        set_default_session(None)
+        spark = SparkSession.builder.remote(os.environ["SPARK_REMOTE"]).create()
+        if old is not None:
+            threading.Thread(target=stop_quietly, args=(old,), daemon=True).start()
+        return spark
 
     def execute(self, req):
         language = req.get("language", "python")
@@ -291,6 +296,22 @@ def pandas_table(pdf, row_limit):
         "truncated": truncated,
         "isJsonSchema": True,
     }
+
+
+def session_used(session):
+    """Whether the session ever heard back from the engine (or was stopped).
+    One that never did holds nothing on the server (no temp views, confs or
+    caches) and serves the next task as it is: no session per no-op task."""
+    client = getattr(session, "client", None)
+    return session.is_stopped or getattr(client, "_server_session_id", "unknown") is not None
+
+
+def set_default_session(session):
+    """What `SparkSession.builder.getOrCreate()` answers in task code."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    ConnectSession._default_session = session
+    ConnectSession._active_session.session = session
 
 
 def stop_quietly(session):

@@ -60,6 +60,59 @@ def by_key(run):
     return out
 
 
+def test_a_warm_worker_starts_each_task_clean(w):
+    """Tasks in a chain on one compute share a warm worker: the next task
+    sees none of the last one's globals or temp views; a session the last
+    task never used is kept, one it used is replaced."""
+    base = f"/Users/admin/{unique('warm')}"
+    show = 'print("pid", os.getpid(), "session", spark.client._session_id)'
+    put_file(w, f"{base}/t1.py", f"""
+        import os
+        spark.range(3).createOrReplaceTempView("leftover")
+        left_behind = 1
+        {show}
+    """)
+    put_file(w, f"{base}/t2.py", f"""
+        import os
+        from pyspark.sql import SparkSession
+        spark = SparkSession.builder.getOrCreate()
+        assert "left_behind" not in globals(), "a global of the last task is visible"
+        try:
+            spark.table("leftover").count()
+            visible = True
+        except Exception:
+            visible = False
+        assert not visible, "the last task's temp view is visible"
+        assert spark.range(2).count() == 2
+        {show}
+    """)
+    put_file(w, f"{base}/t3.py", f"""
+        import os
+        {show}
+    """)
+    put_file(w, f"{base}/t4.py", f"""
+        import os
+        assert spark.range(5).count() == 5
+        {show}
+    """)
+    job = w.jobs.create(
+        name=unique("warm"),
+        tasks=[python_task(f"t{i}", f"{base}/t{i}.py", depends_on=[f"t{i - 1}"] if i > 1 else []) for i in range(1, 5)],
+    )
+    run = w.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, [(t.task_key, t.state) for t in run.tasks]
+    seen = {}
+    for t in run.tasks:
+        words = w.jobs.get_run_output(t.run_id).logs.split()
+        seen[t.task_key] = (words[words.index("pid") + 1], words[words.index("session") + 1])
+    assert len({pid for pid, _ in seen.values()}) == 1, seen
+    sessions = [seen[f"t{i}"][1] for i in range(1, 5)]
+    assert sessions[1] != sessions[0], "t1 used its session: t2 gets a new one"
+    assert sessions[2] != sessions[1], "t2 used its session: t3 gets a new one"
+    assert sessions[3] == sessions[2], "t3 never used its session: t4 keeps it"
+    w.jobs.delete(job.job_id)
+
+
 def test_a_python_task_prints_sets_values_and_reads_argv(w, tmp_path):
     base = f"/Users/admin/{unique('jobs')}"
     put_file(w, f"{base}/hello.py", """

@@ -137,6 +137,18 @@ def test_list_pages(w):
             [MAIN],
             "no task 'zz'",
         ),
+        (
+            [
+                notebook("a"),
+                jobs.Task(
+                    task_key="b",
+                    notebook_task=jobs.NotebookTask(notebook_path="/n", base_parameters={"x": "{{tasks.a.values.v}}"}),
+                    job_cluster_key="main",
+                ),
+            ],
+            [MAIN],
+            "task 'a' is not upstream of this task",
+        ),
         ([notebook("a")], [], "job_cluster_key 'main'"),
     ],
 )

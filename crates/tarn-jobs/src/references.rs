@@ -15,10 +15,12 @@ const TASK_FIELDS: &[&str] = &["run_id", "result_state", "error_code", "executio
 const LEGACY: &[&str] =
     &["job_id", "run_id", "parent_run_id", "start_date", "start_time", "task_retry_count", "task_key"];
 
-/// What a reference may name: the job's tasks and parameters, and whether
-/// it sits in a `for_each_task`'s nested task (where `{{input}}` exists).
+/// What a reference may name: the job's tasks (those the task depends on,
+/// directly or not, have values for it) and parameters, and whether it sits
+/// in a `for_each_task`'s nested task (where `{{input}}` exists).
 pub(crate) struct Scope<'a> {
     pub tasks: &'a HashSet<&'a str>,
+    pub upstream: &'a HashSet<String>,
     pub parameters: &'a HashSet<&'a str>,
     pub in_for_each: bool,
 }
@@ -63,6 +65,12 @@ pub(crate) fn check(reference: &str, scope: &Scope<'_>) -> Result<()> {
                     "Invalid dynamic value reference {{{{{reference}}}}}: the job has no task '{key}'"
                 )));
             }
+            if !scope.upstream.contains(*key) {
+                return Err(invalid(format!(
+                    "Invalid dynamic value reference {{{{{reference}}}}}: task '{key}' is not upstream of this \
+                     task (name it in depends_on, directly or through another task)"
+                )));
+            }
             matches!(rest, [field] if TASK_FIELDS.contains(field))
                 || matches!(rest, ["values", name] if !name.is_empty())
         }
@@ -83,13 +91,16 @@ mod tests {
         let mut found = Vec::new();
         find(&json!({"a": ["x {{ job.run_id }} y {{tasks.t.values.acc}}"], "b": "{{unclosed"}), &mut found);
         assert_eq!(found, vec!["job.run_id", "tasks.t.values.acc"]);
-        let tasks = HashSet::from(["t"]);
+        let tasks = HashSet::from(["t", "later"]);
+        let upstream = HashSet::from(["t".to_string()]);
         let parameters = HashSet::from(["threshold"]);
-        let scope = Scope { tasks: &tasks, parameters: &parameters, in_for_each: false };
+        let scope = Scope { tasks: &tasks, upstream: &upstream, parameters: &parameters, in_for_each: false };
         for good in ["job.id", "job.parameters.threshold", "tasks.t.result_state", "job.start_time.iso_date", "run_id"]
         {
             assert!(check(good, &scope).is_ok(), "{good}");
         }
+        let not_upstream = check("tasks.later.values.x", &scope).unwrap_err().to_string();
+        assert!(not_upstream.contains("'later' is not upstream"), "{not_upstream}");
         for bad in ["job.parameters.nope", "tasks.missing.values.x", "tasks.t.colour", "input", "jobs.id", ""] {
             assert!(check(bad, &scope).is_err(), "{bad}");
         }

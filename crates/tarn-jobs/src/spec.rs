@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::error::{JobsError, Result, invalid};
 use crate::references::{self, Scope};
+use crate::runs::dag::{self, Node};
 
 /// Task types tarn runs.
 const TASK_TYPES: &[&str] = &[
@@ -161,10 +162,13 @@ pub fn validate(settings: &Value, cluster_exists: &dyn Fn(&str) -> bool) -> Resu
     let keys = keys_unique(tasks.iter().map(|t| t.task_key.as_str()), "task")?;
     let by_key: HashMap<&str, (&Task, &Value)> =
         tasks.iter().zip(&parsed.tasks).map(|(t, raw)| (t.task_key.as_str(), (t, raw))).collect();
+    let nodes: Vec<Node> = parsed.tasks.iter().filter_map(Node::of).collect();
+    let upstream_by_key = dag::upstream(&nodes);
     for (task, raw) in tasks.iter().zip(&parsed.tasks) {
         check_task(task, raw, &defined)?;
         check_dependencies(task, &by_key)?;
-        let scope = Scope { tasks: &keys, parameters: &parameters, in_for_each: false };
+        let upstream = upstream_by_key.get(&task.task_key).cloned().unwrap_or_default();
+        let scope = Scope { tasks: &keys, upstream: &upstream, parameters: &parameters, in_for_each: false };
         check_references(raw, &scope, task)?;
     }
     check_acyclic(&tasks)?;

@@ -84,6 +84,7 @@ impl Store {
     /// Stores a new run; answers its id. With an idempotency token already
     /// used, nothing is stored and the earlier run's id is answered.
     pub fn insert_job_run(&self, row: &JobRunRow) -> Result<i64> {
+        let doc = to_json_text(&row.doc);
         let conn = self.conn();
         if let Some(token) = &row.idempotency_token {
             let earlier: Option<i64> = conn
@@ -93,39 +94,43 @@ impl Store {
                 return Ok(run_id);
             }
         }
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO job_runs (job_id, parent_run_id, task_key, attempt_number, run_type, life_cycle_state,
                  result_state, state_message, termination_code, creator_user_name, idempotency_token, start_time,
                  execution_start, end_time, doc)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            params![
-                row.job_id,
-                row.parent_run_id,
-                row.task_key,
-                row.attempt_number,
-                row.run_type,
-                row.life_cycle_state,
-                row.result_state,
-                row.state_message,
-                row.termination_code,
-                row.creator_user_name,
-                row.idempotency_token,
-                row.start_time,
-                row.execution_start,
-                row.end_time,
-                to_json_text(&row.doc),
-            ],
-        )?;
+        )?
+        .execute(params![
+            row.job_id,
+            row.parent_run_id,
+            row.task_key,
+            row.attempt_number,
+            row.run_type,
+            row.life_cycle_state,
+            row.result_state,
+            row.state_message,
+            row.termination_code,
+            row.creator_user_name,
+            row.idempotency_token,
+            row.start_time,
+            row.execution_start,
+            row.end_time,
+            doc,
+        ])?;
         Ok(conn.last_insert_rowid())
     }
 
     /// Writes a run's state, times and document; `false` when it is gone.
     pub fn update_job_run(&self, row: &JobRunRow) -> Result<bool> {
-        let n = self.conn().execute(
-            "UPDATE job_runs SET life_cycle_state = ?2, result_state = ?3, state_message = ?4,
+        let doc = to_json_text(&row.doc);
+        let n = self
+            .conn()
+            .prepare_cached(
+                "UPDATE job_runs SET life_cycle_state = ?2, result_state = ?3, state_message = ?4,
                  termination_code = ?5, execution_start = ?6, end_time = ?7, doc = ?8, attempt_number = ?9
              WHERE run_id = ?1",
-            params![
+            )?
+            .execute(params![
                 row.run_id,
                 row.life_cycle_state,
                 row.result_state,
@@ -133,17 +138,16 @@ impl Store {
                 row.termination_code,
                 row.execution_start,
                 row.end_time,
-                to_json_text(&row.doc),
+                doc,
                 row.attempt_number,
-            ],
-        )?;
+            ])?;
         Ok(n > 0)
     }
 
     pub fn get_job_run(&self, run_id: i64) -> Result<Option<JobRunRow>> {
         let conn = self.conn();
-        let found =
-            conn.query_row(&format!("SELECT {COLUMNS} FROM job_runs WHERE run_id = ?1"), [run_id], raw).optional()?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM job_runs WHERE run_id = ?1"))?;
+        let found = stmt.query_row([run_id], raw).optional()?;
         found.map(into_row).transpose()
     }
 

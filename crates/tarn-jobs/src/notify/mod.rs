@@ -94,9 +94,10 @@ impl Notifier {
         &self.inner.destinations
     }
 
-    /// Sends `event` for `run` (its `runs/get` JSON) to whom the job's
-    /// settings name, in the background.
-    pub fn run_event(&self, settings: &Value, event: Event, run: Value) {
+    /// Sends `event` for a run (its `runs/get` JSON, which `run` builds
+    /// only when someone is to be told) to whom the job's settings name, in
+    /// the background.
+    pub fn run_event(&self, settings: &Value, event: Event, run: impl FnOnce() -> Option<Value>) {
         let addresses: Vec<String> =
             list(settings, "email_notifications", event).filter_map(|v| v.as_str().map(str::to_string)).collect();
         let hooks: Vec<String> = list(settings, "webhook_notifications", event)
@@ -105,6 +106,7 @@ impl Notifier {
         if addresses.is_empty() && hooks.is_empty() {
             return;
         }
+        let Some(run) = run() else { return };
         let job_name = settings.get("name").and_then(Value::as_str).unwrap_or("Untitled").to_string();
         let notifier = self.clone();
         tokio::spawn(async move {

@@ -26,7 +26,7 @@ pub(super) const LOG_LIMIT: usize = 5 * 1024 * 1024;
 #[derive(Clone)]
 pub(super) struct Start {
     pub runs: Runs,
-    pub run: JobRunRow,
+    pub run: Arc<JobRunRow>,
     pub row: JobRunRow,
     pub task: Value,
     pub bindings: Bindings,
@@ -108,21 +108,25 @@ pub(super) async fn run(start: Start) -> Finished {
 }
 
 pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
-    if let Err(e) = mark_running(start, &task) {
+    let (each, condition, job) = (task.get("for_each_task"), task.get("condition_task"), task.get("run_job_task"));
+    if (each.is_some() || condition.is_some() || job.is_some())
+        && let Err(e) = mark_running(start, &task, None)
+    {
         return AttemptEnd::Unresolved(format!("tarn could not record the task's start: {e}"));
     }
-    if let Some(each) = task.get("for_each_task") {
+    if let Some(each) = each {
         return for_each::run(start, each).await;
     }
-    if let Some(condition) = task.get("condition_task") {
+    if let Some(condition) = condition {
         return match evaluate(condition) {
             Ok(outcome) => AttemptEnd::Condition(outcome),
             Err(e) => AttemptEnd::Ran(Outcome::failed(e)),
         };
     }
-    if let Some(spec) = task.get("run_job_task") {
+    if let Some(spec) = job {
         return run_job(start, spec).await;
     }
+    // The task stays PENDING until a slot is free and its compute runs.
     let Ok(_permit) = start.runs.slots().acquire_owned().await else {
         return AttemptEnd::Unresolved("tarn is stopping".into());
     };
@@ -130,8 +134,12 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
         Ok(c) => c,
         Err(e) => return AttemptEnd::Unresolved(e),
     };
-    if let TaskCompute::Cluster(id) = &compute {
-        let _ = update_doc(&start.runs, start.row.run_id, |doc| doc["cluster_instance"] = json!({"cluster_id": id}));
+    let cluster = match &compute {
+        TaskCompute::Cluster(id) => Some(id.as_str()),
+        TaskCompute::Serverless => None,
+    };
+    if let Err(e) = mark_running(start, &task, cluster) {
+        return AttemptEnd::Unresolved(format!("tarn could not record the task's start: {e}"));
     }
     let attempt = Attempt {
         task_run_id: start.row.run_id,
@@ -153,10 +161,15 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
     }
 }
 
-fn mark_running(start: &Start, task: &Value) -> Result<()> {
-    let mut row = start.runs.run_row(start.row.run_id)?;
+/// RUNNING, with the resolved task and the cluster it runs on. The row is
+/// the attempt's own (the driver wrote it PENDING), so it is not re-read.
+fn mark_running(start: &Start, task: &Value, cluster_id: Option<&str>) -> Result<()> {
+    let mut row = start.row.clone();
     row.execution_start = Some(now_ms());
     row.doc["task"] = task.clone();
+    if let Some(id) = cluster_id {
+        row.doc["cluster_instance"] = json!({"cluster_id": id});
+    }
     row.life_cycle_state = LifeCycle::Running.as_str().into();
     row.state_message = String::new();
     start.runs.store().update_job_run(&row)?;
@@ -297,8 +310,9 @@ async fn run_job(start: &Start, spec: &Value) -> AttemptEnd {
     AttemptEnd::RunJob { run_id, result }
 }
 
-/// Writes how the attempt ended; answers its state and a condition's outcome.
-pub(super) fn record(runs: &Runs, mut row: JobRunRow, end: &AttemptEnd) -> Result<(RunState, Option<bool>)> {
+/// Writes how the attempt ended; answers the row as written, its state and
+/// a condition's outcome.
+pub(super) fn record(runs: &Runs, mut row: JobRunRow, end: &AttemptEnd) -> Result<(JobRunRow, RunState, Option<bool>)> {
     let (state, outcome) = match end {
         AttemptEnd::Ran(outcome) => (keep_outcome(runs, &mut row, outcome), None),
         AttemptEnd::TimedOut(seconds) => {
@@ -327,8 +341,8 @@ pub(super) fn record(runs: &Runs, mut row: JobRunRow, end: &AttemptEnd) -> Resul
             (RunState::ended(ResultState::Failed, message.clone()), None)
         }
     };
-    runs.write_state(row, &state)?;
-    Ok((state, outcome))
+    let row = runs.write_state(row, &state)?;
+    Ok((row, state, outcome))
 }
 
 fn keep_outcome(runs: &Runs, row: &mut JobRunRow, outcome: &Outcome) -> RunState {

@@ -2,7 +2,7 @@
 //! ended (`run_if`, and `outcome` for a condition task's branches), and how
 //! the whole run ended, given its tasks. Pure functions; the driver acts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -32,6 +32,27 @@ impl Node {
     pub fn of(task: &Value) -> Option<Node> {
         serde_json::from_value(task.clone()).ok()
     }
+}
+
+/// Every task each task depends on, directly or through others (a cycle
+/// ends the walk; create refuses one).
+pub fn upstream(nodes: &[Node]) -> HashMap<String, HashSet<String>> {
+    let by_key: HashMap<&str, &Node> = nodes.iter().map(|n| (n.task_key.as_str(), n)).collect();
+    let closure = |node: &Node| {
+        let mut seen = HashSet::new();
+        let mut stack = vec![node];
+        while let Some(n) = stack.pop() {
+            for edge in &n.depends_on {
+                if seen.insert(edge.task_key.clone())
+                    && let Some(up) = by_key.get(edge.task_key.as_str())
+                {
+                    stack.push(up);
+                }
+            }
+        }
+        seen
+    };
+    nodes.iter().map(|n| (n.task_key.clone(), closure(n))).collect()
 }
 
 /// How a finished task ended, as its dependents see it.

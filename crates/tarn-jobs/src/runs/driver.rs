@@ -3,7 +3,7 @@
 //! retried as their settings say; task and job timeouts and cancels stop
 //! what runs; job clusters are terminated at the end.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,8 +45,10 @@ pub(super) async fn drive(runs: Runs, run_id: i64, stop: watch::Receiver<Option<
 
 pub(super) struct Driver {
     runs: Runs,
-    run: JobRunRow,
+    /// Shared with every attempt: its document holds all the tasks' settings.
+    run: Arc<JobRunRow>,
     nodes: Vec<Node>,
+    graph: Graph,
     tasks: HashMap<String, Value>,
     /// Tasks of this pass not yet finished, with their current attempt's row.
     rows: HashMap<String, JobRunRow>,
@@ -68,6 +70,7 @@ impl Driver {
             run.doc.pointer("/settings/tasks").and_then(Value::as_array).cloned().unwrap_or_default();
         let nodes: Vec<Node> = task_list.iter().filter_map(Node::of).collect();
         let tasks = nodes.iter().map(|n| n.task_key.clone()).zip(task_list).collect();
+        let graph = Graph::new(&nodes);
         let repair_id = run
             .doc
             .get("repairs")
@@ -77,8 +80,9 @@ impl Driver {
             .and_then(Value::as_i64);
         let mut driver = Driver {
             runs: runs.clone(),
-            run,
+            run: Arc::new(run),
             nodes,
+            graph,
             tasks,
             rows: HashMap::new(),
             done: HashMap::new(),
@@ -91,6 +95,7 @@ impl Driver {
             first: HashMap::new(),
         };
         driver.plan()?;
+        driver.graph.count_unmet(&driver.nodes, &driver.rows, &driver.done);
         Ok(driver)
     }
 
@@ -144,9 +149,10 @@ impl Driver {
     }
 
     async fn run(mut self, mut stop: watch::Receiver<Option<Stop>>) -> Result<()> {
-        self.run.execution_start.get_or_insert(now_ms());
+        let mut run = (*self.run).clone();
+        run.execution_start.get_or_insert(now_ms());
         let running = RunState::new(LifeCycle::Running, "");
-        self.run = self.runs.write_state(self.run.clone(), &running)?;
+        self.run = Arc::new(self.runs.write_state(run, &running)?);
         self.runs.notify(self.run.run_id, Event::Start);
         let timeout = self.run.doc.pointer("/settings/timeout_seconds").and_then(Value::as_i64).filter(|t| *t > 0);
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t as u64));
@@ -183,43 +189,22 @@ impl Driver {
         self.conclude()
     }
 
-    /// Starts every blocked task the graph now allows; skips those it rules out.
+    /// Starts every task whose dependencies have all ended, if the graph
+    /// allows it; skips those it rules out (which may ready others).
     fn start_ready(&mut self) -> Result<()> {
-        loop {
-            let mut progressed = false;
-            let waiting: Vec<String> = self
-                .nodes
-                .iter()
-                .map(|n| n.task_key.clone())
-                .filter(|k| {
-                    self.rows.contains_key(k)
-                        && !self.in_flight.contains(k)
-                        && !self.retries.iter().any(|(_, r)| r == k)
-                })
-                .collect();
-            for key in waiting {
-                let Some(node) = self.nodes.iter().find(|n| n.task_key == key).cloned() else { continue };
-                match dag::decide(&node, &self.done) {
-                    Decision::Wait => {}
-                    Decision::Skip(result) => {
-                        let message = format!("Skipped: {}", skip_reason(result));
-                        self.end_task(
-                            &key,
-                            RunState { life_cycle: LifeCycle::Skipped, ..RunState::ended(result, message) },
-                            None,
-                        )?;
-                        progressed = true;
-                    }
-                    Decision::Run => {
-                        self.launch(&key)?;
-                        progressed = true;
-                    }
+        while let Some(key) = self.graph.ready.pop_front() {
+            let Some(node) = self.graph.index.get(&key).and_then(|i| self.nodes.get(*i)) else { continue };
+            match dag::decide(node, &self.done) {
+                Decision::Wait => {}
+                Decision::Skip(result) => {
+                    let message = format!("Skipped: {}", skip_reason(result));
+                    let state = RunState { life_cycle: LifeCycle::Skipped, ..RunState::ended(result, message) };
+                    self.end_task(&key, state, None)?;
                 }
-            }
-            if !progressed {
-                return Ok(());
+                Decision::Run => self.launch(&key)?,
             }
         }
+        Ok(())
     }
 
     fn launch(&mut self, key: &str) -> Result<()> {
@@ -229,7 +214,7 @@ impl Driver {
         let pending = RunState::new(LifeCycle::Pending, "Starting the task");
         let row = self.runs.write_state(row, &pending)?;
         self.rows.insert(key.to_string(), row.clone());
-        let upstream = self.facts.iter().map(|(k, f)| (k.clone(), Value::Object(f.values.clone()))).collect();
+        let upstream = self.upstream_facts(key).map(|(k, f)| (k.clone(), Value::Object(f.values.clone()))).collect();
         let start = attempt::Start {
             runs: self.runs.clone(),
             run: self.run.clone(),
@@ -264,11 +249,24 @@ impl Driver {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string(),
-            tasks: self.facts.clone(),
+            tasks: self.upstream_facts(key).map(|(k, f)| (k.clone(), f.clone())).collect(),
             workspace_id: self.runs.config().workspace_id.clone(),
             workspace_url: self.runs.config().workspace_url.clone(),
             input: None,
         }
+    }
+
+    /// What the tasks `key` depends on (directly or not) told: a task sees
+    /// the values and references of its upstream tasks only, as on Databricks.
+    fn upstream_facts<'a>(&'a self, key: &str) -> impl Iterator<Item = (&'a String, &'a TaskFacts)> + 'a {
+        let keys = self.graph.upstream.get(key).into_iter().flatten();
+        keys.filter_map(|k| self.facts.get_key_value(k))
+    }
+
+    /// A task of this pass ended for good: its dependents may be ready.
+    fn mark_done(&mut self, key: &str, done: Done) {
+        self.done.insert(key.to_string(), done);
+        self.graph.release(key, &self.rows);
     }
 
     /// An attempt ended: record it, then retry it or mark the task done.
@@ -276,7 +274,7 @@ impl Driver {
         let key = finished.key.clone();
         self.in_flight.remove(&key);
         let row = self.runs.run_row(finished.task_run_id)?;
-        let (state, outcome) = attempt::record(&self.runs, row.clone(), &finished.end)?;
+        let (saved, state, outcome) = attempt::record(&self.runs, row.clone(), &finished.end)?;
         let failed = state.result.is_some_and(ResultState::is_failure);
         let timed_out = state.result == Some(ResultState::TimedOut);
         let task = self.tasks.get(&key).cloned().unwrap_or(Value::Null);
@@ -295,10 +293,9 @@ impl Driver {
             self.retries.push((Instant::now() + Duration::from_millis(interval as u64), key));
             return Ok(());
         }
-        let saved = self.runs.run_row(finished.task_run_id)?;
         self.rows.remove(&key);
         self.facts.insert(key.clone(), facts_of(&saved));
-        self.done.insert(key, Done { result: state.result.unwrap_or(ResultState::Failed), outcome });
+        self.mark_done(&key, Done { result: state.result.unwrap_or(ResultState::Failed), outcome });
         Ok(())
     }
 
@@ -324,7 +321,7 @@ impl Driver {
         }
         let row = self.runs.write_state(row, &state)?;
         self.facts.insert(key.to_string(), facts_of(&row));
-        self.done.insert(key.to_string(), Done { result, outcome });
+        self.mark_done(key, Done { result, outcome });
         Ok(())
     }
 
@@ -383,6 +380,57 @@ impl Driver {
 }
 
 const WAITING: &str = "Waiting for upstream tasks";
+
+/// The task graph as the driver walks it: which tasks wait on which, and
+/// which are ready, so a finished task touches only its dependents.
+#[derive(Default)]
+struct Graph {
+    index: HashMap<String, usize>,
+    dependents: HashMap<String, Vec<String>>,
+    /// Every task each task depends on, directly or through others.
+    upstream: HashMap<String, HashSet<String>>,
+    /// Dependencies of this pass's tasks not yet ended.
+    unmet: HashMap<String, usize>,
+    ready: VecDeque<String>,
+}
+
+impl Graph {
+    fn new(nodes: &[Node]) -> Self {
+        let mut graph = Graph::default();
+        for (i, node) in nodes.iter().enumerate() {
+            graph.index.insert(node.task_key.clone(), i);
+            for edge in &node.depends_on {
+                graph.dependents.entry(edge.task_key.clone()).or_default().push(node.task_key.clone());
+            }
+        }
+        graph.upstream = dag::upstream(nodes);
+        graph
+    }
+
+    /// Counts what each task of this pass waits on; those waiting on
+    /// nothing are ready, in the job's task order.
+    fn count_unmet(&mut self, nodes: &[Node], rows: &HashMap<String, JobRunRow>, done: &HashMap<String, Done>) {
+        for node in nodes.iter().filter(|n| rows.contains_key(&n.task_key)) {
+            let unmet = node.depends_on.iter().filter(|e| !done.contains_key(&e.task_key)).count();
+            self.unmet.insert(node.task_key.clone(), unmet);
+            if unmet == 0 {
+                self.ready.push_back(node.task_key.clone());
+            }
+        }
+    }
+
+    /// `key` ended: its dependents in this pass wait on one task fewer.
+    fn release(&mut self, key: &str, rows: &HashMap<String, JobRunRow>) {
+        for dependent in self.dependents.get(key).into_iter().flatten() {
+            if let Some(unmet) = self.unmet.get_mut(dependent) {
+                *unmet = unmet.saturating_sub(1);
+                if *unmet == 0 && rows.contains_key(dependent) {
+                    self.ready.push_back(dependent.clone());
+                }
+            }
+        }
+    }
+}
 
 /// A new row for a task attempt of `run`, not yet stored.
 pub(super) fn task_row(

@@ -75,7 +75,7 @@ fn iteration_start(start: &Start, nested: &Value, input: Value) -> Start {
     bindings.input = Some(input);
     let key = nested.get("task_key").and_then(Value::as_str).unwrap_or("iteration");
     // The iteration's parent is the for-each task run.
-    let parent = JobRunRow { run_id: start.row.run_id, ..start.run.clone() };
+    let parent = JobRunRow { run_id: start.row.run_id, ..(*start.run).clone() };
     let row = task_row(&parent, key, 0, None, LifeCycle::Pending, "");
     Start { row, task: nested.clone(), bindings, ..start.clone() }
 }
@@ -94,7 +94,7 @@ async fn run_iteration(mut start: Start) -> bool {
         };
         let Ok(row) = start.runs.run_row(run_id) else { return false };
         let recorded = attempt::record(&start.runs, row, &end);
-        let result = recorded.ok().and_then(|(state, _)| state.result);
+        let result = recorded.ok().and_then(|(_, state, _)| state.result);
         if result == Some(ResultState::Success) {
             return true;
         }

@@ -6,7 +6,7 @@
 
 mod attempt;
 mod bindings;
-mod dag;
+pub(crate) mod dag;
 mod driver;
 mod for_each;
 mod repair;
@@ -293,10 +293,14 @@ impl Runs {
         if event == Event::Failure && quiet {
             return;
         }
-        match self.view_run(&row, true, false) {
-            Ok(view) => self.inner.notifier.run_event(settings, event, view),
-            Err(e) => tracing::warn!(run_id, error = %e, "showing a run for its notification"),
-        }
+        let view = || match self.view_run(&row, true, false) {
+            Ok(view) => Some(view),
+            Err(e) => {
+                tracing::warn!(run_id, error = %e, "showing a run for its notification");
+                None
+            }
+        };
+        self.inner.notifier.run_event(settings, event, view);
     }
 
     pub(crate) fn spawn(&self, run_id: i64) {

@@ -1,6 +1,7 @@
 //! Runs as the Jobs API shows them (`runs/get`, `runs/list`,
 //! `runs/get-output`), field names as `databricks-sdk` reads them.
 
+use std::collections::HashMap;
 use std::io::Read;
 
 use serde_json::{Map, Value, json};
@@ -48,10 +49,11 @@ impl Runs {
     pub fn get(&self, run_id: i64, include_resolved_values: bool) -> Result<Value> {
         let row = self.run_row(run_id)?;
         if row.task_key.is_some() {
-            let mut task = self.view_task(&row, include_resolved_values);
+            let mut task = self.view_task_alone(&row, include_resolved_values);
             let iterations = self.store().child_job_runs(run_id)?;
             if !iterations.is_empty() {
-                task["iterations"] = iterations.iter().map(|i| self.view_task(i, include_resolved_values)).collect();
+                task["iterations"] =
+                    iterations.iter().map(|i| self.view_task(i, None, include_resolved_values)).collect();
             }
             return Ok(task);
         }
@@ -97,7 +99,12 @@ impl Runs {
         let tasks = self.store().child_job_runs(row.run_id)?;
         out.insert("tarn_usage".into(), total_usage(&tasks));
         if with_tasks {
-            out.insert("tasks".into(), tasks.iter().map(|t| self.view_task(t, resolved)).collect());
+            let settings = settings_by_key(row);
+            let view = |t: &JobRunRow| {
+                let own = t.task_key.as_deref().and_then(|k| settings.get(k)).copied();
+                self.view_task(t, own, resolved)
+            };
+            out.insert("tasks".into(), tasks.iter().map(view).collect());
         }
         if doc.get("repairs").and_then(Value::as_array).is_some_and(|r| !r.is_empty()) {
             out.insert("repair_history".into(), repair_history(row, &tasks));
@@ -105,10 +112,12 @@ impl Runs {
         Ok(Value::Object(out))
     }
 
-    pub(super) fn view_task(&self, row: &JobRunRow, resolved: bool) -> Value {
+    /// A task run; `settings` are its task's as the job run started with
+    /// them (an iteration of a for-each task has none of its own).
+    pub(super) fn view_task(&self, row: &JobRunRow, settings: Option<&Value>, resolved: bool) -> Value {
         let state = state_of(row);
-        let settings = self.task_settings(row);
-        let mut out = settings.as_object().cloned().unwrap_or_default();
+        let mut out = settings.and_then(Value::as_object).cloned().unwrap_or_default();
+        out.entry("task_key").or_insert_with(|| json!(row.task_key.as_deref().unwrap_or_default()));
         for drop in [
             "max_retries",
             "min_retry_interval_millis",
@@ -148,18 +157,12 @@ impl Runs {
         Value::Object(out)
     }
 
-    /// The task's settings as the job run started with them.
-    fn task_settings(&self, row: &JobRunRow) -> Value {
-        let key = row.task_key.as_deref().unwrap_or_default();
+    /// A task run on its own, its settings read from its job run.
+    fn view_task_alone(&self, row: &JobRunRow, resolved: bool) -> Value {
         let parent = row.parent_run_id.and_then(|p| self.store().get_job_run(p).ok().flatten());
-        parent
-            .and_then(|p| {
-                p.doc
-                    .pointer("/settings/tasks")
-                    .and_then(Value::as_array)
-                    .and_then(|ts| ts.iter().find(|t| t.get("task_key").and_then(Value::as_str) == Some(key)).cloned())
-            })
-            .unwrap_or_else(|| json!({"task_key": key}))
+        let settings = parent.as_ref().map(settings_by_key).unwrap_or_default();
+        let own = row.task_key.as_deref().and_then(|k| settings.get(k)).copied();
+        self.view_task(row, own, resolved)
     }
 
     /// `runs/get-output` of a task run (or of a job run with one task).
@@ -177,7 +180,7 @@ impl Runs {
             row = tasks.pop().ok_or_else(|| invalid("The run has no task runs"))?;
         }
         let mut out = Map::new();
-        out.insert("metadata".into(), self.view_task(&row, false));
+        out.insert("metadata".into(), self.view_task_alone(&row, false));
         if let Some(Value::Object(output)) = row.doc.get("output") {
             for (k, v) in output.iter().filter(|(k, _)| k.as_str() != "condition_task") {
                 out.insert(k.clone(), v.clone());
@@ -193,6 +196,13 @@ impl Runs {
         }
         Ok(Value::Object(out))
     }
+}
+
+/// The settings of a job run's tasks, by task key: read once per view, as
+/// a run of many tasks would otherwise search them for each.
+fn settings_by_key(run: &JobRunRow) -> HashMap<&str, &Value> {
+    let tasks = run.doc.pointer("/settings/tasks").and_then(Value::as_array).into_iter().flatten();
+    tasks.filter_map(|t| Some((t.get("task_key")?.as_str()?, t))).collect()
 }
 
 /// A run's compute over its task attempts (tarn's own field: the SDK
