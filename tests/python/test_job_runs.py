@@ -593,6 +593,39 @@ def test_failure_notifications_reach_a_webhook_and_an_smtp_server(tmp_home):
         assert f"Subject: [tarn] Run failed: notify (run {run.run_id})" in message
         assert "boom: FAILED" in message
         assert "s3cret" not in (tmp_home / "serve.log").read_text()
+
+        # A task's own notifications: start and success of one task to the
+        # webhook; a failure mailed once, on the last attempt only.
+        posts.clear()
+        mails.clear()
+        put_file(w, "/Users/admin/notify/fine.py", "print('fine')\n")
+        hooked = jobs.WebhookNotifications(on_start=[jobs.Webhook(id=dest.id)], on_success=[jobs.Webhook(id=dest.id)])
+        per_task = w.jobs.create(
+            name="per-task",
+            tasks=[
+                python_task("fine", "/Users/admin/notify/fine.py", webhook_notifications=hooked),
+                python_task(
+                    "boom",
+                    "/Users/admin/notify/boom.py",
+                    max_retries=1,
+                    email_notifications=jobs.TaskEmailNotifications(on_failure=["owner@example.com"]),
+                    notification_settings=jobs.TaskNotificationSettings(alert_on_last_attempt=True),
+                ),
+            ],
+        )
+        run = w.jobs.run_now_and_wait(per_task.job_id, timeout=WAIT)
+        assert run.state.result_state == jobs.RunResultState.FAILED
+        wait_for(lambda: len(posts) >= 2 and mails, timeout=30)
+        events = sorted((p["event_type"], p["task"]["task_key"], p["run"]["task_key"]) for _, p in posts)
+        assert events == [("jobs.on_start", "fine", "fine"), ("jobs.on_success", "fine", "fine")]
+        assert all(p["job"] == {"job_id": per_task.job_id, "name": "per-task"} for _, p in posts)
+        last = max((t for t in run.tasks if t.task_key == "boom"), key=lambda t: t.attempt_number)
+        assert last.attempt_number == 1
+        recipients, message = mails[0]
+        assert recipients == ["owner@example.com"]
+        assert f"Subject: [tarn] Run failed: per-task / boom (run {last.run_id})" in message
+        assert len(mails) == 1, "the first, retried attempt's failure is not mailed"
+
         # A receiver that is down is retried, logged, and the run is unaffected.
         hook.shutdown()
         hook.server_close()

@@ -1,6 +1,7 @@
 //! Run notifications: on start, success, failure and a duration threshold
-//! exceeded, to a job's email addresses (SMTP through `lettre`) and webhook
-//! destinations (an HTTP POST of the run's JSON). Delivery runs in the
+//! exceeded, to the email addresses (SMTP through `lettre`) and webhook
+//! destinations (an HTTP POST of the run's JSON) a job or one of its tasks
+//! names. Delivery runs in the
 //! background with retries; a failure to notify is logged, never fails the
 //! run, and never logs a destination's URL or credentials.
 
@@ -68,6 +69,23 @@ impl Event {
     }
 }
 
+/// What a notification is about: a job run, or a task run of it.
+#[derive(Debug, Clone, Default)]
+pub struct About {
+    pub job_id: Option<i64>,
+    pub job_name: String,
+    pub task_key: Option<String>,
+}
+
+impl About {
+    fn name(&self) -> String {
+        match &self.task_key {
+            Some(key) => format!("{} / {key}", self.job_name),
+            None => self.job_name.clone(),
+        }
+    }
+}
+
 /// Delivery attempts per recipient, and the wait before the second.
 const ATTEMPTS: u32 = 3;
 const BACKOFF: Duration = Duration::from_millis(500);
@@ -94,10 +112,10 @@ impl Notifier {
         &self.inner.destinations
     }
 
-    /// Sends `event` for a run (its `runs/get` JSON, which `run` builds
-    /// only when someone is to be told) to whom the job's settings name, in
-    /// the background.
-    pub fn run_event(&self, settings: &Value, event: Event, run: impl FnOnce() -> Option<Value>) {
+    /// Sends `event` for a run or task run (its `runs/get` JSON, which `run`
+    /// builds only when someone is to be told) to whom the job's or task's
+    /// `settings` name, in the background.
+    pub fn run_event(&self, settings: &Value, about: About, event: Event, run: impl FnOnce() -> Option<Value>) {
         let addresses: Vec<String> =
             list(settings, "email_notifications", event).filter_map(|v| v.as_str().map(str::to_string)).collect();
         let hooks: Vec<String> = list(settings, "webhook_notifications", event)
@@ -107,34 +125,36 @@ impl Notifier {
             return;
         }
         let Some(run) = run() else { return };
-        let job_name = settings.get("name").and_then(Value::as_str).unwrap_or("Untitled").to_string();
         let notifier = self.clone();
         tokio::spawn(async move {
             let mut emails = addresses;
             for id in hooks {
                 match notifier.inner.destinations.row(&id) {
                     Ok(row) if row.destination_type == "EMAIL" => emails.extend(addresses_of(&row)),
-                    Ok(row) => notifier.post(&row, event, &job_name, &run).await,
+                    Ok(row) => notifier.post(&row, event, &about, &run).await,
                     Err(e) => {
                         tracing::warn!(destination = id, error = %e, "a job names a missing notification destination")
                     }
                 }
             }
             if !emails.is_empty() {
-                notifier.email(&emails, event, &job_name, &run).await;
+                notifier.email(&emails, event, &about, &run).await;
             }
         });
     }
 
-    async fn post(&self, row: &DestinationRow, event: Event, job_name: &str, run: &Value) {
+    async fn post(&self, row: &DestinationRow, event: Event, about: &About, run: &Value) {
         let hook = row.config.get("generic_webhook").cloned().unwrap_or(Value::Null);
         let Some(url) = hook.get("url").and_then(Value::as_str) else { return };
-        let payload = json!({
+        let mut payload = json!({
             "event_type": format!("jobs.{}", event.key()),
             "workspace_id": self.inner.workspace_id,
-            "job": {"job_id": run.get("job_id"), "name": job_name},
+            "job": {"job_id": about.job_id, "name": about.job_name},
             "run": run,
         });
+        if let Some(key) = &about.task_key {
+            payload["task"] = json!({"task_key": key});
+        }
         for attempt in 1..=ATTEMPTS {
             let mut request = self.inner.http.post(url).json(&payload);
             if let Some(user) = hook.get("username").and_then(Value::as_str) {
@@ -153,13 +173,13 @@ impl Notifier {
         }
     }
 
-    async fn email(&self, addresses: &[String], event: Event, job_name: &str, run: &Value) {
+    async fn email(&self, addresses: &[String], event: Event, about: &About, run: &Value) {
         let smtp = &self.inner.smtp;
         let Some(host) = &smtp.host else {
             tracing::warn!("email notifications are configured but TARN_SMTP_HOST is not set; none sent");
             return;
         };
-        let message = match compose(&smtp.from, addresses, event, job_name, run) {
+        let message = match compose(&smtp.from, addresses, event, &about.name(), run) {
             Ok(m) => m,
             Err(e) => return tracing::warn!(error = %e, "composing a job notification email"),
         };

@@ -214,6 +214,7 @@ impl Driver {
         let pending = RunState::new(LifeCycle::Pending, "Starting the task");
         let row = self.runs.write_state(row, &pending)?;
         self.rows.insert(key.to_string(), row.clone());
+        self.notify_task(&task, &row, Event::Start, false);
         let upstream = self.upstream_facts(key).map(|(k, f)| (k.clone(), Value::Object(f.values.clone()))).collect();
         let start = attempt::Start {
             runs: self.runs.clone(),
@@ -284,6 +285,7 @@ impl Driver {
         let may_retry = max_retries < 0 || row.attempt_number - first < max_retries;
         if failed && may_retry && (!timed_out || retry_on_timeout) && !matches!(finished.end, AttemptEnd::Unresolved(_))
         {
+            self.notify_task(&task, &saved, Event::Failure, true);
             let interval = task.get("min_retry_interval_millis").and_then(Value::as_i64).unwrap_or(0).max(0);
             let message = format!("Retrying after attempt {} failed", row.attempt_number);
             let next =
@@ -293,10 +295,24 @@ impl Driver {
             self.retries.push((Instant::now() + Duration::from_millis(interval as u64), key));
             return Ok(());
         }
+        let event = if state.result.is_some_and(ResultState::is_success) { Event::Success } else { Event::Failure };
+        self.notify_task(&task, &saved, event, false);
         self.rows.remove(&key);
         self.facts.insert(key.clone(), facts_of(&saved));
         self.mark_done(&key, Done { result: state.result.unwrap_or(ResultState::Failed), outcome });
         Ok(())
+    }
+
+    /// A task's own notifications; with `alert_on_last_attempt`, a retried
+    /// attempt's start and a failure that will be retried stay quiet.
+    fn notify_task(&self, task: &Value, row: &JobRunRow, event: Event, retrying: bool) {
+        let last_only = task.pointer("/notification_settings/alert_on_last_attempt").and_then(Value::as_bool);
+        let first = row.task_key.as_ref().and_then(|k| self.first.get(k)).copied().unwrap_or(0);
+        let retried_start = event == Event::Start && row.attempt_number > first;
+        if last_only == Some(true) && (retrying || retried_start) {
+            return;
+        }
+        self.runs.notify_task(&self.run, task, row, event);
     }
 
     fn start_retries(&mut self) -> Result<()> {

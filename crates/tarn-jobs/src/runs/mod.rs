@@ -29,7 +29,7 @@ pub use state::{LifeCycle, ResultState, RunState};
 
 use crate::error::{JobsError, Result, invalid};
 use crate::jobs::Jobs;
-use crate::notify::{Event, Notifier};
+use crate::notify::{About, Event, Notifier};
 use crate::tasks::Engines;
 
 #[derive(Debug, Clone)]
@@ -300,7 +300,28 @@ impl Runs {
                 None
             }
         };
-        self.inner.notifier.run_event(settings, event, view);
+        let about = About {
+            job_id: row.job_id,
+            job_name: settings.get("name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
+            task_key: None,
+        };
+        self.inner.notifier.run_event(settings, about, event, view);
+    }
+
+    /// Tells whom a task's own settings name that an attempt of it started
+    /// or ended (`row` as recorded).
+    pub(super) fn notify_task(&self, run: &JobRunRow, task: &Value, row: &JobRunRow, event: Event) {
+        let cancelled = row.result_state.as_deref() == Some(ResultState::Canceled.as_str());
+        let quiet = task.pointer("/notification_settings/no_alert_for_canceled_runs").and_then(Value::as_bool);
+        if event == Event::Failure && cancelled && quiet == Some(true) {
+            return;
+        }
+        let about = About {
+            job_id: run.job_id,
+            job_name: run.doc.get("run_name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
+            task_key: row.task_key.clone(),
+        };
+        self.inner.notifier.run_event(task, about, event, || Some(self.view_task(row, Some(task), false)));
     }
 
     pub(crate) fn spawn(&self, run_id: i64) {
