@@ -689,6 +689,44 @@ def test_schedules_and_file_arrival_start_runs_and_pausing_stops_them(w):
     w.jobs.delete(arrival.job_id)
 
 
+def test_a_file_that_lands_while_tarn_is_down_starts_a_run_when_it_is_back(tmp_home):
+    import io
+    import time
+
+    from databricks.sdk.service import catalog
+
+    from conftest import Tarn, wait_for
+
+    tarn = Tarn(tmp_home).start()
+    try:
+        w = tarn.client()
+        put_file(w, "/Users/admin/landing/tick.py", "print('tick')\n")
+        w.volumes.create(catalog_name="main", schema_name="default", name="landing", volume_type=catalog.VolumeType.MANAGED)
+        w.files.upload("/Volumes/main/default/landing/before.csv", io.BytesIO(b"a\n"))
+        job = w.jobs.create(
+            name="arrival",
+            trigger=jobs.TriggerSettings(
+                file_arrival=jobs.FileArrivalTriggerConfiguration(url="/Volumes/main/default/landing/")),
+            tasks=[python_task("tick", "/Users/admin/landing/tick.py")],
+        )
+        time.sleep(2.5)  # the trigger lists the path (its baseline) once a second
+        assert list(w.jobs.list_runs(job_id=job.job_id)) == []
+    finally:
+        tarn.stop()
+    # Another writer puts a file into the volume's storage while tarn is down.
+    [before] = [p for p in tmp_home.rglob("before.csv") if p.is_file()]
+    (before.parent / "while_down.csv").write_text("b\n")
+    tarn = Tarn(tmp_home).start()
+    try:
+        w = tarn.client()
+        started = wait_for(lambda: list(w.jobs.list_runs(job_id=job.job_id)), timeout=30)
+        assert [r.trigger for r in started] == [jobs.TriggerType.FILE_ARRIVAL]
+        time.sleep(2.5)
+        assert len(list(w.jobs.list_runs(job_id=job.job_id))) == 1, "the file starts one run, not one per listing"
+    finally:
+        tarn.stop()
+
+
 def test_for_each_runs_the_nested_task_per_input(w):
     base = f"/Users/admin/{unique('each')}"
     put_file(w, f"{base}/list.py", "dbutils.jobs.taskValues.set('cities', ['Oslo', 'Bergen', 'Tromso'])\n")

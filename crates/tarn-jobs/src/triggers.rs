@@ -5,9 +5,9 @@
 //! Missed schedules: when a schedule's next time passed while tarn was down,
 //! one run starts when tarn is back (not one per missed time), then the
 //! schedule goes on from the present. Unpausing starts from the present too.
-//! A file-arrival trigger compares the path's listing with the previous one;
-//! the first listing after a start is the baseline (files that arrived while
-//! tarn was down do not trigger a run).
+//! A file-arrival trigger compares the path's listing with the one it last
+//! kept (stored, so files that land while tarn is down start a run when it
+//! is back); a new trigger's first listing is its baseline.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -18,6 +18,8 @@ use chrono_tz::Tz;
 use croner::Cron;
 use serde_json::Value;
 use tarn_core::time::now_ms;
+
+use tarn_store::FileArrivalState;
 
 use crate::error::{JobsError, Result, invalid};
 use crate::runs::Runs;
@@ -180,10 +182,16 @@ impl State {
     fn watch(&mut self, runs: &Runs, job_id: i64, trigger: &Value) {
         let url = trigger.pointer("/file_arrival/url").and_then(Value::as_str).unwrap_or_default().to_string();
         let Ok(listing) = list_files(runs, &url) else { return };
-        let fresh = self.watches.get(&job_id).is_none_or(|w| w.url != url);
-        if fresh {
-            self.watches.insert(job_id, Watch { url, seen: listing, last_run: None });
-            return;
+        if self.watches.get(&job_id).is_none_or(|w| w.url != url) {
+            match stored_watch(runs, job_id, &url) {
+                Some(kept) => self.watches.insert(job_id, kept),
+                None => {
+                    let baseline = Watch { url, seen: listing, last_run: None };
+                    remember(runs, job_id, &baseline);
+                    self.watches.insert(job_id, baseline);
+                    return;
+                }
+            };
         }
         let Some(watch) = self.watches.get_mut(&job_id) else { return };
         let arrived = listing.iter().any(|(path, meta)| watch.seen.get(path) != Some(meta));
@@ -193,10 +201,29 @@ impl State {
         if arrived && rested {
             watch.seen = listing;
             watch.last_run = Some(now_ms());
+            remember(runs, job_id, watch);
             if let Err(e) = runs.run_triggered(job_id, "FILE_ARRIVAL") {
                 tracing::warn!(job_id, error = %e, "starting a file-arrival run");
             }
         }
+    }
+}
+
+/// The listing a file-arrival trigger on `url` kept before tarn stopped.
+fn stored_watch(runs: &Runs, job_id: i64, url: &str) -> Option<Watch> {
+    let state = runs.store().file_arrival_state(job_id).ok().flatten().filter(|s| s.url == url)?;
+    let seen = serde_json::from_value(state.seen).ok()?;
+    Some(Watch { url: state.url, seen, last_run: state.last_run })
+}
+
+fn remember(runs: &Runs, job_id: i64, watch: &Watch) {
+    let state = FileArrivalState {
+        url: watch.url.clone(),
+        seen: serde_json::to_value(&watch.seen).unwrap_or_default(),
+        last_run: watch.last_run,
+    };
+    if let Err(e) = runs.store().set_file_arrival_state(job_id, &state) {
+        tracing::warn!(job_id, error = %e, "keeping a file-arrival trigger's listing");
     }
 }
 

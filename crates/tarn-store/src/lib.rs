@@ -27,7 +27,7 @@ pub use catalog::{CommitOutcome, DeltaCommit, UcObject};
 pub use clusters::{ClusterRow, EventFilter, EventRow};
 pub use job_runs::{FINAL_STATES, JobRunRow, RunFilter};
 pub use jobs::JobRow;
-pub use notifications::DestinationRow;
+pub use notifications::{DestinationRow, FileArrivalState};
 pub use tokens::{TokenRow, User};
 pub use workspace::WorkspaceObject;
 

@@ -1,9 +1,18 @@
-//! Notification destinations, and the schedule state of jobs (when each
-//! schedule last fired).
+//! Notification destinations, and the trigger state of jobs (when each
+//! schedule last fired, what each file-arrival trigger last saw).
 
 use rusqlite::{OptionalExtension, params};
 
 use crate::{Result, Store, from_json_text, to_json_text};
+
+/// A file-arrival trigger's memory: its path and the listing it compares
+/// the next one with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileArrivalState {
+    pub url: String,
+    pub seen: serde_json::Value,
+    pub last_run: Option<i64>,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DestinationRow {
@@ -95,6 +104,32 @@ impl Store {
         Ok(())
     }
 
+    /// What the job's file-arrival trigger last saw: its path, the listing
+    /// (JSON) and when it last started a run (epoch ms).
+    pub fn file_arrival_state(&self, job_id: i64) -> Result<Option<FileArrivalState>> {
+        let conn = self.conn();
+        let found: Option<(String, String, Option<i64>)> = conn
+            .query_row("SELECT url, seen, last_run FROM job_file_arrival_state WHERE job_id = ?1", [job_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        found
+            .map(|(url, seen, last_run)| {
+                Ok(FileArrivalState { url, seen: from_json_text("file arrival listing", &seen)?, last_run })
+            })
+            .transpose()
+    }
+
+    pub fn set_file_arrival_state(&self, job_id: i64, state: &FileArrivalState) -> Result<()> {
+        let seen = to_json_text(&state.seen);
+        self.conn().execute(
+            "INSERT INTO job_file_arrival_state (job_id, url, seen, last_run) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (job_id) DO UPDATE SET url = excluded.url, seen = excluded.seen, last_run = excluded.last_run",
+            params![job_id, state.url, seen, state.last_run],
+        )?;
+        Ok(())
+    }
+
     /// Jobs whose settings have a `schedule` or a `trigger`, as (id, settings).
     pub fn triggered_jobs(&self) -> Result<Vec<(i64, serde_json::Value)>> {
         let conn = self.conn();
@@ -134,6 +169,12 @@ mod tests {
         store.set_schedule_fired(5, 10).unwrap();
         store.set_schedule_fired(5, 20).unwrap();
         assert_eq!(store.schedule_last_fired(5).unwrap(), Some(20));
+        assert_eq!(store.file_arrival_state(5).unwrap(), None);
+        let seen = FileArrivalState { url: "/Volumes/m/d/v".into(), seen: json!({"a.csv": [2, 9]}), last_run: None };
+        store.set_file_arrival_state(5, &seen).unwrap();
+        let later = FileArrivalState { last_run: Some(30), ..seen };
+        store.set_file_arrival_state(5, &later).unwrap();
+        assert_eq!(store.file_arrival_state(5).unwrap(), Some(later));
         let id = store
             .create_job("ann", &json!({"name": "s", "schedule": {"quartz_cron_expression": "* * * * * ?"}}), 1)
             .unwrap();
