@@ -457,6 +457,15 @@ def test_run_job_sql_submit_list_and_delete(w):
         f"SELECT who, count(*) FROM {table} GROUP BY who", warehouse_id=warehouse_id, wait_timeout="50s"
     )
     assert rows.result.data_array == [["parent", "2"]]
+    # The warehouse's time counts as the SQL task's usage.
+    used = w.api_client.do("GET", "/api/2.2/jobs/runs/get", query={"run_id": child_run.run_id})["tasks"][0]["tarn_usage"]
+    assert used["product"] == "SQL" and used["core_seconds"] > 0
+    billed = w.statement_execution.execute_statement(
+        f"SELECT billing_origin_product, sku_name FROM system.billing.usage "
+        f"WHERE usage_metadata.job_run_id = '{child_run.run_id}'",
+        warehouse_id=warehouse_id, wait_timeout="50s",
+    )
+    assert billed.result.data_array == [["SQL", "TARN_SQL_COMPUTE"]]
 
     put_file(w, f"{base}/fail.py", "raise SystemExit(3)\n")
     submitted = w.jobs.submit_and_wait(

@@ -34,7 +34,10 @@ pub(crate) fn usage_batch(runs: &[JobRunRow], workspace_id: &str) -> Result<Reco
     batch(vec![
         ("record_id", all(&|r, _| Some(format!("task-run-{}", r.run_id)))),
         ("workspace_id", all(&|_, _| Some(workspace_id.to_string()))),
-        ("sku_name", all(&|_, _| Some("TARN_JOBS_COMPUTE".into()))),
+        (
+            "sku_name",
+            all(&|_, u| Some(format!("TARN_{}_COMPUTE", text(u.get("product")).as_deref().unwrap_or("JOBS")))),
+        ),
         ("cloud", all(&|_, _| Some("LOCAL".into()))),
         ("usage_start_time", time("start_time")),
         ("usage_end_time", time("end_time")),
@@ -45,7 +48,7 @@ pub(crate) fn usage_batch(runs: &[JobRunRow], workspace_id: &str) -> Result<Reco
         ("usage_unit", all(&|_, _| Some("CORE_HOUR".into()))),
         ("usage_quantity", Column::Double(hours)),
         ("usage_type", all(&|_, _| Some("COMPUTE_TIME".into()))),
-        ("billing_origin_product", all(&|_, _| Some("JOBS".into()))),
+        ("billing_origin_product", all(&|_, u| Some(text(u.get("product")).unwrap_or_else(|| "JOBS".into())))),
         (
             "usage_metadata",
             Column::Struct(vec![

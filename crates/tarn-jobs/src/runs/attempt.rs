@@ -385,15 +385,18 @@ fn keep_outcome(runs: &Runs, row: &mut JobRunRow, outcome: &Outcome) -> RunState
 }
 
 /// The compute an attempt used: its cluster's cores times the seconds it
-/// ran, and what that is estimated to cost at the configured rate.
+/// ran, and what that is estimated to cost at the configured rate. A SQL
+/// task's cluster is the warehouse's, billed as the SQL product.
 fn usage(runs: &Runs, row: &JobRunRow, cluster_id: &str) -> Option<Value> {
     let cluster = runs.engines().clusters.get(cluster_id).ok()?;
     let start = row.execution_start?;
     let end = now_ms();
     let core_seconds = f64::from(cluster.cores) * (end - start).max(0) as f64 / 1000.0;
     let rate = runs.config().cost_per_core_hour;
+    let product = if row.doc.pointer("/task/sql_task").is_some() { "SQL" } else { "JOBS" };
     Some(json!({
         "cluster_id": cluster_id,
+        "product": product,
         "cores": cluster.cores,
         "start_time": start,
         "end_time": end,

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tarn_compute::connect::SqlParameter;
 use tarn_sql::statements::{OnWaitTimeout, StatementRequest, StatementState};
 
-use super::{Attempt, Ending, Engines, Outcome};
+use super::{Attempt, Engines, Outcome};
 
 pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> Outcome {
     let Some(path) = spec.pointer("/file/path").and_then(Value::as_str) else {
@@ -59,10 +59,20 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
         if let Err(e) = finish(engines, request).await {
             let mut outcome = Outcome::failed(format!("Statement {} of {path} failed: {e}", i + 1));
             outcome.logs = format!("{i} of {} statements ran\n", statements.len());
+            outcome.cluster_id = warehouse_cluster(engines);
             return outcome;
         }
     }
-    Outcome { ending: Ending::Success, ..Outcome::succeeded(format!("{} statements ran\n", statements.len())) }
+    let mut outcome = Outcome::succeeded(format!("{} statements ran\n", statements.len()));
+    outcome.cluster_id = warehouse_cluster(engines);
+    outcome
+}
+
+/// The cluster the warehouse's engine runs as, whose cores the task's
+/// usage counts (`billing_origin_product` SQL).
+fn warehouse_cluster(engines: &Engines) -> Option<String> {
+    let warehouse = engines.statements.warehouse();
+    warehouse.status(warehouse.id()).ok()?.cluster_id
 }
 
 async fn finish(engines: &Engines, request: StatementRequest) -> Result<(), String> {
