@@ -608,11 +608,16 @@ def test_failure_notifications_reach_a_webhook_and_an_smtp_server(tmp_home):
         posts.clear()
         mails.clear()
         put_file(w, "/Users/admin/notify/fine.py", "print('fine')\n")
+        put_file(w, "/Users/admin/notify/slow.py", "import time\ntime.sleep(3)\n")
+        overdue = jobs.WebhookNotifications(on_duration_warning_threshold_exceeded=[jobs.Webhook(id=dest.id)])
+        over_1s = jobs.JobsHealthRules(rules=[jobs.JobsHealthRule(
+            metric=jobs.JobsHealthMetric.RUN_DURATION_SECONDS, op=jobs.JobsHealthOperator.GREATER_THAN, value=1)])
         hooked = jobs.WebhookNotifications(on_start=[jobs.Webhook(id=dest.id)], on_success=[jobs.Webhook(id=dest.id)])
         per_task = w.jobs.create(
             name="per-task",
             tasks=[
                 python_task("fine", "/Users/admin/notify/fine.py", webhook_notifications=hooked),
+                python_task("slow", "/Users/admin/notify/slow.py", webhook_notifications=overdue, health=over_1s),
                 python_task(
                     "boom",
                     "/Users/admin/notify/boom.py",
@@ -624,9 +629,13 @@ def test_failure_notifications_reach_a_webhook_and_an_smtp_server(tmp_home):
         )
         run = w.jobs.run_now_and_wait(per_task.job_id, timeout=WAIT)
         assert run.state.result_state == jobs.RunResultState.FAILED
-        wait_for(lambda: len(posts) >= 2 and mails, timeout=30)
+        wait_for(lambda: len(posts) >= 3 and mails, timeout=30)
         events = sorted((p["event_type"], p["task"]["task_key"], p["run"]["task_key"]) for _, p in posts)
-        assert events == [("jobs.on_start", "fine", "fine"), ("jobs.on_success", "fine", "fine")]
+        assert events == [
+            ("jobs.on_duration_warning_threshold_exceeded", "slow", "slow"),
+            ("jobs.on_start", "fine", "fine"),
+            ("jobs.on_success", "fine", "fine"),
+        ]
         assert all(p["job"] == {"job_id": per_task.job_id, "name": "per-task"} for _, p in posts)
         last = max((t for t in run.tasks if t.task_key == "boom"), key=lambda t: t.attempt_number)
         assert last.attempt_number == 1

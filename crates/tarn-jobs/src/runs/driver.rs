@@ -55,6 +55,8 @@ pub(super) struct Driver {
     done: HashMap<String, Done>,
     facts: HashMap<String, TaskFacts>,
     retries: Vec<(Instant, String)>,
+    /// When a running attempt passes its task's duration threshold: (at, key, task run id).
+    overdue: Vec<(Instant, String, i64)>,
     running: JoinSet<Finished>,
     in_flight: HashSet<String>,
     clusters: Arc<JobClusters>,
@@ -88,6 +90,7 @@ impl Driver {
             done: HashMap::new(),
             facts: HashMap::new(),
             retries: Vec::new(),
+            overdue: Vec::new(),
             running: JoinSet::new(),
             in_flight: HashSet::new(),
             clusters,
@@ -163,6 +166,7 @@ impl Driver {
                 break;
             }
             let next_retry = self.retries.iter().map(|(at, _)| *at).min();
+            let next_overdue = self.overdue.iter().map(|(at, ..)| *at).min();
             tokio::select! {
                 Some(joined) = self.running.join_next() => {
                     match joined {
@@ -171,6 +175,7 @@ impl Driver {
                     }
                 }
                 () = sleep_until(next_retry), if next_retry.is_some() => self.start_retries()?,
+                () = sleep_until(next_overdue), if next_overdue.is_some() => self.warn_overdue(),
                 () = sleep_until(warning), if warning.is_some() => {
                     warning = None;
                     self.runs.notify(self.run.run_id, Event::DurationWarning);
@@ -215,6 +220,9 @@ impl Driver {
         let row = self.runs.write_state(row, &pending)?;
         self.rows.insert(key.to_string(), row.clone());
         self.notify_task(&task, &row, Event::Start, false);
+        if let Some(threshold) = duration_threshold(&task) {
+            self.overdue.push((Instant::now() + threshold, key.to_string(), row.run_id));
+        }
         let upstream = self.upstream_facts(key).map(|(k, f)| (k.clone(), Value::Object(f.values.clone()))).collect();
         let start = attempt::Start {
             runs: self.runs.clone(),
@@ -313,6 +321,22 @@ impl Driver {
             return;
         }
         self.runs.notify_task(&self.run, task, row, event);
+    }
+
+    /// Attempts still running past their task's duration threshold notify
+    /// whom the task names for it.
+    fn warn_overdue(&mut self) {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = self.overdue.drain(..).partition(|(at, ..)| *at <= now);
+        self.overdue = later;
+        for (_, key, task_run_id) in due {
+            let current = self.rows.get(&key).is_some_and(|r| r.run_id == task_run_id);
+            if !current || !self.in_flight.contains(&key) {
+                continue;
+            }
+            let (Some(task), Ok(row)) = (self.tasks.get(&key), self.runs.run_row(task_run_id)) else { continue };
+            self.notify_task(task, &row, Event::DurationWarning, false);
+        }
     }
 
     fn start_retries(&mut self) -> Result<()> {
@@ -486,7 +510,7 @@ pub(super) fn blocked_rows(runs: &Runs, run: &JobRunRow) -> Result<()> {
     Ok(())
 }
 
-/// The job's health rule on run duration, if it has one.
+/// The job's (or a task's) health rule on run duration, if it has one.
 fn duration_threshold(settings: &Value) -> Option<Duration> {
     let rules = settings.pointer("/health/rules").and_then(Value::as_array)?;
     let rule = rules.iter().find(|r| r.get("metric").and_then(Value::as_str) == Some("RUN_DURATION_SECONDS"))?;
