@@ -581,18 +581,26 @@ def test_failure_notifications_reach_a_webhook_and_an_smtp_server(tmp_home):
         assert shown.config.generic_webhook.url_set and shown.config.generic_webhook.password_set
         assert shown.config.generic_webhook.url is None and shown.config.generic_webhook.password is None
         assert [d.id for d in w.notification_destinations.list()] == [dest.id]
+        slack = w.notification_destinations.create(
+            display_name="team-channel", config=settings.Config(slack=settings.SlackConfig(url=url + "/slack")))
+        shown = w.notification_destinations.get(slack.id)
+        assert shown.destination_type == settings.DestinationType.SLACK
+        assert shown.config.slack.url_set and shown.config.slack.url is None
 
         put_file(w, "/Users/admin/notify/boom.py", "raise ValueError('boom')\n")
         job = w.jobs.create(
             name="notify",
             tasks=[python_task("boom", "/Users/admin/notify/boom.py")],
             email_notifications=jobs.JobEmailNotifications(on_failure=["oncall@example.com"]),
-            webhook_notifications=jobs.WebhookNotifications(on_failure=[jobs.Webhook(id=dest.id)]),
+            webhook_notifications=jobs.WebhookNotifications(
+                on_failure=[jobs.Webhook(id=dest.id), jobs.Webhook(id=slack.id)]),
         )
         run = w.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
         assert run.state.result_state == jobs.RunResultState.FAILED
-        wait_for(lambda: posts and mails, timeout=30)
-        auth, payload = posts[0]
+        wait_for(lambda: len(posts) >= 2 and mails, timeout=30)
+        [text] = [p["text"] for _, p in posts if "text" in p]
+        assert f"Run failed: notify, run {run.run_id}" in text and "boom: FAILED" in text
+        [(auth, payload)] = [(a, p) for a, p in posts if "event_type" in p]
         assert auth == "Basic " + base64.b64encode(b"u:s3cret").decode()
         assert payload["event_type"] == "jobs.on_failure"
         assert payload["run"]["run_id"] == run.run_id and payload["run"]["state"]["result_state"] == "FAILED"

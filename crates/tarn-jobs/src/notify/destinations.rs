@@ -1,6 +1,7 @@
 //! Notification destinations (`/api/2.0/notification-destinations`):
-//! generic webhooks and email lists. A webhook's URL and credentials are
-//! input-only: reads answer `url_set`, `username_set`, `password_set`.
+//! generic webhooks, Slack and Microsoft Teams incoming webhooks, and email
+//! lists. A webhook's URL and credentials are input-only: reads answer
+//! `url_set`, `username_set`, `password_set`.
 
 use std::sync::Arc;
 
@@ -19,18 +20,26 @@ fn not_found(id: &str) -> JobsError {
     JobsError::NotFound(format!("Notification destination {id} does not exist."))
 }
 
+/// Destinations that take a POST to a URL: config key, destination type.
+/// Chat ones (all but the generic webhook) get a line of text.
+pub(super) const URL_KINDS: &[(&str, &str)] =
+    &[("generic_webhook", "WEBHOOK"), ("slack", "SLACK"), ("microsoft_teams", "MICROSOFT_TEAMS")];
+
 /// The destination type a config makes, once checked.
 fn kind_of(config: &Value) -> Result<&'static str> {
     let Some(map) = config.as_object().filter(|m| m.len() == 1) else {
-        return Err(invalid("config must name exactly one destination kind (generic_webhook or email)"));
+        return Err(invalid(
+            "config must name exactly one destination kind (generic_webhook, slack, microsoft_teams or email)",
+        ));
     };
+    let url_kind = |kind: &str| URL_KINDS.iter().find(|(k, _)| *k == kind);
     match map.iter().next() {
-        Some((kind, spec)) if kind == "generic_webhook" => {
+        Some((kind, spec)) if let Some((_, destination_type)) = url_kind(kind) => {
             let url = spec.get("url").and_then(Value::as_str).unwrap_or_default();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid("generic_webhook.url must be an http or https URL"));
+                return Err(invalid(format!("{kind}.url must be an http or https URL")));
             }
-            Ok("WEBHOOK")
+            Ok(destination_type)
         }
         Some((kind, spec)) if kind == "email" => {
             let addresses = spec.get("addresses").and_then(Value::as_array).filter(|a| !a.is_empty());
@@ -41,7 +50,8 @@ fn kind_of(config: &Value) -> Result<&'static str> {
             Ok("EMAIL")
         }
         Some((kind, _)) => Err(JobsError::NotImplemented(format!(
-            "tarn sends notifications to generic webhooks and email; '{kind}' destinations are not supported"
+            "tarn sends notifications to generic webhooks, Slack, Microsoft Teams and email; '{kind}' destinations \
+             are not supported"
         ))),
         None => Err(invalid("config is empty")),
     }
@@ -130,12 +140,16 @@ fn merge_config(old: &Value, new: Value) -> Value {
 /// A destination as the API shows it, secrets left out.
 fn shown(row: &DestinationRow) -> Value {
     let mut config = Map::new();
-    if let Some(hook) = row.config.get("generic_webhook") {
+    for (kind, _) in URL_KINDS {
+        let Some(hook) = row.config.get(*kind) else { continue };
         let set = |f: &str| hook.get(f).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
-        config.insert(
-            "generic_webhook".into(),
-            json!({"url_set": set("url"), "username_set": set("username"), "password_set": set("password")}),
-        );
+        let shown = match *kind {
+            "generic_webhook" => {
+                json!({"url_set": set("url"), "username_set": set("username"), "password_set": set("password")})
+            }
+            _ => json!({"url_set": set("url")}),
+        };
+        config.insert(kind.to_string(), shown);
     }
     if let Some(email) = row.config.get("email") {
         config.insert("email".into(), email.clone());

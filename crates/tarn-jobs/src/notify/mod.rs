@@ -143,18 +143,27 @@ impl Notifier {
         });
     }
 
+    /// POSTs the event to a URL destination: the run's JSON to a generic
+    /// webhook, a summary as `{"text"}` to Slack or Microsoft Teams.
     async fn post(&self, row: &DestinationRow, event: Event, about: &About, run: &Value) {
-        let hook = row.config.get("generic_webhook").cloned().unwrap_or(Value::Null);
+        let Some((kind, _)) = destinations::URL_KINDS.iter().find(|(_, t)| *t == row.destination_type) else { return };
+        let hook = row.config.get(*kind).cloned().unwrap_or(Value::Null);
         let Some(url) = hook.get("url").and_then(Value::as_str) else { return };
-        let mut payload = json!({
-            "event_type": format!("jobs.{}", event.key()),
-            "workspace_id": self.inner.workspace_id,
-            "job": {"job_id": about.job_id, "name": about.job_name},
-            "run": run,
-        });
-        if let Some(key) = &about.task_key {
-            payload["task"] = json!({"task_key": key});
-        }
+        let payload = match *kind {
+            "generic_webhook" => {
+                let mut payload = json!({
+                    "event_type": format!("jobs.{}", event.key()),
+                    "workspace_id": self.inner.workspace_id,
+                    "job": {"job_id": about.job_id, "name": about.job_name},
+                    "run": run,
+                });
+                if let Some(key) = &about.task_key {
+                    payload["task"] = json!({"task_key": key});
+                }
+                payload
+            }
+            _ => json!({"text": summary(event, &about.name(), run)}),
+        };
         for attempt in 1..=ATTEMPTS {
             let mut request = self.inner.http.post(url).json(&payload);
             if let Some(user) = hook.get("username").and_then(Value::as_str) {
@@ -207,16 +216,22 @@ fn addresses_of(row: &DestinationRow) -> Vec<String> {
     listed.into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
 }
 
-fn compose(from: &str, to: &[String], event: Event, job_name: &str, run: &Value) -> Result<Message, String> {
+/// The event in words: what happened, the run's state and message, its
+/// tasks' states and its page.
+fn summary(event: Event, job_name: &str, run: &Value) -> String {
     let run_id = run.get("run_id").and_then(Value::as_i64).unwrap_or_default();
     let state = run.pointer("/state/result_state").or(run.pointer("/state/life_cycle_state"));
     let message = run.pointer("/state/state_message").and_then(Value::as_str).unwrap_or_default();
     let mut body = format!(
-        "{}: {job_name}, run {run_id}\nState: {}\n{message}\n\nTasks:\n",
+        "{}: {job_name}, run {run_id}\nState: {}\n{message}\n",
         event.title(),
         state.and_then(Value::as_str).unwrap_or("-")
     );
-    for task in run.get("tasks").and_then(Value::as_array).into_iter().flatten() {
+    let tasks = run.get("tasks").and_then(Value::as_array).filter(|t| !t.is_empty());
+    if tasks.is_some() {
+        body.push_str("\nTasks:\n");
+    }
+    for task in tasks.into_iter().flatten() {
         let key = task.get("task_key").and_then(Value::as_str).unwrap_or_default();
         let state = task.pointer("/state/result_state").or(task.pointer("/state/life_cycle_state"));
         body.push_str(&format!("  {key}: {}\n", state.and_then(Value::as_str).unwrap_or("-")));
@@ -224,6 +239,12 @@ fn compose(from: &str, to: &[String], event: Event, job_name: &str, run: &Value)
     if let Some(url) = run.get("run_page_url").and_then(Value::as_str) {
         body.push_str(&format!("\n{url}\n"));
     }
+    body
+}
+
+fn compose(from: &str, to: &[String], event: Event, job_name: &str, run: &Value) -> Result<Message, String> {
+    let run_id = run.get("run_id").and_then(Value::as_i64).unwrap_or_default();
+    let body = summary(event, job_name, run);
     let from: Mailbox = from.parse().map_err(|e| format!("TARN_SMTP_FROM '{from}': {e}"))?;
     let mut builder =
         Message::builder().from(from).subject(format!("[tarn] {}: {job_name} (run {run_id})", event.title()));
