@@ -164,11 +164,12 @@ pub fn validate(settings: &Value, cluster_exists: &dyn Fn(&str) -> bool) -> Resu
         tasks.iter().zip(&parsed.tasks).map(|(t, raw)| (t.task_key.as_str(), (t, raw))).collect();
     let nodes: Vec<Node> = parsed.tasks.iter().filter_map(Node::of).collect();
     let upstream_by_key = dag::upstream(&nodes);
+    let none = HashSet::new();
     for (task, raw) in tasks.iter().zip(&parsed.tasks) {
         check_task(task, raw, &defined)?;
         check_dependencies(task, &by_key)?;
-        let upstream = upstream_by_key.get(&task.task_key).cloned().unwrap_or_default();
-        let scope = Scope { tasks: &keys, upstream: &upstream, parameters: &parameters, in_for_each: false };
+        let upstream = upstream_by_key.get(&task.task_key).unwrap_or(&none);
+        let scope = Scope { tasks: &keys, upstream, parameters: &parameters, in_for_each: false };
         check_references(raw, &scope, task)?;
     }
     check_acyclic(&tasks)?;

@@ -18,7 +18,6 @@ use chrono_tz::Tz;
 use croner::Cron;
 use serde_json::Value;
 use tarn_core::time::now_ms;
-
 use tarn_store::FileArrivalState;
 
 use crate::error::{JobsError, Result, invalid};

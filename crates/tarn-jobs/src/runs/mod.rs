@@ -44,6 +44,19 @@ pub struct RunsConfig {
     pub cost_per_core_hour: f64,
 }
 
+/// Whether a job's or task's `settings` keep a failure of `row` quiet: a
+/// skipped run under `no_alert_for_skipped_runs`, a cancelled one under
+/// `no_alert_for_canceled_runs`.
+fn quiet_failure(settings: &Value, row: &JobRunRow) -> bool {
+    let flag = |pointer: &str| settings.pointer(pointer).and_then(Value::as_bool).unwrap_or(false);
+    let skipped = row.life_cycle_state == LifeCycle::Skipped.as_str();
+    let cancelled = row.result_state.as_deref() == Some(ResultState::Canceled.as_str());
+    (skipped
+        && (flag("/notification_settings/no_alert_for_skipped_runs")
+            || flag("/email_notifications/no_alert_for_skipped_runs")))
+        || (cancelled && flag("/notification_settings/no_alert_for_canceled_runs"))
+}
+
 /// Why a run is being stopped.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Stop {
@@ -283,14 +296,7 @@ impl Runs {
     pub(crate) fn notify(&self, run_id: i64, event: Event) {
         let Ok(row) = self.run_row(run_id) else { return };
         let settings = &row.doc["settings"];
-        let flag = |pointer: &str| settings.pointer(pointer).and_then(Value::as_bool).unwrap_or(false);
-        let skipped = row.life_cycle_state == LifeCycle::Skipped.as_str();
-        let cancelled = row.result_state.as_deref() == Some(ResultState::Canceled.as_str());
-        let quiet = (skipped
-            && (flag("/notification_settings/no_alert_for_skipped_runs")
-                || flag("/email_notifications/no_alert_for_skipped_runs")))
-            || (cancelled && flag("/notification_settings/no_alert_for_canceled_runs"));
-        if event == Event::Failure && quiet {
+        if event == Event::Failure && quiet_failure(settings, &row) {
             return;
         }
         let view = || match self.view_run(&row, true, false) {
@@ -311,9 +317,7 @@ impl Runs {
     /// Tells whom a task's own settings name that an attempt of it started
     /// or ended (`row` as recorded).
     pub(super) fn notify_task(&self, run: &JobRunRow, task: &Value, row: &JobRunRow, event: Event) {
-        let cancelled = row.result_state.as_deref() == Some(ResultState::Canceled.as_str());
-        let quiet = task.pointer("/notification_settings/no_alert_for_canceled_runs").and_then(Value::as_bool);
-        if event == Event::Failure && cancelled && quiet == Some(true) {
+        if event == Event::Failure && quiet_failure(task, row) {
             return;
         }
         let about = About {
