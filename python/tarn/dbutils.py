@@ -255,6 +255,18 @@ class Notebook:
         self.kernel.notebook_exit(value)
 
 
+class Library:
+    """Notebook-scoped libraries: install them with `%pip install`."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def restartPython(self):
+        """Ends this command and restarts the context's Python process in its
+        environment (with what `%pip` installed); globals are lost."""
+        self.kernel.restart_python()
+
+
 class Secrets:
     def get(self, scope, key):
         raise DbutilsError("Secrets are not available in this tarn yet.")
@@ -275,6 +287,7 @@ class DBUtils:
         self.widgets = Widgets(req.get("widgets"))
         self.jobs = Jobs(self, req.get("task_values"))
         self.notebook = Notebook(kernel)
+        self.library = Library(kernel)
         self.secrets = Secrets()
 
     def __repr__(self):

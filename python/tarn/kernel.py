@@ -35,6 +35,15 @@ class NotebookExit(Exception):
         self.value = value
 
 
+class RestartPython(BaseException):
+    """Raised by dbutils.library.restartPython(): the rest of the command is
+    skipped and tarn starts a new worker for the context."""
+
+
+class ShellError(Exception):
+    """A %sh command that exited with a non-zero status."""
+
+
 class CappedOutput:
     """stdout/stderr while a command runs, kept up to a byte limit."""
 
@@ -101,6 +110,10 @@ class Kernel:
         self.row_limit = int(req.get("row_limit") or self.row_limit)
         self.memory_mb = req.get("memory_mb")
         self.attach_request = {k: v for k, v in req.items() if k != "op"}
+        # %sh and relative paths start in the cluster's driver directory.
+        if req.get("workdir"):
+            os.makedirs(req["workdir"], exist_ok=True)
+            os.chdir(req["workdir"])
         # A job task's Python file sees its parameters as sys.argv.
         if req.get("argv") is not None:
             sys.argv = [str(a) for a in req["argv"]]
@@ -167,6 +180,9 @@ class Kernel:
         try:
             value = self.run_sql(code) if language == "sql" else self.run_python(code, req.get("filename"))
             result = self.success(value, out)
+        except RestartPython:
+            result = self.success(None, out)
+            result["restartPython"] = True
         except NotebookExit as e:
             exit_value = "" if e.value is None else str(e.value)
             result = {"resultType": "text", "data": exit_value, "notebookExit": True, "stdout": out.text()}
@@ -222,6 +238,8 @@ class Kernel:
     # -- running code ---------------------------------------------------------
 
     def run_python(self, code, filename=None):
+        if code.lstrip().startswith("%sh"):
+            return self.run_shell(code.lstrip()[len("%sh") :])
         if filename:
             self.globals["__file__"] = filename
         else:
@@ -235,6 +253,22 @@ class Kernel:
         if last is not None:
             return eval(compile(last, filename, "eval"), self.globals)
         return None
+
+    def run_shell(self, script):
+        """A %sh command: bash runs it in the working directory, its output
+        (stdout and stderr together) is the result; a non-zero exit fails it."""
+        import subprocess
+
+        done = subprocess.run(
+            ["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+        )
+        print(done.stdout, end="")
+        if done.returncode != 0:
+            raise ShellError(f"Command exited with non-zero status {done.returncode}")
+        return None
+
+    def restart_python(self):
+        raise RestartPython()
 
     def run_sql(self, code):
         statements = split_sql(code)

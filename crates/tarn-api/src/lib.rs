@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tokens::router())
         .merge(routes::scim::router())
         .merge(routes::clusters::router())
+        .merge(routes::libraries::router())
         .merge(routes::commands::router())
         .merge(routes::mlflow::router())
         .merge(routes::jobs::router())

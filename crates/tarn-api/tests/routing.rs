@@ -53,15 +53,21 @@ fn fixture(name: &str) -> Fixture {
         host: Host { cores: 2, memory_mb: 2048 },
         api_url: "http://127.0.0.1:9".into(),
         gateway_port: 0,
+        runtime: Default::default(),
     };
     let envs = Environments::new(home.join("envs"), "python3".into());
     let catalog = Catalog::new(store.clone(), home.join("lake"));
     catalog.bootstrap("admin").unwrap();
-    let clusters = ClusterManager::new(store.clone(), envs.clone(), config, Arc::new(NoCatalogs)).unwrap();
+    let library_files: Arc<dyn tarn_compute::libraries::LibraryFiles> = Arc::new(
+        tarn_compute::libraries::CopiedFiles::new(home.join("libraries"), Box::new(|p: &str| Err(format!("{p}: no")))),
+    );
+    let clusters =
+        ClusterManager::new(store.clone(), envs.clone(), config, Arc::new(NoCatalogs), library_files.clone()).unwrap();
     let contexts = Contexts::new(
         clusters.clone(),
         store.clone(),
         envs,
+        library_files.clone(),
         ContextConfig {
             home: home.clone(),
             api_url: "http://127.0.0.1:9".into(),
@@ -86,7 +92,7 @@ fn fixture(name: &str) -> Fixture {
         files: files.clone(),
         statements: statements.clone(),
         cluster_start_timeout: Duration::from_secs(5),
-        wheel_dir: home.join("wheels"),
+        library_files,
         pool: tarn_jobs::tasks::ContextPool::new(2),
     };
     let runs_config = tarn_jobs::RunsConfig {

@@ -272,6 +272,11 @@ impl ClusterSpec {
         Self::parse(attrs)
     }
 
+    /// The runtime key the cluster asked for (validated by [`ClusterSpec::parse`] as a string).
+    pub fn spark_version(&self) -> &str {
+        self.attributes.get("spark_version").and_then(Value::as_str).unwrap_or_default()
+    }
+
     /// The value of one of the cluster's custom tags.
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.attributes.get("custom_tags").and_then(|t| t.get(key)).and_then(Value::as_str)

@@ -9,13 +9,9 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
-
-/// What every cluster engine and Python worker runs on.
-/// pandas stays below 3 while PySpark 4.2 does not support it.
-pub const BASE_RUNTIME: &[&str] = &["pysail==0.7.2", "pyspark-client==4.2.0", "pandas<3", "pyarrow"];
 
 const READY_MARKER: &str = ".tarn-ready";
 
@@ -86,14 +82,7 @@ impl Environments {
     pub fn location(&self, requirements: &[&str]) -> PathBuf {
         let mut sorted: Vec<&str> = requirements.to_vec();
         sorted.sort_unstable();
-        let mut hasher = Sha256::new();
-        hasher.update(self.python.as_bytes());
-        for r in sorted {
-            hasher.update(b"\n");
-            hasher.update(r.as_bytes());
-        }
-        let digest: String = hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
-        self.root.join(digest)
+        self.root.join(digest(std::iter::once(self.python.as_str()).chain(sorted)))
     }
 
     pub fn is_ready(&self, requirements: &[&str]) -> bool {
@@ -103,7 +92,83 @@ impl Environments {
     /// The environment for `requirements`, built first if it is missing.
     pub fn ensure(&self, requirements: &[&str], progress: &dyn Progress) -> Result<PythonEnv, EnvError> {
         let dir = self.location(requirements);
-        let env = PythonEnv { dir: dir.clone() };
+        self.ensure_at(&dir, progress, |env| {
+            self.create_venv(env, progress)?;
+            let count = requirements.len();
+            progress.step(&format!("installing {count} packages with {}", self.installer()));
+            let args: Vec<String> = requirements.iter().map(|r| r.to_string()).collect();
+            self.install(env, &args, progress)?;
+            fs::write(env.dir.join("requirements.txt"), requirements.join("\n") + "\n")
+                .map_err(io("writing requirements.txt"))
+        })
+    }
+
+    /// An environment holding everything `base` holds, then each step of
+    /// `steps` installed over it in order (a step is installer arguments: a
+    /// requirement, a wheel path, `-r FILE`, `--index-url URL PKG`). A step
+    /// that fails is recorded with the installer's message and changes
+    /// nothing; later steps still run. Cached by `base` and the steps, so
+    /// equal sets share one environment. A base package a step needs in
+    /// another version is replaced in the overlay, not in `base`.
+    pub fn ensure_overlay(
+        &self,
+        base: &PythonEnv,
+        steps: &[Vec<String>],
+        progress: &dyn Progress,
+    ) -> Result<Overlay, EnvError> {
+        if steps.is_empty() {
+            return Ok(Overlay { env: base.clone(), outcomes: Vec::new() });
+        }
+        let dir = self.overlay_dir(base, steps);
+        let env = self.ensure_at(&dir, progress, |env| {
+            self.create_venv(env, progress)?;
+            progress.step(&format!("copying the {} base packages", base.dir.display()));
+            let freeze = base.freeze(self.uv.as_deref())?;
+            self.install(env, &["-r".to_string(), freeze.to_string_lossy().to_string()], progress)?;
+            let mut outcomes = Vec::new();
+            for step in steps {
+                progress.step(&format!("installing {}", step.join(" ")));
+                let outcome = match self.install(env, step, progress) {
+                    Ok(log) => StepOutcome { step: step.clone(), error: None, log },
+                    Err(e) => StepOutcome { step: step.clone(), error: Some(e.to_string()), log: String::new() },
+                };
+                outcomes.push(outcome);
+            }
+            write_outcomes(&env.dir, &outcomes)
+        })?;
+        let outcomes = read_outcomes(&env.dir)?;
+        Ok(Overlay { env, outcomes })
+    }
+
+    /// The overlay of `steps` over `base` if it is built already.
+    pub fn built_overlay(&self, base: &PythonEnv, steps: &[Vec<String>]) -> Option<Overlay> {
+        if steps.is_empty() {
+            return Some(Overlay { env: base.clone(), outcomes: Vec::new() });
+        }
+        let dir = self.overlay_dir(base, steps);
+        if !dir.join(READY_MARKER).is_file() {
+            return None;
+        }
+        let outcomes = read_outcomes(&dir).ok()?;
+        Some(Overlay { env: PythonEnv { dir }, outcomes })
+    }
+
+    fn overlay_dir(&self, base: &PythonEnv, steps: &[Vec<String>]) -> PathBuf {
+        let key = std::iter::once(base.dir.to_string_lossy().to_string())
+            .chain(steps.iter().map(|step| step.join("\u{1f}")))
+            .collect::<Vec<_>>();
+        self.root.join(format!("overlay-{}", digest(key.iter().map(String::as_str))))
+    }
+
+    /// Builds at `dir` under a file lock unless it is ready; `build` fills a
+    /// fresh directory and the ready marker is written after it succeeds.
+    fn ensure_at(
+        &self,
+        dir: &Path,
+        progress: &dyn Progress,
+        build: impl FnOnce(&PythonEnv) -> Result<(), EnvError>,
+    ) -> Result<PythonEnv, EnvError> {
+        let env = PythonEnv { dir: dir.to_path_buf() };
         if dir.join(READY_MARKER).is_file() {
             return Ok(env);
         }
@@ -116,57 +181,155 @@ impl Environments {
             return Ok(env);
         }
         if dir.exists() {
-            fs::remove_dir_all(&dir).map_err(io(format!("removing partial {}", dir.display())))?;
+            fs::remove_dir_all(dir).map_err(io(format!("removing partial {}", dir.display())))?;
         }
-        self.build(&env, requirements, progress)?;
-        fs::write(dir.join("requirements.txt"), requirements.join("\n") + "\n")
-            .map_err(io("writing requirements.txt"))?;
+        build(&env)?;
         fs::write(dir.join(READY_MARKER), b"").map_err(io("writing the ready marker"))?;
         progress.step(&format!("environment ready at {}", dir.display()));
         Ok(env)
     }
 
-    fn build(&self, env: &PythonEnv, requirements: &[&str], progress: &dyn Progress) -> Result<(), EnvError> {
+    fn create_venv(&self, env: &PythonEnv, progress: &dyn Progress) -> Result<(), EnvError> {
         let dir = env.dir.to_string_lossy().to_string();
-        let python = env.python().to_string_lossy().to_string();
-        let count = requirements.len();
+        progress.step(&format!("creating a virtual environment in {dir}"));
         match &self.uv {
             Some(uv) => {
-                progress.step(&format!("[1/2] creating virtual environment with uv in {dir}"));
-                run(Command::new(uv).args(["venv", "--quiet", "--python", &self.python, &dir]), "uv venv")?;
-                progress.step(&format!("[2/2] installing {count} packages with uv: {}", requirements.join(" ")));
-                run(
-                    Command::new(uv).args(["pip", "install", "--quiet", "--python", &python]).args(requirements),
-                    "uv pip install",
-                )
+                run(Command::new(uv).args(["venv", "--quiet", "--python", &self.python, &dir]), "uv venv", None)
             }
-            None => {
-                progress.step(&format!("[1/2] creating virtual environment with {} -m venv in {dir}", self.python));
-                run(Command::new(&self.python).args(["-m", "venv", &dir]), "python -m venv")?;
-                progress.step(&format!(
-                    "[2/2] installing {count} packages with pip (minutes; install uv for seconds): {}",
-                    requirements.join(" ")
-                ));
-                run(
-                    Command::new(&python)
-                        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-                        .args(requirements),
-                    "pip install",
-                )
-            }
+            None => run(Command::new(&self.python).args(["-m", "venv", &dir]), "python -m venv", None),
+        }
+        .map(drop)
+    }
+
+    /// Installs `args` into `env`; returns the installer's report (what it
+    /// resolved, downloaded, installed), each line also sent to `progress`.
+    fn install(&self, env: &PythonEnv, args: &[String], progress: &dyn Progress) -> Result<String, EnvError> {
+        let python = env.python().to_string_lossy().to_string();
+        match &self.uv {
+            Some(uv) => run(
+                Command::new(uv).args(["pip", "install", "--python", &python]).args(args),
+                "uv pip install",
+                Some(progress),
+            ),
+            None => run(
+                Command::new(&python).args(["-m", "pip", "install", "--disable-pip-version-check"]).args(args),
+                "pip install",
+                Some(progress),
+            ),
         }
     }
 }
 
-fn run(cmd: &mut Command, step: &str) -> Result<(), EnvError> {
-    // uv may otherwise try to download an interpreter, which cannot work offline.
-    cmd.env("UV_PYTHON_DOWNLOADS", "never");
-    let out = cmd.output().map_err(io(format!("running {step}")))?;
-    if out.status.success() {
-        return Ok(());
+/// What one step of an overlay did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StepOutcome {
+    pub step: Vec<String>,
+    /// The installer's message when the step failed.
+    pub error: Option<String>,
+    /// The installer's report when it succeeded.
+    pub log: String,
+}
+
+/// An environment over a base, with what each of its steps did.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    pub env: PythonEnv,
+    pub outcomes: Vec<StepOutcome>,
+}
+
+const OUTCOMES: &str = "tarn-steps.json";
+
+fn write_outcomes(dir: &Path, outcomes: &[StepOutcome]) -> Result<(), EnvError> {
+    let text = serde_json::to_string_pretty(outcomes)
+        .map_err(|e| EnvError::Step { step: "recording the install steps".into(), detail: e.to_string() })?;
+    fs::write(dir.join(OUTCOMES), text).map_err(io("writing the install steps"))
+}
+
+fn read_outcomes(dir: &Path) -> Result<Vec<StepOutcome>, EnvError> {
+    let text = fs::read_to_string(dir.join(OUTCOMES)).map_err(io("reading the install steps"))?;
+    serde_json::from_str(&text)
+        .map_err(|e| EnvError::Step { step: "reading the install steps".into(), detail: e.to_string() })
+}
+
+/// A short hex digest of `parts`, one per line.
+fn digest<'a>(parts: impl Iterator<Item = &'a str>) -> String {
+    let mut hasher = Sha256::new();
+    for (i, part) in parts.enumerate() {
+        if i > 0 {
+            hasher.update(b"\n");
+        }
+        hasher.update(part.as_bytes());
     }
-    let detail = crate::process::last_lines(&String::from_utf8_lossy(&out.stderr), 20);
-    Err(EnvError::Step { step: step.to_string(), detail: format!("{detail} ({})", out.status) })
+    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+impl PythonEnv {
+    /// The exact versions installed, as a requirements file (written the
+    /// first time it is asked for), which overlays start from.
+    pub fn freeze(&self, uv: Option<&Path>) -> Result<PathBuf, EnvError> {
+        let path = self.dir.join("tarn-freeze.txt");
+        if path.is_file() {
+            return Ok(path);
+        }
+        let python = self.python().to_string_lossy().to_string();
+        let out = match uv {
+            Some(uv) => Command::new(uv).args(["pip", "freeze", "--python", &python]).output(),
+            None => Command::new(&python).args(["-m", "pip", "freeze", "--disable-pip-version-check"]).output(),
+        }
+        .map_err(io("running pip freeze"))?;
+        if !out.status.success() {
+            let detail = String::from_utf8_lossy(&out.stderr).to_string();
+            return Err(EnvError::Step { step: "pip freeze".into(), detail });
+        }
+        let staged = self.dir.join("tarn-freeze.txt.partial");
+        fs::write(&staged, &out.stdout).map_err(io("writing the freeze"))?;
+        fs::rename(&staged, &path).map_err(io("writing the freeze"))?;
+        Ok(path)
+    }
+}
+
+/// Runs an installer step; with `progress`, each line it reports is passed
+/// on as it comes and the report is returned.
+fn run(cmd: &mut Command, step: &str, progress: Option<&dyn Progress>) -> Result<String, EnvError> {
+    use std::io::{BufRead, BufReader};
+    // uv may otherwise try to download an interpreter, which cannot work offline.
+    // tarn's own RUST_LOG would turn on uv's debug lines (uv is Rust too).
+    cmd.env("UV_PYTHON_DOWNLOADS", "never")
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(io(format!("running {step}")))?;
+    // pip reports on stdout, uv on stderr: read stdout on a thread.
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut out) = stdout {
+            let _ = std::io::Read::read_to_string(&mut out, &mut text);
+        }
+        text
+    });
+    let mut report = String::new();
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(progress) = progress {
+                progress.step(line.trim_end());
+            }
+            report.push_str(&line);
+            report.push('\n');
+        }
+    }
+    let status = child.wait().map_err(io(format!("waiting for {step}")))?;
+    let stdout = reader.join().unwrap_or_default();
+    if let Some(progress) = progress {
+        stdout.lines().for_each(|l| progress.step(l));
+    }
+    report.push_str(&stdout);
+    if status.success() {
+        return Ok(report);
+    }
+    let detail = crate::process::last_lines(&report, 20);
+    Err(EnvError::Step { step: step.to_string(), detail: format!("{detail} ({status})") })
 }
 
 #[cfg(test)]

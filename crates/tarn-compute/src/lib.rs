@@ -1,7 +1,9 @@
 //! Compute: clusters and the engines behind them.
 //!
 //! Owns the cluster state machine ([`cluster`]), host-derived node types
-//! ([`node_types`]), managed Python environments ([`env`]), the local engine
+//! ([`node_types`]), the runtimes a `spark_version` names ([`runtime`]),
+//! managed Python environments and their overlays ([`env`]), cluster
+//! libraries ([`libraries`]), execution contexts ([`context`]), the local engine
 //! backend that runs one Sail Spark Connect server per running cluster
 //! ([`engine`]), the Spark Connect client tarn runs its own work on an engine
 //! with ([`connect`]), and the [`ClusterManager`] that drives transitions, watches
@@ -18,11 +20,13 @@ pub mod engine;
 pub mod env;
 mod error;
 pub mod gateway;
+pub mod libraries;
 pub mod managed;
 mod manager;
 pub mod node_types;
 mod process;
 mod rpc_status;
+pub mod runtime;
 
 pub use error::ComputeError;
 pub use manager::{CatalogDirectory, Cluster, ClusterFilter, ClusterManager, ComputeConfig, EventPage, EventQuery};

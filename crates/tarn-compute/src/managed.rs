@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::cluster::{ClusterState, TerminationReason};
-use crate::{Cluster, ClusterFilter, ClusterManager, ComputeError, node_types};
+use crate::{Cluster, ClusterFilter, ClusterManager, ComputeError};
 
 /// What defines one managed cluster.
 #[derive(Debug, Clone)]
@@ -123,10 +123,9 @@ impl ManagedCluster {
     }
 
     fn cluster_spec(&self) -> Map<String, Value> {
-        let version = node_types::spark_versions().into_iter().next().map(|(key, _)| key).unwrap_or_default();
         let spec = json!({
             "cluster_name": self.spec.name,
-            "spark_version": version,
+            "spark_version": crate::runtime::DEFAULT_KEY,
             "num_workers": 0,
             "autotermination_minutes": self.spec.auto_stop_mins,
             "custom_tags": {self.spec.tag: self.spec.tag_value},

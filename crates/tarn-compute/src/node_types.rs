@@ -1,5 +1,5 @@
-//! Node types and runtime versions offered by the local backend, derived from
-//! this host: a node type is a share of the host's cores and memory.
+//! Node types offered by the local backend, derived from this host: a node
+//! type is a share of the host's cores and memory.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeType {
@@ -65,22 +65,6 @@ pub fn default_node_type(host: Host) -> NodeType {
 pub fn find_node_type(host: Host, id: Option<&str>) -> NodeType {
     id.and_then(|id| node_types(host).into_iter().find(|n| n.node_type_id == id))
         .unwrap_or_else(|| default_node_type(host))
-}
-
-/// Runtime versions: the engine tarn actually runs. Any `spark_version` is
-/// accepted at create (bundles name Databricks runtimes); all run on it.
-/// Both Scala suffixes are listed because clients select by them (the SDK's
-/// `select_spark_version` defaults to 2.12); no JVM runs either way.
-pub fn spark_versions() -> Vec<(String, String)> {
-    ["2.13", "2.12"]
-        .into_iter()
-        .map(|scala| {
-            (
-                format!("16.4.x-scala{scala}"),
-                format!("16.4 LTS (tarn local: Sail 0.7.2 Spark Connect engine, Apache Spark 4 API, Scala {scala})"),
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]

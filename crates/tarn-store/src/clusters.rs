@@ -144,6 +144,7 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM cluster_events WHERE cluster_id = ?1", [cluster_id])?;
+        tx.execute("DELETE FROM cluster_libraries WHERE cluster_id = ?1", [cluster_id])?;
         let n = tx.execute("DELETE FROM clusters WHERE cluster_id = ?1", [cluster_id])?;
         tx.commit()?;
         Ok(n > 0)

@@ -33,6 +33,9 @@ pub struct Config {
     /// Where job notification email goes (`TARN_SMTP_HOST`, `TARN_SMTP_PORT`,
     /// `TARN_SMTP_FROM`, `TARN_SMTP_USERNAME`, `TARN_SMTP_PASSWORD`).
     pub smtp: tarn_jobs::SmtpConfig,
+    /// What runtimes hold here: `TARN_ML_DEEP_LEARNING=false` leaves the
+    /// deep-learning frameworks out of ML runtimes (default true).
+    pub runtime: tarn_compute::runtime::RuntimeOptions,
     /// The estimated cost of a core-hour, for job runs' usage (`TARN_COST_PER_CORE_HOUR`, default 0.10).
     pub cost_per_core_hour: f64,
 }
@@ -79,6 +82,9 @@ impl Config {
             warm_workers: usize::try_from(env_u64("TARN_WARM_WORKERS", 1)).unwrap_or(1),
             job_parallel_tasks: usize::try_from(env_u64("TARN_JOB_PARALLEL_TASKS", 8)).unwrap_or(8),
             job_reuse_workers: std::env::var("TARN_JOB_REUSE_WORKERS").map_or(true, |v| v != "false" && v != "0"),
+            runtime: tarn_compute::runtime::RuntimeOptions {
+                deep_learning: std::env::var("TARN_ML_DEEP_LEARNING").map_or(true, |v| v != "false" && v != "0"),
+            },
             cost_per_core_hour: std::env::var("TARN_COST_PER_CORE_HOUR")
                 .ok()
                 .and_then(|v| v.parse::<f64>().ok())

@@ -76,8 +76,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum EnvAction {
-    /// Build the base runtime environment now rather than on first need.
-    Sync,
+    /// Build a runtime's Python environment now rather than at its first
+    /// cluster (the default runtime unless one is named).
+    Sync {
+        /// A `spark_version` key, as `clusters/spark-versions` lists them.
+        #[arg(long)]
+        runtime: Option<String>,
+        /// Every listed runtime.
+        #[arg(long, conflicts_with = "runtime")]
+        all: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -92,7 +100,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { host, port, spark_connect_port } => serve::run(config, &host, port, spark_connect_port),
         Command::Token { action } => token::run(&config, action),
-        Command::Env { action: EnvAction::Sync } => serve::env_sync(&config),
+        Command::Env { action: EnvAction::Sync { runtime, all } } => serve::env_sync(&config, runtime.as_deref(), all),
         Command::Mcp => assist::mcp(&config.home),
         Command::Compute { auto_select } => assist::list_compute(&config.home, auto_select),
         Command::Cluster { action } => assist::manage_cluster(&config.home, action),

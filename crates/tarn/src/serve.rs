@@ -7,9 +7,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tarn_api::AppState;
 use tarn_catalog::Catalog;
 use tarn_compute::context::{ContextConfig, Contexts};
-use tarn_compute::env::BASE_RUNTIME;
 use tarn_compute::gateway::{Gateway, Hooks, PathResolver};
+use tarn_compute::libraries::{CopiedFiles, LibraryFiles};
 use tarn_compute::node_types::Host;
+use tarn_compute::runtime::{self, Runtime};
 use tarn_compute::{CatalogDirectory, ClusterManager, ComputeConfig};
 use tarn_files::Files;
 
@@ -43,6 +44,20 @@ impl PathResolver for VolumePaths {
         let slash = if path.ends_with('/') { "/" } else { "" };
         Ok(format!("{}{slash}", local.display()))
     }
+}
+
+/// Library files (wheels, requirements) read from volumes, DBFS and the
+/// workspace through the file trees, copied under `$TARN_HOME/libraries`.
+fn library_files(config: &Config, files: &Files) -> Arc<dyn LibraryFiles> {
+    let files = files.clone();
+    let read = move |path: &str| -> Result<Vec<u8>, String> {
+        if path.starts_with("/Volumes/") || path.starts_with("dbfs:") {
+            return files.dbfs().read(path, 0, None).map_err(|e| format!("{path}: {e}"));
+        }
+        let exported = files.workspace().export(path, tarn_files::Format::Raw).map_err(|e| format!("{path}: {e}"))?;
+        Ok(exported.content)
+    };
+    Arc::new(CopiedFiles::new(config.home.join("libraries"), Box::new(read)))
 }
 
 fn context_config(config: &Config, api: std::net::SocketAddr) -> ContextConfig {
@@ -100,10 +115,12 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         host: Host::detect(),
         api_url: format!("http://{addr}"),
         gateway_port: gateway_addr.port(),
+        runtime: config.runtime,
     };
     let directory = Arc::new(Catalogs(catalog.clone()));
-    let clusters =
-        ClusterManager::new(store.clone(), config.environments(), compute, directory).map_err(|e| e.to_string())?;
+    let library_files = library_files(&config, &files);
+    let clusters = ClusterManager::new(store.clone(), config.environments(), compute, directory, library_files.clone())
+        .map_err(|e| e.to_string())?;
     clusters.reconcile().await.map_err(|e| e.to_string())?;
     let reaper = clusters.spawn_idle_reaper();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -124,8 +141,14 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let paths: Arc<dyn PathResolver> = Arc::new(VolumePaths(files.clone()));
     let statements = tarn_sql::Statements::new(warehouse, lake.clone(), Some(paths.clone()));
     let hooks = Hooks { sql: Some(Arc::new(tarn_sql::LakeInterceptor::new(lake))), paths: Some(paths) };
-    let contexts = Contexts::new(clusters.clone(), store.clone(), config.environments(), context_config(&config, addr))
-        .map_err(|e| e.to_string())?;
+    let contexts = Contexts::new(
+        clusters.clone(),
+        store.clone(),
+        config.environments(),
+        library_files.clone(),
+        context_config(&config, addr),
+    )
+    .map_err(|e| e.to_string())?;
     let context_reaper = contexts.start_background();
     let gateway = Gateway::new(clusters.clone(), store.clone(), hooks);
     let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
@@ -138,7 +161,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         files: files.clone(),
         statements: statements.clone(),
         cluster_start_timeout: config.engine_start_timeout + WAREHOUSE_START_SLACK,
-        wheel_dir: config.home.join("jobs").join("wheels"),
+        library_files,
         pool: tarn_jobs::tasks::ContextPool::new(if config.job_reuse_workers { config.job_parallel_tasks } else { 0 }),
     };
     let runs_config = tarn_jobs::RunsConfig {
@@ -221,15 +244,35 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-pub fn env_sync(config: &Config) -> Result<(), String> {
+/// Builds the environment of runtime `key` (the default runtime when none
+/// is named, every listed one with `all`), the installer's steps shown as
+/// they come.
+pub fn env_sync(config: &Config, key: Option<&str>, all: bool) -> Result<(), String> {
+    let keys: Vec<String> = match (key, all) {
+        (Some(key), _) => vec![key.to_string()],
+        (None, true) => runtime::listed().into_iter().map(|(k, _)| k).collect(),
+        (None, false) => vec![runtime::DEFAULT_KEY.to_string()],
+    };
     let envs = config.environments();
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").map_err(|e| e.to_string())?);
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar.set_message(format!("base runtime ({}) with {}", BASE_RUNTIME.join(", "), envs.installer()));
-    let result = envs.ensure(BASE_RUNTIME, &|step: &str| bar.println(format!("  {step}")));
-    bar.finish_and_clear();
-    let env = result.map_err(|e| e.to_string())?;
-    println!("base runtime ready: {}", env.dir.display());
+    for key in keys {
+        let runtime = Runtime::resolve(&key).map_err(|e| e.to_string())?;
+        let requirements = runtime.requirements(config.runtime);
+        let requirements: Vec<&str> = requirements.iter().map(String::as_str).collect();
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").map_err(|e| e.to_string())?);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar.set_message(format!("{key}: {} packages with {}", requirements.len(), envs.installer()));
+        let result = envs.ensure(&requirements, &|step: &str| {
+            // One line per headline step; each package's line updates the spinner.
+            if step.starts_with(' ') {
+                bar.set_message(format!("{key}: {}", step.trim()));
+            } else {
+                bar.println(format!("  {step}"));
+            }
+        });
+        bar.finish_and_clear();
+        let env = result.map_err(|e| format!("{key}: {e}"))?;
+        println!("{key} ready: {}", env.dir.display());
+    }
     Ok(())
 }

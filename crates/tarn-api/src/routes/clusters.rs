@@ -5,8 +5,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
 use tarn_compute::cluster::{ClusterState, TerminationReason};
-use tarn_compute::node_types;
 use tarn_compute::{Cluster, ClusterFilter, EventQuery};
+use tarn_compute::{node_types, runtime};
 use tarn_core::{ApiError, page};
 use tarn_store::EventFilter;
 
@@ -306,7 +306,7 @@ async fn events(State(s): State<AppState>, JsonBody(body): Body) -> ApiResult<Js
 
 async fn spark_versions() -> Json<Value> {
     let versions: Vec<Value> =
-        node_types::spark_versions().into_iter().map(|(key, name)| json!({"key": key, "name": name})).collect();
+        runtime::listed().into_iter().map(|(key, name)| json!({"key": key, "name": name})).collect();
     Json(json!({"versions": versions}))
 }
 

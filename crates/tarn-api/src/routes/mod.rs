@@ -5,6 +5,7 @@ pub mod commands;
 pub mod dbfs;
 pub mod files;
 pub mod jobs;
+pub mod libraries;
 pub mod mlflow;
 pub mod notification_destinations;
 pub mod public;

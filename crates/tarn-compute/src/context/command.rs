@@ -9,9 +9,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::Context;
 use super::worker::{Worker, WorkerExit};
+use super::{Context, WorkerPool, magic};
 use crate::ClusterManager;
+use crate::env::PythonEnv;
+use crate::libraries::LibraryFiles;
 use crate::process;
 
 /// Commands kept per context for `commands/status`; older ones are forgotten.
@@ -143,6 +145,19 @@ pub fn error_results(summary: &str, cause: &str) -> Value {
     json!({"resultType": "error", "summary": summary, "cause": cause})
 }
 
+/// What gives a context a new Python process: in a new environment after
+/// `%pip install`, or in the same one after `dbutils.library.restartPython()`.
+pub struct Interpreter {
+    pub pool: WorkerPool,
+    pub files: Arc<dyn LibraryFiles>,
+    /// The worker's `attach` request, sent again to a new process.
+    pub attach: Value,
+    /// The environment the context started in, and the `%pip` steps over it.
+    pub base: PythonEnv,
+    pub steps: Vec<Vec<String>>,
+    pub env: PythonEnv,
+}
+
 /// Runs the context's commands until its job channel closes or the worker
 /// ends; then the context is failed (unless it was destroyed).
 pub async fn run(
@@ -150,6 +165,7 @@ pub async fn run(
     mut worker: Worker,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     clusters: ClusterManager,
+    mut interpreter: Interpreter,
 ) {
     while let Some(job) = jobs.recv().await {
         if context.commands().status(&job.id) != Some(CommandStatus::Queued) {
@@ -157,7 +173,20 @@ pub async fn run(
         }
         context.commands().set(&job.id, CommandStatus::Running, None);
         clusters.record_activity(&context.cluster_id);
-        let outcome = execute(&context, &mut worker, &job, &clusters).await;
+        let pip = match (&job.request, job.language) {
+            (None, Language::Python) => magic::pip_steps(&job.code, interpreter.files.as_ref()),
+            _ => None,
+        };
+        let outcome = match pip {
+            Some(steps) => pip_install(&context, &mut worker, &mut interpreter, steps).await,
+            None => match execute(&context, &mut worker, &job, &clusters).await {
+                Ok((status, results)) if results.get("restartPython").and_then(Value::as_bool) == Some(true) => {
+                    let env = interpreter.env.clone();
+                    restart(&context, &mut worker, &interpreter, &env).await.map(|()| (status, results))
+                }
+                other => other,
+            },
+        };
         clusters.record_activity(&context.cluster_id);
         context.touch();
         match outcome {
@@ -181,6 +210,54 @@ pub async fn run(
             }
         }
     }
+}
+
+/// `%pip install`: the context's steps plus these, as an overlay over the
+/// environment it started in; when every step installs, its Python restarts
+/// there (globals are lost, as on Databricks). A failed step changes nothing.
+async fn pip_install(
+    context: &Context,
+    worker: &mut Worker,
+    interpreter: &mut Interpreter,
+    steps: Result<Vec<Vec<String>>, String>,
+) -> Result<(CommandStatus, Value), WorkerExit> {
+    let failed = |why: &str| Ok((CommandStatus::Finished, error_results(why, why)));
+    let steps = match steps {
+        Ok(steps) => steps,
+        Err(why) => return failed(&why),
+    };
+    let mut all = interpreter.steps.clone();
+    all.extend(steps.iter().cloned());
+    let overlay = match interpreter.pool.overlay(&interpreter.base, all.clone()).await {
+        Ok(overlay) => overlay,
+        Err(e) => return failed(&format!("%pip install failed: {e}")),
+    };
+    let new = &overlay.outcomes[overlay.outcomes.len().saturating_sub(steps.len())..];
+    if let Some(error) = overlay.outcomes.iter().find_map(|o| o.error.as_deref()) {
+        return failed(&format!("%pip install failed:\n{error}"));
+    }
+    let mut report: String = new.iter().map(|o| o.log.as_str()).collect();
+    restart(context, worker, interpreter, &overlay.env).await?;
+    interpreter.steps = all;
+    interpreter.env = overlay.env;
+    report.push_str("Python interpreter restarted with the new libraries.\n");
+    Ok((CommandStatus::Finished, json!({"resultType": "text", "data": report})))
+}
+
+/// Replaces the context's worker with a new one in `env`, attached as the
+/// old one was; the context keeps its id.
+async fn restart(
+    context: &Context,
+    worker: &mut Worker,
+    interpreter: &Interpreter,
+    env: &PythonEnv,
+) -> Result<(), WorkerExit> {
+    let mut fresh = interpreter.pool.spawn_at(env).await.map_err(|e| WorkerExit(e.to_string()))?;
+    super::attach(&mut fresh, &interpreter.attach).await.map_err(WorkerExit)?;
+    context.pid.store(fresh.pid, std::sync::atomic::Ordering::SeqCst);
+    // The old process ends when its handle is dropped (kill on drop).
+    *worker = fresh;
+    Ok(())
 }
 
 /// Runs one command: interrupts it past its timeout, kills the worker when an

@@ -9,6 +9,7 @@
 //! cluster's contexts are destroyed when the cluster stops.
 
 mod command;
+mod magic;
 mod pool;
 mod worker;
 
@@ -24,11 +25,12 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 pub use command::{CommandSnapshot, CommandStatus, Language};
-use command::{Commands, Job};
+use command::{Commands, Interpreter, Job};
 pub use pool::WorkerPool;
 
 use crate::cluster::SERVERLESS_TAG;
-use crate::env::Environments;
+use crate::env::{Environments, PythonEnv};
+use crate::libraries::LibraryFiles;
 use crate::managed::{ManagedCluster, ManagedSpec};
 use crate::{ClusterManager, ComputeError};
 
@@ -109,7 +111,8 @@ pub struct Context {
     serverless: bool,
     language: Language,
     jobs: mpsc::UnboundedSender<Job>,
-    pid: u32,
+    /// The worker's process; a restart (`%pip`, `restartPython`) replaces it.
+    pid: std::sync::atomic::AtomicU32,
     cancel: Notify,
     /// Signalled whenever one of its commands ends.
     done: Notify,
@@ -176,6 +179,7 @@ struct Inner {
     clusters: ClusterManager,
     store: Arc<Store>,
     pool: WorkerPool,
+    files: Arc<dyn LibraryFiles>,
     serverless: ManagedCluster,
     config: ContextConfig,
     contexts: Mutex<HashMap<String, Arc<Context>>>,
@@ -192,10 +196,13 @@ impl Contexts {
         clusters: ClusterManager,
         store: Arc<Store>,
         envs: Environments,
+        files: Arc<dyn LibraryFiles>,
         config: ContextConfig,
     ) -> Result<Self, ComputeError> {
+        let warm = clusters.runtime_requirements(crate::runtime::DEFAULT_KEY)?;
         let pool = WorkerPool::new(
             envs,
+            warm,
             config.home.join("runtime"),
             config.home.join("logs").join("workers"),
             config.warm_workers,
@@ -212,6 +219,7 @@ impl Contexts {
             clusters,
             store,
             pool,
+            files,
             serverless,
             config,
             contexts: Mutex::new(HashMap::new()),
@@ -295,16 +303,23 @@ impl Contexts {
             }
             Compute::Serverless => (self.inner.serverless.engine(user).await?.cluster_id, true),
         };
-        let mut worker = self.inner.pool.take_with(&task.dependencies).await?;
+        let base = self.inner.clusters.python_env(&cluster_id)?;
+        let env = self.task_env(&base, &task.dependencies).await?;
+        let mut worker = self.inner.pool.take(&env).await?;
         let id = context_id();
         let token = self.issue_token(&id, user)?;
         let config = &self.inner.config;
+        let workdir = config.home.join("driver").join(&cluster_id);
+        if let Err(e) = std::fs::create_dir_all(&workdir) {
+            tracing::warn!(error = %e, "creating {}", workdir.display());
+        }
         let mut request = json!({
             "op": "attach",
             "remote": format!("{};token={token}", self.inner.clusters.connect_url(&cluster_id)),
             "api_url": config.api_url,
             "token": token,
             "cluster_id": cluster_id,
+            "workdir": workdir,
             "memory_mb": serverless.then_some(config.serverless_memory_mb),
             "output_limit": config.output_limit,
             "row_limit": config.row_limit,
@@ -323,15 +338,42 @@ impl Contexts {
             serverless,
             language,
             jobs,
-            pid: worker.pid,
+            pid: worker.pid.into(),
             cancel: Notify::new(),
             done: Notify::new(),
             state: Mutex::new(State { commands: Commands::default(), last_used: Instant::now(), failure: None }),
         });
         self.inner.clusters.record_activity(&context.cluster_id);
         self.contexts().insert(id.clone(), context.clone());
-        tokio::spawn(command::run(context, worker, receiver, self.inner.clusters.clone()));
+        let interpreter = Interpreter {
+            pool: self.inner.pool.clone(),
+            files: self.inner.files.clone(),
+            attach: request,
+            base: env.clone(),
+            steps: Vec::new(),
+            env,
+        };
+        tokio::spawn(command::run(context, worker, receiver, self.inner.clusters.clone(), interpreter));
         Ok(id)
+    }
+
+    /// A job task's environment: the compute's, with the task's libraries
+    /// installed over it; one that fails to install fails the task with the
+    /// installer's message.
+    async fn task_env(&self, base: &PythonEnv, dependencies: &[String]) -> Result<PythonEnv, ComputeError> {
+        if dependencies.is_empty() {
+            return Ok(base.clone());
+        }
+        let steps = dependencies.iter().map(|d| vec![d.clone()]).collect();
+        let overlay = self.inner.pool.overlay(base, steps).await?;
+        if let Some(failed) = overlay.outcomes.iter().find(|o| o.error.is_some()) {
+            return Err(ComputeError::Environment(format!(
+                "installing {}: {}",
+                failed.step.join(" "),
+                failed.error.as_deref().unwrap_or_default()
+            )));
+        }
+        Ok(overlay.env)
     }
 
     fn issue_token(&self, context_id: &str, user: &str) -> Result<String, ComputeError> {
@@ -392,7 +434,7 @@ impl Contexts {
 
     fn remove(&self, id: &str) {
         if let Some(context) = self.contexts().remove(id) {
-            crate::process::signal(context.pid, libc::SIGKILL);
+            crate::process::signal(context.pid.load(std::sync::atomic::Ordering::SeqCst), libc::SIGKILL);
             self.revoke_token(id);
         }
     }

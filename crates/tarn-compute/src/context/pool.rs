@@ -1,6 +1,9 @@
 //! Python workers kept warm: a worker spends seconds importing PySpark and
-//! pandas, so the pool starts them ahead and a new context takes one that is
-//! ready, then the pool starts its replacement.
+//! pandas, so the pool starts them ahead (in the default runtime's
+//! environment) and a new context in that environment takes one that is
+//! ready, then the pool starts its replacement. Contexts in other
+//! environments (another runtime, cluster libraries, a task's or a
+//! notebook's own) start a worker cold.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -10,7 +13,7 @@ use tarn_core::time::now_ms;
 
 use super::worker::{DBUTILS, KERNEL, Worker};
 use crate::ComputeError;
-use crate::env::{BASE_RUNTIME, Environments};
+use crate::env::{Environments, Overlay, PythonEnv};
 
 #[derive(Clone)]
 pub struct WorkerPool {
@@ -19,6 +22,8 @@ pub struct WorkerPool {
 
 struct Inner {
     envs: Environments,
+    /// The requirements of the environment warm workers run in.
+    warm: Vec<String>,
     kernel: PathBuf,
     log_dir: PathBuf,
     /// How many ready workers to keep.
@@ -32,6 +37,7 @@ impl WorkerPool {
     /// Writes the worker's files under `runtime_dir`; logs go to `log_dir`.
     pub fn new(
         envs: Environments,
+        warm: Vec<String>,
         runtime_dir: PathBuf,
         log_dir: PathBuf,
         target: usize,
@@ -48,6 +54,7 @@ impl WorkerPool {
         let kernel = write("kernel.py", KERNEL)?;
         let inner = Inner {
             envs,
+            warm,
             kernel,
             log_dir,
             target,
@@ -62,8 +69,15 @@ impl WorkerPool {
         self.inner.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A ready worker: a warm one if there is one, else a new one.
-    pub async fn take(&self) -> Result<Worker, ComputeError> {
+    /// A ready worker in `env`: a warm one if there is one, else a new one.
+    pub async fn take(&self, env: &PythonEnv) -> Result<Worker, ComputeError> {
+        let warm_env = {
+            let warm: Vec<&str> = self.inner.warm.iter().map(String::as_str).collect();
+            self.inner.envs.location(&warm)
+        };
+        if env.dir != warm_env {
+            return self.spawn_at(env).await;
+        }
         let warm = {
             let mut idle = self.idle();
             idle.retain_mut(Worker::is_alive);
@@ -72,7 +86,7 @@ impl WorkerPool {
         self.refill();
         match warm {
             Some(worker) => Ok(worker),
-            None => self.spawn().await,
+            None => self.spawn_at(env).await,
         }
     }
 
@@ -96,24 +110,22 @@ impl WorkerPool {
         }
     }
 
-    /// A worker in the base runtime plus `dependencies` (a job task's
-    /// environment): its cached environment is built the first time, and
-    /// the worker is started cold.
-    pub async fn take_with(&self, dependencies: &[String]) -> Result<Worker, ComputeError> {
-        if dependencies.is_empty() {
-            return self.take().await;
-        }
-        let mut requirements: Vec<String> = BASE_RUNTIME.iter().map(|r| r.to_string()).collect();
-        requirements.extend(dependencies.iter().cloned());
-        self.spawn_in(requirements).await
-    }
-
-    async fn spawn(&self) -> Result<Worker, ComputeError> {
-        self.spawn_in(BASE_RUNTIME.iter().map(|r| r.to_string()).collect()).await
-    }
-
-    async fn spawn_in(&self, requirements: Vec<String>) -> Result<Worker, ComputeError> {
+    /// `steps` installed over `base` (a cached overlay, built the first time).
+    pub async fn overlay(&self, base: &PythonEnv, steps: Vec<Vec<String>>) -> Result<Overlay, ComputeError> {
         let envs = self.inner.envs.clone();
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || {
+            envs.ensure_overlay(&base, &steps, &|step: &str| tracing::info!("environment: {step}"))
+        })
+        .await
+        .map_err(|e| ComputeError::Environment(e.to_string()))?
+        .map_err(|e| ComputeError::Environment(e.to_string()))
+    }
+
+    /// A worker in the warm environment (built first if it is missing).
+    async fn spawn(&self) -> Result<Worker, ComputeError> {
+        let envs = self.inner.envs.clone();
+        let requirements = self.inner.warm.clone();
         let env = tokio::task::spawn_blocking(move || {
             let requirements: Vec<&str> = requirements.iter().map(String::as_str).collect();
             envs.ensure(&requirements, &|step: &str| tracing::info!("environment: {step}"))
@@ -121,6 +133,10 @@ impl WorkerPool {
         .await
         .map_err(|e| ComputeError::Environment(e.to_string()))?
         .map_err(|e| ComputeError::Environment(e.to_string()))?;
+        self.spawn_at(&env).await
+    }
+
+    pub async fn spawn_at(&self, env: &PythonEnv) -> Result<Worker, ComputeError> {
         let n = self.inner.spawned.fetch_add(1, Ordering::Relaxed);
         let log = self.inner.log_dir.join(format!("worker-{}-{n}.log", now_ms()));
         Worker::spawn(&env.python(), &self.inner.kernel, log).await

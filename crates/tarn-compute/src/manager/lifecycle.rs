@@ -11,12 +11,26 @@ use super::{ClusterManager, Live, event};
 use crate::ComputeError;
 use crate::cluster::{ClusterSpec, ClusterState, TerminationReason, Transition};
 use crate::engine::EngineHandle;
+use crate::libraries::Library;
 
 impl ClusterManager {
     /// Records a new PENDING cluster and starts bringing its engine up.
-    pub fn create(&self, attributes: Map<String, Value>, creator: &str) -> Result<String, ComputeError> {
+    /// `libraries` in the request (as a bundle's cluster resource has them)
+    /// become the cluster's libraries, installed once it runs.
+    pub fn create(&self, mut attributes: Map<String, Value>, creator: &str) -> Result<String, ComputeError> {
+        let libraries = match attributes.remove("libraries") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) => list,
+            Some(_) => return Err(ComputeError::InvalidSpec("libraries must be a list".into())),
+        };
         let spec = ClusterSpec::parse(attributes)?;
+        self.runtime_requirements(spec.spark_version())?;
+        let libraries = libraries
+            .iter()
+            .map(|l| Library::parse(l).map(|l| (l.key(), l.to_json())).map_err(ComputeError::InvalidSpec))
+            .collect::<Result<Vec<_>, _>>()?;
         let cluster_id = id::cluster_id();
+        self.inner.store.add_cluster_libraries(&cluster_id, &libraries)?;
         let now = now_ms();
         let row = ClusterRow {
             cluster_id: cluster_id.clone(),
@@ -98,6 +112,7 @@ impl ClusterManager {
     /// restarts to take it.
     pub fn edit(&self, cluster_id: &str, attributes: Map<String, Value>, user: &str) -> Result<(), ComputeError> {
         let spec = ClusterSpec::parse(attributes)?;
+        self.runtime_requirements(spec.spark_version())?;
         let mut live = self.live();
         let row = self.apply(cluster_id, Transition::Edit, |row| {
             let previous = std::mem::replace(&mut row.spec, Value::Object(spec.attributes.clone()));

@@ -6,6 +6,7 @@
 //! stopped by spawned tasks, so API calls return at once and clients poll,
 //! as they do against Databricks.
 
+mod libraries;
 mod lifecycle;
 mod supervise;
 
@@ -24,6 +25,7 @@ use crate::ComputeError;
 use crate::cluster::{ClusterSpec, ClusterState, Transition, next_state};
 use crate::engine::EngineHandle;
 use crate::env::Environments;
+use crate::libraries::LibraryFiles;
 use crate::node_types::{Host, find_node_type};
 
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub struct ComputeConfig {
     pub api_url: String,
     /// The port of tarn's Spark Connect gateway.
     pub gateway_port: u16,
+    /// What runtimes hold on this host.
+    pub runtime: crate::runtime::RuntimeOptions,
 }
 
 /// The catalogs engines mount; implemented over the catalog by the wiring.
@@ -113,6 +117,9 @@ struct Inner {
     catalogs: Arc<dyn CatalogDirectory>,
     live: Mutex<HashMap<String, Live>>,
     epoch: AtomicU64,
+    library_files: Arc<dyn LibraryFiles>,
+    cluster_envs: Mutex<HashMap<String, libraries::ClusterEnv>>,
+    install_turn: tokio::sync::Mutex<()>,
 }
 
 pub(crate) fn event(cluster_id: &str, kind: &str, details: Value) -> EventRow {
@@ -127,6 +134,7 @@ impl ClusterManager {
         envs: Environments,
         config: ComputeConfig,
         catalogs: Arc<dyn CatalogDirectory>,
+        library_files: Arc<dyn LibraryFiles>,
     ) -> Result<Self, ComputeError> {
         let runtime = config.home.join("runtime");
         std::fs::create_dir_all(&runtime)
@@ -142,6 +150,9 @@ impl ClusterManager {
             catalogs,
             live: Mutex::new(HashMap::new()),
             epoch: AtomicU64::new(0),
+            library_files,
+            cluster_envs: Mutex::new(HashMap::new()),
+            install_turn: tokio::sync::Mutex::new(()),
         };
         Ok(Self { inner: Arc::new(inner) })
     }

@@ -13,8 +13,15 @@ use super::{ClusterManager, Live, event};
 use crate::ComputeError;
 use crate::cluster::{ClusterSpec, ClusterState, TerminationReason, Transition};
 use crate::engine::{self, EngineHandle, EngineSpec};
-use crate::env::BASE_RUNTIME;
 use crate::process;
+
+/// A PENDING cluster's message while its runtime's environment is built.
+fn building_message(spark_version: &str, step: &str) -> String {
+    format!(
+        "Building the Python environment of runtime {spark_version} (its first use on this host; \
+         `tarn env sync --runtime {spark_version}` builds it ahead): {step}"
+    )
+}
 
 fn engine_token_comment(cluster_id: &str) -> String {
     format!("engine of cluster {cluster_id}")
@@ -53,17 +60,27 @@ impl ClusterManager {
 
     async fn launch(&self, cluster_id: &str, epoch: u64) -> Result<EngineHandle, ComputeError> {
         let spec = ClusterSpec::from_stored(&self.load(cluster_id)?.spec)?;
-        if !self.inner.envs.is_ready(BASE_RUNTIME) {
-            self.set_message(cluster_id, epoch, "Creating the Python runtime environment");
+        let requirements = self.runtime_requirements(spec.spark_version())?;
+        let requirements: Vec<&str> = requirements.iter().map(String::as_str).collect();
+        if !self.inner.envs.is_ready(&requirements) {
+            self.set_message(cluster_id, epoch, &building_message(spec.spark_version(), "creating the environment"));
         }
-        let envs = self.inner.envs.clone();
+        let this = self.clone();
         let id = cluster_id.to_string();
         let env = tokio::task::spawn_blocking(move || {
-            envs.ensure(BASE_RUNTIME, &|step: &str| tracing::info!(cluster_id = id, "environment: {step}"))
+            let version = spec.spark_version().to_string();
+            let progress = |step: &str| {
+                tracing::info!(cluster_id = id, "environment: {step}");
+                // The installer's headline lines, not one per package.
+                if !step.starts_with(' ') && !step.is_empty() {
+                    this.set_message(&id, epoch, &building_message(&version, step));
+                }
+            };
+            this.prepare_env(&id, epoch, &spec, &progress)
         })
         .await
-        .map_err(|e| ComputeError::Environment(e.to_string()))?
-        .map_err(|e| ComputeError::Environment(e.to_string()))?;
+        .map_err(|e| ComputeError::Environment(e.to_string()))??;
+        let spec = ClusterSpec::from_stored(&self.load(cluster_id)?.spec)?;
         self.set_message(cluster_id, epoch, "Starting the Spark Connect engine");
         let config = &self.inner.config;
         let creator = self.load(cluster_id)?.creator;
@@ -146,6 +163,7 @@ impl ClusterManager {
             Ok(_) => {
                 tracing::info!(cluster_id, url = engine.url(), pid = engine.pid, "cluster running");
                 live.insert(cluster_id.to_string(), Live::Running { epoch, engine });
+                self.spawn_library_install(cluster_id);
                 None
             }
             Err(e) => {

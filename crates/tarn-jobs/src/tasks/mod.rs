@@ -89,8 +89,8 @@ pub struct Engines {
     pub statements: Statements,
     /// How long a task waits for its cluster to start.
     pub cluster_start_timeout: Duration,
-    /// Where wheels from volumes and the workspace are copied to be installed.
-    pub wheel_dir: std::path::PathBuf,
+    /// Wheels from volumes and the workspace, copied to be installed.
+    pub library_files: std::sync::Arc<dyn tarn_compute::libraries::LibraryFiles>,
     /// Task contexts kept warm between tasks.
     pub pool: ContextPool,
 }

@@ -1,6 +1,7 @@
 //! `notebook_task`: a workspace notebook run cell by cell in the task's
 //! context, `base_parameters` and job parameters as widgets. `%run` inlines
-//! another notebook; `%md` cells are passed over; the first failing cell
+//! another notebook; `%md` cells are passed over; `%pip` and `%sh` cells run
+//! in the context as they would in a notebook; the first failing cell
 //! fails the task; `dbutils.notebook.exit` ends it with its value.
 
 use serde_json::Value;
@@ -77,10 +78,14 @@ fn expand(engines: &Engines, path: &str, depth: usize, out: &mut Vec<Command>) -
         other => return Err(format!("{path} is a {} notebook; tarn runs Python and SQL", other.name())),
     };
     for Cell { magic, source } in notebook.cells() {
-        let language = match magic.as_deref() {
-            None => default,
-            Some("python") => ContextLanguage::Python,
-            Some("sql") => ContextLanguage::Sql,
+        let (language, source) = match magic.as_deref() {
+            None => (default, source),
+            Some("python") => (ContextLanguage::Python, source),
+            Some("sql") => (ContextLanguage::Sql, source),
+            // The context runs these as a notebook does: %pip installs into
+            // the context's own environment, %sh runs in bash.
+            Some("pip") => (ContextLanguage::Python, format!("%pip {source}")),
+            Some("sh") => (ContextLanguage::Python, format!("%sh\n{source}")),
             Some("md" | "md-sandbox") => continue,
             Some("run") => {
                 let target = source.trim();
@@ -88,10 +93,7 @@ fn expand(engines: &Engines, path: &str, depth: usize, out: &mut Vec<Command>) -
                 continue;
             }
             Some(other) => {
-                return Err(format!(
-                    "Notebook {path} has a %{other} cell, which tarn does not run in jobs \
-                     (declare libraries in the task's environment instead of %pip)"
-                ));
+                return Err(format!("Notebook {path} has a %{other} cell, which tarn does not run in jobs"));
             }
         };
         if !source.trim().is_empty() {

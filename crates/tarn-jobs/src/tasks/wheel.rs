@@ -4,11 +4,9 @@
 //! the package's metadata, else `package.entry_point()`. `parameters` (or
 //! `named_parameters` as `--name=value`) are `sys.argv[1:]`.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tarn_compute::context::Language;
+use tarn_compute::libraries::is_remote_path;
 
 use super::context::TaskContext;
 use super::{Attempt, Engines, Outcome};
@@ -48,26 +46,9 @@ impl Engines {
     /// A dependency as the installer takes it: a wheel on a volume, DBFS or
     /// in the workspace is copied (once, by content) to a local file.
     pub(super) fn local_dependency(&self, dependency: &str) -> Result<String, String> {
-        let remote = dependency.starts_with("/Volumes/")
-            || dependency.starts_with("dbfs:")
-            || dependency.starts_with("/Workspace/")
-            || dependency.starts_with("/Users/");
-        if !(remote && dependency.ends_with(".whl")) {
-            return Ok(dependency.to_string());
+        if is_remote_path(dependency) && dependency.ends_with(".whl") {
+            return self.library_files.local_copy(dependency);
         }
-        let name = dependency.rsplit('/').next().unwrap_or("package.whl");
-        let bytes = super::python::read_bytes(self, dependency)?;
-        let digest = hex(&Sha256::digest(&bytes)[..8]);
-        let dir: PathBuf = self.wheel_dir.join(digest);
-        let path = dir.join(name);
-        if !path.exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            std::fs::write(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-        Ok(path.to_string_lossy().into_owned())
+        Ok(dependency.to_string())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
