@@ -42,6 +42,9 @@ class Tarn:
             TARN_HOME=str(self.home),
             # Environments are shared between test servers (and CI runs).
             TARN_ENV_DIR=str(CACHE / "envs"),
+            # ML runtimes without torch and tensorflow (gigabytes of CUDA
+            # wheels from PyPI); `tarn env sync --runtime` builds them whole.
+            TARN_ML_DEEP_LEARNING="false",
             RUST_LOG="info,tower_http=warn,buoyant_kernel=warn,deltalake_core=warn",
         )
         uv = Path(sys.executable).parent / "uv"

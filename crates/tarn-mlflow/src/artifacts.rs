@@ -22,11 +22,24 @@ pub struct ArtifactFile {
 #[derive(Clone)]
 pub struct Artifacts {
     root: Root,
-    /// Signed download URLs: token -> (store path, expiry in ms).
-    signed: Arc<Mutex<HashMap<String, (String, i64)>>>,
+    /// Signed URLs: token -> what it admits until when (epoch ms).
+    signed: Arc<Mutex<HashMap<String, (Signed, i64)>>>,
 }
 
-/// How long a signed download URL works, as Databricks' do.
+/// What a signed URL admits: reading or writing one store path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+#[derive(Debug, Clone)]
+struct Signed {
+    path: String,
+    access: Access,
+}
+
+/// How long a signed URL works, as Databricks' do.
 const SIGNED_URL_TTL_MS: i64 = 15 * 60 * 1000;
 
 pub fn files_error(e: FilesError) -> MlflowError {
@@ -147,10 +160,10 @@ impl Artifacts {
         Location::under_as(self.root.clone(), &rel, &shown)
     }
 
-    /// A token for a download URL of `relative` under an artifact root,
-    /// valid for 15 minutes without other credentials (as a cloud store's
-    /// signed URL is).
-    pub fn sign(&self, root_uri: &str, relative: &str) -> Result<String> {
+    /// A token for a URL that reads (or writes) `relative` under an
+    /// artifact root, valid for 15 minutes without other credentials (as a
+    /// cloud store's signed URL is).
+    pub fn sign(&self, root_uri: &str, relative: &str, access: Access) -> Result<String> {
         let root = proxied_path(root_uri).ok_or_else(|| {
             MlflowError::NotImplemented(format!("Signing URLs outside tarn's artifact store ('{root_uri}')"))
         })?;
@@ -161,15 +174,15 @@ impl Artifacts {
         let now = tarn_core::time::now_ms();
         let mut signed = self.signed.lock().unwrap_or_else(|p| p.into_inner());
         signed.retain(|_, (_, expires)| *expires > now);
-        signed.insert(token.clone(), (path, now + SIGNED_URL_TTL_MS));
+        signed.insert(token.clone(), (Signed { path, access }, now + SIGNED_URL_TTL_MS));
         Ok(token)
     }
 
-    /// The file a signed URL's token names, while it is valid.
-    pub fn signed(&self, token: &str) -> Result<Location> {
+    /// The file a signed URL's token names, while it is valid for `access`.
+    pub fn signed(&self, token: &str, access: Access) -> Result<Location> {
         let signed = self.signed.lock().unwrap_or_else(|p| p.into_inner());
         match signed.get(token) {
-            Some((path, expires)) if *expires > tarn_core::time::now_ms() => self.location(path),
+            Some((s, expires)) if *expires > tarn_core::time::now_ms() && s.access == access => self.location(&s.path),
             _ => Err(MlflowError::NotFound("The signed URL is unknown or has expired".into())),
         }
     }

@@ -19,7 +19,7 @@ mod registry;
 mod tracking;
 mod validate;
 
-pub use artifacts::{ArtifactFile, Artifacts, files_error};
+pub use artifacts::{Access, ArtifactFile, Artifacts, files_error};
 pub use error::{MlflowError, Result};
 pub use logged_models::{ModelSearch, NewModel};
 pub use multipart::{PartWriter, Uploads};

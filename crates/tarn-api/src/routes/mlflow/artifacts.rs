@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tarn_files::Overwrite;
-use tarn_mlflow::{ArtifactFile, MlflowError};
+use tarn_mlflow::{Access, ArtifactFile, MlflowError};
 
 use crate::AppState;
 use crate::body::{JsonBody, QueryPairs};
@@ -22,6 +22,11 @@ const MPU: &str = "/api/2.0/mlflow-artifacts/mpu";
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route(
+            "/api/2.0/mlflow/artifacts/credentials-for-write",
+            post(credentials_for_write).get(credentials_for_write),
+        )
+        .route("/api/2.0/mlflow/artifacts/credentials-for-read", post(credentials_for_read).get(credentials_for_read))
         .route(ROOT, get(list))
         .route(&format!("{ROOT}/{{*path}}"), get(download).put(upload).delete(delete))
         .route(&format!("{MPU}/create/{{*path}}"), post(create_upload))
@@ -34,7 +39,7 @@ pub fn router() -> Router<AppState> {
 pub fn part_router() -> Router<AppState> {
     Router::new()
         .route(&format!("{MPU}/parts/{{upload_id}}/{{part_number}}"), put(upload_part))
-        .route(&format!("{SIGNED}/{{token}}"), get(signed_download))
+        .route(&format!("{SIGNED}/{{token}}"), get(signed_download).put(signed_upload))
 }
 
 /// Signed download URLs (`model-versions/get-signed-download-uri`).
@@ -45,7 +50,58 @@ async fn signed_download(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    crate::routes::files::serve_file(&s.artifacts.signed(&token)?, &headers).await
+    crate::routes::files::serve_file(&s.artifacts.signed(&token, Access::Read)?, &headers).await
+}
+
+async fn signed_upload(State(s): State<AppState>, Path(token): Path<String>, body: Body) -> ApiResult<Json<Value>> {
+    write_file(s.artifacts.signed(&token, Access::Write)?, body).await
+}
+
+/// What the Databricks artifact repository of `mlflow` 2.x asks for
+/// (`credentials-for-write` / `-for-read`): a signed URL per path of a
+/// run's artifacts, which it then PUTs or GETs as it would a cloud store's.
+#[derive(serde::Deserialize)]
+struct CredentialsRequest {
+    run_id: String,
+    #[serde(default)]
+    path: Vec<String>,
+}
+
+async fn credentials_for_write(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<CredentialsRequest>,
+) -> ApiResult<Json<Value>> {
+    credentials(&s, &headers, &b, Access::Write)
+}
+
+async fn credentials_for_read(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<CredentialsRequest>,
+) -> ApiResult<Json<Value>> {
+    credentials(&s, &headers, &b, Access::Read)
+}
+
+fn credentials(s: &AppState, headers: &HeaderMap, b: &CredentialsRequest, access: Access) -> ApiResult<Json<Value>> {
+    let run = s.tracking.run(&b.run_id)?;
+    let base = base_url(headers);
+    let infos = b
+        .path
+        .iter()
+        .map(|path| {
+            let token = s.artifacts.sign(&run.artifact_uri, path, access)?;
+            // A GCP-style signed URL: the client PUTs or GETs it whole.
+            Ok(json!({
+                "run_id": run.run_uuid,
+                "path": path,
+                "signed_uri": format!("{base}{SIGNED}/{token}"),
+                "type": "GCP_SIGNED_URL",
+                "headers": [],
+            }))
+        })
+        .collect::<ApiResult<Vec<Value>>>()?;
+    Ok(Json(json!({"credential_infos": infos})))
 }
 
 /// This server's base URL as the client reached it.
@@ -56,7 +112,11 @@ pub(super) fn base_url(headers: &HeaderMap) -> String {
 }
 
 async fn upload(State(s): State<AppState>, Path(path): Path<String>, body: Body) -> ApiResult<Json<Value>> {
-    let location = s.artifacts.location(&path)?;
+    write_file(s.artifacts.location(&path)?, body).await
+}
+
+/// Streams a request body into `location`, replacing it only when whole.
+async fn write_file(location: tarn_files::Location, body: Body) -> ApiResult<Json<Value>> {
     let mut staged = location.create_file().map_err(tarn_mlflow::files_error)?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {

@@ -260,7 +260,7 @@ async fn signed_download_uri(
     q: QueryPairs,
 ) -> ApiResult<Json<Value>> {
     let uri = s.tracking.download_uri(required(q.get("name"), "name")?, required(q.get("version"), "version")?)?;
-    let token = s.artifacts.sign(&uri, q.get("path").unwrap_or(""))?;
+    let token = s.artifacts.sign(&uri, q.get("path").unwrap_or(""), tarn_mlflow::Access::Read)?;
     let url = format!("{}{}/{token}", super::artifacts::base_url(&headers), super::artifacts::SIGNED);
     Ok(Json(json!({"signed_uri": url, "headers": []})))
 }
