@@ -51,6 +51,7 @@ DATABRICKS = [
      '"Rapid startup time (typically between 2 and 6 seconds)"',
      "https://docs.databricks.com/compute/sql-warehouse/warehouse-types.html"),
 ]
+POOLS_URL = "https://docs.databricks.com/clusters/instance-pools/index.html"
 
 
 def du(path: Path) -> int:
@@ -215,9 +216,9 @@ def report(rows, creates, installs, pip):
     print()
     for name, figure, note in rows:
         print(f"{name:<{width}}  {figure}   {note}")
-    print("\nDatabricks' documented start times against tarn's cluster create p50 "
-          "(Databricks publishes no start-up figure for classic all-purpose clusters; "
-          "pools only 'reduce cluster start and auto-scaling times'):")
+    print("\nDatabricks' documented start times against tarn's cluster create p50. No figure "
+          "found in Databricks' docs for classic clusters; pools \"reduce cluster start and "
+          f"auto-scaling times\" ({POOLS_URL}).")
     for label, lo, hi, quote, url in DATABRICKS:
         span = f"{lo}-{hi} s" if lo != hi else f"< {lo} s"
         ratio = f"{lo / p50:.0f}x" if lo == hi else f"{lo / p50:.0f}x to {hi / p50:.0f}x"
