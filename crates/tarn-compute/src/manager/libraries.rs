@@ -223,6 +223,11 @@ impl ClusterManager {
         Ok(())
     }
 
+    /// Drops what tarn knew of a deleted cluster's environment.
+    pub(super) fn forget_env(&self, cluster_id: &str) {
+        self.envs().remove(cluster_id);
+    }
+
     /// Changes the cluster's environment record if it is still that launch's.
     fn update_env(&self, cluster_id: &str, epoch: u64, change: impl FnOnce(&mut ClusterEnv)) {
         if let Some(env) = self.envs().get_mut(cluster_id).filter(|e| e.epoch == epoch) {

@@ -148,6 +148,7 @@ impl ClusterManager {
         if !self.inner.store.delete_cluster(cluster_id)? {
             return Err(ComputeError::ClusterNotFound(cluster_id.to_string()));
         }
+        self.forget_env(cluster_id);
         Ok(())
     }
 
