@@ -237,6 +237,13 @@ pub struct Overlay {
     pub outcomes: Vec<StepOutcome>,
 }
 
+impl Overlay {
+    /// The first step that failed, if one did.
+    pub fn failure(&self) -> Option<&StepOutcome> {
+        self.outcomes.iter().find(|o| o.error.is_some())
+    }
+}
+
 const OUTCOMES: &str = "tarn-steps.json";
 
 fn write_outcomes(dir: &Path, outcomes: &[StepOutcome]) -> Result<(), EnvError> {

@@ -232,10 +232,10 @@ async fn pip_install(
         Ok(overlay) => overlay,
         Err(e) => return failed(&format!("%pip install failed: {e}")),
     };
-    let new = &overlay.outcomes[overlay.outcomes.len().saturating_sub(steps.len())..];
-    if let Some(error) = overlay.outcomes.iter().find_map(|o| o.error.as_deref()) {
-        return failed(&format!("%pip install failed:\n{error}"));
+    if let Some(step) = overlay.failure() {
+        return failed(&format!("%pip install failed:\n{}", step.error.as_deref().unwrap_or_default()));
     }
+    let new = &overlay.outcomes[overlay.outcomes.len().saturating_sub(steps.len())..];
     let mut report: String = new.iter().map(|o| o.log.as_str()).collect();
     restart(context, worker, interpreter, &overlay.env).await?;
     interpreter.steps = all;

@@ -366,7 +366,7 @@ impl Contexts {
         }
         let steps = dependencies.iter().map(|d| vec![d.clone()]).collect();
         let overlay = self.inner.pool.overlay(base, steps).await?;
-        if let Some(failed) = overlay.outcomes.iter().find(|o| o.error.is_some()) {
+        if let Some(failed) = overlay.failure() {
             return Err(ComputeError::Environment(format!(
                 "installing {}: {}",
                 failed.step.join(" "),

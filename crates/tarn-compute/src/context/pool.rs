@@ -22,8 +22,9 @@ pub struct WorkerPool {
 
 struct Inner {
     envs: Environments,
-    /// The requirements of the environment warm workers run in.
+    /// The requirements of the environment warm workers run in, and where it is.
     warm: Vec<String>,
+    warm_dir: PathBuf,
     kernel: PathBuf,
     log_dir: PathBuf,
     /// How many ready workers to keep.
@@ -52,9 +53,11 @@ impl WorkerPool {
             .map_err(|e| ComputeError::Engine(format!("creating {}: {e}", runtime_dir.display())))?;
         write("dbutils.py", DBUTILS)?;
         let kernel = write("kernel.py", KERNEL)?;
+        let warm_dir = envs.location(&warm.iter().map(String::as_str).collect::<Vec<_>>());
         let inner = Inner {
             envs,
             warm,
+            warm_dir,
             kernel,
             log_dir,
             target,
@@ -71,11 +74,7 @@ impl WorkerPool {
 
     /// A ready worker in `env`: a warm one if there is one, else a new one.
     pub async fn take(&self, env: &PythonEnv) -> Result<Worker, ComputeError> {
-        let warm_env = {
-            let warm: Vec<&str> = self.inner.warm.iter().map(String::as_str).collect();
-            self.inner.envs.location(&warm)
-        };
-        if env.dir != warm_env {
+        if env.dir != self.inner.warm_dir {
             return self.spawn_at(env).await;
         }
         let warm = {

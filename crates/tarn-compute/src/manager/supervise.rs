@@ -60,15 +60,12 @@ impl ClusterManager {
 
     async fn launch(&self, cluster_id: &str, epoch: u64) -> Result<EngineHandle, ComputeError> {
         let spec = ClusterSpec::from_stored(&self.load(cluster_id)?.spec)?;
-        let requirements = self.runtime_requirements(spec.spark_version())?;
-        let requirements: Vec<&str> = requirements.iter().map(String::as_str).collect();
-        if !self.inner.envs.is_ready(&requirements) {
-            self.set_message(cluster_id, epoch, &building_message(spec.spark_version(), "creating the environment"));
-        }
         let this = self.clone();
         let id = cluster_id.to_string();
+        let launching = spec.clone();
+        // Only a build reports steps, so the message says "building" only then.
         let env = tokio::task::spawn_blocking(move || {
-            let version = spec.spark_version().to_string();
+            let version = launching.spark_version().to_string();
             let progress = |step: &str| {
                 tracing::info!(cluster_id = id, "environment: {step}");
                 // The installer's headline lines, not one per package.
@@ -76,11 +73,10 @@ impl ClusterManager {
                     this.set_message(&id, epoch, &building_message(&version, step));
                 }
             };
-            this.prepare_env(&id, epoch, &spec, &progress)
+            this.prepare_env(&id, epoch, &launching, &progress)
         })
         .await
         .map_err(|e| ComputeError::Environment(e.to_string()))??;
-        let spec = ClusterSpec::from_stored(&self.load(cluster_id)?.spec)?;
         self.set_message(cluster_id, epoch, "Starting the Spark Connect engine");
         let config = &self.inner.config;
         let creator = self.load(cluster_id)?.creator;
