@@ -73,6 +73,7 @@ impl From<tarn_jobs::JobsError> for ApiFailure {
             // unknown cluster; the SDK maps that to ResourceDoesNotExist.
             JobsError::InvalidParameter(_) | JobsError::NotFound(_) => ErrorCode::InvalidParameterValue,
             JobsError::NotImplemented(_) => ErrorCode::NotImplemented,
+            JobsError::Refused(_) => ErrorCode::InvalidState,
             JobsError::Store(_) => ErrorCode::InternalError,
         };
         Self(ApiError::new(code, e.to_string()))

@@ -105,7 +105,7 @@ fn fixture(name: &str) -> Fixture {
     let destinations = tarn_jobs::Destinations::new(store.clone());
     let notifier = tarn_jobs::Notifier::new(destinations.clone(), tarn_jobs::SmtpConfig::default(), "1234".into());
     let state = AppState {
-        runs: tarn_jobs::Runs::new(store.clone(), jobs.clone(), engines, notifier, runs_config),
+        runs: tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier, runs_config),
         destinations,
         jobs,
         tracking: tarn_mlflow::Tracking::open(store.clone()).unwrap(),

@@ -14,6 +14,9 @@ pub enum JobsError {
     /// `NOT_IMPLEMENTED`, 501.
     #[error("{0}")]
     NotImplemented(String),
+    /// `INVALID_STATE`: a run's transition was refused (it moved on first).
+    #[error("The run's state changed: {0}")]
+    Refused(#[from] crate::runs::Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -38,7 +38,7 @@ impl Jobs {
         Self { store, cluster_exists }
     }
 
-    fn check(&self, settings: &Value) -> Result<()> {
+    pub(crate) fn check(&self, settings: &Value) -> Result<()> {
         validate(settings, &*self.cluster_exists)
     }
 

@@ -173,7 +173,7 @@ pub fn validate(settings: &Value, cluster_exists: &dyn Fn(&str) -> bool) -> Resu
         check_references(raw, &scope, task)?;
     }
     check_acyclic(&tasks)?;
-    crate::triggers::check(settings)
+    crate::schedule::check(settings)
 }
 
 fn check_task(task: &Task, raw: &Value, defined: &Defined<'_>) -> Result<()> {

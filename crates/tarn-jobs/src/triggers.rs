@@ -10,85 +10,21 @@
 //! is back); a new trigger's first listing is its baseline.
 
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
-use croner::Cron;
 use serde_json::Value;
 use tarn_core::time::now_ms;
+use tarn_files::Files;
 use tarn_store::FileArrivalState;
 
-use crate::error::{JobsError, Result, invalid};
+use crate::error::Result;
 use crate::runs::Runs;
+use crate::schedule::{next_after, parse_quartz, paused, time_zone};
 
 const TICK: Duration = Duration::from_millis(200);
 /// How often file-arrival paths are listed (in ticks).
 const FILE_POLL_TICKS: u32 = 5;
-
-/// A Quartz expression (`sec min hour day-of-month month day-of-week
-/// [year]`) parsed; the year field may only be `*`.
-pub fn parse_quartz(expression: &str) -> Result<Cron> {
-    let mut fields: Vec<&str> = expression.split_whitespace().collect();
-    if fields.len() == 7 {
-        if fields[6] != "*" {
-            return Err(invalid(format!(
-                "Invalid quartz_cron_expression '{expression}': tarn takes only '*' in the year field"
-            )));
-        }
-        fields.pop();
-    }
-    if fields.len() != 6 {
-        return Err(invalid(format!(
-            "Invalid quartz_cron_expression '{expression}': expected 6 or 7 fields (seconds first)"
-        )));
-    }
-    Cron::new(&fields.join(" "))
-        .with_seconds_required()
-        .with_alternative_weekdays()
-        .parse()
-        .map_err(|e| invalid(format!("Invalid quartz_cron_expression '{expression}': {e}")))
-}
-
-fn time_zone(settings: &Value) -> Result<Tz> {
-    let name = settings.pointer("/schedule/timezone_id").and_then(Value::as_str).unwrap_or("UTC");
-    Tz::from_str(name).map_err(|_| invalid(format!("Invalid timezone_id '{name}'")))
-}
-
-/// Checks a job's `schedule` and `trigger` at create.
-pub fn check(settings: &Value) -> Result<()> {
-    if let Some(schedule) = settings.get("schedule").filter(|s| !s.is_null()) {
-        let expression = schedule.get("quartz_cron_expression").and_then(Value::as_str).unwrap_or_default();
-        parse_quartz(expression)?;
-        time_zone(settings)?;
-        check_pause(schedule)?;
-    }
-    if let Some(trigger) = settings.get("trigger").filter(|t| !t.is_null()) {
-        check_pause(trigger)?;
-        match trigger.pointer("/file_arrival/url").and_then(Value::as_str) {
-            Some(url) if url.starts_with("/Volumes/") => {}
-            Some(url) => return Err(invalid(format!("file_arrival.url must be a /Volumes path, got '{url}'"))),
-            None => {
-                return Err(JobsError::NotImplemented(
-                    "tarn triggers jobs on schedules and file arrival; other triggers are not supported".into(),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn check_pause(spec: &Value) -> Result<()> {
-    match spec.get("pause_status").and_then(Value::as_str) {
-        None | Some("PAUSED" | "UNPAUSED") => Ok(()),
-        Some(other) => Err(invalid(format!("pause_status must be PAUSED or UNPAUSED, got '{other}'"))),
-    }
-}
-
-fn paused(spec: &Value) -> bool {
-    spec.get("pause_status").and_then(Value::as_str) == Some("PAUSED")
-}
 
 struct Schedule {
     expression: String,
@@ -102,17 +38,18 @@ struct Watch {
 }
 
 /// The trigger loop's memory.
-#[derive(Default)]
 struct State {
+    /// Where file-arrival paths are listed.
+    files: Files,
     schedules: HashMap<i64, Schedule>,
     paused: HashSet<i64>,
     watches: HashMap<i64, Watch>,
 }
 
 /// Starts the loop that fires schedules and file-arrival triggers.
-pub fn spawn(runs: Runs) -> tokio::task::JoinHandle<()> {
+pub fn spawn(runs: Runs, files: Files) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut state = State::default();
+        let mut state = State { files, schedules: HashMap::new(), paused: HashSet::new(), watches: HashMap::new() };
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut n: u32 = 0;
@@ -180,7 +117,7 @@ impl State {
 
     fn watch(&mut self, runs: &Runs, job_id: i64, trigger: &Value) {
         let url = trigger.pointer("/file_arrival/url").and_then(Value::as_str).unwrap_or_default().to_string();
-        let Ok(listing) = list_files(runs, &url) else { return };
+        let Ok(listing) = list_files(&self.files, &url) else { return };
         if self.watches.get(&job_id).is_none_or(|w| w.url != url) {
             match stored_watch(runs, job_id, &url) {
                 Some(kept) => self.watches.insert(job_id, kept),
@@ -226,13 +163,8 @@ fn remember(runs: &Runs, job_id: i64, watch: &Watch) {
     }
 }
 
-fn next_after(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    cron.find_next_occurrence(&after.with_timezone(&tz), false).ok().map(|t| t.with_timezone(&Utc))
-}
-
 /// Files under a volume path (recursively), by path with size and mtime.
-fn list_files(runs: &Runs, url: &str) -> std::result::Result<HashMap<String, (u64, i64)>, String> {
-    let files = &runs.engines().files;
+fn list_files(files: &Files, url: &str) -> std::result::Result<HashMap<String, (u64, i64)>, String> {
     let mut out = HashMap::new();
     let mut pending = vec![url.trim_end_matches('/').to_string()];
     while let Some(dir) = pending.pop() {
@@ -250,28 +182,4 @@ fn list_files(runs: &Runs, url: &str) -> std::result::Result<HashMap<String, (u6
         }
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-    use serde_json::json;
-
-    #[test]
-    fn quartz_schedules_fire_at_their_times_in_their_zone() {
-        let every_second = parse_quartz("* * * * * ?").unwrap();
-        let t = Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap();
-        assert_eq!(next_after(&every_second, Tz::UTC, t), Some(t + chrono::Duration::seconds(1)));
-        // 09:30 in Oslo on weekdays (Quartz: 2-6 is Monday to Friday); 2026-11-21 is a Saturday.
-        let weekdays = parse_quartz("0 30 9 ? * 2-6").unwrap();
-        let oslo = Tz::from_str("Europe/Oslo").unwrap();
-        let next = next_after(&weekdays, oslo, t).unwrap();
-        assert_eq!(next, Utc.with_ymd_and_hms(2026, 11, 23, 8, 30, 0).unwrap());
-        assert!(parse_quartz("0 0 12 * * ? *").is_ok());
-        assert!(parse_quartz("0 0 12 * * ? 2030").is_err());
-        assert!(parse_quartz("0 12 * * ?").is_err(), "five fields: seconds are required");
-        let bad_zone = json!({"schedule": {"quartz_cron_expression": "* * * * * ?", "timezone_id": "Mars/Base"}});
-        assert!(check(&bad_zone).unwrap_err().to_string().contains("Mars/Base"));
-    }
 }

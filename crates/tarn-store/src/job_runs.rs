@@ -1,7 +1,7 @@
 //! Job runs and task runs (one row per attempt). States are strings here;
 //! what they mean and which transitions are allowed is `tarn-jobs`' rule.
-//! Every transition the scheduler makes is one `update_job_run`, written before
-//! it acts on it.
+//! Every transition the scheduler makes is one fenced `transition_job_run`,
+//! written before it acts on it.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -120,15 +120,17 @@ impl Store {
         Ok(conn.last_insert_rowid())
     }
 
-    /// Writes a run's state, times and document; `false` when it is gone.
-    pub fn update_job_run(&self, row: &JobRunRow) -> Result<bool> {
+    /// Writes a run's state, times and document if its stored life cycle
+    /// is still `from` (a fenced write); `false` when it is not, or the run
+    /// is gone, and then nothing is written. Transitions go through here.
+    pub fn transition_job_run(&self, row: &JobRunRow, from: &str) -> Result<bool> {
         let doc = to_json_text(&row.doc);
         let n = self
             .conn()
             .prepare_cached(
                 "UPDATE job_runs SET life_cycle_state = ?2, result_state = ?3, state_message = ?4,
                  termination_code = ?5, execution_start = ?6, end_time = ?7, doc = ?8, attempt_number = ?9
-             WHERE run_id = ?1",
+             WHERE run_id = ?1 AND life_cycle_state = ?10",
             )?
             .execute(params![
                 row.run_id,
@@ -140,7 +142,18 @@ impl Store {
                 row.end_time,
                 doc,
                 row.attempt_number,
+                from,
             ])?;
+        Ok(n > 0)
+    }
+
+    /// Changes a run's document alone (what a task reported while it runs);
+    /// its state is the transitions' to write. `false` when it is gone.
+    pub fn update_job_run_doc(&self, run_id: i64, doc: &serde_json::Value) -> Result<bool> {
+        let n = self
+            .conn()
+            .prepare_cached("UPDATE job_runs SET doc = ?2 WHERE run_id = ?1")?
+            .execute(params![run_id, to_json_text(doc)])?;
         Ok(n > 0)
     }
 
@@ -271,8 +284,14 @@ mod tests {
         row.life_cycle_state = "TERMINATED".into();
         row.result_state = Some("SUCCESS".into());
         row.doc = json!({"values": {"acc": 0.9}});
-        assert!(store.update_job_run(&row).unwrap());
+        assert!(store.transition_job_run(&row, "RUNNING").unwrap());
         assert_eq!(store.get_job_run(t).unwrap().unwrap(), row);
+        // A writer that read RUNNING is now stale: its write is refused and the newer state stays.
+        let stale = JobRunRow { result_state: Some("FAILED".into()), ..row.clone() };
+        assert!(!store.transition_job_run(&stale, "RUNNING").unwrap());
+        assert_eq!(store.get_job_run(t).unwrap().unwrap(), row);
+        assert!(store.update_job_run_doc(t, &json!({"values": {"acc": 1.0}})).unwrap());
+        assert_eq!(store.get_job_run(t).unwrap().unwrap().life_cycle_state, "TERMINATED");
         assert!(store.delete_job_run(b).unwrap());
         assert_eq!((store.get_job_run(t).unwrap(), store.get_job_run(i).unwrap()), (None, None));
         assert!(store.get_job_run(a).unwrap().is_some());

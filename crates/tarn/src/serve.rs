@@ -173,9 +173,9 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     };
     let destinations = tarn_jobs::Destinations::new(store.clone());
     let notifier = tarn_jobs::Notifier::new(destinations.clone(), config.smtp.clone(), workspace_id.clone());
-    let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), engines, notifier, runs_config);
+    let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier, runs_config);
     let recovered = runs.recover().map_err(|e| e.to_string())?;
-    let triggers = tarn_jobs::triggers::spawn(runs.clone());
+    let triggers = tarn_jobs::triggers::spawn(runs.clone(), files.clone());
     if recovered > 0 {
         tracing::warn!(recovered, "job runs left in flight by an earlier tarn ended with INTERNAL_ERROR");
     }

@@ -1,97 +1,18 @@
-//! One task attempt: its references resolved, its compute found (job
-//! clusters created once per run), its work run with the task's timeout,
-//! and what it ended with recorded (state, output, logs, task values).
-//! Condition tasks are decided here; a `run_job_task` triggers and awaits
-//! another job's run.
+//! One task attempt: its references resolved, its compute found, its work
+//! run with the task's timeout. Condition tasks are decided here; a
+//! `run_job_task` triggers and awaits another job's run; a for-each task
+//! hands its iterations to `for_each` with [`execute_boxed`] to run each.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tarn_core::time::now_ms;
 use tarn_store::JobRunRow;
-use tokio::sync::OnceCell;
 
-use super::state::{LifeCycle, ResultState, RunState};
-use super::{Bindings, Runs, Trigger, for_each};
-use crate::error::Result;
-use crate::tasks::{Attempt, Ending, Outcome, TaskCompute};
-
-/// Task values: each at most this many bytes of JSON.
-const VALUE_LIMIT: usize = 48 * 1024;
-/// Logs kept for `runs/get-output`.
-pub(super) const LOG_LIMIT: usize = 5 * 1024 * 1024;
-
-#[derive(Clone)]
-pub(super) struct Start {
-    pub runs: Runs,
-    pub run: Arc<JobRunRow>,
-    pub row: JobRunRow,
-    pub task: Value,
-    pub bindings: Bindings,
-    pub upstream: Map<String, Value>,
-    pub clusters: Arc<JobClusters>,
-}
-
-pub(super) struct Finished {
-    pub key: String,
-    pub task_run_id: i64,
-    pub end: AttemptEnd,
-}
-
-pub(super) enum AttemptEnd {
-    Ran(Outcome),
-    TimedOut(u64),
-    Condition(bool),
-    /// Succeeded without output of its own (a for-each task).
-    Done,
-    RunJob {
-        run_id: i64,
-        result: Option<ResultState>,
-    },
-    /// It could not start: a reference with no value, compute that failed.
-    Unresolved(String),
-}
-
-/// A job cluster's id once it runs, or why it did not start.
-type ClusterCell = Arc<OnceCell<std::result::Result<String, String>>>;
-
-/// The run's job clusters, created when a task first needs one.
-#[derive(Default)]
-pub(super) struct JobClusters {
-    cells: Mutex<HashMap<String, ClusterCell>>,
-    created: Mutex<Vec<String>>,
-}
-
-impl JobClusters {
-    pub fn created(&self) -> Vec<String> {
-        self.created.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn record(&self, cluster_id: &str) {
-        self.created.lock().unwrap_or_else(|p| p.into_inner()).push(cluster_id.to_string());
-    }
-
-    async fn shared(&self, runs: &Runs, run: &JobRunRow, key: &str) -> std::result::Result<String, String> {
-        let cell = self.cells.lock().unwrap_or_else(|p| p.into_inner()).entry(key.to_string()).or_default().clone();
-        let spec = run
-            .doc
-            .pointer("/settings/job_clusters")
-            .and_then(Value::as_array)
-            .and_then(|cs| cs.iter().find(|c| c.get("job_cluster_key").and_then(Value::as_str) == Some(key)))
-            .and_then(|c| c.get("new_cluster"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        let init = async {
-            let engines = runs.engines();
-            let cluster_id = engines.create_job_cluster(&spec, run.run_id, key, &run.creator_user_name)?;
-            self.record(&cluster_id);
-            engines.ensure_running(&cluster_id, &run.creator_user_name).await.map(|()| cluster_id)
-        };
-        cell.get_or_init(|| init).await.clone()
-    }
-}
+use super::compute::compute;
+use super::state::ResultState;
+use super::task_run::{AttemptEnd, Finished, Start, mark_running, update_doc};
+use super::{Runs, Trigger, for_each};
+use crate::tasks::{Attempt, BoxFuture, Outcome, TaskCompute};
 
 pub(super) async fn run(start: Start) -> Finished {
     let key = start.row.task_key.clone().unwrap_or_default();
@@ -107,6 +28,12 @@ pub(super) async fn run(start: Start) -> Finished {
     Finished { key, task_run_id, end }
 }
 
+/// [`execute`] as a boxed future, for the for-each iterations (boxed:
+/// a for-each task's `execute` awaits its iterations' `execute`).
+pub(super) fn execute_boxed(start: &Start, task: Value) -> BoxFuture<'_, AttemptEnd> {
+    Box::pin(execute(start, task))
+}
+
 pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
     let (each, condition, job) = (task.get("for_each_task"), task.get("condition_task"), task.get("run_job_task"));
     if (each.is_some() || condition.is_some() || job.is_some())
@@ -115,7 +42,7 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
         return AttemptEnd::Unresolved(format!("tarn could not record the task's start: {e}"));
     }
     if let Some(each) = each {
-        return for_each::run(start, each).await;
+        return for_each::run(start, each, execute_boxed).await;
     }
     if let Some(condition) = condition {
         return match evaluate(condition) {
@@ -130,7 +57,8 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
     let Ok(_permit) = start.runs.slots().acquire_owned().await else {
         return AttemptEnd::Unresolved("tarn is stopping".into());
     };
-    let compute = match compute(start, &task).await {
+    let key = start.row.task_key.as_deref().unwrap_or_default();
+    let compute = match compute(&start.runs, &start.run, key, &start.clusters, &task).await {
         Ok(c) => c,
         Err(e) => return AttemptEnd::Unresolved(e),
     };
@@ -151,7 +79,7 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
         user: start.run.creator_user_name.clone(),
     };
     let timeout = task.get("timeout_seconds").and_then(Value::as_u64).filter(|t| *t > 0);
-    let work = start.runs.engines().run(attempt);
+    let work = start.runs.runner().run(attempt);
     match timeout {
         Some(seconds) => match tokio::time::timeout(Duration::from_secs(seconds), work).await {
             Ok(outcome) => AttemptEnd::Ran(outcome),
@@ -159,51 +87,6 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
         },
         None => AttemptEnd::Ran(work.await),
     }
-}
-
-/// RUNNING, with the resolved task and the cluster it runs on. The row is
-/// the attempt's own (the driver wrote it PENDING), so it is not re-read.
-fn mark_running(start: &Start, task: &Value, cluster_id: Option<&str>) -> Result<()> {
-    let mut row = start.row.clone();
-    row.execution_start = Some(now_ms());
-    row.doc["task"] = task.clone();
-    if let Some(id) = cluster_id {
-        row.doc["cluster_instance"] = json!({"cluster_id": id});
-    }
-    row.life_cycle_state = LifeCycle::Running.as_str().into();
-    row.state_message = String::new();
-    start.runs.store().update_job_run(&row)?;
-    Ok(())
-}
-
-pub(super) fn update_doc(runs: &Runs, run_id: i64, change: impl FnOnce(&mut Value)) -> Result<()> {
-    let mut row = runs.run_row(run_id)?;
-    change(&mut row.doc);
-    runs.store().update_job_run(&row)?;
-    Ok(())
-}
-
-/// Where the task runs: its cluster, the run's job cluster, a cluster of
-/// its own, or serverless compute.
-async fn compute(start: &Start, task: &Value) -> std::result::Result<TaskCompute, String> {
-    if task.get("sql_task").is_some() {
-        return Ok(TaskCompute::Serverless);
-    }
-    if let Some(id) = task.get("existing_cluster_id").and_then(Value::as_str) {
-        return Ok(TaskCompute::Cluster(id.to_string()));
-    }
-    if let Some(key) = task.get("job_cluster_key").and_then(Value::as_str) {
-        return start.clusters.shared(&start.runs, &start.run, key).await.map(TaskCompute::Cluster);
-    }
-    if let Some(spec) = task.get("new_cluster") {
-        let key = start.row.task_key.clone().unwrap_or_default();
-        let engines = start.runs.engines();
-        let id = engines.create_job_cluster(spec, start.run.run_id, &key, &start.run.creator_user_name)?;
-        start.clusters.record(&id);
-        engines.ensure_running(&id, &start.run.creator_user_name).await?;
-        return Ok(TaskCompute::Cluster(id));
-    }
-    Ok(TaskCompute::Serverless)
 }
 
 /// Notebook widgets: the task's base parameters, run-now's notebook_params
@@ -308,101 +191,6 @@ async fn run_job(start: &Start, spec: &Value) -> AttemptEnd {
     child.done = true;
     let result = runs.run_row(run_id).ok().and_then(|r| r.result_state).and_then(|r| ResultState::parse(&r));
     AttemptEnd::RunJob { run_id, result }
-}
-
-/// Writes how the attempt ended; answers the row as written, its state and
-/// a condition's outcome.
-pub(super) fn record(runs: &Runs, mut row: JobRunRow, end: &AttemptEnd) -> Result<(JobRunRow, RunState, Option<bool>)> {
-    let (state, outcome) = match end {
-        AttemptEnd::Ran(outcome) => (keep_outcome(runs, &mut row, outcome), None),
-        AttemptEnd::TimedOut(seconds) => {
-            let message = format!("The task timed out after {seconds} seconds (its timeout_seconds)");
-            row.doc["output"] = json!({"error": message});
-            (RunState::ended(ResultState::TimedOut, message), None)
-        }
-        AttemptEnd::Done => (RunState::ended(ResultState::Success, ""), None),
-        AttemptEnd::Condition(outcome) => {
-            let mut condition = row.doc.pointer("/task/condition_task").cloned().unwrap_or(json!({}));
-            condition["outcome"] = json!(outcome.to_string());
-            row.doc["output"] = json!({"condition_task": condition});
-            (RunState::ended(ResultState::Success, ""), Some(*outcome))
-        }
-        AttemptEnd::RunJob { run_id, result } => match result {
-            Some(r) if r.is_success() => (RunState::ended(ResultState::Success, ""), None),
-            other => {
-                let ended = other.map(ResultState::as_str).unwrap_or("without a result");
-                let message = format!("The triggered run {run_id} ended {ended}");
-                row.doc["output"] = json!({"error": message});
-                (RunState::ended(ResultState::Failed, message), None)
-            }
-        },
-        AttemptEnd::Unresolved(message) => {
-            row.doc["output"] = json!({"error": message});
-            (RunState::ended(ResultState::Failed, message.clone()), None)
-        }
-    };
-    let row = runs.write_state(row, &state)?;
-    Ok((row, state, outcome))
-}
-
-fn keep_outcome(runs: &Runs, row: &mut JobRunRow, outcome: &Outcome) -> RunState {
-    let path = runs.log_path(row.run_id);
-    let written =
-        path.parent().map(std::fs::create_dir_all).transpose().and_then(|_| std::fs::write(&path, &outcome.logs));
-    if let Err(e) = written {
-        tracing::warn!(path = %path.display(), error = %e, "writing a task's logs");
-    }
-    if let Some(usage) = outcome.cluster_id.as_deref().and_then(|id| usage(runs, row, id)) {
-        row.doc["usage"] = usage;
-    }
-    let mut output = json!({});
-    if let Some(result) = &outcome.notebook_result {
-        output["notebook_output"] = json!({"result": result, "truncated": false});
-    }
-    let oversized: Vec<&String> =
-        outcome.values.iter().filter(|(_, v)| v.to_string().len() > VALUE_LIMIT).map(|(k, _)| k).collect();
-    row.doc["values"] = Value::Object(outcome.values.clone());
-    match (&outcome.ending, oversized.first()) {
-        (Ending::Success, None) => {
-            row.doc["output"] = output;
-            RunState::ended(ResultState::Success, "")
-        }
-        (Ending::Success, Some(key)) => {
-            let message = format!("The task value '{key}' is larger than 48 KiB as JSON");
-            output["error"] = json!(message);
-            row.doc["output"] = output;
-            RunState::ended(ResultState::Failed, message)
-        }
-        (Ending::Failed { error, trace }, _) => {
-            output["error"] = json!(error);
-            if let Some(trace) = trace {
-                output["error_trace"] = json!(trace);
-            }
-            row.doc["output"] = output;
-            RunState::ended(ResultState::Failed, error.clone())
-        }
-    }
-}
-
-/// The compute an attempt used: its cluster's cores times the seconds it
-/// ran, and what that is estimated to cost at the configured rate. A SQL
-/// task's cluster is the warehouse's, billed as the SQL product.
-fn usage(runs: &Runs, row: &JobRunRow, cluster_id: &str) -> Option<Value> {
-    let cluster = runs.engines().clusters.get(cluster_id).ok()?;
-    let start = row.execution_start?;
-    let end = now_ms();
-    let core_seconds = f64::from(cluster.cores) * (end - start).max(0) as f64 / 1000.0;
-    let rate = runs.config().cost_per_core_hour;
-    let product = if row.doc.pointer("/task/sql_task").is_some() { "SQL" } else { "JOBS" };
-    Some(json!({
-        "cluster_id": cluster_id,
-        "product": product,
-        "cores": cluster.cores,
-        "start_time": start,
-        "end_time": end,
-        "core_seconds": core_seconds,
-        "estimated_cost": core_seconds / 3600.0 * rate,
-    }))
 }
 
 #[cfg(test)]

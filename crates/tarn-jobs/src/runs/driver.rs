@@ -14,9 +14,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::attempt::{self, AttemptEnd, Finished, JobClusters};
+use super::attempt;
+use super::compute::JobClusters;
 use super::dag::{self, Decision, Done, Node};
-use super::state::{LifeCycle, ResultState, RunState};
+use super::state::{self, Event as RunEvent, LifeCycle, ResultState};
+use super::task_run::{self, AttemptEnd, Finished, facts_of, task_row};
 use super::{Runs, Stop, TaskFacts};
 use crate::error::Result;
 use crate::notify::Event;
@@ -28,17 +30,13 @@ pub(super) async fn drive(runs: Runs, run_id: i64, stop: watch::Receiver<Option<
         Err(e) => Err(e),
     };
     for cluster_id in clusters.created() {
-        runs.engines().stop_job_cluster(&cluster_id, run_id);
+        runs.runner().stop_job_cluster(&cluster_id, run_id);
     }
     if let Err(e) = outcome {
         tracing::error!(run_id, error = %e, "a job run could not be driven");
         if let Ok(row) = runs.run_row(run_id) {
-            let state = RunState {
-                life_cycle: LifeCycle::InternalError,
-                ..RunState::ended(ResultState::Failed, format!("tarn could not drive this run: {e}"))
-                    .with_code("INTERNAL_ERROR")
-            };
-            let _ = runs.write_state(row, &state);
+            // Refused (and counted) if the run already ended, e.g. after a recovery.
+            let _ = runs.apply(row, RunEvent::Abandoned { message: format!("tarn could not drive this run: {e}") });
         }
     }
 }
@@ -152,10 +150,8 @@ impl Driver {
     }
 
     async fn run(mut self, mut stop: watch::Receiver<Option<Stop>>) -> Result<()> {
-        let mut run = (*self.run).clone();
-        run.execution_start.get_or_insert(now_ms());
-        let running = RunState::new(LifeCycle::Running, "");
-        self.run = Arc::new(self.runs.write_state(run, &running)?);
+        let run = (*self.run).clone();
+        self.run = Arc::new(self.runs.apply(run, RunEvent::Started)?);
         self.runs.notify(self.run.run_id, Event::Start);
         let timeout = self.run.doc.pointer("/settings/timeout_seconds").and_then(Value::as_i64).filter(|t| *t > 0);
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t as u64));
@@ -203,8 +199,7 @@ impl Driver {
                 Decision::Wait => {}
                 Decision::Skip(result) => {
                     let message = format!("Skipped: {}", skip_reason(result));
-                    let state = RunState { life_cycle: LifeCycle::Skipped, ..RunState::ended(result, message) };
-                    self.end_task(&key, state, None)?;
+                    self.end_task(&key, RunEvent::Skipped { result, message })?;
                 }
                 Decision::Run => self.launch(&key)?,
             }
@@ -216,15 +211,14 @@ impl Driver {
         let Some(row) = self.rows.get(key).cloned() else { return Ok(()) };
         let task = self.tasks.get(key).cloned().unwrap_or(Value::Null);
         let bindings = self.bindings(key, &row);
-        let pending = RunState::new(LifeCycle::Pending, "Starting the task");
-        let row = self.runs.write_state(row, &pending)?;
+        let row = self.runs.apply(row, RunEvent::Launched)?;
         self.rows.insert(key.to_string(), row.clone());
         self.notify_task(&task, &row, Event::Start, false);
         if let Some(threshold) = duration_threshold(&task) {
             self.overdue.push((Instant::now() + threshold, key.to_string(), row.run_id));
         }
         let upstream = self.upstream_facts(key).map(|(k, f)| (k.clone(), Value::Object(f.values.clone()))).collect();
-        let start = attempt::Start {
+        let start = task_run::Start {
             runs: self.runs.clone(),
             run: self.run.clone(),
             row,
@@ -283,7 +277,7 @@ impl Driver {
         let key = finished.key.clone();
         self.in_flight.remove(&key);
         let row = self.runs.run_row(finished.task_run_id)?;
-        let (saved, state, outcome) = attempt::record(&self.runs, row.clone(), &finished.end)?;
+        let (saved, state, outcome) = task_run::record(&self.runs, row.clone(), &finished.end)?;
         let failed = state.result.is_some_and(ResultState::is_failure);
         let timed_out = state.result == Some(ResultState::TimedOut);
         let task = self.tasks.get(&key).cloned().unwrap_or(Value::Null);
@@ -349,19 +343,21 @@ impl Driver {
         Ok(())
     }
 
-    /// Ends a task of this pass without running it (skipped, or stopped).
-    fn end_task(&mut self, key: &str, state: RunState, outcome: Option<bool>) -> Result<()> {
+    /// Ends a task of this pass without running it to its end (skipped,
+    /// or stopped). Its row is read again: a started attempt moved it on.
+    fn end_task(&mut self, key: &str, event: RunEvent) -> Result<()> {
         let Some(row) = self.rows.remove(key) else { return Ok(()) };
-        let result = state.result.unwrap_or(ResultState::Failed);
+        let row = self.runs.run_row(row.run_id)?;
         // A for-each task's iterations end with it.
         for child in self.runs.store().child_job_runs(row.run_id)? {
             if !LifeCycle::parse(&child.life_cycle_state).is_some_and(LifeCycle::is_final) {
-                self.runs.write_state(child, &state)?;
+                self.runs.apply(child, event.clone())?;
             }
         }
-        let row = self.runs.write_state(row, &state)?;
+        let row = self.runs.apply(row, event)?;
+        let result = row.result_state.as_deref().and_then(ResultState::parse).unwrap_or(ResultState::Failed);
         self.facts.insert(key.to_string(), facts_of(&row));
-        self.mark_done(key, Done { result, outcome });
+        self.mark_done(key, Done { result, outcome: None });
         Ok(())
     }
 
@@ -380,41 +376,40 @@ impl Driver {
         };
         let keys: Vec<String> = self.rows.keys().cloned().collect();
         for key in keys {
-            let started = self.in_flight.contains(&key);
-            let state = match started {
-                true => RunState::ended(result, message.clone()).with_code(code),
-                false => RunState {
-                    life_cycle: LifeCycle::Skipped,
-                    ..RunState::ended(ResultState::UpstreamCanceled, message.clone())
-                },
+            let event = match self.in_flight.contains(&key) {
+                true => RunEvent::ended_with_code(result, message.clone(), code),
+                false => RunEvent::Skipped { result: ResultState::UpstreamCanceled, message: message.clone() },
             };
-            self.end_task(&key, state, None)?;
+            self.end_task(&key, event)?;
         }
         self.in_flight.clear();
-        let state = RunState::ended(result, message).with_code(code);
-        self.close(state)
+        self.close(RunEvent::ended_with_code(result, message, code))
     }
 
     fn conclude(self) -> Result<()> {
         let (result, message) = dag::run_result(&self.nodes, &self.done);
-        self.close(RunState::ended(result, message))
+        self.close(RunEvent::ended(result, message))
     }
 
-    fn close(self, state: RunState) -> Result<()> {
+    /// The run ends; a repair's record notes how, in the same write.
+    fn close(self, event: RunEvent) -> Result<()> {
         let mut run = self.runs.run_row(self.run.run_id)?;
-        if let Some(Value::Array(repairs)) = run.doc.get_mut("repairs")
+        let life_cycle = LifeCycle::parse(&run.life_cycle_state).unwrap_or(LifeCycle::InternalError);
+        // `next` is pure: what it answers here is what `apply` will write.
+        if let Ok(state) = state::next(life_cycle, &event)
+            && let Some(Value::Array(repairs)) = run.doc.get_mut("repairs")
             && let Some(last) = repairs.last_mut()
         {
             last["end_time"] = json!(now_ms());
             last["state"] = state.state_json();
         }
         run.end_time = None;
-        let event = match state.result {
+        let ended = self.runs.apply(run, event)?;
+        let notice = match ended.result_state.as_deref().and_then(ResultState::parse) {
             Some(r) if r.is_success() => Event::Success,
             _ => Event::Failure,
         };
-        self.runs.write_state(run, &state)?;
-        self.runs.notify(self.run.run_id, event);
+        self.runs.notify(self.run.run_id, notice);
         Ok(())
     }
 }
@@ -472,35 +467,6 @@ impl Graph {
     }
 }
 
-/// A new row for a task attempt of `run`, not yet stored.
-pub(super) fn task_row(
-    run: &JobRunRow,
-    key: &str,
-    attempt: i64,
-    repair_id: Option<i64>,
-    life_cycle: LifeCycle,
-    message: &str,
-) -> JobRunRow {
-    JobRunRow {
-        run_id: 0,
-        job_id: run.job_id,
-        parent_run_id: Some(run.run_id),
-        task_key: Some(key.to_string()),
-        attempt_number: attempt,
-        run_type: "TASK_RUN".into(),
-        life_cycle_state: life_cycle.as_str().into(),
-        result_state: None,
-        state_message: message.into(),
-        termination_code: None,
-        creator_user_name: run.creator_user_name.clone(),
-        idempotency_token: None,
-        start_time: now_ms(),
-        execution_start: None,
-        end_time: None,
-        doc: json!({"repair_id": repair_id}),
-    }
-}
-
 /// The BLOCKED rows of a new run's tasks, so it shows them from the start.
 pub(super) fn blocked_rows(runs: &Runs, run: &JobRunRow) -> Result<()> {
     let tasks = run.doc.pointer("/settings/tasks").and_then(Value::as_array).into_iter().flatten();
@@ -530,22 +496,5 @@ fn skip_reason(result: ResultState) -> &'static str {
         ResultState::UpstreamCanceled => "an upstream task was cancelled",
         ResultState::Disabled => "the task is disabled",
         _ => "its run_if condition or a condition branch ruled it out",
-    }
-}
-
-/// What a finished task tells the tasks after it.
-pub(super) fn facts_of(row: &JobRunRow) -> TaskFacts {
-    TaskFacts {
-        run_id: row.run_id,
-        result_state: row.result_state.clone().unwrap_or_default(),
-        error_code: row.termination_code.clone().unwrap_or_default(),
-        execution_count: row.attempt_number + 1,
-        notebook_path: row
-            .doc
-            .pointer("/task/notebook_task/notebook_path")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        values: row.doc.get("values").and_then(Value::as_object).cloned().unwrap_or_default(),
     }
 }

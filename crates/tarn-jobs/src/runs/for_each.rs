@@ -4,8 +4,6 @@
 //! the nested task's settings say. The for-each task succeeds when every
 //! iteration did.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -13,9 +11,13 @@ use tarn_store::JobRunRow;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::attempt::{self, AttemptEnd, Start};
-use super::driver::task_row;
 use super::state::{LifeCycle, ResultState};
+use super::task_run::{AttemptEnd, Start, record, task_row, update_doc};
+use crate::tasks::BoxFuture;
+
+/// Runs one attempt of a task (`attempt::execute`), passed in so that this
+/// module, which the attempt runs, does not call back into it by name.
+pub(super) type Execute = for<'a> fn(&'a Start, Value) -> BoxFuture<'a, AttemptEnd>;
 
 /// The task settings with the nested task left unresolved (its `{{input}}`
 /// has a value only per iteration).
@@ -29,13 +31,13 @@ pub(super) fn resolve_outer(start: &Start) -> Result<Value, String> {
     Ok(resolved)
 }
 
-/// Boxed, and declared `Send`: iterations run `attempt::execute`, which
-/// runs this, so the future's type must be named to be known sendable.
-pub(super) fn run<'a>(start: &'a Start, each: &'a Value) -> Pin<Box<dyn Future<Output = AttemptEnd> + Send + 'a>> {
-    Box::pin(run_all(start, each))
+/// Runs every iteration, `concurrency` at a time; boxed and `Send`, as the
+/// attempt that awaits it runs inside a spawned task.
+pub(super) fn run<'a>(start: &'a Start, each: &'a Value, execute: Execute) -> BoxFuture<'a, AttemptEnd> {
+    Box::pin(run_all(start, each, execute))
 }
 
-async fn run_all(start: &Start, each: &Value) -> AttemptEnd {
+async fn run_all(start: &Start, each: &Value, execute: Execute) -> AttemptEnd {
     let inputs = each.get("inputs").and_then(Value::as_str).unwrap_or_default();
     let Ok(Value::Array(items)) = serde_json::from_str::<Value>(inputs) else {
         return AttemptEnd::Unresolved(format!("for_each_task inputs must be a JSON array, got '{inputs}'"));
@@ -49,7 +51,7 @@ async fn run_all(start: &Start, each: &Value) -> AttemptEnd {
         let gate = gate.clone();
         iterations.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            (index, run_iteration(iteration).await)
+            (index, run_iteration(iteration, execute).await)
         });
     }
     let total = items.len();
@@ -63,7 +65,7 @@ async fn run_all(start: &Start, each: &Value) -> AttemptEnd {
         "total_iterations": total, "completed_iterations": total, "succeeded_iterations": total - failed,
         "failed_iterations": failed, "active_iterations": 0, "scheduled_iterations": total,
     }});
-    let _ = attempt::update_doc(&start.runs, start.row.run_id, |doc| doc["for_each_stats"] = stats);
+    let _ = update_doc(&start.runs, start.row.run_id, |doc| doc["for_each_stats"] = stats);
     match failed {
         0 => AttemptEnd::Done,
         n => AttemptEnd::Unresolved(format!("{n} of {total} iterations failed")),
@@ -81,7 +83,7 @@ fn iteration_start(start: &Start, nested: &Value, input: Value) -> Start {
 }
 
 /// Runs one iteration with its retries; true when it ends in success.
-async fn run_iteration(mut start: Start) -> bool {
+async fn run_iteration(mut start: Start, execute: Execute) -> bool {
     let max_retries = start.task.get("max_retries").and_then(Value::as_i64).unwrap_or(0);
     loop {
         let Ok(run_id) = start.runs.store().insert_job_run(&start.row) else { return false };
@@ -89,11 +91,11 @@ async fn run_iteration(mut start: Start) -> bool {
         start.bindings.task_run_id = run_id;
         start.bindings.attempt = start.row.attempt_number;
         let end = match start.bindings.resolve(&start.task) {
-            Ok(task) => attempt::execute(&start, task).await,
+            Ok(task) => execute(&start, task).await,
             Err(e) => AttemptEnd::Unresolved(e),
         };
         let Ok(row) = start.runs.run_row(run_id) else { return false };
-        let recorded = attempt::record(&start.runs, row, &end);
+        let recorded = record(&start.runs, row, &end);
         let result = recorded.ok().and_then(|(_, state, _)| state.result);
         if result == Some(ResultState::Success) {
             return true;

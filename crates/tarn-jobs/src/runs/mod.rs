@@ -6,15 +6,18 @@
 
 mod attempt;
 mod bindings;
+mod compute;
 pub(crate) mod dag;
 mod driver;
 mod for_each;
 mod repair;
 mod state;
+mod task_run;
 mod view;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value, json};
@@ -25,12 +28,12 @@ use tokio::sync::{Semaphore, watch};
 pub use bindings::{Bindings, TaskFacts};
 pub use dag::{Decision, Done, Node};
 pub use repair::RepairRequest;
-pub use state::{LifeCycle, ResultState, RunState};
+pub use state::{Event as RunEvent, LifeCycle, Refusal, ResultState, RunState};
 
 use crate::error::{JobsError, Result, invalid};
 use crate::jobs::Jobs;
 use crate::notify::{About, Event, Notifier};
-use crate::tasks::Engines;
+use crate::tasks::TaskRunner;
 
 #[derive(Debug, Clone)]
 pub struct RunsConfig {
@@ -96,7 +99,7 @@ pub struct Runs {
 struct Inner {
     store: Arc<Store>,
     jobs: Jobs,
-    engines: Engines,
+    runner: Arc<dyn TaskRunner>,
     notifier: Notifier,
     config: RunsConfig,
     active: Mutex<HashMap<i64, Active>>,
@@ -104,6 +107,8 @@ struct Inner {
     /// job cannot both take its last slot.
     admission: Mutex<()>,
     slots: Arc<Semaphore>,
+    /// Transitions refused (not allowed, or stale), since this tarn started.
+    refused: AtomicU64,
 }
 
 fn not_found(run_id: i64) -> JobsError {
@@ -111,17 +116,24 @@ fn not_found(run_id: i64) -> JobsError {
 }
 
 impl Runs {
-    pub fn new(store: Arc<Store>, jobs: Jobs, engines: Engines, notifier: Notifier, config: RunsConfig) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        jobs: Jobs,
+        runner: Arc<dyn TaskRunner>,
+        notifier: Notifier,
+        config: RunsConfig,
+    ) -> Self {
         let slots = Arc::new(Semaphore::new(config.max_parallel_tasks.max(1)));
         let inner = Inner {
             store,
             jobs,
-            engines,
+            runner,
             notifier,
             config,
             active: Mutex::new(HashMap::new()),
             admission: Mutex::new(()),
             slots,
+            refused: AtomicU64::new(0),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -134,8 +146,8 @@ impl Runs {
         &self.inner.store
     }
 
-    pub(crate) fn engines(&self) -> &Engines {
-        &self.inner.engines
+    pub(crate) fn runner(&self) -> &dyn TaskRunner {
+        &*self.inner.runner
     }
 
     pub(crate) fn config(&self) -> &RunsConfig {
@@ -202,7 +214,7 @@ impl Runs {
         if let Some(map) = settings.as_object_mut() {
             map.remove("idempotency_token");
         }
-        crate::spec::validate(&settings, &|id| self.inner.engines.clusters.get(id).is_ok())?;
+        self.inner.jobs.check(&settings)?;
         let trigger = Trigger {
             run_name: request.get("run_name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
             job_parameters: effective_parameters(&settings, None)?,
@@ -356,16 +368,14 @@ impl Runs {
         let mut rows = self.inner.store.list_job_runs(&filter, 0, usize::MAX)?;
         rows.reverse();
         let running = rows.iter().filter(|r| r.life_cycle_state != LifeCycle::Queued.as_str()).count() as i64;
-        let Some(mut next) = rows.into_iter().find(|r| r.life_cycle_state == LifeCycle::Queued.as_str()) else {
+        let Some(next) = rows.into_iter().find(|r| r.life_cycle_state == LifeCycle::Queued.as_str()) else {
             return Ok(());
         };
         let max = next.doc.pointer("/settings/max_concurrent_runs").and_then(Value::as_i64).unwrap_or(1).max(1);
         if running >= max {
             return Ok(());
         }
-        next.life_cycle_state = LifeCycle::Pending.as_str().into();
-        next.state_message = "Waiting for the run to start".into();
-        self.inner.store.update_job_run(&next)?;
+        let next = self.apply(next, RunEvent::Admitted)?;
         self.spawn(next.run_id);
         Ok(())
     }
@@ -389,18 +399,25 @@ impl Runs {
         }
     }
 
-    /// `runs/cancel`: a driven run stops its tasks; a queued one ends at once.
+    /// `runs/cancel`: a driven run stops its tasks; a queued one ends at
+    /// once, unless it was admitted meanwhile (the fence refuses the end),
+    /// and then its driver stops it.
     pub fn cancel(&self, run_id: i64, user: &str) -> Result<()> {
-        let row = self.run_row(run_id)?;
-        let sender = self.active().get(&run_id).map(|a| a.stop.clone());
-        if let Some(stop) = sender {
-            stop.send_replace(Some(Stop::Cancelled(user.to_string())));
-            return Ok(());
-        }
-        if row.life_cycle_state == LifeCycle::Queued.as_str() {
-            let state = RunState::ended(ResultState::Canceled, format!("Cancelled by {user} while queued"))
-                .with_code("USER_CANCELED");
-            self.write_state(row, &state)?;
+        for _ in 0..2 {
+            let row = self.run_row(run_id)?;
+            let sender = self.active().get(&run_id).map(|a| a.stop.clone());
+            if let Some(stop) = sender {
+                stop.send_replace(Some(Stop::Cancelled(user.to_string())));
+                return Ok(());
+            }
+            if row.life_cycle_state != LifeCycle::Queued.as_str() {
+                return Ok(());
+            }
+            let message = format!("Cancelled by {user} while queued");
+            match self.apply(row, RunEvent::ended_with_code(ResultState::Canceled, message, "USER_CANCELED")) {
+                Err(JobsError::Refused(Refusal::Stale { .. })) => continue,
+                other => return other.map(|_| ()),
+            }
         }
         Ok(())
     }
@@ -439,16 +456,48 @@ impl Runs {
         self.inner.config.home.join("jobs").join("runs").join(format!("{task_run_id}.log"))
     }
 
-    pub(crate) fn write_state(&self, mut row: JobRunRow, state: &RunState) -> Result<JobRunRow> {
+    /// The one writer of run and task run states: `event` taken from the
+    /// state `row` was read in, written only if the stored state is still
+    /// that one (so a stale driver, a repair racing a cancel or a recovery
+    /// cannot overwrite a newer state). The row's other changes (its
+    /// document, times) are written with it. A refusal is logged, counted
+    /// and answered as [`JobsError::Refused`]; nothing is written.
+    pub(crate) fn apply(&self, mut row: JobRunRow, event: RunEvent) -> Result<JobRunRow> {
+        let from = row.life_cycle_state.clone();
+        let allowed = match LifeCycle::parse(&from) {
+            Some(life_cycle) => state::next(life_cycle, &event),
+            None => Err(Refusal::NotAllowed { from: from.clone(), event: event.name() }),
+        };
+        let state = allowed.map_err(|refusal| self.refuse(row.run_id, refusal))?;
         row.life_cycle_state = state.life_cycle.as_str().to_string();
         row.result_state = state.result.map(|r| r.as_str().to_string());
-        row.state_message = state.message.clone();
-        row.termination_code = state.code.clone();
-        if state.life_cycle.is_final() && row.end_time.is_none() {
-            row.end_time = Some(now_ms());
+        row.state_message = state.message;
+        row.termination_code = state.code;
+        match event {
+            RunEvent::Started => {
+                row.execution_start.get_or_insert(now_ms());
+            }
+            RunEvent::Repaired => row.end_time = None,
+            _ if state.life_cycle.is_final() => {
+                row.end_time.get_or_insert(now_ms());
+            }
+            _ => {}
         }
-        self.inner.store.update_job_run(&row)?;
+        if !self.inner.store.transition_job_run(&row, &from)? {
+            return Err(self.refuse(row.run_id, Refusal::Stale { expected: from, event: event.name() }));
+        }
         Ok(row)
+    }
+
+    fn refuse(&self, run_id: i64, refusal: Refusal) -> JobsError {
+        self.inner.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(run_id, %refusal, "a run transition was refused");
+        JobsError::Refused(refusal)
+    }
+
+    /// How many transitions were refused since this tarn started.
+    pub fn refused_transitions(&self) -> u64 {
+        self.inner.refused.load(Ordering::Relaxed)
     }
 
     /// After a start: runs an earlier tarn left in flight end with
@@ -457,9 +506,16 @@ impl Runs {
     pub fn recover(&self) -> Result<usize> {
         let mut resolved = 0;
         let mut queued_jobs = Vec::new();
-        for row in self.inner.store.unfinished_job_runs()? {
-            if row.task_key.is_none() && row.life_cycle_state == LifeCycle::Queued.as_str() {
+        let unfinished = self.inner.store.unfinished_job_runs()?;
+        let queued = |row: &JobRunRow| row.task_key.is_none() && row.life_cycle_state == LifeCycle::Queued.as_str();
+        let queued_runs: Vec<i64> = unfinished.iter().filter(|r| queued(r)).map(|r| r.run_id).collect();
+        for row in unfinished {
+            if queued(&row) {
                 queued_jobs.extend(row.job_id);
+                continue;
+            }
+            // A queued run's tasks wait (BLOCKED) with it.
+            if row.parent_run_id.is_some_and(|parent| queued_runs.contains(&parent)) {
                 continue;
             }
             let what = if row.task_key.is_some() { "task" } else { "run" };
@@ -467,12 +523,12 @@ impl Runs {
                 "tarn stopped while this {what} was {}; it was not resumed (the {what} ended when tarn restarted)",
                 row.life_cycle_state
             );
-            let state = RunState {
-                life_cycle: LifeCycle::InternalError,
-                ..RunState::ended(ResultState::Failed, message).with_code("INTERNAL_ERROR")
-            };
-            self.write_state(row, &state)?;
-            resolved += 1;
+            match self.apply(row, RunEvent::Abandoned { message }) {
+                Ok(_) => resolved += 1,
+                // It moved on meanwhile; its newer state stands.
+                Err(JobsError::Refused(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         queued_jobs.dedup();
         for job_id in queued_jobs {

@@ -72,12 +72,7 @@ impl Runs {
         let mut repairs = repairs;
         repairs.push(json!({"type": "REPAIR", "id": repair_id, "start_time": now_ms(), "rerun_tasks": rerun}));
         row.doc["repairs"] = Value::Array(repairs);
-        row.life_cycle_state = LifeCycle::Pending.as_str().into();
-        row.result_state = None;
-        row.termination_code = None;
-        row.state_message = "Repairing the run".into();
-        row.end_time = None;
-        self.store().update_job_run(&row)?;
+        self.apply(row, super::RunEvent::Repaired)?;
         self.spawn(run_id);
         Ok(repair_id)
     }

@@ -1,6 +1,11 @@
 //! Run states in the Jobs API's words: the life cycle and result of a run
 //! or task run (`state`), and the newer `status` with termination details.
 //! Both are derived from one stored pair, so they never disagree.
+//!
+//! Runs and task runs move by [`Event`]s through [`next`], the one
+//! transition function: an event not allowed from the current life cycle
+//! is refused, never applied. `Runs::apply` is the one writer that stores
+//! what `next` answers.
 
 use serde_json::{Value, json};
 
@@ -189,9 +194,136 @@ impl RunState {
     }
 }
 
+/// What happens to a run or a task run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A queued run got a slot: QUEUED to PENDING.
+    Admitted,
+    /// A task attempt starts (its dependencies allow it, or its retry
+    /// interval passed): BLOCKED or WAITING_FOR_RETRY to PENDING.
+    Launched,
+    /// Its work began: PENDING to RUNNING.
+    Started,
+    /// It ended with a result: QUEUED (a cancel), PENDING or RUNNING to TERMINATED.
+    Ended { result: ResultState, message: String, code: Option<&'static str> },
+    /// It was ruled out before running (run_if, an upstream failure, a
+    /// cancel): BLOCKED or WAITING_FOR_RETRY to SKIPPED.
+    Skipped { result: ResultState, message: String },
+    /// tarn could not carry it on (a restart, a driving error): any state
+    /// not final to INTERNAL_ERROR.
+    Abandoned { message: String },
+    /// A finished run starts again for a repair: a final state to PENDING.
+    Repaired,
+}
+
+impl Event {
+    pub fn ended(result: ResultState, message: impl Into<String>) -> Self {
+        Self::Ended { result, message: message.into(), code: None }
+    }
+
+    pub fn ended_with_code(result: ResultState, message: impl Into<String>, code: &'static str) -> Self {
+        Self::Ended { result, message: message.into(), code: Some(code) }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Admitted => "Admitted",
+            Self::Launched => "Launched",
+            Self::Started => "Started",
+            Self::Ended { .. } => "Ended",
+            Self::Skipped { .. } => "Skipped",
+            Self::Abandoned { .. } => "Abandoned",
+            Self::Repaired => "Repaired",
+        }
+    }
+}
+
+/// A transition that was not made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// The event is not allowed from the state the run is in.
+    #[error("{event} is not allowed from {from}")]
+    NotAllowed { from: String, event: &'static str },
+    /// The run's stored state is no longer the one the writer read (a stale
+    /// driver, a repair racing a cancel, a recovery): its newer state stays.
+    #[error("the run left {expected} before {event} was written")]
+    Stale { expected: String, event: &'static str },
+}
+
+/// The one transition function: where `event` takes a run in `from`.
+pub fn next(from: LifeCycle, event: &Event) -> Result<RunState, Refusal> {
+    use LifeCycle::*;
+    let allowed = match event {
+        Event::Admitted => from == Queued,
+        Event::Launched => matches!(from, Blocked | WaitingForRetry),
+        Event::Started => from == Pending,
+        Event::Ended { .. } => matches!(from, Queued | Pending | Running),
+        Event::Skipped { .. } => matches!(from, Blocked | WaitingForRetry),
+        Event::Abandoned { .. } => !from.is_final(),
+        Event::Repaired => from.is_final(),
+    };
+    if !allowed {
+        return Err(Refusal::NotAllowed { from: from.as_str().to_string(), event: event.name() });
+    }
+    Ok(match event {
+        Event::Admitted => RunState::new(Pending, "Waiting for the run to start"),
+        Event::Launched => RunState::new(Pending, "Starting the task"),
+        Event::Started => RunState::new(Running, ""),
+        Event::Ended { result, message, code } => {
+            RunState { code: code.map(str::to_string), ..RunState::ended(*result, message.clone()) }
+        }
+        Event::Skipped { result, message } => {
+            RunState { life_cycle: Skipped, ..RunState::ended(*result, message.clone()) }
+        }
+        Event::Abandoned { message } => RunState {
+            life_cycle: InternalError,
+            ..RunState::ended(ResultState::Failed, message.clone()).with_code("INTERNAL_ERROR")
+        },
+        Event::Repaired => RunState::new(Pending, "Repairing the run"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transitions_follow_the_table_and_refuse_the_rest() {
+        use LifeCycle::*;
+        assert_eq!(next(Queued, &Event::Admitted).unwrap().life_cycle, Pending);
+        assert_eq!(next(Blocked, &Event::Launched).unwrap().life_cycle, Pending);
+        assert_eq!(next(WaitingForRetry, &Event::Launched).unwrap().life_cycle, Pending);
+        assert_eq!(next(Pending, &Event::Started).unwrap().life_cycle, Running);
+        let ended = next(Running, &Event::ended_with_code(ResultState::Canceled, "by ann", "USER_CANCELED")).unwrap();
+        assert_eq!(
+            (ended.life_cycle, ended.result, ended.code.as_deref()),
+            (Terminated, Some(ResultState::Canceled), Some("USER_CANCELED"))
+        );
+        let skipped = Event::Skipped { result: ResultState::UpstreamFailed, message: "x".into() };
+        assert_eq!(next(Blocked, &skipped).unwrap().life_cycle, Skipped);
+        let abandoned = Event::Abandoned { message: "restart".into() };
+        assert_eq!(next(Running, &abandoned).unwrap().life_cycle, InternalError);
+        assert_eq!(next(Terminated, &Event::Repaired).unwrap().life_cycle, Pending);
+        // Nothing leaves a final state but a repair; nothing runs twice.
+        for event in [
+            Event::Admitted,
+            Event::Launched,
+            Event::Started,
+            Event::ended(ResultState::Success, ""),
+            skipped,
+            abandoned,
+        ] {
+            for from in [Terminated, Skipped, InternalError] {
+                assert!(matches!(next(from, &event), Err(Refusal::NotAllowed { .. })), "{event:?} from {from:?}");
+            }
+        }
+        assert!(next(Running, &Event::Started).is_err());
+        assert!(next(Running, &Event::Repaired).is_err());
+        assert!(
+            next(Running, &Event::Skipped { result: ResultState::UpstreamCanceled, message: String::new() }).is_err()
+        );
+        assert!(next(Pending, &Event::Launched).is_err());
+    }
 
     #[test]
     fn names_parse_back_and_status_follows_state() {

@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use tarn_store::JobRunRow;
 
 use super::Runs;
-use super::attempt::LOG_LIMIT;
 use super::state::{LifeCycle, ResultState, RunState};
+use super::task_run::LOG_LIMIT;
 use crate::error::{Result, invalid};
 
 pub(super) fn state_of(row: &JobRunRow) -> RunState {

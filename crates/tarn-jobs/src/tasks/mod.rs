@@ -11,6 +11,8 @@ mod python;
 mod sql;
 mod wheel;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -80,6 +82,25 @@ impl Outcome {
     }
 }
 
+/// A boxed future that can cross threads, for [`TaskRunner`]'s methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a run's driver asks of compute: run an attempt's work, and the job
+/// clusters and existing clusters it runs on. [`Engines`] is the real one;
+/// the driver's Rust tests run a fake one, so driving needs no Python or Sail.
+pub trait TaskRunner: Send + Sync + 'static {
+    /// Runs one attempt to its end. Dropping the future stops the work.
+    fn run(&self, attempt: Attempt) -> BoxFuture<'_, Outcome>;
+    /// Waits until the cluster can run work, starting it if it is terminated.
+    fn ensure_running<'a>(&'a self, cluster_id: &'a str, user: &'a str) -> BoxFuture<'a, Result<(), String>>;
+    /// Creates a job cluster for run `run_id` from `new_cluster` settings.
+    fn create_job_cluster(&self, spec: &Value, run_id: i64, key: &str, user: &str) -> Result<String, String>;
+    /// Terminates a job cluster once its run is done.
+    fn stop_job_cluster(&self, cluster_id: &str, run_id: i64);
+    /// The cluster's cores, for an attempt's usage record; `None` if it is gone.
+    fn cluster_cores(&self, cluster_id: &str) -> Option<u32>;
+}
+
 /// The compute and files task runners use. Cheap to clone.
 #[derive(Clone)]
 pub struct Engines {
@@ -95,9 +116,31 @@ pub struct Engines {
     pub pool: ContextPool,
 }
 
+impl TaskRunner for Engines {
+    fn run(&self, attempt: Attempt) -> BoxFuture<'_, Outcome> {
+        Box::pin(self.run_attempt(attempt))
+    }
+
+    fn ensure_running<'a>(&'a self, cluster_id: &'a str, user: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(Engines::ensure_running(self, cluster_id, user))
+    }
+
+    fn create_job_cluster(&self, spec: &Value, run_id: i64, key: &str, user: &str) -> Result<String, String> {
+        Engines::create_job_cluster(self, spec, run_id, key, user)
+    }
+
+    fn stop_job_cluster(&self, cluster_id: &str, run_id: i64) {
+        Engines::stop_job_cluster(self, cluster_id, run_id);
+    }
+
+    fn cluster_cores(&self, cluster_id: &str) -> Option<u32> {
+        self.clusters.get(cluster_id).ok().map(|c| c.cores)
+    }
+}
+
 impl Engines {
     /// Runs one attempt to its end.
-    pub async fn run(&self, attempt: Attempt) -> Outcome {
+    async fn run_attempt(&self, attempt: Attempt) -> Outcome {
         let task = &attempt.task;
         if let Some(spec) = task.get("notebook_task") {
             return notebook::run(self, &attempt, spec).await;
