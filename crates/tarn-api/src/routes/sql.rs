@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tarn_compute::connect::SqlParameter;
+use tarn_sql::statements::SqlParameter;
 use tarn_core::ApiError;
 use tarn_sql::result::{Chunk, ResultSet};
 use tarn_sql::statements::{OnWaitTimeout, StatementRequest, StatementSnapshot, parse_wait_timeout};

@@ -31,13 +31,13 @@ fn table_write(req: &mut ExecutePlanRequest) -> Option<&mut WriteOperation> {
 /// and the write becomes an append; an overwrite of an existing table
 /// becomes an insert-overwrite. Other requests are left alone. An error is
 /// the engine's answer to the `CREATE TABLE`, for the client.
-pub(super) async fn rewrite(port: u16, req: &mut ExecutePlanRequest) -> Result<bool, String> {
+pub(crate) async fn rewrite(port: u16, req: &mut ExecutePlanRequest) -> Result<bool, String> {
     let (session_id, user_context) = (req.session_id.clone(), req.user_context.clone());
     let Some(write) = table_write(req) else { return Ok(false) };
     let (Some(input), Some(SaveType::Table(table))) = (write.input.clone(), write.save_type.clone()) else {
         return Ok(false);
     };
-    let mut client = crate::engine::client(port).await?;
+    let mut client = tarn_compute::engine::client(port).await?;
     let schema = analyze_schema(&mut client, &session_id, user_context.clone(), input).await?;
     let Some(columns) = schema.as_ref().and_then(struct_ddl) else { return Ok(false) };
     let partitioning = if write.partitioning_columns.is_empty() {
@@ -70,7 +70,7 @@ pub(super) async fn rewrite(port: u16, req: &mut ExecutePlanRequest) -> Result<b
     }
 }
 
-pub(super) async fn analyze_schema(
+pub(crate) async fn analyze_schema(
     client: &mut SparkConnectServiceClient<Channel>,
     session_id: &str,
     user_context: Option<spark_connect_proto::UserContext>,
@@ -92,7 +92,7 @@ pub(super) async fn analyze_schema(
     })
 }
 
-pub(super) async fn run_sql(
+pub(crate) async fn run_sql(
     client: &mut SparkConnectServiceClient<Channel>,
     session_id: &str,
     user_context: Option<spark_connect_proto::UserContext>,
@@ -127,7 +127,7 @@ fn quote(name: &str) -> String {
 
 /// Column definitions of a struct schema, or `None` for a type this
 /// rewrite does not know (the request then goes to the engine unchanged).
-pub(super) fn struct_ddl(schema: &DataType) -> Option<String> {
+pub(crate) fn struct_ddl(schema: &DataType) -> Option<String> {
     let Some(data_type::Kind::Struct(s)) = &schema.kind else { return None };
     let columns = s
         .fields

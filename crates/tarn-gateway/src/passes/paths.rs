@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use spark_connect_proto::{Command, ExecutePlanRequest, Relation, command, plan, read, relation, write_operation};
 
 use super::SqlFailure;
-use crate::engine::SYSTEM_CATALOG_MOUNT;
+use tarn_compute::engine::SYSTEM_CATALOG_MOUNT;
 
 /// Where a volume path is stored; implemented over the catalog by the wiring.
 pub trait PathResolver: Send + Sync + 'static {
@@ -101,14 +101,14 @@ fn system_names(sql: &str) -> Cow<'_, str> {
 
 /// What [`rewrite`] did to a request.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Rewritten {
+pub(crate) struct Rewritten {
     pub changed: bool,
     /// A table of tarn's `system` catalog is read by name (`spark.table`).
     pub reads_system_tables: bool,
 }
 
 /// Resolves the volume paths and system table names of an `ExecutePlan`.
-pub(super) fn rewrite(request: &mut ExecutePlanRequest, resolver: &dyn PathResolver) -> Result<Rewritten, SqlFailure> {
+pub(crate) fn rewrite(request: &mut ExecutePlanRequest, resolver: &dyn PathResolver) -> Result<Rewritten, SqlFailure> {
     let Some(op) = request.plan.as_mut().and_then(|p| p.op_type.as_mut()) else { return Ok(Rewritten::default()) };
     let mut walk = Walk { resolver, changed: false, reads_system_tables: false };
     let walked = match op {

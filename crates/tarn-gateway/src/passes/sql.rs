@@ -66,7 +66,7 @@ fn sql_relation(request: &mut ExecutePlanRequest) -> Option<&mut Relation> {
 }
 
 /// Gives the request's SQL to `interceptor`; true when the request changed.
-pub(super) async fn rewrite(
+pub(crate) async fn rewrite(
     interceptor: &dyn SqlInterceptor,
     request: &mut ExecutePlanRequest,
 ) -> Result<bool, SqlFailure> {
@@ -80,7 +80,7 @@ pub(super) async fn rewrite(
 
 /// The `grpc-status-details-bin` value for `failure` under `code`; the
 /// message must be the one sent as `grpc-message`.
-pub(super) fn status_details(code: i32, message: &str, failure: &SqlFailure) -> String {
+pub(crate) fn status_details(code: i32, message: &str, failure: &SqlFailure) -> String {
     let mut metadata = HashMap::new();
     metadata.insert("classes".to_string(), format!("[\"{}\"]", failure.exception_class));
     if let Some(class) = message.strip_prefix('[').and_then(|m| m.split_once(']')).map(|(c, _)| c) {

@@ -31,15 +31,9 @@ use spark_connect_proto::{ConfigRequest, KeyValue, UserContext, config_request};
 use tarn_store::Store;
 use tokio::net::TcpListener;
 
-use crate::ClusterManager;
+use tarn_compute::ClusterManager;
 
-pub(crate) mod ctas;
-mod paths;
-mod save_as_table;
-mod sql;
-
-pub use paths::{PathResolver, rewrite_sql_text};
-pub use sql::{Intercepted, SqlFailure, SqlInterceptor};
+use crate::passes::{PathResolver, SqlFailure, SqlInterceptor, ctas, paths, save_as_table, sql};
 
 /// What the wiring plugs into the gateway's rewrites.
 #[derive(Clone, Default)]
@@ -233,7 +227,7 @@ impl Gateway {
         if self.sessions.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
             return Ok(());
         }
-        let mut client = crate::engine::client(port).await?;
+        let mut client = tarn_compute::engine::client(port).await?;
         let pairs = SESSION_DEFAULTS
             .iter()
             .map(|(k, v)| KeyValue { key: (*k).to_string(), value: Some((*v).to_string()) })

@@ -74,7 +74,7 @@ pub struct EngineSession {
 
 impl EngineSession {
     pub async fn open(port: u16, user: &str) -> Result<Self, EngineError> {
-        let client = crate::engine::client(port).await.map_err(EngineError::unreachable)?;
+        let client = tarn_compute::engine::client(port).await.map_err(EngineError::unreachable)?;
         Ok(Self { port, client, session_id: uuid::Uuid::new_v4().to_string(), user: user.to_string() })
     }
 
@@ -104,7 +104,7 @@ impl EngineSession {
         parameters: &[SqlParameter],
         limit: Option<usize>,
     ) -> Result<Vec<Bytes>, EngineError> {
-        let ctas = crate::gateway::ctas::rewrite(self.port, &self.session_id, Some(self.user_context()), sql)
+        let ctas = crate::passes::ctas::rewrite(self.port, &self.session_id, Some(self.user_context()), sql)
             .await
             .map_err(EngineError::plain)?;
         let sql = ctas.as_deref().unwrap_or(sql);
@@ -176,7 +176,7 @@ impl EngineSession {
 
 /// Asks the engine to stop everything running in `session_id`.
 pub async fn interrupt(port: u16, session_id: &str, user: &str) -> Result<(), EngineError> {
-    let mut client = crate::engine::client(port).await.map_err(EngineError::unreachable)?;
+    let mut client = tarn_compute::engine::client(port).await.map_err(EngineError::unreachable)?;
     let request = InterruptRequest {
         session_id: session_id.to_string(),
         user_context: Some(UserContext { user_id: user.into(), user_name: user.into(), ..Default::default() }),

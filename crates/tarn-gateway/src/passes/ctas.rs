@@ -155,7 +155,7 @@ pub(crate) async fn rewrite(
     sql: &str,
 ) -> Result<Option<String>, String> {
     let Some(ctas) = parse(sql) else { return Ok(None) };
-    let mut client = crate::engine::client(port).await?;
+    let mut client = tarn_compute::engine::client(port).await?;
     let query = spark_connect_proto::Relation {
         common: None,
         rel_type: Some(spark_connect_proto::relation::RelType::Sql(spark_connect_proto::Sql {
@@ -187,7 +187,7 @@ pub(crate) async fn rewrite(
 
 /// The gateway's side: a `spark.sql` CTAS becomes its `INSERT` once the
 /// table is created. True when the request changed.
-pub(super) async fn rewrite_request(port: u16, req: &mut ExecutePlanRequest) -> Result<bool, String> {
+pub(crate) async fn rewrite_request(port: u16, req: &mut ExecutePlanRequest) -> Result<bool, String> {
     let (session_id, user_context) = (req.session_id.clone(), req.user_context.clone());
     let Some(plan::OpType::Command(Command { command_type: Some(command::CommandType::SqlCommand(cmd)) })) =
         req.plan.as_mut().and_then(|p| p.op_type.as_mut())
