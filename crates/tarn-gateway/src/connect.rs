@@ -16,6 +16,7 @@ use spark_connect_proto::{
 };
 use tonic::transport::Channel;
 
+use crate::passes::{SessionEngine, ctas};
 use crate::rpc_status::ErrorInfo;
 
 /// A failure the engine reported, with Spark's error class and SQLSTATE
@@ -104,9 +105,13 @@ impl EngineSession {
         parameters: &[SqlParameter],
         limit: Option<usize>,
     ) -> Result<Vec<Bytes>, EngineError> {
-        let ctas = crate::passes::ctas::rewrite(self.port, &self.session_id, Some(self.user_context()), sql)
-            .await
-            .map_err(EngineError::plain)?;
+        let engine = SessionEngine::connected(
+            self.port,
+            self.client.clone(),
+            self.session_id.clone(),
+            Some(self.user_context()),
+        );
+        let ctas = ctas::split(&engine, sql).await.map_err(|e| EngineError::plain(e.to_string()))?;
         let sql = ctas.as_deref().unwrap_or(sql);
         let named_arguments = parameters.iter().map(|p| (p.name.clone(), argument(p))).collect::<HashMap<_, _>>();
         #[allow(deprecated)]
