@@ -3,7 +3,7 @@
 //! gRPC status it is sent as.
 
 use tarn_compute::ComputeError;
-use tarn_store::StoreError;
+use tarn_store::{AuthError, StoreError};
 
 use crate::passes::SqlFailure;
 
@@ -68,4 +68,15 @@ pub enum GatewayError {
     /// The engine refused the `CREATE TABLE` a `saveAsTable` is split into.
     #[error("{0}")]
     SaveAsTable(EngineCallError),
+}
+
+/// A refused token is the same answer whatever the reason, as the gateway
+/// has always given it.
+impl From<AuthError> for GatewayError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid | AuthError::Expired => Self::Unauthenticated,
+            AuthError::Store(e) => Self::TokenStore(e),
+        }
+    }
 }

@@ -25,10 +25,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
 use spark_connect_proto::{ConfigRequest, KeyValue, UserContext, config_request};
-use tarn_store::{AuthError, Store};
-use tokio::net::TcpListener;
-
 use tarn_compute::ClusterManager;
+use tarn_store::Store;
+use tokio::net::TcpListener;
 
 use crate::passes::{self, Hooks, PassContext, SessionEngine};
 use crate::status::{self, Body};
@@ -115,11 +114,7 @@ impl Gateway {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let token = header("authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_string));
         let token = token.ok_or(GatewayError::Unauthenticated)?;
-        match self.store.authenticate(&token, tarn_core::time::now_ms()) {
-            Ok(_) => {}
-            Err(AuthError::Store(e)) => return Err(GatewayError::TokenStore(e)),
-            Err(AuthError::Invalid | AuthError::Expired) => return Err(GatewayError::Unauthenticated),
-        }
+        self.store.authenticate(&token, tarn_core::time::now_ms())?;
         let cluster_id = header("x-databricks-cluster-id").ok_or(GatewayError::NoCluster)?;
         let port = self.engine_port(&cluster_id)?;
         self.record_activity(&cluster_id);

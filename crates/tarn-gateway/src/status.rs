@@ -119,6 +119,10 @@ mod tests {
             "send a tarn token: sc://localhost:PORT/;token=TOKEN;x-databricks-cluster-id=ID",
             None,
         );
+        for refused in [tarn_store::AuthError::Invalid, tarn_store::AuthError::Expired] {
+            let message = "send a tarn token: sc://localhost:PORT/;token=TOKEN;x-databricks-cluster-id=ID";
+            check(refused.into(), 16, message, None);
+        }
         check(
             GatewayError::NoCluster,
             3,
