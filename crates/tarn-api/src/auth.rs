@@ -54,11 +54,7 @@ fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiFailure> {
             "Missing credentials: send a personal access token as 'Authorization: Bearer <token>'",
         )));
     };
-    match state.store.find_token(secret)? {
-        Some((token, user)) if token.is_live_at(now_ms()) => Ok(user),
-        Some(_) => Err(ApiFailure(ApiError::unauthenticated("Token expired"))),
-        None => Err(ApiFailure(ApiError::unauthenticated("Invalid access token"))),
-    }
+    Ok(state.store.authenticate(secret, now_ms())?)
 }
 
 /// The audit log's writer. A call is answered once its row is written (so

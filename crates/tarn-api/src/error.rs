@@ -9,7 +9,7 @@ use tarn_compute::ComputeError;
 use tarn_core::{ApiError, ErrorCode};
 use tarn_files::{FilesError, Limit};
 use tarn_sql::SqlError;
-use tarn_store::StoreError;
+use tarn_store::{AuthError, StoreError};
 
 /// An error leaving a handler.
 #[derive(Debug)]
@@ -119,6 +119,16 @@ impl From<CatalogError> for ApiFailure {
             CatalogError::Store(_) | CatalogError::Io { .. } => ErrorCode::InternalError,
         };
         Self(ApiError::new(code, e.to_string()))
+    }
+}
+
+/// A refused bearer token: 401 with the store's reason; a store failure as any other.
+impl From<AuthError> for ApiFailure {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid | AuthError::Expired => Self(ApiError::unauthenticated(e.to_string())),
+            AuthError::Store(e) => e.into(),
+        }
     }
 }
 

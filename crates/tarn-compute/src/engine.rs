@@ -74,7 +74,7 @@ impl EngineHandle {
 /// Sail reserves the catalog name `system` for its own tables, so tarn's
 /// `system` catalog is mounted under this name and statements naming
 /// `system.compute` or `system.access` are rewritten to it (see
-/// [`crate::gateway::rewrite_sql_text`]).
+/// `tarn_gateway::rewrite_sql_text`).
 pub const SYSTEM_CATALOG_MOUNT: &str = "tarn_system";
 
 /// What an engine needs to resolve `catalog.schema.table` through tarn's
@@ -200,7 +200,7 @@ fn parse_port(line: &str) -> Option<u16> {
 }
 
 /// A Spark Connect client to the engine listening on `port`.
-pub(crate) async fn client(port: u16) -> Result<SparkConnectServiceClient<tonic::transport::Channel>, String> {
+pub async fn client(port: u16) -> Result<SparkConnectServiceClient<tonic::transport::Channel>, String> {
     SparkConnectServiceClient::connect(format!("http://127.0.0.1:{port}")).await.map_err(|e| e.to_string())
 }
 

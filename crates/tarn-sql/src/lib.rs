@@ -9,7 +9,7 @@ pub mod result;
 pub mod statements;
 pub mod warehouse;
 
-use tarn_compute::gateway::{Intercepted, SqlFailure, SqlInterceptor};
+use tarn_gateway::{Intercepted, SqlFailure, SqlInterceptor};
 use tarn_lake::Lake;
 
 pub use arrow_ipc::{decode_stream, encode_stream};

@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tarn_compute::connect::{EngineError, EngineSession, SqlParameter};
-use tarn_compute::gateway::{PathResolver, rewrite_sql_text};
+pub use tarn_gateway::connect::SqlParameter;
+use tarn_gateway::connect::{EngineError, EngineSession};
+use tarn_gateway::{PathResolver, rewrite_sql_text};
 use tarn_lake::Lake;
 use tarn_lake::arrow::datatypes::Schema;
 use tokio::sync::watch;
@@ -246,7 +247,7 @@ impl Statements {
         }
         let session = locked(&entry.session).take();
         if let Some((port, session_id)) = session
-            && let Err(e) = tarn_compute::connect::interrupt(port, &session_id, &entry.user).await
+            && let Err(e) = tarn_gateway::connect::interrupt(port, &session_id, &entry.user).await
         {
             tracing::debug!(error = %e, "interrupting a canceled statement");
         }

@@ -30,7 +30,7 @@ pub use job_runs::{FINAL_STATES, JobRunRow, RunFilter};
 pub use jobs::JobRow;
 pub use libraries::LibraryRow;
 pub use notifications::{DestinationRow, FileArrivalState};
-pub use tokens::{TokenRow, User};
+pub use tokens::{AuthError, TokenRow, User};
 pub use workspace::WorkspaceObject;
 
 #[derive(Debug, thiserror::Error)]

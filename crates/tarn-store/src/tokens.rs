@@ -1,9 +1,11 @@
-//! Users and personal access tokens. Only the SHA-256 of a token is stored.
+//! Users and personal access tokens, and the one check of a bearer token
+//! both edges make (REST and Spark Connect). Only the SHA-256 of a token is
+//! stored.
 
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use crate::{Result, Store};
+use crate::{Result, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -30,6 +32,20 @@ impl TokenRow {
     pub fn is_live_at(&self, now: i64) -> bool {
         self.expiry_time < 0 || self.expiry_time > now
     }
+}
+
+/// Why a bearer token's secret authenticates no one.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No token has this secret (or it was revoked).
+    #[error("Invalid access token")]
+    Invalid,
+    /// The token's lifetime has passed.
+    #[error("Token expired")]
+    Expired,
+    /// The store could not be asked.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A new token's secret: `dapi` and 32 hex digits, as Databricks forms them.
@@ -136,6 +152,16 @@ impl Store {
             .optional()?)
     }
 
+    /// The user whose live token has this secret at `now`: the check every
+    /// edge makes of a caller's credentials.
+    pub fn authenticate(&self, secret: &str, now: i64) -> std::result::Result<User, AuthError> {
+        match self.find_token(secret)? {
+            Some((token, user)) if token.is_live_at(now) => Ok(user),
+            Some(_) => Err(AuthError::Expired),
+            None => Err(AuthError::Invalid),
+        }
+    }
+
     pub fn list_tokens(&self, user_id: i64) -> Result<Vec<TokenRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
@@ -181,6 +207,7 @@ mod tests {
         assert!(store.delete_token(user.id, &short.token_id).unwrap());
         assert_eq!(store.find_token(&secret).unwrap().unwrap().0, row);
         assert!(store.find_token("dapiwrong").unwrap().is_none());
+        assert_eq!(store.authenticate(&secret, i64::MAX).unwrap(), user);
         let stored: String = store.conn().query_row("SELECT token_hash FROM tokens", [], |r| r.get(0)).unwrap();
         assert!(!stored.contains(&secret));
         let (engine_secret, _) = store.create_engine_token(&user, "engine of c1", 1).unwrap();
@@ -189,5 +216,17 @@ mod tests {
         assert_eq!(store.revoke_engine_tokens(Some("engine of c1")).unwrap(), 1);
         assert!(store.delete_token(user.id, &row.token_id).unwrap());
         assert!(!store.delete_token(user.id, &row.token_id).unwrap());
+    }
+
+    #[test]
+    fn a_token_authenticates_its_user_until_it_expires() {
+        let store = Store::open_in_memory().unwrap();
+        let user = store.ensure_user("u", "U", 1).unwrap();
+        let (secret, _) = store.create_token(&user, "short", Some(1), 0).unwrap();
+        assert_eq!(store.authenticate(&secret, 999).unwrap(), user);
+        assert!(matches!(store.authenticate(&secret, 1000), Err(AuthError::Expired)));
+        assert!(matches!(store.authenticate("dapinotatoken", 0), Err(AuthError::Invalid)));
+        assert_eq!(AuthError::Invalid.to_string(), "Invalid access token");
+        assert_eq!(AuthError::Expired.to_string(), "Token expired");
     }
 }

@@ -7,12 +7,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tarn_api::AppState;
 use tarn_catalog::Catalog;
 use tarn_compute::context::{ContextConfig, Contexts};
-use tarn_compute::gateway::{Gateway, Hooks, PathResolver};
 use tarn_compute::libraries::{CopiedFiles, LibraryFiles};
 use tarn_compute::node_types::Host;
 use tarn_compute::runtime::{self, Runtime};
 use tarn_compute::{CatalogDirectory, ClusterManager, ComputeConfig};
 use tarn_files::Files;
+use tarn_gateway::{Gateway, Hooks, PathResolver};
 
 use crate::config::Config;
 use crate::token::{ADMIN_USER, bootstrap_admin};

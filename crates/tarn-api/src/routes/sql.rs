@@ -6,10 +6,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tarn_compute::connect::SqlParameter;
 use tarn_core::ApiError;
 use tarn_sql::result::{Chunk, ResultSet};
-use tarn_sql::statements::{OnWaitTimeout, StatementRequest, StatementSnapshot, parse_wait_timeout};
+use tarn_sql::statements::{OnWaitTimeout, SqlParameter, StatementRequest, StatementSnapshot, parse_wait_timeout};
 use tarn_sql::warehouse::{WarehouseState, WarehouseStatus};
 
 use super::required;

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tarn_compute::connect::SqlParameter;
+use tarn_sql::statements::SqlParameter;
 use tarn_sql::statements::{OnWaitTimeout, StatementRequest, StatementState};
 
 use super::{Attempt, Engines, Outcome};

@@ -16,6 +16,7 @@ use spark_connect_proto::{
 };
 use tonic::transport::Channel;
 
+use crate::passes::{SessionEngine, ctas};
 use crate::rpc_status::ErrorInfo;
 
 /// A failure the engine reported, with Spark's error class and SQLSTATE
@@ -74,7 +75,7 @@ pub struct EngineSession {
 
 impl EngineSession {
     pub async fn open(port: u16, user: &str) -> Result<Self, EngineError> {
-        let client = crate::engine::client(port).await.map_err(EngineError::unreachable)?;
+        let client = tarn_compute::engine::client(port).await.map_err(EngineError::unreachable)?;
         Ok(Self { port, client, session_id: uuid::Uuid::new_v4().to_string(), user: user.to_string() })
     }
 
@@ -104,9 +105,13 @@ impl EngineSession {
         parameters: &[SqlParameter],
         limit: Option<usize>,
     ) -> Result<Vec<Bytes>, EngineError> {
-        let ctas = crate::gateway::ctas::rewrite(self.port, &self.session_id, Some(self.user_context()), sql)
-            .await
-            .map_err(EngineError::plain)?;
+        let engine = SessionEngine::connected(
+            self.port,
+            self.client.clone(),
+            self.session_id.clone(),
+            Some(self.user_context()),
+        );
+        let ctas = ctas::split(&engine, sql).await.map_err(|e| EngineError::plain(e.to_string()))?;
         let sql = ctas.as_deref().unwrap_or(sql);
         let named_arguments = parameters.iter().map(|p| (p.name.clone(), argument(p))).collect::<HashMap<_, _>>();
         #[allow(deprecated)]
@@ -176,7 +181,7 @@ impl EngineSession {
 
 /// Asks the engine to stop everything running in `session_id`.
 pub async fn interrupt(port: u16, session_id: &str, user: &str) -> Result<(), EngineError> {
-    let mut client = crate::engine::client(port).await.map_err(EngineError::unreachable)?;
+    let mut client = tarn_compute::engine::client(port).await.map_err(EngineError::unreachable)?;
     let request = InterruptRequest {
         session_id: session_id.to_string(),
         user_context: Some(UserContext { user_id: user.into(), user_name: user.into(), ..Default::default() }),

@@ -5,13 +5,18 @@
 //! stored. And `system.compute|access|billing|lakeflow.*` (tarn's system tables)
 //! are renamed to the catalog engines mount them under, as Sail keeps the
 //! name `system` for its own.
+//!
+//! The first pass of the pipeline: what later passes and the engine read
+//! must already name what engines can reach.
 
 use std::borrow::Cow;
 
 use spark_connect_proto::{Command, ExecutePlanRequest, Relation, command, plan, read, relation, write_operation};
 
-use super::SqlFailure;
-use crate::engine::SYSTEM_CATALOG_MOUNT;
+use tarn_compute::engine::SYSTEM_CATALOG_MOUNT;
+
+use super::{Outcome, PassContext};
+use crate::GatewayError;
 
 /// Where a volume path is stored; implemented over the catalog by the wiring.
 pub trait PathResolver: Send + Sync + 'static {
@@ -99,16 +104,25 @@ fn system_names(sql: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The paths pass: resolves volume paths and renames system tables when
+/// the wiring gave a resolver, and notes a system table read by name.
+pub(crate) fn pass(request: &mut ExecutePlanRequest, cx: &mut PassContext<'_>) -> Result<Outcome, GatewayError> {
+    let Some(resolver) = cx.hooks.paths.as_deref() else { return Ok(Outcome::Unchanged) };
+    let rewritten = rewrite(request, resolver)?;
+    cx.reads_system_tables |= rewritten.reads_system_tables;
+    Ok(if rewritten.changed { Outcome::Changed } else { Outcome::Unchanged })
+}
+
 /// What [`rewrite`] did to a request.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Rewritten {
-    pub changed: bool,
+struct Rewritten {
+    changed: bool,
     /// A table of tarn's `system` catalog is read by name (`spark.table`).
-    pub reads_system_tables: bool,
+    reads_system_tables: bool,
 }
 
 /// Resolves the volume paths and system table names of an `ExecutePlan`.
-pub(super) fn rewrite(request: &mut ExecutePlanRequest, resolver: &dyn PathResolver) -> Result<Rewritten, SqlFailure> {
+fn rewrite(request: &mut ExecutePlanRequest, resolver: &dyn PathResolver) -> Result<Rewritten, GatewayError> {
     let Some(op) = request.plan.as_mut().and_then(|p| p.op_type.as_mut()) else { return Ok(Rewritten::default()) };
     let mut walk = Walk { resolver, changed: false, reads_system_tables: false };
     let walked = match op {
@@ -116,7 +130,7 @@ pub(super) fn rewrite(request: &mut ExecutePlanRequest, resolver: &dyn PathResol
         plan::OpType::Command(c) => walk.command(c),
         _ => Ok(()),
     };
-    walked.map_err(|message| SqlFailure { exception_class: "org.apache.spark.sql.AnalysisException", message })?;
+    walked.map_err(GatewayError::Path)?;
     Ok(Rewritten { changed: walk.changed, reads_system_tables: walk.reads_system_tables })
 }
 

@@ -3,17 +3,18 @@
 //! statement is replaced by a local relation holding its result, which the
 //! engine then serves like any other (so `spark.sql(...)` keeps its usual
 //! lazy DataFrame and operation handling).
+//!
+//! The pass of the pipeline that comes second: after the paths pass, so
+//! the interceptor sees the names engines use; a statement it answers is
+//! settled.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use base64::Engine;
-use prost::Message;
-
-use crate::rpc_status::ErrorInfo;
-
 use spark_connect_proto::{ExecutePlanRequest, LocalRelation, Relation, command, plan, relation};
+
+use super::{Outcome, PassContext};
+use crate::GatewayError;
 
 /// A statement tarn ran and that failed, as a Spark client should see it.
 #[derive(Debug, Clone)]
@@ -66,10 +67,7 @@ fn sql_relation(request: &mut ExecutePlanRequest) -> Option<&mut Relation> {
 }
 
 /// Gives the request's SQL to `interceptor`; true when the request changed.
-pub(super) async fn rewrite(
-    interceptor: &dyn SqlInterceptor,
-    request: &mut ExecutePlanRequest,
-) -> Result<bool, SqlFailure> {
+async fn rewrite(interceptor: &dyn SqlInterceptor, request: &mut ExecutePlanRequest) -> Result<bool, SqlFailure> {
     let Some(relation) = sql_relation(request) else { return Ok(false) };
     let Some(relation::RelType::Sql(sql)) = relation.rel_type.as_ref() else { return Ok(false) };
     let Some(result) = interceptor.intercept(&sql.query).await else { return Ok(false) };
@@ -78,14 +76,17 @@ pub(super) async fn rewrite(
     Ok(true)
 }
 
-/// The `grpc-status-details-bin` value for `failure` under `code`; the
-/// message must be the one sent as `grpc-message`.
-pub(super) fn status_details(code: i32, message: &str, failure: &SqlFailure) -> String {
-    let mut metadata = HashMap::new();
-    metadata.insert("classes".to_string(), format!("[\"{}\"]", failure.exception_class));
-    if let Some(class) = message.strip_prefix('[').and_then(|m| m.split_once(']')).map(|(c, _)| c) {
-        metadata.insert("errorClass".to_string(), class.to_string());
+/// The SQL pass: brings tarn's system tables up to date when the paths
+/// pass saw one read by name, then gives the request's SQL text to the
+/// interceptor. A statement it took is settled; its failure is the client's.
+pub(crate) async fn pass(request: &mut ExecutePlanRequest, cx: &mut PassContext<'_>) -> Result<Outcome, GatewayError> {
+    let Some(interceptor) = cx.hooks.sql.as_deref() else { return Ok(Outcome::Unchanged) };
+    if cx.reads_system_tables {
+        interceptor.refresh_system_tables().await;
     }
-    let info = ErrorInfo { reason: failure.exception_class.to_string(), domain: "org.apache.spark".into(), metadata };
-    base64::engine::general_purpose::STANDARD_NO_PAD.encode(info.into_status(code, message).encode_to_vec())
+    match rewrite(interceptor, request).await {
+        Ok(true) => Ok(Outcome::Settled),
+        Ok(false) => Ok(Outcome::Unchanged),
+        Err(failure) => Err(GatewayError::Statement(failure)),
+    }
 }

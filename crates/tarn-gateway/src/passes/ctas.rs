@@ -3,10 +3,15 @@
 //! exists with different metadata"), as it fails `saveAsTable`; so a CTAS is
 //! split the same way: the query's schema is asked for, the table created
 //! with it, and what remains to run is an `INSERT` of the query.
+//!
+//! The third pass of the pipeline; [`split`] also serves the SQL tarn runs
+//! on an engine itself ([`crate::connect`]).
 
 use spark_connect_proto::{Command, ExecutePlanRequest, command, plan, relation};
 
-use super::save_as_table::{analyze_schema, run_sql, struct_ddl};
+use super::save_as_table::struct_ddl;
+use super::{EngineCalls, Outcome, PassContext};
+use crate::{EngineCallError, GatewayError};
 
 /// A CTAS this module knows how to split. Anything else (column lists,
 /// `LOCATION`, `CLUSTER BY`, other formats) goes to the engine unchanged.
@@ -143,19 +148,13 @@ fn span<'a>(sql: &'a str, toks: &[(&'a str, usize)], from: usize, to: usize) -> 
     sql.get(start..toks.get(to)?.1)
 }
 
-/// Splits a Delta CTAS on the engine at `port`: creates the table from the
-/// query's schema in the caller's session and returns the `INSERT` that
-/// remains to run. `None` when `sql` is not a CTAS this knows, or the table
-/// exists and the statement says `IF NOT EXISTS` (the engine then runs it
-/// as written). An error is the engine's answer, for the client.
-pub(crate) async fn rewrite(
-    port: u16,
-    session_id: &str,
-    user_context: Option<spark_connect_proto::UserContext>,
-    sql: &str,
-) -> Result<Option<String>, String> {
+/// Splits a Delta CTAS on `engine`: creates the table from the query's
+/// schema in the caller's session and returns the `INSERT` that remains to
+/// run. `None` when `sql` is not a CTAS this knows, or the table exists and
+/// the statement says `IF NOT EXISTS` (the engine then runs it as written).
+/// An error is the engine's answer, for the client.
+pub(crate) async fn split(engine: &dyn EngineCalls, sql: &str) -> Result<Option<String>, EngineCallError> {
     let Some(ctas) = parse(sql) else { return Ok(None) };
-    let mut client = crate::engine::client(port).await?;
     let query = spark_connect_proto::Relation {
         common: None,
         rel_type: Some(spark_connect_proto::relation::RelType::Sql(spark_connect_proto::Sql {
@@ -163,16 +162,16 @@ pub(crate) async fn rewrite(
             ..Default::default()
         })),
     };
-    let schema = analyze_schema(&mut client, session_id, user_context.clone(), query).await?;
+    let schema = engine.analyze_schema(query).await?;
     let Some(columns) = schema.as_ref().and_then(struct_ddl) else { return Ok(None) };
     let mut create = format!("CREATE TABLE {} ({columns}) USING DELTA", ctas.table);
     for clause in &ctas.clauses {
         create.push(' ');
         create.push_str(clause);
     }
-    match run_sql(&mut client, session_id, user_context, create).await {
+    match engine.run_sql(create).await {
         Ok(()) => Ok(Some(format!("INSERT INTO {} {}", ctas.table, ctas.query))),
-        Err(e) if e.to_ascii_lowercase().contains("already exists") => {
+        Err(e) if e.already_exists() => {
             if ctas.or_replace {
                 Ok(Some(format!("INSERT OVERWRITE TABLE {} {}", ctas.table, ctas.query)))
             } else if ctas.if_not_exists {
@@ -185,26 +184,25 @@ pub(crate) async fn rewrite(
     }
 }
 
-/// The gateway's side: a `spark.sql` CTAS becomes its `INSERT` once the
-/// table is created. True when the request changed.
-pub(super) async fn rewrite_request(port: u16, req: &mut ExecutePlanRequest) -> Result<bool, String> {
-    let (session_id, user_context) = (req.session_id.clone(), req.user_context.clone());
+/// The CTAS pass: a `spark.sql` CTAS becomes its `INSERT` once the table is
+/// created on the engine.
+pub(crate) async fn pass(req: &mut ExecutePlanRequest, cx: &mut PassContext<'_>) -> Result<Outcome, GatewayError> {
     let Some(plan::OpType::Command(Command { command_type: Some(command::CommandType::SqlCommand(cmd)) })) =
         req.plan.as_mut().and_then(|p| p.op_type.as_mut())
     else {
-        return Ok(false);
+        return Ok(Outcome::Unchanged);
     };
     #[allow(deprecated)]
     let text = match cmd.input.as_mut().and_then(|r| r.rel_type.as_mut()) {
         Some(relation::RelType::Sql(sql)) => &mut sql.query,
         _ => &mut cmd.sql,
     };
-    match rewrite(port, &session_id, user_context, text).await? {
+    match split(cx.engine, text).await.map_err(GatewayError::Ctas)? {
         Some(insert) => {
             *text = insert;
-            Ok(true)
+            Ok(Outcome::Changed)
         }
-        None => Ok(false),
+        None => Ok(Outcome::Unchanged),
     }
 }
 

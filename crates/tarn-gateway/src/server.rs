@@ -7,9 +7,7 @@
 //! with tarn's session defaults (Delta as the default table format, as on
 //! Databricks), then streams the HTTP/2 call to the engine and back. Only
 //! the first message of each call is decoded: for its session id, and in
-//! `ExecutePlan` for the rewrites tarn makes (volume paths, see
-//! [`PathResolver`]; Delta `saveAsTable`; and SQL statements tarn runs
-//! itself, see [`SqlInterceptor`]).
+//! `ExecutePlan` for the pipeline of rewrites tarn makes ([`crate::passes`]).
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -19,8 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, BodyStream, Empty, StreamBody};
+use http_body_util::{BodyExt, BodyStream, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
@@ -28,27 +25,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
 use spark_connect_proto::{ConfigRequest, KeyValue, UserContext, config_request};
+use tarn_compute::ClusterManager;
 use tarn_store::Store;
 use tokio::net::TcpListener;
 
-use crate::ClusterManager;
-
-pub(crate) mod ctas;
-mod paths;
-mod save_as_table;
-mod sql;
-
-pub use paths::{PathResolver, rewrite_sql_text};
-pub use sql::{Intercepted, SqlFailure, SqlInterceptor};
-
-/// What the wiring plugs into the gateway's rewrites.
-#[derive(Clone, Default)]
-pub struct Hooks {
-    pub sql: Option<Arc<dyn SqlInterceptor>>,
-    pub paths: Option<Arc<dyn PathResolver>>,
-}
-
-type Body = UnsyncBoxBody<Bytes, hyper::Error>;
+use crate::passes::{self, Hooks, PassContext, SessionEngine};
+use crate::status::{self, Body};
+use crate::{EngineCallError, GatewayError};
 
 /// Session settings every session gets before its first call.
 const SESSION_DEFAULTS: &[(&str, &str)] = &[("spark.sql.sources.default", "delta")];
@@ -73,45 +56,6 @@ pub struct Gateway {
     activity: Mutex<HashMap<String, Instant>>,
     hooks: Hooks,
 }
-
-/// A gRPC error in the "trailers-only" form: status and message as headers.
-fn grpc_error(code: u8, message: &str) -> Response<Body> {
-    grpc_error_with(code, message, None)
-}
-
-/// A statement tarn ran on the engine for the client, and the engine refused.
-fn engine_failure(message: String) -> SqlFailure {
-    SqlFailure { exception_class: "org.apache.spark.sql.AnalysisException", message }
-}
-
-/// A failed statement tarn ran, raised in the client as its Spark exception.
-fn spark_error(failure: &SqlFailure) -> Response<Body> {
-    grpc_error_with(INTERNAL, &failure.message, Some(failure))
-}
-
-fn grpc_error_with(code: u8, message: &str, failure: Option<&SqlFailure>) -> Response<Body> {
-    let message: String = message.chars().filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '%').collect();
-    let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
-    let headers = response.headers_mut();
-    headers.insert("content-type", hyper::header::HeaderValue::from_static("application/grpc"));
-    headers.insert("grpc-status", u16::from(code).into());
-    if let Ok(v) = hyper::header::HeaderValue::from_str(&message) {
-        headers.insert("grpc-message", v);
-    }
-    if let Some(details) = failure.map(|f| sql::status_details(i32::from(code), &message, f))
-        && let Ok(v) = hyper::header::HeaderValue::from_str(&details)
-    {
-        headers.insert("grpc-status-details-bin", v);
-    }
-    response
-}
-
-const UNAUTHENTICATED: u8 = 16;
-const NOT_FOUND: u8 = 5;
-const FAILED_PRECONDITION: u8 = 9;
-const UNAVAILABLE: u8 = 14;
-const INVALID_ARGUMENT: u8 = 3;
-const INTERNAL: u8 = 13;
 
 impl Gateway {
     pub fn new(clusters: ClusterManager, store: Arc<Store>, hooks: Hooks) -> Arc<Self> {
@@ -160,57 +104,47 @@ impl Gateway {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        match self.answer(req).await {
+            Ok(response) => response,
+            Err(e) => status::response(&e),
+        }
+    }
+
+    async fn answer(&self, req: Request<Incoming>) -> Result<Response<Body>, GatewayError> {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let token = header("authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_string));
-        match token.map(|t| self.store.find_token(&t)) {
-            Some(Ok(Some((token, _)))) if token.is_live_at(tarn_core::time::now_ms()) => {}
-            Some(Err(e)) => return grpc_error(UNAVAILABLE, &e.to_string()),
-            _ => {
-                return grpc_error(
-                    UNAUTHENTICATED,
-                    "send a tarn token: sc://localhost:PORT/;token=TOKEN;x-databricks-cluster-id=ID",
-                );
-            }
-        }
-        let Some(cluster_id) = header("x-databricks-cluster-id") else {
-            return grpc_error(
-                INVALID_ARGUMENT,
-                "name the cluster with x-databricks-cluster-id in the connection string",
-            );
-        };
-        let port = match self.clusters.engine_port(&cluster_id) {
-            Ok(Some(port)) => port,
-            Ok(None) => {
-                let state = self.clusters.get(&cluster_id).map(|c| c.state.as_str()).unwrap_or("UNKNOWN");
-                return grpc_error(
-                    FAILED_PRECONDITION,
-                    &format!("cluster {cluster_id} is {state}, not RUNNING; start it first"),
-                );
-            }
-            Err(e) => return grpc_error(NOT_FOUND, &e.to_string()),
-        };
+        let token = token.ok_or(GatewayError::Unauthenticated)?;
+        self.store.authenticate(&token, tarn_core::time::now_ms())?;
+        let cluster_id = header("x-databricks-cluster-id").ok_or(GatewayError::NoCluster)?;
+        let port = self.engine_port(&cluster_id)?;
         self.record_activity(&cluster_id);
         let (parts, body) = req.into_parts();
-        let (prefix, rest) = match first_message(body).await {
-            Ok(split) => split,
-            Err(e) => return grpc_error(INVALID_ARGUMENT, &format!("reading the request: {e}")),
-        };
+        let (prefix, rest) = first_message(body).await.map_err(GatewayError::ReadRequest)?;
         if let Some(header) = decode_header(&prefix) {
             if parts.uri.path().ends_with("/ReleaseSession") {
                 self.forget_session(port, &header.session_id);
-            } else if let Err(e) = self.ensure_session(port, header).await {
-                return grpc_error(UNAVAILABLE, &format!("preparing the session on the engine: {e}"));
+            } else {
+                self.ensure_session(port, header).await.map_err(GatewayError::Session)?;
             }
         }
         let prefix = if parts.uri.path().ends_with("/ExecutePlan") {
-            match rewrite_execute(port, &self.hooks, prefix).await {
-                Ok(prefix) => prefix,
-                Err(response) => return response,
-            }
+            rewrite_execute(port, &self.hooks, prefix).await?
         } else {
             prefix
         };
         self.forward(port, parts, prefix, rest).await
+    }
+
+    /// The port of the cluster's running engine.
+    fn engine_port(&self, cluster_id: &str) -> Result<u16, GatewayError> {
+        match self.clusters.engine_port(cluster_id) {
+            Ok(Some(port)) => Ok(port),
+            Ok(None) => {
+                let state = self.clusters.get(cluster_id).map(|c| c.state.as_str()).unwrap_or("UNKNOWN");
+                Err(GatewayError::ClusterNotRunning { cluster_id: cluster_id.to_string(), state: state.to_string() })
+            }
+            Err(e) => Err(GatewayError::UnknownCluster(e)),
+        }
     }
 
     fn record_activity(&self, cluster_id: &str) {
@@ -228,12 +162,12 @@ impl Gateway {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&(port, session_id.to_string()));
     }
 
-    async fn ensure_session(&self, port: u16, header: SessionHeader) -> Result<(), String> {
+    async fn ensure_session(&self, port: u16, header: SessionHeader) -> Result<(), EngineCallError> {
         let key = (port, header.session_id.clone());
         if self.sessions.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
             return Ok(());
         }
-        let mut client = crate::engine::client(port).await?;
+        let mut client = tarn_compute::engine::client(port).await.map_err(EngineCallError::Unreachable)?;
         let pairs = SESSION_DEFAULTS
             .iter()
             .map(|(k, v)| KeyValue { key: (*k).to_string(), value: Some((*v).to_string()) })
@@ -250,7 +184,7 @@ impl Gateway {
             client_type: Some("tarn-gateway".into()),
             ..Default::default()
         };
-        client.config(request).await.map_err(|e| e.message().to_string())?;
+        client.config(request).await.map_err(|e| EngineCallError::Refused(e.message().to_string()))?;
         self.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
         Ok(())
     }
@@ -261,11 +195,9 @@ impl Gateway {
         parts: hyper::http::request::Parts,
         prefix: Bytes,
         rest: Incoming,
-    ) -> Response<Body> {
+    ) -> Result<Response<Body>, GatewayError> {
         let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let Ok(uri) = format!("http://127.0.0.1:{port}{path}").parse::<hyper::Uri>() else {
-            return grpc_error(INVALID_ARGUMENT, "bad request path");
-        };
+        let uri = format!("http://127.0.0.1:{port}{path}").parse::<hyper::Uri>().map_err(|_| GatewayError::BadPath)?;
         let mut builder = Request::builder().method(parts.method).uri(uri).version(hyper::Version::HTTP_2);
         for (name, value) in &parts.headers {
             // The engine trusts loopback; the user's token stops here.
@@ -276,45 +208,30 @@ impl Gateway {
         let body = StreamBody::new(
             futures_util::stream::once(async move { Ok(Frame::data(prefix)) }).chain(BodyStream::new(rest)),
         );
-        let Ok(request) = builder.body(body.boxed_unsync()) else {
-            return grpc_error(INVALID_ARGUMENT, "bad request headers");
-        };
-        match self.client.request(request).await {
-            Ok(response) => response.map(|b| b.boxed_unsync()),
-            Err(e) => grpc_error(UNAVAILABLE, &format!("engine unreachable: {e}")),
-        }
+        let request = builder.body(body.boxed_unsync()).map_err(|_| GatewayError::BadHeaders)?;
+        let response = self.client.request(request).await.map_err(GatewayError::EngineUnreachable)?;
+        Ok(response.map(|b| b.boxed_unsync()))
     }
 }
 
-/// Gives an `ExecutePlan` request to the rewrites tarn makes for the engine;
-/// returns the (possibly re-encoded) framed message.
-async fn rewrite_execute(port: u16, hooks: &Hooks, framed: Bytes) -> Result<Bytes, Response<Body>> {
+/// Runs an `ExecutePlan` request through the pipeline of rewrites, in the
+/// caller's session on the engine at `port`; returns the framed message,
+/// re-encoded only when a pass changed it. A message that is compressed or
+/// does not decode goes to the engine as it came.
+async fn rewrite_execute(port: u16, hooks: &Hooks, framed: Bytes) -> Result<Bytes, GatewayError> {
     if framed.len() < 5 || framed[0] != 0 {
         return Ok(framed);
     }
     let Ok(mut request) = spark_connect_proto::ExecutePlanRequest::decode(&framed[5..]) else {
         return Ok(framed);
     };
-    let resolved = match hooks.paths.as_deref() {
-        Some(paths) => paths::rewrite(&mut request, paths).map_err(|f| spark_error(&f))?,
-        None => paths::Rewritten::default(),
-    };
-    if let (true, Some(sql)) = (resolved.reads_system_tables, hooks.sql.as_deref()) {
-        sql.refresh_system_tables().await;
-    }
-    let resolved = resolved.changed;
-    let intercepted = match hooks.sql.as_deref() {
-        Some(interceptor) => sql::rewrite(interceptor, &mut request).await.map_err(|f| spark_error(&f))?,
-        None => false,
-    };
-    let rewritten = intercepted
-        || ctas::rewrite_request(port, &mut request).await.map_err(|e| spark_error(&engine_failure(e)))?
-        || save_as_table::rewrite(port, &mut request).await.map_err(|e| grpc_error(INVALID_ARGUMENT, &e))?;
-    if !resolved && !rewritten {
+    let engine = SessionEngine::new(port, request.session_id.clone(), request.user_context.clone());
+    let mut cx = PassContext::new(hooks, &engine);
+    if !passes::run(&mut request, &mut cx).await? {
         return Ok(framed);
     }
     let payload = request.encode_to_vec();
-    let length = u32::try_from(payload.len()).map_err(|_| grpc_error(INVALID_ARGUMENT, "plan too large"))?;
+    let length = u32::try_from(payload.len()).map_err(|_| GatewayError::PlanTooLarge)?;
     let mut out = BytesMut::with_capacity(5 + payload.len());
     out.extend_from_slice(&[0]);
     out.extend_from_slice(&length.to_be_bytes());

@@ -4,15 +4,15 @@
 //! cannot overwrite a table through the catalog. What it does run is
 //! `CREATE TABLE` followed by an append, and an insert-overwrite; so the
 //! gateway turns the one into the other before the engine sees it.
+//!
+//! The last pass of the pipeline.
 
-use spark_connect_proto::spark_connect_service_client::SparkConnectServiceClient;
 use spark_connect_proto::write_operation::save_table::TableSaveMethod;
 use spark_connect_proto::write_operation::{SaveMode, SaveType};
-use spark_connect_proto::{
-    AnalyzePlanRequest, Command, DataType, ExecutePlanRequest, Plan, Relation, Sql, SqlCommand, WriteOperation,
-    analyze_plan_request, analyze_plan_response, command, data_type, plan, relation,
-};
-use tonic::transport::Channel;
+use spark_connect_proto::{Command, DataType, ExecutePlanRequest, WriteOperation, command, data_type, plan};
+
+use super::{Outcome, PassContext};
+use crate::GatewayError;
 
 /// The write of a `saveAsTable` in Delta (the default format), if that is
 /// what the request is.
@@ -27,19 +27,17 @@ fn table_write(req: &mut ExecutePlanRequest) -> Option<&mut WriteOperation> {
     (table.save_method == TableSaveMethod::SaveAsTable as i32 && delta && write.bucket_by.is_none()).then_some(write)
 }
 
-/// Rewrites a `saveAsTable` request in place: a new table is created first
-/// and the write becomes an append; an overwrite of an existing table
-/// becomes an insert-overwrite. Other requests are left alone. An error is
-/// the engine's answer to the `CREATE TABLE`, for the client.
-pub(super) async fn rewrite(port: u16, req: &mut ExecutePlanRequest) -> Result<bool, String> {
-    let (session_id, user_context) = (req.session_id.clone(), req.user_context.clone());
-    let Some(write) = table_write(req) else { return Ok(false) };
+/// The `saveAsTable` pass: a write into a new table creates the table on
+/// the engine first and becomes an append; an overwrite of an existing
+/// table becomes an insert-overwrite. Other requests are left alone. An
+/// error is the engine's answer to the `CREATE TABLE`, for the client.
+pub(crate) async fn pass(req: &mut ExecutePlanRequest, cx: &mut PassContext<'_>) -> Result<Outcome, GatewayError> {
+    let Some(write) = table_write(req) else { return Ok(Outcome::Unchanged) };
     let (Some(input), Some(SaveType::Table(table))) = (write.input.clone(), write.save_type.clone()) else {
-        return Ok(false);
+        return Ok(Outcome::Unchanged);
     };
-    let mut client = crate::engine::client(port).await?;
-    let schema = analyze_schema(&mut client, &session_id, user_context.clone(), input).await?;
-    let Some(columns) = schema.as_ref().and_then(struct_ddl) else { return Ok(false) };
+    let schema = cx.engine.analyze_schema(input).await.map_err(GatewayError::SaveAsTable)?;
+    let Some(columns) = schema.as_ref().and_then(struct_ddl) else { return Ok(Outcome::Unchanged) };
     let partitioning = if write.partitioning_columns.is_empty() {
         String::new()
     } else {
@@ -47,16 +45,16 @@ pub(super) async fn rewrite(port: u16, req: &mut ExecutePlanRequest) -> Result<b
         format!(" PARTITIONED BY ({})", cols.join(", "))
     };
     let create = format!("CREATE TABLE {} ({columns}) USING DELTA{partitioning}", table.table_name);
-    match run_sql(&mut client, &session_id, user_context, create).await {
+    match cx.engine.run_sql(create).await {
         Ok(()) => {
             tracing::debug!(table = table.table_name, "saveAsTable: created the table, appending");
             write.mode = SaveMode::Append as i32;
             write.partitioning_columns.clear();
-            Ok(true)
+            Ok(Outcome::Changed)
         }
-        Err(e) if e.to_ascii_lowercase().contains("already exists") => {
+        Err(e) if e.already_exists() => {
             if write.mode != SaveMode::Overwrite as i32 {
-                return Ok(false);
+                return Ok(Outcome::Unchanged);
             }
             tracing::debug!(table = table.table_name, "saveAsTable overwrite: inserting over the table");
             write.save_type = Some(SaveType::Table(spark_connect_proto::write_operation::SaveTable {
@@ -64,61 +62,10 @@ pub(super) async fn rewrite(port: u16, req: &mut ExecutePlanRequest) -> Result<b
                 save_method: TableSaveMethod::InsertInto as i32,
             }));
             write.partitioning_columns.clear();
-            Ok(true)
+            Ok(Outcome::Changed)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(GatewayError::SaveAsTable(e)),
     }
-}
-
-pub(super) async fn analyze_schema(
-    client: &mut SparkConnectServiceClient<Channel>,
-    session_id: &str,
-    user_context: Option<spark_connect_proto::UserContext>,
-    input: Relation,
-) -> Result<Option<DataType>, String> {
-    let request = AnalyzePlanRequest {
-        session_id: session_id.to_string(),
-        user_context,
-        client_type: Some("tarn-gateway".into()),
-        analyze: Some(analyze_plan_request::Analyze::Schema(analyze_plan_request::Schema {
-            plan: Some(Plan { op_type: Some(plan::OpType::Root(input)) }),
-        })),
-        ..Default::default()
-    };
-    let response = client.analyze_plan(request).await.map_err(|e| e.message().to_string())?.into_inner();
-    Ok(match response.result {
-        Some(analyze_plan_response::Result::Schema(s)) => s.schema,
-        _ => None,
-    })
-}
-
-pub(super) async fn run_sql(
-    client: &mut SparkConnectServiceClient<Channel>,
-    session_id: &str,
-    user_context: Option<spark_connect_proto::UserContext>,
-    sql: String,
-) -> Result<(), String> {
-    let request = ExecutePlanRequest {
-        session_id: session_id.to_string(),
-        user_context,
-        operation_id: Some(uuid::Uuid::new_v4().to_string()),
-        client_type: Some("tarn-gateway".into()),
-        plan: Some(Plan {
-            op_type: Some(plan::OpType::Command(Command {
-                command_type: Some(command::CommandType::SqlCommand(SqlCommand {
-                    input: Some(Relation {
-                        rel_type: Some(relation::RelType::Sql(Sql { query: sql, ..Default::default() })),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                })),
-            })),
-        }),
-        ..Default::default()
-    };
-    let mut stream = client.execute_plan(request).await.map_err(|e| e.message().to_string())?.into_inner();
-    while stream.message().await.map_err(|e| e.message().to_string())?.is_some() {}
-    Ok(())
 }
 
 fn quote(name: &str) -> String {
@@ -127,7 +74,7 @@ fn quote(name: &str) -> String {
 
 /// Column definitions of a struct schema, or `None` for a type this
 /// rewrite does not know (the request then goes to the engine unchanged).
-pub(super) fn struct_ddl(schema: &DataType) -> Option<String> {
+pub(crate) fn struct_ddl(schema: &DataType) -> Option<String> {
     let Some(data_type::Kind::Struct(s)) = &schema.kind else { return None };
     let columns = s
         .fields

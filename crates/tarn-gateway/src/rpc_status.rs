@@ -1,7 +1,7 @@
 //! `google.rpc.Status` with `google.rpc.ErrorInfo` details: how Spark
-//! Connect servers tell clients which exception a failure is. The gateway
-//! writes them for statements tarn runs; [`crate::connect`] reads the
-//! engine's.
+//! Connect servers tell clients which exception a failure is.
+//! [`crate::status`] writes them for failures of SQL the gateway answers;
+//! [`crate::connect`] reads the engine's.
 
 use std::collections::HashMap;
 

@@ -1,0 +1,28 @@
+//! The Spark Connect edge: tarn's own Spark Connect endpoint in front of
+//! the clusters' engines ([`Gateway`]), and the Spark Connect client tarn
+//! runs its own SQL on an engine with ([`connect`]).
+//!
+//! The gateway authenticates a call (the token check tarn-api makes too,
+//! `Store::authenticate`), routes it by `x-databricks-cluster-id` to the
+//! cluster's running engine, records the cluster's activity, gives new
+//! sessions tarn's defaults, and runs an `ExecutePlan` through an ordered
+//! pipeline of rewrites (`passes`: volume paths and system names, SQL
+//! tarn answers itself, CTAS, `saveAsTable`) before streaming the call to
+//! the engine. Every failure it answers itself is a [`GatewayError`],
+//! turned into a gRPC status in one place (`status`).
+//!
+//! Invariants: the gateway owns no cluster or catalog state (it asks
+//! tarn-compute's `ClusterManager`, and the wiring's hooks); the user's
+//! token never reaches an engine; only the first message of a call is
+//! decoded, and a request no pass changed is forwarded byte for byte.
+
+pub mod connect;
+mod error;
+mod passes;
+mod rpc_status;
+mod server;
+mod status;
+
+pub use error::{EngineCallError, GatewayError};
+pub use passes::{Hooks, Intercepted, PathResolver, SqlFailure, SqlInterceptor, rewrite_sql_text};
+pub use server::Gateway;

@@ -1,0 +1,108 @@
+//! The rewrites tarn makes to an `ExecutePlan` before the engine sees it,
+//! as one ordered pipeline: the gateway decodes the request once, runs
+//! each pass of [`PIPELINE`] over it, and encodes it once if any pass
+//! changed it. A pass is a function of the request and a [`PassContext`]:
+//! what the wiring plugged in ([`Hooks`]), the cluster's engine in the
+//! caller's session ([`EngineCalls`]), and what earlier passes found.
+//!
+//! The order matters: volume paths and system names are resolved first,
+//! so that the SQL tarn runs itself and the statements split later name
+//! what engines can read; a statement tarn answers is settled and no later
+//! pass sees it.
+
+use std::sync::Arc;
+
+use spark_connect_proto::ExecutePlanRequest;
+
+use crate::GatewayError;
+
+pub(crate) mod ctas;
+mod engine;
+pub(crate) mod paths;
+mod save_as_table;
+pub(crate) mod sql;
+
+pub(crate) use engine::{EngineCalls, SessionEngine};
+pub use paths::{PathResolver, rewrite_sql_text};
+pub use sql::{Intercepted, SqlFailure, SqlInterceptor};
+
+/// What the wiring plugs into the gateway's rewrites.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    pub sql: Option<Arc<dyn SqlInterceptor>>,
+    pub paths: Option<Arc<dyn PathResolver>>,
+}
+
+/// What a pass may use besides the request.
+pub(crate) struct PassContext<'a> {
+    pub hooks: &'a Hooks,
+    /// The cluster's engine, in the request's session. Only the CTAS and
+    /// `saveAsTable` passes call it (to learn a schema and create a table
+    /// before the request runs); a connection is made on the first call.
+    pub engine: &'a dyn EngineCalls,
+    /// Set by the paths pass: a table of tarn's `system` catalog is read by
+    /// name, so the SQL pass brings the system tables up to date first.
+    pub reads_system_tables: bool,
+}
+
+impl<'a> PassContext<'a> {
+    pub fn new(hooks: &'a Hooks, engine: &'a dyn EngineCalls) -> Self {
+        Self { hooks, engine, reads_system_tables: false }
+    }
+}
+
+/// What a pass did to the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Unchanged,
+    Changed,
+    /// Changed, and settled: the later passes are skipped.
+    Settled,
+}
+
+/// One rewrite of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// `/Volumes/...` paths and `system.*` names ([`paths`]).
+    Paths,
+    /// SQL tarn runs itself, answered in place ([`sql`]).
+    Sql,
+    /// A Delta CTAS split into `CREATE TABLE` and `INSERT` ([`ctas`]).
+    Ctas,
+    /// A Delta `saveAsTable` split into `CREATE TABLE` and an append ([`save_as_table`]).
+    SaveAsTable,
+}
+
+/// The passes, in the order they run.
+pub(crate) const PIPELINE: [Pass; 4] = [Pass::Paths, Pass::Sql, Pass::Ctas, Pass::SaveAsTable];
+
+impl Pass {
+    pub async fn run(
+        self,
+        request: &mut ExecutePlanRequest,
+        cx: &mut PassContext<'_>,
+    ) -> Result<Outcome, GatewayError> {
+        match self {
+            Self::Paths => paths::pass(request, cx),
+            Self::Sql => sql::pass(request, cx).await,
+            Self::Ctas => ctas::pass(request, cx).await,
+            Self::SaveAsTable => save_as_table::pass(request, cx).await,
+        }
+    }
+}
+
+/// Runs [`PIPELINE`] over `request`; true when it changed.
+pub(crate) async fn run(request: &mut ExecutePlanRequest, cx: &mut PassContext<'_>) -> Result<bool, GatewayError> {
+    let mut changed = false;
+    for pass in PIPELINE {
+        match pass.run(request, cx).await? {
+            Outcome::Unchanged => {}
+            Outcome::Changed => changed = true,
+            Outcome::Settled => return Ok(true),
+        }
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests;
