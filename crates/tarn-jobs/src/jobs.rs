@@ -9,6 +9,7 @@ use tarn_core::time::now_ms;
 use tarn_store::{JobRow, Store};
 
 use crate::error::{JobsError, Result, invalid};
+use crate::settings::JobSettings;
 use crate::spec::validate;
 
 /// A page of `jobs/list`.
@@ -38,7 +39,7 @@ impl Jobs {
         Self { store, cluster_exists }
     }
 
-    pub(crate) fn check(&self, settings: &Value) -> Result<()> {
+    pub(crate) fn check(&self, settings: &Value) -> Result<JobSettings> {
         validate(settings, &*self.cluster_exists)
     }
 

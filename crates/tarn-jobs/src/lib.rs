@@ -12,6 +12,7 @@ pub mod notify;
 mod references;
 pub mod runs;
 mod schedule;
+pub mod settings;
 mod spec;
 pub mod tasks;
 pub mod triggers;

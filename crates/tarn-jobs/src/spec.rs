@@ -6,12 +6,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{JobsError, Result, invalid};
 use crate::references::{self, Scope};
 use crate::runs::dag::{self, Node};
+use crate::settings::{ForEachTask, JobSettings, TaskSettings};
 
 /// Task types tarn runs.
 const TASK_TYPES: &[&str] = &[
@@ -42,80 +42,11 @@ pub const CONDITION_OPS: &[&str] =
     &["EQUAL_TO", "NOT_EQUAL", "GREATER_THAN", "GREATER_THAN_OR_EQUAL", "LESS_THAN", "LESS_THAN_OR_EQUAL"];
 const MAX_TASKS: usize = 1000;
 
-#[derive(Deserialize)]
-struct Settings {
-    #[serde(default)]
-    tasks: Vec<Value>,
-    #[serde(default)]
-    job_clusters: Vec<Keyed>,
-    #[serde(default)]
-    parameters: Vec<Parameter>,
-    #[serde(default)]
-    environments: Vec<Keyed>,
-    max_concurrent_runs: Option<i64>,
-    timeout_seconds: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct Keyed {
-    #[serde(default, alias = "environment_key")]
-    job_cluster_key: String,
-}
-
-#[derive(Deserialize)]
-struct Parameter {
-    #[serde(default)]
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct Task {
-    #[serde(default)]
-    task_key: String,
-    #[serde(default)]
-    depends_on: Vec<Dependency>,
-    run_if: Option<String>,
-    max_retries: Option<i64>,
-    min_retry_interval_millis: Option<i64>,
-    timeout_seconds: Option<i64>,
-    existing_cluster_id: Option<String>,
-    job_cluster_key: Option<String>,
-    new_cluster: Option<Value>,
-    environment_key: Option<String>,
-    condition_task: Option<ConditionTask>,
-    for_each_task: Option<ForEachTask>,
-}
-
-#[derive(Deserialize)]
-struct Dependency {
-    #[serde(default)]
-    task_key: String,
-    outcome: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ConditionTask {
-    op: Option<String>,
-    left: Option<String>,
-    right: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ForEachTask {
-    inputs: Option<String>,
-    concurrency: Option<i64>,
-    task: Option<Value>,
-}
-
 /// What the job defines, for checking each task against it.
 struct Defined<'a> {
     job_clusters: HashSet<&'a str>,
     environments: HashSet<&'a str>,
     cluster_exists: &'a dyn Fn(&str) -> bool,
-}
-
-fn parse<T: serde::de::DeserializeOwned>(value: &Value, what: &str) -> Result<T> {
-    T::deserialize(value).map_err(|e| invalid(format!("Invalid {what}: {e}")))
 }
 
 fn keys_unique<'a>(keys: impl Iterator<Item = &'a str>, what: &str) -> Result<HashSet<&'a str>> {
@@ -138,13 +69,10 @@ fn non_negative(value: Option<i64>, what: &str) -> Result<()> {
     }
 }
 
-/// Checks `settings` (a JobSettings object); `cluster_exists` answers
-/// whether an `existing_cluster_id` names a cluster.
-pub fn validate(settings: &Value, cluster_exists: &dyn Fn(&str) -> bool) -> Result<()> {
-    if !settings.is_object() {
-        return Err(invalid("Job settings must be a JSON object"));
-    }
-    let parsed: Settings = parse(settings, "job settings")?;
+/// Checks `settings` (a JobSettings object) and answers them typed;
+/// `cluster_exists` answers whether an `existing_cluster_id` names a cluster.
+pub fn validate(settings: &Value, cluster_exists: &dyn Fn(&str) -> bool) -> Result<JobSettings> {
+    let parsed = JobSettings::parse(settings)?;
     if let Some(n) = parsed.max_concurrent_runs.filter(|n| !(0..=1000).contains(n)) {
         return Err(invalid(format!("max_concurrent_runs must be between 0 and 1000, got {n}")));
     }
@@ -154,29 +82,30 @@ pub fn validate(settings: &Value, cluster_exists: &dyn Fn(&str) -> bool) -> Resu
     }
     let defined = Defined {
         job_clusters: keys_unique(parsed.job_clusters.iter().map(|c| c.job_cluster_key.as_str()), "job cluster")?,
-        environments: keys_unique(parsed.environments.iter().map(|e| e.job_cluster_key.as_str()), "environment")?,
+        environments: keys_unique(parsed.environments.iter().map(|e| e.environment_key.as_str()), "environment")?,
         cluster_exists,
     };
     let parameters = keys_unique(parsed.parameters.iter().map(|p| p.name.as_str()), "job parameter")?;
-    let tasks: Vec<Task> = parsed.tasks.iter().map(|t| parse(t, "task")).collect::<Result<Vec<Task>>>()?;
+    let tasks = &parsed.tasks;
     let keys = keys_unique(tasks.iter().map(|t| t.task_key.as_str()), "task")?;
-    let by_key: HashMap<&str, (&Task, &Value)> =
-        tasks.iter().zip(&parsed.tasks).map(|(t, raw)| (t.task_key.as_str(), (t, raw))).collect();
-    let nodes: Vec<Node> = parsed.tasks.iter().filter_map(Node::of).collect();
+    let by_key: HashMap<&str, &TaskSettings> = tasks.iter().map(|t| (t.task_key.as_str(), t)).collect();
+    let nodes: Vec<Node> = tasks.iter().map(Node::of).collect();
     let upstream_by_key = dag::upstream(&nodes);
     let none = HashSet::new();
-    for (task, raw) in tasks.iter().zip(&parsed.tasks) {
-        check_task(task, raw, &defined)?;
+    for task in tasks {
+        check_task(task, &defined)?;
         check_dependencies(task, &by_key)?;
         let upstream = upstream_by_key.get(&task.task_key).unwrap_or(&none);
         let scope = Scope { tasks: &keys, upstream, parameters: &parameters, in_for_each: false };
-        check_references(raw, &scope, task)?;
+        check_references(&task.raw, &scope, task)?;
     }
-    check_acyclic(&tasks)?;
-    crate::schedule::check(settings)
+    check_acyclic(tasks)?;
+    crate::schedule::check(settings)?;
+    Ok(parsed)
 }
 
-fn check_task(task: &Task, raw: &Value, defined: &Defined<'_>) -> Result<()> {
+fn check_task(task: &TaskSettings, defined: &Defined<'_>) -> Result<()> {
+    let raw = &task.raw;
     let key = &task.task_key;
     if key.len() > 100 || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Err(invalid(format!("Invalid task_key '{key}': use at most 100 letters, digits, '_' and '-'")));
@@ -253,17 +182,17 @@ fn check_for_each(key: &str, each: &ForEachTask, defined: &Defined<'_>) -> Resul
         return Err(invalid(format!("Task {key}: for_each_task concurrency must be between 1 and 100, got {n}")));
     }
     let raw = each.task.as_ref().ok_or_else(|| invalid(format!("Task {key}: for_each_task needs a task")))?;
-    let nested: Task = parse(raw, "for_each_task task")?;
+    let nested = TaskSettings::parse(raw)?;
     if nested.for_each_task.is_some() {
         return Err(invalid(format!("Task {key}: a for_each_task cannot nest another")));
     }
-    check_task(&nested, raw, defined)
+    check_task(&nested, defined)
 }
 
-fn check_dependencies(task: &Task, by_key: &HashMap<&str, (&Task, &Value)>) -> Result<()> {
+fn check_dependencies(task: &TaskSettings, by_key: &HashMap<&str, &TaskSettings>) -> Result<()> {
     let key = &task.task_key;
     for dep in &task.depends_on {
-        let Some((upstream, _)) = by_key.get(dep.task_key.as_str()) else {
+        let Some(upstream) = by_key.get(dep.task_key.as_str()) else {
             return Err(invalid(format!("Task {key} depends on '{}', which is not a task of this job", dep.task_key)));
         };
         if dep.task_key == *key {
@@ -289,7 +218,7 @@ fn check_dependencies(task: &Task, by_key: &HashMap<&str, (&Task, &Value)>) -> R
     Ok(())
 }
 
-fn check_references(raw: &Value, scope: &Scope<'_>, task: &Task) -> Result<()> {
+fn check_references(raw: &Value, scope: &Scope<'_>, task: &TaskSettings) -> Result<()> {
     let mut found = Vec::new();
     // The nested task of a for_each has `{{input}}`; the rest does not.
     let nested = raw.get("for_each_task").and_then(|f| f.get("task"));
@@ -320,7 +249,7 @@ fn check_references(raw: &Value, scope: &Scope<'_>, task: &Task) -> Result<()> {
 }
 
 /// Refuses a cycle in `depends_on`, naming it (`a -> b -> a`).
-fn check_acyclic(tasks: &[Task]) -> Result<()> {
+fn check_acyclic(tasks: &[TaskSettings]) -> Result<()> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Unseen,
@@ -375,7 +304,7 @@ mod tests {
     use serde_json::json;
 
     fn check(settings: Value) -> Result<()> {
-        validate(&settings, &|id| id == "0101-000000-abcdefgh")
+        validate(&settings, &|id| id == "0101-000000-abcdefgh").map(drop)
     }
 
     fn message(settings: Value) -> String {

@@ -3,15 +3,13 @@
 //! `run_job_task` triggers and awaits another job's run; a for-each task
 //! hands its iterations to `for_each` with [`execute_boxed`] to run each.
 
-use std::time::Duration;
-
 use serde_json::{Map, Value, json};
-use tarn_store::JobRunRow;
 
-use super::compute::compute;
+use super::compute::{Place, compute};
 use super::state::ResultState;
 use super::task_run::{AttemptEnd, Finished, Start, mark_running, update_doc};
 use super::{Runs, Trigger, for_each};
+use crate::settings::{ConditionTask, JobSettings, RunJobTask, TaskSettings};
 use crate::tasks::{Attempt, BoxFuture, Outcome, TaskCompute};
 
 pub(super) async fn run(start: Start) -> Finished {
@@ -35,30 +33,32 @@ pub(super) fn execute_boxed(start: &Start, task: Value) -> BoxFuture<'_, Attempt
 }
 
 pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
-    let (each, condition, job) = (task.get("for_each_task"), task.get("condition_task"), task.get("run_job_task"));
-    if (each.is_some() || condition.is_some() || job.is_some())
-        && let Err(e) = mark_running(start, &task, None)
-    {
+    let typed = match TaskSettings::parse(&task) {
+        Ok(typed) => typed,
+        Err(e) => return AttemptEnd::Unresolved(e.to_string()),
+    };
+    let special = typed.for_each_task.is_some() || typed.condition_task.is_some() || typed.run_job_task.is_some();
+    if special && let Err(e) = mark_running(start, &task, None) {
         return AttemptEnd::Unresolved(format!("tarn could not record the task's start: {e}"));
     }
-    if let Some(each) = each {
+    if let Some(each) = &typed.for_each_task {
         return for_each::run(start, each, execute_boxed).await;
     }
-    if let Some(condition) = condition {
+    if let Some(condition) = &typed.condition_task {
         return match evaluate(condition) {
             Ok(outcome) => AttemptEnd::Condition(outcome),
             Err(e) => AttemptEnd::Ran(Outcome::failed(e)),
         };
     }
-    if let Some(spec) = job {
+    if let Some(spec) = &typed.run_job_task {
         return run_job(start, spec).await;
     }
     // The task stays PENDING until a slot is free and its compute runs.
     let Ok(_permit) = start.runs.slots().acquire_owned().await else {
         return AttemptEnd::Unresolved("tarn is stopping".into());
     };
-    let key = start.row.task_key.as_deref().unwrap_or_default();
-    let compute = match compute(&start.runs, &start.run, key, &start.clusters, &task).await {
+    let place = Place { runs: &start.runs, run: &start.run, settings: &start.settings, clusters: &start.clusters };
+    let compute = match compute(place, &typed).await {
         Ok(c) => c,
         Err(e) => return AttemptEnd::Unresolved(e),
     };
@@ -71,19 +71,18 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
     }
     let attempt = Attempt {
         task_run_id: start.row.run_id,
-        widgets: widgets(start, &task),
-        task: with_overrides(start, task.clone()),
+        widgets: widgets(start, &typed),
+        task: with_overrides(start, task),
         compute,
         upstream_values: start.upstream.clone(),
-        dependencies: dependencies(&start.run, &task),
+        dependencies: dependencies(&start.settings, &typed),
         user: start.run.creator_user_name.clone(),
     };
-    let timeout = task.get("timeout_seconds").and_then(Value::as_u64).filter(|t| *t > 0);
     let work = start.runs.runner().run(attempt);
-    match timeout {
-        Some(seconds) => match tokio::time::timeout(Duration::from_secs(seconds), work).await {
+    match typed.timeout() {
+        Some(limit) => match tokio::time::timeout(limit, work).await {
             Ok(outcome) => AttemptEnd::Ran(outcome),
-            Err(_) => AttemptEnd::TimedOut(seconds),
+            Err(_) => AttemptEnd::TimedOut(limit.as_secs()),
         },
         None => AttemptEnd::Ran(work.await),
     }
@@ -91,37 +90,29 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
 
 /// Notebook widgets: the task's base parameters, run-now's notebook_params
 /// over them, the job's parameters over both (as Databricks pushes them down).
-fn widgets(start: &Start, task: &Value) -> Map<String, Value> {
+fn widgets(start: &Start, task: &TaskSettings) -> Map<String, Value> {
     let mut widgets = Map::new();
-    let overrides = start.run.doc.pointer("/overriding_parameters/notebook_params");
-    for source in [task.pointer("/notebook_task/base_parameters"), overrides] {
-        if let Some(Value::Object(map)) = source {
-            widgets.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
+    let base = task.notebook_task.as_ref().map(|n| &n.base_parameters);
+    for source in [base, start.overriding.notebook_params.as_ref()].into_iter().flatten() {
+        widgets.extend(source.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     widgets.extend(start.bindings.parameters.iter().map(|(k, v)| (k.clone(), v.clone())));
     widgets
 }
 
 /// The task's environment's dependencies (serverless), PyPI libraries and wheels.
-fn dependencies(run: &JobRunRow, task: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(key) = task.get("environment_key").and_then(Value::as_str) {
-        let environments = run.doc.pointer("/settings/environments").and_then(Value::as_array);
-        let spec = environments
-            .and_then(|es| es.iter().find(|e| e.get("environment_key").and_then(Value::as_str) == Some(key)));
-        let listed = spec.and_then(|e| e.pointer("/spec/dependencies")).and_then(Value::as_array);
-        out.extend(listed.into_iter().flatten().filter_map(Value::as_str).map(str::to_string));
+fn dependencies(settings: &JobSettings, task: &TaskSettings) -> Vec<String> {
+    let environment = task.environment_key.as_deref().and_then(|key| settings.environment(key));
+    let mut out: Vec<String> = environment.map(|e| e.spec.dependencies.clone()).unwrap_or_default();
+    for library in &task.libraries {
+        out.extend(library.pypi.as_ref().map(|p| p.package.clone()).or_else(|| library.whl.clone()));
     }
-    let libraries = task.get("libraries").and_then(Value::as_array).into_iter().flatten();
-    let packages = libraries.filter_map(|l| l.pointer("/pypi/package").or_else(|| l.get("whl")));
-    out.extend(packages.filter_map(Value::as_str).map(str::to_string));
     out
 }
 
 /// run-now's `python_params` replace a Python task's parameters.
 fn with_overrides(start: &Start, mut task: Value) -> Value {
-    if let Some(params) = start.run.doc.pointer("/overriding_parameters/python_params")
+    if let Some(params) = &start.overriding.python_params
         && let Some(spec) = task.get_mut("spark_python_task")
     {
         spec["parameters"] = params.clone();
@@ -130,9 +121,9 @@ fn with_overrides(start: &Start, mut task: Value) -> Value {
 }
 
 /// EQUAL_TO and NOT_EQUAL compare strings; the ordering operators numbers.
-pub(super) fn evaluate(condition: &Value) -> std::result::Result<bool, String> {
-    let text = |f: &str| condition.get(f).and_then(Value::as_str).unwrap_or_default().to_string();
-    let (op, left, right) = (text("op"), text("left"), text("right"));
+pub(super) fn evaluate(condition: &ConditionTask) -> std::result::Result<bool, String> {
+    let text = |f: &Option<String>| f.clone().unwrap_or_default();
+    let (op, left, right) = (text(&condition.op), text(&condition.left), text(&condition.right));
     let number = |s: &str| {
         s.trim().parse::<f64>().map_err(|_| format!("The condition {op} compares numbers; '{s}' is not a number"))
     };
@@ -162,16 +153,17 @@ impl Drop for ChildRun<'_> {
     }
 }
 
-async fn run_job(start: &Start, spec: &Value) -> AttemptEnd {
-    let Some(job_id) = spec.get("job_id").and_then(Value::as_i64) else {
+async fn run_job(start: &Start, spec: &RunJobTask) -> AttemptEnd {
+    let Some(job_id) = spec.job_id else {
         return AttemptEnd::Unresolved("run_job_task needs a job_id".into());
     };
     let runs = &start.runs;
     let triggered = runs.jobs().get(job_id).and_then(|job| {
-        let parameters = super::effective_parameters(&job.settings, spec.get("job_parameters"))?;
+        let typed = JobSettings::parse(&job.settings)?;
+        let parameters = super::effective_parameters(&typed, spec.job_parameters.as_ref())?;
         runs.trigger(Trigger {
             job_id: Some(job_id),
-            run_name: job.settings.get("name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
+            run_name: typed.name().to_string(),
             settings: job.settings,
             job_parameters: parameters,
             run_type: "WORKFLOW_RUN",
@@ -196,11 +188,14 @@ async fn run_job(start: &Start, spec: &Value) -> AttemptEnd {
 #[cfg(test)]
 mod tests {
     use super::evaluate;
-    use serde_json::json;
+    use crate::settings::ConditionTask;
 
     #[test]
     fn conditions_compare_strings_for_equality_and_numbers_for_order() {
-        let c = |op: &str, l: &str, r: &str| evaluate(&json!({"op": op, "left": l, "right": r}));
+        let c = |op: &str, l: &str, r: &str| {
+            let text = |s: &str| Some(s.to_string());
+            evaluate(&ConditionTask { op: text(op), left: text(l), right: text(r) })
+        };
         assert_eq!(c("EQUAL_TO", "12", "12"), Ok(true));
         assert_eq!(c("EQUAL_TO", "12.0", "12"), Ok(false), "equality is on strings");
         assert_eq!(c("NOT_EQUAL", "a", "b"), Ok(true));

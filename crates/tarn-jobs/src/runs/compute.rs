@@ -10,6 +10,7 @@ use tarn_store::JobRunRow;
 use tokio::sync::OnceCell;
 
 use super::Runs;
+use crate::settings::{JobSettings, TaskSettings};
 use crate::tasks::TaskCompute;
 
 /// A job cluster's id once it runs, or why it did not start.
@@ -31,16 +32,15 @@ impl JobClusters {
         self.created.lock().unwrap_or_else(|p| p.into_inner()).push(cluster_id.to_string());
     }
 
-    async fn shared(&self, runs: &Runs, run: &JobRunRow, key: &str) -> std::result::Result<String, String> {
+    async fn shared(
+        &self,
+        runs: &Runs,
+        run: &JobRunRow,
+        settings: &JobSettings,
+        key: &str,
+    ) -> std::result::Result<String, String> {
         let cell = self.cells.lock().unwrap_or_else(|p| p.into_inner()).entry(key.to_string()).or_default().clone();
-        let spec = run
-            .doc
-            .pointer("/settings/job_clusters")
-            .and_then(Value::as_array)
-            .and_then(|cs| cs.iter().find(|c| c.get("job_cluster_key").and_then(Value::as_str) == Some(key)))
-            .and_then(|c| c.get("new_cluster"))
-            .cloned()
-            .unwrap_or(Value::Null);
+        let spec = settings.job_cluster(key).and_then(|c| c.new_cluster.clone()).unwrap_or(Value::Null);
         let init = async {
             let runner = runs.runner();
             let cluster_id = runner.create_job_cluster(&spec, run.run_id, key, &run.creator_user_name)?;
@@ -51,24 +51,28 @@ impl JobClusters {
     }
 }
 
-/// Where task `key` of `run` runs, its cluster started.
-pub(super) async fn compute(
-    runs: &Runs,
-    run: &JobRunRow,
-    key: &str,
-    clusters: &JobClusters,
-    task: &Value,
-) -> std::result::Result<TaskCompute, String> {
-    if task.get("sql_task").is_some() {
+/// What a task's compute is looked up in.
+pub(super) struct Place<'a> {
+    pub runs: &'a Runs,
+    pub run: &'a JobRunRow,
+    pub settings: &'a JobSettings,
+    pub clusters: &'a JobClusters,
+}
+
+/// Where task `task` runs, its cluster started.
+pub(super) async fn compute(place: Place<'_>, task: &TaskSettings) -> std::result::Result<TaskCompute, String> {
+    let Place { runs, run, settings, clusters } = place;
+    let key = task.task_key.as_str();
+    if task.raw.get("sql_task").is_some() {
         return Ok(TaskCompute::Serverless);
     }
-    if let Some(id) = task.get("existing_cluster_id").and_then(Value::as_str) {
-        return Ok(TaskCompute::Cluster(id.to_string()));
+    if let Some(id) = &task.existing_cluster_id {
+        return Ok(TaskCompute::Cluster(id.clone()));
     }
-    if let Some(cluster_key) = task.get("job_cluster_key").and_then(Value::as_str) {
-        return clusters.shared(runs, run, cluster_key).await.map(TaskCompute::Cluster);
+    if let Some(cluster_key) = &task.job_cluster_key {
+        return clusters.shared(runs, run, settings, cluster_key).await.map(TaskCompute::Cluster);
     }
-    if let Some(spec) = task.get("new_cluster") {
+    if let Some(spec) = &task.new_cluster {
         let runner = runs.runner();
         let id = runner.create_job_cluster(spec, run.run_id, key, &run.creator_user_name)?;
         clusters.record(&id);

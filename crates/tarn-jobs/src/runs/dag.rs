@@ -4,33 +4,29 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Deserialize;
-use serde_json::Value;
-
 use super::state::ResultState;
+use crate::settings::TaskSettings;
 
 /// A task's place in the graph, read from its settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Node {
     pub task_key: String,
-    #[serde(default)]
     pub depends_on: Vec<Edge>,
-    #[serde(default)]
     pub run_if: Option<String>,
-    #[serde(default)]
     pub disabled: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Edge {
     pub task_key: String,
-    #[serde(default)]
     pub outcome: Option<String>,
 }
 
 impl Node {
-    pub fn of(task: &Value) -> Option<Node> {
-        serde_json::from_value(task.clone()).ok()
+    pub fn of(task: &TaskSettings) -> Node {
+        let depends_on =
+            task.depends_on.iter().map(|d| Edge { task_key: d.task_key.clone(), outcome: d.outcome.clone() }).collect();
+        Node { task_key: task.task_key.clone(), depends_on, run_if: task.run_if.clone(), disabled: task.disabled }
     }
 }
 
@@ -154,8 +150,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn node(v: Value) -> Node {
-        Node::of(&v).unwrap()
+    fn node(v: serde_json::Value) -> Node {
+        Node::of(&crate::settings::TaskSettings::parse(&v).unwrap())
     }
 
     fn done(pairs: &[(&str, ResultState, Option<bool>)]) -> HashMap<String, Done> {

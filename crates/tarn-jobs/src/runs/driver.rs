@@ -5,7 +5,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tarn_core::time::now_ms;
@@ -17,11 +16,13 @@ use tokio::time::Instant;
 use super::attempt;
 use super::compute::JobClusters;
 use super::dag::{self, Decision, Done, Node};
+use super::document::RunDoc;
 use super::state::{self, Event as RunEvent, LifeCycle, ResultState};
 use super::task_run::{self, AttemptEnd, Finished, facts_of, task_row};
 use super::{Runs, Stop, TaskFacts};
 use crate::error::Result;
 use crate::notify::Event;
+use crate::settings::{JobSettings, TaskSettings};
 
 pub(super) async fn drive(runs: Runs, run_id: i64, stop: watch::Receiver<Option<Stop>>) {
     let clusters = Arc::new(JobClusters::default());
@@ -43,11 +44,13 @@ pub(super) async fn drive(runs: Runs, run_id: i64, stop: watch::Receiver<Option<
 
 pub(super) struct Driver {
     runs: Runs,
-    /// Shared with every attempt: its document holds all the tasks' settings.
+    /// Shared with every attempt.
     run: Arc<JobRunRow>,
+    /// The run's settings and document, read once.
+    settings: Arc<JobSettings>,
+    doc: RunDoc,
     nodes: Vec<Node>,
     graph: Graph,
-    tasks: HashMap<String, Value>,
     /// Tasks of this pass not yet finished, with their current attempt's row.
     rows: HashMap<String, JobRunRow>,
     done: HashMap<String, Done>,
@@ -66,24 +69,18 @@ pub(super) struct Driver {
 impl Driver {
     fn load(runs: &Runs, run_id: i64, clusters: Arc<JobClusters>) -> Result<Self> {
         let run = runs.run_row(run_id)?;
-        let task_list: Vec<Value> =
-            run.doc.pointer("/settings/tasks").and_then(Value::as_array).cloned().unwrap_or_default();
-        let nodes: Vec<Node> = task_list.iter().filter_map(Node::of).collect();
-        let tasks = nodes.iter().map(|n| n.task_key.clone()).zip(task_list).collect();
+        let doc = RunDoc::read(&run.doc);
+        let settings = Arc::new(JobSettings::parse(&run.doc["settings"])?);
+        let nodes: Vec<Node> = settings.tasks.iter().map(Node::of).collect();
         let graph = Graph::new(&nodes);
-        let repair_id = run
-            .doc
-            .get("repairs")
-            .and_then(Value::as_array)
-            .and_then(|r| r.last())
-            .and_then(|r| r.get("id"))
-            .and_then(Value::as_i64);
+        let repair_id = doc.repairs.last().map(|r| r.id);
         let mut driver = Driver {
             runs: runs.clone(),
             run: Arc::new(run),
+            settings,
+            doc,
             nodes,
             graph,
-            tasks,
             rows: HashMap::new(),
             done: HashMap::new(),
             facts: HashMap::new(),
@@ -104,10 +101,7 @@ impl Driver {
     /// others keep how their latest attempt ended. Rows the trigger wrote
     /// (BLOCKED) are taken over.
     fn plan(&mut self) -> Result<()> {
-        let rerun: Option<HashSet<String>> = self.repair_id.and_then(|_| {
-            let keys = self.run.doc.get("repairs")?.as_array()?.last()?.get("rerun_tasks")?.as_array()?;
-            Some(keys.iter().filter_map(Value::as_str).map(str::to_string).collect())
-        });
+        let rerun: Option<HashSet<String>> = self.doc.repairs.last().map(|r| r.rerun_tasks.iter().cloned().collect());
         let mut latest: HashMap<String, JobRunRow> = HashMap::new();
         for row in self.runs.store().child_job_runs(self.run.run_id)? {
             if let Some(key) = row.task_key.clone() {
@@ -153,9 +147,9 @@ impl Driver {
         let run = (*self.run).clone();
         self.run = Arc::new(self.runs.apply(run, RunEvent::Started)?);
         self.runs.notify(self.run.run_id, Event::Start);
-        let timeout = self.run.doc.pointer("/settings/timeout_seconds").and_then(Value::as_i64).filter(|t| *t > 0);
-        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t as u64));
-        let mut warning = duration_threshold(&self.run.doc["settings"]).map(|t| Instant::now() + t);
+        let timeout = self.settings.timeout();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut warning = self.settings.health.duration_threshold().map(|t| Instant::now() + t);
         loop {
             self.start_ready()?;
             if self.in_flight.is_empty() && self.retries.is_empty() {
@@ -177,7 +171,7 @@ impl Driver {
                     self.runs.notify(self.run.run_id, Event::DurationWarning);
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
-                    return self.stop(Stop::TimedOut(timeout.unwrap_or_default())).await;
+                    return self.stop(Stop::TimedOut(timeout.unwrap_or_default().as_secs() as i64)).await;
                 }
                 changed = stop.changed() => {
                     let reason = stop.borrow().clone();
@@ -208,21 +202,22 @@ impl Driver {
     }
 
     fn launch(&mut self, key: &str) -> Result<()> {
-        let Some(row) = self.rows.get(key).cloned() else { return Ok(()) };
-        let task = self.tasks.get(key).cloned().unwrap_or(Value::Null);
+        let (Some(row), Some(task)) = (self.rows.get(key).cloned(), self.settings.task(key)) else { return Ok(()) };
         let bindings = self.bindings(key, &row);
         let row = self.runs.apply(row, RunEvent::Launched)?;
         self.rows.insert(key.to_string(), row.clone());
-        self.notify_task(&task, &row, Event::Start, false);
-        if let Some(threshold) = duration_threshold(&task) {
+        self.notify_task(task, &row, Event::Start, false);
+        if let Some(threshold) = task.health.duration_threshold() {
             self.overdue.push((Instant::now() + threshold, key.to_string(), row.run_id));
         }
         let upstream = self.upstream_facts(key).map(|(k, f)| (k.clone(), Value::Object(f.values.clone()))).collect();
         let start = task_run::Start {
             runs: self.runs.clone(),
             run: self.run.clone(),
+            settings: self.settings.clone(),
+            overriding: self.doc.overriding_parameters.clone(),
             row,
-            task,
+            task: task.raw.clone(),
             bindings,
             upstream,
             clusters: self.clusters.clone(),
@@ -233,25 +228,23 @@ impl Driver {
     }
 
     fn bindings(&self, key: &str, row: &JobRunRow) -> super::Bindings {
-        let doc = &self.run.doc;
+        let doc = &self.doc;
+        let task = self.settings.task(key);
         super::Bindings {
             job_id: self.run.job_id,
-            job_name: doc.get("run_name").and_then(Value::as_str).unwrap_or_default().to_string(),
+            job_name: doc.run_name.clone(),
             job_run_id: self.run.run_id,
-            repair_count: doc.get("repair_count").and_then(Value::as_i64).unwrap_or(0),
+            repair_count: doc.repair_count,
             start_time: self.run.start_time,
-            trigger_type: doc.get("trigger").and_then(Value::as_str).unwrap_or("ONE_TIME").to_string(),
-            parameters: doc.get("job_parameters").and_then(Value::as_object).cloned().unwrap_or_default(),
+            trigger_type: doc.trigger.clone().unwrap_or_else(|| "ONE_TIME".into()),
+            parameters: doc.job_parameters.clone(),
             task_key: key.to_string(),
             task_run_id: row.run_id,
             attempt: row.attempt_number,
-            notebook_path: self
-                .tasks
-                .get(key)
-                .and_then(|t| t.pointer("/notebook_task/notebook_path"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            notebook_path: task
+                .and_then(|t| t.notebook_task.as_ref())
+                .map(|n| n.notebook_path.clone())
+                .unwrap_or_default(),
             tasks: self.upstream_facts(key).map(|(k, f)| (k.clone(), f.clone())).collect(),
             workspace_id: self.runs.config().workspace_id.clone(),
             workspace_url: self.runs.config().workspace_url.clone(),
@@ -280,25 +273,26 @@ impl Driver {
         let (saved, state, outcome) = task_run::record(&self.runs, row.clone(), &finished.end)?;
         let failed = state.result.is_some_and(ResultState::is_failure);
         let timed_out = state.result == Some(ResultState::TimedOut);
-        let task = self.tasks.get(&key).cloned().unwrap_or(Value::Null);
-        let max_retries = task.get("max_retries").and_then(Value::as_i64).unwrap_or(0);
-        let retry_on_timeout = task.get("retry_on_timeout").and_then(Value::as_bool).unwrap_or(false);
+        let settings = self.settings.clone();
+        let Some(task) = settings.task(&key) else { return Ok(()) };
         let first = self.first.get(&key).copied().unwrap_or(0);
-        let may_retry = max_retries < 0 || row.attempt_number - first < max_retries;
-        if failed && may_retry && (!timed_out || retry_on_timeout) && !matches!(finished.end, AttemptEnd::Unresolved(_))
+        let may_retry = task.may_retry(row.attempt_number, first);
+        if failed
+            && may_retry
+            && (!timed_out || task.retry_on_timeout)
+            && !matches!(finished.end, AttemptEnd::Unresolved(_))
         {
-            self.notify_task(&task, &saved, Event::Failure, true);
-            let interval = task.get("min_retry_interval_millis").and_then(Value::as_i64).unwrap_or(0).max(0);
+            self.notify_task(task, &saved, Event::Failure, true);
             let message = format!("Retrying after attempt {} failed", row.attempt_number);
             let next =
                 task_row(&self.run, &key, row.attempt_number + 1, self.repair_id, LifeCycle::WaitingForRetry, &message);
             let next = JobRunRow { run_id: self.runs.store().insert_job_run(&next)?, ..next };
             self.rows.insert(key.clone(), next);
-            self.retries.push((Instant::now() + Duration::from_millis(interval as u64), key));
+            self.retries.push((Instant::now() + task.retry_interval(), key));
             return Ok(());
         }
         let event = if state.result.is_some_and(ResultState::is_success) { Event::Success } else { Event::Failure };
-        self.notify_task(&task, &saved, event, false);
+        self.notify_task(task, &saved, event, false);
         self.rows.remove(&key);
         self.facts.insert(key.clone(), facts_of(&saved));
         self.mark_done(&key, Done { result: state.result.unwrap_or(ResultState::Failed), outcome });
@@ -307,11 +301,11 @@ impl Driver {
 
     /// A task's own notifications; with `alert_on_last_attempt`, a retried
     /// attempt's start and a failure that will be retried stay quiet.
-    fn notify_task(&self, task: &Value, row: &JobRunRow, event: Event, retrying: bool) {
-        let last_only = task.pointer("/notification_settings/alert_on_last_attempt").and_then(Value::as_bool);
+    fn notify_task(&self, task: &TaskSettings, row: &JobRunRow, event: Event, retrying: bool) {
+        let last_only = task.alerts.notification_settings.alert_on_last_attempt;
         let first = row.task_key.as_ref().and_then(|k| self.first.get(k)).copied().unwrap_or(0);
         let retried_start = event == Event::Start && row.attempt_number > first;
-        if last_only == Some(true) && (retrying || retried_start) {
+        if last_only && (retrying || retried_start) {
             return;
         }
         self.runs.notify_task(&self.run, task, row, event);
@@ -328,7 +322,8 @@ impl Driver {
             if !current || !self.in_flight.contains(&key) {
                 continue;
             }
-            let (Some(task), Ok(row)) = (self.tasks.get(&key), self.runs.run_row(task_run_id)) else { continue };
+            let settings = self.settings.clone();
+            let (Some(task), Ok(row)) = (settings.task(&key), self.runs.run_row(task_run_id)) else { continue };
             self.notify_task(task, &row, Event::DurationWarning, false);
         }
     }
@@ -468,19 +463,11 @@ impl Graph {
 }
 
 /// The BLOCKED rows of a new run's tasks, so it shows them from the start.
-pub(super) fn blocked_rows(runs: &Runs, run: &JobRunRow) -> Result<()> {
-    let tasks = run.doc.pointer("/settings/tasks").and_then(Value::as_array).into_iter().flatten();
-    for node in tasks.filter_map(Node::of) {
-        runs.store().insert_job_run(&task_row(run, &node.task_key, 0, None, LifeCycle::Blocked, WAITING))?;
+pub(super) fn blocked_rows(runs: &Runs, run: &JobRunRow, settings: &JobSettings) -> Result<()> {
+    for task in &settings.tasks {
+        runs.store().insert_job_run(&task_row(run, &task.task_key, 0, None, LifeCycle::Blocked, WAITING))?;
     }
     Ok(())
-}
-
-/// The job's (or a task's) health rule on run duration, if it has one.
-fn duration_threshold(settings: &Value) -> Option<Duration> {
-    let rules = settings.pointer("/health/rules").and_then(Value::as_array)?;
-    let rule = rules.iter().find(|r| r.get("metric").and_then(Value::as_str) == Some("RUN_DURATION_SECONDS"))?;
-    rule.get("value").and_then(Value::as_i64).filter(|v| *v >= 0).map(|v| Duration::from_secs(v as u64))
 }
 
 async fn sleep_until(at: Option<Instant>) {

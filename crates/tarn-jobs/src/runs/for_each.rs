@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use super::state::{LifeCycle, ResultState};
 use super::task_run::{AttemptEnd, Start, record, task_row, update_doc};
+use crate::settings::{ForEachTask, TaskSettings};
 use crate::tasks::BoxFuture;
 
 /// Runs one attempt of a task (`attempt::execute`), passed in so that this
@@ -33,17 +34,17 @@ pub(super) fn resolve_outer(start: &Start) -> Result<Value, String> {
 
 /// Runs every iteration, `concurrency` at a time; boxed and `Send`, as the
 /// attempt that awaits it runs inside a spawned task.
-pub(super) fn run<'a>(start: &'a Start, each: &'a Value, execute: Execute) -> BoxFuture<'a, AttemptEnd> {
+pub(super) fn run<'a>(start: &'a Start, each: &'a ForEachTask, execute: Execute) -> BoxFuture<'a, AttemptEnd> {
     Box::pin(run_all(start, each, execute))
 }
 
-async fn run_all(start: &Start, each: &Value, execute: Execute) -> AttemptEnd {
-    let inputs = each.get("inputs").and_then(Value::as_str).unwrap_or_default();
+async fn run_all(start: &Start, each: &ForEachTask, execute: Execute) -> AttemptEnd {
+    let inputs = each.inputs.as_deref().unwrap_or_default();
     let Ok(Value::Array(items)) = serde_json::from_str::<Value>(inputs) else {
         return AttemptEnd::Unresolved(format!("for_each_task inputs must be a JSON array, got '{inputs}'"));
     };
-    let nested = each.get("task").cloned().unwrap_or(Value::Null);
-    let concurrency = each.get("concurrency").and_then(Value::as_u64).unwrap_or(1).clamp(1, 100) as usize;
+    let nested = each.task.clone().unwrap_or(Value::Null);
+    let concurrency = each.concurrency.unwrap_or(1).clamp(1, 100) as usize;
     let gate = Arc::new(Semaphore::new(concurrency));
     let mut iterations = JoinSet::new();
     for (index, input) in items.iter().enumerate() {
@@ -84,7 +85,7 @@ fn iteration_start(start: &Start, nested: &Value, input: Value) -> Start {
 
 /// Runs one iteration with its retries; true when it ends in success.
 async fn run_iteration(mut start: Start, execute: Execute) -> bool {
-    let max_retries = start.task.get("max_retries").and_then(Value::as_i64).unwrap_or(0);
+    let nested = TaskSettings::parse(&start.task).unwrap_or_default();
     loop {
         let Ok(run_id) = start.runs.store().insert_job_run(&start.row) else { return false };
         start.row.run_id = run_id;
@@ -100,7 +101,7 @@ async fn run_iteration(mut start: Start, execute: Execute) -> bool {
         if result == Some(ResultState::Success) {
             return true;
         }
-        if max_retries >= 0 && start.row.attempt_number >= max_retries {
+        if !nested.may_retry(start.row.attempt_number, 0) {
             return false;
         }
         start.row.attempt_number += 1;

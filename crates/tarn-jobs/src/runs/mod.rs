@@ -8,6 +8,7 @@ mod attempt;
 mod bindings;
 mod compute;
 pub(crate) mod dag;
+mod document;
 mod driver;
 mod for_each;
 mod repair;
@@ -33,6 +34,7 @@ pub use state::{Event as RunEvent, LifeCycle, Refusal, ResultState, RunState};
 use crate::error::{JobsError, Result, invalid};
 use crate::jobs::Jobs;
 use crate::notify::{About, Event, Notifier};
+use crate::settings::{Alerts, JobSettings, TaskSettings};
 use crate::tasks::TaskRunner;
 
 #[derive(Debug, Clone)]
@@ -47,17 +49,11 @@ pub struct RunsConfig {
     pub cost_per_core_hour: f64,
 }
 
-/// Whether a job's or task's `settings` keep a failure of `row` quiet: a
-/// skipped run under `no_alert_for_skipped_runs`, a cancelled one under
-/// `no_alert_for_canceled_runs`.
-fn quiet_failure(settings: &Value, row: &JobRunRow) -> bool {
-    let flag = |pointer: &str| settings.pointer(pointer).and_then(Value::as_bool).unwrap_or(false);
+/// Whether a job's or task's alert settings keep a failure of `row` quiet.
+fn quiet_failure(alerts: &Alerts, row: &JobRunRow) -> bool {
     let skipped = row.life_cycle_state == LifeCycle::Skipped.as_str();
     let cancelled = row.result_state.as_deref() == Some(ResultState::Canceled.as_str());
-    (skipped
-        && (flag("/notification_settings/no_alert_for_skipped_runs")
-            || flag("/email_notifications/no_alert_for_skipped_runs")))
-        || (cancelled && flag("/notification_settings/no_alert_for_canceled_runs"))
+    alerts.quiet(skipped, cancelled)
 }
 
 /// Why a run is being stopped.
@@ -170,7 +166,8 @@ impl Runs {
     /// request's `job_parameters` over them.
     pub fn run_now(&self, job_id: i64, user: &str, request: &Value) -> Result<i64> {
         let job = self.inner.jobs.get(job_id)?;
-        let job_parameters = effective_parameters(&job.settings, request.get("job_parameters"))?;
+        let typed = JobSettings::parse(&job.settings)?;
+        let job_parameters = effective_parameters(&typed, request.get("job_parameters"))?;
         let mut overriding = Map::new();
         for field in ["notebook_params", "python_params", "jar_params", "sql_params", "python_named_params"] {
             if let Some(v) = request.get(field).filter(|v| !v.is_null()) {
@@ -179,7 +176,7 @@ impl Runs {
         }
         let trigger = Trigger {
             job_id: Some(job_id),
-            run_name: job.settings.get("name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
+            run_name: typed.name().to_string(),
             settings: job.settings,
             job_parameters,
             overriding_parameters: overriding,
@@ -195,10 +192,11 @@ impl Runs {
     /// A run started by a schedule or a file arrival, as the job's owner.
     pub fn run_triggered(&self, job_id: i64, trigger: &'static str) -> Result<i64> {
         let job = self.inner.jobs.get(job_id)?;
+        let typed = JobSettings::parse(&job.settings)?;
         let run = Trigger {
             job_id: Some(job_id),
-            run_name: job.settings.get("name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
-            job_parameters: effective_parameters(&job.settings, None)?,
+            run_name: typed.name().to_string(),
+            job_parameters: effective_parameters(&typed, None)?,
             settings: job.settings,
             run_type: "JOB_RUN",
             trigger,
@@ -214,10 +212,10 @@ impl Runs {
         if let Some(map) = settings.as_object_mut() {
             map.remove("idempotency_token");
         }
-        self.inner.jobs.check(&settings)?;
+        let typed = self.inner.jobs.check(&settings)?;
         let trigger = Trigger {
             run_name: request.get("run_name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
-            job_parameters: effective_parameters(&settings, None)?,
+            job_parameters: effective_parameters(&typed, None)?,
             settings,
             idempotency_token: token(request),
             run_type: "SUBMIT_RUN",
@@ -231,8 +229,8 @@ impl Runs {
     /// Stores the run (QUEUED, SKIPPED or PENDING by the job's concurrency)
     /// and starts driving it when it may start.
     pub fn trigger(&self, trigger: Trigger) -> Result<i64> {
-        let max = trigger.settings.get("max_concurrent_runs").and_then(Value::as_i64).unwrap_or(1).max(1);
-        let queue = trigger.settings.pointer("/queue/enabled").and_then(Value::as_bool).unwrap_or(true);
+        let typed = JobSettings::parse(&trigger.settings)?;
+        let (max, queue) = (typed.max_concurrent_runs(), typed.queues());
         let _admission = self.inner.admission.lock().unwrap_or_else(|p| p.into_inner());
         let running = match trigger.job_id {
             Some(job_id) => self.running_runs(job_id)?,
@@ -285,7 +283,7 @@ impl Runs {
         row.run_id = run_id;
         let fresh = self.inner.store.child_job_runs(run_id)?.is_empty() && !self.active().contains_key(&run_id);
         if fresh && !state.life_cycle.is_final() {
-            driver::blocked_rows(self, &row)?;
+            driver::blocked_rows(self, &row, &typed)?;
         }
         if fresh && state.life_cycle == LifeCycle::Pending {
             self.spawn(run_id);
@@ -308,7 +306,8 @@ impl Runs {
     pub(crate) fn notify(&self, run_id: i64, event: Event) {
         let Ok(row) = self.run_row(run_id) else { return };
         let settings = &row.doc["settings"];
-        if event == Event::Failure && quiet_failure(settings, &row) {
+        let typed = JobSettings::parse(settings).unwrap_or_default();
+        if event == Event::Failure && quiet_failure(&typed.alerts, &row) {
             return;
         }
         let view = || match self.view_run(&row, true, false) {
@@ -318,20 +317,17 @@ impl Runs {
                 None
             }
         };
-        let about = About {
-            job_id: row.job_id,
-            job_name: settings.get("name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
-            task_key: None,
-        };
+        let about = About { job_id: row.job_id, job_name: typed.name().to_string(), task_key: None };
         self.inner.notifier.run_event(settings, about, event, view);
     }
 
     /// Tells whom a task's own settings name that an attempt of it started
     /// or ended (`row` as recorded).
-    pub(super) fn notify_task(&self, run: &JobRunRow, task: &Value, row: &JobRunRow, event: Event) {
-        if event == Event::Failure && quiet_failure(task, row) {
+    pub(super) fn notify_task(&self, run: &JobRunRow, task: &TaskSettings, row: &JobRunRow, event: Event) {
+        if event == Event::Failure && quiet_failure(&task.alerts, row) {
             return;
         }
+        let task = &task.raw;
         let about = About {
             job_id: run.job_id,
             job_name: run.doc.get("run_name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
@@ -371,7 +367,7 @@ impl Runs {
         let Some(next) = rows.into_iter().find(|r| r.life_cycle_state == LifeCycle::Queued.as_str()) else {
             return Ok(());
         };
-        let max = next.doc.pointer("/settings/max_concurrent_runs").and_then(Value::as_i64).unwrap_or(1).max(1);
+        let max = JobSettings::parse(&next.doc["settings"]).map(|s| s.max_concurrent_runs()).unwrap_or(1);
         if running >= max {
             return Ok(());
         }
@@ -564,12 +560,10 @@ fn token(request: &Value) -> Option<String> {
 
 /// The job's parameter defaults with the run's values over them; a name the
 /// job does not define is refused.
-fn effective_parameters(settings: &Value, given: Option<&Value>) -> Result<Map<String, Value>> {
+fn effective_parameters(settings: &JobSettings, given: Option<&Value>) -> Result<Map<String, Value>> {
     let mut parameters = Map::new();
-    for p in settings.get("parameters").and_then(Value::as_array).into_iter().flatten() {
-        if let Some(name) = p.get("name").and_then(Value::as_str) {
-            parameters.insert(name.to_string(), p.get("default").cloned().unwrap_or(json!("")));
-        }
+    for p in &settings.parameters {
+        parameters.insert(p.name.clone(), p.default.clone().unwrap_or(json!("")));
     }
     match given {
         None | Some(Value::Null) => {}

@@ -12,6 +12,7 @@ use super::dag::Node;
 use super::state::{LifeCycle, ResultState};
 use super::{Runs, effective_parameters};
 use crate::error::{Result, invalid};
+use crate::settings::JobSettings;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RepairRequest {
@@ -50,20 +51,14 @@ impl Runs {
         if !repairs.is_empty() && request.latest_repair_id.is_none() {
             return Err(invalid("The run was repaired before; give latest_repair_id"));
         }
-        let nodes: Vec<Node> = row
-            .doc
-            .pointer("/settings/tasks")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Node::of)
-            .collect();
+        let settings = JobSettings::parse(&row.doc["settings"])?;
+        let nodes: Vec<Node> = settings.tasks.iter().map(Node::of).collect();
         let rerun = self.tasks_to_rerun(run_id, &nodes, request)?;
         if repairs.is_empty() {
             row.doc["original"] = json!({"end_time": row.end_time, "state": super::view::state_of(&row).state_json()});
         }
         if let Some(given) = &request.job_parameters {
-            let parameters = effective_parameters(&row.doc["settings"], Some(given))?;
+            let parameters = effective_parameters(&settings, Some(given))?;
             row.doc["job_parameters"] = Value::Object(parameters);
         }
         let repair_id = now_ms();

@@ -10,9 +10,11 @@ use tarn_core::time::now_ms;
 use tarn_store::JobRunRow;
 
 use super::compute::JobClusters;
+use super::document::OverridingParameters;
 use super::state::{Event, LifeCycle, ResultState, RunState};
 use super::{Bindings, Runs, TaskFacts};
 use crate::error::Result;
+use crate::settings::JobSettings;
 use crate::tasks::{Ending, Outcome};
 
 /// Task values: each at most this many bytes of JSON.
@@ -25,6 +27,8 @@ pub(super) const LOG_LIMIT: usize = 5 * 1024 * 1024;
 pub(super) struct Start {
     pub runs: Runs,
     pub run: Arc<JobRunRow>,
+    pub settings: Arc<JobSettings>,
+    pub overriding: OverridingParameters,
     pub row: JobRunRow,
     pub task: Value,
     pub bindings: Bindings,
