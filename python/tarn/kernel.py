@@ -394,38 +394,99 @@ def jsonable(v):
     return str(v)
 
 
-def split_sql(code):
-    """Splits on semicolons outside quotes, backticks and comments."""
-    statements, current, i, n = [], [], 0, len(code)
-    quote = None
+# Spark's whitespace (its lexer's WS rule).
+SQL_SPACE = (
+    " \t\n\r\v\f\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u202f\u205f\u3000"
+)
+
+
+def sql_word_char(c):
+    return c == "_" or (c.isalnum() if c.isascii() else c not in SQL_SPACE)
+
+
+def sql_quoted_end(code, i, quote, backslash):
+    """Just past the string or name whose opening quote is before `i`, and
+    whether it closed: a doubled quote stays inside, and with `backslash` a
+    backslash escapes the next character."""
+    n = len(code)
     while i < n:
-        c = code[i]
-        if quote:
-            current.append(c)
-            if c == "\\" and quote != "`" and i + 1 < n:
-                current.append(code[i + 1])
-                i += 1
-            elif c == quote:
-                quote = None
-        elif c in "'\"`":
-            quote = c
-            current.append(c)
-        elif code.startswith("--", i):
-            end = code.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        elif code.startswith("/*", i):
-            end = code.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-            continue
-        elif c == ";":
-            statements.append("".join(current))
-            current = []
+        if backslash and code[i] == "\\":
+            i += 2
+        elif code[i] != quote:
+            i += 1
+        elif code.startswith(quote, i + 1):
+            i += 2
         else:
-            current.append(c)
-        i += 1
-    statements.append("".join(current))
-    return [s.strip() for s in statements if s.strip()]
+            return i + 1, True
+    return n, False
+
+
+def sql_block_comment_end(code, i):
+    """Just past the (nested) block comment at `i`, and whether it closed;
+    `/*+` opens a hint, not a comment."""
+    n, depth = len(code), 0
+    while i < n:
+        if code.startswith("/*", i) and not code.startswith("/*+", i):
+            depth, i = depth + 1, i + 2
+        elif code.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+            if depth == 0:
+                return i, True
+        else:
+            i += 1
+    return n, False
+
+
+def sql_tokens(code):
+    """(kind, start, end, closed) of each token of `code`, as the Rust crate
+    tarn-sqltext scans SQL (Spark's lexer rules); crates/tarn-sqltext/cases.json
+    holds both to the same cases."""
+    i, n = 0, len(code)
+    while i < n:
+        start, c, kind, closed = i, code[i], "Punct", True
+        if c in SQL_SPACE:
+            kind = "Whitespace"
+            while i < n and code[i] in SQL_SPACE:
+                i += 1
+        elif code.startswith("--", i):
+            kind, i = "LineComment", i + 2
+            while i < n and code[i] not in "\r\n":
+                i += 2 if code.startswith("\\\n", i) else 1
+        elif code.startswith("/*", i) and not code.startswith("/*+", i):
+            kind = "BlockComment"
+            i, closed = sql_block_comment_end(code, i)
+        elif c in "'\"`":
+            kind = "QuotedIdentifier" if c == "`" else "String"
+            i, closed = sql_quoted_end(code, i + 1, c, c != "`")
+        elif sql_word_char(c):
+            number = c.isascii() and c.isdigit()
+            kind, i = "Number" if number else "Word", i + 1
+            while i < n and (sql_word_char(code[i]) or number and code[i] == "."):
+                i += 1
+            if i == start + 1 and c in "rR" and i < n and code[i] in "'\"":
+                end = code.find(code[i], i + 1)
+                kind, i, closed = "String", (n if end < 0 else end + 1), end >= 0
+        else:
+            i += 1
+        yield kind, start, i, closed
+
+
+def split_sql(code):
+    """The statements of `code`: split on semicolons outside strings, quoted
+    names and comments, trimmed, comments kept; pieces of only whitespace and
+    closed comments are no statements."""
+    statements, start, significant = [], 0, False
+    for kind, begin, end, closed in sql_tokens(code):
+        if kind == "Punct" and code[begin] == ";":
+            if significant:
+                statements.append(code[start:begin].strip(SQL_SPACE))
+            start, significant = end, False
+        elif not (closed and kind in ("Whitespace", "LineComment", "BlockComment")):
+            significant = True
+    if significant:
+        statements.append(code[start:].strip(SQL_SPACE))
+    return statements
 
 
 def summary_of(e):

@@ -3,6 +3,8 @@
 //! Only the fixed forms below are parsed; anything else is not a lake
 //! statement and goes to the engine unchanged.
 
+use tarn_sqltext::Kind;
+
 use crate::{LakeError, Result};
 
 /// A lake statement, with its table name as written (one to three parts).
@@ -40,74 +42,23 @@ enum Token {
     Punct(char),
 }
 
+/// The tokens that mean something: comments and whitespace dropped, strings
+/// and quoted names by their values (as `tarn_sqltext` reads them). A
+/// string, name or comment left open is an error (the engine reports it).
 fn tokenize(sql: &str) -> Result<Vec<Token>> {
     let mut tokens = Vec::new();
-    let mut chars = sql.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-        } else if c == '-' && sql_comment_follows(&mut chars.clone()) {
-            for c in chars.by_ref() {
-                if c == '\n' {
-                    break;
-                }
-            }
-        } else if c.is_ascii_alphabetic() || c == '_' {
-            let mut word = String::new();
-            while let Some(&c) = chars.peek().filter(|c| c.is_ascii_alphanumeric() || **c == '_') {
-                word.push(c);
-                chars.next();
-            }
-            tokens.push(Token::Word(word));
-        } else if c.is_ascii_digit() {
-            let mut number = String::new();
-            while let Some(&c) = chars.peek().filter(|c| c.is_ascii_digit() || **c == '.') {
-                number.push(c);
-                chars.next();
-            }
-            tokens.push(Token::Number(number));
-        } else if c == '`' {
-            chars.next();
-            tokens.push(Token::Quoted(quoted(&mut chars, '`')?));
-        } else if c == '\'' || c == '"' {
-            chars.next();
-            tokens.push(Token::Str(quoted(&mut chars, c)?));
-        } else {
-            chars.next();
-            tokens.push(Token::Punct(c));
-        }
+    for t in tarn_sqltext::tokens(sql) {
+        tokens.push(match t.kind {
+            _ if !t.closed => return Err(LakeError::Parse("unterminated quoted text or comment".into())),
+            Kind::Whitespace | Kind::LineComment | Kind::BlockComment => continue,
+            Kind::Word => Token::Word(t.text.to_string()),
+            Kind::Number => Token::Number(t.text.to_string()),
+            Kind::String => Token::Str(t.value().into_owned()),
+            Kind::QuotedIdentifier => Token::Quoted(t.value().into_owned()),
+            Kind::Punct => Token::Punct(t.text.chars().next().unwrap_or_default()),
+        });
     }
     Ok(tokens)
-}
-
-fn sql_comment_follows(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> bool {
-    chars.next();
-    chars.peek() == Some(&'-')
-}
-
-/// The rest of a quoted token; the quote doubled or backslash-escaped stands for itself.
-fn quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, quote: char) -> Result<String> {
-    let mut out = String::new();
-    while let Some(c) = chars.next() {
-        if c == '\\' && quote != '`' {
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('t') => out.push('\t'),
-                Some(other) => out.push(other),
-                None => break,
-            }
-        } else if c == quote {
-            if chars.peek() == Some(&quote) {
-                chars.next();
-                out.push(quote);
-            } else {
-                return Ok(out);
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    Err(LakeError::Parse(format!("unterminated {quote}-quoted text")))
 }
 
 struct Parser {
@@ -429,6 +380,10 @@ mod tests {
             parse("COMMENT ON TABLE t IS NULL").unwrap(),
             Some(Statement::CommentOnTable { table: t(&["t"]), comment: None })
         );
+        assert_eq!(
+            parse("/* nightly; it's /* nested */ */ DESCRIBE DETAIL `a``b` -- done").unwrap(),
+            Some(Statement::DescribeDetail { table: t(&["a`b"]) })
+        );
     }
 
     #[test]
@@ -439,6 +394,8 @@ mod tests {
             "ALTER TABLE t RENAME TO u",
             "COMMENT ON SCHEMA s IS 'x'",
             "-- DESCRIBE HISTORY t\nSELECT 1",
+            "VACUUM t /* left open",
+            "COMMENT ON TABLE t IS 'left open",
         ] {
             assert_eq!(parse(sql).unwrap(), None, "{sql}");
         }

@@ -8,6 +8,7 @@
 //! on an engine itself ([`crate::connect`]).
 
 use spark_connect_proto::{Command, ExecutePlanRequest, command, plan, relation};
+use tarn_sqltext::{Kind, Token};
 
 use super::save_as_table::struct_ddl;
 use super::{EngineCalls, Outcome, PassContext};
@@ -25,77 +26,56 @@ struct Ctas<'a> {
     query: &'a str,
 }
 
-/// One token of the statement's head: its text and where it ends.
+/// One token of the statement's head: its text and where it ends. A
+/// possibly dotted, possibly backticked name is one token, and so is a
+/// parenthesised group; comments are skipped (`tarn_sqltext` scans the text).
 fn tokens(sql: &str) -> Vec<(&str, usize)> {
-    let bytes = sql.as_bytes();
+    let scanned: Vec<Token> = tarn_sqltext::tokens(sql).filter(|t| !t.kind.is_comment()).collect();
     let mut out = Vec::new();
     let mut i = 0;
-    while i < bytes.len() {
-        let start = i;
-        match bytes[i] {
-            b if b.is_ascii_whitespace() => {
+    while let Some(first) = scanned.get(i) {
+        let last = match first.kind {
+            Kind::Whitespace => {
                 i += 1;
                 continue;
             }
-            b'\'' | b'"' => i = quoted_end(bytes, i),
-            b'(' => i = group_end(bytes, i),
-            b if is_word(b) || b == b'`' => i = name_end(bytes, i),
-            _ => i += 1,
-        }
-        let end = i.min(bytes.len());
-        out.push((sql.get(start..end).unwrap_or_default(), end));
+            Kind::Word | Kind::Number | Kind::QuotedIdentifier => name_end(&scanned, i),
+            Kind::Punct if first.is_punct('(') => group_end(&scanned, i),
+            _ => i,
+        };
+        let end = scanned.get(last).map_or(sql.len(), Token::end);
+        out.push((sql.get(first.start..end).unwrap_or_default(), end));
+        i = last + 1;
     }
     out
 }
 
-/// Where a possibly dotted, possibly backticked name starting at `i` ends.
-fn name_end(bytes: &[u8], mut i: usize) -> usize {
-    while i < bytes.len() {
-        match bytes[i] {
-            b'`' => i = quoted_end(bytes, i),
-            b if is_word(b) || b == b'.' => i += 1,
-            _ => break,
-        }
-    }
-    i.min(bytes.len())
-}
-
-/// Where the string or quoted name opening at `i` ends (just past its
-/// closing quote); a backslash escapes the next character in strings.
-fn quoted_end(bytes: &[u8], mut i: usize) -> usize {
-    let quote = bytes[i];
-    i += 1;
-    while i < bytes.len() && bytes[i] != quote {
-        i += if bytes[i] == b'\\' && quote != b'`' { 2 } else { 1 };
-    }
-    (i + 1).min(bytes.len())
-}
-
-/// Where the parenthesised group opening at `i` ends, quotes inside it skipped.
-fn group_end(bytes: &[u8], mut i: usize) -> usize {
-    let mut depth = 0usize;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\'' | b'"' | b'`' => {
-                i = quoted_end(bytes, i);
-                continue;
-            }
-            b'(' => depth += 1,
-            b')' => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return i + 1;
-                }
-            }
-            _ => {}
+/// The last token of the name starting at `i`: names and dots that touch.
+fn name_end(scanned: &[Token], mut i: usize) -> usize {
+    while let Some(next) = scanned.get(i + 1) {
+        let part = matches!(next.kind, Kind::Word | Kind::Number | Kind::QuotedIdentifier) || next.is_punct('.');
+        if !part || next.start != scanned[i].end() {
+            break;
         }
         i += 1;
     }
-    bytes.len()
+    i
 }
 
-fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+/// The `)` closing the group opening at `i` (the last token when none does).
+fn group_end(scanned: &[Token], i: usize) -> usize {
+    let mut depth = 0usize;
+    for (at, token) in scanned.iter().enumerate().skip(i) {
+        if token.is_punct('(') {
+            depth += 1;
+        } else if token.is_punct(')') {
+            depth = depth.saturating_sub(1);
+            if depth == 0 {
+                return at;
+            }
+        }
+    }
+    scanned.len().saturating_sub(1)
 }
 
 fn parse(sql: &str) -> Option<Ctas<'_>> {
@@ -123,8 +103,8 @@ fn parse(sql: &str) -> Option<Ctas<'_>> {
     loop {
         if word(i, "AS") {
             let start = toks.get(i)?.1;
-            let query = sql.get(start..)?.trim().trim_end_matches(';').trim();
-            return (!query.is_empty()).then_some(Ctas { table, or_replace, if_not_exists, clauses, query });
+            let [query] = tarn_sqltext::split_statements(sql.get(start..)?)[..] else { return None };
+            return Some(Ctas { table, or_replace, if_not_exists, clauses, query });
         } else if word(i, "USING") && word(i + 1, "DELTA") {
             i += 2;
         } else if word(i, "PARTITIONED") && word(i + 1, "BY") && toks.get(i + 2)?.0.starts_with('(') {
@@ -221,6 +201,8 @@ mod tests {
         assert!(c.or_replace && !c.if_not_exists);
         assert_eq!(c.clauses, ["PARTITIONED BY (day, `k`)", "COMMENT 'it\\'s'", "TBLPROPERTIES ('a' = 'x\\')')"]);
         assert_eq!(c.query, "SELECT * FROM src WHERE x = '('");
+        let commented = parse("CREATE TABLE t -- it's (a note\n/* ( */ COMMENT 'a;b' AS SELECT 1; -- done").unwrap();
+        assert_eq!((commented.table, commented.clauses, commented.query), ("t", vec!["COMMENT 'a;b'"], "SELECT 1"));
         let plain = parse("CREATE TABLE IF NOT EXISTS t AS (SELECT 1 AS a)").unwrap();
         assert_eq!((plain.table, plain.if_not_exists, plain.query), ("t", true, "(SELECT 1 AS a)"));
         for other in [

@@ -12,6 +12,7 @@
 use std::borrow::Cow;
 
 use spark_connect_proto::{Command, ExecutePlanRequest, Relation, command, plan, read, relation, write_operation};
+use tarn_sqltext::Kind;
 
 use tarn_compute::engine::SYSTEM_CATALOG_MOUNT;
 
@@ -38,34 +39,38 @@ fn map_path(path: &mut String, resolver: &dyn PathResolver) -> Result<bool, Stri
 }
 
 /// `text` with every quoted volume path ('...', "..." or `...`) resolved,
-/// and tarn's system tables named by the catalog engines mount them as.
+/// and tarn's system tables named by the catalog engines mount them as;
+/// comments are left as they are (`tarn_sqltext` finds the quotes).
 pub fn rewrite_sql_text<'a>(text: &'a str, resolver: &dyn PathResolver) -> Result<Cow<'a, str>, String> {
     if !text.contains("/Volumes/") && !text.to_ascii_lowercase().contains("system") {
         return Ok(Cow::Borrowed(text));
     }
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some((i, quote)) = rest.char_indices().find(|(_, c)| matches!(c, '\'' | '"' | '`')) {
-        out.push_str(&system_names(&rest[..i]));
-        out.push(quote);
-        let after = &rest[i + 1..];
-        let Some(end) = after.find(quote) else {
-            rest = after;
-            break;
-        };
-        let quoted = &after[..end];
-        let next = &after[end + 1..];
-        match volume_path(quoted) {
-            Some(volume) => out.push_str(&resolver.resolve(volume)?),
-            None if quote == '`' && quoted.eq_ignore_ascii_case("system") && starts_system_schema(next) => {
-                out.push_str(SYSTEM_CATALOG_MOUNT);
-            }
-            None => out.push_str(quoted),
+    let mut code = 0;
+    for token in tarn_sqltext::tokens(text) {
+        let quoted = matches!(token.kind, Kind::String | Kind::QuotedIdentifier);
+        if !quoted && !token.kind.is_comment() {
+            continue;
         }
-        out.push(quote);
-        rest = next;
+        out.push_str(&system_names(text.get(code..token.start).unwrap_or_default()));
+        code = token.end();
+        let (open, inner, close) = token.split_quotes();
+        let replaced = match volume_path(inner) {
+            Some(volume) if quoted && token.closed => Some(resolver.resolve(volume)?),
+            None if token.kind == Kind::QuotedIdentifier
+                && inner.eq_ignore_ascii_case("system")
+                && starts_system_schema(text.get(code..).unwrap_or_default()) =>
+            {
+                Some(SYSTEM_CATALOG_MOUNT.to_string())
+            }
+            _ => None,
+        };
+        match replaced {
+            Some(inner) => out.extend([open, inner.as_str(), close]),
+            None => out.push_str(token.text),
+        }
     }
-    out.push_str(&system_names(rest));
+    out.push_str(&system_names(text.get(code..).unwrap_or_default()));
     Ok(if out == text { Cow::Borrowed(text) } else { Cow::Owned(out) })
 }
 
@@ -291,6 +296,11 @@ mod tests {
         assert_eq!(
             rewrite_sql_text(text, &Fixed).unwrap(),
             "SELECT * FROM csv.`/lake/v/a.csv` WHERE p = '/lake/v/b' -- /Volumes/x"
+        );
+        let text = "SELECT 1 -- it's here\n, '/Volumes/c/s/v/a' /* '/Volumes/c/s/v/b' */, 'it\\'s /Volumes/c/s/v/c'";
+        assert_eq!(
+            rewrite_sql_text(text, &Fixed).unwrap(),
+            "SELECT 1 -- it's here\n, '/lake/v/a' /* '/Volumes/c/s/v/b' */, 'it\\'s /Volumes/c/s/v/c'"
         );
         assert!(matches!(rewrite_sql_text("SELECT 1", &Fixed).unwrap(), Cow::Borrowed(_)));
         assert!(rewrite_sql_text("SELECT * FROM json.`dbfs:/Volumes/c/s/v/../../x`", &Fixed).is_err());

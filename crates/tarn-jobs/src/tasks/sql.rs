@@ -40,12 +40,12 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
     let text = parameters
         .iter()
         .fold(text, |text, p| text.replace(&format!("{{{{{}}}}}", p.name), p.value.as_deref().unwrap_or_default()));
-    let statements = split(&text);
+    let statements = tarn_sqltext::split_statements(&text);
     for (i, statement) in statements.iter().enumerate() {
         let used: Vec<SqlParameter> =
             parameters.iter().filter(|p| statement.contains(&format!(":{}", p.name))).cloned().collect();
         let request = StatementRequest {
-            statement: statement.clone(),
+            statement: statement.to_string(),
             warehouse_id: warehouse_id.clone(),
             catalog: None,
             schema: None,
@@ -86,65 +86,5 @@ async fn finish(engines: &Engines, request: StatementRequest) -> Result<(), Stri
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         snapshot = engines.statements.get(&snapshot.id).map_err(|e| e.to_string())?;
-    }
-}
-
-/// Statements split on semicolons outside quotes, backticks and comments.
-fn split(text: &str) -> Vec<String> {
-    let mut statements = Vec::new();
-    let mut current = String::new();
-    let mut chars = text.chars().peekable();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), _) => {
-                current.push(c);
-                if c == '\\' && q != '`' {
-                    if let Some(next) = chars.next() {
-                        current.push(next);
-                    }
-                } else if c == q {
-                    quote = None;
-                }
-            }
-            (None, '\'' | '"' | '`') => {
-                quote = Some(c);
-                current.push(c);
-            }
-            (None, '-') if chars.peek() == Some(&'-') => {
-                for skipped in chars.by_ref() {
-                    if skipped == '\n' {
-                        current.push('\n');
-                        break;
-                    }
-                }
-            }
-            (None, '/') if chars.peek() == Some(&'*') => {
-                chars.next();
-                let mut last = ' ';
-                for skipped in chars.by_ref() {
-                    if last == '*' && skipped == '/' {
-                        break;
-                    }
-                    last = skipped;
-                }
-            }
-            (None, ';') => statements.push(std::mem::take(&mut current)),
-            (None, _) => current.push(c),
-        }
-    }
-    statements.push(current);
-    statements.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn statements_split_outside_quotes_and_comments() {
-        let text = "CREATE TABLE t (a STRING); -- one; two\nINSERT INTO t VALUES ('x;y'); /* ; */ SELECT `a;b` FROM t;";
-        assert_eq!(
-            super::split(text),
-            vec!["CREATE TABLE t (a STRING)", "INSERT INTO t VALUES ('x;y')", "SELECT `a;b` FROM t"]
-        );
     }
 }
