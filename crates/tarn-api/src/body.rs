@@ -52,6 +52,30 @@ impl QueryPairs {
             })
             .transpose()
     }
+
+    /// A boolean parameter read by [`flag`], if sent as one.
+    pub fn flag(&self, key: &str) -> Option<bool> {
+        self.get(key).and_then(flag)
+    }
+
+    /// A boolean parameter, or `default` when it is not sent as one.
+    pub fn flag_or(&self, key: &str, default: bool) -> bool {
+        self.flag(key).unwrap_or(default)
+    }
+}
+
+/// The one rule for boolean parameters: `true` or `false` in any letter case;
+/// any other value counts as not sent, so the parameter's default applies.
+/// The official clients send `true`/`false` (older Python ones `True`), and
+/// Databricks does not refuse a value it cannot read: it ignores it.
+pub fn flag(value: &str) -> Option<bool> {
+    if value.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryPairs {
@@ -84,10 +108,10 @@ impl Payload {
         }
     }
 
-    /// A boolean field: JSON `true` or the text `true`; anything else, or
-    /// nothing, is false.
+    /// A boolean field ([`flag`]'s rule; JSON `true` reads as its text);
+    /// anything else, or nothing, is false.
     pub fn flag(&self, key: &str) -> bool {
-        self.text(key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        self.text(key).and_then(|v| flag(&v)).unwrap_or(false)
     }
 
     /// A content field: base64 in JSON, raw bytes in a form.

@@ -17,12 +17,19 @@ pub struct ApiFailure(pub ApiError);
 
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
-            tracing::error!(code = self.0.code.as_str(), "{}", self.0.message);
+        let ApiError { code, mut message, reason } = self.0;
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if code == ErrorCode::InternalError {
+            // The internal text (paths, SQL, an engine's words) stays in the
+            // log; the client gets the id to quote.
+            let error_id = uuid::Uuid::new_v4();
+            tracing::error!(%error_id, code = code.as_str(), "{message}");
+            message = internal_message(&error_id.to_string());
+        } else if status.is_server_error() {
+            tracing::error!(code = code.as_str(), "{message}");
         }
-        let mut body = json!({"error_code": self.0.code.as_str(), "message": self.0.message});
-        if let Some(reason) = self.0.reason {
+        let mut body = json!({"error_code": code.as_str(), "message": message});
+        if let Some(reason) = reason {
             body["details"] = json!([{
                 "@type": "type.googleapis.com/google.rpc.ErrorInfo",
                 "reason": reason,
@@ -180,8 +187,48 @@ pub(crate) fn files_failure(surface: Surface, e: FilesError) -> ApiFailure {
     ApiFailure(ApiError::new(code, e.to_string()))
 }
 
-pub(crate) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiFailure(ApiError::internal("internal error; see the tarn log")).into_response()
+/// What a client is told of an internal error: only the id it is logged under.
+fn internal_message(error_id: &str) -> String {
+    format!("Internal error (error id: {error_id})")
+}
+
+/// A handler that panicked answers INTERNAL_ERROR; the panic is logged with
+/// the answer's error id.
+pub(crate) fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    ApiFailure(ApiError::internal(format!("handler panicked: {what}"))).into_response()
 }
 
 pub type ApiResult<T> = Result<T, ApiFailure>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(failure: ApiFailure) -> (u16, serde_json::Value) {
+        let response = failure.into_response();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn internal_errors_send_an_id_not_their_text() {
+        let (status, body) = answer(ApiError::internal("disk I/O error at /secret/metadata.db").into()).await;
+        assert_eq!((status, body["error_code"].as_str()), (500, Some("INTERNAL_ERROR")));
+        let message = body["message"].as_str().unwrap_or_default();
+        let id = message.strip_prefix("Internal error (error id: ").and_then(|m| m.strip_suffix(')'));
+        assert!(id.is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()), "{message}");
+        let (_, again) = answer(ApiError::internal("disk I/O error at /secret/metadata.db").into()).await;
+        assert_ne!(again["message"], body["message"], "each failure has its own id");
+        // Other errors, 501 included, keep their words.
+        let (status, body) = answer(ApiError::not_implemented("use clusters/edit").into()).await;
+        assert_eq!((status, body["message"].as_str()), (501, Some("use clusters/edit")));
+        let (status, body) = answer(ApiError::invalid_parameter("bad").into()).await;
+        assert_eq!((status, body["message"].as_str()), (400, Some("bad")));
+    }
+}

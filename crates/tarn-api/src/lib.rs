@@ -7,6 +7,7 @@
 mod auth;
 mod body;
 mod error;
+mod paging;
 mod routes;
 
 use std::future::Future;

@@ -21,7 +21,7 @@ struct Fixture {
     app: axum::Router,
     token: String,
     store: Arc<Store>,
-    _home: TempHome,
+    home: TempHome,
 }
 
 struct TempHome(std::path::PathBuf);
@@ -122,7 +122,7 @@ fn fixture(name: &str) -> Fixture {
         workspace_id: "1234".into(),
     };
     let app = router(state);
-    Fixture { app, token, store, _home: TempHome(home) }
+    Fixture { app, token, store, home: TempHome(home) }
 }
 
 async fn check(f: &Fixture, method: &str, path: &str, auth: Option<&str>, body: &str) -> (StatusCode, Value) {
@@ -228,4 +228,103 @@ async fn authenticated_calls_are_audited() {
         .collect();
     assert_eq!(seen, [("admin", "clusters", "list", 200), ("admin", "unity-catalog", "tables", 404)]);
     assert_eq!(events[1].request_path, "/api/2.1/unity-catalog/tables/main.default.nope");
+}
+
+#[tokio::test]
+async fn listings_page_in_each_familys_shape() {
+    let f = fixture("paging");
+    let t = Some(f.token.as_str());
+    for name in ["a", "b", "c"] {
+        let body = format!(r#"{{"catalog_name": "main", "name": "{name}"}}"#);
+        assert_eq!(check(&f, "POST", "/api/2.1/unity-catalog/schemas", t, &body).await.0, StatusCode::OK);
+    }
+    let schemas = |query: &str| format!("/api/2.1/unity-catalog/schemas?catalog_name=main&{query}");
+    let (_, first) = check(&f, "GET", &schemas("max_results=2"), t, "").await;
+    let names =
+        |page: &Value| page["schemas"].as_array().unwrap().iter().map(|s| s["name"].clone()).collect::<Vec<_>>();
+    assert_eq!((names(&first).len(), first["next_page_token"].as_str()), (2, Some("o2")));
+    let (_, rest) = check(&f, "GET", &schemas("max_results=2&page_token=o2"), t, "").await;
+    assert_eq!((names(&rest).len(), rest.get("next_page_token")), (2, None), "{rest}");
+    // (path, expected answer) for empty listings: each family's own shape.
+    let empty: &[(&str, Value)] = &[
+        ("/api/2.1/clusters/list", json!({"clusters": []})),
+        ("/api/2.1/jobs/list", json!({"has_more": false})),
+        ("/api/2.1/jobs/runs/list?offset=3", json!({"has_more": false})),
+        ("/api/2.1/clusters/list?filter_by.cluster_sources=JOB", json!({"clusters": []})),
+    ];
+    for (path, expected) in empty {
+        assert_eq!(check(&f, "GET", path, t, "").await, (StatusCode::OK, expected.clone()), "{path}");
+    }
+    // (path, message): bad page tokens and sizes, as each family words them.
+    let refused = [
+        ("/api/2.1/clusters/list?page_token=nope", "Invalid page token: nope"),
+        ("/api/2.1/clusters/list?page_size=-1", "page_size must be >= 0, got -1"),
+        ("/api/2.1/jobs/list?page_token=o", "Invalid page token: o"),
+        ("/api/2.1/jobs/list?limit=ten", "limit must be an integer, got ten"),
+        ("/api/2.1/jobs/runs/list?offset=x", "offset must be an integer, got x"),
+        ("/api/2.1/unity-catalog/catalogs?max_results=-1", "max_results must be >= 0, got -1"),
+        ("/api/2.1/unity-catalog/catalogs?page_token=7", "Invalid page token: 7"),
+        ("/api/2.0/fs/directories/Volumes/main/default/v?page_size=x", "page_size must be a positive number"),
+        ("/api/2.0/mlflow/metrics/get-history?run_id=r&metric_key=m&page_token=z", "Invalid page token: z"),
+    ];
+    for (path, message) in refused {
+        let (status, error) = check(&f, "GET", path, t, "").await;
+        assert_eq!((status, error["message"].as_str()), (StatusCode::BAD_REQUEST, Some(message)), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn boolean_parameters_follow_one_rule() {
+    let f = fixture("flags");
+    let t = Some(f.token.as_str());
+    // `true`/`false` in any case; anything else is as if not sent.
+    let both = "/api/2.1/jobs/runs/list?active_only=TRUE&completed_only=true";
+    let (status, error) = check(&f, "GET", both, t, "").await;
+    assert_eq!(
+        (status, error["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("active_only and completed_only cannot both be true"))
+    );
+    for path in [
+        "/api/2.1/jobs/runs/list?active_only=yes&completed_only=true",
+        "/api/2.1/jobs/runs/list?active_only=False&completed_only=true",
+        "/api/2.1/clusters/list?filter_by.is_pinned=maybe",
+        "/api/2.1/clusters/list?filter_by.is_pinned=True",
+    ] {
+        assert_eq!(check(&f, "GET", path, t, "").await.0, StatusCode::OK, "{path}");
+    }
+}
+
+/// Log lines written while a test runs on this thread.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn internal_errors_answer_an_id_and_log_the_cause() {
+    let f = fixture("internal");
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    // Managed volumes get a directory under lake/volumes; a file there fails it.
+    std::fs::create_dir_all(f.home.0.join("lake")).unwrap();
+    std::fs::write(f.home.0.join("lake").join("volumes"), "").unwrap();
+    let volume = r#"{"catalog_name": "main", "schema_name": "default", "name": "v"}"#;
+    let (status, error) = check(&f, "POST", "/api/2.1/unity-catalog/volumes", Some(&f.token), volume).await;
+    assert_eq!((status, error["error_code"].as_str()), (StatusCode::INTERNAL_SERVER_ERROR, Some("INTERNAL_ERROR")));
+    let message = error["message"].as_str().unwrap();
+    let id = message.strip_prefix("Internal error (error id: ").and_then(|m| m.strip_suffix(')')).unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{message}");
+    let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let line = logged.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("no log line with {id}: {logged}"));
+    assert!(line.contains("ERROR") && line.contains("lake/volumes"), "{line}");
 }

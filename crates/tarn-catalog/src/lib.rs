@@ -11,16 +11,17 @@
 mod delta;
 mod names;
 mod objects;
+mod request;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
 use tarn_store::{Store, StoreError};
 
 pub use delta::{CommitRequest, Commits, delta_log_version};
 pub use names::{DEFAULT_CATALOG, DEFAULT_SCHEMA, FullName};
 pub use objects::local_path;
+pub use request::{CreateRequest, Properties, UpdateRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -102,9 +103,6 @@ pub struct Catalog {
     locks: delta::CommitLocks,
 }
 
-/// Fields a create or update request may carry, as sent.
-pub type Request = Map<String, Value>;
-
 impl Catalog {
     /// `lake` is where managed tables and volumes live (`$TARN_HOME/lake`).
     pub fn new(store: Arc<Store>, lake: PathBuf) -> Self {
@@ -114,18 +112,22 @@ impl Catalog {
     /// Creates `main` and `main.default` when they do not exist yet.
     pub fn bootstrap(&self, owner: &str) -> Result<()> {
         if self.get(Kind::Catalog, DEFAULT_CATALOG).is_err() {
-            let mut req = Request::new();
-            req.insert("name".into(), DEFAULT_CATALOG.into());
-            req.insert("comment".into(), "Default catalog".into());
-            self.create(Kind::Catalog, req, owner)?;
+            let req = CreateRequest {
+                name: Some(DEFAULT_CATALOG.into()),
+                comment: Some("Default catalog".into()),
+                ..Default::default()
+            };
+            self.create(Kind::Catalog, &req, owner)?;
         }
         let default = format!("{DEFAULT_CATALOG}.{DEFAULT_SCHEMA}");
         if self.get(Kind::Schema, &default).is_err() {
-            let mut req = Request::new();
-            req.insert("catalog_name".into(), DEFAULT_CATALOG.into());
-            req.insert("name".into(), DEFAULT_SCHEMA.into());
-            req.insert("comment".into(), "Default schema".into());
-            self.create(Kind::Schema, req, owner)?;
+            let req = CreateRequest {
+                catalog_name: Some(DEFAULT_CATALOG.into()),
+                name: Some(DEFAULT_SCHEMA.into()),
+                comment: Some("Default schema".into()),
+                ..Default::default()
+            };
+            self.create(Kind::Schema, &req, owner)?;
         }
         Ok(())
     }

@@ -7,7 +7,8 @@ use tarn_core::time::now_ms;
 use tarn_store::UcObject;
 
 use crate::names::{FullName, identifier};
-use crate::{Catalog, CatalogError, Kind, Request, Result};
+use crate::request::{CreateRequest, Properties, UpdateRequest, given};
+use crate::{Catalog, CatalogError, Kind, Result};
 
 /// The request fields that name an object of `kind`, outermost first.
 fn name_fields(kind: Kind) -> &'static [&'static str] {
@@ -27,20 +28,18 @@ fn id_field(kind: Kind) -> &'static str {
     }
 }
 
-fn str_field<'a>(req: &'a Request, key: &str) -> Option<&'a str> {
-    req.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+/// The name field `key` of a create request, or INVALID_ARGUMENT.
+fn required<'a>(req: &'a CreateRequest, key: &str) -> Result<&'a str> {
+    let field = match key {
+        "catalog_name" => &req.catalog_name,
+        "schema_name" => &req.schema_name,
+        _ => &req.name,
+    };
+    given(field).ok_or_else(|| CatalogError::InvalidArgument(format!("Missing required field: {key}")))
 }
 
-fn required<'a>(req: &'a Request, key: &str) -> Result<&'a str> {
-    str_field(req, key).ok_or_else(|| CatalogError::InvalidArgument(format!("Missing required field: {key}")))
-}
-
-fn properties(req: &Request) -> Result<Value> {
-    match req.get("properties") {
-        None | Some(Value::Null) => Ok(json!({})),
-        Some(Value::Object(m)) if m.values().all(Value::is_string) => Ok(Value::Object(m.clone())),
-        Some(_) => Err(CatalogError::InvalidArgument("properties must be an object of string values".into())),
-    }
+fn properties(properties: Option<&Properties>) -> Value {
+    properties.map_or_else(|| json!({}), |p| json!(p))
 }
 
 fn file_uri(path: &std::path::Path) -> String {
@@ -54,7 +53,7 @@ pub fn local_path(location: &str) -> Option<std::path::PathBuf> {
 }
 
 impl Catalog {
-    fn parse_request_name(&self, kind: Kind, req: &Request) -> Result<FullName> {
+    fn parse_request_name(&self, kind: Kind, req: &CreateRequest) -> Result<FullName> {
         let parts = name_fields(kind).iter().map(|f| required(req, f)).collect::<Result<Vec<_>>>()?;
         FullName::from_parts(&parts)
     }
@@ -81,8 +80,8 @@ impl Catalog {
         Ok(file_uri(&dir))
     }
 
-    pub fn create(&self, kind: Kind, req: Request, user: &str) -> Result<Value> {
-        let name = self.parse_request_name(kind, &req)?;
+    pub fn create(&self, kind: Kind, req: &CreateRequest, user: &str) -> Result<Value> {
+        let name = self.parse_request_name(kind, req)?;
         self.require_parent(kind, &name)?;
         let id = uuid::Uuid::new_v4().to_string();
         let now = now_ms();
@@ -92,16 +91,16 @@ impl Catalog {
         }
         info.insert("full_name".into(), json!(name.full()));
         info.insert(id_field(kind).into(), json!(id));
-        if let Some(comment) = str_field(&req, "comment") {
+        if let Some(comment) = given(&req.comment) {
             info.insert("comment".into(), json!(comment));
         }
-        info.insert("properties".into(), properties(&req)?);
+        info.insert("properties".into(), properties(req.properties.as_ref()));
         for (k, v) in [("owner", json!(user)), ("created_by", json!(user)), ("updated_by", json!(user))] {
             info.insert(k.into(), v);
         }
         info.insert("created_at".into(), json!(now));
         info.insert("updated_at".into(), json!(now));
-        self.fill_kind_fields(kind, &name, &id, &req, &mut info)?;
+        self.fill_kind_fields(kind, &name, &id, req, &mut info)?;
         let mut full_name = name.full();
         if kind == Kind::Staging {
             // Several staging entries may exist for one name; each keeps its own.
@@ -120,12 +119,12 @@ impl Catalog {
         kind: Kind,
         name: &FullName,
         id: &str,
-        req: &Request,
+        req: &CreateRequest,
         info: &mut Map<String, Value>,
     ) -> Result<()> {
         match kind {
             Kind::Catalog | Kind::Schema => {
-                let root = match str_field(req, "storage_root") {
+                let root = match given(&req.storage_root) {
                     Some(root) => root.to_string(),
                     None => file_uri(&self.lake),
                 };
@@ -141,8 +140,8 @@ impl Catalog {
             }
             Kind::Table => self.fill_table(name, req, info)?,
             Kind::Volume => {
-                let volume_type = str_field(req, "volume_type").unwrap_or("MANAGED");
-                let location = match (volume_type, str_field(req, "storage_location")) {
+                let volume_type = given(&req.volume_type).unwrap_or("MANAGED");
+                let location = match (volume_type, given(&req.storage_location)) {
                     ("MANAGED", _) => self.managed_location("volumes", id)?,
                     ("EXTERNAL", Some(location)) => location.to_string(),
                     ("EXTERNAL", None) => {
@@ -161,9 +160,9 @@ impl Catalog {
 
     /// A MANAGED table must be created at a location this catalog staged for
     /// that name; an EXTERNAL one names its own.
-    fn fill_table(&self, name: &FullName, req: &Request, info: &mut Map<String, Value>) -> Result<()> {
-        let table_type = str_field(req, "table_type").unwrap_or("MANAGED");
-        let location = str_field(req, "storage_location");
+    fn fill_table(&self, name: &FullName, req: &CreateRequest, info: &mut Map<String, Value>) -> Result<()> {
+        let table_type = given(&req.table_type).unwrap_or("MANAGED");
+        let location = given(&req.storage_location);
         match (table_type, location) {
             ("MANAGED", Some(location)) => {
                 let staged = self.store.list_uc_objects(Kind::Staging.as_str(), &name.full())?;
@@ -187,15 +186,10 @@ impl Catalog {
             }
             (other, _) => return Err(CatalogError::InvalidArgument(format!("Unsupported table_type: {other}"))),
         }
-        let columns = match req.get("columns") {
-            None | Some(Value::Null) => json!([]),
-            Some(Value::Array(c)) => Value::Array(c.clone()),
-            Some(_) => return Err(CatalogError::InvalidArgument("columns must be an array".into())),
-        };
         info.insert("table_type".into(), json!(table_type));
-        info.insert("data_source_format".into(), json!(str_field(req, "data_source_format").unwrap_or("DELTA")));
+        info.insert("data_source_format".into(), json!(given(&req.data_source_format).unwrap_or("DELTA")));
         info.insert("storage_location".into(), json!(location));
-        info.insert("columns".into(), columns);
+        info.insert("columns".into(), Value::Array(req.columns.clone()));
         Ok(())
     }
 
@@ -215,19 +209,19 @@ impl Catalog {
     }
 
     /// Applies `comment`, `owner`, `properties` and `new_name`.
-    pub fn update(&self, kind: Kind, full_name: &str, patch: Request, user: &str) -> Result<Value> {
+    pub fn update(&self, kind: Kind, full_name: &str, patch: &UpdateRequest, user: &str) -> Result<Value> {
         let name = FullName::parse(kind, full_name)?;
         let mut object = self.load(kind, &name.full())?;
         let info = object.info.as_object_mut().ok_or_else(|| CatalogError::InvalidArgument("corrupt info".into()))?;
-        for key in ["comment", "owner"] {
-            if let Some(v) = str_field(&patch, key) {
+        for (key, value) in [("comment", &patch.comment), ("owner", &patch.owner)] {
+            if let Some(v) = given(value) {
                 info.insert(key.into(), json!(v));
             }
         }
-        if patch.contains_key("properties") {
-            info.insert("properties".into(), properties(&patch)?);
+        if let Some(p) = &patch.properties {
+            info.insert("properties".into(), properties(Some(p)));
         }
-        if let Some(new_name) = str_field(&patch, "new_name") {
+        if let Some(new_name) = given(&patch.new_name) {
             let new_name = identifier(new_name)?;
             if kind != Kind::Table && kind != Kind::Volume && self.store.count_uc_children(&name.full())? > 0 {
                 return Err(CatalogError::InvalidArgument(format!(
@@ -308,35 +302,40 @@ mod tests {
         (c, lake)
     }
 
-    fn req(v: Value) -> Request {
-        v.as_object().unwrap().clone()
+    fn named(catalog: &str, schema: Option<&str>, name: &str) -> CreateRequest {
+        CreateRequest {
+            catalog_name: Some(catalog.into()),
+            schema_name: schema.map(str::to_string),
+            name: Some(name.into()),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn namespace_lifecycle() {
         let (c, lake) = catalog();
         assert_eq!(c.get(Kind::Schema, "hive_metastore.default").unwrap()["full_name"], "main.default");
-        c.create(Kind::Schema, req(json!({"catalog_name": "main", "name": "Sales"})), "u").unwrap();
+        c.create(Kind::Schema, &named("main", None, "Sales"), "u").unwrap();
         assert!(matches!(
-            c.create(Kind::Schema, req(json!({"catalog_name": "main", "name": "sales"})), "u"),
+            c.create(Kind::Schema, &named("main", None, "sales"), "u"),
             Err(CatalogError::AlreadyExists { .. })
         ));
         assert!(matches!(
-            c.create(Kind::Schema, req(json!({"catalog_name": "nope", "name": "x"})), "u"),
+            c.create(Kind::Schema, &named("nope", None, "x"), "u"),
             Err(CatalogError::NotFound { kind: Kind::Catalog, .. })
         ));
-        let staged = c
-            .create(Kind::Staging, req(json!({"catalog_name": "main", "schema_name": "sales", "name": "t"})), "u")
-            .unwrap();
+        let staged = c.create(Kind::Staging, &named("main", Some("sales"), "t"), "u").unwrap();
         let location = staged["staging_location"].as_str().unwrap().to_string();
-        let bad = req(
-            json!({"catalog_name": "main", "schema_name": "sales", "name": "t", "table_type": "MANAGED", "storage_location": "file:///tmp/elsewhere"}),
-        );
-        assert!(matches!(c.create(Kind::Table, bad, "u"), Err(CatalogError::InvalidArgument(_))));
-        let table = req(
-            json!({"catalog_name": "main", "schema_name": "sales", "name": "t", "table_type": "MANAGED", "storage_location": location, "columns": [{"name": "a"}]}),
-        );
-        let info = c.create(Kind::Table, table, "u").unwrap();
+        let table = |location: &str| CreateRequest {
+            table_type: Some("MANAGED".into()),
+            storage_location: Some(location.into()),
+            columns: vec![json!({"name": "a"})],
+            ..named("main", Some("sales"), "t")
+        };
+        let bad = table("file:///tmp/elsewhere");
+        assert!(matches!(c.create(Kind::Table, &bad, "u"), Err(CatalogError::InvalidArgument(_))));
+        let info = c.create(Kind::Table, &table(&location), "u").unwrap();
+        assert_eq!((info["columns"][0]["name"].as_str(), info["properties"].clone()), (Some("a"), json!({})));
         assert_eq!(info["full_name"], "main.sales.t");
         assert_eq!(c.list(Kind::Table, &["main", "sales"]).unwrap().len(), 1);
         assert!(matches!(c.delete(Kind::Schema, "main.sales", false), Err(CatalogError::NotEmpty { count: 1, .. })));
@@ -349,14 +348,17 @@ mod tests {
     #[test]
     fn volumes_own_a_managed_directory() {
         let (c, lake) = catalog();
-        let v = c
-            .create(Kind::Volume, req(json!({"catalog_name": "main", "schema_name": "default", "name": "raw"})), "u")
-            .unwrap();
+        let v = c.create(Kind::Volume, &named("main", Some("default"), "raw"), "u").unwrap();
         let dir = local_path(v["storage_location"].as_str().unwrap()).unwrap();
         assert!(dir.is_dir());
-        let renamed = c
-            .update(Kind::Volume, "main.default.raw", req(json!({"new_name": "landing", "comment": "c"})), "u")
-            .unwrap();
+        let patch = UpdateRequest {
+            new_name: Some("landing".into()),
+            comment: Some("c".into()),
+            properties: Some([("k".to_string(), "v".to_string())].into()),
+            ..Default::default()
+        };
+        let renamed = c.update(Kind::Volume, "main.default.raw", &patch, "u").unwrap();
+        assert_eq!(renamed["properties"], json!({"k": "v"}));
         assert_eq!(
             (renamed["full_name"].as_str(), renamed["comment"].as_str()),
             (Some("main.default.landing"), Some("c"))

@@ -1,9 +1,12 @@
 //! The cluster domain: states, the transitions allowed between them, the
 //! user's spec and why a cluster terminated.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 
 use crate::ComputeError;
+use crate::libraries::Library;
 use crate::node_types::{Host, find_node_type};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,18 +138,7 @@ impl TerminationReason {
     }
 }
 
-/// The custom tag naming the SQL warehouse a cluster belongs to.
-pub const WAREHOUSE_TAG: &str = "SqlEndpointId";
-/// The custom tag of the cluster behind serverless execution contexts.
-pub const SERVERLESS_TAG: &str = "TarnServerless";
-
-/// Whether a stored spec is a cluster tarn runs for a service of its own (a
-/// SQL warehouse, serverless compute): such clusters stay out of the clusters
-/// API's lists and of `system.compute.clusters`, as on Databricks.
-pub fn is_managed_spec(spec: &Value) -> bool {
-    let tags = spec.get("custom_tags");
-    [WAREHOUSE_TAG, SERVERLESS_TAG].iter().any(|tag| tags.and_then(|t| t.get(*tag)).is_some())
-}
+pub use tarn_store::{SERVERLESS_TAG, WAREHOUSE_TAG};
 
 /// Attributes the server sets; a spec sent back from `get` drops them.
 const SERVER_SET: &[&str] = &[
@@ -176,15 +168,53 @@ pub struct Autoscale {
     pub max_workers: i64,
 }
 
-/// A validated cluster spec: the user's attributes, kept as given, plus the
-/// fields tarn acts on.
+impl Autoscale {
+    /// Reads an `autoscale` object: both bounds, `0 <= min <= max`, `max >= 1`.
+    pub fn from_json(v: &Value) -> Result<Self, ComputeError> {
+        let obj = v.as_object().ok_or_else(|| invalid("autoscale must be an object"))?;
+        let min = int_field(obj, "min_workers")?.ok_or_else(|| invalid("autoscale.min_workers is required"))?;
+        let max = int_field(obj, "max_workers")?.ok_or_else(|| invalid("autoscale.max_workers is required"))?;
+        if min < 0 || max < 1 || max < min {
+            return Err(invalid(format!(
+                "autoscale needs 0 <= min_workers <= max_workers and max_workers >= 1, got min_workers={min}, max_workers={max}"
+            )));
+        }
+        Ok(Self { min_workers: min, max_workers: max })
+    }
+
+    fn to_json(self) -> Value {
+        json!({"min_workers": self.min_workers, "max_workers": self.max_workers})
+    }
+}
+
+/// The size a resize asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterSize {
+    Fixed(i64),
+    Autoscale(Autoscale),
+}
+
+/// String-valued maps of a spec (`custom_tags`, `spark_conf`, `spark_env_vars`).
+pub type StringMap = BTreeMap<String, String>;
+
+/// A validated cluster spec: the fields tarn reads or checks, as the client
+/// sent them (`None` when not sent), and every other attribute in `extra`,
+/// so that `clusters/get` echoes the whole spec back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterSpec {
-    pub attributes: Map<String, Value>,
-    pub cluster_name: String,
-    pub num_workers: i64,
+    /// The runtime key (checked against the runtimes at create and edit).
+    pub spark_version: String,
+    pub cluster_name: Option<String>,
+    pub num_workers: Option<i64>,
     pub autoscale: Option<Autoscale>,
-    pub autotermination_minutes: i64,
+    pub autotermination_minutes: Option<i64>,
+    pub node_type_id: Option<String>,
+    pub driver_node_type_id: Option<String>,
+    pub custom_tags: Option<StringMap>,
+    pub spark_conf: Option<StringMap>,
+    pub spark_env_vars: Option<StringMap>,
+    /// The other attributes, as sent.
+    pub extra: Map<String, Value>,
 }
 
 fn invalid(msg: impl Into<String>) -> ComputeError {
@@ -198,107 +228,190 @@ fn int_field(attrs: &Map<String, Value>, key: &str) -> Result<Option<i64>, Compu
     }
 }
 
-fn string_map_field(attrs: &Map<String, Value>, key: &str) -> Result<(), ComputeError> {
-    match attrs.get(key) {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Object(m)) if m.values().all(Value::is_string) => Ok(()),
-        Some(_) => Err(invalid(format!("{key} must be an object of string values"))),
+fn string_field(attrs: &mut Map<String, Value>, key: &str) -> Result<Option<String>, ComputeError> {
+    match attrs.remove(key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(format!("{key} must be a string"))),
     }
 }
 
-fn parse_autoscale(v: &Value) -> Result<Autoscale, ComputeError> {
-    let obj = v.as_object().ok_or_else(|| invalid("autoscale must be an object"))?;
-    let min = int_field(obj, "min_workers")?.ok_or_else(|| invalid("autoscale.min_workers is required"))?;
-    let max = int_field(obj, "max_workers")?.ok_or_else(|| invalid("autoscale.max_workers is required"))?;
-    if min < 0 || max < 1 || max < min {
-        return Err(invalid(format!(
-            "autoscale needs 0 <= min_workers <= max_workers and max_workers >= 1, got min_workers={min}, max_workers={max}"
-        )));
+fn string_map_field(attrs: &mut Map<String, Value>, key: &str) -> Result<Option<StringMap>, ComputeError> {
+    let refused = || invalid(format!("{key} must be an object of string values"));
+    match attrs.remove(key) {
+        None => Ok(None),
+        Some(Value::Object(m)) => m
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(v) => Ok((k, v)),
+                _ => Err(refused()),
+            })
+            .collect::<Result<_, _>>()
+            .map(Some),
+        Some(_) => Err(refused()),
     }
-    Ok(Autoscale { min_workers: min, max_workers: max })
+}
+
+/// A cluster to create: its spec, and the libraries to install once it runs
+/// (a bundle's cluster resource names them in the create request).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCluster {
+    pub spec: ClusterSpec,
+    pub libraries: Vec<Library>,
+}
+
+impl NewCluster {
+    /// Reads a create request's attributes: `libraries` apart, the rest the
+    /// spec ([`ClusterSpec::from_attributes`]).
+    pub fn from_attributes(mut attributes: Map<String, Value>) -> Result<Self, ComputeError> {
+        let libraries = match attributes.remove("libraries") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) => list,
+            Some(_) => return Err(invalid("libraries must be a list")),
+        };
+        let spec = ClusterSpec::from_attributes(attributes)?;
+        let libraries = libraries.iter().map(|l| Library::parse(l).map_err(invalid)).collect::<Result<_, _>>()?;
+        Ok(Self { spec, libraries })
+    }
 }
 
 impl ClusterSpec {
-    /// Validates a create or edit request. Nothing is stored when this fails.
-    pub fn parse(mut attributes: Map<String, Value>) -> Result<Self, ComputeError> {
+    /// A spec naming only its runtime.
+    pub fn new(spark_version: impl Into<String>) -> Self {
+        Self {
+            spark_version: spark_version.into(),
+            cluster_name: None,
+            num_workers: None,
+            autoscale: None,
+            autotermination_minutes: None,
+            node_type_id: None,
+            driver_node_type_id: None,
+            custom_tags: None,
+            spark_conf: None,
+            spark_env_vars: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// Reads and validates a spec from its attributes, as a create or edit
+    /// request carries them (and as the store keeps them). Server-set
+    /// attributes and nulls are dropped; nothing is stored when this fails.
+    pub fn from_attributes(mut attributes: Map<String, Value>) -> Result<Self, ComputeError> {
         for key in SERVER_SET {
             attributes.remove(*key);
         }
         attributes.retain(|_, v| !v.is_null());
-        match attributes.get("spark_version") {
-            Some(Value::String(s)) if !s.trim().is_empty() => {}
+        let spark_version = match attributes.remove("spark_version") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s,
             Some(_) => return Err(invalid("spark_version must be a non-empty string")),
             None => return Err(invalid("Missing required field: spark_version")),
-        }
-        let cluster_name = match attributes.get("cluster_name") {
-            None => String::new(),
-            Some(Value::String(s)) => s.clone(),
+        };
+        let cluster_name = match attributes.remove("cluster_name") {
+            None => None,
+            Some(Value::String(s)) => Some(s),
             Some(_) => return Err(invalid("cluster_name must be a string")),
         };
-        let autoscale = attributes.get("autoscale").map(parse_autoscale).transpose()?;
+        let autoscale = attributes.remove("autoscale").map(|a| Autoscale::from_json(&a)).transpose()?;
         let num_workers = int_field(&attributes, "num_workers")?;
+        attributes.remove("num_workers");
         if let Some(n) = num_workers.filter(|n| *n < 0) {
             return Err(invalid(format!("num_workers must be >= 0, got {n}")));
         }
         if autoscale.is_some() && num_workers.is_some_and(|n| n > 0) {
             return Err(invalid("Specify either num_workers or autoscale, not both"));
         }
-        let autotermination_minutes = int_field(&attributes, "autotermination_minutes")?.unwrap_or(0);
-        if autotermination_minutes != 0 && !(10..=10_000).contains(&autotermination_minutes) {
+        let autotermination_minutes = int_field(&attributes, "autotermination_minutes")?;
+        attributes.remove("autotermination_minutes");
+        if let Some(m) = autotermination_minutes.filter(|m| *m != 0 && !(10..=10_000).contains(m)) {
             return Err(invalid(format!(
-                "autotermination_minutes must be 0 (disabled) or between 10 and 10000, got {autotermination_minutes}"
+                "autotermination_minutes must be 0 (disabled) or between 10 and 10000, got {m}"
             )));
         }
-        for key in ["spark_conf", "custom_tags", "spark_env_vars"] {
-            string_map_field(&attributes, key)?;
-        }
-        for key in ["node_type_id", "driver_node_type_id"] {
-            if attributes.get(key).is_some_and(|v| !v.is_string()) {
-                return Err(invalid(format!("{key} must be a string")));
-            }
-        }
         Ok(Self {
-            num_workers: num_workers.unwrap_or(autoscale.map_or(0, |a| a.min_workers)),
-            attributes,
+            spark_conf: string_map_field(&mut attributes, "spark_conf")?,
+            custom_tags: string_map_field(&mut attributes, "custom_tags")?,
+            spark_env_vars: string_map_field(&mut attributes, "spark_env_vars")?,
+            node_type_id: string_field(&mut attributes, "node_type_id")?,
+            driver_node_type_id: string_field(&mut attributes, "driver_node_type_id")?,
+            spark_version,
             cluster_name,
+            num_workers,
             autoscale,
             autotermination_minutes,
+            extra: attributes,
         })
     }
 
     /// A spec already stored; it was validated when written.
     pub fn from_stored(value: &Value) -> Result<Self, ComputeError> {
         let attrs = value.as_object().cloned().ok_or_else(|| invalid("stored cluster spec is not an object"))?;
-        Self::parse(attrs)
+        Self::from_attributes(attrs)
     }
 
-    /// The runtime key the cluster asked for (validated by [`ClusterSpec::parse`] as a string).
-    pub fn spark_version(&self) -> &str {
-        self.attributes.get("spark_version").and_then(Value::as_str).unwrap_or_default()
+    /// The attributes as the client sent them (server-set ones and nulls
+    /// dropped): what the store keeps and `clusters/get` echoes.
+    pub fn to_attributes(&self) -> Map<String, Value> {
+        let mut out = self.extra.clone();
+        out.insert("spark_version".into(), json!(self.spark_version));
+        let maps = [("custom_tags", &self.custom_tags), ("spark_conf", &self.spark_conf)];
+        for (key, map) in maps.into_iter().chain([("spark_env_vars", &self.spark_env_vars)]) {
+            if let Some(map) = map {
+                out.insert(key.into(), json!(map));
+            }
+        }
+        let texts = [
+            ("cluster_name", &self.cluster_name),
+            ("node_type_id", &self.node_type_id),
+            ("driver_node_type_id", &self.driver_node_type_id),
+        ];
+        for (key, text) in texts {
+            if let Some(text) = text {
+                out.insert(key.into(), json!(text));
+            }
+        }
+        for (key, n) in [("num_workers", self.num_workers), ("autotermination_minutes", self.autotermination_minutes)] {
+            if let Some(n) = n {
+                out.insert(key.into(), json!(n));
+            }
+        }
+        if let Some(autoscale) = self.autoscale {
+            out.insert("autoscale".into(), autoscale.to_json());
+        }
+        out
+    }
+
+    /// The cluster's name; empty when none was given.
+    pub fn name(&self) -> &str {
+        self.cluster_name.as_deref().unwrap_or_default()
+    }
+
+    /// Workers at start: the fixed count, else the autoscale minimum, else 0.
+    pub fn workers(&self) -> i64 {
+        self.num_workers.unwrap_or(self.autoscale.map_or(0, |a| a.min_workers))
+    }
+
+    /// Idle minutes before the cluster stops itself; 0 never.
+    pub fn autotermination(&self) -> i64 {
+        self.autotermination_minutes.unwrap_or(0)
     }
 
     /// The value of one of the cluster's custom tags.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.attributes.get("custom_tags").and_then(|t| t.get(key)).and_then(Value::as_str)
-    }
-
-    /// See [`is_managed_spec`].
-    pub fn is_managed(&self) -> bool {
-        [WAREHOUSE_TAG, SERVERLESS_TAG].iter().any(|tag| self.tag(tag).is_some())
+        self.custom_tags.as_ref().and_then(|t| t.get(key)).map(String::as_str)
     }
 
     pub fn node_type_id(&self) -> Option<&str> {
-        self.attributes.get("node_type_id").and_then(Value::as_str)
+        self.node_type_id.as_deref()
     }
 
     pub fn driver_node_type_id(&self) -> Option<&str> {
-        self.attributes.get("driver_node_type_id").and_then(Value::as_str).or(self.node_type_id())
+        self.driver_node_type_id.as_deref().or(self.node_type_id())
     }
 
     /// Workers the engine is sized for: the fixed count, or the autoscale
     /// maximum (the local backend does not scale while running).
     pub fn target_workers(&self) -> i64 {
-        self.autoscale.map_or(self.num_workers, |a| a.max_workers)
+        self.autoscale.map_or(self.workers(), |a| a.max_workers)
     }
 
     /// Partitions the engine uses by default: worker cores, or the driver's
@@ -312,22 +425,15 @@ impl ClusterSpec {
         }
     }
 
-    /// Sets the size from a resize request.
-    pub fn resized(&self, num_workers: Option<i64>, autoscale: Option<&Value>) -> Result<Self, ComputeError> {
-        let mut attrs = self.attributes.clone();
-        match (num_workers, autoscale) {
-            (Some(n), None) => {
-                attrs.remove("autoscale");
-                attrs.insert("num_workers".into(), json!(n));
-            }
-            (None, Some(a)) => {
-                attrs.remove("num_workers");
-                attrs.insert("autoscale".into(), a.clone());
-            }
-            (Some(_), Some(_)) => return Err(invalid("Specify either num_workers or autoscale, not both")),
-            (None, None) => return Err(invalid("Either num_workers or autoscale is required")),
+    /// The spec with the size a resize asks for.
+    pub fn resized(&self, size: ClusterSize) -> Result<Self, ComputeError> {
+        let mut spec = self.clone();
+        match size {
+            ClusterSize::Fixed(n) if n < 0 => return Err(invalid(format!("num_workers must be >= 0, got {n}"))),
+            ClusterSize::Fixed(n) => (spec.num_workers, spec.autoscale) = (Some(n), None),
+            ClusterSize::Autoscale(a) => (spec.num_workers, spec.autoscale) = (None, Some(a)),
         }
-        Self::parse(attrs)
+        Ok(spec)
     }
 }
 
@@ -336,7 +442,7 @@ mod tests {
     use super::*;
 
     fn spec(v: Value) -> Result<ClusterSpec, ComputeError> {
-        ClusterSpec::parse(v.as_object().unwrap().clone())
+        ClusterSpec::from_attributes(v.as_object().unwrap().clone())
     }
 
     #[test]
@@ -357,7 +463,7 @@ mod tests {
     fn spec_validation() {
         let ok = spec(json!({"spark_version": "x", "num_workers": 2, "node_type_id": "local-1c", "state": "RUNNING"}))
             .unwrap();
-        assert!(!ok.attributes.contains_key("state"));
+        assert!(!ok.to_attributes().contains_key("state"));
         assert_eq!(ok.parallelism(Host { cores: 4, memory_mb: 4096 }), 2);
         let single = spec(json!({"spark_version": "x"})).unwrap();
         assert_eq!(single.parallelism(Host { cores: 4, memory_mb: 4096 }), 4);
@@ -373,6 +479,31 @@ mod tests {
         }
         let scaled = spec(json!({"spark_version": "x", "autoscale": {"min_workers": 1, "max_workers": 3}})).unwrap();
         assert_eq!(scaled.target_workers(), 3);
-        assert_eq!(scaled.resized(Some(1), None).unwrap().autoscale, None);
+        assert_eq!(scaled.resized(ClusterSize::Fixed(1)).unwrap().autoscale, None);
+        assert!(scaled.resized(ClusterSize::Fixed(-1)).is_err());
+    }
+
+    #[test]
+    fn specs_echo_what_was_sent() {
+        let sent = json!({
+            "spark_version": "16.4.x-scala2.13", "cluster_name": "etl", "num_workers": 0,
+            "autotermination_minutes": 30, "node_type_id": "local-1c", "custom_tags": {"team": "x"},
+            "spark_conf": {"spark.sql.shuffle.partitions": "4"}, "spark_env_vars": {},
+            "data_security_mode": "SINGLE_USER", "init_scripts": [{"workspace": {"destination": "/x.sh"}}],
+        });
+        let parsed = spec(sent.clone()).unwrap();
+        assert_eq!(Value::Object(parsed.to_attributes()), sent);
+        assert_eq!(parsed.extra.len(), 2);
+        assert_eq!((parsed.name(), parsed.tag("team"), parsed.autotermination()), ("etl", Some("x"), 30));
+        let scaled =
+            json!({"spark_version": "x", "autoscale": {"min_workers": 1, "max_workers": 2}, "cluster_id": "c"});
+        let parsed = spec(scaled).unwrap();
+        assert_eq!(parsed.workers(), 1);
+        assert_eq!(
+            Value::Object(parsed.to_attributes()),
+            json!({"spark_version": "x", "autoscale": {"min_workers": 1, "max_workers": 2}})
+        );
+        assert!(spec(json!({"spark_version": "x", "node_type_id": 3})).is_err());
+        assert!(spec(json!({"spark_version": "x", "custom_tags": []})).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Compute: clusters, the engines behind them, and what runs on them.
 //!
 //! Owns the cluster state machine ([`cluster`]), host-derived node types
-//! ([`node_types`]), the runtimes a `spark_version` names ([`runtime`]),
+//! ([`node_types`]), its event log as the API pages it ([`events`]), the
+//! runtimes a `spark_version` names ([`runtime`]),
 //! managed Python environments and their overlays ([`env`]), cluster
 //! libraries ([`libraries`]), execution contexts ([`context`]), the local engine
 //! backend that runs one Sail Spark Connect server per running cluster
@@ -21,6 +22,7 @@ pub mod context;
 pub mod engine;
 pub mod env;
 mod error;
+pub mod events;
 pub mod libraries;
 pub mod managed;
 mod manager;
@@ -29,4 +31,5 @@ mod process;
 pub mod runtime;
 
 pub use error::ComputeError;
-pub use manager::{CatalogDirectory, Cluster, ClusterFilter, ClusterManager, ComputeConfig, EventPage, EventQuery};
+pub use events::{EventPage, EventsRequest};
+pub use manager::{CatalogDirectory, Cluster, ClusterFilter, ClusterManager, ComputeConfig};

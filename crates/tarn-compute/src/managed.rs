@@ -2,15 +2,15 @@
 //! the serverless pool's. Each is found by a custom tag, created and started
 //! on demand, and otherwise an ordinary cluster: the manager supervises,
 //! auto-stops and reconciles it, and it is RUNNING only once its engine
-//! answered. The clusters API hides them ([`crate::cluster::is_managed_spec`]).
+//! answered. [`ClusterManager::list`] leaves them out.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use crate::cluster::{ClusterState, TerminationReason};
-use crate::{Cluster, ClusterFilter, ClusterManager, ComputeError};
+use crate::cluster::{ClusterSpec, ClusterState, NewCluster, TerminationReason};
+use crate::{Cluster, ClusterManager, ComputeError};
 
 /// What defines one managed cluster.
 #[derive(Debug, Clone)]
@@ -48,8 +48,7 @@ impl ManagedCluster {
     }
 
     pub fn cluster(&self) -> Result<Option<Cluster>, ComputeError> {
-        let all = self.clusters.list(&ClusterFilter::default())?;
-        Ok(all.into_iter().find(|c| c.spec.tag(self.spec.tag) == Some(self.spec.tag_value.as_str())))
+        self.clusters.managed(self.spec.tag, &self.spec.tag_value)
     }
 
     /// Starts the engine unless it is starting or running already.
@@ -122,15 +121,13 @@ impl ManagedCluster {
         self.clusters.record_activity(&engine.cluster_id);
     }
 
-    fn cluster_spec(&self) -> Map<String, Value> {
-        let spec = json!({
-            "cluster_name": self.spec.name,
-            "spark_version": crate::runtime::DEFAULT_KEY,
-            "num_workers": 0,
-            "autotermination_minutes": self.spec.auto_stop_mins,
-            "custom_tags": {self.spec.tag: self.spec.tag_value},
-        });
-        spec.as_object().cloned().unwrap_or_default()
+    fn cluster_spec(&self) -> NewCluster {
+        let mut spec = ClusterSpec::new(crate::runtime::DEFAULT_KEY);
+        spec.cluster_name = Some(self.spec.name.clone());
+        spec.num_workers = Some(0);
+        spec.autotermination_minutes = Some(self.spec.auto_stop_mins);
+        spec.custom_tags = Some([(self.spec.tag.to_string(), self.spec.tag_value.clone())].into());
+        NewCluster { spec, libraries: Vec::new() }
     }
 }
 

@@ -44,7 +44,6 @@ impl Volumes {
 mod tests {
     use super::*;
     use crate::testdir::TempDir;
-    use serde_json::json;
     use std::sync::Arc;
 
     #[test]
@@ -52,8 +51,13 @@ mod tests {
         let tmp = TempDir::new("volumes");
         let catalog = Catalog::new(Arc::new(tarn_store::Store::open_in_memory().unwrap()), tmp.0.join("lake"));
         catalog.bootstrap("admin").unwrap();
-        let req = json!({"catalog_name": "main", "schema_name": "default", "name": "landing"});
-        let info = catalog.create(Kind::Volume, req.as_object().unwrap().clone(), "admin").unwrap();
+        let req = tarn_catalog::CreateRequest {
+            catalog_name: Some("main".into()),
+            schema_name: Some("default".into()),
+            name: Some("landing".into()),
+            ..Default::default()
+        };
+        let info = catalog.create(Kind::Volume, &req, "admin").unwrap();
         let volumes = Volumes::new(catalog);
         let loc = volumes.locate("/Volumes/Main/default/landing/a/b.csv").unwrap();
         assert_eq!(loc.shown(), "/Volumes/Main/default/landing/a/b.csv");

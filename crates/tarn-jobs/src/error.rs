@@ -8,7 +8,7 @@ pub enum JobsError {
     /// `INVALID_PARAMETER_VALUE`, 400.
     #[error("{0}")]
     InvalidParameter(String),
-    /// `RESOURCE_DOES_NOT_EXIST`, 404.
+    /// `INVALID_PARAMETER_VALUE`, 400, as Databricks answers an unknown job or run id.
     #[error("{0}")]
     NotFound(String),
     /// `NOT_IMPLEMENTED`, 501.

@@ -17,7 +17,7 @@ use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use serde_json::{Map, Value, json};
-use tarn_catalog::{Catalog, CatalogError, Kind, Request};
+use tarn_catalog::{Catalog, CatalogError, CreateRequest, Kind};
 use tarn_store::{AuditEvent, ClusterRow, Store};
 use tokio::sync::Mutex;
 
@@ -142,36 +142,34 @@ impl SystemTables {
     fn register(&self, schema: &str, name: &str, location: &str, columns: Vec<Value>) -> Result<()> {
         let catalog = &self.inner.catalog;
         let owner = &self.inner.owner;
-        let ensure = |kind: Kind, full: &str, req: Value| -> Result<()> {
+        let ensure = |kind: Kind, full: &str, req: CreateRequest| -> Result<()> {
             match catalog.get(kind, full) {
                 Ok(_) => Ok(()),
-                Err(CatalogError::NotFound { .. }) => {
-                    let req: Request = req.as_object().cloned().unwrap_or_default();
-                    catalog.create(kind, req, owner).map(drop).map_err(Into::into)
-                }
+                Err(CatalogError::NotFound { .. }) => catalog.create(kind, &req, owner).map(drop).map_err(Into::into),
                 Err(e) => Err(e.into()),
             }
         };
-        ensure(
-            Kind::Catalog,
-            SYSTEM_CATALOG,
-            json!({"name": SYSTEM_CATALOG, "comment": "System tables written by tarn"}),
-        )?;
-        ensure(
-            Kind::Schema,
-            &format!("{SYSTEM_CATALOG}.{schema}"),
-            json!({"catalog_name": SYSTEM_CATALOG, "name": schema}),
-        )?;
+        let text = |s: &str| Some(s.to_string());
+        let catalog_req = CreateRequest {
+            name: text(SYSTEM_CATALOG),
+            comment: text("System tables written by tarn"),
+            ..Default::default()
+        };
+        ensure(Kind::Catalog, SYSTEM_CATALOG, catalog_req)?;
+        let schema_req = CreateRequest { catalog_name: text(SYSTEM_CATALOG), name: text(schema), ..Default::default() };
+        ensure(Kind::Schema, &format!("{SYSTEM_CATALOG}.{schema}"), schema_req)?;
         let full = format!("{SYSTEM_CATALOG}.{schema}.{name}");
-        ensure(
-            Kind::Table,
-            &full,
-            json!({
-                "catalog_name": SYSTEM_CATALOG, "schema_name": schema, "name": name,
-                "table_type": "EXTERNAL", "data_source_format": "DELTA", "storage_location": location,
-                "columns": columns,
-            }),
-        )?;
+        let table_req = CreateRequest {
+            catalog_name: text(SYSTEM_CATALOG),
+            schema_name: text(schema),
+            name: text(name),
+            table_type: text("EXTERNAL"),
+            data_source_format: text("DELTA"),
+            storage_location: text(location),
+            columns: columns.clone(),
+            ..Default::default()
+        };
+        ensure(Kind::Table, &full, table_req)?;
         catalog.amend_table(&full, owner, |info: &mut Map<String, Value>| {
             info.insert("columns".into(), Value::Array(columns));
         })?;
@@ -179,13 +177,7 @@ impl SystemTables {
     }
 
     fn clusters_batch(&self) -> Result<RecordBatch> {
-        let rows: Vec<ClusterRow> = self
-            .inner
-            .store
-            .list_clusters()?
-            .into_iter()
-            .filter(|c| !tarn_compute::cluster::is_managed_spec(&c.spec))
-            .collect();
+        let rows: Vec<ClusterRow> = self.inner.store.list_clusters()?.into_iter().filter(|c| !c.is_managed()).collect();
         let spec_str = |c: &ClusterRow, key: &str| c.spec.get(key).and_then(Value::as_str).map(str::to_string);
         let spec_int = |c: &ClusterRow, pointer: &str| c.spec.pointer(pointer).and_then(Value::as_i64);
         let changed =
@@ -289,22 +281,8 @@ mod tests {
         };
         store.record_audit(&event("/a")).unwrap();
         system.refresh().await.unwrap();
-        let cluster = ClusterRow {
-            cluster_id: "c1".into(),
-            spec: json!({"cluster_name": "etl", "spark_version": "16.4.x-scala2.13", "custom_tags": {"team": "x"}}),
-            state: "RUNNING".into(),
-            state_message: String::new(),
-            creator: "admin".into(),
-            pinned: false,
-            start_time: 1_700_000_000_000,
-            terminated_time: None,
-            last_restarted_time: None,
-            last_activity_time: None,
-            termination_reason: None,
-            engine_url: None,
-            engine_pid: None,
-            engine_start_ticks: None,
-        };
+        let spec = json!({"cluster_name": "etl", "spark_version": "16.4.x-scala2.13", "custom_tags": {"team": "x"}});
+        let cluster = ClusterRow::new("c1", spec, "RUNNING", "admin", 1_700_000_000_000);
         store.save_cluster(&cluster, &[]).unwrap();
         store.record_audit(&event("/b")).unwrap();
         system.refresh().await.unwrap();

@@ -8,7 +8,7 @@ pub enum MlflowError {
     /// `RESOURCE_DOES_NOT_EXIST`, 404.
     #[error("{0}")]
     NotFound(String),
-    /// `RESOURCE_ALREADY_EXISTS`, 400.
+    /// `RESOURCE_ALREADY_EXISTS`, 409.
     #[error("{0}")]
     AlreadyExists(String),
     /// `INVALID_PARAMETER_VALUE`, 400.

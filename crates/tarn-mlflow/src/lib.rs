@@ -21,7 +21,7 @@ mod validate;
 
 pub use artifacts::{Access, ArtifactFile, Artifacts, files_error};
 pub use error::{MlflowError, Result};
-pub use logged_models::{ModelSearch, NewModel};
+pub use logged_models::{ModelSearch, NewModel, RunIo};
 pub use multipart::{PartWriter, Uploads};
 pub use registry::NewVersion;
 pub use tarn_store::mlflow::{

@@ -87,6 +87,25 @@ fn sort_key(m: &LoggedModelRow, field: &str) -> (Option<f64>, Option<String>) {
     }
 }
 
+/// What a run read or wrote, as `log-inputs` and `log-outputs` record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunIo {
+    Dataset,
+    ModelInput,
+    ModelOutput,
+}
+
+impl RunIo {
+    /// The kind the store records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dataset => "dataset",
+            Self::ModelInput => "model_input",
+            Self::ModelOutput => "model_output",
+        }
+    }
+}
+
 impl Tracking {
     pub fn create_logged_model(&self, new: NewModel) -> Result<LoggedModelRow> {
         let experiment = self.experiment(&new.experiment_id)?;
@@ -230,9 +249,10 @@ impl Tracking {
         self.log_batch(run_id, &[], &[], &[(MODEL_HISTORY_TAG.to_string(), value)])
     }
 
-    /// Records what a run read (datasets, models) or wrote (models).
-    pub fn log_run_io(&self, run_id: &str, kind: &str, items: &[serde_json::Value]) -> Result<()> {
+    /// Records what a run read (datasets, models) or wrote (models): the
+    /// client's documents, kept as sent and shown back by `runs/get`.
+    pub fn log_run_io(&self, run_id: &str, kind: RunIo, items: &[serde_json::Value]) -> Result<()> {
         self.run(run_id)?;
-        Ok(self.store().add_run_inputs(run_id, kind, items)?)
+        Ok(self.store().add_run_inputs(run_id, kind.as_str(), items)?)
     }
 }

@@ -108,7 +108,7 @@ impl Warehouse {
             id: self.inner.id.clone(),
             name: WAREHOUSE_NAME.to_string(),
             state,
-            auto_stop_mins: cluster.as_ref().map_or(AUTO_STOP_MINS, |c| c.spec.autotermination_minutes),
+            auto_stop_mins: cluster.as_ref().map_or(AUTO_STOP_MINS, |c| c.spec.autotermination()),
             creator: cluster.as_ref().map(|c| c.row.creator.clone()),
             failure,
             cluster_id: cluster.map(|c| c.row.cluster_id),

@@ -25,6 +25,43 @@ pub struct ClusterRow {
     pub engine_start_ticks: Option<i64>,
 }
 
+/// The custom tag naming the SQL warehouse a cluster belongs to.
+pub const WAREHOUSE_TAG: &str = "SqlEndpointId";
+/// The custom tag of the cluster behind serverless execution contexts.
+pub const SERVERLESS_TAG: &str = "TarnServerless";
+
+impl ClusterRow {
+    /// A cluster as first recorded: its spec, state and creator, started
+    /// `start_time`; no engine, no termination yet.
+    pub fn new(cluster_id: impl Into<String>, spec: Value, state: &str, creator: &str, start_time: i64) -> Self {
+        Self {
+            cluster_id: cluster_id.into(),
+            spec,
+            state: state.to_string(),
+            state_message: String::new(),
+            creator: creator.to_string(),
+            pinned: false,
+            start_time,
+            terminated_time: None,
+            last_restarted_time: None,
+            last_activity_time: None,
+            termination_reason: None,
+            engine_url: None,
+            engine_pid: None,
+            engine_start_ticks: None,
+        }
+    }
+
+    /// Whether tarn runs this cluster for a service of its own (a SQL
+    /// warehouse, serverless compute), as its custom tags say: such clusters
+    /// stay out of the clusters API's lists and of `system.compute.clusters`,
+    /// as on Databricks.
+    pub fn is_managed(&self) -> bool {
+        let tags = self.spec.get("custom_tags");
+        [WAREHOUSE_TAG, SERVERLESS_TAG].iter().any(|tag| tags.and_then(|t| t.get(*tag)).is_some())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
     pub cluster_id: String,
@@ -184,22 +221,11 @@ mod tests {
     use serde_json::json;
 
     fn row(id: &str, state: &str) -> ClusterRow {
-        ClusterRow {
-            cluster_id: id.into(),
-            spec: json!({"cluster_name": id, "num_workers": 1}),
-            state: state.into(),
-            state_message: String::new(),
-            creator: "admin".into(),
-            pinned: false,
-            start_time: 10,
-            terminated_time: None,
-            last_restarted_time: None,
-            last_activity_time: None,
-            termination_reason: Some(json!({"code": "USER_REQUEST"})),
-            engine_url: None,
-            engine_pid: Some(42),
-            engine_start_ticks: Some(7),
-        }
+        let mut row = ClusterRow::new(id, json!({"cluster_name": id, "num_workers": 1}), state, "admin", 10);
+        row.termination_reason = Some(json!({"code": "USER_REQUEST"}));
+        row.engine_pid = Some(42);
+        row.engine_start_ticks = Some(7);
+        row
     }
 
     fn event(id: &str, ts: i64, kind: &str) -> EventRow {
@@ -224,5 +250,14 @@ mod tests {
         assert!(store.delete_cluster("c1").unwrap());
         assert!(store.get_cluster("c1").unwrap().is_none());
         assert!(store.list_cluster_events("c1", &EventFilter::default()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn managed_clusters_are_known_by_their_tags() {
+        let with_tags = |tags: Value| ClusterRow::new("c", json!({"custom_tags": tags}), "RUNNING", "admin", 0);
+        assert!(with_tags(json!({WAREHOUSE_TAG: "w"})).is_managed());
+        assert!(with_tags(json!({"team": "x", SERVERLESS_TAG: "1"})).is_managed());
+        assert!(!with_tags(json!({"team": "x"})).is_managed());
+        assert!(!ClusterRow::new("c", json!({}), "RUNNING", "admin", 0).is_managed());
     }
 }

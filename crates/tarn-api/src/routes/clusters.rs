@@ -4,15 +4,15 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
-use tarn_compute::cluster::{ClusterState, TerminationReason};
-use tarn_compute::{Cluster, ClusterFilter, EventQuery};
+use tarn_compute::cluster::{Autoscale, ClusterSize, ClusterSpec, ClusterState, NewCluster, TerminationReason};
+use tarn_compute::{Cluster, ClusterFilter, EventsRequest};
 use tarn_compute::{node_types, runtime};
 use tarn_core::{ApiError, page};
-use tarn_store::EventFilter;
 
 use super::required;
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
+use crate::paging::{Page, PageRule, Paged};
 use crate::{AppState, Caller};
 
 type Body = JsonBody<Map<String, Value>>;
@@ -56,7 +56,7 @@ async fn create(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): Body,
 ) -> ApiResult<Json<Value>> {
-    let cluster_id = s.clusters.create(body, &user.user_name)?;
+    let cluster_id = s.clusters.create(NewCluster::from_attributes(body)?, &user.user_name)?;
     Ok(Json(json!({"cluster_id": cluster_id})))
 }
 
@@ -108,16 +108,12 @@ async fn edit(
 ) -> ApiResult<Json<Value>> {
     let id = cluster_id(&body)?;
     body.remove("cluster_id");
-    s.clusters.edit(&id, body, &user.user_name)?;
+    s.clusters.edit(&id, ClusterSpec::from_attributes(body)?, &user.user_name)?;
     Ok(ok())
 }
 
-async fn resize(
-    State(s): State<AppState>,
-    Extension(Caller(user)): Extension<Caller>,
-    JsonBody(body): Body,
-) -> ApiResult<Json<Value>> {
-    let id = cluster_id(&body)?;
+/// The size a resize body asks for: `num_workers` or `autoscale`.
+fn cluster_size(body: &Map<String, Value>) -> ApiResult<ClusterSize> {
     let num_workers = match body.get("num_workers") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -125,7 +121,21 @@ async fn resize(
                 .ok_or_else(|| ApiError::invalid_parameter(format!("num_workers must be an integer, got {v}")))?,
         ),
     };
-    s.clusters.resize(&id, num_workers, body.get("autoscale").filter(|v| !v.is_null()), &user.user_name)?;
+    let refusal = match (num_workers, body.get("autoscale").filter(|v| !v.is_null())) {
+        (Some(n), None) => return Ok(ClusterSize::Fixed(n)),
+        (None, Some(a)) => return Ok(ClusterSize::Autoscale(Autoscale::from_json(a)?)),
+        (Some(_), Some(_)) => "Specify either num_workers or autoscale, not both",
+        (None, None) => "Either num_workers or autoscale is required",
+    };
+    Err(ApiError::invalid_parameter(refusal).into())
+}
+
+async fn resize(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): Body,
+) -> ApiResult<Json<Value>> {
+    s.clusters.resize(&cluster_id(&body)?, cluster_size(&body)?, &user.user_name)?;
     Ok(ok())
 }
 
@@ -151,31 +161,22 @@ async fn not_implemented() -> ApiResult<Json<Value>> {
     Err(ApiError::not_implemented("This clusters endpoint is not implemented by tarn; use clusters/edit").into())
 }
 
-const LIST_PAGE_MAX: usize = 100;
+/// `clusters/list`: `page_size` up to 100.
+struct ListPage;
 
-fn parse_bool(v: &str) -> ApiResult<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(ApiError::invalid_parameter(format!("Expected a boolean, got {v}")).into()),
-    }
-}
-
-fn parse_page_size(v: Option<&str>, max: usize, default: usize) -> ApiResult<usize> {
-    match v {
-        None => Ok(default),
-        Some(v) => {
-            let n: i64 =
-                v.parse().map_err(|_| ApiError::invalid_parameter(format!("page_size must be an integer, got {v}")))?;
-            if n < 0 {
-                return Err(ApiError::invalid_parameter(format!("page_size must be >= 0, got {n}")).into());
-            }
-            Ok(if n == 0 { default } else { (n as usize).min(max) })
+impl PageRule for ListPage {
+    const SIZE: &'static str = "page_size";
+    const MAX: usize = 100;
+    fn refusal(raw: &str, parsed: Option<i64>) -> Option<String> {
+        match parsed {
+            None => Some(format!("page_size must be an integer, got {raw}")),
+            Some(n) if n < 0 => Some(format!("page_size must be >= 0, got {n}")),
+            Some(_) => None,
         }
     }
 }
 
-async fn list(State(s): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
+async fn list(State(s): State<AppState>, query: QueryPairs, page: Page<ListPage>) -> ApiResult<Paged<Value>> {
     let mut filter = ClusterFilter::default();
     for st in query.all("filter_by.cluster_states") {
         let state = ClusterState::ALL
@@ -184,7 +185,8 @@ async fn list(State(s): State<AppState>, query: QueryPairs) -> ApiResult<Json<Va
             .ok_or_else(|| ApiError::invalid_parameter(format!("Unknown cluster state: {st}")))?;
         filter.states.push(state);
     }
-    filter.pinned = query.get("filter_by.is_pinned").map(parse_bool).transpose()?;
+    filter.pinned = query.flag("filter_by.is_pinned");
+    filter.sources = query.all("filter_by.cluster_sources").map(str::to_string).collect();
     filter.by_name = match query.get("sort_by.field") {
         None | Some("DEFAULT") => false,
         Some("CLUSTER_NAME") => true,
@@ -197,45 +199,9 @@ async fn list(State(s): State<AppState>, query: QueryPairs) -> ApiResult<Json<Va
         Some("DESC") => true,
         Some(other) => return Err(ApiError::invalid_parameter(format!("Unknown sort direction: {other}")).into()),
     };
-    let sources: Vec<&str> = query.all("filter_by.cluster_sources").collect();
-    let mut clusters = s.clusters.list(&filter)?;
-    clusters.retain(|c| !c.spec.is_managed());
-    if !sources.is_empty() && !sources.contains(&"API") {
-        clusters.clear();
-    }
-    let size = parse_page_size(query.get("page_size"), LIST_PAGE_MAX, LIST_PAGE_MAX)?;
-    let offset = query.get("page_token").filter(|t| !t.is_empty()).map(page::decode).transpose()?.unwrap_or(0);
-    let (items, next) = page::slice(&clusters, offset, size);
-    let mut body = json!({"clusters": items.iter().map(details).collect::<Vec<_>>()});
-    if let Some(next) = next {
-        body["next_page_token"] = json!(next);
-    }
-    if offset > 0 {
-        body["prev_page_token"] = json!(page::encode(offset.saturating_sub(size)));
-    }
-    Ok(Json(body))
+    let clusters = s.clusters.list(&filter)?;
+    Ok(page.slice("clusters", &clusters).map(|c| details(&c)).prev_page_token(page.prev_page_token()))
 }
-
-const EVENT_TYPES: &[&str] = &[
-    "CREATING",
-    "STARTING",
-    "RESTARTING",
-    "TERMINATING",
-    "EDITED",
-    "RUNNING",
-    "RESIZING",
-    "UPSIZE_COMPLETED",
-    "PINNED",
-    "UNPINNED",
-    "DRIVER_HEALTHY",
-    "DRIVER_NOT_RESPONDING",
-    "DRIVER_UNAVAILABLE",
-    "SPARK_EXCEPTION",
-    "NODES_LOST",
-    "INIT_SCRIPTS_STARTED",
-    "INIT_SCRIPTS_FINISHED",
-    "AUTOSCALING_STATS_REPORT",
-];
 
 fn opt_i64(body: &Map<String, Value>, key: &str) -> ApiResult<Option<i64>> {
     match body.get(key) {
@@ -248,60 +214,40 @@ fn opt_i64(body: &Map<String, Value>, key: &str) -> ApiResult<Option<i64>> {
     }
 }
 
-async fn events(State(s): State<AppState>, JsonBody(body): Body) -> ApiResult<Json<Value>> {
-    let id = cluster_id(&body)?;
-    let descending = match body.get("order").and_then(Value::as_str) {
-        None | Some("DESC") => true,
-        Some("ASC") => false,
-        Some(other) => {
-            return Err(ApiError::invalid_parameter(format!("order must be ASC or DESC, got {other}")).into());
-        }
-    };
-    let mut kinds = Vec::new();
-    for kind in body.get("event_types").and_then(Value::as_array).into_iter().flatten() {
-        let kind = kind.as_str().filter(|k| EVENT_TYPES.contains(k));
-        let kind =
-            kind.ok_or_else(|| ApiError::invalid_parameter(format!("Unknown event type in event_types: {body:?}")))?;
-        kinds.push(kind.to_string());
-    }
-    let limit = opt_i64(&body, "page_size")?.or(opt_i64(&body, "limit")?).unwrap_or(50);
-    if !(0..=500).contains(&limit) {
-        return Err(ApiError::invalid_parameter(format!("limit must be between 0 and 500, got {limit}")).into());
-    }
-    let limit = if limit == 0 { 50 } else { limit as usize };
-    let offset = match body.get("page_token").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-        Some(token) => page::decode(token)?,
-        None => usize::try_from(opt_i64(&body, "offset")?.unwrap_or(0))
-            .map_err(|_| ApiError::invalid_parameter("offset must be >= 0"))?,
-    };
-    let query = EventQuery {
-        cluster_id: id,
-        filter: EventFilter {
-            start_time: opt_i64(&body, "start_time")?,
-            end_time: opt_i64(&body, "end_time")?,
-            kinds,
-            descending,
-        },
-        offset,
-        limit,
-    };
-    let page = s.clusters.events(&query)?;
-    let events: Vec<Value> = page
+/// An `events` body as tarn reads it; integers may come as numbers or strings.
+fn events_request(body: &Map<String, Value>) -> ApiResult<EventsRequest> {
+    let event_types = body.get("event_types").and_then(Value::as_array).into_iter().flatten();
+    let page_token = body.get("page_token").and_then(Value::as_str).filter(|t| !t.is_empty());
+    Ok(EventsRequest {
+        cluster_id: cluster_id(body)?,
+        order: body.get("order").and_then(Value::as_str).map(str::to_string),
+        event_types: event_types.map(|k| k.as_str().map_or_else(|| k.to_string(), str::to_string)).collect(),
+        limit: opt_i64(body, "page_size")?.or(opt_i64(body, "limit")?),
+        // A page token wins; `offset` is not read beside one.
+        offset: if page_token.is_none() { opt_i64(body, "offset")? } else { None },
+        page_token: page_token.map(str::to_string),
+        start_time: opt_i64(body, "start_time")?,
+        end_time: opt_i64(body, "end_time")?,
+    })
+}
+
+async fn events(State(s): State<AppState>, JsonBody(body): Body) -> ApiResult<Paged<Value>> {
+    let page = s.clusters.events(&events_request(&body)?)?;
+    let events = page
         .events
         .iter()
         .map(|e| json!({"cluster_id": e.cluster_id, "timestamp": e.timestamp, "type": e.kind, "details": e.details}))
         .collect();
-    let mut answer = json!({"events": events, "total_count": page.total_count});
+    let mut answer = Paged::new("events", events).with("total_count", json!(page.total_count));
     if let Some(next) = page.next_offset {
         // The SDK pages by sending `next_page` back as the next request.
-        let mut next_page = body.clone();
+        let mut next_page = body;
         next_page.remove("page_token");
         next_page.insert("offset".into(), json!(next));
-        next_page.insert("limit".into(), json!(limit));
-        answer["next_page"] = Value::Object(next_page);
-        answer["next_page_token"] = json!(page::encode(next));
+        next_page.insert("limit".into(), json!(page.limit));
+        answer = answer.with("next_page", Value::Object(next_page)).next_page_token(Some(page::encode(next)));
     }
-    Ok(Json(answer))
+    Ok(answer)
 }
 
 async fn spark_versions() -> Json<Value> {
@@ -343,17 +289,18 @@ async fn list_zones() -> Json<Value> {
 /// `ClusterDetails` as the SDK reads it: the user's spec plus what tarn
 /// knows of the cluster now.
 fn details(c: &Cluster) -> Value {
-    let mut out = c.spec.attributes.clone();
+    let attributes = c.spec.to_attributes();
+    let mut out = attributes.clone();
     let row = &c.row;
     out.entry("node_type_id").or_insert(json!(c.node_type_id));
     out.entry("driver_node_type_id").or_insert(json!(c.driver_node_type_id));
     out.insert("num_workers".into(), json!(c.spec.target_workers()));
-    out.insert("autotermination_minutes".into(), json!(c.spec.autotermination_minutes));
-    out.insert("spec".into(), Value::Object(c.spec.attributes.clone()));
+    out.insert("autotermination_minutes".into(), json!(c.spec.autotermination()));
+    out.insert("spec".into(), Value::Object(attributes));
     let mut default_tags = json!({
         "Vendor": "tarn",
         "Creator": row.creator,
-        "ClusterName": c.spec.cluster_name,
+        "ClusterName": c.spec.name(),
         "ClusterId": row.cluster_id,
     });
     if let Some(url) = &c.connect_url {

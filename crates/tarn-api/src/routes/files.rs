@@ -19,15 +19,14 @@ use axum::routing::{post, put};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tarn_core::{ApiError, ErrorCode, page};
+use tarn_core::{ApiError, ErrorCode};
 use tarn_files::{Entry, FilesError, Location, Overwrite};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::AppState;
 use crate::body::QueryPairs;
 use crate::error::{ApiFailure, ApiResult, Surface, files_failure};
-
-const PAGE_MAX: usize = 1000;
+use crate::paging::{Page, PageRule, Paged};
 
 pub fn router() -> Router<AppState> {
     let presigned = post(presigned_urls);
@@ -61,7 +60,7 @@ fn locate(s: &AppState, path: &str) -> ApiResult<Location> {
 
 /// `overwrite` defaults to true, as on Databricks.
 fn overwrite(query: &QueryPairs) -> bool {
-    query.get("overwrite").is_none_or(|v| !v.eq_ignore_ascii_case("false"))
+    query.flag_or("overwrite", true)
 }
 
 async fn upload(
@@ -225,27 +224,25 @@ fn directory_entry(e: &Entry) -> Value {
     }
 }
 
+/// Directory listings: `page_size` up to 1000; an empty page has no
+/// `contents`.
+struct ListPage;
+
+impl PageRule for ListPage {
+    const SIZE: &'static str = "page_size";
+    const MAX: usize = 1000;
+    fn refusal(_: &str, parsed: Option<i64>) -> Option<String> {
+        parsed.is_none_or(|n| n < 0).then(|| "page_size must be a positive number".into())
+    }
+}
+
 async fn list_directory(
     State(s): State<AppState>,
     Path(path): Path<String>,
-    query: QueryPairs,
-) -> ApiResult<Json<Value>> {
+    page: Page<ListPage>,
+) -> ApiResult<Paged<Value>> {
     let entries = locate(&s, &path)?.list().map_err(fail)?;
-    let size = match query.get("page_size").map(str::parse::<i64>) {
-        None | Some(Ok(0)) => PAGE_MAX,
-        Some(Ok(n)) if n > 0 => usize::try_from(n).unwrap_or(PAGE_MAX).min(PAGE_MAX),
-        _ => return Err(ApiError::invalid_parameter("page_size must be a positive number").into()),
-    };
-    let offset = query.get("page_token").filter(|t| !t.is_empty()).map(page::decode).transpose()?.unwrap_or(0);
-    let (entries, next) = page::slice(&entries, offset, size);
-    let mut body = json!({});
-    if !entries.is_empty() {
-        body["contents"] = entries.iter().map(directory_entry).collect();
-    }
-    if let Some(next) = next {
-        body["next_page_token"] = json!(next);
-    }
-    Ok(Json(body))
+    Ok(page.slice("contents", &entries).map(|e| directory_entry(&e)).omit_empty())
 }
 
 #[cfg(test)]

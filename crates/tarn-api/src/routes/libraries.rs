@@ -6,12 +6,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tarn_compute::libraries::ClusterLibrary;
+use tarn_compute::libraries::{ClusterLibrary, Library};
+use tarn_core::ApiError;
 
 use super::required;
 use crate::AppState;
 use crate::body::{JsonBody, QueryPairs};
-use crate::error::ApiResult;
+use crate::error::{ApiFailure, ApiResult};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -28,13 +29,20 @@ struct Change {
     libraries: Vec<Value>,
 }
 
+impl Change {
+    fn libraries(&self) -> ApiResult<Vec<Library>> {
+        let parse = |l: &Value| Library::parse(l).map_err(|e| ApiFailure(ApiError::invalid_parameter(e)));
+        self.libraries.iter().map(parse).collect()
+    }
+}
+
 async fn install(State(s): State<AppState>, JsonBody(body): JsonBody<Change>) -> ApiResult<Json<Value>> {
-    s.clusters.install_libraries(&body.cluster_id, &body.libraries)?;
+    s.clusters.install_libraries(&body.cluster_id, &body.libraries()?)?;
     Ok(Json(json!({})))
 }
 
 async fn uninstall(State(s): State<AppState>, JsonBody(body): JsonBody<Change>) -> ApiResult<Json<Value>> {
-    s.clusters.uninstall_libraries(&body.cluster_id, &body.libraries)?;
+    s.clusters.uninstall_libraries(&body.cluster_id, &body.libraries()?)?;
     Ok(Json(json!({})))
 }
 

@@ -7,12 +7,13 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
-use tarn_catalog::{CommitRequest, Kind};
-use tarn_core::{ApiError, page};
+use tarn_catalog::{CommitRequest, CreateRequest, Kind, Properties, UpdateRequest};
+use tarn_core::ApiError;
 use tarn_store::DeltaCommit;
 
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
+use crate::paging::{Page, PageRule, Paged};
 use crate::{AppState, Caller};
 
 const PREFIX: &str = "/api/2.1/unity-catalog";
@@ -24,7 +25,6 @@ const COLLECTIONS: [(&str, Kind, &[&str]); 4] = [
     ("tables", Kind::Table, &["catalog_name", "schema_name"]),
     ("volumes", Kind::Volume, &["catalog_name", "schema_name"]),
 ];
-const PAGE_MAX: usize = 1000;
 
 pub fn router() -> Router<AppState> {
     let mut router = Router::new()
@@ -35,7 +35,7 @@ pub fn router() -> Router<AppState> {
         router = router
             .route(
                 &format!("{PREFIX}/{segment}"),
-                post(move |s, c, b| create(s, c, b, kind)).get(move |s, q| list(s, q, segment, kind, parents)),
+                post(move |s, c, b| create(s, c, b, kind)).get(move |s, q, p| list(s, q, p, segment, kind, parents)),
             )
             .route(
                 &format!("{PREFIX}/{segment}/{{full_name}}"),
@@ -49,21 +49,63 @@ pub fn router() -> Router<AppState> {
 
 type Body = JsonBody<Map<String, Value>>;
 
+/// A text field; anything but a string counts as not given.
+fn text(body: &Map<String, Value>, key: &str) -> Option<String> {
+    body.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+/// `properties`: an object of strings; `null` empties them.
+fn properties(body: &Map<String, Value>) -> ApiResult<Option<Properties>> {
+    let refused = || ApiError::invalid_parameter("properties must be an object of string values");
+    match body.get("properties") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(Properties::new())),
+        Some(Value::Object(m)) => {
+            let pairs = m.iter().map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())).ok_or_else(refused));
+            Ok(Some(pairs.collect::<Result<_, _>>()?))
+        }
+        Some(_) => Err(refused().into()),
+    }
+}
+
+/// A create body as the catalog reads it; only a table reads `columns`.
+fn create_request(kind: Kind, body: &Map<String, Value>) -> ApiResult<CreateRequest> {
+    let columns = match body.get("columns") {
+        Some(Value::Array(c)) if kind == Kind::Table => c.clone(),
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) if kind == Kind::Table => return Err(ApiError::invalid_parameter("columns must be an array").into()),
+        Some(_) => Vec::new(),
+    };
+    Ok(CreateRequest {
+        name: text(body, "name"),
+        catalog_name: text(body, "catalog_name"),
+        schema_name: text(body, "schema_name"),
+        comment: text(body, "comment"),
+        properties: properties(body)?,
+        storage_root: text(body, "storage_root"),
+        storage_location: text(body, "storage_location"),
+        table_type: text(body, "table_type"),
+        data_source_format: text(body, "data_source_format"),
+        volume_type: text(body, "volume_type"),
+        columns,
+    })
+}
+
 async fn create(
     State(s): State<AppState>,
     Extension(Caller(user)): Extension<Caller>,
-    JsonBody(req): Body,
+    JsonBody(body): Body,
     kind: Kind,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(s.catalog.create(kind, req, &user.user_name)?))
+    Ok(Json(s.catalog.create(kind, &create_request(kind, &body)?, &user.user_name)?))
 }
 
 async fn create_staging(
     State(s): State<AppState>,
     Extension(Caller(user)): Extension<Caller>,
-    JsonBody(req): Body,
+    JsonBody(body): Body,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(s.catalog.create(Kind::Staging, req, &user.user_name)?))
+    Ok(Json(s.catalog.create(Kind::Staging, &create_request(Kind::Staging, &body)?, &user.user_name)?))
 }
 
 async fn read(State(s): State<AppState>, Path(full_name): Path<String>, kind: Kind) -> ApiResult<Json<Value>> {
@@ -79,13 +121,25 @@ async fn table_exists(State(s): State<AppState>, Path(full_name): Path<String>) 
     Ok(Json(json!({"table_exists": exists})))
 }
 
+/// Listings: `max_results` up to 1000.
+struct ListPage;
+
+impl PageRule for ListPage {
+    const SIZE: &'static str = "max_results";
+    const MAX: usize = 1000;
+    fn refusal(raw: &str, parsed: Option<i64>) -> Option<String> {
+        parsed.is_none_or(|n| n < 0).then(|| format!("max_results must be >= 0, got {raw}"))
+    }
+}
+
 async fn list(
     State(s): State<AppState>,
     query: QueryPairs,
+    page: Page<ListPage>,
     segment: &'static str,
     kind: Kind,
     parents: &'static [&'static str],
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Paged<Value>> {
     let parent = parents
         .iter()
         .map(|p| {
@@ -96,31 +150,23 @@ async fn list(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let items = s.catalog.list(kind, &parent)?;
-    let size = match query.get("max_results") {
-        None => PAGE_MAX,
-        Some(v) => match v.parse::<i64>() {
-            Ok(0) => PAGE_MAX,
-            Ok(n) if n > 0 => (n as usize).min(PAGE_MAX),
-            _ => return Err(ApiError::invalid_parameter(format!("max_results must be >= 0, got {v}")).into()),
-        },
-    };
-    let offset = query.get("page_token").filter(|t| !t.is_empty()).map(page::decode).transpose()?.unwrap_or(0);
-    let (items, next) = page::slice(&items, offset, size);
-    let mut body = json!({ segment: items });
-    if let Some(next) = next {
-        body["next_page_token"] = json!(next);
-    }
-    Ok(Json(body))
+    Ok(page.slice(segment, &items))
 }
 
 async fn update(
     State(s): State<AppState>,
     Extension(Caller(user)): Extension<Caller>,
     Path(full_name): Path<String>,
-    JsonBody(patch): Body,
+    JsonBody(body): Body,
     kind: Kind,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(s.catalog.update(kind, &full_name, patch, &user.user_name)?))
+    let patch = UpdateRequest {
+        comment: text(&body, "comment"),
+        owner: text(&body, "owner"),
+        properties: properties(&body)?,
+        new_name: text(&body, "new_name"),
+    };
+    Ok(Json(s.catalog.update(kind, &full_name, &patch, &user.user_name)?))
 }
 
 async fn delete(
@@ -129,7 +175,7 @@ async fn delete(
     query: QueryPairs,
     kind: Kind,
 ) -> ApiResult<Json<Value>> {
-    let force = query.get("force").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let force = query.flag_or("force", false);
     s.catalog.delete(kind, &full_name, force)?;
     Ok(Json(json!({})))
 }

@@ -113,7 +113,7 @@ async fn export(
     let path = required(query.get("path"), "path")?;
     let format = format(query.get("format"), Format::Source)?;
     let exported = workspace(&s, &caller)?.export(path, format).map_err(fail)?;
-    if !query.get("direct_download").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+    if !query.flag_or("direct_download", false) {
         let mut body = json!({"content": encode_base64(&exported.content)});
         if let Some(file_type) = exported.file_type {
             body["file_type"] = json!(file_type);

@@ -36,11 +36,11 @@ struct Plan {
     states: HashMap<String, LibraryState>,
 }
 
-fn parse_all(libraries: &[Value]) -> Result<Vec<Library>, ComputeError> {
+fn at_least_one(libraries: &[Library]) -> Result<(), ComputeError> {
     if libraries.is_empty() {
         return Err(ComputeError::InvalidRequest("libraries must name at least one library".into()));
     }
-    libraries.iter().map(|l| Library::parse(l).map_err(ComputeError::InvalidRequest)).collect()
+    Ok(())
 }
 
 impl ClusterManager {
@@ -67,15 +67,15 @@ impl ClusterManager {
 
     /// Adds libraries to the cluster: installed now if it is running, else
     /// when it starts. Files are checked (and copied) before anything is kept.
-    pub fn install_libraries(&self, cluster_id: &str, libraries: &[Value]) -> Result<(), ComputeError> {
+    pub fn install_libraries(&self, cluster_id: &str, libraries: &[Library]) -> Result<(), ComputeError> {
         self.load(cluster_id)?;
-        let parsed = parse_all(libraries)?;
-        for library in &parsed {
+        at_least_one(libraries)?;
+        for library in libraries {
             if let Library::Whl(path) | Library::Requirements(path) = library {
                 self.inner.library_files.local_copy(path).map_err(ComputeError::InvalidRequest)?;
             }
         }
-        let rows: Vec<(String, Value)> = parsed.iter().map(|l| (l.key(), l.to_json())).collect();
+        let rows: Vec<(String, Value)> = libraries.iter().map(|l| (l.key(), l.to_json())).collect();
         self.inner.store.add_cluster_libraries(cluster_id, &rows)?;
         if self.is_running(cluster_id) {
             self.spawn_library_install(cluster_id);
@@ -84,9 +84,10 @@ impl ClusterManager {
     }
 
     /// Marks libraries to be removed at the cluster's next start.
-    pub fn uninstall_libraries(&self, cluster_id: &str, libraries: &[Value]) -> Result<(), ComputeError> {
+    pub fn uninstall_libraries(&self, cluster_id: &str, libraries: &[Library]) -> Result<(), ComputeError> {
         self.load(cluster_id)?;
-        let keys: Vec<String> = parse_all(libraries)?.iter().map(Library::key).collect();
+        at_least_one(libraries)?;
+        let keys: Vec<String> = libraries.iter().map(Library::key).collect();
         self.inner.store.mark_cluster_libraries_uninstalled(cluster_id, &keys)?;
         Ok(())
     }
@@ -132,7 +133,7 @@ impl ClusterManager {
         spec: &ClusterSpec,
         progress: &dyn crate::env::Progress,
     ) -> Result<PythonEnv, ComputeError> {
-        let requirements = self.runtime_requirements(spec.spark_version())?;
+        let requirements = self.runtime_requirements(&spec.spark_version)?;
         let requirements: Vec<&str> = requirements.iter().map(String::as_str).collect();
         let runtime =
             self.inner.envs.ensure(&requirements, progress).map_err(|e| ComputeError::Environment(e.to_string()))?;

@@ -1,7 +1,7 @@
 //! The user's operations on clusters: create, start, restart, resize, edit,
 //! terminate and permanent delete.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tarn_core::id;
 use tarn_core::time::now_ms;
 use tarn_store::ClusterRow;
@@ -9,45 +9,20 @@ use tokio::task::JoinHandle;
 
 use super::{ClusterManager, Live, event};
 use crate::ComputeError;
-use crate::cluster::{ClusterSpec, ClusterState, TerminationReason, Transition};
+use crate::cluster::{ClusterSize, ClusterSpec, ClusterState, NewCluster, TerminationReason, Transition};
 use crate::engine::EngineHandle;
-use crate::libraries::Library;
 
 impl ClusterManager {
-    /// Records a new PENDING cluster and starts bringing its engine up.
-    /// `libraries` in the request (as a bundle's cluster resource has them)
-    /// become the cluster's libraries, installed once it runs.
-    pub fn create(&self, mut attributes: Map<String, Value>, creator: &str) -> Result<String, ComputeError> {
-        let libraries = match attributes.remove("libraries") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(list)) => list,
-            Some(_) => return Err(ComputeError::InvalidSpec("libraries must be a list".into())),
-        };
-        let spec = ClusterSpec::parse(attributes)?;
-        self.runtime_requirements(spec.spark_version())?;
-        let libraries = libraries
-            .iter()
-            .map(|l| Library::parse(l).map(|l| (l.key(), l.to_json())).map_err(ComputeError::InvalidSpec))
-            .collect::<Result<Vec<_>, _>>()?;
+    /// Records a new PENDING cluster and starts bringing its engine up; its
+    /// libraries are installed once it runs.
+    pub fn create(&self, cluster: NewCluster, creator: &str) -> Result<String, ComputeError> {
+        self.runtime_requirements(&cluster.spec.spark_version)?;
+        let libraries: Vec<(String, Value)> = cluster.libraries.iter().map(|l| (l.key(), l.to_json())).collect();
         let cluster_id = id::cluster_id();
         self.inner.store.add_cluster_libraries(&cluster_id, &libraries)?;
-        let now = now_ms();
-        let row = ClusterRow {
-            cluster_id: cluster_id.clone(),
-            spec: Value::Object(spec.attributes),
-            state: ClusterState::Pending.as_str().into(),
-            state_message: "Starting the cluster".into(),
-            creator: creator.to_string(),
-            pinned: false,
-            start_time: now,
-            terminated_time: None,
-            last_restarted_time: None,
-            last_activity_time: None,
-            termination_reason: None,
-            engine_url: None,
-            engine_pid: None,
-            engine_start_ticks: None,
-        };
+        let spec = Value::Object(cluster.spec.to_attributes());
+        let mut row = ClusterRow::new(&cluster_id, spec, ClusterState::Pending.as_str(), creator, now_ms());
+        row.state_message = "Starting the cluster".into();
         let mut live = self.live();
         self.inner.store.save_cluster(&row, &[event(&cluster_id, "CREATING", json!({"user": creator}))])?;
         self.spawn_launch(&mut live, &cluster_id, None);
@@ -82,22 +57,16 @@ impl ClusterManager {
 
     /// Changes the size of a RUNNING cluster. The local engine's parallelism
     /// is fixed at start, so the engine is restarted with the new size.
-    pub fn resize(
-        &self,
-        cluster_id: &str,
-        num_workers: Option<i64>,
-        autoscale: Option<&Value>,
-        user: &str,
-    ) -> Result<(), ComputeError> {
+    pub fn resize(&self, cluster_id: &str, size: ClusterSize, user: &str) -> Result<(), ComputeError> {
         let mut live = self.live();
         let current = ClusterSpec::from_stored(&self.load(cluster_id)?.spec)?;
-        let resized = current.resized(num_workers, autoscale)?;
+        let resized = current.resized(size)?;
         self.apply(cluster_id, Transition::Resize, |row| {
             row.state_message = format!("Resizing to {} workers", resized.target_workers());
-            row.spec = Value::Object(resized.attributes.clone());
+            row.spec = Value::Object(resized.to_attributes());
             let details = json!({
-                "current_num_workers": current.num_workers,
-                "target_num_workers": resized.num_workers,
+                "current_num_workers": current.workers(),
+                "target_num_workers": resized.workers(),
                 "cause": "USER_REQUEST",
                 "user": user,
             });
@@ -110,12 +79,11 @@ impl ClusterManager {
 
     /// Replaces the spec of a RUNNING or TERMINATED cluster; a running one
     /// restarts to take it.
-    pub fn edit(&self, cluster_id: &str, attributes: Map<String, Value>, user: &str) -> Result<(), ComputeError> {
-        let spec = ClusterSpec::parse(attributes)?;
-        self.runtime_requirements(spec.spark_version())?;
+    pub fn edit(&self, cluster_id: &str, spec: ClusterSpec, user: &str) -> Result<(), ComputeError> {
+        self.runtime_requirements(&spec.spark_version)?;
         let mut live = self.live();
         let row = self.apply(cluster_id, Transition::Edit, |row| {
-            let previous = std::mem::replace(&mut row.spec, Value::Object(spec.attributes.clone()));
+            let previous = std::mem::replace(&mut row.spec, Value::Object(spec.to_attributes()));
             let details = json!({"previous_attributes": previous, "attributes": row.spec, "user": user});
             let mut events = vec![event(cluster_id, "EDITED", details)];
             if row.state == ClusterState::Restarting.as_str() {

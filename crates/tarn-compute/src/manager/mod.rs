@@ -18,13 +18,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tarn_core::time::now_ms;
-use tarn_store::{ClusterRow, EventFilter, EventRow, Store};
+use tarn_store::{ClusterRow, EventRow, Store};
 use tokio::task::AbortHandle;
 
 use crate::ComputeError;
 use crate::cluster::{ClusterSpec, ClusterState, Transition, next_state};
 use crate::engine::EngineHandle;
 use crate::env::Environments;
+use crate::events::{self, EventPage, EventsRequest};
 use crate::libraries::LibraryFiles;
 use crate::node_types::{Host, find_node_type};
 
@@ -71,23 +72,11 @@ pub struct Cluster {
 pub struct ClusterFilter {
     pub states: Vec<ClusterState>,
     pub pinned: Option<bool>,
+    /// Cluster sources asked for (`API`, `UI`, `JOB`, ...); every cluster
+    /// tarn lists is an `API` one.
+    pub sources: Vec<String>,
     pub by_name: bool,
     pub descending: bool,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct EventQuery {
-    pub cluster_id: String,
-    pub filter: EventFilter,
-    pub offset: usize,
-    pub limit: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct EventPage {
-    pub events: Vec<EventRow>,
-    pub total_count: usize,
-    pub next_offset: Option<usize>,
 }
 
 /// What tarn holds for a cluster whose engine is coming up or running.
@@ -204,7 +193,7 @@ impl ClusterManager {
         let host = self.inner.config.host;
         let driver = find_node_type(host, spec.driver_node_type_id());
         let worker = find_node_type(host, spec.node_type_id());
-        let workers = u32::try_from(spec.num_workers).unwrap_or(0);
+        let workers = u32::try_from(spec.workers()).unwrap_or(0);
         let cores = driver.num_cores.saturating_add(worker.num_cores.saturating_mul(workers));
         let memory_mb = driver.memory_mb.saturating_add(worker.memory_mb.saturating_mul(u64::from(workers)));
         let connect_url = row.engine_url.as_ref().map(|_| self.connect_url(&row.cluster_id));
@@ -225,15 +214,21 @@ impl ClusterManager {
         self.describe(self.load(cluster_id)?)
     }
 
+    /// The users' clusters matching `filter`, in its order. Clusters tarn
+    /// runs for its own services ([`ClusterRow::is_managed`]) are not
+    /// listed, as on Databricks.
     pub fn list(&self, filter: &ClusterFilter) -> Result<Vec<Cluster>, ComputeError> {
-        let mut clusters: Vec<Cluster> =
-            self.inner.store.list_clusters()?.into_iter().map(|row| self.describe(row)).collect::<Result<_, _>>()?;
+        if !filter.sources.is_empty() && !filter.sources.iter().any(|s| s == "API") {
+            return Ok(Vec::new());
+        }
+        let rows = self.inner.store.list_clusters()?.into_iter().filter(|row| !row.is_managed());
+        let mut clusters: Vec<Cluster> = rows.map(|row| self.describe(row)).collect::<Result<_, _>>()?;
         clusters.retain(|c| {
             (filter.states.is_empty() || filter.states.contains(&c.state))
                 && filter.pinned.is_none_or(|p| p == c.row.pinned)
         });
         if filter.by_name {
-            clusters.sort_by(|a, b| a.spec.cluster_name.cmp(&b.spec.cluster_name));
+            clusters.sort_by(|a, b| a.spec.name().cmp(b.spec.name()));
         }
         if filter.descending {
             clusters.reverse();
@@ -241,13 +236,23 @@ impl ClusterManager {
         Ok(clusters)
     }
 
-    pub fn events(&self, query: &EventQuery) -> Result<EventPage, ComputeError> {
-        self.load(&query.cluster_id)?;
-        let all = self.inner.store.list_cluster_events(&query.cluster_id, &query.filter)?;
-        let total_count = all.len();
-        let end = query.offset.saturating_add(query.limit).min(total_count);
-        let events = all.into_iter().skip(query.offset).take(end.saturating_sub(query.offset)).collect();
-        Ok(EventPage { events, total_count, next_offset: (end < total_count).then_some(end) })
+    /// The managed cluster whose custom tag `tag` is `value`.
+    pub(crate) fn managed(&self, tag: &str, value: &str) -> Result<Option<Cluster>, ComputeError> {
+        for row in self.inner.store.list_clusters()?.into_iter().filter(ClusterRow::is_managed) {
+            let cluster = self.describe(row)?;
+            if cluster.spec.tag(tag) == Some(value) {
+                return Ok(Some(cluster));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A page of the cluster's events.
+    pub fn events(&self, request: &EventsRequest) -> Result<EventPage, ComputeError> {
+        let (filter, offset, limit) = request.resolve()?;
+        self.load(&request.cluster_id)?;
+        let all = self.inner.store.list_cluster_events(&request.cluster_id, &filter)?;
+        Ok(events::page(all, offset, limit))
     }
 
     /// The port of the cluster's engine when it is RUNNING.

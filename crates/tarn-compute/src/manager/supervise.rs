@@ -65,7 +65,7 @@ impl ClusterManager {
         let launching = spec.clone();
         // Only a build reports steps, so the message says "building" only then.
         let env = tokio::task::spawn_blocking(move || {
-            let version = launching.spark_version().to_string();
+            let version = launching.spark_version.clone();
             let progress = |step: &str| {
                 tracing::info!(cluster_id = id, "environment: {step}");
                 // The installer's headline lines, not one per package.
@@ -152,7 +152,7 @@ impl ClusterManager {
             row.engine_pid = Some(i64::from(engine.pid));
             row.engine_start_ticks = Some(engine.start_ticks);
             row.last_activity_time = Some(now);
-            let workers = ClusterSpec::from_stored(&row.spec).map(|s| s.num_workers).unwrap_or(0);
+            let workers = ClusterSpec::from_stored(&row.spec).map(|s| s.workers()).unwrap_or(0);
             vec![event(cluster_id, "RUNNING", json!({"current_num_workers": workers}))]
         });
         match written {
@@ -254,7 +254,7 @@ impl ClusterManager {
             if ClusterState::parse(&row.state) != ClusterState::Running {
                 continue;
             }
-            let minutes = ClusterSpec::from_stored(&row.spec)?.autotermination_minutes;
+            let minutes = ClusterSpec::from_stored(&row.spec)?.autotermination();
             let idle_since = row.last_activity_time.unwrap_or(row.start_time);
             if minutes > 0 && now - idle_since >= minutes.saturating_mul(minute_ms) {
                 tracing::info!(cluster_id = row.cluster_id, minutes, "terminating idle cluster");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
-use tarn_compute::cluster::{ClusterState, TerminationReason};
+use tarn_compute::cluster::{ClusterState, NewCluster, TerminationReason};
 use tarn_compute::managed::failure_message;
 
 use super::Engines;
@@ -52,7 +52,9 @@ impl Engines {
         tags.insert(RUN_TAG.into(), json!(run_id.to_string()));
         tags.insert(KEY_TAG.into(), json!(key));
         attributes.insert("custom_tags".into(), Value::Object(tags));
-        self.clusters.create(attributes, user).map_err(|e| format!("The job cluster '{key}' could not be created: {e}"))
+        NewCluster::from_attributes(attributes)
+            .and_then(|cluster| self.clusters.create(cluster, user))
+            .map_err(|e| format!("The job cluster '{key}' could not be created: {e}"))
     }
 
     /// Terminates a job cluster once its run (or task) is done.

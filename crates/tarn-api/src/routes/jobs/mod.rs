@@ -9,11 +9,12 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use tarn_core::{ApiError, page};
+use tarn_core::ApiError;
 use tarn_jobs::JobRow;
 
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::{ApiFailure, ApiResult};
+use crate::paging::{Page, PageRule, Paged};
 use crate::{AppState, Caller};
 
 pub fn router() -> Router<AppState> {
@@ -78,22 +79,24 @@ async fn get_job(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Val
     Ok(Json(job_json(&s.jobs.get(id)?, true)))
 }
 
-async fn list(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
-    let offset = match q.get("page_token").filter(|t| !t.is_empty()) {
-        Some(token) => page::decode(token)?,
-        None => usize::try_from(q.int("offset")?.unwrap_or(0).max(0)).unwrap_or(0),
-    };
-    let expand = q.get("expand_tasks").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let listed = s.jobs.list(q.get("name"), offset, q.int("limit")?)?;
-    let count = listed.jobs.len();
-    let mut out = json!({"has_more": listed.has_more});
-    if count > 0 {
-        out["jobs"] = listed.jobs.iter().map(|j| job_json(j, expand)).collect();
+/// Jobs and job runs: `page_token` or `offset`, and a `limit` the domain
+/// bounds; the answer always says `has_more`.
+pub(super) struct ListPage;
+
+impl PageRule for ListPage {
+    const SIZE: &'static str = "limit";
+    const MAX: usize = usize::MAX;
+    const OFFSET: bool = true;
+    fn refusal(raw: &str, parsed: Option<i64>) -> Option<String> {
+        parsed.is_none().then(|| format!("limit must be an integer, got {raw}"))
     }
-    if listed.has_more {
-        out["next_page_token"] = json!(page::encode(offset + count));
-    }
-    Ok(Json(out))
+}
+
+async fn list(State(s): State<AppState>, q: QueryPairs, page: Page<ListPage>) -> ApiResult<Paged<Value>> {
+    let expand = q.flag_or("expand_tasks", false);
+    let listed = s.jobs.list(q.get("name"), page.offset, page.requested)?;
+    let jobs = listed.jobs.iter().map(|j| job_json(j, expand)).collect();
+    Ok(page.answer("jobs", jobs, listed.has_more).omit_empty())
 }
 
 #[derive(Debug, Deserialize)]

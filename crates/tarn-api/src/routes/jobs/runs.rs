@@ -6,12 +6,13 @@ use axum::http::{Method, Uri};
 use axum::routing::{any, get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
-use tarn_core::{ApiError, page};
+use tarn_core::ApiError;
 use tarn_jobs::{RepairRequest, RunFilter};
 
-use super::{id_field, job_id};
+use super::{ListPage, id_field, job_id};
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::{ApiFailure, ApiResult};
+use crate::paging::{Page, Paged};
 use crate::{AppState, Caller};
 
 pub(super) fn routes(router: Router<AppState>, version: &str) -> Router<AppState> {
@@ -42,7 +43,7 @@ fn query_run_id(q: &QueryPairs) -> Result<i64, ApiFailure> {
 }
 
 fn flag(q: &QueryPairs, name: &str) -> bool {
-    q.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    q.flag_or(name, false)
 }
 
 async fn run_now(
@@ -72,11 +73,7 @@ async fn get_output(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<
     Ok(Json(s.runs.get_output(query_run_id(&q)?)?))
 }
 
-async fn list(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
-    let offset = match q.get("page_token").filter(|t| !t.is_empty()) {
-        Some(token) => page::decode(token)?,
-        None => usize::try_from(q.int("offset")?.unwrap_or(0).max(0)).unwrap_or(0),
-    };
+async fn list(State(s): State<AppState>, q: QueryPairs, page: Page<ListPage>) -> ApiResult<Paged<Value>> {
     let (active_only, completed_only) = (flag(&q, "active_only"), flag(&q, "completed_only"));
     if active_only && completed_only {
         return Err(ApiError::invalid_parameter("active_only and completed_only cannot both be true").into());
@@ -89,16 +86,8 @@ async fn list(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>
         start_time_from: q.int("start_time_from")?,
         start_time_to: q.int("start_time_to")?,
     };
-    let (runs, has_more) = s.runs.list(&filter, offset, q.int("limit")?, flag(&q, "expand_tasks"))?;
-    let count = runs.len();
-    let mut out = json!({"has_more": has_more});
-    if count > 0 {
-        out["runs"] = Value::Array(runs);
-    }
-    if has_more {
-        out["next_page_token"] = json!(page::encode(offset + count));
-    }
-    Ok(Json(out))
+    let (runs, has_more) = s.runs.list(&filter, page.offset, page.requested, flag(&q, "expand_tasks"))?;
+    Ok(page.answer("runs", runs, has_more).omit_empty())
 }
 
 async fn cancel(

@@ -11,6 +11,7 @@ use super::{KeyValue, de_i64, key_values, page_json, pairs, required, route};
 use crate::AppState;
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
+use crate::paging::Paged;
 
 pub fn router() -> Router<AppState> {
     [
@@ -78,7 +79,7 @@ async fn get_by_name(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json
     Ok(Json(json!({"experiment": experiment_json(&s.tracking.experiment_by_name(name)?)})))
 }
 
-fn search_page(s: &AppState, b: &Body) -> ApiResult<Json<Value>> {
+fn search_page(s: &AppState, b: &Body) -> ApiResult<Paged<Value>> {
     let page = s.tracking.search_experiments(
         b.view_type.as_deref(),
         b.filter.as_deref(),
@@ -89,11 +90,11 @@ fn search_page(s: &AppState, b: &Body) -> ApiResult<Json<Value>> {
     Ok(page_json("experiments", page.items.iter().map(experiment_json).collect(), page.next_page_token))
 }
 
-async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Paged<Value>> {
     search_page(&s, &b)
 }
 
-async fn search_get(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+async fn search_get(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Paged<Value>> {
     let b = Body {
         max_results: q.get("max_results").and_then(|v| v.parse().ok()),
         page_token: q.get("page_token").map(str::to_string),

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tarn_mlflow::MlflowError;
 
 use crate::AppState;
+use crate::paging::Paged;
 
 pub const PREFIXES: &[&str] = &["/api/2.0/mlflow/", "/api/2.0/mlflow-artifacts/", "/api/3.0/mlflow/"];
 
@@ -118,12 +119,8 @@ pub(crate) fn de_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::
 
 /// A search answer: `key` holds the items, `next_page_token` is left out on
 /// the last page.
-pub(crate) fn page_json(key: &str, items: Vec<Value>, next: Option<String>) -> axum::Json<Value> {
-    let mut out = json!({ key: items });
-    if let Some(token) = next {
-        out["next_page_token"] = json!(token);
-    }
-    axum::Json(out)
+pub(crate) fn page_json(key: &'static str, items: Vec<Value>, next: Option<String>) -> Paged<Value> {
+    Paged::new(key, items).next_page_token(next)
 }
 
 /// A metric value as protobuf JSON writes it.

@@ -5,12 +5,13 @@ use axum::routing::{delete, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tarn_mlflow::{LoggedModelRow, ModelMetric, ModelSearch, NewModel};
+use tarn_mlflow::{LoggedModelRow, ModelMetric, ModelSearch, NewModel, RunIo};
 
 use super::{KeyValue, de_i64, key_values, metric_value, page_json, pairs, required, route};
 use crate::AppState;
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
+use crate::paging::Paged;
 
 pub fn router() -> Router<AppState> {
     [
@@ -113,7 +114,7 @@ async fn create(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiRe
 }
 
 async fn get_model(State(s): State<AppState>, Path(id): Path<String>, q: QueryPairs) -> ApiResult<Json<Value>> {
-    let allow_deleted = q.get("allow_deleted") == Some("true");
+    let allow_deleted = q.flag_or("allow_deleted", false);
     Ok(Json(json!({"model": model_json(&s.tracking.logged_model(&id, allow_deleted)?)})))
 }
 
@@ -154,7 +155,7 @@ async fn log_params(
     Ok(Json(json!({})))
 }
 
-async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Paged<Value>> {
     let search = ModelSearch {
         experiment_ids: b.experiment_ids,
         filter: b.filter,
@@ -168,14 +169,14 @@ async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiRe
 
 async fn log_inputs(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
     let run = required(b.run_id.as_deref(), "run_id")?;
-    s.tracking.log_run_io(run, "dataset", &b.datasets)?;
-    s.tracking.log_run_io(run, "model_input", &b.models)?;
+    s.tracking.log_run_io(run, RunIo::Dataset, &b.datasets)?;
+    s.tracking.log_run_io(run, RunIo::ModelInput, &b.models)?;
     Ok(Json(json!({})))
 }
 
 async fn log_outputs(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
     let run = required(b.run_id.as_deref(), "run_id")?;
-    s.tracking.log_run_io(run, "model_output", &b.models)?;
+    s.tracking.log_run_io(run, RunIo::ModelOutput, &b.models)?;
     Ok(Json(json!({})))
 }
 

@@ -10,6 +10,7 @@ use tarn_mlflow::{ModelVersionRow, NewVersion, RegisteredModelRow};
 use super::{KeyValue, key_values, page_json, pairs, required, route};
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
+use crate::paging::Paged;
 use crate::{AppState, Caller};
 
 pub fn router() -> Router<AppState> {
@@ -137,7 +138,7 @@ async fn delete_model(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) ->
     Ok(Json(json!({})))
 }
 
-async fn search_models(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+async fn search_models(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Paged<Value>> {
     let max = q.get("max_results").and_then(|m| m.parse().ok());
     let page = s.tracking.search_registered_models(q.get("filter"), max, q.get("page_token"))?;
     let items = page.items.iter().map(|m| model_json(&s, m)).collect::<Result<Vec<_>, _>>()?;
@@ -217,7 +218,7 @@ async fn delete_version(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) 
     Ok(Json(json!({})))
 }
 
-async fn search_versions(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+async fn search_versions(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Paged<Value>> {
     let max = q.get("max_results").and_then(|m| m.parse().ok());
     let page = s.tracking.search_model_versions(q.get("filter"), max, q.get("page_token"))?;
     Ok(page_json("model_versions", page.items.iter().map(version_json).collect(), page.next_page_token))

@@ -6,11 +6,12 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tarn_core::time::now_ms;
-use tarn_mlflow::{MetricRow, MlflowError, ModelMetric, RunData, RunRow, RunSearch};
+use tarn_mlflow::{MetricRow, MlflowError, ModelMetric, RunData, RunIo, RunRow, RunSearch};
 
 use super::{KeyValue, de_f64, de_i64, key_values, metric_value, page_json, pairs, required, route};
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
+use crate::paging::{Page, PageRule, Paged};
 use crate::{AppState, Caller};
 
 pub fn router() -> Router<AppState> {
@@ -66,15 +67,15 @@ pub(crate) fn run_json(r: &RunRow, d: &RunData) -> Value {
             "tags": key_values(&d.tags),
         },
         "inputs": {
-            "dataset_inputs": inputs(d, "dataset"),
-            "model_inputs": inputs(d, "model_input"),
+            "dataset_inputs": inputs(d, RunIo::Dataset),
+            "model_inputs": inputs(d, RunIo::ModelInput),
         },
-        "outputs": {"model_outputs": inputs(d, "model_output")},
+        "outputs": {"model_outputs": inputs(d, RunIo::ModelOutput)},
     })
 }
 
-fn inputs(d: &RunData, kind: &str) -> Vec<Value> {
-    d.inputs.iter().filter(|(k, _)| k == kind).map(|(_, v)| v.clone()).collect()
+fn inputs(d: &RunData, kind: RunIo) -> Vec<Value> {
+    d.inputs.iter().filter(|(k, _)| k == kind.as_str()).map(|(_, v)| v.clone()).collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -268,7 +269,7 @@ async fn delete_tag(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> A
     Ok(Json(json!({})))
 }
 
-async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Paged<Value>> {
     let search = RunSearch {
         experiment_ids: b.experiment_ids,
         filter: b.filter,
@@ -281,17 +282,23 @@ async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiRe
     Ok(page_json("runs", page.items.iter().map(|(r, d)| run_json(r, d)).collect(), page.next_page_token))
 }
 
-async fn metric_history(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+/// `metrics/get-history`: every point unless `max_results` (a positive
+/// integer; anything else is ignored) asks for fewer.
+struct HistoryPage;
+
+impl PageRule for HistoryPage {
+    const SIZE: &'static str = "max_results";
+    const MAX: usize = usize::MAX;
+    fn refusal(_: &str, _: Option<i64>) -> Option<String> {
+        None
+    }
+}
+
+async fn metric_history(State(s): State<AppState>, q: QueryPairs, page: Page<HistoryPage>) -> ApiResult<Paged<Value>> {
     let run = required(q.get("run_id").or(q.get("run_uuid")), "run_id")?;
     let key = required(q.get("metric_key"), "metric_key")?;
     let history = s.tracking.metric_history(run, key)?;
-    let size = q.get("max_results").and_then(|m| m.parse::<usize>().ok()).filter(|m| *m > 0).unwrap_or(usize::MAX);
-    let offset = match q.get("page_token").filter(|t| !t.is_empty()) {
-        Some(token) => tarn_core::page::decode(token)?,
-        None => 0,
-    };
-    let (page, next) = tarn_core::page::slice(&history, offset, size);
-    Ok(page_json("metrics", page.iter().map(metric_json).collect(), next))
+    Ok(page.slice("metrics", &history).map(|m| metric_json(&m)))
 }
 
 async fn log_model(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
