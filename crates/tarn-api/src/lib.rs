@@ -1,8 +1,20 @@
 //! The HTTP edge: axum routers per API family, bearer-token auth, and the
 //! mapping of domain errors to the Databricks error JSON.
 //!
-//! Handlers only extract, call the domain and convert. Wire types (the JSON
-//! shapes the official clients send and expect) live here and nowhere else.
+//! `routes` has one module per family (clusters, libraries, commands, Unity
+//! Catalog, files, DBFS, workspace, SQL, jobs, notification destinations,
+//! MLflow, tokens); `auth` checks tokens and writes the audit log; `body`
+//! holds extractors whose rejections are Databricks errors (and the one rule
+//! for boolean parameters); `paging` the `Page` extractor and `Paged`
+//! answer; `error` is the one place domain errors become wire errors (an
+//! internal error reaches the client only as an error id, its text logged
+//! under that id).
+//!
+//! Handlers extract typed input, call the domain and convert. Wire shapes
+//! (the JSON the official clients send and expect) are built here; the
+//! exceptions are the Jobs API's run view and notification destinations,
+//! which `tarn-jobs` still answers as JSON. Unknown routes answer JSON 404
+//! `ENDPOINT_NOT_FOUND`, never HTML.
 
 mod auth;
 mod body;

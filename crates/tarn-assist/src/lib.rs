@@ -6,11 +6,12 @@
 //! Execution 1.2, Workspace 2.0), so they work against tarn and against
 //! Databricks alike. Like the databricks CLI, they find the workspace from
 //! `DATABRICKS_HOST` and `DATABRICKS_TOKEN`, else from a local tarn's
-//! `$TARN_HOME` (its `server.json` and admin `token`).
+//! `$TARN_HOME` (its `server.json` and admin `token`). They reach tarn only
+//! over HTTP (the one tarn crate used is `tarn-files`, for splitting notebook
+//! files into cells) and never print the token.
 
 mod client;
 pub mod mcp;
-mod run;
 pub mod tools;
 
 pub use client::{Client, ClientError, Workspace};

@@ -6,8 +6,9 @@
 //! managed Python environments and their overlays ([`env`]), cluster
 //! libraries ([`libraries`]), execution contexts ([`context`]), the local engine
 //! backend that runs one Sail Spark Connect server per running cluster
-//! ([`engine`]), and the [`ClusterManager`] that drives transitions, watches
-//! engines, terminates idle clusters and reconciles after a restart.
+//! ([`engine`]), the clusters tarn runs for its own services ([`managed`]),
+//! and the [`ClusterManager`] that drives transitions, watches engines,
+//! terminates idle clusters and reconciles after a restart.
 //!
 //! Not here: the Spark Connect edge clients talk to, and the client tarn runs
 //! its own SQL on an engine with (both `tarn-gateway`). This crate speaks

@@ -1,7 +1,8 @@
 //! Shared vocabulary of every tarn crate: the wire error (`ApiError`) with the
 //! Databricks/MLflow error codes, identifiers, wall-clock time and page tokens.
 //!
-//! This crate depends on no other tarn crate.
+//! This crate depends on no other tarn crate. A user's mistake never maps to
+//! a 5xx or 429, which clients retry.
 
 pub mod error;
 pub mod id;

@@ -16,7 +16,7 @@ pub enum JobsError {
     NotImplemented(String),
     /// `INVALID_STATE`: a run's transition was refused (it moved on first).
     #[error("The run's state changed: {0}")]
-    Refused(#[from] crate::runs::Refusal),
+    Refused(#[from] crate::runs::state::Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

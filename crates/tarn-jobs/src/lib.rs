@@ -2,7 +2,17 @@
 //! from `depends_on`, `run_if`, task types, compute, dynamic value
 //! references) and kept in `tarn-store`; runs driven task by task on
 //! `tarn-compute` contexts and the warehouse, with retries, timeouts,
-//! task values, cancels and repairs, every transition durable.
+//! task values, cancels and repairs; schedules and file-arrival
+//! [`triggers`]; run notifications ([`notify`]).
+//!
+//! A job's settings are read once into the typed [`settings`], which `spec`
+//! checks and runs are driven by. Run and task-run states move only by
+//! events through `runs::state::next`, the one transition function, and are
+//! written only by `Runs::apply`, a fenced write (`UPDATE ... WHERE
+//! life_cycle_state = <the state read>`): a refused or stale transition is
+//! logged and counted, never applied. The driver reaches compute through the
+//! [`TaskRunner`] trait; [`Engines`] is the real runner, and
+//! `tests/driving.rs` drives runs with a fake one.
 //!
 //! `tarn-api` serves them as the Jobs API 2.1 and 2.2.
 

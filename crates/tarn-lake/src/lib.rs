@@ -8,7 +8,8 @@
 //! decided under the catalog's commit lock (see `log_store`), so a commit
 //! tarn makes and one an engine makes never take the same version. Results
 //! come back as Arrow record batches; the gateway and the statement API turn
-//! them into what their clients read.
+//! them into what their clients read. This crate knows nothing of clusters
+//! (it does not depend on `tarn-compute`).
 
 mod history;
 mod log_store;

@@ -2,7 +2,9 @@
 //! migrations embedded in the binary, and a typed operation per query.
 //!
 //! Rows here are plain structs; JSON columns travel as `serde_json::Value`.
-//! This crate knows nothing of HTTP or of the state machines that decide
+//! `Store::authenticate` is the one token check both edges make (tarn-api
+//! and tarn-gateway); `transition_job_run` is the fenced write job runs move
+//! by. This crate knows nothing of HTTP or of the state machines that decide
 //! which writes are allowed.
 
 mod audit;

@@ -12,7 +12,7 @@ mod document;
 mod driver;
 mod for_each;
 mod repair;
-mod state;
+pub(crate) mod state;
 mod task_run;
 mod view;
 

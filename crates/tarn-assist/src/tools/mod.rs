@@ -5,8 +5,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub use crate::run::{ExecuteCodeArgs, execute_code};
+mod run;
+
 use crate::{Client, ClientError};
+pub use run::{ExecuteCodeArgs, execute_code};
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct ListComputeArgs {

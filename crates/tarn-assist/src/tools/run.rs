@@ -200,8 +200,7 @@ async fn compute(client: &Client, args: &ExecuteCodeArgs) -> Result<(Option<Stri
 }
 
 async fn running_cluster(client: &Client) -> Result<Option<String>, ClientError> {
-    let listed =
-        crate::tools::list_compute(client, crate::tools::ListComputeArgs { resource: None, auto_select: true }).await?;
+    let listed = super::list_compute(client, super::ListComputeArgs { resource: None, auto_select: true }).await?;
     Ok(listed.pointer("/suggestions/0/cluster_id").and_then(Value::as_str).map(str::to_string))
 }
 
