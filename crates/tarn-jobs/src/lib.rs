@@ -30,7 +30,7 @@ pub mod triggers;
 pub use error::{JobsError, Result};
 pub use jobs::{JobList, Jobs};
 pub use notify::{Destinations, Notifier, SmtpConfig};
-pub use runs::{RepairRequest, Runs, RunsConfig};
+pub use runs::{RepairRequest, RunNow, Runs, RunsConfig, Submit};
 pub use spec::validate;
 pub use tarn_store::{JobRow, RunFilter};
 pub use tasks::{Engines, TaskRunner};

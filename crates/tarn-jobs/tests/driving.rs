@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use tarn_jobs::tasks::{Attempt, BoxFuture, Ending, Outcome, TaskRunner};
-use tarn_jobs::{Destinations, Jobs, Notifier, RepairRequest, Runs, RunsConfig, SmtpConfig};
+use tarn_jobs::{Destinations, Jobs, Notifier, RepairRequest, RunNow, Runs, RunsConfig, SmtpConfig};
 use tarn_store::{JobRunRow, Store};
 
 #[derive(Default)]
@@ -139,7 +139,7 @@ impl World {
 
     fn run_now(&self, settings: Value) -> i64 {
         let job_id = self.jobs.create("ann", settings).unwrap();
-        self.runs.run_now(job_id, "ann", &json!({})).unwrap()
+        self.runs.run_now(job_id, "ann", RunNow::default()).unwrap()
     }
 
     fn run(&self, run_id: i64) -> JobRunRow {
@@ -360,7 +360,7 @@ impl Process {
     fn run_now(&self, settings: Value) -> i64 {
         let _inside = self.runtime.enter();
         let job_id = self.jobs.create("ann", settings).unwrap();
-        self.runs.run_now(job_id, "ann", &json!({})).unwrap()
+        self.runs.run_now(job_id, "ann", RunNow::default()).unwrap()
     }
 
     fn until(&self, store: &Store, what: &str, check: impl Fn(&Store) -> bool) {
@@ -403,7 +403,7 @@ fn a_restart_ends_what_was_in_flight_and_starts_what_was_queued() {
     let job_id = store.get_job_run(holder).unwrap().unwrap().job_id.unwrap();
     let queued = {
         let _inside = first.runtime.enter();
-        first.runs.run_now(job_id, "ann", &json!({})).unwrap()
+        first.runs.run_now(job_id, "ann", RunNow::default()).unwrap()
     };
     first.until(&store, "every run is in its stage", |s| {
         task_state(s, running, "t") == ["RUNNING"]

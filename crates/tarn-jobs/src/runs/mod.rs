@@ -86,6 +86,24 @@ pub struct Trigger {
     pub parent_task_run_id: Option<i64>,
 }
 
+/// `run-now`'s request.
+#[derive(Debug, Clone, Default)]
+pub struct RunNow {
+    pub job_parameters: Option<Value>,
+    /// `notebook_params`, `python_params`... as sent.
+    pub overriding_parameters: Map<String, Value>,
+    pub idempotency_token: Option<String>,
+}
+
+/// `runs/submit`'s request: the run's settings (its tasks and clusters),
+/// kept as sent.
+#[derive(Debug, Clone, Default)]
+pub struct Submit {
+    pub settings: Value,
+    pub run_name: Option<String>,
+    pub idempotency_token: Option<String>,
+}
+
 /// The runs service. Cheap to clone.
 #[derive(Clone)]
 pub struct Runs {
@@ -164,23 +182,17 @@ impl Runs {
 
     /// `run-now`: the job's settings with its parameters' defaults, the
     /// request's `job_parameters` over them.
-    pub fn run_now(&self, job_id: i64, user: &str, request: &Value) -> Result<i64> {
+    pub fn run_now(&self, job_id: i64, user: &str, request: RunNow) -> Result<i64> {
         let job = self.inner.jobs.get(job_id)?;
         let typed = JobSettings::parse(&job.settings)?;
-        let job_parameters = effective_parameters(&typed, request.get("job_parameters"))?;
-        let mut overriding = Map::new();
-        for field in ["notebook_params", "python_params", "jar_params", "sql_params", "python_named_params"] {
-            if let Some(v) = request.get(field).filter(|v| !v.is_null()) {
-                overriding.insert(field.to_string(), v.clone());
-            }
-        }
+        let job_parameters = effective_parameters(&typed, request.job_parameters.as_ref())?;
         let trigger = Trigger {
             job_id: Some(job_id),
             run_name: typed.name().to_string(),
             settings: job.settings,
             job_parameters,
-            overriding_parameters: overriding,
-            idempotency_token: token(request),
+            overriding_parameters: request.overriding_parameters,
+            idempotency_token: request.idempotency_token.filter(|t| !t.is_empty()),
             run_type: "JOB_RUN",
             trigger: "ONE_TIME",
             user: user.to_string(),
@@ -207,17 +219,13 @@ impl Runs {
     }
 
     /// `runs/submit`: a one-time run of the settings sent, no job stored.
-    pub fn submit(&self, user: &str, request: &Value) -> Result<i64> {
-        let mut settings = request.clone();
-        if let Some(map) = settings.as_object_mut() {
-            map.remove("idempotency_token");
-        }
-        let typed = self.inner.jobs.check(&settings)?;
+    pub fn submit(&self, user: &str, request: Submit) -> Result<i64> {
+        let typed = self.inner.jobs.check(&request.settings)?;
         let trigger = Trigger {
-            run_name: request.get("run_name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
+            run_name: request.run_name.unwrap_or_else(|| "Untitled".into()),
             job_parameters: effective_parameters(&typed, None)?,
-            settings,
-            idempotency_token: token(request),
+            settings: request.settings,
+            idempotency_token: request.idempotency_token.filter(|t| !t.is_empty()),
             run_type: "SUBMIT_RUN",
             trigger: "ONE_TIME",
             user: user.to_string(),
@@ -552,10 +560,6 @@ impl Runs {
         let runs = rows.iter().map(|r| self.view_run(r, expand_tasks, false)).collect::<Result<Vec<_>>>()?;
         Ok((runs, has_more))
     }
-}
-
-fn token(request: &Value) -> Option<String> {
-    request.get("idempotency_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_string)
 }
 
 /// The job's parameter defaults with the run's values over them; a name the

@@ -7,7 +7,7 @@ use axum::routing::{any, get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
 use tarn_core::ApiError;
-use tarn_jobs::{RepairRequest, RunFilter};
+use tarn_jobs::{RepairRequest, RunFilter, RunNow, Submit};
 
 use super::{ListPage, id_field, job_id};
 use crate::body::{JsonBody, QueryPairs};
@@ -52,7 +52,7 @@ async fn run_now(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
     let job_id = job_id(body.get("job_id"))?;
-    let run_id = s.runs.run_now(job_id, &user.user_name, &body)?;
+    let run_id = s.runs.run_now(job_id, &user.user_name, run_now_request(body))?;
     Ok(Json(json!({"run_id": run_id, "number_in_job": run_id})))
 }
 
@@ -61,8 +61,34 @@ async fn submit(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
-    let run_id = s.runs.submit(&user.user_name, &body)?;
+    let run_id = s.runs.submit(&user.user_name, submit_request(body))?;
     Ok(Json(json!({"run_id": run_id})))
+}
+
+/// Parameters run-now passes to the tasks of their kind.
+const OVERRIDES: &[&str] = &["notebook_params", "python_params", "jar_params", "sql_params", "python_named_params"];
+
+fn idempotency_token(body: &Value) -> Option<String> {
+    body.get("idempotency_token").and_then(Value::as_str).map(str::to_string)
+}
+
+fn run_now_request(body: Value) -> RunNow {
+    let given = |field: &&str| body.get(*field).filter(|v| !v.is_null()).map(|v| (field.to_string(), v.clone()));
+    RunNow {
+        job_parameters: body.get("job_parameters").cloned(),
+        overriding_parameters: OVERRIDES.iter().filter_map(given).collect(),
+        idempotency_token: idempotency_token(&body),
+    }
+}
+
+/// The body is the run's settings, less the token.
+fn submit_request(mut body: Value) -> Submit {
+    let idempotency_token = idempotency_token(&body);
+    if let Some(map) = body.as_object_mut() {
+        map.remove("idempotency_token");
+    }
+    let run_name = body.get("run_name").and_then(Value::as_str).map(str::to_string);
+    Submit { settings: body, run_name, idempotency_token }
 }
 
 async fn get_run(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
