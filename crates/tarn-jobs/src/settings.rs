@@ -275,8 +275,13 @@ impl JobSettings {
 
 impl TaskSettings {
     pub fn parse(task: &Value) -> Result<Self> {
-        let mut parsed: TaskSettings = parse(task, "task")?;
-        parsed.raw = task.clone();
+        Self::from_value(task.clone())
+    }
+
+    /// As [`TaskSettings::parse`], keeping `task` itself as the raw JSON.
+    pub fn from_value(task: Value) -> Result<Self> {
+        let mut parsed: TaskSettings = parse(&task, "task")?;
+        parsed.raw = task;
         Ok(parsed)
     }
 

@@ -33,12 +33,13 @@ pub(super) fn execute_boxed(start: &Start, task: Value) -> BoxFuture<'_, Attempt
 }
 
 pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
-    let typed = match TaskSettings::parse(&task) {
+    // The attempt's resolved task, read once; its JSON stays in `typed.raw`.
+    let typed = match TaskSettings::from_value(task) {
         Ok(typed) => typed,
         Err(e) => return AttemptEnd::Unresolved(e.to_string()),
     };
     let special = typed.for_each_task.is_some() || typed.condition_task.is_some() || typed.run_job_task.is_some();
-    if special && let Err(e) = mark_running(start, &task, None) {
+    if special && let Err(e) = mark_running(start, &typed.raw, None) {
         return AttemptEnd::Unresolved(format!("tarn could not record the task's start: {e}"));
     }
     if let Some(each) = &typed.for_each_task {
@@ -66,20 +67,22 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
         TaskCompute::Cluster(id) => Some(id.as_str()),
         TaskCompute::Serverless => None,
     };
-    if let Err(e) = mark_running(start, &task, cluster) {
+    if let Err(e) = mark_running(start, &typed.raw, cluster) {
         return AttemptEnd::Unresolved(format!("tarn could not record the task's start: {e}"));
     }
+    let (widgets, dependencies, timeout) =
+        (widgets(start, &typed), dependencies(&start.settings, &typed), typed.timeout());
     let attempt = Attempt {
         task_run_id: start.row.run_id,
-        widgets: widgets(start, &typed),
-        task: with_overrides(start, task),
+        widgets,
+        task: with_overrides(start, typed.raw),
         compute,
         upstream_values: start.upstream.clone(),
-        dependencies: dependencies(&start.settings, &typed),
+        dependencies,
         user: start.run.creator_user_name.clone(),
     };
     let work = start.runs.runner().run(attempt);
-    match typed.timeout() {
+    match timeout {
         Some(limit) => match tokio::time::timeout(limit, work).await {
             Ok(outcome) => AttemptEnd::Ran(outcome),
             Err(_) => AttemptEnd::TimedOut(limit.as_secs()),
@@ -161,7 +164,7 @@ async fn run_job(start: &Start, spec: &RunJobTask) -> AttemptEnd {
     let triggered = runs.jobs().get(job_id).and_then(|job| {
         let typed = JobSettings::parse(&job.settings)?;
         let parameters = super::effective_parameters(&typed, spec.job_parameters.as_ref())?;
-        runs.trigger(Trigger {
+        let trigger = Trigger {
             job_id: Some(job_id),
             run_name: typed.name().to_string(),
             settings: job.settings,
@@ -171,7 +174,8 @@ async fn run_job(start: &Start, spec: &RunJobTask) -> AttemptEnd {
             user: start.run.creator_user_name.clone(),
             parent_task_run_id: Some(start.row.run_id),
             ..Trigger::default()
-        })
+        };
+        runs.trigger(trigger, &typed)
     });
     let run_id = match triggered {
         Ok(id) => id,

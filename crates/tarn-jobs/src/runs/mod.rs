@@ -198,7 +198,7 @@ impl Runs {
             user: user.to_string(),
             parent_task_run_id: None,
         };
-        self.trigger(trigger)
+        self.trigger(trigger, &typed)
     }
 
     /// A run started by a schedule or a file arrival, as the job's owner.
@@ -215,7 +215,7 @@ impl Runs {
             user: job.run_as_user_name,
             ..Trigger::default()
         };
-        self.trigger(run)
+        self.trigger(run, &typed)
     }
 
     /// `runs/submit`: a one-time run of the settings sent, no job stored.
@@ -231,13 +231,13 @@ impl Runs {
             user: user.to_string(),
             ..Trigger::default()
         };
-        self.trigger(trigger)
+        self.trigger(trigger, &typed)
     }
 
     /// Stores the run (QUEUED, SKIPPED or PENDING by the job's concurrency)
-    /// and starts driving it when it may start.
-    pub fn trigger(&self, trigger: Trigger) -> Result<i64> {
-        let typed = JobSettings::parse(&trigger.settings)?;
+    /// and starts driving it when it may start; `typed` is the trigger's
+    /// settings, as its caller read them.
+    pub(crate) fn trigger(&self, trigger: Trigger, typed: &JobSettings) -> Result<i64> {
         let (max, queue) = (typed.max_concurrent_runs(), typed.queues());
         let _admission = self.inner.admission.lock().unwrap_or_else(|p| p.into_inner());
         let running = match trigger.job_id {
@@ -291,7 +291,7 @@ impl Runs {
         row.run_id = run_id;
         let fresh = self.inner.store.child_job_runs(run_id)?.is_empty() && !self.active().contains_key(&run_id);
         if fresh && !state.life_cycle.is_final() {
-            driver::blocked_rows(self, &row, &typed)?;
+            driver::blocked_rows(self, &row, typed)?;
         }
         if fresh && state.life_cycle == LifeCycle::Pending {
             self.spawn(run_id);
