@@ -72,6 +72,20 @@ impl From<ComputeError> for ApiFailure {
     }
 }
 
+impl From<tarn_pipelines::PipelinesError> for ApiFailure {
+    fn from(e: tarn_pipelines::PipelinesError) -> Self {
+        use tarn_pipelines::PipelinesError;
+        let code = match &e {
+            PipelinesError::InvalidParameter(_) => ErrorCode::InvalidParameterValue,
+            PipelinesError::NotFound(_) => ErrorCode::ResourceDoesNotExist,
+            PipelinesError::Conflict(_) => ErrorCode::ResourceConflict,
+            PipelinesError::NotImplemented(_) => ErrorCode::NotImplemented,
+            PipelinesError::Store(_) => ErrorCode::InternalError,
+        };
+        Self(ApiError::new(code, e.to_string()))
+    }
+}
+
 impl From<tarn_jobs::JobsError> for ApiFailure {
     fn from(e: tarn_jobs::JobsError) -> Self {
         use tarn_jobs::JobsError;

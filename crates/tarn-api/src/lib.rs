@@ -42,6 +42,7 @@ pub struct AppState {
     pub jobs: tarn_jobs::Jobs,
     pub runs: tarn_jobs::Runs,
     pub destinations: tarn_jobs::Destinations,
+    pub pipelines: tarn_pipelines::Pipelines,
     pub tracking: tarn_mlflow::Tracking,
     pub artifacts: tarn_mlflow::Artifacts,
     /// Multipart uploads into `artifacts`, their parts kept beside it.
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::commands::router())
         .merge(routes::mlflow::router())
         .merge(routes::jobs::router())
+        .merge(routes::pipelines::router())
         .merge(routes::notification_destinations::router())
         .merge(routes::unity_catalog::router())
         .merge(routes::files::router())

@@ -180,9 +180,10 @@ impl Catalog {
                     "A MANAGED table is created at a location from staging-tables".into(),
                 ));
             }
-            ("EXTERNAL", Some(_)) => {}
-            ("EXTERNAL", None) => {
-                return Err(CatalogError::InvalidArgument("An EXTERNAL table needs a storage_location".into()));
+            // A pipeline's datasets: tarn writes them at a location of its own.
+            ("EXTERNAL" | "STREAMING_TABLE" | "MATERIALIZED_VIEW", Some(_)) => {}
+            ("EXTERNAL" | "STREAMING_TABLE" | "MATERIALIZED_VIEW", None) => {
+                return Err(CatalogError::InvalidArgument(format!("An {table_type} table needs a storage_location")));
             }
             (other, _) => return Err(CatalogError::InvalidArgument(format!("Unsupported table_type: {other}"))),
         }

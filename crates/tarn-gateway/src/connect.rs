@@ -1,5 +1,5 @@
 //! Work tarn itself runs on an engine, as a Spark Connect client: SQL
-//! statements for the statement API (and, later, execution contexts).
+//! statements for the statement API, and pipeline flows' relations.
 //!
 //! Results come back as the Arrow IPC streams the engine sent; decoding them
 //! is the caller's business, so this crate stays free of Arrow.
@@ -147,6 +147,23 @@ impl EngineSession {
             },
             None => relation,
         };
+        let responses = self.execute(Plan { op_type: Some(plan::OpType::Root(relation)) }).await?;
+        Ok(responses
+            .into_iter()
+            .filter_map(|r| match r.response_type {
+                Some(execute_plan_response::ResponseType::ArrowBatch(batch)) => Some(batch.data),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Runs a Spark Connect command (a temporary view, a conf) in the session.
+    pub async fn run_command(&mut self, command: Command) -> Result<(), EngineError> {
+        self.execute(Plan { op_type: Some(plan::OpType::Command(command)) }).await.map(drop)
+    }
+
+    /// Collects a relation's rows: the Arrow IPC streams the engine sent.
+    pub async fn collect(&mut self, relation: Relation) -> Result<Vec<Bytes>, EngineError> {
         let responses = self.execute(Plan { op_type: Some(plan::OpType::Root(relation)) }).await?;
         Ok(responses
             .into_iter()

@@ -125,7 +125,7 @@ fn type_names(delta: &Value) -> (String, String) {
 }
 
 /// Delta schema fields (as JSON) in the Unity Catalog column shape.
-pub(crate) fn uc_columns(fields: &[Value], partitions: &[String]) -> Vec<Value> {
+pub fn uc_columns(fields: &[Value], partitions: &[String]) -> Vec<Value> {
     fields
         .iter()
         .enumerate()

@@ -66,6 +66,12 @@ pub struct Dataset {
     pub location: Location,
 }
 
+/// The temporary view a flow's relation reads a streaming input from:
+/// each update points it at the rows the flow has not read yet.
+pub fn stream_view(dataset: &str) -> String {
+    format!("__tarn_stream__{dataset}")
+}
+
 /// A pipeline dataset a flow reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Input {
@@ -84,6 +90,10 @@ pub struct FileSource {
     pub format: String,
     #[serde(default)]
     pub options: Map<String, Value>,
+    /// The temporary view the flow's relation reads these files from; each
+    /// update points it at the files not yet processed.
+    #[serde(default)]
+    pub view: Option<String>,
 }
 
 /// `AUTO CDC` / `apply_changes` settings of a flow.

@@ -16,6 +16,7 @@ mod libraries;
 mod migrations;
 pub mod mlflow;
 mod notifications;
+mod pipelines;
 mod settings;
 mod tokens;
 mod workspace;
@@ -32,6 +33,7 @@ pub use job_runs::{FINAL_STATES, JobRunRow, RunFilter};
 pub use jobs::JobRow;
 pub use libraries::LibraryRow;
 pub use notifications::{DestinationRow, FileArrivalState};
+pub use pipelines::{PipelineEventFilter, PipelineEventRow, PipelineRow, UpdateRow};
 pub use tokens::{AuthError, TokenRow, User};
 pub use workspace::WorkspaceObject;
 

@@ -179,6 +179,22 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     if recovered > 0 {
         tracing::warn!(recovered, "job runs left in flight by an earlier tarn ended with INTERNAL_ERROR");
     }
+    let pipelines = tarn_pipelines::Pipelines::new(
+        store.clone(),
+        catalog.clone(),
+        files.clone(),
+        clusters.clone(),
+        contexts.clone(),
+        tarn_pipelines::PipelinesConfig {
+            tables_dir: config.home.join("lake").join("pipelines"),
+            cluster_start_timeout: config.engine_start_timeout + WAREHOUSE_START_SLACK,
+            development_keep_mins: 120,
+        },
+    );
+    let ended = pipelines.recover().map_err(|e| e.to_string())?;
+    if ended > 0 {
+        tracing::warn!(ended, "pipeline updates left in flight by an earlier tarn ended as FAILED");
+    }
     let artifacts = tarn_mlflow::Artifacts::open(&config.home.join("artifacts")).map_err(|e| e.to_string())?;
     let uploads = tarn_mlflow::Uploads::open(&config.home.join("artifact-uploads"), artifacts.clone())
         .map_err(|e| e.to_string())?;
@@ -194,6 +210,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         jobs,
         runs,
         destinations,
+        pipelines,
         tracking,
         artifacts,
         uploads,

@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod libraries;
 pub mod mlflow;
 pub mod notification_destinations;
+pub mod pipelines;
 pub mod public;
 pub mod scim;
 pub mod sql;

@@ -1,0 +1,264 @@
+//! One flow of an update: its incremental inputs pointed at what it has not
+//! read, its query run on the pipeline's engine with its target's
+//! expectations, the rows written to the target, and the batch recorded.
+
+pub mod quality;
+pub mod relation;
+pub mod sources;
+pub mod write;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use deltalake::arrow::ipc::reader::StreamReader;
+use deltalake::arrow::record_batch::RecordBatch;
+use serde_json::{Value, json};
+use tarn_catalog::Catalog;
+use tarn_files::Files;
+use tarn_gateway::connect::EngineSession;
+use tarn_store::Store;
+
+use crate::events::FlowReport;
+use crate::graph::{DatasetKind, FileSource, Query, stream_view};
+use crate::plan::{Plan, PlannedFlow, bare};
+use write::{Mode, Target};
+
+/// What every flow of an update shares.
+pub struct FlowEnv {
+    pub pipeline_id: String,
+    pub user: String,
+    pub port: u16,
+    pub catalog: Catalog,
+    pub files: Files,
+    pub store: Arc<Store>,
+    pub plan: Plan,
+    /// Where each stored dataset's table is.
+    pub dirs: Vec<PathBuf>,
+    pub namespace: (String, String),
+}
+
+/// What the flow read in one batch: files, and the version of each
+/// streaming input it reached.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    files: BTreeSet<String>,
+    inputs: BTreeMap<String, i64>,
+    columns: BTreeMap<String, Vec<String>>,
+}
+
+impl Progress {
+    fn to_json(&self) -> Value {
+        json!({"files": self.files, "inputs": self.inputs, "columns": self.columns})
+    }
+
+    fn absorb(&mut self, v: &Value) {
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+        };
+        self.files.extend(strings(&v["files"]));
+        for (k, version) in v["inputs"].as_object().into_iter().flatten() {
+            if let Some(n) = version.as_i64() {
+                self.inputs.insert(k.clone(), n);
+            }
+        }
+        for (k, cols) in v["columns"].as_object().into_iter().flatten() {
+            self.columns.insert(k.clone(), strings(cols));
+        }
+    }
+}
+
+fn app_id(pipeline_id: &str, flow: &str) -> String {
+    format!("{pipeline_id}:{flow}")
+}
+
+impl FlowEnv {
+    fn target(&self, flow: &PlannedFlow) -> Target {
+        Target {
+            full_name: self.plan.datasets[flow.target].full_name.clone(),
+            dir: self.dirs[flow.target].clone(),
+            pipeline_id: self.pipeline_id.clone(),
+        }
+    }
+
+    /// The batches the flow committed (a pending one settled against the
+    /// table first) and the number of the next.
+    async fn read_progress(&self, flow: &PlannedFlow, dir: &Path) -> Result<(Progress, i64), String> {
+        let name = &flow.def.name;
+        let batches = self.store.flow_batches(&self.pipeline_id, name).map_err(|e| e.to_string())?;
+        let in_table = write::committed_batch(dir, &app_id(&self.pipeline_id, name)).await?;
+        let mut progress = Progress::default();
+        let mut last = in_table.unwrap_or(0);
+        for (batch, state, value) in batches {
+            let landed = state == "committed" || in_table.is_some_and(|v| v >= batch);
+            if landed {
+                if state != "committed" {
+                    self.store.put_flow_batch(&self.pipeline_id, name, batch, "committed", &value).map_err(|e| e.to_string())?;
+                }
+                progress.absorb(&value);
+            } else {
+                self.store.delete_flow_batches(&self.pipeline_id, name, Some("pending")).map_err(|e| e.to_string())?;
+            }
+            last = last.max(batch);
+        }
+        Ok((progress, last + 1))
+    }
+
+    /// Runs the flow; `refresh` rewrites its target from scratch.
+    pub async fn run(&self, flow: &PlannedFlow, refresh: bool) -> Result<FlowReport, String> {
+        let dataset = &self.plan.datasets[flow.target].def;
+        let target = self.target(flow);
+        write::check_ownership(&self.catalog, &target)?;
+        let streaming = dataset.kind == DatasetKind::StreamingTable;
+        let (done, batch) = if streaming && !refresh { self.read_progress(flow, &target.dir).await? } else { (Progress::default(), 1) };
+        let mut session = EngineSession::open(self.port, &self.user).await.map_err(|e| e.to_string())?;
+        let (catalog, schema) = &self.namespace;
+        session.use_namespace(Some(catalog), Some(schema)).await.map_err(|e| e.to_string())?;
+        let mut now = Progress::default();
+        let mut anything_new = false;
+        for source in &flow.def.sources {
+            anything_new |= self.point_files(&mut session, source, &done, &mut now).await?;
+        }
+        for input in flow.def.inputs.iter().filter(|i| i.streaming) {
+            anything_new |= self.point_stream(&mut session, &input.name, &done, &mut now).await?;
+        }
+        let incremental = !flow.def.sources.is_empty() || flow.def.inputs.iter().any(|i| i.streaming);
+        let exists = target.dir.join("_delta_log").exists();
+        if streaming && incremental && !anything_new && exists && !refresh {
+            let metrics = Some(json!({"num_output_rows": 0}));
+            return Ok(FlowReport { status: "COMPLETED", metrics, data_quality: None, mode: Some("NO_NEW_DATA") });
+        }
+        let query = match &flow.def.query {
+            Some(Query::Relation(plan)) => relation::decode(plan)?,
+            Some(Query::Sql(text)) => relation::sql(&self.sql_for_engine(text)),
+            None => return Ok(FlowReport { status: "COMPLETED", ..FlowReport::default() }),
+        };
+        let expectations = &dataset.expectations;
+        let streams = session.collect(relation::with_verdicts(query, expectations)).await.map_err(|e| e.to_string())?;
+        let (schema, rows) = decode(&streams)?;
+        let schema = schema.ok_or("the engine returned no schema for the flow's rows")?;
+        let (rows, quality) = quality::apply(rows, expectations).map_err(|v| {
+            format!(
+                "Expectation '{}' ({}) failed on dataset '{}': the row {} violates it; the update stops before \
+                 the flow writes anything",
+                v.expectation, v.condition, dataset.name, v.row
+            )
+        })?;
+        let written: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
+        let data_schema = Arc::new(schema.project(&(0..schema.fields().len() - expectations.len()).collect::<Vec<_>>()).map_err(|e| e.to_string())?);
+        let mode = if streaming && !refresh {
+            Mode::Append { app_id: app_id(&self.pipeline_id, &flow.def.name), version: batch }
+        } else {
+            Mode::Overwrite
+        };
+        if streaming {
+            self.store.put_flow_batch(&self.pipeline_id, &flow.def.name, batch, "pending", &now.to_json()).map_err(|e| e.to_string())?;
+        }
+        let (_, fields) = write::write(&target, data_schema, rows, &mode).await?;
+        if streaming {
+            if matches!(mode, Mode::Overwrite) {
+                self.store.delete_flow_batches(&self.pipeline_id, &flow.def.name, Some("committed")).map_err(|e| e.to_string())?;
+            }
+            self.store.put_flow_batch(&self.pipeline_id, &flow.def.name, batch, "committed", &now.to_json()).map_err(|e| e.to_string())?;
+        }
+        write::register(&self.catalog, &target, dataset, &fields, &self.user)?;
+        let data_quality = (!expectations.is_empty()).then(|| quality.to_event(expectations, &dataset.name));
+        let mode = if streaming { "INCREMENTAL" } else { "COMPLETE_RECOMPUTE" };
+        let metrics = json!({"num_output_rows": written});
+        Ok(FlowReport { status: "COMPLETED", metrics: Some(metrics), data_quality, mode: Some(mode) })
+    }
+
+    /// Points the source's view at the files no batch took; true when there are some.
+    async fn point_files(&self, session: &mut EngineSession, source: &FileSource, done: &Progress, now: &mut Progress) -> Result<bool, String> {
+        let view = source.view.clone().ok_or("a file source has no view to read it through")?;
+        let dir = sources::local_dir(&self.files, &source.path)?;
+        let listed = sources::list_files(&dir).map_err(|e| format!("Auto Loader path {}: {e}", source.path))?;
+        let new: Vec<PathBuf> = listed.into_iter().filter(|f| !done.files.contains(&f.to_string_lossy().to_string())).collect();
+        let format = source
+            .options
+            .get("cloudFiles.format")
+            .and_then(Value::as_str)
+            .unwrap_or(&source.format)
+            .to_ascii_lowercase();
+        let infer = sources::is_true(&source.options, "cloudFiles.inferColumnTypes");
+        let mut columns = done.columns.get(&source.path).cloned().unwrap_or_default();
+        if let Some(found) = sources::sample_columns(&format, &new, &source.options)? {
+            for c in found {
+                if !columns.contains(&c) {
+                    columns.push(c);
+                }
+            }
+        }
+        let options: Vec<(String, String)> = source
+            .options
+            .iter()
+            .filter(|(k, _)| !k.starts_with("cloudFiles."))
+            .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+            .collect();
+        let schema = (!infer && !columns.is_empty()).then(|| sources::string_schema(&columns));
+        let relation = if new.is_empty() {
+            let select = if columns.is_empty() { "NULL AS value".to_string() } else {
+                columns.iter().map(|c| format!("CAST(NULL AS STRING) AS {}", sources::quoted(c))).collect::<Vec<_>>().join(", ")
+            };
+            relation::sql(&format!("SELECT {select} WHERE 1 = 0"))
+        } else {
+            let paths = new.iter().map(|p| p.to_string_lossy().to_string()).collect();
+            relation::files(&format, paths, schema, options)
+        };
+        session.run_command(relation::temp_view(&view, relation)).await.map_err(|e| e.to_string())?;
+        now.files.extend(new.iter().map(|p| p.to_string_lossy().to_string()));
+        now.columns.insert(source.path.clone(), columns);
+        Ok(!new.is_empty())
+    }
+
+    /// Points the stream view of a pipeline dataset at the data files it
+    /// gained since the flow last read it; true when there are some.
+    async fn point_stream(&self, session: &mut EngineSession, input: &str, done: &Progress, now: &mut Progress) -> Result<bool, String> {
+        let name = bare(input);
+        let Some(i) = self.plan.dataset(&name) else {
+            return Err(format!("Failed to read dataset '{name}'. Dataset is not defined in the pipeline."));
+        };
+        let dir = &self.dirs[i];
+        let full = &self.plan.datasets[i].full_name;
+        let since = done.inputs.get(&name).copied();
+        let (files, version) = if dir.join("_delta_log").exists() {
+            sources::delta_files_since(&dir.to_string_lossy(), since, false).await?
+        } else {
+            return Err(format!("Dataset '{name}' has no data yet: its flow must run before '{full}' is read"));
+        };
+        let relation = if files.is_empty() {
+            relation::sql(&format!("SELECT * FROM {full} LIMIT 0"))
+        } else {
+            relation::files("parquet", files.clone(), None, Vec::new())
+        };
+        session.run_command(relation::temp_view(&stream_view(&name), relation)).await.map_err(|e| e.to_string())?;
+        now.inputs.insert(name, version);
+        Ok(!files.is_empty())
+    }
+
+    /// SQL text with `LIVE.x` and pipeline names as full names and
+    /// `STREAM(x)` as the view of x's new rows.
+    fn sql_for_engine(&self, text: &str) -> String {
+        let resolve = |name: &str| self.plan.dataset(name).map(|i| self.plan.datasets[i].full_name.clone());
+        let stream = |name: &str| self.plan.dataset(name).map(|_| stream_view(&bare(name)));
+        crate::sql::rewrite_references(text, &resolve, &stream)
+    }
+}
+
+/// Record batches from the engine's Arrow IPC streams, with their schema.
+fn decode(streams: &[bytes::Bytes]) -> Result<(Option<deltalake::arrow::datatypes::SchemaRef>, Vec<RecordBatch>), String> {
+    let mut schema = None;
+    let mut rows = Vec::new();
+    for stream in streams {
+        let reader = StreamReader::try_new(Cursor::new(stream.as_ref()), None).map_err(|e| e.to_string())?;
+        schema.get_or_insert_with(|| reader.schema());
+        for batch in reader {
+            let batch = batch.map_err(|e| e.to_string())?;
+            if batch.num_rows() > 0 {
+                rows.push(batch);
+            }
+        }
+    }
+    Ok((schema, rows))
+}

@@ -1,0 +1,73 @@
+//! The Spark Connect relations a flow runs: its query (a plan from Python
+//! or SQL text), wrapped with one boolean column per expectation so the
+//! engine evaluates them in the same pass, and the temporary views a flow's
+//! incremental inputs are read from.
+
+use base64::Engine as _;
+use prost::Message;
+use spark_connect_proto::{
+    Command, CreateDataFrameViewCommand, Expression, Project, Read, Relation, Sql, command, expression, read,
+    relation,
+};
+
+use crate::graph::Expectation;
+
+/// The column an expectation's verdict is read from.
+pub fn verdict_column(i: usize) -> String {
+    format!("__tarn_expectation_{i}")
+}
+
+pub fn decode(base64_plan: &str) -> Result<Relation, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(base64_plan.trim())
+        .map_err(|e| format!("the flow's plan is not base64: {e}"))?;
+    Relation::decode(bytes.as_slice()).map_err(|e| format!("the flow's plan is not a Spark Connect relation: {e}"))
+}
+
+pub fn sql(query: &str) -> Relation {
+    #[allow(deprecated)]
+    let sql = Sql { query: query.to_string(), ..Default::default() };
+    Relation { common: None, rel_type: Some(relation::RelType::Sql(sql)) }
+}
+
+fn expression(expr_type: expression::ExprType) -> Expression {
+    Expression { common: None, expr_type: Some(expr_type) }
+}
+
+/// `SELECT *, (c1) AS __tarn_expectation_0, ... FROM (query)`.
+pub fn with_verdicts(query: Relation, expectations: &[Expectation]) -> Relation {
+    if expectations.is_empty() {
+        return query;
+    }
+    let star = expression::UnresolvedStar { unparsed_target: None, plan_id: None };
+    let mut expressions = vec![expression(expression::ExprType::UnresolvedStar(star))];
+    for (i, e) in expectations.iter().enumerate() {
+        let condition = expression(expression::ExprType::ExpressionString(expression::ExpressionString {
+            expression: e.condition.clone(),
+        }));
+        let alias = expression::Alias { expr: Some(Box::new(condition)), name: vec![verdict_column(i)], metadata: None };
+        expressions.push(expression(expression::ExprType::Alias(Box::new(alias))));
+    }
+    let project = Project { input: Some(Box::new(query)), expressions };
+    Relation { common: None, rel_type: Some(relation::RelType::Project(Box::new(project))) }
+}
+
+/// Files read as `format`, with a schema in DDL when given.
+pub fn files(format: &str, paths: Vec<String>, schema: Option<String>, options: Vec<(String, String)>) -> Relation {
+    let source = read::DataSource {
+        format: Some(format.to_string()),
+        schema,
+        options: options.into_iter().collect(),
+        paths,
+        predicates: Vec::new(),
+        source_name: None,
+    };
+    let read = Read { is_streaming: false, read_type: Some(read::ReadType::DataSource(source)) };
+    Relation { common: None, rel_type: Some(relation::RelType::Read(read)) }
+}
+
+/// `CREATE OR REPLACE TEMPORARY VIEW name` over `input`.
+pub fn temp_view(name: &str, input: Relation) -> Command {
+    let view = CreateDataFrameViewCommand { input: Some(input), name: name.to_string(), is_global: false, replace: true };
+    Command { command_type: Some(command::CommandType::CreateDataframeView(view)) }
+}

@@ -1,0 +1,169 @@
+//! What a streaming flow has not read yet: files under an Auto Loader or
+//! `read_files` path that no committed batch took, with the columns Auto
+//! Loader would infer for them; and the data files a Delta table gained
+//! since the version a flow last read.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use deltalake::DeltaTable;
+use serde_json::{Map, Value};
+use tarn_files::Files;
+
+/// Where a source path is on this machine: a volume, DBFS or a local path.
+pub fn local_dir(files: &Files, path: &str) -> Result<PathBuf, String> {
+    let shown = path.trim_end_matches('/');
+    if shown.starts_with("/Volumes/") {
+        let location = files.volumes().locate(shown).map_err(|e| e.to_string())?;
+        return location.local_path().map_err(|e| e.to_string());
+    }
+    if shown.starts_with("dbfs:") || shown.starts_with("/dbfs/") {
+        let location = files.dbfs().locate(shown).map_err(|e| e.to_string())?;
+        return location.local_path().map_err(|e| e.to_string());
+    }
+    let local = shown.strip_prefix("file://").unwrap_or(shown);
+    if !local.starts_with('/') {
+        return Err(format!("{path} is not a path tarn can read: use /Volumes/..., dbfs:/... or an absolute path"));
+    }
+    Ok(PathBuf::from(local))
+}
+
+/// Every data file under `dir`, sorted; names starting with `_` or `.`
+/// (markers, checksums, hidden files) are left out, as Spark leaves them.
+pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if meta.is_file() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        let entries = std::fs::read_dir(&next).map_err(|e| format!("{}: {e}", next.display()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('_') || name.starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => pending.push(path),
+                Ok(_) => out.push(path),
+                Err(_) => {}
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// How many files schema inference samples, and lines of each.
+const SAMPLE_FILES: usize = 50;
+const SAMPLE_LINES: usize = 1000;
+
+fn option<'a>(options: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    options.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str())
+}
+
+pub fn is_true(options: &Map<String, Value>, name: &str) -> bool {
+    option(options, name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// The columns Auto Loader finds in `files` for JSON and CSV, in the order
+/// they first appear (None for formats that carry their schema).
+pub fn sample_columns(format: &str, files: &[PathBuf], options: &Map<String, Value>) -> Result<Option<Vec<String>>, String> {
+    let mut columns: Vec<String> = Vec::new();
+    let mut add = |name: &str| {
+        if !columns.iter().any(|c| c == name) {
+            columns.push(name.to_string());
+        }
+    };
+    match format {
+        "json" => {
+            for file in files.iter().take(SAMPLE_FILES) {
+                for record in json_records(file)? {
+                    if let Value::Object(map) = record {
+                        map.keys().for_each(|k| add(k));
+                    }
+                }
+            }
+        }
+        "csv" => {
+            let sep = option(options, "sep").or(option(options, "delimiter")).unwrap_or(",");
+            let header = is_true(options, "header");
+            for file in files.iter().take(SAMPLE_FILES) {
+                let line = first_line(file)?;
+                let fields: Vec<&str> = line.split(sep).collect();
+                for (i, field) in fields.iter().enumerate() {
+                    let name = if header { field.trim().trim_matches('"').to_string() } else { format!("_c{i}") };
+                    add(&name);
+                }
+            }
+        }
+        "text" => add("value"),
+        _ => return Ok(None),
+    }
+    Ok(Some(columns))
+}
+
+fn json_records(file: &Path) -> Result<Vec<Value>, String> {
+    let handle = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut out = Vec::new();
+    for line in BufReader::new(handle).lines().take(SAMPLE_LINES) {
+        let line = line.map_err(|e| format!("{}: {e}", file.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        // A malformed line is the reader's to report (or rescue), not inference's.
+        if let Ok(value) = serde_json::from_str(&line) {
+            out.push(value);
+        }
+    }
+    Ok(out)
+}
+
+fn first_line(file: &Path) -> Result<String, String> {
+    let handle = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut line = String::new();
+    BufReader::new(handle).read_line(&mut line).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Quotes a column name for DDL.
+pub fn quoted(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// `a STRING, b STRING, ...` for columns read as text.
+pub fn string_schema(columns: &[String]) -> String {
+    columns.iter().map(|c| format!("{} STRING", quoted(c))).collect::<Vec<_>>().join(", ")
+}
+
+/// The data files of a Delta table added after `since` (all of them when
+/// `None`), and the version they reach. A version that removed data (an
+/// overwrite, a delete) cannot be read incrementally: that is an error
+/// unless `skip_changes`, which reads only what was added.
+pub async fn delta_files_since(
+    location: &str,
+    since: Option<i64>,
+    skip_changes: bool,
+) -> Result<(Vec<String>, i64), String> {
+    let url = deltalake::ensure_table_uri(location).map_err(|e| e.to_string())?;
+    let table = DeltaTable::try_from_url(url.clone()).await.map_err(|e| format!("{location}: {e}"))?;
+    let now = table.version().map_or(0, |v| v as i64);
+    let current: BTreeSet<String> = table.get_file_uris().map_err(|e| e.to_string())?.collect();
+    let Some(since) = since else { return Ok((current.into_iter().collect(), now)) };
+    if since >= now {
+        return Ok((Vec::new(), now));
+    }
+    let mut before = DeltaTable::try_from_url(url).await.map_err(|e| e.to_string())?;
+    before.load_version(since.max(0) as u64).await.map_err(|e| format!("{location} at version {since}: {e}"))?;
+    let earlier: BTreeSet<String> = before.get_file_uris().map_err(|e| e.to_string())?.collect();
+    if !skip_changes && earlier.iter().any(|f| !current.contains(f)) {
+        return Err(format!(
+            "Detected a data update in the source table {location} after version {since}. A streaming read \
+             takes only appends; set skipChangeCommits to read past updates and deletes, or run a full refresh"
+        ));
+    }
+    Ok((current.difference(&earlier).cloned().collect(), now))
+}

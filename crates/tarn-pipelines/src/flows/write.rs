@@ -1,0 +1,167 @@
+//! Writing a flow's rows into its dataset's Delta table with delta-rs, and
+//! the table's catalog entry. A streaming flow's batch commits with a Delta
+//! application transaction (`txn`, app id = the flow, version = the
+//! batch), so whether a batch reached the table is read from the table
+//! itself after a crash. Tables are created on their first write, and
+//! registered as `STREAMING_TABLE` or `MATERIALIZED_VIEW` owned by the
+//! pipeline.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use deltalake::DeltaTable;
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::Transaction;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use serde_json::{Map, Value, json};
+use tarn_catalog::{Catalog, CatalogError, CreateRequest, Kind};
+
+use crate::graph::{Dataset, DatasetKind};
+
+/// The table property naming the pipeline that owns a dataset.
+pub const OWNER_PROPERTY: &str = "pipelines.pipelineId";
+
+/// A stored dataset: its name, where its files are, who owns it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub full_name: String,
+    pub dir: PathBuf,
+    pub pipeline_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Replace the rows (a materialized view, a refreshed table).
+    Overwrite,
+    /// Add the rows as batch `version` of flow `app_id`.
+    Append { app_id: String, version: i64 },
+}
+
+fn url_of(dir: &std::path::Path) -> Result<url::Url, String> {
+    deltalake::ensure_table_uri(dir.to_string_lossy()).map_err(|e| e.to_string())
+}
+
+async fn open(dir: &std::path::Path) -> Result<DeltaTable, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let url = url_of(dir)?;
+    if dir.join("_delta_log").exists() {
+        DeltaTable::try_from_url(url).await.map_err(|e| e.to_string())
+    } else {
+        deltalake::DeltaTableBuilder::from_url(url).and_then(|b| b.build()).map_err(|e| e.to_string())
+    }
+}
+
+/// The last batch of `app_id` the table holds.
+pub async fn committed_batch(dir: &std::path::Path, app_id: &str) -> Result<Option<i64>, String> {
+    if !dir.join("_delta_log").exists() {
+        return Ok(None);
+    }
+    let table = open(dir).await?;
+    let state = table.snapshot().map_err(|e| e.to_string())?;
+    state.transaction_version(table.log_store().as_ref(), app_id).await.map_err(|e| e.to_string())
+}
+
+/// Writes `batches` (of `schema`) and answers the table's new version and
+/// its schema's fields as JSON.
+pub async fn write(target: &Target, schema: SchemaRef, batches: Vec<RecordBatch>, mode: &Mode) -> Result<(i64, Vec<Value>), String> {
+    let table = open(&target.dir).await?;
+    let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
+    let mut properties = CommitProperties::default();
+    let (save, schema_mode) = match mode {
+        Mode::Overwrite => (SaveMode::Overwrite, SchemaMode::Overwrite),
+        Mode::Append { app_id, version } => {
+            properties = properties.with_application_transaction(Transaction::new(app_id, *version));
+            (SaveMode::Append, SchemaMode::Merge)
+        }
+    };
+    let table = table
+        .write(batches)
+        .with_save_mode(save)
+        .with_schema_mode(schema_mode)
+        .with_commit_properties(properties)
+        .await
+        .map_err(|e| format!("writing {}: {e}", target.full_name))?;
+    let version = table.version().map_or(0, |v| v as i64);
+    let fields = table.snapshot().map_err(|e| e.to_string())?.schema().fields().map(|f| json!(f)).collect();
+    Ok((version, fields))
+}
+
+fn table_type(kind: DatasetKind) -> &'static str {
+    match kind {
+        DatasetKind::MaterializedView => "MATERIALIZED_VIEW",
+        _ => "STREAMING_TABLE",
+    }
+}
+
+fn owner_of(info: &Value) -> Option<&str> {
+    info.pointer(&format!("/properties/{}", OWNER_PROPERTY.replace('/', "~1"))).and_then(Value::as_str)
+}
+
+/// Refuses a name that a table outside this pipeline already has.
+pub fn check_ownership(catalog: &Catalog, target: &Target) -> Result<(), String> {
+    match catalog.get(Kind::Table, &target.full_name) {
+        Ok(info) if owner_of(&info) != Some(target.pipeline_id.as_str()) => Err(format!(
+            "Table '{}' already exists and is not managed by this pipeline",
+            target.full_name
+        )),
+        Ok(_) | Err(CatalogError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn properties(dataset: &Dataset, pipeline_id: &str) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = dataset
+        .table_properties
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+        .collect();
+    out.insert(OWNER_PROPERTY.into(), pipeline_id.into());
+    out
+}
+
+/// Creates or refreshes the dataset's catalog entry after a write.
+pub fn register(catalog: &Catalog, target: &Target, dataset: &Dataset, fields: &[Value], user: &str) -> Result<(), String> {
+    let columns = tarn_lake::uc_columns(fields, &dataset.partition_cols);
+    let props = properties(dataset, &target.pipeline_id);
+    match catalog.get(Kind::Table, &target.full_name) {
+        Ok(_) => {
+            let comment = dataset.comment.clone();
+            let kind = table_type(dataset.kind);
+            catalog
+                .amend_table(&target.full_name, user, |info: &mut Map<String, Value>| {
+                    info.insert("columns".into(), Value::Array(columns));
+                    info.insert("properties".into(), json!(props));
+                    info.insert("table_type".into(), json!(kind));
+                    match comment {
+                        Some(c) => info.insert("comment".into(), json!(c)),
+                        None => info.remove("comment"),
+                    };
+                })
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+        Err(CatalogError::NotFound { .. }) => {
+            let parts: Vec<&str> = target.full_name.splitn(3, '.').collect();
+            let [catalog_name, schema_name, name] = parts.as_slice() else {
+                return Err(format!("'{}' is not a catalog.schema.table name", target.full_name));
+            };
+            let request = CreateRequest {
+                name: Some((*name).into()),
+                catalog_name: Some((*catalog_name).into()),
+                schema_name: Some((*schema_name).into()),
+                comment: dataset.comment.clone(),
+                properties: Some(props),
+                table_type: Some(table_type(dataset.kind).into()),
+                data_source_format: Some("DELTA".into()),
+                storage_location: Some(url_of(&target.dir)?.to_string()),
+                columns,
+                ..Default::default()
+            };
+            catalog.create(Kind::Table, &request, user).map(drop).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
