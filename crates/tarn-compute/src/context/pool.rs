@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use tarn_core::time::now_ms;
 
-use super::worker::{DBUTILS, KERNEL, Worker};
+use super::worker::{DBUTILS, DLT, KERNEL, PIPELINE, Worker};
 use crate::ComputeError;
 use crate::env::{Environments, Overlay, PythonEnv};
 
@@ -52,6 +52,8 @@ impl WorkerPool {
         std::fs::create_dir_all(&runtime_dir)
             .map_err(|e| ComputeError::Engine(format!("creating {}: {e}", runtime_dir.display())))?;
         write("dbutils.py", DBUTILS)?;
+        write("pipeline.py", PIPELINE)?;
+        write("dlt.py", DLT)?;
         let kernel = write("kernel.py", KERNEL)?;
         let warm_dir = envs.location(&warm.iter().map(String::as_str).collect::<Vec<_>>());
         let inner = Inner {

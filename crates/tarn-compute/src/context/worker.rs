@@ -13,9 +13,12 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use crate::ComputeError;
 use crate::process;
 
-/// The worker and its `dbutils`, shipped inside the binary.
+/// The worker, its `dbutils`, and the pipeline analysis with its `dlt`
+/// module, shipped inside the binary.
 pub const KERNEL: &str = include_str!("../../../../python/tarn/kernel.py");
 pub const DBUTILS: &str = include_str!("../../../../python/tarn/dbutils.py");
+pub const PIPELINE: &str = include_str!("../../../../python/tarn/pipeline.py");
+pub const DLT: &str = include_str!("../../../../python/tarn/dlt.py");
 
 /// Environment variables a worker must not inherit: the context sets its own
 /// workspace, token and Spark endpoint.
