@@ -262,6 +262,9 @@ class Analysis:
             self.current.take_from(view, streaming)
             return view.df
         self.current.add_input(name, streaming)
+        if streaming:
+            # Each update points this view at the rows the flow has not read.
+            return self.spark.read.table(stream_view(name))
         return self.spark.read.table(self.full_name(name))
 
     def view_flow(self, name):
@@ -269,18 +272,18 @@ class Analysis:
         return next((f for f in self.flows if self.key(f.target) == key), None)
 
     def read_files(self, path, file_format, options, schema):
-        """A file stream: read as a batch of files; Rust substitutes the
-        files each update has not processed yet."""
-        reader = self.spark.read.format(file_format)
-        batch_options = {k: v for k, v in options.items() if not k.lower().startswith("cloudfiles.")}
-        if batch_options:
-            reader = reader.options(**batch_options)
-        if schema is not None:
-            reader = reader.schema(schema)
-        df = reader.load(path)
+        """A file stream: read through a temporary view that each update
+        points at the files the flow has not processed yet."""
         paths = [path] if isinstance(path, str) else list(path)
+        frames = []
         for one in paths:
-            self.current.add_source({"path": one, "format": file_format, "options": dict(options)})
+            view = files_view(one)
+            source = {"path": one, "format": file_format, "options": dict(options), "view": view}
+            self.current.add_source(source)
+            frames.append(self.spark.read.table(view))
+        df = frames[0]
+        for more in frames[1:]:
+            df = df.unionByName(more, allowMissingColumns=True)
         return df
 
     def read_external_stream(self):
@@ -599,6 +602,22 @@ def relation_base64(df, spark):
     the server for its settings)."""
     relation = df._plan.plan(spark.client)
     return base64.b64encode(relation.SerializeToString()).decode("ascii")
+
+
+def stream_view(name):
+    """The view a streaming read of dataset `name` goes through (the Rust
+    side's `graph::stream_view`)."""
+    bare = name.replace("`", "")
+    if bare.lower().startswith("live."):
+        bare = bare[5:]
+    return f"__tarn_stream__{bare}"
+
+
+def files_view(path):
+    """The view a file stream of `path` goes through."""
+    import hashlib
+
+    return "__tarn_files__" + hashlib.sha1(path.encode()).hexdigest()[:16]
 
 
 def ignore_display(*args, **kwargs):

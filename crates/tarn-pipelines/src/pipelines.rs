@@ -21,8 +21,7 @@ use crate::flows::write::OWNER_PROPERTY;
 use crate::settings::PipelineSettings;
 use crate::updates::state::UpdateState;
 
-/// The tag that marks a pipeline's cluster.
-pub const PIPELINE_TAG: &str = "tarn_pipeline_id";
+pub use tarn_store::PIPELINE_TAG;
 
 #[derive(Debug, Clone)]
 pub struct PipelinesConfig {
@@ -170,7 +169,9 @@ impl Pipelines {
             }
         }
         let dir = self.inner.config.tables_dir.join(&row.pipeline_id);
-        if dir.exists() && let Err(e) = std::fs::remove_dir_all(&dir) {
+        if dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
             tracing::warn!(dir = %dir.display(), error = %e, "removing a deleted pipeline's tables");
         }
         Ok(())

@@ -78,7 +78,8 @@ pub fn plan(defs: Definitions, catalog: &str, schema: &str) -> Result<Plan, Vec<
     let mut flows = Vec::new();
     for flow in defs.flows {
         let Some(target) = out.dataset(&flow.target) else {
-            let message = format!("Flow '{}' writes to '{}', which is not defined in the pipeline", flow.name, flow.target);
+            let message =
+                format!("Flow '{}' writes to '{}', which is not defined in the pipeline", flow.name, flow.target);
             errors.push(error(message, &flow.location));
             continue;
         };
@@ -101,10 +102,8 @@ pub fn plan(defs: Definitions, catalog: &str, schema: &str) -> Result<Plan, Vec<
     }
     match order(&planned) {
         Ok(order) => out.flows = order.into_iter().map(|i| planned[i].clone()).collect(),
-        Err(names) => errors.push(error(
-            format!("The pipeline's flows form a cycle: {}", names.join(" -> ")),
-            &Location::default(),
-        )),
+        Err(names) => errors
+            .push(error(format!("The pipeline's flows form a cycle: {}", names.join(" -> ")), &Location::default())),
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -214,7 +213,11 @@ mod tests {
                 dataset("v", DatasetKind::View),
                 dataset("bronze", DatasetKind::StreamingTable),
             ],
-            flows: vec![flow("gold", "gold", &["LIVE.v", "main.other.ext"]), flow("v", "v", &["bronze"]), flow("bronze", "bronze", &[])],
+            flows: vec![
+                flow("gold", "gold", &["LIVE.v", "main.other.ext"]),
+                flow("v", "v", &["bronze"]),
+                flow("bronze", "bronze", &[]),
+            ],
             errors: vec![],
         };
         let plan = plan(defs, "main", "sales").unwrap();
@@ -227,7 +230,11 @@ mod tests {
     #[test]
     fn cycles_unknown_targets_and_duplicates_are_errors() {
         let defs = Definitions {
-            datasets: vec![dataset("a", DatasetKind::MaterializedView), dataset("b", DatasetKind::MaterializedView), dataset("a", DatasetKind::StreamingTable)],
+            datasets: vec![
+                dataset("a", DatasetKind::MaterializedView),
+                dataset("b", DatasetKind::MaterializedView),
+                dataset("a", DatasetKind::StreamingTable),
+            ],
             flows: vec![flow("a", "a", &["b"]), flow("b", "b", &["a"]), flow("c", "nowhere", &[])],
             errors: vec![],
         };

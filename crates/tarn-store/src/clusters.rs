@@ -29,6 +29,8 @@ pub struct ClusterRow {
 pub const WAREHOUSE_TAG: &str = "SqlEndpointId";
 /// The custom tag of the cluster behind serverless execution contexts.
 pub const SERVERLESS_TAG: &str = "TarnServerless";
+/// Marks the cluster a declarative pipeline's updates run on.
+pub const PIPELINE_TAG: &str = "tarn_pipeline_id";
 
 impl ClusterRow {
     /// A cluster as first recorded: its spec, state and creator, started
@@ -58,7 +60,7 @@ impl ClusterRow {
     /// as on Databricks.
     pub fn is_managed(&self) -> bool {
         let tags = self.spec.get("custom_tags");
-        [WAREHOUSE_TAG, SERVERLESS_TAG].iter().any(|tag| tags.and_then(|t| t.get(*tag)).is_some())
+        [WAREHOUSE_TAG, SERVERLESS_TAG, PIPELINE_TAG].iter().any(|tag| tags.and_then(|t| t.get(*tag)).is_some())
     }
 }
 

@@ -28,7 +28,7 @@ use rusqlite::Connection;
 
 pub use audit::AuditEvent;
 pub use catalog::{CommitOutcome, DeltaCommit, UcObject};
-pub use clusters::{ClusterRow, EventFilter, EventRow, SERVERLESS_TAG, WAREHOUSE_TAG};
+pub use clusters::{ClusterRow, EventFilter, EventRow, PIPELINE_TAG, SERVERLESS_TAG, WAREHOUSE_TAG};
 pub use job_runs::{FINAL_STATES, JobRunRow, RunFilter};
 pub use jobs::JobRow;
 pub use libraries::LibraryRow;

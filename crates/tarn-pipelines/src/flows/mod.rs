@@ -94,7 +94,9 @@ impl FlowEnv {
             let landed = state == "committed" || in_table.is_some_and(|v| v >= batch);
             if landed {
                 if state != "committed" {
-                    self.store.put_flow_batch(&self.pipeline_id, name, batch, "committed", &value).map_err(|e| e.to_string())?;
+                    self.store
+                        .put_flow_batch(&self.pipeline_id, name, batch, "committed", &value)
+                        .map_err(|e| e.to_string())?;
                 }
                 progress.absorb(&value);
             } else {
@@ -111,7 +113,8 @@ impl FlowEnv {
         let target = self.target(flow);
         write::check_ownership(&self.catalog, &target)?;
         let streaming = dataset.kind == DatasetKind::StreamingTable;
-        let (done, batch) = if streaming && !refresh { self.read_progress(flow, &target.dir).await? } else { (Progress::default(), 1) };
+        let (done, batch) =
+            if streaming && !refresh { self.read_progress(flow, &target.dir).await? } else { (Progress::default(), 1) };
         let mut session = EngineSession::open(self.port, &self.user).await.map_err(|e| e.to_string())?;
         let (catalog, schema) = &self.namespace;
         session.use_namespace(Some(catalog), Some(schema)).await.map_err(|e| e.to_string())?;
@@ -146,21 +149,31 @@ impl FlowEnv {
             )
         })?;
         let written: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
-        let data_schema = Arc::new(schema.project(&(0..schema.fields().len() - expectations.len()).collect::<Vec<_>>()).map_err(|e| e.to_string())?);
+        let data_schema = Arc::new(
+            schema
+                .project(&(0..schema.fields().len() - expectations.len()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())?,
+        );
         let mode = if streaming && !refresh {
             Mode::Append { app_id: app_id(&self.pipeline_id, &flow.def.name), version: batch }
         } else {
             Mode::Overwrite
         };
         if streaming {
-            self.store.put_flow_batch(&self.pipeline_id, &flow.def.name, batch, "pending", &now.to_json()).map_err(|e| e.to_string())?;
+            self.store
+                .put_flow_batch(&self.pipeline_id, &flow.def.name, batch, "pending", &now.to_json())
+                .map_err(|e| e.to_string())?;
         }
         let (_, fields) = write::write(&target, data_schema, rows, &mode).await?;
         if streaming {
             if matches!(mode, Mode::Overwrite) {
-                self.store.delete_flow_batches(&self.pipeline_id, &flow.def.name, Some("committed")).map_err(|e| e.to_string())?;
+                self.store
+                    .delete_flow_batches(&self.pipeline_id, &flow.def.name, Some("committed"))
+                    .map_err(|e| e.to_string())?;
             }
-            self.store.put_flow_batch(&self.pipeline_id, &flow.def.name, batch, "committed", &now.to_json()).map_err(|e| e.to_string())?;
+            self.store
+                .put_flow_batch(&self.pipeline_id, &flow.def.name, batch, "committed", &now.to_json())
+                .map_err(|e| e.to_string())?;
         }
         write::register(&self.catalog, &target, dataset, &fields, &self.user)?;
         let data_quality = (!expectations.is_empty()).then(|| quality.to_event(expectations, &dataset.name));
@@ -170,11 +183,18 @@ impl FlowEnv {
     }
 
     /// Points the source's view at the files no batch took; true when there are some.
-    async fn point_files(&self, session: &mut EngineSession, source: &FileSource, done: &Progress, now: &mut Progress) -> Result<bool, String> {
+    async fn point_files(
+        &self,
+        session: &mut EngineSession,
+        source: &FileSource,
+        done: &Progress,
+        now: &mut Progress,
+    ) -> Result<bool, String> {
         let view = source.view.clone().ok_or("a file source has no view to read it through")?;
         let dir = sources::local_dir(&self.files, &source.path)?;
         let listed = sources::list_files(&dir).map_err(|e| format!("Auto Loader path {}: {e}", source.path))?;
-        let new: Vec<PathBuf> = listed.into_iter().filter(|f| !done.files.contains(&f.to_string_lossy().to_string())).collect();
+        let new: Vec<PathBuf> =
+            listed.into_iter().filter(|f| !done.files.contains(&f.to_string_lossy().to_string())).collect();
         let format = source
             .options
             .get("cloudFiles.format")
@@ -198,8 +218,14 @@ impl FlowEnv {
             .collect();
         let schema = (!infer && !columns.is_empty()).then(|| sources::string_schema(&columns));
         let relation = if new.is_empty() {
-            let select = if columns.is_empty() { "NULL AS value".to_string() } else {
-                columns.iter().map(|c| format!("CAST(NULL AS STRING) AS {}", sources::quoted(c))).collect::<Vec<_>>().join(", ")
+            let select = if columns.is_empty() {
+                "NULL AS value".to_string()
+            } else {
+                columns
+                    .iter()
+                    .map(|c| format!("CAST(NULL AS STRING) AS {}", sources::quoted(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             relation::sql(&format!("SELECT {select} WHERE 1 = 0"))
         } else {
@@ -214,7 +240,13 @@ impl FlowEnv {
 
     /// Points the stream view of a pipeline dataset at the data files it
     /// gained since the flow last read it; true when there are some.
-    async fn point_stream(&self, session: &mut EngineSession, input: &str, done: &Progress, now: &mut Progress) -> Result<bool, String> {
+    async fn point_stream(
+        &self,
+        session: &mut EngineSession,
+        input: &str,
+        done: &Progress,
+        now: &mut Progress,
+    ) -> Result<bool, String> {
         let name = bare(input);
         let Some(i) = self.plan.dataset(&name) else {
             return Err(format!("Failed to read dataset '{name}'. Dataset is not defined in the pipeline."));
@@ -247,7 +279,9 @@ impl FlowEnv {
 }
 
 /// Record batches from the engine's Arrow IPC streams, with their schema.
-fn decode(streams: &[bytes::Bytes]) -> Result<(Option<deltalake::arrow::datatypes::SchemaRef>, Vec<RecordBatch>), String> {
+fn decode(
+    streams: &[bytes::Bytes],
+) -> Result<(Option<deltalake::arrow::datatypes::SchemaRef>, Vec<RecordBatch>), String> {
     let mut schema = None;
     let mut rows = Vec::new();
     for stream in streams {

@@ -68,7 +68,10 @@ fn row_text(batch: &RecordBatch, row: usize, data_columns: usize) -> String {
 }
 
 /// The rows to write (verdict columns removed) and the counts.
-pub fn apply(batches: Vec<RecordBatch>, expectations: &[Expectation]) -> Result<(Vec<RecordBatch>, Quality), Violation> {
+pub fn apply(
+    batches: Vec<RecordBatch>,
+    expectations: &[Expectation],
+) -> Result<(Vec<RecordBatch>, Quality), Violation> {
     let n = expectations.len();
     let mut quality = Quality { passed: vec![0; n], failed: vec![0; n], dropped: 0 };
     if n == 0 {
@@ -77,7 +80,11 @@ pub fn apply(batches: Vec<RecordBatch>, expectations: &[Expectation]) -> Result<
     let mut kept = Vec::with_capacity(batches.len());
     for batch in batches {
         let data_columns = batch.num_columns().saturating_sub(n);
-        let verdicts = verdicts(&batch, n).map_err(|e| Violation { expectation: String::new(), condition: String::new(), row: e })?;
+        let verdicts = verdicts(&batch, n).map_err(|e| Violation {
+            expectation: String::new(),
+            condition: String::new(),
+            row: e,
+        })?;
         let mut keep = vec![true; batch.num_rows()];
         for (i, (verdict, expectation)) in verdicts.iter().zip(expectations).enumerate() {
             for (row, keep_row) in keep.iter_mut().enumerate() {
@@ -107,8 +114,11 @@ pub fn apply(batches: Vec<RecordBatch>, expectations: &[Expectation]) -> Result<
             row: e.to_string(),
         })?;
         let mask = BooleanArray::from(keep);
-        let filtered = filter_record_batch(&data, &mask)
-            .map_err(|e| Violation { expectation: String::new(), condition: String::new(), row: e.to_string() })?;
+        let filtered = filter_record_batch(&data, &mask).map_err(|e| Violation {
+            expectation: String::new(),
+            condition: String::new(),
+            row: e.to_string(),
+        })?;
         kept.push(filtered);
     }
     Ok((kept, quality))
@@ -138,12 +148,11 @@ mod tests {
 
     #[test]
     fn drop_removes_rows_warn_keeps_them_and_null_fails() {
-        let rows = batch(vec![1, 2, 3, 4], vec![Some(true), Some(false), None, Some(true)], vec![
-            Some(false),
-            Some(true),
-            Some(true),
-            Some(true),
-        ]);
+        let rows = batch(
+            vec![1, 2, 3, 4],
+            vec![Some(true), Some(false), None, Some(true)],
+            vec![Some(false), Some(true), Some(true), Some(true)],
+        );
         let expectations = [expectation("a", Action::Drop), expectation("b", Action::Warn)];
         let (kept, quality) = apply(vec![rows], &expectations).unwrap();
         assert_eq!(quality, Quality { passed: vec![2, 3], failed: vec![2, 1], dropped: 2 });
@@ -155,7 +164,8 @@ mod tests {
     #[test]
     fn fail_names_the_expectation_and_the_row() {
         let rows = batch(vec![7, 8], vec![Some(true), Some(false)], vec![Some(true), Some(true)]);
-        let violation = apply(vec![rows], &[expectation("a", Action::Fail), expectation("b", Action::Warn)]).unwrap_err();
+        let violation =
+            apply(vec![rows], &[expectation("a", Action::Fail), expectation("b", Action::Warn)]).unwrap_err();
         assert_eq!(violation.expectation, "a");
         assert_eq!(violation.row, "{id: 8}");
     }

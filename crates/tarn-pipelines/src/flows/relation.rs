@@ -6,8 +6,7 @@
 use base64::Engine as _;
 use prost::Message;
 use spark_connect_proto::{
-    Command, CreateDataFrameViewCommand, Expression, Project, Read, Relation, Sql, command, expression, read,
-    relation,
+    Command, CreateDataFrameViewCommand, Expression, Project, Read, Relation, Sql, command, expression, read, relation,
 };
 
 use crate::graph::Expectation;
@@ -45,7 +44,8 @@ pub fn with_verdicts(query: Relation, expectations: &[Expectation]) -> Relation 
         let condition = expression(expression::ExprType::ExpressionString(expression::ExpressionString {
             expression: e.condition.clone(),
         }));
-        let alias = expression::Alias { expr: Some(Box::new(condition)), name: vec![verdict_column(i)], metadata: None };
+        let alias =
+            expression::Alias { expr: Some(Box::new(condition)), name: vec![verdict_column(i)], metadata: None };
         expressions.push(expression(expression::ExprType::Alias(Box::new(alias))));
     }
     let project = Project { input: Some(Box::new(query)), expressions };
@@ -68,6 +68,7 @@ pub fn files(format: &str, paths: Vec<String>, schema: Option<String>, options: 
 
 /// `CREATE OR REPLACE TEMPORARY VIEW name` over `input`.
 pub fn temp_view(name: &str, input: Relation) -> Command {
-    let view = CreateDataFrameViewCommand { input: Some(input), name: name.to_string(), is_global: false, replace: true };
+    let view =
+        CreateDataFrameViewCommand { input: Some(input), name: name.to_string(), is_global: false, replace: true };
     Command { command_type: Some(command::CommandType::CreateDataframeView(view)) }
 }

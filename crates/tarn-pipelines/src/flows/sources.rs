@@ -71,7 +71,11 @@ pub fn is_true(options: &Map<String, Value>, name: &str) -> bool {
 
 /// The columns Auto Loader finds in `files` for JSON and CSV, in the order
 /// they first appear (None for formats that carry their schema).
-pub fn sample_columns(format: &str, files: &[PathBuf], options: &Map<String, Value>) -> Result<Option<Vec<String>>, String> {
+pub fn sample_columns(
+    format: &str,
+    files: &[PathBuf],
+    options: &Map<String, Value>,
+) -> Result<Option<Vec<String>>, String> {
     let mut columns: Vec<String> = Vec::new();
     let mut add = |name: &str| {
         if !columns.iter().any(|c| c == name) {

@@ -10,10 +10,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use deltalake::DeltaTable;
-use deltalake::arrow::datatypes::SchemaRef;
+use std::sync::Arc;
+
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use serde_json::{Map, Value, json};
@@ -64,10 +67,46 @@ pub async fn committed_batch(dir: &std::path::Path, app_id: &str) -> Result<Opti
     state.transaction_version(table.log_store().as_ref(), app_id).await.map_err(|e| e.to_string())
 }
 
+/// Delta's timestamps: microseconds, UTC-adjusted (`TIMESTAMP`) or without
+/// a zone (`TIMESTAMP_NTZ`); engines send other units and zone names.
+fn delta_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Timestamp(_, Some(_)) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        DataType::Timestamp(_, None) => DataType::Timestamp(TimeUnit::Microsecond, None),
+        other => other.clone(),
+    }
+}
+
+fn for_delta(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
+    if schema.fields().iter().all(|f| &delta_type(f.data_type()) == f.data_type()) {
+        return Ok((schema, batches));
+    }
+    let fields: Vec<Field> =
+        schema.fields().iter().map(|f| f.as_ref().clone().with_data_type(delta_type(f.data_type()))).collect();
+    let target = Arc::new(Schema::new(fields));
+    let cast = |batch: RecordBatch| -> Result<RecordBatch, String> {
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(target.fields())
+            .map(|(c, f)| cast(c, f.data_type()).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())
+    };
+    let batches = batches.into_iter().map(cast).collect::<Result<Vec<_>, _>>()?;
+    Ok((target, batches))
+}
+
 /// Writes `batches` (of `schema`) and answers the table's new version and
 /// its schema's fields as JSON.
-pub async fn write(target: &Target, schema: SchemaRef, batches: Vec<RecordBatch>, mode: &Mode) -> Result<(i64, Vec<Value>), String> {
+pub async fn write(
+    target: &Target,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    mode: &Mode,
+) -> Result<(i64, Vec<Value>), String> {
     let table = open(&target.dir).await?;
+    let (schema, batches) = for_delta(schema, batches)?;
     let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
     let mut properties = CommitProperties::default();
     let (save, schema_mode) = match mode {
@@ -103,10 +142,9 @@ fn owner_of(info: &Value) -> Option<&str> {
 /// Refuses a name that a table outside this pipeline already has.
 pub fn check_ownership(catalog: &Catalog, target: &Target) -> Result<(), String> {
     match catalog.get(Kind::Table, &target.full_name) {
-        Ok(info) if owner_of(&info) != Some(target.pipeline_id.as_str()) => Err(format!(
-            "Table '{}' already exists and is not managed by this pipeline",
-            target.full_name
-        )),
+        Ok(info) if owner_of(&info) != Some(target.pipeline_id.as_str()) => {
+            Err(format!("Table '{}' already exists and is not managed by this pipeline", target.full_name))
+        }
         Ok(_) | Err(CatalogError::NotFound { .. }) => Ok(()),
         Err(e) => Err(e.to_string()),
     }
@@ -123,7 +161,13 @@ fn properties(dataset: &Dataset, pipeline_id: &str) -> BTreeMap<String, String> 
 }
 
 /// Creates or refreshes the dataset's catalog entry after a write.
-pub fn register(catalog: &Catalog, target: &Target, dataset: &Dataset, fields: &[Value], user: &str) -> Result<(), String> {
+pub fn register(
+    catalog: &Catalog,
+    target: &Target,
+    dataset: &Dataset,
+    fields: &[Value],
+    user: &str,
+) -> Result<(), String> {
     let columns = tarn_lake::uc_columns(fields, &dataset.partition_cols);
     let props = properties(dataset, &target.pipeline_id);
     match catalog.get(Kind::Table, &target.full_name) {

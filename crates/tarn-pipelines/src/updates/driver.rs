@@ -34,7 +34,13 @@ struct Run {
     stopped: watch::Receiver<bool>,
 }
 
-pub(super) async fn drive(pipelines: Pipelines, pipeline: PipelineRow, update: UpdateRow, user: String, stopped: watch::Receiver<bool>) {
+pub(super) async fn drive(
+    pipelines: Pipelines,
+    pipeline: PipelineRow,
+    update: UpdateRow,
+    user: String,
+    stopped: watch::Receiver<bool>,
+) {
     let log = UpdateLog::new(pipelines.inner.store.clone(), &pipeline.pipeline_id, &pipeline.name, &update.update_id);
     let request = StartUpdate::from_json(&update.request);
     log.create_update(&request.cause, request.full_refresh);
@@ -44,7 +50,9 @@ pub(super) async fn drive(pipelines: Pipelines, pipeline: PipelineRow, update: U
         Err(e) => return run.end(Err(Stop::Failed(e.to_string()))),
     };
     let outcome = run.phases(&pipeline, &settings, &request).await;
-    if !settings.development && let Err(e) = run.pipelines.cluster(&pipeline.pipeline_id, false).stop(&run.user) {
+    if !settings.development
+        && let Err(e) = run.pipelines.cluster(&pipeline.pipeline_id, false).stop(&run.user)
+    {
         tracing::warn!(pipeline_id = pipeline.pipeline_id, error = %e, "stopping a pipeline's cluster");
     }
     run.end(outcome);
@@ -80,7 +88,12 @@ impl Run {
         self.log.update_progress(&self.update.state);
     }
 
-    async fn phases(&mut self, pipeline: &PipelineRow, settings: &PipelineSettings, request: &StartUpdate) -> Result<(), Stop> {
+    async fn phases(
+        &mut self,
+        pipeline: &PipelineRow,
+        settings: &PipelineSettings,
+        request: &StartUpdate,
+    ) -> Result<(), Stop> {
         self.advance()?;
         let cluster = self.pipelines.cluster(&pipeline.pipeline_id, settings.development);
         let engine = cluster.engine(&self.user).await.map_err(|e| Stop::Failed(e.to_string()))?;
@@ -90,7 +103,8 @@ impl Run {
         self.advance()?;
         let definitions = self.definitions(settings, &engine.cluster_id).await?;
         self.advance()?;
-        let plan = plan(definitions, &settings.catalog, &settings.schema).map_err(|errors| Stop::Failed(describe(&errors)))?;
+        let plan =
+            plan(definitions, &settings.catalog, &settings.schema).map_err(|errors| Stop::Failed(describe(&errors)))?;
         for flow in &plan.flows {
             let inputs: Vec<String> = flow.reads.iter().map(|&i| plan.datasets[i].full_name.clone()).collect();
             let dataset = &plan.datasets[flow.target];
@@ -136,11 +150,8 @@ impl Run {
         let loaded = crate::sources::load(&self.pipelines.inner.files, &settings.libraries);
         let mut definitions = loaded.sql;
         if !loaded.python.is_empty() {
-            let known: Vec<Value> = definitions
-                .datasets
-                .iter()
-                .map(|d| serde_json::json!({"name": d.name, "kind": d.kind}))
-                .collect();
+            let known: Vec<Value> =
+                definitions.datasets.iter().map(|d| serde_json::json!({"name": d.name, "kind": d.kind})).collect();
             let request = serde_json::json!({
                 "catalog": settings.catalog,
                 "schema": settings.schema,
@@ -204,11 +215,18 @@ impl Run {
             let stop_now = failure.is_some() || *self.stopped.borrow();
             if !stop_now {
                 for i in 0..n {
-                    let ready = !started.contains(&i) && !done.contains(&i) && env.plan.flows[i].after.iter().all(|j| done.contains(j));
+                    let ready = !started.contains(&i)
+                        && !done.contains(&i)
+                        && env.plan.flows[i].after.iter().all(|j| done.contains(j));
                     if ready {
                         started.insert(i);
-                        let (flow, dataset) = (&env.plan.flows[i].def.name, &env.plan.datasets[env.plan.flows[i].target].full_name);
-                        self.log.flow_progress(flow, dataset, &FlowReport { status: "RUNNING", ..FlowReport::default() });
+                        let (flow, dataset) =
+                            (&env.plan.flows[i].def.name, &env.plan.datasets[env.plan.flows[i].target].full_name);
+                        self.log.flow_progress(
+                            flow,
+                            dataset,
+                            &FlowReport { status: "RUNNING", ..FlowReport::default() },
+                        );
                         let env = env.clone();
                         let refresh = refresh(i);
                         running.spawn(async move { (i, env.run(&env.plan.flows[i], refresh).await) });

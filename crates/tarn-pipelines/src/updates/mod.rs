@@ -147,7 +147,12 @@ impl Pipelines {
             next.end_time = Some(now_ms());
         }
         if !self.store().transition_pipeline_update(&next, from.as_str())? {
-            tracing::warn!(update_id = update.update_id, from = from.as_str(), ?event, "a stale update transition was refused");
+            tracing::warn!(
+                update_id = update.update_id,
+                from = from.as_str(),
+                ?event,
+                "a stale update transition was refused"
+            );
             let current = self.store().get_pipeline_update(&update.update_id)?;
             if let Some(current) = current {
                 *update = current;
