@@ -17,6 +17,8 @@ use tarn_compute::{CatalogDirectory, ClusterManager, ComputeConfig};
 use tarn_store::Store;
 use tower::ServiceExt;
 
+mod views;
+
 struct Fixture {
     app: axum::Router,
     token: String,
