@@ -11,10 +11,10 @@
 //! under that id).
 //!
 //! Handlers extract typed input, call the domain and convert. Wire shapes
-//! (the JSON the official clients send and expect) are built here; the
-//! exceptions are the Jobs API's run view and notification destinations,
-//! which `tarn-jobs` still answers as JSON. Unknown routes answer JSON 404
-//! `ENDPOINT_NOT_FOUND`, never HTML.
+//! (the JSON the official clients send and expect) are built here, the
+//! Jobs API's run view included: [`render_run`] is also what `tarn serve`
+//! gives the jobs `Notifier` for generic webhooks. Unknown routes answer
+//! JSON 404 `ENDPOINT_NOT_FOUND`, never HTML.
 
 mod auth;
 mod body;
@@ -32,6 +32,7 @@ use tokio::net::TcpListener;
 
 pub use auth::{AuditLog, Caller};
 pub use error::ApiFailure;
+pub use routes::jobs::view::render_run;
 
 /// What every handler may reach.
 #[derive(Clone)]

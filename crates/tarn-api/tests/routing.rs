@@ -17,6 +17,8 @@ use tarn_compute::{CatalogDirectory, ClusterManager, ComputeConfig};
 use tarn_store::Store;
 use tower::ServiceExt;
 
+mod views;
+
 struct Fixture {
     app: axum::Router,
     token: String,
@@ -103,7 +105,9 @@ fn fixture(name: &str) -> Fixture {
         cost_per_core_hour: 0.1,
     };
     let destinations = tarn_jobs::Destinations::new(store.clone());
-    let notifier = tarn_jobs::Notifier::new(destinations.clone(), tarn_jobs::SmtpConfig::default(), "1234".into());
+    let render: tarn_jobs::RenderRun = Arc::new(tarn_api::render_run);
+    let notifier =
+        tarn_jobs::Notifier::new(destinations.clone(), tarn_jobs::SmtpConfig::default(), "1234".into(), render);
     let state = AppState {
         runs: tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier, runs_config),
         destinations,

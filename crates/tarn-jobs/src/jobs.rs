@@ -1,6 +1,7 @@
 //! `Jobs`: job definitions created, read, changed and deleted with the
 //! Jobs API's rules (settings checked whole before anything is stored;
-//! `update` merges tasks and job clusters by key).
+//! `update` merges tasks and job clusters by key). They come typed: whole
+//! settings as [`JobSettings`], a change as a [`JobUpdate`].
 
 use std::sync::Arc;
 
@@ -23,6 +24,59 @@ pub struct JobList {
 const KEYED_ARRAYS: &[(&str, &str)] =
     &[("tasks", "task_key"), ("job_clusters", "job_cluster_key"), ("environments", "environment_key")];
 
+/// `jobs/update`'s request: top-level fields to set (tasks, job clusters
+/// and environments merge by key) and fields to remove.
+#[derive(Debug, Clone, Default)]
+pub struct JobUpdate {
+    new_settings: Map<String, Value>,
+    fields_to_remove: Vec<Removal>,
+}
+
+/// A field `fields_to_remove` names: a top-level field (`schedule`) or an
+/// entry of a keyed array (`tasks/train`).
+#[derive(Debug, Clone)]
+enum Removal {
+    Field(String),
+    Entry { array: String, key: &'static str, value: String },
+}
+
+impl JobUpdate {
+    /// Reads the request's parts: `fields_to_remove` must name fields or
+    /// entries of keyed arrays, `new_settings` (if given) be an object.
+    pub fn new(new_settings: Option<Value>, fields_to_remove: &[String]) -> Result<Self> {
+        let fields_to_remove = fields_to_remove.iter().map(|f| Removal::parse(f)).collect::<Result<_>>()?;
+        let new_settings = match new_settings {
+            Some(Value::Object(new)) => new,
+            Some(Value::Null) | None => Map::new(),
+            Some(_) => return Err(invalid("new_settings must be a JSON object")),
+        };
+        Ok(Self { new_settings, fields_to_remove })
+    }
+}
+
+impl Removal {
+    fn parse(field: &str) -> Result<Self> {
+        let Some((array, value)) = field.split_once('/') else { return Ok(Removal::Field(field.to_string())) };
+        let Some((_, key)) = KEYED_ARRAYS.iter().find(|(f, _)| *f == array) else {
+            return Err(invalid(format!("fields_to_remove: '{field}' names no keyed array")));
+        };
+        Ok(Removal::Entry { array: array.to_string(), key, value: value.to_string() })
+    }
+
+    fn apply(&self, settings: &mut Map<String, Value>) {
+        match self {
+            Removal::Field(field) => {
+                settings.remove(field);
+            }
+            Removal::Entry { array, key, value } => {
+                if let Some(Value::Array(items)) = settings.get_mut(array) {
+                    items.retain(|item| key_of(item, key) != Some(value.as_str()));
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Jobs {
     store: Arc<Store>,
@@ -39,18 +93,26 @@ impl Jobs {
         Self { store, cluster_exists }
     }
 
-    pub(crate) fn check(&self, settings: &Value) -> Result<JobSettings> {
+    pub(crate) fn check(&self, settings: &JobSettings) -> Result<()> {
         validate(settings, &*self.cluster_exists)
     }
 
-    pub fn create(&self, creator: &str, settings: Value) -> Result<i64> {
+    /// Stores a new job; `name` and `max_concurrent_runs` default to
+    /// `Untitled` and 1 when left out.
+    pub fn create(&self, creator: &str, settings: JobSettings) -> Result<i64> {
         let mut settings = settings;
-        if let Some(map) = settings.as_object_mut() {
-            map.entry("name").or_insert_with(|| Value::String("Untitled".into()));
-            map.entry("max_concurrent_runs").or_insert(Value::from(1));
+        if let Some(map) = settings.raw.as_object_mut() {
+            if !map.contains_key("name") {
+                map.insert("name".into(), Value::String("Untitled".into()));
+                settings.name = Some("Untitled".into());
+            }
+            if !map.contains_key("max_concurrent_runs") {
+                map.insert("max_concurrent_runs".into(), Value::from(1));
+                settings.max_concurrent_runs = Some(1);
+            }
         }
         self.check(&settings)?;
-        Ok(self.store.create_job(creator, &settings, now_ms())?)
+        Ok(self.store.create_job(creator, &settings.raw, now_ms())?)
     }
 
     pub fn get(&self, job_id: i64) -> Result<JobRow> {
@@ -71,37 +133,30 @@ impl Jobs {
     }
 
     /// Replaces a job's settings whole.
-    pub fn reset(&self, job_id: i64, settings: Value) -> Result<()> {
+    pub fn reset(&self, job_id: i64, settings: JobSettings) -> Result<()> {
         self.get(job_id)?;
         self.check(&settings)?;
-        self.store.set_job_settings(job_id, &settings)?;
+        self.store.set_job_settings(job_id, &settings.raw)?;
         Ok(())
     }
 
     /// Changes the named top-level fields; tasks, job clusters and
-    /// environments merge by key. `fields_to_remove` drops fields
-    /// (`schedule`) or keyed entries (`tasks/train`).
-    pub fn update(&self, job_id: i64, new_settings: Option<Value>, fields_to_remove: &[String]) -> Result<()> {
+    /// environments merge by key; the fields to remove go first.
+    pub fn update(&self, job_id: i64, change: JobUpdate) -> Result<()> {
         let job = self.get(job_id)?;
         let mut settings = match job.settings {
             Value::Object(map) => map,
             _ => Map::new(),
         };
-        for field in fields_to_remove {
-            remove(&mut settings, field)?;
+        for removal in &change.fields_to_remove {
+            removal.apply(&mut settings);
         }
-        match new_settings {
-            Some(Value::Object(new)) => {
-                for (field, value) in new {
-                    merge(&mut settings, field, value);
-                }
-            }
-            Some(Value::Null) | None => {}
-            Some(_) => return Err(invalid("new_settings must be a JSON object")),
+        for (field, value) in change.new_settings {
+            merge(&mut settings, field, value);
         }
-        let settings = Value::Object(settings);
+        let settings = JobSettings::from_value(Value::Object(settings))?;
         self.check(&settings)?;
-        self.store.set_job_settings(job_id, &settings)?;
+        self.store.set_job_settings(job_id, &settings.raw)?;
         Ok(())
     }
 
@@ -134,24 +189,6 @@ fn merge(settings: &mut Map<String, Value>, field: String, value: Value) {
     }
 }
 
-fn remove(settings: &mut Map<String, Value>, field: &str) -> Result<()> {
-    match field.split_once('/') {
-        None => {
-            settings.remove(field);
-            Ok(())
-        }
-        Some((array, key_value)) => {
-            let Some((_, key)) = KEYED_ARRAYS.iter().find(|(f, _)| *f == array) else {
-                return Err(invalid(format!("fields_to_remove: '{field}' names no keyed array")));
-            };
-            if let Some(Value::Array(items)) = settings.get_mut(array) {
-                items.retain(|item| key_of(item, key) != Some(key_value));
-            }
-            Ok(())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,17 +197,14 @@ mod tests {
     #[test]
     fn update_merges_tasks_by_key_and_removes_fields() {
         let jobs = Jobs::new(Arc::new(Store::open_in_memory().unwrap()), Arc::new(|_: &str| false));
-        let id = jobs
-            .create(
-                "ann",
-                json!({"name": "j", "schedule": {"quartz_cron_expression": "* * * * * ?", "timezone_id": "UTC"},
-                       "tasks": [{"task_key": "a", "notebook_task": {"notebook_path": "/a"}},
-                                 {"task_key": "b", "notebook_task": {"notebook_path": "/b"}}]}),
-            )
-            .unwrap();
+        let settings = json!({"name": "j", "schedule": {"quartz_cron_expression": "* * * * * ?", "timezone_id": "UTC"},
+                              "tasks": [{"task_key": "a", "notebook_task": {"notebook_path": "/a"}},
+                                        {"task_key": "b", "notebook_task": {"notebook_path": "/b"}}]});
+        let id = jobs.create("ann", JobSettings::from_value(settings).unwrap()).unwrap();
         let new = json!({"tasks": [{"task_key": "a", "notebook_task": {"notebook_path": "/a2"}},
                                    {"task_key": "c", "notebook_task": {"notebook_path": "/c"}}]});
-        jobs.update(id, Some(new), &["schedule".into(), "tasks/b".into()]).unwrap();
+        let change = JobUpdate::new(Some(new), &["schedule".into(), "tasks/b".into()]).unwrap();
+        jobs.update(id, change).unwrap();
         let settings = jobs.get(id).unwrap().settings;
         let paths: Vec<&str> = settings["tasks"]
             .as_array()
@@ -184,7 +218,9 @@ mod tests {
         // A refused update leaves the job as it was.
         let cycle = json!({"tasks": [{"task_key": "a", "depends_on": [{"task_key": "c"}], "notebook_task": {}},
                                      {"task_key": "c", "depends_on": [{"task_key": "a"}], "notebook_task": {}}]});
-        assert!(jobs.update(id, Some(cycle), &[]).is_err());
+        assert!(jobs.update(id, JobUpdate::new(Some(cycle), &[]).unwrap()).is_err());
+        assert!(JobUpdate::new(Some(json!([])), &[]).is_err());
+        assert!(JobUpdate::new(None, &["nope/x".into()]).is_err());
         assert_eq!(jobs.get(id).unwrap().settings, settings);
         jobs.delete(id).unwrap();
         assert!(matches!(jobs.get(id), Err(JobsError::NotFound(_))));

@@ -14,7 +14,13 @@
 //! [`TaskRunner`] trait; [`Engines`] is the real runner, and
 //! `tests/driving.rs` drives runs with a fake one.
 //!
-//! `tarn-api` serves them as the Jobs API 2.1 and 2.2.
+//! Requests come typed (`JobSettings`, `JobUpdate`, `RunNow`, `Submit`)
+//! and runs are answered as records (`RunRecord`, `TaskRunRecord`,
+//! `OutputRecord`), destinations as `Destination`s: the Jobs API's JSON is
+//! not built here (a webhook's envelope and the `state` object a run's
+//! document stores aside). `tarn-api` serves them as the Jobs API 2.1 and
+//! 2.2, and its run view is the [`RenderRun`] a `Notifier` posts to
+//! generic webhooks.
 
 mod error;
 mod jobs;
@@ -28,9 +34,10 @@ pub mod tasks;
 pub mod triggers;
 
 pub use error::{JobsError, Result};
-pub use jobs::{JobList, Jobs};
-pub use notify::{Destinations, Notifier, SmtpConfig};
-pub use runs::{RepairRequest, RunNow, Runs, RunsConfig, Submit};
+pub use jobs::{JobList, JobUpdate, Jobs};
+pub use notify::{Destination, DestinationConfig, Destinations, Notifier, RenderRun, Secret, SmtpConfig, WebhookKind};
+pub use runs::{OutputRecord, RepairRequest, RunNow, RunOrTask, RunRecord, Runs, RunsConfig, Submit, TaskRunRecord};
+pub use settings::JobSettings;
 pub use spec::validate;
 pub use tarn_store::{JobRow, RunFilter};
 pub use tasks::{Engines, TaskRunner};

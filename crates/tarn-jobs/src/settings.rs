@@ -1,7 +1,8 @@
-//! A job's settings, typed: what `spec` checks at create and what runs are
-//! driven by. Fields tarn does not act on are kept only in the settings as
-//! sent (stored whole and shown back as they came); each task keeps its
-//! own JSON too, as references resolve in it and task runners read it.
+//! A job's settings, typed: what tarn-api reads a request's settings into,
+//! what `spec` checks at create and what runs are driven by. Fields tarn
+//! does not act on are kept only in the settings as sent (`raw`: stored
+//! whole and shown back as they came); each task keeps its own JSON too,
+//! as references resolve in it and task runners read it.
 
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ pub struct JobSettings {
     pub health: Health,
     #[serde(flatten)]
     pub alerts: Alerts,
+    /// The settings as sent (as stored).
+    #[serde(skip)]
+    pub raw: Value,
 }
 
 /// One task's settings, with its JSON as sent.
@@ -229,16 +233,22 @@ impl JobSettings {
     /// Reads settings as sent (or as stored); a field of the wrong type is
     /// refused, naming it.
     pub fn parse(settings: &Value) -> Result<Self> {
+        Self::from_value(settings.clone())
+    }
+
+    /// As [`JobSettings::parse`], keeping `settings` itself as the raw JSON.
+    pub fn from_value(settings: Value) -> Result<Self> {
         if !settings.is_object() {
             return Err(invalid("Job settings must be a JSON object"));
         }
-        let mut parsed: JobSettings = parse(settings, "job settings")?;
+        let mut parsed: JobSettings = parse(&settings, "job settings")?;
         let tasks = match settings.get("tasks") {
             None | Some(Value::Null) => &[][..],
             Some(Value::Array(tasks)) => tasks.as_slice(),
             Some(_) => return Err(invalid("Invalid job settings: tasks must be an array")),
         };
         parsed.tasks = tasks.iter().map(TaskSettings::parse).collect::<Result<_>>()?;
+        parsed.raw = settings;
         Ok(parsed)
     }
 

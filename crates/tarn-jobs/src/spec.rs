@@ -69,10 +69,9 @@ fn non_negative(value: Option<i64>, what: &str) -> Result<()> {
     }
 }
 
-/// Checks `settings` (a JobSettings object) and answers them typed;
-/// `cluster_exists` answers whether an `existing_cluster_id` names a cluster.
-pub fn validate(settings: &Value, cluster_exists: &dyn Fn(&str) -> bool) -> Result<JobSettings> {
-    let parsed = JobSettings::parse(settings)?;
+/// Checks settings read with [`JobSettings::parse`]; `cluster_exists`
+/// answers whether an `existing_cluster_id` names a cluster.
+pub fn validate(parsed: &JobSettings, cluster_exists: &dyn Fn(&str) -> bool) -> Result<()> {
     if let Some(n) = parsed.max_concurrent_runs.filter(|n| !(0..=1000).contains(n)) {
         return Err(invalid(format!("max_concurrent_runs must be between 0 and 1000, got {n}")));
     }
@@ -100,8 +99,7 @@ pub fn validate(settings: &Value, cluster_exists: &dyn Fn(&str) -> bool) -> Resu
         check_references(&task.raw, &scope, task)?;
     }
     check_acyclic(tasks)?;
-    crate::schedule::check(settings)?;
-    Ok(parsed)
+    crate::schedule::check(&parsed.raw)
 }
 
 fn check_task(task: &TaskSettings, defined: &Defined<'_>) -> Result<()> {
@@ -304,7 +302,7 @@ mod tests {
     use serde_json::json;
 
     fn check(settings: Value) -> Result<()> {
-        validate(&settings, &|id| id == "0101-000000-abcdefgh").map(drop)
+        validate(&JobSettings::from_value(settings)?, &|id| id == "0101-000000-abcdefgh")
     }
 
     fn message(settings: Value) -> String {

@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
+use tarn_compute::cluster::NewCluster;
 use tarn_jobs::tasks::{Attempt, BoxFuture, Ending, Outcome, TaskRunner};
-use tarn_jobs::{Destinations, Jobs, Notifier, RepairRequest, RunNow, Runs, RunsConfig, SmtpConfig};
+use tarn_jobs::{Destinations, JobSettings, Jobs, Notifier, RepairRequest, RunNow, Runs, RunsConfig, SmtpConfig};
 use tarn_store::{JobRunRow, Store};
 
 #[derive(Default)]
@@ -88,7 +89,7 @@ impl TaskRunner for Runner {
         Box::pin(async { Ok(()) })
     }
 
-    fn create_job_cluster(&self, _: &Value, run_id: i64, key: &str, _: &str) -> Result<String, String> {
+    fn create_job_cluster(&self, _: NewCluster, run_id: i64, key: &str, _: &str) -> Result<String, String> {
         let id = format!("job-{run_id}-{key}");
         self.0.clusters_created.lock().unwrap().push(id.clone());
         Ok(id)
@@ -108,7 +109,8 @@ fn tarn(store: &Arc<Store>, runner: &Runner, home: &std::path::Path) -> (Jobs, R
     let jobs = Jobs::new(store.clone(), Arc::new(|id: &str| id == "0101-000000-existing"));
     let destinations = Destinations::new(store.clone());
     let smtp = SmtpConfig { host: None, port: 25, from: "tarn@localhost".into(), username: None, password: None };
-    let notifier = Notifier::new(destinations, smtp, "1".into());
+    // Runs here notify no one; a run's JSON is tarn-api's to make.
+    let notifier = Notifier::new(destinations, smtp, "1".into(), Arc::new(|run| json!({"run_id": run.row().run_id})));
     let config = RunsConfig {
         home: home.to_path_buf(),
         max_parallel_tasks: 8,
@@ -138,7 +140,7 @@ impl World {
     }
 
     fn run_now(&self, settings: Value) -> i64 {
-        let job_id = self.jobs.create("ann", settings).unwrap();
+        let job_id = self.jobs.create("ann", JobSettings::from_value(settings).unwrap()).unwrap();
         self.runs.run_now(job_id, "ann", RunNow::default()).unwrap()
     }
 
@@ -299,7 +301,7 @@ async fn a_cancel_during_a_retry_wait_ends_the_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repair_reruns_the_failed_tasks_and_keeps_the_rest() {
     let w = World::new();
-    let run_id = w.run_now(json!({"name": "repair", "job_clusters": [{"job_cluster_key": "main", "new_cluster": {}}],
+    let run_id = w.run_now(json!({"name": "repair", "job_clusters": [{"job_cluster_key": "main", "new_cluster": {"spark_version": "15.4.x-scala2.12"}}],
         "tasks": [notebook("a", "/ok", &[]), notebook("b", "/flaky/1", &["a"]), notebook("c", "/ok", &["b"])]}));
     w.runs.wait(run_id).await;
     let ended = w.ended(run_id);
@@ -359,7 +361,7 @@ impl Process {
 
     fn run_now(&self, settings: Value) -> i64 {
         let _inside = self.runtime.enter();
-        let job_id = self.jobs.create("ann", settings).unwrap();
+        let job_id = self.jobs.create("ann", JobSettings::from_value(settings).unwrap()).unwrap();
         self.runs.run_now(job_id, "ann", RunNow::default()).unwrap()
     }
 
@@ -478,7 +480,7 @@ async fn job_clusters_are_created_once_and_stopped_with_the_run() {
         t
     };
     let run_id = w
-        .run_now(json!({"name": "clusters", "job_clusters": [{"job_cluster_key": "main", "new_cluster": {}}],
+        .run_now(json!({"name": "clusters", "job_clusters": [{"job_cluster_key": "main", "new_cluster": {"spark_version": "15.4.x-scala2.12"}}],
         "tasks": [task("a", &[]), task("b", &["a"]), task("c", &["a"])]}));
     w.runs.wait(run_id).await;
     assert_eq!(result(&w.run(run_id)), ("TERMINATED", Some("SUCCESS")));

@@ -172,7 +172,9 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         cost_per_core_hour: config.cost_per_core_hour,
     };
     let destinations = tarn_jobs::Destinations::new(store.clone());
-    let notifier = tarn_jobs::Notifier::new(destinations.clone(), config.smtp.clone(), workspace_id.clone());
+    // A generic webhook is posted the run as `runs/get` shows it.
+    let render: tarn_jobs::RenderRun = Arc::new(tarn_api::render_run);
+    let notifier = tarn_jobs::Notifier::new(destinations.clone(), config.smtp.clone(), workspace_id.clone(), render);
     let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier, runs_config);
     let recovered = runs.recover().map_err(|e| e.to_string())?;
     let triggers = tarn_jobs::triggers::spawn(runs.clone(), files.clone());

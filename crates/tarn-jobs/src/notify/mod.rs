@@ -1,9 +1,11 @@
 //! Run notifications: on start, success, failure and a duration threshold
 //! exceeded, to the email addresses (SMTP through `lettre`) and webhook
-//! destinations (an HTTP POST of the run's JSON) a job or one of its tasks
-//! names. Delivery runs in the
-//! background with retries; a failure to notify is logged, never fails the
-//! run, and never logs a destination's URL or credentials.
+//! destinations a job or one of its tasks names. A generic webhook gets an
+//! HTTP POST of the run's JSON, made by the [`RenderRun`] the `Notifier` is
+//! given (tarn-api's run view, wired by `tarn serve`); Slack, Teams and
+//! email get a summary in words. Delivery runs in the background with
+//! retries; a failure to notify is logged, never fails the run, and never
+//! logs a destination's URL or credentials.
 
 mod destinations;
 
@@ -14,9 +16,14 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::{Value, json};
-use tarn_store::DestinationRow;
 
-pub use destinations::Destinations;
+pub use destinations::{Destination, DestinationConfig, Destinations, Secret, WebhookKind};
+
+use crate::runs::RunOrTask;
+
+/// Makes a run's (or task run's) JSON as `runs/get` shows it, for generic
+/// webhooks.
+pub type RenderRun = Arc<dyn Fn(&RunOrTask) -> Value + Send + Sync>;
 
 /// Where email goes out.
 #[derive(Clone, Default)]
@@ -100,22 +107,24 @@ struct Inner {
     smtp: SmtpConfig,
     http: reqwest::Client,
     workspace_id: String,
+    render: RenderRun,
 }
 
 impl Notifier {
-    pub fn new(destinations: Destinations, smtp: SmtpConfig, workspace_id: String) -> Self {
+    /// `render` makes the run JSON a generic webhook is posted.
+    pub fn new(destinations: Destinations, smtp: SmtpConfig, workspace_id: String, render: RenderRun) -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
-        Self { inner: Arc::new(Inner { destinations, smtp, http, workspace_id }) }
+        Self { inner: Arc::new(Inner { destinations, smtp, http, workspace_id, render }) }
     }
 
     pub fn destinations(&self) -> &Destinations {
         &self.inner.destinations
     }
 
-    /// Sends `event` for a run or task run (its `runs/get` JSON, which `run`
-    /// builds only when someone is to be told) to whom the job's or task's
-    /// `settings` name, in the background.
-    pub fn run_event(&self, settings: &Value, about: About, event: Event, run: impl FnOnce() -> Option<Value>) {
+    /// Sends `event` for a run or task run (read by `run` only when someone
+    /// is to be told) to whom the job's or task's `settings` name, in the
+    /// background.
+    pub fn run_event(&self, settings: &Value, about: About, event: Event, run: impl FnOnce() -> Option<RunOrTask>) {
         let addresses: Vec<String> =
             list(settings, "email_notifications", event).filter_map(|v| v.as_str().map(str::to_string)).collect();
         let hooks: Vec<String> = list(settings, "webhook_notifications", event)
@@ -129,9 +138,9 @@ impl Notifier {
         tokio::spawn(async move {
             let mut emails = addresses;
             for id in hooks {
-                match notifier.inner.destinations.row(&id) {
-                    Ok(row) if row.destination_type == "EMAIL" => emails.extend(addresses_of(&row)),
-                    Ok(row) => notifier.post(&row, event, &about, &run).await,
+                match notifier.inner.destinations.get(&id) {
+                    Ok(Destination { config: DestinationConfig::Email { addresses }, .. }) => emails.extend(addresses),
+                    Ok(destination) => notifier.post(&destination, event, &about, &run).await,
                     Err(e) => {
                         tracing::warn!(destination = id, error = %e, "a job names a missing notification destination")
                     }
@@ -145,44 +154,44 @@ impl Notifier {
 
     /// POSTs the event to a URL destination: the run's JSON to a generic
     /// webhook, a summary as `{"text"}` to Slack or Microsoft Teams.
-    async fn post(&self, row: &DestinationRow, event: Event, about: &About, run: &Value) {
-        let Some((kind, _)) = destinations::URL_KINDS.iter().find(|(_, t)| *t == row.destination_type) else { return };
-        let hook = row.config.get(*kind).cloned().unwrap_or(Value::Null);
-        let Some(url) = hook.get("url").and_then(Value::as_str) else { return };
-        let payload = match *kind {
-            "generic_webhook" => {
+    async fn post(&self, destination: &Destination, event: Event, about: &About, run: &RunOrTask) {
+        let DestinationConfig::Webhook { kind, url: Some(url), username, password } = &destination.config else {
+            return;
+        };
+        let payload = match kind {
+            WebhookKind::Generic => {
                 let mut payload = json!({
                     "event_type": format!("jobs.{}", event.key()),
                     "workspace_id": self.inner.workspace_id,
                     "job": {"job_id": about.job_id, "name": about.job_name},
-                    "run": run,
+                    "run": (self.inner.render)(run),
                 });
                 if let Some(key) = &about.task_key {
                     payload["task"] = json!({"task_key": key});
                 }
                 payload
             }
-            _ => json!({"text": summary(event, &about.name(), run)}),
+            WebhookKind::Slack | WebhookKind::MicrosoftTeams => json!({"text": summary(event, &about.name(), run)}),
         };
         for attempt in 1..=ATTEMPTS {
-            let mut request = self.inner.http.post(url).json(&payload);
-            if let Some(user) = hook.get("username").and_then(Value::as_str) {
-                request = request.basic_auth(user, hook.get("password").and_then(Value::as_str));
+            let mut request = self.inner.http.post(url.expose()).json(&payload);
+            if let Some(user) = username {
+                request = request.basic_auth(user.expose(), password.as_ref().map(Secret::expose));
             }
             match request.send().await.map(|r| r.error_for_status()) {
                 Ok(Ok(_)) => return,
                 Ok(Err(e)) => {
-                    tracing::warn!(destination = row.display_name, attempt, status = ?e.status(), "a webhook refused a job notification")
+                    tracing::warn!(destination = destination.display_name, attempt, status = ?e.status(), "a webhook refused a job notification")
                 }
                 Err(e) => {
-                    tracing::warn!(destination = row.display_name, attempt, error = %e.without_url(), "a job notification webhook failed")
+                    tracing::warn!(destination = destination.display_name, attempt, error = %e.without_url(), "a job notification webhook failed")
                 }
             }
             tokio::time::sleep(BACKOFF * attempt).await;
         }
     }
 
-    async fn email(&self, addresses: &[String], event: Event, about: &About, run: &Value) {
+    async fn email(&self, addresses: &[String], event: Event, about: &About, run: &RunOrTask) {
         let smtp = &self.inner.smtp;
         let Some(host) = &smtp.host else {
             tracing::warn!("email notifications are configured but TARN_SMTP_HOST is not set; none sent");
@@ -211,39 +220,28 @@ fn list<'a>(settings: &'a Value, field: &str, event: Event) -> impl Iterator<Ite
     settings.get(field).and_then(|n| n.get(event.key())).and_then(Value::as_array).into_iter().flatten()
 }
 
-fn addresses_of(row: &DestinationRow) -> Vec<String> {
-    let listed = row.config.pointer("/email/addresses").and_then(Value::as_array);
-    listed.into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
-}
-
 /// The event in words: what happened, the run's state and message, its
 /// tasks' states and its page.
-fn summary(event: Event, job_name: &str, run: &Value) -> String {
-    let run_id = run.get("run_id").and_then(Value::as_i64).unwrap_or_default();
-    let state = run.pointer("/state/result_state").or(run.pointer("/state/life_cycle_state"));
-    let message = run.pointer("/state/state_message").and_then(Value::as_str).unwrap_or_default();
-    let mut body = format!(
-        "{}: {job_name}, run {run_id}\nState: {}\n{message}\n",
-        event.title(),
-        state.and_then(Value::as_str).unwrap_or("-")
-    );
-    let tasks = run.get("tasks").and_then(Value::as_array).filter(|t| !t.is_empty());
-    if tasks.is_some() {
+fn summary(event: Event, job_name: &str, run: &RunOrTask) -> String {
+    let (row, state, page_url, tasks) = match run {
+        RunOrTask::Run(r) => (&r.row, &r.state, &r.page_url, r.tasks.as_deref().unwrap_or_default()),
+        RunOrTask::Task(t) => (&t.row, &t.state, &t.page_url, &[][..]),
+    };
+    let mut body =
+        format!("{}: {job_name}, run {}\nState: {}\n{}\n", event.title(), row.run_id, state.name(), state.message);
+    if !tasks.is_empty() {
         body.push_str("\nTasks:\n");
     }
-    for task in tasks.into_iter().flatten() {
-        let key = task.get("task_key").and_then(Value::as_str).unwrap_or_default();
-        let state = task.pointer("/state/result_state").or(task.pointer("/state/life_cycle_state"));
-        body.push_str(&format!("  {key}: {}\n", state.and_then(Value::as_str).unwrap_or("-")));
+    for task in tasks {
+        let key = task.row.task_key.as_deref().unwrap_or_default();
+        body.push_str(&format!("  {key}: {}\n", task.state.name()));
     }
-    if let Some(url) = run.get("run_page_url").and_then(Value::as_str) {
-        body.push_str(&format!("\n{url}\n"));
-    }
+    body.push_str(&format!("\n{page_url}\n"));
     body
 }
 
-fn compose(from: &str, to: &[String], event: Event, job_name: &str, run: &Value) -> Result<Message, String> {
-    let run_id = run.get("run_id").and_then(Value::as_i64).unwrap_or_default();
+fn compose(from: &str, to: &[String], event: Event, job_name: &str, run: &RunOrTask) -> Result<Message, String> {
+    let run_id = run.row().run_id;
     let body = summary(event, job_name, run);
     let from: Mailbox = from.parse().map_err(|e| format!("TARN_SMTP_FROM '{from}': {e}"))?;
     let mut builder =

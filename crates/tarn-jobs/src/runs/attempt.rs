@@ -162,12 +162,12 @@ async fn run_job(start: &Start, spec: &RunJobTask) -> AttemptEnd {
     };
     let runs = &start.runs;
     let triggered = runs.jobs().get(job_id).and_then(|job| {
-        let typed = JobSettings::parse(&job.settings)?;
-        let parameters = super::effective_parameters(&typed, spec.job_parameters.as_ref())?;
+        let settings = JobSettings::from_value(job.settings)?;
+        let parameters = super::effective_parameters(&settings, spec.job_parameters.as_ref())?;
         let trigger = Trigger {
             job_id: Some(job_id),
-            run_name: typed.name().to_string(),
-            settings: job.settings,
+            run_name: settings.name().to_string(),
+            settings,
             job_parameters: parameters,
             run_type: "WORKFLOW_RUN",
             trigger: "RUN_JOB_TASK",
@@ -175,7 +175,7 @@ async fn run_job(start: &Start, spec: &RunJobTask) -> AttemptEnd {
             parent_task_run_id: Some(start.row.run_id),
             ..Trigger::default()
         };
-        runs.trigger(trigger, &typed)
+        runs.trigger(trigger)
     });
     let run_id = match triggered {
         Ok(id) => id,

@@ -11,10 +11,11 @@ pub(crate) mod dag;
 mod document;
 mod driver;
 mod for_each;
+mod record;
 mod repair;
+mod show;
 pub(crate) mod state;
 mod task_run;
-mod view;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,8 +29,11 @@ use tokio::sync::{Semaphore, watch};
 
 pub use bindings::{Bindings, TaskFacts};
 pub use dag::{Decision, Done, Node};
+pub use record::{
+    Logs, OutputRecord, ParameterValue, RepairEntry, RepairKind, RunOrTask, RunRecord, TaskRunRecord, Usage,
+};
 pub use repair::RepairRequest;
-pub use state::{Event as RunEvent, LifeCycle, Refusal, ResultState, RunState};
+pub use state::{Event as RunEvent, LifeCycle, Refusal, ResultState, RunState, Termination};
 
 use crate::error::{JobsError, Result, invalid};
 use crate::jobs::Jobs;
@@ -72,7 +76,8 @@ struct Active {
 #[derive(Debug, Clone, Default)]
 pub struct Trigger {
     pub job_id: Option<i64>,
-    pub settings: Value,
+    /// The run's settings, as its caller read them.
+    pub settings: JobSettings,
     pub run_name: String,
     pub job_parameters: Map<String, Value>,
     /// `notebook_params`, `python_params`... of run-now.
@@ -96,10 +101,10 @@ pub struct RunNow {
 }
 
 /// `runs/submit`'s request: the run's settings (its tasks and clusters),
-/// kept as sent.
+/// read, their JSON kept as sent.
 #[derive(Debug, Clone, Default)]
 pub struct Submit {
-    pub settings: Value,
+    pub settings: JobSettings,
     pub run_name: Option<String>,
     pub idempotency_token: Option<String>,
 }
@@ -184,12 +189,12 @@ impl Runs {
     /// request's `job_parameters` over them.
     pub fn run_now(&self, job_id: i64, user: &str, request: RunNow) -> Result<i64> {
         let job = self.inner.jobs.get(job_id)?;
-        let typed = JobSettings::parse(&job.settings)?;
-        let job_parameters = effective_parameters(&typed, request.job_parameters.as_ref())?;
+        let settings = JobSettings::from_value(job.settings)?;
+        let job_parameters = effective_parameters(&settings, request.job_parameters.as_ref())?;
         let trigger = Trigger {
             job_id: Some(job_id),
-            run_name: typed.name().to_string(),
-            settings: job.settings,
+            run_name: settings.name().to_string(),
+            settings,
             job_parameters,
             overriding_parameters: request.overriding_parameters,
             idempotency_token: request.idempotency_token.filter(|t| !t.is_empty()),
@@ -198,32 +203,32 @@ impl Runs {
             user: user.to_string(),
             parent_task_run_id: None,
         };
-        self.trigger(trigger, &typed)
+        self.trigger(trigger)
     }
 
     /// A run started by a schedule or a file arrival, as the job's owner.
     pub fn run_triggered(&self, job_id: i64, trigger: &'static str) -> Result<i64> {
         let job = self.inner.jobs.get(job_id)?;
-        let typed = JobSettings::parse(&job.settings)?;
+        let settings = JobSettings::from_value(job.settings)?;
         let run = Trigger {
             job_id: Some(job_id),
-            run_name: typed.name().to_string(),
-            job_parameters: effective_parameters(&typed, None)?,
-            settings: job.settings,
+            run_name: settings.name().to_string(),
+            job_parameters: effective_parameters(&settings, None)?,
+            settings,
             run_type: "JOB_RUN",
             trigger,
             user: job.run_as_user_name,
             ..Trigger::default()
         };
-        self.trigger(run, &typed)
+        self.trigger(run)
     }
 
     /// `runs/submit`: a one-time run of the settings sent, no job stored.
     pub fn submit(&self, user: &str, request: Submit) -> Result<i64> {
-        let typed = self.inner.jobs.check(&request.settings)?;
+        self.inner.jobs.check(&request.settings)?;
         let trigger = Trigger {
             run_name: request.run_name.unwrap_or_else(|| "Untitled".into()),
-            job_parameters: effective_parameters(&typed, None)?,
+            job_parameters: effective_parameters(&request.settings, None)?,
             settings: request.settings,
             idempotency_token: request.idempotency_token.filter(|t| !t.is_empty()),
             run_type: "SUBMIT_RUN",
@@ -231,13 +236,13 @@ impl Runs {
             user: user.to_string(),
             ..Trigger::default()
         };
-        self.trigger(trigger, &typed)
+        self.trigger(trigger)
     }
 
     /// Stores the run (QUEUED, SKIPPED or PENDING by the job's concurrency)
-    /// and starts driving it when it may start; `typed` is the trigger's
-    /// settings, as its caller read them.
-    pub(crate) fn trigger(&self, trigger: Trigger, typed: &JobSettings) -> Result<i64> {
+    /// and starts driving it when it may start.
+    pub(crate) fn trigger(&self, trigger: Trigger) -> Result<i64> {
+        let typed = &trigger.settings;
         let (max, queue) = (typed.max_concurrent_runs(), typed.queues());
         let _admission = self.inner.admission.lock().unwrap_or_else(|p| p.into_inner());
         let running = match trigger.job_id {
@@ -260,7 +265,7 @@ impl Runs {
         };
         let now = now_ms();
         let doc = json!({
-            "settings": trigger.settings,
+            "settings": typed.raw,
             "run_name": trigger.run_name,
             "job_parameters": trigger.job_parameters,
             "overriding_parameters": trigger.overriding_parameters,
@@ -318,15 +323,15 @@ impl Runs {
         if event == Event::Failure && quiet_failure(&typed.alerts, &row) {
             return;
         }
-        let view = || match self.view_run(&row, true, false) {
-            Ok(view) => Some(view),
+        let about = About { job_id: row.job_id, job_name: typed.name().to_string(), task_key: None };
+        let record = || match self.run_record(row.clone(), true, false) {
+            Ok(record) => Some(RunOrTask::Run(record)),
             Err(e) => {
-                tracing::warn!(run_id, error = %e, "showing a run for its notification");
+                tracing::warn!(run_id, error = %e, "reading a run for its notification");
                 None
             }
         };
-        let about = About { job_id: row.job_id, job_name: typed.name().to_string(), task_key: None };
-        self.inner.notifier.run_event(settings, about, event, view);
+        self.inner.notifier.run_event(settings, about, event, record);
     }
 
     /// Tells whom a task's own settings name that an attempt of it started
@@ -335,13 +340,13 @@ impl Runs {
         if event == Event::Failure && quiet_failure(&task.alerts, row) {
             return;
         }
-        let task = &task.raw;
         let about = About {
             job_id: run.job_id,
             job_name: run.doc.get("run_name").and_then(Value::as_str).unwrap_or("Untitled").to_string(),
             task_key: row.task_key.clone(),
         };
-        self.inner.notifier.run_event(task, about, event, || Some(self.view_task(row, Some(task), false)));
+        let record = || Some(RunOrTask::Task(self.task_record(row.clone(), Some(task.raw.clone()), false)));
+        self.inner.notifier.run_event(&task.raw, about, event, record);
     }
 
     pub(crate) fn spawn(&self, run_id: i64) {
@@ -539,26 +544,6 @@ impl Runs {
             self.promote(job_id)?;
         }
         Ok(resolved)
-    }
-
-    /// `runs/list`: job runs newest first, `limit` 1 to 25 (default 20).
-    pub fn list(
-        &self,
-        filter: &RunFilter,
-        offset: usize,
-        limit: Option<i64>,
-        expand_tasks: bool,
-    ) -> Result<(Vec<Value>, bool)> {
-        let limit = match limit {
-            None | Some(0) => 20,
-            Some(n @ 1..=25) => n as usize,
-            Some(n) => return Err(invalid(format!("limit must be between 1 and 25, got {n}"))),
-        };
-        let mut rows = self.inner.store.list_job_runs(filter, offset, limit + 1)?;
-        let has_more = rows.len() > limit;
-        rows.truncate(limit);
-        let runs = rows.iter().map(|r| self.view_run(r, expand_tasks, false)).collect::<Result<Vec<_>>>()?;
-        Ok((runs, has_more))
     }
 }
 

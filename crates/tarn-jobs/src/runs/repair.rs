@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tarn_core::time::now_ms;
 
 use super::dag::Node;
-use super::state::{LifeCycle, ResultState};
+use super::state::{LifeCycle, ResultState, RunState};
 use super::{Runs, effective_parameters};
 use crate::error::{Result, invalid};
 use crate::settings::JobSettings;
@@ -55,7 +55,7 @@ impl Runs {
         let nodes: Vec<Node> = settings.tasks.iter().map(Node::of).collect();
         let rerun = self.tasks_to_rerun(run_id, &nodes, request)?;
         if repairs.is_empty() {
-            row.doc["original"] = json!({"end_time": row.end_time, "state": super::view::state_of(&row).state_json()});
+            row.doc["original"] = json!({"end_time": row.end_time, "state": RunState::of(&row).state_json()});
         }
         if let Some(given) = &request.job_parameters {
             let parameters = effective_parameters(&settings, Some(given))?;

@@ -1,6 +1,8 @@
 //! Run states in the Jobs API's words: the life cycle and result of a run
-//! or task run (`state`), and the newer `status` with termination details.
-//! Both are derived from one stored pair, so they never disagree.
+//! or task run, its `state` object (stored in a run's document for its
+//! repair history, and shown), and the termination details tarn-api's
+//! newer `status` shows. Both are derived from one stored pair, so they
+//! never disagree.
 //!
 //! Runs and task runs move by [`Event`]s through [`next`], the one
 //! transition function: an event not allowed from the current life cycle
@@ -8,6 +10,7 @@
 //! what `next` answers.
 
 use serde_json::{Value, json};
+use tarn_store::JobRunRow;
 
 /// `life_cycle_state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,23 +178,42 @@ impl RunState {
         state
     }
 
-    /// The run's `status` object.
-    pub fn status_json(&self) -> Value {
-        let mut status = json!({"state": self.life_cycle.v2()});
-        if self.life_cycle == LifeCycle::Queued {
-            status["queue_details"] = json!({"code": "ACTIVE_RUNS_LIMIT_REACHED", "message": self.message});
+    /// The state a run or task run row holds (an unknown life cycle reads
+    /// as INTERNAL_ERROR).
+    pub fn of(row: &JobRunRow) -> Self {
+        RunState {
+            life_cycle: LifeCycle::parse(&row.life_cycle_state).unwrap_or(LifeCycle::InternalError),
+            result: row.result_state.as_deref().and_then(ResultState::parse),
+            message: row.state_message.clone(),
+            code: row.termination_code.clone(),
         }
-        if self.life_cycle.is_final() {
-            let code = match (&self.code, self.result) {
-                (Some(code), _) => code.as_str(),
-                (None, Some(result)) => result.termination_code(),
-                (None, None) => "INTERNAL_ERROR",
-            };
-            status["termination_details"] =
-                json!({"code": code, "type": termination_type(code), "message": self.message});
-        }
-        status
     }
+
+    /// Its result's name if it has one, else its life cycle's.
+    pub fn name(&self) -> &'static str {
+        self.result.map_or(self.life_cycle.as_str(), ResultState::as_str)
+    }
+
+    /// How a final run terminated (its code, or its result's, and the
+    /// code's type); `None` while it is not final.
+    pub fn termination(&self) -> Option<Termination<'_>> {
+        if !self.life_cycle.is_final() {
+            return None;
+        }
+        let code = match (&self.code, self.result) {
+            (Some(code), _) => code.as_str(),
+            (None, Some(result)) => result.termination_code(),
+            (None, None) => "INTERNAL_ERROR",
+        };
+        Some(Termination { code, kind: termination_type(code) })
+    }
+}
+
+/// A final run's termination code and its type (SUCCESS, CLIENT_ERROR...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Termination<'a> {
+    pub code: &'a str,
+    pub kind: &'static str,
 }
 
 /// What happens to a run or a task run.
@@ -326,7 +348,7 @@ mod tests {
     }
 
     #[test]
-    fn names_parse_back_and_status_follows_state() {
+    fn names_parse_back_and_termination_follows_state() {
         for (l, name, _) in LIFE_CYCLES {
             assert_eq!(LifeCycle::parse(name), Some(*l));
         }
@@ -335,14 +357,12 @@ mod tests {
         }
         let failed = RunState::ended(ResultState::Failed, "Task train failed");
         assert_eq!(failed.state_json()["result_state"], "FAILED");
-        assert_eq!(
-            failed.status_json(),
-            json!({"state": "TERMINATED", "termination_details":
-                {"code": "RUN_EXECUTION_ERROR", "type": "CLIENT_ERROR", "message": "Task train failed"}})
-        );
+        assert_eq!(failed.name(), "FAILED");
+        assert_eq!(failed.termination(), Some(Termination { code: "RUN_EXECUTION_ERROR", kind: "CLIENT_ERROR" }));
         let cancelled = RunState::ended(ResultState::Canceled, "cancelled").with_code("USER_CANCELED");
-        assert_eq!(cancelled.status_json()["termination_details"]["type"], "SUCCESS");
+        assert_eq!(cancelled.termination().map(|t| t.kind), Some("SUCCESS"));
         assert_eq!(cancelled.state_json()["user_cancelled_or_timedout"], true);
-        assert_eq!(RunState::new(LifeCycle::WaitingForRetry, "").status_json(), json!({"state": "WAITING"}));
+        let waiting = RunState::new(LifeCycle::WaitingForRetry, "");
+        assert_eq!((waiting.termination(), waiting.name()), (None, "WAITING_FOR_RETRY"));
     }
 }

@@ -1,17 +1,13 @@
 //! Clusters for tasks: an existing cluster started if it is terminated, and
-//! job clusters created for a run (tagged with it) and terminated after.
+//! job clusters created for a run (as `runs::compute` read them, tagged
+//! with the run) and terminated after.
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
 use tarn_compute::cluster::{ClusterState, NewCluster, TerminationReason};
 use tarn_compute::managed::failure_message;
 
 use super::Engines;
-
-/// Tags that mark a job cluster with its run.
-pub const RUN_TAG: &str = "tarn_job_run_id";
-pub const KEY_TAG: &str = "tarn_job_cluster_key";
 
 impl Engines {
     /// Waits until the cluster's engine answers, starting it if it is
@@ -43,18 +39,9 @@ impl Engines {
         }
     }
 
-    /// Creates a cluster for a run from `new_cluster` settings (tagged with
-    /// the run); `ensure_running` waits for it.
-    pub fn create_job_cluster(&self, spec: &Value, run_id: i64, key: &str, user: &str) -> Result<String, String> {
-        let mut attributes: Map<String, Value> = spec.as_object().cloned().unwrap_or_default();
-        attributes.insert("cluster_name".into(), json!(format!("job-{run_id}-{key}")));
-        let mut tags = attributes.get("custom_tags").and_then(Value::as_object).cloned().unwrap_or_default();
-        tags.insert(RUN_TAG.into(), json!(run_id.to_string()));
-        tags.insert(KEY_TAG.into(), json!(key));
-        attributes.insert("custom_tags".into(), Value::Object(tags));
-        NewCluster::from_attributes(attributes)
-            .and_then(|cluster| self.clusters.create(cluster, user))
-            .map_err(|e| format!("The job cluster '{key}' could not be created: {e}"))
+    /// Creates a job cluster `key` of a run; `ensure_running` waits for it.
+    pub fn create_job_cluster(&self, cluster: NewCluster, key: &str, user: &str) -> Result<String, String> {
+        self.clusters.create(cluster, user).map_err(|e| format!("The job cluster '{key}' could not be created: {e}"))
     }
 
     /// Terminates a job cluster once its run (or task) is done.

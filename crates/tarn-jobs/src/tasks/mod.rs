@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tarn_compute::ClusterManager;
+use tarn_compute::cluster::NewCluster;
 use tarn_compute::context::Contexts;
 use tarn_files::Files;
 use tarn_sql::Statements;
@@ -93,8 +94,9 @@ pub trait TaskRunner: Send + Sync + 'static {
     fn run(&self, attempt: Attempt) -> BoxFuture<'_, Outcome>;
     /// Waits until the cluster can run work, starting it if it is terminated.
     fn ensure_running<'a>(&'a self, cluster_id: &'a str, user: &'a str) -> BoxFuture<'a, Result<(), String>>;
-    /// Creates a job cluster for run `run_id` from `new_cluster` settings.
-    fn create_job_cluster(&self, spec: &Value, run_id: i64, key: &str, user: &str) -> Result<String, String>;
+    /// Creates job cluster `key` of run `run_id` (its spec named and
+    /// tagged for the run).
+    fn create_job_cluster(&self, cluster: NewCluster, run_id: i64, key: &str, user: &str) -> Result<String, String>;
     /// Terminates a job cluster once its run is done.
     fn stop_job_cluster(&self, cluster_id: &str, run_id: i64);
     /// The cluster's cores, for an attempt's usage record; `None` if it is gone.
@@ -125,8 +127,8 @@ impl TaskRunner for Engines {
         Box::pin(Engines::ensure_running(self, cluster_id, user))
     }
 
-    fn create_job_cluster(&self, spec: &Value, run_id: i64, key: &str, user: &str) -> Result<String, String> {
-        Engines::create_job_cluster(self, spec, run_id, key, user)
+    fn create_job_cluster(&self, cluster: NewCluster, _: i64, key: &str, user: &str) -> Result<String, String> {
+        Engines::create_job_cluster(self, cluster, key, user)
     }
 
     fn stop_job_cluster(&self, cluster_id: &str, run_id: i64) {

@@ -1,8 +1,10 @@
 //! Jobs API, served under both `/api/2.1/jobs` and `/api/2.2/jobs`: job
 //! definitions (create, get, list, reset, update, delete) here, runs in
-//! `runs`.
+//! `runs`, the run view in `view`. Bodies are read into `tarn_jobs`'
+//! typed requests (`JobSettings`, `JobUpdate`) before the domain call.
 
 mod runs;
+pub(crate) mod view;
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -10,7 +12,7 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tarn_core::ApiError;
-use tarn_jobs::JobRow;
+use tarn_jobs::{JobRow, JobSettings, JobUpdate};
 
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::{ApiFailure, ApiResult};
@@ -70,7 +72,7 @@ async fn create(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
-    let job_id = s.jobs.create(&user.user_name, Value::Object(body))?;
+    let job_id = s.jobs.create(&user.user_name, JobSettings::from_value(Value::Object(body))?)?;
     Ok(Json(json!({"job_id": job_id})))
 }
 
@@ -109,12 +111,14 @@ struct Change {
 
 async fn reset(State(s): State<AppState>, JsonBody(b): JsonBody<Change>) -> ApiResult<Json<Value>> {
     let settings = b.new_settings.ok_or_else(|| ApiError::invalid_parameter("Missing required field: new_settings"))?;
-    s.jobs.reset(job_id(b.job_id.as_ref())?, settings)?;
+    let id = job_id(b.job_id.as_ref())?;
+    s.jobs.reset(id, JobSettings::from_value(settings)?)?;
     Ok(Json(json!({})))
 }
 
 async fn update(State(s): State<AppState>, JsonBody(b): JsonBody<Change>) -> ApiResult<Json<Value>> {
-    s.jobs.update(job_id(b.job_id.as_ref())?, b.new_settings, &b.fields_to_remove)?;
+    let id = job_id(b.job_id.as_ref())?;
+    s.jobs.update(id, JobUpdate::new(b.new_settings, &b.fields_to_remove)?)?;
     Ok(Json(json!({})))
 }
 

@@ -7,8 +7,9 @@ use axum::routing::{any, get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
 use tarn_core::ApiError;
-use tarn_jobs::{RepairRequest, RunFilter, RunNow, Submit};
+use tarn_jobs::{JobSettings, RepairRequest, RunFilter, RunNow, Submit};
 
+use super::view::{job_run, output, render_run};
 use super::{ListPage, id_field, job_id};
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::{ApiFailure, ApiResult};
@@ -61,7 +62,7 @@ async fn submit(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
-    let run_id = s.runs.submit(&user.user_name, submit_request(body))?;
+    let run_id = s.runs.submit(&user.user_name, submit_request(body)?)?;
     Ok(Json(json!({"run_id": run_id})))
 }
 
@@ -82,21 +83,21 @@ fn run_now_request(body: Value) -> RunNow {
 }
 
 /// The body is the run's settings, less the token.
-fn submit_request(mut body: Value) -> Submit {
+fn submit_request(mut body: Value) -> Result<Submit, ApiFailure> {
     let idempotency_token = idempotency_token(&body);
     if let Some(map) = body.as_object_mut() {
         map.remove("idempotency_token");
     }
     let run_name = body.get("run_name").and_then(Value::as_str).map(str::to_string);
-    Submit { settings: body, run_name, idempotency_token }
+    Ok(Submit { settings: JobSettings::from_value(body)?, run_name, idempotency_token })
 }
 
 async fn get_run(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
-    Ok(Json(s.runs.get(query_run_id(&q)?, flag(&q, "include_resolved_values"))?))
+    Ok(Json(render_run(&s.runs.get(query_run_id(&q)?, flag(&q, "include_resolved_values"))?)))
 }
 
 async fn get_output(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
-    Ok(Json(s.runs.get_output(query_run_id(&q)?)?))
+    Ok(Json(output(&s.runs.get_output(query_run_id(&q)?)?)))
 }
 
 async fn list(State(s): State<AppState>, q: QueryPairs, page: Page<ListPage>) -> ApiResult<Paged<Value>> {
@@ -113,7 +114,7 @@ async fn list(State(s): State<AppState>, q: QueryPairs, page: Page<ListPage>) ->
         start_time_to: q.int("start_time_to")?,
     };
     let (runs, has_more) = s.runs.list(&filter, page.offset, page.requested, flag(&q, "expand_tasks"))?;
-    Ok(page.answer("runs", runs, has_more).omit_empty())
+    Ok(page.answer("runs", runs.iter().map(job_run).collect(), has_more).omit_empty())
 }
 
 async fn cancel(
