@@ -108,7 +108,20 @@ fn fixture(name: &str) -> Fixture {
     let render: tarn_jobs::RenderRun = Arc::new(tarn_api::render_run);
     let notifier =
         tarn_jobs::Notifier::new(destinations.clone(), tarn_jobs::SmtpConfig::default(), "1234".into(), render);
+    let pipelines = tarn_pipelines::Pipelines::new(
+        store.clone(),
+        catalog.clone(),
+        files.clone(),
+        clusters.clone(),
+        contexts.clone(),
+        tarn_pipelines::PipelinesConfig {
+            tables_dir: home.join("lake").join("pipelines"),
+            cluster_start_timeout: Duration::from_secs(5),
+            development_keep_mins: 1,
+        },
+    );
     let state = AppState {
+        pipelines,
         runs: tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier, runs_config),
         destinations,
         jobs,

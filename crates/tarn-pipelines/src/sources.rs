@@ -59,6 +59,9 @@ impl Loaded {
             Ok(n) => n,
             Err(e) => return self.sql.errors.push(missing(path, e.to_string())),
         };
+        // A notebook's Python cells share one namespace, as in a notebook:
+        // one source, each cell at its own line.
+        let mut python = String::new();
         for cell in notebook.cells() {
             let line = line_of(&notebook.source, &cell.source);
             let language = match cell.magic.as_deref() {
@@ -71,10 +74,16 @@ impl Loaded {
             match language {
                 Language::Sql => self.sql.extend(crate::sql::definitions(path, &cell.source, line)),
                 Language::Python => {
-                    self.python.push(PythonSource { path: path.into(), code: cell.source, first_line: line })
+                    let at = python.matches('\n').count() as u32 + 1;
+                    python.push_str(&"\n".repeat(line.saturating_sub(at) as usize));
+                    python.push_str(&cell.source);
+                    python.push('\n');
                 }
                 other => self.sql.errors.push(missing(path, format!("{} notebooks define no datasets", other.name()))),
             }
+        }
+        if !python.trim().is_empty() {
+            self.python.push(PythonSource { path: path.into(), code: python, first_line: 1 });
         }
     }
 

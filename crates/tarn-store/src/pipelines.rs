@@ -213,7 +213,9 @@ impl Store {
             |r| r.get(0),
         )?;
         conn.execute(
-            &format!("INSERT INTO pipeline_updates ({UPDATE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            &format!(
+                "INSERT INTO pipeline_updates ({UPDATE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            ),
             params![
                 row.update_id,
                 row.pipeline_id,
@@ -310,15 +312,7 @@ impl Store {
              AND (?4 IS NULL OR update_id = ?4) AND (?5 IS NULL OR timestamp > ?5)
              ORDER BY seq {order} LIMIT ?6 OFFSET ?7"
         ))?;
-        let args = params![
-            pipeline_id,
-            levels,
-            types,
-            filter.update_id,
-            filter.after,
-            sql_i64(limit),
-            sql_i64(offset)
-        ];
+        let args = params![pipeline_id, levels, types, filter.update_id, filter.after, sql_i64(limit), sql_i64(offset)];
         let rows = stmt.query_map(args, event)?.collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(with_json).collect()
     }
@@ -338,7 +332,14 @@ impl Store {
     }
 
     /// Writes a batch (replacing a pending one of the same number).
-    pub fn put_flow_batch(&self, pipeline_id: &str, flow: &str, batch: i64, state: &str, progress: &Value) -> Result<()> {
+    pub fn put_flow_batch(
+        &self,
+        pipeline_id: &str,
+        flow: &str,
+        batch: i64,
+        state: &str,
+        progress: &Value,
+    ) -> Result<()> {
         self.conn().execute(
             "INSERT INTO pipeline_flow_batches (pipeline_id, flow, batch, state, progress) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (pipeline_id, flow, batch) DO UPDATE SET state = excluded.state, progress = excluded.progress",

@@ -41,7 +41,9 @@ impl PageRule for MaxResults {
 }
 
 fn timestamp(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
 }
 
 fn update_state_info(u: &UpdateRow) -> Value {
@@ -184,7 +186,13 @@ async fn start_update(
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
     let names = |field: &str| -> Vec<String> {
-        body.get(field).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+        body.get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
     };
     let flag = |field: &str| body.get(field).and_then(Value::as_bool).unwrap_or(false);
     let request = StartUpdate {
@@ -198,12 +206,20 @@ async fn start_update(
     Ok(Json(json!({"update_id": update_id})))
 }
 
-async fn get_update(State(s): State<AppState>, Path((id, update_id)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn get_update(
+    State(s): State<AppState>,
+    Path((id, update_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"update": update_json(&s.pipelines.get_update(&id, &update_id)?)})))
 }
 
-async fn list_updates(State(s): State<AppState>, Path(id): Path<String>, page: Page<MaxResults>) -> ApiResult<Json<Value>> {
-    let mut updates: Vec<Value> = s.pipelines.list_updates(&id, page.offset, page.size + 1)?.iter().map(update_json).collect();
+async fn list_updates(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    page: Page<MaxResults>,
+) -> ApiResult<Json<Value>> {
+    let mut updates: Vec<Value> =
+        s.pipelines.list_updates(&id, page.offset, page.size + 1)?.iter().map(update_json).collect();
     let mut out = json!({});
     if updates.len() > page.size {
         updates.truncate(page.size);
@@ -213,7 +229,12 @@ async fn list_updates(State(s): State<AppState>, Path(id): Path<String>, page: P
     Ok(Json(out))
 }
 
-async fn events(State(s): State<AppState>, Path(id): Path<String>, q: QueryPairs, page: Page<MaxResults>) -> ApiResult<Json<Value>> {
+async fn events(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    q: QueryPairs,
+    page: Page<MaxResults>,
+) -> ApiResult<Json<Value>> {
     let mut filter = event_filter(q.get("filter").unwrap_or(""))?;
     filter.ascending = q.get("order_by").is_some_and(|o| o.to_ascii_lowercase().contains("asc"));
     s.pipelines.row(&id)?;
@@ -234,7 +255,8 @@ async fn events(State(s): State<AppState>, Path(id): Path<String>, q: QueryPairs
 fn event_filter(text: &str) -> Result<PipelineEventFilter, ApiFailure> {
     let mut filter = PipelineEventFilter::default();
     for part in text.split(" AND ").flat_map(|p| p.split(" and ")).map(str::trim).filter(|p| !p.is_empty()) {
-        let refuse = || -> ApiFailure { ApiError::invalid_parameter(format!("Unsupported events filter: {part}")).into() };
+        let refuse =
+            || -> ApiFailure { ApiError::invalid_parameter(format!("Unsupported events filter: {part}")).into() };
         let (field, values) = clause(part).ok_or_else(refuse)?;
         match field.as_str() {
             "level" => filter.levels.extend(values),

@@ -109,6 +109,9 @@ impl FlowEnv {
 
     /// Runs the flow; `refresh` rewrites its target from scratch.
     pub async fn run(&self, flow: &PlannedFlow, refresh: bool) -> Result<FlowReport, String> {
+        if flow.def.cdc.is_some() {
+            return Err("AUTO CDC (apply_changes) flows are not run by tarn yet".into());
+        }
         let dataset = &self.plan.datasets[flow.target].def;
         let target = self.target(flow);
         write::check_ownership(&self.catalog, &target)?;
@@ -190,7 +193,10 @@ impl FlowEnv {
         done: &Progress,
         now: &mut Progress,
     ) -> Result<bool, String> {
-        let view = source.view.clone().ok_or("a file source has no view to read it through")?;
+        let view = source
+            .view
+            .clone()
+            .ok_or("STREAM read_files(...) in SQL is not run by tarn yet; use Auto Loader in Python")?;
         let dir = sources::local_dir(&self.files, &source.path)?;
         let listed = sources::list_files(&dir).map_err(|e| format!("Auto Loader path {}: {e}", source.path))?;
         let new: Vec<PathBuf> =
