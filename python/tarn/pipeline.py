@@ -279,6 +279,8 @@ class Analysis:
         for one in paths:
             view = files_view(one)
             source = {"path": one, "format": file_format, "options": dict(options), "view": view}
+            if schema is not None:
+                source["schema"] = schema if isinstance(schema, str) else dlt.schema_ddl(schema)
             self.current.add_source(source)
             frames.append(self.spark.read.table(view))
         df = frames[0]

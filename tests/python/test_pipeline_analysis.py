@@ -149,13 +149,12 @@ def test_course_example(spark):
     assert raw["table_properties"] == {"quality": "bronze"}
     assert raw["location"] == {"path": PATH, "line": 4}
     landing = "/Volumes/main/raw/landing/customer_events/"
+    view = pipeline.files_view(landing)
     assert flow(defs, "raw_customer_events")["sources"] == [
-        {"path": landing, "format": "json", "options": {"cloudFiles.format": "json"}}
+        {"path": landing, "format": "json", "options": {"cloudFiles.format": "json"}, "view": view}
     ]
-    read = relation(flow(defs, "raw_customer_events")).read
-    assert read.data_source.format == "json"
-    assert list(read.data_source.paths) == [landing]
-    assert not read.is_streaming
+    # Each update points the view at the files not processed yet.
+    assert named_tables(relation(flow(defs, "raw_customer_events"))) == [view]
 
     cleaned = dataset(defs, "cleaned_customer_events")
     assert cleaned["kind"] == "streaming_table"
@@ -166,7 +165,7 @@ def test_course_example(spark):
     cleaned_flow = flow(defs, "cleaned_customer_events")
     assert cleaned_flow["target"] == "cleaned_customer_events"
     assert cleaned_flow["inputs"] == [{"name": "raw_customer_events", "streaming": True}]
-    assert named_tables(relation(cleaned_flow)) == ["`main`.`default`.`raw_customer_events`"]
+    assert named_tables(relation(cleaned_flow)) == ["__tarn_stream__raw_customer_events"]
 
     features = dataset(defs, "customer_ml_features")
     assert features["kind"] == "materialized_view"
@@ -272,15 +271,14 @@ def test_views_with_expectations(spark):
         "options": {"cloudFiles.format": "csv", "header": "true", "cloudFiles.inferColumnTypes": "true"},
     }
     orders = flow(defs, "orders")
+    files["schema"] = "id INT, amount DOUBLE, status STRING"
+    files["view"] = pipeline.files_view(files["path"])
     assert orders["sources"] == [files]
     assert orders["inputs"] == []
     assert dataset(defs, "orders")["kind"] == "streaming_table"
     read = relation(orders)
     assert read.HasField("filter")
-    source_read = read.filter.input.read.data_source
-    assert source_read.format == "csv"
-    assert dict(source_read.options) == {"header": "true"}
-    assert source_read.schema == "id INT, amount DOUBLE, status STRING"
+    assert named_tables(read) == [files["view"]]
 
     counts = flow(defs, "order_counts")
     assert counts["inputs"] == [{"name": "lookup", "streaming": False}, {"name": "orders", "streaming": False}]
@@ -457,7 +455,7 @@ def test_pyspark_pipelines_definitions(spark):
     assert bronze["schema"] == "`id` int NOT NULL, `s` string"
     assert bronze["expectations"] == [{"name": "valid", "condition": "id > 0", "action": "drop"}]
     assert flow(defs, "bronze")["sources"] == [
-        {"path": "/Volumes/p", "format": "parquet", "options": {"mergeSchema": "true"}}
+        {"path": "/Volumes/p", "format": "parquet", "options": {"mergeSchema": "true"}, "view": pipeline.files_view("/Volumes/p")}
     ]
     assert dataset(defs, "silver")["kind"] == "materialized_view"
     assert dataset(defs, "silver")["cluster_by"] == ["id"]

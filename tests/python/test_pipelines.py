@@ -8,7 +8,7 @@ import json
 import pytest
 from databricks.sdk import errors
 from databricks.sdk.service.catalog import VolumeType
-from databricks.sdk.service.pipelines import FileLibrary, PipelineLibrary
+from databricks.sdk.service.pipelines import FileLibrary, NotebookLibrary, PipelineLibrary
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 from conftest import wait_for
@@ -159,3 +159,37 @@ def test_a_definition_error_fails_the_update_with_its_line(w):
     assert any("SyntaxError" in e.message and f"{path}:4" in e.message for e in errors_), [e.message for e in errors_]
     assert w.pipelines.get(created.pipeline_id).state.value == "FAILED"
     w.pipelines.delete(created.pipeline_id)
+
+
+NOTEBOOK = """# Databricks notebook source
+import dlt
+from pyspark.sql.functions import col
+
+THRESHOLD = 10
+
+# COMMAND ----------
+
+@dlt.table(comment="Customers who spend")
+def big_spenders():
+    return spark.read.table("main.ml.customer_ml_features").where(col("avg_amount") > THRESHOLD)
+"""
+
+
+def test_a_notebook_library_shares_its_cells(w, example):
+    """Cells of one notebook see each other's names, as in a notebook (runs
+    after the example, whose gold table it reads)."""
+    me = w.current_user.me().user_name
+    path = f"/Users/{me}/pipelines/spenders"
+    w.workspace.upload(path, io.BytesIO(NOTEBOOK.encode()), format=ImportFormat.SOURCE, language=Language.PYTHON, overwrite=True)
+    created = w.pipelines.create(
+        name="spenders", catalog="main", schema="ml", libraries=[PipelineLibrary(notebook=NotebookLibrary(path=path))]
+    )
+    update_id = w.pipelines.start_update(created.pipeline_id).update_id
+    assert finish(w, created.pipeline_id, update_id) == "COMPLETED", [
+        e.message for e in w.pipelines.list_pipeline_events(created.pipeline_id)
+    ]
+    assert sql_rows(w, "SELECT customer_id FROM main.ml.big_spenders ORDER BY customer_id") == [["c1"], ["c3"]]
+    assert w.tables.get("main.ml.big_spenders").table_type.value == "MATERIALIZED_VIEW"
+    w.pipelines.delete(created.pipeline_id)
+    with pytest.raises(errors.NotFound):
+        w.tables.get("main.ml.big_spenders")

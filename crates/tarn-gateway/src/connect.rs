@@ -147,14 +147,7 @@ impl EngineSession {
             },
             None => relation,
         };
-        let responses = self.execute(Plan { op_type: Some(plan::OpType::Root(relation)) }).await?;
-        Ok(responses
-            .into_iter()
-            .filter_map(|r| match r.response_type {
-                Some(execute_plan_response::ResponseType::ArrowBatch(batch)) => Some(batch.data),
-                _ => None,
-            })
-            .collect())
+        self.collect(relation).await
     }
 
     /// Runs a Spark Connect command (a temporary view, a conf) in the session.

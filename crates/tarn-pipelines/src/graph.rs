@@ -90,6 +90,9 @@ pub struct FileSource {
     pub format: String,
     #[serde(default)]
     pub options: Map<String, Value>,
+    /// The schema the reader declared (DDL); inferred from the files when absent.
+    #[serde(default)]
+    pub schema: Option<String>,
     /// The temporary view the flow's relation reads these files from; each
     /// update points it at the files not yet processed.
     #[serde(default)]

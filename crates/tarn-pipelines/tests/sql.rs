@@ -130,6 +130,7 @@ fn bronze_silver_gold() {
             .as_object()
             .cloned()
             .unwrap_or_default(),
+        schema: None,
         view: None,
     }];
     let silver = flow(
@@ -279,7 +280,7 @@ fn views_and_legacy_tables() {
     assert_eq!(defs.datasets[0].schema, None);
     let mut options = Map::new();
     options.insert("cloudFiles.inferColumnTypes".into(), Value::String("true".into()));
-    let events = FileSource { path: "/data/events".into(), format: "json".into(), options, view: None };
+    let events = FileSource { path: "/data/events".into(), format: "json".into(), options, schema: None, view: None };
     assert_eq!(defs.flows[1].sources, vec![events]);
     assert_eq!(defs.flows.len(), 4);
     assert_eq!(defs.flows[3].query, Some(Query::Sql("SELECT * FROM raw".into())));

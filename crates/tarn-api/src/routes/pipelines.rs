@@ -40,6 +40,18 @@ impl PageRule for MaxResults {
     }
 }
 
+/// A page read one item past its size: that item only says another page
+/// follows.
+fn one_page(page: &Page<MaxResults>, key: &str, mut items: Vec<Value>) -> Value {
+    let mut out = json!({});
+    if items.len() > page.size {
+        items.truncate(page.size);
+        out["next_page_token"] = json!(tarn_core::page::encode(page.offset + page.size));
+    }
+    out[key] = json!(items);
+    out
+}
+
 fn timestamp(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -156,14 +168,7 @@ async fn delete(State(s): State<AppState>, Path(id): Path<String>, q: QueryPairs
 async fn list(State(s): State<AppState>, q: QueryPairs, page: Page<MaxResults>) -> ApiResult<Json<Value>> {
     let filter = q.get("filter").map(name_filter).transpose()?;
     let rows = s.pipelines.list(filter.as_deref(), page.offset, page.size + 1)?;
-    let mut statuses: Vec<Value> = rows.iter().map(|v| pipeline_json(v, false)).collect();
-    let mut out = json!({});
-    if statuses.len() > page.size {
-        statuses.truncate(page.size);
-        out["next_page_token"] = json!(tarn_core::page::encode(page.offset + page.size));
-    }
-    out["statuses"] = json!(statuses);
-    Ok(Json(out))
+    Ok(Json(one_page(&page, "statuses", rows.iter().map(|v| pipeline_json(v, false)).collect())))
 }
 
 /// `name LIKE '%x%'` (the filter `list_pipelines` documents) as a LIKE pattern.
@@ -218,15 +223,8 @@ async fn list_updates(
     Path(id): Path<String>,
     page: Page<MaxResults>,
 ) -> ApiResult<Json<Value>> {
-    let mut updates: Vec<Value> =
-        s.pipelines.list_updates(&id, page.offset, page.size + 1)?.iter().map(update_json).collect();
-    let mut out = json!({});
-    if updates.len() > page.size {
-        updates.truncate(page.size);
-        out["next_page_token"] = json!(tarn_core::page::encode(page.offset + page.size));
-    }
-    out["updates"] = json!(updates);
-    Ok(Json(out))
+    let updates = s.pipelines.list_updates(&id, page.offset, page.size + 1)?;
+    Ok(Json(one_page(&page, "updates", updates.iter().map(update_json).collect())))
 }
 
 async fn events(
@@ -239,14 +237,7 @@ async fn events(
     filter.ascending = q.get("order_by").is_some_and(|o| o.to_ascii_lowercase().contains("asc"));
     s.pipelines.row(&id)?;
     let rows = s.store.list_pipeline_events(&id, &filter, page.offset, page.size + 1)?;
-    let mut events: Vec<Value> = rows.iter().map(event_json).collect();
-    let mut out = json!({});
-    if events.len() > page.size {
-        events.truncate(page.size);
-        out["next_page_token"] = json!(tarn_core::page::encode(page.offset + page.size));
-    }
-    out["events"] = json!(events);
-    Ok(Json(out))
+    Ok(Json(one_page(&page, "events", rows.iter().map(event_json).collect())))
 }
 
 /// The events filter: `level='INFO'`, `level in ('ERROR','WARN')`,

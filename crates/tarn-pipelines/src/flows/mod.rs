@@ -23,7 +23,7 @@ use tarn_store::Store;
 use crate::events::FlowReport;
 use crate::graph::{DatasetKind, FileSource, Query, stream_view};
 use crate::plan::{Plan, PlannedFlow, bare};
-use write::{Mode, Target};
+use write::{Target, Txn};
 
 /// What every flow of an update shares.
 pub struct FlowEnv {
@@ -116,8 +116,11 @@ impl FlowEnv {
         let target = self.target(flow);
         write::check_ownership(&self.catalog, &target)?;
         let streaming = dataset.kind == DatasetKind::StreamingTable;
+        // A refresh reads from scratch, but its batch still numbers after
+        // every batch the table holds, so a crash is settled the same way.
         let (done, batch) =
-            if streaming && !refresh { self.read_progress(flow, &target.dir).await? } else { (Progress::default(), 1) };
+            if streaming { self.read_progress(flow, &target.dir).await? } else { (Progress::default(), 1) };
+        let done = if refresh { Progress::default() } else { done };
         let mut session = EngineSession::open(self.port, &self.user).await.map_err(|e| e.to_string())?;
         let (catalog, schema) = &self.namespace;
         session.use_namespace(Some(catalog), Some(schema)).await.map_err(|e| e.to_string())?;
@@ -157,19 +160,16 @@ impl FlowEnv {
                 .project(&(0..schema.fields().len() - expectations.len()).collect::<Vec<_>>())
                 .map_err(|e| e.to_string())?,
         );
-        let mode = if streaming && !refresh {
-            Mode::Append { app_id: app_id(&self.pipeline_id, &flow.def.name), version: batch }
-        } else {
-            Mode::Overwrite
-        };
+        let overwrite = !streaming || refresh;
+        let txn = streaming.then(|| Txn { app_id: app_id(&self.pipeline_id, &flow.def.name), version: batch });
         if streaming {
             self.store
                 .put_flow_batch(&self.pipeline_id, &flow.def.name, batch, "pending", &now.to_json())
                 .map_err(|e| e.to_string())?;
         }
-        let (_, fields) = write::write(&target, data_schema, rows, &mode).await?;
+        let (_, fields) = write::write(&target, data_schema, rows, overwrite, txn.as_ref()).await?;
         if streaming {
-            if matches!(mode, Mode::Overwrite) {
+            if overwrite {
                 self.store
                     .delete_flow_batches(&self.pipeline_id, &flow.def.name, Some("committed"))
                     .map_err(|e| e.to_string())?;
@@ -222,7 +222,10 @@ impl FlowEnv {
             .filter(|(k, _)| !k.starts_with("cloudFiles."))
             .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
             .collect();
-        let schema = (!infer && !columns.is_empty()).then(|| sources::string_schema(&columns));
+        let schema = match &source.schema {
+            Some(declared) => Some(declared.clone()),
+            None => (!infer && !columns.is_empty()).then(|| sources::string_schema(&columns)),
+        };
         let relation = if new.is_empty() {
             let select = if columns.is_empty() {
                 "NULL AS value".to_string()

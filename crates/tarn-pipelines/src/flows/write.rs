@@ -35,12 +35,11 @@ pub struct Target {
     pub pipeline_id: String,
 }
 
+/// Batch `version` of flow `app_id`, committed with the rows.
 #[derive(Debug, Clone)]
-pub enum Mode {
-    /// Replace the rows (a materialized view, a refreshed table).
-    Overwrite,
-    /// Add the rows as batch `version` of flow `app_id`.
-    Append { app_id: String, version: i64 },
+pub struct Txn {
+    pub app_id: String,
+    pub version: i64,
 }
 
 fn url_of(dir: &std::path::Path) -> Result<url::Url, String> {
@@ -97,25 +96,25 @@ fn for_delta(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(SchemaRef,
     Ok((target, batches))
 }
 
-/// Writes `batches` (of `schema`) and answers the table's new version and
+/// Writes `batches` (of `schema`), replacing the rows when `overwrite`,
+/// and answers the table's new version and
 /// its schema's fields as JSON.
 pub async fn write(
     target: &Target,
     schema: SchemaRef,
     batches: Vec<RecordBatch>,
-    mode: &Mode,
+    overwrite: bool,
+    txn: Option<&Txn>,
 ) -> Result<(i64, Vec<Value>), String> {
     let table = open(&target.dir).await?;
     let (schema, batches) = for_delta(schema, batches)?;
     let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
     let mut properties = CommitProperties::default();
-    let (save, schema_mode) = match mode {
-        Mode::Overwrite => (SaveMode::Overwrite, SchemaMode::Overwrite),
-        Mode::Append { app_id, version } => {
-            properties = properties.with_application_transaction(Transaction::new(app_id, *version));
-            (SaveMode::Append, SchemaMode::Merge)
-        }
-    };
+    if let Some(txn) = txn {
+        properties = properties.with_application_transaction(Transaction::new(&txn.app_id, txn.version));
+    }
+    let (save, schema_mode) =
+        if overwrite { (SaveMode::Overwrite, SchemaMode::Overwrite) } else { (SaveMode::Append, SchemaMode::Merge) };
     let table = table
         .write(batches)
         .with_save_mode(save)

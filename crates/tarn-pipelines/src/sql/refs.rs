@@ -262,7 +262,8 @@ fn file_source(c: &mut Cursor) -> Parsed<FileSource> {
     let mut path = args.next().ok_or_else(|| c.error("a path"))?;
     let path_text = path.string()?;
     path.finish("',' or ')'")?;
-    let mut source = FileSource { path: path_text, format: String::new(), options: Map::new(), view: None };
+    let mut source =
+        FileSource { path: path_text, format: String::new(), options: Map::new(), schema: None, view: None };
     if cloud_files {
         cloud_files_args(&mut source, args)?;
     } else {

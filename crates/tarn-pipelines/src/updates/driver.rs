@@ -15,7 +15,7 @@ use super::StartUpdate;
 use super::state::Event;
 use crate::events::{FlowReport, UpdateLog};
 use crate::flows::FlowEnv;
-use crate::graph::{DatasetKind, DefinitionError, Definitions};
+use crate::graph::{DatasetKind, DefinitionError, Definitions, Location};
 use crate::pipelines::Pipelines;
 use crate::plan::{Plan, bare, plan};
 use crate::settings::PipelineSettings;
@@ -98,7 +98,10 @@ impl Run {
         let cluster = self.pipelines.cluster(&pipeline.pipeline_id, settings.development);
         let engine = cluster.engine(&self.user).await.map_err(|e| Stop::Failed(e.to_string()))?;
         self.update.cluster_id = Some(engine.cluster_id.clone());
-        let _ = self.pipelines.inner.store.set_pipeline_cluster(&pipeline.pipeline_id, Some(&engine.cluster_id));
+        if let Err(e) = self.pipelines.inner.store.set_pipeline_cluster(&pipeline.pipeline_id, Some(&engine.cluster_id))
+        {
+            tracing::warn!(pipeline_id = pipeline.pipeline_id, error = %e, "recording a pipeline's cluster");
+        }
         self.log.cluster(&engine.cluster_id);
         self.advance()?;
         let definitions = self.definitions(settings, &engine.cluster_id).await?;
@@ -246,6 +249,11 @@ impl Run {
                 }
             }
         }
+        // Flows a failure or a stop kept from starting.
+        for i in (0..n).filter(|i| !started.contains(i) && !done.contains(i)) {
+            let (flow, dataset) = (&env.plan.flows[i].def.name, &env.plan.datasets[env.plan.flows[i].target].full_name);
+            self.log.flow_progress(flow, dataset, &FlowReport { status: "SKIPPED", ..FlowReport::default() });
+        }
         match failure {
             Some(message) => Err(Stop::Failed(message)),
             None if *self.stopped.borrow() => Err(Stop::Stopped),
@@ -270,8 +278,8 @@ fn selection(plan: &Plan, request: &StartUpdate) -> BTreeSet<usize> {
 fn describe(errors: &[DefinitionError]) -> String {
     let each = errors.iter().map(|e| {
         let at = match &e.location {
-            Some(l) if l.line.is_some() => format!(" (at {}:{})", l.path, l.line.unwrap_or_default()),
-            Some(l) if !l.path.is_empty() => format!(" (in {})", l.path),
+            Some(Location { path, line: Some(line) }) => format!(" (at {path}:{line})"),
+            Some(Location { path, line: None }) if !path.is_empty() => format!(" (in {path})"),
             _ => String::new(),
         };
         let class = e.class.as_deref().map(|c| format!("{c}: ")).unwrap_or_default();

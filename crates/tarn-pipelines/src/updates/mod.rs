@@ -87,11 +87,12 @@ impl Pipelines {
         let pipelines = self.clone();
         let update_id = row.update_id.clone();
         let user = user.to_string();
+        let driven = update_id.clone();
         tokio::spawn(async move {
             driver::drive(pipelines.clone(), pipeline, row, user, stopped).await;
-            pipelines.active().remove(&update_id);
+            pipelines.active().remove(&driven);
         });
-        Ok(self.active_update(pipeline_id)?.map(|u| u.update_id).unwrap_or_default())
+        Ok(update_id)
     }
 
     fn active(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, watch::Sender<bool>>> {
