@@ -84,7 +84,7 @@ pub struct Input {
 /// Files a flow reads incrementally (Auto Loader's `cloudFiles`, a file
 /// stream, or `STREAM read_files(...)`): the relation reads `path` as
 /// `format`, and each update substitutes the files not yet processed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FileSource {
     pub path: String,
     pub format: String,
@@ -97,6 +97,9 @@ pub struct FileSource {
     /// update points it at the files not yet processed.
     #[serde(default)]
     pub view: Option<String>,
+    /// A batch read (`read_files` without `STREAM`): every file, each update.
+    #[serde(default)]
+    pub batch: bool,
 }
 
 /// `AUTO CDC` / `apply_changes` settings of a flow.

@@ -126,12 +126,12 @@ fn bronze_silver_gold() {
     bronze.sources = vec![FileSource {
         path: "/Volumes/main/raw/landing".into(),
         format: "json".into(),
-        options: json!({"inferColumnTypes": "true", "schemaHints": "amount DECIMAL(10,2)"})
+        options: json!({"cloudFiles.inferColumnTypes": "true", "cloudFiles.schemaHints": "amount DECIMAL(10,2)"})
             .as_object()
             .cloned()
             .unwrap_or_default(),
-        schema: None,
-        view: None,
+        view: Some("__tarn_files__0".into()),
+        ..FileSource::default()
     }];
     let silver = flow(
         "orders_silver",
@@ -280,7 +280,13 @@ fn views_and_legacy_tables() {
     assert_eq!(defs.datasets[0].schema, None);
     let mut options = Map::new();
     options.insert("cloudFiles.inferColumnTypes".into(), Value::String("true".into()));
-    let events = FileSource { path: "/data/events".into(), format: "json".into(), options, schema: None, view: None };
+    let events = FileSource {
+        path: "/data/events".into(),
+        format: "json".into(),
+        options,
+        view: Some("__tarn_files__0".into()),
+        ..FileSource::default()
+    };
     assert_eq!(defs.flows[1].sources, vec![events]);
     assert_eq!(defs.flows.len(), 4);
     assert_eq!(defs.flows[3].query, Some(Query::Sql("SELECT * FROM raw".into())));
@@ -391,7 +397,7 @@ fn rewrite_replaces_references_and_nothing_else() {
         ("SELECT 'unclosed FROM orders", "SELECT 'unclosed FROM orders"),
     ];
     for (query, expected) in cases {
-        assert_eq!(rewrite_references(query, &resolve, &stream), expected, "{query}");
+        assert_eq!(rewrite_references(query, &resolve, &stream, &|_| None), expected, "{query}");
     }
 }
 
@@ -406,6 +412,6 @@ fn every_prefix_reads_without_panicking() {
         let prefix = &text[..end];
         let defs = read(prefix);
         assert!(defs.datasets.len() + defs.flows.len() + defs.errors.len() <= 12, "{prefix}");
-        rewrite_references(prefix, &resolve, &stream);
+        rewrite_references(prefix, &resolve, &stream, &|_| None);
     }
 }

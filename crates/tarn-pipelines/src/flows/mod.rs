@@ -2,6 +2,7 @@
 //! read, its query run on the pipeline's engine with its target's
 //! expectations, the rows written to the target, and the batch recorded.
 
+pub mod cdc;
 pub mod quality;
 pub mod relation;
 pub mod sources;
@@ -15,13 +16,14 @@ use std::sync::Arc;
 use deltalake::arrow::ipc::reader::StreamReader;
 use deltalake::arrow::record_batch::RecordBatch;
 use serde_json::{Value, json};
+use spark_connect_proto::Relation;
 use tarn_catalog::Catalog;
 use tarn_files::Files;
 use tarn_gateway::connect::EngineSession;
 use tarn_store::Store;
 
 use crate::events::FlowReport;
-use crate::graph::{DatasetKind, FileSource, Query, stream_view};
+use crate::graph::{Cdc, DatasetKind, FileSource, Query, stream_view};
 use crate::plan::{Plan, PlannedFlow, bare};
 use write::{Target, Txn};
 
@@ -53,6 +55,12 @@ impl Progress {
         json!({"files": self.files, "inputs": self.inputs, "columns": self.columns})
     }
 
+    /// Whether it reached files or versions `done` did not.
+    fn is_new(&self, done: &Progress) -> bool {
+        !self.files.is_subset(&done.files)
+            || self.inputs.iter().any(|(name, version)| done.inputs.get(name) != Some(version))
+    }
+
     fn absorb(&mut self, v: &Value) {
         let strings = |v: &Value| -> Vec<String> {
             v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
@@ -66,6 +74,23 @@ impl Progress {
         for (k, cols) in v["columns"].as_object().into_iter().flatten() {
             self.columns.insert(k.clone(), strings(cols));
         }
+    }
+}
+
+/// A streaming flow's batch: its number, what it read, and whether it
+/// replaces the table's rows.
+struct Batch<'a> {
+    number: i64,
+    progress: &'a Progress,
+    overwrite: bool,
+}
+
+/// Ends the process at a named point when `TARN_CRASH_AT` names it: the
+/// crash tests kill tarn between a batch's Delta commit and its record.
+fn crash_point(name: &str) {
+    if std::env::var("TARN_CRASH_AT").is_ok_and(|at| at == name) {
+        tracing::error!(point = name, "TARN_CRASH_AT reached; exiting");
+        std::process::exit(86);
     }
 }
 
@@ -109,9 +134,6 @@ impl FlowEnv {
 
     /// Runs the flow; `refresh` rewrites its target from scratch.
     pub async fn run(&self, flow: &PlannedFlow, refresh: bool) -> Result<FlowReport, String> {
-        if flow.def.cdc.is_some() {
-            return Err("AUTO CDC (apply_changes) flows are not run by tarn yet".into());
-        }
         let dataset = &self.plan.datasets[flow.target].def;
         let target = self.target(flow);
         write::check_ownership(&self.catalog, &target)?;
@@ -121,27 +143,28 @@ impl FlowEnv {
         let (done, batch) =
             if streaming { self.read_progress(flow, &target.dir).await? } else { (Progress::default(), 1) };
         let done = if refresh { Progress::default() } else { done };
+        let cdc = flow.def.cdc.as_ref();
         let mut session = EngineSession::open(self.port, &self.user).await.map_err(|e| e.to_string())?;
         let (catalog, schema) = &self.namespace;
         session.use_namespace(Some(catalog), Some(schema)).await.map_err(|e| e.to_string())?;
-        let mut now = Progress::default();
-        let mut anything_new = false;
-        for source in &flow.def.sources {
-            anything_new |= self.point_files(&mut session, source, &done, &mut now).await?;
-        }
-        for input in flow.def.inputs.iter().filter(|i| i.streaming) {
-            anything_new |= self.point_stream(&mut session, &input.name, &done, &mut now).await?;
-        }
+        let now = self.point_inputs(&mut session, flow, &done).await?;
         let incremental = !flow.def.sources.is_empty() || flow.def.inputs.iter().any(|i| i.streaming);
         let exists = target.dir.join("_delta_log").exists();
-        if streaming && incremental && !anything_new && exists && !refresh {
+        if streaming && incremental && !now.is_new(&done) && exists && !refresh {
             let metrics = Some(json!({"num_output_rows": 0}));
             return Ok(FlowReport { status: "COMPLETED", metrics, data_quality: None, mode: Some("NO_NEW_DATA") });
         }
-        let query = match &flow.def.query {
-            Some(Query::Relation(plan)) => relation::decode(plan)?,
-            Some(Query::Sql(text)) => relation::sql(&self.sql_for_engine(text)),
-            None => return Ok(FlowReport { status: "COMPLETED", ..FlowReport::default() }),
+        let query = match (&flow.def.query, cdc) {
+            (Some(Query::Relation(plan)), _) => relation::decode(plan)?,
+            (Some(Query::Sql(text)), _) => relation::sql(&self.sql_for_engine(text, &flow.def.sources)),
+            (None, Some(cdc)) => {
+                relation::sql(&self.sql_for_engine(&format!("SELECT * FROM STREAM({})", cdc.source), &[]))
+            }
+            (None, None) => return Ok(FlowReport { status: "COMPLETED", ..FlowReport::default() }),
+        };
+        let query = match cdc {
+            Some(cdc) => self.cdc_query(&mut session, &flow.def.name, query, cdc).await?,
+            None => query,
         };
         let expectations = &dataset.expectations;
         let streams = session.collect(relation::with_verdicts(query, expectations)).await.map_err(|e| e.to_string())?;
@@ -160,43 +183,97 @@ impl FlowEnv {
                 .project(&(0..schema.fields().len() - expectations.len()).collect::<Vec<_>>())
                 .map_err(|e| e.to_string())?,
         );
-        let overwrite = !streaming || refresh;
-        let txn = streaming.then(|| Txn { app_id: app_id(&self.pipeline_id, &flow.def.name), version: batch });
-        if streaming {
-            self.store
-                .put_flow_batch(&self.pipeline_id, &flow.def.name, batch, "pending", &now.to_json())
-                .map_err(|e| e.to_string())?;
-        }
-        let (_, fields) = write::write(&target, data_schema, rows, overwrite, txn.as_ref()).await?;
-        if streaming {
-            if overwrite {
-                self.store
-                    .delete_flow_batches(&self.pipeline_id, &flow.def.name, Some("committed"))
-                    .map_err(|e| e.to_string())?;
-            }
-            self.store
-                .put_flow_batch(&self.pipeline_id, &flow.def.name, batch, "committed", &now.to_json())
-                .map_err(|e| e.to_string())?;
-        }
+        // AUTO CDC rewrites its target from every change, in the batch's commit.
+        let overwrite = !streaming || refresh || cdc.is_some();
+        let batch = streaming.then_some(Batch { number: batch, progress: &now, overwrite });
+        let fields = self.commit(flow, &target, data_schema, rows, batch).await?;
         write::register(&self.catalog, &target, dataset, &fields, &self.user)?;
         let data_quality = (!expectations.is_empty()).then(|| quality.to_event(expectations, &dataset.name));
-        let mode = if streaming { "INCREMENTAL" } else { "COMPLETE_RECOMPUTE" };
+        let mode = if streaming && cdc.is_none() { "INCREMENTAL" } else { "COMPLETE_RECOMPUTE" };
         let metrics = json!({"num_output_rows": written});
         Ok(FlowReport { status: "COMPLETED", metrics: Some(metrics), data_quality, mode: Some(mode) })
     }
 
-    /// Points the source's view at the files no batch took; true when there are some.
+    /// Writes the rows; a streaming flow's batch is recorded pending before
+    /// the Delta commit that carries its number and committed after it.
+    async fn commit(
+        &self,
+        flow: &PlannedFlow,
+        target: &Target,
+        schema: deltalake::arrow::datatypes::SchemaRef,
+        rows: Vec<RecordBatch>,
+        batch: Option<Batch<'_>>,
+    ) -> Result<Vec<Value>, String> {
+        let name = &flow.def.name;
+        let Some(batch) = batch else {
+            return Ok(write::write(target, schema, rows, true, None).await?.1);
+        };
+        let store = |state: &str| {
+            self.store
+                .put_flow_batch(&self.pipeline_id, name, batch.number, state, &batch.progress.to_json())
+                .map_err(|e| e.to_string())
+        };
+        store("pending")?;
+        let txn = Txn { app_id: app_id(&self.pipeline_id, name), version: batch.number };
+        let (_, fields) = write::write(target, schema, rows, batch.overwrite, Some(&txn)).await?;
+        crash_point("after_commit");
+        if batch.overwrite {
+            self.store.delete_flow_batches(&self.pipeline_id, name, Some("committed")).map_err(|e| e.to_string())?;
+        }
+        store("committed")?;
+        Ok(fields)
+    }
+
+    /// Points the flow's incremental inputs at what it has not read; AUTO
+    /// CDC recomputes from every change, so its inputs are read whole.
+    async fn point_inputs(
+        &self,
+        session: &mut EngineSession,
+        flow: &PlannedFlow,
+        done: &Progress,
+    ) -> Result<Progress, String> {
+        let whole = Progress::default();
+        let since = if flow.def.cdc.is_some() { &whole } else { done };
+        let mut now = Progress::default();
+        for source in &flow.def.sources {
+            let since = if source.batch { &whole } else { since };
+            self.point_files(session, source, since, &mut now).await?;
+        }
+        for input in flow.def.inputs.iter().filter(|i| i.streaming) {
+            self.point_stream(session, &input.name, since, &mut now).await?;
+        }
+        Ok(now)
+    }
+
+    /// The AUTO CDC target's query over the flow's change rows.
+    async fn cdc_query(
+        &self,
+        session: &mut EngineSession,
+        flow: &str,
+        changes: Relation,
+        cdc: &Cdc,
+    ) -> Result<Relation, String> {
+        let view = format!(
+            "__tarn_changes_{}",
+            flow.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>()
+        );
+        session.run_command(relation::temp_view(&view, changes)).await.map_err(|e| e.to_string())?;
+        let empty = session.collect(relation::sql(&format!("SELECT * FROM {view} LIMIT 0"))).await;
+        let (schema, _) = decode(&empty.map_err(|e| e.to_string())?)?;
+        let schema = schema.ok_or("the engine returned no schema for the AUTO CDC source")?;
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        Ok(relation::sql(&cdc::target_query(cdc, &view, &columns)?))
+    }
+
+    /// Points the source's view at the files no batch took.
     async fn point_files(
         &self,
         session: &mut EngineSession,
         source: &FileSource,
         done: &Progress,
         now: &mut Progress,
-    ) -> Result<bool, String> {
-        let view = source
-            .view
-            .clone()
-            .ok_or("STREAM read_files(...) in SQL is not run by tarn yet; use Auto Loader in Python")?;
+    ) -> Result<(), String> {
+        let view = source.view.clone().ok_or("a file source without a view to read it from")?;
         let dir = sources::local_dir(&self.files, &source.path)?;
         let listed = sources::list_files(&dir).map_err(|e| format!("Auto Loader path {}: {e}", source.path))?;
         let new: Vec<PathBuf> =
@@ -244,18 +321,18 @@ impl FlowEnv {
         session.run_command(relation::temp_view(&view, relation)).await.map_err(|e| e.to_string())?;
         now.files.extend(new.iter().map(|p| p.to_string_lossy().to_string()));
         now.columns.insert(source.path.clone(), columns);
-        Ok(!new.is_empty())
+        Ok(())
     }
 
     /// Points the stream view of a pipeline dataset at the data files it
-    /// gained since the flow last read it; true when there are some.
+    /// gained since the flow last read it.
     async fn point_stream(
         &self,
         session: &mut EngineSession,
         input: &str,
         done: &Progress,
         now: &mut Progress,
-    ) -> Result<bool, String> {
+    ) -> Result<(), String> {
         let name = bare(input);
         let Some(i) = self.plan.dataset(&name) else {
             return Err(format!("Failed to read dataset '{name}'. Dataset is not defined in the pipeline."));
@@ -275,15 +352,16 @@ impl FlowEnv {
         };
         session.run_command(relation::temp_view(&stream_view(&name), relation)).await.map_err(|e| e.to_string())?;
         now.inputs.insert(name, version);
-        Ok(!files.is_empty())
+        Ok(())
     }
 
-    /// SQL text with `LIVE.x` and pipeline names as full names and
-    /// `STREAM(x)` as the view of x's new rows.
-    fn sql_for_engine(&self, text: &str) -> String {
+    /// SQL text with `LIVE.x` and pipeline names as full names,
+    /// `STREAM(x)` as the view of x's new rows and file sources as their views.
+    fn sql_for_engine(&self, text: &str, sources: &[FileSource]) -> String {
         let resolve = |name: &str| self.plan.dataset(name).map(|i| self.plan.datasets[i].full_name.clone());
         let stream = |name: &str| self.plan.dataset(name).map(|_| stream_view(&bare(name)));
-        crate::sql::rewrite_references(text, &resolve, &stream)
+        let files = |i: usize| sources.get(i).and_then(|s| s.view.clone());
+        crate::sql::rewrite_references(text, &resolve, &stream, &files)
     }
 }
 

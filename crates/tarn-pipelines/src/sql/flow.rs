@@ -4,7 +4,7 @@
 
 use super::cursor::{Cursor, ParseError, Parsed};
 use super::refs;
-use crate::graph::{Cdc, Flow, Input, Query};
+use crate::graph::{Cdc, FileSource, Flow, Input, Query};
 
 /// The flow writing `query` (at byte `at` of the statement) to `target`.
 pub(super) fn query_flow(name: &str, target: &str, query: &str, at: usize) -> Parsed<Flow> {
@@ -14,7 +14,12 @@ pub(super) fn query_flow(name: &str, target: &str, query: &str, at: usize) -> Pa
         target: target.to_string(),
         query: Some(Query::Sql(query.to_string())),
         inputs: scan.inputs(),
-        sources: scan.sources,
+        sources: scan
+            .sources
+            .into_iter()
+            .enumerate()
+            .map(|(i, source)| FileSource { view: Some(format!("__tarn_files__{i}")), ..source })
+            .collect(),
         once: false,
         cdc: None,
         location: Default::default(),

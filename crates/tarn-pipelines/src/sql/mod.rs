@@ -101,15 +101,17 @@ pub fn settings(text: &str) -> Vec<(String, String)> {
 /// `STREAM(x)`, `STREAM(LIVE.x)` and `STREAM x` become `stream(x)` (where to
 /// read x's new rows), else `resolve(x)`, else `x` as written. Every other
 /// byte, strings, comments and spacing included, is kept; a query whose
-/// quotes or parentheses do not close comes back unchanged.
-/// `STREAM read_files(...)` is left for the caller, which substitutes the
-/// flow's [`FileSource`](crate::graph::FileSource).
+/// quotes or parentheses do not close comes back unchanged. The i-th file
+/// source (`STREAM read_files(...)`, `cloud_files(...)`, a batch
+/// `read_files(...)`) becomes `files(i)`, the view of the flow's i-th
+/// [`FileSource`](crate::graph::FileSource), when it is `Some`.
 pub fn rewrite_references(
     query: &str,
     resolve: &dyn Fn(&str) -> Option<String>,
     stream: &dyn Fn(&str) -> Option<String>,
+    files: &dyn Fn(usize) -> Option<String>,
 ) -> String {
-    refs::rewrite(query, resolve, stream)
+    refs::rewrite(query, resolve, stream, files)
 }
 
 /// One statement: what it defines and where its first token is.

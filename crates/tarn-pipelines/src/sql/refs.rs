@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tarn_sqltext::Kind;
 
 use super::cursor::{Cursor, Name, ParseError, Parsed};
@@ -38,6 +38,8 @@ pub(super) struct Reference {
 pub(super) struct Scan {
     pub references: Vec<Reference>,
     pub sources: Vec<FileSource>,
+    /// Where each of `sources` is written, `STREAM` included.
+    pub source_spans: Vec<Range<usize>>,
 }
 
 impl Scan {
@@ -104,28 +106,36 @@ pub(super) fn scan(query: &str) -> Parsed<Scan> {
 
 /// `query` with its references replaced: `LIVE.x` and plain names by
 /// `resolve(x)`, `STREAM(x)` and `STREAM x` by `stream(x)`, else
-/// `resolve(x)`, else `x` as written. Names neither function knows stay as
-/// written, and so does every other byte. A query that does not scan
-/// (unclosed strings or parentheses) comes back unchanged.
+/// `resolve(x)`, else `x` as written, and the i-th file source by
+/// `files(i)`. Names the functions do not know stay as written, and so
+/// does every other byte. A query that does not scan (unclosed strings or
+/// parentheses) comes back unchanged.
 pub(super) fn rewrite(
     query: &str,
     resolve: &dyn Fn(&str) -> Option<String>,
     stream: &dyn Fn(&str) -> Option<String>,
+    files: &dyn Fn(usize) -> Option<String>,
 ) -> String {
     let Ok(scan) = scan(query) else { return query.to_string() };
-    let mut out = String::with_capacity(query.len());
-    let mut copied = 0;
+    let mut replacements: Vec<(Range<usize>, String)> = Vec::new();
     for r in &scan.references {
         let written = query.get(r.written.clone()).unwrap_or_default();
         let replacement = match r.via {
             Via::Stream => Some(stream(&r.name).or_else(|| resolve(&r.name)).unwrap_or_else(|| written.to_string())),
             Via::Live | Via::Plain => resolve(&r.name),
         };
-        if let Some(replacement) = replacement {
-            out.push_str(query.get(copied..r.span.start).unwrap_or_default());
-            out.push_str(&replacement);
-            copied = r.span.end;
-        }
+        replacements.extend(replacement.map(|text| (r.span.clone(), text)));
+    }
+    for (i, span) in scan.source_spans.iter().enumerate() {
+        replacements.extend(files(i).map(|text| (span.clone(), text)));
+    }
+    replacements.sort_by_key(|(span, _)| span.start);
+    let mut out = String::with_capacity(query.len());
+    let mut copied = 0;
+    for (span, text) in replacements {
+        out.push_str(query.get(copied..span.start).unwrap_or_default());
+        out.push_str(&text);
+        copied = span.end;
     }
     out.push_str(query.get(copied..).unwrap_or_default());
     out
@@ -159,12 +169,14 @@ fn reference(c: &mut Cursor, scan: &mut Scan, table: bool) -> Parsed<bool> {
     if at_stream(c, table) {
         c.bump();
         if at_file_function(c) {
-            scan.sources.push(file_source(c)?);
+            let source = file_source(c)?;
+            push_source(scan, source, start..c.prev_end());
         } else if c.at_punct('(') {
             let mark = c.mark();
             let mut inner = c.group_cursor()?;
             if at_file_function(&inner) {
-                scan.sources.push(file_source(&mut inner)?);
+                let source = file_source(&mut inner)?;
+                push_source(scan, source, start..c.prev_end());
             } else if let Some(name) = lone_name(&mut inner) {
                 push(scan, name, Via::Stream, start..c.prev_end());
             } else {
@@ -177,7 +189,14 @@ fn reference(c: &mut Cursor, scan: &mut Scan, table: bool) -> Parsed<bool> {
         return Ok(true);
     }
     if at_cloud_files(c) {
-        scan.sources.push(file_source(c)?);
+        let source = file_source(c)?;
+        push_source(scan, source, start..c.prev_end());
+        return Ok(true);
+    }
+    if table && at_file_function(c) {
+        // A batch `read_files`: every file, each update.
+        let source = FileSource { batch: true, ..file_source(c)? };
+        push_source(scan, source, start..c.prev_end());
         return Ok(true);
     }
     if at_live(c) {
@@ -199,6 +218,11 @@ fn reference(c: &mut Cursor, scan: &mut Scan, table: bool) -> Parsed<bool> {
         push(scan, name, Via::Plain, span);
     }
     Ok(plain)
+}
+
+fn push_source(scan: &mut Scan, source: FileSource, span: Range<usize>) {
+    scan.sources.push(source);
+    scan.source_spans.push(span);
 }
 
 fn push(scan: &mut Scan, name: Name, via: Via, span: Range<usize>) {
@@ -262,17 +286,18 @@ fn file_source(c: &mut Cursor) -> Parsed<FileSource> {
     let mut path = args.next().ok_or_else(|| c.error("a path"))?;
     let path_text = path.string()?;
     path.finish("',' or ')'")?;
-    let mut source =
-        FileSource { path: path_text, format: String::new(), options: Map::new(), schema: None, view: None };
+    let mut source = FileSource { path: path_text, ..FileSource::default() };
     if cloud_files {
         cloud_files_args(&mut source, args)?;
     } else {
+        // read_files infers column types unless told not to.
+        source.options.insert("cloudFiles.inferColumnTypes".into(), Value::String("true".into()));
         for mut arg in args {
             let (key, value) = named_arg(&mut arg)?;
             if key.eq_ignore_ascii_case("format") {
                 source.format = value;
             } else {
-                source.options.insert(key, Value::String(value));
+                source.options.insert(read_files_option(&key), Value::String(value));
             }
         }
     }
@@ -280,6 +305,23 @@ fn file_source(c: &mut Cursor) -> Parsed<FileSource> {
         return Err(ParseError { message: "a file source needs a path".into(), at });
     }
     Ok(source)
+}
+
+/// Auto Loader's options as `read_files` names them (without the
+/// `cloudFiles.` prefix) under the names the flow reads them by.
+fn read_files_option(key: &str) -> String {
+    const AUTO_LOADER: &[&str] = &[
+        "inferColumnTypes",
+        "schemaEvolutionMode",
+        "schemaHints",
+        "schemaLocation",
+        "maxFilesPerTrigger",
+        "includeExistingFiles",
+    ];
+    match AUTO_LOADER.iter().find(|o| o.eq_ignore_ascii_case(key)) {
+        Some(option) => format!("cloudFiles.{option}"),
+        None => key.to_string(),
+    }
 }
 
 /// `cloud_files`' format and its `map('k', 'v', ...)` of options.
