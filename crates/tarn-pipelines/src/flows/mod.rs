@@ -214,6 +214,7 @@ impl FlowEnv {
                 .map_err(|e| e.to_string())
         };
         store("pending")?;
+        crash_point("before_commit");
         let txn = Txn { app_id: app_id(&self.pipeline_id, name), version: batch.number };
         let (_, fields) = write::write(target, schema, rows, batch.overwrite, Some(&txn)).await?;
         crash_point("after_commit");
