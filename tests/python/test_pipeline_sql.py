@@ -118,7 +118,8 @@ def test_a_crash_mid_batch_neither_loses_nor_duplicates_rows(point):
         landing = "/Volumes/main/crash/landing/orders"
         pipeline_id = make_pipeline(w, "orders-crash", "crash", landing)
         w.files.upload(f"{landing}/2026-03-01.csv", csv(FIRST))
-        assert finish(w, pipeline_id, w.pipelines.start_update(pipeline_id).update_id) == "COMPLETED"
+        state = finish(w, pipeline_id, w.pipelines.start_update(pipeline_id).update_id)
+        assert state == "COMPLETED", [e.message for e in w.pipelines.list_pipeline_events(pipeline_id)]
         tarn.stop()
 
         # The next batch of the bronze flow ends the process at `point`.

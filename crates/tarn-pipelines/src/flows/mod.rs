@@ -2,6 +2,7 @@
 //! read, its query run on the pipeline's engine with its target's
 //! expectations, the rows written to the target, and the batch recorded.
 
+pub mod autoloader;
 pub mod cdc;
 pub mod quality;
 pub mod relation;
@@ -23,7 +24,7 @@ use tarn_gateway::connect::EngineSession;
 use tarn_store::Store;
 
 use crate::events::FlowReport;
-use crate::graph::{Cdc, DatasetKind, FileSource, Query, stream_view};
+use crate::graph::{Cdc, Dataset, DatasetKind, FileSource, Query, stream_view};
 use crate::plan::{Plan, PlannedFlow, bare};
 use write::{Target, Txn};
 
@@ -48,6 +49,8 @@ struct Progress {
     files: BTreeSet<String>,
     inputs: BTreeMap<String, i64>,
     columns: BTreeMap<String, Vec<String>>,
+    /// Files were left for the next batch (`maxFilesPerTrigger`).
+    limited: bool,
 }
 
 impl Progress {
@@ -74,6 +77,29 @@ impl Progress {
         for (k, cols) in v["columns"].as_object().into_iter().flatten() {
             self.columns.insert(k.clone(), strings(cols));
         }
+    }
+}
+
+/// What the batches of one flow run wrote and counted.
+#[derive(Debug, Default)]
+struct Outcome {
+    written: u64,
+    quality: Option<quality::Quality>,
+}
+
+impl Outcome {
+    fn plus(self, other: Outcome) -> Outcome {
+        let quality = match (self.quality, other.quality) {
+            (Some(a), Some(b)) => Some(a.plus(&b)),
+            (a, b) => a.or(b),
+        };
+        Outcome { written: self.written + other.written, quality }
+    }
+
+    fn report(self, dataset: &Dataset, mode: &'static str) -> FlowReport {
+        let data_quality = self.quality.map(|q| q.to_event(&dataset.expectations, &dataset.name));
+        let metrics = Some(json!({"num_output_rows": self.written}));
+        FlowReport { status: "COMPLETED", metrics, data_quality, mode: Some(mode) }
     }
 }
 
@@ -132,38 +158,73 @@ impl FlowEnv {
         Ok((progress, last + 1))
     }
 
-    /// Runs the flow; `refresh` rewrites its target from scratch.
+    /// Runs the flow; `refresh` rewrites its target from scratch. A
+    /// streaming flow runs batches until its inputs have nothing new.
     pub async fn run(&self, flow: &PlannedFlow, refresh: bool) -> Result<FlowReport, String> {
         let dataset = &self.plan.datasets[flow.target].def;
         let target = self.target(flow);
         write::check_ownership(&self.catalog, &target)?;
-        let streaming = dataset.kind == DatasetKind::StreamingTable;
-        // A refresh reads from scratch, but its batch still numbers after
-        // every batch the table holds, so a crash is settled the same way.
-        let (done, batch) =
-            if streaming { self.read_progress(flow, &target.dir).await? } else { (Progress::default(), 1) };
-        let done = if refresh { Progress::default() } else { done };
-        let cdc = flow.def.cdc.as_ref();
         let mut session = EngineSession::open(self.port, &self.user).await.map_err(|e| e.to_string())?;
         let (catalog, schema) = &self.namespace;
         session.use_namespace(Some(catalog), Some(schema)).await.map_err(|e| e.to_string())?;
-        let now = self.point_inputs(&mut session, flow, &done).await?;
-        let incremental = !flow.def.sources.is_empty() || flow.def.inputs.iter().any(|i| i.streaming);
-        let exists = target.dir.join("_delta_log").exists();
-        if streaming && incremental && !now.is_new(&done) && exists && !refresh {
-            let metrics = Some(json!({"num_output_rows": 0}));
-            return Ok(FlowReport { status: "COMPLETED", metrics, data_quality: None, mode: Some("NO_NEW_DATA") });
+        if dataset.kind != DatasetKind::StreamingTable {
+            let outcome = self.batch(&mut session, flow, &target, None).await?;
+            return Ok(outcome.report(dataset, "COMPLETE_RECOMPUTE"));
         }
+        let incremental = !flow.def.sources.is_empty() || flow.def.inputs.iter().any(|i| i.streaming);
+        let mut total: Option<Outcome> = None;
+        let mut refresh = refresh;
+        loop {
+            // A refresh reads from scratch, but its batch still numbers after
+            // every batch the table holds, so a crash is settled the same way.
+            let (done, number) = self.read_progress(flow, &target.dir).await?;
+            let done = if refresh { Progress::default() } else { done };
+            let now = self.point_inputs(&mut session, flow, &done).await?;
+            let exists = target.dir.join("_delta_log").exists();
+            if incremental && !now.is_new(&done) && exists && !refresh {
+                break;
+            }
+            // AUTO CDC rewrites its target from every change, in the batch's commit.
+            let overwrite = refresh || flow.def.cdc.is_some();
+            let batch = Batch { number, progress: &now, overwrite };
+            let outcome = self.batch(&mut session, flow, &target, Some(batch)).await?;
+            total = Some(match total {
+                Some(sum) => sum.plus(outcome),
+                None => outcome,
+            });
+            refresh = false;
+            if !now.limited || !incremental {
+                break;
+            }
+        }
+        let mode = if flow.def.cdc.is_some() { "COMPLETE_RECOMPUTE" } else { "INCREMENTAL" };
+        Ok(match total {
+            Some(outcome) => outcome.report(dataset, mode),
+            None => Outcome::default().report(dataset, "NO_NEW_DATA"),
+        })
+    }
+
+    /// One pass of the flow's query over what its inputs point at, its
+    /// expectations applied, the rows written.
+    async fn batch(
+        &self,
+        session: &mut EngineSession,
+        flow: &PlannedFlow,
+        target: &Target,
+        batch: Option<Batch<'_>>,
+    ) -> Result<Outcome, String> {
+        let dataset = &self.plan.datasets[flow.target].def;
+        let cdc = flow.def.cdc.as_ref();
         let query = match (&flow.def.query, cdc) {
             (Some(Query::Relation(plan)), _) => relation::decode(plan)?,
             (Some(Query::Sql(text)), _) => relation::sql(&self.sql_for_engine(text, &flow.def.sources)),
             (None, Some(cdc)) => {
                 relation::sql(&self.sql_for_engine(&format!("SELECT * FROM STREAM({})", cdc.source), &[]))
             }
-            (None, None) => return Ok(FlowReport { status: "COMPLETED", ..FlowReport::default() }),
+            (None, None) => return Ok(Outcome::default()),
         };
         let query = match cdc {
-            Some(cdc) => self.cdc_query(&mut session, &flow.def.name, query, cdc).await?,
+            Some(cdc) => self.cdc_query(session, &flow.def.name, query, cdc).await?,
             None => query,
         };
         let expectations = &dataset.expectations;
@@ -183,15 +244,9 @@ impl FlowEnv {
                 .project(&(0..schema.fields().len() - expectations.len()).collect::<Vec<_>>())
                 .map_err(|e| e.to_string())?,
         );
-        // AUTO CDC rewrites its target from every change, in the batch's commit.
-        let overwrite = !streaming || refresh || cdc.is_some();
-        let batch = streaming.then_some(Batch { number: batch, progress: &now, overwrite });
-        let fields = self.commit(flow, &target, data_schema, rows, batch).await?;
-        write::register(&self.catalog, &target, dataset, &fields, &self.user)?;
-        let data_quality = (!expectations.is_empty()).then(|| quality.to_event(expectations, &dataset.name));
-        let mode = if streaming && cdc.is_none() { "INCREMENTAL" } else { "COMPLETE_RECOMPUTE" };
-        let metrics = json!({"num_output_rows": written});
-        Ok(FlowReport { status: "COMPLETED", metrics: Some(metrics), data_quality, mode: Some(mode) })
+        let fields = self.commit(flow, target, data_schema, rows, batch).await?;
+        write::register(&self.catalog, target, dataset, &fields, &self.user)?;
+        Ok(Outcome { written, quality: (!expectations.is_empty()).then_some(quality) })
     }
 
     /// Writes the rows; a streaming flow's batch is recorded pending before
@@ -237,8 +292,10 @@ impl FlowEnv {
         let since = if flow.def.cdc.is_some() { &whole } else { done };
         let mut now = Progress::default();
         for source in &flow.def.sources {
+            // A whole read takes every file at once.
+            let whole_read = source.batch || flow.def.cdc.is_some();
             let since = if source.batch { &whole } else { since };
-            self.point_files(session, source, since, &mut now).await?;
+            self.point_files(session, source, since, &mut now, !whole_read).await?;
         }
         for input in flow.def.inputs.iter().filter(|i| i.streaming) {
             self.point_stream(session, &input.name, since, &mut now).await?;
@@ -266,62 +323,23 @@ impl FlowEnv {
         Ok(relation::sql(&cdc::target_query(cdc, &view, &columns)?))
     }
 
-    /// Points the source's view at the files no batch took.
+    /// Points the source's view at its next batch of files.
     async fn point_files(
         &self,
         session: &mut EngineSession,
         source: &FileSource,
         done: &Progress,
         now: &mut Progress,
+        limit: bool,
     ) -> Result<(), String> {
         let view = source.view.clone().ok_or("a file source without a view to read it from")?;
         let dir = sources::local_dir(&self.files, &source.path)?;
-        let listed = sources::list_files(&dir).map_err(|e| format!("Auto Loader path {}: {e}", source.path))?;
-        let new: Vec<PathBuf> =
-            listed.into_iter().filter(|f| !done.files.contains(&f.to_string_lossy().to_string())).collect();
-        let format = source
-            .options
-            .get("cloudFiles.format")
-            .and_then(Value::as_str)
-            .unwrap_or(&source.format)
-            .to_ascii_lowercase();
-        let infer = sources::is_true(&source.options, "cloudFiles.inferColumnTypes");
-        let mut columns = done.columns.get(&source.path).cloned().unwrap_or_default();
-        if let Some(found) = sources::sample_columns(&format, &new, &source.options)? {
-            for c in found {
-                if !columns.contains(&c) {
-                    columns.push(c);
-                }
-            }
-        }
-        let options: Vec<(String, String)> = source
-            .options
-            .iter()
-            .filter(|(k, _)| !k.starts_with("cloudFiles."))
-            .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
-            .collect();
-        let schema = match &source.schema {
-            Some(declared) => Some(declared.clone()),
-            None => (!infer && !columns.is_empty()).then(|| sources::string_schema(&columns)),
-        };
-        let relation = if new.is_empty() {
-            let select = if columns.is_empty() {
-                "NULL AS value".to_string()
-            } else {
-                columns
-                    .iter()
-                    .map(|c| format!("CAST(NULL AS STRING) AS {}", sources::quoted(c)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            relation::sql(&format!("SELECT {select} WHERE 1 = 0"))
-        } else {
-            let paths = new.iter().map(|p| p.to_string_lossy().to_string()).collect();
-            relation::files(&format, paths, schema, options)
-        };
-        session.run_command(relation::temp_view(&view, relation)).await.map_err(|e| e.to_string())?;
-        now.files.extend(new.iter().map(|p| p.to_string_lossy().to_string()));
-        now.columns.insert(source.path.clone(), columns);
+        let known = done.columns.get(&source.path).map(Vec::as_slice).unwrap_or_default();
+        let batch = autoloader::next_batch(&dir, source, &done.files, known, limit)?;
+        session.run_command(relation::temp_view(&view, batch.relation)).await.map_err(|e| e.to_string())?;
+        now.files.extend(batch.files);
+        now.columns.insert(source.path.clone(), batch.columns);
+        now.limited |= batch.limited;
         Ok(())
     }
 

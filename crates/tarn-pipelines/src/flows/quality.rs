@@ -21,6 +21,16 @@ pub struct Quality {
 }
 
 impl Quality {
+    /// The counts of two batches together.
+    pub fn plus(&self, other: &Quality) -> Quality {
+        let add = |a: &[u64], b: &[u64]| a.iter().zip(b).map(|(x, y)| x + y).collect();
+        Quality {
+            passed: add(&self.passed, &other.passed),
+            failed: add(&self.failed, &other.failed),
+            dropped: self.dropped + other.dropped,
+        }
+    }
+
     /// `flow_progress.data_quality` of the event log.
     pub fn to_event(&self, expectations: &[Expectation], dataset: &str) -> Value {
         let each: Vec<Value> = expectations

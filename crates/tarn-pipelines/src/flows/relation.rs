@@ -52,6 +52,18 @@ pub fn with_verdicts(query: Relation, expectations: &[Expectation]) -> Relation 
     Relation { common: None, rel_type: Some(relation::RelType::Project(Box::new(project))) }
 }
 
+/// `SELECT expressions FROM input`, each expression as `selectExpr` takes it.
+pub fn select(input: Relation, expressions: &[String]) -> Relation {
+    let expressions = expressions
+        .iter()
+        .map(|e| {
+            expression(expression::ExprType::ExpressionString(expression::ExpressionString { expression: e.clone() }))
+        })
+        .collect();
+    let project = Project { input: Some(Box::new(input)), expressions };
+    Relation { common: None, rel_type: Some(relation::RelType::Project(Box::new(project))) }
+}
+
 /// Files read as `format`, with a schema in DDL when given.
 pub fn files(format: &str, paths: Vec<String>, schema: Option<String>, options: Vec<(String, String)>) -> Relation {
     let source = read::DataSource {
