@@ -8,7 +8,7 @@ import json
 import pytest
 from databricks.sdk import errors
 from databricks.sdk.service.catalog import VolumeType
-from databricks.sdk.service.pipelines import FileLibrary, NotebookLibrary, PipelineLibrary
+from databricks.sdk.service.pipelines import EventLogSpec, FileLibrary, NotebookLibrary, PipelineLibrary
 from databricks.sdk.service.workspace import ImportFormat, Language
 
 from conftest import wait_for
@@ -139,6 +139,31 @@ def test_a_second_update_reads_only_the_new_file(w, example):
     assert sql_rows(w, "SELECT count(*) FROM main.ml.raw_customer_events") == [["8"]]
 
 
+def test_the_event_log_reads_in_sql(w, example):
+    """`event_log('<id>')` as in Databricks SQL; `details` is JSON text."""
+    rows = sql_rows(
+        w,
+        f"""SELECT get_json_object(details, '$.flow_progress.metrics.num_output_rows'),
+                   get_json_object(details, '$.flow_progress.data_quality.dropped_records')
+            FROM event_log('{example}')
+            WHERE event_type = 'flow_progress' AND origin.flow_name = 'cleaned_customer_events'
+              AND get_json_object(details, '$.flow_progress.status') = 'COMPLETED'
+            ORDER BY timestamp""",
+    )
+    # The three updates above: 4 rows (2 dropped), then 1 (1 dropped), then nothing new.
+    assert rows == [["4", "2"], ["1", "1"], ["0", None]]
+    lineage = sql_rows(
+        w,
+        f"""SELECT get_json_object(details, '$.flow_definition.input_datasets[0].name') FROM event_log('{example}')
+            WHERE event_type = 'flow_definition' AND origin.flow_name = 'customer_ml_features' LIMIT 1""",
+    )
+    assert lineage == [["main.ml.cleaned_customer_events"]]
+    (warehouse,) = list(w.warehouses.list())
+    failed = w.statement_execution.execute_statement(
+        statement="SELECT * FROM event_log('no-such-pipeline')", warehouse_id=warehouse.id, wait_timeout="30s")
+    assert failed.status.state.value == "FAILED" and "no-such-pipeline" in failed.status.error.message
+
+
 def test_bad_input_answers_in_the_databricks_shape(w, example):
     with pytest.raises(errors.NotFound):
         w.pipelines.get("no-such-pipeline")
@@ -182,7 +207,11 @@ def test_a_notebook_library_shares_its_cells(w, example):
     path = f"/Users/{me}/pipelines/spenders"
     w.workspace.upload(path, io.BytesIO(NOTEBOOK.encode()), format=ImportFormat.SOURCE, language=Language.PYTHON, overwrite=True)
     created = w.pipelines.create(
-        name="spenders", catalog="main", schema="ml", libraries=[PipelineLibrary(notebook=NotebookLibrary(path=path))]
+        name="spenders",
+        catalog="main",
+        schema="ml",
+        libraries=[PipelineLibrary(notebook=NotebookLibrary(path=path))],
+        event_log=EventLogSpec(catalog="main", schema="ml", name="spenders_events"),
     )
     update_id = w.pipelines.start_update(created.pipeline_id).update_id
     assert finish(w, created.pipeline_id, update_id) == "COMPLETED", [
@@ -190,6 +219,9 @@ def test_a_notebook_library_shares_its_cells(w, example):
     ]
     assert sql_rows(w, "SELECT customer_id FROM main.ml.big_spenders ORDER BY customer_id") == [["c1"], ["c3"]]
     assert w.tables.get("main.ml.big_spenders").table_type.value == "MATERIALIZED_VIEW"
+    # The event_log setting publishes the log under its name.
+    rows = sql_rows(w, "SELECT count(*) FROM main.ml.spenders_events WHERE event_type = 'flow_progress'")
+    assert int(rows[0][0]) >= 2
     w.pipelines.delete(created.pipeline_id)
     with pytest.raises(errors.NotFound):
         w.tables.get("main.ml.big_spenders")

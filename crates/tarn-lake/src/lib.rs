@@ -28,7 +28,7 @@ use tarn_catalog::{Catalog, CatalogError, DEFAULT_CATALOG, DEFAULT_SCHEMA, Kind}
 
 pub use statement::Statement;
 pub use system::{SystemTables, mentions_system_tables};
-pub use table::uc_columns;
+pub use table::{Column, batch, uc_columns};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::Result;
 
 /// One result column's values.
-pub(crate) enum Column {
+pub enum Column {
     Str(Vec<Option<String>>),
     Long(Vec<Option<i64>>),
     Double(Vec<Option<f64>>),
@@ -92,7 +92,7 @@ impl Column {
 
 /// A batch from named columns of equal length, every column nullable (the
 /// schema must not depend on whether these rows happen to hold a null).
-pub(crate) fn batch(columns: Vec<(&str, Column)>) -> Result<RecordBatch> {
+pub fn batch(columns: Vec<(&str, Column)>) -> Result<RecordBatch> {
     let columns = columns.into_iter().map(|(n, c)| Ok((n, c.into_array()?, true))).collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_from_iter_with_nullable(columns)?)
 }

@@ -10,6 +10,7 @@
 //! writes its rows with delta-rs, checking expectations on the way.
 
 pub mod error;
+pub mod event_table;
 pub mod events;
 pub mod flows;
 pub mod graph;

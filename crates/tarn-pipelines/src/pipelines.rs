@@ -62,6 +62,31 @@ pub(crate) fn not_found(pipeline_id: &str) -> PipelinesError {
 }
 
 impl Pipelines {
+    /// Appends the pipeline's new events to its event log table (see
+    /// [`crate::event_table`]); a failure is logged, the update unaffected.
+    pub(crate) async fn publish_event_log(&self, pipeline: &PipelineRow, owner: &str) {
+        let Some(dir) = self.event_log_dir(&pipeline.pipeline_id) else { return };
+        let published = crate::event_table::published_name(&pipeline.spec);
+        let inner = &self.inner;
+        let result = crate::event_table::publish(
+            &inner.store,
+            &inner.catalog,
+            &dir,
+            &pipeline.pipeline_id,
+            published.as_deref(),
+            owner,
+        )
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(pipeline_id = pipeline.pipeline_id, error = %e, "publishing a pipeline's event log");
+        }
+    }
+
+    /// Where `event_log('<pipeline_id>')` reads, when it has been written.
+    pub fn event_log_dir(&self, pipeline_id: &str) -> Option<PathBuf> {
+        crate::event_table::event_log_dir(&self.inner.config.tables_dir, pipeline_id)
+    }
+
     pub fn new(
         store: Arc<Store>,
         catalog: Catalog,

@@ -57,6 +57,8 @@ pub struct PipelineEventFilter {
     pub update_id: Option<String>,
     /// Only events after this time (milliseconds).
     pub after: Option<i64>,
+    /// Only events recorded after this one (its `seq`).
+    pub after_seq: Option<i64>,
     pub ascending: bool,
 }
 
@@ -310,9 +312,19 @@ impl Store {
              AND (?2 = '[]' OR level IN (SELECT value FROM json_each(?2)))
              AND (?3 = '[]' OR event_type IN (SELECT value FROM json_each(?3)))
              AND (?4 IS NULL OR update_id = ?4) AND (?5 IS NULL OR timestamp > ?5)
+             AND (?8 IS NULL OR seq > ?8)
              ORDER BY seq {order} LIMIT ?6 OFFSET ?7"
         ))?;
-        let args = params![pipeline_id, levels, types, filter.update_id, filter.after, sql_i64(limit), sql_i64(offset)];
+        let args = params![
+            pipeline_id,
+            levels,
+            types,
+            filter.update_id,
+            filter.after,
+            sql_i64(limit),
+            sql_i64(offset),
+            filter.after_seq
+        ];
         let rows = stmt.query_map(args, event)?.collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(with_json).collect()
     }

@@ -33,12 +33,23 @@ impl CatalogDirectory for Catalogs {
     }
 }
 
-/// Volume paths in engine requests, resolved through the catalog.
-struct VolumePaths(Files);
+/// Volume paths in engine requests, resolved through the catalog, and
+/// pipelines' event log tables under `$TARN_HOME/lake/pipelines`.
+struct VolumePaths {
+    files: Files,
+    pipeline_tables: std::path::PathBuf,
+}
 
 impl PathResolver for VolumePaths {
+    fn event_log(&self, pipeline_id: &str) -> Result<String, String> {
+        let dir = tarn_pipelines::event_table::event_log_dir(&self.pipeline_tables, pipeline_id)
+            .filter(|dir| dir.join("_delta_log").exists())
+            .ok_or_else(|| format!("event_log('{pipeline_id}'): no pipeline with this id has run an update"))?;
+        Ok(dir.display().to_string())
+    }
+
     fn resolve(&self, path: &str) -> Result<String, String> {
-        let location = self.0.volumes().locate(path).map_err(|e| e.to_string())?;
+        let location = self.files.volumes().locate(path).map_err(|e| e.to_string())?;
         let local = location.local_path().map_err(|e| e.to_string())?;
         // A trailing slash means a directory to Spark readers; keep it.
         let slash = if path.ends_with('/') { "/" } else { "" };
@@ -138,7 +149,9 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let warehouse =
         tarn_sql::Warehouse::open(&store, clusters.clone(), config.engine_start_timeout + WAREHOUSE_START_SLACK)
             .map_err(|e| e.to_string())?;
-    let paths: Arc<dyn PathResolver> = Arc::new(VolumePaths(files.clone()));
+    let pipeline_tables = config.home.join("lake").join("pipelines");
+    let paths: Arc<dyn PathResolver> =
+        Arc::new(VolumePaths { files: files.clone(), pipeline_tables: pipeline_tables.clone() });
     let statements = tarn_sql::Statements::new(warehouse, lake.clone(), Some(paths.clone()));
     let hooks = Hooks { sql: Some(Arc::new(tarn_sql::LakeInterceptor::new(lake))), paths: Some(paths) };
     let contexts = Contexts::new(
@@ -188,7 +201,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         clusters.clone(),
         contexts.clone(),
         tarn_pipelines::PipelinesConfig {
-            tables_dir: config.home.join("lake").join("pipelines"),
+            tables_dir: pipeline_tables,
             cluster_start_timeout: config.engine_start_timeout + WAREHOUSE_START_SLACK,
             development_keep_mins: 120,
         },

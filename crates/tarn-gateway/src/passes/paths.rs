@@ -4,7 +4,9 @@
 //! in data source reads, path writes and SQL text, by where the volume is
 //! stored. And `system.compute|access|billing|lakeflow.*` (tarn's system tables)
 //! are renamed to the catalog engines mount them under, as Sail keeps the
-//! name `system` for its own.
+//! name `system` for its own. `event_log('<pipeline_id>')`, Databricks'
+//! table function over a pipeline's event log, becomes a read of the
+//! Delta table tarn publishes it to.
 //!
 //! The first pass of the pipeline: what later passes and the engine read
 //! must already name what engines can reach.
@@ -24,6 +26,12 @@ pub trait PathResolver: Send + Sync + 'static {
     /// The local path for `path` (`/Volumes/...`), or why there is none
     /// (no such volume, a path escaping it).
     fn resolve(&self, path: &str) -> Result<String, String>;
+
+    /// The Delta table directory `event_log('<pipeline_id>')` reads, or why
+    /// there is none (no such pipeline, no update run yet).
+    fn event_log(&self, pipeline_id: &str) -> Result<String, String> {
+        Err(format!("event_log('{pipeline_id}') is not available on this server"))
+    }
 }
 
 const PREFIXES: [&str; 2] = ["dbfs:/Volumes/", "/Volumes/"];
@@ -42,19 +50,30 @@ fn map_path(path: &mut String, resolver: &dyn PathResolver) -> Result<bool, Stri
 /// and tarn's system tables named by the catalog engines mount them as;
 /// comments are left as they are (`tarn_sqltext` finds the quotes).
 pub fn rewrite_sql_text<'a>(text: &'a str, resolver: &dyn PathResolver) -> Result<Cow<'a, str>, String> {
-    if !text.contains("/Volumes/") && !text.to_ascii_lowercase().contains("system") {
+    let lower = text.to_ascii_lowercase();
+    if !text.contains("/Volumes/") && !lower.contains("system") && !lower.contains("event_log") {
         return Ok(Cow::Borrowed(text));
     }
     let mut out = String::with_capacity(text.len());
     let mut code = 0;
     for token in tarn_sqltext::tokens(text) {
         let quoted = matches!(token.kind, Kind::String | Kind::QuotedIdentifier);
-        if !quoted && !token.kind.is_comment() {
+        if (!quoted && !token.kind.is_comment()) || token.start < code {
             continue;
         }
-        out.push_str(&system_names(text.get(code..token.start).unwrap_or_default()));
-        code = token.end();
+        let before = text.get(code..token.start).unwrap_or_default();
         let (open, inner, close) = token.split_quotes();
+        if token.kind == Kind::String
+            && token.closed
+            && let Some((call, after)) = event_log_call(before, text.get(token.end()..).unwrap_or_default())
+        {
+            out.push_str(&system_names(before.get(..call).unwrap_or_default()));
+            out.push_str(&format!("delta.`{}`", resolver.event_log(inner)?.replace('`', "``")));
+            code = token.end() + after;
+            continue;
+        }
+        out.push_str(&system_names(before));
+        code = token.end();
         let replaced = match volume_path(inner) {
             Some(volume) if quoted && token.closed => Some(resolver.resolve(volume)?),
             None if token.kind == Kind::QuotedIdentifier
@@ -72,6 +91,22 @@ pub fn rewrite_sql_text<'a>(text: &'a str, resolver: &dyn PathResolver) -> Resul
     }
     out.push_str(&system_names(text.get(code..).unwrap_or_default()));
     Ok(if out == text { Cow::Borrowed(text) } else { Cow::Owned(out) })
+}
+
+/// A string argument that is all of an `event_log( ... )` call: where the
+/// call starts in `before` (the code before the string) and how much of
+/// `after` its closing parenthesis takes.
+fn event_log_call(before: &str, after: &str) -> Option<(usize, usize)> {
+    let head = before.trim_end().strip_suffix('(')?.trim_end();
+    let start = head.len().checked_sub("event_log".len())?;
+    let name = head.get(start..)?;
+    let standalone =
+        head[..start].chars().next_back().is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'));
+    if !name.eq_ignore_ascii_case("event_log") || !standalone {
+        return None;
+    }
+    let trimmed = after.trim_start();
+    trimmed.starts_with(')').then(|| after.len() - trimmed.len() + 1).map(|after| (start, after))
 }
 
 /// The schemas of tarn's `system` catalog (Sail's own `system` has others).
@@ -288,6 +323,28 @@ mod tests {
                 _ => Err(format!("no volume for {path}")),
             }
         }
+
+        fn event_log(&self, pipeline_id: &str) -> Result<String, String> {
+            match pipeline_id {
+                "p-1" => Ok("/lake/pipelines/p-1/log".into()),
+                _ => Err(format!("no pipeline {pipeline_id}")),
+            }
+        }
+    }
+
+    #[test]
+    fn event_log_calls_read_the_published_table() {
+        let text = "SELECT details FROM EVENT_LOG ( 'p-1' ) e WHERE e.message <> 'event_log(''x'')'";
+        assert_eq!(
+            rewrite_sql_text(text, &Fixed).unwrap(),
+            "SELECT details FROM delta.`/lake/pipelines/p-1/log` e WHERE e.message <> 'event_log(''x'')'"
+        );
+        let text = "SELECT * FROM event_log('p-1') JOIN system.access.audit ON my_event_log('p-1') = 1";
+        assert_eq!(
+            rewrite_sql_text(text, &Fixed).unwrap(),
+            "SELECT * FROM delta.`/lake/pipelines/p-1/log` JOIN tarn_system.access.audit ON my_event_log('p-1') = 1"
+        );
+        assert!(rewrite_sql_text("SELECT * FROM event_log('nope')", &Fixed).unwrap_err().contains("nope"));
     }
 
     #[test]

@@ -44,10 +44,14 @@ pub(super) async fn drive(
     let log = UpdateLog::new(pipelines.inner.store.clone(), &pipeline.pipeline_id, &pipeline.name, &update.update_id);
     let request = StartUpdate::from_json(&update.request);
     log.create_update(&request.cause, request.full_refresh);
-    let mut run = Run { pipelines, update, log, user, stopped };
+    let handle = pipelines.clone();
+    let mut run = Run { pipelines, update, log, user: user.clone(), stopped };
     let settings = match PipelineSettings::parse(&pipeline.spec) {
         Ok(s) => s,
-        Err(e) => return run.end(Err(Stop::Failed(e.to_string()))),
+        Err(e) => {
+            let event = run.ending(Err(Stop::Failed(e.to_string())));
+            return run.end(event);
+        }
     };
     let outcome = run.phases(&pipeline, &settings, &request).await;
     if !settings.development
@@ -55,7 +59,12 @@ pub(super) async fn drive(
     {
         tracing::warn!(pipeline_id = pipeline.pipeline_id, error = %e, "stopping a pipeline's cluster");
     }
-    run.end(outcome);
+    // Published before the update ends, so whoever sees it end reads its
+    // flows' events in SQL; the final state's event follows at once.
+    let event = run.ending(outcome);
+    handle.publish_event_log(&pipeline, &user).await;
+    run.end(event);
+    handle.publish_event_log(&pipeline, &user).await;
 }
 
 impl Run {
@@ -72,16 +81,20 @@ impl Run {
         }
     }
 
-    fn end(mut self, outcome: Result<(), Stop>) {
-        let event = match &outcome {
+    /// Records why the update ends and answers the event that ends it.
+    fn ending(&mut self, outcome: Result<(), Stop>) -> Event {
+        match outcome {
             Ok(()) => Event::Succeeded,
             Err(Stop::Stopped) => Event::Stopped,
             Err(Stop::Failed(message)) => {
-                self.log.error(None, message, "UpdateFailed", true);
-                self.update.message = Some(message.clone());
+                self.log.error(None, &message, "UpdateFailed", true);
+                self.update.message = Some(message);
                 Event::Failed
             }
-        };
+        }
+    }
+
+    fn end(mut self, event: Event) {
         if self.pipelines.apply(&mut self.update, event).is_err() {
             let _ = self.pipelines.apply(&mut self.update, Event::Stopped);
         }
