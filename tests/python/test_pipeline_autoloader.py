@@ -41,6 +41,10 @@ def events_fixed():
 @dlt.table
 def events_batched():
     return events(**{"cloudFiles.maxFilesPerTrigger": "1"})
+
+@dlt.table(comment="a projection of appends: refreshed with the new rows only")
+def named_events():
+    return dlt.read("events_added").where("name <> 'b'").select("id", "name")
 '''
 
 STRICT_PIPELINE = '''import dlt
@@ -95,12 +99,17 @@ def commits(w, table):
 
 def test_the_first_files_set_the_columns(w, pipelines):
     modes, strict = pipelines
+    updates = {}
     for pipeline_id in (modes, strict):
-        _, state = run(w, pipeline_id)
+        updates[pipeline_id], state = run(w, pipeline_id)
         assert state == "COMPLETED", [e.message for e in w.pipelines.list_pipeline_events(pipeline_id)]
+    first = {e["origin"]["flow_name"]: e["details"]["flow_progress"] for e in flow_events(w, modes, updates[modes])
+             if e["details"]["flow_progress"]["status"] == "COMPLETED"}
+    assert first["named_events"]["mode"] == "COMPLETE_RECOMPUTE"
     assert columns(w, "events_added") == ["id", "name"]
     assert columns(w, "events_rescued") == ["id", "name", "_rescued_data"]
     assert sql_rows(w, "SELECT count(*) FROM main.loader.strict_events") == [["2"]]
+    assert w.tables.get("main.loader.named_events").table_type.value == "MATERIALIZED_VIEW"
 
 
 def test_a_new_column_under_each_mode(w, pipelines):
@@ -129,6 +138,12 @@ def test_a_new_column_under_each_mode(w, pipelines):
              if e["details"]["flow_progress"]["status"] == "COMPLETED"}
     assert flows["events_batched"]["metrics"]["num_output_rows"] == 2
     assert sql_rows(w, "SELECT count(*) FROM main.loader.events_batched") == [["4"]]
+
+    # The materialized view took only the two appended rows.
+    assert flows["named_events"]["mode"] == "INCREMENTAL"
+    assert flows["named_events"]["metrics"]["num_output_rows"] == 2
+    assert sql_rows(w, "SELECT id, name FROM main.loader.named_events ORDER BY id") == [
+        ["1", "a"], ["3", "c"], ["4", "d"]]
 
     w.files.upload(f"{STRICT}/2.json", lines(SECOND))
     update_id, state = run(w, strict)

@@ -4,6 +4,7 @@
 
 pub mod autoloader;
 pub mod cdc;
+pub mod incremental;
 pub mod quality;
 pub mod relation;
 pub mod sources;
@@ -51,11 +52,13 @@ struct Progress {
     columns: BTreeMap<String, Vec<String>>,
     /// Files were left for the next batch (`maxFilesPerTrigger`).
     limited: bool,
+    /// What an incrementally refreshed materialized view was defined as.
+    signature: Option<String>,
 }
 
 impl Progress {
     fn to_json(&self) -> Value {
-        json!({"files": self.files, "inputs": self.inputs, "columns": self.columns})
+        json!({"files": self.files, "inputs": self.inputs, "columns": self.columns, "signature": self.signature})
     }
 
     /// Whether it reached files or versions `done` did not.
@@ -76,6 +79,9 @@ impl Progress {
         }
         for (k, cols) in v["columns"].as_object().into_iter().flatten() {
             self.columns.insert(k.clone(), strings(cols));
+        }
+        if let Some(signature) = v["signature"].as_str() {
+            self.signature = Some(signature.to_string());
         }
     }
 }
@@ -168,7 +174,10 @@ impl FlowEnv {
         let (catalog, schema) = &self.namespace;
         session.use_namespace(Some(catalog), Some(schema)).await.map_err(|e| e.to_string())?;
         if dataset.kind != DatasetKind::StreamingTable {
-            let outcome = self.batch(&mut session, flow, &target, None).await?;
+            if let Some(input) = self.projected_input(flow) {
+                return self.refresh_projection(&mut session, flow, &target, refresh, input).await;
+            }
+            let outcome = self.batch(&mut session, flow, &target, None, None).await?;
             return Ok(outcome.report(dataset, "COMPLETE_RECOMPUTE"));
         }
         let incremental = !flow.def.sources.is_empty() || flow.def.inputs.iter().any(|i| i.streaming);
@@ -187,7 +196,7 @@ impl FlowEnv {
             // AUTO CDC rewrites its target from every change, in the batch's commit.
             let overwrite = refresh || flow.def.cdc.is_some();
             let batch = Batch { number, progress: &now, overwrite };
-            let outcome = self.batch(&mut session, flow, &target, Some(batch)).await?;
+            let outcome = self.batch(&mut session, flow, &target, Some(batch), None).await?;
             total = Some(match total {
                 Some(sum) => sum.plus(outcome),
                 None => outcome,
@@ -204,22 +213,88 @@ impl FlowEnv {
         })
     }
 
-    /// One pass of the flow's query over what its inputs point at, its
-    /// expectations applied, the rows written.
+    /// The stored dataset a materialized view's query only projects and
+    /// filters, when it does (see [`incremental`]).
+    fn projected_input(&self, flow: &PlannedFlow) -> Option<usize> {
+        if flow.def.cdc.is_some() || !flow.def.sources.is_empty() {
+            return None;
+        }
+        let table = incremental::projected_table(flow.def.query.as_ref()?)?;
+        let i = self.plan.dataset(&table)?;
+        let stored = !self.plan.views.contains_key(&bare(&self.plan.datasets[i].def.name));
+        (stored && i != flow.target).then_some(i)
+    }
+
+    /// A materialized view over appends to `input`: the new rows only, when
+    /// the view is defined as before and `input` only gained rows since;
+    /// else recomputed whole.
+    async fn refresh_projection(
+        &self,
+        session: &mut EngineSession,
+        flow: &PlannedFlow,
+        target: &Target,
+        refresh: bool,
+        input: usize,
+    ) -> Result<FlowReport, String> {
+        let dataset = &self.plan.datasets[flow.target].def;
+        let name = bare(&self.plan.datasets[input].def.name);
+        let dir = self.dirs[input].to_string_lossy().to_string();
+        let (done, number) = self.read_progress(flow, &target.dir).await?;
+        let mut now = Progress { signature: Some(signature(flow, dataset)), ..Progress::default() };
+        let same = !refresh && target.dir.join("_delta_log").exists() && done.signature == now.signature;
+        let since = done.inputs.get(&name).copied().filter(|_| same);
+        let appended = match since {
+            // A version that changed rows is not an append: recompute.
+            Some(version) => sources::delta_files_since(&dir, Some(version), false).await.ok(),
+            None => None,
+        };
+        let Some((files, version)) = appended else {
+            let (_, version) = sources::delta_files_since(&dir, None, false).await?;
+            now.inputs.insert(name, version);
+            let batch = Batch { number, progress: &now, overwrite: true };
+            let outcome = self.batch(session, flow, target, Some(batch), None).await?;
+            return Ok(outcome.report(dataset, "COMPLETE_RECOMPUTE"));
+        };
+        if files.is_empty() {
+            return Ok(Outcome::default().report(dataset, "NO_NEW_DATA"));
+        }
+        let view = stream_view(&name);
+        let new_rows = relation::files("parquet", files, None, Vec::new());
+        session.run_command(relation::temp_view(&view, new_rows)).await.map_err(|e| e.to_string())?;
+        now.inputs.insert(name, version);
+        let batch = Batch { number, progress: &now, overwrite: false };
+        let outcome = self.batch(session, flow, target, Some(batch), Some((input, view))).await?;
+        Ok(outcome.report(dataset, "INCREMENTAL"))
+    }
+
+    /// One pass of the flow's query over what its inputs point at (a
+    /// stored input read through a view instead when `redirect` says so),
+    /// its expectations applied, the rows written.
     async fn batch(
         &self,
         session: &mut EngineSession,
         flow: &PlannedFlow,
         target: &Target,
         batch: Option<Batch<'_>>,
+        redirect: Option<(usize, String)>,
     ) -> Result<Outcome, String> {
         let dataset = &self.plan.datasets[flow.target].def;
         let cdc = flow.def.cdc.as_ref();
+        let is_input = |name: &str| redirect.as_ref().is_some_and(|(i, _)| self.plan.dataset(name) == Some(*i));
         let query = match (&flow.def.query, cdc) {
-            (Some(Query::Relation(plan)), _) => relation::decode(plan)?,
-            (Some(Query::Sql(text)), _) => relation::sql(&self.sql_for_engine(text, &flow.def.sources)),
+            (Some(Query::Relation(plan)), _) => {
+                let mut relation = relation::decode(plan)?;
+                if let Some((_, view)) = &redirect {
+                    incremental::redirect(&mut relation, &is_input, view);
+                }
+                relation
+            }
+            (Some(Query::Sql(text)), _) => {
+                let redirected = redirect.as_ref().map(|(_, view)| (&is_input as &dyn Fn(&str) -> bool, view.as_str()));
+                relation::sql(&self.sql_for_engine(text, &flow.def.sources, redirected))
+            }
             (None, Some(cdc)) => {
-                relation::sql(&self.sql_for_engine(&format!("SELECT * FROM STREAM({})", cdc.source), &[]))
+                relation::sql(&self.sql_for_engine(&format!("SELECT * FROM STREAM({})", cdc.source), &[], None))
             }
             (None, None) => return Ok(Outcome::default()),
         };
@@ -376,12 +451,29 @@ impl FlowEnv {
 
     /// SQL text with `LIVE.x` and pipeline names as full names,
     /// `STREAM(x)` as the view of x's new rows and file sources as their views.
-    fn sql_for_engine(&self, text: &str, sources: &[FileSource]) -> String {
-        let resolve = |name: &str| self.plan.dataset(name).map(|i| self.plan.datasets[i].full_name.clone());
+    fn sql_for_engine(
+        &self,
+        text: &str,
+        sources: &[FileSource],
+        redirect: Option<(&dyn Fn(&str) -> bool, &str)>,
+    ) -> String {
+        let resolve = |name: &str| match redirect {
+            Some((is_input, view)) if is_input(name) => Some(view.to_string()),
+            _ => self.plan.dataset(name).map(|i| self.plan.datasets[i].full_name.clone()),
+        };
         let stream = |name: &str| self.plan.dataset(name).map(|_| stream_view(&bare(name)));
         let files = |i: usize| sources.get(i).and_then(|s| s.view.clone());
         crate::sql::rewrite_references(text, &resolve, &stream, &files)
     }
+}
+
+/// What a materialized view is defined as: a change recomputes it.
+fn signature(flow: &PlannedFlow, dataset: &Dataset) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let definition = json!([flow.def.query, dataset.expectations, dataset.schema, dataset.partition_cols]);
+    definition.to_string().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
 }
 
 /// Record batches from the engine's Arrow IPC streams, with their schema.
