@@ -290,7 +290,8 @@ impl FlowEnv {
                 relation
             }
             (Some(Query::Sql(text)), _) => {
-                let redirected = redirect.as_ref().map(|(_, view)| (&is_input as &dyn Fn(&str) -> bool, view.as_str()));
+                let redirected: Option<Redirect<'_>> =
+                    redirect.as_ref().map(|(_, view)| (&is_input as _, view.as_str()));
                 relation::sql(&self.sql_for_engine(text, &flow.def.sources, redirected))
             }
             (None, Some(cdc)) => {
@@ -451,12 +452,7 @@ impl FlowEnv {
 
     /// SQL text with `LIVE.x` and pipeline names as full names,
     /// `STREAM(x)` as the view of x's new rows and file sources as their views.
-    fn sql_for_engine(
-        &self,
-        text: &str,
-        sources: &[FileSource],
-        redirect: Option<(&dyn Fn(&str) -> bool, &str)>,
-    ) -> String {
+    fn sql_for_engine(&self, text: &str, sources: &[FileSource], redirect: Option<Redirect<'_>>) -> String {
         let resolve = |name: &str| match redirect {
             Some((is_input, view)) if is_input(name) => Some(view.to_string()),
             _ => self.plan.dataset(name).map(|i| self.plan.datasets[i].full_name.clone()),
@@ -466,6 +462,9 @@ impl FlowEnv {
         crate::sql::rewrite_references(text, &resolve, &stream, &files)
     }
 }
+
+/// Reads of the tables a predicate names, pointed at a view instead.
+type Redirect<'a> = (&'a dyn Fn(&str) -> bool, &'a str);
 
 /// What a materialized view is defined as: a change recomputes it.
 fn signature(flow: &PlannedFlow, dataset: &Dataset) -> String {
