@@ -46,15 +46,22 @@ class DependencyFailed(Exception):
 
 
 def analyze(request_json, namespace=None):
-    """Analyzes the request's sources and prints the definitions. The
-    sources see `spark`, `dbutils` and `display` of `namespace`, by default
-    the caller's globals (the worker context's)."""
+    """Analyzes the request's sources and prints the definitions, or writes
+    them to the request's `definitions_path` (a command's output is capped)
+    and prints where. The sources see `spark`, `dbutils` and `display` of
+    `namespace`, by default the caller's globals (the worker context's)."""
     request = json.loads(request_json)
     if namespace is None:
         namespace = sys._getframe(1).f_globals
     analysis = Analysis(namespace["spark"], request)
-    definitions = analysis.run(request.get("sources") or [], namespace)
-    print(MARKER + json.dumps(definitions))
+    definitions = json.dumps(analysis.run(request.get("sources") or [], namespace))
+    path = request.get("definitions_path")
+    if path:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(definitions)
+        print(MARKER + "@" + path)
+    else:
+        print(MARKER + definitions)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import io
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from databricks.sdk import errors
@@ -34,10 +35,13 @@ CREATE OR REFRESH STREAMING TABLE orders_silver (
 AS SELECT order_id, customer, CAST(amount AS DOUBLE) AS amount, CAST(order_date AS DATE) AS order_date
 FROM STREAM(LIVE.orders_bronze);
 
+CREATE TEMPORARY VIEW dated_orders AS SELECT * FROM LIVE.orders_silver WHERE order_date IS NOT NULL;
+
 CREATE OR REFRESH MATERIALIZED VIEW daily_revenue
 COMMENT 'revenue per day'
+PARTITIONED BY (order_date)
 AS SELECT order_date, SUM(amount) AS revenue, COUNT(*) AS orders
-FROM LIVE.orders_silver GROUP BY order_date;
+FROM dated_orders GROUP BY order_date;
 """
 
 HEADER = "order_id,customer,amount,order_date\n"
@@ -90,7 +94,12 @@ def test_expectations_drop_warn_and_count(w, orders):
     assert silver["data_quality"]["dropped_records"] == 1
     rows = sql_rows(w, "SELECT order_date, revenue, orders FROM main.shop.daily_revenue ORDER BY order_date")
     assert rows == [["2025-12-31", "7.5", "1"], ["2026-03-01", "30.5", "2"], ["2026-03-02", "2.0", "1"]]
-    assert w.tables.get("main.shop.daily_revenue").comment == "revenue per day"
+    revenue = w.tables.get("main.shop.daily_revenue")
+    assert revenue.comment == "revenue per day"
+    assert [c.partition_index for c in revenue.columns if c.name == "order_date"] == [0]
+    stored = Path(urlparse(revenue.storage_location).path)
+    assert sorted(p.name for p in stored.iterdir() if not p.name.startswith("_")) == [
+        "order_date=2025-12-31", "order_date=2026-03-01", "order_date=2026-03-02"]
     assert w.tables.get("main.shop.orders_bronze").table_type.value == "STREAMING_TABLE"
 
 

@@ -130,7 +130,7 @@ fn bronze_silver_gold() {
             .as_object()
             .cloned()
             .unwrap_or_default(),
-        view: Some("__tarn_files__0".into()),
+        view: Some("__tarn_files__orders_bronze_0".into()),
         ..FileSource::default()
     }];
     let silver = flow(
@@ -284,7 +284,7 @@ fn views_and_legacy_tables() {
         path: "/data/events".into(),
         format: "json".into(),
         options,
-        view: Some("__tarn_files__0".into()),
+        view: Some("__tarn_files__events_0".into()),
         ..FileSource::default()
     };
     assert_eq!(defs.flows[1].sources, vec![events]);

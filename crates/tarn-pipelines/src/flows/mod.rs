@@ -8,6 +8,7 @@ pub mod incremental;
 pub mod quality;
 pub mod relation;
 pub mod sources;
+pub mod views;
 pub mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -136,6 +137,7 @@ impl FlowEnv {
             full_name: self.plan.datasets[flow.target].full_name.clone(),
             dir: self.dirs[flow.target].clone(),
             pipeline_id: self.pipeline_id.clone(),
+            partition_cols: self.plan.datasets[flow.target].def.partition_cols.clone(),
         }
     }
 
@@ -180,7 +182,7 @@ impl FlowEnv {
             let outcome = self.batch(&mut session, flow, &target, None, None).await?;
             return Ok(outcome.report(dataset, "COMPLETE_RECOMPUTE"));
         }
-        let incremental = !flow.def.sources.is_empty() || flow.def.inputs.iter().any(|i| i.streaming);
+        let incremental = views::reads(&self.plan, &flow.def).incremental();
         let mut total: Option<Outcome> = None;
         let mut refresh = refresh;
         loop {
@@ -280,6 +282,12 @@ impl FlowEnv {
     ) -> Result<Outcome, String> {
         let dataset = &self.plan.datasets[flow.target].def;
         let cdc = flow.def.cdc.as_ref();
+        for (name, view) in views::reads(&self.plan, &flow.def).views {
+            if let Some(Query::Sql(text)) = &view.query {
+                let query = relation::sql(&self.sql_for_engine(text, &view.sources, None));
+                session.run_command(relation::temp_view(&name, query)).await.map_err(|e| e.to_string())?;
+            }
+        }
         let is_input = |name: &str| redirect.as_ref().is_some_and(|(i, _)| self.plan.dataset(name) == Some(*i));
         let query = match (&flow.def.query, cdc) {
             (Some(Query::Relation(plan)), _) => {
@@ -367,13 +375,14 @@ impl FlowEnv {
         let whole = Progress::default();
         let since = if flow.def.cdc.is_some() { &whole } else { done };
         let mut now = Progress::default();
-        for source in &flow.def.sources {
+        let reads = views::reads(&self.plan, &flow.def);
+        for source in reads.sources {
             // A whole read takes every file at once.
             let whole_read = source.batch || flow.def.cdc.is_some();
             let since = if source.batch { &whole } else { since };
             self.point_files(session, source, since, &mut now, !whole_read).await?;
         }
-        for input in flow.def.inputs.iter().filter(|i| i.streaming) {
+        for input in reads.inputs.iter().filter(|i| i.streaming) {
             self.point_stream(session, &input.name, since, &mut now).await?;
         }
         Ok(now)
@@ -453,11 +462,16 @@ impl FlowEnv {
     /// SQL text with `LIVE.x` and pipeline names as full names,
     /// `STREAM(x)` as the view of x's new rows and file sources as their views.
     fn sql_for_engine(&self, text: &str, sources: &[FileSource], redirect: Option<Redirect<'_>>) -> String {
+        // A view is read under its own name; it streams what it reads.
         let resolve = |name: &str| match redirect {
             Some((is_input, view)) if is_input(name) => Some(view.to_string()),
+            _ if views::is_view(&self.plan, name) => Some(sources::quoted(&bare(name))),
             _ => self.plan.dataset(name).map(|i| self.plan.datasets[i].full_name.clone()),
         };
-        let stream = |name: &str| self.plan.dataset(name).map(|_| stream_view(&bare(name)));
+        let stream = |name: &str| match views::is_view(&self.plan, name) {
+            true => Some(sources::quoted(&bare(name))),
+            false => self.plan.dataset(name).map(|_| stream_view(&bare(name))),
+        };
         let files = |i: usize| sources.get(i).and_then(|s| s.view.clone());
         crate::sql::rewrite_references(text, &resolve, &stream, &files)
     }

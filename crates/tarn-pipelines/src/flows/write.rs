@@ -33,6 +33,8 @@ pub struct Target {
     pub full_name: String,
     pub dir: PathBuf,
     pub pipeline_id: String,
+    /// `partition_cols` / `PARTITIONED BY` of the definition.
+    pub partition_cols: Vec<String>,
 }
 
 /// Batch `version` of flow `app_id`, committed with the rows.
@@ -115,8 +117,11 @@ pub async fn write(
     }
     let (save, schema_mode) =
         if overwrite { (SaveMode::Overwrite, SchemaMode::Overwrite) } else { (SaveMode::Append, SchemaMode::Merge) };
-    let table = table
-        .write(batches)
+    let mut write = table.write(batches);
+    if !target.partition_cols.is_empty() {
+        write = write.with_partition_columns(target.partition_cols.clone());
+    }
+    let table = write
         .with_save_mode(save)
         .with_schema_mode(schema_mode)
         .with_commit_properties(properties)

@@ -18,12 +18,19 @@ pub(super) fn query_flow(name: &str, target: &str, query: &str, at: usize) -> Pa
             .sources
             .into_iter()
             .enumerate()
-            .map(|(i, source)| FileSource { view: Some(format!("__tarn_files__{i}")), ..source })
+            .map(|(i, source)| FileSource { view: Some(files_view(name, i)), ..source })
             .collect(),
         once: false,
         cdc: None,
         location: Default::default(),
     })
+}
+
+/// The view a flow's i-th file source is read through; named after the
+/// flow, as a flow also reads the file sources of the views it reads.
+fn files_view(flow: &str, i: usize) -> String {
+    let flow: String = flow.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    format!("__tarn_files__{flow}_{i}")
 }
 
 /// `CREATE FLOW name [COMMENT '...'] AS INSERT INTO [ONCE] target BY NAME

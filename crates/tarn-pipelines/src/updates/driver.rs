@@ -168,14 +168,21 @@ impl Run {
         if !loaded.python.is_empty() {
             let known: Vec<Value> =
                 definitions.datasets.iter().map(|d| serde_json::json!({"name": d.name, "kind": d.kind})).collect();
+            // Written to a file: a command's output is capped at 1 MiB.
+            let dir = self.pipelines.inner.config.tables_dir.join(&self.update.pipeline_id);
+            let path = dir.join(format!("_tarn_definitions_{}.json", self.update.update_id));
             let request = serde_json::json!({
                 "catalog": settings.catalog,
                 "schema": settings.schema,
                 "configuration": settings.configuration,
                 "sources": loaded.python,
                 "known_datasets": known,
+                "definitions_path": path,
             });
-            definitions.extend(self.analyze(cluster_id, &request).await?);
+            let _ = std::fs::create_dir_all(&dir);
+            let analyzed = self.analyze(cluster_id, &request).await;
+            let _ = std::fs::remove_file(&path);
+            definitions.extend(analyzed?);
         }
         if !definitions.errors.is_empty() {
             return Err(Stop::Failed(describe(&definitions.errors)));
@@ -201,8 +208,17 @@ impl Run {
         }
         let text = results.get("data").and_then(Value::as_str).unwrap_or_default();
         let line = text.lines().rev().find_map(|l| l.strip_prefix("__TARN_DEFINITIONS__"));
-        let line = line.ok_or_else(|| fail("the analysis printed no definitions".into()))?;
-        serde_json::from_str(line.trim()).map_err(|e| fail(format!("its definitions are malformed: {e}")))
+        let line = line.ok_or_else(|| fail("the analysis printed no definitions".into()))?.trim();
+        let written;
+        // Only the file this update named is read, whatever path is printed.
+        let json = match (line.strip_prefix('@'), request["definitions_path"].as_str()) {
+            (Some(_), Some(path)) => {
+                written = std::fs::read_to_string(path).map_err(|e| fail(format!("reading {path}: {e}")))?;
+                written.as_str()
+            }
+            _ => line,
+        };
+        serde_json::from_str(json).map_err(|e| fail(format!("its definitions are malformed: {e}")))
     }
 
     /// Runs the selected flows, each once those it reads ended; independent
