@@ -145,7 +145,7 @@ fn event_line(event: &Value) -> String {
 
 /// Each flow's line from an update's events, oldest first: the flows in
 /// the order they first appear, each as its latest `flow_progress` says.
-pub(crate) fn flow_lines(events: &[Value]) -> Vec<(String, String)> {
+fn flow_lines(events: &[Value]) -> Vec<(String, String)> {
     let mut order: Vec<String> = Vec::new();
     let mut lines: HashMap<String, String> = HashMap::new();
     for event in events.iter().filter(|e| e.get("event_type").and_then(Value::as_str) == Some("flow_progress")) {
@@ -196,7 +196,8 @@ async fn follow(client: &Client, pipeline_id: &str, update_id: &str) -> Result<(
         let state = update.pointer("/update/state").and_then(Value::as_str).unwrap_or("?").to_string();
         let events = events(client, pipeline_id, Some(update_id)).await?;
         let update_line = ("[update]".to_string(), state.clone());
-        for (key, line) in std::iter::once(update_line).chain(flow_lines(&events)) {
+        // Flows before the update's own line, so a final state comes last.
+        for (key, line) in flow_lines(&events).into_iter().chain(std::iter::once(update_line)) {
             if shown.get(&key) == Some(&line) {
                 continue;
             }
