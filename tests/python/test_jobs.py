@@ -161,6 +161,6 @@ def test_bad_settings_are_refused_naming_the_problem(w, tasks, clusters, problem
 
 def test_what_is_not_there_yet_says_so(w):
     with pytest.raises(NotImplemented):
-        w.jobs.create(name=unique("p"), tasks=[jobs.Task(task_key="p", pipeline_task=jobs.PipelineTask(pipeline_id="x"))])
+        w.jobs.create(name=unique("jar"), tasks=[jobs.Task(task_key="j", spark_jar_task=jobs.SparkJarTask(main_class_name="M"))])
     with pytest.raises(NotImplemented):
         w.api_client.do("GET", "/api/2.1/jobs/runs/export", query={"run_id": 1})

@@ -12,7 +12,9 @@
 //! life_cycle_state = <the state read>`): a refused or stale transition is
 //! logged and counted, never applied. The driver reaches compute through the
 //! [`TaskRunner`] trait; [`Engines`] is the real runner, and
-//! `tests/driving.rs` drives runs with a fake one.
+//! `tests/driving.rs` drives runs with a fake one. A `pipeline_task`
+//! reaches declarative pipelines through [`PipelineUpdates`], likewise
+//! plugged in (`Runs::with_pipelines`).
 //!
 //! Requests come typed (`JobSettings`, `JobUpdate`, `RunNow`, `Submit`)
 //! and runs are answered as records (`RunRecord`, `TaskRunRecord`,
@@ -40,4 +42,4 @@ pub use runs::{OutputRecord, RepairRequest, RunNow, RunOrTask, RunRecord, Runs, 
 pub use settings::JobSettings;
 pub use spec::validate;
 pub use tarn_store::{JobRow, RunFilter};
-pub use tasks::{Engines, TaskRunner};
+pub use tasks::{Engines, PipelineUpdates, TaskRunner, UpdateEnd, UpdateRequest};

@@ -59,6 +59,7 @@ pub struct TaskSettings {
     pub for_each_task: Option<ForEachTask>,
     pub notebook_task: Option<NotebookTask>,
     pub run_job_task: Option<RunJobTask>,
+    pub pipeline_task: Option<PipelineTask>,
     #[serde(deserialize_with = "or_default")]
     pub libraries: Vec<TaskLibrary>,
     #[serde(skip)]
@@ -209,6 +210,21 @@ pub struct NotebookTask {
 pub struct RunJobTask {
     pub job_id: Option<i64>,
     pub job_parameters: Option<Value>,
+}
+
+/// `pipeline_task`: an update of a pipeline. The fields tarn does not act
+/// on (`parameters`, `refresh_flow_selection`, `reset_checkpoint_selection`)
+/// are refused by `spec` from the task's JSON.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PipelineTask {
+    pub pipeline_id: Option<String>,
+    #[serde(deserialize_with = "or_default")]
+    pub full_refresh: bool,
+    #[serde(deserialize_with = "or_default")]
+    pub refresh_selection: Vec<String>,
+    #[serde(deserialize_with = "or_default")]
+    pub full_refresh_selection: Vec<String>,
 }
 
 /// A task's library; the kinds a task installs (PyPI and wheels).

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::error::{JobsError, Result, invalid};
 use crate::references::{self, Scope};
 use crate::runs::dag::{self, Node};
-use crate::settings::{ForEachTask, JobSettings, TaskSettings};
+use crate::settings::{ForEachTask, JobSettings, PipelineTask, TaskSettings};
 
 /// Task types tarn runs.
 const TASK_TYPES: &[&str] = &[
@@ -22,10 +22,10 @@ const TASK_TYPES: &[&str] = &[
     "condition_task",
     "run_job_task",
     "for_each_task",
+    "pipeline_task",
 ];
 /// Task types Databricks has and tarn does not run (yet).
 const LATER_TASK_TYPES: &[&str] = &[
-    "pipeline_task",
     "spark_jar_task",
     "spark_submit_task",
     "dbt_task",
@@ -168,6 +168,34 @@ fn check_task(task: &TaskSettings, defined: &Defined<'_>) -> Result<()> {
     }
     if let Some(each) = &task.for_each_task {
         check_for_each(key, each, defined)?;
+    }
+    if let Some(pipeline) = &task.pipeline_task {
+        check_pipeline(key, pipeline, &raw["pipeline_task"])?;
+    }
+    Ok(())
+}
+
+/// Pipeline options tarn's updates do not take.
+const LATER_PIPELINE_OPTIONS: &[&str] = &["parameters", "refresh_flow_selection", "reset_checkpoint_selection"];
+
+/// A pipeline task names its pipeline and refreshes as `start_update` allows.
+/// Whether the pipeline exists is known when the task runs (as on Databricks).
+fn check_pipeline(key: &str, pipeline: &PipelineTask, raw: &Value) -> Result<()> {
+    if pipeline.pipeline_id.as_deref().is_none_or(|id| id.trim().is_empty()) {
+        return Err(invalid(format!("Task {key}: pipeline_task needs a pipeline_id")));
+    }
+    if pipeline.full_refresh && !pipeline.full_refresh_selection.is_empty() {
+        return Err(invalid(format!(
+            "Task {key}: pipeline_task cannot have both full_refresh and full_refresh_selection"
+        )));
+    }
+    let empty = |v: &Value| {
+        v.is_null() || v.as_object().is_some_and(|o| o.is_empty()) || v.as_array().is_some_and(Vec::is_empty)
+    };
+    if let Some(option) = LATER_PIPELINE_OPTIONS.iter().find(|o| raw.get(**o).is_some_and(|v| !empty(v))) {
+        return Err(JobsError::NotImplemented(format!(
+            "Task {key}: pipeline_task's {option} is not implemented by tarn yet"
+        )));
     }
     Ok(())
 }
@@ -358,8 +386,21 @@ mod tests {
             message(json!({"tasks": [{"task_key": "a", "run_if": "SOMETIMES", "notebook_task": {}}]}))
                 .contains("run_if")
         );
-        let pipeline = check(json!({"tasks": [{"task_key": "p", "pipeline_task": {"pipeline_id": "x"}}]}));
-        assert!(matches!(pipeline, Err(JobsError::NotImplemented(_))));
+        let jar = check(json!({"tasks": [{"task_key": "j", "spark_jar_task": {"main_class_name": "M"}}]}));
+        assert!(matches!(jar, Err(JobsError::NotImplemented(_))));
+    }
+
+    #[test]
+    fn pipeline_tasks_name_their_pipeline() {
+        let pipeline = |spec: Value| json!({"tasks": [{"task_key": "p", "pipeline_task": spec}]});
+        check(pipeline(json!({"pipeline_id": "1234", "full_refresh": true}))).unwrap();
+        assert!(message(pipeline(json!({"full_refresh": true}))).contains("needs a pipeline_id"));
+        assert!(message(pipeline(json!({"pipeline_id": "1234", "full_refresh": "yes"}))).contains("Invalid task"));
+        let both = pipeline(json!({"pipeline_id": "1", "full_refresh": true, "full_refresh_selection": ["t"]}));
+        assert!(message(both).contains("both full_refresh and full_refresh_selection"));
+        let later = check(pipeline(json!({"pipeline_id": "1", "parameters": {"a": "b"}})));
+        assert!(matches!(later, Err(JobsError::NotImplemented(m)) if m.contains("parameters")));
+        check(pipeline(json!({"pipeline_id": "1", "parameters": {}}))).unwrap();
     }
 
     #[test]

@@ -60,15 +60,15 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), value.to_string()))
 }
 
-fn client(home: &Path) -> Result<Client, String> {
+pub(crate) fn client(home: &Path) -> Result<Client, String> {
     Client::new(Workspace::discover(home).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())
 }
 
-fn pretty(value: &Value) -> Result<(), String> {
+pub(crate) fn pretty(value: &Value) -> Result<(), String> {
     println!("{}", serde_json::to_string_pretty(value).map_err(|e| e.to_string())?);
     Ok(())
 }

@@ -5,6 +5,8 @@
 mod assist;
 mod config;
 mod jobs_cli;
+mod pipeline_tasks;
+mod pipelines_cli;
 mod serve;
 mod token;
 
@@ -67,6 +69,12 @@ enum Command {
         #[command(subcommand)]
         action: jobs_cli::RunsAction,
     },
+    /// Create, get and start declarative pipelines (updates followed live),
+    /// or print their event log.
+    Pipelines {
+        #[command(subcommand)]
+        action: pipelines_cli::PipelinesAction,
+    },
     /// Manage tarn's Python environments.
     Env {
         #[command(subcommand)]
@@ -107,6 +115,7 @@ fn main() -> ExitCode {
         Command::Execute(args) => assist::execute(&config.home, args),
         Command::Jobs { action } => jobs_cli::jobs(&config.home, action),
         Command::Runs { action } => jobs_cli::runs(&config.home, action),
+        Command::Pipelines { action } => pipelines_cli::pipelines(&config.home, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

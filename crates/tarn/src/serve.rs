@@ -188,12 +188,6 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     // A generic webhook is posted the run as `runs/get` shows it.
     let render: tarn_jobs::RenderRun = Arc::new(tarn_api::render_run);
     let notifier = tarn_jobs::Notifier::new(destinations.clone(), config.smtp.clone(), workspace_id.clone(), render);
-    let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier, runs_config);
-    let recovered = runs.recover().map_err(|e| e.to_string())?;
-    let triggers = tarn_jobs::triggers::spawn(runs.clone(), files.clone());
-    if recovered > 0 {
-        tracing::warn!(recovered, "job runs left in flight by an earlier tarn ended with INTERNAL_ERROR");
-    }
     let pipelines = tarn_pipelines::Pipelines::new(
         store.clone(),
         catalog.clone(),
@@ -209,6 +203,15 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let ended = pipelines.recover().map_err(|e| e.to_string())?;
     if ended > 0 {
         tracing::warn!(ended, "pipeline updates left in flight by an earlier tarn ended as FAILED");
+    }
+    // Pipeline tasks start their updates through tarn-pipelines.
+    let updates = Arc::new(crate::pipeline_tasks::JobUpdates(pipelines.clone()));
+    let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier, runs_config)
+        .with_pipelines(updates);
+    let recovered = runs.recover().map_err(|e| e.to_string())?;
+    let triggers = tarn_jobs::triggers::spawn(runs.clone(), files.clone());
+    if recovered > 0 {
+        tracing::warn!(recovered, "job runs left in flight by an earlier tarn ended with INTERNAL_ERROR");
     }
     let artifacts = tarn_mlflow::Artifacts::open(&config.home.join("artifacts")).map_err(|e| e.to_string())?;
     let uploads = tarn_mlflow::Uploads::open(&config.home.join("artifact-uploads"), artifacts.clone())

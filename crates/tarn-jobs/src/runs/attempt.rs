@@ -1,14 +1,17 @@
 //! One task attempt: its references resolved, its compute found, its work
 //! run with the task's timeout. Condition tasks are decided here; a
-//! `run_job_task` triggers and awaits another job's run; a for-each task
-//! hands its iterations to `for_each` with [`execute_boxed`] to run each.
+//! `run_job_task` triggers and awaits another job's run; a `pipeline_task`
+//! starts and awaits an update of its pipeline; a for-each task hands its
+//! iterations to `for_each` with [`execute_boxed`] to run each.
+
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
 use super::compute::{Place, compute};
 use super::state::ResultState;
 use super::task_run::{AttemptEnd, Finished, Start, mark_running, update_doc};
-use super::{Runs, Trigger, for_each};
+use super::{Runs, Trigger, for_each, pipeline_task};
 use crate::settings::{ConditionTask, JobSettings, RunJobTask, TaskSettings};
 use crate::tasks::{Attempt, BoxFuture, Outcome, TaskCompute};
 
@@ -38,7 +41,10 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
         Ok(typed) => typed,
         Err(e) => return AttemptEnd::Unresolved(e.to_string()),
     };
-    let special = typed.for_each_task.is_some() || typed.condition_task.is_some() || typed.run_job_task.is_some();
+    let special = typed.for_each_task.is_some()
+        || typed.condition_task.is_some()
+        || typed.run_job_task.is_some()
+        || typed.pipeline_task.is_some();
     if special && let Err(e) = mark_running(start, &typed.raw, None) {
         return AttemptEnd::Unresolved(format!("tarn could not record the task's start: {e}"));
     }
@@ -53,6 +59,9 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
     }
     if let Some(spec) = &typed.run_job_task {
         return run_job(start, spec).await;
+    }
+    if let Some(spec) = &typed.pipeline_task {
+        return within(typed.timeout(), pipeline_task::run(start, spec)).await;
     }
     // The task stays PENDING until a slot is free and its compute runs.
     let Ok(_permit) = start.runs.slots().acquire_owned().await else {
@@ -82,12 +91,14 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
         user: start.run.creator_user_name.clone(),
     };
     let work = start.runs.runner().run(attempt);
-    match timeout {
-        Some(limit) => match tokio::time::timeout(limit, work).await {
-            Ok(outcome) => AttemptEnd::Ran(outcome),
-            Err(_) => AttemptEnd::TimedOut(limit.as_secs()),
-        },
-        None => AttemptEnd::Ran(work.await),
+    within(timeout, async { AttemptEnd::Ran(work.await) }).await
+}
+
+/// `work` under the task's timeout; past it, the work is dropped (stopped).
+async fn within(limit: Option<Duration>, work: impl Future<Output = AttemptEnd>) -> AttemptEnd {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or(AttemptEnd::TimedOut(limit.as_secs())),
+        None => work.await,
     }
 }
 

@@ -17,12 +17,20 @@ pub(crate) struct RunDoc {
     pub repairs: Vec<Repair>,
 }
 
-/// run-now's `notebook_params` and `python_params`.
+/// run-now's `notebook_params`, `python_params` and `pipeline_params`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct OverridingParameters {
     pub notebook_params: Option<Map<String, Value>>,
     pub python_params: Option<Value>,
+    pub pipeline_params: Option<PipelineParams>,
+}
+
+/// `pipeline_params`: whether the run's pipeline tasks refresh fully.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct PipelineParams {
+    pub full_refresh: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -11,6 +11,7 @@ pub(crate) mod dag;
 mod document;
 mod driver;
 mod for_each;
+mod pipeline_task;
 mod record;
 mod repair;
 mod show;
@@ -20,7 +21,7 @@ mod task_run;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::{Map, Value, json};
 use tarn_core::time::now_ms;
@@ -39,7 +40,7 @@ use crate::error::{JobsError, Result, invalid};
 use crate::jobs::Jobs;
 use crate::notify::{About, Event, Notifier};
 use crate::settings::{Alerts, JobSettings, TaskSettings};
-use crate::tasks::TaskRunner;
+use crate::tasks::{PipelineUpdates, TaskRunner};
 
 #[derive(Debug, Clone)]
 pub struct RunsConfig {
@@ -119,6 +120,8 @@ struct Inner {
     store: Arc<Store>,
     jobs: Jobs,
     runner: Arc<dyn TaskRunner>,
+    /// What pipeline tasks start updates through, once plugged in.
+    pipelines: OnceLock<Arc<dyn PipelineUpdates>>,
     notifier: Notifier,
     config: RunsConfig,
     active: Mutex<HashMap<i64, Active>>,
@@ -147,6 +150,7 @@ impl Runs {
             store,
             jobs,
             runner,
+            pipelines: OnceLock::new(),
             notifier,
             config,
             active: Mutex::new(HashMap::new()),
@@ -155,6 +159,19 @@ impl Runs {
             refused: AtomicU64::new(0),
         };
         Self { inner: Arc::new(inner) }
+    }
+
+    /// Pipeline tasks start their updates through `updates` (without it,
+    /// they fail saying so).
+    pub fn with_pipelines(self, updates: Arc<dyn PipelineUpdates>) -> Self {
+        if self.inner.pipelines.set(updates).is_err() {
+            tracing::warn!("pipeline updates were plugged in twice; the first stays");
+        }
+        self
+    }
+
+    pub(crate) fn pipelines(&self) -> Option<&dyn PipelineUpdates> {
+        self.inner.pipelines.get().map(|p| &**p)
     }
 
     fn active(&self) -> MutexGuard<'_, HashMap<i64, Active>> {

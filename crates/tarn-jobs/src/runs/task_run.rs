@@ -15,7 +15,7 @@ use super::state::{Event, LifeCycle, ResultState, RunState};
 use super::{Bindings, Runs, TaskFacts};
 use crate::error::Result;
 use crate::settings::JobSettings;
-use crate::tasks::{Ending, Outcome};
+use crate::tasks::{Ending, Outcome, UpdateEnd};
 
 /// Task values: each at most this many bytes of JSON.
 const VALUE_LIMIT: usize = 48 * 1024;
@@ -51,6 +51,12 @@ pub(super) enum AttemptEnd {
     RunJob {
         run_id: i64,
         result: Option<ResultState>,
+    },
+    /// A pipeline task's update ended.
+    Pipeline {
+        update_id: String,
+        end: UpdateEnd,
+        logs: String,
     },
     /// It could not start: a reference with no value, compute that failed.
     Unresolved(String),
@@ -148,6 +154,15 @@ pub(super) fn record(runs: &Runs, mut row: JobRunRow, end: &AttemptEnd) -> Resul
                 (RunState::ended(ResultState::Failed, message), None)
             }
         },
+        AttemptEnd::Pipeline { update_id, end, logs } => {
+            write_logs(runs, row.run_id, logs);
+            let (result, message) = super::pipeline_task::ending(update_id, end);
+            row.doc["output"] = match end {
+                UpdateEnd::Failed(_) => json!({"error": message}),
+                _ => json!({}),
+            };
+            (RunState::ended(result, message), None)
+        }
         AttemptEnd::Unresolved(message) => {
             row.doc["output"] = json!({"error": message});
             (RunState::ended(ResultState::Failed, message.clone()), None)
@@ -158,13 +173,17 @@ pub(super) fn record(runs: &Runs, mut row: JobRunRow, end: &AttemptEnd) -> Resul
     Ok((row, state, outcome))
 }
 
-fn keep_outcome(runs: &Runs, row: &mut JobRunRow, outcome: &Outcome) -> RunState {
-    let path = runs.log_path(row.run_id);
-    let written =
-        path.parent().map(std::fs::create_dir_all).transpose().and_then(|_| std::fs::write(&path, &outcome.logs));
+/// What the attempt printed, kept for `runs/get-output`.
+fn write_logs(runs: &Runs, run_id: i64, logs: &str) {
+    let path = runs.log_path(run_id);
+    let written = path.parent().map(std::fs::create_dir_all).transpose().and_then(|_| std::fs::write(&path, logs));
     if let Err(e) = written {
         tracing::warn!(path = %path.display(), error = %e, "writing a task's logs");
     }
+}
+
+fn keep_outcome(runs: &Runs, row: &mut JobRunRow, outcome: &Outcome) -> RunState {
+    write_logs(runs, row.run_id, &outcome.logs);
     if let Some(usage) = outcome.cluster_id.as_deref().and_then(|id| usage(runs, row, id)) {
         row.doc["usage"] = usage;
     }

@@ -7,6 +7,7 @@
 mod compute;
 mod context;
 mod notebook;
+pub mod pipeline;
 mod python;
 mod sql;
 mod wheel;
@@ -23,6 +24,7 @@ use tarn_files::Files;
 use tarn_sql::Statements;
 
 pub use context::ContextPool;
+pub use pipeline::{PipelineUpdates, UpdateEnd, UpdateRequest};
 
 /// Where a task attempt runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -138,10 +138,20 @@ impl Pipelines {
     }
 
     /// Moves `update` by `event`, fenced on the state it holds; a refused
-    /// or stale move writes nothing and is a `Conflict`.
+    /// or stale move writes nothing and is a `Conflict`, `update` then
+    /// re-read (a `stop` may have moved it), so a retry starts from what
+    /// is stored.
     pub(crate) fn apply(&self, update: &mut UpdateRow, event: Event) -> Result<()> {
         let from = UpdateState::parse(&update.state).unwrap_or(UpdateState::Failed);
-        let to = state::next(from, event).map_err(|r| PipelinesError::Conflict(r.to_string()))?;
+        let to = match state::next(from, event) {
+            Ok(to) => to,
+            Err(refusal) => {
+                if let Some(current) = self.store().get_pipeline_update(&update.update_id)? {
+                    *update = current;
+                }
+                return Err(PipelinesError::Conflict(refusal.to_string()));
+            }
+        };
         let mut next = update.clone();
         next.state = to.as_str().into();
         if to.is_final() {
