@@ -6,6 +6,7 @@ use tarn_compute::ComputeError;
 use tarn_store::{AuthError, StoreError};
 
 use crate::passes::SqlFailure;
+use crate::sdp::GraphFailure;
 
 /// A call tarn made to the cluster's engine (for a pass, a session's
 /// defaults, or its own SQL) that failed. Displays as the bare message.
@@ -68,6 +69,9 @@ pub enum GatewayError {
     /// The engine refused the `CREATE TABLE` a `saveAsTable` is split into.
     #[error("{0}")]
     SaveAsTable(EngineCallError),
+    /// A declarative pipelines command (or the run it started) failed.
+    #[error("{}", .0.message)]
+    Pipeline(GraphFailure),
 }
 
 /// A refused token is the same answer whatever the reason, as the gateway

@@ -8,8 +8,10 @@
 //! sessions tarn's defaults, and runs an `ExecutePlan` through an ordered
 //! pipeline of rewrites (`passes`: volume paths and system names, SQL
 //! tarn answers itself, CTAS, `saveAsTable`) before streaming the call to
-//! the engine. Every failure it answers itself is a [`GatewayError`],
-//! turned into a gRPC status in one place (`status`).
+//! the engine. Spark Declarative Pipelines' commands never reach an
+//! engine: [`sdp`] answers them through the [`DataflowGraphs`] the wiring
+//! plugs in (tarn-pipelines). Every failure it answers itself is a
+//! [`GatewayError`], turned into a gRPC status in one place (`status`).
 //!
 //! Invariants: the gateway owns no cluster or catalog state (it asks
 //! tarn-compute's `ClusterManager`, and the wiring's hooks); the user's
@@ -19,10 +21,15 @@
 pub mod connect;
 mod error;
 mod passes;
+pub mod relations;
+mod reply;
 mod rpc_status;
+pub mod sdp;
 mod server;
 mod status;
 
 pub use error::{EngineCallError, GatewayError};
+pub use passes::save_as_table::struct_ddl;
 pub use passes::{Hooks, Intercepted, PathResolver, SqlFailure, SqlInterceptor, rewrite_sql_text};
+pub use sdp::{DataflowGraphs, GraphCaller, GraphFailure, RunEvent};
 pub use server::Gateway;

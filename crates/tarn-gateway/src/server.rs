@@ -8,8 +8,11 @@
 //! Databricks), then streams the HTTP/2 call to the engine and back. Only
 //! the first message of each call is decoded: for its session id, and in
 //! `ExecutePlan` for the pipeline of rewrites tarn makes ([`crate::passes`]).
+//! Declarative pipelines' commands are answered here instead of by the
+//! engine ([`crate::sdp`], [`crate::reply`]), and so are the
+//! `ReleaseExecute` calls that follow them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -24,12 +27,17 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
-use spark_connect_proto::{ConfigRequest, KeyValue, UserContext, config_request};
+use spark_connect_proto::{
+    ConfigRequest, ExecutePlanRequest, KeyValue, ReleaseExecuteRequest, ReleaseExecuteResponse, UserContext,
+    config_request,
+};
 use tarn_compute::ClusterManager;
 use tarn_store::Store;
 use tokio::net::TcpListener;
 
 use crate::passes::{self, Hooks, PassContext, SessionEngine};
+use crate::reply::{self, Answered, Operation};
+use crate::sdp::{self, Answer, GraphCaller, GraphFailure};
 use crate::status::{self, Body};
 use crate::{EngineCallError, GatewayError};
 
@@ -51,8 +59,11 @@ pub struct Gateway {
     clusters: ClusterManager,
     store: Arc<Store>,
     client: Client<HttpConnector, Body>,
-    /// (engine port, session id) pairs already given the session defaults.
-    sessions: Mutex<HashSet<(u16, String)>>,
+    /// Sessions already given the session defaults, by (engine port,
+    /// session id): the engine's server-side session id.
+    sessions: Mutex<HashMap<(u16, String), String>>,
+    /// Operations answered here, until the client releases them.
+    answered: Answered,
     activity: Mutex<HashMap<String, Instant>>,
     hooks: Hooks,
 }
@@ -66,7 +77,8 @@ impl Gateway {
             clusters,
             store,
             client,
-            sessions: Mutex::new(HashSet::new()),
+            sessions: Mutex::new(HashMap::new()),
+            answered: Answered::default(),
             activity: Mutex::new(HashMap::new()),
             hooks,
         })
@@ -114,25 +126,71 @@ impl Gateway {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let token = header("authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_string));
         let token = token.ok_or(GatewayError::Unauthenticated)?;
-        self.store.authenticate(&token, tarn_core::time::now_ms())?;
+        let user = self.store.authenticate(&token, tarn_core::time::now_ms())?;
         let cluster_id = header("x-databricks-cluster-id").ok_or(GatewayError::NoCluster)?;
         let port = self.engine_port(&cluster_id)?;
         self.record_activity(&cluster_id);
         let (parts, body) = req.into_parts();
         let (prefix, rest) = first_message(body).await.map_err(GatewayError::ReadRequest)?;
+        // Before the session: the client releases operations the gateway
+        // answered even after it released the session itself.
+        if parts.uri.path().ends_with("/ReleaseExecute")
+            && let Some(response) = self.release_answered(port, &prefix)
+        {
+            return Ok(response);
+        }
+        let mut server_side_session_id = String::new();
         if let Some(header) = decode_header(&prefix) {
             if parts.uri.path().ends_with("/ReleaseSession") {
                 self.forget_session(port, &header.session_id);
             } else {
-                self.ensure_session(port, header).await.map_err(GatewayError::Session)?;
+                server_side_session_id = self.ensure_session(port, header).await.map_err(GatewayError::Session)?;
             }
         }
-        let prefix = if parts.uri.path().ends_with("/ExecutePlan") {
-            rewrite_execute(port, &self.hooks, prefix).await?
-        } else {
-            prefix
-        };
+        let mut prefix = prefix;
+        if parts.uri.path().ends_with("/ExecutePlan")
+            && let Some(request) = decode_message::<ExecutePlanRequest>(&prefix)
+        {
+            let caller = GraphCaller { user: user.user_name, cluster_id, port };
+            if let Some(answer) = self.answer_pipelines(&caller, &request) {
+                let operation = Operation {
+                    session_id: request.session_id.clone(),
+                    server_side_session_id,
+                    operation_id: request.operation_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                };
+                self.answered.insert(&operation.operation_id);
+                return Ok(reply::execute(operation, answer.map_err(GatewayError::Pipeline)?));
+            }
+            prefix = rewrite_execute(port, &self.hooks, request, prefix).await?;
+        }
         self.forward(port, parts, prefix, rest).await
+    }
+
+    /// A pipeline command, or SQL inside a flow's query function, when the
+    /// wiring plugged in the dataflow graphs.
+    fn answer_pipelines(
+        &self,
+        caller: &GraphCaller,
+        request: &ExecutePlanRequest,
+    ) -> Option<Result<Answer, GraphFailure>> {
+        sdp::answer(self.hooks.graphs.as_deref()?, caller, request)
+    }
+
+    /// The answer to a `ReleaseExecute` of an operation the gateway answered
+    /// itself (the engine never saw it).
+    fn release_answered(&self, port: u16, framed: &Bytes) -> Option<Response<Body>> {
+        let request = decode_message::<ReleaseExecuteRequest>(framed)?;
+        if !self.answered.contains(&request.operation_id) {
+            return None;
+        }
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let server_side_session_id = sessions.get(&(port, request.session_id.clone())).cloned().unwrap_or_default();
+        drop(sessions);
+        Some(reply::unary(&ReleaseExecuteResponse {
+            session_id: request.session_id,
+            server_side_session_id,
+            operation_id: Some(request.operation_id),
+        }))
     }
 
     /// The port of the cluster's running engine.
@@ -162,10 +220,12 @@ impl Gateway {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&(port, session_id.to_string()));
     }
 
-    async fn ensure_session(&self, port: u16, header: SessionHeader) -> Result<(), EngineCallError> {
+    /// Gives the session tarn's defaults on its first call; the engine's
+    /// server-side id of the session.
+    async fn ensure_session(&self, port: u16, header: SessionHeader) -> Result<String, EngineCallError> {
         let key = (port, header.session_id.clone());
-        if self.sessions.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
-            return Ok(());
+        if let Some(id) = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(id.clone());
         }
         let mut client = tarn_compute::engine::client(port).await.map_err(EngineCallError::Unreachable)?;
         let pairs = SESSION_DEFAULTS
@@ -184,9 +244,11 @@ impl Gateway {
             client_type: Some("tarn-gateway".into()),
             ..Default::default()
         };
-        client.config(request).await.map_err(|e| EngineCallError::Refused(e.message().to_string()))?;
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
-        Ok(())
+        let response =
+            client.config(request).await.map_err(|e| EngineCallError::Refused(e.message().to_string()))?.into_inner();
+        let id = response.server_side_session_id;
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(key, id.clone());
+        Ok(id)
     }
 
     async fn forward(
@@ -214,17 +276,15 @@ impl Gateway {
     }
 }
 
-/// Runs an `ExecutePlan` request through the pipeline of rewrites, in the
-/// caller's session on the engine at `port`; returns the framed message,
-/// re-encoded only when a pass changed it. A message that is compressed or
-/// does not decode goes to the engine as it came.
-async fn rewrite_execute(port: u16, hooks: &Hooks, framed: Bytes) -> Result<Bytes, GatewayError> {
-    if framed.len() < 5 || framed[0] != 0 {
-        return Ok(framed);
-    }
-    let Ok(mut request) = spark_connect_proto::ExecutePlanRequest::decode(&framed[5..]) else {
-        return Ok(framed);
-    };
+/// Runs a decoded `ExecutePlan` request through the pipeline of rewrites,
+/// in the caller's session on the engine at `port`; returns the framed
+/// message, re-encoded only when a pass changed it.
+async fn rewrite_execute(
+    port: u16,
+    hooks: &Hooks,
+    mut request: ExecutePlanRequest,
+    framed: Bytes,
+) -> Result<Bytes, GatewayError> {
     let engine = SessionEngine::new(port, request.session_id.clone(), request.user_context.clone());
     let mut cx = PassContext::new(hooks, &engine);
     if !passes::run(&mut request, &mut cx).await? {
@@ -237,6 +297,15 @@ async fn rewrite_execute(port: u16, hooks: &Hooks, framed: Bytes) -> Result<Byte
     out.extend_from_slice(&length.to_be_bytes());
     out.extend_from_slice(&payload);
     Ok(out.freeze())
+}
+
+/// An uncompressed first message, decoded; a compressed one or one that
+/// does not decode goes to the engine as it came.
+fn decode_message<M: Message + Default>(framed: &[u8]) -> Option<M> {
+    if framed.len() < 5 || framed[0] != 0 {
+        return None;
+    }
+    M::decode(&framed[5..]).ok()
 }
 
 /// Reads the body until its first gRPC message (5-byte prefix plus payload)

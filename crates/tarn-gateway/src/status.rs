@@ -10,6 +10,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty};
+use hyper::HeaderMap;
 use hyper::Response;
 use hyper::header::HeaderValue;
 use prost::Message;
@@ -37,7 +38,7 @@ impl GatewayError {
             | Self::SaveAsTable(_) => Code::InvalidArgument,
             Self::ClusterNotRunning { .. } => Code::FailedPrecondition,
             Self::UnknownCluster(_) => Code::NotFound,
-            Self::Path(_) | Self::Statement(_) | Self::Ctas(_) => Code::Internal,
+            Self::Path(_) | Self::Statement(_) | Self::Ctas(_) | Self::Pipeline(_) => Code::Internal,
         }
     }
 
@@ -46,6 +47,7 @@ impl GatewayError {
     pub fn exception_class(&self) -> Option<&'static str> {
         match self {
             Self::Statement(failure) => Some(failure.exception_class),
+            Self::Pipeline(failure) => Some(failure.exception_class),
             Self::Path(_) | Self::Ctas(_) => Some(ANALYSIS_EXCEPTION),
             _ => None,
         }
@@ -54,13 +56,22 @@ impl GatewayError {
 
 /// `error` as a trailers-only gRPC response.
 pub(crate) fn response(error: &GatewayError) -> Response<Body> {
+    let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static("application/grpc"));
+    headers.extend(status_headers(error));
+    response
+}
+
+/// The gRPC status fields for `error`: the headers of a trailers-only
+/// response, or the trailers of a stream that failed after its first
+/// messages.
+pub(crate) fn status_headers(error: &GatewayError) -> HeaderMap {
     let code = error.code();
     // A header value holds visible ASCII only; `%` would start an escape.
     let message: String =
         error.to_string().chars().filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '%').collect();
-    let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
-    let headers = response.headers_mut();
-    headers.insert("content-type", HeaderValue::from_static("application/grpc"));
+    let mut headers = HeaderMap::new();
     headers.insert("grpc-status", i32::from(code).into());
     if let Ok(v) = HeaderValue::from_str(&message) {
         headers.insert("grpc-message", v);
@@ -70,7 +81,7 @@ pub(crate) fn response(error: &GatewayError) -> Response<Body> {
     {
         headers.insert("grpc-status-details-bin", v);
     }
-    response
+    headers
 }
 
 /// The `grpc-status-details-bin` value naming `exception_class`; the

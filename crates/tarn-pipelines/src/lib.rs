@@ -8,7 +8,12 @@
 //! (`python/tarn/pipeline.py`, which `import dlt` reaches), SQL ones here;
 //! [`plan`] orders the flows; each flow's query runs on the engine and tarn
 //! writes its rows with delta-rs, checking expectations on the way.
+//!
+//! Spark Declarative Pipelines' clients (`python -m pyspark.pipelines.cli`)
+//! define graphs through tarn's Spark Connect gateway; [`Graphs`] keeps
+//! them and runs each as an update of the project's pipeline.
 
+mod dataflow;
 pub mod error;
 pub mod event_table;
 pub mod events;
@@ -21,6 +26,7 @@ mod sources;
 pub mod sql;
 pub mod updates;
 
+pub use dataflow::Graphs;
 pub use error::{PipelinesError, Result};
 pub use pipelines::{PipelineView, Pipelines, PipelinesConfig};
 pub use settings::PipelineSettings;

@@ -31,8 +31,8 @@ pub struct PipelineSettings {
     pub raw: Value,
 }
 
-const DEFAULT_CATALOG: &str = "main";
-const DEFAULT_SCHEMA: &str = "default";
+pub(crate) const DEFAULT_CATALOG: &str = "main";
+pub(crate) const DEFAULT_SCHEMA: &str = "default";
 
 fn text<'a>(raw: &'a Value, field: &str) -> Result<Option<&'a str>> {
     match raw.get(field) {

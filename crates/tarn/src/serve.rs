@@ -153,7 +153,6 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let paths: Arc<dyn PathResolver> =
         Arc::new(VolumePaths { files: files.clone(), pipeline_tables: pipeline_tables.clone() });
     let statements = tarn_sql::Statements::new(warehouse, lake.clone(), Some(paths.clone()));
-    let hooks = Hooks { sql: Some(Arc::new(tarn_sql::LakeInterceptor::new(lake))), paths: Some(paths) };
     let contexts = Contexts::new(
         clusters.clone(),
         store.clone(),
@@ -163,8 +162,6 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     )
     .map_err(|e| e.to_string())?;
     let context_reaper = contexts.start_background();
-    let gateway = Gateway::new(clusters.clone(), store.clone(), hooks);
-    let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
     let tracking = tarn_mlflow::Tracking::open(store.clone()).map_err(|e| e.to_string())?;
     let known_clusters = clusters.clone();
     let jobs = tarn_jobs::Jobs::new(store.clone(), Arc::new(move |id: &str| known_clusters.get(id).is_ok()));
@@ -213,6 +210,13 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     if recovered > 0 {
         tracing::warn!(recovered, "job runs left in flight by an earlier tarn ended with INTERNAL_ERROR");
     }
+    let hooks = Hooks {
+        sql: Some(Arc::new(tarn_sql::LakeInterceptor::new(lake))),
+        paths: Some(paths),
+        graphs: Some(Arc::new(tarn_pipelines::Graphs::new(pipelines.clone()))),
+    };
+    let gateway = Gateway::new(clusters.clone(), store.clone(), hooks);
+    let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
     let artifacts = tarn_mlflow::Artifacts::open(&config.home.join("artifacts")).map_err(|e| e.to_string())?;
     let uploads = tarn_mlflow::Uploads::open(&config.home.join("artifact-uploads"), artifacts.clone())
         .map_err(|e| e.to_string())?;

@@ -19,7 +19,7 @@ use crate::GatewayError;
 pub(crate) mod ctas;
 mod engine;
 pub(crate) mod paths;
-mod save_as_table;
+pub(crate) mod save_as_table;
 pub(crate) mod sql;
 
 pub(crate) use engine::{EngineCalls, SessionEngine};
@@ -31,6 +31,8 @@ pub use sql::{Intercepted, SqlFailure, SqlInterceptor};
 pub struct Hooks {
     pub sql: Option<Arc<dyn SqlInterceptor>>,
     pub paths: Option<Arc<dyn PathResolver>>,
+    /// Answers SDP's pipeline commands; without it they go to the engine.
+    pub graphs: Option<Arc<dyn crate::sdp::DataflowGraphs>>,
 }
 
 /// What a pass may use besides the request.

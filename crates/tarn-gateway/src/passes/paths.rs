@@ -180,16 +180,6 @@ struct Walk<'a> {
     reads_system_tables: bool,
 }
 
-/// The relation types whose only child relation is `input`.
-macro_rules! single_input {
-    ($self:ident, $rel:expr, $($variant:ident),* $(,)?) => {
-        match $rel {
-            $(Some(relation::RelType::$variant(r)) => return $self.optional(r.input.as_deref_mut()),)*
-            _ => {}
-        }
-    };
-}
-
 impl Walk<'_> {
     fn command(&mut self, command: &mut Command) -> Result<(), String> {
         match command.command_type.as_mut() {
@@ -218,94 +208,34 @@ impl Walk<'_> {
     }
 
     fn relation(&mut self, relation: &mut Relation) -> Result<(), String> {
-        let rel = relation.rel_type.as_mut();
-        single_input!(
-            self,
-            rel,
-            Project,
-            Filter,
-            Sort,
-            Limit,
-            Aggregate,
-            Sample,
-            Offset,
-            Deduplicate,
-            SubqueryAlias,
-            Repartition,
-            ToDf,
-            WithColumnsRenamed,
-            ShowString,
-            Drop,
-            Tail,
-            WithColumns,
-            Hint,
-            Unpivot,
-            ToSchema,
-            RepartitionByExpression,
-            MapPartitions,
-            CollectMetrics,
-            Parse,
-            WithWatermark,
-            HtmlString,
-            Transpose,
-            FillNa,
-            DropNa,
-            Replace,
-            Summary,
-            Crosstab,
-            Describe,
-            Cov,
-            Corr,
-            ApproxQuantile,
-            FreqItems,
-            SampleBy,
-        );
         match relation.rel_type.as_mut() {
-            Some(relation::RelType::Read(r)) => {
-                match r.read_type.as_mut() {
-                    Some(read::ReadType::DataSource(source)) => {
-                        for path in &mut source.paths {
-                            self.changed |= map_path(path, self.resolver)?;
-                        }
-                        if let Some(path) = source.options.get_mut("path") {
-                            self.changed |= map_path(path, self.resolver)?;
-                        }
+            Some(relation::RelType::Read(r)) => match r.read_type.as_mut() {
+                Some(read::ReadType::DataSource(source)) => {
+                    for path in &mut source.paths {
+                        self.changed |= map_path(path, self.resolver)?;
                     }
-                    Some(read::ReadType::NamedTable(table)) => {
-                        if let Cow::Owned(name) = system_names(&table.unparsed_identifier) {
-                            table.unparsed_identifier = name;
-                            self.changed = true;
-                            self.reads_system_tables = true;
-                        }
+                    if let Some(path) = source.options.get_mut("path") {
+                        self.changed |= map_path(path, self.resolver)?;
                     }
-                    None => {}
                 }
-                Ok(())
-            }
+                Some(read::ReadType::NamedTable(table)) => {
+                    if let Cow::Owned(name) = system_names(&table.unparsed_identifier) {
+                        table.unparsed_identifier = name;
+                        self.changed = true;
+                        self.reads_system_tables = true;
+                    }
+                }
+                None => {}
+            },
             Some(relation::RelType::Sql(sql)) => {
                 if let Cow::Owned(text) = rewrite_sql_text(&sql.query, self.resolver)? {
                     sql.query = text;
                     self.changed = true;
                 }
-                Ok(())
             }
-            Some(relation::RelType::Join(j)) => self.pair(j.left.as_deref_mut(), j.right.as_deref_mut()),
-            Some(relation::RelType::SetOp(s)) => self.pair(s.left_input.as_deref_mut(), s.right_input.as_deref_mut()),
-            Some(relation::RelType::AsOfJoin(j)) => self.pair(j.left.as_deref_mut(), j.right.as_deref_mut()),
-            Some(relation::RelType::LateralJoin(j)) => self.pair(j.left.as_deref_mut(), j.right.as_deref_mut()),
-            Some(relation::RelType::GroupMap(g)) => self.pair(g.input.as_deref_mut(), g.initial_input.as_deref_mut()),
-            Some(relation::RelType::CoGroupMap(g)) => self.pair(g.input.as_deref_mut(), g.other.as_deref_mut()),
-            Some(relation::RelType::WithRelations(w)) => {
-                self.optional(w.root.as_deref_mut())?;
-                w.references.iter_mut().try_for_each(|r| self.relation(r))
-            }
-            _ => Ok(()),
+            _ => {}
         }
-    }
-
-    fn pair(&mut self, a: Option<&mut Relation>, b: Option<&mut Relation>) -> Result<(), String> {
-        self.optional(a)?;
-        self.optional(b)
+        crate::relations::children_mut(relation).into_iter().try_for_each(|child| self.relation(child))
     }
 }
 

@@ -74,7 +74,7 @@ fn quote(name: &str) -> String {
 
 /// Column definitions of a struct schema, or `None` for a type this
 /// rewrite does not know (the request then goes to the engine unchanged).
-pub(crate) fn struct_ddl(schema: &DataType) -> Option<String> {
+pub fn struct_ddl(schema: &DataType) -> Option<String> {
     let Some(data_type::Kind::Struct(s)) = &schema.kind else { return None };
     let columns = s
         .fields

@@ -11,8 +11,8 @@ use tarn_store::{PipelineRow, UpdateRow};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::StartUpdate;
 use super::state::Event;
+use super::{GivenGraph, StartUpdate};
 use crate::events::{FlowReport, UpdateLog};
 use crate::flows::FlowEnv;
 use crate::graph::{DatasetKind, DefinitionError, Definitions, Location};
@@ -40,6 +40,7 @@ pub(super) async fn drive(
     update: UpdateRow,
     user: String,
     stopped: watch::Receiver<bool>,
+    given: Option<GivenGraph>,
 ) {
     let log = UpdateLog::new(pipelines.inner.store.clone(), &pipeline.pipeline_id, &pipeline.name, &update.update_id);
     let request = StartUpdate::from_json(&update.request);
@@ -53,8 +54,10 @@ pub(super) async fn drive(
             return run.end(event);
         }
     };
-    let outcome = run.phases(&pipeline, &settings, &request).await;
+    let given_graph = given.is_some();
+    let outcome = run.phases(&pipeline, &settings, &request, given).await;
     if !settings.development
+        && !given_graph
         && let Err(e) = run.pipelines.cluster(&pipeline.pipeline_id, false).stop(&run.user)
     {
         tracing::warn!(pipeline_id = pipeline.pipeline_id, error = %e, "stopping a pipeline's cluster");
@@ -106,18 +109,28 @@ impl Run {
         pipeline: &PipelineRow,
         settings: &PipelineSettings,
         request: &StartUpdate,
+        given: Option<GivenGraph>,
     ) -> Result<(), Stop> {
         self.advance()?;
-        let cluster = self.pipelines.cluster(&pipeline.pipeline_id, settings.development);
-        let engine = cluster.engine(&self.user).await.map_err(|e| Stop::Failed(e.to_string()))?;
-        self.update.cluster_id = Some(engine.cluster_id.clone());
-        if let Err(e) = self.pipelines.inner.store.set_pipeline_cluster(&pipeline.pipeline_id, Some(&engine.cluster_id))
-        {
+        let (cluster_id, port) = match &given {
+            Some(graph) => (graph.cluster_id.clone(), graph.port),
+            None => {
+                let cluster = self.pipelines.cluster(&pipeline.pipeline_id, settings.development);
+                let engine = cluster.engine(&self.user).await.map_err(|e| Stop::Failed(e.to_string()))?;
+                (engine.cluster_id, engine.port)
+            }
+        };
+        self.update.cluster_id = Some(cluster_id.clone());
+        if let Err(e) = self.pipelines.inner.store.set_pipeline_cluster(&pipeline.pipeline_id, Some(&cluster_id)) {
             tracing::warn!(pipeline_id = pipeline.pipeline_id, error = %e, "recording a pipeline's cluster");
         }
-        self.log.cluster(&engine.cluster_id);
+        self.log.cluster(&cluster_id);
         self.advance()?;
-        let definitions = self.definitions(settings, &engine.cluster_id).await?;
+        let definitions = match given {
+            Some(graph) if graph.definitions.errors.is_empty() => graph.definitions,
+            Some(graph) => return Err(Stop::Failed(describe(&graph.definitions.errors))),
+            None => self.definitions(settings, &cluster_id).await?,
+        };
         self.advance()?;
         let plan =
             plan(definitions, &settings.catalog, &settings.schema).map_err(|errors| Stop::Failed(describe(&errors)))?;
@@ -132,7 +145,7 @@ impl Run {
             return Ok(());
         }
         self.advance()?;
-        let env = Arc::new(self.flow_env(pipeline, settings, plan, engine.port));
+        let env = Arc::new(self.flow_env(pipeline, settings, plan, port));
         self.run_flows(env, request).await
     }
 

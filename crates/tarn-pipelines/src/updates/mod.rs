@@ -11,6 +11,7 @@ use tarn_store::UpdateRow;
 use tokio::sync::watch;
 
 use crate::error::{PipelinesError, Result};
+use crate::graph::Definitions;
 use crate::pipelines::Pipelines;
 use state::{Event, FINAL_STATES, UpdateState};
 
@@ -22,6 +23,16 @@ pub struct StartUpdate {
     pub refresh_selection: Vec<String>,
     pub full_refresh_selection: Vec<String>,
     pub validate_only: bool,
+}
+
+/// A graph an update runs as given, not read from the pipeline's libraries
+/// (an SDP client defined it), on the cluster `cluster_id` whose engine
+/// listens on `port` rather than on the pipeline's own cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct GivenGraph {
+    pub definitions: Definitions,
+    pub cluster_id: String,
+    pub port: u16,
 }
 
 impl StartUpdate {
@@ -57,6 +68,21 @@ impl Pipelines {
     }
 
     pub fn start_update(&self, pipeline_id: &str, user: &str, request: StartUpdate) -> Result<String> {
+        self.start(pipeline_id, user, request, None)
+    }
+
+    /// Starts an update that runs `graph` instead of the pipeline's libraries.
+    pub(crate) fn start_given(
+        &self,
+        pipeline_id: &str,
+        user: &str,
+        request: StartUpdate,
+        graph: GivenGraph,
+    ) -> Result<String> {
+        self.start(pipeline_id, user, request, Some(graph))
+    }
+
+    fn start(&self, pipeline_id: &str, user: &str, request: StartUpdate, given: Option<GivenGraph>) -> Result<String> {
         let pipeline = self.row(pipeline_id)?;
         if request.full_refresh && !request.full_refresh_selection.is_empty() {
             return Err(PipelinesError::InvalidParameter(
@@ -89,7 +115,7 @@ impl Pipelines {
         let user = user.to_string();
         let driven = update_id.clone();
         tokio::spawn(async move {
-            driver::drive(pipelines.clone(), pipeline, row, user, stopped).await;
+            driver::drive(pipelines.clone(), pipeline, row, user, stopped, given).await;
             pipelines.active().remove(&driven);
         });
         Ok(update_id)
