@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pipelines_systems import SYSTEMS, run_system  # noqa: E402
+from pipelines_systems import SYSTEMS, run_system
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tarn"
 TYPES = ["view", "click", "add_to_cart", "checkout", "purchase", "refund"]
@@ -235,6 +235,13 @@ def report(args, info, results, problems, compared):
             print(f"tarn {phase} update, seconds in each state: {shown}")
         if tarn.get("quality_first"):
             print(f"tarn silver expectations (first update): {tarn['quality_first']}")
+    rss = {"tarn": ("peak_rss_tarn_tree", "tarn serve and its engines and workers"),
+           "spark": ("peak_rss_first", "both JVMs and the CLI's Python, first run"),
+           "duckdb": ("peak_rss", "the worker process")}
+    for system, (key, what) in rss.items():
+        value = results.get(system, {}).get("info", {}).get(key)
+        if value:
+            print(f"peak RSS {system}: {value / 2**20:,.0f} MiB ({what})")
     for system in SYSTEMS:
         for note in results.get(system, {}).get("notes", []):
             print(f"  [{system}] {note}")
@@ -318,7 +325,7 @@ def main():
                 cmd.append("--keep")
             print(f"running {system} ...", flush=True)
             t = time.perf_counter()
-            rc = subprocess.run(cmd, env=dict(os.environ, TZ="UTC")).returncode
+            rc = subprocess.run(cmd, env=dict(os.environ, TZ="UTC"), check=False).returncode
             if rc != 0 or not out.exists():
                 failed.append(f"{system} (exit {rc})")
             if out.exists():

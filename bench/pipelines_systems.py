@@ -3,6 +3,7 @@ run in its own worker process: the first update over the initial files,
 then the update after one new file, timed, and the gold table read back
 as a checksum row."""
 
+import itertools
 import json
 import os
 import re
@@ -21,6 +22,7 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tarn"
 SYSTEMS = ("tarn", "spark", "duckdb")
 FLOWS = {"raw_customer_events": "bronze", "cleaned_customer_events": "silver", "customer_ml_features": "gold"}
 LANDING = "/Volumes/main/raw/landing/customer_events"
+UPDATE_TIMEOUT_S = 2 * 3600
 DROP_FILTER = "customer_id IS NOT NULL AND amount > 0"
 # Portable Spark SQL / DuckDB: the columns of GOLD_COLUMNS in bench/pipelines.py.
 GOLD_CHECK = (
@@ -136,11 +138,11 @@ def peak_rss(pids) -> int:
 
 
 def tree(pid: int) -> list:
-    try:
-        import psutil
+    import psutil
 
+    try:
         return [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
-    except Exception:
+    except psutil.Error:
         return [pid]
 
 
@@ -157,7 +159,7 @@ def run_tarn(args, data: Path, info: dict, r: Result):
     home = Path(tempfile.mkdtemp(prefix="tarn-bench-pipelines-", dir=args.work_dir))
     proc, url = start_tarn(binary, home, Path(os.environ.get("TARN_ENV_DIR", CACHE / "envs")))
     r.info["tarn_bin"] = binary
-    r.info["tarn_version"] = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
+    r.info["tarn_version"] = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     try:
         w = WorkspaceClient(host=url, token=(home / "token").read_text().strip(), auth_type="pat")
         landing, main, plain = setup_tarn(w)
@@ -230,6 +232,9 @@ def tarn_update(w, pipeline_id: str, **kw) -> dict:
         state = w.pipelines.get_update(pipeline_id, update_id).update.state.value
         if state in ("COMPLETED", "FAILED", "CANCELED"):
             break
+        if time.perf_counter() - t > UPDATE_TIMEOUT_S:
+            w.pipelines.stop(pipeline_id)
+            raise RuntimeError(f"update {update_id} of {pipeline_id} still {state} after {UPDATE_TIMEOUT_S} s")
         time.sleep(0.05)
     seconds = time.perf_counter() - t
     events = update_events(w, pipeline_id, update_id)
@@ -244,7 +249,7 @@ def tarn_update(w, pipeline_id: str, **kw) -> dict:
             continue
         at = stamp(e["timestamp"])
         if progress["status"] == "RUNNING":
-            started[name] = at
+            started.setdefault(name, at)
         elif progress["status"] == "COMPLETED":
             flows[name] = at - started.get(name, at)
             modes[name] = progress.get("mode")
@@ -255,7 +260,7 @@ def tarn_update(w, pipeline_id: str, **kw) -> dict:
     # Seconds in each state, to the next one.
     marks = [(e["details"]["update_progress"]["state"], stamp(e["timestamp"]))
              for e in events if e["event_type"] == "update_progress"]
-    phases = {state: round(nxt - at, 3) for (state, at), (_, nxt) in zip(marks, marks[1:])}
+    phases = {state: round(nxt - at, 3) for (state, at), (_, nxt) in itertools.pairwise(marks)}
     return {"seconds": seconds, "flows": {k: flows[k] for k in ("bronze", "silver", "gold") if k in flows},
             "modes": modes, "counts": counts, "quality": quality, "phases": phases}
 
@@ -273,16 +278,17 @@ def flow_counts(counts: dict, quality: dict) -> dict:
 
 
 def stamp(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(text).timestamp()
 
 
 def update_events(w, pipeline_id: str, update_id: str) -> list:
     """The update's events, oldest first, with `details` (the REST answer)."""
     events, token = [], None
     while True:
+        # tarn's page token is an offset into the same filtered list.
         query = {"filter": f"update_id='{update_id}'", "max_results": 100, "order_by": "timestamp asc"}
         if token:
-            query = {"page_token": token, "max_results": 100}
+            query["page_token"] = token
         body = w.api_client.do("GET", f"/api/2.0/pipelines/{pipeline_id}/events", query=query)
         events += body.get("events", [])
         token = body.get("next_page_token")
@@ -368,29 +374,28 @@ def spark_pipelines_run(args, work: Path, project: Path, r: Result, phase: str) 
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYTHONUNBUFFERED="1",
                PATH=f"{venv_bin}:{os.environ.get('PATH', '')}")
     env.pop("SPARK_HOME", None)
-    log = open(work / f"spark-pipelines-{phase}.log", "w")
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     marks, started, flows, peak = {}, {}, {}, 0
-    for line in proc.stdout:
-        at = time.perf_counter() - t0
-        log.write(f"{at:9.3f} {line}")
-        if "Creating dataflow graph" in line:
-            marks["graph"] = at
-        elif "Starting run..." in line:
-            marks["run"] = at
-        elif "Run is COMPLETED" in line:
-            marks["done"] = at
-            peak = peak_rss(tree(proc.pid))
-        elif m := re.search(r"Flow \S+\.(\w+) (is RUNNING|has COMPLETED)", line):
-            name = FLOWS.get(m.group(1))
-            if name and m.group(2) == "is RUNNING":
-                started[name] = at
-            elif name:
-                flows[name] = at - started.get(name, at)
-    rc = proc.wait()
-    wall = time.perf_counter() - t0
-    log.close()
+    with open(work / f"spark-pipelines-{phase}.log", "w") as log:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in proc.stdout:
+            at = time.perf_counter() - t0
+            log.write(f"{at:9.3f} {line}")
+            if "Creating dataflow graph" in line:
+                marks["graph"] = at
+            elif "Starting run..." in line:
+                marks["run"] = at
+            elif "Run is COMPLETED" in line:
+                marks["done"] = at
+                peak = peak_rss(tree(proc.pid))
+            elif m := re.search(r"Flow \S+\.(\w+) (is RUNNING|has COMPLETED)", line):
+                name = FLOWS.get(m.group(1))
+                if name and m.group(2) == "is RUNNING":
+                    started.setdefault(name, at)
+                elif name:
+                    flows[name] = at - started.get(name, at)
+        rc = proc.wait()
+        wall = time.perf_counter() - t0
     if rc != 0 or not {"graph", "run", "done"} <= marks.keys():
         tail = (work / f"spark-pipelines-{phase}.log").read_text()[-3000:]
         raise RuntimeError(f"spark-pipelines run ({phase}) failed, exit {rc}:\n{tail}")
