@@ -164,23 +164,23 @@ def run_tarn(args, data: Path, info: dict, r: Result):
         w = WorkspaceClient(host=url, token=(home / "token").read_text().strip(), auth_type="pat")
         landing, main, plain = setup_tarn(w)
         place(sorted((data / "initial").glob("*.json")), landing)
-        first = tarn_update(w, main)
+        first = tarn_update(w, main, args.settle)
         r.step("first", first["seconds"], first["flows"])
         r.info["phases_first"] = first["phases"]
         r.info["quality_first"] = first["quality"]
         r.checks["update_counts_first"] = first["counts"]
         r.checks["gold_first"], r.checks["counts_first"] = tarn_tables(w)
-        plain_first = tarn_update(w, plain)
+        plain_first = tarn_update(w, plain, args.settle)
         r.step("silver_plain", plain_first["flows"]["silver"], plain_first["flows"])
         place(sorted((data / "extra").glob("*.json")), landing)
-        incr = tarn_update(w, main)
+        incr = tarn_update(w, main, args.settle)
         r.step("incremental", incr["seconds"], incr["flows"], modes=incr["modes"])
         r.info["phases_incremental"] = incr["phases"]
         r.note(f"incremental update, how each flow ran: {incr['modes']}")
         r.checks["update_counts_incremental"] = incr["counts"]
         r.checks["gold_incremental"], r.checks["counts_incremental"] = tarn_tables(w)
         if args.repeat > 0:
-            silver_rounds(w, main, plain, args.repeat, r)
+            silver_rounds(w, main, plain, args, r)
         r.info["peak_rss_tarn_tree"] = peak_rss(tree(proc.pid))
     finally:
         proc.terminate()
@@ -224,8 +224,11 @@ def setup_tarn(w):
     return landing, ids[0], ids[1]
 
 
-def tarn_update(w, pipeline_id: str, **kw) -> dict:
-    """start_update, polled until it ends; its flows' times from the event log."""
+def tarn_update(w, pipeline_id: str, settle: float, **kw) -> dict:
+    """start_update, polled until it ends; its flows' times from the event
+    log. It waits `settle` seconds first (new data does not arrive the
+    moment an update ends), so one update's leftovers do not time the next."""
+    time.sleep(settle)
     t = time.perf_counter()
     update_id = w.pipelines.start_update(pipeline_id, **kw).update_id
     while True:
@@ -296,16 +299,16 @@ def update_events(w, pipeline_id: str, update_id: str) -> list:
             return sorted(events, key=lambda e: e["timestamp"])
 
 
-def silver_rounds(w, main: str, plain: str, repeat: int, r: Result):
+def silver_rounds(w, main: str, plain: str, args, r: Result):
     """Silver alone refreshed in full, with and without expectations, in
     turn, each round in the other order (the plain pipeline first catches up
     with the new file, so both read the same rows)."""
-    tarn_update(w, plain)
+    tarn_update(w, plain, args.settle)
     rounds = []
-    for i in range(repeat):
+    for i in range(args.repeat):
         silver = {}
         for pipeline in ((main, plain) if i % 2 == 0 else (plain, main)):
-            refresh = tarn_update(w, pipeline, full_refresh_selection=["cleaned_customer_events"])
+            refresh = tarn_update(w, pipeline, args.settle, full_refresh_selection=["cleaned_customer_events"])
             silver[pipeline] = refresh["flows"]["silver"]
         rounds.append([round(silver[main], 3), round(silver[plain], 3)])
     r.info["silver_rounds"] = rounds
