@@ -42,7 +42,15 @@ def spark(sail):
     from pyspark.sql import SparkSession
 
     session = SparkSession.builder.remote(sail).create()
+    # Definitions run as in a worker, where this is the active session (an
+    # earlier test module may have left its own session active).
+    from pyspark.sql.connect.session import SparkSession as Connect
+
+    active, default = getattr(Connect._active_session, "session", None), Connect._default_session
+    Connect._active_session.session = session
+    Connect._default_session = session
     yield session
+    Connect._active_session.session, Connect._default_session = active, default
     session.stop()
 
 
