@@ -267,12 +267,22 @@ class Analysis:
             if view.error is not None:
                 raise DependencyFailed(f"View '{name}' failed: {view.error}")
             self.current.take_from(view, streaming)
+            if self.view_has_expectations(name):
+                # tarn runs the view with its expectations in the flow's
+                # session, under the view's name, and the flow reads that.
+                self.current.add_input(name, False)
+                return self.spark.read.table(quote(name))
             return view.df
         self.current.add_input(name, streaming)
         if streaming:
             # Each update points this view at the rows the flow has not read.
             return self.spark.read.table(stream_view(name))
         return self.spark.read.table(self.full_name(name))
+
+    def view_has_expectations(self, name):
+        key = self.key(name)
+        dataset = next((d for d in self.datasets if self.key(d.name) == key), None)
+        return dataset is not None and bool(dataset.expectations + dlt.expectations_of(dataset.func))
 
     def view_flow(self, name):
         key = self.key(name)

@@ -282,11 +282,14 @@ def test_views_with_expectations(spark):
     files["schema"] = "id INT, amount DOUBLE, status STRING"
     files["view"] = pipeline.files_view(files["path"])
     assert orders["sources"] == [files]
-    assert orders["inputs"] == []
+    # A view with expectations is read by name: tarn runs it, checked, in
+    # the flow's session (the view without them is inlined).
+    assert orders["inputs"] == [{"name": "parsed_orders", "streaming": False}]
     assert dataset(defs, "orders")["kind"] == "streaming_table"
     read = relation(orders)
     assert read.HasField("filter")
-    assert named_tables(read) == [files["view"]]
+    assert named_tables(read) == ["`parsed_orders`"]
+    assert named_tables(relation(flow(defs, "parsed_orders"))) == [files["view"]]
 
     counts = flow(defs, "order_counts")
     assert counts["inputs"] == [{"name": "lookup", "streaming": False}, {"name": "orders", "streaming": False}]

@@ -42,6 +42,16 @@ def events_fixed():
 def events_batched():
     return events(**{"cloudFiles.maxFilesPerTrigger": "1"})
 
+@dlt.view
+@dlt.expect_or_drop("has_name", "name IS NOT NULL")
+@dlt.expect("not_b", "name <> 'b'")
+def checked_events():
+    return dlt.read_stream("events_added")
+
+@dlt.table
+def checked_copy():
+    return dlt.read_stream("checked_events").select("id", "name")
+
 @dlt.table(comment="a projection of appends: refreshed with the new rows only")
 def named_events():
     return dlt.read("events_added").where("name <> 'b'").select("id", "name")
@@ -106,6 +116,11 @@ def test_the_first_files_set_the_columns(w, pipelines):
     first = {e["origin"]["flow_name"]: e["details"]["flow_progress"] for e in flow_events(w, modes, updates[modes])
              if e["details"]["flow_progress"]["status"] == "COMPLETED"}
     assert first["named_events"]["mode"] == "COMPLETE_RECOMPUTE"
+    # A view's expectations are counted in the flow that reads it, under the view.
+    counted = {(e["dataset"], e["name"]): (e["passed_records"], e["failed_records"])
+               for e in first["checked_copy"]["data_quality"]["expectations"]}
+    assert counted == {("checked_events", "has_name"): (2, 0), ("checked_events", "not_b"): (1, 1)}
+    assert sql_rows(w, "SELECT id, name FROM main.loader.checked_copy ORDER BY id") == [["1", "a"], ["2", "b"]]
     assert columns(w, "events_added") == ["id", "name"]
     assert columns(w, "events_rescued") == ["id", "name", "_rescued_data"]
     assert sql_rows(w, "SELECT count(*) FROM main.loader.strict_events") == [["2"]]

@@ -92,6 +92,8 @@ impl Progress {
 struct Outcome {
     written: u64,
     quality: Option<quality::Quality>,
+    /// What the expectations of views the flow read counted, by view.
+    views: Vec<(String, quality::Quality)>,
 }
 
 impl Outcome {
@@ -100,11 +102,24 @@ impl Outcome {
             (Some(a), Some(b)) => Some(a.plus(&b)),
             (a, b) => a.or(b),
         };
-        Outcome { written: self.written + other.written, quality }
+        let mut views = self.views;
+        for (name, counted) in other.views {
+            match views.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, sum)) => *sum = sum.plus(&counted),
+                None => views.push((name, counted)),
+            }
+        }
+        Outcome { written: self.written + other.written, quality, views }
     }
 
-    fn report(self, dataset: &Dataset, mode: &'static str) -> FlowReport {
-        let data_quality = self.quality.map(|q| q.to_event(&dataset.expectations, &dataset.name));
+    fn report(self, dataset: &Dataset, plan: &Plan, mode: &'static str) -> FlowReport {
+        let mut data_quality = self.quality.map(|q| q.to_event(&dataset.expectations, &dataset.name));
+        for (name, counted) in &self.views {
+            let Some(view) = plan.dataset(name).map(|i| &plan.datasets[i].def) else { continue };
+            let event = counted.to_event(&view.expectations, &view.name);
+            let merged = data_quality.get_or_insert_with(|| json!({"dropped_records": 0, "expectations": []}));
+            quality::merge_event(merged, &event);
+        }
         let metrics = Some(json!({"num_output_rows": self.written}));
         FlowReport { status: "COMPLETED", metrics, data_quality, mode: Some(mode) }
     }
@@ -180,7 +195,7 @@ impl FlowEnv {
                 return self.refresh_projection(&mut session, flow, &target, refresh, input).await;
             }
             let outcome = self.batch(&mut session, flow, &target, None, None).await?;
-            return Ok(outcome.report(dataset, "COMPLETE_RECOMPUTE"));
+            return Ok(outcome.report(dataset, &self.plan, "COMPLETE_RECOMPUTE"));
         }
         let incremental = views::reads(&self.plan, &flow.def).incremental();
         let mut total: Option<Outcome> = None;
@@ -210,8 +225,8 @@ impl FlowEnv {
         }
         let mode = if flow.def.cdc.is_some() { "COMPLETE_RECOMPUTE" } else { "INCREMENTAL" };
         Ok(match total {
-            Some(outcome) => outcome.report(dataset, mode),
-            None => Outcome::default().report(dataset, "NO_NEW_DATA"),
+            Some(outcome) => outcome.report(dataset, &self.plan, mode),
+            None => Outcome::default().report(dataset, &self.plan, "NO_NEW_DATA"),
         })
     }
 
@@ -255,10 +270,10 @@ impl FlowEnv {
             now.inputs.insert(name, version);
             let batch = Batch { number, progress: &now, overwrite: true };
             let outcome = self.batch(session, flow, target, Some(batch), None).await?;
-            return Ok(outcome.report(dataset, "COMPLETE_RECOMPUTE"));
+            return Ok(outcome.report(dataset, &self.plan, "COMPLETE_RECOMPUTE"));
         };
         if files.is_empty() {
-            return Ok(Outcome::default().report(dataset, "NO_NEW_DATA"));
+            return Ok(Outcome::default().report(dataset, &self.plan, "NO_NEW_DATA"));
         }
         let view = stream_view(&name);
         let new_rows = relation::files("parquet", files, None, Vec::new());
@@ -266,7 +281,7 @@ impl FlowEnv {
         now.inputs.insert(name, version);
         let batch = Batch { number, progress: &now, overwrite: false };
         let outcome = self.batch(session, flow, target, Some(batch), Some((input, view))).await?;
-        Ok(outcome.report(dataset, "INCREMENTAL"))
+        Ok(outcome.report(dataset, &self.plan, "INCREMENTAL"))
     }
 
     /// One pass of the flow's query over what its inputs point at (a
@@ -282,11 +297,9 @@ impl FlowEnv {
     ) -> Result<Outcome, String> {
         let dataset = &self.plan.datasets[flow.target].def;
         let cdc = flow.def.cdc.as_ref();
-        for (name, view) in views::reads(&self.plan, &flow.def).views {
-            if let Some(Query::Sql(text)) = &view.query {
-                let query = relation::sql(&self.sql_for_engine(text, &view.sources, None));
-                session.run_command(relation::temp_view(&name, query)).await.map_err(|e| e.to_string())?;
-            }
+        let mut checked = Vec::new();
+        for view in views::reads(&self.plan, &flow.def).views {
+            checked.extend(self.define_view(session, &view).await?);
         }
         let is_input = |name: &str| redirect.as_ref().is_some_and(|(i, _)| self.plan.dataset(name) == Some(*i));
         let query = match (&flow.def.query, cdc) {
@@ -312,25 +325,61 @@ impl FlowEnv {
             None => query,
         };
         let expectations = &dataset.expectations;
+        let (data_schema, rows, quality) = self.checked_rows(session, query, expectations, &dataset.name).await?;
+        let written: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
+        let fields = self.commit(flow, target, data_schema, rows, batch).await?;
+        write::register(&self.catalog, target, dataset, &fields, &self.user)?;
+        Ok(Outcome { written, quality: (!expectations.is_empty()).then_some(quality), views: checked })
+    }
+
+    /// Defines a view the flow reads by name in its session; one with
+    /// expectations is run here, checked, and defined over the rows they
+    /// kept, answering what they counted.
+    async fn define_view(
+        &self,
+        session: &mut EngineSession,
+        view: &views::ViewRead<'_>,
+    ) -> Result<Option<(String, quality::Quality)>, String> {
+        let query = match &view.flow.query {
+            Some(Query::Sql(text)) => relation::sql(&self.sql_for_engine(text, &view.flow.sources, None)),
+            Some(Query::Relation(plan)) => relation::decode(plan)?,
+            None => return Ok(None),
+        };
+        if view.expectations.is_empty() {
+            session.run_command(relation::temp_view(&view.name, query)).await.map_err(|e| e.to_string())?;
+            return Ok(None);
+        }
+        let (schema, rows, quality) = self.checked_rows(session, query, view.expectations, &view.name).await?;
+        let kept = relation::local(schema, &rows)?;
+        session.run_command(relation::temp_view(&view.name, kept)).await.map_err(|e| e.to_string())?;
+        Ok(Some((view.name.clone(), quality)))
+    }
+
+    /// The query's rows with `expectations` applied: counted, dropped, or
+    /// refused at the first row a FAIL expectation does not meet.
+    async fn checked_rows(
+        &self,
+        session: &mut EngineSession,
+        query: Relation,
+        expectations: &[crate::graph::Expectation],
+        dataset: &str,
+    ) -> Result<(deltalake::arrow::datatypes::SchemaRef, Vec<RecordBatch>, quality::Quality), String> {
         let streams = session.collect(relation::with_verdicts(query, expectations)).await.map_err(|e| e.to_string())?;
         let (schema, rows) = decode(&streams)?;
         let schema = schema.ok_or("the engine returned no schema for the flow's rows")?;
         let (rows, quality) = quality::apply(rows, expectations).map_err(|v| {
             format!(
-                "Expectation '{}' ({}) failed on dataset '{}': the row {} violates it; the update stops before \
+                "Expectation '{}' ({}) failed on dataset '{dataset}': the row {} violates it; the update stops before \
                  the flow writes anything",
-                v.expectation, v.condition, dataset.name, v.row
+                v.expectation, v.condition, v.row
             )
         })?;
-        let written: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
         let data_schema = Arc::new(
             schema
                 .project(&(0..schema.fields().len() - expectations.len()).collect::<Vec<_>>())
                 .map_err(|e| e.to_string())?,
         );
-        let fields = self.commit(flow, target, data_schema, rows, batch).await?;
-        write::register(&self.catalog, target, dataset, &fields, &self.user)?;
-        Ok(Outcome { written, quality: (!expectations.is_empty()).then_some(quality) })
+        Ok((data_schema, rows, quality))
     }
 
     /// Writes the rows; a streaming flow's batch is recorded pending before

@@ -44,6 +44,17 @@ impl Quality {
     }
 }
 
+/// Adds `more` (a `data_quality` event of a view the flow read) to `event`.
+pub fn merge_event(event: &mut Value, more: &Value) {
+    let dropped = event["dropped_records"].as_u64().unwrap_or(0) + more["dropped_records"].as_u64().unwrap_or(0);
+    event["dropped_records"] = json!(dropped);
+    let extra = more["expectations"].as_array().cloned().unwrap_or_default();
+    match event["expectations"].as_array_mut() {
+        Some(list) => list.extend(extra),
+        None => event["expectations"] = Value::Array(extra),
+    }
+}
+
 /// A FAIL expectation a row did not meet: its name and the row's values.
 #[derive(Debug, Clone)]
 pub struct Violation {

@@ -6,7 +6,8 @@
 use base64::Engine as _;
 use prost::Message;
 use spark_connect_proto::{
-    Command, CreateDataFrameViewCommand, Expression, Project, Read, Relation, Sql, command, expression, read, relation,
+    Command, CreateDataFrameViewCommand, Expression, LocalRelation, Project, Read, Relation, Sql, command, expression,
+    read, relation,
 };
 
 use crate::graph::Expectation;
@@ -76,6 +77,23 @@ pub fn files(format: &str, paths: Vec<String>, schema: Option<String>, options: 
     };
     let read = Read { is_streaming: false, read_type: Some(read::ReadType::DataSource(source)) };
     Relation { common: None, rel_type: Some(relation::RelType::Read(read)) }
+}
+
+/// Rows held here, sent to the engine as Arrow IPC.
+pub fn local(
+    schema: deltalake::arrow::datatypes::SchemaRef,
+    rows: &[deltalake::arrow::record_batch::RecordBatch],
+) -> Result<Relation, String> {
+    let mut data = Vec::new();
+    let mut writer =
+        deltalake::arrow::ipc::writer::StreamWriter::try_new(&mut data, &schema).map_err(|e| e.to_string())?;
+    for batch in rows {
+        writer.write(batch).map_err(|e| e.to_string())?;
+    }
+    writer.finish().map_err(|e| e.to_string())?;
+    drop(writer);
+    let local = LocalRelation { data: Some(data.into()), schema: None };
+    Ok(Relation { common: None, rel_type: Some(relation::RelType::LocalRelation(local)) })
 }
 
 /// `CREATE OR REPLACE TEMPORARY VIEW name` over `input`.

@@ -1,12 +1,13 @@
-//! The SQL temporary views a flow reads, directly or through other views:
-//! each is defined in the flow's session (under its own name) before the
-//! flow's query runs, and what the views read incrementally counts among
-//! the flow's reads. Python views need none of this: the analysis inlines
-//! a view's plan, and its reads, into each flow that reads it.
+//! The views a flow reads by name, directly or through other views: SQL
+//! temporary views, and views with expectations (the Python analysis
+//! inlines any other view's plan into the flows that read it). Each is
+//! defined in the flow's session under its own name before the flow's
+//! query runs; what the views read incrementally counts among the flow's
+//! reads.
 
 use std::collections::BTreeSet;
 
-use crate::graph::{FileSource, Flow, Input, Query};
+use crate::graph::{Expectation, FileSource, Flow, Input, Query};
 use crate::plan::{Plan, bare};
 
 /// Everything a flow reads.
@@ -14,8 +15,15 @@ pub struct Reads<'a> {
     /// Stored datasets (views left out), each once.
     pub inputs: Vec<Input>,
     pub sources: Vec<&'a FileSource>,
-    /// SQL views, each after the views it reads.
-    pub views: Vec<(String, &'a Flow)>,
+    /// Views read by name, each after the views it reads.
+    pub views: Vec<ViewRead<'a>>,
+}
+
+/// A view the flow's session must define.
+pub struct ViewRead<'a> {
+    pub name: String,
+    pub flow: &'a Flow,
+    pub expectations: &'a [Expectation],
 }
 
 impl Reads<'_> {
@@ -34,16 +42,17 @@ pub fn reads<'a>(plan: &'a Plan, flow: &'a Flow) -> Reads<'a> {
 fn collect<'a>(plan: &'a Plan, inputs: &'a [Input], out: &mut Reads<'a>, seen: &mut BTreeSet<String>) {
     for input in inputs {
         let name = bare(&input.name);
-        let view = plan.dataset(&name).and_then(|i| plan.views.get(&bare(&plan.datasets[i].def.name)));
+        let dataset = plan.dataset(&name).map(|i| &plan.datasets[i].def);
+        let view = dataset.and_then(|d| plan.views.get(&bare(&d.name)).map(|v| (v, d.expectations.as_slice())));
         match view {
-            Some(view) => {
+            Some((view, expectations)) => {
                 if !seen.insert(name.clone()) {
                     continue;
                 }
                 collect(plan, &view.inputs, out, seen);
                 out.sources.extend(view.sources.iter());
-                if matches!(view.query, Some(Query::Sql(_))) {
-                    out.views.push((name, view));
+                if matches!(view.query, Some(Query::Sql(_))) || !expectations.is_empty() {
+                    out.views.push(ViewRead { name, flow: view, expectations });
                 }
             }
             None => {
