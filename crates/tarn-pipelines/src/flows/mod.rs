@@ -325,10 +325,23 @@ impl FlowEnv {
             None => query,
         };
         let expectations = &dataset.expectations;
+        let started = std::time::Instant::now();
         let (data_schema, rows, quality) = self.checked_rows(session, query, expectations, &dataset.name).await?;
+        let engine_ms = started.elapsed().as_millis();
         let written: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
         let fields = self.commit(flow, target, data_schema, rows, batch).await?;
         write::register(&self.catalog, target, dataset, &fields, &self.user)?;
+        // Where a flow's time goes: the engine's pass (and the rows' trip
+        // here), then the Delta write.
+        let write_ms = started.elapsed().as_millis() - engine_ms;
+        tracing::info!(
+            pipeline_id = self.pipeline_id,
+            flow = flow.def.name,
+            rows = written,
+            engine_ms,
+            write_ms,
+            "flow batch"
+        );
         Ok(Outcome { written, quality: (!expectations.is_empty()).then_some(quality), views: checked })
     }
 
