@@ -1,5 +1,5 @@
 """Starting a `tarn serve` for a benchmark: which binary, ephemeral ports,
-quiet logs."""
+quiet logs (or, with `TARN_BENCH_LOG=<file>`, its info log in that file)."""
 
 import os
 import re
@@ -10,7 +10,9 @@ from pathlib import Path
 
 def start_tarn(binary: str, home: Path, env_dir: Path):
     """Starts tarn with its state in `home`; returns (process, API URL)."""
-    env = dict(os.environ, TARN_HOME=str(home), TARN_ENV_DIR=str(env_dir), RUST_LOG="warn")
+    log = os.environ.get("TARN_BENCH_LOG")
+    level = "info,tower_http=warn,deltalake_core=warn" if log else "warn"
+    env = dict(os.environ, TARN_HOME=str(home), TARN_ENV_DIR=str(env_dir), RUST_LOG=level)
     uv = Path(sys.executable).parent / "uv"
     if uv.exists():
         env["TARN_UV"] = str(uv)
@@ -18,7 +20,7 @@ def start_tarn(binary: str, home: Path, env_dir: Path):
         [binary, "serve", "--port", "0", "--spark-connect-port", "0"],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=open(log, "ab") if log else subprocess.DEVNULL,
     )
     while True:
         line = proc.stdout.readline().decode()
