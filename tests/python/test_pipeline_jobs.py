@@ -19,6 +19,7 @@ from databricks.sdk.service.pipelines import FileLibrary, PipelineLibrary
 from databricks.sdk.service.workspace import ImportFormat
 
 from conftest import tarn_binary, wait_for
+from test_pipelines import lines, sql_rows
 
 WAIT = datetime.timedelta(minutes=6)
 SCHEMA = "pjobs"
@@ -52,17 +53,6 @@ TWO = [{"id": "d", "amount": "4"}, {"id": "e", "amount": "0"}]
 
 def unique(prefix):
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-def lines(rows):
-    return io.BytesIO("\n".join(json.dumps(r) for r in rows).encode())
-
-
-def sql_rows(w, statement):
-    (warehouse,) = list(w.warehouses.list())
-    r = w.statement_execution.execute_statement(statement=statement, warehouse_id=warehouse.id, wait_timeout="50s")
-    assert r.status.state.value == "SUCCEEDED", r.status
-    return r.result.data_array or []
 
 
 def put_source(w, name, text):
