@@ -99,8 +99,10 @@ class Evaluation:
     sources: list = field(default_factory=list)
     streaming: bool = False
 
-    def add_input(self, name, streaming):
+    def add_input(self, name, streaming, skip_change_commits=False):
         entry = {"name": name, "streaming": streaming}
+        if skip_change_commits:
+            entry["skip_change_commits"] = True
         if entry not in self.inputs:
             self.inputs.append(entry)
         self.streaming = self.streaming or streaming
@@ -113,7 +115,7 @@ class Evaluation:
     def take_from(self, view, as_stream):
         """A read of `view`: its inputs and sources become this flow's."""
         for entry in view.inputs:
-            self.add_input(entry["name"], entry["streaming"] or as_stream)
+            self.add_input(entry["name"], entry["streaming"] or as_stream, entry.get("skip_change_commits", False))
         for source in view.sources:
             self.add_source(source)
         self.streaming = self.streaming or view.streaming or as_stream
@@ -249,7 +251,7 @@ class Analysis:
             raise DatasetNotDefined.named(name)
         return self.read_found(found, streaming)
 
-    def read_table(self, name, streaming):
+    def read_table(self, name, streaming, skip_change_commits=False):
         """`spark.read.table` and friends: a pipeline dataset, or None for
         an ordinary table (`LIVE.x` must be the pipeline's)."""
         if self.current is None:
@@ -257,9 +259,9 @@ class Analysis:
         found = self.lookup(name)
         if found is None and is_live(name):
             raise DatasetNotDefined.named(name)
-        return None if found is None else self.read_found(found, streaming)
+        return None if found is None else self.read_found(found, streaming, skip_change_commits)
 
-    def read_found(self, found, streaming):
+    def read_found(self, found, streaming, skip_change_commits=False):
         name, kind = found
         view_flow = self.view_flow(name) if kind == dlt.VIEW else None
         if view_flow is not None:
@@ -273,7 +275,7 @@ class Analysis:
                 self.current.add_input(name, False)
                 return self.spark.read.table(quote(name))
             return view.df
-        self.current.add_input(name, streaming)
+        self.current.add_input(name, streaming, skip_change_commits)
         if streaming:
             # Each update points this view at the rows the flow has not read.
             return self.spark.read.table(stream_view(name))
@@ -537,7 +539,8 @@ class StreamReader:
         return self.load(path, "xml", schema, **options)
 
     def table(self, tableName):
-        df = self._analysis.read_table(tableName, streaming=True)
+        skip = any(k.lower() == "skipchangecommits" and v.lower() == "true" for k, v in self._options.items())
+        df = self._analysis.read_table(tableName, streaming=True, skip_change_commits=skip)
         if df is not None:
             return df
         self._analysis.read_external_stream()

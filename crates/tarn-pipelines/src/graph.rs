@@ -79,6 +79,10 @@ pub struct Input {
     /// Read as a stream: only what the flow has not read before.
     #[serde(default)]
     pub streaming: bool,
+    /// A streaming read's `skipChangeCommits`: commits that change or
+    /// delete rows are passed over instead of failing the flow.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_change_commits: bool,
 }
 
 /// Files a flow reads incrementally (Auto Loader's `cloudFiles`, a file

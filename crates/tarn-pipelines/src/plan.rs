@@ -197,7 +197,10 @@ mod tests {
             name: name.into(),
             target: target.into(),
             query: Some(Query::Sql("SELECT 1".into())),
-            inputs: inputs.iter().map(|i| Input { name: (*i).into(), streaming: false }).collect(),
+            inputs: inputs
+                .iter()
+                .map(|i| Input { name: (*i).into(), streaming: false, skip_change_commits: false })
+                .collect(),
             sources: vec![],
             once: false,
             cdc: None,

@@ -71,7 +71,10 @@ fn flow(name: &str, query: &str, inputs: &[(&str, bool)], line: u32) -> Flow {
         name: name.into(),
         target: name.into(),
         query: Some(Query::Sql(query.into())),
-        inputs: inputs.iter().map(|(name, streaming)| Input { name: (*name).into(), streaming: *streaming }).collect(),
+        inputs: inputs
+            .iter()
+            .map(|(name, streaming)| Input { name: (*name).into(), streaming: *streaming, skip_change_commits: false })
+            .collect(),
         sources: vec![],
         once: false,
         cdc: None,
@@ -193,7 +196,7 @@ fn cdc_flow(name: &str, target: &str, cdc: Cdc, line: u32) -> Flow {
         name: name.into(),
         target: target.into(),
         query: None,
-        inputs: vec![Input { name: cdc.source.clone(), streaming: true }],
+        inputs: vec![Input { name: cdc.source.clone(), streaming: true, skip_change_commits: false }],
         sources: vec![],
         once: false,
         cdc: Some(cdc),
@@ -290,7 +293,7 @@ fn views_and_legacy_tables() {
     assert_eq!(defs.flows[1].sources, vec![events]);
     assert_eq!(defs.flows.len(), 4);
     assert_eq!(defs.flows[3].query, Some(Query::Sql("SELECT * FROM raw".into())));
-    assert_eq!(defs.flows[3].inputs, vec![Input { name: "raw".into(), streaming: false }]);
+    assert_eq!(defs.flows[3].inputs, vec![Input { name: "raw".into(), streaming: false, skip_change_commits: false }]);
 }
 
 #[test]

@@ -114,7 +114,7 @@ struct Reads {
 
 impl Reads {
     fn input(&mut self, name: &str, streaming: bool) {
-        let input = Input { name: name.to_string(), streaming };
+        let input = Input { name: name.to_string(), streaming, skip_change_commits: false };
         if !self.inputs.contains(&input) {
             self.inputs.push(input);
         }

@@ -101,12 +101,15 @@ fn reads_of_datasets_become_full_names_stream_views_and_inlined_views() {
     assert_eq!(reads_of(&mut relation_of(by_name("bronze"))), ["main.raw.events"], "other tables stay as written");
     assert!(by_name("bronze").inputs.is_empty());
     assert_eq!(reads_of(&mut relation_of(by_name("silver"))), ["as v", "`__tarn_stream__bronze`"]);
-    assert_eq!(by_name("silver").inputs, [Input { name: "bronze".into(), streaming: true }]);
+    assert_eq!(
+        by_name("silver").inputs,
+        [Input { name: "bronze".into(), streaming: true, skip_change_commits: false }]
+    );
     assert_eq!(reads_of(&mut relation_of(by_name("gold"))), ["`main`.`sales`.`silver`"]);
-    assert_eq!(by_name("gold").inputs, [Input { name: "silver".into(), streaming: false }]);
+    assert_eq!(by_name("gold").inputs, [Input { name: "silver".into(), streaming: false, skip_change_commits: false }]);
     let joined = by_name("joined");
     assert_eq!(reads_of(&mut relation_of(joined)), ["SELECT * FROM `__tarn_stream__bronze` JOIN dims USING (id)"]);
-    assert_eq!(joined.inputs, [Input { name: "bronze".into(), streaming: true }]);
+    assert_eq!(joined.inputs, [Input { name: "bronze".into(), streaming: true, skip_change_commits: false }]);
 }
 
 #[test]
@@ -221,5 +224,5 @@ fn auto_cdc_flows_keep_their_settings_and_stream_their_source() {
     let cdc = target.cdc.as_ref().unwrap();
     assert_eq!((cdc.keys.as_slice(), cdc.sequence_by.as_str()), (&["id".to_string()][..], "seq"));
     assert_eq!(cdc.apply_as_deletes.as_deref(), Some("(op = 'DELETE')"));
-    assert_eq!(target.inputs, [Input { name: "changes".into(), streaming: true }]);
+    assert_eq!(target.inputs, [Input { name: "changes".into(), streaming: true, skip_change_commits: false }]);
 }

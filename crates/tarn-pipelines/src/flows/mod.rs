@@ -445,7 +445,7 @@ impl FlowEnv {
             self.point_files(session, source, since, &mut now, !whole_read).await?;
         }
         for input in reads.inputs.iter().filter(|i| i.streaming) {
-            self.point_stream(session, &input.name, since, &mut now).await?;
+            self.point_stream(session, input, since, &mut now).await?;
         }
         Ok(now)
     }
@@ -495,11 +495,11 @@ impl FlowEnv {
     async fn point_stream(
         &self,
         session: &mut EngineSession,
-        input: &str,
+        input: &crate::graph::Input,
         done: &Progress,
         now: &mut Progress,
     ) -> Result<(), String> {
-        let name = bare(input);
+        let name = bare(&input.name);
         let Some(i) = self.plan.dataset(&name) else {
             return Err(format!("Failed to read dataset '{name}'. Dataset is not defined in the pipeline."));
         };
@@ -507,7 +507,7 @@ impl FlowEnv {
         let full = &self.plan.datasets[i].full_name;
         let since = done.inputs.get(&name).copied();
         let (files, version) = if dir.join("_delta_log").exists() {
-            sources::delta_files_since(&dir.to_string_lossy(), since, false).await?
+            sources::delta_files_since(&dir.to_string_lossy(), since, input.skip_change_commits).await?
         } else {
             return Err(format!("Dataset '{name}' has no data yet: its flow must run before '{full}' is read"));
         };

@@ -145,8 +145,9 @@ pub fn string_schema(columns: &[String]) -> String {
 
 /// The data files of a Delta table added after `since` (all of them when
 /// `None`), and the version they reach. A version that removed data (an
-/// overwrite, a delete) cannot be read incrementally: that is an error
-/// unless `skip_changes`, which reads only what was added.
+/// overwrite, a delete, an update) cannot be read incrementally: that is an
+/// error, unless `skip_changes` (`skipChangeCommits`), which passes over
+/// such versions whole, their added files too, as Databricks does.
 pub async fn delta_files_since(
     location: &str,
     since: Option<i64>,
@@ -160,14 +161,37 @@ pub async fn delta_files_since(
     if since >= now {
         return Ok((Vec::new(), now));
     }
-    let mut before = DeltaTable::try_from_url(url).await.map_err(|e| e.to_string())?;
-    before.load_version(since.max(0) as u64).await.map_err(|e| format!("{location} at version {since}: {e}"))?;
-    let earlier: BTreeSet<String> = before.get_file_uris().map_err(|e| e.to_string())?.collect();
-    if !skip_changes && earlier.iter().any(|f| !current.contains(f)) {
+    let files_at = |version: i64| {
+        let url = url.clone();
+        async move {
+            let mut table = DeltaTable::try_from_url(url).await.map_err(|e| e.to_string())?;
+            table
+                .load_version(version.max(0) as u64)
+                .await
+                .map_err(|e| format!("{location} at version {version}: {e}"))?;
+            table.get_file_uris().map(|f| f.collect::<BTreeSet<String>>()).map_err(|e| e.to_string())
+        }
+    };
+    let earlier = files_at(since).await?;
+    if !earlier.iter().any(|f| !current.contains(f)) {
+        return Ok((current.difference(&earlier).cloned().collect(), now));
+    }
+    if !skip_changes {
         return Err(format!(
             "Detected a data update in the source table {location} after version {since}. A streaming read \
              takes only appends; set skipChangeCommits to read past updates and deletes, or run a full refresh"
         ));
     }
-    Ok((current.difference(&earlier).cloned().collect(), now))
+    // Version by version: the appends are taken, a version that removed
+    // anything is passed over.
+    let mut added = Vec::new();
+    let mut before = earlier;
+    for version in since + 1..=now {
+        let after = if version == now { current.clone() } else { files_at(version).await? };
+        if before.is_subset(&after) {
+            added.extend(after.difference(&before).cloned());
+        }
+        before = after;
+    }
+    Ok((added, now))
 }

@@ -106,7 +106,7 @@ pub(super) fn auto_cdc(c: &mut Cursor, name: &str, target: &str) -> Parsed<Flow>
         name: name.to_string(),
         target: target.to_string(),
         query: None,
-        inputs: vec![Input { name: source, streaming: true }],
+        inputs: vec![Input { name: source, streaming: true, skip_change_commits: false }],
         sources: Vec::new(),
         once: false,
         cdc: Some(cdc),

@@ -47,7 +47,7 @@ impl Scan {
     pub fn inputs(&self) -> Vec<Input> {
         let mut inputs: Vec<Input> = Vec::new();
         for r in &self.references {
-            let input = Input { name: r.name.clone(), streaming: r.via == Via::Stream };
+            let input = Input { name: r.name.clone(), streaming: r.via == Via::Stream, skip_change_commits: false };
             if !inputs.contains(&input) {
                 inputs.push(input);
             }
