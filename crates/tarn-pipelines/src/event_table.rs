@@ -22,7 +22,7 @@ use tarn_catalog::{Catalog, CatalogError, CreateRequest, Kind};
 use tarn_lake::{Column, batch};
 use tarn_store::{PipelineEventFilter, PipelineEventRow, Store};
 
-use crate::flows::write::committed_batch;
+use crate::flows::write::{committed_batch, open};
 
 /// The application id of the event log's commits.
 const APP_ID: &str = "tarn:event_log";
@@ -78,18 +78,12 @@ pub async fn publish(
     published: Option<&str>,
     owner: &str,
 ) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let mut watermark = committed_batch(dir, APP_ID).await?.unwrap_or(0);
     loop {
         let filter = PipelineEventFilter { after_seq: Some(watermark), ascending: true, ..Default::default() };
         let events = store.list_pipeline_events(pipeline_id, &filter, 0, PAGE).map_err(|e| e.to_string())?;
         let Some(last) = events.last().map(|e| e.seq) else { break };
-        let url = deltalake::ensure_table_uri(dir.to_string_lossy()).map_err(|e| e.to_string())?;
-        let table = if dir.join("_delta_log").exists() {
-            DeltaTable::try_from_url(url).await.map_err(|e| e.to_string())?
-        } else {
-            deltalake::DeltaTableBuilder::from_url(url).and_then(|b| b.build()).map_err(|e| e.to_string())?
-        };
+        let table = open(dir).await?;
         let commit = CommitProperties::default().with_application_transaction(Transaction::new(APP_ID, last));
         table
             .write(vec![rows(&events)?])

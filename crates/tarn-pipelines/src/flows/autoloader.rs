@@ -11,11 +11,10 @@
 
 use std::path::PathBuf;
 
-use serde_json::{Map, Value};
 use spark_connect_proto::Relation;
 
 use super::relation;
-use super::sources::{self, quoted};
+use super::sources::{self, option, quoted};
 use crate::graph::FileSource;
 
 /// The column rescued fields go to.
@@ -27,10 +26,6 @@ enum Mode {
     None,
     FailOnNewColumns,
     Rescue,
-}
-
-fn option<'a>(options: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    options.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str())
 }
 
 fn mode(source: &FileSource) -> Result<Mode, String> {
@@ -199,6 +194,7 @@ fn empty(columns: &[String], rescue: bool) -> Relation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -458,10 +458,7 @@ impl FlowEnv {
         changes: Relation,
         cdc: &Cdc,
     ) -> Result<Relation, String> {
-        let view = format!(
-            "__tarn_changes_{}",
-            flow.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>()
-        );
+        let view = format!("__tarn_changes_{}", relation::view_part(flow));
         session.run_command(relation::temp_view(&view, changes)).await.map_err(|e| e.to_string())?;
         let empty = session.collect(relation::sql(&format!("SELECT * FROM {view} LIMIT 0"))).await;
         let (schema, _) = decode(&empty.map_err(|e| e.to_string())?)?;

@@ -96,6 +96,11 @@ pub fn local(
     Ok(Relation { common: None, rel_type: Some(relation::RelType::LocalRelation(local)) })
 }
 
+/// `name` as part of a view name: letters and digits kept, the rest `_`.
+pub fn view_part(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
 /// `CREATE OR REPLACE TEMPORARY VIEW name` over `input`.
 pub fn temp_view(name: &str, input: Relation) -> Command {
     let view =

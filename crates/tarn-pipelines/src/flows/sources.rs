@@ -61,7 +61,8 @@ pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
 const SAMPLE_FILES: usize = 50;
 const SAMPLE_LINES: usize = 1000;
 
-fn option<'a>(options: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+/// An option's value, its name matched in any case.
+pub fn option<'a>(options: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     options.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str())
 }
 

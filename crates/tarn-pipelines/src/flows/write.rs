@@ -48,7 +48,8 @@ fn url_of(dir: &std::path::Path) -> Result<url::Url, String> {
     deltalake::ensure_table_uri(dir.to_string_lossy()).map_err(|e| e.to_string())
 }
 
-async fn open(dir: &std::path::Path) -> Result<DeltaTable, String> {
+/// The table at `dir`, created unloaded (nothing to load yet) when it has no log.
+pub(crate) async fn open(dir: &std::path::Path) -> Result<DeltaTable, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let url = url_of(dir)?;
     if dir.join("_delta_log").exists() {

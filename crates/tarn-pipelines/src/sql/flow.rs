@@ -29,8 +29,7 @@ pub(super) fn query_flow(name: &str, target: &str, query: &str, at: usize) -> Pa
 /// The view a flow's i-th file source is read through; named after the
 /// flow, as a flow also reads the file sources of the views it reads.
 fn files_view(flow: &str, i: usize) -> String {
-    let flow: String = flow.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-    format!("__tarn_files__{flow}_{i}")
+    format!("__tarn_files__{}_{i}", crate::flows::relation::view_part(flow))
 }
 
 /// `CREATE FLOW name [COMMENT '...'] AS INSERT INTO [ONCE] target BY NAME
