@@ -9,9 +9,11 @@ from urllib.parse import urlparse
 
 import pytest
 from databricks.sdk import errors
+from databricks.sdk.service import jobs
 from databricks.sdk.service.catalog import VolumeType
 from databricks.sdk.service.pipelines import FileLibrary, PipelineLibrary
 
+from conftest import wait_for
 from test_pipeline_changes import upload
 from test_pipelines import finish, flow_events, lines, sql_rows
 
@@ -166,3 +168,55 @@ def test_a_new_column_under_each_mode(w, pipelines):
     messages = " ".join(e.message for e in w.pipelines.list_pipeline_events(strict) if e.origin.update_id == update_id)
     assert "color" in messages and "failOnNewColumns" in messages, messages
     assert sql_rows(w, "SELECT count(*) FROM main.loader.strict_events") == [["2"]]
+
+
+CONTINUOUS = '''import dlt
+
+@dlt.table
+def live_events():
+    return (spark.readStream.format("cloudFiles").option("cloudFiles.format", "json")
+            .load("/Volumes/main/loader/landing/live"))
+
+@dlt.table
+def live_count():
+    return dlt.read("live_events").groupBy().count()
+'''
+
+
+def test_a_continuous_update_reads_new_files_until_stopped(w, pipelines):
+    """`continuous: true`: one update stays RUNNING and takes each new file
+    on its next pass (`pipelines.trigger.interval`); stop ends it CANCELED.
+    A job cannot run it as a pipeline task."""
+    live = "/Volumes/main/loader/landing/live"
+    w.files.upload(f"{live}/1.json", lines(FIRST))
+    me = w.current_user.me().user_name
+    path = f"/Users/{me}/loader/continuous.py"
+    upload(w, path, CONTINUOUS)
+    pipeline_id = w.pipelines.create(
+        name="loader-continuous", catalog="main", schema="loader", continuous=True,
+        configuration={"pipelines.trigger.interval": "1 second"},
+        libraries=[PipelineLibrary(file=FileLibrary(path=path))]).pipeline_id
+    assert w.pipelines.get(pipeline_id).spec.continuous is True
+    update_id = w.pipelines.start_update(pipeline_id).update_id
+
+    def count_is(n):
+        try:
+            return sql_rows(w, "SELECT count FROM main.loader.live_count") == [[str(n)]]
+        except (AssertionError, errors.DatabricksError):
+            return False
+
+    wait_for(lambda: count_is(2), timeout=120, interval=0.5)
+    w.files.upload(f"{live}/2.json", lines(THIRD))
+    wait_for(lambda: count_is(3), timeout=60, interval=0.5)
+    assert w.pipelines.get_update(pipeline_id, update_id).update.state.value == "RUNNING"
+    assert sql_rows(w, "SELECT id FROM main.loader.live_events ORDER BY id") == [["1"], ["2"], ["4"]]
+    task = jobs.SubmitTask(task_key="p", pipeline_task=jobs.PipelineTask(pipeline_id=pipeline_id))
+    run = w.jobs.submit_and_wait(run_name="continuous", tasks=[task])
+    assert run.state.result_state == jobs.RunResultState.FAILED
+    assert "is continuous" in run.tasks[0].state.state_message
+    w.pipelines.stop(pipeline_id)
+    assert finish(w, pipeline_id, update_id, timeout=60) == "CANCELED"
+    passes = [e for e in flow_events(w, pipeline_id, update_id)
+              if e["origin"]["flow_name"] == "live_events" and e["details"]["flow_progress"]["status"] == "COMPLETED"]
+    assert len(passes) >= 2
+    assert w.pipelines.get(pipeline_id).state.value == "IDLE"

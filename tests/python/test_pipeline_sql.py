@@ -118,6 +118,28 @@ def test_fail_update_stops_before_the_flow_writes(w, orders):
     assert w.pipelines.get(orders).state.value in ("IDLE", "FAILED")
 
 
+def test_a_batch_whose_rows_are_all_dropped_still_creates_and_advances(w):
+    """The engine writes no file for no rows: the tables still get their
+    columns, the batch still counts, and the next file is read alone."""
+    landing = "/Volumes/main/shop_empty/landing/orders"
+    pipeline_id = make_pipeline(w, "orders-empty", "shop_empty", landing)
+    w.files.upload(f"{landing}/1.csv", csv(HEADER + ",ann,10,2026-03-01\n,bob,4,2026-03-02\n"))
+    update_id = w.pipelines.start_update(pipeline_id).update_id
+    assert finish(w, pipeline_id, update_id) == "COMPLETED"
+    silver = completed(flow_events(w, pipeline_id, update_id))["orders_silver"]
+    assert silver["metrics"]["num_output_rows"] == 0
+    assert silver["data_quality"]["dropped_records"] == 2
+    columns = [c.name for c in w.tables.get("main.shop_empty.orders_silver").columns]
+    assert columns == ["order_id", "customer", "amount", "order_date"]
+    assert sql_rows(w, "SELECT count(*) FROM main.shop_empty.orders_silver") == [["0"]]
+    w.files.upload(f"{landing}/2.csv", csv(HEADER + "9,cy,3,2026-03-04\n"))
+    update_id = w.pipelines.start_update(pipeline_id).update_id
+    assert finish(w, pipeline_id, update_id) == "COMPLETED"
+    flows = completed(flow_events(w, pipeline_id, update_id))
+    assert flows["orders_bronze"]["metrics"]["num_output_rows"] == 1
+    assert sql_rows(w, "SELECT order_id, customer FROM main.shop_empty.orders_silver") == [["9", "cy"]]
+
+
 @pytest.mark.parametrize("point", ["before_commit", "after_commit"])
 def test_a_crash_mid_batch_neither_loses_nor_duplicates_rows(point):
     home = Path(tempfile.mkdtemp(prefix="tarn-crash-"))

@@ -2,6 +2,8 @@
 //! `PipelineSpec`), checked whole before anything is stored. The JSON is
 //! kept as sent, so fields tarn does not act on still round-trip.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 
 use crate::error::{PipelinesError, Result, invalid};
@@ -27,6 +29,10 @@ pub struct PipelineSettings {
     /// Readable with `spark.conf.get` in definitions.
     pub configuration: Map<String, Value>,
     pub development: bool,
+    /// The update runs its flows again every `trigger_interval` until stopped.
+    pub continuous: bool,
+    /// `pipelines.trigger.interval` of the configuration; 5 seconds by default.
+    pub trigger_interval: Duration,
     pub serverless: bool,
     pub raw: Value,
 }
@@ -62,11 +68,6 @@ impl PipelineSettings {
             (Some(s), None) | (None, Some(s)) => s.to_string(),
             (None, None) => DEFAULT_SCHEMA.to_string(),
         };
-        if flag(raw, "continuous")? {
-            return Err(PipelinesError::NotImplemented(
-                "Continuous pipelines are not run by tarn yet; use triggered updates".into(),
-            ));
-        }
         let configuration = match raw.get("configuration") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(map)) if map.values().all(Value::is_string) => map.clone(),
@@ -77,12 +78,38 @@ impl PipelineSettings {
             catalog: text(raw, "catalog")?.unwrap_or(DEFAULT_CATALOG).to_string(),
             schema,
             libraries: libraries(raw.get("libraries"))?,
+            trigger_interval: trigger_interval(&configuration)?,
             configuration,
             development: flag(raw, "development")?,
+            continuous: flag(raw, "continuous")?,
             serverless: flag(raw, "serverless")?,
             raw: raw.clone(),
         })
     }
+}
+
+/// `pipelines.trigger.interval`, written as Databricks writes it: `10
+/// seconds`, `1 minute`, `2 hours`, `500 milliseconds`.
+fn trigger_interval(configuration: &Map<String, Value>) -> Result<Duration> {
+    const KEY: &str = "pipelines.trigger.interval";
+    let Some(text) = configuration.get(KEY).and_then(Value::as_str) else { return Ok(Duration::from_secs(5)) };
+    let bad = || invalid(format!("'{KEY}' must be a number and a unit (e.g. '10 seconds'), got '{text}'"));
+    let mut parts = text.split_whitespace();
+    let (Some(number), unit, None) = (parts.next(), parts.next(), parts.next()) else { return Err(bad()) };
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let millis = match unit.unwrap_or("seconds").trim_end_matches('s') {
+        "millisecond" => 1,
+        "second" | "sec" => 1_000,
+        "minute" | "min" => 60_000,
+        "hour" => 3_600_000,
+        "day" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    let interval = Duration::from_millis(number.saturating_mul(millis));
+    if interval.is_zero() {
+        return Err(bad());
+    }
+    Ok(interval)
 }
 
 fn libraries(raw: Option<&Value>) -> Result<Vec<Library>> {
@@ -128,6 +155,13 @@ mod tests {
         assert_eq!(s.libraries[1], Library::Glob("/Workspace/t/**".into()));
         assert!(PipelineSettings::parse(&json!({"libraries": []})).is_err());
         assert!(PipelineSettings::parse(&json!({"name": "p", "schema": "a", "target": "b"})).is_err());
+        let continuous = PipelineSettings::parse(&json!({"name": "p", "continuous": true,
+            "configuration": {"pipelines.trigger.interval": "2 minutes"}}))
+        .unwrap();
+        assert!(continuous.continuous && continuous.trigger_interval == Duration::from_secs(120));
+        assert_eq!(s.trigger_interval, Duration::from_secs(5));
+        let odd = json!({"name": "p", "configuration": {"pipelines.trigger.interval": "soon"}});
+        assert!(PipelineSettings::parse(&odd).is_err());
         let jar = PipelineSettings::parse(&json!({"name": "p", "libraries": [{"jar": "x.jar"}]}));
         assert!(matches!(jar, Err(PipelinesError::NotImplemented(_))));
     }

@@ -8,6 +8,7 @@ pub mod incremental;
 pub mod quality;
 pub mod relation;
 pub mod sources;
+pub mod staged;
 pub mod views;
 pub mod write;
 
@@ -28,7 +29,7 @@ use tarn_store::Store;
 use crate::events::FlowReport;
 use crate::graph::{Cdc, Dataset, DatasetKind, FileSource, Query, stream_view};
 use crate::plan::{Plan, PlannedFlow, bare};
-use write::{Target, Txn};
+use write::{Output, Target, Txn};
 
 /// What every flow of an update shares.
 pub struct FlowEnv {
@@ -326,10 +327,17 @@ impl FlowEnv {
         };
         let expectations = &dataset.expectations;
         let started = std::time::Instant::now();
-        let (data_schema, rows, quality) = self.checked_rows(session, query, expectations, &dataset.name).await?;
+        // Partitioned tables take the rows here: delta-rs lays out the partitions.
+        let (output, quality) = if target.partition_cols.is_empty() {
+            let view = format!("__tarn_checked_{}", relation::view_part(&flow.def.name));
+            let staging = staged::Staging::new(&target.dir);
+            staged::write(session, query, expectations, &dataset.name, &view, staging).await?
+        } else {
+            let (schema, rows, quality) = self.checked_rows(session, query, expectations, &dataset.name).await?;
+            (Output::Rows(schema, rows), quality)
+        };
         let engine_ms = started.elapsed().as_millis();
-        let written: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
-        let fields = self.commit(flow, target, data_schema, rows, batch).await?;
+        let (written, fields) = self.commit(flow, target, output, batch).await?;
         write::register(&self.catalog, target, dataset, &fields, &self.user)?;
         // Where a flow's time goes: the engine's pass (and the rows' trip
         // here), then the Delta write.
@@ -380,13 +388,7 @@ impl FlowEnv {
         let streams = session.collect(relation::with_verdicts(query, expectations)).await.map_err(|e| e.to_string())?;
         let (schema, rows) = decode(&streams)?;
         let schema = schema.ok_or("the engine returned no schema for the flow's rows")?;
-        let (rows, quality) = quality::apply(rows, expectations).map_err(|v| {
-            format!(
-                "Expectation '{}' ({}) failed on dataset '{dataset}': the row {} violates it; the update stops before \
-                 the flow writes anything",
-                v.expectation, v.condition, v.row
-            )
-        })?;
+        let (rows, quality) = quality::apply(rows, expectations).map_err(|v| v.message(dataset))?;
         let data_schema = Arc::new(
             schema
                 .project(&(0..schema.fields().len() - expectations.len()).collect::<Vec<_>>())
@@ -395,19 +397,18 @@ impl FlowEnv {
         Ok((data_schema, rows, quality))
     }
 
-    /// Writes the rows; a streaming flow's batch is recorded pending before
+    /// Commits the rows; a streaming flow's batch is recorded pending before
     /// the Delta commit that carries its number and committed after it.
     async fn commit(
         &self,
         flow: &PlannedFlow,
         target: &Target,
-        schema: deltalake::arrow::datatypes::SchemaRef,
-        rows: Vec<RecordBatch>,
+        output: Output,
         batch: Option<Batch<'_>>,
-    ) -> Result<Vec<Value>, String> {
+    ) -> Result<(u64, Vec<Value>), String> {
         let name = &flow.def.name;
         let Some(batch) = batch else {
-            return Ok(write::write(target, schema, rows, true, None).await?.1);
+            return write::commit(target, output, true, None).await;
         };
         let store = |state: &str| {
             self.store
@@ -417,13 +418,13 @@ impl FlowEnv {
         store("pending")?;
         crash_point("before_commit");
         let txn = Txn { app_id: app_id(&self.pipeline_id, name), version: batch.number };
-        let (_, fields) = write::write(target, schema, rows, batch.overwrite, Some(&txn)).await?;
+        let (written, fields) = write::commit(target, output, batch.overwrite, Some(&txn)).await?;
         crash_point("after_commit");
         if batch.overwrite {
             self.store.delete_flow_batches(&self.pipeline_id, name, Some("committed")).map_err(|e| e.to_string())?;
         }
         store("committed")?;
-        Ok(fields)
+        Ok((written, fields))
     }
 
     /// Points the flow's incremental inputs at what it has not read; AUTO

@@ -63,6 +63,17 @@ pub struct Violation {
     pub row: String,
 }
 
+impl Violation {
+    /// What the update's error says.
+    pub fn message(&self, dataset: &str) -> String {
+        format!(
+            "Expectation '{}' ({}) failed on dataset '{dataset}': the row {} violates it; the update stops before the \
+             flow writes anything",
+            self.expectation, self.condition, self.row
+        )
+    }
+}
+
 fn verdicts(batch: &RecordBatch, count: usize) -> Result<Vec<BooleanArray>, String> {
     (0..count)
         .map(|i| {
@@ -78,7 +89,7 @@ fn verdicts(batch: &RecordBatch, count: usize) -> Result<Vec<BooleanArray>, Stri
         .collect()
 }
 
-fn row_text(batch: &RecordBatch, row: usize, data_columns: usize) -> String {
+pub(crate) fn row_text(batch: &RecordBatch, row: usize, data_columns: usize) -> String {
     let schema = batch.schema();
     let fields = (0..data_columns).map(|c| {
         let value = array_value_to_string(batch.column(c), row).unwrap_or_else(|_| "?".into());

@@ -6,8 +6,8 @@
 use base64::Engine as _;
 use prost::Message;
 use spark_connect_proto::{
-    Command, CreateDataFrameViewCommand, Expression, LocalRelation, Project, Read, Relation, Sql, command, expression,
-    read, relation,
+    Command, CreateDataFrameViewCommand, Drop, Expression, LocalRelation, Project, Read, Relation, Sql, WriteOperation,
+    command, expression, read, relation, write_operation,
 };
 
 use crate::graph::Expectation;
@@ -106,4 +106,24 @@ pub fn temp_view(name: &str, input: Relation) -> Command {
     let view =
         CreateDataFrameViewCommand { input: Some(input), name: name.to_string(), is_global: false, replace: true };
     Command { command_type: Some(command::CommandType::CreateDataframeView(view)) }
+}
+
+/// `input` without the columns `names`.
+pub fn drop_columns(input: Relation, names: Vec<String>) -> Relation {
+    let drop = Drop { input: Some(Box::new(input)), columns: Vec::new(), column_names: names };
+    Relation { common: None, rel_type: Some(relation::RelType::Drop(Box::new(drop))) }
+}
+
+/// `input.write.mode("overwrite").option("compression", "snappy").parquet(dir)`:
+/// Snappy, as Delta writers use by default, encodes faster than the engine's zstd.
+pub fn write_parquet(input: Relation, dir: &str) -> Command {
+    let write = WriteOperation {
+        input: Some(input),
+        source: Some("parquet".into()),
+        mode: write_operation::SaveMode::Overwrite.into(),
+        options: [("compression".to_string(), "snappy".to_string())].into_iter().collect(),
+        save_type: Some(write_operation::SaveType::Path(dir.to_string())),
+        ..Default::default()
+    };
+    Command { command_type: Some(command::CommandType::WriteOperation(write)) }
 }

@@ -15,13 +15,16 @@ use std::sync::Arc;
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
+use deltalake::kernel::{Action, Add, StructType, Transaction};
 use deltalake::operations::write::SchemaMode;
-use deltalake::protocol::SaveMode;
+use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use serde_json::{Map, Value, json};
 use tarn_catalog::{Catalog, CatalogError, CreateRequest, Kind};
 
+use super::staged::Staging;
 use crate::graph::{Dataset, DatasetKind};
 
 /// The table property naming the pipeline that owns a dataset.
@@ -97,6 +100,150 @@ fn for_delta(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(SchemaRef,
     };
     let batches = batches.into_iter().map(cast).collect::<Result<Vec<_>, _>>()?;
     Ok((target, batches))
+}
+
+/// A batch's rows: held here, or Parquet files the engine staged.
+pub enum Output {
+    Rows(SchemaRef, Vec<RecordBatch>),
+    Staged(Staging),
+}
+
+/// Commits `output` as the table's next version, replacing the rows when
+/// `overwrite`; answers how many rows it holds and the schema's fields.
+pub async fn commit(
+    target: &Target,
+    output: Output,
+    overwrite: bool,
+    txn: Option<&Txn>,
+) -> Result<(u64, Vec<Value>), String> {
+    match output {
+        Output::Rows(schema, rows) => {
+            let count = rows.iter().map(|b| b.num_rows() as u64).sum();
+            Ok((count, write(target, schema, rows, overwrite, txn).await?.1))
+        }
+        Output::Staged(staging) => commit_staged(target, &staging, overwrite, txn).await,
+    }
+}
+
+/// What a staged file's footer says.
+struct Footer {
+    rows: i64,
+    schema: Schema,
+    null_counts: Map<String, Value>,
+}
+
+fn footer(path: &std::path::Path) -> Result<Footer, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let meta = reader.metadata();
+    let file_meta = meta.file_metadata();
+    let schema =
+        deltalake::parquet::arrow::parquet_to_arrow_schema(file_meta.schema_descr(), file_meta.key_value_metadata())
+            .map_err(|e| e.to_string())?;
+    let mut counts: BTreeMap<String, Option<u64>> = BTreeMap::new();
+    for group in meta.row_groups() {
+        for column in group.columns() {
+            let parts = column.column_descr().path().parts();
+            if parts.len() != 1 {
+                continue;
+            }
+            let count = column.statistics().and_then(|s| s.null_count_opt());
+            let sum = counts.entry(parts[0].clone()).or_insert(Some(0));
+            *sum = sum.zip(count).map(|(a, b)| a + b);
+        }
+    }
+    let null_counts = counts.into_iter().filter_map(|(k, v)| v.map(|n| (k, json!(n)))).collect();
+    Ok(Footer { rows: file_meta.num_rows(), schema, null_counts })
+}
+
+/// Whether rows of `schema` can be added to a table of `table` as they are.
+fn same_columns(table: &StructType, schema: &StructType) -> bool {
+    table.fields().len() == schema.fields().len()
+        && table.fields().zip(schema.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
+}
+
+/// Commits the engine's files as they are when their columns are the
+/// table's (a new table is created with theirs first); else the rows are
+/// read and written by delta-rs, which merges or replaces the schema.
+async fn commit_staged(
+    target: &Target,
+    staging: &Staging,
+    overwrite: bool,
+    txn: Option<&Txn>,
+) -> Result<(u64, Vec<Value>), String> {
+    let files = staging.files()?;
+    let footers = files.iter().map(|f| footer(f)).collect::<Result<Vec<_>, _>>()?;
+    let first = footers.first().ok_or("the engine staged no files for the flow's rows")?;
+    let schema = Arc::new(Schema::new(
+        first
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_data_type(delta_type(f.data_type())))
+            .collect::<Vec<_>>(),
+    ));
+    let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| e.to_string())?;
+    if !target.dir.join("_delta_log").exists() {
+        write(target, schema.clone(), Vec::new(), false, None).await?;
+    }
+    let table = open(&target.dir).await?;
+    let state = table.snapshot().map_err(|e| e.to_string())?;
+    if !same_columns(&state.schema(), &columns) {
+        let rows = read_staged(&files)?;
+        let count = rows.iter().map(|b| b.num_rows() as u64).sum();
+        let read_schema = Arc::new(first.schema.clone());
+        return Ok((count, write(target, read_schema, rows, overwrite, txn).await?.1));
+    }
+    let mut actions: Vec<Action> = Vec::new();
+    if overwrite {
+        actions.extend(state.log_data().iter().map(|f| Action::Remove(f.remove_action(true))));
+    }
+    let batch = uuid::Uuid::new_v4();
+    let mut count = 0u64;
+    for (i, (file, footer)) in files.iter().zip(&footers).enumerate() {
+        let name = format!("part-{i:05}-{batch}-c000.snappy.parquet");
+        std::fs::rename(file, target.dir.join(&name)).map_err(|e| format!("moving {}: {e}", file.display()))?;
+        let meta = std::fs::metadata(target.dir.join(&name)).map_err(|e| e.to_string())?;
+        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let stats = json!({"numRecords": footer.rows, "nullCount": footer.null_counts});
+        count += footer.rows.max(0) as u64;
+        actions.push(Action::Add(Add {
+            path: name,
+            size: meta.len() as i64,
+            modification_time: modified.map_or(0, |d| d.as_millis() as i64),
+            data_change: true,
+            stats: Some(stats.to_string()),
+            ..Default::default()
+        }));
+    }
+    let mut properties = CommitProperties::default();
+    if let Some(txn) = txn {
+        properties = properties.with_application_transaction(Transaction::new(&txn.app_id, txn.version));
+    }
+    let mode = if overwrite { SaveMode::Overwrite } else { SaveMode::Append };
+    let operation = DeltaOperation::Write { mode, partition_by: None, predicate: None };
+    CommitBuilder::from(properties)
+        .with_actions(actions)
+        .build(Some(state as &dyn TableReference), table.log_store(), operation)
+        .await
+        .map_err(|e| format!("writing {}: {e}", target.full_name))?;
+    let fields = state.schema().fields().map(|f| json!(f)).collect();
+    Ok((count, fields))
+}
+
+/// The rows of Parquet files, read here.
+fn read_staged(files: &[PathBuf]) -> Result<Vec<RecordBatch>, String> {
+    use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let mut rows = Vec::new();
+    for path in files {
+        let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(|e| e.to_string())?;
+        for batch in reader {
+            rows.push(batch.map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(rows)
 }
 
 /// Writes `batches` (of `schema`), replacing the rows when `overwrite`,

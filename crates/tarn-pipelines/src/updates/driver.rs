@@ -1,6 +1,7 @@
-//! Driving one update: compute, definitions, plan, tables, flows. Each
-//! phase is a transition through [`Pipelines::apply`]; a stop request is
-//! honoured between phases and between flows.
+//! Driving one update: compute, definitions, plan, tables, flows (once, or
+//! again and again for a continuous pipeline). Each phase is a transition
+//! through [`Pipelines::apply`]; a stop request is honoured between phases
+//! and between flows.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -146,7 +147,37 @@ impl Run {
         }
         self.advance()?;
         let env = Arc::new(self.flow_env(pipeline, settings, plan, port));
-        self.run_flows(env, request).await
+        if !settings.continuous {
+            return self.run_flows(env, request).await;
+        }
+        self.run_continuously(env, request, settings.trigger_interval).await
+    }
+
+    /// A continuous update: the flows run again every `interval` until the
+    /// update is stopped (it then ends `CANCELED`) or a flow fails. Only the
+    /// first pass refreshes what the request names in full.
+    async fn run_continuously(
+        &mut self,
+        env: Arc<FlowEnv>,
+        request: &StartUpdate,
+        interval: std::time::Duration,
+    ) -> Result<(), Stop> {
+        let mut pass = request.clone();
+        loop {
+            self.run_flows(env.clone(), &pass).await?;
+            if !pass.full_refresh_selection.is_empty() {
+                pass.refresh_selection.append(&mut pass.full_refresh_selection);
+            }
+            pass.full_refresh = false;
+            let mut stopped = self.stopped.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stopped.wait_for(|stop| *stop) => {}
+            }
+            if *self.stopped.borrow() {
+                return Err(Stop::Stopped);
+            }
+        }
     }
 
     fn check_schema(&self, settings: &PipelineSettings) -> Result<(), Stop> {

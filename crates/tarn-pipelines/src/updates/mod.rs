@@ -89,6 +89,12 @@ impl Pipelines {
                 "full_refresh and full_refresh_selection cannot both be given".into(),
             ));
         }
+        // A job task waits for its update to end, which a continuous one never does.
+        if request.cause == "JOB_TASK" && pipeline.spec.get("continuous").and_then(Value::as_bool) == Some(true) {
+            return Err(PipelinesError::InvalidParameter(format!(
+                "Pipeline {pipeline_id} is continuous; a job's pipeline task can only run triggered pipelines"
+            )));
+        }
         if let Some(active) = self.active_update(pipeline_id)? {
             return Err(PipelinesError::Conflict(format!(
                 "An active update {} already exists for pipeline {pipeline_id}.",
