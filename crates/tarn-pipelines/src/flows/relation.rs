@@ -114,13 +114,15 @@ pub fn drop_columns(input: Relation, names: Vec<String>) -> Relation {
     Relation { common: None, rel_type: Some(relation::RelType::Drop(Box::new(drop))) }
 }
 
-/// `input.write.mode("overwrite").option("compression", "snappy").parquet(dir)`:
-/// Snappy, as Delta writers use by default, encodes faster than the engine's zstd.
-pub fn write_parquet(input: Relation, dir: &str) -> Command {
+/// `input.write.mode("overwrite").option("compression", "snappy")
+/// .partitionBy(partitions).parquet(dir)`: Snappy, as Delta writers use by
+/// default, encodes faster than the engine's zstd.
+pub fn write_parquet(input: Relation, dir: &str, partitions: Vec<String>) -> Command {
     let write = WriteOperation {
         input: Some(input),
         source: Some("parquet".into()),
         mode: write_operation::SaveMode::Overwrite.into(),
+        partitioning_columns: partitions,
         options: [("compression".to_string(), "snappy".to_string())].into_iter().collect(),
         save_type: Some(write_operation::SaveType::Path(dir.to_string())),
         ..Default::default()

@@ -1,19 +1,19 @@
-//! A flow's rows written by the engine instead of sent here: the engine
-//! counts the target's expectations over the query (a FAIL expectation
-//! stops the flow there, before anything is written, naming the first row
-//! that broke it), then writes the rows the DROP expectations keep as
-//! Parquet files into a staging directory under the target, which
+//! A flow's rows written by the engine instead of sent here, in one pass
+//! of its query: the engine writes them as Parquet files into a staging
+//! directory under the target, partitioned by the verdict of each
+//! expectation (`__tarn_expectation_0=true/...`), so the files hold the
+//! data columns only and their directories say which expectations their
+//! rows met. The counts are the files' row counts; a FAIL expectation that
+//! a file's rows broke stops the flow before anything is committed, naming
+//! that file's first row; the files every DROP expectation kept are what
 //! [`super::write::commit`] commits as the batch's Delta version. Moving
 //! the rows through Spark Connect and encoding them again here cost more
-//! than the query itself. The query runs twice when there are
-//! expectations, so one that is not deterministic may count other rows
-//! than it writes.
+//! than the query itself.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use deltalake::arrow::array::{Array, Int64Array};
-use deltalake::arrow::compute::cast;
-use deltalake::arrow::datatypes::DataType;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use spark_connect_proto::Relation;
 use tarn_gateway::connect::EngineSession;
 
@@ -22,34 +22,65 @@ use super::relation::{self, verdict_column};
 use super::write::Output;
 use crate::graph::{Action, Expectation};
 
+const STAGING: &str = "_tarn_staging";
+
+/// Removes what batches of a table left staged when tarn stopped mid-flow;
+/// called before an update's flows run, when none of them can be writing.
+pub fn clear(table: &Path) {
+    let dir = table.join(STAGING);
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not clear a table's staging directory");
+    }
+}
+
 /// Where one batch's files wait for their commit; removed with whatever
-/// the commit left in it.
+/// the commit left in it (the rows DROP expectations refused).
 pub struct Staging {
     pub dir: PathBuf,
 }
 
+/// A Parquet file the engine wrote, with the partition values of its
+/// directories (`column=value` each).
+pub struct StagedFile {
+    pub path: PathBuf,
+    pub partitions: BTreeMap<String, String>,
+}
+
 impl Staging {
     pub fn new(target: &Path) -> Staging {
-        Staging { dir: target.join("_tarn_staging").join(uuid::Uuid::new_v4().to_string()) }
+        Staging { dir: target.join(STAGING).join(uuid::Uuid::new_v4().to_string()) }
     }
 
-    /// The Parquet files the engine wrote, by name.
-    pub fn files(&self) -> Result<Vec<PathBuf>, String> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(format!("reading {}: {e}", self.dir.display())),
-        };
+    /// The Parquet files the engine wrote, by path.
+    pub fn files(&self) -> Result<Vec<StagedFile>, String> {
         let mut files = Vec::new();
-        for entry in entries {
-            let path = entry.map_err(|e| e.to_string())?.path();
-            if path.extension().is_some_and(|x| x == "parquet") {
-                files.push(path);
-            }
-        }
-        files.sort();
+        collect(&self.dir, &BTreeMap::new(), &mut files)?;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
     }
+}
+
+fn collect(dir: &Path, partitions: &BTreeMap<String, String>, out: &mut Vec<StagedFile>) -> Result<(), String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("reading {}: {e}", dir.display())),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        if path.is_dir() {
+            let Some((column, value)) = name.split_once('=') else { continue };
+            let mut inner = partitions.clone();
+            inner.insert(column.to_string(), value.to_string());
+            collect(&path, &inner, out)?;
+        } else if name.ends_with(".parquet") {
+            out.push(StagedFile { path, partitions: partitions.clone() });
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Staging {
@@ -62,19 +93,13 @@ impl Drop for Staging {
     }
 }
 
-fn verdict(i: usize) -> String {
-    format!("coalesce(`{}`, false)", verdict_column(i))
+/// Whether the rows of `file` met expectation `i` (a NULL verdict did not).
+fn met(file: &StagedFile, i: usize) -> bool {
+    file.partitions.get(&verdict_column(i)).is_some_and(|v| v == "true")
 }
 
-/// The rows every DROP expectation keeps, as a SQL condition.
-fn kept(expectations: &[Expectation]) -> Option<String> {
-    let drops: Vec<String> =
-        expectations.iter().enumerate().filter(|(_, e)| e.action == Action::Drop).map(|(i, _)| verdict(i)).collect();
-    (!drops.is_empty()).then(|| drops.join(" AND "))
-}
-
-/// Runs `query` with `expectations` and has the engine write the rows they
-/// keep into `staging`; answers what they counted and what to commit.
+/// Runs `query` with `expectations` and has the engine write its rows into
+/// `staging`; answers what the expectations counted and what to commit.
 pub async fn write(
     session: &mut EngineSession,
     query: Relation,
@@ -83,72 +108,65 @@ pub async fn write(
     view: &str,
     staging: Staging,
 ) -> Result<(Output, Quality), String> {
-    let rows = if expectations.is_empty() {
-        query
-    } else {
-        let checked = relation::with_verdicts(query, expectations);
-        session.run_command(relation::temp_view(view, checked)).await.map_err(|e| e.to_string())?;
-        let where_kept = kept(expectations).map(|k| format!(" WHERE {k}")).unwrap_or_default();
-        let verdicts = (0..expectations.len()).map(verdict_column).collect();
-        relation::drop_columns(relation::sql(&format!("SELECT * FROM {view}{where_kept}")), verdicts)
-    };
-    let quality = match expectations.is_empty() {
-        true => Quality::default(),
-        false => count(session, view, expectations, dataset).await?,
-    };
+    let verdicts: Vec<String> = (0..expectations.len()).map(verdict_column).collect();
+    let rows = relation::with_verdicts(query, expectations);
     let dir = staging.dir.to_string_lossy().to_string();
-    session.run_command(relation::write_parquet(rows.clone(), &dir)).await.map_err(|e| e.to_string())?;
-    if !staging.files()?.is_empty() {
-        return Ok((Output::Staged(staging), quality));
-    }
-    // Nothing written, not even a schema: the rows' schema from the engine.
-    let limit = relation::sql(&format!("SELECT * FROM {view} LIMIT 0"));
-    let empty = if expectations.is_empty() {
+    session
+        .run_command(relation::write_parquet(rows.clone(), &dir, verdicts.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let files = staging.files()?;
+    let Some(first) = files.first().map(|f| f.path.clone()) else {
+        // Nothing written, not even a schema: the rows' schema from the engine.
         session.run_command(relation::temp_view(view, rows)).await.map_err(|e| e.to_string())?;
-        limit
-    } else {
-        let verdicts = (0..expectations.len()).map(verdict_column).collect();
-        relation::drop_columns(limit, verdicts)
+        let mut limit = relation::sql(&format!("SELECT * FROM {view} LIMIT 0"));
+        if !verdicts.is_empty() {
+            limit = relation::drop_columns(limit, verdicts);
+        }
+        let (schema, _) = super::decode(&session.collect(limit).await.map_err(|e| e.to_string())?)?;
+        let schema = schema.ok_or("the engine returned no schema for the flow's rows")?;
+        let quality = Quality { passed: vec![0; expectations.len()], failed: vec![0; expectations.len()], dropped: 0 };
+        return Ok((Output::Rows(schema, Vec::new()), quality));
     };
-    let (schema, _) = super::decode(&session.collect(empty).await.map_err(|e| e.to_string())?)?;
-    let schema = schema.ok_or("the engine returned no schema for the flow's rows")?;
-    Ok((Output::Rows(schema, Vec::new()), quality))
+    let counted =
+        files.iter().map(|f| Ok((f, super::write::row_count(&f.path)?))).collect::<Result<Vec<_>, String>>()?;
+    let n = expectations.len();
+    let mut quality = Quality { passed: vec![0; n], failed: vec![0; n], dropped: 0 };
+    let mut kept = Vec::new();
+    for (file, rows) in counted {
+        for i in 0..n {
+            match met(file, i) {
+                true => quality.passed[i] += rows,
+                false => quality.failed[i] += rows,
+            }
+        }
+        let refused = expectations.iter().enumerate().find(|(i, e)| e.action == Action::Fail && !met(file, *i));
+        if let Some((_, expectation)) = refused.filter(|_| rows > 0) {
+            let violation = quality::Violation {
+                expectation: expectation.name.clone(),
+                condition: expectation.condition.clone(),
+                row: first_row(&file.path)?,
+            };
+            return Err(violation.message(dataset));
+        }
+        let keep = expectations.iter().enumerate().all(|(i, e)| e.action != Action::Drop || met(file, i));
+        match keep {
+            true => kept.push(file.path.clone()),
+            false => quality.dropped += rows,
+        }
+    }
+    Ok((Output::Staged { staging, files: kept, schema_of: first }, quality))
 }
 
-/// What the expectations count over `view` (the query with its verdict
-/// columns); an error naming the first row a FAIL expectation refused.
-async fn count(
-    session: &mut EngineSession,
-    view: &str,
-    expectations: &[Expectation],
-    dataset: &str,
-) -> Result<Quality, String> {
-    let mut columns = vec!["count(*)".to_string()];
-    columns.extend((0..expectations.len()).map(|i| format!("count_if({})", verdict(i))));
-    columns.push(kept(expectations).map_or("0L".into(), |k| format!("count_if(NOT ({k}))")));
-    let sql = format!("SELECT {} FROM {view}", columns.join(", "));
-    let (_, batches) = super::decode(&session.collect(relation::sql(&sql)).await.map_err(|e| e.to_string())?)?;
-    let row = batches.first().filter(|b| b.num_rows() == 1).ok_or("the engine returned no expectation counts")?;
-    let value = |c: usize| -> Result<u64, String> {
-        let column = cast(row.column(c), &DataType::Int64).map_err(|e| e.to_string())?;
-        let column = column.as_any().downcast_ref::<Int64Array>().ok_or("an expectation count is not a number")?;
-        Ok(if column.is_null(0) { 0 } else { column.value(0).max(0) as u64 })
-    };
-    let total = value(0)?;
-    let passed = (1..=expectations.len()).map(value).collect::<Result<Vec<_>, _>>()?;
-    let failed = passed.iter().map(|p| total - p).collect::<Vec<_>>();
-    let dropped = value(expectations.len() + 1)?;
-    let refused = expectations.iter().enumerate().find(|(i, e)| e.action == Action::Fail && failed[*i] > 0);
-    if let Some((i, expectation)) = refused {
-        let sql = format!("SELECT * FROM {view} WHERE NOT {} LIMIT 1", verdict(i));
-        let (_, rows) = super::decode(&session.collect(relation::sql(&sql)).await.map_err(|e| e.to_string())?)?;
-        let row = rows
-            .first()
-            .map(|b| quality::row_text(b, 0, b.num_columns().saturating_sub(expectations.len())))
-            .unwrap_or_else(|| "?".into());
-        let violation =
-            quality::Violation { expectation: expectation.name.clone(), condition: expectation.condition.clone(), row };
-        return Err(violation.message(dataset));
+/// The values of a file's first row, as an error shows them.
+fn first_row(path: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let mut reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(1).build())
+        .map_err(|e| e.to_string())?;
+    match reader.next() {
+        Some(Ok(batch)) if batch.num_rows() > 0 => Ok(quality::row_text(&batch, 0, batch.num_columns())),
+        Some(Err(e)) => Err(e.to_string()),
+        _ => Ok("?".into()),
     }
-    Ok(Quality { passed, failed, dropped })
 }

@@ -105,7 +105,13 @@ fn for_delta(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(SchemaRef,
 /// A batch's rows: held here, or Parquet files the engine staged.
 pub enum Output {
     Rows(SchemaRef, Vec<RecordBatch>),
-    Staged(Staging),
+    /// `files` of `staging` to commit, their columns read from `schema_of`
+    /// (one of the files the engine wrote, kept or not).
+    Staged {
+        staging: Staging,
+        files: Vec<PathBuf>,
+        schema_of: PathBuf,
+    },
 }
 
 /// Commits `output` as the table's next version, replacing the rows when
@@ -121,7 +127,11 @@ pub async fn commit(
             let count = rows.iter().map(|b| b.num_rows() as u64).sum();
             Ok((count, write(target, schema, rows, overwrite, txn).await?.1))
         }
-        Output::Staged(staging) => commit_staged(target, &staging, overwrite, txn).await,
+        Output::Staged { staging, files, schema_of } => {
+            let committed = commit_staged(target, &files, &schema_of, overwrite, txn).await;
+            drop(staging);
+            committed
+        }
     }
 }
 
@@ -132,9 +142,18 @@ struct Footer {
     null_counts: Map<String, Value>,
 }
 
-fn footer(path: &std::path::Path) -> Result<Footer, String> {
+fn metadata(path: &std::path::Path) -> Result<SerializedFileReader<std::fs::File>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    let reader = SerializedFileReader::new(file).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    SerializedFileReader::new(file).map_err(|e| format!("reading {}: {e}", path.display()))
+}
+
+/// The rows a Parquet file holds, from its footer.
+pub fn row_count(path: &std::path::Path) -> Result<u64, String> {
+    Ok(metadata(path)?.metadata().file_metadata().num_rows().max(0) as u64)
+}
+
+fn footer(path: &std::path::Path) -> Result<Footer, String> {
+    let reader = metadata(path)?;
     let meta = reader.metadata();
     let file_meta = meta.file_metadata();
     let schema =
@@ -167,13 +186,13 @@ fn same_columns(table: &StructType, schema: &StructType) -> bool {
 /// read and written by delta-rs, which merges or replaces the schema.
 async fn commit_staged(
     target: &Target,
-    staging: &Staging,
+    files: &[PathBuf],
+    schema_of: &std::path::Path,
     overwrite: bool,
     txn: Option<&Txn>,
 ) -> Result<(u64, Vec<Value>), String> {
-    let files = staging.files()?;
     let footers = files.iter().map(|f| footer(f)).collect::<Result<Vec<_>, _>>()?;
-    let first = footers.first().ok_or("the engine staged no files for the flow's rows")?;
+    let first = footer(schema_of)?;
     let schema = Arc::new(Schema::new(
         first
             .schema
@@ -189,7 +208,7 @@ async fn commit_staged(
     let table = open(&target.dir).await?;
     let state = table.snapshot().map_err(|e| e.to_string())?;
     if !same_columns(&state.schema(), &columns) {
-        let rows = read_staged(&files)?;
+        let rows = read_staged(files)?;
         let count = rows.iter().map(|b| b.num_rows() as u64).sum();
         let read_schema = Arc::new(first.schema.clone());
         return Ok((count, write(target, read_schema, rows, overwrite, txn).await?.1));

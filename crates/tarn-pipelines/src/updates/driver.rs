@@ -147,6 +147,7 @@ impl Run {
         }
         self.advance()?;
         let env = Arc::new(self.flow_env(pipeline, settings, plan, port));
+        env.dirs.iter().for_each(|dir| crate::flows::staged::clear(dir));
         if !settings.continuous {
             return self.run_flows(env, request).await;
         }
