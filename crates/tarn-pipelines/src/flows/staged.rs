@@ -170,3 +170,33 @@ fn first_row(path: &Path) -> Result<String, String> {
         _ => Ok("?".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_carry_their_verdicts_and_a_null_verdict_fails() {
+        let table = std::env::temp_dir().join(format!("tarn-staged-{}", uuid::Uuid::new_v4()));
+        let staging = Staging::new(&table);
+        let nested = [
+            "__tarn_expectation_0=true/__tarn_expectation_1=__HIVE_DEFAULT_PARTITION__",
+            "__tarn_expectation_0=false/__tarn_expectation_1=true",
+        ];
+        for dir in nested {
+            std::fs::create_dir_all(staging.dir.join(dir)).unwrap();
+            std::fs::write(staging.dir.join(dir).join("part-0.snappy.parquet"), b"").unwrap();
+            std::fs::write(staging.dir.join(dir).join("_SUCCESS"), b"").unwrap();
+        }
+        let files = staging.files().unwrap();
+        assert_eq!(files.len(), 2);
+        let verdicts: Vec<(bool, bool)> = files.iter().map(|f| (met(f, 0), met(f, 1))).collect();
+        assert_eq!(verdicts, [(false, true), (true, false)]);
+        let dir = staging.dir.clone();
+        drop(staging);
+        assert!(!dir.exists());
+        clear(&table);
+        assert!(!table.join(STAGING).exists());
+        let _ = std::fs::remove_dir_all(&table);
+    }
+}
