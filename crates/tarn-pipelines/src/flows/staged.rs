@@ -13,7 +13,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::arrow::datatypes::Schema;
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+use serde_json::{Map, Value, json};
 use spark_connect_proto::Relation;
 use tarn_gateway::connect::EngineSession;
 
@@ -93,6 +97,56 @@ impl Drop for Staging {
     }
 }
 
+/// What a staged file's footer says: its rows, columns and the nulls of
+/// each top-level column (where every row group counted them).
+pub struct Footer {
+    pub rows: u64,
+    pub schema: Schema,
+    pub null_counts: Map<String, Value>,
+}
+
+pub fn footer(path: &Path) -> Result<Footer, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let reader = SerializedFileReader::new(file).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let meta = reader.metadata();
+    let file_meta = meta.file_metadata();
+    let schema =
+        deltalake::parquet::arrow::parquet_to_arrow_schema(file_meta.schema_descr(), file_meta.key_value_metadata())
+            .map_err(|e| e.to_string())?;
+    let mut counts: BTreeMap<String, Option<u64>> = BTreeMap::new();
+    for group in meta.row_groups() {
+        for column in group.columns() {
+            let parts = column.column_descr().path().parts();
+            if parts.len() != 1 {
+                continue;
+            }
+            let count = column.statistics().and_then(|s| s.null_count_opt());
+            let sum = counts.entry(parts[0].clone()).or_insert(Some(0));
+            *sum = sum.zip(count).map(|(a, b)| a + b);
+        }
+    }
+    let null_counts = counts.into_iter().filter_map(|(k, v)| v.map(|n| (k, json!(n)))).collect();
+    Ok(Footer { rows: file_meta.num_rows().max(0) as u64, schema, null_counts })
+}
+
+fn rows_of(path: &Path, batch_size: usize) -> Result<ParquetRecordBatchReader, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(batch_size).build())
+        .map_err(|e| e.to_string())
+}
+
+/// The rows of staged files, read here.
+pub fn read(files: &[(PathBuf, Footer)]) -> Result<Vec<RecordBatch>, String> {
+    let mut rows = Vec::new();
+    for (path, _) in files {
+        for batch in rows_of(path, 8192)? {
+            rows.push(batch.map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(rows)
+}
+
 /// Whether the rows of `file` met expectation `i` (a NULL verdict did not).
 fn met(file: &StagedFile, i: usize) -> bool {
     file.partitions.get(&verdict_column(i)).is_some_and(|v| v == "true")
@@ -116,7 +170,10 @@ pub async fn write(
         .await
         .map_err(|e| e.to_string())?;
     let files = staging.files()?;
-    let Some(first) = files.first().map(|f| f.path.clone()) else {
+    let files = files.into_iter().map(|f| Ok((footer(&f.path)?, f))).collect::<Result<Vec<_>, String>>()?;
+    let n = expectations.len();
+    let mut quality = Quality { passed: vec![0; n], failed: vec![0; n], dropped: 0 };
+    let Some(schema) = files.first().map(|(counted, _)| counted.schema.clone()) else {
         // Nothing written, not even a schema: the rows' schema from the engine.
         session.run_command(relation::temp_view(view, rows)).await.map_err(|e| e.to_string())?;
         let mut limit = relation::sql(&format!("SELECT * FROM {view} LIMIT 0"));
@@ -125,22 +182,18 @@ pub async fn write(
         }
         let (schema, _) = super::decode(&session.collect(limit).await.map_err(|e| e.to_string())?)?;
         let schema = schema.ok_or("the engine returned no schema for the flow's rows")?;
-        let quality = Quality { passed: vec![0; expectations.len()], failed: vec![0; expectations.len()], dropped: 0 };
         return Ok((Output::Rows(schema, Vec::new()), quality));
     };
-    let counted =
-        files.iter().map(|f| Ok((f, super::write::row_count(&f.path)?))).collect::<Result<Vec<_>, String>>()?;
-    let n = expectations.len();
-    let mut quality = Quality { passed: vec![0; n], failed: vec![0; n], dropped: 0 };
     let mut kept = Vec::new();
-    for (file, rows) in counted {
+    for (counted, file) in files {
+        let rows = counted.rows;
         for i in 0..n {
-            match met(file, i) {
+            match met(&file, i) {
                 true => quality.passed[i] += rows,
                 false => quality.failed[i] += rows,
             }
         }
-        let refused = expectations.iter().enumerate().find(|(i, e)| e.action == Action::Fail && !met(file, *i));
+        let refused = expectations.iter().enumerate().find(|(i, e)| e.action == Action::Fail && !met(&file, *i));
         if let Some((_, expectation)) = refused.filter(|_| rows > 0) {
             let violation = quality::Violation {
                 expectation: expectation.name.clone(),
@@ -149,22 +202,18 @@ pub async fn write(
             };
             return Err(violation.message(dataset));
         }
-        let keep = expectations.iter().enumerate().all(|(i, e)| e.action != Action::Drop || met(file, i));
+        let keep = expectations.iter().enumerate().all(|(i, e)| e.action != Action::Drop || met(&file, i));
         match keep {
-            true => kept.push(file.path.clone()),
+            true => kept.push((file.path, counted)),
             false => quality.dropped += rows,
         }
     }
-    Ok((Output::Staged { staging, files: kept, schema_of: first }, quality))
+    Ok((Output::Staged { staging, files: kept, schema }, quality))
 }
 
 /// The values of a file's first row, as an error shows them.
 fn first_row(path: &Path) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    let mut reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(1).build())
-        .map_err(|e| e.to_string())?;
-    match reader.next() {
+    match rows_of(path, 1)?.next() {
         Some(Ok(batch)) if batch.num_rows() > 0 => Ok(quality::row_text(&batch, 0, batch.num_columns())),
         Some(Err(e)) => Err(e.to_string()),
         _ => Ok("?".into()),

@@ -19,12 +19,11 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
 use deltalake::kernel::{Action, Add, StructType, Transaction};
 use deltalake::operations::write::SchemaMode;
-use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use serde_json::{Map, Value, json};
 use tarn_catalog::{Catalog, CatalogError, CreateRequest, Kind};
 
-use super::staged::Staging;
+use super::staged::{self, Footer, Staging};
 use crate::graph::{Dataset, DatasetKind};
 
 /// The table property naming the pipeline that owns a dataset.
@@ -82,13 +81,18 @@ fn delta_type(data_type: &DataType) -> DataType {
     }
 }
 
+/// `schema` with Delta's timestamps.
+fn delta_schema(schema: &Schema) -> Schema {
+    let fields: Vec<Field> =
+        schema.fields().iter().map(|f| f.as_ref().clone().with_data_type(delta_type(f.data_type()))).collect();
+    Schema::new(fields)
+}
+
 fn for_delta(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(SchemaRef, Vec<RecordBatch>), String> {
     if schema.fields().iter().all(|f| &delta_type(f.data_type()) == f.data_type()) {
         return Ok((schema, batches));
     }
-    let fields: Vec<Field> =
-        schema.fields().iter().map(|f| f.as_ref().clone().with_data_type(delta_type(f.data_type()))).collect();
-    let target = Arc::new(Schema::new(fields));
+    let target = Arc::new(delta_schema(&schema));
     let cast = |batch: RecordBatch| -> Result<RecordBatch, String> {
         let columns = batch
             .columns()
@@ -105,12 +109,12 @@ fn for_delta(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(SchemaRef,
 /// A batch's rows: held here, or Parquet files the engine staged.
 pub enum Output {
     Rows(SchemaRef, Vec<RecordBatch>),
-    /// `files` of `staging` to commit, their columns read from `schema_of`
-    /// (one of the files the engine wrote, kept or not).
+    /// `files` of `staging` to commit; `schema` is the columns of every
+    /// file the engine wrote (kept or not, so also when none is kept).
     Staged {
         staging: Staging,
-        files: Vec<PathBuf>,
-        schema_of: PathBuf,
+        files: Vec<(PathBuf, Footer)>,
+        schema: Schema,
     },
 }
 
@@ -127,52 +131,12 @@ pub async fn commit(
             let count = rows.iter().map(|b| b.num_rows() as u64).sum();
             Ok((count, write(target, schema, rows, overwrite, txn).await?.1))
         }
-        Output::Staged { staging, files, schema_of } => {
-            let committed = commit_staged(target, &files, &schema_of, overwrite, txn).await;
+        Output::Staged { staging, files, schema } => {
+            let committed = commit_staged(target, files, schema, overwrite, txn).await;
             drop(staging);
             committed
         }
     }
-}
-
-/// What a staged file's footer says.
-struct Footer {
-    rows: i64,
-    schema: Schema,
-    null_counts: Map<String, Value>,
-}
-
-fn metadata(path: &std::path::Path) -> Result<SerializedFileReader<std::fs::File>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    SerializedFileReader::new(file).map_err(|e| format!("reading {}: {e}", path.display()))
-}
-
-/// The rows a Parquet file holds, from its footer.
-pub fn row_count(path: &std::path::Path) -> Result<u64, String> {
-    Ok(metadata(path)?.metadata().file_metadata().num_rows().max(0) as u64)
-}
-
-fn footer(path: &std::path::Path) -> Result<Footer, String> {
-    let reader = metadata(path)?;
-    let meta = reader.metadata();
-    let file_meta = meta.file_metadata();
-    let schema =
-        deltalake::parquet::arrow::parquet_to_arrow_schema(file_meta.schema_descr(), file_meta.key_value_metadata())
-            .map_err(|e| e.to_string())?;
-    let mut counts: BTreeMap<String, Option<u64>> = BTreeMap::new();
-    for group in meta.row_groups() {
-        for column in group.columns() {
-            let parts = column.column_descr().path().parts();
-            if parts.len() != 1 {
-                continue;
-            }
-            let count = column.statistics().and_then(|s| s.null_count_opt());
-            let sum = counts.entry(parts[0].clone()).or_insert(Some(0));
-            *sum = sum.zip(count).map(|(a, b)| a + b);
-        }
-    }
-    let null_counts = counts.into_iter().filter_map(|(k, v)| v.map(|n| (k, json!(n)))).collect();
-    Ok(Footer { rows: file_meta.num_rows(), schema, null_counts })
 }
 
 /// Whether rows of `schema` can be added to a table of `table` as they are.
@@ -186,21 +150,12 @@ fn same_columns(table: &StructType, schema: &StructType) -> bool {
 /// read and written by delta-rs, which merges or replaces the schema.
 async fn commit_staged(
     target: &Target,
-    files: &[PathBuf],
-    schema_of: &std::path::Path,
+    files: Vec<(PathBuf, Footer)>,
+    file_schema: Schema,
     overwrite: bool,
     txn: Option<&Txn>,
 ) -> Result<(u64, Vec<Value>), String> {
-    let footers = files.iter().map(|f| footer(f)).collect::<Result<Vec<_>, _>>()?;
-    let first = footer(schema_of)?;
-    let schema = Arc::new(Schema::new(
-        first
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_data_type(delta_type(f.data_type())))
-            .collect::<Vec<_>>(),
-    ));
+    let schema = Arc::new(delta_schema(&file_schema));
     let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| e.to_string())?;
     if !target.dir.join("_delta_log").exists() {
         write(target, schema.clone(), Vec::new(), false, None).await?;
@@ -208,10 +163,9 @@ async fn commit_staged(
     let table = open(&target.dir).await?;
     let state = table.snapshot().map_err(|e| e.to_string())?;
     if !same_columns(&state.schema(), &columns) {
-        let rows = read_staged(files)?;
+        let rows = staged::read(&files)?;
         let count = rows.iter().map(|b| b.num_rows() as u64).sum();
-        let read_schema = Arc::new(first.schema.clone());
-        return Ok((count, write(target, read_schema, rows, overwrite, txn).await?.1));
+        return Ok((count, write(target, Arc::new(file_schema), rows, overwrite, txn).await?.1));
     }
     let mut actions: Vec<Action> = Vec::new();
     if overwrite {
@@ -219,13 +173,13 @@ async fn commit_staged(
     }
     let batch = uuid::Uuid::new_v4();
     let mut count = 0u64;
-    for (i, (file, footer)) in files.iter().zip(&footers).enumerate() {
+    for (i, (file, footer)) in files.iter().enumerate() {
         let name = format!("part-{i:05}-{batch}-c000.snappy.parquet");
         std::fs::rename(file, target.dir.join(&name)).map_err(|e| format!("moving {}: {e}", file.display()))?;
         let meta = std::fs::metadata(target.dir.join(&name)).map_err(|e| e.to_string())?;
         let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
         let stats = json!({"numRecords": footer.rows, "nullCount": footer.null_counts});
-        count += footer.rows.max(0) as u64;
+        count += footer.rows;
         actions.push(Action::Add(Add {
             path: name,
             size: meta.len() as i64,
@@ -235,13 +189,9 @@ async fn commit_staged(
             ..Default::default()
         }));
     }
-    let mut properties = CommitProperties::default();
-    if let Some(txn) = txn {
-        properties = properties.with_application_transaction(Transaction::new(&txn.app_id, txn.version));
-    }
     let mode = if overwrite { SaveMode::Overwrite } else { SaveMode::Append };
     let operation = DeltaOperation::Write { mode, partition_by: None, predicate: None };
-    CommitBuilder::from(properties)
+    CommitBuilder::from(commit_properties(txn))
         .with_actions(actions)
         .build(Some(state as &dyn TableReference), table.log_store(), operation)
         .await
@@ -250,19 +200,13 @@ async fn commit_staged(
     Ok((count, fields))
 }
 
-/// The rows of Parquet files, read here.
-fn read_staged(files: &[PathBuf]) -> Result<Vec<RecordBatch>, String> {
-    use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let mut rows = Vec::new();
-    for path in files {
-        let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-        let reader =
-            ParquetRecordBatchReaderBuilder::try_new(file).and_then(|b| b.build()).map_err(|e| e.to_string())?;
-        for batch in reader {
-            rows.push(batch.map_err(|e| e.to_string())?);
-        }
+/// The batch's `txn`, when there is one, goes with the commit.
+fn commit_properties(txn: Option<&Txn>) -> CommitProperties {
+    let properties = CommitProperties::default();
+    match txn {
+        Some(txn) => properties.with_application_transaction(Transaction::new(&txn.app_id, txn.version)),
+        None => properties,
     }
-    Ok(rows)
 }
 
 /// Writes `batches` (of `schema`), replacing the rows when `overwrite`,
@@ -278,10 +222,7 @@ pub async fn write(
     let table = open(&target.dir).await?;
     let (schema, batches) = for_delta(schema, batches)?;
     let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
-    let mut properties = CommitProperties::default();
-    if let Some(txn) = txn {
-        properties = properties.with_application_transaction(Transaction::new(&txn.app_id, txn.version));
-    }
+    let properties = commit_properties(txn);
     let (save, schema_mode) =
         if overwrite { (SaveMode::Overwrite, SchemaMode::Overwrite) } else { (SaveMode::Append, SchemaMode::Merge) };
     let mut write = table.write(batches);

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::error::{PipelinesError, Result};
 use crate::graph::Definitions;
 use crate::pipelines::Pipelines;
+use crate::settings::PipelineSettings;
 use state::{Event, FINAL_STATES, UpdateState};
 
 /// What `start_update` asks for.
@@ -90,7 +91,8 @@ impl Pipelines {
             ));
         }
         // A job task waits for its update to end, which a continuous one never does.
-        if request.cause == "JOB_TASK" && pipeline.spec.get("continuous").and_then(Value::as_bool) == Some(true) {
+        let continuous = PipelineSettings::parse(&pipeline.spec).is_ok_and(|s| s.continuous);
+        if request.cause == "JOB_TASK" && continuous {
             return Err(PipelinesError::InvalidParameter(format!(
                 "Pipeline {pipeline_id} is continuous; a job's pipeline task can only run triggered pipelines"
             )));
