@@ -1,13 +1,16 @@
 //! Python workers kept warm: a worker spends seconds importing PySpark and
 //! pandas, so the pool starts them ahead (in the default runtime's
 //! environment) and a new context in that environment takes one that is
-//! ready, then the pool starts its replacement. Contexts in other
+//! ready (or waits for the one on its way: it is ready sooner than one
+//! started then), and the pool starts its replacement. Contexts in other
 //! environments (another runtime, cluster libraries, a task's or a
 //! notebook's own) start a worker cold.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
 
 use tarn_core::time::now_ms;
 
@@ -31,6 +34,8 @@ struct Inner {
     target: usize,
     idle: Mutex<Vec<Worker>>,
     starting: AtomicUsize,
+    /// Told when a worker the pool started is ready, or failed to start.
+    ready: Notify,
     spawned: AtomicU64,
 }
 
@@ -65,6 +70,7 @@ impl WorkerPool {
             target,
             idle: Mutex::new(Vec::new()),
             starting: AtomicUsize::new(0),
+            ready: Notify::new(),
             spawned: AtomicU64::new(0),
         };
         Ok(Self { inner: Arc::new(inner) })
@@ -74,21 +80,33 @@ impl WorkerPool {
         self.inner.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A ready worker in `env`: a warm one if there is one, else a new one.
+    /// A ready worker in `env`: a warm one if there is one, else the one on
+    /// its way (sooner ready than one started now), else a new one.
     pub async fn take(&self, env: &PythonEnv) -> Result<Worker, ComputeError> {
         if env.dir != self.inner.warm_dir {
             return self.spawn_at(env).await;
         }
-        let warm = {
-            let mut idle = self.idle();
-            idle.retain_mut(Worker::is_alive);
-            idle.pop()
-        };
-        self.refill();
-        match warm {
-            Some(worker) => Ok(worker),
-            None => self.spawn_at(env).await,
+        loop {
+            // Listening before looking: a worker ready in between still wakes us.
+            let ready = self.inner.ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            let warm = {
+                let mut idle = self.idle();
+                idle.retain_mut(Worker::is_alive);
+                idle.pop()
+            };
+            if let Some(worker) = warm {
+                self.refill();
+                return Ok(worker);
+            }
+            if self.inner.starting.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            ready.await;
         }
+        self.refill();
+        self.spawn_at(env).await
     }
 
     /// Starts workers in the background until `target` are ready or starting.
@@ -102,11 +120,12 @@ impl WorkerPool {
             let pool = self.clone();
             tokio::spawn(async move {
                 let result = pool.spawn().await;
-                pool.inner.starting.fetch_sub(1, Ordering::SeqCst);
                 match result {
                     Ok(worker) => pool.idle().push(worker),
                     Err(e) => tracing::warn!(error = %e, "warming a Python worker"),
                 }
+                pool.inner.starting.fetch_sub(1, Ordering::SeqCst);
+                pool.inner.ready.notify_waiters();
             });
         }
     }

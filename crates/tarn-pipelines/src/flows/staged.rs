@@ -1,9 +1,9 @@
 //! A flow's rows written by the engine instead of sent here, in one pass
 //! of its query: the engine writes them as Parquet files into a staging
-//! directory under the target, partitioned by the verdict of each
-//! expectation (`__tarn_expectation_0=true/...`), so the files hold the
-//! data columns only and their directories say which expectations their
-//! rows met. The counts are the files' row counts; a FAIL expectation that
+//! directory under the target, partitioned by the expectations' verdicts
+//! (`__tarn_verdicts=tft/...`: one letter per expectation, `t` met), so the
+//! files hold the data columns only and their directory says which
+//! expectations their rows met. The counts are the files' row counts; a FAIL expectation that
 //! a file's rows broke stops the flow before anything is committed, naming
 //! that file's first row; the files every DROP expectation kept are what
 //! [`super::write::commit`] commits as the batch's Delta version. Moving
@@ -22,7 +22,7 @@ use spark_connect_proto::Relation;
 use tarn_gateway::connect::EngineSession;
 
 use super::quality::{self, Quality};
-use super::relation::{self, verdict_column};
+use super::relation::{self, VERDICTS};
 use super::write::Output;
 use crate::graph::{Action, Expectation};
 
@@ -149,7 +149,7 @@ pub fn read(files: &[(PathBuf, Footer)]) -> Result<Vec<RecordBatch>, String> {
 
 /// Whether the rows of `file` met expectation `i` (a NULL verdict did not).
 fn met(file: &StagedFile, i: usize) -> bool {
-    file.partitions.get(&verdict_column(i)).is_some_and(|v| v == "true")
+    file.partitions.get(VERDICTS).and_then(|v| v.as_bytes().get(i)) == Some(&b't')
 }
 
 /// Runs `query` with `expectations` and has the engine write its rows into
@@ -162,8 +162,11 @@ pub async fn write(
     view: &str,
     staging: Staging,
 ) -> Result<(Output, Quality), String> {
-    let verdicts: Vec<String> = (0..expectations.len()).map(verdict_column).collect();
-    let rows = relation::with_verdicts(query, expectations);
+    let verdicts: Vec<String> = match expectations.is_empty() {
+        true => Vec::new(),
+        false => vec![VERDICTS.to_string()],
+    };
+    let rows = relation::with_verdict_letters(query, expectations);
     let dir = staging.dir.to_string_lossy().to_string();
     session
         .run_command(relation::write_parquet(rows.clone(), &dir, verdicts.clone()))
@@ -225,14 +228,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn files_carry_their_verdicts_and_a_null_verdict_fails() {
+    fn files_carry_their_verdicts() {
         let table = std::env::temp_dir().join(format!("tarn-staged-{}", uuid::Uuid::new_v4()));
         let staging = Staging::new(&table);
-        let nested = [
-            "__tarn_expectation_0=true/__tarn_expectation_1=__HIVE_DEFAULT_PARTITION__",
-            "__tarn_expectation_0=false/__tarn_expectation_1=true",
-        ];
-        for dir in nested {
+        for dir in ["__tarn_verdicts=tf", "__tarn_verdicts=ft"] {
             std::fs::create_dir_all(staging.dir.join(dir)).unwrap();
             std::fs::write(staging.dir.join(dir).join("part-0.snappy.parquet"), b"").unwrap();
             std::fs::write(staging.dir.join(dir).join("_SUCCESS"), b"").unwrap();
