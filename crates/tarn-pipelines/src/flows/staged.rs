@@ -3,12 +3,12 @@
 //! directory under the target, partitioned by the expectations' verdicts
 //! (`__tarn_verdicts=tft/...`: one letter per expectation, `t` met), so the
 //! files hold the data columns only and their directory says which
-//! expectations their rows met. The counts are the files' row counts; a FAIL expectation that
-//! a file's rows broke stops the flow before anything is committed, naming
-//! that file's first row; the files every DROP expectation kept are what
-//! [`super::write::commit`] commits as the batch's Delta version. Moving
-//! the rows through Spark Connect and encoding them again here cost more
-//! than the query itself.
+//! expectations their rows met. The counts are the files' row counts; a
+//! FAIL expectation that a file's rows broke stops the flow before anything
+//! is committed, naming that file's first row; the files every DROP
+//! expectation kept are what [`super::write::commit`] commits as the
+//! batch's Delta version. Moving the rows through Spark Connect and
+//! encoding them again here cost more than the query itself.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
