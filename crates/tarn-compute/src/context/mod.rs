@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 pub use command::{CommandSnapshot, CommandStatus, Language};
 use command::{Commands, Interpreter, Job};
-pub use pool::WorkerPool;
+pub use pool::{RefillHold, WorkerPool};
 
 use crate::cluster::SERVERLESS_TAG;
 use crate::env::{Environments, PythonEnv};
@@ -274,6 +274,12 @@ impl Contexts {
 
     fn engine_running(&self, cluster_id: &str) -> bool {
         matches!(self.inner.clusters.engine_port(cluster_id), Ok(Some(_)))
+    }
+
+    /// Holds off the warm pool's replacements until the hold is dropped
+    /// (see [`WorkerPool::hold`]).
+    pub fn hold_refill(&self) -> RefillHold {
+        self.inner.pool.hold()
     }
 
     /// Creates a context with a warm worker attached to the compute's engine.

@@ -2,7 +2,8 @@
 //! pandas, so the pool starts them ahead (in the default runtime's
 //! environment) and a new context in that environment takes one that is
 //! ready (or waits for the one on its way: it is ready sooner than one
-//! started then), and the pool starts its replacement. Contexts in other
+//! started then), and the pool starts its replacement, unless someone holds
+//! replacements off while their work starts. Contexts in other
 //! environments (another runtime, cluster libraries, a task's or a
 //! notebook's own) start a worker cold.
 
@@ -36,6 +37,8 @@ struct Inner {
     starting: AtomicUsize,
     /// Told when a worker the pool started is ready, or failed to start.
     ready: Notify,
+    /// Holds on replacements ([`WorkerPool::hold`]) not yet released.
+    holds: AtomicUsize,
     spawned: AtomicU64,
 }
 
@@ -71,6 +74,7 @@ impl WorkerPool {
             idle: Mutex::new(Vec::new()),
             starting: AtomicUsize::new(0),
             ready: Notify::new(),
+            holds: AtomicUsize::new(0),
             spawned: AtomicU64::new(0),
         };
         Ok(Self { inner: Arc::new(inner) })
@@ -109,8 +113,20 @@ impl WorkerPool {
         self.spawn_at(env).await
     }
 
-    /// Starts workers in the background until `target` are ready or starting.
+    /// Keeps the pool from starting replacements until the hold is dropped:
+    /// a worker importing its libraries takes CPU from work that has just
+    /// begun (a pipeline update's first flow ran a fifth slower beside one).
+    pub fn hold(&self) -> RefillHold {
+        self.inner.holds.fetch_add(1, Ordering::SeqCst);
+        RefillHold { pool: self.clone() }
+    }
+
+    /// Starts workers in the background until `target` are ready or
+    /// starting, unless a hold is on.
     pub fn refill(&self) {
+        if self.inner.holds.load(Ordering::SeqCst) > 0 {
+            return;
+        }
         loop {
             let have = self.idle().len() + self.inner.starting.load(Ordering::SeqCst);
             if have >= self.inner.target {
@@ -165,5 +181,19 @@ impl WorkerPool {
     /// Stops the warm workers (they end when their stdin closes).
     pub fn drain(&self) {
         self.idle().clear();
+    }
+}
+
+/// See [`WorkerPool::hold`]; dropping the last one refills the pool.
+pub struct RefillHold {
+    pool: WorkerPool,
+}
+
+impl Drop for RefillHold {
+    fn drop(&mut self) {
+        let last = self.pool.inner.holds.fetch_sub(1, Ordering::SeqCst) == 1;
+        if last && tokio::runtime::Handle::try_current().is_ok() {
+            self.pool.refill();
+        }
     }
 }

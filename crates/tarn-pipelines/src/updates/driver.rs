@@ -127,6 +127,9 @@ impl Run {
         }
         self.log.cluster(&cluster_id);
         self.advance()?;
+        // The analysis takes a warm worker; its replacement starts once the
+        // first pass of the flows is done, not beside it.
+        let hold = self.pipelines.inner.contexts.hold_refill();
         let definitions = match given {
             Some(graph) if graph.definitions.errors.is_empty() => graph.definitions,
             Some(graph) => return Err(Stop::Failed(describe(&graph.definitions.errors))),
@@ -151,6 +154,7 @@ impl Run {
         if !settings.continuous {
             return self.run_flows(env, request).await;
         }
+        drop(hold);
         self.run_continuously(env, request, settings.trigger_interval).await
     }
 
