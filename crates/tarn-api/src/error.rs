@@ -86,6 +86,22 @@ impl From<tarn_pipelines::PipelinesError> for ApiFailure {
     }
 }
 
+impl From<tarn_serving::ServingError> for ApiFailure {
+    fn from(e: tarn_serving::ServingError) -> Self {
+        use tarn_serving::ServingError;
+        let code = match &e {
+            ServingError::InvalidParameter(_) => ErrorCode::InvalidParameterValue,
+            ServingError::NotFound(_) => ErrorCode::ResourceDoesNotExist,
+            ServingError::AlreadyExists(_) => ErrorCode::ResourceAlreadyExists,
+            ServingError::Conflict(_) => ErrorCode::ResourceConflict,
+            ServingError::Unavailable(_) => ErrorCode::TemporarilyUnavailable,
+            ServingError::NotImplemented(_) => ErrorCode::NotImplemented,
+            ServingError::Store(_) => ErrorCode::InternalError,
+        };
+        Self(ApiError::new(code, e.to_string()))
+    }
+}
+
 impl From<tarn_jobs::JobsError> for ApiFailure {
     fn from(e: tarn_jobs::JobsError) -> Self {
         use tarn_jobs::JobsError;

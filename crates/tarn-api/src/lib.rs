@@ -2,8 +2,9 @@
 //! mapping of domain errors to the Databricks error JSON.
 //!
 //! `routes` has one module per family (clusters, libraries, commands, Unity
-//! Catalog, files, DBFS, workspace, SQL, jobs, notification destinations,
-//! MLflow, tokens); `auth` checks tokens and writes the audit log; `body`
+//! Catalog, files, DBFS, workspace, SQL, jobs, pipelines, serving endpoints,
+//! notification destinations, MLflow, tokens); `auth` checks tokens and
+//! writes the audit log; `body`
 //! holds extractors whose rejections are Databricks errors (and the one rule
 //! for boolean parameters); `paging` the `Page` extractor and `Paged`
 //! answer; `error` is the one place domain errors become wire errors (an
@@ -44,6 +45,7 @@ pub struct AppState {
     pub runs: tarn_jobs::Runs,
     pub destinations: tarn_jobs::Destinations,
     pub pipelines: tarn_pipelines::Pipelines,
+    pub serving: tarn_serving::Endpoints,
     pub tracking: tarn_mlflow::Tracking,
     pub artifacts: tarn_mlflow::Artifacts,
     /// Multipart uploads into `artifacts`, their parts kept beside it.
@@ -69,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::mlflow::router())
         .merge(routes::jobs::router())
         .merge(routes::pipelines::router())
+        .merge(routes::serving::router())
         .merge(routes::notification_destinations::router())
         .merge(routes::unity_catalog::router())
         .merge(routes::files::router())

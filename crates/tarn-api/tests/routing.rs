@@ -120,12 +120,25 @@ fn fixture(name: &str) -> Fixture {
             development_keep_mins: 1,
         },
     );
+    let tracking = tarn_mlflow::Tracking::open(store.clone()).unwrap();
+    let models = tarn_serving::Registry { tracking: tracking.clone(), artifacts: artifacts.clone() };
+    let serving_ctx = tarn_serving::EntityContext {
+        dir: home.join("serving"),
+        script: home.join("serving").join("worker.py"),
+        models: Arc::new(models),
+        envs: Environments::new(home.join("envs"), "python3".into()),
+        cores: 1,
+        load_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+    };
+    let serving = tarn_serving::Endpoints::new(store.clone(), serving_ctx, Duration::from_secs(60)).unwrap();
     let state = AppState {
         pipelines,
+        serving,
         runs: tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier, runs_config),
         destinations,
         jobs,
-        tracking: tarn_mlflow::Tracking::open(store.clone()).unwrap(),
+        tracking,
         uploads: tarn_mlflow::Uploads::open(&home.join("artifact-uploads"), artifacts.clone()).unwrap(),
         artifacts,
         mlflow_anonymous: None,
@@ -141,6 +154,9 @@ fn fixture(name: &str) -> Fixture {
     let app = router(state);
     Fixture { app, token, store, home: TempHome(home) }
 }
+
+const SERVE_MISSING_MODEL: &str =
+    r#"{"name": "e", "config": {"served_entities": [{"entity_name": "m", "entity_version": "1"}]}}"#;
 
 async fn check(f: &Fixture, method: &str, path: &str, auth: Option<&str>, body: &str) -> (StatusCode, Value) {
     let mut req = Request::builder().method(method).uri(path);
@@ -194,6 +210,12 @@ async fn errors_have_the_databricks_shape() {
         ("POST", "/api/2.0/workspace/delete", t, r#"{"path": "/Users"}"#, 400, "DIRECTORY_NOT_EMPTY"),
         ("GET", "/api/2.0/workspace/export?path=/Users&format=DBC", t, "", 501, "NOT_IMPLEMENTED"),
         ("GET", "/api/2.0/workspace/export?path=/Users&format=NOPE", t, "", 400, "INVALID_PARAMETER_VALUE"),
+        ("POST", "/serving-endpoints/nope/invocations", None, "{}", 401, "UNAUTHENTICATED"),
+        ("POST", "/serving-endpoints/nope/invocations", t, "{}", 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("GET", "/api/2.0/serving-endpoints/nope", t, "", 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("POST", "/api/2.0/serving-endpoints", t, r#"{"name": "a b", "config": {}}"#, 400, "INVALID_PARAMETER_VALUE"),
+        ("POST", "/api/2.0/serving-endpoints", t, SERVE_MISSING_MODEL, 400, "INVALID_PARAMETER_VALUE"),
+        ("PUT", "/api/2.0/serving-endpoints/e/rate-limits", t, "{}", 501, "NOT_IMPLEMENTED"),
     ];
     for (method, path, auth, body, status, code) in cases {
         let (got_status, got) = check(&f, method, path, *auth, body).await;

@@ -94,6 +94,20 @@ impl Artifacts {
         Location::under(self.root.clone(), path.trim_matches('/')).map_err(files_error)
     }
 
+    /// The directory on this machine holding the artifacts under `uri` (a
+    /// `mlflow-artifacts:` URI or one under Databricks' root), for a process
+    /// that reads them in place (a model server). Refused outside the store.
+    pub fn local_dir(&self, uri: &str) -> Result<std::path::PathBuf> {
+        let path = proxied_path(uri).ok_or_else(|| {
+            MlflowError::NotImplemented(format!("Reading artifacts outside tarn's artifact store ('{uri}')"))
+        })?;
+        let dir = self.location(path)?.local_path().map_err(files_error)?;
+        if !dir.is_dir() {
+            return Err(MlflowError::NotFound(format!("No such directory: '{uri}'")));
+        }
+        Ok(dir)
+    }
+
     /// The entries directly under `path`; a missing directory lists nothing
     /// (as the Python server answers).
     pub fn list(&self, path: &str) -> Result<Vec<ArtifactFile>> {

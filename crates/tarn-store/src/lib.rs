@@ -17,6 +17,7 @@ mod migrations;
 pub mod mlflow;
 mod notifications;
 mod pipelines;
+mod serving;
 mod settings;
 mod tokens;
 mod workspace;
@@ -34,6 +35,7 @@ pub use jobs::JobRow;
 pub use libraries::LibraryRow;
 pub use notifications::{DestinationRow, FileArrivalState};
 pub use pipelines::{PipelineEventFilter, PipelineEventRow, PipelineRow, UpdateRow};
+pub use serving::EndpointRow;
 pub use tokens::{AuthError, TokenRow, User};
 pub use workspace::WorkspaceObject;
 

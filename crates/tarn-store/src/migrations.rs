@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_file_arrival_state.sql"),
     include_str!("../migrations/0010_cluster_libraries.sql"),
     include_str!("../migrations/0011_pipelines.sql"),
+    include_str!("../migrations/0012_serving.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

@@ -36,6 +36,13 @@ pub struct Config {
     /// What runtimes hold here: `TARN_ML_DEEP_LEARNING=false` leaves the
     /// deep-learning frameworks out of ML runtimes (default true).
     pub runtime: tarn_compute::runtime::RuntimeOptions,
+    /// Model serving: a scale-to-zero entity idle this long stops its workers
+    /// (`TARN_SERVING_IDLE_SECONDS`, default 30 minutes); a request waits at
+    /// most `TARN_SERVING_REQUEST_TIMEOUT_SECONDS` (default 60, as MLflow's
+    /// scoring server); a model loads within `TARN_SERVING_LOAD_TIMEOUT_SECONDS`.
+    pub serving_idle: Duration,
+    pub serving_request_timeout: Duration,
+    pub serving_load_timeout: Duration,
     /// The estimated cost of a core-hour, for job runs' usage (`TARN_COST_PER_CORE_HOUR`, default 0.10).
     pub cost_per_core_hour: f64,
 }
@@ -85,6 +92,9 @@ impl Config {
             runtime: tarn_compute::runtime::RuntimeOptions {
                 deep_learning: std::env::var("TARN_ML_DEEP_LEARNING").map_or(true, |v| v != "false" && v != "0"),
             },
+            serving_idle: Duration::from_secs(env_u64("TARN_SERVING_IDLE_SECONDS", 30 * 60)),
+            serving_request_timeout: Duration::from_secs(env_u64("TARN_SERVING_REQUEST_TIMEOUT_SECONDS", 60)),
+            serving_load_timeout: Duration::from_secs(env_u64("TARN_SERVING_LOAD_TIMEOUT_SECONDS", 600)),
             cost_per_core_hour: std::env::var("TARN_COST_PER_CORE_HOUR")
                 .ok()
                 .and_then(|v| v.parse::<f64>().ok())

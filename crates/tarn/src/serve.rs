@@ -85,6 +85,29 @@ fn context_config(config: &Config, api: std::net::SocketAddr) -> ContextConfig {
     }
 }
 
+/// Serving endpoints over the workspace registry, each deployed again now.
+fn serving_endpoints(
+    config: &Config,
+    store: Arc<tarn_store::Store>,
+    tracking: &tarn_mlflow::Tracking,
+    artifacts: &tarn_mlflow::Artifacts,
+) -> Result<tarn_serving::Endpoints, String> {
+    let dir = config.home.join("serving");
+    let models = tarn_serving::Registry { tracking: tracking.clone(), artifacts: artifacts.clone() };
+    let ctx = tarn_serving::EntityContext {
+        script: dir.join("tarn_serving_worker.py"),
+        dir,
+        models: Arc::new(models),
+        envs: config.environments(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_timeout: config.serving_load_timeout,
+        request_timeout: config.serving_request_timeout,
+    };
+    let endpoints = tarn_serving::Endpoints::new(store, ctx, config.serving_idle).map_err(|e| e.to_string())?;
+    endpoints.start().map_err(|e| e.to_string())?;
+    Ok(endpoints)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
 }
@@ -224,6 +247,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         true => Some(crate::token::admin_user(&store)?),
         false => None,
     };
+    let serving = serving_endpoints(&config, store.clone(), &tracking, &artifacts)?;
     let state = AppState {
         audit: tarn_api::AuditLog::start(store.clone()),
         store,
@@ -233,6 +257,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         runs,
         destinations,
         pipelines,
+        serving,
         tracking,
         artifacts,
         uploads,

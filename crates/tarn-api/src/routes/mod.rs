@@ -11,6 +11,7 @@ pub mod notification_destinations;
 pub mod pipelines;
 pub mod public;
 pub mod scim;
+pub mod serving;
 pub mod sql;
 pub mod tokens;
 pub mod unity_catalog;
