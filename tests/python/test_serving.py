@@ -6,6 +6,7 @@ a config that cannot build failing alone, and scale to zero."""
 
 import json
 import re
+import signal
 import threading
 import time
 from collections import Counter
@@ -18,6 +19,9 @@ import pytest
 import requests
 from databricks.sdk.errors import InvalidParameterValue, NotFound, ResourceConflict
 from databricks.sdk.service.serving import (
+    AiGatewayConfig,
+    AiGatewayInferenceTableConfig,
+    AutoCaptureConfigInput,
     DataframeSplitInput,
     EndpointCoreConfigInput,
     EndpointStateConfigUpdate,
@@ -28,6 +32,7 @@ from databricks.sdk.service.serving import (
 )
 
 from conftest import Tarn, wait_for
+from test_pipelines import sql_rows
 
 COLUMNS = ["a", "b"]
 ROWS = [[1.0, 2.0], [3.0, 4.0], [0.5, -1.0]]
@@ -36,7 +41,8 @@ ROWS = [[1.0, 2.0], [3.0, 4.0], [0.5, -1.0]]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     # Scale-to-zero entities stop after 3 idle seconds here.
-    server = Tarn(tmp_path_factory.mktemp("serving"), {"TARN_SERVING_IDLE_SECONDS": "3"}).start()
+    env = {"TARN_SERVING_IDLE_SECONDS": "3", "TARN_INFERENCE_FLUSH_MS": "500"}
+    server = Tarn(tmp_path_factory.mktemp("serving"), env).start()
     yield server
     server.stop()
 
@@ -328,3 +334,121 @@ def test_scale_to_zero_stops_idle_workers_and_the_next_request_starts_one(server
     assert metric(text, "running_workers") == 1
     print(f"cold start: {cold:.2f} s end to end, {metric(text, 'last_cold_start_duration_ms'):.0f} ms starting the worker")
     w.serving_endpoints.delete("ep-zero")
+
+
+def gateway_table(prefix):
+    return AiGatewayConfig(
+        inference_table_config=AiGatewayInferenceTableConfig(
+            catalog_name="main", schema_name="default", table_name_prefix=prefix, enabled=True
+        )
+    )
+
+
+def test_requests_and_responses_land_in_the_inference_table(server, models):
+    model, _ = models
+    w = server.client()
+    w.serving_endpoints.create_and_wait(
+        name="ep-log",
+        config=EndpointCoreConfigInput(name="ep-log", served_entities=[entity(model, "1", name="a")]),
+        ai_gateway=gateway_table("ep_log"),
+    )
+    assert w.serving_endpoints.get("ep-log").ai_gateway.inference_table_config.table_name_prefix == "ep_log"
+    split = {"dataframe_split": {"columns": COLUMNS, "data": [ROWS[0]]}}
+    for _ in range(3):
+        assert invoke(server, "ep-log", split).status_code == 200
+    tagged = invoke(server, "ep-log", dict(split, client_request_id="cid-1"))
+    assert tagged.status_code == 200, tagged.text
+    assert invoke(server, "ep-log", {"dataframe_split": {"columns": ["x"], "data": [[1]]}}).status_code == 400
+
+    table = "main.default.ep_log_payload"
+    count = lambda: int(sql_rows(w, f"SELECT count(*) FROM {table}")[0][0])  # noqa: E731
+    wait_for(lambda: count() == 5, timeout=60, interval=1)
+    rows = sql_rows(
+        w,
+        f"SELECT status_code, client_request_id, served_entity_id, requester, request, response, "
+        f"execution_duration_ms, CAST(request_date AS STRING), logging_error_codes FROM {table} ORDER BY request_time",
+    )
+    assert sorted(int(r[0]) for r in rows) == [200, 200, 200, 200, 400]
+    assert [r[1] for r in rows if r[1]] == ["cid-1"]
+    assert {r[2] for r in rows} == {"a"} and {r[3] for r in rows} == {"admin"}
+    assert all("client_request_id" not in r[4] and "dataframe_split" in r[4] for r in rows)
+    assert json.loads(rows[0][5])["predictions"]
+    assert all(int(r[6]) >= 0 for r in rows) and rows[0][7] == time.strftime("%Y-%m-%d", time.gmtime())
+    assert "ep_log_payload" in [t.name for t in w.tables.list("main", "default")]
+    metrics = w.serving_endpoints.export_metrics("ep-log").contents.read().decode()
+    assert "inference_records_dropped_total 0" in metrics
+
+    # The table is changed only by disabling it first.
+    with pytest.raises(InvalidParameterValue, match="disable it"):
+        w.serving_endpoints.put_ai_gateway("ep-log", inference_table_config=gateway_table("other").inference_table_config)
+    w.serving_endpoints.delete("ep-log")
+
+
+def test_auto_capture_writes_the_legacy_table(server, models):
+    model, _ = models
+    w = server.client()
+    w.serving_endpoints.create_and_wait(
+        name="ep-capture",
+        config=EndpointCoreConfigInput(
+            name="ep-capture",
+            served_entities=[entity(model, "2", name="b")],
+            auto_capture_config=AutoCaptureConfigInput(catalog_name="main", schema_name="default", table_name_prefix="cap"),
+        ),
+    )
+    assert invoke(server, "ep-capture", {"dataframe_records": [{"a": 1.0, "b": 2.0}]}).status_code == 200
+    table = "main.default.cap_payload"
+    rows = wait_for(
+        lambda: sql_rows(w, f"SELECT status_code, request_metadata['model_version'], request_metadata['endpoint_name'], "
+                            f"timestamp_ms, execution_time_ms FROM {table}"),
+        timeout=60,
+        interval=1,
+    )
+    assert [(int(r[0]), r[1], r[2]) for r in rows] == [(200, "2", "ep-capture")]
+    w.serving_endpoints.delete("ep-capture")
+
+
+def test_spooled_inference_rows_and_endpoints_survive_a_hard_stop(tmp_home, models):
+    model, local = models
+    first = Tarn(tmp_home, {"TARN_INFERENCE_FLUSH_MS": "600000"}).start()
+    try:
+        register(first, model)
+        w = first.client()
+        w.serving_endpoints.create_and_wait(
+            name="ep-durable",
+            config=EndpointCoreConfigInput(name="ep-durable", served_entities=[entity(model, "1", name="a")]),
+            ai_gateway=gateway_table("durable"),
+        )
+        for _ in range(3):
+            assert invoke(first, "ep-durable", {"dataframe_split": {"columns": COLUMNS, "data": ROWS}}).status_code == 200
+        spool = tmp_home / "serving" / "ep-durable" / "inference-spool"
+        wait_for(lambda: sum(len(p.read_text().splitlines()) for p in spool.glob("*.jsonl")) == 3, timeout=30)
+    finally:
+        first.stop(signal.SIGKILL)
+    again = Tarn(tmp_home).start()
+    try:
+        w = again.client()
+        ready = wait_for(lambda: w.serving_endpoints.get("ep-durable").state.ready == EndpointStateReady.READY, timeout=120)
+        assert ready
+        rows = sql_rows(w, "SELECT count(*) FROM main.default.durable_payload")
+        assert int(rows[0][0]) == 3
+        r = invoke(again, "ep-durable", {"dataframe_split": {"columns": COLUMNS, "data": ROWS}})
+        assert r.json()["predictions"] == [pytest.approx(p) for p in local["1"].predict(pd.DataFrame(ROWS, columns=COLUMNS))]
+    finally:
+        again.stop()
+
+
+def register(server, model):
+    """Registers version 1 of `model` on `server` (a fresh workspace)."""
+    from sklearn.linear_model import LinearRegression
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DATABRICKS_HOST", server.url)
+    mp.setenv("DATABRICKS_TOKEN", server.token)
+    try:
+        mlflow.set_experiment("/Users/admin/serving-durable")
+        X = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 7})
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(LinearRegression().fit(X, 3 * X.a + X.b), name="m", input_example=X.head(2))
+        mlflow.register_model(info.model_uri, model)
+    finally:
+        mp.undo()

@@ -131,7 +131,9 @@ fn fixture(name: &str) -> Fixture {
         load_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
     };
-    let serving = tarn_serving::Endpoints::new(store.clone(), serving_ctx, Duration::from_secs(60)).unwrap();
+    let timing =
+        tarn_serving::Timing { idle_timeout: Duration::from_secs(60), inference_flush: Duration::from_secs(1) };
+    let serving = tarn_serving::Endpoints::new(store.clone(), catalog.clone(), serving_ctx, timing).unwrap();
     let state = AppState {
         pipelines,
         serving,

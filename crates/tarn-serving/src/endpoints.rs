@@ -22,6 +22,7 @@ use tarn_store::{EndpointRow, Store};
 use crate::config::{EndpointConfig, Route, check_name};
 use crate::entity::{EntityContext, EntityState, LiveEntity};
 use crate::error::{Result, ServingError, invalid};
+use crate::inference::{InferenceTable, Record, Shape, TableConfig, split_client_request_id};
 use crate::worker::Reply;
 
 pub const NOT_UPDATING: &str = "NOT_UPDATING";
@@ -65,6 +66,8 @@ struct Live {
     /// States of the live config's entities while it (re)deploys after a restart.
     current_states: States,
     pending_states: States,
+    /// Where answered requests are logged, when the endpoint has a table.
+    table: Option<Arc<InferenceTable>>,
 }
 
 /// An endpoint as `get` shows it: its row and each entity's state.
@@ -91,10 +94,20 @@ pub struct Endpoints {
     inner: Arc<Inner>,
 }
 
+/// How long things wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A scale-to-zero entity idle this long stops its workers.
+    pub idle_timeout: Duration,
+    /// The longest an inference record waits to be committed.
+    pub inference_flush: Duration,
+}
+
 struct Inner {
     store: Arc<Store>,
+    catalog: tarn_catalog::Catalog,
     ctx: Arc<EntityContext>,
-    idle_timeout: Duration,
+    timing: Timing,
     live: Mutex<HashMap<String, Live>>,
     /// Serializes read-modify-write of endpoint rows.
     writes: tokio::sync::Mutex<()>,
@@ -105,14 +118,15 @@ fn not_found(name: &str) -> ServingError {
 }
 
 impl Endpoints {
-    pub fn new(store: Arc<Store>, ctx: EntityContext, idle_timeout: Duration) -> Result<Self> {
+    pub fn new(store: Arc<Store>, catalog: tarn_catalog::Catalog, ctx: EntityContext, timing: Timing) -> Result<Self> {
         std::fs::create_dir_all(&ctx.dir).and_then(|()| std::fs::write(&ctx.script, crate::worker::SCRIPT)).map_err(
             |e| ServingError::Unavailable(format!("writing the serving worker under {}: {e}", ctx.dir.display())),
         )?;
         let inner = Inner {
             store,
+            catalog,
             ctx: Arc::new(ctx),
-            idle_timeout,
+            timing,
             live: Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
         };
@@ -121,9 +135,12 @@ impl Endpoints {
 
     /// Deploys every stored endpoint again (after a restart), and stops the
     /// workers of idle scale-to-zero entities from then on.
-    pub fn start(&self) -> Result<()> {
+    pub async fn start(&self) -> Result<()> {
         for row in self.inner.store.list_endpoints()? {
             self.inner.live_mut(|live| live.insert(row.name.clone(), Live::default()));
+            if let Err(e) = self.inner.attach_table(&row, table_config(&row)?).await {
+                tracing::warn!(endpoint = %row.name, error = %e, "the endpoint's inference table cannot be written");
+            }
             if let Some(config) = row.config.as_ref().and_then(|c| EndpointConfig::parse(c).ok()) {
                 self.inner.clone().spawn_deploy(row.name.clone(), config, 0, true);
             }
@@ -166,6 +183,11 @@ impl Endpoints {
             return Err(ServingError::AlreadyExists(format!("Endpoint with name '{}' already exists.", new.name)));
         }
         self.inner.live_mut(|live| live.insert(new.name.clone(), Live::default()));
+        if let Err(e) = self.inner.attach_table(&row, table_config(&row)?).await {
+            self.inner.store.delete_endpoint(&row.name)?;
+            self.inner.live_mut(|live| live.remove(&row.name));
+            return Err(e);
+        }
         self.inner.clone().spawn_deploy(new.name.clone(), config, 0, false);
         drop(_writes);
         self.get(&new.name)
@@ -184,6 +206,10 @@ impl Endpoints {
         let config = self.checked(config, creator, live_config.as_ref())?;
         let now = now_ms();
         row.pending_config = Some(pending_json(&config, now));
+        if config.auto_capture_config.is_some() {
+            let capture = TableConfig::parse(config.auto_capture_config.as_ref(), name, Shape::AutoCapture)?;
+            self.inner.attach_table(&row, capture).await?;
+        }
         row.config_update = IN_PROGRESS.into();
         row.update_message = None;
         row.last_updated_timestamp = now;
@@ -234,6 +260,25 @@ impl Endpoints {
         Ok(())
     }
 
+    /// Sets the endpoint's AI Gateway, opening (or closing) its inference
+    /// table first: a table that cannot be written is refused.
+    pub async fn put_ai_gateway(&self, name: &str, gateway: Value) -> Result<()> {
+        let _writes = self.inner.writes.lock().await;
+        let mut row = self.inner.store.get_endpoint(name)?.ok_or_else(|| not_found(name))?;
+        row.settings["ai_gateway"] = gateway;
+        self.inner.attach_table(&row, table_config(&row)?).await?;
+        row.last_updated_timestamp = now_ms();
+        self.inner.store.update_endpoint(&row)?;
+        Ok(())
+    }
+
+    /// Records logged and dropped by the endpoint's inference table.
+    pub fn inference_dropped(&self, name: &str) -> u64 {
+        self.inner.live_ref(name, |live| {
+            live.and_then(|l| l.table.as_ref()).map_or(0, |t| t.dropped.load(std::sync::atomic::Ordering::Relaxed))
+        })
+    }
+
     /// Changes the row's settings or tags through `change`, under the write lock.
     pub async fn modify(&self, name: &str, change: impl FnOnce(&mut EndpointRow) -> Result<()>) -> Result<EndpointRow> {
         let _writes = self.inner.writes.lock().await;
@@ -246,24 +291,22 @@ impl Endpoints {
 
     /// Answers a request with one served entity: the one named, or one the
     /// traffic routes draw. Returns the entity's name and its reply.
-    pub async fn invoke(
-        &self,
-        name: &str,
-        served: Option<&str>,
-        content_type: &str,
-        body: Bytes,
-    ) -> Result<(String, Reply)> {
-        let deployment = self.inner.live_ref(name, |live| live.map(|l| l.current.clone()));
-        let deployment = match deployment {
+    pub async fn invoke(&self, name: &str, request: Invocation<'_>) -> Result<(String, Reply)> {
+        let began = std::time::Instant::now();
+        let live = self.inner.live_ref(name, |live| live.map(|l| (l.current.clone(), l.table.clone())));
+        let (deployment, table) = match live {
             None => return Err(not_found(name)),
-            Some(None) => {
+            Some((current, table)) => (current, table),
+        };
+        let deployment = match deployment {
+            None => {
                 return Err(ServingError::Unavailable(format!(
                     "Endpoint '{name}' is not ready: its config is still deploying"
                 )));
             }
-            Some(Some(deployment)) => deployment,
+            Some(deployment) => deployment,
         };
-        let entity = match served {
+        let entity = match request.served {
             Some(served) => deployment.entity(served).ok_or_else(|| {
                 ServingError::NotFound(format!("Served entity '{served}' does not exist in endpoint '{name}'"))
             })?,
@@ -271,7 +314,26 @@ impl Endpoints {
                 .route()
                 .ok_or_else(|| ServingError::Unavailable(format!("Endpoint '{name}' routes no traffic")))?,
         };
-        let reply = entity.invoke(content_type, &body).await?;
+        let (client_request_id, body) = match split_client_request_id(&request.body) {
+            Some((id, rest)) => (Some(id), Bytes::from(rest)),
+            None => (None, request.body),
+        };
+        let reply = entity.invoke(request.content_type, &body).await?;
+        if let Some(table) = table {
+            table.log(Record {
+                databricks_request_id: uuid::Uuid::new_v4().to_string(),
+                client_request_id,
+                time_ms: now_ms(),
+                status_code: reply.status,
+                execution_duration_ms: began.elapsed().as_millis() as i64,
+                request: String::from_utf8_lossy(&body).into_owned(),
+                response: String::from_utf8_lossy(&reply.body).into_owned(),
+                served_entity_name: entity.spec.name.clone(),
+                model_name: entity.spec.entity_name.clone(),
+                model_version: entity.spec.entity_version.clone(),
+                requester: request.requester.to_string(),
+            });
+        }
         Ok((entity.spec.name.clone(), reply))
     }
 
@@ -308,6 +370,27 @@ impl Endpoints {
             .live_ref(name, |live| live.map(|l| l.current.as_ref().map(|d| d.entities.clone()).unwrap_or_default()))
             .ok_or_else(|| not_found(name))
     }
+}
+
+/// One request to an endpoint.
+pub struct Invocation<'a> {
+    /// The served entity asked for by name, or `None` to follow the routes.
+    pub served: Option<&'a str>,
+    pub content_type: &'a str,
+    pub body: Bytes,
+    /// Who sent it, for the inference table.
+    pub requester: &'a str,
+}
+
+/// The inference table an endpoint row asks for: AI Gateway's, or the
+/// live (else the pending) config's auto capture.
+fn table_config(row: &EndpointRow) -> Result<Option<TableConfig>> {
+    let gateway = row.settings.get("ai_gateway").and_then(|g| g.get("inference_table_config"));
+    if let Some(table) = TableConfig::parse(gateway, &row.name, Shape::Gateway)? {
+        return Ok(Some(table));
+    }
+    let capture = row.config.as_ref().or(row.pending_config.as_ref()).and_then(|c| c.get("auto_capture_config"));
+    TableConfig::parse(capture, &row.name, Shape::AutoCapture)
 }
 
 /// A config as `pending_config` keeps it: with when its update started.
@@ -449,12 +532,42 @@ impl Inner {
         }
     }
 
+    /// Opens the inference table `wanted` for the endpoint, or closes the
+    /// one it has when `None`. A table is changed only by disabling it
+    /// first, as on Databricks.
+    async fn attach_table(&self, row: &EndpointRow, wanted: Option<TableConfig>) -> Result<()> {
+        let attached = self.live_ref(&row.name, |live| live.and_then(|l| l.table.as_ref().map(|t| t.config.clone())));
+        let table = match (&attached, wanted) {
+            (Some(now), Some(wanted)) if *now == wanted => return Ok(()),
+            (Some(now), Some(_)) => {
+                return Err(invalid(format!(
+                    "The inference table of endpoint '{}' is {}; disable it before changing its catalog, schema or prefix",
+                    row.name,
+                    now.full_name()
+                )));
+            }
+            (_, None) => None,
+            (None, Some(wanted)) => {
+                let spool = self.ctx.dir.join(&row.name).join("inference-spool");
+                let endpoint = (row.id.as_str(), row.name.as_str());
+                let flush = self.timing.inference_flush;
+                Some(InferenceTable::open(&self.catalog, wanted, endpoint, spool, &row.creator, flush).await?)
+            }
+        };
+        self.live_mut(|live| {
+            if let Some(l) = live.get_mut(&row.name) {
+                l.table = table;
+            }
+        });
+        Ok(())
+    }
+
     fn scale_idle_to_zero(&self) {
         let entities: Vec<Arc<LiveEntity>> = self.live_mut(|live| {
             live.values().filter_map(|l| l.current.clone()).flat_map(|d| d.entities.clone()).collect()
         });
         for entity in entities {
-            entity.scale_to_zero_if_idle(self.idle_timeout);
+            entity.scale_to_zero_if_idle(self.timing.idle_timeout);
         }
     }
 }
@@ -466,20 +579,21 @@ fn snapshot(states: &States) -> HashMap<String, EntityState> {
 /// Refuses AI Gateway features tarn does not enforce, so none is stored
 /// and silently ignored.
 pub fn check_ai_gateway(gateway: &Value) -> Result<()> {
+    if !gateway.is_object() {
+        return Err(invalid("ai_gateway must be an object"));
+    }
     let enabled =
         |field: &str| gateway.get(field).and_then(|v| v.get("enabled")).and_then(Value::as_bool) == Some(true);
-    for field in ["usage_tracking_config", "guardrails", "fallback_config", "inference_table_config"] {
-        if enabled(field)
-            || (field == "guardrails" && gateway.get(field).is_some_and(|g| !g.is_null() && g != &json!({})))
-        {
+    for field in ["usage_tracking_config", "fallback_config"] {
+        if enabled(field) {
             return Err(ServingError::NotImplemented(format!("AI Gateway '{field}' is not implemented by tarn yet")));
         }
     }
+    if gateway.get("guardrails").is_some_and(|g| !g.is_null() && g != &json!({})) {
+        return Err(ServingError::NotImplemented("AI Gateway guardrails are not implemented by tarn yet".into()));
+    }
     if gateway.get("rate_limits").and_then(Value::as_array).is_some_and(|r| !r.is_empty()) {
         return Err(ServingError::NotImplemented("AI Gateway rate limits are not implemented by tarn yet".into()));
-    }
-    if !gateway.is_object() {
-        return Err(invalid("ai_gateway must be an object"));
     }
     Ok(())
 }

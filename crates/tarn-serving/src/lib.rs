@@ -20,11 +20,12 @@ pub mod config;
 pub mod endpoints;
 pub mod entity;
 pub mod error;
+pub mod inference;
 pub mod model;
 pub mod worker;
 
 pub use config::{EndpointConfig, ServedEntity};
-pub use endpoints::{EndpointView, Endpoints, NewEndpoint, check_ai_gateway};
+pub use endpoints::{EndpointView, Endpoints, Invocation, NewEndpoint, Timing, check_ai_gateway};
 pub use entity::{EntityContext, EntityState, LiveEntity};
 pub use error::{Result, ServingError};
 pub use model::{ModelSource, Registry};

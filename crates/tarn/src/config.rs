@@ -43,6 +43,9 @@ pub struct Config {
     pub serving_idle: Duration,
     pub serving_request_timeout: Duration,
     pub serving_load_timeout: Duration,
+    /// The longest an inference table record waits to be committed
+    /// (`TARN_INFERENCE_FLUSH_MS`, default 5000).
+    pub inference_flush: Duration,
     /// The estimated cost of a core-hour, for job runs' usage (`TARN_COST_PER_CORE_HOUR`, default 0.10).
     pub cost_per_core_hour: f64,
 }
@@ -95,6 +98,7 @@ impl Config {
             serving_idle: Duration::from_secs(env_u64("TARN_SERVING_IDLE_SECONDS", 30 * 60)),
             serving_request_timeout: Duration::from_secs(env_u64("TARN_SERVING_REQUEST_TIMEOUT_SECONDS", 60)),
             serving_load_timeout: Duration::from_secs(env_u64("TARN_SERVING_LOAD_TIMEOUT_SECONDS", 600)),
+            inference_flush: Duration::from_millis(env_u64("TARN_INFERENCE_FLUSH_MS", 5000)),
             cost_per_core_hour: std::env::var("TARN_COST_PER_CORE_HOUR")
                 .ok()
                 .and_then(|v| v.parse::<f64>().ok())

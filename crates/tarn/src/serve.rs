@@ -86,9 +86,10 @@ fn context_config(config: &Config, api: std::net::SocketAddr) -> ContextConfig {
 }
 
 /// Serving endpoints over the workspace registry, each deployed again now.
-fn serving_endpoints(
+async fn serving_endpoints(
     config: &Config,
     store: Arc<tarn_store::Store>,
+    catalog: &Catalog,
     tracking: &tarn_mlflow::Tracking,
     artifacts: &tarn_mlflow::Artifacts,
 ) -> Result<tarn_serving::Endpoints, String> {
@@ -103,8 +104,9 @@ fn serving_endpoints(
         load_timeout: config.serving_load_timeout,
         request_timeout: config.serving_request_timeout,
     };
-    let endpoints = tarn_serving::Endpoints::new(store, ctx, config.serving_idle).map_err(|e| e.to_string())?;
-    endpoints.start().map_err(|e| e.to_string())?;
+    let timing = tarn_serving::Timing { idle_timeout: config.serving_idle, inference_flush: config.inference_flush };
+    let endpoints = tarn_serving::Endpoints::new(store, catalog.clone(), ctx, timing).map_err(|e| e.to_string())?;
+    endpoints.start().await.map_err(|e| e.to_string())?;
     Ok(endpoints)
 }
 
@@ -247,7 +249,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         true => Some(crate::token::admin_user(&store)?),
         false => None,
     };
-    let serving = serving_endpoints(&config, store.clone(), &tracking, &artifacts)?;
+    let serving = serving_endpoints(&config, store.clone(), &catalog, &tracking, &artifacts).await?;
     let state = AppState {
         audit: tarn_api::AuditLog::start(store.clone()),
         store,

@@ -206,13 +206,7 @@ async fn put_ai_gateway(
     let gateway: Map<String, Value> =
         AI_GATEWAY_FIELDS.iter().filter_map(|f| body.get(*f).map(|v| (f.to_string(), v.clone()))).collect();
     let gateway = Value::Object(gateway);
-    let stored = gateway.clone();
-    s.serving
-        .modify(&name, move |row| {
-            row.settings["ai_gateway"] = stored;
-            Ok(())
-        })
-        .await?;
+    s.serving.put_ai_gateway(&name, gateway.clone()).await?;
     Ok(Json(gateway))
 }
 
@@ -295,6 +289,8 @@ async fn metrics(State(s): State<AppState>, Path(name): Path<String>) -> ApiResu
             ));
         }
     }
+    text.push_str("# TYPE inference_records_dropped_total counter\n");
+    text.push_str(&format!("inference_records_dropped_total {}\n", s.serving.inference_dropped(&name)));
     text.push_str("# TYPE running_workers gauge\n");
     for entity in &entities {
         text.push_str(&format!(
@@ -340,20 +336,22 @@ async fn openapi(State(s): State<AppState>, Path(name): Path<String>) -> ApiResu
 
 async fn invoke(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    answer(&s, &name, None, &headers, body).await
+    answer(&s, &name, None, &user.user_name, &headers, body).await
 }
 
 async fn invoke_served(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path((name, served)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    answer(&s, &name, Some(&served), &headers, body).await
+    answer(&s, &name, Some(&served), &user.user_name, &headers, body).await
 }
 
 /// A request answered by a served entity: its reply as the scoring server
@@ -362,11 +360,13 @@ async fn answer(
     s: &AppState,
     name: &str,
     served: Option<&str>,
+    requester: &str,
     headers: &HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-    let (entity, reply) = s.serving.invoke(name, served, content_type, body).await?;
+    let request = tarn_serving::Invocation { served, content_type, body, requester };
+    let (entity, reply) = s.serving.invoke(name, request).await?;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = Response::new(Body::from(reply.body));
     *response.status_mut() = status;
