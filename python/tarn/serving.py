@@ -134,23 +134,67 @@ class Scorer:
             return None
         return parsed.data
 
+    def merged(self, requests):
+        """One DataFrame parsed once from the rows of every request, and each
+        request's row count, when all are plain `dataframe_split` (same
+        columns) or `dataframe_records` bodies and the model has an input
+        schema (so types do not depend on which rows are parsed together)."""
+        if self.input_schema is None:
+            return None
+        rows, counts, shape = [], [], None
+        for r in requests:
+            if r.content_type.split(";")[0].strip() != "application/json":
+                return None
+            try:
+                body = json.loads(r.body)
+            except ValueError:
+                return None
+            if not isinstance(body, dict) or len(body) != 1:
+                return None
+            (key, value), = body.items()
+            if key == "dataframe_split" and isinstance(value, dict) and set(value) == {"columns", "data"}:
+                this = ("split", tuple(value["columns"]) if isinstance(value["columns"], list) else None)
+                data = value["data"]
+            elif key == "dataframe_records":
+                this, data = ("records", None), value
+            else:
+                return None
+            if not isinstance(data, list) or this[0] is None or (shape is not None and this != shape):
+                return None
+            shape = this
+            rows.extend(data)
+            counts.append(len(data))
+        if shape[0] == "split":
+            merged = {"dataframe_split": {"columns": list(shape[1]), "data": rows}}
+        else:
+            merged = {"dataframe_records": rows}
+        try:
+            return self.server.infer_and_parse_data(merged, self.input_schema), counts
+        except Exception:
+            return None
+
     def batch(self, requests):
         """Answers for `requests` from one predict, or None if they cannot share one."""
         import pandas as pd
 
-        frames = [self.frame(r) for r in requests]
-        if any(f is None for f in frames) or len({tuple(f.columns) for f in frames}) != 1:
-            return None
+        merged = self.merged(requests)
+        if merged is not None:
+            frame, counts = merged
+        else:
+            frames = [self.frame(r) for r in requests]
+            if any(f is None for f in frames) or len({tuple(f.columns) for f in frames}) != 1:
+                return None
+            frame, counts = pd.concat(frames, ignore_index=True), [len(f) for f in frames]
         try:
-            raw = self.model.predict(pd.concat(frames, ignore_index=True))
+            raw = self.model.predict(frame)
         except Exception:
             return None
-        if not hasattr(raw, "__len__") or len(raw) != sum(len(f) for f in frames):
+        if not hasattr(raw, "__len__") or len(raw) != sum(counts):
             return None
         answers, start = [], 0
-        for f in frames:
-            part = raw.iloc[start : start + len(f)] if hasattr(raw, "iloc") else raw[start : start + len(f)]
-            start += len(f)
+        for n in counts:
+            part = raw.iloc[start : start + n] if hasattr(raw, "iloc") else raw[start : start + n]
+            start += n
             out = StringIO()
             self.server.predictions_to_json(part, out)
             answers.append((200, "application/json", out.getvalue()))

@@ -181,6 +181,38 @@ def test_an_endpoint_answers_every_format_as_mlflow_does(server, models):
     assert invoke(server, "ep-formats", bodies[0]).status_code == 404
 
 
+def test_concurrent_requests_get_their_own_answers(server, models):
+    """Requests arriving together share one predict in a worker; each must
+    still get exactly its own rows' predictions, and a bad one its own error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, local = models
+    w = server.client()
+    w.serving_endpoints.create_and_wait(
+        name="ep-batch", config=EndpointCoreConfigInput(name="ep-batch", served_entities=[entity(model, "2")])
+    )
+    rng = np.random.default_rng(3)
+    bodies = []
+    for i in range(96):
+        rows = rng.normal(size=(1 + i % 3, 2)).round(3).tolist()
+        if i % 2:
+            bodies.append({"dataframe_split": {"columns": COLUMNS, "data": rows}})
+        else:
+            bodies.append({"dataframe_records": [dict(zip(COLUMNS, r)) for r in rows]})
+    bodies[17] = {"dataframe_split": {"columns": COLUMNS, "data": [["bad", 1.0]]}}
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda b: invoke(server, "ep-batch", b), bodies))
+    for body, got in zip(bodies, answers):
+        status, want = scoring_server_answer(local["2"], body)
+        if status == 200:
+            # A batched matrix product may differ from a single one in the last bit.
+            assert got.status_code == 200 and got.json()["predictions"] == pytest.approx(want["predictions"]), body
+        else:
+            assert (got.status_code, unordered(got.json())) == (status, unordered(want)), body
+    assert answers[17].status_code == 400
+    w.serving_endpoints.delete("ep-batch")
+
+
 def test_tags_and_refusals(server, models):
     from databricks.sdk.service.serving import EndpointTag
 
