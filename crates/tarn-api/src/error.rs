@@ -102,6 +102,21 @@ impl From<tarn_serving::ServingError> for ApiFailure {
     }
 }
 
+impl From<tarn_monitor::MonitorError> for ApiFailure {
+    fn from(e: tarn_monitor::MonitorError) -> Self {
+        use tarn_monitor::MonitorError;
+        let code = match &e {
+            MonitorError::InvalidParameter(_) => ErrorCode::InvalidParameterValue,
+            MonitorError::NotFound(_) => ErrorCode::ResourceDoesNotExist,
+            MonitorError::AlreadyExists(_) => ErrorCode::ResourceAlreadyExists,
+            MonitorError::InvalidState(_) => ErrorCode::InvalidState,
+            MonitorError::NotImplemented(_) => ErrorCode::NotImplemented,
+            MonitorError::Refresh(_) | MonitorError::Store(_) => ErrorCode::InternalError,
+        };
+        Self(ApiError::new(code, e.to_string()))
+    }
+}
+
 impl From<tarn_jobs::JobsError> for ApiFailure {
     fn from(e: tarn_jobs::JobsError) -> Self {
         use tarn_jobs::JobsError;

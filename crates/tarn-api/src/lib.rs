@@ -3,7 +3,7 @@
 //!
 //! `routes` has one module per family (clusters, libraries, commands, Unity
 //! Catalog, files, DBFS, workspace, SQL, jobs, pipelines, serving endpoints,
-//! notification destinations, MLflow, tokens); `auth` checks tokens and
+//! quality monitors, notification destinations, MLflow, tokens); `auth` checks tokens and
 //! writes the audit log; `body`
 //! holds extractors whose rejections are Databricks errors (and the one rule
 //! for boolean parameters); `paging` the `Page` extractor and `Paged`
@@ -46,6 +46,7 @@ pub struct AppState {
     pub destinations: tarn_jobs::Destinations,
     pub pipelines: tarn_pipelines::Pipelines,
     pub serving: tarn_serving::Endpoints,
+    pub monitors: tarn_monitor::Monitors,
     pub tracking: tarn_mlflow::Tracking,
     pub artifacts: tarn_mlflow::Artifacts,
     /// Multipart uploads into `artifacts`, their parts kept beside it.
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::jobs::router())
         .merge(routes::pipelines::router())
         .merge(routes::serving::router())
+        .merge(routes::monitors::router())
         .merge(routes::notification_destinations::router())
         .merge(routes::unity_catalog::router())
         .merge(routes::files::router())

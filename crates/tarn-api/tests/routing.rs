@@ -134,9 +134,11 @@ fn fixture(name: &str) -> Fixture {
     let timing =
         tarn_serving::Timing { idle_timeout: Duration::from_secs(60), inference_flush: Duration::from_secs(1) };
     let serving = tarn_serving::Endpoints::new(store.clone(), catalog.clone(), serving_ctx, timing).unwrap();
+    let monitors = tarn_monitor::Monitors::new(store.clone(), catalog.clone());
     let state = AppState {
         pipelines,
         serving,
+        monitors,
         runs: tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier, runs_config),
         destinations,
         jobs,
@@ -218,6 +220,15 @@ async fn errors_have_the_databricks_shape() {
         ("POST", "/api/2.0/serving-endpoints", t, r#"{"name": "a b", "config": {}}"#, 400, "INVALID_PARAMETER_VALUE"),
         ("POST", "/api/2.0/serving-endpoints", t, SERVE_MISSING_MODEL, 400, "INVALID_PARAMETER_VALUE"),
         ("PUT", "/api/2.0/serving-endpoints/e/rate-limits", t, "{}", 501, "NOT_IMPLEMENTED"),
+        ("GET", "/api/2.1/unity-catalog/tables/main.default.t/monitor", t, "", 404, "RESOURCE_DOES_NOT_EXIST"),
+        (
+            "POST",
+            "/api/2.1/unity-catalog/tables/main.default.t/monitor",
+            t,
+            r#"{"snapshot": {}}"#,
+            404,
+            "RESOURCE_DOES_NOT_EXIST",
+        ),
     ];
     for (method, path, auth, body, status, code) in cases {
         let (got_status, got) = check(&f, method, path, *auth, body).await;

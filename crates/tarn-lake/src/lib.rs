@@ -13,6 +13,7 @@
 
 mod history;
 mod log_store;
+pub mod managed;
 mod ops;
 pub mod statement;
 pub mod system;
@@ -169,6 +170,14 @@ impl Lake {
             managed: text("table_type").eq_ignore_ascii_case("MANAGED"),
             info,
         })
+    }
+
+    /// A catalog table opened for reading at its latest version (managed
+    /// tables through the catalog's commit coordination, as engines commit them).
+    pub async fn open_table(&self, full_name: &str) -> Result<deltalake::DeltaTable> {
+        let parts: Vec<String> = full_name.split('.').map(str::to_string).collect();
+        let table = self.resolve(&parts)?;
+        ops::open(self, &table).await.map(|(delta, _)| delta)
     }
 
     pub(crate) fn catalog(&self) -> &Catalog {

@@ -42,7 +42,7 @@ pub(crate) async fn execute(lake: &Lake, statement: Statement) -> Result<RecordB
 }
 
 /// Opens the table through the catalog-aware store.
-async fn open(lake: &Lake, table: &TableRef) -> Result<(DeltaTable, Arc<CoordinatedStore>)> {
+pub(crate) async fn open(lake: &Lake, table: &TableRef) -> Result<(DeltaTable, Arc<CoordinatedStore>)> {
     let url = Url::parse(&table.location)
         .map_err(|e| LakeError::InvalidArgument(format!("table {} has a bad location: {e}", table.full_name)))?;
     let root = Url::parse("file:///").map_err(|e| LakeError::InvalidArgument(e.to_string()))?;

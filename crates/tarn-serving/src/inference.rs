@@ -27,9 +27,10 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-use tarn_catalog::{Catalog, CatalogError, CreateRequest, Kind};
-use tarn_lake::{Column, batch, uc_columns};
+use serde_json::{Map, Value};
+use tarn_catalog::Catalog;
+use tarn_lake::managed::ensure_managed_table;
+use tarn_lake::{Column, batch};
 use tokio::sync::mpsc;
 
 use crate::error::{Result, ServingError, invalid};
@@ -167,64 +168,19 @@ fn unavailable(message: String) -> ServingError {
 /// columns) and its catalog entry the first time.
 async fn ensure_table(catalog: &Catalog, config: &TableConfig, owner: &str) -> Result<PathBuf> {
     let full_name = config.full_name();
-    let schema = format!("{}.{}", config.catalog_name, config.schema_name);
-    catalog.get(Kind::Schema, &schema).map_err(|e| match e {
-        CatalogError::NotFound { .. } => {
-            ServingError::NotFound(format!("Schema '{schema}' for the inference table does not exist"))
-        }
-        other => unavailable(other.to_string()),
-    })?;
-    match catalog.get(Kind::Table, &full_name) {
-        Ok(info) => {
-            let location = info.get("storage_location").and_then(Value::as_str).unwrap_or_default();
-            return tarn_catalog::local_path(location)
-                .ok_or_else(|| invalid(format!("Table {full_name} exists and is not a table tarn can append to")));
-        }
-        Err(CatalogError::NotFound { .. }) => {}
-        Err(e) => return Err(unavailable(e.to_string())),
-    }
-    let text = |s: &str| Some(s.to_string());
-    let name = format!("{}_payload", config.table_name_prefix);
-    let names = CreateRequest {
-        catalog_name: text(&config.catalog_name),
-        schema_name: text(&config.schema_name),
-        name: text(&name),
-        ..Default::default()
-    };
-    let staged = catalog.create(Kind::Staging, &names, owner).map_err(|e| unavailable(e.to_string()))?;
-    let location = staged.get("staging_location").and_then(Value::as_str).unwrap_or_default().to_string();
-    let dir = tarn_catalog::local_path(&location)
-        .ok_or_else(|| unavailable(format!("staged location {location} is not local")))?;
-    let table = open_table(&dir).await?;
+    let comment = "Requests and responses of a serving endpoint, written by tarn";
     let empty = rows(config.shape, "", &[])?;
-    let table = table
-        .write(vec![empty])
-        .with_save_mode(SaveMode::Append)
-        .await
-        .map_err(|e| unavailable(format!("creating {full_name}: {e}")))?;
-    let fields: Vec<Value> =
-        table.snapshot().map_err(|e| unavailable(e.to_string()))?.schema().fields().map(|f| json!(f)).collect();
-    let request = CreateRequest {
-        table_type: text("MANAGED"),
-        data_source_format: text("DELTA"),
-        storage_location: Some(location),
-        columns: uc_columns(&fields, &[]),
-        comment: text("Requests and responses of a serving endpoint, written by tarn"),
-        ..names
-    };
-    catalog.create(Kind::Table, &request, owner).map_err(|e| unavailable(e.to_string()))?;
-    Ok(dir)
+    ensure_managed_table(catalog, &full_name, owner, comment, empty).await.map_err(|e| match e {
+        None => ServingError::NotFound(format!(
+            "Schema '{}.{}' for the inference table does not exist",
+            config.catalog_name, config.schema_name
+        )),
+        Some(message) => invalid(message),
+    })
 }
 
 async fn open_table(dir: &Path) -> Result<DeltaTable> {
-    std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("creating {}: {e}", dir.display())))?;
-    let url = deltalake::ensure_table_uri(dir.to_string_lossy()).map_err(|e| unavailable(e.to_string()))?;
-    let table = if dir.join("_delta_log").exists() {
-        DeltaTable::try_from_url(url).await
-    } else {
-        deltalake::DeltaTableBuilder::from_url(url).and_then(|b| b.build())
-    };
-    table.map_err(|e| unavailable(format!("opening {}: {e}", dir.display())))
+    tarn_lake::managed::open_table(dir).await.map_err(unavailable)
 }
 
 /// A payload as logged: NULL with an error code past the size limit.
@@ -437,6 +393,7 @@ pub fn split_client_request_id(body: &[u8]) -> Option<(String, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn client_request_ids_are_taken_out_of_the_request() {

@@ -15,6 +15,7 @@ mod jobs;
 mod libraries;
 mod migrations;
 pub mod mlflow;
+mod monitors;
 mod notifications;
 mod pipelines;
 mod serving;
@@ -33,6 +34,7 @@ pub use clusters::{ClusterRow, EventFilter, EventRow, PIPELINE_TAG, SERVERLESS_T
 pub use job_runs::{FINAL_STATES, JobRunRow, RunFilter};
 pub use jobs::JobRow;
 pub use libraries::LibraryRow;
+pub use monitors::{MonitorRow, RefreshRow};
 pub use notifications::{DestinationRow, FileArrivalState};
 pub use pipelines::{PipelineEventFilter, PipelineEventRow, PipelineRow, UpdateRow};
 pub use serving::EndpointRow;

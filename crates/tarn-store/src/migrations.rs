@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_cluster_libraries.sql"),
     include_str!("../migrations/0011_pipelines.sql"),
     include_str!("../migrations/0012_serving.sql"),
+    include_str!("../migrations/0013_monitors.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

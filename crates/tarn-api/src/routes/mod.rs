@@ -7,6 +7,7 @@ pub mod files;
 pub mod jobs;
 pub mod libraries;
 pub mod mlflow;
+pub mod monitors;
 pub mod notification_destinations;
 pub mod pipelines;
 pub mod public;

@@ -1,0 +1,93 @@
+//! Quality monitors (`/api/2.1/unity-catalog/tables/{table}/monitor`) as
+//! `databricks-sdk`'s `w.quality_monitors` calls them. The monitor's JSON
+//! is the `MonitorInfo` tarn-monitor keeps; refreshes are shaped here.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tarn_store::RefreshRow;
+
+use crate::AppState;
+use crate::body::JsonBody;
+use crate::error::ApiResult;
+
+const BASE: &str = "/api/2.1/unity-catalog/tables/{table}/monitor";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(BASE, post(create).get(get_monitor).put(update).delete(delete))
+        .route(&format!("{BASE}/refreshes"), post(run_refresh).get(list_refreshes))
+        .route(&format!("{BASE}/refreshes/{{id}}"), get(get_refresh))
+        .route(&format!("{BASE}/refreshes/{{id}}/cancel"), post(cancel_refresh))
+}
+
+fn refresh_json(r: &RefreshRow) -> Value {
+    let mut out = json!({
+        "refresh_id": r.refresh_id,
+        "state": r.state,
+        "start_time_ms": r.start_time_ms,
+        "trigger": r.trigger,
+    });
+    if let Some(end) = r.end_time_ms {
+        out["end_time_ms"] = json!(end);
+    }
+    if let Some(message) = &r.message {
+        out["message"] = json!(message);
+    }
+    out
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Path(table): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(s.monitors.create(&table, &body)?))
+}
+
+async fn get_monitor(State(s): State<AppState>, Path(table): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(s.monitors.get(&table)?))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    Path(table): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(s.monitors.update(&table, &body)?))
+}
+
+async fn delete(State(s): State<AppState>, Path(table): Path<String>) -> ApiResult<Json<Value>> {
+    s.monitors.delete(&table)?;
+    Ok(Json(json!({})))
+}
+
+async fn run_refresh(State(s): State<AppState>, Path(table): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(refresh_json(&s.monitors.run_refresh(&table, "MANUAL")?)))
+}
+
+async fn list_refreshes(State(s): State<AppState>, Path(table): Path<String>) -> ApiResult<Json<Value>> {
+    let refreshes: Vec<Value> = s.monitors.refreshes(&table)?.iter().map(refresh_json).collect();
+    Ok(Json(json!({"refreshes": refreshes})))
+}
+
+fn refresh_id(id: &str) -> Result<i64, crate::error::ApiFailure> {
+    id.parse().map_err(|_| {
+        crate::error::ApiFailure(tarn_core::ApiError::invalid_parameter(format!(
+            "refresh_id must be an integer, got {id}"
+        )))
+    })
+}
+
+async fn get_refresh(State(s): State<AppState>, Path((table, id)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+    Ok(Json(refresh_json(&s.monitors.refresh(&table, refresh_id(&id)?)?)))
+}
+
+async fn cancel_refresh(
+    State(s): State<AppState>,
+    Path((table, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    s.monitors.cancel_refresh(&table, refresh_id(&id)?)?;
+    Ok(Json(json!({})))
+}

@@ -1,0 +1,329 @@
+//! Data quality monitors (Lakehouse Monitoring) on catalog tables, as
+//! `databricks-sdk`'s `w.quality_monitors` drives them: a monitor profiles
+//! its table per time window (or as a snapshot), compares each window with
+//! the one before and with a baseline table, and writes
+//! `<output schema>.<table>_profile_metrics` and `_drift_metrics`.
+//!
+//! [`spec`] reads a monitor's definition; [`scan`] reads a table once,
+//! streaming, into per-window sketches ([`profile`]); [`drift`] compares
+//! sketches; [`output`] turns them into the output tables' rows. A refresh
+//! is a task; its state is written fenced, so a cancel and a finish cannot
+//! both land.
+//!
+//! Invariants: a refresh is SUCCESS only once both output tables are
+//! written; memory per refresh depends on windows and columns, never on
+//! rows; wire JSON is built here only as the stored `MonitorInfo`, which
+//! the API answers as is.
+
+pub mod drift;
+pub mod error;
+pub mod output;
+pub mod profile;
+pub mod scan;
+pub mod spec;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use serde_json::{Map, Value, json};
+use tarn_catalog::{Catalog, CatalogError, Kind};
+use tarn_core::time::now_ms;
+use tarn_store::{MonitorRow, RefreshRow, Store};
+
+pub use error::{MonitorError, Result};
+use scan::{Scoring, Windows};
+use spec::{Mode, MonitorSpec};
+
+/// How many refreshes `list_refreshes` answers, as Databricks does.
+const LISTED_REFRESHES: usize = 25;
+
+/// The definition fields a monitor keeps as sent.
+const DEFINITION: &[&str] = &[
+    "output_schema_name",
+    "assets_dir",
+    "baseline_table_name",
+    "custom_metrics",
+    "inference_log",
+    "time_series",
+    "snapshot",
+    "slicing_exprs",
+    "warehouse_id",
+    "skip_builtin_dashboard",
+];
+
+#[derive(Clone)]
+pub struct Monitors {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<Store>,
+    catalog: Catalog,
+    /// Reads monitored tables as engines committed them.
+    lake: tarn_lake::Lake,
+    /// Cancel flags of refreshes running in this process.
+    running: Mutex<HashMap<(String, i64), Arc<AtomicBool>>>,
+}
+
+fn catalog_error(e: CatalogError) -> MonitorError {
+    match e {
+        CatalogError::NotFound { .. } => MonitorError::NotFound(e.to_string()),
+        other => MonitorError::InvalidParameter(other.to_string()),
+    }
+}
+
+/// A table's columns.
+fn table_of(catalog: &Catalog, full_name: &str) -> Result<Vec<String>> {
+    let info = catalog.get(Kind::Table, full_name).map_err(|e| match e {
+        CatalogError::NotFound { .. } => MonitorError::NotFound(format!("Table '{full_name}' does not exist.")),
+        other => catalog_error(other),
+    })?;
+    let columns = info["columns"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["name"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    Ok(columns)
+}
+
+fn short_name(full_name: &str) -> &str {
+    full_name.rsplit('.').next().unwrap_or(full_name)
+}
+
+impl Monitors {
+    pub fn new(store: Arc<Store>, catalog: Catalog) -> Self {
+        let lake = tarn_lake::Lake::new(catalog.clone(), "tarn");
+        Self { inner: Arc::new(Inner { store, catalog, lake, running: Mutex::new(HashMap::new()) }) }
+    }
+
+    /// Refreshes a stopped tarn left unfinished end FAILED.
+    pub fn recover(&self) -> Result<usize> {
+        Ok(self.inner.store.fail_unfinished_refreshes(now_ms())?)
+    }
+
+    /// Checks a definition against the table, the output schema and the baseline.
+    fn checked(&self, table_name: &str, body: &Value) -> Result<MonitorSpec> {
+        let columns = table_of(&self.inner.catalog, table_name)?;
+        let spec = MonitorSpec::parse(body, &columns)?;
+        self.inner.catalog.get(Kind::Schema, &spec.output_schema_name).map_err(|e| match e {
+            CatalogError::NotFound { .. } => {
+                MonitorError::NotFound(format!("Output schema '{}' does not exist.", spec.output_schema_name))
+            }
+            other => catalog_error(other),
+        })?;
+        if let Some(baseline) = &spec.baseline_table_name {
+            table_of(&self.inner.catalog, baseline)?;
+        }
+        Ok(spec)
+    }
+
+    fn info(table_name: &str, spec: &MonitorSpec, body: &Value, status: &str) -> Value {
+        let mut info: Map<String, Value> = DEFINITION
+            .iter()
+            .filter_map(|f| body.get(*f).filter(|v| !v.is_null()).map(|v| (f.to_string(), v.clone())))
+            .collect();
+        let output = |suffix: &str| format!("{}.{}_{suffix}", spec.output_schema_name, short_name(table_name));
+        info.insert("table_name".into(), json!(table_name));
+        info.insert("status".into(), json!(status));
+        info.insert("monitor_version".into(), json!("1"));
+        info.insert("profile_metrics_table_name".into(), json!(output("profile_metrics")));
+        info.insert("drift_metrics_table_name".into(), json!(output("drift_metrics")));
+        Value::Object(info)
+    }
+
+    /// Creates the monitor and queues its first refresh.
+    pub fn create(&self, table_name: &str, body: &Value) -> Result<Value> {
+        let spec = self.checked(table_name, body)?;
+        let info = Self::info(table_name, &spec, body, "MONITOR_STATUS_PENDING");
+        let row = MonitorRow { table_name: table_name.to_string(), info: info.clone(), created_time: now_ms() };
+        if !self.inner.store.insert_monitor(&row)? {
+            return Err(MonitorError::AlreadyExists(format!("Monitor for table '{table_name}' already exists.")));
+        }
+        self.run_refresh(table_name, "MANUAL")?;
+        Ok(info)
+    }
+
+    pub fn get(&self, table_name: &str) -> Result<Value> {
+        self.inner
+            .store
+            .get_monitor(table_name)?
+            .map(|m| m.info)
+            .ok_or_else(|| MonitorError::NotFound(format!("Monitor for table '{table_name}' does not exist.")))
+    }
+
+    /// Replaces the definition (the next refresh uses it).
+    pub fn update(&self, table_name: &str, body: &Value) -> Result<Value> {
+        let current = self.get(table_name)?;
+        let spec = self.checked(table_name, body)?;
+        let status = current["status"].as_str().unwrap_or("MONITOR_STATUS_PENDING");
+        let info = Self::info(table_name, &spec, body, status);
+        self.inner.store.update_monitor(table_name, &info)?;
+        Ok(info)
+    }
+
+    /// Deletes the monitor; its output tables stay, as on Databricks.
+    pub fn delete(&self, table_name: &str) -> Result<()> {
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.retain(|(t, _), flag| t != table_name || !flag.swap(true, Ordering::Relaxed));
+        }
+        if !self.inner.store.delete_monitor(table_name)? {
+            return Err(MonitorError::NotFound(format!("Monitor for table '{table_name}' does not exist.")));
+        }
+        Ok(())
+    }
+
+    pub fn run_refresh(&self, table_name: &str, trigger: &str) -> Result<RefreshRow> {
+        self.get(table_name)?;
+        let refresh = self.inner.store.insert_refresh(table_name, trigger, now_ms())?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.insert((table_name.to_string(), refresh.refresh_id), cancel.clone());
+        }
+        let (inner, table, id) = (self.inner.clone(), table_name.to_string(), refresh.refresh_id);
+        tokio::spawn(async move { inner.refresh(&table, id, &cancel).await });
+        Ok(refresh)
+    }
+
+    pub fn refreshes(&self, table_name: &str) -> Result<Vec<RefreshRow>> {
+        self.get(table_name)?;
+        Ok(self.inner.store.list_refreshes(table_name, LISTED_REFRESHES)?)
+    }
+
+    pub fn refresh(&self, table_name: &str, refresh_id: i64) -> Result<RefreshRow> {
+        self.inner.store.get_refresh(table_name, refresh_id)?.ok_or_else(|| {
+            MonitorError::NotFound(format!("Refresh {refresh_id} of the monitor on '{table_name}' does not exist."))
+        })
+    }
+
+    pub fn cancel_refresh(&self, table_name: &str, refresh_id: i64) -> Result<()> {
+        let refresh = self.refresh(table_name, refresh_id)?;
+        let flag = self.inner.running.lock().ok().and_then(|r| r.get(&(table_name.to_string(), refresh_id)).cloned());
+        if let Some(flag) = flag {
+            flag.store(true, Ordering::Relaxed);
+        }
+        let store = &self.inner.store;
+        let canceled =
+            store.transition_refresh(table_name, refresh_id, &refresh.state, "CANCELED", Some(now_ms()), None)?;
+        if !canceled || !matches!(refresh.state.as_str(), "PENDING" | "RUNNING") {
+            return Err(MonitorError::InvalidState(format!(
+                "Refresh {refresh_id} is {} and cannot be canceled",
+                refresh.state
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    async fn refresh(&self, table_name: &str, id: i64, cancel: &AtomicBool) {
+        if !self.store.transition_refresh(table_name, id, "PENDING", "RUNNING", None, None).unwrap_or(false) {
+            return;
+        }
+        let outcome = self.compute(table_name, cancel).await;
+        let (state, message) = match &outcome {
+            Ok(()) => ("SUCCESS", None),
+            Err(e) => ("FAILED", Some(e.to_string())),
+        };
+        let ended = self.store.transition_refresh(table_name, id, "RUNNING", state, Some(now_ms()), message.as_deref());
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&(table_name.to_string(), id));
+        }
+        if !ended.unwrap_or(false) {
+            return;
+        }
+        if let Ok(Some(mut monitor)) = self.store.get_monitor(table_name) {
+            let status = if outcome.is_ok() { "MONITOR_STATUS_ACTIVE" } else { "MONITOR_STATUS_ERROR" };
+            monitor.info["status"] = json!(status);
+            match &message {
+                Some(m) => monitor.info["latest_monitor_failure_msg"] = json!(m),
+                None => _ = monitor.info.as_object_mut().map(|o| o.remove("latest_monitor_failure_msg")),
+            }
+            if let Err(e) = self.store.update_monitor(table_name, &monitor.info) {
+                tracing::warn!(table = %table_name, error = %e, "recording a monitor's status");
+            }
+        }
+        if let Some(m) = message {
+            tracing::warn!(table = %table_name, refresh = id, message = %m, "monitor refresh failed");
+        }
+    }
+
+    /// Profiles the table (and its baseline) and writes both output tables.
+    async fn compute(&self, table_name: &str, cancel: &AtomicBool) -> Result<()> {
+        let monitor = self.store.get_monitor(table_name)?.ok_or_else(|| MonitorError::NotFound(table_name.into()))?;
+        let columns = table_of(&self.catalog, table_name)?;
+        let read = |name: &str| {
+            let name = name.to_string();
+            async move {
+                self.lake.open_table(&name).await.map_err(|e| MonitorError::Refresh(format!("reading {name}: {e}")))
+            }
+        };
+        let table = read(table_name).await?;
+        let spec = MonitorSpec::parse(&monitor.info, &columns)?;
+        let now = now_ms();
+        let scoring = match &spec.mode {
+            Mode::InferenceLog { prediction_col, label_col: Some(label_col), classification, .. } => {
+                Some(Scoring { prediction_col, label_col, classification: *classification })
+            }
+            _ => None,
+        };
+        let classification = match &spec.mode {
+            Mode::InferenceLog { classification, .. } => Some(*classification),
+            _ => None,
+        };
+        let model_col = match &spec.mode {
+            Mode::InferenceLog { model_id_col, .. } => Some(model_id_col.as_str()),
+            _ => None,
+        };
+        let mut current = scan::scan(&table, &Windows::of(&spec.mode, now), scoring.as_ref(), cancel).await?;
+        let mut baseline = match &spec.baseline_table_name {
+            Some(name) => {
+                Some(scan::scan(&read(name).await?, &Windows::Whole { at: now }, scoring.as_ref(), cancel).await?)
+            }
+            None => None,
+        };
+        let version = table.version().map_or(0, |v| v as i64);
+        let profile = output::profile_batch(&mut current, baseline.as_mut(), model_col, classification, version)?;
+        let drift = output::drift_batch(&mut current, baseline.as_mut(), model_col)?;
+        let owner = "tarn";
+        let names = [&monitor.info["profile_metrics_table_name"], &monitor.info["drift_metrics_table_name"]];
+        for (name, rows) in names.into_iter().zip([profile, drift]) {
+            let name = name.as_str().unwrap_or_default();
+            self.write(name, rows, owner).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces an output table's rows (and its catalog columns).
+    async fn write(&self, full_name: &str, rows: RecordBatch, owner: &str) -> Result<()> {
+        let comment = "Written by a tarn quality monitor";
+        let dir = tarn_lake::managed::ensure_managed_table(&self.catalog, full_name, owner, comment, rows.slice(0, 0))
+            .await
+            .map_err(|e| {
+                MonitorError::Refresh(e.unwrap_or_else(|| format!("the schema of {full_name} does not exist")))
+            })?;
+        let table = tarn_lake::managed::open_table(&dir).await.map_err(MonitorError::Refresh)?;
+        let table = table
+            .write(vec![rows])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(SchemaMode::Overwrite)
+            .await
+            .map_err(|e| MonitorError::Refresh(format!("writing {full_name}: {e}")))?;
+        let fields: Vec<Value> = table
+            .snapshot()
+            .map_err(|e| MonitorError::Refresh(e.to_string()))?
+            .schema()
+            .fields()
+            .map(|f| json!(f))
+            .collect();
+        let columns = tarn_lake::uc_columns(&fields, &[]);
+        self.catalog
+            .amend_table(full_name, owner, |info: &mut Map<String, Value>| {
+                info.insert("columns".into(), Value::Array(columns));
+            })
+            .map_err(|e| MonitorError::Refresh(e.to_string()))?;
+        Ok(())
+    }
+}
