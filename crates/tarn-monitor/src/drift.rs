@@ -76,13 +76,16 @@ pub struct Categorical {
     pub js: f64,
 }
 
-pub fn categorical(a: &HashMap<String, u64>, b: &HashMap<String, u64>) -> Option<Categorical> {
+pub fn categorical<S: std::hash::BuildHasher>(
+    a: &HashMap<String, u64, S>,
+    b: &HashMap<String, u64, S>,
+) -> Option<Categorical> {
     let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     let (na, nb) = (a.values().sum::<u64>() as f64, b.values().sum::<u64>() as f64);
     if na == 0.0 || nb == 0.0 {
         return None;
     }
-    let count = |m: &HashMap<String, u64>, k: &String| m.get(k).copied().unwrap_or(0) as f64;
+    let count = |m: &HashMap<String, u64, S>, k: &String| m.get(k).copied().unwrap_or(0) as f64;
     let (mut tv, mut linf, mut js, mut chi) = (0.0, 0.0f64, 0.0, 0.0);
     for k in &keys {
         let (ca, cb) = (count(a, k), count(b, k));

@@ -4,7 +4,7 @@
 //! distinct count, and capped item counts for categorical columns.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use datafusion_functions_aggregate_common::tdigest::TDigest;
 
@@ -29,12 +29,43 @@ impl Default for Distinct {
     }
 }
 
+/// FNV-1a over bytes: cheap, and the same value always hashes the same.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// SplitMix64's finalizer: spreads a hash's bits for the registers.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 impl Distinct {
-    pub fn add(&mut self, value: &impl Hash) {
-        // SipHash with fixed keys: the same value always lands in the same register.
-        let mut hasher = std::hash::DefaultHasher::new();
-        value.hash(&mut hasher);
-        let hash = hasher.finish();
+    pub fn add_bits(&mut self, bits: u64) {
+        self.add_hash(mix(bits));
+    }
+
+    pub fn add_str(&mut self, text: &str) {
+        let mut fnv = Fnv::default();
+        fnv.write(text.as_bytes());
+        self.add_hash(mix(fnv.finish()));
+    }
+
+    fn add_hash(&mut self, hash: u64) {
         let index = (hash >> (64 - HLL_BITS)) as usize;
         let rank = ((hash << HLL_BITS) | (1 << (HLL_BITS - 1))).leading_zeros() as u8 + 1;
         if rank > self.registers[index] {
@@ -87,7 +118,7 @@ impl Default for Numeric {
 impl Numeric {
     pub fn add(&mut self, v: f64) {
         self.count += 1;
-        self.distinct.add(&v.to_bits());
+        self.distinct.add_bits(v.to_bits());
         if v.is_nan() {
             self.nan += 1;
             return;
@@ -140,7 +171,7 @@ pub struct Categorical {
     pub min_length: Option<usize>,
     pub max_length: usize,
     pub total_length: u64,
-    pub items: HashMap<String, u64>,
+    pub items: HashMap<String, u64, BuildHasherDefault<Fnv>>,
     /// Values of items past the cap.
     pub other: u64,
     pub distinct: Distinct,
@@ -153,7 +184,7 @@ impl Categorical {
         self.min_length = Some(self.min_length.map_or(chars, |m| m.min(chars)));
         self.max_length = self.max_length.max(chars);
         self.total_length += chars as u64;
-        self.distinct.add(&v);
+        self.distinct.add_str(v);
         let room = self.items.len() < MAX_ITEMS;
         match self.items.get_mut(v) {
             Some(n) => *n += 1,

@@ -187,9 +187,7 @@ pub async fn scan(
         for (key, rows) in groups {
             let window = pass.windows.entry(key).or_insert_with(fresh);
             window.rows += rows.len() as u64;
-            for (i, profile) in window.columns.iter_mut().enumerate() {
-                add_values(profile, batch.column(i), &rows)?;
-            }
+            tokio::task::block_in_place(|| add_columns(&mut window.columns, &batch, &rows))?;
             if let Some((prediction, label, classification)) = &scored {
                 add_quality(&mut window.quality, prediction, label, *classification, &rows)?;
             }
@@ -230,6 +228,29 @@ fn group_rows(batch: &RecordBatch, windows: &Windows<'_>) -> Result<HashMap<Wind
         }
     }
     Ok(groups)
+}
+
+/// Adds the rows to every column's profile, the columns split between threads.
+fn add_columns(profiles: &mut [ColumnProfile], batch: &RecordBatch, rows: &[usize]) -> Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = profiles.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = profiles
+            .chunks_mut(per_thread)
+            .enumerate()
+            .map(|(chunk, profiles)| {
+                scope.spawn(move || {
+                    for (i, profile) in profiles.iter_mut().enumerate() {
+                        add_values(profile, batch.column(chunk * per_thread + i), rows)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join().unwrap_or_else(|_| Err(MonitorError::Refresh("a profiling thread panicked".into())))
+        })
+    })
 }
 
 fn add_values(profile: &mut ColumnProfile, array: &ArrayRef, rows: &[usize]) -> Result<()> {
