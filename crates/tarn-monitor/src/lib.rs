@@ -277,7 +277,9 @@ impl Inner {
             Mode::InferenceLog { model_id_col, .. } => Some(model_id_col.as_str()),
             _ => None,
         };
+        let began = std::time::Instant::now();
         let mut current = scan::scan(&table, &Windows::of(&spec.mode, now), scoring.as_ref(), cancel).await?;
+        let scanned = began.elapsed();
         let mut baseline = match &spec.baseline_table_name {
             Some(name) => {
                 Some(scan::scan(&read(name).await?, &Windows::Whole { at: now }, scoring.as_ref(), cancel).await?)
@@ -285,6 +287,7 @@ impl Inner {
             None => None,
         };
         let version = table.version().map_or(0, |v| v as i64);
+        let baseline_scanned = began.elapsed() - scanned;
         let profile = output::profile_batch(&mut current, baseline.as_mut(), model_col, classification, version)?;
         let drift = output::drift_batch(&mut current, baseline.as_mut(), model_col)?;
         let owner = "tarn";
@@ -293,6 +296,13 @@ impl Inner {
             let name = name.as_str().unwrap_or_default();
             self.write(name, rows, owner).await?;
         }
+        tracing::info!(
+            table = %table_name,
+            scan_ms = scanned.as_millis() as u64,
+            baseline_ms = baseline_scanned.as_millis() as u64,
+            total_ms = began.elapsed().as_millis() as u64,
+            "monitor refresh computed"
+        );
         Ok(())
     }
 

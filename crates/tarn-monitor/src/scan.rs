@@ -174,7 +174,16 @@ pub async fn scan(
             .collect(),
         quality: Quality::default(),
     };
-    while let Some(batch) = stream.next().await {
+    // Decoding the next batches overlaps profiling this one.
+    let (tx, mut batches) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Some(batch) = stream.next().await {
+            if tx.send(batch).await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(batch) = batches.recv().await {
         if cancel.load(Ordering::Relaxed) {
             return Err(MonitorError::Refresh("the refresh was canceled".into()));
         }
@@ -254,27 +263,49 @@ fn add_columns(profiles: &mut [ColumnProfile], batch: &RecordBatch, rows: &[usiz
 }
 
 fn add_values(profile: &mut ColumnProfile, array: &ArrayRef, rows: &[usize]) -> Result<()> {
+    // A batch wholly in one window (a snapshot, mostly) is read straight through.
+    let whole = rows.len() == array.len();
     profile.rows += rows.len() as u64;
-    profile.nulls += rows.iter().filter(|&&r| array.is_null(r)).count() as u64;
+    profile.nulls +=
+        if whole { array.null_count() as u64 } else { rows.iter().filter(|&&r| array.is_null(r)).count() as u64 };
+    let each = |visit: &mut dyn FnMut(usize)| {
+        if whole {
+            (0..array.len()).for_each(&mut *visit);
+        } else {
+            rows.iter().for_each(|&r| visit(r));
+        }
+    };
     match &mut profile.sketch {
         Sketch::Numeric(numbers) => {
             let values = cast(array, &DataType::Float64).map_err(|e| MonitorError::Refresh(e.to_string()))?;
             let values = values.as_primitive::<Float64Type>();
-            for &r in rows {
-                if values.is_valid(r) {
-                    numbers.add(values.value(r));
-                }
+            if whole && values.null_count() == 0 {
+                numbers.add_all(values.values());
+            } else {
+                each(&mut |r| {
+                    if values.is_valid(r) {
+                        numbers.add(values.value(r));
+                    }
+                });
             }
         }
-        Sketch::Categorical(items) => {
-            let text = cast(array, &DataType::Utf8).map_err(|e| MonitorError::Refresh(e.to_string()))?;
-            let text = text.as_string::<i32>();
-            for &r in rows {
+        // Parquet strings come back as views; other text is cast once.
+        Sketch::Categorical(items) => match array.as_string_view_opt() {
+            Some(text) => each(&mut |r| {
                 if text.is_valid(r) {
                     items.add(text.value(r));
                 }
+            }),
+            None => {
+                let text = cast(array, &DataType::Utf8).map_err(|e| MonitorError::Refresh(e.to_string()))?;
+                let text = text.as_string::<i32>();
+                each(&mut |r| {
+                    if text.is_valid(r) {
+                        items.add(text.value(r));
+                    }
+                });
             }
-        }
+        },
         Sketch::Other => {}
     }
     Ok(())
