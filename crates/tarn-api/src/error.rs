@@ -117,6 +117,18 @@ impl From<tarn_monitor::MonitorError> for ApiFailure {
     }
 }
 
+impl From<tarn_alerts::AlertError> for ApiFailure {
+    fn from(e: tarn_alerts::AlertError) -> Self {
+        use tarn_alerts::AlertError;
+        let code = match &e {
+            AlertError::InvalidParameter(_) => ErrorCode::InvalidParameterValue,
+            AlertError::NotFound(_) => ErrorCode::ResourceDoesNotExist,
+            AlertError::Store(_) => ErrorCode::InternalError,
+        };
+        Self(ApiError::new(code, e.to_string()))
+    }
+}
+
 impl From<tarn_jobs::JobsError> for ApiFailure {
     fn from(e: tarn_jobs::JobsError) -> Self {
         use tarn_jobs::JobsError;

@@ -47,6 +47,7 @@ pub struct AppState {
     pub pipelines: tarn_pipelines::Pipelines,
     pub serving: tarn_serving::Endpoints,
     pub monitors: tarn_monitor::Monitors,
+    pub alerts: tarn_alerts::Alerts,
     pub tracking: tarn_mlflow::Tracking,
     pub artifacts: tarn_mlflow::Artifacts,
     /// Multipart uploads into `artifacts`, their parts kept beside it.
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::pipelines::router())
         .merge(routes::serving::router())
         .merge(routes::monitors::router())
+        .merge(routes::alerts::router())
         .merge(routes::notification_destinations::router())
         .merge(routes::unity_catalog::router())
         .merge(routes::files::router())

@@ -96,6 +96,7 @@ fn fixture(name: &str) -> Fixture {
         cluster_start_timeout: Duration::from_secs(5),
         library_files,
         pool: tarn_jobs::tasks::ContextPool::new(2),
+        sql_objects: None,
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: home.clone(),
@@ -135,7 +136,9 @@ fn fixture(name: &str) -> Fixture {
         tarn_serving::Timing { idle_timeout: Duration::from_secs(60), inference_flush: Duration::from_secs(1) };
     let serving = tarn_serving::Endpoints::new(store.clone(), catalog.clone(), serving_ctx, timing).unwrap();
     let monitors = tarn_monitor::Monitors::new(store.clone(), catalog.clone());
+    let alerts = tarn_alerts::Alerts::new(store.clone(), statements.clone(), notifier.clone(), "1234".into());
     let state = AppState {
+        alerts,
         pipelines,
         serving,
         monitors,

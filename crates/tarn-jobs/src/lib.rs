@@ -29,7 +29,7 @@ mod jobs;
 pub mod notify;
 mod references;
 pub mod runs;
-mod schedule;
+pub mod schedule;
 pub mod settings;
 mod spec;
 pub mod tasks;
@@ -37,9 +37,11 @@ pub mod triggers;
 
 pub use error::{JobsError, Result};
 pub use jobs::{JobList, JobUpdate, Jobs};
-pub use notify::{Destination, DestinationConfig, Destinations, Notifier, RenderRun, Secret, SmtpConfig, WebhookKind};
+pub use notify::{
+    Destination, DestinationConfig, Destinations, Notice, Notifier, RenderRun, Secret, SmtpConfig, WebhookKind,
+};
 pub use runs::{OutputRecord, RepairRequest, RunNow, RunOrTask, RunRecord, Runs, RunsConfig, Submit, TaskRunRecord};
 pub use settings::JobSettings;
 pub use spec::validate;
 pub use tarn_store::{JobRow, RunFilter};
-pub use tasks::{Engines, PipelineUpdates, TaskRunner, UpdateEnd, UpdateRequest};
+pub use tasks::{Engines, PipelineUpdates, SqlObjects, TaskRunner, UpdateEnd, UpdateRequest};

@@ -119,10 +119,13 @@ fn check_task(task: &TaskSettings, defined: &Defined<'_>) -> Result<()> {
         [one] if LATER_TASK_TYPES.contains(one) => {
             return Err(JobsError::NotImplemented(format!("Task {key}: {one} is not implemented by tarn yet")));
         }
-        ["sql_task"] if raw.pointer("/sql_task/file").is_none() => {
+        ["sql_task"] if raw.pointer("/sql_task/dashboard").is_some() => {
             return Err(JobsError::NotImplemented(format!(
-                "Task {key}: tarn runs sql_task with a file; queries, alerts and dashboards are not implemented"
+                "Task {key}: tarn runs sql_task with a file, a query or an alert; dashboards are not implemented"
             )));
+        }
+        ["sql_task"] if ["file", "query", "alert"].iter().all(|k| raw["sql_task"].get(k).is_none()) => {
+            return Err(invalid(format!("Task {key}: sql_task needs one of file, query, alert")));
         }
         [_] => {}
         many => return Err(invalid(format!("Task {key} has more than one task type: {}", many.join(", ")))),

@@ -227,6 +227,24 @@ impl Statements {
         Ok(entry.snapshot(&id))
     }
 
+    /// Runs the statement to its end (a task's, an alert's): its result,
+    /// or why it failed in words.
+    pub async fn run_to_end(&self, request: StatementRequest) -> std::result::Result<Arc<ResultSet>, String> {
+        let mut snapshot = self.execute(request).await.map_err(|e| e.to_string())?;
+        loop {
+            match snapshot.state {
+                StatementState::Succeeded => {
+                    return snapshot.result.ok_or_else(|| "the statement kept no result".into());
+                }
+                StatementState::Failed => return Err(snapshot.error.map(|e| e.message).unwrap_or_default()),
+                StatementState::Canceled => return Err("the statement was cancelled".into()),
+                StatementState::Pending | StatementState::Running => {}
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            snapshot = self.get(&snapshot.id).map_err(|e| e.to_string())?;
+        }
+    }
+
     pub fn get(&self, id: &str) -> Result<StatementSnapshot> {
         Ok(self.entry(id)?.snapshot(id))
     }

@@ -20,6 +20,7 @@ mod notifications;
 mod pipelines;
 mod serving;
 mod settings;
+mod sql_objects;
 mod tokens;
 mod workspace;
 
@@ -38,6 +39,7 @@ pub use monitors::{MonitorRow, RefreshRow};
 pub use notifications::{DestinationRow, FileArrivalState};
 pub use pipelines::{PipelineEventFilter, PipelineEventRow, PipelineRow, UpdateRow};
 pub use serving::EndpointRow;
+pub use sql_objects::{AlertStateRow, SqlObjectRow};
 pub use tokens::{AuthError, TokenRow, User};
 pub use workspace::WorkspaceObject;
 

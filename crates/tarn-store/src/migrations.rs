@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_pipelines.sql"),
     include_str!("../migrations/0012_serving.sql"),
     include_str!("../migrations/0013_monitors.sql"),
+    include_str!("../migrations/0014_sql_alerts.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

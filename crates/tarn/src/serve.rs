@@ -190,6 +190,13 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let tracking = tarn_mlflow::Tracking::open(store.clone()).map_err(|e| e.to_string())?;
     let known_clusters = clusters.clone();
     let jobs = tarn_jobs::Jobs::new(store.clone(), Arc::new(move |id: &str| known_clusters.get(id).is_ok()));
+    let destinations = tarn_jobs::Destinations::new(store.clone());
+    // A generic webhook is posted the run as `runs/get` shows it.
+    let render: tarn_jobs::RenderRun = Arc::new(tarn_api::render_run);
+    let notifier = tarn_jobs::Notifier::new(destinations.clone(), config.smtp.clone(), workspace_id.clone(), render);
+    // Saved queries and alerts; v2 alerts fire on their own schedules.
+    let alerts = tarn_alerts::Alerts::new(store.clone(), statements.clone(), notifier.clone(), workspace_id.clone());
+    let alert_scheduler = alerts.spawn_scheduler();
     let engines = tarn_jobs::Engines {
         contexts: contexts.clone(),
         clusters: clusters.clone(),
@@ -198,6 +205,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         cluster_start_timeout: config.engine_start_timeout + WAREHOUSE_START_SLACK,
         library_files,
         pool: tarn_jobs::tasks::ContextPool::new(if config.job_reuse_workers { config.job_parallel_tasks } else { 0 }),
+        sql_objects: Some(Arc::new(alerts.clone())),
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: config.home.clone(),
@@ -206,10 +214,6 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         workspace_url: format!("http://{addr}"),
         cost_per_core_hour: config.cost_per_core_hour,
     };
-    let destinations = tarn_jobs::Destinations::new(store.clone());
-    // A generic webhook is posted the run as `runs/get` shows it.
-    let render: tarn_jobs::RenderRun = Arc::new(tarn_api::render_run);
-    let notifier = tarn_jobs::Notifier::new(destinations.clone(), config.smtp.clone(), workspace_id.clone(), render);
     let pipelines = tarn_pipelines::Pipelines::new(
         store.clone(),
         catalog.clone(),
@@ -266,6 +270,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         pipelines,
         serving,
         monitors,
+        alerts,
         tracking,
         artifacts,
         uploads,
@@ -291,6 +296,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     reaper.abort();
     context_reaper.abort();
     triggers.abort();
+    alert_scheduler.abort();
     contexts.shutdown();
     tracing::info!("stopping cluster engines");
     clusters.shutdown().await;

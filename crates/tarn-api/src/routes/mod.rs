@@ -1,5 +1,6 @@
 //! One module per API family, each with its `router()`.
 
+pub mod alerts;
 pub mod clusters;
 pub mod commands;
 pub mod dbfs;

@@ -1,6 +1,7 @@
-//! Run notifications: on start, success, failure and a duration threshold
-//! exceeded, to the email addresses (SMTP through `lettre`) and webhook
-//! destinations a job or one of its tasks names. A generic webhook gets an
+//! Notifications: a job run's start, success, failure and duration
+//! threshold exceeded, to the email addresses (SMTP through `lettre`) and
+//! webhook destinations a job or one of its tasks names; and any other
+//! [`Notice`] (an alert firing) to the destinations it names. A generic webhook gets an
 //! HTTP POST of the run's JSON, made by the [`RenderRun`] the `Notifier` is
 //! given (tarn-api's run view, wired by `tarn serve`); Slack, Teams and
 //! email get a summary in words. Delivery runs in the background with
@@ -93,6 +94,22 @@ impl About {
     }
 }
 
+/// What to tell whom: a job run's event, an alert's state change, a
+/// monitor refresh's failure.
+#[derive(Debug, Clone, Default)]
+pub struct Notice {
+    /// An email's subject.
+    pub subject: String,
+    /// The notice in words, for email, Slack and Teams.
+    pub text: String,
+    /// What a generic webhook is posted.
+    pub payload: Value,
+    /// Notification destinations by id; an email destination's addresses
+    /// join `emails`.
+    pub destination_ids: Vec<String>,
+    pub emails: Vec<String>,
+}
+
 /// Delivery attempts per recipient, and the wait before the second.
 const ATTEMPTS: u32 = 3;
 const BACKOFF: Duration = Duration::from_millis(500);
@@ -125,81 +142,97 @@ impl Notifier {
     /// is to be told) to whom the job's or task's `settings` name, in the
     /// background.
     pub fn run_event(&self, settings: &Value, about: About, event: Event, run: impl FnOnce() -> Option<RunOrTask>) {
-        let addresses: Vec<String> =
+        let emails: Vec<String> =
             list(settings, "email_notifications", event).filter_map(|v| v.as_str().map(str::to_string)).collect();
-        let hooks: Vec<String> = list(settings, "webhook_notifications", event)
+        let destination_ids: Vec<String> = list(settings, "webhook_notifications", event)
             .filter_map(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
             .collect();
-        if addresses.is_empty() && hooks.is_empty() {
+        if emails.is_empty() && destination_ids.is_empty() {
             return;
         }
         let Some(run) = run() else { return };
+        let mut payload = json!({
+            "event_type": format!("jobs.{}", event.key()),
+            "workspace_id": self.inner.workspace_id,
+            "job": {"job_id": about.job_id, "name": about.job_name},
+            "run": (self.inner.render)(&run),
+        });
+        if let Some(key) = &about.task_key {
+            payload["task"] = json!({"task_key": key});
+        }
+        self.notice(Notice {
+            subject: format!("[tarn] {}: {} (run {})", event.title(), about.name(), run.row().run_id),
+            text: summary(event, &about.name(), &run),
+            payload,
+            destination_ids,
+            emails,
+        });
+    }
+
+    /// Sends a notice to its destinations and addresses, in the background.
+    pub fn notice(&self, notice: Notice) {
+        if notice.emails.is_empty() && notice.destination_ids.is_empty() {
+            return;
+        }
         let notifier = self.clone();
         tokio::spawn(async move {
-            let mut emails = addresses;
-            for id in hooks {
-                match notifier.inner.destinations.get(&id) {
+            let mut emails = notice.emails.clone();
+            for id in &notice.destination_ids {
+                match notifier.inner.destinations.get(id) {
                     Ok(Destination { config: DestinationConfig::Email { addresses }, .. }) => emails.extend(addresses),
-                    Ok(destination) => notifier.post(&destination, event, &about, &run).await,
+                    Ok(destination) => notifier.post(&destination, &notice).await,
                     Err(e) => {
-                        tracing::warn!(destination = id, error = %e, "a job names a missing notification destination")
+                        tracing::warn!(destination = id, error = %e, "a notification names a missing destination")
                     }
                 }
             }
             if !emails.is_empty() {
-                notifier.email(&emails, event, &about, &run).await;
+                notifier.email(&emails, &notice).await;
             }
         });
     }
 
-    /// POSTs the event to a URL destination: the run's JSON to a generic
-    /// webhook, a summary as `{"text"}` to Slack or Microsoft Teams.
-    async fn post(&self, destination: &Destination, event: Event, about: &About, run: &RunOrTask) {
+    /// POSTs a notice to a URL destination: its payload to a generic
+    /// webhook, its text as `{"text"}` to Slack or Microsoft Teams.
+    async fn post(&self, destination: &Destination, notice: &Notice) {
         let DestinationConfig::Webhook { kind, url: Some(url), username, password } = &destination.config else {
             return;
         };
+        let text_payload;
         let payload = match kind {
-            WebhookKind::Generic => {
-                let mut payload = json!({
-                    "event_type": format!("jobs.{}", event.key()),
-                    "workspace_id": self.inner.workspace_id,
-                    "job": {"job_id": about.job_id, "name": about.job_name},
-                    "run": (self.inner.render)(run),
-                });
-                if let Some(key) = &about.task_key {
-                    payload["task"] = json!({"task_key": key});
-                }
-                payload
+            WebhookKind::Generic => &notice.payload,
+            WebhookKind::Slack | WebhookKind::MicrosoftTeams => {
+                text_payload = json!({"text": notice.text});
+                &text_payload
             }
-            WebhookKind::Slack | WebhookKind::MicrosoftTeams => json!({"text": summary(event, &about.name(), run)}),
         };
         for attempt in 1..=ATTEMPTS {
-            let mut request = self.inner.http.post(url.expose()).json(&payload);
+            let mut request = self.inner.http.post(url.expose()).json(payload);
             if let Some(user) = username {
                 request = request.basic_auth(user.expose(), password.as_ref().map(Secret::expose));
             }
             match request.send().await.map(|r| r.error_for_status()) {
                 Ok(Ok(_)) => return,
                 Ok(Err(e)) => {
-                    tracing::warn!(destination = destination.display_name, attempt, status = ?e.status(), "a webhook refused a job notification")
+                    tracing::warn!(destination = destination.display_name, attempt, status = ?e.status(), "a webhook refused a notification")
                 }
                 Err(e) => {
-                    tracing::warn!(destination = destination.display_name, attempt, error = %e.without_url(), "a job notification webhook failed")
+                    tracing::warn!(destination = destination.display_name, attempt, error = %e.without_url(), "a notification webhook failed")
                 }
             }
             tokio::time::sleep(BACKOFF * attempt).await;
         }
     }
 
-    async fn email(&self, addresses: &[String], event: Event, about: &About, run: &RunOrTask) {
+    async fn email(&self, addresses: &[String], notice: &Notice) {
         let smtp = &self.inner.smtp;
         let Some(host) = &smtp.host else {
             tracing::warn!("email notifications are configured but TARN_SMTP_HOST is not set; none sent");
             return;
         };
-        let message = match compose(&smtp.from, addresses, event, &about.name(), run) {
+        let message = match compose(&smtp.from, addresses, &notice.subject, &notice.text) {
             Ok(m) => m,
-            Err(e) => return tracing::warn!(error = %e, "composing a job notification email"),
+            Err(e) => return tracing::warn!(error = %e, "composing a notification email"),
         };
         let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str()).port(smtp.port);
         if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
@@ -209,7 +242,7 @@ impl Notifier {
         for attempt in 1..=ATTEMPTS {
             match transport.send(message.clone()).await {
                 Ok(_) => return,
-                Err(e) => tracing::warn!(attempt, error = %e, "sending a job notification email"),
+                Err(e) => tracing::warn!(attempt, error = %e, "sending a notification email"),
             }
             tokio::time::sleep(BACKOFF * attempt).await;
         }
@@ -240,14 +273,11 @@ fn summary(event: Event, job_name: &str, run: &RunOrTask) -> String {
     body
 }
 
-fn compose(from: &str, to: &[String], event: Event, job_name: &str, run: &RunOrTask) -> Result<Message, String> {
-    let run_id = run.row().run_id;
-    let body = summary(event, job_name, run);
+fn compose(from: &str, to: &[String], subject: &str, body: &str) -> Result<Message, String> {
     let from: Mailbox = from.parse().map_err(|e| format!("TARN_SMTP_FROM '{from}': {e}"))?;
-    let mut builder =
-        Message::builder().from(from).subject(format!("[tarn] {}: {job_name} (run {run_id})", event.title()));
+    let mut builder = Message::builder().from(from).subject(subject);
     for address in to {
         builder = builder.to(address.parse().map_err(|e| format!("address '{address}': {e}"))?);
     }
-    builder.body(body).map_err(|e| e.to_string())
+    builder.body(body.to_string()).map_err(|e| e.to_string())
 }

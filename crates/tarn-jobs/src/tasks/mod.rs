@@ -25,6 +25,7 @@ use tarn_sql::Statements;
 
 pub use context::ContextPool;
 pub use pipeline::{PipelineUpdates, UpdateEnd, UpdateRequest};
+pub use sql::SqlObjects;
 
 /// Where a task attempt runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +119,8 @@ pub struct Engines {
     pub library_files: std::sync::Arc<dyn tarn_compute::libraries::LibraryFiles>,
     /// Task contexts kept warm between tasks.
     pub pool: ContextPool,
+    /// Saved queries and alerts, for `sql_task.query` and `sql_task.alert`.
+    pub sql_objects: Option<std::sync::Arc<dyn SqlObjects>>,
 }
 
 impl TaskRunner for Engines {
