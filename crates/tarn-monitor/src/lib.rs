@@ -20,6 +20,7 @@ pub mod error;
 pub mod output;
 pub mod profile;
 pub mod scan;
+pub mod schedule;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -53,6 +54,8 @@ const DEFINITION: &[&str] = &[
     "slicing_exprs",
     "warehouse_id",
     "skip_builtin_dashboard",
+    "schedule",
+    "notifications",
 ];
 
 #[derive(Clone)]
@@ -67,6 +70,8 @@ struct Inner {
     lake: tarn_lake::Lake,
     /// Cancel flags of refreshes running in this process.
     running: Mutex<HashMap<(String, i64), Arc<AtomicBool>>>,
+    /// Tells `notifications.on_failure` when a refresh fails.
+    notifier: Option<tarn_jobs::Notifier>,
 }
 
 fn catalog_error(e: CatalogError) -> MonitorError {
@@ -94,9 +99,11 @@ fn short_name(full_name: &str) -> &str {
 }
 
 impl Monitors {
-    pub fn new(store: Arc<Store>, catalog: Catalog) -> Self {
+    /// `notifier` sends failure notifications; without one none are sent.
+    pub fn new(store: Arc<Store>, catalog: Catalog, notifier: Option<tarn_jobs::Notifier>) -> Self {
         let lake = tarn_lake::Lake::new(catalog.clone(), "tarn");
-        Self { inner: Arc::new(Inner { store, catalog, lake, running: Mutex::new(HashMap::new()) }) }
+        let running = Mutex::new(HashMap::new());
+        Self { inner: Arc::new(Inner { store, catalog, lake, running, notifier }) }
     }
 
     /// Refreshes a stopped tarn left unfinished end FAILED.
@@ -247,6 +254,7 @@ impl Inner {
         }
         if let Some(m) = message {
             tracing::warn!(table = %table_name, refresh = id, message = %m, "monitor refresh failed");
+            self.notify_failure(table_name, id, &m);
         }
     }
 

@@ -154,7 +154,8 @@ impl MonitorSpec {
                 return Err(MonitorError::NotImplemented(format!("Monitor {field} are not implemented by tarn yet")));
             }
         }
-        for field in ["schedule", "notifications", "data_classification_config"] {
+        crate::schedule::check(body)?;
+        for field in ["data_classification_config"] {
             if body.get(field).is_some_and(|v| !v.is_null() && v != &serde_json::json!({})) {
                 return Err(MonitorError::NotImplemented(format!("Monitor {field} is not implemented by tarn yet")));
             }

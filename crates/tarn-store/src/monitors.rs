@@ -72,6 +72,21 @@ impl Store {
             .transpose()
     }
 
+    /// Every monitor's table and definition, for the refresh scheduler.
+    pub fn list_monitors(&self) -> Result<Vec<MonitorRow>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT table_name, info, created_time FROM quality_monitors ORDER BY table_name")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(table_name, info, created_time)| {
+                Ok(MonitorRow { table_name, info: from_json_text("quality_monitors.info", &info)?, created_time })
+            })
+            .collect()
+    }
+
     /// Deletes a monitor and its refreshes; false if there was none.
     pub fn delete_monitor(&self, table_name: &str) -> Result<bool> {
         let mut conn = self.conn();

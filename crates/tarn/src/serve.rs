@@ -232,7 +232,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     }
     // Pipeline tasks start their updates through tarn-pipelines.
     let updates = Arc::new(crate::pipeline_tasks::JobUpdates(pipelines.clone()));
-    let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier, runs_config)
+    let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier.clone(), runs_config)
         .with_pipelines(updates);
     let recovered = runs.recover().map_err(|e| e.to_string())?;
     let triggers = tarn_jobs::triggers::spawn(runs.clone(), files.clone());
@@ -254,11 +254,12 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         false => None,
     };
     let serving = serving_endpoints(&config, store.clone(), &catalog, &tracking, &artifacts).await?;
-    let monitors = tarn_monitor::Monitors::new(store.clone(), catalog.clone());
+    let monitors = tarn_monitor::Monitors::new(store.clone(), catalog.clone(), Some(notifier));
     let unfinished = monitors.recover().map_err(|e| e.to_string())?;
     if unfinished > 0 {
         tracing::warn!(unfinished, "monitor refreshes left running by an earlier tarn ended as FAILED");
     }
+    let monitor_scheduler = monitors.spawn_scheduler();
     let state = AppState {
         audit: tarn_api::AuditLog::start(store.clone()),
         store,
@@ -297,6 +298,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     context_reaper.abort();
     triggers.abort();
     alert_scheduler.abort();
+    monitor_scheduler.abort();
     contexts.shutdown();
     tracing::info!("stopping cluster engines");
     clusters.shutdown().await;
