@@ -1,7 +1,7 @@
 //! Model serving endpoints, one row each; which config states may follow
 //! which is `tarn-serving`'s rule.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::OptionalExtension;
 use serde_json::Value;
 
 use crate::{Result, Store, from_json_text, to_json_text};
@@ -57,45 +57,43 @@ fn into_row((mut row, [config, pending, settings, tags]): RawEndpoint) -> Result
     Ok(row)
 }
 
+/// An endpoint's columns in `COLUMNS` order, as SQL values.
+fn values(row: &EndpointRow) -> [rusqlite::types::Value; 11] {
+    use rusqlite::types::Value as Sql;
+    let text = |v: Option<String>| v.map_or(Sql::Null, Sql::Text);
+    [
+        Sql::Text(row.name.clone()),
+        Sql::Text(row.id.clone()),
+        Sql::Text(row.creator.clone()),
+        Sql::Integer(row.creation_timestamp),
+        Sql::Integer(row.last_updated_timestamp),
+        text(row.config.as_ref().map(to_json_text)),
+        text(row.pending_config.as_ref().map(to_json_text)),
+        Sql::Text(row.config_update.clone()),
+        text(row.update_message.clone()),
+        Sql::Text(to_json_text(&row.settings)),
+        Sql::Text(to_json_text(&row.tags)),
+    ]
+}
+
 impl Store {
     /// Inserts a new endpoint; false if one with its name exists.
     pub fn insert_endpoint(&self, row: &EndpointRow) -> Result<bool> {
-        let inserted = self.conn().execute(
-            &format!("INSERT OR IGNORE INTO serving_endpoints ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
-            params![
-                row.name,
-                row.id,
-                row.creator,
-                row.creation_timestamp,
-                row.last_updated_timestamp,
-                row.config.as_ref().map(to_json_text),
-                row.pending_config.as_ref().map(to_json_text),
-                row.config_update,
-                row.update_message,
-                to_json_text(&row.settings),
-                to_json_text(&row.tags),
-            ],
-        )?;
-        Ok(inserted == 1)
+        let sql = format!(
+            "INSERT OR IGNORE INTO serving_endpoints ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        );
+        let conn = self.conn();
+        Ok(conn.execute(&sql, rusqlite::params_from_iter(values(row).iter()))? == 1)
     }
 
     /// Writes every field of an existing endpoint but its name, id and creation.
     pub fn update_endpoint(&self, row: &EndpointRow) -> Result<bool> {
-        let updated = self.conn().execute(
-            "UPDATE serving_endpoints SET last_updated_timestamp = ?2, config = ?3, pending_config = ?4,
-                 config_update = ?5, update_message = ?6, settings = ?7, tags = ?8 WHERE name = ?1",
-            params![
-                row.name,
-                row.last_updated_timestamp,
-                row.config.as_ref().map(to_json_text),
-                row.pending_config.as_ref().map(to_json_text),
-                row.config_update,
-                row.update_message,
-                to_json_text(&row.settings),
-                to_json_text(&row.tags),
-            ],
-        )?;
-        Ok(updated == 1)
+        // The same numbered values as an insert; ?2 to ?4 (id, creator, creation) stay as stored.
+        let sql = "UPDATE serving_endpoints SET last_updated_timestamp = ?5, config = ?6, pending_config = ?7,
+                 config_update = ?8, update_message = ?9, settings = ?10, tags = ?11
+                 WHERE name = ?1 AND ?2 IS NOT NULL AND ?3 IS NOT NULL AND ?4 IS NOT NULL";
+        let conn = self.conn();
+        Ok(conn.execute(sql, rusqlite::params_from_iter(values(row).iter()))? == 1)
     }
 
     pub fn get_endpoint(&self, name: &str) -> Result<Option<EndpointRow>> {
