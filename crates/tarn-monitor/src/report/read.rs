@@ -8,7 +8,6 @@ use std::sync::Arc;
 use deltalake::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Field, TimeUnit};
-use deltalake::datafusion::error::DataFusionError;
 use deltalake::datafusion::functions::core::expr_fn::get_field;
 use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext, cast as cast_expr, ident, in_list, lit};
 use tarn_lake::LakeError;
@@ -52,10 +51,6 @@ fn failed(e: impl std::fmt::Display) -> MonitorError {
     MonitorError::Report(format!("reading the monitor's output tables: {e}"))
 }
 
-fn df(e: DataFusionError) -> MonitorError {
-    failed(e)
-}
-
 /// Both output tables registered in one DataFusion session.
 pub struct Tables {
     ctx: SessionContext,
@@ -75,7 +70,7 @@ impl Tables {
             })?;
             table.update_datafusion_session(&ctx.state()).map_err(failed)?;
             let provider = table.table_provider().await.map_err(failed)?;
-            ctx.register_table(alias, provider).map_err(df)?;
+            ctx.register_table(alias, provider).map_err(failed)?;
         }
         Ok(Self { ctx, model_col: model_col.map(str::to_string) })
     }
@@ -88,9 +83,9 @@ impl Tables {
 
     /// `table`'s rows for all models (a no-op but for inference logs).
     async fn scoped(&self, table: &str) -> Result<DataFrame> {
-        let frame = self.ctx.table(table).await.map_err(df)?;
+        let frame = self.ctx.table(table).await.map_err(failed)?;
         match &self.model_col {
-            Some(m) => frame.filter(ident(m).eq(lit("*")).or(ident(m).is_null())).map_err(df),
+            Some(m) => frame.filter(ident(m).eq(lit("*")).or(ident(m).is_null())).map_err(failed),
             None => Ok(frame),
         }
     }
@@ -101,9 +96,9 @@ impl Tables {
         let frame = frame
             .filter(ident("log_type").eq(lit("INPUT")).and(ident("column_name").eq(lit(":table"))))
             .and_then(|f| f.select(vec![text("granularity"), millis("start"), millis("end"), long("count")]))
-            .map_err(df)?;
+            .map_err(failed)?;
         let mut out = Vec::new();
-        for batch in frame.collect().await.map_err(df)? {
+        for batch in frame.collect().await.map_err(failed)? {
             let (g, start, end, count) = (strings(&batch, 0)?, longs(&batch, 1)?, longs(&batch, 2)?, longs(&batch, 3)?);
             for i in 0..batch.num_rows() {
                 let granularity = g.is_valid(i).then(|| g.value(i).to_string());
@@ -138,9 +133,9 @@ impl Tables {
                 let at = in_list(ident("start"), starts.iter().map(|s| lit(*s)).collect(), false);
                 f.filter(ident("log_type").eq(lit("BASELINE")).or(at))
             })
-            .map_err(df)?;
+            .map_err(failed)?;
         let mut out = Vec::new();
-        for batch in frame.collect().await.map_err(df)? {
+        for batch in frame.collect().await.map_err(failed)? {
             profile_rows(&batch, &mut out)?;
         }
         Ok(out)
@@ -167,9 +162,9 @@ impl Tables {
             .filter(same_granularity(granularity))
             .and_then(|f| f.select(columns))
             .and_then(|f| f.filter(ident("start").gt_eq(lit(since))))
-            .map_err(df)?;
+            .map_err(failed)?;
         let mut out = Vec::new();
-        for batch in frame.collect().await.map_err(df)? {
+        for batch in frame.collect().await.map_err(failed)? {
             drift_rows(&batch, &mut out)?;
         }
         Ok(out)
