@@ -37,11 +37,17 @@ def ended(w, table):
     return refreshes[0] if refreshes and refreshes[0].state in done else None
 
 
+def event_tables(w, table, baseline, extra=""):
+    """`EVENTS` (with `extra` columns, ", expr AS name"...) as `table`, and
+    its first 5,000 rows as `baseline`."""
+    sql_rows(w, f"CREATE OR REPLACE TABLE {table} AS SELECT *{extra} FROM ({EVENTS}) AS events")
+    sql_rows(w, f"CREATE OR REPLACE TABLE {baseline} AS SELECT * FROM {table} WHERE id < 5000")
+    return table, baseline
+
+
 @pytest.fixture(scope="module")
 def tables(tarn, w):
-    sql_rows(w, f"CREATE OR REPLACE TABLE main.default.mon_events AS {EVENTS}")
-    sql_rows(w, "CREATE OR REPLACE TABLE main.default.mon_base AS SELECT * FROM main.default.mon_events WHERE id < 5000")
-    return "main.default.mon_events", "main.default.mon_base"
+    return event_tables(w, "main.default.mon_events", "main.default.mon_base")
 
 
 def test_drift_finds_the_shifted_column_and_not_the_stable_one(w, tables):

@@ -111,7 +111,7 @@ impl From<tarn_monitor::MonitorError> for ApiFailure {
             MonitorError::AlreadyExists(_) => ErrorCode::ResourceAlreadyExists,
             MonitorError::InvalidState(_) => ErrorCode::InvalidState,
             MonitorError::NotImplemented(_) => ErrorCode::NotImplemented,
-            MonitorError::Refresh(_) | MonitorError::Store(_) => ErrorCode::InternalError,
+            MonitorError::Refresh(_) | MonitorError::Report(_) | MonitorError::Store(_) => ErrorCode::InternalError,
         };
         Self(ApiError::new(code, e.to_string()))
     }

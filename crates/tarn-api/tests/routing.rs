@@ -224,6 +224,8 @@ async fn errors_have_the_databricks_shape() {
         ("POST", "/api/2.0/serving-endpoints", t, SERVE_MISSING_MODEL, 400, "INVALID_PARAMETER_VALUE"),
         ("PUT", "/api/2.0/serving-endpoints/e/rate-limits", t, "{}", 501, "NOT_IMPLEMENTED"),
         ("GET", "/api/2.1/unity-catalog/tables/main.default.t/monitor", t, "", 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("GET", "/api/2.1/unity-catalog/tables/main.default.t/monitor/report", None, "", 401, "UNAUTHENTICATED"),
+        ("GET", "/api/2.1/unity-catalog/tables/main.default.t/monitor/report", t, "", 404, "RESOURCE_DOES_NOT_EXIST"),
         (
             "POST",
             "/api/2.1/unity-catalog/tables/main.default.t/monitor",
@@ -238,6 +240,19 @@ async fn errors_have_the_databricks_shape() {
         assert_eq!((got_status.as_u16(), got["error_code"].as_str()), (*status, Some(*code)), "{method} {path}: {got}");
         assert!(got["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
+}
+
+#[tokio::test]
+async fn a_monitor_report_waits_for_a_successful_refresh() {
+    let f = fixture("report");
+    let table = "main.default.t";
+    let row = tarn_store::MonitorRow { table_name: table.into(), info: json!({"snapshot": {}}), created_time: 1 };
+    assert!(f.store.insert_monitor(&row).unwrap());
+    f.store.insert_refresh(table, "MANUAL", 1).unwrap();
+    let path = format!("/api/2.1/unity-catalog/tables/{table}/monitor/report");
+    let (status, error) = check(&f, "GET", &path, Some(&f.token), "").await;
+    assert_eq!((status, error["error_code"].as_str()), (StatusCode::BAD_REQUEST, Some("INVALID_STATE")));
+    assert!(error["message"].as_str().is_some_and(|m| m.contains("no successful refresh")), "{error}");
 }
 
 #[tokio::test]

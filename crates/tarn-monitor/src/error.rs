@@ -23,6 +23,9 @@ pub enum MonitorError {
     /// A refresh that could not read or write a table.
     #[error("{0}")]
     Refresh(String),
+    /// The report could not read the output tables a refresh wrote.
+    #[error("{0}")]
+    Report(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -19,6 +19,7 @@ pub mod drift;
 pub mod error;
 pub mod output;
 pub mod profile;
+pub mod report;
 pub mod scan;
 pub mod schedule;
 pub mod spec;
@@ -203,6 +204,14 @@ impl Monitors {
         self.inner.store.get_refresh(table_name, refresh_id)?.ok_or_else(|| {
             MonitorError::NotFound(format!("Refresh {refresh_id} of the monitor on '{table_name}' does not exist."))
         })
+    }
+
+    /// The drift report (an HTML page) drawn from the output tables of the
+    /// latest successful refresh.
+    pub async fn report_html(&self, table_name: &str) -> Result<String> {
+        let info = self.get(table_name)?;
+        let refreshes = self.inner.store.list_refreshes(table_name, LISTED_REFRESHES)?;
+        report::html(&self.inner.lake, table_name, &info, &refreshes).await
     }
 
     pub fn cancel_refresh(&self, table_name: &str, refresh_id: i64) -> Result<()> {
