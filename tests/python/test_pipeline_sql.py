@@ -132,12 +132,19 @@ def test_a_batch_whose_rows_are_all_dropped_still_creates_and_advances(w):
     columns = [c.name for c in w.tables.get("main.shop_empty.orders_silver").columns]
     assert columns == ["order_id", "customer", "amount", "order_date"]
     assert sql_rows(w, "SELECT count(*) FROM main.shop_empty.orders_silver") == [["0"]]
-    w.files.upload(f"{landing}/2.csv", csv(HEADER + "9,cy,3,2026-03-04\n"))
+    # A row without a date: `this_year` is NULL for it, which fails the
+    # expectation (a row a WHERE would not keep), and a warning keeps it.
+    w.files.upload(f"{landing}/2.csv", csv(HEADER + "9,cy,3,2026-03-04\n10,dan,4,\n"))
     update_id = w.pipelines.start_update(pipeline_id).update_id
     assert finish(w, pipeline_id, update_id) == "COMPLETED"
     flows = completed(flow_events(w, pipeline_id, update_id))
-    assert flows["orders_bronze"]["metrics"]["num_output_rows"] == 1
-    assert sql_rows(w, "SELECT order_id, customer FROM main.shop_empty.orders_silver") == [["9", "cy"]]
+    assert flows["orders_bronze"]["metrics"]["num_output_rows"] == 2
+    quality = flows["orders_silver"]["data_quality"]
+    counts = {e["name"]: (e["passed_records"], e["failed_records"]) for e in quality["expectations"]}
+    assert counts == {"valid_id": (2, 0), "positive_amount": (2, 0), "this_year": (1, 1)}
+    assert quality["dropped_records"] == 0
+    rows = sql_rows(w, "SELECT order_id, customer, order_date FROM main.shop_empty.orders_silver ORDER BY customer")
+    assert rows == [["9", "cy", "2026-03-04"], ["10", "dan", None]]
 
 
 @pytest.mark.parametrize("point", ["before_commit", "after_commit"])
