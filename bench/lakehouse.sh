@@ -6,11 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 command -v java >/dev/null || echo "warning: no java on PATH; Spark local mode needs Java 17 (apt-get install openjdk-17-jre-headless)" >&2
-if [ ! -x "$CARGO_TARGET_DIR/release/tarn" ] && [ ! -x "$CARGO_TARGET_DIR/debug/tarn" ]; then
-    echo "no tarn binary under $CARGO_TARGET_DIR; build one first:" >&2
-    echo "  CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo build --release -p tarn" >&2
-    exit 1
-fi
+need_tarn_build
 echo "uses an existing tarn build (release if present, else debug; --tarn-bin to choose);" \
      "to rebuild: CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo build --release -p tarn" >&2
 venv=$(venv_for bench/lakehouse-requirements.txt bench-lake)

@@ -7,10 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-if [ ! -x "$CARGO_TARGET_DIR/release/tarn" ] && [ ! -x "$CARGO_TARGET_DIR/debug/tarn" ]; then
-    echo "no tarn binary under $CARGO_TARGET_DIR; build one first:" >&2
-    echo "  CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo build --release -p tarn" >&2
-    exit 1
-fi
+need_tarn_build
 venv=$(venv_for bench/monitoring-requirements.txt bench-monitoring)
 exec "$venv/bin/python" bench/monitoring.py "$@"

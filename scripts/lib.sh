@@ -35,3 +35,13 @@ venv_for() {
     fi
     echo "$dir"
 }
+
+# Benchmarks use an existing tarn build and build nothing: stop with the
+# command to build one when there is none.
+need_tarn_build() {
+    if [ ! -x "$CARGO_TARGET_DIR/release/tarn" ] && [ ! -x "$CARGO_TARGET_DIR/debug/tarn" ]; then
+        echo "no tarn binary under $CARGO_TARGET_DIR; build one first:" >&2
+        echo "  CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo build --release -p tarn" >&2
+        exit 1
+    fi
+}
