@@ -81,12 +81,10 @@ fn endpoint_state(view: &EndpointView) -> Value {
     })
 }
 
-fn detailed_json(view: &EndpointView) -> Value {
+/// What a get and a list item both show: who and when, the state, the tags.
+fn identity_json(view: &EndpointView) -> Value {
     let row = &view.row;
-    let failure = (row.config_update == tarn_serving::endpoints::UPDATE_FAILED)
-        .then_some(row.update_message.as_deref())
-        .flatten();
-    let mut out = json!({
+    json!({
         "name": row.name,
         "id": row.id,
         "creator": row.creator,
@@ -94,9 +92,17 @@ fn detailed_json(view: &EndpointView) -> Value {
         "last_updated_timestamp": row.last_updated_timestamp,
         "state": endpoint_state(view),
         "tags": row.tags,
-        "permission_level": "CAN_MANAGE",
-        "route_optimized": row.settings["route_optimized"].as_bool().unwrap_or(false),
-    });
+    })
+}
+
+fn detailed_json(view: &EndpointView) -> Value {
+    let row = &view.row;
+    let failure = (row.config_update == tarn_serving::endpoints::UPDATE_FAILED)
+        .then_some(row.update_message.as_deref())
+        .flatten();
+    let mut out = identity_json(view);
+    out["permission_level"] = json!("CAN_MANAGE");
+    out["route_optimized"] = json!(row.settings["route_optimized"].as_bool().unwrap_or(false));
     if let Some(config) = &row.config {
         out["config"] = config_json(config, &view.config_states, None);
     }
@@ -124,15 +130,7 @@ fn list_item_json(view: &EndpointView) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    let mut out = json!({
-        "name": row.name,
-        "id": row.id,
-        "creator": row.creator,
-        "creation_timestamp": row.creation_timestamp,
-        "last_updated_timestamp": row.last_updated_timestamp,
-        "state": endpoint_state(view),
-        "tags": row.tags,
-    });
+    let mut out = identity_json(view);
     if row.config.is_some() {
         out["config"] = json!({"served_entities": entities});
     }
