@@ -132,8 +132,8 @@ fn required<'a>(fields: &'a Map<String, Value>, name: &str) -> Result<&'a str> {
         .ok_or_else(|| invalid(format!("{name} is required")))
 }
 
-/// Checks a query's or an alert's fields; `query_exists` says whether an
-/// alert's query is there.
+/// Checks the fields of a query or an alert by themselves; what they
+/// reference (a query, a warehouse, destinations) `Alerts` checks.
 pub fn check(kind: Kind, fields: &Map<String, Value>) -> Result<()> {
     required(fields, "display_name")?;
     match kind {
