@@ -194,3 +194,30 @@ def webhook():
     hook = Webhook()
     yield hook
     hook.stop()
+
+
+class Mailbox:
+    """An SMTP server on loopback (aiosmtpd): the (recipients, message)
+    pairs it received, and the environment that points tarn at it."""
+
+    def __init__(self):
+        import socket
+
+        from aiosmtpd.controller import Controller
+
+        mails = self.mails = []
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                mails.append((envelope.rcpt_tos, envelope.content.decode()))
+                return "250 OK"
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+        self.controller.start()
+        self.env = {"TARN_SMTP_HOST": "127.0.0.1", "TARN_SMTP_PORT": str(port)}
+
+    def stop(self):
+        self.controller.stop()

@@ -526,23 +526,14 @@ def test_a_run_in_flight_when_tarn_dies_ends_with_a_reason(tmp_home):
         tarn.stop()
 
 
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_failure_notifications_reach_a_webhook_and_an_smtp_server(tmp_home):
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    from aiosmtpd.controller import Controller
     from databricks.sdk.service import settings
 
-    from conftest import Tarn, wait_for
+    from conftest import Mailbox, Tarn, wait_for
 
     posts = []
 
@@ -559,16 +550,9 @@ def test_failure_notifications_reach_a_webhook_and_an_smtp_server(tmp_home):
     hook = HTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
 
-    mails = []
-
-    class Mailbox:
-        async def handle_DATA(self, server, session, envelope):
-            mails.append((envelope.rcpt_tos, envelope.content.decode()))
-            return "250 OK"
-
-    smtp = Controller(Mailbox(), hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    tarn = Tarn(tmp_home, {"TARN_SMTP_HOST": "127.0.0.1", "TARN_SMTP_PORT": str(smtp.port)}).start()
+    smtp = Mailbox()
+    mails = smtp.mails
+    tarn = Tarn(tmp_home, smtp.env).start()
     try:
         w = tarn.client()
         url = f"http://127.0.0.1:{hook.server_address[1]}/hook"

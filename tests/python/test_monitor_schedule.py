@@ -6,7 +6,6 @@ dropped) emails the on-failure addresses through an SMTP server on loopback."""
 import time
 
 import pytest
-from aiosmtpd.controller import Controller
 from databricks.sdk.errors import InvalidParameterValue
 from databricks.sdk.service.catalog import (
     MonitorCronSchedule,
@@ -17,22 +16,14 @@ from databricks.sdk.service.catalog import (
     MonitorSnapshot,
 )
 
-from conftest import Tarn, wait_for
-from test_job_runs import free_port
+from conftest import Mailbox, Tarn, wait_for
 from test_pipelines import sql_rows
 
 
 def test_scheduled_refreshes_and_failure_emails(tmp_home):
-    mails = []
-
-    class Mailbox:
-        async def handle_DATA(self, server, session, envelope):
-            mails.append((envelope.rcpt_tos, envelope.content.decode()))
-            return "250 OK"
-
-    smtp = Controller(Mailbox(), hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    tarn = Tarn(tmp_home, {"TARN_SMTP_HOST": "127.0.0.1", "TARN_SMTP_PORT": str(smtp.port)}).start()
+    smtp = Mailbox()
+    mails = smtp.mails
+    tarn = Tarn(tmp_home, smtp.env).start()
     try:
         w = tarn.client()
         sql_rows(w, "CREATE TABLE main.default.sched AS SELECT id, CAST(id % 7 AS DOUBLE) AS x FROM range(100)")

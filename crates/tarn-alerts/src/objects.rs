@@ -4,10 +4,9 @@
 //! kind names the fields a client may set; the server's own fields (id,
 //! owner, times, states) are added when an object is shown.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
+use tarn_jobs::schedule::QuartzSchedule;
 use tarn_store::{AlertStateRow, SqlObjectRow};
 
 use crate::condition::{self, Condition, Threshold};
@@ -187,25 +186,12 @@ pub fn alert_v2_condition(fields: &Map<String, Value>) -> Result<Condition> {
     Condition { operand, op, threshold, empty_result_state }.checked()
 }
 
-/// A v2 alert's schedule: its cron, its zone, and whether it is paused.
-pub struct Schedule {
-    pub cron: croner::Cron,
-    pub zone: chrono_tz::Tz,
-    pub paused: bool,
-}
-
-pub fn schedule(fields: &Map<String, Value>) -> Result<Schedule> {
+/// A v2 alert's schedule.
+pub fn schedule(fields: &Map<String, Value>) -> Result<QuartzSchedule> {
     let s = fields.get("schedule").ok_or_else(|| invalid("schedule is required"))?;
-    let expression = s.get("quartz_cron_schedule").and_then(Value::as_str).unwrap_or_default();
-    let cron = tarn_jobs::schedule::parse_quartz(expression).map_err(|e| invalid(e.to_string()))?;
-    let zone_name = s.get("timezone_id").and_then(Value::as_str).unwrap_or("UTC");
-    let zone = chrono_tz::Tz::from_str(zone_name).map_err(|_| invalid(format!("Invalid timezone_id '{zone_name}'")))?;
-    let paused = match s.get("pause_status").and_then(Value::as_str) {
-        None | Some("UNPAUSED") => false,
-        Some("PAUSED") => true,
-        Some(other) => return Err(invalid(format!("pause_status must be PAUSED or UNPAUSED, got '{other}'"))),
-    };
-    Ok(Schedule { cron, zone, paused })
+    let text = |key: &str| s.get(key).and_then(Value::as_str);
+    QuartzSchedule::parse(text("quartz_cron_schedule").unwrap_or_default(), text("timezone_id"), text("pause_status"))
+        .map_err(|e| invalid(e.to_string()))
 }
 
 pub fn rfc3339(ms: i64) -> String {

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tarn_core::time::now_ms;
 use tokio::task::JoinHandle;
 
@@ -49,9 +48,7 @@ impl Alerts {
                     continue;
                 }
                 let since = self.inner.store.alert_state(&row.id)?.last_evaluated_ms.unwrap_or(row.create_time_ms);
-                let Some(since) = DateTime::<Utc>::from_timestamp_millis(since) else { continue };
-                let due = tarn_jobs::schedule::next_after(&schedule.cron, schedule.zone, since);
-                if due.is_some_and(|due| due.timestamp_millis() <= now) {
+                if schedule.due(since, now) {
                     let user = row.info.get("run_as_user_name").and_then(|v| v.as_str()).unwrap_or(SCHEDULER_USER);
                     self.start(row.id.clone(), user.to_string());
                 }

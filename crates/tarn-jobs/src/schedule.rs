@@ -74,6 +74,34 @@ pub(crate) fn paused(spec: &Value) -> bool {
     spec.get("pause_status").and_then(Value::as_str) == Some("PAUSED")
 }
 
+/// A quartz schedule as alerts and monitors carry it: the expression, its
+/// time zone (UTC if none), and whether it is paused.
+pub struct QuartzSchedule {
+    pub cron: Cron,
+    pub zone: Tz,
+    pub paused: bool,
+}
+
+impl QuartzSchedule {
+    pub fn parse(expression: &str, timezone_id: Option<&str>, pause_status: Option<&str>) -> Result<Self> {
+        let cron = parse_quartz(expression)?;
+        let name = timezone_id.unwrap_or("UTC");
+        let zone = Tz::from_str(name).map_err(|_| invalid(format!("Invalid timezone_id '{name}'")))?;
+        let paused = match pause_status {
+            None | Some("UNPAUSED") => false,
+            Some("PAUSED") => true,
+            Some(other) => return Err(invalid(format!("pause_status must be PAUSED or UNPAUSED, got '{other}'"))),
+        };
+        Ok(Self { cron, zone, paused })
+    }
+
+    /// Whether its next time after `since_ms` has come by `now_ms`.
+    pub fn due(&self, since_ms: i64, now_ms: i64) -> bool {
+        let Some(since) = DateTime::<Utc>::from_timestamp_millis(since_ms) else { return false };
+        next_after(&self.cron, self.zone, since).is_some_and(|due| due.timestamp_millis() <= now_ms)
+    }
+}
+
 /// The schedule's next time after `after`.
 pub fn next_after(cron: &Cron, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     cron.find_next_occurrence(&after.with_timezone(&tz), false).ok().map(|t| t.with_timezone(&Utc))

@@ -4,12 +4,11 @@
 //! scheduled refresh (or the monitor's creation) has come and no refresh of
 //! the table is in flight; a FAILED refresh emails `on_failure`'s addresses.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tarn_core::time::now_ms;
+use tarn_jobs::schedule::QuartzSchedule;
 use tarn_store::MonitorRow;
 use tokio::task::JoinHandle;
 
@@ -18,23 +17,10 @@ use crate::{Inner, Monitors};
 
 const TICK: Duration = Duration::from_secs(1);
 
-struct Schedule {
-    cron: croner::Cron,
-    zone: chrono_tz::Tz,
-    paused: bool,
-}
-
-fn parse(schedule: &Value) -> Result<Schedule> {
-    let expression = schedule.get("quartz_cron_expression").and_then(Value::as_str).unwrap_or_default();
-    let cron = tarn_jobs::schedule::parse_quartz(expression).map_err(|e| invalid(e.to_string()))?;
-    let zone_name = schedule.get("timezone_id").and_then(Value::as_str).unwrap_or("UTC");
-    let zone = chrono_tz::Tz::from_str(zone_name).map_err(|_| invalid(format!("Invalid timezone_id '{zone_name}'")))?;
-    let paused = match schedule.get("pause_status").and_then(Value::as_str) {
-        None | Some("UNPAUSED") => false,
-        Some("PAUSED") => true,
-        Some(other) => return Err(invalid(format!("pause_status must be PAUSED or UNPAUSED, got '{other}'"))),
-    };
-    Ok(Schedule { cron, zone, paused })
+fn parse(schedule: &Value) -> Result<QuartzSchedule> {
+    let text = |key: &str| schedule.get(key).and_then(Value::as_str);
+    QuartzSchedule::parse(text("quartz_cron_expression").unwrap_or_default(), text("timezone_id"), text("pause_status"))
+        .map_err(|e| invalid(e.to_string()))
 }
 
 /// Checks a definition's `schedule` and `notifications`.
@@ -94,9 +80,7 @@ impl Monitors {
         }
         let since =
             refreshes.iter().find(|r| r.trigger == "SCHEDULE").map_or(monitor.created_time, |r| r.start_time_ms);
-        let Some(since) = DateTime::<Utc>::from_timestamp_millis(since) else { return false };
-        tarn_jobs::schedule::next_after(&schedule.cron, schedule.zone, since)
-            .is_some_and(|due| due.timestamp_millis() <= now_ms())
+        schedule.due(since, now_ms())
     }
 }
 
