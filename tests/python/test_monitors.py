@@ -150,6 +150,6 @@ def test_bad_monitors_are_refused(w, tables):
             output_schema_name="main.default",
             time_series=MonitorTimeSeries(timestamp_col="ts", granularities=["3 fortnights"]),
         )
-    with pytest.raises(NotImplemented):
+    with pytest.raises(InvalidParameterValue, match="nope"):
         w.quality_monitors.create(table_name=table, assets_dir="/x", output_schema_name="main.default",
-                                  snapshot=MonitorSnapshot(), slicing_exprs=["kind"])
+                                  snapshot=MonitorSnapshot(), slicing_exprs=["nope > 3"])

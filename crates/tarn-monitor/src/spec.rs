@@ -93,6 +93,8 @@ pub struct MonitorSpec {
     pub mode: Mode,
     pub output_schema_name: String,
     pub baseline_table_name: Option<String>,
+    /// SQL expressions the rows are sliced by, as sent.
+    pub slicing_exprs: Vec<String>,
 }
 
 fn text<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
@@ -114,7 +116,28 @@ fn granularities(object: &Value, within: &str) -> Result<Vec<(String, Granularit
         .collect()
 }
 
+fn slicing_exprs(body: &Value) -> Result<Vec<String>> {
+    let Some(list) = body.get("slicing_exprs").filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+    let list = list.as_array().ok_or_else(|| invalid("slicing_exprs must be a list of SQL expressions"))?;
+    let mut exprs: Vec<String> = Vec::with_capacity(list.len());
+    for e in list {
+        let e = e.as_str().map(str::trim).filter(|e| !e.is_empty());
+        let e = e.ok_or_else(|| invalid("slicing_exprs entries must be non-empty SQL expressions"))?;
+        if !exprs.iter().any(|x| x == e) {
+            exprs.push(e.to_string());
+        }
+    }
+    Ok(exprs)
+}
+
 impl MonitorSpec {
+    /// Everything a kept profile depends on: a kept state whose fingerprint
+    /// differs is recomputed. (Debug output is stable within a build; a new
+    /// build that prints it differently only costs one full refresh.)
+    pub fn fingerprint(&self) -> String {
+        format!("{:?}", (&self.mode, &self.slicing_exprs))
+    }
+
     /// Reads a create or update body; `columns` are the monitored table's.
     pub fn parse(body: &Value, columns: &[String]) -> Result<Self> {
         let modes: Vec<&str> = ["snapshot", "time_series", "inference_log"]
@@ -149,10 +172,8 @@ impl MonitorSpec {
             }
             _ => return Err(invalid("A monitor needs exactly one of snapshot, time_series and inference_log")),
         };
-        for field in ["custom_metrics", "slicing_exprs"] {
-            if body.get(field).and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
-                return Err(MonitorError::NotImplemented(format!("Monitor {field} are not implemented by tarn yet")));
-            }
+        if body.get("custom_metrics").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+            return Err(MonitorError::NotImplemented("Monitor custom_metrics are not implemented by tarn yet".into()));
         }
         for field in ["schedule", "notifications", "data_classification_config"] {
             if body.get(field).is_some_and(|v| !v.is_null() && v != &serde_json::json!({})) {
@@ -163,6 +184,7 @@ impl MonitorSpec {
             mode,
             output_schema_name: required(body, "output_schema_name", "monitor")?.to_string(),
             baseline_table_name: text(body, "baseline_table_name").map(str::to_string),
+            slicing_exprs: slicing_exprs(body)?,
         };
         for column in spec.named_columns() {
             if !columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
