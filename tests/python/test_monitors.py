@@ -4,6 +4,8 @@ warehouse, whose drift metrics find the column that shifted and not the
 one that did not; an inference-log monitor with quality metrics per model;
 and the refusals."""
 
+import re
+
 import pytest
 from databricks.sdk.errors import InvalidParameterValue, NotFound, NotImplemented
 from databricks.sdk.service.catalog import (
@@ -153,3 +155,124 @@ def test_bad_monitors_are_refused(w, tables):
     with pytest.raises(InvalidParameterValue, match="nope"):
         w.quality_monitors.create(table_name=table, assets_dir="/x", output_schema_name="main.default",
                                   snapshot=MonitorSnapshot(), slicing_exprs=["nope > 3"])
+    with pytest.raises(InvalidParameterValue, match="slicing_exprs"):
+        w.quality_monitors.create(table_name=table, assets_dir="/x", output_schema_name="main.default",
+                                  snapshot=MonitorSnapshot(), slicing_exprs=["kind >"])
+
+
+DONE = (MonitorRefreshInfoState.SUCCESS, MonitorRefreshInfoState.FAILED, MonitorRefreshInfoState.CANCELED)
+
+
+def refresh_now(w, table):
+    """Runs a refresh, waits for it and answers it (it must succeed)."""
+    started = w.quality_monitors.run_refresh(table)
+
+    def ended_one():
+        r = w.quality_monitors.get_refresh(table, started.refresh_id)
+        return r if r.state in DONE else None
+
+    refresh = wait_for(ended_one, timeout=180, interval=0.5)
+    assert refresh.state == MonitorRefreshInfoState.SUCCESS, refresh.message
+    return refresh
+
+
+def read_counts(message):
+    """(data files, rows) a refresh's message says it read."""
+    m = re.search(r"read (\d+) data files? \((\d+) rows?\)", message)
+    assert m, message
+    return int(m.group(1)), int(m.group(2))
+
+
+def input_profile(w, table):
+    return sql_rows(w, f"SELECT CAST(window.start AS STRING), column_name, count, avg, distinct_count, "
+                       f"logging_table_commit_version FROM {table}_profile_metrics "
+                       f"WHERE log_type = 'INPUT' AND slice_key IS NULL ORDER BY 1, 2")
+
+
+def test_refreshes_read_only_appended_files_and_recompute_after_a_delete(w, tables):
+    _, baseline = tables
+    table = "main.default.mon_inc"
+    day = 2880  # rows per day, 30 s apart
+    sql_rows(w, f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM ({EVENTS}) WHERE id < {2 * day}")
+    w.quality_monitors.create(
+        table_name=table,
+        assets_dir="/Workspace/Users/admin/monitors",
+        output_schema_name="main.default",
+        time_series=MonitorTimeSeries(timestamp_col="ts", granularities=["1 day"]),
+        baseline_table_name=baseline,
+    )
+    first = wait_for(lambda: ended(w, table), timeout=180, interval=0.5)
+    assert first.state == MonitorRefreshInfoState.SUCCESS, first.message
+    assert first.message.startswith("Full refresh (no kept state)"), first.message
+    assert read_counts(first.message)[1] == 2 * day
+    assert "baseline version" in first.message and "read" in first.message
+    before = input_profile(w, table)
+    assert len({r[0] for r in before}) == 2
+
+    # A third day appended: only its files are read, the baseline is not read again.
+    sql_rows(w, f"INSERT INTO {table} SELECT * FROM ({EVENTS}) WHERE id >= {2 * day} AND id < {3 * day}")
+    second = refresh_now(w, table)
+    assert second.message.startswith("Incremental refresh"), second.message
+    assert read_counts(second.message)[1] == day
+    assert "1 window recomputed" in second.message and "reused" in second.message, second.message
+    after = input_profile(w, table)
+    old_windows = {r[0] for r in before}
+    assert [r for r in after if r[0] in old_windows] == before, "the old windows' rows are unchanged"
+    new_rows = [r for r in after if r[0] not in old_windows]
+    assert {r[1]: int(r[2]) for r in new_rows}[":table"] == day
+    assert int(new_rows[0][5]) > int(before[0][5]), "the new window carries the newer table version"
+    # One current row per window, granularity, slice, column and log type.
+    dupes = sql_rows(w, f"SELECT window.start, granularity, slice_key, slice_value, column_name, log_type, count(*) "
+                        f"FROM {table}_profile_metrics GROUP BY 1, 2, 3, 4, 5, 6 HAVING count(*) > 1")
+    assert dupes == []
+    drift = sql_rows(w, f"SELECT count(*) FROM {table}_drift_metrics WHERE drift_type = 'CONSECUTIVE' "
+                        f"AND column_name = 'stable'")
+    assert int(drift[0][0]) == 2, "days 2 and 3 each against the day before"
+    dupes = sql_rows(w, f"SELECT window.start, drift_type, column_name, count(*) FROM {table}_drift_metrics "
+                        f"GROUP BY 1, 2, 3 HAVING count(*) > 1")
+    assert dupes == []
+
+    # Nothing new: nothing read.
+    third = refresh_now(w, table)
+    assert read_counts(third.message) == (0, 0), third.message
+
+    # A DELETE removes files: the kept windows cannot be trusted, everything is read again.
+    sql_rows(w, f"DELETE FROM {table} WHERE id < {day}")
+    fourth = refresh_now(w, table)
+    assert fourth.message.startswith("Full refresh (commit"), fourth.message
+    assert read_counts(fourth.message)[1] == 2 * day
+    counts = sql_rows(w, f"SELECT CAST(window.start AS STRING), count FROM {table}_profile_metrics "
+                         f"WHERE log_type = 'INPUT' AND column_name = ':table' AND slice_key IS NULL ORDER BY 1")
+    assert [int(c) for _, c in counts] == [day, day], "the deleted day's window is gone"
+    w.quality_monitors.delete(table)
+
+
+def test_slicing_exprs_profile_and_drift_each_slice(w, tables):
+    _, baseline = tables
+    table = "main.default.mon_sliced"
+    sql_rows(w, f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM ({EVENTS}) WHERE id < 4000")
+    info = w.quality_monitors.create(
+        table_name=table,
+        assets_dir="/Workspace/Users/admin/monitors",
+        output_schema_name="main.default",
+        time_series=MonitorTimeSeries(timestamp_col="ts", granularities=["1 week"]),
+        baseline_table_name=baseline,
+        slicing_exprs=["kind", "stable > 50"],
+    )
+    assert info.slicing_exprs == ["kind", "stable > 50"]
+    refresh = wait_for(lambda: ended(w, table), timeout=180, interval=0.5)
+    assert refresh.state == MonitorRefreshInfoState.SUCCESS, refresh.message
+    rows = sql_rows(w, f"SELECT slice_key, slice_value, sum(count) FROM {table}_profile_metrics "
+                       f"WHERE column_name = ':table' AND log_type = 'INPUT' GROUP BY 1, 2")
+    counts = {(k, v): int(n) for k, v, n in rows}
+    assert counts[(None, None)] == 4000
+    assert counts[("kind", "a")] == 2000 and counts[("kind", "b")] == 2000
+    assert counts[("stable > 50", "true")] + counts[("stable > 50", "false")] == 4000
+    assert counts[("stable > 50", "true")] == int(sql_rows(w, f"SELECT count(*) FROM {table} WHERE stable > 50")[0][0])
+    # Drift per slice, against the baseline's same slice: `stable` within a slice of `stable > 50` is
+    # the same distribution in both tables, so it barely drifts.
+    drift = sql_rows(w, f"SELECT slice_value, ks_test.statistic FROM {table}_drift_metrics "
+                        f"WHERE drift_type = 'BASELINE' AND column_name = 'stable' AND slice_key = 'stable > 50'")
+    assert {r[0] for r in drift} == {"true", "false"}
+    assert all(float(r[1]) < 0.1 for r in drift), drift
+    w.quality_monitors.delete(table)

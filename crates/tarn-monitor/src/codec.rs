@@ -100,7 +100,7 @@ impl<'a> Reader<'a> {
 
     /// A length, checked against the bytes left so a corrupt one cannot
     /// make a caller allocate without bound.
-    pub fn len(&mut self) -> Decoded<usize> {
+    pub fn count(&mut self) -> Decoded<usize> {
         let n = self.u64()?;
         let left = (self.bytes.len() - self.at) as u64;
         if n > left {
@@ -110,7 +110,7 @@ impl<'a> Reader<'a> {
     }
 
     pub fn raw(&mut self) -> Decoded<&'a [u8]> {
-        let n = self.len()?;
+        let n = self.count()?;
         self.take(n)
     }
 

@@ -196,10 +196,10 @@ impl Monitors {
             return Err(MonitorError::NotFound(format!("Monitor for table '{table_name}' does not exist.")));
         }
         // What its refreshes kept goes too; a table no longer in the catalog keeps nothing usable.
-        if let Ok(info) = self.inner.catalog.get(Kind::Table, table_name) {
-            if let Some(id) = info["table_id"].as_str() {
-                state::StateDir::remove(&self.inner.state_root, id);
-            }
+        if let Ok(info) = self.inner.catalog.get(Kind::Table, table_name)
+            && let Some(id) = info["table_id"].as_str()
+        {
+            state::StateDir::remove(&self.inner.state_root, id);
         }
         Ok(())
     }

@@ -398,10 +398,11 @@ pub fn drift_batch(
     // Keys are ordered by granularity then start, so each series comes in time order.
     for key in &keys {
         let previous = last.insert((key.granularity.clone(), key.model.clone(), key.slice.clone()), key.clone());
-        if let Some(touched) = touched {
-            if !touched.contains(key) && !previous.as_ref().is_some_and(|p| touched.contains(p)) {
-                continue;
-            }
+        if let Some(touched) = touched
+            && !touched.contains(key)
+            && !previous.as_ref().is_some_and(|p| touched.contains(p))
+        {
+            continue;
         }
         written.insert(key.clone());
         if let Some(previous) = previous {

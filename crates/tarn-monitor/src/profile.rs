@@ -106,7 +106,7 @@ impl Distinct {
         let size = out.registers.len();
         match r.u8()? {
             0 => {
-                for _ in 0..r.len()? {
+                for _ in 0..r.count()? {
                     let index = usize::try_from(r.u64()?).ok().filter(|i| *i < size);
                     let index = index.ok_or_else(|| Corrupt("a register index out of range".into()))?;
                     out.registers[index] = r.u8()?;
@@ -284,7 +284,7 @@ impl Numeric {
         let max_size = usize::try_from(r.u64()?).ok().filter(|m| (1..=100_000).contains(m));
         let max_size = max_size.ok_or_else(|| Corrupt("a t-digest size out of range".into()))?;
         let (sum, weight, d_max, d_min) = (r.f64()?, r.f64()?, r.f64()?, r.f64()?);
-        let centroids = (0..r.len()?).map(|_| Ok(Centroid::new(r.f64()?, r.f64()?))).collect::<Decoded<Vec<_>>>()?;
+        let centroids = (0..r.count()?).map(|_| Ok(Centroid::new(r.f64()?, r.f64()?))).collect::<Decoded<Vec<_>>>()?;
         let digest = TDigest::try_from_parts(max_size, sum, weight, d_max, d_min, centroids)
             .map_err(|e| Corrupt(e.to_string()))?;
         if nan > count || zeros > count {
@@ -392,7 +392,7 @@ impl Categorical {
         let min_length = Some(r.u64()?).filter(|m| *m != u64::MAX).map(|m| m as usize);
         let (max_length, total_length) = (r.u64()? as usize, r.u64()?);
         let mut items = HashMap::default();
-        for _ in 0..r.len()? {
+        for _ in 0..r.count()? {
             items.insert(r.str()?, r.u64()?);
         }
         let other = r.u64()?;

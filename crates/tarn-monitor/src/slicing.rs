@@ -36,7 +36,7 @@ impl SliceSet {
 
     pub fn decode(r: &mut Reader<'_>) -> Decoded<Self> {
         let text = r.str()?;
-        let allowed = (0..r.len()?).map(|_| r.opt_str()).collect::<Decoded<_>>()?;
+        let allowed = (0..r.count()?).map(|_| r.opt_str()).collect::<Decoded<_>>()?;
         Ok(Self { text, allowed })
     }
 }

@@ -54,7 +54,7 @@ fn encode_slices(slices: &[SliceSet], w: &mut Writer) {
 }
 
 fn decode_slices(r: &mut Reader<'_>) -> Decoded<Vec<SliceSet>> {
-    (0..r.len()?).map(|_| SliceSet::decode(r)).collect()
+    (0..r.count()?).map(|_| SliceSet::decode(r)).collect()
 }
 
 impl Kept {
@@ -86,7 +86,7 @@ impl Kept {
             1 => Some((r.str()?, r.i64()?)),
             t => return Err(Corrupt(format!("baseline tag {t}"))),
         };
-        let outputs = (0..r.len()?).map(|_| Ok((r.str()?, r.i64()?))).collect::<Decoded<_>>()?;
+        let outputs = (0..r.count()?).map(|_| Ok((r.str()?, r.i64()?))).collect::<Decoded<_>>()?;
         let slices = decode_slices(r)?;
         let pass = Pass::decode(r)?;
         Ok(Self { fingerprint, version, schema, baseline, outputs, slices, pass })
@@ -143,14 +143,12 @@ impl StateDir {
 
     /// Forgets everything kept (the monitor was deleted).
     pub fn remove(root: &Path, table_id: &str) {
-        if let Ok(state) = Self::new(root, table_id) {
-            if let Some(folder) = state.dir.parent() {
-                if let Err(e) = std::fs::remove_dir_all(folder) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        tracing::warn!(folder = %folder.display(), error = %e, "removing a monitor's state");
-                    }
-                }
-            }
+        let Ok(state) = Self::new(root, table_id) else { return };
+        let Some(folder) = state.dir.parent() else { return };
+        if let Err(e) = std::fs::remove_dir_all(folder)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(folder = %folder.display(), error = %e, "removing a monitor's state");
         }
     }
 

@@ -139,7 +139,7 @@ impl WindowProfile {
 
     pub fn decode(r: &mut Reader<'_>) -> Decoded<Self> {
         let (rows, version, quality) = (r.u64()?, r.i64()?, Quality::decode(r)?);
-        let columns = (0..r.len()?).map(|_| ColumnProfile::decode(r)).collect::<Decoded<Vec<_>>>()?;
+        let columns = (0..r.count()?).map(|_| ColumnProfile::decode(r)).collect::<Decoded<Vec<_>>>()?;
         Ok(Self { rows, columns, quality, version })
     }
 }
@@ -162,9 +162,9 @@ impl Pass {
     }
 
     pub fn decode(r: &mut Reader<'_>) -> Decoded<Self> {
-        let column_names = (0..r.len()?).map(|_| r.str()).collect::<Decoded<Vec<_>>>()?;
+        let column_names = (0..r.count()?).map(|_| r.str()).collect::<Decoded<Vec<_>>>()?;
         let mut windows = BTreeMap::new();
-        for _ in 0..r.len()? {
+        for _ in 0..r.count()? {
             let key = WindowKey::decode(r)?;
             windows.insert(key, WindowProfile::decode(r)?);
         }
