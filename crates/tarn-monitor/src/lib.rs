@@ -77,6 +77,9 @@ struct Inner {
     state_root: PathBuf,
     /// Cancel flags of refreshes running in this process.
     running: Mutex<HashMap<(String, i64), Arc<AtomicBool>>>,
+    /// One refresh computes per monitor at a time: each reads and replaces
+    /// what the last one kept and wrote.
+    computing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn catalog_error(e: CatalogError) -> MonitorError {
@@ -107,8 +110,8 @@ impl Monitors {
     /// `state_root` holds what refreshes keep for the next one (`$TARN_HOME/monitors`).
     pub fn new(store: Arc<Store>, catalog: Catalog, state_root: PathBuf) -> Self {
         let lake = tarn_lake::Lake::new(catalog.clone(), "tarn");
-        let running = Mutex::new(HashMap::new());
-        Self { inner: Arc::new(Inner { store, catalog, lake, state_root, running }) }
+        let (running, computing) = (Mutex::new(HashMap::new()), Mutex::new(HashMap::new()));
+        Self { inner: Arc::new(Inner { store, catalog, lake, state_root, running, computing }) }
     }
 
     /// Refreshes a stopped tarn left unfinished end FAILED.
@@ -247,10 +250,20 @@ impl Monitors {
 }
 
 impl Inner {
+    fn computing_lock(&self, table_name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.computing.lock() {
+            Ok(mut locks) => locks.entry(table_name.to_string()).or_default().clone(),
+            // A panic elsewhere poisoned the map: refreshes still run, unserialized.
+            Err(_) => Arc::default(),
+        }
+    }
+
     async fn refresh(&self, table_name: &str, id: i64, cancel: &AtomicBool) {
         if !self.store.transition_refresh(table_name, id, "PENDING", "RUNNING", None, None).unwrap_or(false) {
             return;
         }
+        let lock = self.computing_lock(table_name);
+        let _computing = lock.lock().await;
         let began = std::time::Instant::now();
         let outcome = match self.store.get_monitor(table_name) {
             Ok(Some(monitor)) => refresh::compute(self, &monitor, cancel).await,

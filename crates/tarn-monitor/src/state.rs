@@ -16,6 +16,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::codec::{Corrupt, Decoded, Reader, Writer};
 use crate::error::{MonitorError, Result};
@@ -179,7 +180,9 @@ impl StateDir {
             MonitorError::Refresh(format!("{context} {}: {e}", self.dir.join(name).display()))
         };
         std::fs::create_dir_all(&self.dir).map_err(|e| io("creating the folder of", e))?;
-        let temporary = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let unique = WRITES.fetch_add(1, Ordering::Relaxed);
+        let temporary = self.dir.join(format!(".{name}.{}.{unique}.tmp", std::process::id()));
         let mut file = std::fs::File::create(&temporary).map_err(|e| io("writing", e))?;
         file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| io("writing", e))?;
         drop(file);
