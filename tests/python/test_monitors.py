@@ -4,6 +4,7 @@ warehouse, whose drift metrics find the column that shifted and not the
 one that did not; an inference-log monitor with quality metrics per model;
 and the refusals."""
 
+import json
 import re
 
 import pytest
@@ -11,6 +12,8 @@ from databricks.sdk.errors import InvalidParameterValue, NotFound, NotImplemente
 from databricks.sdk.service.catalog import (
     MonitorInferenceLog,
     MonitorInferenceLogProblemType,
+    MonitorMetric,
+    MonitorMetricType,
     MonitorRefreshInfoState,
     MonitorSnapshot,
     MonitorTimeSeries,
@@ -276,3 +279,79 @@ def test_slicing_exprs_profile_and_drift_each_slice(w, tables):
     assert {r[0] for r in drift} == {"true", "false"}
     assert all(float(r[1]) < 0.1 for r in drift), drift
     w.quality_monitors.delete(table)
+
+
+DOUBLE = json.dumps({"name": "output", "type": "double", "nullable": True, "metadata": {}})
+
+
+def metric(kind, name, inputs, definition):
+    return MonitorMetric(type=MonitorMetricType(f"CUSTOM_METRIC_TYPE_{kind}"), name=name, input_columns=inputs,
+                         definition=definition, output_data_type=DOUBLE)
+
+
+def test_custom_metrics_aggregate_derive_and_drift(w, tables):
+    _, baseline = tables
+    table = "main.default.mon_custom"
+    sql_rows(w, f"CREATE OR REPLACE TABLE {table} AS {EVENTS}")
+    w.quality_monitors.create(
+        table_name=table,
+        assets_dir="/Workspace/Users/admin/monitors",
+        output_schema_name="main.default",
+        time_series=MonitorTimeSeries(timestamp_col="ts", granularities=["1 day"]),
+        baseline_table_name=baseline,
+        custom_metrics=[
+            metric("AGGREGATE", "sum_sq", ["stable", "shifted"], "sum({{input_column}} * {{ input_column }})"),
+            metric("AGGREGATE", "red_share", [":table"], "avg(CASE WHEN color = 'red' THEN 1.0 ELSE 0.0 END)"),
+            metric("DERIVED", "rms", ["stable", "shifted"], "sqrt(sum_sq / count)"),
+            metric("DRIFT", "rms_delta", ["shifted"], "{{current_df}}.rms - {{base_df}}.rms"),
+        ],
+    )
+    refresh = wait_for(lambda: ended(w, table), timeout=180, interval=0.5)
+    assert refresh.state == MonitorRefreshInfoState.SUCCESS, refresh.message
+    got = sql_rows(w, f"SELECT CAST(window.start AS DATE), sum_sq, rms FROM {table}_profile_metrics "
+                      f"WHERE column_name = 'stable' AND log_type = 'INPUT' ORDER BY 1")
+    want = sql_rows(w, f"SELECT CAST(date_trunc('DAY', ts) AS DATE), sum(stable * stable), sqrt(avg(stable * stable)) "
+                       f"FROM {table} GROUP BY 1 ORDER BY 1")
+    assert [r[0] for r in got] == [r[0] for r in want] and len(got) == 7
+    for (_, s, rms), (_, s2, rms2) in zip(got, want):
+        assert abs(float(s) - float(s2)) < 1e-6 * float(s2) and abs(float(rms) - float(rms2)) < 1e-6
+    shares = sql_rows(w, f"SELECT red_share, sum_sq FROM {table}_profile_metrics WHERE column_name = ':table' "
+                         f"AND log_type = 'INPUT' ORDER BY window.start")
+    assert float(shares[-1][0]) > 0.8 and 0.3 < float(shares[0][0]) < 0.4 and shares[0][1] is None
+    base = sql_rows(w, f"SELECT sum_sq FROM {table}_profile_metrics WHERE column_name = 'shifted' AND log_type = 'BASELINE'")
+    assert float(base[0][0]) > 0
+    drift = sql_rows(w, f"SELECT CAST(window.start AS DATE), rms_delta FROM {table}_drift_metrics "
+                        f"WHERE column_name = 'shifted' AND drift_type = 'BASELINE' ORDER BY 1")
+    assert float(drift[0][1]) < 5 and float(drift[-1][1]) > 30, drift
+    assert sql_rows(w, f"SELECT count(rms_delta) FROM {table}_drift_metrics WHERE column_name = 'stable'")[0][0] == "0"
+    w.quality_monitors.delete(table)
+
+
+def test_bad_custom_metrics_are_refused(w, tables):
+    table, _ = tables
+
+    def create(*metrics):
+        w.quality_monitors.create(table_name=table, assets_dir="/x", output_schema_name="main.default",
+                                  snapshot=MonitorSnapshot(), custom_metrics=list(metrics))
+
+    with pytest.raises(InvalidParameterValue, match="must aggregate"):
+        create(metric("AGGREGATE", "m", ["stable"], "{{input_column}} + 1"))
+    with pytest.raises(InvalidParameterValue, match="nope"):
+        create(metric("AGGREGATE", "m", ["stable"], "avg(nope)"))
+    with pytest.raises(InvalidParameterValue, match="'missing'"):
+        create(metric("AGGREGATE", "m", ["missing"], "avg({{input_column}})"))
+    with pytest.raises(InvalidParameterValue, match="Unknown custom metric type"):
+        w.api_client.do("POST", f"/api/2.1/unity-catalog/tables/{table}/monitor", body={
+            "output_schema_name": "main.default", "assets_dir": "/x", "snapshot": {},
+            "custom_metrics": [{"type": "CUSTOM_METRIC_TYPE_MEDIAN", "name": "m", "input_columns": ["stable"],
+                                "definition": "avg(stable)", "output_data_type": DOUBLE}]})
+    with pytest.raises(InvalidParameterValue, match="not_a_metric"):
+        create(metric("DERIVED", "d", ["stable"], "not_a_metric * 2"))
+    with pytest.raises(InvalidParameterValue, match="cannot be used here"):
+        create(metric("DERIVED", "d", ["stable"], "{{current_df}}.avg"))
+    struct = json.dumps({"name": "output", "type": {"type": "struct", "fields": []}, "nullable": True, "metadata": {}})
+    with pytest.raises(NotImplemented):
+        create(MonitorMetric(type=MonitorMetricType.CUSTOM_METRIC_TYPE_AGGREGATE, name="s", input_columns=["stable"],
+                             definition="avg({{input_column}})", output_data_type=struct))
+    with pytest.raises(InvalidParameterValue, match="free column name"):
+        create(metric("AGGREGATE", "count", ["stable"], "avg({{input_column}})"))

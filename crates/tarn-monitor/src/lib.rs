@@ -21,6 +21,8 @@
 
 pub mod changes;
 pub mod codec;
+pub mod custom;
+pub mod custom_eval;
 pub mod drift;
 pub mod error;
 pub mod output;
@@ -133,15 +135,15 @@ impl Monitors {
         if let Some(baseline) = &spec.baseline_table_name {
             table_of(&self.inner.catalog, baseline)?;
         }
-        if !spec.slicing_exprs.is_empty() {
-            let table =
-                self.inner.lake.open_table(table_name).await.map_err(|e| {
-                    MonitorError::InvalidParameter(format!("slicing_exprs need the table's schema: {e}"))
-                })?;
+        if !spec.slicing_exprs.is_empty() || !spec.custom_metrics.is_empty() {
+            let table = self.inner.lake.open_table(table_name).await.map_err(|e| {
+                MonitorError::InvalidParameter(format!("slicing_exprs and custom_metrics need the table's schema: {e}"))
+            })?;
             let source = scan::Source::open(&table, None).await?;
             for expr in &spec.slicing_exprs {
                 slicing::check(&source, expr)?;
             }
+            custom::check(&source, &spec.custom_metrics)?;
         }
         Ok(spec)
     }

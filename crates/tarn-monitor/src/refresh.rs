@@ -17,6 +17,7 @@ use tarn_core::time::now_ms;
 use tarn_store::MonitorRow;
 
 use crate::changes::{self, Changes};
+use crate::custom_eval::{self, Values};
 use crate::error::{MonitorError, Result};
 use crate::output;
 use crate::scan::{self, Plan, Scoring, Source, Windows};
@@ -244,13 +245,14 @@ pub(crate) async fn compute(inner: &Inner, monitor: &MonitorRow, cancel: &Atomic
     let mut touched = current.touched.take().filter(|_| same_baseline && !matches!(spec.mode, Mode::Snapshot));
     let names = [&monitor.info["profile_metrics_table_name"], &monitor.info["drift_metrics_table_name"]]
         .map(|n| n.as_str().unwrap_or_default().to_string());
+    let custom = custom_values(inner, &table, &reading, &current, baseline.as_ref().map(|b| &b.0)).await?;
     let mut outputs = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let kept_version = kept_outputs.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
         let version = loop {
             let only = touched.as_ref().filter(|_| kept_version.is_some());
             let base = baseline.as_mut().map(|(p, _)| p);
-            let (rows, rewritten) = rows_of(i, &mut current.pass, base, &reading, only)?;
+            let (rows, rewritten) = rows_of(i, &mut current.pass, base, &reading, only, custom.as_ref()).await?;
             let carry = only.zip(kept_version).map(|(_, version)| Carry {
                 version,
                 rewritten: &rewritten,
@@ -284,19 +286,77 @@ pub(crate) async fn compute(inner: &Inner, monitor: &MonitorRow, cancel: &Atomic
     Ok(summary)
 }
 
+/// Custom aggregate metric values of the table's and the baseline's windows.
+async fn custom_values(
+    inner: &Inner,
+    table: &DeltaTable,
+    reading: &Reading<'_>,
+    current: &Current,
+    baseline: Option<&Pass>,
+) -> Result<Option<(Values, Values)>> {
+    let metrics = &reading.spec.custom_metrics;
+    if metrics.is_empty() {
+        return Ok(None);
+    }
+    let windows = Windows::of(&reading.spec.mode, reading.now);
+    let values = custom_eval::aggregates(table, &windows, &current.slices, metrics).await?;
+    let base = match (baseline, &reading.spec.baseline_table_name) {
+        (Some(pass), Some(name)) => {
+            let at = pass.windows.keys().next().map_or(reading.now, |k| k.start);
+            custom_eval::aggregates(&open(inner, name).await?, &Windows::Whole { at }, &slices_of(pass), metrics)
+                .await?
+        }
+        _ => Values::new(),
+    };
+    Ok(Some((values, base)))
+}
+
+/// The slices a pass's windows have, with their values.
+fn slices_of(pass: &Pass) -> Vec<SliceSet> {
+    let mut slices: Vec<SliceSet> = Vec::new();
+    for slice in pass.windows.keys().filter_map(|k| k.slice.as_ref()) {
+        match slices.iter_mut().find(|s| s.text == slice.key) {
+            Some(s) => _ = s.allowed.insert(slice.value.clone()),
+            None => slices.push(SliceSet { text: slice.key.clone(), allowed: [slice.value.clone()].into() }),
+        }
+    }
+    slices
+}
+
 /// Output `i` (0: profile, 1: drift) for the windows in `only`, or all of them
 /// (then with the baseline's own profile rows); and the windows it covers.
-fn rows_of(
+async fn rows_of(
     i: usize,
     pass: &mut Pass,
     baseline: Option<&mut Pass>,
     reading: &Reading<'_>,
     only: Option<&HashSet<WindowKey>>,
+    custom: Option<&(Values, Values)>,
 ) -> Result<(RecordBatch, HashSet<WindowKey>)> {
+    let Some((values, base_values)) = custom else {
+        if i == 0 {
+            let base = baseline.filter(|_| only.is_none());
+            let rows = output::profile_batch(pass, base, reading.model_col, reading.classification, only)?;
+            return Ok((rows, only.cloned().unwrap_or_default()));
+        }
+        return output::drift_batch(pass, baseline, reading.model_col, only);
+    };
+    // Derived and drift metrics read whole profile rows: every window's is built, then the written ones kept.
+    let metrics = &reading.spec.custom_metrics;
+    let keys_of = |batch: &RecordBatch| tables::row_keys(batch, reading.model_col).map_err(MonitorError::Refresh);
+    let mut baseline = baseline;
+    let profile =
+        output::profile_batch(pass, baseline.as_deref_mut(), reading.model_col, reading.classification, None)?;
+    let keys = keys_of(&profile)?;
+    let profile = custom_eval::extend_profile(profile, &keys, values, base_values, metrics).await?;
     if i == 0 {
-        let base = baseline.filter(|_| only.is_none());
-        let rows = output::profile_batch(pass, base, reading.model_col, reading.classification, only)?;
-        return Ok((rows, only.cloned().unwrap_or_default()));
+        return match only {
+            Some(only) => Ok((tables::only_windows(&profile, &keys, only)?, only.clone())),
+            None => Ok((profile, HashSet::new())),
+        };
     }
-    output::drift_batch(pass, baseline, reading.model_col, only)
+    let (drift, written) = output::drift_batch(pass, baseline, reading.model_col, only)?;
+    let drift_keys = keys_of(&drift)?;
+    let drift = custom_eval::extend_drift(drift, &drift_keys, &profile, &keys, metrics).await?;
+    Ok((drift, written))
 }

@@ -103,7 +103,7 @@ fn column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
 }
 
 /// Epoch milliseconds of a timestamp or date column.
-fn millis(array: &ArrayRef) -> Result<Vec<Option<i64>>> {
+pub(crate) fn millis(array: &ArrayRef) -> Result<Vec<Option<i64>>> {
     let as_ms = cast(array, &DataType::Timestamp(TimeUnit::Millisecond, None))
         .and_then(|a| cast(&a, &DataType::Int64))
         .map_err(|e| MonitorError::Refresh(format!("reading the timestamp column: {e}")))?;

@@ -44,10 +44,9 @@ impl SliceSet {
 /// Refuses an expression DataFusion cannot plan over the table (a missing
 /// column, a syntax error, a type that does not fit).
 pub fn check(source: &Source, text: &str) -> Result<()> {
-    let expr = source.expression(text)?;
-    expr.get_type(source.frame.schema())
-        .map(|_| ())
-        .map_err(|e| MonitorError::InvalidParameter(format!("slicing_exprs entry '{text}': {e}")))
+    let refused = |e: String| MonitorError::InvalidParameter(format!("slicing_exprs entry '{text}': {e}"));
+    let expr = source.expression(text).map_err(|e| refused(e.to_string()))?;
+    expr.get_type(source.frame.schema()).map(|_| ()).map_err(|e| refused(e.to_string()))
 }
 
 /// The values that get a slice: those `kept` from the last refresh, then

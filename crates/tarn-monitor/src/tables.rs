@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 
 use deltalake::DeltaTable;
-use deltalake::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use deltalake::arrow::compute::{cast, filter_record_batch};
 use deltalake::arrow::datatypes::{DataType, TimestampMicrosecondType};
 use deltalake::datafusion::prelude::SessionContext;
@@ -140,41 +140,85 @@ fn text_column(batch: &RecordBatch, name: &str) -> std::result::Result<Option<Ve
     Ok(Some(text.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect()))
 }
 
-/// True for the rows of windows not rewritten, and for BASELINE profile rows.
-fn keep_mask(batch: &RecordBatch, carry: &Carry<'_>) -> std::result::Result<BooleanArray, String> {
-    let missing = |name: &str| format!("it has no {name} column");
-    let window = batch.column_by_name("window").ok_or_else(|| missing("window"))?;
-    let window = window.as_struct_opt().ok_or_else(|| missing("window struct"))?;
-    let bound = |name: &str| -> std::result::Result<Vec<Option<i64>>, String> {
-        let column = window.column_by_name(name).ok_or_else(|| missing(name))?;
+/// What an output row is about, read back from its columns.
+#[derive(Debug, Clone)]
+pub struct RowKey {
+    pub key: WindowKey,
+    /// `log_type` (profile rows only).
+    pub log_type: Option<String>,
+    pub column: Option<String>,
+    /// `drift_type` and `window_cmp` (drift rows only).
+    pub drift_type: Option<String>,
+    pub cmp: Option<(i64, i64)>,
+}
+
+/// Each row's window bounds in epoch milliseconds (`None`: a NULL struct).
+type Bounds = Vec<Option<(i64, i64)>>;
+
+/// A struct column's `start` and `end`, if the batch has the column.
+fn bounds(batch: &RecordBatch, name: &str) -> std::result::Result<Option<Bounds>, String> {
+    let Some(window) = batch.column_by_name(name) else { return Ok(None) };
+    let window = window.as_struct_opt().ok_or_else(|| format!("its {name} column is not a struct"))?;
+    let bound = |field: &str| -> std::result::Result<Vec<Option<i64>>, String> {
+        let column = window.column_by_name(field).ok_or_else(|| format!("{name} has no {field}"))?;
         let column = cast(column, &DataType::Timestamp(deltalake::arrow::datatypes::TimeUnit::Microsecond, None))
             .map_err(|e| e.to_string())?;
         let column = column.as_primitive::<TimestampMicrosecondType>();
         Ok(column.iter().map(|v| v.map(|us| us.div_euclid(1000))).collect())
     };
     let (starts, ends) = (bound("start")?, bound("end")?);
+    let valid = |row: usize| window.nulls().is_none_or(|n| n.is_valid(row));
+    Ok(Some((0..window.len()).map(|r| valid(r).then(|| (starts[r].unwrap_or(0), ends[r].unwrap_or(0)))).collect()))
+}
+
+/// Each row's window, slice, model, column and log or drift type.
+pub fn row_keys(batch: &RecordBatch, model_col: Option<&str>) -> std::result::Result<Vec<RowKey>, String> {
+    let missing = |name: &str| format!("it has no {name} column");
+    let windows = bounds(batch, "window")?.ok_or_else(|| missing("window"))?;
+    let cmps = bounds(batch, "window_cmp")?;
     let granularity = text_column(batch, "granularity")?.ok_or_else(|| missing("granularity"))?;
     let slice_keys = text_column(batch, "slice_key")?.ok_or_else(|| missing("slice_key"))?;
     let slice_values = text_column(batch, "slice_value")?.ok_or_else(|| missing("slice_value"))?;
-    let models = match carry.model_col {
+    let models = match model_col {
         Some(col) => Some(text_column(batch, col)?.ok_or_else(|| missing(col))?),
         None => None,
     };
-    let log_types = text_column(batch, "log_type")?;
-    let keep = (0..batch.num_rows()).map(|row| {
-        if log_types.as_ref().is_some_and(|t| t[row].as_deref() == Some("BASELINE")) {
-            return true;
-        }
-        let key = WindowKey {
-            granularity: granularity[row].clone().unwrap_or_default(),
-            start: starts[row].unwrap_or_default(),
-            end: ends[row].unwrap_or_default(),
-            model: models.as_ref().and_then(|m| m[row].clone()),
-            slice: slice_keys[row].clone().map(|key| Slice { key, value: slice_values[row].clone() }),
-        };
-        !carry.rewritten.contains(&key)
-    });
-    Ok(BooleanArray::from(keep.map(Some).collect::<Vec<_>>()))
+    let (log_types, columns) = (text_column(batch, "log_type")?, text_column(batch, "column_name")?);
+    let drift_types = text_column(batch, "drift_type")?;
+    let at = |v: &Option<Vec<Option<String>>>, row: usize| v.as_ref().and_then(|v| v[row].clone());
+    Ok((0..batch.num_rows())
+        .map(|row| {
+            let (start, end) = windows[row].unwrap_or_default();
+            RowKey {
+                key: WindowKey {
+                    granularity: granularity[row].clone().unwrap_or_default(),
+                    start,
+                    end,
+                    model: at(&models, row),
+                    slice: slice_keys[row].clone().map(|key| Slice { key, value: slice_values[row].clone() }),
+                },
+                log_type: at(&log_types, row),
+                column: at(&columns, row),
+                drift_type: at(&drift_types, row),
+                cmp: cmps.as_ref().and_then(|c| c[row]),
+            }
+        })
+        .collect())
+}
+
+/// True for the rows of windows not rewritten, and for BASELINE profile rows.
+fn keep_mask(batch: &RecordBatch, carry: &Carry<'_>) -> std::result::Result<BooleanArray, String> {
+    let keys = row_keys(batch, carry.model_col)?;
+    let keep =
+        keys.iter().map(|k| Some(k.log_type.as_deref() == Some("BASELINE") || !carry.rewritten.contains(&k.key)));
+    Ok(keep.collect())
+}
+
+/// The rows of `batch` (a profile batch) that are INPUT rows of windows in `only`.
+pub fn only_windows(batch: &RecordBatch, keys: &[RowKey], only: &HashSet<WindowKey>) -> Result<RecordBatch> {
+    let mask: BooleanArray =
+        keys.iter().map(|k| Some(k.log_type.as_deref() != Some("BASELINE") && only.contains(&k.key))).collect();
+    filter_record_batch(batch, &mask).map_err(refresh_error)
 }
 
 #[cfg(test)]
@@ -206,6 +250,6 @@ mod tests {
         let carry = Carry { version: 1, rewritten: &rewritten, model_col: None };
         let mask = keep_mask(&batch, &carry).unwrap();
         assert_eq!(mask.iter().map(Option::unwrap_or_default).filter(|k| *k).count(), 2);
-        assert_eq!(deltalake::arrow::array::Array::null_count(&mask), 0);
+        assert_eq!(mask.null_count(), 0);
     }
 }
