@@ -324,6 +324,18 @@ def test_custom_metrics_aggregate_derive_and_drift(w, tables):
                         f"WHERE column_name = 'shifted' AND drift_type = 'BASELINE' ORDER BY 1")
     assert float(drift[0][1]) < 5 and float(drift[-1][1]) > 30, drift
     assert sql_rows(w, f"SELECT count(rms_delta) FROM {table}_drift_metrics WHERE column_name = 'stable'")[0][0] == "0"
+
+    # An appended day: the sketches read only its rows, the custom aggregates cover every row again.
+    sql_rows(w, f"INSERT INTO {table} SELECT id + 20160, ts + INTERVAL 7 DAYS, stable, shifted, color, kind "
+                f"FROM ({EVENTS}) WHERE id < 2880")
+    again = refresh_now(w, table)
+    assert again.message.startswith("Incremental refresh") and read_counts(again.message)[1] == 2880, again.message
+    got = sql_rows(w, f"SELECT sum_sq, rms FROM {table}_profile_metrics WHERE column_name = 'stable' "
+                      f"AND log_type = 'INPUT' ORDER BY window.start")
+    want = sql_rows(w, f"SELECT sum(stable * stable) FROM {table} WHERE id >= 20160")
+    assert len(got) == 8 and abs(float(got[-1][0]) - float(want[0][0])) < 1e-6 * float(want[0][0])
+    assert len(sql_rows(w, f"SELECT 1 FROM {table}_drift_metrics WHERE column_name = 'shifted' "
+                           f"AND drift_type = 'BASELINE' AND rms_delta IS NOT NULL")) == 8
     w.quality_monitors.delete(table)
 
 

@@ -119,6 +119,20 @@ pub async fn aggregates(
             selects.push((i, column.clone(), format!("CAST(({sql}) AS {})", sql_type(&m.output_type))));
         }
     }
+    let (groupings, models) = groupings(&source.ctx, windows);
+    for grouping in &groupings {
+        for model in &models {
+            for slice in std::iter::once(None).chain(slices.iter().map(Some)) {
+                let g = Grouping { start: grouping.start.clone(), model: model.clone(), slice, ..*grouping };
+                group_by(&source.ctx, &g, &selects, aggregate.len(), &aggregate, &mut values).await?;
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// The window groupings of `windows` (registering their UDFs), and the model groupings.
+fn groupings<'a>(ctx: &SessionContext, windows: &'a Windows<'a>) -> (Vec<Grouping<'a>>, Vec<Option<String>>) {
     let mut groupings = Vec::new();
     let models: Vec<Option<String>> = match windows {
         Windows::Whole { at } => {
@@ -138,7 +152,7 @@ pub async fn aggregates(
                     granularity: *granularity,
                     signature: Signature::any(1, Volatility::Immutable),
                 };
-                source.ctx.register_udf(ScalarUDF::from(udf));
+                ctx.register_udf(ScalarUDF::from(udf));
                 let start = format!("tarn_window_{n}({})", quoted(timestamp_col));
                 groupings.push(Grouping {
                     start,
@@ -156,15 +170,7 @@ pub async fn aggregates(
             }
         }
     };
-    for grouping in &groupings {
-        for model in &models {
-            for slice in std::iter::once(None).chain(slices.iter().map(Some)) {
-                let g = Grouping { start: grouping.start.clone(), model: model.clone(), slice, ..*grouping };
-                group_by(&source.ctx, &g, &selects, aggregate.len(), &aggregate, &mut values).await?;
-            }
-        }
-    }
-    Ok(values)
+    (groupings, models)
 }
 
 async fn group_by(

@@ -23,6 +23,7 @@ pub mod changes;
 pub mod codec;
 pub mod custom;
 pub mod custom_eval;
+pub mod distinct;
 pub mod drift;
 pub mod error;
 pub mod output;

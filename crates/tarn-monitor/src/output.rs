@@ -232,6 +232,10 @@ pub fn profile_batch(
     if let Some(baseline) = baseline {
         profile_rows(baseline, "BASELINE", classification, None, &mut rows);
     }
+    profile_columns(&rows, model_col)
+}
+
+fn profile_columns(rows: &[ProfileRow], model_col: Option<&str>) -> Result<RecordBatch> {
     let quantiles: Vec<Option<Vec<f64>>> = rows.iter().map(|r| r.quantiles.clone()).collect();
     let quantile_values = doubles(quantiles.iter().flatten().flatten().map(|v| Some(*v)));
     let items: Vec<Option<Vec<(String, u64)>>> = rows.iter().map(|r| r.frequent_items.clone()).collect();
@@ -378,10 +382,20 @@ fn compare(
 /// answers which windows' rows it wrote.
 pub fn drift_batch(
     current: &mut Pass,
-    mut baseline: Option<&mut Pass>,
+    baseline: Option<&mut Pass>,
     model_col: Option<&str>,
     touched: Option<&HashSet<WindowKey>>,
 ) -> Result<(RecordBatch, HashSet<WindowKey>)> {
+    let (rows, written) = drift_rows(current, baseline, touched)?;
+    Ok((drift_columns(&rows, model_col)?, written))
+}
+
+/// The drift rows of [`drift_batch`], and the windows they are of.
+fn drift_rows(
+    current: &mut Pass,
+    mut baseline: Option<&mut Pass>,
+    touched: Option<&HashSet<WindowKey>>,
+) -> Result<(Vec<DriftRow>, HashSet<WindowKey>)> {
     let mut rows = Vec::new();
     let keys: Vec<WindowKey> = current.windows.keys().cloned().collect();
     let names = current.column_names.clone();
@@ -422,6 +436,10 @@ pub fn drift_batch(
             }
         }
     }
+    Ok((rows, written))
+}
+
+fn drift_columns(rows: &[DriftRow], model_col: Option<&str>) -> Result<RecordBatch> {
     let struct_of = |f: &dyn Fn(&DriftRow) -> Option<(f64, f64)>| {
         let values: Vec<Option<(f64, f64)>> = rows.iter().map(f).collect();
         pair_struct(
@@ -468,5 +486,5 @@ pub fn drift_batch(
     if let Some(model_col) = model_col {
         columns.insert(5, (model_col, texts(rows.iter().map(|r| r.key.model.as_deref()))));
     }
-    Ok((batch(columns)?, written))
+    batch(columns)
 }
