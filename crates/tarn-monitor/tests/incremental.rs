@@ -2,6 +2,7 @@
 //! appends, profiled once whole and once as the first version plus the
 //! files the log says the second commit added, gives the same windows.
 //! A DELETE's commit is not an append.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
