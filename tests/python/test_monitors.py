@@ -120,16 +120,36 @@ def test_inference_log_monitors_score_each_model(w, tables):
             prediction_col="prediction",
             label_col="label",
         ),
+        slicing_exprs=["stable > 50"],
     )
     refresh = wait_for(lambda: ended(w, table), timeout=180, interval=1)
     assert refresh.state == MonitorRefreshInfoState.SUCCESS, refresh.message
-    rows = sql_rows(w, "SELECT model_version, sum(count), min(accuracy_score), max(accuracy_score) "
-                       "FROM main.default.mon_preds_profile_metrics WHERE column_name = ':table' "
-                       "GROUP BY model_version ORDER BY model_version")
-    by_model = {r[0]: (int(r[1]), float(r[2]), float(r[3])) for r in rows}
-    assert by_model["0"][0] == 10000 and by_model["0"][1] == 1.0
-    assert by_model["1"][0] == 10000 and 0.4 < by_model["1"][2] < 0.6
-    assert by_model["*"][0] == 20000
+
+    def by_model():
+        rows = sql_rows(w, "SELECT model_version, sum(count), min(accuracy_score), max(accuracy_score) "
+                           "FROM main.default.mon_preds_profile_metrics WHERE column_name = ':table' "
+                           "AND slice_key IS NULL GROUP BY model_version ORDER BY model_version")
+        return {r[0]: (int(r[1]), float(r[2]), float(r[3])) for r in rows}
+
+    models = by_model()
+    assert models["0"][0] == 10000 and models["0"][1] == 1.0
+    assert models["1"][0] == 10000 and 0.4 < models["1"][2] < 0.6
+    assert models["*"][0] == 20000
+    sliced = sql_rows(w, "SELECT slice_value, sum(count) FROM main.default.mon_preds_profile_metrics "
+                         "WHERE column_name = ':table' AND model_version = '*' AND slice_key = 'stable > 50' "
+                         "GROUP BY 1")
+    assert sum(int(n) for _, n in sliced) == 20000 and {v for v, _ in sliced} == {"true", "false"}
+
+    # A new model's rows land in an existing week: that week's rows for "*" and its slices are rewritten.
+    sql_rows(w, f"INSERT INTO {table} SELECT ts, '2' AS model_version, stable, 'yes' AS label, 'yes' AS prediction "
+                f"FROM ({EVENTS}) WHERE id < 1000")
+    again = refresh_now(w, table)
+    assert again.message.startswith("Incremental refresh") and read_counts(again.message)[1] == 1000, again.message
+    models = by_model()
+    assert models["2"] == (1000, 1.0, 1.0) and models["0"][0] == 10000 and models["*"][0] == 21000
+    dupes = sql_rows(w, "SELECT window.start, model_version, slice_key, slice_value, column_name, log_type, count(*) "
+                        "FROM main.default.mon_preds_profile_metrics GROUP BY 1, 2, 3, 4, 5, 6 HAVING count(*) > 1")
+    assert dupes == []
     w.quality_monitors.delete(table)
 
 
