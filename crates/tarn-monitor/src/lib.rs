@@ -283,6 +283,8 @@ impl Inner {
                     rows_scanned = summary.rows,
                     windows = summary.windows,
                     baseline_reused = summary.baseline.is_some_and(|b| b.1),
+                    table_ms = summary.table_ms,
+                    baseline_ms = summary.baseline_ms,
                     total_ms = began.elapsed().as_millis() as u64,
                     "monitor refresh computed"
                 );

@@ -41,6 +41,9 @@ pub struct Summary {
     pub windows: usize,
     /// The baseline's version, and whether its kept profile was used.
     pub baseline: Option<(i64, bool)>,
+    /// Milliseconds spent reading the table, and the baseline.
+    pub table_ms: u64,
+    pub baseline_ms: u64,
 }
 
 impl Summary {
@@ -235,8 +238,11 @@ pub(crate) async fn compute(inner: &Inner, monitor: &MonitorRow, cancel: &Atomic
     let mut summary = Summary { version: version_of(&table), ..Summary::default() };
     let (kept, files, full) = reusable(state.load(), &fingerprint, &schema, &table).await;
     summary.full = full;
+    let began = std::time::Instant::now();
     let mut current = read_table(&table, &reading, kept, files, &mut summary, cancel).await?;
+    summary.table_ms = began.elapsed().as_millis() as u64;
     let mut baseline = read_baseline(inner, &state, &reading, &fingerprint, &mut summary, cancel).await?;
+    summary.baseline_ms = began.elapsed().as_millis() as u64 - summary.table_ms;
     let baseline_id = baseline.as_ref().map(|(_, id)| id.clone());
     let kept_outputs = current.kept.as_ref().map(|k| k.outputs.clone()).unwrap_or_default();
     // Every window's rows are written after a full read, for a snapshot (its
