@@ -2,7 +2,7 @@
 # packages the build needs.
 
 TARN_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/tarn"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TARN_CACHE/target-engine}"  # worktree's own: workspace crates of two worktrees share artifact names
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TARN_CACHE/target}"
 export TARN_ENV_DIR="${TARN_ENV_DIR:-$TARN_CACHE/envs}"
 
 need_system_packages() {
