@@ -10,6 +10,10 @@ categorical columns are skewed.
 - tarn: a snapshot monitor on the current table with the reference as its
   baseline; the time is the refresh's own (`end_time_ms - start_time_ms`),
   and the memory the tarn process's peak RSS during it, over its RSS before.
+  Timed twice: the first refresh (reference and current both read), then
+  a second one after the current table is written again (CREATE OR
+  REPLACE, as a new day's batch would be): the current table is read
+  whole, the reference's profile is the one kept from the first refresh.
 - Evidently: `Report([DataDriftPreset()]).run(current, reference)` in a
   child process, both tables read from the same Parquet files; the time is
   `run` alone, the memory the child's peak RSS.
@@ -79,7 +83,12 @@ def rss_mib(pid):
     return 0.0
 
 
-def run_tarn_monitor(api, pid):
+TABLE = "main.default.drift_current"
+
+
+def timed_refresh(api, pid, start):
+    """Runs `start` (which queues a refresh), waits for that refresh; its
+    seconds, message and the process's peak RSS over its RSS before."""
     before = rss_mib(pid)
     peak = [before]
     stop = threading.Event()
@@ -91,21 +100,30 @@ def run_tarn_monitor(api, pid):
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    table = "main.default.drift_current"
-    api.call("POST", f"/api/2.1/unity-catalog/tables/{table}/monitor", json={
-        "output_schema_name": "main.default", "assets_dir": "/Workspace/bench",
-        "snapshot": {}, "baseline_table_name": "main.default.drift_reference"})
+    known = start()
     while True:
-        refreshes = api.call("GET", f"/api/2.1/unity-catalog/tables/{table}/monitor/refreshes")["refreshes"]
-        if refreshes and refreshes[0]["state"] not in ("PENDING", "RUNNING"):
+        refreshes = api.call("GET", f"/api/2.1/unity-catalog/tables/{TABLE}/monitor/refreshes")["refreshes"]
+        if refreshes and refreshes[0]["refresh_id"] > known and refreshes[0]["state"] not in ("PENDING", "RUNNING"):
             break
-        time.sleep(0.1)
+        time.sleep(0.05)
     stop.set()
     sampler.join()
     refresh = refreshes[0]
     if refresh["state"] != "SUCCESS":
         raise RuntimeError(f"the refresh failed: {refresh.get('message')}")
     seconds = (refresh["end_time_ms"] - refresh["start_time_ms"]) / 1000
+    return {"seconds": seconds, "peak_mib": peak[0] - before, "rss_before_mib": before,
+            "message": refresh.get("message")}
+
+
+def run_tarn_monitor(api, pid):
+    def create():
+        api.call("POST", f"/api/2.1/unity-catalog/tables/{TABLE}/monitor", json={
+            "output_schema_name": "main.default", "assets_dir": "/Workspace/bench",
+            "snapshot": {}, "baseline_table_name": "main.default.drift_reference"})
+        return 0
+
+    result = timed_refresh(api, pid, create)
     # Evidently's default rule for samples over 1,000 rows: Wasserstein
     # distance over the reference's standard deviation, or Jensen-Shannon
     # distance, at least 0.1.
@@ -113,11 +131,23 @@ def run_tarn_monitor(api, pid):
         "SELECT d.column_name, d.wasserstein_distance / p.stddev, d.js_distance "
         "FROM main.default.drift_current_drift_metrics d JOIN main.default.drift_current_profile_metrics p "
         "ON p.column_name = d.column_name AND p.log_type = 'BASELINE' WHERE d.drift_type = 'BASELINE'")
-    drifted = sorted(
+    result["drifted"] = sorted(
         r[0] for r in drift["result"]["data_array"]
         if any(v is not None and float(v) >= 0.1 for v in r[1:])
     )
-    return {"seconds": seconds, "peak_mib": peak[0] - before, "rss_before_mib": before, "drifted": drifted}
+    return result
+
+
+def second_tarn_refresh(api, pid, current_rows):
+    """The current table written again, then a refresh: the reference's kept profile is reused."""
+    api.sql(f"CREATE OR REPLACE TABLE {TABLE} AS SELECT {columns_sql(True)} FROM range({current_rows})")
+
+    def run():
+        refreshes = api.call("GET", f"/api/2.1/unity-catalog/tables/{TABLE}/monitor/refreshes")["refreshes"]
+        api.call("POST", f"/api/2.1/unity-catalog/tables/{TABLE}/monitor/refreshes", json={})
+        return refreshes[0]["refresh_id"]
+
+    return timed_refresh(api, pid, run)
 
 
 EVIDENTLY = """
@@ -170,20 +200,25 @@ def main():
               f"({args.reference_rows:,} and {args.current_rows:,} rows, {NUMERIC} numeric and {CATEGORICAL} categorical columns)")
         reference_dir, current_dir = data_dir(api, "main.default.drift_reference"), data_dir(api, "main.default.drift_current")
         results = {"tarn": run_tarn_monitor(api, tarn.pid)}
+        results["tarn_second"] = second_tarn_refresh(api, tarn.pid, args.current_rows)
     finally:
         tarn.terminate()
         tarn.wait()
-    t = results["tarn"]
-    print(f"tarn monitor refresh: {t['seconds']:.2f} s, peak memory +{t['peak_mib']:.0f} MiB; drifted: {t['drifted']}")
+    t, t2 = results["tarn"], results["tarn_second"]
+    print(f"tarn first refresh: {t['seconds']:.2f} s, peak memory +{t['peak_mib']:.0f} MiB; drifted: {t['drifted']}")
+    print(f"  ({t['message']})")
+    print(f"tarn second refresh: {t2['seconds']:.2f} s, peak memory +{t2['peak_mib']:.0f} MiB")
+    print(f"  ({t2['message']})")
     # The tables' Parquet files (one CTAS commit each, so every file is live).
     out = subprocess.run([sys.executable, "-c", EVIDENTLY, reference_dir, current_dir],
                          capture_output=True, text=True, check=True)
     e = json.loads(out.stdout.strip().splitlines()[-1])
     results["evidently"] = e
     print(f"Evidently DataDriftPreset: {e['seconds']:.2f} s, peak memory {e['peak_mib']:.0f} MiB; drifted: {e['drifted']}")
-    ratio = e["seconds"] / t["seconds"]
-    results["ratio"] = ratio
-    print(f"tarn {ratio:.1f}x faster than Evidently (goal >= 100x); tarn's peak {t['peak_mib']:.0f} MiB (goal < 1024)")
+    ratio, ratio2 = e["seconds"] / t["seconds"], e["seconds"] / t2["seconds"]
+    results["ratio"], results["ratio_second"] = ratio, ratio2
+    print(f"tarn {ratio:.1f}x faster than Evidently on the first refresh, {ratio2:.1f}x on the second "
+          f"(goal >= 100x); tarn's peak {max(t['peak_mib'], t2['peak_mib']):.0f} MiB (goal < 1024)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

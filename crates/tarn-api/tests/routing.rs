@@ -135,7 +135,7 @@ fn fixture(name: &str) -> Fixture {
     let timing =
         tarn_serving::Timing { idle_timeout: Duration::from_secs(60), inference_flush: Duration::from_secs(1) };
     let serving = tarn_serving::Endpoints::new(store.clone(), catalog.clone(), serving_ctx, timing).unwrap();
-    let monitors = tarn_monitor::Monitors::new(store.clone(), catalog.clone(), None);
+    let monitors = tarn_monitor::Monitors::new(store.clone(), catalog.clone(), home.join("monitors"), None);
     let alerts = tarn_alerts::Alerts::new(store.clone(), statements.clone(), notifier.clone(), "1234".into());
     let state = AppState {
         alerts,

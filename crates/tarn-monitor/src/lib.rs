@@ -4,41 +4,52 @@
 //! the one before and with a baseline table, and writes
 //! `<output schema>.<table>_profile_metrics` and `_drift_metrics`.
 //!
-//! [`spec`] reads a monitor's definition; [`scan`] reads a table once,
-//! streaming, into per-window sketches ([`profile`]); [`drift`] compares
-//! sketches; [`output`] turns them into the output tables' rows. A refresh
-//! is a task; its state is written fenced, so a cancel and a finish cannot
-//! both land.
+//! [`spec`] reads a monitor's definition; [`scan`] reads a table (or the
+//! files added since the last refresh) once, streaming, into per-window
+//! sketches ([`profile`], [`window`]), sliced by [`slicing`]; [`drift`]
+//! compares sketches; [`output`] turns them into the output tables' rows,
+//! which [`tables`] writes. [`refresh`] decides what a refresh reads from
+//! the Delta log ([`changes`]) and what the last one kept ([`state`],
+//! bytes by [`codec`]). A refresh is a task; its state is written fenced,
+//! so a cancel and a finish cannot both land.
 //!
 //! Invariants: a refresh is SUCCESS only once both output tables are
 //! written; memory per refresh depends on windows and columns, never on
-//! rows; wire JSON is built here only as the stored `MonitorInfo`, which
-//! the API answers as is.
+//! rows; a kept state is used only when the log since shows appends alone;
+//! wire JSON is built here only as the stored `MonitorInfo`, which the API
+//! answers as is.
 
+pub mod changes;
+pub mod codec;
+pub mod custom;
+pub mod custom_eval;
+pub mod distinct;
 pub mod drift;
 pub mod error;
 pub mod output;
 pub mod profile;
+mod refresh;
 pub mod report;
 pub mod scan;
 pub mod schedule;
+pub mod slicing;
 pub mod spec;
+pub mod state;
+pub mod tables;
+pub mod window;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::operations::write::SchemaMode;
-use deltalake::protocol::SaveMode;
 use serde_json::{Map, Value, json};
 use tarn_catalog::{Catalog, CatalogError, Kind};
 use tarn_core::time::now_ms;
 use tarn_store::{MonitorRow, RefreshRow, Store};
 
 pub use error::{MonitorError, Result};
-use scan::{Scoring, Windows};
-use spec::{Mode, MonitorSpec};
+use spec::MonitorSpec;
 
 /// How many refreshes `list_refreshes` answers, as Databricks does.
 const LISTED_REFRESHES: usize = 25;
@@ -69,10 +80,15 @@ struct Inner {
     catalog: Catalog,
     /// Reads monitored tables as engines committed them.
     lake: tarn_lake::Lake,
+    /// `$TARN_HOME/monitors`: what each monitor's refreshes keep ([`state`]).
+    state_root: PathBuf,
     /// Cancel flags of refreshes running in this process.
     running: Mutex<HashMap<(String, i64), Arc<AtomicBool>>>,
     /// Tells `notifications.on_failure` when a refresh fails.
     notifier: Option<tarn_jobs::Notifier>,
+    /// One refresh computes per monitor at a time: each reads and replaces
+    /// what the last one kept and wrote.
+    computing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn catalog_error(e: CatalogError) -> MonitorError {
@@ -100,11 +116,18 @@ fn short_name(full_name: &str) -> &str {
 }
 
 impl Monitors {
-    /// `notifier` sends failure notifications; without one none are sent.
-    pub fn new(store: Arc<Store>, catalog: Catalog, notifier: Option<tarn_jobs::Notifier>) -> Self {
+    /// `state_root` holds what refreshes keep for the next one
+    /// (`$TARN_HOME/monitors`); `notifier` sends failure notifications
+    /// (without one none are sent).
+    pub fn new(
+        store: Arc<Store>,
+        catalog: Catalog,
+        state_root: PathBuf,
+        notifier: Option<tarn_jobs::Notifier>,
+    ) -> Self {
         let lake = tarn_lake::Lake::new(catalog.clone(), "tarn");
-        let running = Mutex::new(HashMap::new());
-        Self { inner: Arc::new(Inner { store, catalog, lake, running, notifier }) }
+        let (running, computing) = (Mutex::new(HashMap::new()), Mutex::new(HashMap::new()));
+        Self { inner: Arc::new(Inner { store, catalog, lake, state_root, running, notifier, computing }) }
     }
 
     /// Refreshes a stopped tarn left unfinished end FAILED.
@@ -112,8 +135,9 @@ impl Monitors {
         Ok(self.inner.store.fail_unfinished_refreshes(now_ms())?)
     }
 
-    /// Checks a definition against the table, the output schema and the baseline.
-    fn checked(&self, table_name: &str, body: &Value) -> Result<MonitorSpec> {
+    /// Checks a definition against the table, the output schema and the
+    /// baseline; slicing expressions are planned against the table's schema.
+    async fn checked(&self, table_name: &str, body: &Value) -> Result<MonitorSpec> {
         let columns = table_of(&self.inner.catalog, table_name)?;
         let spec = MonitorSpec::parse(body, &columns)?;
         self.inner.catalog.get(Kind::Schema, &spec.output_schema_name).map_err(|e| match e {
@@ -124,6 +148,16 @@ impl Monitors {
         })?;
         if let Some(baseline) = &spec.baseline_table_name {
             table_of(&self.inner.catalog, baseline)?;
+        }
+        if !spec.slicing_exprs.is_empty() || !spec.custom_metrics.is_empty() {
+            let table = self.inner.lake.open_table(table_name).await.map_err(|e| {
+                MonitorError::InvalidParameter(format!("slicing_exprs and custom_metrics need the table's schema: {e}"))
+            })?;
+            let source = scan::Source::open(&table, None).await?;
+            for expr in &spec.slicing_exprs {
+                slicing::check(&source, expr)?;
+            }
+            custom::check(&source, &spec.custom_metrics)?;
         }
         Ok(spec)
     }
@@ -143,8 +177,8 @@ impl Monitors {
     }
 
     /// Creates the monitor and queues its first refresh.
-    pub fn create(&self, table_name: &str, body: &Value) -> Result<Value> {
-        let spec = self.checked(table_name, body)?;
+    pub async fn create(&self, table_name: &str, body: &Value) -> Result<Value> {
+        let spec = self.checked(table_name, body).await?;
         let info = Self::info(table_name, &spec, body, "MONITOR_STATUS_PENDING");
         let row = MonitorRow { table_name: table_name.to_string(), info: info.clone(), created_time: now_ms() };
         if !self.inner.store.insert_monitor(&row)? {
@@ -163,9 +197,9 @@ impl Monitors {
     }
 
     /// Replaces the definition (the next refresh uses it).
-    pub fn update(&self, table_name: &str, body: &Value) -> Result<Value> {
+    pub async fn update(&self, table_name: &str, body: &Value) -> Result<Value> {
         let current = self.get(table_name)?;
-        let spec = self.checked(table_name, body)?;
+        let spec = self.checked(table_name, body).await?;
         let status = current["status"].as_str().unwrap_or("MONITOR_STATUS_PENDING");
         let info = Self::info(table_name, &spec, body, status);
         self.inner.store.update_monitor(table_name, &info)?;
@@ -179,6 +213,12 @@ impl Monitors {
         }
         if !self.inner.store.delete_monitor(table_name)? {
             return Err(MonitorError::NotFound(format!("Monitor for table '{table_name}' does not exist.")));
+        }
+        // What its refreshes kept goes too; a table no longer in the catalog keeps nothing usable.
+        if let Ok(info) = self.inner.catalog.get(Kind::Table, table_name)
+            && let Some(id) = info["table_id"].as_str()
+        {
+            state::StateDir::remove(&self.inner.state_root, id);
         }
         Ok(())
     }
@@ -234,16 +274,47 @@ impl Monitors {
 }
 
 impl Inner {
+    fn computing_lock(&self, table_name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.computing.lock() {
+            Ok(mut locks) => locks.entry(table_name.to_string()).or_default().clone(),
+            // A panic elsewhere poisoned the map: refreshes still run, unserialized.
+            Err(_) => Arc::default(),
+        }
+    }
+
     async fn refresh(&self, table_name: &str, id: i64, cancel: &AtomicBool) {
         if !self.store.transition_refresh(table_name, id, "PENDING", "RUNNING", None, None).unwrap_or(false) {
             return;
         }
-        let outcome = self.compute(table_name, cancel).await;
-        let (state, message) = match &outcome {
-            Ok(()) => ("SUCCESS", None),
-            Err(e) => ("FAILED", Some(e.to_string())),
+        let lock = self.computing_lock(table_name);
+        let _computing = lock.lock().await;
+        let began = std::time::Instant::now();
+        let outcome = match self.store.get_monitor(table_name) {
+            Ok(Some(monitor)) => refresh::compute(self, &monitor, cancel).await,
+            Ok(None) => Err(MonitorError::NotFound(format!("Monitor for table '{table_name}' does not exist."))),
+            Err(e) => Err(e.into()),
         };
-        let ended = self.store.transition_refresh(table_name, id, "RUNNING", state, Some(now_ms()), message.as_deref());
+        let (state, message) = match &outcome {
+            Ok(summary) => {
+                tracing::info!(
+                    table = %table_name,
+                    refresh = id,
+                    incremental = summary.full.is_none(),
+                    files_read = summary.files,
+                    rows_scanned = summary.rows,
+                    windows = summary.windows,
+                    baseline_reused = summary.baseline.is_some_and(|b| b.1),
+                    table_ms = summary.table_ms,
+                    baseline_ms = summary.baseline_ms,
+                    total_ms = began.elapsed().as_millis() as u64,
+                    "monitor refresh computed"
+                );
+                ("SUCCESS", summary.message())
+            }
+            Err(e) => ("FAILED", e.to_string()),
+        };
+        let failed = outcome.is_err().then_some(message.clone());
+        let ended = self.store.transition_refresh(table_name, id, "RUNNING", state, Some(now_ms()), Some(&message));
         if let Ok(mut running) = self.running.lock() {
             running.remove(&(table_name.to_string(), id));
         }
@@ -253,7 +324,7 @@ impl Inner {
         if let Ok(Some(mut monitor)) = self.store.get_monitor(table_name) {
             let status = if outcome.is_ok() { "MONITOR_STATUS_ACTIVE" } else { "MONITOR_STATUS_ERROR" };
             monitor.info["status"] = json!(status);
-            match &message {
+            match &failed {
                 Some(m) => monitor.info["latest_monitor_failure_msg"] = json!(m),
                 None => _ = monitor.info.as_object_mut().map(|o| o.remove("latest_monitor_failure_msg")),
             }
@@ -261,96 +332,9 @@ impl Inner {
                 tracing::warn!(table = %table_name, error = %e, "recording a monitor's status");
             }
         }
-        if let Some(m) = message {
+        if let Some(m) = failed {
             tracing::warn!(table = %table_name, refresh = id, message = %m, "monitor refresh failed");
             self.notify_failure(table_name, id, &m);
         }
-    }
-
-    /// Profiles the table (and its baseline) and writes both output tables.
-    async fn compute(&self, table_name: &str, cancel: &AtomicBool) -> Result<()> {
-        let monitor = self.store.get_monitor(table_name)?.ok_or_else(|| MonitorError::NotFound(table_name.into()))?;
-        let columns = table_of(&self.catalog, table_name)?;
-        let read = |name: &str| {
-            let name = name.to_string();
-            async move {
-                self.lake.open_table(&name).await.map_err(|e| MonitorError::Refresh(format!("reading {name}: {e}")))
-            }
-        };
-        let table = read(table_name).await?;
-        let spec = MonitorSpec::parse(&monitor.info, &columns)?;
-        let now = now_ms();
-        let scoring = match &spec.mode {
-            Mode::InferenceLog { prediction_col, label_col: Some(label_col), classification, .. } => {
-                Some(Scoring { prediction_col, label_col, classification: *classification })
-            }
-            _ => None,
-        };
-        let classification = match &spec.mode {
-            Mode::InferenceLog { classification, .. } => Some(*classification),
-            _ => None,
-        };
-        let model_col = match &spec.mode {
-            Mode::InferenceLog { model_id_col, .. } => Some(model_id_col.as_str()),
-            _ => None,
-        };
-        let began = std::time::Instant::now();
-        let mut current = scan::scan(&table, &Windows::of(&spec.mode, now), scoring.as_ref(), cancel).await?;
-        let scanned = began.elapsed();
-        let mut baseline = match &spec.baseline_table_name {
-            Some(name) => {
-                Some(scan::scan(&read(name).await?, &Windows::Whole { at: now }, scoring.as_ref(), cancel).await?)
-            }
-            None => None,
-        };
-        let version = table.version().map_or(0, |v| v as i64);
-        let baseline_scanned = began.elapsed() - scanned;
-        let profile = output::profile_batch(&mut current, baseline.as_mut(), model_col, classification, version)?;
-        let drift = output::drift_batch(&mut current, baseline.as_mut(), model_col)?;
-        let owner = "tarn";
-        let names = [&monitor.info["profile_metrics_table_name"], &monitor.info["drift_metrics_table_name"]];
-        for (name, rows) in names.into_iter().zip([profile, drift]) {
-            let name = name.as_str().unwrap_or_default();
-            self.write(name, rows, owner).await?;
-        }
-        tracing::info!(
-            table = %table_name,
-            scan_ms = scanned.as_millis() as u64,
-            baseline_ms = baseline_scanned.as_millis() as u64,
-            total_ms = began.elapsed().as_millis() as u64,
-            "monitor refresh computed"
-        );
-        Ok(())
-    }
-
-    /// Replaces an output table's rows (and its catalog columns).
-    async fn write(&self, full_name: &str, rows: RecordBatch, owner: &str) -> Result<()> {
-        let comment = "Written by a tarn quality monitor";
-        let dir = tarn_lake::managed::ensure_managed_table(&self.catalog, full_name, owner, comment, rows.slice(0, 0))
-            .await
-            .map_err(|e| {
-                MonitorError::Refresh(e.unwrap_or_else(|| format!("the schema of {full_name} does not exist")))
-            })?;
-        let table = tarn_lake::managed::open_table(&dir).await.map_err(MonitorError::Refresh)?;
-        let table = table
-            .write(vec![rows])
-            .with_save_mode(SaveMode::Overwrite)
-            .with_schema_mode(SchemaMode::Overwrite)
-            .await
-            .map_err(|e| MonitorError::Refresh(format!("writing {full_name}: {e}")))?;
-        let fields: Vec<Value> = table
-            .snapshot()
-            .map_err(|e| MonitorError::Refresh(e.to_string()))?
-            .schema()
-            .fields()
-            .map(|f| json!(f))
-            .collect();
-        let columns = tarn_lake::uc_columns(&fields, &[]);
-        self.catalog
-            .amend_table(full_name, owner, |info: &mut Map<String, Value>| {
-                info.insert("columns".into(), Value::Array(columns));
-            })
-            .map_err(|e| MonitorError::Refresh(e.to_string()))?;
-        Ok(())
     }
 }

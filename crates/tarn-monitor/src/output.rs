@@ -2,8 +2,11 @@
 //! `<table>_profile_metrics` (a row per window, model, column; `:table`
 //! for the table as a whole) and `<table>_drift_metrics` (a row per window,
 //! column and drift type, CONSECUTIVE against the window before and
-//! BASELINE against the baseline table).
+//! BASELINE against the baseline table), each in the whole table
+//! (`slice_key` NULL) and in each slice. A refresh may ask for the rows of
+//! some windows only: those its new rows changed.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
@@ -17,7 +20,7 @@ use deltalake::arrow::record_batch::RecordBatch;
 use crate::drift;
 use crate::error::{MonitorError, Result};
 use crate::profile::{ColumnProfile, Sketch};
-use crate::scan::{Pass, WindowKey, WindowProfile};
+use crate::window::{Pass, Slice, WindowKey, WindowProfile};
 
 /// Quantile points of `quantiles` in the profile table (0, 0.01, ..., 1).
 const PROFILE_QUANTILES: usize = 101;
@@ -26,6 +29,8 @@ const FREQUENT_ITEMS: usize = 10;
 /// One profile row before it becomes columns.
 struct ProfileRow {
     key: WindowKey,
+    /// `logging_table_commit_version`.
+    version: i64,
     log_type: &'static str,
     column_name: String,
     data_type: String,
@@ -49,9 +54,10 @@ fn pct(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 * 100.0 / whole as f64)
 }
 
-fn column_row(key: &WindowKey, log_type: &'static str, name: &str, p: &mut ColumnProfile) -> ProfileRow {
+fn column_row(key: &WindowKey, version: i64, log_type: &'static str, name: &str, p: &mut ColumnProfile) -> ProfileRow {
     let mut row = ProfileRow {
         key: key.clone(),
+        version,
         log_type,
         column_name: name.to_string(),
         data_type: p.data_type.clone(),
@@ -123,6 +129,7 @@ fn table_row(
     };
     ProfileRow {
         key: key.clone(),
+        version: w.version,
         log_type,
         column_name: ":table".into(),
         data_type: ":table".into(),
@@ -143,14 +150,32 @@ fn table_row(
     }
 }
 
-/// The profile rows of a pass (`log_type` INPUT or BASELINE).
-fn profile_rows(pass: &mut Pass, log_type: &'static str, classification: Option<bool>, out: &mut Vec<ProfileRow>) {
+/// The profile rows of a pass (`log_type` INPUT or BASELINE), of the
+/// windows in `only` if given.
+fn profile_rows(
+    pass: &mut Pass,
+    log_type: &'static str,
+    classification: Option<bool>,
+    only: Option<&HashSet<WindowKey>>,
+    out: &mut Vec<ProfileRow>,
+) {
     for (key, window) in pass.windows.iter_mut() {
+        if only.is_some_and(|o| !o.contains(key)) {
+            continue;
+        }
         out.push(table_row(key, log_type, &pass.column_names, window, classification));
         for (name, profile) in pass.column_names.iter().zip(window.columns.iter_mut()) {
-            out.push(column_row(key, log_type, name, profile));
+            out.push(column_row(key, window.version, log_type, name, profile));
         }
     }
+}
+
+fn slice_key(key: &WindowKey) -> Option<&str> {
+    key.slice.as_ref().map(|s| s.key.as_str())
+}
+
+fn slice_value(key: &WindowKey) -> Option<&str> {
+    key.slice.as_ref().and_then(|s| s.value.as_deref())
 }
 
 fn window_array(starts: Vec<Option<i64>>, ends: Vec<Option<i64>>) -> ArrayRef {
@@ -193,19 +218,24 @@ fn pair_struct(fields: [(&str, DataType); 2], arrays: [ArrayRef; 2], valid: Vec<
     Arc::new(StructArray::new(fields, arrays.to_vec(), Some(NullBuffer::from(valid))))
 }
 
-/// The `_profile_metrics` batch of the current pass and the baseline's.
+/// The `_profile_metrics` batch of the current pass (the windows in
+/// `only`, or all) and, if given, the baseline's.
 pub fn profile_batch(
     current: &mut Pass,
     baseline: Option<&mut Pass>,
     model_col: Option<&str>,
     classification: Option<bool>,
-    table_version: i64,
+    only: Option<&HashSet<WindowKey>>,
 ) -> Result<RecordBatch> {
     let mut rows = Vec::new();
-    profile_rows(current, "INPUT", classification, &mut rows);
+    profile_rows(current, "INPUT", classification, only, &mut rows);
     if let Some(baseline) = baseline {
-        profile_rows(baseline, "BASELINE", classification, &mut rows);
+        profile_rows(baseline, "BASELINE", classification, None, &mut rows);
     }
+    profile_columns(&rows, model_col)
+}
+
+fn profile_columns(rows: &[ProfileRow], model_col: Option<&str>) -> Result<RecordBatch> {
     let quantiles: Vec<Option<Vec<f64>>> = rows.iter().map(|r| r.quantiles.clone()).collect();
     let quantile_values = doubles(quantiles.iter().flatten().flatten().map(|v| Some(*v)));
     let items: Vec<Option<Vec<(String, u64)>>> = rows.iter().map(|r| r.frequent_items.clone()).collect();
@@ -235,11 +265,14 @@ pub fn profile_batch(
             ),
         ),
         ("log_type", texts(rows.iter().map(|r| Some(r.log_type)))),
-        ("logging_table_commit_version", Arc::new(Int32Array::from(vec![Some(table_version as i32); rows.len()]))),
+        (
+            "logging_table_commit_version",
+            Arc::new(Int32Array::from(rows.iter().map(|r| Some(r.version as i32)).collect::<Vec<_>>())),
+        ),
         ("monitor_version", longs(rows.iter().map(|_| Some(1)))),
         ("granularity", texts(rows.iter().map(|r| Some(r.key.granularity.as_str()).filter(|g| !g.is_empty())))),
-        ("slice_key", texts(rows.iter().map(|_| None))),
-        ("slice_value", texts(rows.iter().map(|_| None))),
+        ("slice_key", texts(rows.iter().map(|r| slice_key(&r.key)))),
+        ("slice_value", texts(rows.iter().map(|r| slice_value(&r.key)))),
         ("column_name", texts(rows.iter().map(|r| Some(r.column_name.as_str())))),
         ("data_type", texts(rows.iter().map(|r| Some(r.data_type.as_str())))),
         ("count", longs(rows.iter().map(|r| Some(r.count)))),
@@ -343,12 +376,26 @@ fn compare(
 }
 
 /// The `_drift_metrics` batch: each window against the window before it
-/// (same granularity and model) and against the baseline.
+/// (same granularity, model and slice) and against the baseline (its same
+/// slice). With `touched`, only the rows of those windows and of the
+/// windows right after them (whose CONSECUTIVE drift they change); also
+/// answers which windows' rows it wrote.
 pub fn drift_batch(
     current: &mut Pass,
-    mut baseline: Option<&mut Pass>,
+    baseline: Option<&mut Pass>,
     model_col: Option<&str>,
-) -> Result<RecordBatch> {
+    touched: Option<&HashSet<WindowKey>>,
+) -> Result<(RecordBatch, HashSet<WindowKey>)> {
+    let (rows, written) = drift_rows(current, baseline, touched)?;
+    Ok((drift_columns(&rows, model_col)?, written))
+}
+
+/// The drift rows of [`drift_batch`], and the windows they are of.
+fn drift_rows(
+    current: &mut Pass,
+    mut baseline: Option<&mut Pass>,
+    touched: Option<&HashSet<WindowKey>>,
+) -> Result<(Vec<DriftRow>, HashSet<WindowKey>)> {
     let mut rows = Vec::new();
     let keys: Vec<WindowKey> = current.windows.keys().cloned().collect();
     let names = current.column_names.clone();
@@ -356,9 +403,22 @@ pub fn drift_batch(
         Some(b) => names.iter().map(|n| b.column_names.iter().position(|m| m.eq_ignore_ascii_case(n))).collect(),
         None => Vec::new(),
     };
-    for (i, key) in keys.iter().enumerate() {
-        let previous =
-            keys[..i].iter().rev().find(|k| k.granularity == key.granularity && k.model == key.model).cloned();
+    let base_keys: HashMap<Option<Slice>, WindowKey> = match baseline.as_deref() {
+        Some(b) => b.windows.keys().rev().map(|k| (k.slice.clone(), k.clone())).collect(),
+        None => HashMap::new(),
+    };
+    let mut last: HashMap<(String, Option<String>, Option<Slice>), WindowKey> = HashMap::new();
+    let mut written = HashSet::new();
+    // Keys are ordered by granularity then start, so each series comes in time order.
+    for key in &keys {
+        let previous = last.insert((key.granularity.clone(), key.model.clone(), key.slice.clone()), key.clone());
+        if let Some(touched) = touched
+            && !touched.contains(key)
+            && !previous.as_ref().is_some_and(|p| touched.contains(p))
+        {
+            continue;
+        }
+        written.insert(key.clone());
         if let Some(previous) = previous {
             let mut then = current.windows[&previous].clone();
             let now = current.windows.get_mut(key).ok_or_else(|| MonitorError::Refresh("window vanished".into()))?;
@@ -366,7 +426,8 @@ pub fn drift_batch(
                 rows.push(compare(key, Some((previous.start, previous.end)), "CONSECUTIVE", name, a, b));
             }
         }
-        if let Some(base) = baseline.as_deref_mut().and_then(|b| b.windows.values_mut().next()) {
+        let base_key = base_keys.get(&key.slice);
+        if let Some(base) = baseline.as_deref_mut().zip(base_key).and_then(|(b, k)| b.windows.get_mut(k)) {
             let now = current.windows.get_mut(key).ok_or_else(|| MonitorError::Refresh("window vanished".into()))?;
             for ((name, a), index) in names.iter().zip(now.columns.iter_mut()).zip(base_index.iter().copied()) {
                 if let Some(b) = index.and_then(|j| base.columns.get_mut(j)) {
@@ -375,6 +436,10 @@ pub fn drift_batch(
             }
         }
     }
+    Ok((rows, written))
+}
+
+fn drift_columns(rows: &[DriftRow], model_col: Option<&str>) -> Result<RecordBatch> {
     let struct_of = |f: &dyn Fn(&DriftRow) -> Option<(f64, f64)>| {
         let values: Vec<Option<(f64, f64)>> = rows.iter().map(f).collect();
         pair_struct(
@@ -393,8 +458,8 @@ pub fn drift_batch(
         ),
         ("granularity", texts(rows.iter().map(|r| Some(r.key.granularity.as_str()).filter(|g| !g.is_empty())))),
         ("monitor_version", longs(rows.iter().map(|_| Some(1)))),
-        ("slice_key", texts(rows.iter().map(|_| None))),
-        ("slice_value", texts(rows.iter().map(|_| None))),
+        ("slice_key", texts(rows.iter().map(|r| slice_key(&r.key)))),
+        ("slice_value", texts(rows.iter().map(|r| slice_value(&r.key)))),
         ("column_name", texts(rows.iter().map(|r| Some(r.column_name.as_str())))),
         ("data_type", texts(rows.iter().map(|r| Some(r.data_type.as_str())))),
         (

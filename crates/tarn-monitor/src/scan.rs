@@ -1,7 +1,10 @@
-//! One streaming pass over a Delta table (DataFusion reads it batch by
-//! batch): each row goes to its windows (one per granularity, for its
-//! model and for all models), and each column's values to that window's
-//! sketches, so memory depends on windows and columns, not rows.
+//! One streaming pass over a Delta table, or over the data files a
+//! refresh has not read yet (DataFusion reads them batch by batch): each
+//! row goes to its windows (one per granularity, for its model and for all
+//! models, unsliced and in each of its slices), and each column's values to
+//! that window's sketches, so memory depends on windows and columns, not
+//! rows. Windows and passes merge and write themselves to bytes, so a
+//! refresh adds new rows to what the last one kept.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -12,48 +15,15 @@ use deltalake::arrow::array::{Array, ArrayRef, AsArray};
 use deltalake::arrow::compute::cast;
 use deltalake::arrow::datatypes::{DataType, Float64Type, Schema, TimeUnit};
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::datafusion::prelude::SessionContext;
+use deltalake::datafusion::dataframe::DataFrame;
+use deltalake::datafusion::prelude::{Expr, SessionContext};
 use futures_util::StreamExt;
 
 use crate::error::{MonitorError, Result};
 use crate::profile::{ColumnProfile, Sketch};
+use crate::slicing::SliceSet;
 use crate::spec::{Granularity, Mode};
-
-/// Which window a row falls in.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct WindowKey {
-    /// The granularity's text ("1 day"); empty for a snapshot or a baseline.
-    pub granularity: String,
-    pub start: i64,
-    pub end: i64,
-    /// The model id for inference logs ("*" for all models), else `None`.
-    pub model: Option<String>,
-}
-
-/// Prediction quality in one window of an inference log with labels.
-#[derive(Debug, Clone, Default)]
-pub struct Quality {
-    pub labeled: u64,
-    pub correct: u64,
-    pub squared_error: f64,
-    pub absolute_error: f64,
-    pub label_sum: f64,
-    pub label_square_sum: f64,
-}
-
-#[derive(Debug, Clone)]
-pub struct WindowProfile {
-    pub rows: u64,
-    /// In the table's column order.
-    pub columns: Vec<ColumnProfile>,
-    pub quality: Quality,
-}
-
-/// Every window the pass saw, and the table's columns.
-pub struct Pass {
-    pub column_names: Vec<String>,
-    pub windows: BTreeMap<WindowKey, WindowProfile>,
-}
+use crate::window::{Pass, Quality, Slice, WindowKey, WindowProfile};
 
 /// Spark's name for an Arrow type, as `data_type` shows it.
 pub fn spark_type(t: &DataType) -> String {
@@ -115,6 +85,7 @@ impl<'a> Windows<'a> {
 }
 
 /// The label and prediction columns whose agreement is measured.
+#[derive(Clone, Copy)]
 pub struct Scoring<'a> {
     pub prediction_col: &'a str,
     pub label_col: &'a str,
@@ -132,7 +103,7 @@ fn column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
 }
 
 /// Epoch milliseconds of a timestamp or date column.
-fn millis(array: &ArrayRef) -> Result<Vec<Option<i64>>> {
+pub(crate) fn millis(array: &ArrayRef) -> Result<Vec<Option<i64>>> {
     let as_ms = cast(array, &DataType::Timestamp(TimeUnit::Millisecond, None))
         .and_then(|a| cast(&a, &DataType::Int64))
         .map_err(|e| MonitorError::Refresh(format!("reading the timestamp column: {e}")))?;
@@ -147,20 +118,68 @@ fn strings(array: &ArrayRef) -> Result<Vec<Option<String>>> {
     Ok((0..text.len()).map(|i| text.is_valid(i).then(|| text.value(i).to_string())).collect())
 }
 
-/// Reads `table` once and profiles every window.
-pub async fn scan(
-    table: &DeltaTable,
-    windows: &Windows<'_>,
-    scoring: Option<&Scoring<'_>>,
-    cancel: &AtomicBool,
-) -> Result<Pass> {
-    let ctx = SessionContext::new();
-    table.update_datafusion_session(&ctx.state()).map_err(|e| MonitorError::Refresh(e.to_string()))?;
-    let provider = table.table_provider().await.map_err(|e| MonitorError::Refresh(e.to_string()))?;
-    let schema: Arc<Schema> = provider.schema();
-    ctx.register_table("monitored", provider).map_err(|e| MonitorError::Refresh(e.to_string()))?;
-    let frame = ctx.table("monitored").await.map_err(|e| MonitorError::Refresh(e.to_string()))?;
-    let mut stream = frame.execute_stream().await.map_err(|e| MonitorError::Refresh(e.to_string()))?;
+fn refresh_error(e: impl std::fmt::Display) -> MonitorError {
+    MonitorError::Refresh(e.to_string())
+}
+
+/// What a pass reads: the whole table, or only some of its data files.
+pub struct Source {
+    pub ctx: SessionContext,
+    pub frame: DataFrame,
+    /// The table's columns (the profiled ones).
+    pub schema: Arc<Schema>,
+    /// Data files read.
+    pub files: usize,
+}
+
+impl Source {
+    /// `files`: paths relative to the table root, as the log's `add`
+    /// actions name them; `None` for every file of the version loaded.
+    pub async fn open(table: &DeltaTable, files: Option<Vec<String>>) -> Result<Self> {
+        let ctx = SessionContext::new();
+        table.update_datafusion_session(&ctx.state()).map_err(refresh_error)?;
+        let count = match &files {
+            Some(f) => f.len(),
+            None => table.snapshot().map_err(refresh_error)?.log_data().iter().count(),
+        };
+        let builder = table.table_provider();
+        let provider = match files {
+            Some(paths) => builder.with_file_paths(paths).await,
+            None => builder.await,
+        }
+        .map_err(refresh_error)?;
+        let schema: Arc<Schema> = provider.schema();
+        ctx.register_table("monitored", provider).map_err(refresh_error)?;
+        let frame = ctx.table("monitored").await.map_err(refresh_error)?;
+        Ok(Self { ctx, frame, schema, files: count })
+    }
+
+    /// A `slicing_exprs` entry as a DataFusion expression over the table.
+    pub fn expression(&self, text: &str) -> Result<Expr> {
+        self.ctx.parse_sql_expr(text, self.frame.schema()).map_err(|e| MonitorError::InvalidParameter(e.to_string()))
+    }
+}
+
+/// How a pass profiles what it reads.
+pub struct Plan<'a> {
+    pub windows: Windows<'a>,
+    pub scoring: Option<Scoring<'a>>,
+    /// Slices, each with the values that get one.
+    pub slices: &'a [SliceSet],
+    /// The table version read (`logging_table_commit_version`).
+    pub version: i64,
+}
+
+/// Reads the source once and profiles every window; also answers how many rows it read.
+pub async fn scan(source: Source, plan: &Plan<'_>, cancel: &AtomicBool) -> Result<(Pass, u64)> {
+    let schema = source.schema.clone();
+    let mut projection: Vec<Expr> =
+        schema.fields().iter().map(|f| deltalake::datafusion::prelude::ident(f.name())).collect();
+    for (i, slice) in plan.slices.iter().enumerate() {
+        projection.push(source.expression(&slice.text)?.alias(format!("__tarn_slice_{i}")));
+    }
+    let frame = source.frame.select(projection).map_err(refresh_error)?;
+    let mut stream = frame.execute_stream().await.map_err(refresh_error)?;
     let mut pass =
         Pass { column_names: schema.fields().iter().map(|f| f.name().clone()).collect(), windows: BTreeMap::new() };
     let fresh = || WindowProfile {
@@ -173,6 +192,7 @@ pub async fn scan(
             })
             .collect(),
         quality: Quality::default(),
+        version: plan.version,
     };
     // Decoding the next batches overlaps profiling this one.
     let (tx, mut batches) = tokio::sync::mpsc::channel(4);
@@ -183,13 +203,15 @@ pub async fn scan(
             }
         }
     });
+    let mut rows_read = 0;
     while let Some(batch) = batches.recv().await {
         if cancel.load(Ordering::Relaxed) {
             return Err(MonitorError::Refresh("the refresh was canceled".into()));
         }
         let batch = batch.map_err(|e| MonitorError::Refresh(format!("reading the table: {e}")))?;
-        let groups = group_rows(&batch, windows)?;
-        let scored = match scoring {
+        rows_read += batch.num_rows() as u64;
+        let groups = group_rows(&batch, &plan.windows, plan.slices, schema.fields().len())?;
+        let scored = match &plan.scoring {
             Some(s) => Some((column(&batch, s.prediction_col)?, column(&batch, s.label_col)?, s.classification)),
             None => None,
         };
@@ -202,36 +224,72 @@ pub async fn scan(
             }
         }
     }
-    Ok(pass)
+    Ok((pass, rows_read))
 }
 
-/// The rows of `batch` in each window.
-fn group_rows(batch: &RecordBatch, windows: &Windows<'_>) -> Result<HashMap<WindowKey, Vec<usize>>> {
-    let mut groups: HashMap<WindowKey, Vec<usize>> = HashMap::new();
+/// The window keys of one row before slicing, pushed into `out`.
+fn row_windows(windows: &Windows<'_>, ms: Option<i64>, model: Option<&Option<String>>, out: &mut Vec<WindowKey>) {
+    out.clear();
     match windows {
         Windows::Whole { at } => {
-            let key = WindowKey { granularity: String::new(), start: *at, end: *at, model: None };
-            groups.insert(key, (0..batch.num_rows()).collect());
+            out.push(WindowKey { granularity: String::new(), start: *at, end: *at, model: None, slice: None })
         }
-        Windows::Timed { timestamp_col, granularities, model_col } => {
-            let times = millis(&column(batch, timestamp_col)?)?;
+        Windows::Timed { granularities, .. } => {
+            let Some(ms) = ms else { return };
+            for (text, granularity) in granularities.iter() {
+                let (start, end) = granularity.window(ms);
+                let key = |model| WindowKey { granularity: text.clone(), start, end, model, slice: None };
+                match model {
+                    None => out.push(key(None)),
+                    Some(model) => {
+                        out.push(key(Some(model.clone().unwrap_or_else(|| "null".into()))));
+                        out.push(key(Some("*".into())));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The rows of `batch` in each window; the slice values are the batch's
+/// columns after the table's `columns`.
+fn group_rows(
+    batch: &RecordBatch,
+    windows: &Windows<'_>,
+    slices: &[SliceSet],
+    columns: usize,
+) -> Result<HashMap<WindowKey, Vec<usize>>> {
+    let mut groups: HashMap<WindowKey, Vec<usize>> = HashMap::new();
+    let values: Vec<Vec<Option<String>>> =
+        (0..slices.len()).map(|i| strings(batch.column(columns + i))).collect::<Result<_>>()?;
+    if let (Windows::Whole { .. }, true) = (windows, slices.is_empty()) {
+        // A snapshot or a baseline unsliced: the whole batch, with no key per row.
+        let mut keys = Vec::new();
+        row_windows(windows, None, None, &mut keys);
+        groups.extend(keys.into_iter().map(|k| (k, (0..batch.num_rows()).collect())));
+        return Ok(groups);
+    }
+    let (times, models) = match windows {
+        Windows::Whole { .. } => (None, None),
+        Windows::Timed { timestamp_col, model_col, .. } => {
             let models = match model_col {
                 Some(col) => Some(strings(&column(batch, col)?)?),
                 None => None,
             };
-            for (row, ms) in times.iter().enumerate() {
-                let Some(ms) = ms else { continue };
-                for (text, granularity) in granularities.iter() {
-                    let (start, end) = granularity.window(*ms);
-                    let key = |model| WindowKey { granularity: text.clone(), start, end, model };
-                    match &models {
-                        None => groups.entry(key(None)).or_default().push(row),
-                        Some(models) => {
-                            let model = models[row].clone().unwrap_or_else(|| "null".into());
-                            groups.entry(key(Some(model))).or_default().push(row);
-                            groups.entry(key(Some("*".into()))).or_default().push(row);
-                        }
-                    }
+            (Some(millis(&column(batch, timestamp_col)?)?), models)
+        }
+    };
+    let mut keys = Vec::new();
+    for row in 0..batch.num_rows() {
+        let ms = times.as_ref().and_then(|t| t[row]);
+        row_windows(windows, ms, models.as_ref().map(|m| &m[row]), &mut keys);
+        for key in &keys {
+            groups.entry(key.clone()).or_default().push(row);
+            for (slice, values) in slices.iter().zip(&values) {
+                if slice.allowed.contains(&values[row]) {
+                    let value = values[row].clone();
+                    let sliced = WindowKey { slice: Some(Slice { key: slice.text.clone(), value }), ..key.clone() };
+                    groups.entry(sliced).or_default().push(row);
                 }
             }
         }

@@ -6,10 +6,11 @@
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde_json::Value;
 
+use crate::custom::CustomMetric;
 use crate::error::{MonitorError, Result, invalid};
 
 /// A window length: "5 minutes", "1 hour", "1 day", "2 weeks", "1 month", "1 year".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Granularity {
     Minutes(i64),
     Days(i64),
@@ -93,7 +94,62 @@ pub struct MonitorSpec {
     pub mode: Mode,
     pub output_schema_name: String,
     pub baseline_table_name: Option<String>,
+    /// SQL expressions the rows are sliced by, as sent.
+    pub slicing_exprs: Vec<String>,
+    pub custom_metrics: Vec<CustomMetric>,
 }
+
+/// Output table columns a custom metric cannot be named after.
+const RESERVED: &[&str] = &[
+    "window",
+    "log_type",
+    "logging_table_commit_version",
+    "monitor_version",
+    "granularity",
+    "slice_key",
+    "slice_value",
+    "column_name",
+    "data_type",
+    "count",
+    "num_nulls",
+    "avg",
+    "quantiles",
+    "min",
+    "max",
+    "stddev",
+    "num_zeros",
+    "num_nan",
+    "min_length",
+    "max_length",
+    "avg_length",
+    "non_null_columns",
+    "frequent_items",
+    "median",
+    "distinct_count",
+    "percent_nan",
+    "percent_null",
+    "percent_zeros",
+    "percent_distinct",
+    "accuracy_score",
+    "mean_squared_error",
+    "root_mean_squared_error",
+    "mean_absolute_error",
+    "r2_score",
+    "window_cmp",
+    "drift_type",
+    "count_delta",
+    "avg_delta",
+    "percent_null_delta",
+    "percent_zeros_delta",
+    "percent_distinct_delta",
+    "js_distance",
+    "ks_test",
+    "wasserstein_distance",
+    "population_stability_index",
+    "chi_squared_test",
+    "tv_distance",
+    "l_infinity_distance",
+];
 
 fn text<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
     object.get(field).and_then(Value::as_str).filter(|s| !s.is_empty())
@@ -114,7 +170,28 @@ fn granularities(object: &Value, within: &str) -> Result<Vec<(String, Granularit
         .collect()
 }
 
+fn slicing_exprs(body: &Value) -> Result<Vec<String>> {
+    let Some(list) = body.get("slicing_exprs").filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+    let list = list.as_array().ok_or_else(|| invalid("slicing_exprs must be a list of SQL expressions"))?;
+    let mut exprs: Vec<String> = Vec::with_capacity(list.len());
+    for e in list {
+        let e = e.as_str().map(str::trim).filter(|e| !e.is_empty());
+        let e = e.ok_or_else(|| invalid("slicing_exprs entries must be non-empty SQL expressions"))?;
+        if !exprs.iter().any(|x| x == e) {
+            exprs.push(e.to_string());
+        }
+    }
+    Ok(exprs)
+}
+
 impl MonitorSpec {
+    /// Everything a kept profile depends on: a kept state whose fingerprint
+    /// differs is recomputed. (Debug output is stable within a build; a new
+    /// build that prints it differently only costs one full refresh.)
+    pub fn fingerprint(&self) -> String {
+        format!("{:?}", (&self.mode, &self.slicing_exprs, &self.custom_metrics))
+    }
+
     /// Reads a create or update body; `columns` are the monitored table's.
     pub fn parse(body: &Value, columns: &[String]) -> Result<Self> {
         let modes: Vec<&str> = ["snapshot", "time_series", "inference_log"]
@@ -149,11 +226,6 @@ impl MonitorSpec {
             }
             _ => return Err(invalid("A monitor needs exactly one of snapshot, time_series and inference_log")),
         };
-        for field in ["custom_metrics", "slicing_exprs"] {
-            if body.get(field).and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
-                return Err(MonitorError::NotImplemented(format!("Monitor {field} are not implemented by tarn yet")));
-            }
-        }
         crate::schedule::check(body)?;
         for field in ["data_classification_config"] {
             if body.get(field).is_some_and(|v| !v.is_null() && v != &serde_json::json!({})) {
@@ -164,7 +236,15 @@ impl MonitorSpec {
             mode,
             output_schema_name: required(body, "output_schema_name", "monitor")?.to_string(),
             baseline_table_name: text(body, "baseline_table_name").map(str::to_string),
+            slicing_exprs: slicing_exprs(body)?,
+            custom_metrics: Vec::new(),
         };
+        let mut reserved = RESERVED.to_vec();
+        if let Mode::InferenceLog { model_id_col, .. } = &spec.mode {
+            reserved.push(model_id_col);
+        }
+        let custom_metrics = crate::custom::parse(body, columns, &reserved)?;
+        let spec = Self { custom_metrics, ..spec };
         for column in spec.named_columns() {
             if !columns.iter().any(|c| c.eq_ignore_ascii_case(column)) {
                 return Err(invalid(format!("Column '{column}' does not exist in the monitored table")));

@@ -254,7 +254,8 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         false => None,
     };
     let serving = serving_endpoints(&config, store.clone(), &catalog, &tracking, &artifacts).await?;
-    let monitors = tarn_monitor::Monitors::new(store.clone(), catalog.clone(), Some(notifier));
+    let monitors =
+        tarn_monitor::Monitors::new(store.clone(), catalog.clone(), config.home.join("monitors"), Some(notifier));
     let unfinished = monitors.recover().map_err(|e| e.to_string())?;
     if unfinished > 0 {
         tracing::warn!(unfinished, "monitor refreshes left running by an earlier tarn ended as FAILED");

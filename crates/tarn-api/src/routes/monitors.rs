@@ -63,7 +63,7 @@ async fn create(
     Path(table): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(s.monitors.create(&table, &body)?))
+    Ok(Json(s.monitors.create(&table, &body).await?))
 }
 
 async fn get_monitor(State(s): State<AppState>, Path(table): Path<String>) -> ApiResult<Json<Value>> {
@@ -75,7 +75,7 @@ async fn update(
     Path(table): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(s.monitors.update(&table, &body)?))
+    Ok(Json(s.monitors.update(&table, &body).await?))
 }
 
 async fn delete(State(s): State<AppState>, Path(table): Path<String>) -> ApiResult<Json<Value>> {
