@@ -153,6 +153,13 @@ class NumericTables:
         import numpy as np
         import pandas as pd
 
+        dtypes = {self.types[name] for name in columns}
+        if len(dtypes) == 1 and not next(iter(dtypes)).startswith("int"):
+            # One float type: one matrix, one pandas block (a DataFrame of
+            # many one-column arrays costs pandas a block each).
+            if any(type(v) is not float and type(v) is not int for r in rows for v in r):
+                return None
+            return pd.DataFrame(np.array(rows, dtype=dtypes.pop()), columns=list(columns))
         arrays = {}
         for i, name in enumerate(columns):
             values = [r[i] for r in rows]

@@ -58,3 +58,14 @@ def test_anything_else_goes_to_mlflow(body):
 def test_only_numeric_named_schemas_take_the_fast_path():
     assert serving.NumericTables.of(Schema([ColSpec("string", "s"), ColSpec("double", "a")])) is None
     assert serving.NumericTables.of(None) is None
+
+
+@pytest.mark.parametrize("kind", ["double", "float"])
+def test_one_float_type_builds_one_matrix_as_mlflow_would(kind):
+    schema = Schema([ColSpec(kind, "x"), ColSpec(kind, "y")])
+    tables = serving.NumericTables.of(schema)
+    body = {"dataframe_split": {"columns": ["y", "x"], "data": [[1, 2.5], [0.1, -3]]}}
+    frame = tables.frame(*tables.rows(Request(body)))
+    pd.testing.assert_frame_equal(frame, scoring_server.infer_and_parse_data(body, schema), check_exact=True)
+    with_bool = {"dataframe_split": {"columns": ["x", "y"], "data": [[True, 2.5]]}}
+    assert tables.frame(*tables.rows(Request(with_bool))) is None

@@ -34,7 +34,11 @@ pub(crate) async fn require_token(State(state): State<AppState>, mut req: Reques
                 status_code: i64::from(response.status().as_u16()),
                 duration_ms: now_ms() - started,
             };
-            state.audit.record(event).await;
+            // A model's invocations are the data plane: their record is the
+            // inference table, and a request should not wait on a metadata
+            // write (the row is still written, with the next batch).
+            let wait = !event.request_path.ends_with("/invocations");
+            state.audit.record(event, wait).await;
             response
         }
         Err(e) => e.into_response(),
@@ -58,8 +62,9 @@ fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiFailure> {
 }
 
 /// The audit log's writer. A call is answered once its row is written (so
-/// `system.access.audit` read after a call shows it), and rows of calls
-/// arriving together are written in one transaction.
+/// `system.access.audit` read after a call shows it), but for a model's
+/// invocations, which do not wait; rows of calls arriving together are
+/// written in one transaction.
 #[derive(Clone)]
 pub struct AuditLog {
     events: tokio::sync::mpsc::UnboundedSender<(AuditEvent, tokio::sync::oneshot::Sender<()>)>,
@@ -92,13 +97,16 @@ impl AuditLog {
         Self { events }
     }
 
-    async fn record(&self, event: AuditEvent) {
+    /// Queues the event's row; with `wait`, returns once it is written.
+    async fn record(&self, event: AuditEvent, wait: bool) {
         let (done, written) = tokio::sync::oneshot::channel();
         if self.events.send((event, done)).is_err() {
             tracing::warn!("the audit log writer has stopped; an audit row is lost");
             return;
         }
-        let _ = written.await;
+        if wait {
+            let _ = written.await;
+        }
     }
 }
 
