@@ -125,9 +125,8 @@ impl Alerts {
         let fields = objects::masked(kind, &row.info, patch, update_mask)?;
         objects::check(kind, &fields)?;
         self.check_references(kind, &fields)?;
-        let owner = patch.get("owner_user_name").and_then(Value::as_str).filter(|_| update_mask.contains("owner"));
-        let owner = owner.unwrap_or(&row.owner);
-        if !self.inner.store.update_sql_object(kind.key(), id, &Value::Object(fields), owner, now_ms())? {
+        // Ownership moves with issue 19's identities; `owner_user_name` in a mask is refused.
+        if !self.inner.store.update_sql_object(kind.key(), id, &Value::Object(fields), &row.owner, now_ms())? {
             return Err(kind.not_found(id));
         }
         tracing::debug!(kind = kind.key(), id, user, "updated");
