@@ -82,8 +82,9 @@ impl Alerts {
                     last_evaluated_ms: Some(now),
                     error: Some(error.clone()),
                 };
-                self.inner.store.set_alert_state(id, &failed)?;
-                tracing::warn!(alert = id, %error, "an alert's evaluation failed");
+                if self.inner.store.record_alert_evaluation(id, &previous, &failed)? {
+                    tracing::warn!(alert = id, %error, "an alert's evaluation failed");
+                }
                 return Ok(state);
             }
         };
@@ -98,7 +99,12 @@ impl Alerts {
             last_evaluated_ms: Some(now),
             error: None,
         };
-        self.inner.store.set_alert_state(id, &stored)?;
+        if !self.inner.store.record_alert_evaluation(id, &previous, &stored)? {
+            // Another evaluation landed since this one read the state: it
+            // decided whether to notify, this one must not decide again.
+            tracing::debug!(alert = id, "an evaluation that overlapped another one is dropped");
+            return Ok(State::parse(&self.inner.store.alert_state(id)?.state).unwrap_or(State::Unknown));
+        }
         if fires || recovers {
             let mut to = subscriptions;
             if kind == Kind::AlertV2 {

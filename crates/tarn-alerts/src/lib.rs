@@ -8,8 +8,10 @@
 //! schedule and subscriptions, which [`scheduler`] fires.
 //!
 //! Invariants: an alert's state is the outcome of its last evaluation, never
-//! assumed (UNKNOWN until it has run); a failed evaluation never fires; the
-//! objects' wire JSON is built in [`objects`] only.
+//! assumed (UNKNOWN until it has run), written fenced on the evaluation it
+//! followed, so of two overlapping evaluations only one lands and notifies;
+//! a failed evaluation never fires; the objects' wire JSON is built in
+//! [`objects`] only.
 
 pub mod condition;
 pub mod error;

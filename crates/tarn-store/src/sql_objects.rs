@@ -131,14 +131,23 @@ impl Store {
         Ok(found.unwrap_or_else(|| AlertStateRow { state: "UNKNOWN".into(), ..Default::default() }))
     }
 
-    pub fn set_alert_state(&self, alert_id: &str, row: &AlertStateRow) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO alert_states (alert_id, state, trigger_time_ms, last_evaluated_ms, error)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (alert_id) DO UPDATE SET state = ?2, trigger_time_ms = ?3, last_evaluated_ms = ?4, error = ?5",
-            params![alert_id, row.state, row.trigger_time_ms, row.last_evaluated_ms, row.error],
-        )?;
-        Ok(())
+    /// Records an evaluation, fenced on the one it followed (`seen`, as
+    /// `alert_state` read it): false if another evaluation landed first.
+    pub fn record_alert_evaluation(&self, alert_id: &str, seen: &AlertStateRow, row: &AlertStateRow) -> Result<bool> {
+        let values =
+            params![alert_id, row.state, row.trigger_time_ms, row.last_evaluated_ms, row.error, seen.last_evaluated_ms];
+        // Every stored evaluation has its time, so none seen means no row yet.
+        let sql = match seen.last_evaluated_ms {
+            None => {
+                "INSERT INTO alert_states (alert_id, state, trigger_time_ms, last_evaluated_ms, error)
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE ?6 IS NULL ON CONFLICT (alert_id) DO NOTHING"
+            }
+            Some(_) => {
+                "UPDATE alert_states SET state = ?2, trigger_time_ms = ?3, last_evaluated_ms = ?4, error = ?5
+                 WHERE alert_id = ?1 AND last_evaluated_ms = ?6"
+            }
+        };
+        Ok(self.conn().execute(sql, values)? == 1)
     }
 }
 
@@ -174,9 +183,21 @@ mod tests {
         assert!(store.get_sql_object("query", "a").unwrap().is_none());
 
         assert_eq!(store.alert_state("a").unwrap().state, "UNKNOWN");
-        let fired = AlertStateRow { state: "TRIGGERED".into(), trigger_time_ms: Some(5), ..Default::default() };
-        store.set_alert_state("a", &fired).unwrap();
+        let unknown = store.alert_state("a").unwrap();
+        let fired = AlertStateRow {
+            state: "TRIGGERED".into(),
+            trigger_time_ms: Some(5),
+            last_evaluated_ms: Some(5),
+            error: None,
+        };
+        assert!(store.record_alert_evaluation("a", &unknown, &fired).unwrap());
         assert_eq!(store.alert_state("a").unwrap(), fired);
+        // A second evaluation that read the same state as the first loses.
+        let ok = AlertStateRow { state: "OK".into(), last_evaluated_ms: Some(6), ..Default::default() };
+        assert!(!store.record_alert_evaluation("a", &unknown, &ok).unwrap());
+        assert!(store.record_alert_evaluation("a", &fired, &ok).unwrap());
+        assert!(!store.record_alert_evaluation("a", &fired, &ok).unwrap());
+        assert_eq!(store.alert_state("a").unwrap().state, "OK");
         assert!(store.purge_sql_object("alert", "a").unwrap());
         assert_eq!(store.alert_state("a").unwrap().state, "UNKNOWN");
     }
