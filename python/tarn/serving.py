@@ -20,9 +20,8 @@ answered one by one. An idle worker adds no wait.
 
 import json
 import os
-import queue
+import select
 import sys
-import threading
 import time
 import traceback
 from io import StringIO
@@ -51,42 +50,52 @@ class Request:
 
 
 class Worker:
-    def __init__(self, out):
+    """The protocol's two ends. Frames are read on the thread that scores:
+    handing each from a reader thread cost a thread switch a request."""
+
+    def __init__(self, source, out):
+        self.source = source
         self.out = out
-        self.lock = threading.Lock()
-        self.requests = queue.Queue()
+        self.pending = bytearray()
 
     def reply(self, request_id, status, mimetype, body):
         if isinstance(body, str):
             body = body.encode("utf-8")
         header = json.dumps({"id": request_id, "status": status, "mimetype": mimetype, "len": len(body)})
-        with self.lock:
-            self.out.write(header.encode() + b"\n" + body)
-            self.out.flush()
+        self.out.write(header.encode() + b"\n" + body)
+        self.out.flush()
 
     def hello(self, message):
-        with self.lock:
-            self.out.write(json.dumps(message).encode() + b"\n")
-            self.out.flush()
+        self.out.write(json.dumps(message).encode() + b"\n")
+        self.out.flush()
 
-    def read_requests(self, source):
-        """Reads frames until tarn closes stdin, then ends the process."""
+    def next_request(self, wait):
+        """The next whole frame; without `wait`, None if none has arrived.
+        Ends the process when tarn closes stdin."""
         while True:
-            line = source.readline()
-            if not line:
+            end = self.pending.find(b"\n")
+            if end >= 0:
+                header = json.loads(self.pending[:end])
+                stop = end + 1 + header.get("len", 0)
+                if len(self.pending) >= stop:
+                    body = bytes(self.pending[end + 1 : stop])
+                    del self.pending[:stop]
+                    return Request(header, body)
+            if not wait and not select.select([self.source], [], [], 0)[0]:
+                return None
+            chunk = os.read(self.source, 1 << 20)
+            if not chunk:
                 os._exit(0)
-            header = json.loads(line)
-            body = source.read(header.get("len", 0))
-            self.requests.put(Request(header, body))
+            self.pending += chunk
 
     def take(self):
         """The next request and any others already waiting."""
-        group = [self.requests.get()]
+        group = [self.next_request(wait=True)]
         while len(group) < MAX_BATCH:
-            try:
-                group.append(self.requests.get_nowait())
-            except queue.Empty:
+            request = self.next_request(wait=False)
+            if request is None:
                 break
+            group.append(request)
         return group
 
 
@@ -309,7 +318,7 @@ def main():
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    worker = Worker(out)
+    worker = Worker(sys.stdin.fileno(), out)
     try:
         model, batching = load(model_dir)
         scorer = Scorer(model, batching)
@@ -318,7 +327,6 @@ def main():
         worker.hello({"ready": False, "error": f"{type(e).__name__}: {e}"})
         return 1
     worker.hello({"ready": True, "batching": batching})
-    threading.Thread(target=worker.read_requests, args=(sys.stdin.buffer,), daemon=True).start()
     while True:
         for request, (status, mimetype, body) in scorer.answer(worker.take()):
             worker.reply(request.id, status, mimetype, body)

@@ -7,8 +7,8 @@
 //! refresh adds new rows to what the last one kept.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use deltalake::DeltaTable;
 use deltalake::arrow::array::{Array, ArrayRef, AsArray};
@@ -297,26 +297,30 @@ fn group_rows(
     Ok(groups)
 }
 
-/// Adds the rows to every column's profile, the columns split between threads.
+/// Adds the rows to every column's profile. Threads take the columns one
+/// at a time, so a thread that drew cheap columns (booleans, say) takes more
+/// of them rather than waiting at the end of the batch for the other.
 fn add_columns(profiles: &mut [ColumnProfile], batch: &RecordBatch, rows: &[usize]) -> Result<()> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = profiles.len().div_ceil(threads).max(1);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(profiles.len());
+    let columns: Vec<Mutex<(&mut ColumnProfile, &ArrayRef)>> =
+        profiles.iter_mut().zip(batch.columns()).map(Mutex::new).collect();
+    let next = AtomicUsize::new(0);
+    let work = || -> Result<()> {
+        while let Some(column) = columns.get(next.fetch_add(1, Ordering::Relaxed)) {
+            // Each index is taken once, so the lock is never contended.
+            let mut column = column.lock().map_err(|_| MonitorError::Refresh("a profiling thread panicked".into()))?;
+            let (profile, array) = &mut *column;
+            add_values(profile, array, rows)?;
+        }
+        Ok(())
+    };
     std::thread::scope(|scope| {
-        let handles: Vec<_> = profiles
-            .chunks_mut(per_thread)
-            .enumerate()
-            .map(|(chunk, profiles)| {
-                scope.spawn(move || {
-                    for (i, profile) in profiles.iter_mut().enumerate() {
-                        add_values(profile, batch.column(chunk * per_thread + i), rows)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mine = work();
+        helpers.into_iter().try_for_each(|h| {
             h.join().unwrap_or_else(|_| Err(MonitorError::Refresh("a profiling thread panicked".into())))
-        })
+        })?;
+        mine
     })
 }
 

@@ -143,6 +143,11 @@ impl ModelWorker {
         rx.await.ok()
     }
 
+    /// Requests sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.waiting.callers.lock().map_or(usize::MAX, |callers| callers.len())
+    }
+
     /// Whether the process still reads requests.
     pub fn is_alive(&self) -> bool {
         !self.waiting.gone.load(Ordering::Relaxed)
