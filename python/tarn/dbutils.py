@@ -267,28 +267,64 @@ class Library:
         self.kernel.restart_python()
 
 
-class Secrets:
-    def get(self, scope, key):
-        raise DbutilsError("Secrets are not available in this tarn yet.")
+class SecretMetadata:
+    def __init__(self, key):
+        self.key = key
 
-    getBytes = get
+    def __repr__(self):
+        return f"SecretMetadata(key='{self.key}')"
+
+
+class SecretScope:
+    def __init__(self, name):
+        self.name = name
+
+    def getName(self):
+        return self.name
+
+    def __repr__(self):
+        return f"SecretScope(name='{self.name}')"
+
+
+class Secrets:
+    """`dbutils.secrets` through tarn's Secrets API, as the context's
+    principal. Every value read is remembered, so the kernel replaces it
+    with [REDACTED] wherever it shows up in a command's result."""
+
+    def __init__(self, api, seen):
+        self.api = api
+        self.seen = seen
+
+    def getBytes(self, scope, key):
+        reply = self.api.call("GET", "/api/2.0/secrets/get", query={"scope": scope, "key": key})
+        value = base64.b64decode(reply.get("value", ""))
+        text = value.decode("utf-8", errors="replace")
+        if text:
+            self.seen.add(text)
+        return value
+
+    def get(self, scope, key):
+        return self.getBytes(scope, key).decode("utf-8")
 
     def list(self, scope):
-        raise DbutilsError("Secrets are not available in this tarn yet.")
+        reply = self.api.call("GET", "/api/2.0/secrets/list", query={"scope": scope})
+        return [SecretMetadata(s["key"]) for s in reply.get("secrets", [])]
 
     def listScopes(self):
-        raise DbutilsError("Secrets are not available in this tarn yet.")
+        reply = self.api.call("GET", "/api/2.0/secrets/scopes/list")
+        return [SecretScope(s["name"]) for s in reply.get("scopes", [])]
 
 
 class DBUtils:
     def __init__(self, kernel, req):
         self.task_values_set = {}
-        self.fs = Fs(Api(req["api_url"], req["token"]))
+        api = Api(req["api_url"], req["token"])
+        self.fs = Fs(api)
         self.widgets = Widgets(req.get("widgets"))
         self.jobs = Jobs(self, req.get("task_values"))
         self.notebook = Notebook(kernel)
         self.library = Library(kernel)
-        self.secrets = Secrets()
+        self.secrets = Secrets(api, kernel.secret_values)
 
     def __repr__(self):
         return "Package 'dbutils'. For more information, type 'dbutils.help()' in a cell."

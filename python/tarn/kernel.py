@@ -90,6 +90,8 @@ class Kernel:
         self.globals = {"__name__": "__main__", "__builtins__": __builtins__}
         self.counter = 0
         self.attach_request = {}
+        # Secret values this context has read (dbutils.secrets): redacted from results.
+        self.secret_values = set()
 
     # -- protocol ---------------------------------------------------------
 
@@ -106,6 +108,10 @@ class Kernel:
         os.environ["MLFLOW_REGISTRY_URI"] = req["api_url"]
         os.environ["MLFLOW_TRACKING_TOKEN"] = req["token"]
         os.environ["DATABRICKS_CLUSTER_ID"] = req.get("cluster_id") or ""
+        # The cluster's spark_env_vars, secret references already resolved;
+        # those values are redacted from every result, as on Databricks.
+        os.environ.update(req.get("env") or {})
+        self.secret_values.update(v for v in req.get("secret_values") or [] if v)
         self.output_limit = int(req.get("output_limit") or self.output_limit)
         self.row_limit = int(req.get("row_limit") or self.row_limit)
         self.memory_mb = req.get("memory_mb")
@@ -121,6 +127,11 @@ class Kernel:
         from pyspark.sql import SparkSession
 
         self.spark = SparkSession.builder.remote(req["remote"]).getOrCreate()
+        for key, value in (req.get("spark_conf") or {}).items():
+            try:
+                self.spark.conf.set(key, value)
+            except Exception as e:  # noqa: BLE001 - a static or unknown conf the engine refuses
+                print(f"spark_conf {key} not set: {type(e).__name__}", file=sys.stderr)
         import dbutils as dbutils_module
 
         dbutils = dbutils_module.DBUtils(self, req)
@@ -146,6 +157,7 @@ class Kernel:
         import dbutils as dbutils_module
 
         self.attach_request = {**self.attach_request, **req}
+        self.secret_values.update(v for v in req.get("secret_values") or [] if v)
         self.globals = {"__name__": "__main__", "__builtins__": __builtins__}
         self.globals.update(
             spark=self.spark,
@@ -214,7 +226,7 @@ class Kernel:
         task_values = getattr(self.globals.get("dbutils"), "task_values_set", None)
         if task_values:
             result["taskValues"] = task_values
-        return result
+        return redact(result, self.secret_values)
 
     def success(self, value, out):
         if self.table is not None:
@@ -316,6 +328,26 @@ class Kernel:
             "truncated": truncated or cut,
             "isJsonSchema": True,
         }
+
+
+REDACTED = "[REDACTED]"
+
+
+def redact(obj, values):
+    """`obj` (a result: dicts, lists, strings) with every secret value in
+    `values` replaced by [REDACTED]; longest values first, so a value that
+    contains another is hidden whole."""
+    if not values:
+        return obj
+    if isinstance(obj, str):
+        for value in sorted(values, key=len, reverse=True):
+            obj = obj.replace(value, REDACTED)
+        return obj
+    if isinstance(obj, list):
+        return [redact(item, values) for item in obj]
+    if isinstance(obj, dict):
+        return {key: redact(item, values) for key, item in obj.items()}
+    return obj
 
 
 def pandas_table(pdf, row_limit):

@@ -84,6 +84,13 @@ class Tarn:
     def token(self) -> str:
         return (self.home / "token").read_text().strip()
 
+    def cli_token(self, user: str) -> str:
+        """A first token for `user` (created if new), made by `tarn token
+        create --user` straight in this server's store."""
+        out = subprocess.run([tarn_binary(), "token", "create", "--user", user],
+                             env=dict(os.environ, TARN_HOME=str(self.home)), capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
     def client(self, token: str | None = None) -> WorkspaceClient:
         return WorkspaceClient(host=self.url, token=token or self.token, auth_type="pat")
 
@@ -122,6 +129,18 @@ def tmp_home():
     home = Path(tempfile.mkdtemp(prefix="tarn-test-"))
     yield home
     shutil.rmtree(home, ignore_errors=True)
+
+
+def own_server(prefix: str, env: dict | None = None):
+    """A tarn of a module's own (its users, groups and secrets stay its
+    own), for a fixture to `yield from`."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    server = Tarn(home, env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -338,6 +338,85 @@ def test_a_config_that_cannot_build_fails_with_its_log_and_the_old_one_serves(se
     w.serving_endpoints.delete("ep-fail")
 
 
+def worker_environments(server):
+    """The environments of the serving workers this tarn started."""
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == server.proc.pid:
+                found.append(dict(kv.split("=", 1) for kv in (proc / "environ").read_text().split("\0") if "=" in kv))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
+def test_environment_vars_take_secret_references(server, models):
+    model, _ = models
+    w = server.client()
+    w.secrets.create_scope("serving")
+    w.secrets.put_secret("serving", "api-key", string_value="k-123-not-for-eyes")
+    refs = {"API_KEY": "{{secrets/serving/api-key}}", "PLAIN": "x"}
+    served = ServedEntityInput(entity_name=model, entity_version="1", workload_size="Small", environment_vars=refs)
+    w.serving_endpoints.create_and_wait(name="ep-secret",
+                                        config=EndpointCoreConfigInput(name="ep-secret", served_entities=[served]))
+    # The config keeps the reference; only the worker's environment has the value.
+    assert w.serving_endpoints.get("ep-secret").config.served_entities[0].environment_vars == refs
+    assert any(env.get("API_KEY") == "k-123-not-for-eyes" and env.get("PLAIN") == "x"
+               for env in worker_environments(server))
+    assert "k-123-not-for-eyes" not in json.dumps(w.serving_endpoints.get("ep-secret").as_dict())
+
+    with pytest.raises(InvalidParameterValue, match="secret reference"):
+        w.serving_endpoints.update_config("ep-secret", served_entities=[ServedEntityInput(
+            entity_name=model, entity_version="1", workload_size="Small",
+            environment_vars={"API_KEY": "{{secrets/serving}}"})])
+    # A reference that does not resolve fails the new config alone.
+    w.serving_endpoints.update_config("ep-secret", served_entities=[ServedEntityInput(
+        entity_name=model, entity_version="1", workload_size="Small",
+        environment_vars={"API_KEY": "{{secrets/serving/missing}}"})])
+    endpoint = wait_for(
+        lambda: (e := w.serving_endpoints.get("ep-secret")).state.config_update == EndpointStateConfigUpdate.UPDATE_FAILED and e,
+        timeout=300,
+    )
+    message = endpoint.pending_config.served_entities[0].state.deployment_state_message
+    assert "{{secrets/serving/missing}}" in message and "does not exist" in message
+    assert endpoint.state.ready == EndpointStateReady.READY
+    w.serving_endpoints.delete("ep-secret")
+
+
+def test_endpoint_levels_guard_view_query_and_manage(server, models):
+    from databricks.sdk.errors import PermissionDenied
+    from databricks.sdk.service.serving import ServingEndpointAccessControlRequest, ServingEndpointPermissionLevel
+
+    model, _ = models
+    w = server.client()
+    w.serving_endpoints.create_and_wait(name="ep-guarded",
+                                        config=EndpointCoreConfigInput(name="ep-guarded", served_entities=[entity(model, "1")]))
+    token = server.cli_token("hana@example.com")
+    hana = server.client(token)
+    body = {"dataframe_split": {"columns": COLUMNS, "data": ROWS}}
+    with pytest.raises(PermissionDenied):
+        hana.serving_endpoints.get("ep-guarded")
+    assert "ep-guarded" not in [e.name for e in hana.serving_endpoints.list()]
+    assert invoke(server, "ep-guarded", body, token=token).status_code == 403
+
+    def grant(level):
+        w.serving_endpoints.set_permissions("ep-guarded", access_control_list=[
+            ServingEndpointAccessControlRequest(user_name="hana@example.com", permission_level=level)])
+
+    grant(ServingEndpointPermissionLevel.CAN_VIEW)
+    assert hana.serving_endpoints.get("ep-guarded").name == "ep-guarded"
+    assert invoke(server, "ep-guarded", body, token=token).status_code == 403
+    grant(ServingEndpointPermissionLevel.CAN_QUERY)
+    r = invoke(server, "ep-guarded", body, token=token)
+    assert r.status_code == 200 and len(r.json()["predictions"]) == len(ROWS)
+    with pytest.raises(PermissionDenied):
+        hana.serving_endpoints.delete("ep-guarded")
+    grant(ServingEndpointPermissionLevel.CAN_MANAGE)
+    hana.serving_endpoints.delete("ep-guarded")
+
+
 def metric(text: str, family: str) -> float:
     for line in text.splitlines():
         if line.startswith(family + "{"):

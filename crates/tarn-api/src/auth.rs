@@ -116,9 +116,16 @@ fn service_and_action(path: &str) -> (String, String) {
     let mut segments = path.trim_start_matches('/').split('/').filter(|s| !s.is_empty());
     let _api = segments.next();
     let _version = segments.next();
-    let service = segments.next().unwrap_or_default().to_string();
+    let mut service = segments.next().unwrap_or_default();
+    // `/api/2.0/preview/scim/v2/Users`: the service is scim, the action its resource.
+    if service == "preview" {
+        service = segments.next().unwrap_or_default();
+        if service == "scim" {
+            segments.next();
+        }
+    }
     let action = segments.next().unwrap_or_default().to_string();
-    (service, action)
+    (service.to_string(), action)
 }
 
 #[cfg(test)]
@@ -131,5 +138,6 @@ mod tests {
             ("unity-catalog".into(), "tables".into())
         );
         assert_eq!(super::service_and_action("/api/2.0/x"), ("x".into(), String::new()));
+        assert_eq!(super::service_and_action("/api/2.0/preview/scim/v2/Me"), ("scim".into(), "Me".into()));
     }
 }

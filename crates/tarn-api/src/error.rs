@@ -52,6 +52,23 @@ impl From<StoreError> for ApiFailure {
     }
 }
 
+impl From<tarn_identity::IdentityError> for ApiFailure {
+    fn from(e: tarn_identity::IdentityError) -> Self {
+        use tarn_identity::IdentityError;
+        let code = match &e {
+            IdentityError::NotFound(_) => ErrorCode::ResourceDoesNotExist,
+            IdentityError::AlreadyExists(_) => ErrorCode::ResourceAlreadyExists,
+            IdentityError::InvalidParameter(_) | IdentityError::InvalidFilter(_) => ErrorCode::InvalidParameterValue,
+            IdentityError::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            IdentityError::LimitExceeded(_) => ErrorCode::ResourceLimitExceeded,
+            IdentityError::NotImplemented(_) => ErrorCode::NotImplemented,
+            IdentityError::BackendUnavailable(_) => ErrorCode::InvalidState,
+            IdentityError::Store(_) | IdentityError::Internal(_) => ErrorCode::InternalError,
+        };
+        Self(ApiError::new(code, e.to_string()))
+    }
+}
+
 impl From<ComputeError> for ApiFailure {
     fn from(e: ComputeError) -> Self {
         let code = match &e {
@@ -190,7 +207,9 @@ impl From<CatalogError> for ApiFailure {
 impl From<AuthError> for ApiFailure {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Invalid | AuthError::Expired => Self(ApiError::unauthenticated(e.to_string())),
+            AuthError::Invalid | AuthError::Expired | AuthError::Inactive => {
+                Self(ApiError::unauthenticated(e.to_string()))
+            }
             AuthError::Store(e) => e.into(),
         }
     }

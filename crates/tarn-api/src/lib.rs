@@ -56,6 +56,8 @@ pub struct AppState {
     /// access is on (`tarn serve` on loopback); `None` requires a token.
     pub mlflow_anonymous: Option<tarn_store::User>,
     pub audit: AuditLog,
+    /// Secret scopes, with the workspace's sealing key.
+    pub secrets: Arc<tarn_identity::Secrets>,
     pub catalog: tarn_catalog::Catalog,
     pub files: tarn_files::Files,
     pub statements: tarn_sql::Statements,
@@ -67,6 +69,8 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .merge(routes::tokens::router())
         .merge(routes::scim::router())
+        .merge(routes::secrets::router())
+        .merge(routes::permissions::router())
         .merge(routes::clusters::router())
         .merge(routes::libraries::router())
         .merge(routes::commands::router())

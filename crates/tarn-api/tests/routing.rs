@@ -46,7 +46,7 @@ fn fixture(name: &str) -> Fixture {
     let home = std::env::temp_dir().join(format!("tarn-api-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&home).unwrap();
     let store = Arc::new(Store::open_in_memory().unwrap());
-    let user = store.ensure_user("admin", "Admin", 0).unwrap();
+    let user = store.ensure_admin("admin", "Admin", 0).unwrap();
     let (token, _) = store.create_token(&user, "test", None, 0).unwrap();
     let config = ComputeConfig {
         home: home.clone(),
@@ -65,11 +65,16 @@ fn fixture(name: &str) -> Fixture {
     );
     let clusters =
         ClusterManager::new(store.clone(), envs.clone(), config, Arc::new(NoCatalogs), library_files.clone()).unwrap();
+    let secrets = Arc::new(tarn_identity::Secrets::new(
+        store.clone(),
+        Arc::new(tarn_identity::SealingKey::load(&home, None).unwrap()),
+    ));
     let contexts = Contexts::new(
         clusters.clone(),
         store.clone(),
         envs,
         library_files.clone(),
+        secrets.clone(),
         ContextConfig {
             home: home.clone(),
             api_url: "http://127.0.0.1:9".into(),
@@ -97,6 +102,7 @@ fn fixture(name: &str) -> Fixture {
         library_files,
         pool: tarn_jobs::tasks::ContextPool::new(2),
         sql_objects: None,
+        secrets: Some(secrets.clone()),
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: home.clone(),
@@ -127,6 +133,7 @@ fn fixture(name: &str) -> Fixture {
         dir: home.join("serving"),
         script: home.join("serving").join("worker.py"),
         models: Arc::new(models),
+        secrets: secrets.clone(),
         envs: Environments::new(home.join("envs"), "python3".into()),
         cores: 1,
         load_timeout: Duration::from_secs(5),
@@ -150,6 +157,7 @@ fn fixture(name: &str) -> Fixture {
         artifacts,
         mlflow_anonymous: None,
         audit: tarn_api::AuditLog::start(store.clone()),
+        secrets,
         store: store.clone(),
         clusters,
         contexts,
@@ -217,6 +225,15 @@ async fn errors_have_the_databricks_shape() {
         ("POST", "/api/2.0/workspace/delete", t, r#"{"path": "/Users"}"#, 400, "DIRECTORY_NOT_EMPTY"),
         ("GET", "/api/2.0/workspace/export?path=/Users&format=DBC", t, "", 501, "NOT_IMPLEMENTED"),
         ("GET", "/api/2.0/workspace/export?path=/Users&format=NOPE", t, "", 400, "INVALID_PARAMETER_VALUE"),
+        ("GET", "/api/2.0/preview/scim/v2/Users", None, "", 401, "UNAUTHENTICATED"),
+        ("GET", "/api/2.0/secrets/scopes/list", None, "", 401, "UNAUTHENTICATED"),
+        ("GET", "/api/2.0/secrets/get?scope=s&key=k", t, "", 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("POST", "/api/2.0/secrets/put", t, r#"{"scope": "s", "key": "k"}"#, 400, "INVALID_PARAMETER_VALUE"),
+        ("GET", "/api/2.0/token-management/tokens", None, "", 401, "UNAUTHENTICATED"),
+        ("GET", "/api/2.0/token-management/tokens/nope", t, "", 404, "RESOURCE_DOES_NOT_EXIST"),
+        ("GET", "/api/2.0/permissions/jobs/1", None, "", 401, "UNAUTHENTICATED"),
+        ("GET", "/api/2.0/permissions/gizmos/1", t, "", 400, "INVALID_PARAMETER_VALUE"),
+        ("GET", "/api/2.0/permissions/repos/1", t, "", 501, "NOT_IMPLEMENTED"),
         ("POST", "/serving-endpoints/nope/invocations", None, "{}", 401, "UNAUTHENTICATED"),
         ("POST", "/serving-endpoints/nope/invocations", t, "{}", 404, "RESOURCE_DOES_NOT_EXIST"),
         ("GET", "/api/2.0/serving-endpoints/nope", t, "", 404, "RESOURCE_DOES_NOT_EXIST"),
@@ -397,4 +414,51 @@ async fn internal_errors_answer_an_id_and_log_the_cause() {
     let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
     let line = logged.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("no log line with {id}: {logged}"));
     assert!(line.contains("ERROR") && line.contains("lake/volumes"), "{line}");
+}
+
+/// Every router but the public one sits behind one auth layer; one route
+/// of each, and an unknown path, refuse a call without a live token.
+#[tokio::test]
+async fn every_router_refuses_without_a_live_token() {
+    let f = fixture("auth");
+    let user = f.store.ensure_user("someone", "Someone", 0).unwrap();
+    let (expired, _) = f.store.create_token(&user, "short", Some(1), 0).unwrap();
+    let (revoked, row) = f.store.create_token(&user, "gone", None, 0).unwrap();
+    assert!(f.store.revoke_token(&row.token_id).unwrap());
+    let one_of_each = [
+        ("GET", "/api/2.0/token/list"),
+        ("GET", "/api/2.0/token-management/tokens"),
+        ("GET", "/api/2.0/preview/scim/v2/Me"),
+        ("GET", "/api/2.0/preview/scim/v2/Groups"),
+        ("GET", "/api/2.0/secrets/scopes/list"),
+        ("GET", "/api/2.0/permissions/jobs/1"),
+        ("GET", "/api/2.1/clusters/list"),
+        ("GET", "/api/2.0/libraries/all-cluster-statuses"),
+        ("POST", "/api/1.2/contexts/create"),
+        ("GET", "/api/2.0/mlflow/experiments/search"),
+        ("GET", "/api/2.2/jobs/list"),
+        ("GET", "/api/2.2/jobs/runs/list"),
+        ("GET", "/api/2.0/pipelines"),
+        ("GET", "/api/2.0/serving-endpoints"),
+        ("POST", "/serving-endpoints/e/invocations"),
+        ("GET", "/api/2.1/unity-catalog/tables/main.default.t/monitor"),
+        ("GET", "/api/2.0/sql/alerts"),
+        ("GET", "/api/2.0/notification-destinations"),
+        ("GET", "/api/2.1/unity-catalog/catalogs"),
+        ("GET", "/api/2.0/fs/directories/Volumes/main/default/v"),
+        ("GET", "/api/2.0/dbfs/list?path=/"),
+        ("GET", "/api/2.0/workspace/list?path=/"),
+        ("GET", "/api/2.0/sql/warehouses"),
+        ("GET", "/no/such/route"),
+    ];
+    for (method, path) in one_of_each {
+        for token in [None, Some("dapinope"), Some(expired.as_str()), Some(revoked.as_str())] {
+            let (status, body) = check(&f, method, path, token, "").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with {token:?}: {body}");
+            assert_eq!(body["error_code"], "UNAUTHENTICATED", "{method} {path}");
+        }
+    }
+    for path in ["/health", "/.well-known/databricks-config"] {
+        assert_eq!(check(&f, "GET", path, None, "").await.0, StatusCode::OK, "{path}");
+    }
 }

@@ -13,6 +13,8 @@ pub enum ErrorCode {
     InvalidState,
     ResourceDoesNotExist,
     ResourceAlreadyExists,
+    /// HTTP 400: a count limit (a secret scope's 1000 secrets).
+    ResourceLimitExceeded,
     /// HTTP 409: the resource is busy (a pipeline's update already runs).
     ResourceConflict,
     Aborted,
@@ -48,6 +50,7 @@ impl ErrorCode {
             Self::InvalidState => "INVALID_STATE",
             Self::ResourceDoesNotExist => "RESOURCE_DOES_NOT_EXIST",
             Self::ResourceAlreadyExists => "RESOURCE_ALREADY_EXISTS",
+            Self::ResourceLimitExceeded => "RESOURCE_LIMIT_EXCEEDED",
             Self::ResourceConflict => "RESOURCE_CONFLICT",
             Self::Aborted => "ABORTED",
             Self::Unauthenticated => "UNAUTHENTICATED",
@@ -73,6 +76,7 @@ impl ErrorCode {
             Self::InvalidParameterValue
             | Self::MalformedRequest
             | Self::InvalidState
+            | Self::ResourceLimitExceeded
             | Self::DirectoryNotEmpty
             | Self::IoError
             | Self::MaxBlockSizeExceeded

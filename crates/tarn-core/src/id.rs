@@ -30,6 +30,11 @@ pub fn random_hex(bytes: usize) -> String {
     (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
 }
 
+/// A principal id (user, service principal or group) in Databricks' 16-digit range.
+pub fn principal_id() -> i64 {
+    rand::rng().random_range(1_000_000_000_000_000..9_000_000_000_000_000)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod id;
 pub mod page;
+pub mod secret_ref;
 pub mod time;
 
 pub use error::{ApiError, ErrorCode};

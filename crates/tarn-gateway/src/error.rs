@@ -38,6 +38,9 @@ pub enum GatewayError {
     TokenStore(StoreError),
     #[error("name the cluster with x-databricks-cluster-id in the connection string")]
     NoCluster,
+    /// The caller lacks CAN_ATTACH_TO on the cluster.
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("cluster {cluster_id} is {state}, not RUNNING; start it first")]
     ClusterNotRunning { cluster_id: String, state: String },
     /// The named cluster could not be found.
@@ -79,7 +82,7 @@ pub enum GatewayError {
 impl From<AuthError> for GatewayError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Invalid | AuthError::Expired => Self::Unauthenticated,
+            AuthError::Invalid | AuthError::Expired | AuthError::Inactive => Self::Unauthenticated,
             AuthError::Store(e) => Self::TokenStore(e),
         }
     }

@@ -129,6 +129,7 @@ impl Gateway {
         let user = self.store.authenticate(&token, tarn_core::time::now_ms())?;
         let cluster_id = header("x-databricks-cluster-id").ok_or(GatewayError::NoCluster)?;
         let port = self.engine_port(&cluster_id)?;
+        self.check_attach(&user, &cluster_id)?;
         self.record_activity(&cluster_id);
         let (parts, body) = req.into_parts();
         let (prefix, rest) = first_message(body).await.map_err(GatewayError::ReadRequest)?;
@@ -194,6 +195,24 @@ impl Gateway {
     }
 
     /// The port of the cluster's running engine.
+    /// A session on a user's cluster needs CAN_ATTACH_TO (admins hold it);
+    /// tarn's own clusters (serverless, the warehouse, pipelines) answer
+    /// every principal that tarn gave a token for them.
+    fn check_attach(&self, user: &tarn_store::User, cluster_id: &str) -> Result<(), GatewayError> {
+        if user.admin {
+            return Ok(());
+        }
+        let cluster = self.clusters.get(cluster_id).map_err(GatewayError::UnknownCluster)?;
+        if cluster.row.is_managed() {
+            return Ok(());
+        }
+        let Some(ty) = tarn_identity::ObjectType::of("clusters") else { return Ok(()) };
+        let object = tarn_identity::Object::new(ty, cluster_id, cluster.row.creator.clone());
+        tarn_identity::Permissions::new(self.store.clone())
+            .check(user, &object, "CAN_ATTACH_TO")
+            .map_err(|e| GatewayError::PermissionDenied(e.to_string()))
+    }
+
     fn engine_port(&self, cluster_id: &str) -> Result<u16, GatewayError> {
         match self.clusters.engine_port(cluster_id) {
             Ok(Some(port)) => Ok(port),

@@ -29,6 +29,7 @@ impl GatewayError {
     pub fn code(&self) -> Code {
         match self {
             Self::Unauthenticated => Code::Unauthenticated,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::TokenStore(_) | Self::Session(_) | Self::EngineUnreachable(_) => Code::Unavailable,
             Self::NoCluster
             | Self::ReadRequest(_)

@@ -44,6 +44,10 @@ pub(crate) fn find(value: &Value, out: &mut Vec<String>) {
 
 /// Whether `reference` names something this job has.
 pub(crate) fn check(reference: &str, scope: &Scope<'_>) -> Result<()> {
+    // A secret, resolved when the task starts with the run's user's permissions.
+    if let Some(parsed) = tarn_core::secret_ref::SecretRef::parse(&format!("{{{{{reference}}}}}")) {
+        return parsed.map(|_| ()).map_err(invalid);
+    }
     let parts: Vec<&str> = reference.split('.').collect();
     let known = match parts.as_slice() {
         [legacy] if LEGACY.contains(legacy) => true,

@@ -185,10 +185,8 @@ fn environment_vars(value: Option<&Value>) -> Result<BTreeMap<String, String>> {
     let mut vars = BTreeMap::new();
     for (key, value) in object {
         let value = value.as_str().ok_or_else(|| invalid(format!("environment_vars.{key} must be a string")))?;
-        if value.trim_start().starts_with("{{secrets/") {
-            return Err(ServingError::NotImplemented(format!(
-                "environment_vars.{key}: secret references are not implemented by tarn yet"
-            )));
+        if let Some(Err(e)) = tarn_core::secret_ref::SecretRef::parse(value) {
+            return Err(invalid(format!("environment_vars.{key}: {e}")));
         }
         vars.insert(key.clone(), value.to_string());
     }

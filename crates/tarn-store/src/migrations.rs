@@ -20,6 +20,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0012_serving.sql"),
     include_str!("../migrations/0013_monitors.sql"),
     include_str!("../migrations/0014_sql_alerts.sql"),
+    include_str!("../migrations/0015_identities.sql"),
+    include_str!("../migrations/0016_secrets.sql"),
+    include_str!("../migrations/0017_secret_backends.sql"),
+    include_str!("../migrations/0018_permissions.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

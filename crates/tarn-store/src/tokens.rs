@@ -1,17 +1,20 @@
-//! Users and personal access tokens, and the one check of a bearer token
-//! both edges make (REST and Spark Connect). Only the SHA-256 of a token is
-//! stored.
+//! Personal access tokens, and the one check of a bearer token both edges
+//! make (REST and Spark Connect): it yields the caller as a [`User`]. Only
+//! the SHA-256 of a token is stored.
 
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::{Result, Store, StoreError};
 
+/// A caller: a user or a service principal (whose `user_name` is its
+/// application id), and whether it is a workspace admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
     pub user_name: String,
     pub display_name: String,
+    pub admin: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +46,9 @@ pub enum AuthError {
     /// The token's lifetime has passed.
     #[error("Token expired")]
     Expired,
+    /// The token's user or service principal has been deactivated.
+    #[error("The token's principal is not active")]
+    Inactive,
     /// The store could not be asked.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -51,6 +57,16 @@ pub enum AuthError {
 /// A new token's secret: `dapi` and 32 hex digits, as Databricks forms them.
 pub fn new_token_secret() -> String {
     format!("dapi{}", tarn_core::id::random_hex(16))
+}
+
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        token_id: r.get(0)?,
+        user_id: r.get(1)?,
+        comment: r.get(2)?,
+        creation_time: r.get(3)?,
+        expiry_time: r.get(4)?,
+    })
 }
 
 impl Store {
@@ -112,72 +128,103 @@ impl Store {
 
     /// The user with this name, created on first use.
     pub fn ensure_user(&self, user_name: &str, display_name: &str, now: i64) -> Result<User> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO users (user_name, display_name, created_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT(user_name) DO NOTHING",
-            params![user_name, display_name, now],
-        )?;
-        Ok(conn.query_row("SELECT id, user_name, display_name FROM users WHERE user_name = ?1", [user_name], |r| {
-            Ok(User { id: r.get(0)?, user_name: r.get(1)?, display_name: r.get(2)? })
-        })?)
+        {
+            let conn = self.conn();
+            let id = crate::principals::new_principal_id(&conn)?;
+            conn.execute(
+                "INSERT INTO users (id, user_name, display_name, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(user_name) DO NOTHING",
+                params![id, user_name, display_name, now],
+            )?;
+        }
+        self.user_named(user_name)
+    }
+
+    /// The workspace's first user, created on first use and kept in `admins`.
+    pub fn ensure_admin(&self, user_name: &str, display_name: &str, now: i64) -> Result<User> {
+        let user = self.ensure_user(user_name, display_name, now)?;
+        self.add_to_group(crate::ADMINS_GROUP, user.id)?;
+        self.user_named(user_name)
+    }
+
+    /// The user or service principal with this name (a service principal's
+    /// is its application id), with whether it is an admin.
+    pub fn find_user(&self, user_name: &str) -> Result<Option<User>> {
+        let exists: bool =
+            self.conn()
+                .query_row("SELECT EXISTS (SELECT 1 FROM users WHERE user_name = ?1)", [user_name], |r| r.get(0))?;
+        if !exists {
+            return Ok(None);
+        }
+        self.user_named(user_name).map(Some)
+    }
+
+    fn user_named(&self, user_name: &str) -> Result<User> {
+        let (id, display_name) =
+            self.conn().query_row("SELECT id, display_name FROM users WHERE user_name = ?1", [user_name], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        Ok(User { id, user_name: user_name.to_string(), display_name, admin: self.is_admin(id)? })
     }
 
     pub fn count_tokens(&self) -> Result<i64> {
         Ok(self.conn().query_row("SELECT COUNT(*) FROM tokens WHERE purpose = 'user'", [], |r| r.get(0))?)
     }
 
-    /// The token whose secret this is, and its user.
-    pub fn find_token(&self, secret: &str) -> Result<Option<(TokenRow, User)>> {
-        Ok(self
+    /// The token whose secret this is, its user, and whether that user is active.
+    pub fn find_token(&self, secret: &str) -> Result<Option<(TokenRow, User, bool)>> {
+        let found = self
             .conn()
             .query_row(
                 "SELECT t.token_id, t.user_id, t.comment, t.creation_time, t.expiry_time,
-                        u.user_name, u.display_name
+                        u.user_name, u.display_name, u.active
                  FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1",
                 [hash_token(secret)],
                 |r| {
                     Ok((
-                        TokenRow {
-                            token_id: r.get(0)?,
-                            user_id: r.get(1)?,
-                            comment: r.get(2)?,
-                            creation_time: r.get(3)?,
-                            expiry_time: r.get(4)?,
-                        },
-                        User { id: r.get(1)?, user_name: r.get(5)?, display_name: r.get(6)? },
+                        token_row(r)?,
+                        User { id: r.get(1)?, user_name: r.get(5)?, display_name: r.get(6)?, admin: false },
+                        r.get::<_, bool>(7)?,
                     ))
                 },
             )
-            .optional()?)
+            .optional()?;
+        let Some((token, mut user, active)) = found else { return Ok(None) };
+        user.admin = self.is_admin(user.id)?;
+        Ok(Some((token, user, active)))
     }
 
-    /// The user whose live token has this secret at `now`: the check every
-    /// edge makes of a caller's credentials.
+    /// The active user whose live token has this secret at `now`: the check
+    /// every edge makes of a caller's credentials.
     pub fn authenticate(&self, secret: &str, now: i64) -> std::result::Result<User, AuthError> {
         match self.find_token(secret)? {
-            Some((token, user)) if token.is_live_at(now) => Ok(user),
-            Some(_) => Err(AuthError::Expired),
+            Some((token, _, _)) if !token.is_live_at(now) => Err(AuthError::Expired),
+            Some((_, _, false)) => Err(AuthError::Inactive),
+            Some((_, user, true)) => Ok(user),
             None => Err(AuthError::Invalid),
         }
     }
 
     pub fn list_tokens(&self, user_id: i64) -> Result<Vec<TokenRow>> {
+        Ok(self.all_tokens(Some(user_id))?.into_iter().map(|(t, _)| t).collect())
+    }
+
+    /// Users' tokens (never engines'), of one owner or all, with their owners' names.
+    pub fn all_tokens(&self, owner: Option<i64>) -> Result<Vec<(TokenRow, String)>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT token_id, user_id, comment, creation_time, expiry_time
-             FROM tokens WHERE user_id = ?1 AND purpose = 'user' ORDER BY creation_time, token_id",
+            "SELECT t.token_id, t.user_id, t.comment, t.creation_time, t.expiry_time, u.user_name
+             FROM tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.purpose = 'user' AND (?1 IS NULL OR t.user_id = ?1) ORDER BY t.creation_time, t.token_id",
         )?;
-        let rows = stmt.query_map([user_id], |r| {
-            Ok(TokenRow {
-                token_id: r.get(0)?,
-                user_id: r.get(1)?,
-                comment: r.get(2)?,
-                creation_time: r.get(3)?,
-                expiry_time: r.get(4)?,
-            })
-        })?;
+        let rows = stmt.query_map([owner], |r| Ok((token_row(r)?, r.get(5)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Deletes a user's token whoever owns it; false when there was none.
+    pub fn revoke_token(&self, token_id: &str) -> Result<bool> {
+        let n = self.conn().execute("DELETE FROM tokens WHERE token_id = ?1 AND purpose = 'user'", [token_id])?;
+        Ok(n > 0)
     }
 
     /// Deletes a token of this user; false when there was none.

@@ -39,7 +39,7 @@ enum Command {
         #[arg(long, default_value_t = 15002)]
         spark_connect_port: u16,
     },
-    /// Manage personal access tokens of the admin user.
+    /// Manage personal access tokens (of the admin, or of a user by name).
     Token {
         #[command(subcommand)]
         action: token::TokenAction,

@@ -92,6 +92,7 @@ async fn serving_endpoints(
     catalog: &Catalog,
     tracking: &tarn_mlflow::Tracking,
     artifacts: &tarn_mlflow::Artifacts,
+    secrets: Arc<tarn_identity::Secrets>,
 ) -> Result<tarn_serving::Endpoints, String> {
     let dir = config.home.join("serving");
     let models = tarn_serving::Registry { tracking: tracking.clone(), artifacts: artifacts.clone() };
@@ -99,6 +100,7 @@ async fn serving_endpoints(
         script: dir.join("tarn_serving_worker.py"),
         dir,
         models: Arc::new(models),
+        secrets,
         envs: config.environments(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         load_timeout: config.serving_load_timeout,
@@ -178,11 +180,14 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let paths: Arc<dyn PathResolver> =
         Arc::new(VolumePaths { files: files.clone(), pipeline_tables: pipeline_tables.clone() });
     let statements = tarn_sql::Statements::new(warehouse, lake.clone(), Some(paths.clone()));
+    let sealing_key = tarn_identity::SealingKey::load(&config.home, std::env::var("TARN_SECRET_KEY").ok().as_deref())?;
+    let secrets = Arc::new(tarn_identity::Secrets::new(store.clone(), Arc::new(sealing_key)));
     let contexts = Contexts::new(
         clusters.clone(),
         store.clone(),
         config.environments(),
         library_files.clone(),
+        secrets.clone(),
         context_config(&config, addr),
     )
     .map_err(|e| e.to_string())?;
@@ -206,6 +211,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         library_files,
         pool: tarn_jobs::tasks::ContextPool::new(if config.job_reuse_workers { config.job_parallel_tasks } else { 0 }),
         sql_objects: Some(Arc::new(alerts.clone())),
+        secrets: Some(secrets.clone()),
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: config.home.clone(),
@@ -253,7 +259,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         true => Some(crate::token::admin_user(&store)?),
         false => None,
     };
-    let serving = serving_endpoints(&config, store.clone(), &catalog, &tracking, &artifacts).await?;
+    let serving = serving_endpoints(&config, store.clone(), &catalog, &tracking, &artifacts, secrets.clone()).await?;
     let monitors =
         tarn_monitor::Monitors::new(store.clone(), catalog.clone(), config.home.join("monitors"), Some(notifier));
     let unfinished = monitors.recover().map_err(|e| e.to_string())?;
@@ -263,6 +269,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let monitor_scheduler = monitors.spawn_scheduler();
     let state = AppState {
         audit: tarn_api::AuditLog::start(store.clone()),
+        secrets,
         store,
         clusters: clusters.clone(),
         contexts: contexts.clone(),

@@ -1,6 +1,7 @@
-//! `tarn token`: personal access tokens of the admin user, straight in the
-//! store (works whether or not a server is running), and the admin token a
-//! new workspace starts with.
+//! `tarn token`: personal access tokens of the admin user or of any user
+//! (created on first use, not an admin), straight in the store (works
+//! whether or not a server is running), and the admin token a new
+//! workspace starts with.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -18,6 +19,9 @@ pub const ADMIN_USER: &str = "admin";
 pub enum TokenAction {
     /// Create a token and print its value (shown only this once).
     Create {
+        /// The user the token is for (created if new); default: the admin.
+        #[arg(long)]
+        user: Option<String>,
         #[arg(long, default_value = "")]
         comment: String,
         /// Seconds until it expires; none: never.
@@ -25,33 +29,47 @@ pub enum TokenAction {
         lifetime_seconds: Option<i64>,
     },
     /// List tokens (ids, never values).
-    List,
-    /// Revoke a token by id.
+    List {
+        /// Whose tokens; default: the admin's.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a token by id, whoever owns it.
     Revoke { token_id: String },
 }
 
 pub(crate) fn admin_user(store: &Store) -> Result<User, String> {
-    store.ensure_user(ADMIN_USER, "Admin", now_ms()).map_err(|e| e.to_string())
+    store.ensure_admin(ADMIN_USER, "Admin", now_ms()).map_err(|e| e.to_string())
+}
+
+/// The named user, created (as a plain user) if new; the admin if none is named.
+fn user_named(store: &Store, name: Option<&str>) -> Result<User, String> {
+    match name {
+        None => admin_user(store),
+        Some(name) if name.trim().is_empty() => Err("--user needs a name".into()),
+        Some(name) => store.ensure_user(name, name, now_ms()).map_err(|e| e.to_string()),
+    }
 }
 
 pub fn run(config: &Config, action: TokenAction) -> Result<(), String> {
     let store = config.open_store()?;
-    let user = admin_user(&store)?;
     match action {
-        TokenAction::Create { comment, lifetime_seconds } => {
+        TokenAction::Create { user, comment, lifetime_seconds } => {
+            let user = user_named(&store, user.as_deref())?;
             let (secret, row) =
                 store.create_token(&user, &comment, lifetime_seconds, now_ms()).map_err(|e| e.to_string())?;
-            eprintln!("created token {} (its value is shown only now)", row.token_id);
+            eprintln!("created token {} for {} (its value is shown only now)", row.token_id, user.user_name);
             println!("{secret}");
         }
-        TokenAction::List => {
+        TokenAction::List { user } => {
+            let user = user_named(&store, user.as_deref())?;
             println!("{:<64}  {:>13}  {:>13}  COMMENT", "TOKEN_ID", "CREATED_MS", "EXPIRES_MS");
             for t in store.list_tokens(user.id).map_err(|e| e.to_string())? {
                 println!("{:<64}  {:>13}  {:>13}  {}", t.token_id, t.creation_time, t.expiry_time, t.comment);
             }
         }
         TokenAction::Revoke { token_id } => {
-            if !store.delete_token(user.id, &token_id).map_err(|e| e.to_string())? {
+            if !store.revoke_token(&token_id).map_err(|e| e.to_string())? {
                 return Err(format!("no token with id {token_id}"));
             }
             println!("revoked {token_id}");

@@ -13,6 +13,7 @@ use super::required;
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
 use crate::paging::{Page, PageRule, Paged};
+use crate::routes::permissions::{require, visible};
 use crate::{AppState, Caller};
 
 type Body = JsonBody<Map<String, Value>>;
@@ -60,8 +61,13 @@ async fn create(
     Ok(Json(json!({"cluster_id": cluster_id})))
 }
 
-async fn get_cluster(State(s): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
+async fn get_cluster(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    query: QueryPairs,
+) -> ApiResult<Json<Value>> {
     let id = required(query.get("cluster_id"), "cluster_id")?;
+    require(&s, &user, "clusters", id, "CAN_ATTACH_TO")?;
     Ok(Json(details(&s.clusters.get(id)?)))
 }
 
@@ -70,7 +76,9 @@ async fn start(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): Body,
 ) -> ApiResult<Json<Value>> {
-    s.clusters.start(&cluster_id(&body)?, &user.user_name)?;
+    let id = cluster_id(&body)?;
+    require(&s, &user, "clusters", &id, "CAN_RESTART")?;
+    s.clusters.start(&id, &user.user_name)?;
     Ok(ok())
 }
 
@@ -79,7 +87,9 @@ async fn restart(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): Body,
 ) -> ApiResult<Json<Value>> {
-    s.clusters.restart(&cluster_id(&body)?, &user.user_name)?;
+    let id = cluster_id(&body)?;
+    require(&s, &user, "clusters", &id, "CAN_RESTART")?;
+    s.clusters.restart(&id, &user.user_name)?;
     Ok(ok())
 }
 
@@ -88,7 +98,9 @@ async fn delete(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): Body,
 ) -> ApiResult<Json<Value>> {
-    s.clusters.terminate(&cluster_id(&body)?, TerminationReason::user_request(&user.user_name))?;
+    let id = cluster_id(&body)?;
+    require(&s, &user, "clusters", &id, "CAN_RESTART")?;
+    s.clusters.terminate(&id, TerminationReason::user_request(&user.user_name))?;
     Ok(ok())
 }
 
@@ -97,7 +109,9 @@ async fn permanent_delete(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): Body,
 ) -> ApiResult<Json<Value>> {
-    s.clusters.permanent_delete(&cluster_id(&body)?, &user.user_name).await?;
+    let id = cluster_id(&body)?;
+    require(&s, &user, "clusters", &id, "CAN_MANAGE")?;
+    s.clusters.permanent_delete(&id, &user.user_name).await?;
     Ok(ok())
 }
 
@@ -107,6 +121,7 @@ async fn edit(
     JsonBody(mut body): Body,
 ) -> ApiResult<Json<Value>> {
     let id = cluster_id(&body)?;
+    require(&s, &user, "clusters", &id, "CAN_MANAGE")?;
     body.remove("cluster_id");
     s.clusters.edit(&id, ClusterSpec::from_attributes(body)?, &user.user_name)?;
     Ok(ok())
@@ -135,7 +150,9 @@ async fn resize(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): Body,
 ) -> ApiResult<Json<Value>> {
-    s.clusters.resize(&cluster_id(&body)?, cluster_size(&body)?, &user.user_name)?;
+    let id = cluster_id(&body)?;
+    require(&s, &user, "clusters", &id, "CAN_MANAGE")?;
+    s.clusters.resize(&id, cluster_size(&body)?, &user.user_name)?;
     Ok(ok())
 }
 
@@ -144,7 +161,9 @@ async fn pin(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): Body,
 ) -> ApiResult<Json<Value>> {
-    s.clusters.set_pinned(&cluster_id(&body)?, true, &user.user_name)?;
+    let id = cluster_id(&body)?;
+    require(&s, &user, "clusters", &id, "CAN_MANAGE")?;
+    s.clusters.set_pinned(&id, true, &user.user_name)?;
     Ok(ok())
 }
 
@@ -153,7 +172,9 @@ async fn unpin(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): Body,
 ) -> ApiResult<Json<Value>> {
-    s.clusters.set_pinned(&cluster_id(&body)?, false, &user.user_name)?;
+    let id = cluster_id(&body)?;
+    require(&s, &user, "clusters", &id, "CAN_MANAGE")?;
+    s.clusters.set_pinned(&id, false, &user.user_name)?;
     Ok(ok())
 }
 
@@ -176,7 +197,13 @@ impl PageRule for ListPage {
     }
 }
 
-async fn list(State(s): State<AppState>, query: QueryPairs, page: Page<ListPage>) -> ApiResult<Paged<Value>> {
+/// Only the clusters the caller holds a level on.
+async fn list(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    query: QueryPairs,
+    page: Page<ListPage>,
+) -> ApiResult<Paged<Value>> {
     let mut filter = ClusterFilter::default();
     for st in query.all("filter_by.cluster_states") {
         let state = ClusterState::ALL
@@ -199,7 +226,12 @@ async fn list(State(s): State<AppState>, query: QueryPairs, page: Page<ListPage>
         Some("DESC") => true,
         Some(other) => return Err(ApiError::invalid_parameter(format!("Unknown sort direction: {other}")).into()),
     };
-    let clusters = s.clusters.list(&filter)?;
+    let mut clusters = Vec::new();
+    for cluster in s.clusters.list(&filter)? {
+        if visible(&s, &user, "clusters", &cluster.row.cluster_id)? {
+            clusters.push(cluster);
+        }
+    }
     Ok(page.slice("clusters", &clusters).map(|c| details(&c)).prev_page_token(page.prev_page_token()))
 }
 
@@ -231,8 +263,14 @@ fn events_request(body: &Map<String, Value>) -> ApiResult<EventsRequest> {
     })
 }
 
-async fn events(State(s): State<AppState>, JsonBody(body): Body) -> ApiResult<Paged<Value>> {
-    let page = s.clusters.events(&events_request(&body)?)?;
+async fn events(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): Body,
+) -> ApiResult<Paged<Value>> {
+    let request = events_request(&body)?;
+    require(&s, &user, "clusters", &request.cluster_id, "CAN_ATTACH_TO")?;
+    let page = s.clusters.events(&request)?;
     let events = page
         .events
         .iter()

@@ -15,6 +15,7 @@ use tarn_compute::context::{CommandSnapshot, Compute, Language};
 use super::required;
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
+use crate::routes::permissions::require;
 use crate::{AppState, Caller};
 
 /// How long `commands/cancel` waits for the command to stop before answering.
@@ -64,7 +65,10 @@ async fn create_context(
 ) -> ApiResult<Json<Value>> {
     let language = parse_language(body.language.as_deref().unwrap_or("python"))?;
     let compute = match cluster(body.cluster_id.as_deref()) {
-        Some(id) => Compute::Cluster(id.to_string()),
+        Some(id) => {
+            require(&s, &user, "clusters", id, "CAN_ATTACH_TO")?;
+            Compute::Cluster(id.to_string())
+        }
         None => Compute::Serverless,
     };
     let id = s.contexts.create(compute, language, &user.user_name).await?;

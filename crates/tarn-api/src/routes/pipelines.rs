@@ -13,6 +13,7 @@ use tarn_store::{PipelineEventFilter, PipelineEventRow, UpdateRow};
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::{ApiFailure, ApiResult};
 use crate::paging::{Page, PageRule};
+use crate::routes::permissions::{require, visible};
 use crate::{AppState, Caller};
 
 pub fn router() -> Router<AppState> {
@@ -145,30 +146,55 @@ async fn create(
     Ok(Json(json!({"pipeline_id": id, "effective_settings": view.row.spec})))
 }
 
-async fn get_pipeline(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_pipeline(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &user, "pipelines", &id, "CAN_VIEW")?;
     Ok(Json(pipeline_json(&s.pipelines.get(&id)?, true)))
 }
 
 async fn edit(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(id): Path<String>,
     JsonBody(mut body): JsonBody<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
+    require(&s, &user, "pipelines", &id, "CAN_MANAGE")?;
     body.remove("pipeline_id");
     body.remove("expected_last_modified");
     s.pipelines.edit(&id, settings(body)?)?;
     Ok(Json(json!({})))
 }
 
-async fn delete(State(s): State<AppState>, Path(id): Path<String>, q: QueryPairs) -> ApiResult<Json<Value>> {
+async fn delete(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(id): Path<String>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    require(&s, &user, "pipelines", &id, "CAN_MANAGE")?;
     s.pipelines.delete(&id, q.flag_or("cascade", true)).await?;
     Ok(Json(json!({})))
 }
 
-async fn list(State(s): State<AppState>, q: QueryPairs, page: Page<MaxResults>) -> ApiResult<Json<Value>> {
+/// Only the pipelines the caller holds a level on (filtered within the page).
+async fn list(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+    page: Page<MaxResults>,
+) -> ApiResult<Json<Value>> {
     let filter = q.get("filter").map(name_filter).transpose()?;
     let rows = s.pipelines.list(filter.as_deref(), page.offset, page.size + 1)?;
-    Ok(Json(one_page(&page, "statuses", rows.iter().map(|v| pipeline_json(v, false)).collect())))
+    let mut shown = Vec::new();
+    for view in &rows {
+        if visible(&s, &user, "pipelines", &view.row.pipeline_id)? {
+            shown.push(pipeline_json(view, false));
+        }
+    }
+    Ok(Json(one_page(&page, "statuses", shown)))
 }
 
 /// `name LIKE '%x%'` (the filter `list_pipelines` documents) as a LIKE pattern.
@@ -207,28 +233,34 @@ async fn start_update(
         full_refresh_selection: names("full_refresh_selection"),
         validate_only: flag("validate_only"),
     };
+    require(&s, &user, "pipelines", &id, "CAN_RUN")?;
     let update_id = s.pipelines.start_update(&id, &user.user_name, request)?;
     Ok(Json(json!({"update_id": update_id})))
 }
 
 async fn get_update(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path((id, update_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
+    require(&s, &user, "pipelines", &id, "CAN_VIEW")?;
     Ok(Json(json!({"update": update_json(&s.pipelines.get_update(&id, &update_id)?)})))
 }
 
 async fn list_updates(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(id): Path<String>,
     page: Page<MaxResults>,
 ) -> ApiResult<Json<Value>> {
+    require(&s, &user, "pipelines", &id, "CAN_VIEW")?;
     let updates = s.pipelines.list_updates(&id, page.offset, page.size + 1)?;
     Ok(Json(one_page(&page, "updates", updates.iter().map(update_json).collect())))
 }
 
 async fn events(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(id): Path<String>,
     q: QueryPairs,
     page: Page<MaxResults>,
@@ -236,6 +268,7 @@ async fn events(
     let mut filter = event_filter(q.get("filter").unwrap_or(""))?;
     filter.ascending = q.get("order_by").is_some_and(|o| o.to_ascii_lowercase().contains("asc"));
     s.pipelines.row(&id)?;
+    require(&s, &user, "pipelines", &id, "CAN_VIEW")?;
     let rows = s.store.list_pipeline_events(&id, &filter, page.offset, page.size + 1)?;
     Ok(Json(one_page(&page, "events", rows.iter().map(event_json).collect())))
 }
@@ -280,7 +313,12 @@ fn clause(part: &str) -> Option<(String, Vec<String>)> {
     Some((field.trim().to_ascii_lowercase(), values))
 }
 
-async fn stop(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn stop(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &user, "pipelines", &id, "CAN_RUN")?;
     s.pipelines.stop(&id)?;
     Ok(Json(json!({})))
 }

@@ -17,7 +17,9 @@ use tarn_serving::{EndpointView, EntityState, NewEndpoint};
 
 use crate::body::JsonBody;
 use crate::error::{ApiFailure, ApiResult};
+use crate::routes::permissions::{require, visible};
 use crate::{AppState, Caller};
+use tarn_store::User;
 
 /// Databricks' limit on a request to an endpoint.
 const MAX_REQUEST_BYTES: usize = 16 << 20;
@@ -168,16 +170,32 @@ async fn create(
     Ok(Json(detailed_json(&view)))
 }
 
-async fn list(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let endpoints: Vec<Value> = s.serving.list()?.iter().map(list_item_json).collect();
+/// Only the endpoints the caller holds a level on.
+async fn list(State(s): State<AppState>, Extension(Caller(user)): Extension<Caller>) -> ApiResult<Json<Value>> {
+    let mut endpoints = Vec::new();
+    for endpoint in s.serving.list()? {
+        if visible(&s, &user, "serving-endpoints", &endpoint.row.name)? {
+            endpoints.push(list_item_json(&endpoint));
+        }
+    }
     Ok(Json(json!({"endpoints": endpoints})))
 }
 
-async fn get_endpoint(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_endpoint(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &user, "serving-endpoints", &name, "CAN_VIEW")?;
     Ok(Json(detailed_json(&s.serving.get(&name)?)))
 }
 
-async fn delete(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+async fn delete(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &user, "serving-endpoints", &name, "CAN_MANAGE")?;
     s.serving.delete(&name).await?;
     Ok(Json(json!({})))
 }
@@ -188,6 +206,7 @@ async fn update_config(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
+    require(&s, &user, "serving-endpoints", &name, "CAN_MANAGE")?;
     let view = s.serving.update_config(&name, &user.user_name, &body).await?;
     Ok(Json(detailed_json(&view)))
 }
@@ -197,9 +216,11 @@ const AI_GATEWAY_FIELDS: &[&str] =
 
 async fn put_ai_gateway(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
+    require(&s, &user, "serving-endpoints", &name, "CAN_MANAGE")?;
     tarn_serving::check_ai_gateway(&body)?;
     let gateway: Map<String, Value> =
         AI_GATEWAY_FIELDS.iter().filter_map(|f| body.get(*f).map(|v| (f.to_string(), v.clone()))).collect();
@@ -226,9 +247,11 @@ fn tags_of(value: Option<&Value>) -> Result<Vec<Value>, ApiFailure> {
 
 async fn patch_tags(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
+    require(&s, &user, "serving-endpoints", &name, "CAN_MANAGE")?;
     let add = tags_of(body.get("add_tags"))?;
     let delete: Vec<String> = body["delete_tags"]
         .as_array()
@@ -254,11 +277,21 @@ async fn rate_limits() -> ApiFailure {
     ApiFailure(ApiError::not_implemented("Endpoint rate limits are not implemented by tarn yet"))
 }
 
-async fn build_logs(State(s): State<AppState>, Path((name, served)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn build_logs(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path((name, served)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &user, "serving-endpoints", &name, "CAN_VIEW")?;
     Ok(Json(json!({"logs": s.serving.log(&name, &served, true)?})))
 }
 
-async fn logs(State(s): State<AppState>, Path((name, served)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn logs(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path((name, served)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &user, "serving-endpoints", &name, "CAN_VIEW")?;
     Ok(Json(json!({"logs": s.serving.log(&name, &served, false)?})))
 }
 
@@ -266,7 +299,12 @@ async fn logs(State(s): State<AppState>, Path((name, served)): Path<(String, Str
 type Family = (&'static str, &'static str, fn(&tarn_serving::entity::Stats) -> f64);
 
 /// Counters per served entity in Prometheus' text format.
-async fn metrics(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+async fn metrics(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    require(&s, &user, "serving-endpoints", &name, "CAN_VIEW")?;
     let entities = s.serving.live_entities(&name)?;
     let families: [Family; 6] = [
         ("request_count_total", "counter", |st| st.requests.load(Ordering::Relaxed) as f64),
@@ -302,7 +340,12 @@ async fn metrics(State(s): State<AppState>, Path(name): Path<String>) -> ApiResu
 
 /// An OpenAPI 3.1 document of the endpoint's invocation paths, with each
 /// served entity's input example where its model logged one.
-async fn openapi(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+async fn openapi(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &user, "serving-endpoints", &name, "CAN_VIEW")?;
     let entities = s.serving.live_entities(&name)?;
     let request = |example: Option<Value>| {
         let mut body = json!({"content": {"application/json": {"schema": {"type": "object", "properties": {
@@ -339,7 +382,7 @@ async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    answer(&s, &name, None, &user.user_name, &headers, body).await
+    answer(&s, &name, None, &user, &headers, body).await
 }
 
 async fn invoke_served(
@@ -349,7 +392,7 @@ async fn invoke_served(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    answer(&s, &name, Some(&served), &user.user_name, &headers, body).await
+    answer(&s, &name, Some(&served), &user, &headers, body).await
 }
 
 /// A request answered by a served entity: its reply as the scoring server
@@ -358,10 +401,12 @@ async fn answer(
     s: &AppState,
     name: &str,
     served: Option<&str>,
-    requester: &str,
+    requester: &User,
     headers: &HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    require(s, requester, "serving-endpoints", name, "CAN_QUERY")?;
+    let requester = requester.user_name.as_str();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let request = tarn_serving::Invocation { served, content_type, body, requester };
     let (entity, reply) = s.serving.invoke(name, request).await?;

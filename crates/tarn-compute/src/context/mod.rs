@@ -13,12 +13,13 @@ mod magic;
 mod pool;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::json;
+use tarn_core::secret_ref::{SecretRef, SecretSource};
 use tarn_core::time::now_ms;
 use tarn_store::Store;
 use tokio::sync::{Notify, mpsc};
@@ -32,7 +33,7 @@ use crate::cluster::SERVERLESS_TAG;
 use crate::env::{Environments, PythonEnv};
 use crate::libraries::LibraryFiles;
 use crate::managed::{ManagedCluster, ManagedSpec};
-use crate::{ClusterManager, ComputeError};
+use crate::{Cluster, ClusterManager, ComputeError};
 
 pub const SERVERLESS_NAME: &str = "Serverless compute";
 /// A job task's commands run until the task's own timeout stops them.
@@ -180,11 +181,22 @@ struct Inner {
     store: Arc<Store>,
     pool: WorkerPool,
     files: Arc<dyn LibraryFiles>,
+    /// Resolves `{{secrets/…}}` in a cluster's `spark_env_vars` and `spark_conf`.
+    secrets: Arc<dyn SecretSource>,
     serverless: ManagedCluster,
     config: ContextConfig,
     contexts: Mutex<HashMap<String, Arc<Context>>>,
     /// When the serverless engine was last kept alive for its contexts.
     serverless_kept: Mutex<Option<Instant>>,
+}
+
+/// What a cluster gives its contexts' workers at attach.
+#[derive(Default)]
+struct ClusterConf {
+    env: BTreeMap<String, String>,
+    spark_conf: BTreeMap<String, String>,
+    /// Values resolved from secret references: the kernel redacts them.
+    secret_values: Vec<String>,
 }
 
 fn token_comment(context_id: &str) -> String {
@@ -197,6 +209,7 @@ impl Contexts {
         store: Arc<Store>,
         envs: Environments,
         files: Arc<dyn LibraryFiles>,
+        secrets: Arc<dyn SecretSource>,
         config: ContextConfig,
     ) -> Result<Self, ComputeError> {
         let warm = clusters.runtime_requirements(crate::runtime::DEFAULT_KEY)?;
@@ -220,6 +233,7 @@ impl Contexts {
             store,
             pool,
             files,
+            secrets,
             serverless,
             config,
             contexts: Mutex::new(HashMap::new()),
@@ -296,7 +310,7 @@ impl Contexts {
         user: &str,
         task: TaskSetup,
     ) -> Result<String, ComputeError> {
-        let (cluster_id, serverless) = match compute {
+        let (cluster_id, serverless, cluster_conf) = match compute {
             Compute::Cluster(id) => {
                 let cluster = self.inner.clusters.get(&id)?;
                 if !self.engine_running(&id) {
@@ -305,9 +319,10 @@ impl Contexts {
                         state: cluster.state.as_str().to_string(),
                     });
                 }
-                (id, false)
+                let conf = self.cluster_conf(&cluster).await?;
+                (id, false, conf)
             }
-            Compute::Serverless => (self.inner.serverless.engine(user).await?.cluster_id, true),
+            Compute::Serverless => (self.inner.serverless.engine(user).await?.cluster_id, true, ClusterConf::default()),
         };
         let base = self.inner.clusters.python_env(&cluster_id)?;
         let env = self.task_env(&base, &task.dependencies).await?;
@@ -329,6 +344,9 @@ impl Contexts {
             "memory_mb": serverless.then_some(config.serverless_memory_mb),
             "output_limit": config.output_limit,
             "row_limit": config.row_limit,
+            "env": cluster_conf.env,
+            "spark_conf": cluster_conf.spark_conf,
+            "secret_values": cluster_conf.secret_values,
         });
         if let Some(fields) = request.as_object_mut() {
             fields.extend(task.attach);
@@ -380,6 +398,36 @@ impl Contexts {
             )));
         }
         Ok(overlay.env)
+    }
+
+    /// A cluster's `spark_env_vars` and `spark_conf` for its contexts, secret
+    /// references resolved with the cluster creator's permissions.
+    async fn cluster_conf(&self, cluster: &Cluster) -> Result<ClusterConf, ComputeError> {
+        let mut conf = ClusterConf::default();
+        let maps = [("spark_env_vars", &cluster.spec.spark_env_vars, &mut conf.env)];
+        for (field, map, out) in
+            maps.into_iter().chain([("spark_conf", &cluster.spec.spark_conf, &mut conf.spark_conf)])
+        {
+            for (name, value) in map.iter().flatten() {
+                let value = match SecretRef::parse(value) {
+                    None => value.clone(),
+                    Some(reference) => {
+                        let reference =
+                            reference.map_err(|e| ComputeError::InvalidSpec(format!("{field}.{name}: {e}")))?;
+                        let secret = self
+                            .inner
+                            .secrets
+                            .secret(&cluster.row.creator, &reference)
+                            .await
+                            .map_err(|e| ComputeError::InvalidRequest(format!("{field}.{name}: {e}")))?;
+                        conf.secret_values.push(secret.clone());
+                        secret
+                    }
+                };
+                out.insert(name.clone(), value);
+            }
+        }
+        Ok(conf)
     }
 
     fn issue_token(&self, context_id: &str, user: &str) -> Result<String, ComputeError> {

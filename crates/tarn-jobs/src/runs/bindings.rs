@@ -132,6 +132,12 @@ impl Bindings {
         while let Some(start) = rest.find("{{") {
             let Some(len) = rest[start + 2..].find("}}") else { break };
             let reference = rest[start + 2..start + 2 + len].trim();
+            if reference.starts_with("secrets/") {
+                // Left for the task to resolve as its user (see `tasks::context`).
+                out.push_str(&rest[..start + 2 + len + 2]);
+                rest = &rest[start + 2 + len + 2..];
+                continue;
+            }
             let value = self
                 .lookup(reference)
                 .ok_or_else(|| format!("The dynamic value reference {{{{{reference}}}}} has no value in this run"))?;

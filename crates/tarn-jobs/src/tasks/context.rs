@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 use tarn_compute::context::{CommandStatus, Compute, ContextStatus, Contexts, Language, TaskSetup};
+use tarn_core::secret_ref::SecretRef;
 
 use super::{Attempt, Ending, Engines, Outcome, TaskCompute};
 
@@ -91,6 +92,33 @@ fn text(results: &Value, field: &str) -> String {
     results.get(field).and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
+/// Replaces `{{secrets/…}}` parameters (widgets and argv) with their values,
+/// read with `user`'s permissions; the values, for the kernel to redact.
+async fn resolve_secrets(
+    engines: &Engines,
+    user: &str,
+    widgets: &mut Map<String, Value>,
+    argv: Option<&mut Vec<String>>,
+) -> Result<Vec<String>, String> {
+    let texts = widgets
+        .values_mut()
+        .filter_map(|v| match v {
+            Value::String(text) => Some(text),
+            _ => None,
+        })
+        .chain(argv.into_iter().flatten());
+    let mut values = Vec::new();
+    for text in texts {
+        let Some(reference) = SecretRef::parse(text) else { continue };
+        let reference = reference?;
+        let source = engines.secrets.as_ref().ok_or_else(|| format!("{reference}: secrets are not available here"))?;
+        let value = source.secret(user, &reference).await?;
+        values.push(value.clone());
+        *text = value;
+    }
+    Ok(values)
+}
+
 impl TaskContext {
     pub async fn open(engines: &Engines, attempt: &Attempt, argv: Option<Vec<String>>) -> Result<Self, String> {
         let compute = match &attempt.compute {
@@ -100,9 +128,13 @@ impl TaskContext {
             }
             TaskCompute::Serverless => Compute::Serverless,
         };
+        let mut widgets = attempt.widgets.clone();
+        let mut argv = argv;
+        let secret_values = resolve_secrets(engines, &attempt.user, &mut widgets, argv.as_mut()).await?;
         let mut attach = Map::new();
-        attach.insert("widgets".into(), Value::Object(attempt.widgets.clone()));
+        attach.insert("widgets".into(), Value::Object(widgets));
         attach.insert("task_values".into(), Value::Object(attempt.upstream_values.clone()));
+        attach.insert("secret_values".into(), json!(secret_values));
         if let Some(argv) = argv {
             attach.insert("argv".into(), json!(argv));
         }

@@ -121,6 +121,8 @@ pub struct Engines {
     pub pool: ContextPool,
     /// Saved queries and alerts, for `sql_task.query` and `sql_task.alert`.
     pub sql_objects: Option<std::sync::Arc<dyn SqlObjects>>,
+    /// Resolves `{{secrets/…}}` in parameters, as the run's user.
+    pub secrets: Option<std::sync::Arc<dyn tarn_core::secret_ref::SecretSource>>,
 }
 
 impl TaskRunner for Engines {

@@ -13,10 +13,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tarn_core::ApiError;
 use tarn_jobs::{JobRow, JobSettings, JobUpdate};
+use tarn_store::User;
 
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::{ApiFailure, ApiResult};
 use crate::paging::{Page, PageRule, Paged};
+use crate::routes::permissions::{job, permissions};
 use crate::{AppState, Caller};
 
 pub fn router() -> Router<AppState> {
@@ -76,9 +78,20 @@ async fn create(
     Ok(Json(json!({"job_id": job_id})))
 }
 
-async fn get_job(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+async fn get_job(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
     let id = job_id(q.get("job_id").map(|v| Value::String(v.into())).as_ref())?;
+    permissions(&s).check(&user, &job(&s, id)?, "CAN_VIEW")?;
     Ok(Json(job_json(&s.jobs.get(id)?, true)))
+}
+
+/// Whether `user` may see job `job_id` (a job gone since counts as not).
+pub(super) fn can_view(s: &AppState, user: &User, job_id: i64) -> Result<bool, ApiFailure> {
+    let Ok(object) = job(s, job_id) else { return Ok(user.admin) };
+    Ok(permissions(s).allows(user, &object, "CAN_VIEW")?)
 }
 
 /// Jobs and job runs: `page_token` or `offset`, and a `limit` the domain
@@ -94,10 +107,21 @@ impl PageRule for ListPage {
     }
 }
 
-async fn list(State(s): State<AppState>, q: QueryPairs, page: Page<ListPage>) -> ApiResult<Paged<Value>> {
+/// Only the jobs the caller may view (filtered within the page).
+async fn list(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+    page: Page<ListPage>,
+) -> ApiResult<Paged<Value>> {
     let expand = q.flag_or("expand_tasks", false);
     let listed = s.jobs.list(q.get("name"), page.offset, page.requested)?;
-    let jobs = listed.jobs.iter().map(|j| job_json(j, expand)).collect();
+    let mut jobs = Vec::new();
+    for j in &listed.jobs {
+        if can_view(&s, &user, j.job_id)? {
+            jobs.push(job_json(j, expand));
+        }
+    }
     Ok(page.answer("jobs", jobs, listed.has_more).omit_empty())
 }
 
@@ -109,20 +133,39 @@ struct Change {
     fields_to_remove: Vec<String>,
 }
 
-async fn reset(State(s): State<AppState>, JsonBody(b): JsonBody<Change>) -> ApiResult<Json<Value>> {
+async fn reset(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Change>,
+) -> ApiResult<Json<Value>> {
     let settings = b.new_settings.ok_or_else(|| ApiError::invalid_parameter("Missing required field: new_settings"))?;
     let id = job_id(b.job_id.as_ref())?;
-    s.jobs.reset(id, JobSettings::from_value(settings)?)?;
+    let settings = JobSettings::from_value(settings)?;
+    permissions(&s).check(&user, &job(&s, id)?, "CAN_MANAGE")?;
+    s.jobs.reset(id, settings)?;
     Ok(Json(json!({})))
 }
 
-async fn update(State(s): State<AppState>, JsonBody(b): JsonBody<Change>) -> ApiResult<Json<Value>> {
+async fn update(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Change>,
+) -> ApiResult<Json<Value>> {
     let id = job_id(b.job_id.as_ref())?;
-    s.jobs.update(id, JobUpdate::new(b.new_settings, &b.fields_to_remove)?)?;
+    let change = JobUpdate::new(b.new_settings, &b.fields_to_remove)?;
+    permissions(&s).check(&user, &job(&s, id)?, "CAN_MANAGE")?;
+    s.jobs.update(id, change)?;
     Ok(Json(json!({})))
 }
 
-async fn delete(State(s): State<AppState>, JsonBody(b): JsonBody<Change>) -> ApiResult<Json<Value>> {
-    s.jobs.delete(job_id(b.job_id.as_ref())?)?;
+async fn delete(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Change>,
+) -> ApiResult<Json<Value>> {
+    let id = job_id(b.job_id.as_ref())?;
+    permissions(&s).check(&user, &job(&s, id)?, "CAN_MANAGE")?;
+    s.jobs.delete(id)?;
+    s.store.set_object_acls("jobs", &id.to_string(), &[])?;
     Ok(Json(json!({})))
 }

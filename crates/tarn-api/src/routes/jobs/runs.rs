@@ -6,14 +6,16 @@ use axum::http::{Method, Uri};
 use axum::routing::{any, get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
-use tarn_core::ApiError;
+use tarn_core::{ApiError, ErrorCode};
 use tarn_jobs::{JobSettings, RepairRequest, RunFilter, RunNow, Submit};
+use tarn_store::User;
 
 use super::view::{job_run, output, render_run};
-use super::{ListPage, id_field, job_id};
+use super::{ListPage, can_view, id_field, job_id};
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::{ApiFailure, ApiResult};
 use crate::paging::{Page, Paged};
+use crate::routes::permissions::{job, permissions};
 use crate::{AppState, Caller};
 
 pub(super) fn routes(router: Router<AppState>, version: &str) -> Router<AppState> {
@@ -53,6 +55,7 @@ async fn run_now(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
     let job_id = job_id(body.get("job_id"))?;
+    permissions(&s).check(&user, &job(&s, job_id)?, "CAN_MANAGE_RUN")?;
     let run_id = s.runs.run_now(job_id, &user.user_name, run_now_request(body))?;
     Ok(Json(json!({"run_id": run_id, "number_in_job": run_id})))
 }
@@ -93,15 +96,46 @@ fn submit_request(mut body: Value) -> Result<Submit, ApiFailure> {
     Ok(Submit { settings: JobSettings::from_value(body)?, run_name, idempotency_token })
 }
 
-async fn get_run(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
-    Ok(Json(render_run(&s.runs.get(query_run_id(&q)?, flag(&q, "include_resolved_values"))?)))
+/// Refuses unless `user` holds `needed` on the run's job; a run of no job
+/// (or of a job since deleted) is its creator's and admins'.
+fn check_run(s: &AppState, user: &User, run_id: i64, needed: &str) -> Result<(), ApiFailure> {
+    let Some(run) = s.store.get_job_run(run_id)? else { return Ok(()) };
+    if let Some(object) = run.job_id.and_then(|id| job(s, id).ok()) {
+        return Ok(permissions(s).check(user, &object, needed)?);
+    }
+    if user.admin || run.creator_user_name == user.user_name {
+        return Ok(());
+    }
+    Err(ApiError::new(ErrorCode::PermissionDenied, format!("{} cannot see run {run_id}", user.user_name)).into())
 }
 
-async fn get_output(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
-    Ok(Json(output(&s.runs.get_output(query_run_id(&q)?)?)))
+async fn get_run(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    let run_id = query_run_id(&q)?;
+    check_run(&s, &user, run_id, "CAN_VIEW")?;
+    Ok(Json(render_run(&s.runs.get(run_id, flag(&q, "include_resolved_values"))?)))
 }
 
-async fn list(State(s): State<AppState>, q: QueryPairs, page: Page<ListPage>) -> ApiResult<Paged<Value>> {
+async fn get_output(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    let run_id = query_run_id(&q)?;
+    check_run(&s, &user, run_id, "CAN_VIEW")?;
+    Ok(Json(output(&s.runs.get_output(run_id)?)))
+}
+
+/// Only runs the caller may see (filtered within the page).
+async fn list(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+    page: Page<ListPage>,
+) -> ApiResult<Paged<Value>> {
     let (active_only, completed_only) = (flag(&q, "active_only"), flag(&q, "completed_only"));
     if active_only && completed_only {
         return Err(ApiError::invalid_parameter("active_only and completed_only cannot both be true").into());
@@ -114,8 +148,22 @@ async fn list(State(s): State<AppState>, q: QueryPairs, page: Page<ListPage>) ->
         start_time_from: q.int("start_time_from")?,
         start_time_to: q.int("start_time_to")?,
     };
+    // A job since deleted leaves its runs to the per-run rule below.
+    if let Some(object) = filter.job_id.and_then(|id| job(&s, id).ok()) {
+        permissions(&s).check(&user, &object, "CAN_VIEW")?;
+    }
     let (runs, has_more) = s.runs.list(&filter, page.offset, page.requested, flag(&q, "expand_tasks"))?;
-    Ok(page.answer("runs", runs.iter().map(job_run).collect(), has_more).omit_empty())
+    let mut shown = Vec::new();
+    for run in &runs {
+        let visible = match run.row.job_id {
+            Some(job_id) => can_view(&s, &user, job_id)?,
+            None => user.admin || run.row.creator_user_name == user.user_name,
+        };
+        if visible {
+            shown.push(job_run(run));
+        }
+    }
+    Ok(page.answer("runs", shown, has_more).omit_empty())
 }
 
 async fn cancel(
@@ -123,7 +171,9 @@ async fn cancel(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
-    s.runs.cancel(run_id(body.get("run_id"))?, &user.user_name)?;
+    let run_id = run_id(body.get("run_id"))?;
+    check_run(&s, &user, run_id, "CAN_MANAGE_RUN")?;
+    s.runs.cancel(run_id, &user.user_name)?;
     Ok(Json(json!({})))
 }
 
@@ -137,17 +187,37 @@ async fn cancel_all(
         given => Some(job_id(given)?),
     };
     let all_queued = body.get("all_queued_runs").and_then(Value::as_bool).unwrap_or(false);
+    match job {
+        Some(job_id) => {
+            permissions(&s).check(&user, &crate::routes::permissions::job(&s, job_id)?, "CAN_MANAGE_RUN")?
+        }
+        None if !user.admin => {
+            return Err(ApiError::new(ErrorCode::PermissionDenied, "Only admins can cancel every job's runs").into());
+        }
+        None => {}
+    }
     s.runs.cancel_all(job, all_queued, &user.user_name)?;
     Ok(Json(json!({})))
 }
 
-async fn delete(State(s): State<AppState>, JsonBody(body): JsonBody<Value>) -> ApiResult<Json<Value>> {
-    s.runs.delete(run_id(body.get("run_id"))?)?;
+async fn delete(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
+    let run_id = run_id(body.get("run_id"))?;
+    check_run(&s, &user, run_id, "CAN_MANAGE")?;
+    s.runs.delete(run_id)?;
     Ok(Json(json!({})))
 }
 
-async fn repair(State(s): State<AppState>, JsonBody(body): JsonBody<Value>) -> ApiResult<Json<Value>> {
+async fn repair(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Json<Value>> {
     let run_id = run_id(body.get("run_id"))?;
+    check_run(&s, &user, run_id, "CAN_MANAGE_RUN")?;
     let request: RepairRequest = serde_json::from_value(body)
         .map_err(|e| ApiError::invalid_parameter(format!("Malformed repair request: {e}")))?;
     let repair_id = s.runs.repair(run_id, &request)?;
