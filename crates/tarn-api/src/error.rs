@@ -195,6 +195,7 @@ impl From<CatalogError> for ApiFailure {
             CatalogError::AlreadyExists { .. } => ErrorCode::ResourceAlreadyExists,
             CatalogError::NotEmpty { .. } => ErrorCode::InvalidState,
             CatalogError::InvalidArgument(_) => ErrorCode::InvalidParameterValue,
+            CatalogError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             // Sail reads 409 on a commit as "another writer won this version".
             CatalogError::CommitConflict { .. } => ErrorCode::Aborted,
             CatalogError::Store(_) | CatalogError::Io { .. } => ErrorCode::InternalError,

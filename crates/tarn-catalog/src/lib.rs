@@ -9,6 +9,7 @@
 //! `main`. This crate runs no queries and knows no HTTP.
 
 mod delta;
+mod grants;
 mod names;
 mod objects;
 mod request;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use tarn_store::{Store, StoreError};
 
 pub use delta::{CommitRequest, Commits, delta_log_version};
+pub use grants::{ACCOUNT_USERS, Action, GrantChange, HeldPrivilege, Principal, privilege_name};
 pub use names::{DEFAULT_CATALOG, DEFAULT_SCHEMA, FullName};
 pub use objects::local_path;
 pub use request::{CreateRequest, Properties, UpdateRequest};
@@ -33,6 +35,8 @@ pub enum CatalogError {
     NotEmpty { kind: Kind, name: String, count: i64 },
     #[error("{0}")]
     InvalidArgument(String),
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("Commit version {version} is not the next version of the table (latest is {latest}).")]
     CommitConflict { version: i64, latest: i64 },
     #[error(transparent)]
@@ -101,15 +105,18 @@ pub struct Catalog {
     store: Arc<Store>,
     lake: PathBuf,
     locks: delta::CommitLocks,
+    /// Owners claimed for tables about to be created ([`Catalog::claim_owner`]).
+    claims: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>>,
 }
 
 impl Catalog {
     /// `lake` is where managed tables and volumes live (`$TARN_HOME/lake`).
     pub fn new(store: Arc<Store>, lake: PathBuf) -> Self {
-        Self { store, lake, locks: Default::default() }
+        Self { store, lake, locks: Default::default(), claims: Default::default() }
     }
 
-    /// Creates `main` and `main.default` when they do not exist yet.
+    /// Creates `main` and `main.default` when they do not exist yet, with
+    /// the privileges a Databricks workspace catalog grants everyone.
     pub fn bootstrap(&self, owner: &str) -> Result<()> {
         if self.get(Kind::Catalog, DEFAULT_CATALOG).is_err() {
             let req = CreateRequest {
@@ -117,7 +124,8 @@ impl Catalog {
                 comment: Some("Default catalog".into()),
                 ..Default::default()
             };
-            self.create(Kind::Catalog, &req, owner)?;
+            let info = self.create(Kind::Catalog, &req, owner)?;
+            self.grant_everyone(info["id"].as_str().unwrap_or_default(), grants::DEFAULT_CATALOG_GRANTS)?;
         }
         let default = format!("{DEFAULT_CATALOG}.{DEFAULT_SCHEMA}");
         if self.get(Kind::Schema, &default).is_err() {
@@ -127,7 +135,8 @@ impl Catalog {
                 comment: Some("Default schema".into()),
                 ..Default::default()
             };
-            self.create(Kind::Schema, &req, owner)?;
+            let info = self.create(Kind::Schema, &req, owner)?;
+            self.grant_everyone(info["schema_id"].as_str().unwrap_or_default(), grants::DEFAULT_SCHEMA_GRANTS)?;
         }
         Ok(())
     }

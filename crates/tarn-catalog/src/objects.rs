@@ -58,7 +58,7 @@ impl Catalog {
         FullName::from_parts(&parts)
     }
 
-    fn load(&self, kind: Kind, full: &str) -> Result<UcObject> {
+    pub(crate) fn load(&self, kind: Kind, full: &str) -> Result<UcObject> {
         self.store
             .get_uc_object(kind.as_str(), full)?
             .ok_or_else(|| CatalogError::NotFound { kind, name: full.to_string() })
@@ -95,7 +95,9 @@ impl Catalog {
             info.insert("comment".into(), json!(comment));
         }
         info.insert("properties".into(), properties(req.properties.as_ref()));
-        for (k, v) in [("owner", json!(user)), ("created_by", json!(user)), ("updated_by", json!(user))] {
+        let owner = if kind == Kind::Table { self.take_claim(&name.full()) } else { None };
+        let owner = owner.as_deref().unwrap_or(user);
+        for (k, v) in [("owner", json!(owner)), ("created_by", json!(owner)), ("updated_by", json!(owner))] {
             info.insert(k.into(), v);
         }
         info.insert("created_at".into(), json!(now));

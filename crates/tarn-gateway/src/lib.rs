@@ -18,6 +18,7 @@
 //! token never reaches an engine; only the first message of a call is
 //! decoded, and a request no pass changed is forwarded byte for byte.
 
+pub mod access;
 pub mod connect;
 mod error;
 mod passes;
@@ -28,6 +29,7 @@ pub mod sdp;
 mod server;
 mod status;
 
+pub use access::{Access, AccessControl, GrantStatement, GrantVerb};
 pub use error::{EngineCallError, GatewayError};
 pub use passes::save_as_table::struct_ddl;
 pub use passes::{Hooks, Intercepted, PathResolver, SqlFailure, SqlInterceptor, rewrite_sql_text};

@@ -65,6 +65,9 @@ pub struct Gateway {
     /// Operations answered here, until the client releases them.
     answered: Answered,
     activity: Mutex<HashMap<String, Instant>>,
+    /// Each session's current catalog and schema as its `USE`s moved it,
+    /// by (engine port, session id), for the access pass's names.
+    namespaces: Mutex<HashMap<(u16, String), Vec<String>>>,
     hooks: Hooks,
 }
 
@@ -80,6 +83,7 @@ impl Gateway {
             sessions: Mutex::new(HashMap::new()),
             answered: Answered::default(),
             activity: Mutex::new(HashMap::new()),
+            namespaces: Mutex::new(HashMap::new()),
             hooks,
         })
     }
@@ -152,7 +156,7 @@ impl Gateway {
         if parts.uri.path().ends_with("/ExecutePlan")
             && let Some(request) = decode_message::<ExecutePlanRequest>(&prefix)
         {
-            let caller = GraphCaller { user: user.user_name, cluster_id, port };
+            let caller = GraphCaller { user: user.user_name.clone(), cluster_id, port };
             if let Some(answer) = self.answer_pipelines(&caller, &request) {
                 let operation = Operation {
                     session_id: request.session_id.clone(),
@@ -162,7 +166,12 @@ impl Gateway {
                 self.answered.insert(&operation.operation_id);
                 return Ok(reply::execute(operation, answer.map_err(GatewayError::Pipeline)?));
             }
-            prefix = rewrite_execute(port, &self.hooks, request, prefix).await?;
+            let key = (port, request.session_id.clone());
+            let namespace = self.namespaces.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+            let namespace = namespace.unwrap_or_else(passes::default_namespace);
+            let (framed, namespace) = rewrite_execute(port, &self.hooks, &user, namespace, request, prefix).await?;
+            self.namespaces.lock().unwrap_or_else(|p| p.into_inner()).insert(key, namespace);
+            prefix = framed;
         }
         self.forward(port, parts, prefix, rest).await
     }
@@ -237,6 +246,7 @@ impl Gateway {
 
     fn forget_session(&self, port: u16, session_id: &str) {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&(port, session_id.to_string()));
+        self.namespaces.lock().unwrap_or_else(|p| p.into_inner()).remove(&(port, session_id.to_string()));
     }
 
     /// Gives the session tarn's defaults on its first call; the engine's
@@ -297,17 +307,22 @@ impl Gateway {
 
 /// Runs a decoded `ExecutePlan` request through the pipeline of rewrites,
 /// in the caller's session on the engine at `port`; returns the framed
-/// message, re-encoded only when a pass changed it.
+/// message, re-encoded only when a pass changed it, and the session's
+/// namespace after it.
 async fn rewrite_execute(
     port: u16,
     hooks: &Hooks,
+    user: &tarn_store::User,
+    namespace: Vec<String>,
     mut request: ExecutePlanRequest,
     framed: Bytes,
-) -> Result<Bytes, GatewayError> {
+) -> Result<(Bytes, Vec<String>), GatewayError> {
     let engine = SessionEngine::new(port, request.session_id.clone(), request.user_context.clone());
     let mut cx = PassContext::new(hooks, &engine);
+    cx.user = Some(user);
+    cx.namespace = namespace;
     if !passes::run(&mut request, &mut cx).await? {
-        return Ok(framed);
+        return Ok((framed, cx.namespace));
     }
     let payload = request.encode_to_vec();
     let length = u32::try_from(payload.len()).map_err(|_| GatewayError::PlanTooLarge)?;
@@ -315,7 +330,7 @@ async fn rewrite_execute(
     out.extend_from_slice(&[0]);
     out.extend_from_slice(&length.to_be_bytes());
     out.extend_from_slice(&payload);
-    Ok(out.freeze())
+    Ok((out.freeze(), cx.namespace))
 }
 
 /// An uncompressed first message, decoded; a compressed one or one that

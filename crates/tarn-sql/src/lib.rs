@@ -5,6 +5,7 @@
 
 mod arrow_ipc;
 mod error;
+mod grants;
 pub mod result;
 pub mod statements;
 pub mod warehouse;
@@ -14,6 +15,7 @@ use tarn_lake::Lake;
 
 pub use arrow_ipc::{decode_stream, encode_stream};
 pub use error::SqlError;
+pub use grants::CatalogAccess;
 pub use statements::Statements;
 pub use warehouse::Warehouse;
 

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tarn_gateway::access::{grant_statement, of_sql};
 pub use tarn_gateway::connect::SqlParameter;
 use tarn_gateway::connect::{EngineError, EngineSession};
-use tarn_gateway::{PathResolver, rewrite_sql_text};
+use tarn_gateway::{AccessControl, PathResolver, rewrite_sql_text};
 use tarn_lake::Lake;
 use tarn_lake::arrow::datatypes::Schema;
 use tokio::sync::watch;
@@ -187,13 +188,21 @@ struct Inner {
     warehouse: Warehouse,
     lake: Lake,
     paths: Option<Arc<dyn PathResolver>>,
+    access: Option<Arc<dyn AccessControl>>,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
 }
 
 impl Statements {
-    /// `paths` resolves `/Volumes/...` paths in statements sent to the engine.
-    pub fn new(warehouse: Warehouse, lake: Lake, paths: Option<Arc<dyn PathResolver>>) -> Self {
-        Self { inner: Arc::new(Inner { warehouse, lake, paths, entries: Mutex::new(HashMap::new()) }) }
+    /// `paths` resolves `/Volumes/...` paths in statements sent to the
+    /// engine; `access` checks the caller's grants (and answers grant
+    /// statements) before anything runs.
+    pub fn new(
+        warehouse: Warehouse,
+        lake: Lake,
+        paths: Option<Arc<dyn PathResolver>>,
+        access: Option<Arc<dyn AccessControl>>,
+    ) -> Self {
+        Self { inner: Arc::new(Inner { warehouse, lake, paths, access, entries: Mutex::new(HashMap::new()) }) }
     }
 
     pub fn warehouse(&self) -> &Warehouse {
@@ -288,12 +297,48 @@ async fn run(inner: Arc<Inner>, entry: Arc<Entry>, request: StatementRequest) {
     entry.advance(phase);
 }
 
+/// Refuses a statement its user may not run; answers a grant statement
+/// (its result as an Arrow IPC stream).
+fn check_access(
+    control: &dyn AccessControl,
+    request: &StatementRequest,
+) -> std::result::Result<Option<Vec<u8>>, StatementError> {
+    let namespace = [
+        request.catalog.clone().unwrap_or_else(|| "main".into()),
+        request.schema.clone().unwrap_or_else(|| "default".into()),
+    ];
+    if let Some(statement) = grant_statement(&request.statement) {
+        let statement = statement.map_err(|e| StatementError::bad_request(e, Some("42601".into())))?;
+        let answer = control.grant(&request.user, &statement, &namespace).map_err(|f| StatementError {
+            code: if f.message.contains("INSUFFICIENT_PERMISSIONS") { "PERMISSION_DENIED" } else { "BAD_REQUEST" },
+            message: f.message,
+            sql_state: None,
+        })?;
+        return Ok(Some(answer));
+    }
+    let access = of_sql(&request.statement);
+    control.check(&request.user, &access, &namespace).map_err(|message| StatementError {
+        code: "PERMISSION_DENIED",
+        message,
+        sql_state: Some("42501".into()),
+    })?;
+    Ok(None)
+}
+
 async fn execute(
     inner: &Inner,
     entry: &Entry,
     request: &StatementRequest,
 ) -> std::result::Result<ResultSet, StatementError> {
     let limits = Limits { rows: request.row_limit, bytes: request.byte_limit };
+    if let Some(control) = inner.access.as_deref()
+        && let Some(answer) = check_access(control, request)?
+    {
+        entry.advance(Phase::Running);
+        let batches = crate::decode_stream(&answer).map_err(|e| StatementError::from_result(e.into()))?;
+        let schema = batches.first().map_or_else(Schema::empty, |b| b.schema().as_ref().clone());
+        return ResultSet::from_batches(&schema, &batches, limits).map_err(StatementError::from_result);
+    }
     let lake = inner.lake.in_namespace(request.catalog.as_deref(), request.schema.as_deref());
     if let Some(outcome) = lake.execute_sql(&request.statement).await {
         entry.advance(Phase::Running);

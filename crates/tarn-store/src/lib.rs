@@ -10,6 +10,7 @@
 mod audit;
 mod catalog;
 mod clusters;
+mod grants;
 mod job_runs;
 mod jobs;
 mod libraries;
@@ -46,7 +47,7 @@ pub use principals::{ADMINS_GROUP, GroupRow, PrincipalKind, PrincipalRow, Princi
 pub use secrets::{SecretAclRow, SecretScopeRow};
 pub use serving::EndpointRow;
 pub use sql_objects::{AlertStateRow, SqlObjectRow};
-pub use tokens::{AuthError, TokenRow, User};
+pub use tokens::{ADMIN_USER, AuthError, TokenRow, User};
 pub use workspace::WorkspaceObject;
 
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,10 @@ pub struct TokenRow {
     pub expiry_time: i64,
 }
 
+/// The workspace's first admin, whom `tarn serve` creates; tarn's own
+/// engines (the warehouse, serverless, pipelines) reach the catalog as it.
+pub const ADMIN_USER: &str = "admin";
+
 pub fn hash_token(secret: &str) -> String {
     Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -179,7 +179,10 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let pipeline_tables = config.home.join("lake").join("pipelines");
     let paths: Arc<dyn PathResolver> =
         Arc::new(VolumePaths { files: files.clone(), pipeline_tables: pipeline_tables.clone() });
-    let statements = tarn_sql::Statements::new(warehouse, lake.clone(), Some(paths.clone()));
+    // Grants bind Spark Connect sessions and warehouse statements alike.
+    let access: Arc<dyn tarn_gateway::AccessControl> =
+        Arc::new(tarn_sql::CatalogAccess::new(catalog.clone(), store.clone(), config.home.join("lake")));
+    let statements = tarn_sql::Statements::new(warehouse, lake.clone(), Some(paths.clone()), Some(access.clone()));
     let sealing_key = tarn_identity::SealingKey::load(&config.home, std::env::var("TARN_SECRET_KEY").ok().as_deref())?;
     let secrets = Arc::new(tarn_identity::Secrets::new(store.clone(), Arc::new(sealing_key)));
     let contexts = Contexts::new(
@@ -249,6 +252,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         sql: Some(Arc::new(tarn_sql::LakeInterceptor::new(lake))),
         paths: Some(paths),
         graphs: Some(Arc::new(tarn_pipelines::Graphs::new(pipelines.clone()))),
+        access: Some(access),
     };
     let gateway = Gateway::new(clusters.clone(), store.clone(), hooks);
     let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));

@@ -13,7 +13,7 @@ use tarn_store::{Store, User};
 
 use crate::config::Config;
 
-pub const ADMIN_USER: &str = "admin";
+pub use tarn_store::ADMIN_USER;
 
 #[derive(Subcommand)]
 pub enum TokenAction {

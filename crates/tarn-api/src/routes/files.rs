@@ -16,17 +16,19 @@ use axum::http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_T
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use tarn_catalog::{Action, Kind};
 use tarn_core::{ApiError, ErrorCode};
 use tarn_files::{Entry, FilesError, Location, Overwrite};
+use tarn_store::User;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::AppState;
 use crate::body::QueryPairs;
 use crate::error::{ApiFailure, ApiResult, Surface, files_failure};
 use crate::paging::{Page, PageRule, Paged};
+use crate::{AppState, Caller};
 
 pub fn router() -> Router<AppState> {
     let presigned = post(presigned_urls);
@@ -49,13 +51,20 @@ fn fail(e: FilesError) -> ApiFailure {
     files_failure(Surface::Files, e)
 }
 
-/// A volume path, or the MLflow client's path for tracking artifacts
-/// (under a `databricks` tracking URI it reaches them through this API).
-fn locate(s: &AppState, path: &str) -> ApiResult<Location> {
+/// A volume path the caller may read (or, with `write`, write), or the
+/// MLflow client's path for tracking artifacts (under a `databricks`
+/// tracking URI it reaches them through this API).
+fn locate(s: &AppState, user: &User, path: &str, write: bool) -> ApiResult<Location> {
     if tarn_mlflow::Artifacts::is_workspace_internal(path) {
         return s.artifacts.workspace_internal(path).map_err(fail);
     }
-    s.files.volumes().locate(&format!("/{path}")).map_err(fail)
+    let location = s.files.volumes().locate(&format!("/{path}")).map_err(fail)?;
+    if !user.admin {
+        let volume: Vec<&str> = path.trim_start_matches('/').split('/').skip(1).take(3).collect();
+        let action = if write { Action::WriteVolume } else { Action::ReadVolume };
+        s.catalog.authorize(&s.catalog.principal(user)?, Kind::Volume, &volume.join("."), action)?;
+    }
+    Ok(location)
 }
 
 /// `overwrite` defaults to true, as on Databricks.
@@ -65,11 +74,12 @@ fn overwrite(query: &QueryPairs) -> bool {
 
 async fn upload(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(path): Path<String>,
     query: QueryPairs,
     body: Body,
 ) -> ApiResult<StatusCode> {
-    let location = locate(&s, &path)?;
+    let location = locate(&s, &user, &path, true)?;
     let overwrite = overwrite(&query);
     if !overwrite && location.stat().is_ok() {
         return Err(fail(FilesError::AlreadyExists { path: location.shown().to_string() }));
@@ -86,8 +96,13 @@ async fn upload(
 
 /// `?action=initiate-upload` opens a multipart session the SDK cannot use
 /// (see the module doc); the path is checked first so errors come early.
-async fn file_action(State(s): State<AppState>, Path(path): Path<String>, query: QueryPairs) -> ApiResult<Json<Value>> {
-    let location = locate(&s, &path)?;
+async fn file_action(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(path): Path<String>,
+    query: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    let location = locate(&s, &user, &path, true)?;
     match query.get("action") {
         Some("initiate-upload") => {
             if location.stat().is_ok_and(|e| e.is_dir) || (!overwrite(&query) && location.stat().is_ok()) {
@@ -121,8 +136,12 @@ fn metadata_headers(entry: &Entry, length: u64) -> [(axum::http::HeaderName, Hea
     ]
 }
 
-async fn file_metadata(State(s): State<AppState>, Path(path): Path<String>) -> ApiResult<Response> {
-    let entry = locate(&s, &path)?.stat().map_err(fail)?;
+async fn file_metadata(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(path): Path<String>,
+) -> ApiResult<Response> {
+    let entry = locate(&s, &user, &path, false)?.stat().map_err(fail)?;
     if entry.is_dir {
         return Err(fail(FilesError::IsADirectory { path: entry.path }));
     }
@@ -164,8 +183,13 @@ fn byte_range(headers: &HeaderMap, size: u64) -> ApiResult<Option<(u64, u64)>> {
     Ok(Some((start, end)))
 }
 
-async fn download(State(s): State<AppState>, Path(path): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
-    serve_file(&locate(&s, &path)?, &headers).await
+async fn download(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    serve_file(&locate(&s, &user, &path, false)?, &headers).await
 }
 
 /// A file's bytes, or the range of them `headers` ask for.
@@ -190,26 +214,42 @@ pub(crate) async fn serve_file(location: &Location, headers: &HeaderMap) -> ApiR
     Ok(response)
 }
 
-async fn delete_file(State(s): State<AppState>, Path(path): Path<String>) -> ApiResult<StatusCode> {
-    locate(&s, &path)?.delete_file().map_err(fail)?;
+async fn delete_file(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(path): Path<String>,
+) -> ApiResult<StatusCode> {
+    locate(&s, &user, &path, true)?.delete_file().map_err(fail)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn create_directory(State(s): State<AppState>, Path(path): Path<String>) -> ApiResult<StatusCode> {
-    locate(&s, &path)?.mkdirs().map_err(fail)?;
+async fn create_directory(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(path): Path<String>,
+) -> ApiResult<StatusCode> {
+    locate(&s, &user, &path, true)?.mkdirs().map_err(fail)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn directory_metadata(State(s): State<AppState>, Path(path): Path<String>) -> ApiResult<StatusCode> {
-    let entry = locate(&s, &path)?.stat().map_err(fail)?;
+async fn directory_metadata(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(path): Path<String>,
+) -> ApiResult<StatusCode> {
+    let entry = locate(&s, &user, &path, false)?.stat().map_err(fail)?;
     if !entry.is_dir {
         return Err(fail(FilesError::NotADirectory { path: entry.path }));
     }
     Ok(StatusCode::OK)
 }
 
-async fn delete_directory(State(s): State<AppState>, Path(path): Path<String>) -> ApiResult<StatusCode> {
-    locate(&s, &path)?.delete_dir().map_err(fail)?;
+async fn delete_directory(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(path): Path<String>,
+) -> ApiResult<StatusCode> {
+    locate(&s, &user, &path, true)?.delete_dir().map_err(fail)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -238,10 +278,11 @@ impl PageRule for ListPage {
 
 async fn list_directory(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(path): Path<String>,
     page: Page<ListPage>,
 ) -> ApiResult<Paged<Value>> {
-    let entries = locate(&s, &path)?.list().map_err(fail)?;
+    let entries = locate(&s, &user, &path, false)?.list().map_err(fail)?;
     Ok(page.slice("contents", &entries).map(|e| directory_entry(&e)).omit_empty())
 }
 

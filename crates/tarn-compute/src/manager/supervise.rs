@@ -79,8 +79,8 @@ impl ClusterManager {
         .map_err(|e| ComputeError::Environment(e.to_string()))??;
         self.set_message(cluster_id, epoch, "Starting the Spark Connect engine");
         let config = &self.inner.config;
-        let creator = self.load(cluster_id)?.creator;
-        let token = self.issue_engine_token(cluster_id, &creator)?;
+        let row = self.load(cluster_id)?;
+        let token = self.issue_engine_token(cluster_id, &row)?;
         let catalogs = self.inner.catalogs.catalog_names();
         let engine_spec = EngineSpec {
             cluster_id: cluster_id.to_string(),
@@ -98,12 +98,19 @@ impl ClusterManager {
     }
 
     /// A fresh token for the engine to call the catalog as the cluster's
-    /// creator; the previous engine's token (if any) is revoked.
-    fn issue_engine_token(&self, cluster_id: &str, creator: &str) -> Result<String, ComputeError> {
+    /// creator (a user's cluster runs with its owner's grants); tarn's own
+    /// engines, shared by every principal, call it as the admin, and the
+    /// gateway checks each session's grants. The previous engine's token
+    /// (if any) is revoked.
+    fn issue_engine_token(&self, cluster_id: &str, row: &tarn_store::ClusterRow) -> Result<String, ComputeError> {
         let store = &self.inner.store;
         let comment = engine_token_comment(cluster_id);
         store.revoke_engine_tokens(Some(&comment))?;
-        let user = store.ensure_user(creator, creator, now_ms())?;
+        let user = if row.is_managed() {
+            store.ensure_admin(tarn_store::ADMIN_USER, "Admin", now_ms())?
+        } else {
+            store.ensure_user(&row.creator, &row.creator, now_ms())?
+        };
         Ok(store.create_engine_token(&user, &comment, now_ms())?.0)
     }
 

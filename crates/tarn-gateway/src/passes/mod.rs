@@ -5,7 +5,8 @@
 //! what the wiring plugged in ([`Hooks`]), the cluster's engine in the
 //! caller's session ([`EngineCalls`]), and what earlier passes found.
 //!
-//! The order matters: volume paths and system names are resolved first,
+//! The order matters: the caller's access is checked first, on the names
+//! and paths as the user wrote them; volume paths and system names are resolved first,
 //! so that the SQL tarn runs itself and the statements split later name
 //! what engines can read; a statement tarn answers is settled and no later
 //! pass sees it.
@@ -16,6 +17,7 @@ use spark_connect_proto::ExecutePlanRequest;
 
 use crate::GatewayError;
 
+mod access;
 pub(crate) mod ctas;
 mod engine;
 pub(crate) mod paths;
@@ -33,6 +35,9 @@ pub struct Hooks {
     pub paths: Option<Arc<dyn PathResolver>>,
     /// Answers SDP's pipeline commands; without it they go to the engine.
     pub graphs: Option<Arc<dyn crate::sdp::DataflowGraphs>>,
+    /// Checks the caller's grants and answers grant statements; without it
+    /// every request goes through.
+    pub access: Option<Arc<dyn crate::AccessControl>>,
 }
 
 /// What a pass may use besides the request.
@@ -45,12 +50,22 @@ pub(crate) struct PassContext<'a> {
     /// Set by the paths pass: a table of tarn's `system` catalog is read by
     /// name, so the SQL pass brings the system tables up to date first.
     pub reads_system_tables: bool,
+    /// The session's principal (none in tests of the rewrites alone).
+    pub user: Option<&'a tarn_store::User>,
+    /// The session's current catalog and schema; the access pass moves it
+    /// on a `USE`.
+    pub namespace: Vec<String>,
 }
 
 impl<'a> PassContext<'a> {
     pub fn new(hooks: &'a Hooks, engine: &'a dyn EngineCalls) -> Self {
-        Self { hooks, engine, reads_system_tables: false }
+        Self { hooks, engine, reads_system_tables: false, user: None, namespace: default_namespace() }
     }
+}
+
+/// Where a new session's unqualified names resolve.
+pub(crate) fn default_namespace() -> Vec<String> {
+    vec!["main".into(), "default".into()]
 }
 
 /// What a pass did to the request.
@@ -65,6 +80,8 @@ pub(crate) enum Outcome {
 /// One rewrite of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pass {
+    /// The caller's grants; grant statements answered ([`access`]).
+    Access,
     /// `/Volumes/...` paths and `system.*` names ([`paths`]).
     Paths,
     /// SQL tarn runs itself, answered in place ([`sql`]).
@@ -76,7 +93,7 @@ pub(crate) enum Pass {
 }
 
 /// The passes, in the order they run.
-pub(crate) const PIPELINE: [Pass; 4] = [Pass::Paths, Pass::Sql, Pass::Ctas, Pass::SaveAsTable];
+pub(crate) const PIPELINE: [Pass; 5] = [Pass::Access, Pass::Paths, Pass::Sql, Pass::Ctas, Pass::SaveAsTable];
 
 impl Pass {
     pub async fn run(
@@ -85,6 +102,7 @@ impl Pass {
         cx: &mut PassContext<'_>,
     ) -> Result<Outcome, GatewayError> {
         match self {
+            Self::Access => access::pass(request, cx),
             Self::Paths => paths::pass(request, cx),
             Self::Sql => sql::pass(request, cx).await,
             Self::Ctas => ctas::pass(request, cx).await,

@@ -40,7 +40,7 @@ pub trait SqlInterceptor: Send + Sync + 'static {
 }
 
 /// The SQL relation of a `spark.sql(...)` command or of a root `Sql` plan.
-fn sql_relation(request: &mut ExecutePlanRequest) -> Option<&mut Relation> {
+pub(crate) fn sql_relation(request: &mut ExecutePlanRequest) -> Option<&mut Relation> {
     match request.plan.as_mut()?.op_type.as_mut()? {
         plan::OpType::Root(relation) => Some(relation),
         plan::OpType::Command(c) => match c.command_type.as_mut()? {

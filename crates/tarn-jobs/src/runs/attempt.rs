@@ -88,7 +88,7 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
         compute,
         upstream_values: start.upstream.clone(),
         dependencies,
-        user: start.run.creator_user_name.clone(),
+        user: super::run_as(&start.run).to_string(),
     };
     let work = start.runs.runner().run(attempt);
     within(timeout, async { AttemptEnd::Ran(work.await) }).await
@@ -173,16 +173,17 @@ async fn run_job(start: &Start, spec: &RunJobTask) -> AttemptEnd {
     };
     let runs = &start.runs;
     let triggered = runs.jobs().get(job_id).and_then(|job| {
-        let settings = JobSettings::from_value(job.settings)?;
+        let settings = JobSettings::from_value(job.settings.clone())?;
         let parameters = super::effective_parameters(&settings, spec.job_parameters.as_ref())?;
         let trigger = Trigger {
+            run_as: super::job_run_as(&job, &settings),
             job_id: Some(job_id),
             run_name: settings.name().to_string(),
             settings,
             job_parameters: parameters,
             run_type: "WORKFLOW_RUN",
             trigger: "RUN_JOB_TASK",
-            user: start.run.creator_user_name.clone(),
+            user: super::run_as(&start.run).to_string(),
             parent_task_run_id: Some(start.row.run_id),
             ..Trigger::default()
         };

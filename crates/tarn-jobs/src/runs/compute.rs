@@ -42,9 +42,9 @@ async fn start_job_cluster(
 ) -> std::result::Result<String, String> {
     let runner = runs.runner();
     let cluster = job_cluster(spec, run.run_id, key)?;
-    let cluster_id = runner.create_job_cluster(cluster, run.run_id, key, &run.creator_user_name)?;
+    let cluster_id = runner.create_job_cluster(cluster, run.run_id, key, super::run_as(run))?;
     clusters.record(&cluster_id);
-    runner.ensure_running(&cluster_id, &run.creator_user_name).await.map(|()| cluster_id)
+    runner.ensure_running(&cluster_id, super::run_as(run)).await.map(|()| cluster_id)
 }
 
 /// A job cluster's id once it runs, or why it did not start.

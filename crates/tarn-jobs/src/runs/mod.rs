@@ -89,7 +89,21 @@ pub struct Trigger {
     /// ONE_TIME, PERIODIC, FILE_ARRIVAL, RUN_JOB_TASK...
     pub trigger: &'static str,
     pub user: String,
+    /// Who the run's tasks run as; the caller (`user`) when empty.
+    pub run_as: String,
     pub parent_task_run_id: Option<i64>,
+}
+
+/// Who a job's runs run as: the principal its `run_as` names, else its
+/// owner.
+pub(crate) fn job_run_as(job: &tarn_store::JobRow, settings: &JobSettings) -> String {
+    settings.run_as_name().unwrap_or(&job.run_as_user_name).to_string()
+}
+
+/// Who a run's tasks run as, with its grants and permissions: as recorded
+/// when it started (a run from before `run_as`: its creator).
+pub fn run_as(run: &JobRunRow) -> &str {
+    run.doc.get("run_as_user_name").and_then(Value::as_str).filter(|n| !n.is_empty()).unwrap_or(&run.creator_user_name)
 }
 
 /// `run-now`'s request.
@@ -206,9 +220,10 @@ impl Runs {
     /// request's `job_parameters` over them.
     pub fn run_now(&self, job_id: i64, user: &str, request: RunNow) -> Result<i64> {
         let job = self.inner.jobs.get(job_id)?;
-        let settings = JobSettings::from_value(job.settings)?;
+        let settings = JobSettings::from_value(job.settings.clone())?;
         let job_parameters = effective_parameters(&settings, request.job_parameters.as_ref())?;
         let trigger = Trigger {
+            run_as: job_run_as(&job, &settings),
             job_id: Some(job_id),
             run_name: settings.name().to_string(),
             settings,
@@ -226,8 +241,9 @@ impl Runs {
     /// A run started by a schedule or a file arrival, as the job's owner.
     pub fn run_triggered(&self, job_id: i64, trigger: &'static str) -> Result<i64> {
         let job = self.inner.jobs.get(job_id)?;
-        let settings = JobSettings::from_value(job.settings)?;
+        let settings = JobSettings::from_value(job.settings.clone())?;
         let run = Trigger {
+            run_as: job_run_as(&job, &settings),
             job_id: Some(job_id),
             run_name: settings.name().to_string(),
             job_parameters: effective_parameters(&settings, None)?,
@@ -244,6 +260,7 @@ impl Runs {
     pub fn submit(&self, user: &str, request: Submit) -> Result<i64> {
         self.inner.jobs.check(&request.settings)?;
         let trigger = Trigger {
+            run_as: request.settings.run_as_name().unwrap_or(user).to_string(),
             run_name: request.run_name.unwrap_or_else(|| "Untitled".into()),
             job_parameters: effective_parameters(&request.settings, None)?,
             settings: request.settings,
@@ -288,6 +305,7 @@ impl Runs {
             "overriding_parameters": trigger.overriding_parameters,
             "trigger": trigger.trigger,
             "parent_task_run_id": trigger.parent_task_run_id,
+            "run_as_user_name": if trigger.run_as.is_empty() { &trigger.user } else { &trigger.run_as },
             "repair_count": 0,
             "repairs": [],
         });

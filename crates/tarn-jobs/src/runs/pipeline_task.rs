@@ -31,7 +31,7 @@ fn request(start: &Start, spec: &PipelineTask) -> UpdateRequest {
         full_refresh: params.and_then(|p| p.full_refresh).unwrap_or(spec.full_refresh),
         refresh_selection: spec.refresh_selection.clone(),
         full_refresh_selection: spec.full_refresh_selection.clone(),
-        user: start.run.creator_user_name.clone(),
+        user: super::run_as(&start.run).to_string(),
     }
 }
 

@@ -63,10 +63,33 @@ fn job_json(job: &JobRow, full: bool) -> Value {
     json!({
         "job_id": job.job_id,
         "creator_user_name": job.creator_user_name,
-        "run_as_user_name": job.run_as_user_name,
+        "run_as_user_name": run_as_name(&job.settings).unwrap_or(&job.run_as_user_name),
         "settings": settings,
         "created_time": job.created_time,
     })
+}
+
+/// The principal a job's settings name in `run_as`.
+fn run_as_name(settings: &Value) -> Option<&str> {
+    let run_as = settings.get("run_as")?;
+    ["user_name", "service_principal_name"].iter().find_map(|k| run_as.get(*k)?.as_str()).filter(|n| !n.is_empty())
+}
+
+/// A job may run as its caller; as another principal only when an admin
+/// says so (which gives that principal's grants and permissions to
+/// whoever may run the job).
+fn check_run_as(s: &AppState, user: &User, name: Option<&str>) -> Result<(), ApiFailure> {
+    let Some(name) = name.filter(|n| *n != user.user_name) else { return Ok(()) };
+    if s.store.find_user(name)?.is_none() {
+        return Err(ApiError::invalid_parameter(format!("run_as: principal {name} does not exist")).into());
+    }
+    if !user.admin {
+        return Err(ApiError::permission_denied(format!(
+            "Only admins can make a job run as another principal ({name})"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 async fn create(
@@ -74,6 +97,7 @@ async fn create(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
+    check_run_as(&s, &user, run_as_name(&Value::Object(body.clone())))?;
     let job_id = s.jobs.create(&user.user_name, JobSettings::from_value(Value::Object(body))?)?;
     Ok(Json(json!({"job_id": job_id})))
 }
@@ -140,6 +164,7 @@ async fn reset(
 ) -> ApiResult<Json<Value>> {
     let settings = b.new_settings.ok_or_else(|| ApiError::invalid_parameter("Missing required field: new_settings"))?;
     let id = job_id(b.job_id.as_ref())?;
+    check_run_as(&s, &user, run_as_name(&settings))?;
     let settings = JobSettings::from_value(settings)?;
     permissions(&s).check(&user, &job(&s, id)?, "CAN_MANAGE")?;
     s.jobs.reset(id, settings)?;
@@ -152,6 +177,9 @@ async fn update(
     JsonBody(b): JsonBody<Change>,
 ) -> ApiResult<Json<Value>> {
     let id = job_id(b.job_id.as_ref())?;
+    if let Some(settings) = &b.new_settings {
+        check_run_as(&s, &user, run_as_name(settings))?;
+    }
     let change = JobUpdate::new(b.new_settings, &b.fields_to_remove)?;
     permissions(&s).check(&user, &job(&s, id)?, "CAN_MANAGE")?;
     s.jobs.update(id, change)?;

@@ -62,6 +62,7 @@ pub(super) fn job_run(run: &RunRecord) -> Value {
         ("original_attempt_run_id", json!(row.run_id)),
         ("attempt_number", json!(0)),
         ("creator_user_name", json!(row.creator_user_name)),
+        ("run_as_user_name", json!(tarn_jobs::runs::run_as(row))),
         ("run_name", json!(run.run_name)),
         ("run_type", json!(row.run_type)),
         ("trigger", json!(run.trigger)),

@@ -7,14 +7,16 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Map, Value, json};
-use tarn_catalog::{CommitRequest, CreateRequest, Kind, Properties, UpdateRequest};
+use tarn_catalog::{Action, CommitRequest, CreateRequest, Kind, Principal, Properties, UpdateRequest};
 use tarn_core::ApiError;
-use tarn_store::DeltaCommit;
+use tarn_store::{DeltaCommit, User};
 
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
 use crate::paging::{Page, PageRule, Paged};
 use crate::{AppState, Caller};
+
+mod grants;
 
 const PREFIX: &str = "/api/2.1/unity-catalog";
 /// Collection path segment, kind, the list answer's key, and the query
@@ -30,24 +32,53 @@ pub fn router() -> Router<AppState> {
     let mut router = Router::new()
         .route(&format!("{PREFIX}/staging-tables"), post(create_staging))
         .route(&format!("{PREFIX}/tables/{{full_name}}/exists"), get(table_exists))
-        .route(&format!("{PREFIX}/delta/preview/commits"), get(get_commits).post(commit));
+        .route(&format!("{PREFIX}/delta/preview/commits"), get(get_commits).post(commit))
+        .merge(grants::router());
     for (segment, kind, parents) in COLLECTIONS {
         router = router
             .route(
                 &format!("{PREFIX}/{segment}"),
-                post(move |s, c, b| create(s, c, b, kind)).get(move |s, q, p| list(s, q, p, segment, kind, parents)),
+                post(move |s, c, b| create(s, c, b, kind))
+                    .get(move |s, c, q, p| list(s, c, q, p, segment, kind, parents)),
             )
             .route(
                 &format!("{PREFIX}/{segment}/{{full_name}}"),
-                get(move |s, p| read(s, p, kind))
+                get(move |s, c, p| read(s, c, p, kind))
                     .patch(move |s, c, p, b| update(s, c, p, b, kind))
-                    .delete(move |s, p, q| delete(s, p, q, kind)),
+                    .delete(move |s, c, p, q| delete(s, c, p, q, kind)),
             );
     }
     router
 }
 
 type Body = JsonBody<Map<String, Value>>;
+
+/// The caller as grants name it.
+pub(crate) fn principal(s: &AppState, user: &User) -> ApiResult<Principal> {
+    Ok(s.catalog.principal(user)?)
+}
+
+/// Refuses unless the caller may create an object of `kind` in its parent
+/// (a catalog: admins only, as CREATE CATALOG on the metastore).
+fn authorize_create(s: &AppState, user: &User, kind: Kind, req: &CreateRequest) -> ApiResult<()> {
+    let parent = match kind {
+        Kind::Catalog if user.admin => return Ok(()),
+        Kind::Catalog => {
+            return Err(ApiError::permission_denied("User does not have CREATE CATALOG on Metastore.").into());
+        }
+        Kind::Schema => (Kind::Catalog, req.catalog_name.clone().unwrap_or_default()),
+        _ => (
+            Kind::Schema,
+            format!(
+                "{}.{}",
+                req.catalog_name.as_deref().unwrap_or_default(),
+                req.schema_name.as_deref().unwrap_or_default()
+            ),
+        ),
+    };
+    let action = Action::Create(if kind == Kind::Staging { Kind::Table } else { kind });
+    Ok(s.catalog.authorize(&principal(s, user)?, parent.0, &parent.1, action)?)
+}
 
 /// A text field; anything but a string counts as not given.
 fn text(body: &Map<String, Value>, key: &str) -> Option<String> {
@@ -97,7 +128,9 @@ async fn create(
     JsonBody(body): Body,
     kind: Kind,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(s.catalog.create(kind, &create_request(kind, &body)?, &user.user_name)?))
+    let request = create_request(kind, &body)?;
+    authorize_create(&s, &user, kind, &request)?;
+    Ok(Json(s.catalog.create(kind, &request, &user.user_name)?))
 }
 
 async fn create_staging(
@@ -105,15 +138,28 @@ async fn create_staging(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): Body,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(s.catalog.create(Kind::Staging, &create_request(Kind::Staging, &body)?, &user.user_name)?))
+    let request = create_request(Kind::Staging, &body)?;
+    authorize_create(&s, &user, Kind::Staging, &request)?;
+    Ok(Json(s.catalog.create(Kind::Staging, &request, &user.user_name)?))
 }
 
-async fn read(State(s): State<AppState>, Path(full_name): Path<String>, kind: Kind) -> ApiResult<Json<Value>> {
+async fn read(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(full_name): Path<String>,
+    kind: Kind,
+) -> ApiResult<Json<Value>> {
+    s.catalog.authorize(&principal(&s, &user)?, kind, &full_name, Action::Browse)?;
     Ok(Json(s.catalog.get(kind, &full_name)?))
 }
 
-async fn table_exists(State(s): State<AppState>, Path(full_name): Path<String>) -> ApiResult<Json<Value>> {
-    let exists = match s.catalog.get(Kind::Table, &full_name) {
+async fn table_exists(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(full_name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let seen = s.catalog.authorize(&principal(&s, &user)?, Kind::Table, &full_name, Action::Browse);
+    let exists = match seen.and_then(|()| s.catalog.get(Kind::Table, &full_name)) {
         Ok(_) => true,
         Err(tarn_catalog::CatalogError::NotFound { .. }) => false,
         Err(e) => return Err(e.into()),
@@ -134,6 +180,7 @@ impl PageRule for ListPage {
 
 async fn list(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     query: QueryPairs,
     page: Page<ListPage>,
     segment: &'static str,
@@ -149,7 +196,11 @@ async fn list(
                 .ok_or_else(|| ApiError::invalid_parameter(format!("Missing required parameter: {p}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let items = s.catalog.list(kind, &parent)?;
+    let caller = principal(&s, &user)?;
+    let mut items = s.catalog.list(kind, &parent)?;
+    items.retain(|info| {
+        info.get("full_name").and_then(Value::as_str).is_some_and(|name| s.catalog.visible(&caller, kind, name))
+    });
     Ok(page.slice(segment, &items))
 }
 
@@ -166,15 +217,18 @@ async fn update(
         properties: properties(&body)?,
         new_name: text(&body, "new_name"),
     };
+    s.catalog.authorize(&principal(&s, &user)?, kind, &full_name, Action::Manage)?;
     Ok(Json(s.catalog.update(kind, &full_name, &patch, &user.user_name)?))
 }
 
 async fn delete(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(full_name): Path<String>,
     query: QueryPairs,
     kind: Kind,
 ) -> ApiResult<Json<Value>> {
+    s.catalog.authorize(&principal(&s, &user)?, kind, &full_name, Action::Manage)?;
     let force = query.flag_or("force", false);
     s.catalog.delete(kind, &full_name, force)?;
     Ok(Json(json!({})))
@@ -191,8 +245,25 @@ fn int(body: &Value, key: &str) -> Option<i64> {
     body.get(key).and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
 }
 
+/// Refuses unless the caller may `action` the table with this id.
+fn authorize_table_id(s: &AppState, user: &User, table_id: &str, action: Action) -> ApiResult<()> {
+    if user.admin {
+        return Ok(());
+    }
+    let table = s
+        .store
+        .get_uc_object_by_id(table_id)?
+        .ok_or_else(|| ApiError::not_found(format!("Table with id {table_id} does not exist.")))?;
+    Ok(s.catalog.authorize(&principal(s, user)?, Kind::Table, &table.full_name, action)?)
+}
+
 /// Sail sends this GET with a JSON body; clients that cannot may use the query.
-async fn get_commits(State(s): State<AppState>, query: QueryPairs, JsonBody(body): Body) -> ApiResult<Json<Value>> {
+async fn get_commits(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    query: QueryPairs,
+    JsonBody(body): Body,
+) -> ApiResult<Json<Value>> {
     let mut body = Value::Object(body);
     for (k, v) in &query.0 {
         body[k.as_str()] = json!(v);
@@ -201,6 +272,7 @@ async fn get_commits(State(s): State<AppState>, query: QueryPairs, JsonBody(body
         .get("table_id")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::invalid_parameter("Missing required field: table_id"))?;
+    authorize_table_id(&s, &user, table_id, Action::Select)?;
     let uri = body.get("table_uri").and_then(Value::as_str);
     let commits =
         s.catalog.delta_commits(table_id, uri, int(&body, "start_version").unwrap_or(0), int(&body, "end_version"))?;
@@ -215,7 +287,11 @@ async fn get_commits(State(s): State<AppState>, query: QueryPairs, JsonBody(body
     Ok(Json(json!({"commits": list, "latest_table_version": commits.latest_table_version})))
 }
 
-async fn commit(State(s): State<AppState>, JsonBody(body): Body) -> ApiResult<Json<Value>> {
+async fn commit(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(body): Body,
+) -> ApiResult<Json<Value>> {
     let info = body.get("commit_info").cloned().unwrap_or(Value::Null);
     let version =
         int(&info, "version").ok_or_else(|| ApiError::invalid_parameter("commit_info.version is required"))?;
@@ -226,6 +302,7 @@ async fn commit(State(s): State<AppState>, JsonBody(body): Body) -> ApiResult<Js
         file_size: int(&info, "file_size").unwrap_or(0),
         file_modification_timestamp: int(&info, "file_modification_timestamp").unwrap_or(0),
     };
+    authorize_table_id(&s, &user, field(&body, "table_id")?, Action::Modify)?;
     let request = CommitRequest {
         table_id: field(&body, "table_id")?.to_string(),
         table_uri: body.get("table_uri").and_then(Value::as_str).map(str::to_string),
