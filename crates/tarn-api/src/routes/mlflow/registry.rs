@@ -13,6 +13,7 @@ use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
 use crate::paging::Paged;
 use crate::{AppState, Caller};
+use tarn_store::User;
 
 pub fn router() -> Router<AppState> {
     [
@@ -38,6 +39,7 @@ pub fn router() -> Router<AppState> {
         ("model-versions/set-tag", post(set_version_tag)),
         ("model-versions/delete-tag", axum::routing::delete(delete_version_tag)),
         ("databricks/registered-models/get", get(get_model_databricks)),
+        ("databricks/model-versions/transition-stage", post(transition_stage_databricks)),
     ]
     .into_iter()
     .fold(Router::new(), |router, (path, handler)| route(router, path, handler))
@@ -177,10 +179,13 @@ async fn rename_model(
 async fn delete_model(
     State(s): State<AppState>,
     Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
     JsonBody(b): JsonBody<Body>,
 ) -> ApiResult<Json<Value>> {
-    guard::model(&s, &user, b.name()?, "CAN_MANAGE")?;
-    s.tracking.delete_registered_model(b.name()?)?;
+    // databricks-sdk sends the name in the query string.
+    let name = required(b.name.as_deref().or(q.get("name")), "name")?;
+    guard::model(&s, &user, name, "CAN_MANAGE")?;
+    s.tracking.delete_registered_model(name)?;
     Ok(Json(json!({})))
 }
 
@@ -355,13 +360,27 @@ async fn transition_stage(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(b): JsonBody<Body>,
 ) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"model_version": version_json(&transition(&s, &user, &b)?)})))
+}
+
+/// The workspace registry's transition (`w.model_registry.transition_stage`).
+async fn transition_stage_databricks(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"model_version_databricks": version_json(&transition(&s, &user, &b)?)})))
+}
+
+/// Moving a version to or from Production needs that level, to or from
+/// Staging (or Archived) Staging's.
+fn transition(s: &AppState, user: &User, b: &Body) -> ApiResult<ModelVersionRow> {
     let stage = required(b.stage.as_deref(), "stage")?;
     if !user.admin {
         let current = s.tracking.model_version(b.name()?, &b.version()?)?.current_stage;
-        guard::model(&s, &user, b.name()?, guard::transition_level(&current, stage))?;
+        guard::model(s, user, b.name()?, guard::transition_level(&current, stage))?;
     }
-    let v = s.tracking.transition_stage(b.name()?, &b.version()?, stage, b.archive_existing_versions)?;
-    Ok(Json(json!({"model_version": version_json(&v)})))
+    Ok(s.tracking.transition_stage(b.name()?, &b.version()?, stage, b.archive_existing_versions)?)
 }
 
 async fn set_version_tag(
