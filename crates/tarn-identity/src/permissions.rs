@@ -259,7 +259,9 @@ impl Permissions {
                 PRINCIPAL_FIELDS.iter().find(|(_, k)| *k == entry.principal_kind).map_or("user_name", |(f, _)| f);
             let permission = match from {
                 None => json!({"permission_level": entry.level, "inherited": false}),
-                Some(from) => json!({"permission_level": entry.level, "inherited": true, "inherited_from_object": [from]}),
+                Some(from) => {
+                    json!({"permission_level": entry.level, "inherited": true, "inherited_from_object": [from]})
+                }
             };
             match list.iter_mut().find(|v| v[field] == entry.principal) {
                 Some(existing) => {
@@ -366,5 +368,54 @@ impl Permissions {
         let levels: Vec<Value> =
             ty.levels.iter().map(|(l, d)| json!({"permission_level": l, "description": d})).collect();
         json!({"permission_levels": levels})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> User {
+        User { id: 7, user_name: name.into(), display_name: name.into(), admin: false }
+    }
+
+    fn workspace(store: &Arc<Store>) -> (Permissions, Object, Object, Object) {
+        let (dir, nb) = (ObjectType::of("directories").unwrap(), ObjectType::of("notebooks").unwrap());
+        let root = Object::new(dir, "0", "");
+        let folder = Object::new(dir, "5", "owner@x").with_parents(vec![root.clone()]);
+        let notebook = Object::new(nb, "9", "owner@x").with_parents(vec![folder.clone(), root.clone()]);
+        let grant = |object: &Object, principal_kind: &str, principal: &str, level: &str| {
+            let row = ObjectAclRow {
+                principal_kind: principal_kind.into(),
+                principal: principal.into(),
+                level: level.into(),
+            };
+            store.set_object_acls(object.ty.path, &object.id, &[row]).unwrap();
+        };
+        grant(&folder, "user", "carol@x", "CAN_EDIT");
+        grant(&root, "group", USERS_GROUP, "CAN_READ");
+        (Permissions::new(store.clone()), root, folder, notebook)
+    }
+
+    #[test]
+    fn levels_flow_down_from_every_ancestor_and_the_strongest_wins() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let (rules, root, _folder, notebook) = workspace(&store);
+        assert_eq!(rules.level(&user("carol@x"), &notebook).unwrap(), Some("CAN_EDIT"));
+        assert_eq!(rules.level(&user("dave@x"), &notebook).unwrap(), Some("CAN_READ"));
+        assert_eq!(rules.level(&user("owner@x"), &notebook).unwrap(), Some("CAN_MANAGE"));
+        assert_eq!(rules.level(&user("dave@x"), &root).unwrap(), Some("CAN_READ"));
+        assert!(rules.check(&user("carol@x"), &notebook, "CAN_MANAGE").is_err());
+        // The inherited entries are shown as such, with where they come from.
+        let acl = rules.view(&user("carol@x"), &notebook).unwrap();
+        let carol = acl["access_control_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["user_name"] == "carol@x")
+            .unwrap()
+            .clone();
+        assert_eq!(carol["all_permissions"][0]["inherited"], true);
+        assert_eq!(carol["all_permissions"][0]["inherited_from_object"][0], "/directories/5");
     }
 }
