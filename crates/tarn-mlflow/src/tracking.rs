@@ -109,7 +109,13 @@ impl Tracking {
     pub fn open(store: Arc<Store>) -> Result<Self> {
         let tracking = Self { store };
         if tracking.store.get_experiment(0)?.is_none() {
-            tracking.store.create_experiment(DEFAULT_EXPERIMENT, "", &|id| default_location(id, false), &[], now_ms())?;
+            tracking.store.create_experiment(
+                DEFAULT_EXPERIMENT,
+                "",
+                &|id| default_location(id, false),
+                &[],
+                now_ms(),
+            )?;
         }
         Ok(tracking)
     }

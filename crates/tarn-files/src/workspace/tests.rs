@@ -7,7 +7,14 @@ fn workspace(tmp: &TempDir) -> Workspace {
 }
 
 fn import(path: &str, content: &str, format: Format, language: Option<Language>, overwrite: bool) -> Import {
-    Import { path: path.into(), creator: "me".into(), content: content.as_bytes().to_vec(), format, language, overwrite }
+    Import {
+        path: path.into(),
+        creator: "me".into(),
+        content: content.as_bytes().to_vec(),
+        format,
+        language,
+        overwrite,
+    }
 }
 
 #[test]
