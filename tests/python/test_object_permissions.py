@@ -104,20 +104,27 @@ def test_experiment_creator_owns_it_and_default_experiment_is_everyones(server, 
     assert run.info.experiment_id == "0"
 
 
-def test_mlflow_client_with_a_token_is_refused_then_reads(server, carol, monkeypatch):
+def test_mlflow_client_with_a_token_is_refused_then_reads(server, monkeypatch):
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     w = server.client()
-    experiment_id = w.experiments.create_experiment(name="/Shared/mlflow-guarded").experiment_id
+    experiment_id = w.experiments.create_experiment(name="mlflow-guarded").experiment_id
+    run_id = w.experiments.create_run(experiment_id=experiment_id).run.info.run_id
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", server.cli_token(CAROL))
     client = MlflowClient(tracking_uri=server.url)
     with pytest.raises(MlflowException, match="PERMISSION_DENIED"):
         client.get_experiment(experiment_id)
     grant_experiment(w, experiment_id, ml.ExperimentPermissionLevel.CAN_READ)
-    assert client.get_experiment(experiment_id).name == "/Shared/mlflow-guarded"
+    assert client.get_experiment(experiment_id).name == "mlflow-guarded"
     with pytest.raises(MlflowException, match="PERMISSION_DENIED"):
         client.create_run(experiment_id)
+    # Artifacts (the proxied store) follow the experiment's levels.
+    with pytest.raises(Exception, match="403"):
+        client.log_text(run_id, "hello", "notes.txt")
+    grant_experiment(w, experiment_id, ml.ExperimentPermissionLevel.CAN_EDIT)
+    client.log_text(run_id, "hello", "notes.txt")
+    assert [f.path for f in client.list_artifacts(run_id)] == ["notes.txt"]
 
 
 # -- registered models ---------------------------------------------------------

@@ -29,6 +29,33 @@ pub(super) fn run(s: &AppState, user: &User, run_id: &str, level: &str) -> ApiRe
     experiment(s, user, &run.experiment_id.to_string(), level)
 }
 
+/// `level` on the experiment of logged model `model_id`.
+pub(super) fn logged_model(s: &AppState, user: &User, model_id: &str, level: &str) -> ApiResult<()> {
+    if user.admin {
+        return Ok(());
+    }
+    let model = s.tracking.logged_model(model_id, true)?;
+    experiment(s, user, &model.experiment_id.to_string(), level)
+}
+
+/// `level` on the experiment a proxied artifact path is under (its first
+/// segment, `<experiment>/<run>/artifacts/...`); a path under no
+/// experiment (the store's root) is admins' only.
+pub(super) fn artifact_path(s: &AppState, user: &User, path: &str, level: &str) -> ApiResult<()> {
+    if user.admin {
+        return Ok(());
+    }
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+    if first.is_empty() || first.parse::<i64>().is_err() {
+        return Err(tarn_identity::IdentityError::PermissionDenied(format!(
+            "{} may read and write artifacts only under an experiment",
+            user.user_name
+        ))
+        .into());
+    }
+    experiment(s, user, first, level)
+}
+
 /// `level` on the registered model `name`.
 pub(super) fn model(s: &AppState, user: &User, name: &str, level: &str) -> ApiResult<()> {
     if user.admin {
