@@ -117,6 +117,7 @@ impl Files {
         let volumes = Volumes::new(catalog);
         let dbfs = Dbfs::new(Root::open(&home.join("dbfs"))?, volumes.clone());
         let workspace = Workspace::new(Root::open(&home.join("workspace"))?, store);
+        workspace.ensure_shared()?;
         Ok(Files { volumes, dbfs: Arc::new(dbfs), workspace: Arc::new(workspace) })
     }
 

@@ -2,8 +2,9 @@
 //! who holds which on an object (its owner, its direct entries for users,
 //! service principals and groups, a group's entries reaching its members,
 //! `users` reaching everyone, admins holding the owner's level), and
-//! changing an object's entries. The API layer finds the object and its
-//! creator; this module knows no object store.
+//! changing an object's entries. The API layer finds the object, its
+//! creator and, for workspace objects, the directories above it, whose
+//! levels flow down to it; this module knows no object store.
 
 use std::sync::Arc;
 
@@ -72,27 +73,32 @@ pub const OBJECT_TYPES: &[ObjectType] = &[
     ObjectType {
         path: "experiments",
         name: "mlflowExperiment",
-        levels: &[("CAN_READ", "Can read"), ("CAN_EDIT", "Can edit"), ("CAN_MANAGE", "Can manage")],
+        levels: &[
+            ("CAN_READ", "Can read the experiment and its runs"),
+            ("CAN_EDIT", "Can also create and log to runs and edit the experiment"),
+            ("CAN_MANAGE", "Can also rename and delete it and set its permissions"),
+        ],
     },
     ObjectType {
         path: "registered-models",
         name: "registered-model",
         levels: &[
-            ("CAN_READ", "Can read"),
-            ("CAN_EDIT", "Can edit"),
-            ("CAN_MANAGE_STAGING_VERSIONS", "Can manage staging versions"),
-            ("CAN_MANAGE_PRODUCTION_VERSIONS", "Can manage production versions"),
-            ("CAN_MANAGE", "Can manage"),
+            ("CAN_READ", "Can read the model and its versions"),
+            ("CAN_EDIT", "Can also edit it and create versions"),
+            ("CAN_MANAGE_STAGING_VERSIONS", "Can also move versions to and from Staging"),
+            ("CAN_MANAGE_PRODUCTION_VERSIONS", "Can also move versions to and from Production and set aliases"),
+            ("CAN_MANAGE", "Can also rename and delete it and set its permissions"),
         ],
     },
     ObjectType {
         path: "warehouses",
         name: "warehouses",
+        // As Databricks ranks them: monitoring includes using.
         levels: &[
-            ("CAN_VIEW", "Can view"),
-            ("CAN_MONITOR", "Can monitor"),
-            ("CAN_USE", "Can use"),
-            ("CAN_MANAGE", "Can manage"),
+            ("CAN_VIEW", "Can view the warehouse"),
+            ("CAN_USE", "Can also start it and run statements on it"),
+            ("CAN_MONITOR", "Can also monitor it"),
+            ("CAN_MANAGE", "Can also stop, edit and delete it and set its permissions"),
             ("IS_OWNER", "Owns the warehouse"),
         ],
     },
@@ -127,11 +133,25 @@ pub struct Object {
     pub id: String,
     /// Who created it: its owner unless an IS_OWNER entry names another.
     pub creator: String,
+    /// Objects whose levels flow down to this one, nearest first (a
+    /// notebook's directories, up to the root). Their levels are read by
+    /// name in this object's type.
+    pub parents: Vec<Object>,
 }
 
 impl Object {
     pub fn new(ty: &'static ObjectType, id: impl Into<String>, creator: impl Into<String>) -> Self {
-        Self { ty, id: id.into(), creator: creator.into() }
+        Self { ty, id: id.into(), creator: creator.into(), parents: Vec::new() }
+    }
+
+    /// The object, holding at least what each of `parents` grants.
+    pub fn with_parents(mut self, parents: Vec<Object>) -> Self {
+        self.parents = parents;
+        self
+    }
+
+    fn path(&self) -> String {
+        format!("/{}/{}", self.ty.path, self.id)
     }
 
     fn describe(&self) -> String {
@@ -177,16 +197,28 @@ impl Permissions {
         }
         let mut groups: Vec<String> = self.store.effective_groups(caller.id)?.into_iter().map(|(_, n)| n).collect();
         groups.push(USERS_GROUP.into());
-        let best = self
-            .entries(object)?
-            .iter()
-            .filter(|e| match e.principal_kind.as_str() {
-                "group" => groups.contains(&e.principal),
-                _ => e.principal == caller.user_name,
-            })
-            .filter_map(|e| object.ty.rank(&e.level))
-            .max();
+        let mut best = None;
+        for (entry, _) in self.all_entries(object)? {
+            let mine = match entry.principal_kind.as_str() {
+                "group" => groups.contains(&entry.principal),
+                _ => entry.principal == caller.user_name,
+            };
+            if mine {
+                best = best.max(object.ty.rank(&entry.level));
+            }
+        }
         Ok(best.map(|rank| object.ty.levels[rank].0))
+    }
+
+    /// The object's entries, then its parents' with the parent each came
+    /// from (its path, `/directories/<id>`).
+    fn all_entries(&self, object: &Object) -> Result<Vec<(ObjectAclRow, Option<String>)>> {
+        let mut all: Vec<(ObjectAclRow, Option<String>)> =
+            self.entries(object)?.into_iter().map(|e| (e, None)).collect();
+        for parent in &object.parents {
+            all.extend(self.entries(parent)?.into_iter().map(|e| (e, Some(parent.path()))));
+        }
+        Ok(all)
     }
 
     /// Whether `caller` holds `needed` or stronger.
@@ -222,10 +254,15 @@ impl Permissions {
     /// The object's entries as the API shows them, whoever asks.
     fn acl(&self, object: &Object) -> Result<Value> {
         let mut list: Vec<Value> = Vec::new();
-        for entry in self.entries(object)? {
+        for (entry, from) in self.all_entries(object)? {
             let field =
                 PRINCIPAL_FIELDS.iter().find(|(_, k)| *k == entry.principal_kind).map_or("user_name", |(f, _)| f);
-            let permission = json!({"permission_level": entry.level, "inherited": false});
+            let permission = match from {
+                None => json!({"permission_level": entry.level, "inherited": false}),
+                Some(from) => {
+                    json!({"permission_level": entry.level, "inherited": true, "inherited_from_object": [from]})
+                }
+            };
             match list.iter_mut().find(|v| v[field] == entry.principal) {
                 Some(existing) => {
                     if let Some(all) = existing["all_permissions"].as_array_mut() {
@@ -250,7 +287,7 @@ impl Permissions {
             }],
         }));
         Ok(json!({
-            "object_id": format!("/{}/{}", object.ty.path, object.id),
+            "object_id": object.path(),
             "object_type": object.ty.name,
             "access_control_list": list,
         }))
@@ -331,5 +368,54 @@ impl Permissions {
         let levels: Vec<Value> =
             ty.levels.iter().map(|(l, d)| json!({"permission_level": l, "description": d})).collect();
         json!({"permission_levels": levels})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> User {
+        User { id: 7, user_name: name.into(), display_name: name.into(), admin: false }
+    }
+
+    fn workspace(store: &Arc<Store>) -> (Permissions, Object, Object, Object) {
+        let (dir, nb) = (ObjectType::of("directories").unwrap(), ObjectType::of("notebooks").unwrap());
+        let root = Object::new(dir, "0", "");
+        let folder = Object::new(dir, "5", "owner@x").with_parents(vec![root.clone()]);
+        let notebook = Object::new(nb, "9", "owner@x").with_parents(vec![folder.clone(), root.clone()]);
+        let grant = |object: &Object, principal_kind: &str, principal: &str, level: &str| {
+            let row = ObjectAclRow {
+                principal_kind: principal_kind.into(),
+                principal: principal.into(),
+                level: level.into(),
+            };
+            store.set_object_acls(object.ty.path, &object.id, &[row]).unwrap();
+        };
+        grant(&folder, "user", "carol@x", "CAN_EDIT");
+        grant(&root, "group", USERS_GROUP, "CAN_READ");
+        (Permissions::new(store.clone()), root, folder, notebook)
+    }
+
+    #[test]
+    fn levels_flow_down_from_every_ancestor_and_the_strongest_wins() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let (rules, root, _folder, notebook) = workspace(&store);
+        assert_eq!(rules.level(&user("carol@x"), &notebook).unwrap(), Some("CAN_EDIT"));
+        assert_eq!(rules.level(&user("dave@x"), &notebook).unwrap(), Some("CAN_READ"));
+        assert_eq!(rules.level(&user("owner@x"), &notebook).unwrap(), Some("CAN_MANAGE"));
+        assert_eq!(rules.level(&user("dave@x"), &root).unwrap(), Some("CAN_READ"));
+        assert!(rules.check(&user("carol@x"), &notebook, "CAN_MANAGE").is_err());
+        // The inherited entries are shown as such, with where they come from.
+        let acl = rules.view(&user("carol@x"), &notebook).unwrap();
+        let carol = acl["access_control_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["user_name"] == "carol@x")
+            .unwrap()
+            .clone();
+        assert_eq!(carol["all_permissions"][0]["inherited"], true);
+        assert_eq!(carol["all_permissions"][0]["inherited_from_object"][0], "/directories/5");
     }
 }

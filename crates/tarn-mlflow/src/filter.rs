@@ -488,6 +488,7 @@ mod tests {
             lifecycle_stage: "active".into(),
             creation_time: 10,
             last_update_time: 20,
+            creator: String::new(),
             tags: vec![("team".into(), "risk".into())],
         };
         let admits = |f: &str| parse_experiment_filter(f).unwrap().iter().all(|c| experiment_admits(&e, c));

@@ -72,9 +72,11 @@ fn version_admits(v: &ModelVersionRow, clause: &tarn_store::mlflow::Clause) -> b
 }
 
 impl Tracking {
+    /// A new registered model, owned by `creator`.
     pub fn create_registered_model(
         &self,
         name: &str,
+        creator: &str,
         description: Option<&str>,
         tags: &[(String, String)],
     ) -> Result<RegisteredModelRow> {
@@ -82,7 +84,7 @@ impl Tracking {
             return Err(MlflowError::InvalidParameter("Registered model name cannot be empty.".into()));
         }
         validate::tags(tags)?;
-        if !self.store().create_registered_model(name, description.unwrap_or(""), tags, now_ms())? {
+        if !self.store().create_registered_model(name, creator, description.unwrap_or(""), tags, now_ms())? {
             return Err(MlflowError::AlreadyExists(format!("Registered Model (name={name}) already exists.")));
         }
         self.registered_model(name)
@@ -147,8 +149,10 @@ impl Tracking {
         Ok(())
     }
 
+    /// Models `admit` lets through (the caller's permissions) and the filter admits.
     pub fn search_registered_models(
         &self,
+        admit: &dyn Fn(&RegisteredModelRow) -> bool,
         filter: Option<&str>,
         max_results: Option<i64>,
         page_token: Option<&str>,
@@ -166,7 +170,7 @@ impl Tracking {
                 }
                 _ => compare_text(c.op, &model.name, &c.value),
             });
-            if admitted {
+            if admitted && admit(&model) {
                 models.push(model);
             }
         }
@@ -307,8 +311,10 @@ impl Tracking {
         self.model_version(name, &version.to_string())
     }
 
+    /// Versions of the models `admit` lets through (by name) the filter admits.
     pub fn search_model_versions(
         &self,
+        admit: &dyn Fn(&str) -> bool,
         filter: Option<&str>,
         max_results: Option<i64>,
         page_token: Option<&str>,
@@ -328,6 +334,8 @@ impl Tracking {
             .into_iter()
             .filter(|v| clauses.iter().all(|c| version_admits(v, c)))
             .collect();
+        let mut admitted: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+        versions.retain(|v| *admitted.entry(v.name.clone()).or_insert_with(|| admit(&v.name)));
         versions.sort_by(|a, b| a.name.cmp(&b.name).then(b.version.cmp(&a.version)));
         Ok(Page::slice(&versions, start, size))
     }

@@ -109,7 +109,13 @@ impl Tracking {
     pub fn open(store: Arc<Store>) -> Result<Self> {
         let tracking = Self { store };
         if tracking.store.get_experiment(0)?.is_none() {
-            tracking.store.create_experiment(DEFAULT_EXPERIMENT, &|id| default_location(id, false), &[], now_ms())?;
+            tracking.store.create_experiment(
+                DEFAULT_EXPERIMENT,
+                "",
+                &|id| default_location(id, false),
+                &[],
+                now_ms(),
+            )?;
         }
         Ok(tracking)
     }
@@ -120,9 +126,11 @@ impl Tracking {
 
     // -- experiments -------------------------------------------------------
 
+    /// A new experiment, owned by `creator`.
     pub fn create_experiment(
         &self,
         name: &str,
+        creator: &str,
         artifact_location: Option<&str>,
         tags: &[(String, String)],
     ) -> Result<String> {
@@ -133,7 +141,7 @@ impl Tracking {
         let location = artifact_location.filter(|l| !l.is_empty()).map(str::to_string);
         let workspace_path = name.starts_with('/');
         let artifact = move |id: i64| location.clone().unwrap_or_else(|| default_location(id, workspace_path));
-        match self.store.create_experiment(name, &artifact, tags, now_ms())? {
+        match self.store.create_experiment(name, creator, &artifact, tags, now_ms())? {
             Some(id) => Ok(id.to_string()),
             None => Err(MlflowError::AlreadyExists(format!("Experiment(name={name}) already exists."))),
         }
@@ -152,8 +160,11 @@ impl Tracking {
             .ok_or_else(|| MlflowError::NotFound(format!("Could not find experiment with name '{name}'")))
     }
 
+    /// Experiments `admit` lets through (the caller's permissions), then
+    /// the filter, ordered and paged.
     pub fn search_experiments(
         &self,
+        admit: &dyn Fn(&ExperimentRow) -> bool,
         view_type: Option<&str>,
         filter: Option<&str>,
         order_by: &[String],
@@ -169,7 +180,9 @@ impl Tracking {
             .list_experiments()?
             .into_iter()
             .filter(|e| {
-                view.admits(&e.lifecycle_stage) && clauses.iter().all(|c| crate::filter::experiment_admits(e, c))
+                view.admits(&e.lifecycle_stage)
+                    && clauses.iter().all(|c| crate::filter::experiment_admits(e, c))
+                    && admit(e)
             })
             .collect();
         crate::filter::sort_experiments(&mut all, order_by)?;

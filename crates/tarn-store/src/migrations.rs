@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0016_secrets.sql"),
     include_str!("../migrations/0017_secret_backends.sql"),
     include_str!("../migrations/0018_permissions.sql"),
+    include_str!("../migrations/0019_object_owners.sql"),
     include_str!("../migrations/0020_uc_grants.sql"),
 ];
 

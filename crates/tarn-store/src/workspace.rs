@@ -17,9 +17,11 @@ pub struct WorkspaceObject {
     pub language: Option<String>,
     pub created_at: i64,
     pub modified_at: i64,
+    /// Who created it: its owner (empty: no owner, admins only).
+    pub creator: String,
 }
 
-const COLUMNS: &str = "object_id, path, parent, object_type, language, created_at, modified_at";
+const COLUMNS: &str = "object_id, path, parent, object_type, language, created_at, modified_at, creator";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkspaceObject> {
     Ok(WorkspaceObject {
@@ -30,6 +32,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkspaceObject> {
         language: r.get(4)?,
         created_at: r.get(5)?,
         modified_at: r.get(6)?,
+        creator: r.get(7)?,
     })
 }
 
@@ -37,6 +40,11 @@ impl Store {
     pub fn get_workspace_object(&self, path: &str) -> Result<Option<WorkspaceObject>> {
         let sql = format!("SELECT {COLUMNS} FROM workspace_objects WHERE path = ?1");
         Ok(self.conn().query_row(&sql, [path], row).optional()?)
+    }
+
+    pub fn get_workspace_object_by_id(&self, object_id: i64) -> Result<Option<WorkspaceObject>> {
+        let sql = format!("SELECT {COLUMNS} FROM workspace_objects WHERE object_id = ?1");
+        Ok(self.conn().query_row(&sql, [object_id], row).optional()?)
     }
 
     /// The objects directly under `parent`, by path.
@@ -54,27 +62,34 @@ impl Store {
 
     /// Stores the object at `o.path`: a new row with a fresh id, or, when the
     /// path is taken, the same row (same id and `created_at`) with the new
-    /// type, language and `modified_at`. `o.object_id` and `o.created_at`
-    /// are ignored; the stored row is returned.
+    /// type, language and `modified_at` (and its creator). `o.object_id` and
+    /// `o.created_at` are ignored; the stored row is returned.
     pub fn put_workspace_object(&self, o: &WorkspaceObject) -> Result<WorkspaceObject> {
         let sql = format!(
-            "INSERT INTO workspace_objects (path, parent, object_type, language, created_at, modified_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+            "INSERT INTO workspace_objects (path, parent, object_type, language, created_at, modified_at, creator)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
              ON CONFLICT(path) DO UPDATE SET object_type = excluded.object_type, language = excluded.language,
                  modified_at = excluded.modified_at
              RETURNING {COLUMNS}"
         );
-        Ok(self.conn().query_row(&sql, params![o.path, o.parent, o.object_type, o.language, o.modified_at], row)?)
+        let values = params![o.path, o.parent, o.object_type, o.language, o.modified_at, o.creator];
+        Ok(self.conn().query_row(&sql, values, row)?)
     }
 
     /// The directory row at `path`, inserted first if the path is free. An
     /// existing row of another type is returned unchanged: the caller decides.
-    pub fn ensure_workspace_directory(&self, path: &str, parent: &str, at: i64) -> Result<WorkspaceObject> {
+    pub fn ensure_workspace_directory(
+        &self,
+        path: &str,
+        parent: &str,
+        creator: &str,
+        at: i64,
+    ) -> Result<WorkspaceObject> {
         let conn = self.conn();
         conn.execute(
-            "INSERT INTO workspace_objects (path, parent, object_type, language, created_at, modified_at)
-             VALUES (?1, ?2, 'DIRECTORY', NULL, ?3, ?3) ON CONFLICT(path) DO NOTHING",
-            params![path, parent, at],
+            "INSERT INTO workspace_objects (path, parent, object_type, language, created_at, modified_at, creator)
+             VALUES (?1, ?2, 'DIRECTORY', NULL, ?3, ?3, ?4) ON CONFLICT(path) DO NOTHING",
+            params![path, parent, at, creator],
         )?;
         let sql = format!("SELECT {COLUMNS} FROM workspace_objects WHERE path = ?1");
         Ok(conn.query_row(&sql, [path], row)?)
@@ -104,14 +119,15 @@ mod tests {
             language: (object_type == "NOTEBOOK").then(|| "PYTHON".into()),
             created_at: 0,
             modified_at: at,
+            creator: "me".into(),
         }
     }
 
     #[test]
     fn ids_survive_overwrite_and_trees_delete_by_prefix() {
         let store = Store::open_in_memory().unwrap();
-        let dir = store.ensure_workspace_directory("/a", "/", 1).unwrap();
-        assert_eq!(store.ensure_workspace_directory("/a", "/", 9).unwrap(), dir);
+        let dir = store.ensure_workspace_directory("/a", "/", "me", 1).unwrap();
+        assert_eq!(store.ensure_workspace_directory("/a", "/", "me", 9).unwrap(), dir);
         let nb = store.put_workspace_object(&object("/a/nb", "/a", "NOTEBOOK", 2)).unwrap();
         let again = store.put_workspace_object(&object("/a/nb", "/a", "FILE", 3)).unwrap();
         assert_eq!((again.object_id, again.created_at, again.modified_at), (nb.object_id, 2, 3));

@@ -10,6 +10,7 @@ pub mod libraries;
 pub mod mlflow;
 pub mod monitors;
 pub mod notification_destinations;
+pub(crate) mod permission_objects;
 pub mod permissions;
 pub mod pipelines;
 pub mod public;

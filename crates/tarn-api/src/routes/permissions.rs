@@ -34,6 +34,9 @@ fn object_type(path: &str) -> Result<&'static ObjectType, ApiFailure> {
 /// does not exist.
 pub(crate) fn find(s: &AppState, path: &str, id: &str) -> Result<Object, ApiFailure> {
     let ty = object_type(path)?;
+    if let Some(object) = super::permission_objects::find(s, path, id)? {
+        return Ok(object);
+    }
     let creator = match path {
         "jobs" => {
             let job_id = id.parse().map_err(|_| ApiError::invalid_parameter(format!("Invalid job id '{id}'")))?;

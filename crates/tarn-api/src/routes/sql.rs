@@ -11,6 +11,7 @@ use tarn_sql::result::{Chunk, ResultSet};
 use tarn_sql::statements::{OnWaitTimeout, SqlParameter, StatementRequest, StatementSnapshot, parse_wait_timeout};
 use tarn_sql::warehouse::{WarehouseState, WarehouseStatus};
 
+use super::permissions::{require, visible};
 use super::required;
 use crate::body::JsonBody;
 use crate::error::ApiResult;
@@ -64,13 +65,24 @@ fn warehouse_json(w: &WarehouseStatus) -> Value {
     })
 }
 
-async fn list_warehouses(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+async fn list_warehouses(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+) -> ApiResult<Json<Value>> {
     let warehouse = s.statements.warehouse();
+    if !visible(&s, &user, "warehouses", warehouse.id())? {
+        return Ok(Json(json!({})));
+    }
     let status = warehouse.status(warehouse.id())?;
     Ok(Json(json!({"warehouses": [warehouse_json(&status)]})))
 }
 
-async fn get_warehouse(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_warehouse(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require(&s, &user, "warehouses", &id, "CAN_VIEW")?;
     Ok(Json(warehouse_json(&s.statements.warehouse().status(&id)?)))
 }
 
@@ -79,6 +91,8 @@ async fn start_warehouse(
     Extension(Caller(user)): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    // As in Databricks, whoever may use a warehouse may start it.
+    require(&s, &user, "warehouses", &id, "CAN_USE")?;
     s.statements.warehouse().start(&id, &user.user_name)?;
     Ok(Json(json!({})))
 }
@@ -88,6 +102,7 @@ async fn stop_warehouse(
     Extension(Caller(user)): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    require(&s, &user, "warehouses", &id, "CAN_MANAGE")?;
     s.statements.warehouse().stop(&id, &user.user_name)?;
     Ok(Json(json!({})))
 }
@@ -174,6 +189,7 @@ async fn execute_statement(
     JsonBody(body): JsonBody<ExecuteBody>,
 ) -> ApiResult<Json<Value>> {
     let request = statement_request(body, &user.user_name)?;
+    require(&s, &user, "warehouses", &request.warehouse_id, "CAN_USE")?;
     Ok(Json(statement_json(&s.statements.execute(request).await?)))
 }
 

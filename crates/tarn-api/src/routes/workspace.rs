@@ -3,6 +3,9 @@
 //! `content` (`import_`) or a multipart form (`upload`); `export` answers
 //! base64 JSON, or the raw bytes with `direct_download=true` (`download`).
 //! Every call makes sure the caller's home, `/Users/<user>`, exists.
+//! Reading needs CAN_READ on the object, writing CAN_EDIT on the object
+//! overwritten or on the directory written into, deleting CAN_MANAGE;
+//! levels on a directory reach what is under it (`permission_objects`).
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
@@ -16,6 +19,7 @@ use serde_json::{Value, json};
 use tarn_core::ApiError;
 use tarn_files::{FilesError, Format, Import, Language, ObjectInfo, ObjectType, Workspace};
 
+use super::permission_objects::{WorkspaceAccess, readable_children, require_workspace};
 use super::required;
 use crate::body::{JsonBody, Payload, QueryPairs, encode_base64};
 use crate::error::{ApiFailure, ApiResult, Surface, files_failure};
@@ -100,8 +104,11 @@ async fn import(
         format: format(body.text("format").as_deref(), Format::Source)?,
         language,
         overwrite: body.flag("overwrite"),
+        creator: caller.0.user_name.clone(),
     };
-    workspace(&s, &caller)?.import(request).map_err(fail)?;
+    let workspace = workspace(&s, &caller)?;
+    require_workspace(&s, &caller.0, &request.path, WorkspaceAccess::Write("CAN_EDIT"))?;
+    workspace.import(request).map_err(fail)?;
     Ok(Json(json!({})))
 }
 
@@ -112,7 +119,9 @@ async fn export(
 ) -> ApiResult<Response> {
     let path = required(query.get("path"), "path")?;
     let format = format(query.get("format"), Format::Source)?;
-    let exported = workspace(&s, &caller)?.export(path, format).map_err(fail)?;
+    let workspace = workspace(&s, &caller)?;
+    require_workspace(&s, &caller.0, path, WorkspaceAccess::Object("CAN_READ"))?;
+    let exported = workspace.export(path, format).map_err(fail)?;
     if !query.flag_or("direct_download", false) {
         let mut body = json!({"content": encode_base64(&exported.content)});
         if let Some(file_type) = exported.file_type {
@@ -138,7 +147,9 @@ async fn get_status(
     query: QueryPairs,
 ) -> ApiResult<Json<Value>> {
     let path = required(query.get("path"), "path")?;
-    let info = workspace(&s, &caller)?.get_status(path).map_err(fail)?;
+    let workspace = workspace(&s, &caller)?;
+    require_workspace(&s, &caller.0, path, WorkspaceAccess::Object("CAN_READ"))?;
+    let info = workspace.get_status(path).map_err(fail)?;
     Ok(Json(object_info(&info)))
 }
 
@@ -154,7 +165,10 @@ async fn list(
             ApiError::invalid_parameter(format!("notebooks_modified_after must be epoch milliseconds, got {v}"))
         })?),
     };
-    let objects = workspace(&s, &caller)?.list(path, after).map_err(fail)?;
+    let workspace = workspace(&s, &caller)?;
+    require_workspace(&s, &caller.0, path, WorkspaceAccess::Object("CAN_READ"))?;
+    let objects = workspace.list(path, after).map_err(fail)?;
+    let objects = readable_children(&s, &caller.0, path, objects)?;
     let objects: Vec<Value> = objects.iter().map(object_info).collect();
     Ok(Json(if objects.is_empty() { json!({}) } else { json!({"objects": objects}) }))
 }
@@ -165,7 +179,12 @@ async fn mkdirs(
     JsonBody(req): JsonBody<PathRequest>,
 ) -> ApiResult<Json<Value>> {
     let path = required(req.path.as_deref(), "path")?;
-    workspace(&s, &caller)?.mkdirs(path).map_err(fail)?;
+    let workspace = workspace(&s, &caller)?;
+    // An existing directory is no change: reading it is enough.
+    let exists = workspace.get_status(path).is_ok();
+    let access = if exists { WorkspaceAccess::Object("CAN_READ") } else { WorkspaceAccess::Write("CAN_EDIT") };
+    require_workspace(&s, &caller.0, path, access)?;
+    workspace.mkdirs(path, &caller.0.user_name).map_err(fail)?;
     Ok(Json(json!({})))
 }
 
@@ -175,6 +194,8 @@ async fn delete(
     JsonBody(req): JsonBody<PathRequest>,
 ) -> ApiResult<Json<Value>> {
     let path = required(req.path.as_deref(), "path")?;
-    workspace(&s, &caller)?.delete(path, req.recursive).map_err(fail)?;
+    let workspace = workspace(&s, &caller)?;
+    require_workspace(&s, &caller.0, path, WorkspaceAccess::Object("CAN_MANAGE"))?;
+    workspace.delete(path, req.recursive).map_err(fail)?;
     Ok(Json(json!({})))
 }

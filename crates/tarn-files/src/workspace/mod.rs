@@ -138,6 +138,8 @@ pub struct ObjectInfo {
     pub language: Option<Language>,
     pub created_at: i64,
     pub modified_at: i64,
+    /// Its owner (empty: none).
+    pub creator: String,
     /// Bytes of content; none for directories.
     pub size: Option<u64>,
 }
@@ -146,6 +148,8 @@ pub struct ObjectInfo {
 #[derive(Debug, Clone)]
 pub struct Import {
     pub path: String,
+    /// Who imports it: a new object's owner (an overwrite keeps the owner).
+    pub creator: String,
     pub content: Vec<u8>,
     pub format: Format,
     pub language: Option<Language>,
@@ -226,6 +230,7 @@ impl Workspace {
                 language: None,
                 created_at: 0,
                 modified_at: 0,
+                creator: String::new(),
             };
             return Ok(Some(root));
         }
@@ -249,6 +254,7 @@ impl Workspace {
             object_type,
             created_at: row.created_at,
             modified_at: row.modified_at,
+            creator: row.creator,
             size,
         })
     }
@@ -276,21 +282,70 @@ impl Workspace {
             .collect()
     }
 
-    /// Creates the directory and its parents; an object other than a
-    /// directory at any of them is `AlreadyExists`.
-    pub fn mkdirs(&self, path: &str) -> Result<()> {
-        let path = canonical(path)?;
-        let _guard = self.lock();
-        self.mkdirs_locked(&path)
+    /// The stored rows of `path` and of the directories above it, nearest
+    /// first, the root last; a path or directory that does not exist is
+    /// left out. Who may do what at a path is decided from these: a grant
+    /// on a directory reaches everything under it.
+    pub fn lineage(&self, path: &str) -> Result<Vec<WorkspaceObject>> {
+        let mut current = canonical(path)?;
+        let mut rows = Vec::new();
+        loop {
+            if let Some(row) = self.row(&current)? {
+                rows.push(row);
+            }
+            if current == "/" {
+                return Ok(rows);
+            }
+            current = parent_of(&current).to_string();
+        }
     }
 
-    fn mkdirs_locked(&self, path: &str) -> Result<()> {
+    /// The lineage of the object with id `object_id` (the root is 0), or
+    /// `None` if there is no such object.
+    pub fn lineage_of_id(&self, object_id: i64) -> Result<Option<Vec<WorkspaceObject>>> {
+        let path = match object_id {
+            0 => "/".to_string(),
+            id => match self.store.get_workspace_object_by_id(id)? {
+                Some(row) => row.path,
+                None => return Ok(None),
+            },
+        };
+        self.lineage(&path).map(Some)
+    }
+
+    /// `path` as the workspace stores it (no `/Workspace` prefix, normalized).
+    pub fn canonical(&self, path: &str) -> Result<String> {
+        canonical(path)
+    }
+
+    /// Creates the directory and its parents, new ones owned by `creator`;
+    /// an object other than a directory at any of them is `AlreadyExists`.
+    pub fn mkdirs(&self, path: &str, creator: &str) -> Result<()> {
+        let path = canonical(path)?;
+        let _guard = self.lock();
+        self.mkdirs_locked(&path, creator)
+    }
+
+    /// Makes `/Shared` if it is missing (its grant to every user is seeded
+    /// with its row by the store's migrations).
+    pub fn ensure_shared(&self) -> Result<()> {
+        let _guard = self.lock();
+        self.mkdirs_locked("/Shared", "")
+    }
+
+    fn mkdirs_locked(&self, path: &str, creator: &str) -> Result<()> {
         let mut current = String::new();
         for part in path.split('/').filter(|p| !p.is_empty()) {
             current = format!("{current}/{part}");
             let dir = self.local(&current)?;
             std::fs::create_dir_all(&dir).map_err(|e| FilesError::at(&current, e))?;
-            let row = self.store.ensure_workspace_directory(&current, parent_of(&current), now_ms())?;
+            // A home is its user's, whoever makes it; `/Users` is no one's.
+            let owner = match (parent_of(&current), part) {
+                ("/Users", user) => user,
+                ("/", "Users") => "",
+                _ => creator,
+            };
+            let row = self.store.ensure_workspace_directory(&current, parent_of(&current), owner, now_ms())?;
             if row.object_type != ObjectType::Directory.name() {
                 return Err(FilesError::AlreadyExists { path: current });
             }
@@ -305,7 +360,7 @@ impl Workspace {
             return Ok(());
         }
         let _guard = self.lock();
-        self.mkdirs_locked(&home)
+        self.mkdirs_locked(&home, user)
     }
 
     /// Imports a notebook or file; returns what was stored.
@@ -344,6 +399,7 @@ impl Workspace {
             language: language.map(|l| l.name().to_string()),
             created_at: now,
             modified_at: now,
+            creator: req.creator,
         })?;
         self.info(row)
     }

@@ -7,7 +7,14 @@ fn workspace(tmp: &TempDir) -> Workspace {
 }
 
 fn import(path: &str, content: &str, format: Format, language: Option<Language>, overwrite: bool) -> Import {
-    Import { path: path.into(), content: content.as_bytes().to_vec(), format, language, overwrite }
+    Import {
+        path: path.into(),
+        creator: "me".into(),
+        content: content.as_bytes().to_vec(),
+        format,
+        language,
+        overwrite,
+    }
 }
 
 #[test]
@@ -16,7 +23,7 @@ fn notebooks_files_and_directories() {
     let ws = workspace(&tmp);
     ws.ensure_home("admin@example.com").unwrap();
     let home = "/Users/admin@example.com";
-    ws.mkdirs(&format!("{home}/proj/sub")).unwrap();
+    ws.mkdirs(&format!("{home}/proj/sub"), "me").unwrap();
     let nb =
         ws.import(import(&format!("{home}/proj/etl"), "x = 1", Format::Source, Some(Language::Python), false)).unwrap();
     assert_eq!((nb.object_type, nb.language), (ObjectType::Notebook, Some(Language::Python)));
@@ -52,11 +59,11 @@ fn imports_need_a_parent_directory_and_refuse_bad_paths() {
     let ws = workspace(&tmp);
     let orphan = import("/Shared/missing/nb", "x", Format::Source, Some(Language::Python), false);
     assert!(matches!(ws.import(orphan), Err(FilesError::ParentNotFound { .. })));
-    assert!(matches!(ws.mkdirs("/Shared/../etc"), Err(FilesError::InvalidPath { .. })));
-    assert!(matches!(ws.mkdirs("relative"), Err(FilesError::InvalidPath { .. })));
-    ws.mkdirs("/Shared").unwrap();
+    assert!(matches!(ws.mkdirs("/Shared/../etc", "me"), Err(FilesError::InvalidPath { .. })));
+    assert!(matches!(ws.mkdirs("relative", "me"), Err(FilesError::InvalidPath { .. })));
+    ws.mkdirs("/Shared", "me").unwrap();
     ws.import(import("/Shared/f", "x", Format::Raw, None, false)).unwrap();
-    assert!(matches!(ws.mkdirs("/Shared/f/g"), Err(FilesError::AlreadyExists { .. })));
+    assert!(matches!(ws.mkdirs("/Shared/f/g", "me"), Err(FilesError::AlreadyExists { .. })));
     let over_dir = import("/Shared", "x", Format::Raw, None, true);
     assert!(matches!(ws.import(over_dir), Err(FilesError::AlreadyExists { .. })));
     assert_eq!(ws.export("/Shared/f", Format::Auto).unwrap().content, b"x");

@@ -169,7 +169,7 @@ mod tests {
         let home = std::env::temp_dir().join(format!("tarn-batches-{}", std::process::id()));
         std::fs::create_dir_all(&home).unwrap();
         let store = Arc::new(Store::open(&home.join("metadata.db")).unwrap());
-        let exp = store.create_experiment("e", &|id| format!("x/{id}"), &[], 0).unwrap().unwrap();
+        let exp = store.create_experiment("e", "", &|id| format!("x/{id}"), &[], 0).unwrap().unwrap();
         let row = RunRow {
             run_uuid: "r".into(),
             experiment_id: exp,

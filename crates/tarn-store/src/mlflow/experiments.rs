@@ -12,10 +12,13 @@ pub struct ExperimentRow {
     pub lifecycle_stage: String,
     pub creation_time: i64,
     pub last_update_time: i64,
+    /// Who created it (empty for the default experiment): its owner.
+    pub creator: String,
     pub tags: Vec<(String, String)>,
 }
 
-const COLUMNS: &str = "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
+const COLUMNS: &str =
+    "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time, creator";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExperimentRow> {
     Ok(ExperimentRow {
@@ -25,6 +28,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExperimentRow> {
         lifecycle_stage: r.get(3)?,
         creation_time: r.get(4)?,
         last_update_time: r.get(5)?,
+        creator: r.get(6)?,
         tags: Vec::new(),
     })
 }
@@ -42,6 +46,7 @@ impl Store {
     pub fn create_experiment(
         &self,
         name: &str,
+        creator: &str,
         artifact_location: &dyn Fn(i64) -> String,
         tags: &[(String, String)],
         now: i64,
@@ -57,9 +62,10 @@ impl Store {
         let next: i64 =
             tx.query_row("SELECT COALESCE(MAX(experiment_id) + 1, 0) FROM mlflow_experiments", [], |r| r.get(0))?;
         tx.execute(
-            "INSERT INTO mlflow_experiments (experiment_id, name, artifact_location, creation_time, last_update_time)
-             VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![next, name, artifact_location(next), now],
+            "INSERT INTO mlflow_experiments (experiment_id, name, artifact_location, creation_time, last_update_time,
+                 creator)
+             VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+            params![next, name, artifact_location(next), now, creator],
         )?;
         for (key, value) in tags {
             tx.execute(

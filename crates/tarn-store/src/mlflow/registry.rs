@@ -6,10 +6,14 @@ use crate::{Result, Store};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegisteredModelRow {
+    /// Databricks' `registered_model_databricks.id`, kept across renames.
+    pub id: String,
     pub name: String,
     pub creation_time: i64,
     pub last_updated_time: i64,
     pub description: String,
+    /// Who created it: its owner.
+    pub creator: String,
     pub tags: Vec<(String, String)>,
     /// (alias, version)
     pub aliases: Vec<(String, i64)>,
@@ -85,6 +89,7 @@ impl Store {
     pub fn create_registered_model(
         &self,
         name: &str,
+        creator: &str,
         description: &str,
         tags: &[(String, String)],
         now: i64,
@@ -92,9 +97,10 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let inserted = tx.execute(
-            "INSERT OR IGNORE INTO mlflow_registered_models (name, creation_time, last_updated_time, description)
-             VALUES (?1, ?2, ?2, ?3)",
-            params![name, now, description],
+            "INSERT OR IGNORE INTO mlflow_registered_models
+                 (name, creation_time, last_updated_time, description, creator, model_id)
+             VALUES (?1, ?2, ?2, ?3, ?4, lower(hex(randomblob(16))))",
+            params![name, now, description, creator],
         )?;
         if inserted == 0 {
             return Ok(false);
@@ -110,22 +116,33 @@ impl Store {
     }
 
     pub fn get_registered_model(&self, name: &str) -> Result<Option<RegisteredModelRow>> {
+        self.registered_model_where("name", name)
+    }
+
+    /// The registered model with Databricks id `id`.
+    pub fn get_registered_model_by_id(&self, id: &str) -> Result<Option<RegisteredModelRow>> {
+        self.registered_model_where("model_id", id)
+    }
+
+    fn registered_model_where(&self, column: &str, value: &str) -> Result<Option<RegisteredModelRow>> {
         let conn = self.conn();
+        let sql = format!(
+            "SELECT name, creation_time, last_updated_time, description, COALESCE(model_id, ''), creator
+             FROM mlflow_registered_models WHERE {column} = ?1"
+        );
         let found = conn
-            .query_row(
-                "SELECT name, creation_time, last_updated_time, description FROM mlflow_registered_models WHERE name = ?1",
-                [name],
-                |r| {
-                    Ok(RegisteredModelRow {
-                        name: r.get(0)?,
-                        creation_time: r.get(1)?,
-                        last_updated_time: r.get(2)?,
-                        description: r.get(3)?,
-                        tags: Vec::new(),
-                        aliases: Vec::new(),
-                    })
-                },
-            )
+            .query_row(&sql, [value], |r| {
+                Ok(RegisteredModelRow {
+                    name: r.get(0)?,
+                    creation_time: r.get(1)?,
+                    last_updated_time: r.get(2)?,
+                    description: r.get(3)?,
+                    id: r.get(4)?,
+                    creator: r.get(5)?,
+                    tags: Vec::new(),
+                    aliases: Vec::new(),
+                })
+            })
             .optional()?;
         found.map(|m| complete_model(&conn, m)).transpose()
     }

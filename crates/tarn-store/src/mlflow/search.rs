@@ -299,7 +299,7 @@ mod tests {
     fn driven_and_scanned_plans_find_the_same_runs() {
         use crate::mlflow::{MetricRow, RunRow};
         let store = Store::open_in_memory().unwrap();
-        let exp = store.create_experiment("e", &|id| format!("x/{id}"), &[], 0).unwrap().unwrap();
+        let exp = store.create_experiment("e", "", &|id| format!("x/{id}"), &[], 0).unwrap().unwrap();
         for i in 0..60 {
             let run = RunRow {
                 run_uuid: format!("run{i:02}"),

@@ -1,21 +1,24 @@
 //! `/api/2.0/mlflow-artifacts/artifacts`: the proxied artifact store the
 //! client reaches through `mlflow-artifacts:/` URIs (upload, download,
-//! list, delete).
+//! list, delete). A path's first segment is its experiment, whose levels
+//! guard it (`guard::artifact_path`); a part of a multipart upload is
+//! addressed by its upload's id, which only its creator was given.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tarn_files::Overwrite;
 use tarn_mlflow::{Access, ArtifactFile, MlflowError};
 
-use crate::AppState;
+use super::guard;
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
+use crate::{AppState, Caller};
 
 const ROOT: &str = "/api/2.0/mlflow-artifacts/artifacts";
 const MPU: &str = "/api/2.0/mlflow-artifacts/mpu";
@@ -69,17 +72,21 @@ struct CredentialsRequest {
 
 async fn credentials_for_write(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     headers: HeaderMap,
     JsonBody(b): JsonBody<CredentialsRequest>,
 ) -> ApiResult<Json<Value>> {
+    guard::run(&s, &user, &b.run_id, "CAN_EDIT")?;
     credentials(&s, &headers, &b, Access::Write)
 }
 
 async fn credentials_for_read(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     headers: HeaderMap,
     JsonBody(b): JsonBody<CredentialsRequest>,
 ) -> ApiResult<Json<Value>> {
+    guard::run(&s, &user, &b.run_id, "CAN_READ")?;
     credentials(&s, &headers, &b, Access::Read)
 }
 
@@ -111,7 +118,13 @@ pub(super) fn base_url(headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
-async fn upload(State(s): State<AppState>, Path(path): Path<String>, body: Body) -> ApiResult<Json<Value>> {
+async fn upload(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(path): Path<String>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    guard::artifact_path(&s, &user, &path, "CAN_EDIT")?;
     write_file(s.artifacts.location(&path)?, body).await
 }
 
@@ -127,13 +140,23 @@ async fn write_file(location: tarn_files::Location, body: Body) -> ApiResult<Jso
     Ok(Json(json!({})))
 }
 
-async fn download(State(s): State<AppState>, Path(path): Path<String>) -> ApiResult<Response> {
+async fn download(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(path): Path<String>,
+) -> ApiResult<Response> {
+    guard::artifact_path(&s, &user, &path, "CAN_READ")?;
     let (file, _) = s.artifacts.location(&path)?.open_file().map_err(tarn_mlflow::files_error)?;
     let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
     Ok(([("content-type", "application/octet-stream")], Body::from_stream(stream)).into_response())
 }
 
-async fn list(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+async fn list(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    guard::artifact_path(&s, &user, q.get("path").unwrap_or(""), "CAN_READ")?;
     let files = s.artifacts.list(q.get("path").unwrap_or(""))?;
     let names: Vec<ArtifactFile> = files
         .into_iter()
@@ -156,7 +179,12 @@ pub(super) fn files_json(files: &[ArtifactFile]) -> Vec<Value> {
         .collect()
 }
 
-async fn delete(State(s): State<AppState>, Path(path): Path<String>) -> ApiResult<Json<Value>> {
+async fn delete(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(path): Path<String>,
+) -> ApiResult<Json<Value>> {
+    guard::artifact_path(&s, &user, &path, "CAN_EDIT")?;
     s.artifacts.delete(&path)?;
     Ok(Json(json!({})))
 }
@@ -192,10 +220,12 @@ impl UploadBody {
 /// with a URL on this server for each part.
 async fn create_upload(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(dir): Path<String>,
     headers: HeaderMap,
     JsonBody(b): JsonBody<UploadBody>,
 ) -> ApiResult<Json<Value>> {
+    guard::artifact_path(&s, &user, &dir, "CAN_EDIT")?;
     let parts = b.num_parts.unwrap_or(1);
     let id = s.uploads.create(&dir, b.file()?, parts)?;
     let base = base_url(&headers);
@@ -225,9 +255,11 @@ async fn upload_part(
 
 async fn complete_upload(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(dir): Path<String>,
     JsonBody(b): JsonBody<UploadBody>,
 ) -> ApiResult<Json<Value>> {
+    guard::artifact_path(&s, &user, &dir, "CAN_EDIT")?;
     let parts = b
         .parts
         .iter()
@@ -243,9 +275,11 @@ async fn complete_upload(
 
 async fn abort_upload(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(dir): Path<String>,
     JsonBody(b): JsonBody<UploadBody>,
 ) -> ApiResult<Json<Value>> {
+    guard::artifact_path(&s, &user, &dir, "CAN_EDIT")?;
     s.uploads.abort(b.upload_id()?, &dir, b.file()?)?;
     Ok(Json(json!({})))
 }

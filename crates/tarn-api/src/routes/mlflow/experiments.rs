@@ -2,16 +2,18 @@
 
 use axum::extract::State;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tarn_mlflow::ExperimentRow;
 
+use super::guard;
 use super::{KeyValue, de_i64, key_values, page_json, pairs, required, route};
-use crate::AppState;
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
 use crate::paging::Paged;
+use crate::{AppState, Caller};
+use tarn_store::User;
 
 pub fn router() -> Router<AppState> {
     [
@@ -63,24 +65,40 @@ struct Body {
     view_type: Option<String>,
 }
 
-async fn create(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn create(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
     let name = required(b.name.as_deref(), "name")?;
-    let id = s.tracking.create_experiment(name, b.artifact_location.as_deref(), &pairs(&b.tags))?;
+    let id = s.tracking.create_experiment(name, &user.user_name, b.artifact_location.as_deref(), &pairs(&b.tags))?;
     Ok(Json(json!({"experiment_id": id})))
 }
 
-async fn get_experiment(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+async fn get_experiment(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
     let id = required(q.get("experiment_id"), "experiment_id")?;
+    guard::experiment(&s, &user, id, "CAN_READ")?;
     Ok(Json(json!({"experiment": experiment_json(&s.tracking.experiment(id)?)})))
 }
 
-async fn get_by_name(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+async fn get_by_name(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
     let name = required(q.get("experiment_name"), "experiment_name")?;
-    Ok(Json(json!({"experiment": experiment_json(&s.tracking.experiment_by_name(name)?)})))
+    let experiment = s.tracking.experiment_by_name(name)?;
+    guard::experiment(&s, &user, &experiment.experiment_id.to_string(), "CAN_READ")?;
+    Ok(Json(json!({"experiment": experiment_json(&experiment)})))
 }
 
-fn search_page(s: &AppState, b: &Body) -> ApiResult<Paged<Value>> {
+fn search_page(s: &AppState, user: &User, b: &Body) -> ApiResult<Paged<Value>> {
     let page = s.tracking.search_experiments(
+        &|e| guard::reads_experiment(s, user, e),
         b.view_type.as_deref(),
         b.filter.as_deref(),
         &b.order_by,
@@ -90,11 +108,19 @@ fn search_page(s: &AppState, b: &Body) -> ApiResult<Paged<Value>> {
     Ok(page_json("experiments", page.items.iter().map(experiment_json).collect(), page.next_page_token))
 }
 
-async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Paged<Value>> {
-    search_page(&s, &b)
+async fn search(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Paged<Value>> {
+    search_page(&s, &user, &b)
 }
 
-async fn search_get(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Paged<Value>> {
+async fn search_get(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+) -> ApiResult<Paged<Value>> {
     let b = Body {
         max_results: q.get("max_results").and_then(|v| v.parse().ok()),
         page_token: q.get("page_token").map(str::to_string),
@@ -103,34 +129,61 @@ async fn search_get(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Paged
         view_type: q.get("view_type").map(str::to_string),
         ..Body::default()
     };
-    search_page(&s, &b)
+    search_page(&s, &user, &b)
 }
 
-async fn update(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn update(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
     let id = required(b.experiment_id.as_deref(), "experiment_id")?;
+    guard::experiment(&s, &user, id, "CAN_MANAGE")?;
     s.tracking.rename_experiment(id, required(b.new_name.as_deref(), "new_name")?)?;
     Ok(Json(json!({})))
 }
 
-async fn delete(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
-    s.tracking.delete_experiment(required(b.experiment_id.as_deref(), "experiment_id")?)?;
-    Ok(Json(json!({})))
-}
-
-async fn restore(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
-    s.tracking.restore_experiment(required(b.experiment_id.as_deref(), "experiment_id")?)?;
-    Ok(Json(json!({})))
-}
-
-async fn set_tag(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn delete(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
     let id = required(b.experiment_id.as_deref(), "experiment_id")?;
+    guard::experiment(&s, &user, id, "CAN_MANAGE")?;
+    s.tracking.delete_experiment(id)?;
+    Ok(Json(json!({})))
+}
+
+async fn restore(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    let id = required(b.experiment_id.as_deref(), "experiment_id")?;
+    guard::experiment(&s, &user, id, "CAN_MANAGE")?;
+    s.tracking.restore_experiment(id)?;
+    Ok(Json(json!({})))
+}
+
+async fn set_tag(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    let id = required(b.experiment_id.as_deref(), "experiment_id")?;
+    guard::experiment(&s, &user, id, "CAN_EDIT")?;
     let key = required(b.key.as_deref(), "key")?;
     s.tracking.set_experiment_tag(id, key, b.value.as_deref().unwrap_or(""))?;
     Ok(Json(json!({})))
 }
 
-async fn delete_tag(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn delete_tag(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
     let id = required(b.experiment_id.as_deref(), "experiment_id")?;
+    guard::experiment(&s, &user, id, "CAN_EDIT")?;
     s.tracking.delete_experiment_tag(id, required(b.key.as_deref(), "key")?)?;
     Ok(Json(json!({})))
 }

@@ -4,6 +4,7 @@
 
 mod artifacts;
 mod experiments;
+mod guard;
 mod models;
 mod registry;
 mod runs;

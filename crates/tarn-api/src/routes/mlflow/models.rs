@@ -2,16 +2,17 @@
 
 use axum::extract::{Path, State};
 use axum::routing::{delete, patch, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tarn_mlflow::{LoggedModelRow, ModelMetric, ModelSearch, NewModel, RunIo};
 
+use super::guard;
 use super::{KeyValue, de_i64, key_values, metric_value, page_json, pairs, required, route};
-use crate::AppState;
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
 use crate::paging::Paged;
+use crate::{AppState, Caller};
 
 pub fn router() -> Router<AppState> {
     [
@@ -101,7 +102,12 @@ struct Body {
     models: Vec<Value>,
 }
 
-async fn create(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn create(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    guard::experiment(&s, &user, required(b.experiment_id.as_deref(), "experiment_id")?, "CAN_EDIT")?;
     let new = NewModel {
         experiment_id: required(b.experiment_id.as_deref(), "experiment_id")?.to_string(),
         name: b.name,
@@ -113,49 +119,78 @@ async fn create(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiRe
     Ok(Json(json!({"model": model_json(&s.tracking.create_logged_model(new)?)})))
 }
 
-async fn get_model(State(s): State<AppState>, Path(id): Path<String>, q: QueryPairs) -> ApiResult<Json<Value>> {
+async fn get_model(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(id): Path<String>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    guard::logged_model(&s, &user, &id, "CAN_READ")?;
     let allow_deleted = q.flag_or("allow_deleted", false);
     Ok(Json(json!({"model": model_json(&s.tracking.logged_model(&id, allow_deleted)?)})))
 }
 
 async fn finalize(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<Body>,
 ) -> ApiResult<Json<Value>> {
+    guard::logged_model(&s, &user, &id, "CAN_EDIT")?;
     let status = required(b.status.as_deref(), "status")?;
     Ok(Json(json!({"model": model_json(&s.tracking.finalize_logged_model(&id, status)?)})))
 }
 
-async fn delete_model(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn delete_model(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    guard::logged_model(&s, &user, &id, "CAN_EDIT")?;
     s.tracking.delete_logged_model(&id)?;
     Ok(Json(json!({})))
 }
 
 async fn set_tags(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<Body>,
 ) -> ApiResult<Json<Value>> {
+    guard::logged_model(&s, &user, &id, "CAN_EDIT")?;
     s.tracking.set_logged_model_tags(&id, &pairs(&b.tags))?;
     Ok(Json(json!({})))
 }
 
-async fn delete_tag(State(s): State<AppState>, Path((id, key)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+async fn delete_tag(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    guard::logged_model(&s, &user, &id, "CAN_EDIT")?;
     s.tracking.delete_logged_model_tag(&id, &key)?;
     Ok(Json(json!({})))
 }
 
 async fn log_params(
     State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
     Path(id): Path<String>,
     JsonBody(b): JsonBody<Body>,
 ) -> ApiResult<Json<Value>> {
+    guard::logged_model(&s, &user, &id, "CAN_EDIT")?;
     s.tracking.log_logged_model_params(&id, &pairs(&b.params))?;
     Ok(Json(json!({})))
 }
 
-async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Paged<Value>> {
+async fn search(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Paged<Value>> {
+    for experiment in &b.experiment_ids {
+        guard::experiment(&s, &user, experiment, "CAN_READ")?;
+    }
     let search = ModelSearch {
         experiment_ids: b.experiment_ids,
         filter: b.filter,
@@ -167,21 +202,37 @@ async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiRe
     Ok(page_json("models", page.items.iter().map(model_json).collect(), page.next_page_token))
 }
 
-async fn log_inputs(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn log_inputs(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    guard::run(&s, &user, required(b.run_id.as_deref(), "run_id")?, "CAN_EDIT")?;
     let run = required(b.run_id.as_deref(), "run_id")?;
     s.tracking.log_run_io(run, RunIo::Dataset, &b.datasets)?;
     s.tracking.log_run_io(run, RunIo::ModelInput, &b.models)?;
     Ok(Json(json!({})))
 }
 
-async fn log_outputs(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn log_outputs(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    guard::run(&s, &user, required(b.run_id.as_deref(), "run_id")?, "CAN_EDIT")?;
     let run = required(b.run_id.as_deref(), "run_id")?;
     s.tracking.log_run_io(run, RunIo::ModelOutput, &b.models)?;
     Ok(Json(json!({})))
 }
 
 /// A logged model's artifacts under `artifact_directory_path`.
-async fn list_artifacts(State(s): State<AppState>, Path(id): Path<String>, q: QueryPairs) -> ApiResult<Json<Value>> {
+async fn list_artifacts(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path(id): Path<String>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
+    guard::logged_model(&s, &user, &id, "CAN_READ")?;
     let model = s.tracking.logged_model(&id, false)?;
     let files = s.artifacts.list_root(&model.artifact_location, q.get("artifact_directory_path"))?;
     Ok(Json(json!({"root_uri": model.artifact_location, "files": super::artifacts::files_json(&files)})))

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tarn_core::time::now_ms;
 use tarn_mlflow::{MetricRow, MlflowError, ModelMetric, RunData, RunIo, RunRow, RunSearch};
 
+use super::guard;
 use super::{KeyValue, de_f64, de_i64, key_values, metric_value, page_json, pairs, required, route};
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::ApiResult;
@@ -176,6 +177,7 @@ async fn create(
     JsonBody(b): JsonBody<Body>,
 ) -> ApiResult<Json<Value>> {
     let experiment = b.experiment_id.as_deref().filter(|e| !e.is_empty()).unwrap_or("0");
+    guard::experiment(&s, &user, experiment, "CAN_EDIT")?;
     let user_id = b.user_id.as_deref().filter(|u| !u.is_empty()).unwrap_or(&user.user_name);
     let run = s.tracking.create_run(experiment, user_id, b.run_name.as_deref(), b.start_time, &pairs(&b.tags))?;
     // The answer shows the tags as stored (with the run name's).
@@ -183,28 +185,53 @@ async fn create(
     Ok(Json(json!({"run": run_json(&run, &data)})))
 }
 
-async fn get_run(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+async fn get_run(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
     let id = required(q.get("run_id").or(q.get("run_uuid")), "run_id")?;
+    guard::run(&s, &user, id, "CAN_READ")?;
     let (run, data) = s.tracking.run_with_data(id)?;
     Ok(Json(json!({"run": run_json(&run, &data)})))
 }
 
-async fn update(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn update(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    guard::run(&s, &user, b.run()?, "CAN_EDIT")?;
     let run = s.tracking.update_run(b.run()?, b.status.as_deref(), b.end_time, b.run_name.as_deref())?;
     Ok(Json(json!({"run_info": run_info_json(&run)})))
 }
 
-async fn delete(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn delete(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    guard::run(&s, &user, b.run()?, "CAN_EDIT")?;
     s.tracking.delete_run(b.run()?)?;
     Ok(Json(json!({})))
 }
 
-async fn restore(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn restore(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    guard::run(&s, &user, b.run()?, "CAN_EDIT")?;
     s.tracking.restore_run(b.run()?)?;
     Ok(Json(json!({})))
 }
 
-async fn log_metric(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn log_metric(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    guard::run(&s, &user, b.run()?, "CAN_EDIT")?;
     let value = match &b.value {
         Some(v) => {
             de_f64(v.clone()).map_err(|e| MlflowError::InvalidParameter(format!("Invalid metric value: {e}")))?
@@ -249,27 +276,54 @@ fn log_metrics(
     Ok(())
 }
 
-async fn log_param(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn log_param(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    guard::run(&s, &user, b.run()?, "CAN_EDIT")?;
     s.tracking.log_batch(b.run()?, &[], &[(b.key()?.to_string(), b.text_value())], &[])?;
     Ok(Json(json!({})))
 }
 
-async fn set_tag(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn set_tag(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    guard::run(&s, &user, b.run()?, "CAN_EDIT")?;
     s.tracking.log_batch(b.run()?, &[], &[], &[(b.key()?.to_string(), b.text_value())])?;
     Ok(Json(json!({})))
 }
 
-async fn log_batch(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn log_batch(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    guard::run(&s, &user, b.run()?, "CAN_EDIT")?;
     log_metrics(&s, b.run()?, &b.metrics, &pairs(&b.params), &pairs(&b.tags))?;
     Ok(Json(json!({})))
 }
 
-async fn delete_tag(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn delete_tag(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    guard::run(&s, &user, b.run()?, "CAN_EDIT")?;
     s.tracking.delete_tag(b.run()?, b.key()?)?;
     Ok(Json(json!({})))
 }
 
-async fn search(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Paged<Value>> {
+async fn search(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Paged<Value>> {
+    for experiment in &b.experiment_ids {
+        guard::experiment(&s, &user, experiment, "CAN_READ")?;
+    }
     let search = RunSearch {
         experiment_ids: b.experiment_ids,
         filter: b.filter,
@@ -294,20 +348,38 @@ impl PageRule for HistoryPage {
     }
 }
 
-async fn metric_history(State(s): State<AppState>, q: QueryPairs, page: Page<HistoryPage>) -> ApiResult<Paged<Value>> {
+async fn metric_history(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+    page: Page<HistoryPage>,
+) -> ApiResult<Paged<Value>> {
     let run = required(q.get("run_id").or(q.get("run_uuid")), "run_id")?;
+    guard::run(&s, &user, run, "CAN_READ")?;
     let key = required(q.get("metric_key"), "metric_key")?;
     let history = s.tracking.metric_history(run, key)?;
     Ok(page.slice("metrics", &history).map(|m| metric_json(&m)))
 }
 
-async fn log_model(State(s): State<AppState>, JsonBody(b): JsonBody<Body>) -> ApiResult<Json<Value>> {
+async fn log_model(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    JsonBody(b): JsonBody<Body>,
+) -> ApiResult<Json<Value>> {
+    guard::run(&s, &user, b.run()?, "CAN_EDIT")?;
     s.tracking.record_logged_model(b.run()?, required(b.model_json.as_deref(), "model_json")?)?;
     Ok(Json(json!({})))
 }
 
-async fn metric_history_bulk(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+async fn metric_history_bulk(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
     let run_ids: Vec<String> = q.all("run_ids").map(str::to_string).collect();
+    for run in &run_ids {
+        guard::run(&s, &user, run, "CAN_READ")?;
+    }
     let key = required(q.get("metric_key"), "metric_key")?;
     let steps = (q.int("start_step")?, q.int("end_step")?);
     let metrics = s.tracking.sampled_history(&run_ids, key, q.int("max_results")?, steps)?;
@@ -323,8 +395,13 @@ async fn metric_history_bulk(State(s): State<AppState>, q: QueryPairs) -> ApiRes
 }
 
 /// A run's artifacts under `path`, relative to its artifact root.
-async fn list_artifacts(State(s): State<AppState>, q: QueryPairs) -> ApiResult<Json<Value>> {
+async fn list_artifacts(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    q: QueryPairs,
+) -> ApiResult<Json<Value>> {
     let run = s.tracking.run(required(q.get("run_id").or(q.get("run_uuid")), "run_id")?)?;
+    guard::experiment(&s, &user, &run.experiment_id.to_string(), "CAN_READ")?;
     let files = s.artifacts.list_root(&run.artifact_uri, q.get("path"))?;
     Ok(Json(json!({"root_uri": run.artifact_uri, "files": super::artifacts::files_json(&files)})))
 }
