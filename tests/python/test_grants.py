@@ -255,3 +255,37 @@ def test_jobs_run_as_their_run_as_principal_with_its_grants(server, setup):
         job(bob, "read.py", as_sp)
     with pytest.raises((InvalidParameterValue, BadRequest), match="does not exist"):
         job(w, "read.py", jobs.JobRunAs(user_name="ghost@example.com"))
+
+
+def test_pipelines_run_as_their_owner_or_run_as_principal(server, setup):
+    from databricks.sdk.service.pipelines import FileLibrary, PipelineLibrary, RunAs
+    from databricks.sdk.service.workspace import ImportFormat
+    from test_pipelines import finish
+
+    w, _, carol = setup
+    sp = w.service_principals.create(display_name="refresher")
+    grant(w, "schema", "main.sales", sp.application_id, catalog.Privilege.USE_SCHEMA, catalog.Privilege.SELECT)
+    folder = f"/Users/{CAROL}/totals"
+    carol.workspace.mkdirs(folder)
+    sql = b"CREATE OR REFRESH MATERIALIZED VIEW totals AS SELECT sum(amount) AS s FROM main.sales.orders;\n"
+    carol.workspace.upload(f"{folder}/totals.sql", io.BytesIO(sql), format=ImportFormat.RAW, overwrite=True)
+    spec = dict(name="totals", catalog="main", schema="default",
+                libraries=[PipelineLibrary(file=FileLibrary(path=f"{folder}/totals.sql"))])
+    pipeline_id = carol.pipelines.create(**spec).pipeline_id
+
+    # Its owner's grants: carol may not read main.sales.
+    update_id = carol.pipelines.start_update(pipeline_id).update_id
+    assert finish(carol, pipeline_id, update_id) == "FAILED"
+    messages = [e.message for e in carol.pipelines.list_pipeline_events(pipeline_id)]
+    assert any("USE SCHEMA on Schema 'main.sales'" in m for m in messages), messages
+
+    as_sp = RunAs(service_principal_name=sp.application_id)
+    with pytest.raises(PermissionDenied, match="Only admins"):
+        carol.pipelines.update(pipeline_id, run_as=as_sp, **spec)
+    w.pipelines.update(pipeline_id, run_as=as_sp, **spec)
+    assert carol.pipelines.get(pipeline_id).run_as_user_name == sp.application_id
+    update_id = carol.pipelines.start_update(pipeline_id).update_id
+    assert finish(carol, pipeline_id, update_id) == "COMPLETED", [
+        e.message for e in carol.pipelines.list_pipeline_events(pipeline_id)]
+    assert rows(w, "SELECT s FROM main.default.totals") == [["37.75"]]
+    assert w.tables.get("main.default.totals").owner == sp.application_id

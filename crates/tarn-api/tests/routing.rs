@@ -125,6 +125,7 @@ fn fixture(name: &str) -> Fixture {
             tables_dir: home.join("lake").join("pipelines"),
             cluster_start_timeout: Duration::from_secs(5),
             development_keep_mins: 1,
+            access: None,
         },
     );
     let tracking = tarn_mlflow::Tracking::open(store.clone()).unwrap();

@@ -307,7 +307,7 @@ pub fn of_sql(sql: &str) -> Access {
 }
 
 /// What a relation tree reads: tables by name, files by path, and SQL.
-fn of_relation(relation: &mut Relation, access: &mut Access) {
+fn walk(relation: &mut Relation, access: &mut Access) {
     match relation.rel_type.as_ref() {
         Some(relation::RelType::Read(r)) => match &r.read_type {
             Some(read::ReadType::NamedTable(t)) => {
@@ -333,8 +333,15 @@ fn of_relation(relation: &mut Relation, access: &mut Access) {
         _ => {}
     }
     for child in children_mut(relation) {
-        of_relation(child, access);
+        walk(child, access);
     }
+}
+
+/// What a relation (a DataFrame's plan) reads.
+pub fn of_relation(relation: &Relation) -> Access {
+    let mut access = Access::default();
+    walk(&mut relation.clone(), &mut access);
+    access
 }
 
 /// A dotted identifier as Spark writes it (backticks quote a part).
@@ -364,7 +371,7 @@ pub fn of_plan(request: &ExecutePlanRequest) -> Access {
     let mut access = Access::default();
     let Some(op) = request.plan.as_mut().and_then(|p| p.op_type.as_mut()) else { return access };
     match op {
-        plan::OpType::Root(relation) => of_relation(relation, &mut access),
+        plan::OpType::Root(relation) => walk(relation, &mut access),
         plan::OpType::Command(c) => of_command(c, &mut access),
         // Compressed plans are forwarded undecoded; tarn's clients send none.
         _ => {}
@@ -381,7 +388,7 @@ fn of_command(c: &mut spark_connect_proto::Command, access: &mut Access) {
                 access.merge(of_sql(&sql.sql));
             }
             if let Some(input) = sql.input.as_mut() {
-                of_relation(input, access);
+                walk(input, access);
             }
         }
         Some(CommandType::WriteOperation(write)) => {
@@ -401,7 +408,7 @@ fn of_command(c: &mut spark_connect_proto::Command, access: &mut Access) {
                 access.paths.push((path.clone(), true));
             }
             if let Some(input) = write.input.as_mut() {
-                of_relation(input, access);
+                walk(input, access);
             }
         }
         Some(CommandType::WriteOperationV2(write)) => {
@@ -410,12 +417,12 @@ fn of_command(c: &mut spark_connect_proto::Command, access: &mut Access) {
                 matches!(Mode::try_from(write.mode), Ok(Mode::Create | Mode::CreateOrReplace | Mode::Replace));
             access.tables.push((split_name(&write.table_name), if creates { Use::Create } else { Use::Write }));
             if let Some(input) = write.input.as_mut() {
-                of_relation(input, access);
+                walk(input, access);
             }
         }
         Some(CommandType::CreateDataframeView(view)) => {
             if let Some(input) = view.input.as_mut() {
-                of_relation(input, access);
+                walk(input, access);
             }
         }
         Some(CommandType::WriteStreamOperationStart(write)) => {
@@ -426,7 +433,7 @@ fn of_command(c: &mut spark_connect_proto::Command, access: &mut Access) {
                 None => {}
             }
             if let Some(input) = write.input.as_mut() {
-                of_relation(input, access);
+                walk(input, access);
             }
         }
         _ => {}

@@ -23,13 +23,15 @@ use crate::updates::state::UpdateState;
 
 pub use tarn_store::PIPELINE_TAG;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PipelinesConfig {
     /// Where pipeline tables live (`$TARN_HOME/lake/pipelines`).
     pub tables_dir: PathBuf,
     pub cluster_start_timeout: Duration,
     /// Minutes a development pipeline's cluster stays up after an update.
     pub development_keep_mins: i64,
+    /// Checks what each flow reads against its run-as principal's grants.
+    pub access: Option<Arc<dyn tarn_gateway::AccessControl>>,
 }
 
 #[derive(Clone)]
@@ -55,6 +57,8 @@ pub struct PipelineView {
     pub state: &'static str,
     pub health: &'static str,
     pub latest_updates: Vec<UpdateRow>,
+    /// Who its updates run as.
+    pub run_as: String,
 }
 
 pub(crate) fn not_found(pipeline_id: &str) -> PipelinesError {
@@ -130,6 +134,12 @@ impl Pipelines {
         Ok(pipeline_id)
     }
 
+    /// Who the pipeline's updates run as: its `run_as` principal, else its owner.
+    pub fn run_as(&self, row: &PipelineRow) -> String {
+        let named = PipelineSettings::parse(&row.spec).ok().and_then(|s| s.run_as);
+        named.unwrap_or_else(|| row.creator_user_name.clone())
+    }
+
     pub fn row(&self, pipeline_id: &str) -> Result<PipelineRow> {
         self.store().get_pipeline(pipeline_id)?.ok_or_else(|| not_found(pipeline_id))
     }
@@ -145,7 +155,8 @@ impl Pipelines {
             _ => "IDLE",
         };
         let health = if latest == Some(UpdateState::Failed) { "UNHEALTHY" } else { "HEALTHY" };
-        Ok(PipelineView { row, state, health, latest_updates })
+        let run_as = self.run_as(&row);
+        Ok(PipelineView { row, state, health, latest_updates, run_as })
     }
 
     /// `PUT /pipelines/{id}`: the settings replaced whole.

@@ -34,6 +34,9 @@ pub struct PipelineSettings {
     /// `pipelines.trigger.interval` of the configuration; 5 seconds by default.
     pub trigger_interval: Duration,
     pub serverless: bool,
+    /// The user or service principal `run_as` names; updates run as the
+    /// pipeline's owner when it names none.
+    pub run_as: Option<String>,
     pub raw: Value,
 }
 
@@ -45,6 +48,19 @@ fn text<'a>(raw: &'a Value, field: &str) -> Result<Option<&'a str>> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
         Some(_) => Err(invalid(format!("'{field}' must be a string"))),
+    }
+}
+
+/// `run_as: {user_name}` or `{service_principal_name}`, exactly one.
+fn run_as(raw: &Value) -> Result<Option<String>> {
+    let Some(run_as) = raw.get("run_as").filter(|r| !r.is_null()) else { return Ok(None) };
+    let names: Vec<&str> = ["user_name", "service_principal_name"]
+        .iter()
+        .filter_map(|k| run_as.get(*k).and_then(Value::as_str).filter(|n| !n.is_empty()))
+        .collect();
+    match names.as_slice() {
+        [name] => Ok(Some((*name).to_string())),
+        _ => Err(invalid("run_as names exactly one of user_name or service_principal_name")),
     }
 }
 
@@ -83,6 +99,7 @@ impl PipelineSettings {
             development: flag(raw, "development")?,
             continuous: flag(raw, "continuous")?,
             serverless: flag(raw, "serverless")?,
+            run_as: run_as(raw)?,
             raw: raw.clone(),
         })
     }

@@ -17,7 +17,7 @@ impl PipelineUpdates for JobUpdates {
             full_refresh_selection: request.full_refresh_selection,
             validate_only: false,
         };
-        self.0.start_update(&request.pipeline_id, &request.user, start).map_err(|e| e.to_string())
+        self.0.start_update(&request.pipeline_id, start).map_err(|e| e.to_string())
     }
 
     fn wait<'a>(&'a self, pipeline_id: &'a str, update_id: &'a str) -> BoxFuture<'a, UpdateEnd> {

@@ -233,6 +233,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
             tables_dir: pipeline_tables,
             cluster_start_timeout: config.engine_start_timeout + WAREHOUSE_START_SLACK,
             development_keep_mins: 120,
+            access: Some(access.clone()),
         },
     );
     let ended = pipelines.recover().map_err(|e| e.to_string())?;

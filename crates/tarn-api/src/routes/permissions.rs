@@ -81,6 +81,23 @@ pub(crate) fn visible(s: &AppState, user: &User, path: &str, id: &str) -> Result
     Ok(permissions(s).level(user, &object)?.is_some())
 }
 
+/// A job or pipeline may run as its caller; as another principal only when an admin
+/// says so (which gives that principal's grants and permissions to
+/// whoever may run the job).
+pub(crate) fn check_run_as(s: &AppState, user: &User, name: Option<&str>) -> Result<(), ApiFailure> {
+    let Some(name) = name.filter(|n| *n != user.user_name) else { return Ok(()) };
+    if s.store.find_user(name)?.is_none() {
+        return Err(ApiError::invalid_parameter(format!("run_as: principal {name} does not exist")).into());
+    }
+    if !user.admin {
+        return Err(ApiError::permission_denied(format!(
+            "Only admins can make a job run as another principal ({name})"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// A job as an object of the Permissions API.
 pub(crate) fn job(s: &AppState, job_id: i64) -> Result<Object, ApiFailure> {
     find(s, "jobs", &job_id.to_string())

@@ -13,7 +13,7 @@ use tarn_store::{PipelineEventFilter, PipelineEventRow, UpdateRow};
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::{ApiFailure, ApiResult};
 use crate::paging::{Page, PageRule};
-use crate::routes::permissions::{require, visible};
+use crate::routes::permissions::{check_run_as, require, visible};
 use crate::{AppState, Caller};
 
 pub fn router() -> Router<AppState> {
@@ -71,7 +71,7 @@ fn pipeline_json(view: &PipelineView, full: bool) -> Value {
         "state": view.state,
         "health": view.health,
         "creator_user_name": row.creator_user_name,
-        "run_as_user_name": row.creator_user_name,
+        "run_as_user_name": view.run_as,
         "latest_updates": view.latest_updates.iter().map(update_state_info).collect::<Vec<_>>(),
     });
     if let Some(cluster_id) = &row.cluster_id {
@@ -138,6 +138,7 @@ async fn create(
 ) -> ApiResult<Json<Value>> {
     let dry_run = body.get("dry_run").and_then(Value::as_bool).unwrap_or(false);
     let settings = settings(body)?;
+    check_run_as(&s, &user, settings.run_as.as_deref())?;
     if dry_run {
         return Ok(Json(json!({"effective_settings": settings.raw})));
     }
@@ -164,7 +165,9 @@ async fn edit(
     require(&s, &user, "pipelines", &id, "CAN_MANAGE")?;
     body.remove("pipeline_id");
     body.remove("expected_last_modified");
-    s.pipelines.edit(&id, settings(body)?)?;
+    let settings = settings(body)?;
+    check_run_as(&s, &user, settings.run_as.as_deref())?;
+    s.pipelines.edit(&id, settings)?;
     Ok(Json(json!({})))
 }
 
@@ -234,7 +237,7 @@ async fn start_update(
         validate_only: flag("validate_only"),
     };
     require(&s, &user, "pipelines", &id, "CAN_RUN")?;
-    let update_id = s.pipelines.start_update(&id, &user.user_name, request)?;
+    let update_id = s.pipelines.start_update(&id, request)?;
     Ok(Json(json!({"update_id": update_id})))
 }
 

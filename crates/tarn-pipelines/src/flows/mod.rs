@@ -43,6 +43,8 @@ pub struct FlowEnv {
     /// Where each stored dataset's table is.
     pub dirs: Vec<PathBuf>,
     pub namespace: (String, String),
+    /// Grants the flows' reads are checked against, as `user`.
+    pub access: Option<Arc<dyn tarn_gateway::AccessControl>>,
 }
 
 /// What the flow read in one batch: files, and the version of each
@@ -148,6 +150,19 @@ fn app_id(pipeline_id: &str, flow: &str) -> String {
 }
 
 impl FlowEnv {
+    /// Refuses a flow whose query reads a table its run-as principal may
+    /// not (flows reach the engine directly, not through the gateway).
+    fn check_reads(&self, flow: &PlannedFlow) -> Result<(), String> {
+        let Some(control) = self.access.as_deref() else { return Ok(()) };
+        let access = match &flow.def.query {
+            Some(Query::Sql(text)) => tarn_gateway::access::of_sql(text),
+            Some(Query::Relation(plan)) => tarn_gateway::access::of_relation(&relation::decode(plan)?),
+            None => return Ok(()),
+        };
+        let namespace = [self.namespace.0.clone(), self.namespace.1.clone()];
+        control.check(&self.user, &access, &namespace)
+    }
+
     fn target(&self, flow: &PlannedFlow) -> Target {
         Target {
             full_name: self.plan.datasets[flow.target].full_name.clone(),
@@ -188,6 +203,7 @@ impl FlowEnv {
         let dataset = &self.plan.datasets[flow.target].def;
         let target = self.target(flow);
         write::check_ownership(&self.catalog, &target)?;
+        self.check_reads(flow)?;
         let mut session = EngineSession::open(self.port, &self.user).await.map_err(|e| e.to_string())?;
         let (catalog, schema) = &self.namespace;
         session.use_namespace(Some(catalog), Some(schema)).await.map_err(|e| e.to_string())?;

@@ -207,6 +207,7 @@ impl Run {
             plan,
             dirs,
             namespace: (settings.catalog.clone(), settings.schema.clone()),
+            access: inner.config.access.clone(),
         }
     }
 

@@ -68,8 +68,11 @@ impl Pipelines {
         Ok(latest.into_iter().find(|u| !FINAL_STATES.contains(&u.state.as_str())))
     }
 
-    pub fn start_update(&self, pipeline_id: &str, user: &str, request: StartUpdate) -> Result<String> {
-        self.start(pipeline_id, user, request, None)
+    /// Starts an update, which runs as the pipeline's `run_as` principal
+    /// or its owner (with that principal's grants), whoever asks.
+    pub fn start_update(&self, pipeline_id: &str, request: StartUpdate) -> Result<String> {
+        let user = self.run_as(&self.row(pipeline_id)?);
+        self.start(pipeline_id, &user, request, None)
     }
 
     /// Starts an update that runs `graph` instead of the pipeline's libraries.

@@ -18,7 +18,7 @@ use tarn_store::User;
 use crate::body::{JsonBody, QueryPairs};
 use crate::error::{ApiFailure, ApiResult};
 use crate::paging::{Page, PageRule, Paged};
-use crate::routes::permissions::{job, permissions};
+use crate::routes::permissions::{check_run_as, job, permissions};
 use crate::{AppState, Caller};
 
 pub fn router() -> Router<AppState> {
@@ -73,23 +73,6 @@ fn job_json(job: &JobRow, full: bool) -> Value {
 fn run_as_name(settings: &Value) -> Option<&str> {
     let run_as = settings.get("run_as")?;
     ["user_name", "service_principal_name"].iter().find_map(|k| run_as.get(*k)?.as_str()).filter(|n| !n.is_empty())
-}
-
-/// A job may run as its caller; as another principal only when an admin
-/// says so (which gives that principal's grants and permissions to
-/// whoever may run the job).
-fn check_run_as(s: &AppState, user: &User, name: Option<&str>) -> Result<(), ApiFailure> {
-    let Some(name) = name.filter(|n| *n != user.user_name) else { return Ok(()) };
-    if s.store.find_user(name)?.is_none() {
-        return Err(ApiError::invalid_parameter(format!("run_as: principal {name} does not exist")).into());
-    }
-    if !user.admin {
-        return Err(ApiError::permission_denied(format!(
-            "Only admins can make a job run as another principal ({name})"
-        ))
-        .into());
-    }
-    Ok(())
 }
 
 async fn create(
