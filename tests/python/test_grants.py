@@ -154,6 +154,8 @@ def test_a_spark_session_reads_with_select_and_cannot_write_or_read_files(server
         other = session(CAROL)
         with pytest.raises(Exception, match="USE SCHEMA"):
             other.table("main.sales.orders").count()
+        with pytest.raises(Exception, match="USE SCHEMA"):
+            other.table("main.sales.orders").columns  # a schema is the table's metadata
         with pytest.raises(Exception, match="SELECT on Table 'main.default.from_spark'"):
             other.table("main.default.from_spark").count()
         assert rows(w, "SELECT count(*) FROM main.sales.orders") == [["3"]]
@@ -249,6 +251,15 @@ def test_jobs_run_as_their_run_as_principal_with_its_grants(server, setup):
     run, output = outcome(carol, job(carol, "read.py"))
     assert run.state.result_state == jobs.RunResultState.FAILED
     assert run_as_of(run) == CAROL and "USE SCHEMA" in output.error
+
+    # A job's run-as principal must be able to read what its tasks run.
+    bob.workspace.mkdirs(f"/Users/{BOB}/private")
+    bob.workspace.import_(f"/Users/{BOB}/private/read.py", format=workspace.ImportFormat.AUTO, overwrite=True,
+                          content=base64.b64encode(b"print('hello')\n").decode())
+    task = jobs.Task(task_key="t", spark_python_task=jobs.SparkPythonTask(python_file=f"/Users/{BOB}/private/read.py"))
+    run, output = outcome(carol, carol.jobs.create(name="peek", tasks=[task]).job_id)
+    assert run.state.result_state == jobs.RunResultState.FAILED
+    assert "does not have CAN_READ" in output.error, output.error
 
     # Only an admin makes a job run as someone else.
     with pytest.raises(PermissionDenied, match="Only admins"):

@@ -172,3 +172,28 @@ def test_the_audit_log_names_each_principal(server):
         statement="SELECT DISTINCT user_identity.email FROM system.access.audit WHERE service_name = 'scim'")
     assert r.status.state.value == "SUCCEEDED", r.status
     assert ["grace@example.com"] in r.result.data_array and ["admin"] in r.result.data_array
+
+
+def test_allow_cluster_create_is_an_entitlement(server):
+    w = server.client()
+    erin = server.client(server.cli_token("erin@example.com"))
+    with pytest.raises(PermissionDenied, match="allow-cluster-create"):
+        erin.clusters.create(cluster_name="mine", spark_version="16.4.x-scala2.13", num_workers=0)
+
+    # Through a group it is in...
+    builders = w.groups.create(display_name="builders", entitlements=[iam.ComplexValue(value="allow-cluster-create")],
+                               members=[iam.ComplexValue(value=erin.current_user.me().id)])
+    cluster_id = erin.clusters.create(cluster_name="mine", spark_version="16.4.x-scala2.13", num_workers=0).cluster_id
+    assert w.clusters.get(cluster_id).creator_user_name == "erin@example.com"
+    w.clusters.permanent_delete(cluster_id)
+    w.groups.delete(builders.id)
+    with pytest.raises(PermissionDenied):
+        erin.clusters.create(cluster_name="again", spark_version="16.4.x-scala2.13", num_workers=0)
+
+    # ...or its own.
+    me = erin.current_user.me()
+    w.users.patch(me.id, operations=[iam.Patch(op=iam.PatchOp.ADD, path="entitlements",
+                                               value=[{"value": "allow-cluster-create"}])],
+                  schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP])
+    cluster_id = erin.clusters.create(cluster_name="own", spark_version="16.4.x-scala2.13", num_workers=0).cluster_id
+    w.clusters.permanent_delete(cluster_id)

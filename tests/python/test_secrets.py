@@ -314,3 +314,29 @@ def test_scopes_read_from_vault_and_the_environment(server, vault):
     assert VAULT_TOKEN not in str(refused.value)
     with pytest.raises(SdkNotImplemented, match="not supported"):
         create({"scope": "kv", "scope_backend_type": "AZURE_KEYVAULT"})
+
+
+def test_a_pipelines_python_reads_secrets_with_dbutils(server):
+    import io
+
+    from databricks.sdk.service.pipelines import FileLibrary, PipelineLibrary
+    from databricks.sdk.service.workspace import ImportFormat
+    from test_pipelines import finish
+
+    w = server.client()
+    w.secrets.create_scope("pipe")
+    w.secrets.put_secret("pipe", "token", string_value=VALUE)
+    source = (b"import dlt\n\n@dlt.table\ndef token_length():\n"
+              b"    token = dbutils.secrets.get('pipe', 'token')\n"
+              b"    return spark.createDataFrame([(len(token), token.startswith('s3cr3t'))], 'n INT, ok BOOLEAN')\n")
+    w.workspace.mkdirs("/Shared/secret-pipe")
+    w.workspace.upload("/Shared/secret-pipe/p.py", io.BytesIO(source), format=ImportFormat.RAW, overwrite=True)
+    pipeline_id = w.pipelines.create(name="secret-pipe", catalog="main", schema="default", libraries=[
+        PipelineLibrary(file=FileLibrary(path="/Shared/secret-pipe/p.py"))]).pipeline_id
+    update_id = w.pipelines.start_update(pipeline_id).update_id
+    assert finish(w, pipeline_id, update_id) == "COMPLETED", [
+        e.message for e in w.pipelines.list_pipeline_events(pipeline_id)]
+    (warehouse,) = list(w.warehouses.list())
+    r = w.statement_execution.execute_statement(statement="SELECT n, ok FROM main.default.token_length",
+                                                warehouse_id=warehouse.id, wait_timeout="50s")
+    assert r.result.data_array == [[str(len(VALUE)), "true"]]

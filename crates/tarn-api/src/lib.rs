@@ -34,6 +34,7 @@ use tokio::net::TcpListener;
 pub use auth::{AuditLog, Caller};
 pub use error::ApiFailure;
 pub use routes::jobs::view::render_run;
+pub use routes::permission_objects::TaskSources;
 
 /// What every handler may reach.
 #[derive(Clone)]

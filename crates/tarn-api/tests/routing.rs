@@ -103,6 +103,7 @@ fn fixture(name: &str) -> Fixture {
         pool: tarn_jobs::tasks::ContextPool::new(2),
         sql_objects: None,
         secrets: Some(secrets.clone()),
+        sources: None,
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: home.clone(),

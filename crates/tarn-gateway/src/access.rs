@@ -13,7 +13,9 @@
 
 use std::ops::ControlFlow;
 
-use spark_connect_proto::{ExecutePlanRequest, Relation, command, plan, read, relation};
+use spark_connect_proto::{
+    AnalyzePlanRequest, ExecutePlanRequest, Plan, Relation, analyze_plan_request, command, plan, read, relation,
+};
 use sqlparser::ast::{self, ObjectName, Query, Statement, Visit, Visitor};
 use sqlparser::dialect::DatabricksDialect;
 use sqlparser::parser::Parser;
@@ -367,9 +369,36 @@ pub fn split_name(text: &str) -> Name {
 
 /// What an `ExecutePlan` reaches.
 pub fn of_plan(request: &ExecutePlanRequest) -> Access {
-    let mut request = request.clone();
+    request.plan.as_ref().map(of_plan_message).unwrap_or_default()
+}
+
+/// What an `AnalyzePlan` reaches: a DataFrame's schema or plan is the
+/// table's metadata, checked as a read.
+pub fn of_analysis(request: &AnalyzePlanRequest) -> Access {
+    use analyze_plan_request::Analyze;
     let mut access = Access::default();
-    let Some(op) = request.plan.as_mut().and_then(|p| p.op_type.as_mut()) else { return access };
+    let plans: Vec<&Plan> = match &request.analyze {
+        Some(Analyze::Schema(a)) => a.plan.iter().collect(),
+        Some(Analyze::Explain(a)) => a.plan.iter().collect(),
+        Some(Analyze::TreeString(a)) => a.plan.iter().collect(),
+        Some(Analyze::IsLocal(a)) => a.plan.iter().collect(),
+        Some(Analyze::IsStreaming(a)) => a.plan.iter().collect(),
+        Some(Analyze::InputFiles(a)) => a.plan.iter().collect(),
+        Some(Analyze::SemanticHash(a)) => a.plan.iter().collect(),
+        Some(Analyze::SameSemantics(a)) => a.target_plan.iter().chain(a.other_plan.iter()).collect(),
+        Some(Analyze::Persist(a)) => return a.relation.as_ref().map(of_relation).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    for plan in plans {
+        access.merge(of_plan_message(plan));
+    }
+    access
+}
+
+fn of_plan_message(plan: &Plan) -> Access {
+    let mut plan = plan.clone();
+    let mut access = Access::default();
+    let Some(op) = plan.op_type.as_mut() else { return access };
     match op {
         plan::OpType::Root(relation) => walk(relation, &mut access),
         plan::OpType::Command(c) => of_command(c, &mut access),

@@ -28,8 +28,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
 use spark_connect_proto::{
-    ConfigRequest, ExecutePlanRequest, KeyValue, ReleaseExecuteRequest, ReleaseExecuteResponse, UserContext,
-    config_request,
+    AnalyzePlanRequest, ConfigRequest, ExecutePlanRequest, KeyValue, ReleaseExecuteRequest, ReleaseExecuteResponse,
+    UserContext, config_request,
 };
 use tarn_compute::ClusterManager;
 use tarn_store::Store;
@@ -152,6 +152,11 @@ impl Gateway {
                 server_side_session_id = self.ensure_session(port, header).await.map_err(GatewayError::Session)?;
             }
         }
+        if parts.uri.path().ends_with("/AnalyzePlan")
+            && let Some(request) = decode_message::<AnalyzePlanRequest>(&prefix)
+        {
+            self.check_analysis(&user, port, &request)?;
+        }
         let mut prefix = prefix;
         if parts.uri.path().ends_with("/ExecutePlan")
             && let Some(request) = decode_message::<ExecutePlanRequest>(&prefix)
@@ -201,6 +206,25 @@ impl Gateway {
             server_side_session_id,
             operation_id: Some(request.operation_id),
         }))
+    }
+
+    /// Refuses an analysis (a DataFrame's schema, an explain) of a plan
+    /// reaching what the caller may not read.
+    fn check_analysis(
+        &self,
+        user: &tarn_store::User,
+        port: u16,
+        request: &AnalyzePlanRequest,
+    ) -> Result<(), GatewayError> {
+        let Some(control) = self.hooks.access.as_deref() else { return Ok(()) };
+        let access = crate::access::of_analysis(request);
+        if access.is_empty() {
+            return Ok(());
+        }
+        let key = (port, request.session_id.clone());
+        let namespace = self.namespaces.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let namespace = namespace.unwrap_or_else(passes::default_namespace);
+        control.check(&user.user_name, &access, &namespace).map_err(GatewayError::PermissionDenied)
     }
 
     /// The port of the cluster's running engine.

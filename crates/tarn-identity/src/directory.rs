@@ -164,6 +164,26 @@ impl Directory {
         Ok(projection.apply(resource))
     }
 
+    /// Whether `user` holds `entitlement`, its own or through a group it is
+    /// in (`users` included); admins hold them all.
+    pub fn entitled(&self, user: &User, entitlement: &str) -> Result<bool> {
+        if user.admin {
+            return Ok(true);
+        }
+        let own = self.store.get_principal(user.id)?.is_some_and(|p| p.entitlements.iter().any(|e| e == entitlement));
+        if own {
+            return Ok(true);
+        }
+        let mut groups: Vec<String> = self.store.effective_groups(user.id)?.into_iter().map(|(_, name)| name).collect();
+        groups.push(tarn_store::USERS_GROUP.to_string());
+        for name in groups {
+            if self.store.find_group(&name)?.is_some_and(|g| g.entitlements.iter().any(|e| e == entitlement)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The caller as a SCIM user (or service principal).
     pub fn me(&self, caller: &User) -> Result<Value> {
         let row = self.store.get_principal(caller.id)?.ok_or_else(|| not_found(ResourceKind::Users, "me"))?;

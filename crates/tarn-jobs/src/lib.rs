@@ -44,4 +44,4 @@ pub use runs::{OutputRecord, RepairRequest, RunNow, RunOrTask, RunRecord, Runs, 
 pub use settings::JobSettings;
 pub use spec::validate;
 pub use tarn_store::{JobRow, RunFilter};
-pub use tasks::{Engines, PipelineUpdates, SqlObjects, TaskRunner, UpdateEnd, UpdateRequest};
+pub use tasks::{Engines, PipelineUpdates, SourceAccess, SqlObjects, TaskRunner, UpdateEnd, UpdateRequest};

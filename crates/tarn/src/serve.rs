@@ -215,6 +215,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         pool: tarn_jobs::tasks::ContextPool::new(if config.job_reuse_workers { config.job_parallel_tasks } else { 0 }),
         sql_objects: Some(Arc::new(alerts.clone())),
         secrets: Some(secrets.clone()),
+        sources: Some(Arc::new(tarn_api::TaskSources::new(store.clone(), files.clone(), catalog.clone()))),
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: config.home.clone(),

@@ -57,6 +57,14 @@ async fn create(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): Body,
 ) -> ApiResult<Json<Value>> {
+    // Job clusters and tarn's own engines need no entitlement; this API does.
+    if !tarn_identity::Directory::new(s.store.clone()).entitled(&user, "allow-cluster-create")? {
+        return Err(ApiError::permission_denied(format!(
+            "{} does not have the allow-cluster-create entitlement: an admin can give it to the user or a group",
+            user.user_name
+        ))
+        .into());
+    }
     let cluster_id = s.clusters.create(NewCluster::from_attributes(body)?, &user.user_name)?;
     Ok(Json(json!({"cluster_id": cluster_id})))
 }

@@ -5,7 +5,7 @@
 //! routes of those services build their objects here too.
 
 use tarn_core::ApiError;
-use tarn_identity::{Object, ObjectType};
+use tarn_identity::{Object, ObjectType, Permissions};
 use tarn_mlflow::{ExperimentRow, RegisteredModelRow};
 use tarn_store::{User, WorkspaceObject};
 
@@ -93,10 +93,19 @@ pub(crate) fn require_workspace(
     path: &str,
     access: WorkspaceAccess,
 ) -> Result<(), ApiFailure> {
+    check_workspace(&Permissions::new(s.store.clone()), s.files.workspace(), user, path, access)
+}
+
+fn check_workspace(
+    rules: &Permissions,
+    workspace: &tarn_files::Workspace,
+    user: &User,
+    path: &str,
+    access: WorkspaceAccess,
+) -> Result<(), ApiFailure> {
     if user.admin {
         return Ok(());
     }
-    let workspace = s.files.workspace();
     let canonical = workspace.canonical(path).map_err(fail)?;
     let lineage = workspace.lineage(&canonical).map_err(fail)?;
     let exists = lineage.first().is_some_and(|row| row.path == canonical);
@@ -105,8 +114,53 @@ pub(crate) fn require_workspace(
         WorkspaceAccess::Object(level) | WorkspaceAccess::Write(level) => level,
     };
     match workspace_object(&lineage)? {
-        Some(object) => Ok(permissions(s).check(user, &object, level)?),
+        Some(object) => Ok(rules.check(user, &object, level)?),
         None => Ok(()),
+    }
+}
+
+/// What a job's run-as principal may read of the notebooks and files its
+/// tasks run: CAN_READ on a workspace object (directories' levels flowing
+/// down), READ_VOLUME on a volume's file. DBFS is open to all, as on
+/// Databricks.
+pub struct TaskSources {
+    store: std::sync::Arc<tarn_store::Store>,
+    files: tarn_files::Files,
+    catalog: tarn_catalog::Catalog,
+}
+
+impl TaskSources {
+    pub fn new(
+        store: std::sync::Arc<tarn_store::Store>,
+        files: tarn_files::Files,
+        catalog: tarn_catalog::Catalog,
+    ) -> Self {
+        Self { store, files, catalog }
+    }
+
+    fn check_path(&self, user: &User, path: &str) -> Result<(), ApiFailure> {
+        if user.admin || path.starts_with("dbfs:") {
+            return Ok(());
+        }
+        if let Some(rest) = path.strip_prefix("/Volumes/") {
+            let volume: Vec<&str> = rest.split('/').take(3).collect();
+            let principal = self.catalog.principal(user)?;
+            let action = tarn_catalog::Action::ReadVolume;
+            return Ok(self.catalog.authorize(&principal, tarn_catalog::Kind::Volume, &volume.join("."), action)?);
+        }
+        let rules = Permissions::new(self.store.clone());
+        check_workspace(&rules, self.files.workspace(), user, path, WorkspaceAccess::Object("CAN_READ"))
+    }
+}
+
+impl tarn_jobs::SourceAccess for TaskSources {
+    fn check(&self, user: &str, path: &str) -> Result<(), String> {
+        let user = match self.store.find_user(user) {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(format!("{user} is no principal of this workspace")),
+            Err(e) => return Err(e.to_string()),
+        };
+        self.check_path(&user, path).map_err(|ApiFailure(e)| e.message)
     }
 }
 

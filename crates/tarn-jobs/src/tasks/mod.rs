@@ -123,6 +123,22 @@ pub struct Engines {
     pub sql_objects: Option<std::sync::Arc<dyn SqlObjects>>,
     /// Resolves `{{secrets/…}}` in parameters, as the run's user.
     pub secrets: Option<std::sync::Arc<dyn tarn_core::secret_ref::SecretSource>>,
+    /// Whether the run's principal may read the notebook or file a task runs.
+    pub sources: Option<std::sync::Arc<dyn SourceAccess>>,
+}
+
+/// Whether a principal may read a notebook or file a task runs (workspace
+/// permissions, a volume's grants): the wiring's answer, as tarn-jobs knows
+/// neither.
+pub trait SourceAccess: Send + Sync {
+    fn check(&self, user: &str, path: &str) -> Result<(), String>;
+}
+
+impl Engines {
+    /// Refuses a source the run's principal may not read.
+    pub(crate) fn may_read(&self, user: &str, path: &str) -> Result<(), String> {
+        self.sources.as_deref().map_or(Ok(()), |sources| sources.check(user, path))
+    }
 }
 
 impl TaskRunner for Engines {

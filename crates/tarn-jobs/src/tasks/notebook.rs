@@ -25,7 +25,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
         return Outcome::failed("Notebooks from a Git source are not run by tarn; use a workspace path");
     }
     let mut commands = Vec::new();
-    if let Err(e) = expand(engines, path, 0, &mut commands) {
+    if let Err(e) = expand(engines, &attempt.user, path, 0, &mut commands) {
         return Outcome::failed(e);
     }
     let mut context = match TaskContext::open(engines, attempt, None).await {
@@ -67,10 +67,11 @@ fn push_line(logs: &mut String, text: &str) {
 }
 
 /// The notebook's runnable cells, `%run` notebooks inlined.
-fn expand(engines: &Engines, path: &str, depth: usize, out: &mut Vec<Command>) -> Result<(), String> {
+fn expand(engines: &Engines, user: &str, path: &str, depth: usize, out: &mut Vec<Command>) -> Result<(), String> {
     if depth > MAX_RUN_DEPTH {
         return Err(format!("%run nests deeper than {MAX_RUN_DEPTH} notebooks at {path}"));
     }
+    engines.may_read(user, path)?;
     let notebook = engines.files.workspace().notebook(path).map_err(|e| format!("Notebook {path}: {e}"))?;
     let default = match notebook.language {
         Language::Python => ContextLanguage::Python,
@@ -89,7 +90,7 @@ fn expand(engines: &Engines, path: &str, depth: usize, out: &mut Vec<Command>) -
             Some("md" | "md-sandbox") => continue,
             Some("run") => {
                 let target = source.trim();
-                expand(engines, &relative(&notebook.path, target), depth + 1, out)?;
+                expand(engines, user, &relative(&notebook.path, target), depth + 1, out)?;
                 continue;
             }
             Some(other) => {

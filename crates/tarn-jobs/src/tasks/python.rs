@@ -14,7 +14,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
     if spec.get("source").and_then(Value::as_str) == Some("GIT") {
         return Outcome::failed("Python files from a Git source are not run by tarn; use a workspace or volume path");
     }
-    let code = match read(engines, file) {
+    let code = match read(engines, &attempt.user, file) {
         Ok(code) => code,
         Err(e) => return Outcome::failed(e),
     };
@@ -31,11 +31,13 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
 }
 
 /// A file's text from a volume, DBFS or the workspace.
-pub(super) fn read(engines: &Engines, path: &str) -> Result<String, String> {
-    String::from_utf8(read_bytes(engines, path)?).map_err(|_| format!("{path} is not UTF-8 text"))
+pub(super) fn read(engines: &Engines, user: &str, path: &str) -> Result<String, String> {
+    String::from_utf8(read_bytes(engines, user, path)?).map_err(|_| format!("{path} is not UTF-8 text"))
 }
 
-pub(super) fn read_bytes(engines: &Engines, path: &str) -> Result<Vec<u8>, String> {
+/// A file's bytes, if the run's principal may read it.
+pub(super) fn read_bytes(engines: &Engines, user: &str, path: &str) -> Result<Vec<u8>, String> {
+    engines.may_read(user, path)?;
     if path.starts_with("/Volumes/") || path.starts_with("dbfs:") {
         return engines.files.dbfs().read(path, 0, None).map_err(|e| format!("{path}: {e}"));
     }

@@ -42,7 +42,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
     if spec.pointer("/file/source").and_then(Value::as_str) == Some("GIT") {
         return Outcome::failed("SQL files from a Git source are not run by tarn; use a workspace path");
     }
-    let text = match super::python::read(engines, path) {
+    let text = match super::python::read(engines, &attempt.user, path) {
         Ok(t) => t,
         Err(e) => return Outcome::failed(e),
     };
