@@ -20,6 +20,7 @@ from databricks.sdk.errors import (
     ResourceAlreadyExists,
     ResourceDoesNotExist,
 )
+from databricks.sdk.service import iam
 from databricks.sdk.service.compute import CommandStatus, Language, ResultType
 from databricks.sdk.service.workspace import AclPermission
 
@@ -184,6 +185,9 @@ def test_cluster_env_vars_and_conf_take_secret_references(server):
         # The creator's permissions resolve the references: a user without
         # READ on the scope gets no context on a cluster naming it.
         erin = user_client(server, "erin@example.com")
+        w.users.patch(erin.current_user.me().id, schemas=[iam.PatchSchema.URN_IETF_PARAMS_SCIM_API_MESSAGES_2_0_PATCH_OP],
+                      operations=[iam.Patch(op=iam.PatchOp.ADD, path="entitlements",
+                                            value=[{"value": "allow-cluster-create"}])])
         theirs = erin.clusters.create_and_wait(
             cluster_name="erin", spark_version="16.4.x-scala2.13", num_workers=0, timeout=WAIT,
             spark_env_vars={"DB_PASSWORD": "{{secrets/cluster/password}}"})

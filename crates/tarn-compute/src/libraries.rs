@@ -48,7 +48,8 @@ impl LibraryFiles for CopiedFiles {
         let local = dir.join(name);
         if !local.is_file() {
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let staged = dir.join(format!(".{name}.partial"));
+            // Two tasks may copy the same file at once: each stages its own.
+            let staged = dir.join(format!(".{name}.{}.partial", uuid::Uuid::new_v4().simple()));
             std::fs::write(&staged, &bytes).map_err(|e| format!("{}: {e}", staged.display()))?;
             std::fs::rename(&staged, &local).map_err(|e| format!("{}: {e}", local.display()))?;
         }
@@ -249,6 +250,31 @@ mod tests {
         assert!(files.local_copy("/Volumes/m/d/v/x.whl").unwrap_err().contains("no"));
         assert!(files.local_copy("/etc/passwd").is_err());
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn tasks_copying_one_file_at_once_all_get_it() {
+        for round in 0..20 {
+            let dir = std::env::temp_dir().join(format!("tarn-libs-race-{}-{round}", std::process::id()));
+            // Every copier reads before any writes, as tasks starting together do.
+            let together = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let read = move |_: &str| {
+                together.wait();
+                Ok(b"wheel".to_vec())
+            };
+            let files = std::sync::Arc::new(CopiedFiles::new(dir.clone(), Box::new(read)));
+            let copies: Vec<_> = (0..4)
+                .map(|_| {
+                    let files = files.clone();
+                    std::thread::spawn(move || files.local_copy("/Volumes/m/d/v/w-1-py3-none-any.whl"))
+                })
+                .collect();
+            for copy in copies {
+                let local = copy.join().map_err(|_| "a copier panicked").and_then(|r| r.map_err(|_| "a copy failed"));
+                assert_eq!(std::fs::read(local.unwrap()).unwrap(), b"wheel");
+            }
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 
     #[test]
