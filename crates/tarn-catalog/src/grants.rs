@@ -249,6 +249,19 @@ impl Catalog {
         }
     }
 
+    /// Refuses unless `p` may read (with `write`, write) the volume file at
+    /// `path` (`/Volumes/<catalog>/<schema>/<volume>/...`): READ_VOLUME or
+    /// WRITE_VOLUME. A path outside any volume is INVALID_ARGUMENT.
+    pub fn authorize_volume_file(&self, p: &Principal, path: &str, write: bool) -> Result<()> {
+        let volume: Vec<&str> =
+            path.strip_prefix("/Volumes/").map_or_else(Vec::new, |rest| rest.split('/').take(3).collect());
+        if volume.len() < 3 {
+            return Err(CatalogError::InvalidArgument(format!("{path} is not a volume's path")));
+        }
+        let action = if write { Action::WriteVolume } else { Action::ReadVolume };
+        self.authorize(p, Kind::Volume, &volume.join("."), action)
+    }
+
     /// Whether `p` may see the object in a list.
     pub fn visible(&self, p: &Principal, kind: Kind, full_name: &str) -> bool {
         p.admin || self.authorize(p, kind, full_name, Action::Browse).is_ok()

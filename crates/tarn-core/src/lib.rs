@@ -1,5 +1,6 @@
 //! Shared vocabulary of every tarn crate: the wire error (`ApiError`) with the
-//! Databricks/MLflow error codes, identifiers, wall-clock time and page tokens.
+//! Databricks/MLflow error codes, identifiers, wall-clock time, page tokens,
+//! secret references and `run_as`.
 //!
 //! This crate depends on no other tarn crate. A user's mistake never maps to
 //! a 5xx or 429, which clients retry.
@@ -7,6 +8,7 @@
 pub mod error;
 pub mod id;
 pub mod page;
+pub mod run_as;
 pub mod secret_ref;
 pub mod time;
 

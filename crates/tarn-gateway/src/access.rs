@@ -339,10 +339,11 @@ fn walk(relation: &mut Relation, access: &mut Access) {
     }
 }
 
-/// What a relation (a DataFrame's plan) reads.
-pub fn of_relation(relation: &Relation) -> Access {
+/// What a relation (a DataFrame's plan) reads. Mutable only because the
+/// plan walk (`children_mut`) is; nothing is changed.
+pub fn of_relation(relation: &mut Relation) -> Access {
     let mut access = Access::default();
-    walk(&mut relation.clone(), &mut access);
+    walk(relation, &mut access);
     access
 }
 
@@ -367,26 +368,27 @@ pub fn split_name(text: &str) -> Name {
     parts
 }
 
-/// What an `ExecutePlan` reaches.
-pub fn of_plan(request: &ExecutePlanRequest) -> Access {
-    request.plan.as_ref().map(of_plan_message).unwrap_or_default()
+/// What an `ExecutePlan` reaches (read in place: a plan can carry a
+/// large local relation, which is not copied).
+pub fn of_plan(request: &mut ExecutePlanRequest) -> Access {
+    request.plan.as_mut().map(of_plan_message).unwrap_or_default()
 }
 
 /// What an `AnalyzePlan` reaches: a DataFrame's schema or plan is the
 /// table's metadata, checked as a read.
-pub fn of_analysis(request: &AnalyzePlanRequest) -> Access {
+pub fn of_analysis(request: &mut AnalyzePlanRequest) -> Access {
     use analyze_plan_request::Analyze;
     let mut access = Access::default();
-    let plans: Vec<&Plan> = match &request.analyze {
-        Some(Analyze::Schema(a)) => a.plan.iter().collect(),
-        Some(Analyze::Explain(a)) => a.plan.iter().collect(),
-        Some(Analyze::TreeString(a)) => a.plan.iter().collect(),
-        Some(Analyze::IsLocal(a)) => a.plan.iter().collect(),
-        Some(Analyze::IsStreaming(a)) => a.plan.iter().collect(),
-        Some(Analyze::InputFiles(a)) => a.plan.iter().collect(),
-        Some(Analyze::SemanticHash(a)) => a.plan.iter().collect(),
-        Some(Analyze::SameSemantics(a)) => a.target_plan.iter().chain(a.other_plan.iter()).collect(),
-        Some(Analyze::Persist(a)) => return a.relation.as_ref().map(of_relation).unwrap_or_default(),
+    let plans: Vec<&mut Plan> = match &mut request.analyze {
+        Some(Analyze::Schema(a)) => a.plan.iter_mut().collect(),
+        Some(Analyze::Explain(a)) => a.plan.iter_mut().collect(),
+        Some(Analyze::TreeString(a)) => a.plan.iter_mut().collect(),
+        Some(Analyze::IsLocal(a)) => a.plan.iter_mut().collect(),
+        Some(Analyze::IsStreaming(a)) => a.plan.iter_mut().collect(),
+        Some(Analyze::InputFiles(a)) => a.plan.iter_mut().collect(),
+        Some(Analyze::SemanticHash(a)) => a.plan.iter_mut().collect(),
+        Some(Analyze::SameSemantics(a)) => a.target_plan.iter_mut().chain(a.other_plan.iter_mut()).collect(),
+        Some(Analyze::Persist(a)) => return a.relation.as_mut().map(of_relation).unwrap_or_default(),
         _ => Vec::new(),
     };
     for plan in plans {
@@ -395,8 +397,7 @@ pub fn of_analysis(request: &AnalyzePlanRequest) -> Access {
     access
 }
 
-fn of_plan_message(plan: &Plan) -> Access {
-    let mut plan = plan.clone();
+fn of_plan_message(plan: &mut Plan) -> Access {
     let mut access = Access::default();
     let Some(op) = plan.op_type.as_mut() else { return access };
     match op {

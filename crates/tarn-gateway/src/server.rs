@@ -153,9 +153,9 @@ impl Gateway {
             }
         }
         if parts.uri.path().ends_with("/AnalyzePlan")
-            && let Some(request) = decode_message::<AnalyzePlanRequest>(&prefix)
+            && let Some(mut request) = decode_message::<AnalyzePlanRequest>(&prefix)
         {
-            self.check_analysis(&user, port, &request)?;
+            self.check_analysis(&user, port, &mut request)?;
         }
         let mut prefix = prefix;
         if parts.uri.path().ends_with("/ExecutePlan")
@@ -172,8 +172,7 @@ impl Gateway {
                 return Ok(reply::execute(operation, answer.map_err(GatewayError::Pipeline)?));
             }
             let key = (port, request.session_id.clone());
-            let namespace = self.namespaces.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
-            let namespace = namespace.unwrap_or_else(passes::default_namespace);
+            let namespace = self.namespace(&key);
             let (framed, namespace) = rewrite_execute(port, &self.hooks, &user, namespace, request, prefix).await?;
             self.namespaces.lock().unwrap_or_else(|p| p.into_inner()).insert(key, namespace);
             prefix = framed;
@@ -214,17 +213,21 @@ impl Gateway {
         &self,
         user: &tarn_store::User,
         port: u16,
-        request: &AnalyzePlanRequest,
+        request: &mut AnalyzePlanRequest,
     ) -> Result<(), GatewayError> {
         let Some(control) = self.hooks.access.as_deref() else { return Ok(()) };
         let access = crate::access::of_analysis(request);
         if access.is_empty() {
             return Ok(());
         }
-        let key = (port, request.session_id.clone());
-        let namespace = self.namespaces.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
-        let namespace = namespace.unwrap_or_else(passes::default_namespace);
+        let namespace = self.namespace(&(port, request.session_id.clone()));
         control.check(&user.user_name, &access, &namespace).map_err(GatewayError::PermissionDenied)
+    }
+
+    /// The session's current catalog and schema, by (engine port, session id).
+    fn namespace(&self, key: &(u16, String)) -> Vec<String> {
+        let found = self.namespaces.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned();
+        found.unwrap_or_else(passes::default_namespace)
     }
 
     /// The port of the cluster's running engine.

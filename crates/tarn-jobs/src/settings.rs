@@ -28,7 +28,6 @@ pub struct JobSettings {
     pub health: Health,
     #[serde(flatten)]
     pub alerts: Alerts,
-    pub run_as: Option<RunAs>,
     /// The settings as sent (as stored).
     #[serde(skip)]
     pub raw: Value,
@@ -52,7 +51,6 @@ pub struct TaskSettings {
     pub health: Health,
     #[serde(flatten)]
     pub alerts: Alerts,
-    pub run_as: Option<RunAs>,
     pub existing_cluster_id: Option<String>,
     pub job_cluster_key: Option<String>,
     pub new_cluster: Option<Value>,
@@ -100,15 +98,6 @@ pub struct EnvironmentSpec {
 pub struct JobParameter {
     pub name: String,
     pub default: Option<Value>,
-}
-
-/// `run_as`: the user or service principal a job's runs run as (its owner
-/// when left out).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct RunAs {
-    pub user_name: Option<String>,
-    pub service_principal_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -283,10 +272,10 @@ impl JobSettings {
         self.name.as_deref().unwrap_or("Untitled")
     }
 
-    /// The principal `run_as` names, if the settings name one.
+    /// The principal `run_as` names, if the settings name one (`spec`
+    /// refuses a `run_as` naming none or both).
     pub fn run_as_name(&self) -> Option<&str> {
-        let run_as = self.run_as.as_ref()?;
-        run_as.user_name.as_deref().or(run_as.service_principal_name.as_deref()).filter(|n| !n.is_empty())
+        tarn_core::run_as::named(&self.raw).ok().flatten()
     }
 
     /// Runs of the job at once (at least one).

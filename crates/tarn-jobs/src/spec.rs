@@ -76,15 +76,7 @@ pub fn validate(parsed: &JobSettings, cluster_exists: &dyn Fn(&str) -> bool) -> 
         return Err(invalid(format!("max_concurrent_runs must be between 0 and 1000, got {n}")));
     }
     non_negative(parsed.timeout_seconds, "timeout_seconds")?;
-    if let Some(run_as) = &parsed.run_as {
-        let named = [&run_as.user_name, &run_as.service_principal_name]
-            .iter()
-            .filter(|n| n.as_deref().is_some_and(|n| !n.is_empty()))
-            .count();
-        if named != 1 {
-            return Err(invalid("run_as names exactly one of user_name or service_principal_name"));
-        }
-    }
+    tarn_core::run_as::named(&parsed.raw).map_err(invalid)?;
     if parsed.tasks.len() > MAX_TASKS {
         return Err(invalid(format!("A job has at most {MAX_TASKS} tasks, got {}", parsed.tasks.len())));
     }

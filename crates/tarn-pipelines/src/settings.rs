@@ -51,19 +51,6 @@ fn text<'a>(raw: &'a Value, field: &str) -> Result<Option<&'a str>> {
     }
 }
 
-/// `run_as: {user_name}` or `{service_principal_name}`, exactly one.
-fn run_as(raw: &Value) -> Result<Option<String>> {
-    let Some(run_as) = raw.get("run_as").filter(|r| !r.is_null()) else { return Ok(None) };
-    let names: Vec<&str> = ["user_name", "service_principal_name"]
-        .iter()
-        .filter_map(|k| run_as.get(*k).and_then(Value::as_str).filter(|n| !n.is_empty()))
-        .collect();
-    match names.as_slice() {
-        [name] => Ok(Some((*name).to_string())),
-        _ => Err(invalid("run_as names exactly one of user_name or service_principal_name")),
-    }
-}
-
 fn flag(raw: &Value, field: &str) -> Result<bool> {
     match raw.get(field) {
         None | Some(Value::Null) => Ok(false),
@@ -99,7 +86,7 @@ impl PipelineSettings {
             development: flag(raw, "development")?,
             continuous: flag(raw, "continuous")?,
             serverless: flag(raw, "serverless")?,
-            run_as: run_as(raw)?,
+            run_as: tarn_core::run_as::named(raw).map_err(invalid)?.map(str::to_string),
             raw: raw.clone(),
         })
     }

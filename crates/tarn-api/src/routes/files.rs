@@ -19,7 +19,6 @@ use axum::routing::{post, put};
 use axum::{Extension, Json, Router};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tarn_catalog::{Action, Kind};
 use tarn_core::{ApiError, ErrorCode};
 use tarn_files::{Entry, FilesError, Location, Overwrite};
 use tarn_store::User;
@@ -60,9 +59,8 @@ fn locate(s: &AppState, user: &User, path: &str, write: bool) -> ApiResult<Locat
     }
     let location = s.files.volumes().locate(&format!("/{path}")).map_err(fail)?;
     if !user.admin {
-        let volume: Vec<&str> = path.trim_start_matches('/').split('/').skip(1).take(3).collect();
-        let action = if write { Action::WriteVolume } else { Action::ReadVolume };
-        s.catalog.authorize(&s.catalog.principal(user)?, Kind::Volume, &volume.join("."), action)?;
+        let volume_file = format!("/{}", path.trim_start_matches('/'));
+        s.catalog.authorize_volume_file(&s.catalog.principal(user)?, &volume_file, write)?;
     }
     Ok(location)
 }

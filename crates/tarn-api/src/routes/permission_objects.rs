@@ -142,11 +142,8 @@ impl TaskSources {
         if user.admin || path.starts_with("dbfs:") {
             return Ok(());
         }
-        if let Some(rest) = path.strip_prefix("/Volumes/") {
-            let volume: Vec<&str> = rest.split('/').take(3).collect();
-            let principal = self.catalog.principal(user)?;
-            let action = tarn_catalog::Action::ReadVolume;
-            return Ok(self.catalog.authorize(&principal, tarn_catalog::Kind::Volume, &volume.join("."), action)?);
+        if path.starts_with("/Volumes/") {
+            return Ok(self.catalog.authorize_volume_file(&self.catalog.principal(user)?, path, false)?);
         }
         let rules = Permissions::new(self.store.clone());
         check_workspace(&rules, self.files.workspace(), user, path, WorkspaceAccess::Object("CAN_READ"))

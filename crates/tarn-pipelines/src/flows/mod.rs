@@ -156,7 +156,7 @@ impl FlowEnv {
         let Some(control) = self.access.as_deref() else { return Ok(()) };
         let access = match &flow.def.query {
             Some(Query::Sql(text)) => tarn_gateway::access::of_sql(text),
-            Some(Query::Relation(plan)) => tarn_gateway::access::of_relation(&relation::decode(plan)?),
+            Some(Query::Relation(plan)) => tarn_gateway::access::of_relation(&mut relation::decode(plan)?),
             None => return Ok(()),
         };
         let namespace = [self.namespace.0.clone(), self.namespace.1.clone()];

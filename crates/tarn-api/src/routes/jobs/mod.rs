@@ -69,10 +69,10 @@ fn job_json(job: &JobRow, full: bool) -> Value {
     })
 }
 
-/// The principal a job's settings name in `run_as`.
+/// The principal a job's settings name in `run_as` (one naming none or
+/// both is refused with the settings).
 fn run_as_name(settings: &Value) -> Option<&str> {
-    let run_as = settings.get("run_as")?;
-    ["user_name", "service_principal_name"].iter().find_map(|k| run_as.get(*k)?.as_str()).filter(|n| !n.is_empty())
+    tarn_core::run_as::named(settings).ok().flatten()
 }
 
 async fn create(
@@ -80,8 +80,9 @@ async fn create(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> ApiResult<Json<Value>> {
-    check_run_as(&s, &user, run_as_name(&Value::Object(body.clone())))?;
-    let job_id = s.jobs.create(&user.user_name, JobSettings::from_value(Value::Object(body))?)?;
+    let settings = JobSettings::from_value(Value::Object(body))?;
+    check_run_as(&s, &user, settings.run_as_name())?;
+    let job_id = s.jobs.create(&user.user_name, settings)?;
     Ok(Json(json!({"job_id": job_id})))
 }
 
@@ -147,8 +148,8 @@ async fn reset(
 ) -> ApiResult<Json<Value>> {
     let settings = b.new_settings.ok_or_else(|| ApiError::invalid_parameter("Missing required field: new_settings"))?;
     let id = job_id(b.job_id.as_ref())?;
-    check_run_as(&s, &user, run_as_name(&settings))?;
     let settings = JobSettings::from_value(settings)?;
+    check_run_as(&s, &user, settings.run_as_name())?;
     permissions(&s).check(&user, &job(&s, id)?, "CAN_MANAGE")?;
     s.jobs.reset(id, settings)?;
     Ok(Json(json!({})))
