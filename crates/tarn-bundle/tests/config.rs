@@ -432,3 +432,73 @@ fn find_root_searches_upward() {
     let found = tarn_bundle::config::find_root(&dir.path().join("src/deep"));
     assert_eq!(found.as_deref(), Some(dir.path()));
 }
+
+#[test]
+fn root_path_with_tilde_and_variables_naming_workspace_paths() {
+    let yml = "bundle:\n  name: demo\nvariables:\n  conf:\n    default: ${workspace.file_path}/conf.json\nworkspace:\n  root_path: ~/apps/${workspace.current_user.short_name}/${bundle.target}\nresources:\n  jobs:\n    j:\n      name: ${var.conf}\n";
+    let dir = write(&[("databricks.yml", yml)]);
+    let bundle = ok(dir.path(), None, &[]);
+    assert_eq!(bundle.root_path, format!("{HOME}/apps/alice/default"));
+    assert_eq!(job(&bundle, "j")["name"], json!(format!("{HOME}/apps/alice/default/files/conf.json")));
+    assert_eq!(bundle.config["workspace"]["current_user"]["userName"], json!("alice@example.com"));
+}
+
+#[test]
+fn local_wheels_are_translated_and_their_artifact_inferred() {
+    let yml = "bundle:\n  name: demo\nresources:\n  jobs:\n    j:\n      name: j\n      tasks:\n        - task_key: a\n          python_wheel_task:\n            package_name: demo\n            entry_point: main\n          libraries:\n            - whl: ./dist/*.whl\n            - pypi:\n                package: requests\n      environments:\n        - environment_key: default\n          spec:\n            dependencies:\n              - ./dist/demo-0.1-py3-none-any.whl\n              - pandas==2.2\n";
+    let dir = write(&[("databricks.yml", yml), ("pyproject.toml", "[project]\nname='demo'\n")]);
+    let bundle = ok(dir.path(), None, &[]);
+    let files = format!("{HOME}/.bundle/demo/default/files");
+    let j = job(&bundle, "j");
+    assert_eq!(j["tasks"][0]["libraries"][0]["whl"], json!(format!("{files}/dist/*.whl")));
+    let deps = &j["environments"][0]["spec"]["dependencies"];
+    assert_eq!(deps, &json!([format!("{files}/dist/demo-0.1-py3-none-any.whl"), "pandas==2.2"]));
+    let inferred = &bundle.artifacts["python_artifact"];
+    assert_eq!((inferred.kind.as_str(), inferred.files.clone()), ("whl", vec!["dist/*.whl".to_string()]));
+}
+
+#[test]
+fn an_include_matching_nothing_is_an_error() {
+    let dir = write(&[("databricks.yml", "bundle:\n  name: demo\ninclude:\n  - jobs/*.yml\n")]);
+    let text = show(&err(dir.path(), None, &[]));
+    assert!(
+        text.contains(
+            "jobs/*.yml defined in 'include' section does not match any files\n  at include\n  in databricks.yml:4:5"
+        ),
+        "{text}"
+    );
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("git").arg("-C").arg(dir).args(args).status().unwrap();
+    assert!(status.success(), "git {args:?}");
+}
+
+#[test]
+fn git_work_trees_sync_what_git_would_track_and_production_checks_the_branch() {
+    let yml = "bundle:\n  name: demo\ntargets:\n  prod:\n    mode: production\n    git:\n      branch: release\n    workspace:\n      root_path: /Workspace/Shared/demo\n";
+    let dir = write(&[
+        ("databricks.yml", yml),
+        (".gitignore", "out/\n"),
+        ("src/a.py", "print(1)\n"),
+        ("out/x.txt", "x"),
+        ("new.txt", "untracked but not ignored"),
+    ]);
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    git(dir.path(), &["add", "databricks.yml", ".gitignore", "src/a.py"]);
+    git(dir.path(), &["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"]);
+    let text = show(&err(dir.path(), None, &[]));
+    assert!(
+        text.contains("not on the right Git branch:\n  expected according to configuration: release\n  actual: main"),
+        "{text}"
+    );
+    assert!(text.contains("in databricks.yml:7:15"), "{text}");
+
+    std::fs::write(dir.path().join("databricks.yml"), yml.replace("release", "main")).unwrap();
+    let bundle = ok(dir.path(), None, &[]);
+    let files: Vec<String> = bundle.sync_files.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    assert_eq!(files, [".gitignore", "databricks.yml", "new.txt", "src/a.py"]);
+    assert_eq!(bundle.config["bundle"]["git"]["branch"], json!("main"));
+    assert_eq!(bundle.config["bundle"]["git"]["commit"].as_str().map(str::len), Some(40));
+    assert_eq!(bundle.warnings.len(), 1, "{}", show(&bundle.warnings));
+}

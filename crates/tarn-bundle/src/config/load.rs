@@ -66,7 +66,7 @@ pub fn load(
     let modes = mode::apply(&mut tree, &target, &context, &root, &mut warnings)?;
     paths::translate(&mut tree, &root, &context.workspace.file_path)?;
     let sync_files = sync::files(&root, &tree)?;
-    let artifacts = sync::artifacts(&root, &tree)?;
+    let artifacts = sync::artifacts(&root, &tree, &context.workspace.file_path)?;
     Ok(output::bundle(output::Parts {
         root,
         tree,
@@ -100,6 +100,11 @@ fn read_files(root: &Path, warnings: &mut Vec<Diagnostic>) -> Result<Node, Vec<D
                 continue;
             }
         };
+        if matches.is_empty() {
+            let summary = format!("{pattern} defined in 'include' section does not match any files");
+            errors.push(error(summary, Some(loc), "include"));
+            continue;
+        }
         for file in matches.into_iter().filter(|f| *f != main) {
             match read_one(root, &file, warnings) {
                 Ok(mut included) => {
