@@ -502,3 +502,17 @@ fn git_work_trees_sync_what_git_would_track_and_production_checks_the_branch() {
     assert_eq!(bundle.config["bundle"]["git"]["commit"].as_str().map(str::len), Some(40));
     assert_eq!(bundle.warnings.len(), 1, "{}", show(&bundle.warnings));
 }
+
+#[test]
+fn top_level_permissions_and_run_as_are_checked() {
+    let yml = "bundle:\n  name: demo\nrun_as:\n  user_name: a@example.com\n  service_principal_name: sp\npermissions:\n  - level: CAN_EAT\n    user_name: bob@example.com\n";
+    let dir = write(&[("databricks.yml", yml)]);
+    let text = show(&err(dir.path(), None, &[]));
+    assert!(text.contains("permission level \"CAN_EAT\" is not one of CAN_MANAGE, CAN_VIEW, CAN_RUN\n  at permissions[0].level\n  in databricks.yml:7:5"), "{text}");
+    assert!(
+        text.contains(
+            "run_as names exactly one of user_name, service_principal_name\n  at run_as\n  in databricks.yml:4:3"
+        ),
+        "{text}"
+    );
+}

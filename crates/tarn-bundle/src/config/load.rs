@@ -59,6 +59,7 @@ pub fn load(
     let tree = read_files(&root, &mut warnings)?;
     let (mut tree, target) = targets::apply(tree, options.target.as_deref())?;
     resources::check_types(&tree)?;
+    resources::check_principals(&tree)?;
     let vars = variables::resolve(&tree, &target, options, lookup)?;
     let context = interpolate::Context::new(&mut tree, &target, vars, user)?;
     interpolate::tree(&mut tree, &context)?;

@@ -71,6 +71,33 @@ pub fn check_types(tree: &Node) -> Result<(), Vec<Diagnostic>> {
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
+/// The top-level `permissions` (levels `CAN_MANAGE`, `CAN_VIEW`,
+/// `CAN_RUN`, each for one principal) and `run_as` (one principal).
+pub fn check_principals(tree: &Node) -> Result<(), Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    for (i, entry) in tree.get("permissions").map(Node::items).unwrap_or_default().iter().enumerate() {
+        let path = format!("permissions[{i}]");
+        let level = entry.get("level").and_then(Node::as_str).unwrap_or_default();
+        if !["CAN_MANAGE", "CAN_VIEW", "CAN_RUN"].contains(&level) {
+            let summary = format!("permission level {level:?} is not one of CAN_MANAGE, CAN_VIEW, CAN_RUN");
+            errors.push(error(summary, Some(entry.loc.clone()), &format!("{path}.level")));
+        }
+        if principals(entry) != 1 {
+            let summary = "a permission names exactly one of user_name, group_name, service_principal_name";
+            errors.push(error(summary, Some(entry.loc.clone()), &path));
+        }
+    }
+    if let Some(run_as) = tree.get("run_as").filter(|r| principals(r) != 1) {
+        let summary = "run_as names exactly one of user_name, service_principal_name";
+        errors.push(error(summary, Some(run_as.loc.clone()), "run_as"));
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+fn principals(entry: &Node) -> usize {
+    ["user_name", "group_name", "service_principal_name"].iter().filter(|k| entry.get(k).is_some()).count()
+}
+
 /// Permission levels of the top-level `permissions:` as each resource
 /// type names them; a level a type lacks is not applied to it.
 fn level_for(kind: &str, level: &str) -> Option<&'static str> {
