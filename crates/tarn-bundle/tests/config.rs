@@ -516,3 +516,14 @@ fn top_level_permissions_and_run_as_are_checked() {
         "{text}"
     );
 }
+
+#[test]
+fn numbers_where_the_api_takes_strings_become_strings() {
+    let yml = "bundle:\n  name: demo\nresources:\n  jobs:\n    j:\n      name: j\n      max_concurrent_runs: 2\n      tags:\n        cost_center: 1234\n      parameters:\n        - name: n\n          default: 5\n      environments:\n        - environment_key: e\n          spec:\n            client: 1\n";
+    let dir = write(&[("databricks.yml", yml)]);
+    let j = job(&ok(dir.path(), None, &[]), "j");
+    assert_eq!(j["max_concurrent_runs"], json!(2));
+    assert_eq!(j["tags"], json!({"cost_center": "1234"}));
+    assert_eq!(j["parameters"], json!([{"name": "n", "default": "5"}]));
+    assert_eq!(j["environments"][0]["spec"]["client"], json!("1"));
+}

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::yaml::{self, Node, error};
 use super::{
-    Bundle, CurrentUser, Diagnostic, LoadOptions, Lookup, Severity, interpolate, merge, mode, output, paths, resources,
-    sync, targets, variables,
+    Bundle, CurrentUser, Diagnostic, LoadOptions, Lookup, Severity, interpolate, merge, mode, normalize, output, paths,
+    resources, sync, targets, variables,
 };
 
 const FILE_NAMES: [&str; 2] = ["databricks.yml", "databricks.yaml"];
@@ -63,6 +63,7 @@ pub fn load(
     let vars = variables::resolve(&tree, &target, options, lookup)?;
     let context = interpolate::Context::new(&mut tree, &target, vars, user)?;
     interpolate::tree(&mut tree, &context)?;
+    normalize::resources(&mut tree);
     resources::apply_run_as_and_permissions(&mut tree);
     let modes = mode::apply(&mut tree, &target, &context, &root, &mut warnings)?;
     paths::translate(&mut tree, &root, &context.workspace.file_path)?;

@@ -12,6 +12,7 @@ mod interpolate;
 mod load;
 mod merge;
 mod mode;
+mod normalize;
 mod output;
 mod paths;
 mod resources;
