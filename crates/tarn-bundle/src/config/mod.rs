@@ -83,7 +83,10 @@ pub trait Lookup {
 /// One resource of the bundle: its API settings (variables interpolated,
 /// presets and mode applied, local paths turned into workspace paths;
 /// `${resources.<type>.<key>.<field>}` references left for the deployer)
-/// and where it was declared.
+/// and where it was declared. Its `permissions` are Permissions API ACL
+/// items (`permission_level` and one principal), the top-level ones
+/// already appended; `grants` stay as written; jobs and pipelines carry
+/// the bundle's `run_as` unless they set their own.
 #[derive(Debug, Clone)]
 pub struct Resource {
     pub value: Value,

@@ -108,6 +108,7 @@ fn level_for(kind: &str, level: &str) -> Option<&'static str> {
         ("jobs", "CAN_RUN") => Some("CAN_MANAGE_RUN"),
         ("pipelines", "CAN_RUN") => Some("CAN_RUN"),
         ("model_serving_endpoints", "CAN_RUN") => Some("CAN_QUERY"),
+        ("clusters", "CAN_RUN") => Some("CAN_RESTART"),
         _ => None,
     }
 }
@@ -123,7 +124,7 @@ pub fn acl_item(entry: &Node) -> Node {
 
 /// `run_as` onto jobs and pipelines that set none; the top-level
 /// `permissions` appended to every job's, pipeline's, experiment's,
-/// model's and serving endpoint's.
+/// model's, serving endpoint's and cluster's.
 pub fn apply_run_as_and_permissions(tree: &mut Node) {
     let run_as = tree.get("run_as").filter(|r| r.is_map()).cloned();
     let top: Vec<Node> = tree.get("permissions").map(|p| p.items().to_vec()).unwrap_or_default();
@@ -140,7 +141,10 @@ pub fn apply_run_as_and_permissions(tree: &mut Node) {
                     *entry = acl_item(entry);
                 }
             }
-            if !matches!(kind.as_str(), "jobs" | "pipelines" | "experiments" | "models" | "model_serving_endpoints") {
+            if !matches!(
+                kind.as_str(),
+                "jobs" | "pipelines" | "experiments" | "models" | "model_serving_endpoints" | "clusters"
+            ) {
                 continue;
             }
             let extra: Vec<Node> = top.iter().filter_map(|entry| mapped(kind, entry)).collect();
