@@ -527,3 +527,13 @@ fn numbers_where_the_api_takes_strings_become_strings() {
     assert_eq!(j["parameters"], json!([{"name": "n", "default": "5"}]));
     assert_eq!(j["environments"][0]["spec"]["client"], json!("1"));
 }
+
+#[test]
+fn the_bundle_name_may_come_from_a_variable() {
+    let yml = "bundle:\n  name: ${var.project}-${bundle.target}\nvariables:\n  project:\n    default: sales\ntargets:\n  qa: {}\n";
+    let dir = write(&[("databricks.yml", yml)]);
+    let bundle = ok(dir.path(), None, &[]);
+    assert_eq!(bundle.name, "sales-qa");
+    assert_eq!(bundle.root_path, format!("{HOME}/.bundle/sales-qa/qa"));
+    assert_eq!(bundle.config["bundle"]["name"], json!("sales-qa"));
+}

@@ -82,10 +82,28 @@ impl Context {
         // Variables may name workspace paths, and the paths variables:
         // settle what resolves, then the paths, then everything.
         let _ = context.settle(&mut vars);
+        context.settle_bundle(tree)?;
         context.workspace_paths(tree)?;
         context.settle(&mut vars)?;
         context.vars = vars;
         Ok(context)
+    }
+
+    /// `bundle:` may use variables (`name: ${var.project}`); resolved
+    /// before the paths that name it.
+    fn settle_bundle(&mut self, tree: &mut Node) -> Result<(), Vec<Diagnostic>> {
+        let Some(mut bundle) = self.scope.get("bundle").cloned() else { return Ok(()) };
+        let mut errors = Vec::new();
+        self.node(&mut bundle, "bundle", &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        if let Some(name) = bundle.get("name").and_then(Node::scalar_text) {
+            self.name = name;
+        }
+        tree.set("bundle", bundle.clone());
+        self.scope.set("bundle", bundle);
+        Ok(())
     }
 
     /// Resolves variables that reference variables, a round at a time.
