@@ -537,3 +537,47 @@ fn the_bundle_name_may_come_from_a_variable() {
     assert_eq!(bundle.root_path, format!("{HOME}/.bundle/sales-qa/qa"));
     assert_eq!(bundle.config["bundle"]["name"], json!("sales-qa"));
 }
+
+/// A bundle shaped like the CLI's `default-python` template.
+#[test]
+fn a_template_shaped_bundle_loads_for_dev_and_prod() {
+    let main = "bundle:\n  name: my_project\n  uuid: 1234\ninclude:\n  - resources/*.yml\n  - resources/*/*.yml\nvariables:\n  catalog:\n    description: The catalog to use\n  schema:\n    description: The schema to use\nartifacts:\n  python_artifact:\n    type: whl\n    build: uv build --wheel\ntargets:\n  dev:\n    mode: development\n    default: true\n    workspace:\n      host: http://127.0.0.1:8080\n    variables:\n      catalog: main\n      schema: ${workspace.current_user.short_name}\n  prod:\n    mode: production\n    workspace:\n      host: http://127.0.0.1:8080\n      root_path: /Workspace/Users/alice@example.com/.bundle/${bundle.name}/${bundle.target}\n    variables:\n      catalog: main\n      schema: prod\n    permissions:\n      - user_name: alice@example.com\n        level: CAN_MANAGE\n";
+    let job = "resources:\n  jobs:\n    my_project_job:\n      name: my_project_job\n      trigger:\n        periodic:\n          interval: 1\n          unit: DAYS\n      email_notifications:\n        on_failure:\n          - ${workspace.current_user.userName}\n      parameters:\n        - name: catalog\n          default: ${var.catalog}\n        - name: schema\n          default: ${var.schema}\n      tasks:\n        - task_key: notebook_task\n          notebook_task:\n            notebook_path: ../src/notebook.ipynb\n        - task_key: refresh_pipeline\n          depends_on:\n            - task_key: notebook_task\n          pipeline_task:\n            pipeline_id: ${resources.pipelines.my_project_etl.id}\n        - task_key: main_task\n          depends_on:\n            - task_key: refresh_pipeline\n          environment_key: default\n          python_wheel_task:\n            package_name: my_project\n            entry_point: main\n      environments:\n        - environment_key: default\n          spec:\n            client: \"2\"\n            dependencies:\n              - ../dist/*.whl\n";
+    let pipeline = "resources:\n  pipelines:\n    my_project_etl:\n      name: my_project_etl\n      catalog: ${var.catalog}\n      schema: ${var.schema}\n      serverless: true\n      root_path: \"../../src/my_project_etl\"\n      libraries:\n        - glob:\n            include: ../../src/my_project_etl/transformations/**\n";
+    let dir = write(&[
+        ("databricks.yml", main),
+        ("resources/my_project.job.yml", job),
+        ("resources/my_project_etl/my_project_etl.pipeline.yml", pipeline),
+        ("src/notebook.ipynb", "{\"cells\": []}"),
+        ("src/my_project_etl/transformations/t.py", "import dlt\n"),
+        ("pyproject.toml", "[project]\nname = 'my_project'\n"),
+    ]);
+    let dev = ok(dir.path(), None, &[]);
+    let files = format!("{HOME}/.bundle/my_project/dev/files");
+    let j = job_value(&dev);
+    assert_eq!(j["name"], json!("[dev alice] my_project_job"));
+    assert_eq!(j["trigger"]["pause_status"], json!("PAUSED"));
+    assert_eq!(j["email_notifications"]["on_failure"], json!(["alice@example.com"]));
+    assert_eq!(j["parameters"][1], json!({"name": "schema", "default": "alice"}));
+    assert_eq!(j["tasks"][0]["notebook_task"]["notebook_path"], json!(format!("{files}/src/notebook")));
+    assert_eq!(j["tasks"][1]["pipeline_task"]["pipeline_id"], json!("${resources.pipelines.my_project_etl.id}"));
+    assert_eq!(j["environments"][0]["spec"]["dependencies"], json!([format!("{files}/dist/*.whl")]));
+    let p = resource(&dev, "pipelines", "my_project_etl");
+    assert_eq!(p["root_path"], json!(format!("{files}/src/my_project_etl")));
+    assert_eq!(p["libraries"][0]["glob"]["include"], json!(format!("{files}/src/my_project_etl/transformations/**")));
+    assert_eq!((p["development"].clone(), p["schema"].clone()), (json!(true), json!("alice")));
+    assert_eq!(dev.artifacts["python_artifact"].files, ["dist/*.whl"]);
+    assert_eq!(dev.config["workspace"]["host"], json!("http://127.0.0.1:8080"));
+
+    let prod = ok(dir.path(), Some("prod"), &[]);
+    let j = job_value(&prod);
+    assert_eq!(j["name"], json!("my_project_job"));
+    assert_eq!(j["trigger"]["pause_status"], Value::Null);
+    assert_eq!(j["permissions"], json!([{"user_name": "alice@example.com", "permission_level": "CAN_MANAGE"}]));
+    assert!(prod.lock_enabled);
+    assert!(prod.warnings.is_empty(), "{}", show(&prod.warnings));
+}
+
+fn job_value(bundle: &Bundle) -> Value {
+    job(bundle, "my_project_job")
+}
