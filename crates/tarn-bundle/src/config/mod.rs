@@ -147,7 +147,8 @@ impl fmt::Display for Diagnostic {
         if !self.path.is_empty() {
             write!(f, "\n  at {}", self.path)?;
         }
-        if let Some(loc) = &self.location {
+        // Line 0 marks a value from outside the files (`--var`, the environment).
+        if let Some(loc) = self.location.as_ref().filter(|l| l.line > 0) {
             write!(f, "\n  in {}:{}:{}", loc.file.display(), loc.line, loc.column)?;
         }
         Ok(())
