@@ -148,15 +148,15 @@ fn a_resource_defined_in_two_files_is_an_error_naming_both() {
 fn variables_precedence_default_target_env_cli() {
     let dir = write(&[(
         "databricks.yml",
-        "bundle:\n  name: demo\nvariables:\n  a:\n    default: from-default\n  b:\n    default: from-default\n  c:\n    default: from-default\n  d:\n    default: from-default\n  e:\n    description: no default\nresources:\n  jobs:\n    j:\n      name: ${var.a}-${var.b}-${var.c}-${var.d}-${var.e}\ntargets:\n  dev:\n    variables:\n      b: from-target\n      c: from-target\n      d: from-target\n      e: from-target\n",
+        "bundle:\n  name: demo\nvariables:\n  a:\n    default: from-default\n  b:\n    default: from-default\n  pc:\n    default: from-default\n  pd:\n    default: from-default\n  e:\n    description: no default\nresources:\n  jobs:\n    j:\n      name: ${var.a}-${var.b}-${var.pc}-${var.pd}-${var.e}\ntargets:\n  dev:\n    variables:\n      b: from-target\n      pc: from-target\n      pd: from-target\n      e: from-target\n",
     )]);
     // SAFETY: std's own lock orders environment reads and writes, and no
     // other test reads this variable.
     unsafe {
-        std::env::set_var("BUNDLE_VAR_c", "from-env");
-        std::env::set_var("BUNDLE_VAR_d", "from-env");
+        std::env::set_var("BUNDLE_VAR_pc", "from-env");
+        std::env::set_var("BUNDLE_VAR_pd", "from-env");
     }
-    let bundle = ok(dir.path(), None, &[("d", "from-cli")]);
+    let bundle = ok(dir.path(), None, &[("pd", "from-cli")]);
     assert_eq!(job(&bundle, "j")["name"], json!("from-default-from-target-from-env-from-cli-from-target"));
     assert_eq!(bundle.config["variables"]["a"]["value"], json!("from-default"));
     assert_eq!(bundle.config["variables"]["e"]["description"], json!("no default"));
