@@ -3,9 +3,33 @@
 //! [`Bundle`] the deployer can carry out without reading YAML again.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 
 use serde_json::Value;
+
+mod interpolate;
+mod load;
+mod merge;
+mod mode;
+mod normalize;
+mod output;
+mod paths;
+mod resources;
+mod sync;
+mod targets;
+mod variables;
+mod yaml;
+
+pub use load::{find_root, load};
+
+/// What `tarn bundle <verb>` passes on: `-t/--target` and `--var name=value`
+/// (`BUNDLE_VAR_<name>` environment variables are read by [`load`] itself).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub target: Option<String>,
+    pub vars: Vec<(String, String)>,
+}
 
 /// Where a value came from: the file (relative to the bundle root), line
 /// and column (1-based).
@@ -59,7 +83,10 @@ pub trait Lookup {
 /// One resource of the bundle: its API settings (variables interpolated,
 /// presets and mode applied, local paths turned into workspace paths;
 /// `${resources.<type>.<key>.<field>}` references left for the deployer)
-/// and where it was declared.
+/// and where it was declared. Its `permissions` are Permissions API ACL
+/// items (`permission_level` and one principal), the top-level ones
+/// already appended; `grants` stay as written; jobs and pipelines carry
+/// the bundle's `run_as` unless they set their own.
 #[derive(Debug, Clone)]
 pub struct Resource {
     pub value: Value,
@@ -104,4 +131,32 @@ pub struct Bundle {
     pub config: Value,
     /// Warnings found while loading (errors stop loading).
     pub warnings: Vec<Diagnostic>,
+    /// Whether deploys take the workspace lock: off in development mode
+    /// unless `bundle.deployment.lock.enabled: true`, on otherwise.
+    pub lock_enabled: bool,
+}
+
+/// Printed as the databricks CLI prints its diagnostics.
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "Error",
+            Severity::Warning => "Warning",
+        };
+        write!(f, "{level}: {}", self.summary)?;
+        if !self.path.is_empty() {
+            write!(f, "\n  at {}", self.path)?;
+        }
+        // Line 0 marks a value from outside the files (`--var`, the environment).
+        if let Some(loc) = self.location.as_ref().filter(|l| l.line > 0) {
+            write!(f, "\n  in {}:{}:{}", loc.file.display(), loc.line, loc.column)?;
+        }
+        Ok(())
+    }
+}
+
+impl Diagnostic {
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
 }
