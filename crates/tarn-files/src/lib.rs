@@ -28,7 +28,8 @@ pub use staged::{Overwrite, Staged};
 pub use tree::{Entry, Location};
 pub use volumes::Volumes;
 pub use workspace::{
-    Cell, Export, Format, Import, Language, MAX_IMPORT, Notebook, ObjectInfo, ObjectType, Workspace, file_cells,
+    Cell, Export, Format, Import, Language, MAX_FILE_IMPORT, MAX_IMPORT, Notebook, ObjectInfo, ObjectType, Workspace,
+    file_cells,
 };
 
 /// The size limits the APIs enforce.

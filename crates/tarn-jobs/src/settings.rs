@@ -257,6 +257,8 @@ impl JobSettings {
         if !settings.is_object() {
             return Err(invalid("Job settings must be a JSON object"));
         }
+        tarn_core::deployment::check(&settings, tarn_core::deployment::JOB_KINDS)
+            .map_err(|e| invalid(format!("Invalid job settings: {e}")))?;
         let mut parsed: JobSettings = parse(&settings, "job settings")?;
         let tasks = match settings.get("tasks") {
             None | Some(Value::Null) => &[][..],

@@ -64,6 +64,7 @@ impl PipelineSettings {
         if !raw.is_object() {
             return Err(invalid("Pipeline settings must be a JSON object"));
         }
+        tarn_core::deployment::check(raw, tarn_core::deployment::PIPELINE_KINDS).map_err(invalid)?;
         let name = text(raw, "name")?.map(str::trim).filter(|n| !n.is_empty());
         let name = name.ok_or_else(|| invalid("A pipeline needs a name"))?.to_string();
         let schema = match (text(raw, "schema")?, text(raw, "target")?) {

@@ -2,13 +2,17 @@
 //! directories, as `w.workspace` uses it. `import` takes JSON with base64
 //! `content` (`import_`) or a multipart form (`upload`); `export` answers
 //! base64 JSON, or the raw bytes with `direct_download=true` (`download`).
+//! `workspace-files/import-file/{path}` takes a file's raw bytes, as the
+//! databricks CLI uploads a bundle's files (a `.py` with the notebook
+//! header becomes a notebook without its extension).
 //! Every call makes sure the caller's home, `/Users/<user>`, exists.
 //! Reading needs CAN_READ on the object, writing CAN_EDIT on the object
 //! overwritten or on the directory written into, deleting CAN_MANAGE;
 //! levels on a directory reach what is under it (`permission_objects`).
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as AxumPath, State};
 use axum::http::HeaderValue;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +31,8 @@ use crate::{AppState, Caller};
 
 /// An import carries up to 10 MB, base64 in JSON.
 const BODY_LIMIT: usize = 16 << 20;
+/// A file uploaded raw (a bundle's wheel, say) carries up to `MAX_FILE_IMPORT`.
+const FILE_BODY_LIMIT: usize = tarn_files::MAX_FILE_IMPORT + (1 << 20);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -37,6 +43,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/2.0/workspace/mkdirs", post(mkdirs))
         .route("/api/2.0/workspace/delete", post(delete))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .route(
+            "/api/2.0/workspace-files/import-file/{*path}",
+            post(import_file).layer(DefaultBodyLimit::max(FILE_BODY_LIMIT)),
+        )
 }
 
 fn fail(e: FilesError) -> ApiFailure {
@@ -104,6 +114,30 @@ async fn import(
         format: format(body.text("format").as_deref(), Format::Source)?,
         language,
         overwrite: body.flag("overwrite"),
+        creator: caller.0.user_name.clone(),
+    };
+    let workspace = workspace(&s, &caller)?;
+    require_workspace(&s, &caller.0, &request.path, WorkspaceAccess::Write("CAN_EDIT"))?;
+    workspace.import(request).map_err(fail)?;
+    Ok(Json(json!({})))
+}
+
+/// `import-file/{path}?overwrite=`: the body is the file. An existing object
+/// without `overwrite` is 409 RESOURCE_ALREADY_EXISTS and a missing parent
+/// 404, which the CLI answers with `mkdirs` and a retry.
+async fn import_file(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    AxumPath(path): AxumPath<String>,
+    query: QueryPairs,
+    content: Bytes,
+) -> ApiResult<Json<Value>> {
+    let request = Import {
+        path: format!("/{}", path.trim_start_matches('/')),
+        content: content.to_vec(),
+        format: Format::Auto,
+        language: None,
+        overwrite: query.flag_or("overwrite", false),
         creator: caller.0.user_name.clone(),
     };
     let workspace = workspace(&s, &caller)?;

@@ -26,6 +26,8 @@ pub use notebook::{Cell, file_cells};
 
 /// The most an import may carry (Databricks: 10 MB).
 pub const MAX_IMPORT: usize = 10 << 20;
+/// The most bytes a workspace file (not a notebook) may hold.
+pub const MAX_FILE_IMPORT: usize = 256 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectType {
@@ -365,15 +367,19 @@ impl Workspace {
 
     /// Imports a notebook or file; returns what was stored.
     pub fn import(&self, req: Import) -> Result<ObjectInfo> {
-        if req.content.len() > MAX_IMPORT {
+        if req.content.len() > MAX_FILE_IMPORT {
             let size = req.content.len() as u64;
-            return Err(FilesError::TooLarge { limit: Limit::Import, size, max: MAX_IMPORT as u64 });
+            return Err(FilesError::TooLarge { limit: Limit::Import, size, max: MAX_FILE_IMPORT as u64 });
         }
         let given = canonical(&req.path)?;
         if given == "/" {
             return Err(FilesError::InvalidPath { path: req.path, reason: "it names no object" });
         }
+        let size = req.content.len();
         let (path, imported) = notebook::classify(&given, req.content, req.format, req.language)?;
+        if size > MAX_IMPORT && matches!(imported, Imported::Notebook { .. }) {
+            return Err(FilesError::TooLarge { limit: Limit::Import, size: size as u64, max: MAX_IMPORT as u64 });
+        }
         let _guard = self.lock();
         let parent = parent_of(&path);
         match self.row(parent)? {
