@@ -3,9 +3,32 @@
 //! [`Bundle`] the deployer can carry out without reading YAML again.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 
 use serde_json::Value;
+
+mod interpolate;
+mod load;
+mod merge;
+mod mode;
+mod output;
+mod paths;
+mod resources;
+mod sync;
+mod targets;
+mod variables;
+mod yaml;
+
+pub use load::{find_root, load};
+
+/// What `tarn bundle <verb>` passes on: `-t/--target` and `--var name=value`
+/// (`BUNDLE_VAR_<name>` environment variables are read by [`load`] itself).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub target: Option<String>,
+    pub vars: Vec<(String, String)>,
+}
 
 /// Where a value came from: the file (relative to the bundle root), line
 /// and column (1-based).
@@ -104,4 +127,31 @@ pub struct Bundle {
     pub config: Value,
     /// Warnings found while loading (errors stop loading).
     pub warnings: Vec<Diagnostic>,
+    /// Whether deploys take the workspace lock: off in development mode
+    /// unless `bundle.deployment.lock.enabled: true`, on otherwise.
+    pub lock_enabled: bool,
+}
+
+/// Printed as the databricks CLI prints its diagnostics.
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "Error",
+            Severity::Warning => "Warning",
+        };
+        write!(f, "{level}: {}", self.summary)?;
+        if !self.path.is_empty() {
+            write!(f, "\n  at {}", self.path)?;
+        }
+        if let Some(loc) = &self.location {
+            write!(f, "\n  in {}:{}:{}", loc.file.display(), loc.line, loc.column)?;
+        }
+        Ok(())
+    }
+}
+
+impl Diagnostic {
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
 }
