@@ -148,32 +148,33 @@ pub async fn upload_artifacts(
 }
 
 /// Points local wheel references (`libraries[].whl`, an environment's
-/// `dependencies`) at the uploaded copies, matched by file name.
-pub fn rewrite_wheels(value: &mut Value, uploaded: &[String]) {
+/// `dependencies`; the loader has turned them into paths under
+/// `file_path`) at the uploaded copies, matched by file name.
+pub fn rewrite_wheels(value: &mut Value, file_path: &str, uploaded: &[String]) {
     match value {
         Value::Object(map) => {
             for (key, v) in map.iter_mut() {
                 match (key.as_str(), v) {
-                    ("whl", Value::String(s)) => replace_wheel(s, uploaded),
+                    ("whl", Value::String(s)) => replace_wheel(s, file_path, uploaded),
                     ("dependencies", Value::Array(items)) => {
                         for item in items.iter_mut() {
                             if let Value::String(s) = item {
-                                replace_wheel(s, uploaded);
+                                replace_wheel(s, file_path, uploaded);
                             }
                         }
                     }
-                    (_, v) => rewrite_wheels(v, uploaded),
+                    (_, v) => rewrite_wheels(v, file_path, uploaded),
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| rewrite_wheels(v, uploaded)),
+        Value::Array(items) => items.iter_mut().for_each(|v| rewrite_wheels(v, file_path, uploaded)),
         _ => {}
     }
 }
 
-fn replace_wheel(reference: &mut String, uploaded: &[String]) {
-    let local =
-        !reference.starts_with("/Workspace") && !reference.starts_with("/Volumes") && !reference.contains("://");
+fn replace_wheel(reference: &mut String, file_path: &str, uploaded: &[String]) {
+    let remote = reference.starts_with("/Workspace") || reference.starts_with("/Volumes") || reference.contains("://");
+    let local = reference.starts_with(&format!("{file_path}/")) || !remote;
     if !local || !reference.ends_with(".whl") {
         return;
     }

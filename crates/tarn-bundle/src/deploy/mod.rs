@@ -22,7 +22,7 @@ pub use lookup::ApiLookup;
 pub use state::{Entry, Resources};
 
 use crate::Bundle;
-use crate::config::{CurrentUser, Mode};
+use crate::config::CurrentUser;
 use lock::Lock;
 use refs::Key;
 use resources::Deployment;
@@ -104,15 +104,6 @@ pub fn short_name(user_name: &str) -> String {
     local.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
-/// Whether deploys take the lock: `bundle.deployment.lock.enabled`, else
-/// on except in development mode.
-fn lock_enabled(bundle: &Bundle) -> bool {
-    match bundle.config.pointer("/bundle/deployment/lock/enabled").and_then(Value::as_bool) {
-        Some(enabled) => enabled,
-        None => bundle.mode != Some(Mode::Development),
-    }
-}
-
 /// What must hold before anything is written: every resource type is one
 /// tarn deploys, references name resources of the bundle, files read.
 fn check(bundle: &Bundle) -> Result<Vec<Key>, DeployError> {
@@ -140,7 +131,7 @@ pub async fn deploy(
     let order = check(bundle)?;
     let sync_set = files::read_sync_set(bundle)?;
     let built = files::build(bundle)?;
-    let lock = match lock_enabled(bundle) {
+    let lock = match bundle.lock_enabled {
         true => Some(Lock::acquire(client, &bundle.state_path, &user.user_name, options.force_lock).await?),
         false => None,
     };
@@ -217,7 +208,7 @@ impl Deploy<'_> {
         let deployed: BTreeMap<Key, (String, Value)> =
             next.entries.iter().map(|(k, e)| (k.clone(), (e.id.clone(), e.settings.clone()))).collect();
         let mut value = refs::resolve(&resource.value, &deployed).map_err(DeployError::Invalid)?;
-        files::rewrite_wheels(&mut value, wheels);
+        files::rewrite_wheels(&mut value, &self.bundle.file_path, wheels);
         Ok(value)
     }
 
@@ -341,7 +332,7 @@ pub async fn destroy(
     user: &CurrentUser,
     options: &DeployOptions,
 ) -> Result<Vec<Change>, DeployError> {
-    let lock = match lock_enabled(bundle) {
+    let lock = match bundle.lock_enabled {
         true => Some(Lock::acquire(client, &bundle.state_path, &user.user_name, options.force_lock).await?),
         false => None,
     };
