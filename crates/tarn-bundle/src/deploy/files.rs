@@ -60,7 +60,8 @@ pub async fn sync(
     let uploaded = files.len();
     let now: Vec<SyncedFile> = files.iter().map(|(f, _)| f.clone()).collect();
     for (file, bytes) in files {
-        let path = remote(file_path, &file);
+        // Sent with its extension: the workspace strips a notebook's.
+        let path = format!("{file_path}/{}", file.local_path);
         write_file(client, &path, bytes, true).await.map_err(DeployError::api(&format!("uploading {path}")))?;
     }
     let mut deleted = 0;
