@@ -148,15 +148,15 @@ fn a_resource_defined_in_two_files_is_an_error_naming_both() {
 fn variables_precedence_default_target_env_cli() {
     let dir = write(&[(
         "databricks.yml",
-        "bundle:\n  name: demo\nvariables:\n  a:\n    default: from-default\n  b:\n    default: from-default\n  c:\n    default: from-default\n  d:\n    default: from-default\n  e:\n    description: no default\nresources:\n  jobs:\n    j:\n      name: ${var.a}-${var.b}-${var.c}-${var.d}-${var.e}\ntargets:\n  dev:\n    variables:\n      b: from-target\n      c: from-target\n      d: from-target\n      e: from-target\n",
+        "bundle:\n  name: demo\nvariables:\n  a:\n    default: from-default\n  b:\n    default: from-default\n  pc:\n    default: from-default\n  pd:\n    default: from-default\n  e:\n    description: no default\nresources:\n  jobs:\n    j:\n      name: ${var.a}-${var.b}-${var.pc}-${var.pd}-${var.e}\ntargets:\n  dev:\n    variables:\n      b: from-target\n      pc: from-target\n      pd: from-target\n      e: from-target\n",
     )]);
     // SAFETY: std's own lock orders environment reads and writes, and no
     // other test reads this variable.
     unsafe {
-        std::env::set_var("BUNDLE_VAR_c", "from-env");
-        std::env::set_var("BUNDLE_VAR_d", "from-env");
+        std::env::set_var("BUNDLE_VAR_pc", "from-env");
+        std::env::set_var("BUNDLE_VAR_pd", "from-env");
     }
-    let bundle = ok(dir.path(), None, &[("d", "from-cli")]);
+    let bundle = ok(dir.path(), None, &[("pd", "from-cli")]);
     assert_eq!(job(&bundle, "j")["name"], json!("from-default-from-target-from-env-from-cli-from-target"));
     assert_eq!(bundle.config["variables"]["a"]["value"], json!("from-default"));
     assert_eq!(bundle.config["variables"]["e"]["description"], json!("no default"));
@@ -431,4 +431,153 @@ fn find_root_searches_upward() {
     let dir = write(&[("databricks.yml", "bundle:\n  name: demo\n"), ("src/deep/x.py", "")]);
     let found = tarn_bundle::config::find_root(&dir.path().join("src/deep"));
     assert_eq!(found.as_deref(), Some(dir.path()));
+}
+
+#[test]
+fn root_path_with_tilde_and_variables_naming_workspace_paths() {
+    let yml = "bundle:\n  name: demo\nvariables:\n  conf:\n    default: ${workspace.file_path}/conf.json\nworkspace:\n  root_path: ~/apps/${workspace.current_user.short_name}/${bundle.target}\nresources:\n  jobs:\n    j:\n      name: ${var.conf}\n";
+    let dir = write(&[("databricks.yml", yml)]);
+    let bundle = ok(dir.path(), None, &[]);
+    assert_eq!(bundle.root_path, format!("{HOME}/apps/alice/default"));
+    assert_eq!(job(&bundle, "j")["name"], json!(format!("{HOME}/apps/alice/default/files/conf.json")));
+    assert_eq!(bundle.config["workspace"]["current_user"]["userName"], json!("alice@example.com"));
+}
+
+#[test]
+fn local_wheels_are_translated_and_their_artifact_inferred() {
+    let yml = "bundle:\n  name: demo\nresources:\n  jobs:\n    j:\n      name: j\n      tasks:\n        - task_key: a\n          python_wheel_task:\n            package_name: demo\n            entry_point: main\n          libraries:\n            - whl: ./dist/*.whl\n            - pypi:\n                package: requests\n      environments:\n        - environment_key: default\n          spec:\n            dependencies:\n              - ./dist/demo-0.1-py3-none-any.whl\n              - pandas==2.2\n";
+    let dir = write(&[("databricks.yml", yml), ("pyproject.toml", "[project]\nname='demo'\n")]);
+    let bundle = ok(dir.path(), None, &[]);
+    let files = format!("{HOME}/.bundle/demo/default/files");
+    let j = job(&bundle, "j");
+    assert_eq!(j["tasks"][0]["libraries"][0]["whl"], json!(format!("{files}/dist/*.whl")));
+    let deps = &j["environments"][0]["spec"]["dependencies"];
+    assert_eq!(deps, &json!([format!("{files}/dist/demo-0.1-py3-none-any.whl"), "pandas==2.2"]));
+    let inferred = &bundle.artifacts["python_artifact"];
+    assert_eq!((inferred.kind.as_str(), inferred.files.clone()), ("whl", vec!["dist/*.whl".to_string()]));
+}
+
+#[test]
+fn an_include_matching_nothing_is_an_error() {
+    let dir = write(&[("databricks.yml", "bundle:\n  name: demo\ninclude:\n  - jobs/*.yml\n")]);
+    let text = show(&err(dir.path(), None, &[]));
+    assert!(
+        text.contains(
+            "jobs/*.yml defined in 'include' section does not match any files\n  at include\n  in databricks.yml:4:5"
+        ),
+        "{text}"
+    );
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("git").arg("-C").arg(dir).args(args).status().unwrap();
+    assert!(status.success(), "git {args:?}");
+}
+
+#[test]
+fn git_work_trees_sync_what_git_would_track_and_production_checks_the_branch() {
+    let yml = "bundle:\n  name: demo\ntargets:\n  prod:\n    mode: production\n    git:\n      branch: release\n    workspace:\n      root_path: /Workspace/Shared/demo\n";
+    let dir = write(&[
+        ("databricks.yml", yml),
+        (".gitignore", "out/\n"),
+        ("src/a.py", "print(1)\n"),
+        ("out/x.txt", "x"),
+        ("new.txt", "untracked but not ignored"),
+    ]);
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    git(dir.path(), &["add", "databricks.yml", ".gitignore", "src/a.py"]);
+    git(dir.path(), &["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"]);
+    let text = show(&err(dir.path(), None, &[]));
+    assert!(
+        text.contains("not on the right Git branch:\n  expected according to configuration: release\n  actual: main"),
+        "{text}"
+    );
+    assert!(text.contains("in databricks.yml:7:15"), "{text}");
+
+    std::fs::write(dir.path().join("databricks.yml"), yml.replace("release", "main")).unwrap();
+    let bundle = ok(dir.path(), None, &[]);
+    let files: Vec<String> = bundle.sync_files.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    assert_eq!(files, [".gitignore", "databricks.yml", "new.txt", "src/a.py"]);
+    assert_eq!(bundle.config["bundle"]["git"]["branch"], json!("main"));
+    assert_eq!(bundle.config["bundle"]["git"]["commit"].as_str().map(str::len), Some(40));
+    assert_eq!(bundle.warnings.len(), 1, "{}", show(&bundle.warnings));
+}
+
+#[test]
+fn top_level_permissions_and_run_as_are_checked() {
+    let yml = "bundle:\n  name: demo\nrun_as:\n  user_name: a@example.com\n  service_principal_name: sp\npermissions:\n  - level: CAN_EAT\n    user_name: bob@example.com\n";
+    let dir = write(&[("databricks.yml", yml)]);
+    let text = show(&err(dir.path(), None, &[]));
+    assert!(text.contains("permission level \"CAN_EAT\" is not one of CAN_MANAGE, CAN_VIEW, CAN_RUN\n  at permissions[0].level\n  in databricks.yml:7:5"), "{text}");
+    assert!(
+        text.contains(
+            "run_as names exactly one of user_name, service_principal_name\n  at run_as\n  in databricks.yml:4:3"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn numbers_where_the_api_takes_strings_become_strings() {
+    let yml = "bundle:\n  name: demo\nresources:\n  jobs:\n    j:\n      name: j\n      max_concurrent_runs: 2\n      tags:\n        cost_center: 1234\n      parameters:\n        - name: n\n          default: 5\n      environments:\n        - environment_key: e\n          spec:\n            client: 1\n";
+    let dir = write(&[("databricks.yml", yml)]);
+    let j = job(&ok(dir.path(), None, &[]), "j");
+    assert_eq!(j["max_concurrent_runs"], json!(2));
+    assert_eq!(j["tags"], json!({"cost_center": "1234"}));
+    assert_eq!(j["parameters"], json!([{"name": "n", "default": "5"}]));
+    assert_eq!(j["environments"][0]["spec"]["client"], json!("1"));
+}
+
+#[test]
+fn the_bundle_name_may_come_from_a_variable() {
+    let yml = "bundle:\n  name: ${var.project}-${bundle.target}\nvariables:\n  project:\n    default: sales\ntargets:\n  qa: {}\n";
+    let dir = write(&[("databricks.yml", yml)]);
+    let bundle = ok(dir.path(), None, &[]);
+    assert_eq!(bundle.name, "sales-qa");
+    assert_eq!(bundle.root_path, format!("{HOME}/.bundle/sales-qa/qa"));
+    assert_eq!(bundle.config["bundle"]["name"], json!("sales-qa"));
+}
+
+/// A bundle shaped like the CLI's `default-python` template.
+#[test]
+fn a_template_shaped_bundle_loads_for_dev_and_prod() {
+    let main = "bundle:\n  name: my_project\n  uuid: 1234\ninclude:\n  - resources/*.yml\n  - resources/*/*.yml\nvariables:\n  catalog:\n    description: The catalog to use\n  schema:\n    description: The schema to use\nartifacts:\n  python_artifact:\n    type: whl\n    build: uv build --wheel\ntargets:\n  dev:\n    mode: development\n    default: true\n    workspace:\n      host: http://127.0.0.1:8080\n    variables:\n      catalog: main\n      schema: ${workspace.current_user.short_name}\n  prod:\n    mode: production\n    workspace:\n      host: http://127.0.0.1:8080\n      root_path: /Workspace/Users/alice@example.com/.bundle/${bundle.name}/${bundle.target}\n    variables:\n      catalog: main\n      schema: prod\n    permissions:\n      - user_name: alice@example.com\n        level: CAN_MANAGE\n";
+    let job = "resources:\n  jobs:\n    my_project_job:\n      name: my_project_job\n      trigger:\n        periodic:\n          interval: 1\n          unit: DAYS\n      email_notifications:\n        on_failure:\n          - ${workspace.current_user.userName}\n      parameters:\n        - name: catalog\n          default: ${var.catalog}\n        - name: schema\n          default: ${var.schema}\n      tasks:\n        - task_key: notebook_task\n          notebook_task:\n            notebook_path: ../src/notebook.ipynb\n        - task_key: refresh_pipeline\n          depends_on:\n            - task_key: notebook_task\n          pipeline_task:\n            pipeline_id: ${resources.pipelines.my_project_etl.id}\n        - task_key: main_task\n          depends_on:\n            - task_key: refresh_pipeline\n          environment_key: default\n          python_wheel_task:\n            package_name: my_project\n            entry_point: main\n      environments:\n        - environment_key: default\n          spec:\n            client: \"2\"\n            dependencies:\n              - ../dist/*.whl\n";
+    let pipeline = "resources:\n  pipelines:\n    my_project_etl:\n      name: my_project_etl\n      catalog: ${var.catalog}\n      schema: ${var.schema}\n      serverless: true\n      root_path: \"../../src/my_project_etl\"\n      libraries:\n        - glob:\n            include: ../../src/my_project_etl/transformations/**\n";
+    let dir = write(&[
+        ("databricks.yml", main),
+        ("resources/my_project.job.yml", job),
+        ("resources/my_project_etl/my_project_etl.pipeline.yml", pipeline),
+        ("src/notebook.ipynb", "{\"cells\": []}"),
+        ("src/my_project_etl/transformations/t.py", "import dlt\n"),
+        ("pyproject.toml", "[project]\nname = 'my_project'\n"),
+    ]);
+    let dev = ok(dir.path(), None, &[]);
+    let files = format!("{HOME}/.bundle/my_project/dev/files");
+    let j = job_value(&dev);
+    assert_eq!(j["name"], json!("[dev alice] my_project_job"));
+    assert_eq!(j["trigger"]["pause_status"], json!("PAUSED"));
+    assert_eq!(j["email_notifications"]["on_failure"], json!(["alice@example.com"]));
+    assert_eq!(j["parameters"][1], json!({"name": "schema", "default": "alice"}));
+    assert_eq!(j["tasks"][0]["notebook_task"]["notebook_path"], json!(format!("{files}/src/notebook")));
+    assert_eq!(j["tasks"][1]["pipeline_task"]["pipeline_id"], json!("${resources.pipelines.my_project_etl.id}"));
+    assert_eq!(j["environments"][0]["spec"]["dependencies"], json!([format!("{files}/dist/*.whl")]));
+    let p = resource(&dev, "pipelines", "my_project_etl");
+    assert_eq!(p["root_path"], json!(format!("{files}/src/my_project_etl")));
+    assert_eq!(p["libraries"][0]["glob"]["include"], json!(format!("{files}/src/my_project_etl/transformations/**")));
+    assert_eq!((p["development"].clone(), p["schema"].clone()), (json!(true), json!("alice")));
+    assert_eq!(dev.artifacts["python_artifact"].files, ["dist/*.whl"]);
+    assert_eq!(dev.config["workspace"]["host"], json!("http://127.0.0.1:8080"));
+
+    let prod = ok(dir.path(), Some("prod"), &[]);
+    let j = job_value(&prod);
+    assert_eq!(j["name"], json!("my_project_job"));
+    assert_eq!(j["trigger"]["pause_status"], Value::Null);
+    assert_eq!(j["permissions"], json!([{"user_name": "alice@example.com", "permission_level": "CAN_MANAGE"}]));
+    assert!(prod.lock_enabled);
+    assert!(prod.warnings.is_empty(), "{}", show(&prod.warnings));
+}
+
+fn job_value(bundle: &Bundle) -> Value {
+    job(bundle, "my_project_job")
 }

@@ -79,34 +79,56 @@ impl Context {
             scope,
             resources,
         };
-        context.sync_vars(&vars);
+        // Variables may name workspace paths, and the paths variables:
+        // settle what resolves, then the paths, then everything.
+        let _ = context.settle(&mut vars);
+        context.settle_bundle(tree)?;
+        context.workspace_paths(tree)?;
+        context.settle(&mut vars)?;
+        context.vars = vars;
+        Ok(context)
+    }
+
+    /// `bundle:` may use variables (`name: ${var.project}`); resolved
+    /// before the paths that name it.
+    fn settle_bundle(&mut self, tree: &mut Node) -> Result<(), Vec<Diagnostic>> {
+        let Some(mut bundle) = self.scope.get("bundle").cloned() else { return Ok(()) };
+        let mut errors = Vec::new();
+        self.node(&mut bundle, "bundle", &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        if let Some(name) = bundle.get("name").and_then(Node::scalar_text) {
+            self.name = name;
+        }
+        tree.set("bundle", bundle.clone());
+        self.scope.set("bundle", bundle);
+        Ok(())
+    }
+
+    /// Resolves variables that reference variables, a round at a time.
+    fn settle(&mut self, vars: &mut BTreeMap<String, Variable>) -> Result<(), Vec<Diagnostic>> {
+        self.sync_vars(vars);
+        let mut errors = Vec::new();
         for _ in 0..ROUNDS {
-            let mut errors = Vec::new();
+            errors.clear();
             for (name, var) in vars.iter_mut() {
-                context.node(&mut var.value, &format!("variables.{name}"), &mut errors);
+                self.node(&mut var.value, &format!("variables.{name}"), &mut errors);
             }
-            if !errors.is_empty() {
-                return Err(errors);
-            }
-            context.sync_vars(&vars);
+            self.sync_vars(vars);
+        }
+        if !errors.is_empty() {
+            return Err(errors);
         }
         let cyclic: Vec<Diagnostic> = vars
             .iter()
             .filter(|(_, v)| v.value.to_json().to_string().contains("${var."))
             .map(|(n, v)| {
-                error(
-                    format!("variable {n} references itself through other variables"),
-                    Some(v.declared.clone()),
-                    &format!("variables.{n}"),
-                )
+                let summary = format!("variable {n} references itself through other variables");
+                error(summary, Some(v.declared.clone()), &format!("variables.{n}"))
             })
             .collect();
-        if !cyclic.is_empty() {
-            return Err(cyclic);
-        }
-        context.vars = vars;
-        context.workspace_paths(tree)?;
-        Ok(context)
+        if cyclic.is_empty() { Ok(()) } else { Err(cyclic) }
     }
 
     fn sync_vars(&mut self, vars: &BTreeMap<String, Variable>) {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::yaml::{self, Node, error};
 use super::{
-    Bundle, CurrentUser, Diagnostic, LoadOptions, Lookup, Severity, interpolate, merge, mode, output, paths, resources,
-    sync, targets, variables,
+    Bundle, CurrentUser, Diagnostic, LoadOptions, Lookup, Severity, interpolate, merge, mode, normalize, output, paths,
+    resources, sync, targets, variables,
 };
 
 const FILE_NAMES: [&str; 2] = ["databricks.yml", "databricks.yaml"];
@@ -59,14 +59,16 @@ pub fn load(
     let tree = read_files(&root, &mut warnings)?;
     let (mut tree, target) = targets::apply(tree, options.target.as_deref())?;
     resources::check_types(&tree)?;
+    resources::check_principals(&tree)?;
     let vars = variables::resolve(&tree, &target, options, lookup)?;
     let context = interpolate::Context::new(&mut tree, &target, vars, user)?;
     interpolate::tree(&mut tree, &context)?;
+    normalize::resources(&mut tree);
     resources::apply_run_as_and_permissions(&mut tree);
     let modes = mode::apply(&mut tree, &target, &context, &root, &mut warnings)?;
     paths::translate(&mut tree, &root, &context.workspace.file_path)?;
     let sync_files = sync::files(&root, &tree)?;
-    let artifacts = sync::artifacts(&root, &tree)?;
+    let artifacts = sync::artifacts(&root, &tree, &context.workspace.file_path)?;
     Ok(output::bundle(output::Parts {
         root,
         tree,
@@ -100,6 +102,11 @@ fn read_files(root: &Path, warnings: &mut Vec<Diagnostic>) -> Result<Node, Vec<D
                 continue;
             }
         };
+        if matches.is_empty() {
+            let summary = format!("{pattern} defined in 'include' section does not match any files");
+            errors.push(error(summary, Some(loc), "include"));
+            continue;
+        }
         for file in matches.into_iter().filter(|f| *f != main) {
             match read_one(root, &file, warnings) {
                 Ok(mut included) => {

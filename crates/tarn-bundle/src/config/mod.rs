@@ -12,6 +12,7 @@ mod interpolate;
 mod load;
 mod merge;
 mod mode;
+mod normalize;
 mod output;
 mod paths;
 mod resources;
@@ -82,7 +83,10 @@ pub trait Lookup {
 /// One resource of the bundle: its API settings (variables interpolated,
 /// presets and mode applied, local paths turned into workspace paths;
 /// `${resources.<type>.<key>.<field>}` references left for the deployer)
-/// and where it was declared.
+/// and where it was declared. Its `permissions` are Permissions API ACL
+/// items (`permission_level` and one principal), the top-level ones
+/// already appended; `grants` stay as written; jobs and pipelines carry
+/// the bundle's `run_as` unless they set their own.
 #[derive(Debug, Clone)]
 pub struct Resource {
     pub value: Value,
@@ -143,7 +147,8 @@ impl fmt::Display for Diagnostic {
         if !self.path.is_empty() {
             write!(f, "\n  at {}", self.path)?;
         }
-        if let Some(loc) = &self.location {
+        // Line 0 marks a value from outside the files (`--var`, the environment).
+        if let Some(loc) = self.location.as_ref().filter(|l| l.line > 0) {
             write!(f, "\n  in {}:{}:{}", loc.file.display(), loc.line, loc.column)?;
         }
         Ok(())

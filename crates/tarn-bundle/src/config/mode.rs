@@ -9,7 +9,7 @@ use std::path::Path;
 use super::interpolate::Context;
 use super::targets::Target;
 use super::yaml::{Kind, Node, error};
-use super::{Diagnostic, Mode, Severity};
+use super::{Diagnostic, Location, Mode, Severity};
 
 pub struct Modes {
     pub lock_enabled: bool,
@@ -47,8 +47,8 @@ pub fn apply(
     if let Some(resources) = tree.get_mut("resources") {
         apply_presets(resources, &presets);
     }
-    if mode == Some(Mode::Production) {
-        production(tree, context, root, &mut errors, warnings);
+    if let Some((Mode::Production, at)) = &target.mode {
+        production(tree, context, root, at, &mut errors, warnings);
     }
     let lock = tree
         .get("bundle")
@@ -244,10 +244,13 @@ pub fn normalize_prefix(prefix: &str) -> String {
     out
 }
 
+/// What `mode: production` refuses (errors at the offending key, or at
+/// the `mode:` line when a key is missing) and warns about.
 fn production(
     tree: &Node,
     context: &Context,
     root: &Path,
+    at: &Location,
     errors: &mut Vec<Diagnostic>,
     warnings: &mut Vec<Diagnostic>,
 ) {
@@ -273,13 +276,13 @@ fn production(
             "target with 'mode: production' must set 'workspace.root_path' to make sure only one copy is deployed. A common practice is to use a username or principal name in this path, i.e. root_path: /Workspace/Users/{}/.bundle/${{bundle.name}}/${{bundle.target}}",
             context.user.user_name
         );
-        errors.push(error(summary, Some(tree.loc.clone()), "workspace.root_path"));
+        errors.push(error(summary, Some(at.clone()), "workspace.root_path"));
     }
     if tree.get("permissions").is_none_or(|p| p.items().is_empty()) && !run_as_sp {
         warnings.push(Diagnostic {
             severity: Severity::Warning,
             summary: "target with 'mode: production' should set 'permissions' (or run_as a service principal) so that others can manage what it deploys".to_string(),
-            location: Some(tree.loc.clone()),
+            location: Some(at.clone()),
             path: "permissions".to_string(),
         });
     }

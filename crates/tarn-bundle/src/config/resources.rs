@@ -71,6 +71,33 @@ pub fn check_types(tree: &Node) -> Result<(), Vec<Diagnostic>> {
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
+/// The top-level `permissions` (levels `CAN_MANAGE`, `CAN_VIEW`,
+/// `CAN_RUN`, each for one principal) and `run_as` (one principal).
+pub fn check_principals(tree: &Node) -> Result<(), Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    for (i, entry) in tree.get("permissions").map(Node::items).unwrap_or_default().iter().enumerate() {
+        let path = format!("permissions[{i}]");
+        let level = entry.get("level").and_then(Node::as_str).unwrap_or_default();
+        if !["CAN_MANAGE", "CAN_VIEW", "CAN_RUN"].contains(&level) {
+            let summary = format!("permission level {level:?} is not one of CAN_MANAGE, CAN_VIEW, CAN_RUN");
+            errors.push(error(summary, Some(entry.loc.clone()), &format!("{path}.level")));
+        }
+        if principals(entry) != 1 {
+            let summary = "a permission names exactly one of user_name, group_name, service_principal_name";
+            errors.push(error(summary, Some(entry.loc.clone()), &path));
+        }
+    }
+    if let Some(run_as) = tree.get("run_as").filter(|r| principals(r) != 1) {
+        let summary = "run_as names exactly one of user_name, service_principal_name";
+        errors.push(error(summary, Some(run_as.loc.clone()), "run_as"));
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+fn principals(entry: &Node) -> usize {
+    ["user_name", "group_name", "service_principal_name"].iter().filter(|k| entry.get(k).is_some()).count()
+}
+
 /// Permission levels of the top-level `permissions:` as each resource
 /// type names them; a level a type lacks is not applied to it.
 fn level_for(kind: &str, level: &str) -> Option<&'static str> {
@@ -81,6 +108,7 @@ fn level_for(kind: &str, level: &str) -> Option<&'static str> {
         ("jobs", "CAN_RUN") => Some("CAN_MANAGE_RUN"),
         ("pipelines", "CAN_RUN") => Some("CAN_RUN"),
         ("model_serving_endpoints", "CAN_RUN") => Some("CAN_QUERY"),
+        ("clusters", "CAN_RUN") => Some("CAN_RESTART"),
         _ => None,
     }
 }
@@ -96,7 +124,7 @@ pub fn acl_item(entry: &Node) -> Node {
 
 /// `run_as` onto jobs and pipelines that set none; the top-level
 /// `permissions` appended to every job's, pipeline's, experiment's,
-/// model's and serving endpoint's.
+/// model's, serving endpoint's and cluster's.
 pub fn apply_run_as_and_permissions(tree: &mut Node) {
     let run_as = tree.get("run_as").filter(|r| r.is_map()).cloned();
     let top: Vec<Node> = tree.get("permissions").map(|p| p.items().to_vec()).unwrap_or_default();
@@ -113,7 +141,10 @@ pub fn apply_run_as_and_permissions(tree: &mut Node) {
                     *entry = acl_item(entry);
                 }
             }
-            if !matches!(kind.as_str(), "jobs" | "pipelines" | "experiments" | "models" | "model_serving_endpoints") {
+            if !matches!(
+                kind.as_str(),
+                "jobs" | "pipelines" | "experiments" | "models" | "model_serving_endpoints" | "clusters"
+            ) {
                 continue;
             }
             let extra: Vec<Node> = top.iter().filter_map(|entry| mapped(kind, entry)).collect();

@@ -142,7 +142,10 @@ pub fn git_info(root: &Path) -> BTreeMap<&'static str, String> {
 
 /// `artifacts.<name>`: `type`, `path` (relative to the file declaring
 /// it), `build` (`uv build --wheel` for a `whl` without one), `files`.
-pub fn artifacts(root: &Path, tree: &Node) -> Result<BTreeMap<String, Artifact>, Vec<Diagnostic>> {
+pub fn artifacts(root: &Path, tree: &Node, file_path: &str) -> Result<BTreeMap<String, Artifact>, Vec<Diagnostic>> {
+    if tree.get("artifacts").is_none() {
+        return Ok(inferred(root, tree, file_path).into_iter().collect());
+    }
     let mut out = BTreeMap::new();
     let mut errors = Vec::new();
     for (name, body) in tree.get("artifacts").map(Node::entries).unwrap_or_default() {
@@ -177,4 +180,29 @@ pub fn artifacts(root: &Path, tree: &Node) -> Result<BTreeMap<String, Artifact>,
         out.insert(name.clone(), Artifact { kind, path: root.join(dir), build, files });
     }
     if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+/// With no `artifacts:`, a Python project at the root whose wheel a job
+/// installs from `dist/` gets the artifact the CLI infers for it.
+fn inferred(root: &Path, tree: &Node, file_path: &str) -> Option<(String, Artifact)> {
+    let project = ["pyproject.toml", "setup.py"].iter().any(|f| root.join(f).is_file());
+    let dist = format!("{file_path}/dist/");
+    let jobs = tree.get("resources").and_then(|r| r.get("jobs")).map(Node::entries).unwrap_or_default();
+    let wants = jobs.iter().any(|(_, job)| {
+        let tasks = job.get("tasks").map(Node::items).unwrap_or_default();
+        let libraries = tasks.iter().flat_map(|t| t.get("libraries").map(Node::items).unwrap_or_default());
+        let from_tasks = libraries.filter_map(|l| l.get("whl").and_then(Node::as_str)).any(|w| w.starts_with(&dist));
+        let envs = job.get("environments").map(Node::items).unwrap_or_default();
+        let deps = envs
+            .iter()
+            .flat_map(|e| e.get("spec").and_then(|s| s.get("dependencies")).map(Node::items).unwrap_or_default());
+        from_tasks || deps.filter_map(Node::as_str).any(|d| d.starts_with(&dist))
+    });
+    let artifact = Artifact {
+        kind: "whl".to_string(),
+        path: root.to_path_buf(),
+        build: Some("uv build --wheel".to_string()),
+        files: vec!["dist/*.whl".to_string()],
+    };
+    (project && wants).then(|| ("python_artifact".to_string(), artifact))
 }
