@@ -245,7 +245,7 @@ impl Deploy<'_> {
             }
         };
         if action != Action::Unchanged {
-            perms::apply(client, kind, &id, &value, &self.bundle.permissions).await.map_err(&api)?;
+            perms::apply(client, kind, &id, &value).await.map_err(&api)?;
         }
         Ok(Change { action, kind: kind.clone(), key: name.clone(), id })
     }

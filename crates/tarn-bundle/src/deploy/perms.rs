@@ -1,6 +1,5 @@
 //! A resource's `permissions` (the Permissions API, or a secret scope's
-//! ACLs) and `grants` (Unity Catalog privileges), with the bundle's
-//! top-level `permissions` mapped onto each type's levels.
+//! ACLs) and `grants` (Unity Catalog privileges).
 
 use serde_json::{Map, Value, json};
 use tarn_assist::{Client, ClientError};
@@ -14,21 +13,6 @@ fn object_type(kind: &str) -> Option<&'static str> {
         "models" => "registered-models",
         "model_serving_endpoints" => "serving-endpoints",
         "clusters" => "clusters",
-        _ => return None,
-    })
-}
-
-/// A top-level level (`CAN_VIEW`, `CAN_RUN`, `CAN_MANAGE`) as the type
-/// names it; `None` where the type has no such level.
-fn map_level(kind: &str, level: &str) -> Option<&'static str> {
-    Some(match (kind, level) {
-        (_, "CAN_MANAGE") => "CAN_MANAGE",
-        ("jobs" | "pipelines" | "model_serving_endpoints", "CAN_VIEW") => "CAN_VIEW",
-        ("experiments" | "models", "CAN_VIEW") => "CAN_READ",
-        ("jobs", "CAN_RUN") => "CAN_MANAGE_RUN",
-        ("pipelines", "CAN_RUN") => "CAN_RUN",
-        ("model_serving_endpoints", "CAN_RUN") => "CAN_QUERY",
-        ("clusters", "CAN_RUN") => "CAN_RESTART",
         _ => return None,
     })
 }
@@ -51,30 +35,16 @@ fn level_of(entry: &Value) -> Option<&str> {
     entry.get("permission_level").or_else(|| entry.get("level")).and_then(Value::as_str)
 }
 
-/// The ACL a resource should carry: its own entries, then the top-level
-/// ones this type has a level for.
-pub fn desired_acl(kind: &str, value: &Value, top_level: &[Value]) -> Vec<Value> {
+/// The ACL a resource should carry (the loader has appended the
+/// bundle's top-level `permissions`, mapped to the type's levels).
+pub fn desired_acl(value: &Value) -> Vec<Value> {
     let own = value.get("permissions").and_then(Value::as_array).into_iter().flatten();
-    let mut out: Vec<Value> = own.filter_map(|e| Some(acl_item(e, level_of(e)?))).collect();
-    for entry in top_level {
-        let Some(level) = level_of(entry).and_then(|l| map_level(kind, l)) else { continue };
-        let item = acl_item(entry, level);
-        if !out.contains(&item) {
-            out.push(item);
-        }
-    }
-    out
+    own.filter_map(|e| Some(acl_item(e, level_of(e)?))).collect()
 }
 
 /// Sets the resource's permissions and grants, when it has any.
-pub async fn apply(
-    client: &Client,
-    kind: &str,
-    id: &str,
-    value: &Value,
-    top_level: &[Value],
-) -> Result<(), ClientError> {
-    let acl = desired_acl(kind, value, top_level);
+pub async fn apply(client: &Client, kind: &str, id: &str, value: &Value) -> Result<(), ClientError> {
+    let acl = desired_acl(value);
     if !acl.is_empty() {
         if kind == "secret_scopes" {
             scope_acls(client, id, &acl).await?;
@@ -126,16 +96,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn top_level_permissions_take_each_types_level() {
-        let top = vec![json!({"level": "CAN_VIEW", "group_name": "users"})];
-        let own = json!({"permissions": [{"level": "CAN_MANAGE", "user_name": "a@x"}]});
+    fn bundle_levels_become_acl_items() {
+        let value = json!({"permissions": [{"level": "CAN_MANAGE", "user_name": "a@x"}, {"permission_level": "CAN_READ", "group_name": "users"}]});
         assert_eq!(
-            desired_acl("experiments", &own, &top),
+            desired_acl(&value),
             vec![
                 json!({"user_name": "a@x", "permission_level": "CAN_MANAGE"}),
                 json!({"group_name": "users", "permission_level": "CAN_READ"})
             ]
         );
-        assert!(desired_acl("schemas", &json!({}), &top).is_empty());
     }
 }
