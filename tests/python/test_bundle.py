@@ -24,6 +24,9 @@ variables:
   greeting:
     description: What the notebook answers.
     default: hello
+  warehouse_id:
+    lookup:
+      warehouse: WAREHOUSE_NAME
 
 targets:
   dev:
@@ -44,6 +47,12 @@ resources:
     etl:
       name: shop_etl
       description: GREETING_DESCRIPTION
+      permissions:
+        - level: CAN_VIEW
+          user_name: bob@example.com
+      parameters:
+        - name: warehouse
+          default: ${var.warehouse_id}
       schedule:
         quartz_cron_expression: "0 0 6 * * ?"
         timezone_id: UTC
@@ -69,6 +78,15 @@ resources:
       catalog_name: main
       name: shop_${bundle.target}
       comment: the shop's tables
+      grants:
+        - principal: bob@example.com
+          privileges: [USE_SCHEMA, CREATE_TABLE]
+  volumes:
+    landing:
+      catalog_name: main
+      schema_name: ${resources.schemas.shop.name}
+      name: landing
+      volume_type: MANAGED
 """
 
 GREET = """\
@@ -95,21 +113,26 @@ def server():
 
 @pytest.fixture(scope="module")
 def w(server):
+    # Bob is named by the job's permissions and the schema's grants.
+    server.cli_token("bob@example.com")
     return server.client()
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def warehouse(w):
+    (found,) = list(w.warehouses.list())
+    return found
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, warehouse):
     root = tmp_path_factory.mktemp("shop")
-    write(root, "first version")
+    text = DATABRICKS_YML.replace("GREETING_DESCRIPTION", "first version").replace("WAREHOUSE_NAME", warehouse.name)
+    (root / "databricks.yml").write_text(text)
     (root / "src").mkdir()
     (root / "src" / "greet.py").write_text(GREET)
     (root / "src" / "orders.py").write_text(ORDERS)
     return root
-
-
-def write(root, description, extra=""):
-    (root / "databricks.yml").write_text(DATABRICKS_YML.replace("GREETING_DESCRIPTION", description) + extra)
 
 
 def bundle(server, cwd, *args):
@@ -149,13 +172,14 @@ def test_init_writes_a_bundle_that_validates(server, tmp_path):
     assert "Validation OK!" in ok(server, starter, "validate", "-t", "prod")
 
 
-def test_validate_prints_where_it_goes(server, w, project):
+def test_validate_prints_where_it_goes(server, w, project, warehouse):
     out = ok(server, project, "validate")
     assert "Name: shop" in out and "Target: dev" in out, out
     assert f"Path: {root_path(w, 'dev')}" in out, out
     assert "Validation OK!" in out
     config = json.loads(ok(server, project, "validate", "--output", "json"))
     assert config["bundle"]["name"] == "shop"
+    assert config["variables"]["warehouse_id"]["value"] == warehouse.id, "the lookup asked the workspace"
 
 
 def test_summary_before_deploy_says_not_deployed(server, project):
@@ -166,7 +190,7 @@ def test_summary_before_deploy_says_not_deployed(server, project):
 
 def test_deploy_to_the_development_target(server, w, project):
     out = ok(server, project, "deploy")
-    for key in ["jobs.etl", "pipelines.orders", "experiments.runs", "schemas.shop"]:
+    for key in ["jobs.etl", "pipelines.orders", "experiments.runs", "schemas.shop", "volumes.landing"]:
         assert re.search(rf"created {re.escape(key)} \(id [^)]+\)", out), out
     assert "Uploaded 3 files" in out, out
     found = ids(server, project)
@@ -185,6 +209,13 @@ def test_deploy_to_the_development_target(server, w, project):
     assert pipeline.spec.schema == schema.name, "the pipeline's schema reference resolved to the deployed schema"
     experiment = w.experiments.get_experiment(found["experiments.runs"]).experiment
     assert experiment.lifecycle_stage == "active"
+    assert w.volumes.read(found["volumes.landing"]).schema_name == schema.name
+    grants = w.grants.get("schema", found["schemas.shop"]).privilege_assignments
+    assert {(g.principal, p.value) for g in grants for p in g.privileges} >= {
+        ("bob@example.com", "USE_SCHEMA"), ("bob@example.com", "CREATE_TABLE")}
+    acl = w.permissions.get("jobs", found["jobs.etl"]).access_control_list
+    assert any(a.user_name == "bob@example.com" and a.all_permissions[0].permission_level.value == "CAN_VIEW"
+               for a in acl), acl
 
     root = root_path(w, "dev")
     assert w.workspace.get_status(f"{root}/files/src/greet").object_type.value == "NOTEBOOK"
@@ -212,7 +243,8 @@ def test_run_the_job_with_the_variable(server, w, project):
 
 def test_redeploy_updates_in_place(server, w, project):
     before = ids(server, project)
-    write(project, "second version")
+    yml = project / "databricks.yml"
+    yml.write_text(yml.read_text().replace("first version", "second version"))
     out = ok(server, project, "deploy")
     assert f"updated jobs.etl (id {before['jobs.etl']})" in out, out
     assert f"unchanged pipelines.orders (id {before['pipelines.orders']})" in out, out
