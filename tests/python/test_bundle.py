@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 from databricks.sdk import errors
@@ -337,3 +338,65 @@ def test_destroy(server, w, project):
         with pytest.raises(errors.NotFound):
             w.workspace.get_status(root_path(w, target[1]))
     assert "etl: not deployed" in ok(server, project, "summary")
+
+
+MAKE_WHEEL = """\
+\"\"\"Builds dist/greeter-0.1-py3-none-any.whl by hand: no build backend needed.\"\"\"
+import os
+import zipfile
+
+os.makedirs("dist", exist_ok=True)
+info = "greeter-0.1.dist-info"
+with zipfile.ZipFile("dist/greeter-0.1-py3-none-any.whl", "w") as z:
+    z.writestr("greeter/__init__.py", "def main():\\n    print('greetings from the wheel')\\n")
+    z.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\\nName: greeter\\nVersion: 0.1\\n")
+    z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\\nGenerator: hand\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n")
+    z.writestr(f"{info}/entry_points.txt", "[console_scripts]\\nmain = greeter:main\\n")
+    z.writestr(f"{info}/RECORD", "")
+"""
+
+WHEEL_BUNDLE = """\
+bundle:
+  name: wheels
+artifacts:
+  greeter:
+    type: whl
+    build: PYTHON make_wheel.py
+    path: .
+resources:
+  jobs:
+    wheel_job:
+      name: wheel_job
+      environments:
+        - environment_key: default
+          spec:
+            client: "1"
+            dependencies:
+              - ./dist/*.whl
+      tasks:
+        - task_key: t
+          environment_key: default
+          python_wheel_task:
+            package_name: greeter
+            entry_point: main
+targets:
+  dev:
+    mode: development
+    default: true
+"""
+
+
+def test_an_artifact_is_built_uploaded_and_installed(server, w, tmp_path):
+    (tmp_path / "make_wheel.py").write_text(MAKE_WHEEL)
+    (tmp_path / "databricks.yml").write_text(WHEEL_BUNDLE.replace("PYTHON", sys.executable))
+    ok(server, tmp_path, "deploy")
+    job_id = int(ids(server, tmp_path)["jobs.wheel_job"])
+    me = w.current_user.me().user_name
+    wheel = f"/Workspace/Users/{me}/.bundle/wheels/dev/artifacts/.internal/greeter-0.1-py3-none-any.whl"
+    assert w.jobs.get(job_id).settings.environments[0].spec.dependencies == [wheel]
+    assert w.workspace.get_status(wheel).object_type.value == "FILE"
+    out = ok(server, tmp_path, "run", "wheel_job")
+    run_id = int(re.search(r"/runs/(\d+)", out).group(1))
+    task = w.jobs.get_run(run_id).tasks[0]
+    assert "greetings from the wheel" in w.jobs.get_run_output(task.run_id).logs
+    ok(server, tmp_path, "destroy", "--auto-approve")
