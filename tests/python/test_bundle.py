@@ -242,15 +242,34 @@ def test_run_the_job_with_the_variable(server, w, project):
     assert code != 0 and "no job or pipeline `nope`" in out, out
 
 
+def test_run_the_pipeline(server, w, project):
+    out = ok(server, project, "run", "pipelines.orders")
+    assert "COMPLETED" in out, out
+    schema = w.schemas.get(ids(server, project)["schemas.shop"])
+    assert w.tables.get(f"main.{schema.name}.orders").name == "orders"
+
+
 def test_redeploy_updates_in_place(server, w, project):
     before = ids(server, project)
     yml = project / "databricks.yml"
     yml.write_text(yml.read_text().replace("first version", "second version"))
+    # Gone behind the bundle's back: the deploy makes it again.
+    w.volumes.delete(before["volumes.landing"])
     out = ok(server, project, "deploy")
     assert f"updated jobs.etl (id {before['jobs.etl']})" in out, out
     assert f"unchanged pipelines.orders (id {before['pipelines.orders']})" in out, out
+    assert f"created volumes.landing (id {before['volumes.landing']})" in out, out
     assert ids(server, project) == before
     assert w.jobs.get(int(before["jobs.etl"])).settings.description == "second version"
+
+    text = yml.read_text()
+    volume = text[text.index("  volumes:\n"):text.index("      volume_type: MANAGED\n") + len("      volume_type: MANAGED\n")]
+    yml.write_text(text.replace(volume, ""))
+    out = ok(server, project, "deploy")
+    assert f"deleted volumes.landing (id {before['volumes.landing']})" in out, out
+    with pytest.raises(errors.NotFound):
+        w.volumes.read(before["volumes.landing"])
+    assert "volumes.landing" not in ids(server, project)
 
 
 def test_a_broken_bundle_changes_nothing(server, w, project):

@@ -95,21 +95,9 @@ pub async fn create(
             client.post("/api/2.0/mlflow/registered-models/create", &Value::Object(s.clone())).await?;
             Ok(text(&s, "name")?.to_string())
         }
-        "registered_models" => {
-            let full = full_name(&s, &["catalog_name", "schema_name"])?;
-            client.post("/api/2.1/unity-catalog/models", &Value::Object(s)).await?;
-            Ok(full)
-        }
-        "schemas" => {
-            let full = full_name(&s, &["catalog_name"])?;
-            client.post("/api/2.1/unity-catalog/schemas", &Value::Object(s)).await?;
-            Ok(full)
-        }
-        "volumes" => {
-            let full = full_name(&s, &["catalog_name", "schema_name"])?;
-            client.post("/api/2.1/unity-catalog/volumes", &Value::Object(s)).await?;
-            Ok(full)
-        }
+        "registered_models" => create_uc(client, "models", s, &["catalog_name", "schema_name"]).await,
+        "schemas" => create_uc(client, "schemas", s, &["catalog_name"]).await,
+        "volumes" => create_uc(client, "volumes", s, &["catalog_name", "schema_name"]).await,
         "model_serving_endpoints" => {
             let name = text(&s, "name")?.to_string();
             client.post("/api/2.0/serving-endpoints", &Value::Object(s)).await?;
@@ -131,6 +119,13 @@ pub async fn create(
         "clusters" => id_of(&client.post("/api/2.1/clusters/create", &Value::Object(s)).await?, "cluster_id"),
         other => Err(unsupported(other)),
     }
+}
+
+/// Creates a UC object; its full name.
+async fn create_uc(client: &Client, api: &str, s: Map<String, Value>, parent: &[&str]) -> Result<String, ClientError> {
+    let full = full_name(&s, parent)?;
+    client.post(&format!("/api/2.1/unity-catalog/{api}"), &Value::Object(s)).await?;
+    Ok(full)
 }
 
 fn unsupported(kind: &str) -> ClientError {
