@@ -360,3 +360,12 @@ pub async fn destroy(
 pub async fn deployed(client: &Client, bundle: &Bundle) -> Result<Resources, DeployError> {
     state::load_resources(client, &bundle.state_path).await.map_err(DeployError::api("reading state/resources.json"))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_names_are_the_normalized_local_part() {
+        assert_eq!(super::short_name("Jane.Doe+x@example.com"), "jane_doe_x");
+        assert_eq!(super::short_name("admin"), "admin");
+    }
+}

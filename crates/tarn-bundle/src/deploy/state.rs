@@ -170,3 +170,21 @@ pub async fn load_resources(client: &Client, state_path: &str) -> Result<Resourc
     let found = read_json(client, &format!("{state_path}/resources.json")).await?;
     Ok(found.map(|v| Resources::parse(&v)).unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_json_round_trips_in_the_clis_shape() {
+        let mut state = Resources { lineage: Some("l-1".into()), serial: 3, entries: BTreeMap::new() };
+        let entry = Entry { id: "main.shop".into(), settings: json!({"name": "shop", "catalog_name": "main"}) };
+        state.entries.insert(("schemas".into(), "shop".into()), entry.clone());
+        let written = state.to_json();
+        assert_eq!(written["state"]["resources.schemas.shop"]["__id__"], "main.shop");
+        assert_eq!(written["state_version"], 2);
+        let read = Resources::parse(&written);
+        assert_eq!((read.lineage.as_deref(), read.serial), (Some("l-1"), 3));
+        assert_eq!(read.entries.get(&("schemas".to_string(), "shop".to_string())), Some(&entry));
+    }
+}
