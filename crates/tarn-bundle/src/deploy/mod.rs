@@ -336,24 +336,34 @@ pub async fn destroy(
         true => Some(Lock::acquire(client, &bundle.state_path, &user.user_name, options.force_lock).await?),
         false => None,
     };
+    let mut changes = Vec::new();
+    let deleted = delete_all(client, bundle, &mut changes).await;
+    if let (Err(_), Some(lock)) = (&deleted, lock) {
+        // Unlocked so a second destroy can go on from the state, which
+        // still names what is left; the delete's error is the one to report.
+        let _ = lock.release(client).await;
+    }
+    deleted?;
+    // The lock went with the root folder.
+    state::delete_path(client, &bundle.root_path, true)
+        .await
+        .map_err(DeployError::api(&format!("deleting {}", bundle.root_path)))?;
+    Ok(changes)
+}
+
+async fn delete_all(client: &Client, bundle: &Bundle, changes: &mut Vec<Change>) -> Result<(), DeployError> {
     let previous = state::load_resources(client, &bundle.state_path)
         .await
         .map_err(DeployError::api("reading state/resources.json"))?;
     let mut entries: Vec<(&Key, &Entry)> = previous.entries.iter().collect();
     entries.sort_by_key(|((kind, _), _)| std::cmp::Reverse(rank(kind)));
-    let mut changes = Vec::new();
     for ((kind, key), entry) in entries {
         resources::delete(client, kind, &entry.id)
             .await
             .map_err(DeployError::api(&format!("deleting resources.{kind}.{key}")))?;
         changes.push(Change { action: Action::Deleted, kind: kind.clone(), key: key.clone(), id: entry.id.clone() });
     }
-    state::delete_path(client, &bundle.root_path, true)
-        .await
-        .map_err(DeployError::api(&format!("deleting {}", bundle.root_path)))?;
-    // The lock went with the root folder.
-    drop(lock);
-    Ok(changes)
+    Ok(())
 }
 
 /// The ids the last deployment recorded.
