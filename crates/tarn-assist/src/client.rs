@@ -7,9 +7,9 @@ use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The workspace answered with its error JSON.
+    /// The workspace answered with its error JSON (or a bare HTTP status).
     #[error("{code}: {message}")]
-    Api { code: String, message: String },
+    Api { status: u16, code: String, message: String },
     #[error("{0}")]
     Transport(String),
     #[error("{0}")]
@@ -81,6 +81,10 @@ impl Client {
         Ok(Self { workspace, http })
     }
 
+    pub fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
     pub fn host(&self) -> &str {
         &self.workspace.host
     }
@@ -95,21 +99,88 @@ impl Client {
         self.send(request).await
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, ClientError> {
-        let response = request
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let request = self.http.put(format!("{}{path}", self.workspace.host)).json(body);
+        self.send(request).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let request = self.http.patch(format!("{}{path}", self.workspace.host)).json(body);
+        self.send(request).await
+    }
+
+    pub async fn delete(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, ClientError> {
+        let request = self.http.delete(format!("{}{path}", self.workspace.host)).query(query);
+        self.send(request).await
+    }
+
+    /// POSTs `bytes` as the raw body (the Workspace Files API's `import-file`).
+    pub async fn upload(&self, path: &str, query: &[(&str, &str)], bytes: Vec<u8>) -> Result<Value, ClientError> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.workspace.host))
+            .query(query)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes);
+        self.send(request).await
+    }
+
+    /// GETs a raw body (`workspace/export?direct_download=true`).
+    pub async fn download(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<u8>, ClientError> {
+        let request = self.http.get(format!("{}{path}", self.workspace.host)).query(query);
+        let response = self.call(request).await?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        Err(api_error(status, &serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    }
+
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        request
             .bearer_auth(&self.workspace.token)
             .send()
             .await
-            .map_err(|e| ClientError::Transport(format!("calling {}: {e}", self.workspace.host)))?;
+            .map_err(|e| ClientError::Transport(format!("calling {}: {e}", self.workspace.host)))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, ClientError> {
+        let response = self.call(request).await?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(body);
         }
-        let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
-        Err(ClientError::Api {
-            code: field("error_code").unwrap_or_else(|| status.as_u16().to_string()),
-            message: field("message").unwrap_or_else(|| status.to_string()),
-        })
+        Err(api_error(status, &body))
+    }
+}
+
+fn api_error(status: reqwest::StatusCode, body: &Value) -> ClientError {
+    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    ClientError::Api {
+        status: status.as_u16(),
+        code: field("error_code").unwrap_or_else(|| status.as_u16().to_string()),
+        message: field("message").unwrap_or_else(|| status.to_string()),
+    }
+}
+
+impl ClientError {
+    /// The HTTP status of an API error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The object asked for is not there (404, or Databricks' codes for it).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Self::Api { status, code, .. } => {
+                *status == 404 || matches!(code.as_str(), "RESOURCE_DOES_NOT_EXIST" | "NOT_FOUND")
+            }
+            _ => false,
+        }
     }
 }

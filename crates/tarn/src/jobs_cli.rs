@@ -55,7 +55,7 @@ pub enum RunsAction {
     },
 }
 
-fn parse_param(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_param(text: &str) -> Result<(String, String), String> {
     let (name, value) = text.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got '{text}'"))?;
     Ok((name.to_string(), value.to_string()))
 }
@@ -141,7 +141,7 @@ fn is_final(run: &Value) -> bool {
 
 /// Follows the run until it ends: a spinner per task on a terminal, a line
 /// per change otherwise; fails unless the run succeeded.
-async fn watch(client: &Client, run_id: i64) -> Result<(), String> {
+pub(crate) async fn watch(client: &Client, run_id: i64) -> Result<(), String> {
     let multi = MultiProgress::new();
     let style = ProgressStyle::with_template("{spinner} {prefix:<24} {msg}").map_err(|e| e.to_string())?;
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();

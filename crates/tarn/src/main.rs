@@ -3,6 +3,8 @@
 //! library crates.
 
 mod assist;
+mod bundle_cli;
+mod bundle_init;
 mod config;
 mod jobs_cli;
 mod pipeline_tasks;
@@ -75,6 +77,9 @@ enum Command {
         #[command(subcommand)]
         action: pipelines_cli::PipelinesAction,
     },
+    /// Declarative Automation Bundles: init, validate, deploy, run, destroy,
+    /// summary (as the databricks CLI's `bundle` group).
+    Bundle(bundle_cli::BundleArgs),
     /// Manage tarn's Python environments.
     Env {
         #[command(subcommand)]
@@ -116,6 +121,7 @@ fn main() -> ExitCode {
         Command::Jobs { action } => jobs_cli::jobs(&config.home, action),
         Command::Runs { action } => jobs_cli::runs(&config.home, action),
         Command::Pipelines { action } => pipelines_cli::pipelines(&config.home, action),
+        Command::Bundle(args) => bundle_cli::bundle(&config.home, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

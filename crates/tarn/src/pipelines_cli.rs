@@ -184,7 +184,7 @@ fn progress_line(progress: &Value, error: Option<&str>) -> String {
 
 /// Follows the update to its end: a spinner per flow on a terminal, a line
 /// per change otherwise; fails unless the update completed.
-async fn follow(client: &Client, pipeline_id: &str, update_id: &str) -> Result<(), String> {
+pub(crate) async fn follow(client: &Client, pipeline_id: &str, update_id: &str) -> Result<(), String> {
     let multi = MultiProgress::new();
     let style = ProgressStyle::with_template("{spinner} {prefix:<32} {msg}").map_err(|e| e.to_string())?;
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();

@@ -1,0 +1,205 @@
+//! The bundle's local files in the workspace: the sync set under
+//! `<file_path>`, and artifacts (wheels) built locally and uploaded under
+//! `<artifact_path>/.internal`, with the tasks that name them rewritten.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tarn_assist::Client;
+
+use super::DeployError;
+use super::state::{SyncedFile, delete_path, write_file};
+use crate::Bundle;
+use crate::config::Artifact;
+
+const NOTEBOOK_HEADERS: [&str; 3] =
+    ["# Databricks notebook source", "-- Databricks notebook source", "// Databricks notebook source"];
+
+/// A `.py`/`.sql`/`.scala`/`.r` file whose first line marks it a notebook;
+/// the workspace stores it without its extension.
+fn is_notebook(path: &Path, bytes: &[u8]) -> bool {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_lowercase();
+    let first = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    let first = String::from_utf8_lossy(first);
+    matches!(ext.as_str(), "py" | "sql" | "scala" | "r") && NOTEBOOK_HEADERS.iter().any(|h| first.trim_end() == *h)
+}
+
+fn slash(path: &Path) -> String {
+    path.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+/// The workspace path a synced file lands on.
+fn remote(file_path: &str, file: &SyncedFile) -> String {
+    let rel = match file.is_notebook {
+        true => file.local_path.rsplit_once('.').map(|(stem, _)| stem).unwrap_or(&file.local_path),
+        false => &file.local_path,
+    };
+    format!("{file_path}/{rel}")
+}
+
+/// The sync set, read before anything is written: each file's bytes.
+pub fn read_sync_set(bundle: &Bundle) -> Result<Vec<(SyncedFile, Vec<u8>)>, DeployError> {
+    let mut out = Vec::new();
+    for rel in &bundle.sync_files {
+        let bytes = std::fs::read(bundle.root.join(rel))
+            .map_err(|e| DeployError::Local(format!("reading {}: {e}", rel.display())))?;
+        let file = SyncedFile { local_path: slash(rel), is_notebook: is_notebook(rel, &bytes) };
+        out.push((file, bytes));
+    }
+    Ok(out)
+}
+
+/// Uploads the sync set and deletes what the last deployment synced that
+/// is gone now; how many files were uploaded and deleted.
+pub async fn sync(
+    client: &Client,
+    file_path: &str,
+    files: Vec<(SyncedFile, Vec<u8>)>,
+    previous: &[SyncedFile],
+) -> Result<(usize, usize), DeployError> {
+    let uploaded = files.len();
+    let now: Vec<SyncedFile> = files.iter().map(|(f, _)| f.clone()).collect();
+    for (file, bytes) in files {
+        // Sent with its extension: the workspace strips a notebook's.
+        let path = format!("{file_path}/{}", file.local_path);
+        write_file(client, &path, bytes, true).await.map_err(DeployError::api(&format!("uploading {path}")))?;
+    }
+    let mut deleted = 0;
+    for old in previous.iter().filter(|old| !now.iter().any(|f| remote(file_path, f) == remote(file_path, old))) {
+        let path = remote(file_path, old);
+        delete_path(client, &path, false).await.map_err(DeployError::api(&format!("deleting {path}")))?;
+        deleted += 1;
+    }
+    Ok((uploaded, deleted))
+}
+
+/// Builds each artifact (its `build` command, else `uv build --wheel`)
+/// and lists the files it left.
+pub fn build(bundle: &Bundle) -> Result<Vec<PathBuf>, DeployError> {
+    let mut built = Vec::new();
+    for (name, artifact) in &bundle.artifacts {
+        let command = artifact.build.clone().unwrap_or_else(|| "uv build --wheel".to_string());
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .current_dir(&artifact.path)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| DeployError::Local(format!("artifact {name}: running `{command}`: {e}")))?;
+        if !status.success() {
+            return Err(DeployError::Local(format!("artifact {name}: `{command}` failed ({status})")));
+        }
+        let found = outputs(bundle, artifact)?;
+        if found.is_empty() {
+            return Err(DeployError::Local(format!("artifact {name}: `{command}` left no files")));
+        }
+        built.extend(found);
+    }
+    Ok(built)
+}
+
+/// Files matching the artifact's globs (`dist/*.whl` under its path when
+/// it names none). A `*` may stand only in the file name.
+fn outputs(bundle: &Bundle, artifact: &Artifact) -> Result<Vec<PathBuf>, DeployError> {
+    let patterns: Vec<PathBuf> = match artifact.files.is_empty() {
+        true => vec![artifact.path.join("dist/*.whl")],
+        false => artifact.files.iter().map(|f| bundle.root.join(f)).collect(),
+    };
+    let mut out = Vec::new();
+    for pattern in patterns {
+        let dir = pattern.parent().map(Path::to_path_buf).unwrap_or_default();
+        let name = pattern.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let entries = std::fs::read_dir(&dir).map_err(|e| DeployError::Local(format!("{}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            if wildcard(name, &entry.file_name().to_string_lossy()) {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `*` matches any run of characters.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            name.starts_with(head) && (0..=name.len() - head.len()).any(|i| wildcard(rest, &name[head.len() + i..]))
+        }
+    }
+}
+
+/// Uploads built files to `<artifact_path>/.internal/<file>`; their
+/// workspace paths.
+pub async fn upload_artifacts(
+    client: &Client,
+    artifact_path: &str,
+    built: &[PathBuf],
+) -> Result<Vec<String>, DeployError> {
+    let mut out = Vec::new();
+    for file in built {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("artifact");
+        let bytes = std::fs::read(file).map_err(|e| DeployError::Local(format!("reading {}: {e}", file.display())))?;
+        let path = format!("{artifact_path}/.internal/{name}");
+        write_file(client, &path, bytes, true).await.map_err(DeployError::api(&format!("uploading {path}")))?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// Points local wheel references (`libraries[].whl`, an environment's
+/// `dependencies`; the loader has turned them into paths under
+/// `file_path`) at the uploaded copies, matched by file name.
+pub fn rewrite_wheels(value: &mut Value, file_path: &str, uploaded: &[String]) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match (key.as_str(), v) {
+                    ("whl", Value::String(s)) => replace_wheel(s, file_path, uploaded),
+                    ("dependencies", Value::Array(items)) => {
+                        for item in items.iter_mut() {
+                            if let Value::String(s) = item {
+                                replace_wheel(s, file_path, uploaded);
+                            }
+                        }
+                    }
+                    (_, v) => rewrite_wheels(v, file_path, uploaded),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rewrite_wheels(v, file_path, uploaded)),
+        _ => {}
+    }
+}
+
+fn replace_wheel(reference: &mut String, file_path: &str, uploaded: &[String]) {
+    let remote = reference.starts_with("/Workspace") || reference.starts_with("/Volumes") || reference.contains("://");
+    let local = reference.starts_with(&format!("{file_path}/")) || !remote;
+    if !local || !reference.ends_with(".whl") {
+        return;
+    }
+    let name = reference.rsplit('/').next().unwrap_or(reference);
+    if let Some(path) = uploaded.iter().find(|p| wildcard(name, p.rsplit('/').next().unwrap_or(p))) {
+        *reference = path.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_file_names() {
+        assert!(wildcard("*.whl", "pkg-0.1-py3-none-any.whl"));
+        assert!(wildcard("pkg-*-any.whl", "pkg-0.1-py3-none-any.whl"));
+        assert!(!wildcard("*.whl", "pkg.tar.gz"));
+    }
+
+    #[test]
+    fn notebooks_are_told_by_their_first_line() {
+        assert!(is_notebook(Path::new("a.py"), b"# Databricks notebook source\nx=1"));
+        assert!(!is_notebook(Path::new("a.py"), b"x=1"));
+        assert!(!is_notebook(Path::new("a.txt"), b"# Databricks notebook source\n"));
+    }
+}

@@ -1,0 +1,328 @@
+//! Each resource type's REST calls: create, read, update in place, delete.
+//! Ids are what the type's API keys objects by (a job's number, a
+//! pipeline's uuid, a schema's full name, an endpoint's name), as strings.
+
+use serde_json::{Map, Value, json};
+use tarn_assist::{Client, ClientError};
+
+/// The resource types tarn deploys, in the order they are created (what
+/// others refer to first) and destroyed (reversed).
+pub const ORDER: [&str; 11] = [
+    "secret_scopes",
+    "schemas",
+    "volumes",
+    "experiments",
+    "models",
+    "registered_models",
+    "clusters",
+    "pipelines",
+    "jobs",
+    "model_serving_endpoints",
+    "quality_monitors",
+];
+
+/// Keys of a resource's value that are the bundle's, not the API's.
+const BUNDLE_KEYS: [&str; 3] = ["permissions", "grants", "lifecycle"];
+
+/// What a job or pipeline carries to say a bundle owns it.
+pub struct Deployment<'a> {
+    pub metadata_file_path: &'a str,
+}
+
+impl Deployment<'_> {
+    fn value(&self) -> Value {
+        json!({"kind": "BUNDLE", "metadata_file_path": self.metadata_file_path})
+    }
+}
+
+/// The API's part of a resource's value.
+pub fn api_settings(value: &Value) -> Map<String, Value> {
+    let mut settings = value.as_object().cloned().unwrap_or_default();
+    for key in BUNDLE_KEYS {
+        settings.remove(key);
+    }
+    settings
+}
+
+fn text<'a>(settings: &'a Map<String, Value>, key: &str) -> Result<&'a str, ClientError> {
+    settings
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ClientError::Invalid(format!("the resource has no `{key}`")))
+}
+
+fn id_of(answer: &Value, key: &str) -> Result<String, ClientError> {
+    match answer.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(ClientError::Invalid(format!("the API answered no `{key}`"))),
+    }
+}
+
+/// A UC object's full name: `catalog.schema[.name]`.
+fn full_name(settings: &Map<String, Value>, parent: &[&str]) -> Result<String, ClientError> {
+    let mut parts: Vec<&str> = Vec::new();
+    for key in parent {
+        parts.push(text(settings, key)?);
+    }
+    parts.push(text(settings, "name")?);
+    Ok(parts.join("."))
+}
+
+/// Creates the resource; its id.
+pub async fn create(
+    client: &Client,
+    kind: &str,
+    value: &Value,
+    deployment: &Deployment<'_>,
+) -> Result<String, ClientError> {
+    let mut s = api_settings(value);
+    match kind {
+        "jobs" => {
+            s.insert("deployment".into(), deployment.value());
+            s.insert("edit_mode".into(), json!("UI_LOCKED"));
+            s.insert("format".into(), json!("MULTI_TASK"));
+            id_of(&client.post("/api/2.2/jobs/create", &Value::Object(s)).await?, "job_id")
+        }
+        "pipelines" => {
+            s.insert("deployment".into(), deployment.value());
+            id_of(&client.post("/api/2.0/pipelines", &Value::Object(s)).await?, "pipeline_id")
+        }
+        "experiments" => {
+            id_of(&client.post("/api/2.0/mlflow/experiments/create", &Value::Object(s)).await?, "experiment_id")
+        }
+        "models" => {
+            client.post("/api/2.0/mlflow/registered-models/create", &Value::Object(s.clone())).await?;
+            Ok(text(&s, "name")?.to_string())
+        }
+        "registered_models" => create_uc(client, "models", s, &["catalog_name", "schema_name"]).await,
+        "schemas" => create_uc(client, "schemas", s, &["catalog_name"]).await,
+        "volumes" => create_uc(client, "volumes", s, &["catalog_name", "schema_name"]).await,
+        "model_serving_endpoints" => {
+            let name = text(&s, "name")?.to_string();
+            client.post("/api/2.0/serving-endpoints", &Value::Object(s)).await?;
+            Ok(name)
+        }
+        "quality_monitors" => {
+            let table = text(&s, "table_name")?.to_string();
+            client.post(&format!("/api/2.1/unity-catalog/tables/{table}/monitor"), &Value::Object(s)).await?;
+            Ok(table)
+        }
+        "secret_scopes" => {
+            let name = text(&s, "name")?.to_string();
+            let mut body = s.clone();
+            body.remove("name");
+            body.insert("scope".into(), json!(name));
+            client.post("/api/2.0/secrets/scopes/create", &Value::Object(body)).await?;
+            Ok(name)
+        }
+        "clusters" => id_of(&client.post("/api/2.1/clusters/create", &Value::Object(s)).await?, "cluster_id"),
+        other => Err(unsupported(other)),
+    }
+}
+
+/// Creates a UC object; its full name.
+async fn create_uc(client: &Client, api: &str, s: Map<String, Value>, parent: &[&str]) -> Result<String, ClientError> {
+    let full = full_name(&s, parent)?;
+    client.post(&format!("/api/2.1/unity-catalog/{api}"), &Value::Object(s)).await?;
+    Ok(full)
+}
+
+fn unsupported(kind: &str) -> ClientError {
+    ClientError::Invalid(format!("tarn does not deploy `{kind}` resources yet"))
+}
+
+/// The object's settings as its API reads them back, or `None` when it is
+/// gone; what an update that fails later is rolled back to.
+pub async fn read(client: &Client, kind: &str, id: &str) -> Result<Option<Value>, ClientError> {
+    let answer = match kind {
+        "jobs" => client.get("/api/2.2/jobs/get", &[("job_id", id)]).await.map(|v| v.get("settings").cloned()),
+        "pipelines" => client.get(&format!("/api/2.0/pipelines/{id}"), &[]).await.map(|v| v.get("spec").cloned()),
+        "experiments" => client.get("/api/2.0/mlflow/experiments/get", &[("experiment_id", id)]).await.map(|v| {
+            v.get("experiment").filter(|e| e.get("lifecycle_stage").and_then(Value::as_str) != Some("deleted")).cloned()
+        }),
+        "models" => client
+            .get("/api/2.0/mlflow/registered-models/get", &[("name", id)])
+            .await
+            .map(|v| v.get("registered_model").cloned()),
+        "registered_models" => client.get(&format!("/api/2.1/unity-catalog/models/{id}"), &[]).await.map(Some),
+        "schemas" => client.get(&format!("/api/2.1/unity-catalog/schemas/{id}"), &[]).await.map(Some),
+        "volumes" => client.get(&format!("/api/2.1/unity-catalog/volumes/{id}"), &[]).await.map(Some),
+        "model_serving_endpoints" => client.get(&format!("/api/2.0/serving-endpoints/{id}"), &[]).await.map(Some),
+        "quality_monitors" => client.get(&format!("/api/2.1/unity-catalog/tables/{id}/monitor"), &[]).await.map(Some),
+        "secret_scopes" => {
+            let scopes = client.get("/api/2.0/secrets/scopes/list", &[]).await?;
+            let mut all = scopes.get("scopes").and_then(Value::as_array).into_iter().flatten();
+            return Ok(all.find(|s| s.get("name").and_then(Value::as_str) == Some(id)).cloned());
+        }
+        "clusters" => client.get("/api/2.1/clusters/get", &[("cluster_id", id)]).await.map(|v| {
+            // A permanently deleted cluster is gone even where the API still answers.
+            Some(v).filter(|c| c.get("state").and_then(Value::as_str) != Some("DELETED"))
+        }),
+        other => return Err(unsupported(other)),
+    };
+    match answer {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Updates the object in place to `value`; its id afterwards (a UC
+/// object's full name changes with its name).
+pub async fn update(
+    client: &Client,
+    kind: &str,
+    id: &str,
+    value: &Value,
+    deployment: &Deployment<'_>,
+) -> Result<String, ClientError> {
+    let mut s = api_settings(value);
+    match kind {
+        "jobs" => {
+            s.insert("deployment".into(), deployment.value());
+            s.insert("edit_mode".into(), json!("UI_LOCKED"));
+            s.insert("format".into(), json!("MULTI_TASK"));
+            let job_id: i64 = id.parse().map_err(|_| ClientError::Invalid(format!("job id `{id}` is not a number")))?;
+            client.post("/api/2.2/jobs/reset", &json!({"job_id": job_id, "new_settings": s})).await?;
+            Ok(id.to_string())
+        }
+        "pipelines" => {
+            s.insert("deployment".into(), deployment.value());
+            s.insert("id".into(), json!(id));
+            client.put(&format!("/api/2.0/pipelines/{id}"), &Value::Object(s)).await?;
+            Ok(id.to_string())
+        }
+        "experiments" => {
+            let body = json!({"experiment_id": id, "new_name": text(&s, "name")?});
+            client.post("/api/2.0/mlflow/experiments/update", &body).await?;
+            Ok(id.to_string())
+        }
+        "models" => update_workspace_model(client, id, &s).await,
+        "registered_models" => update_uc(client, "models", id, &s, &["catalog_name", "schema_name"]).await,
+        "schemas" => update_uc(client, "schemas", id, &s, &["catalog_name"]).await,
+        "volumes" => update_uc(client, "volumes", id, &s, &["catalog_name", "schema_name"]).await,
+        "model_serving_endpoints" => {
+            if let Some(config) = s.get("config") {
+                client.put(&format!("/api/2.0/serving-endpoints/{id}/config"), config).await?;
+            }
+            Ok(id.to_string())
+        }
+        "quality_monitors" => {
+            client.put(&format!("/api/2.1/unity-catalog/tables/{id}/monitor"), &Value::Object(s)).await?;
+            Ok(id.to_string())
+        }
+        // A scope has nothing to update but its ACLs, which permissions set.
+        "secret_scopes" => Ok(id.to_string()),
+        "clusters" => {
+            s.insert("cluster_id".into(), json!(id));
+            client.post("/api/2.1/clusters/edit", &Value::Object(s)).await?;
+            Ok(id.to_string())
+        }
+        other => Err(unsupported(other)),
+    }
+}
+
+async fn update_workspace_model(client: &Client, id: &str, s: &Map<String, Value>) -> Result<String, ClientError> {
+    let name = text(s, "name")?;
+    if name != id {
+        client.post("/api/2.0/mlflow/registered-models/rename", &json!({"name": id, "new_name": name})).await?;
+    }
+    let description = s.get("description").cloned().unwrap_or(json!(""));
+    client
+        .patch("/api/2.0/mlflow/registered-models/update", &json!({"name": name, "description": description}))
+        .await?;
+    Ok(name.to_string())
+}
+
+/// PATCHes a UC object's mutable fields (comment, properties, owner; a new
+/// name where it changed).
+async fn update_uc(
+    client: &Client,
+    api: &str,
+    id: &str,
+    s: &Map<String, Value>,
+    parent: &[&str],
+) -> Result<String, ClientError> {
+    let full = full_name(s, parent)?;
+    let mut body = Map::new();
+    for key in ["comment", "properties", "owner", "enable_predictive_optimization"] {
+        if let Some(v) = s.get(key) {
+            body.insert(key.into(), v.clone());
+        }
+    }
+    if full != id {
+        body.insert("new_name".into(), json!(text(s, "name")?));
+    }
+    if !body.is_empty() {
+        client.patch(&format!("/api/2.1/unity-catalog/{api}/{id}"), &Value::Object(body)).await?;
+    }
+    Ok(full)
+}
+
+/// Deletes the object; one already gone is no error.
+pub async fn delete(client: &Client, kind: &str, id: &str) -> Result<(), ClientError> {
+    let done = match kind {
+        "jobs" => match id.parse::<i64>() {
+            Ok(job_id) => client.post("/api/2.2/jobs/delete", &json!({"job_id": job_id})).await,
+            Err(_) => return Err(ClientError::Invalid(format!("job id `{id}` is not a number"))),
+        },
+        "pipelines" => client.delete(&format!("/api/2.0/pipelines/{id}"), &[]).await,
+        "experiments" => client.post("/api/2.0/mlflow/experiments/delete", &json!({"experiment_id": id})).await,
+        "models" => client.delete("/api/2.0/mlflow/registered-models/delete", &[("name", id)]).await,
+        "registered_models" => client.delete(&format!("/api/2.1/unity-catalog/models/{id}"), &[]).await,
+        "schemas" => client.delete(&format!("/api/2.1/unity-catalog/schemas/{id}"), &[("force", "true")]).await,
+        "volumes" => client.delete(&format!("/api/2.1/unity-catalog/volumes/{id}"), &[]).await,
+        "model_serving_endpoints" => client.delete(&format!("/api/2.0/serving-endpoints/{id}"), &[]).await,
+        "quality_monitors" => client.delete(&format!("/api/2.1/unity-catalog/tables/{id}/monitor"), &[]).await,
+        "secret_scopes" => client.post("/api/2.0/secrets/scopes/delete", &json!({"scope": id})).await,
+        "clusters" => client.post("/api/2.1/clusters/permanent-delete", &json!({"cluster_id": id})).await,
+        other => return Err(unsupported(other)),
+    };
+    match done {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Puts back settings read before an update (the rollback of a failed
+/// deploy), for the types whose read-back is their settings.
+pub async fn restore(client: &Client, kind: &str, id: &str, previous: &Value) -> Result<(), ClientError> {
+    match kind {
+        "jobs" => {
+            let job_id: i64 = id.parse().map_err(|_| ClientError::Invalid(format!("job id `{id}` is not a number")))?;
+            client.post("/api/2.2/jobs/reset", &json!({"job_id": job_id, "new_settings": previous})).await?;
+        }
+        "pipelines" => {
+            let mut spec = previous.as_object().cloned().unwrap_or_default();
+            spec.insert("id".into(), json!(id));
+            client.put(&format!("/api/2.0/pipelines/{id}"), &Value::Object(spec)).await?;
+        }
+        "experiments" => {
+            if let Some(name) = previous.get("name") {
+                let body = json!({"experiment_id": id, "new_name": name});
+                client.post("/api/2.0/mlflow/experiments/update", &body).await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The page of the object in the workspace UI, relative to the host.
+pub fn url(kind: &str, id: &str) -> Option<String> {
+    let dotted = |id: &str| id.replace('.', "/");
+    Some(match kind {
+        "jobs" => format!("/jobs/{id}"),
+        "pipelines" => format!("/pipelines/{id}"),
+        "experiments" => format!("/ml/experiments/{id}"),
+        "models" => format!("/ml/models/{id}"),
+        "registered_models" => format!("/explore/data/models/{}", dotted(id)),
+        "schemas" | "quality_monitors" => format!("/explore/data/{}", dotted(id)),
+        "volumes" => format!("/explore/data/volumes/{}", dotted(id)),
+        "model_serving_endpoints" => format!("/ml/endpoints/{id}"),
+        "clusters" => format!("/compute/clusters/{id}"),
+        _ => return None,
+    })
+}
