@@ -164,6 +164,14 @@ fn fixture(name: &str) -> Fixture {
         clusters,
         contexts,
         catalog,
+        repos: tarn_repos::Repos::new(
+            store.clone(),
+            files.clone(),
+            Arc::new(tarn_identity::SealingKey::load(&home, None).unwrap()),
+            &home,
+            Duration::from_secs(30),
+        )
+        .unwrap(),
         files,
         statements,
         workspace_id: "1234".into(),
