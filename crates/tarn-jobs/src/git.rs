@@ -62,8 +62,12 @@ impl GitSource {
 pub trait GitSources: Send + Sync {
     /// Clones `source` into `dest` (which does not exist) as `user`;
     /// answers the commit checked out.
-    fn checkout<'a>(&'a self, source: &'a GitSource, user: &'a str, dest: &'a Path)
-    -> BoxFuture<'a, Result<String, String>>;
+    fn checkout<'a>(
+        &'a self,
+        source: &'a GitSource,
+        user: &'a str,
+        dest: &'a Path,
+    ) -> BoxFuture<'a, Result<String, String>>;
 }
 
 /// A run's checkout; its directory goes when the last holder drops it.

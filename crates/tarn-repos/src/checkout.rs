@@ -71,7 +71,10 @@ pub(crate) async fn switch(git: &Git, dir: &Path, revision: &Revision, auth: Opt
     let target = revision.target();
     let verify = format!("{target}^{{commit}}");
     if git.run(dir, &["rev-parse", "--verify", "--quiet", &verify], None).await.is_err() {
-        return Err(RepoError::InvalidParameter(format!("{} does not exist in the remote repository", revision.describe())));
+        return Err(RepoError::InvalidParameter(format!(
+            "{} does not exist in the remote repository",
+            revision.describe()
+        )));
     }
     let args: Vec<&str> = match revision {
         Revision::Branch(b) => vec!["checkout", "--quiet", "--force", "-B", b, &target],

@@ -105,11 +105,8 @@ impl GitCredentials {
         let row = match id {
             Some(id) => Some(self.get(user, id)?),
             None => {
-                let same: Vec<_> = self
-                    .list(user)?
-                    .into_iter()
-                    .filter(|c| c.git_provider.eq_ignore_ascii_case(provider))
-                    .collect();
+                let same: Vec<_> =
+                    self.list(user)?.into_iter().filter(|c| c.git_provider.eq_ignore_ascii_case(provider)).collect();
                 let default = same.iter().position(|c| c.is_default_for_provider);
                 match (default, same.len()) {
                     (Some(i), _) => same.into_iter().nth(i),

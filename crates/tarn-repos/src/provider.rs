@@ -17,10 +17,7 @@ pub const PROVIDERS: [&str; 8] = [
 /// The provider's canonical spelling, or INVALID_PARAMETER_VALUE.
 pub fn canonical(given: &str) -> Result<&'static str> {
     PROVIDERS.into_iter().find(|p| p.eq_ignore_ascii_case(given.trim())).ok_or_else(|| {
-        RepoError::InvalidParameter(format!(
-            "Invalid Git provider '{given}'; expected one of {}",
-            PROVIDERS.join(", ")
-        ))
+        RepoError::InvalidParameter(format!("Invalid Git provider '{given}'; expected one of {}", PROVIDERS.join(", ")))
     })
 }
 

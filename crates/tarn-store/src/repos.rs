@@ -153,13 +153,15 @@ impl Store {
 
     /// The user's credential with that id.
     pub fn get_git_credential(&self, user: &str, id: i64) -> Result<Option<GitCredentialRow>> {
-        let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM git_credentials WHERE user_name = ?1 AND credential_id = ?2");
+        let sql =
+            format!("SELECT {CREDENTIAL_COLUMNS} FROM git_credentials WHERE user_name = ?1 AND credential_id = ?2");
         Ok(self.conn().query_row(&sql, params![user, id], credential).optional()?)
     }
 
     pub fn list_git_credentials(&self, user: &str) -> Result<Vec<GitCredentialRow>> {
         let conn = self.conn();
-        let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM git_credentials WHERE user_name = ?1 ORDER BY credential_id");
+        let sql =
+            format!("SELECT {CREDENTIAL_COLUMNS} FROM git_credentials WHERE user_name = ?1 ORDER BY credential_id");
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map([user], credential)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -28,10 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/2.0/repos", get(list).post(create))
         .route("/api/2.0/repos/{id}", get(get_repo).patch(update).delete(delete))
         .route("/api/2.0/git-credentials", get(list_credentials).post(create_credential))
-        .route(
-            "/api/2.0/git-credentials/{id}",
-            get(get_credential).patch(update_credential).delete(delete_credential),
-        )
+        .route("/api/2.0/git-credentials/{id}", get(get_credential).patch(update_credential).delete(delete_credential))
 }
 
 #[derive(Deserialize, Default)]
@@ -132,7 +129,9 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     let prefix = query.get("path_prefix");
     let mut after = match query.get("next_page_token").filter(|t| !t.is_empty()) {
-        Some(token) => token.parse().map_err(|_| ApiError::invalid_parameter(format!("Invalid page token '{token}'")))?,
+        Some(token) => {
+            token.parse().map_err(|_| ApiError::invalid_parameter(format!("Invalid page token '{token}'")))?
+        }
         None => 0,
     };
     let rules = permissions(&s);

@@ -293,11 +293,7 @@ impl Workspace {
         let path = canonical(path)?;
         let row = self.existing(&path)?;
         let container = ObjectType::from_name(&row.object_type).is_some_and(ObjectType::is_container);
-        let rows = if container {
-            self.store.list_workspace_children(&path)?
-        } else {
-            vec![row]
-        };
+        let rows = if container { self.store.list_workspace_children(&path)? } else { vec![row] };
         let after = notebooks_modified_after.unwrap_or(i64::MIN);
         rows.into_iter()
             .filter(|r| r.object_type != ObjectType::Notebook.name() || r.modified_at > after)
