@@ -8,7 +8,12 @@ delete, and a restart."""
 
 import base64
 import datetime
+import os
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from pathlib import Path
 
 import pytest
 from conftest import Tarn, own_server
@@ -41,6 +46,8 @@ def origin(tmp_path_factory):
     (repo / "README.md").write_text("# demo\n")
     (repo / "lib").mkdir()
     (repo / "lib" / "helper.py").write_text("print('helper says', 6 * 7)\n")
+    (repo / "extra").mkdir()
+    (repo / "extra" / "data.txt").write_text("not in a sparse checkout of lib\n")
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "main")
     git(repo, "tag", "v1")
@@ -95,7 +102,7 @@ def test_create_get_list_and_the_workspace_tree(w, me, origin, repo):
     status = w.workspace.get_status(repo.path)
     assert (status.object_type, status.object_id) == (workspace.ObjectType.REPO, repo.id)
     listed = {o.path.rsplit("/", 1)[1]: o for o in w.workspace.list(repo.path)}
-    assert set(listed) == {"nb", "README.md", "lib"}
+    assert set(listed) == {"nb", "README.md", "lib", "extra"}
     assert (listed["nb"].object_type, listed["nb"].language) == (workspace.ObjectType.NOTEBOOK, workspace.Language.PYTHON)
     assert listed["README.md"].object_type == workspace.ObjectType.FILE
     assert listed["lib"].object_type == workspace.ObjectType.DIRECTORY
@@ -162,6 +169,19 @@ def test_provider_names_in_any_case_and_the_default_path(w, me, origin, tmp_path
         w.repos.delete(made.id)
 
 
+def test_sparse_checkout(w, me, origin):
+    made = w.repos.create(url=origin["path"], provider="gitHub", path=f"/Repos/{me}/sparse",
+                          sparse_checkout=workspace.SparseCheckout(patterns=["lib"]))
+    try:
+        assert w.repos.get(made.id).sparse_checkout.patterns == ["lib"]
+        # Cone mode: the root's files and lib/, not extra/.
+        assert {o.path.rsplit("/", 1)[1] for o in w.workspace.list(made.path)} == {"nb", "README.md", "lib"}
+        w.repos.update(made.id, sparse_checkout=workspace.SparseCheckoutUpdate(patterns=["lib", "extra"]))
+        assert "extra" in {o.path.rsplit("/", 1)[1] for o in w.workspace.list(made.path)}
+    finally:
+        w.repos.delete(made.id)
+
+
 def git_job(w, origin, **revision):
     return w.jobs.create(
         name="from-git",
@@ -216,6 +236,80 @@ def test_git_credentials_never_show_their_token(server, w):
         w.git_credentials.get(made.credential_id)
     with pytest.raises(InvalidParameterValue):
         w.git_credentials.create(git_provider="cvs", git_username="x", personal_access_token="y")
+
+
+class GitOverHttp(BaseHTTPRequestHandler):
+    """Smart HTTP through `git http-backend`, behind Basic auth."""
+
+    root = ""
+    expected = ""
+    refused = 0
+
+    def serve(self):
+        if self.headers.get("Authorization") != self.expected:
+            type(self).refused += 1
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        path, _, query = self.path.partition("?")
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        env = dict(os.environ, GIT_PROJECT_ROOT=self.root, GIT_HTTP_EXPORT_ALL="1", PATH_INFO=path,
+                   QUERY_STRING=query, REQUEST_METHOD=self.command, REMOTE_USER="octo",
+                   CONTENT_TYPE=self.headers.get("Content-Type", ""), CONTENT_LENGTH=str(len(body)))
+        if self.headers.get("Content-Encoding"):
+            env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
+        out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
+        head, _, rest = out.partition(b"\r\n\r\n")
+        status, headers = 200, []
+        for line in head.decode().split("\r\n"):
+            key, _, value = line.partition(":")
+            if key.lower() == "status":
+                status = int(value.split()[0])
+            elif key:
+                headers.append((key, value.strip()))
+        self.send_response(status)
+        for key, value in headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(rest)))
+        self.end_headers()
+        self.wfile.write(rest)
+
+    do_GET = do_POST = serve
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_git_credential_authenticates_http_remotes(server, w, me, origin):
+    GitOverHttp.root = str(Path(origin["path"]).parent)
+    GitOverHttp.expected = "Basic " + base64.b64encode(b"octo:ghp_http_t0ken").decode()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), GitOverHttp)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_port}/demo"
+    try:
+        # No credential: the remote refuses, and git is never left asking.
+        with pytest.raises(InvalidParameterValue, match="Could not clone"):
+            w.repos.create(url=url, provider="gitHub", path=f"/Repos/{me}/over-http")
+        assert GitOverHttp.refused > 0
+        made_credential = w.git_credentials.create(git_provider="gitHub", git_username="octo",
+                                                   personal_access_token="ghp_http_t0ken", is_default_for_provider=True)
+        made = w.repos.create(url=url, provider="gitHub", path=f"/Repos/{me}/over-http")
+        assert made.head_commit_id == origin["main"]
+        w.repos.update(made.id, branch="feature")
+        assert w.repos.get(made.id).head_commit_id == origin["feature"]
+        # A job's git_source over http uses the run's principal's credential.
+        job = w.jobs.create(name="from-http", git_source=jobs.GitSource(
+            git_url=url, git_provider=jobs.GitProvider.GIT_HUB, git_tag="v1"),
+            tasks=[jobs.Task(task_key="nb", notebook_task=jobs.NotebookTask(notebook_path="nb"))])
+        run = w.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
+        assert w.jobs.get_run_output(run.tasks[0].run_id).notebook_output.result == "main"
+        w.repos.delete(made.id)
+        w.git_credentials.delete(made_credential.credential_id)
+    finally:
+        httpd.shutdown()
+    assert "ghp_http_t0ken" not in (server.home / "serve.log").read_text(errors="replace")
 
 
 def test_permissions_on_a_repo(server, w, me, origin):
