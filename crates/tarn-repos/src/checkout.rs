@@ -108,7 +108,69 @@ pub(crate) async fn head(git: &Git, dir: &Path) -> (Option<String>, String) {
 
 #[cfg(test)]
 mod tests {
-    use super::Revision;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// An origin with `main` (tagged v1) and `feature`; its commits.
+    fn origin(base: &Path) -> (PathBuf, String, String) {
+        let repo = base.join("origin");
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        std::fs::write(repo.join("f"), "main").unwrap();
+        git(&repo, &["add", "."]);
+        git(&repo, &["commit", "-q", "-m", "main"]);
+        git(&repo, &["tag", "v1"]);
+        let main = git(&repo, &["rev-parse", "HEAD"]);
+        git(&repo, &["checkout", "-q", "-b", "feature"]);
+        std::fs::write(repo.join("f"), "feature").unwrap();
+        git(&repo, &["commit", "-q", "-am", "feature"]);
+        let feature = git(&repo, &["rev-parse", "HEAD"]);
+        git(&repo, &["checkout", "-q", "main"]);
+        (repo, main, feature)
+    }
+
+    #[tokio::test]
+    async fn checkouts_move_only_to_revisions_that_exist() {
+        let base = std::env::temp_dir().join(format!("tarn-repos-checkout-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&base).unwrap();
+        let (repo, main, feature) = origin(&base);
+        let git = Git::new(&base, Duration::from_secs(60)).unwrap();
+        let dir = base.join("clone");
+        clone(&git, repo.to_str().unwrap(), &dir, None).await.unwrap();
+        assert_eq!(head(&git, &dir).await, (Some("main".into()), main.clone()));
+
+        switch(&git, &dir, &Revision::Branch("feature".into()), None).await.unwrap();
+        assert_eq!(head(&git, &dir).await, (Some("feature".into()), feature.clone()));
+        assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "feature");
+
+        let refused = switch(&git, &dir, &Revision::Branch("nope".into()), None).await;
+        assert!(matches!(refused, Err(RepoError::InvalidParameter(m)) if m.contains("nope")));
+        assert_eq!(head(&git, &dir).await, (Some("feature".into()), feature.clone()));
+
+        switch(&git, &dir, &Revision::Tag("v1".into()), None).await.unwrap();
+        assert_eq!(head(&git, &dir).await, (None, main.clone()));
+        switch(&git, &dir, &Revision::Commit(feature.clone()), None).await.unwrap();
+        assert_eq!(head(&git, &dir).await, (None, feature));
+
+        let missing = clone(&git, "/nonexistent/x.git", &base.join("other"), None).await;
+        assert!(matches!(missing, Err(RepoError::InvalidParameter(m)) if m.contains("/nonexistent/x.git")));
+        assert!(!base.join("other").exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 
     #[test]
     fn revisions_are_checked_before_git_sees_them() {
