@@ -73,7 +73,11 @@ impl Workspace {
     /// records and checkouts would be left behind).
     pub(super) fn refuse_delete_of_repo(&self, path: &str) -> Result<()> {
         self.refuse_in_repo(path)?;
-        if self.checkouts.is_some() && !self.store.list_repos(&format!("{path}/"), 0, 1)?.is_empty() {
+        let mut below = Vec::new();
+        if self.checkouts.is_some() {
+            self.rows_below(path, &mut below)?;
+        }
+        if below.iter().any(|row| row.object_type == ObjectType::Repo.name()) {
             return Err(FilesError::InvalidArgument(format!(
                 "{path} holds Git folders; delete them with the Repos API first"
             )));
@@ -206,5 +210,60 @@ fn classify_file(local: &Path, shown: &str) -> Result<(String, Entry)> {
     match classify(shown, content, Format::Auto, None) {
         Ok((path, Imported::Notebook { language, .. })) => Ok((path, (ObjectType::Notebook, Some(language)))),
         _ => Ok((shown.to_string(), (ObjectType::File, None))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tarn_store::Store;
+
+    use super::super::{Format, Import, ObjectType, Workspace};
+    use crate::confine::Root;
+    use crate::testdir::TempDir;
+
+    #[test]
+    fn a_checkout_shows_as_a_read_only_tree_with_notebooks() {
+        let tmp = TempDir::new("workspace-repo");
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let ws = Workspace::new(Root::open(&tmp.0.join("workspace")).unwrap(), store)
+            .with_checkouts(Root::open(&tmp.0.join("repos")).unwrap());
+        let id = ws.mount_repo("/Repos/me/demo", "me").unwrap();
+        let dir = ws.checkout_dir(id).unwrap();
+        std::fs::create_dir_all(dir.join("lib")).unwrap();
+        std::fs::create_dir_all(dir.join(".git")).unwrap();
+        std::fs::write(dir.join("nb.py"), "# Databricks notebook source\nx = 1\n").unwrap();
+        std::fs::write(dir.join("lib/plain.py"), "y = 2\n").unwrap();
+        ws.sync_repo("/Repos/me/demo").unwrap();
+
+        assert_eq!(ws.get_status("/Repos/me/demo").unwrap().object_type, ObjectType::Repo);
+        let listed: Vec<_> = ws.list("/Repos/me/demo", None).unwrap().into_iter().map(|o| o.path).collect();
+        assert_eq!(listed, ["/Repos/me/demo/lib", "/Repos/me/demo/nb"]);
+        let nb = ws.get_status("/Repos/me/demo/nb").unwrap();
+        assert_eq!(nb.object_type, ObjectType::Notebook);
+        assert!(ws.notebook("/Repos/me/demo/nb").unwrap().source.contains("x = 1"));
+        assert_eq!(ws.export("/Repos/me/demo/lib/plain.py", Format::Raw).unwrap().content, b"y = 2\n");
+
+        // A new revision: what stays keeps its id, what went is gone.
+        std::fs::remove_file(dir.join("lib/plain.py")).unwrap();
+        std::fs::write(dir.join("nb.py"), "# Databricks notebook source\nx = 3\n").unwrap();
+        ws.sync_repo("/Repos/me/demo").unwrap();
+        assert_eq!(ws.get_status("/Repos/me/demo/nb").unwrap().object_id, nb.object_id);
+        assert!(ws.get_status("/Repos/me/demo/lib/plain.py").is_err());
+
+        let write = Import {
+            path: "/Repos/me/demo/new.py".into(),
+            creator: "me".into(),
+            content: b"z = 1".to_vec(),
+            format: Format::Auto,
+            language: None,
+            overwrite: false,
+        };
+        assert!(ws.import(write).is_err());
+        assert!(ws.delete("/Repos/me", true).is_err());
+        assert!(ws.mkdirs("/Repos/me/demo/sub", "me").is_err());
+        ws.unmount_repo("/Repos/me/demo").unwrap();
+        assert!(ws.get_status("/Repos/me/demo/nb").is_err());
     }
 }
