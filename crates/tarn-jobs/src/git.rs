@@ -132,6 +132,17 @@ pub(crate) fn task_checkout<'a>(attempt: &'a Attempt, spec: &Value) -> Result<Op
     }
 }
 
+/// Removes the checkouts an earlier tarn left (it stopped mid-run); at
+/// start, before any run is driven again (a re-driven run checks out anew).
+pub fn remove_stale_checkouts(home: &Path) {
+    let dir = home.join("jobs").join("git");
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove runs' old git checkouts");
+    }
+}
+
 /// Makes the run's checkout if its job has a `git_source`, and notes the
 /// commit in the run's document.
 pub(crate) async fn prepare(runs: &Runs, run: &JobRunRow, settings: &JobSettings) -> Option<GitCheckout> {

@@ -84,6 +84,12 @@ impl Repos {
     pub fn new(store: Arc<Store>, files: Files, key: Arc<SealingKey>, home: &Path, timeout: Duration) -> Result<Self> {
         let dir = home.join("repos");
         std::fs::create_dir_all(&dir).map_err(|e| RepoError::io("creating the repos directory", e))?;
+        // Clones an earlier tarn was making when it stopped.
+        for entry in std::fs::read_dir(&dir).map_err(|e| RepoError::io("reading the repos directory", e))?.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".tarn-staging-") {
+                remove_dir(&entry.path());
+            }
+        }
         let git = Git::new(&dir, timeout)?;
         let credentials = GitCredentials::new(store.clone(), key);
         let inner = Inner { store, files, git, dir, credentials, lock: tokio::sync::Mutex::new(()) };

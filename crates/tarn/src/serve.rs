@@ -251,6 +251,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier.clone(), runs_config)
         .with_pipelines(updates)
         .with_git_sources(Arc::new(crate::git_sources::JobGitSources(repos.clone())));
+    tarn_jobs::git::remove_stale_checkouts(&config.home);
     let recovered = runs.recover().map_err(|e| e.to_string())?;
     let triggers = tarn_jobs::triggers::spawn(runs.clone(), files.clone());
     if recovered > 0 {
