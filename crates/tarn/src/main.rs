@@ -6,6 +6,7 @@ mod assist;
 mod bundle_cli;
 mod bundle_init;
 mod config;
+mod git_sources;
 mod jobs_cli;
 mod pipeline_tasks;
 mod pipelines_cli;
