@@ -288,23 +288,56 @@ def test_a_broken_bundle_changes_nothing(server, w, project):
     assert w.jobs.get(int(found["jobs.etl"])).settings.as_dict() == job
 
 
+VOLUME = """\
+  volumes:
+    landing:
+      catalog_name: main
+      schema_name: ${resources.schemas.shop.name}
+      name: landing
+      volume_type: MANAGED
+      comment: where files land
+"""
+
+
 def test_a_failed_deploy_puts_back_what_it_changed(server, w, project):
+    yml, greet, extra = project / "databricks.yml", project / "src" / "greet.py", project / "src" / "extra.txt"
+    text = yml.read_text() + VOLUME
+    yml.write_text(text)
+    assert "created volumes.landing" in ok(server, project, "deploy")
     found = ids(server, project)
     pipeline = w.pipelines.get(found["pipelines.orders"]).spec.as_dict()
-    text = (project / "databricks.yml").read_text()
     changed = text.replace("name: shop_orders", "name: shop_orders\n      configuration:\n        mood: changed")
+    changed = changed.replace("comment: the shop's tables", "comment: other tables")
+    changed = changed.replace("comment: where files land", "comment: elsewhere")
     changed = changed.replace("        - task_key: greet\n", "        - task_key: greet\n          depends_on:\n            - task_key: ghost\n")
     # The job's task depends on a task the job lacks: the Jobs API refuses it
-    # after the pipeline (deployed first) was updated.
-    (project / "databricks.yml").write_text(changed)
+    # after the files were synced and the schema, volume and pipeline (deployed
+    # first) were updated.
+    yml.write_text(changed)
+    greet.write_text(GREET.replace("exit(greeting)", 'exit("new " + greeting)'))
+    extra.write_text("added by the failing deploy")
     try:
         code, out = bundle(server, project, "deploy")
         assert code != 0, out
         assert "ghost" in out and "rolled back" in out, out
+        assert "put back the previous content of 2 files" in out, out
+        assert "deleted 1 files it had added" in out and "could not" not in out, out
     finally:
-        (project / "databricks.yml").write_text(text)
+        yml.write_text(text)
+        greet.write_text(GREET)
+        extra.unlink()
     assert w.pipelines.get(found["pipelines.orders"]).spec.as_dict() == pipeline
+    assert w.schemas.get(found["schemas.shop"]).comment == "the shop's tables"
+    assert w.volumes.read(found["volumes.landing"]).comment == "where files land"
     assert ids(server, project) == found, "no new state was written"
+    root = root_path(w, "dev")
+    with pytest.raises(errors.NotFound):
+        w.workspace.get_status(f"{root}/files/src/extra.txt")
+    assert w.workspace.get_status(f"{root}/files/src/greet").object_type.value == "NOTEBOOK"
+    out = ok(server, project, "run", "etl")
+    run = w.jobs.get_run(int(re.search(r"/runs/(\d+)", out).group(1)))
+    assert w.jobs.get_run_output(run.tasks[0].run_id).notebook_output.result == "hello", "the old notebook ran"
+    assert "Uploaded 0 files" in ok(server, project, "deploy"), "nothing changed since"
 
 
 def test_production_target(server, w, project):
