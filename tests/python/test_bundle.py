@@ -3,7 +3,8 @@ subprocess against a tarn server, the deployment checked through
 databricks-sdk: a bundle with a job whose notebook reads a variable, a
 pipeline, an experiment and a schema, deployed to a development target and
 a production one, changed and redeployed in place, refused when broken
-(nothing changed), and destroyed."""
+(nothing changed), rolled back when a call fails half-way (files,
+resources and the previous notebook as they were), and destroyed."""
 
 import json
 import os
@@ -338,6 +339,54 @@ def test_a_failed_deploy_puts_back_what_it_changed(server, w, project):
     run = w.jobs.get_run(int(re.search(r"/runs/(\d+)", out).group(1)))
     assert w.jobs.get_run_output(run.tasks[0].run_id).notebook_output.result == "hello", "the old notebook ran"
     assert "Uploaded 0 files" in ok(server, project, "deploy"), "nothing changed since"
+
+
+FIRST_DEPLOY = """\
+bundle:
+  name: first
+resources:
+  experiments:
+    tries:
+      name: /Users/${workspace.current_user.userName}/first_tries
+  schemas:
+    first:
+      catalog_name: main
+      name: first_schema
+  jobs:
+    job:
+      name: first_job
+      tasks:
+        - task_key: a
+          DEPENDS
+          notebook_task:
+            notebook_path: ./nb.py
+targets:
+  dev:
+    mode: development
+    default: true
+"""
+
+
+def test_a_failed_first_deploy_leaves_nothing_and_can_be_retried(server, w, tmp_path):
+    (tmp_path / "nb.py").write_text(GREET)
+    yml = tmp_path / "databricks.yml"
+    yml.write_text(FIRST_DEPLOY.replace("DEPENDS", "depends_on: [{task_key: ghost}]"))
+    code, out = bundle(server, tmp_path, "deploy")
+    assert code != 0 and "deleted the new experiments" in out and "deleted the new schemas" in out, out
+    assert "deleted 2 files it had added" in out and "could not" not in out, out
+    me = w.current_user.me().user_name
+    with pytest.raises(errors.NotFound):
+        w.schemas.get("main.first_schema")
+    with pytest.raises(errors.NotFound):
+        w.workspace.get_status(f"/Workspace/Users/{me}/.bundle/first/dev/files/nb")
+    assert "job: not deployed" in ok(server, tmp_path, "summary")
+    # The experiment the rollback deleted keeps its name; the retry brings it back.
+    yml.write_text(FIRST_DEPLOY.replace("DEPENDS", "description: fixed"))
+    out = ok(server, tmp_path, "deploy")
+    assert "created experiments.tries" in out, out
+    found = ids(server, tmp_path)
+    assert w.experiments.get_experiment(found["experiments.tries"]).experiment.lifecycle_stage == "active"
+    ok(server, tmp_path, "destroy", "--auto-approve")
 
 
 def test_production_target(server, w, project):

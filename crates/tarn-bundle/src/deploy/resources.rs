@@ -88,9 +88,7 @@ pub async fn create(
             s.insert("deployment".into(), deployment.value());
             id_of(&client.post("/api/2.0/pipelines", &Value::Object(s)).await?, "pipeline_id")
         }
-        "experiments" => {
-            id_of(&client.post("/api/2.0/mlflow/experiments/create", &Value::Object(s)).await?, "experiment_id")
-        }
+        "experiments" => create_experiment(client, s).await,
         "models" => {
             client.post("/api/2.0/mlflow/registered-models/create", &Value::Object(s.clone())).await?;
             Ok(text(&s, "name")?.to_string())
@@ -119,6 +117,26 @@ pub async fn create(
         "clusters" => id_of(&client.post("/api/2.1/clusters/create", &Value::Object(s)).await?, "cluster_id"),
         other => Err(unsupported(other)),
     }
+}
+
+/// Creates an experiment, or brings back a deleted one of the same name:
+/// a deleted experiment keeps its name, so the experiment of a destroyed
+/// or rolled back deployment would otherwise block the next deploy.
+async fn create_experiment(client: &Client, s: Map<String, Value>) -> Result<String, ClientError> {
+    let name = text(&s, "name")?.to_string();
+    let refused = match client.post("/api/2.0/mlflow/experiments/create", &Value::Object(s)).await {
+        Ok(answer) => return id_of(&answer, "experiment_id"),
+        Err(e) if matches!(&e, ClientError::Api { code, .. } if code == "RESOURCE_ALREADY_EXISTS") => e,
+        Err(e) => return Err(e),
+    };
+    let found = client.get("/api/2.0/mlflow/experiments/get-by-name", &[("experiment_name", &name)]).await?;
+    let experiment = found.get("experiment").cloned().unwrap_or_default();
+    if experiment.get("lifecycle_stage").and_then(Value::as_str) != Some("deleted") {
+        return Err(refused);
+    }
+    let id = id_of(&experiment, "experiment_id")?;
+    client.post("/api/2.0/mlflow/experiments/restore", &json!({"experiment_id": id})).await?;
+    Ok(id)
 }
 
 /// Creates a UC object; its full name.
