@@ -310,6 +310,7 @@ def test_a_failed_deploy_puts_back_what_it_changed(server, w, project):
     changed = text.replace("name: shop_orders", "name: shop_orders\n      configuration:\n        mood: changed")
     changed = changed.replace("comment: the shop's tables", "comment: other tables")
     changed = changed.replace("comment: where files land", "comment: elsewhere")
+    changed = changed.replace("privileges: [USE_SCHEMA, CREATE_TABLE]", "privileges: [USE_SCHEMA, CREATE_TABLE, CREATE_VOLUME]")
     changed = changed.replace("        - task_key: greet\n", "        - task_key: greet\n          depends_on:\n            - task_key: ghost\n")
     # The job's task depends on a task the job lacks: the Jobs API refuses it
     # after the files were synced and the schema, volume and pipeline (deployed
@@ -330,6 +331,9 @@ def test_a_failed_deploy_puts_back_what_it_changed(server, w, project):
     assert w.pipelines.get(found["pipelines.orders"]).spec.as_dict() == pipeline
     assert w.schemas.get(found["schemas.shop"]).comment == "the shop's tables"
     assert w.volumes.read(found["volumes.landing"]).comment == "where files land"
+    grants = w.grants.get("schema", found["schemas.shop"]).privilege_assignments
+    assert {p.value for g in grants if g.principal == "bob@example.com" for p in g.privileges} == {
+        "USE_SCHEMA", "CREATE_TABLE"}, "the grant the failed deploy added was taken back"
     assert ids(server, project) == found, "no new state was written"
     root = root_path(w, "dev")
     with pytest.raises(errors.NotFound):
