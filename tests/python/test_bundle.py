@@ -3,7 +3,8 @@ subprocess against a tarn server, the deployment checked through
 databricks-sdk: a bundle with a job whose notebook reads a variable, a
 pipeline, an experiment and a schema, deployed to a development target and
 a production one, changed and redeployed in place, refused when broken
-(nothing changed), and destroyed."""
+(nothing changed), rolled back when a call fails half-way (files,
+resources and the previous notebook as they were), and destroyed."""
 
 import json
 import os
@@ -288,23 +289,108 @@ def test_a_broken_bundle_changes_nothing(server, w, project):
     assert w.jobs.get(int(found["jobs.etl"])).settings.as_dict() == job
 
 
+VOLUME = """\
+  volumes:
+    landing:
+      catalog_name: main
+      schema_name: ${resources.schemas.shop.name}
+      name: landing
+      volume_type: MANAGED
+      comment: where files land
+"""
+
+
 def test_a_failed_deploy_puts_back_what_it_changed(server, w, project):
+    yml, greet, extra = project / "databricks.yml", project / "src" / "greet.py", project / "src" / "extra.txt"
+    text = yml.read_text() + VOLUME
+    yml.write_text(text)
+    assert "created volumes.landing" in ok(server, project, "deploy")
     found = ids(server, project)
     pipeline = w.pipelines.get(found["pipelines.orders"]).spec.as_dict()
-    text = (project / "databricks.yml").read_text()
     changed = text.replace("name: shop_orders", "name: shop_orders\n      configuration:\n        mood: changed")
+    changed = changed.replace("comment: the shop's tables", "comment: other tables")
+    changed = changed.replace("comment: where files land", "comment: elsewhere")
+    changed = changed.replace("privileges: [USE_SCHEMA, CREATE_TABLE]", "privileges: [USE_SCHEMA, CREATE_TABLE, CREATE_VOLUME]")
     changed = changed.replace("        - task_key: greet\n", "        - task_key: greet\n          depends_on:\n            - task_key: ghost\n")
     # The job's task depends on a task the job lacks: the Jobs API refuses it
-    # after the pipeline (deployed first) was updated.
-    (project / "databricks.yml").write_text(changed)
+    # after the files were synced and the schema, volume and pipeline (deployed
+    # first) were updated.
+    yml.write_text(changed)
+    greet.write_text(GREET.replace("exit(greeting)", 'exit("new " + greeting)'))
+    extra.write_text("added by the failing deploy")
     try:
         code, out = bundle(server, project, "deploy")
         assert code != 0, out
         assert "ghost" in out and "rolled back" in out, out
+        assert "put back the previous content of 2 files" in out, out
+        assert "deleted 1 files it had added" in out and "could not" not in out, out
     finally:
-        (project / "databricks.yml").write_text(text)
+        yml.write_text(text)
+        greet.write_text(GREET)
+        extra.unlink()
     assert w.pipelines.get(found["pipelines.orders"]).spec.as_dict() == pipeline
+    assert w.schemas.get(found["schemas.shop"]).comment == "the shop's tables"
+    assert w.volumes.read(found["volumes.landing"]).comment == "where files land"
+    grants = w.grants.get("schema", found["schemas.shop"]).privilege_assignments
+    assert {p.value for g in grants if g.principal == "bob@example.com" for p in g.privileges} == {
+        "USE_SCHEMA", "CREATE_TABLE"}, "the grant the failed deploy added was taken back"
     assert ids(server, project) == found, "no new state was written"
+    root = root_path(w, "dev")
+    with pytest.raises(errors.NotFound):
+        w.workspace.get_status(f"{root}/files/src/extra.txt")
+    assert w.workspace.get_status(f"{root}/files/src/greet").object_type.value == "NOTEBOOK"
+    out = ok(server, project, "run", "etl")
+    run = w.jobs.get_run(int(re.search(r"/runs/(\d+)", out).group(1)))
+    assert w.jobs.get_run_output(run.tasks[0].run_id).notebook_output.result == "hello", "the old notebook ran"
+    assert "Uploaded 0 files" in ok(server, project, "deploy"), "nothing changed since"
+
+
+FIRST_DEPLOY = """\
+bundle:
+  name: first
+resources:
+  experiments:
+    tries:
+      name: /Users/${workspace.current_user.userName}/first_tries
+  schemas:
+    first:
+      catalog_name: main
+      name: first_schema
+  jobs:
+    job:
+      name: first_job
+      tasks:
+        - task_key: a
+          DEPENDS
+          notebook_task:
+            notebook_path: ./nb.py
+targets:
+  dev:
+    mode: development
+    default: true
+"""
+
+
+def test_a_failed_first_deploy_leaves_nothing_and_can_be_retried(server, w, tmp_path):
+    (tmp_path / "nb.py").write_text(GREET)
+    yml = tmp_path / "databricks.yml"
+    yml.write_text(FIRST_DEPLOY.replace("DEPENDS", "depends_on: [{task_key: ghost}]"))
+    code, out = bundle(server, tmp_path, "deploy")
+    assert code != 0 and "deleted the new experiments" in out and "deleted the new schemas" in out, out
+    assert "deleted 2 files it had added" in out and "could not" not in out, out
+    me = w.current_user.me().user_name
+    with pytest.raises(errors.NotFound):
+        w.schemas.get("main.first_schema")
+    with pytest.raises(errors.NotFound):
+        w.workspace.get_status(f"/Workspace/Users/{me}/.bundle/first/dev/files/nb")
+    assert "job: not deployed" in ok(server, tmp_path, "summary")
+    # The experiment the rollback deleted keeps its name; the retry brings it back.
+    yml.write_text(FIRST_DEPLOY.replace("DEPENDS", "description: fixed"))
+    out = ok(server, tmp_path, "deploy")
+    assert "created experiments.tries" in out, out
+    found = ids(server, tmp_path)
+    assert w.experiments.get_experiment(found["experiments.tries"]).experiment.lifecycle_stage == "active"
+    ok(server, tmp_path, "destroy", "--auto-approve")
 
 
 def test_production_target(server, w, project):

@@ -1,6 +1,8 @@
 //! The bundle's local files in the workspace: the sync set under
 //! `<file_path>`, and artifacts (wheels) built locally and uploaded under
 //! `<artifact_path>/.internal`, with the tasks that name them rewritten.
+//! Only what changed is uploaded, and what a file held before is kept for
+//! the rollback of a deploy that fails later.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +10,8 @@ use serde_json::Value;
 use tarn_assist::Client;
 
 use super::DeployError;
-use super::state::{SyncedFile, delete_path, write_file};
+use super::rollback::{Journal, Undo};
+use super::state::{SyncedFile, delete_path, read_file, write_file};
 use crate::Bundle;
 use crate::config::Artifact;
 
@@ -49,28 +52,54 @@ pub fn read_sync_set(bundle: &Bundle) -> Result<Vec<(SyncedFile, Vec<u8>)>, Depl
     Ok(out)
 }
 
-/// Uploads the sync set and deletes what the last deployment synced that
-/// is gone now; how many files were uploaded and deleted.
+/// Uploads the files of the sync set whose content differs from the
+/// workspace's and deletes what the last deployment synced that is gone
+/// now, keeping in `journal` what each overwritten or deleted file held;
+/// how many files were uploaded and deleted.
 pub async fn sync(
     client: &Client,
     file_path: &str,
-    files: Vec<(SyncedFile, Vec<u8>)>,
+    files: &[(SyncedFile, Vec<u8>)],
     previous: &[SyncedFile],
+    journal: &mut Journal,
 ) -> Result<(usize, usize), DeployError> {
-    let uploaded = files.len();
-    let now: Vec<SyncedFile> = files.iter().map(|(f, _)| f.clone()).collect();
+    let mut uploaded = 0;
     for (file, bytes) in files {
+        let target = remote(file_path, file);
+        let before = read_file(client, &target).await.map_err(DeployError::api(&format!("reading {target}")))?;
+        if before.as_deref() == Some(bytes.as_slice()) {
+            continue;
+        }
         // Sent with its extension: the workspace strips a notebook's.
         let path = format!("{file_path}/{}", file.local_path);
-        write_file(client, &path, bytes, true).await.map_err(DeployError::api(&format!("uploading {path}")))?;
+        journal.push(match before {
+            Some(bytes) => Undo::File { upload_path: upload_path(file_path, previous, &target, &path), bytes },
+            None => Undo::NewFile { path: target },
+        });
+        write_file(client, &path, bytes.clone(), true).await.map_err(DeployError::api(&format!("uploading {path}")))?;
+        uploaded += 1;
     }
     let mut deleted = 0;
-    for old in previous.iter().filter(|old| !now.iter().any(|f| remote(file_path, f) == remote(file_path, old))) {
+    let kept = |old: &SyncedFile| files.iter().any(|(f, _)| remote(file_path, f) == remote(file_path, old));
+    for old in previous.iter().filter(|old| !kept(old)) {
         let path = remote(file_path, old);
+        let before = read_file(client, &path).await.map_err(DeployError::api(&format!("reading {path}")))?;
+        let Some(bytes) = before else { continue };
+        journal.push(Undo::File { upload_path: format!("{file_path}/{}", old.local_path), bytes });
         delete_path(client, &path, false).await.map_err(DeployError::api(&format!("deleting {path}")))?;
         deleted += 1;
     }
     Ok((uploaded, deleted))
+}
+
+/// Where the previous content of `target` is uploaded back: the path the
+/// last deployment synced it from (a notebook's extension may differ),
+/// else this deploy's.
+fn upload_path(file_path: &str, previous: &[SyncedFile], target: &str, current: &str) -> String {
+    match previous.iter().find(|old| remote(file_path, old) == target) {
+        Some(old) => format!("{file_path}/{}", old.local_path),
+        None => current.to_string(),
+    }
 }
 
 /// Builds each artifact (its `build` command, else `uv build --wheel`)
@@ -130,19 +159,28 @@ fn wildcard(pattern: &str, name: &str) -> bool {
     }
 }
 
-/// Uploads built files to `<artifact_path>/.internal/<file>`; their
-/// workspace paths.
+/// Uploads built files to `<artifact_path>/.internal/<file>` (those the
+/// workspace holds with other bytes or not at all), keeping in `journal`
+/// what each held before; their workspace paths.
 pub async fn upload_artifacts(
     client: &Client,
     artifact_path: &str,
     built: &[PathBuf],
+    journal: &mut Journal,
 ) -> Result<Vec<String>, DeployError> {
     let mut out = Vec::new();
     for file in built {
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("artifact");
         let bytes = std::fs::read(file).map_err(|e| DeployError::Local(format!("reading {}: {e}", file.display())))?;
         let path = format!("{artifact_path}/.internal/{name}");
-        write_file(client, &path, bytes, true).await.map_err(DeployError::api(&format!("uploading {path}")))?;
+        let before = read_file(client, &path).await.map_err(DeployError::api(&format!("reading {path}")))?;
+        if before.as_deref() != Some(bytes.as_slice()) {
+            journal.push(match before {
+                Some(bytes) => Undo::File { upload_path: path.clone(), bytes },
+                None => Undo::NewFile { path: path.clone() },
+            });
+            write_file(client, &path, bytes, true).await.map_err(DeployError::api(&format!("uploading {path}")))?;
+        }
         out.push(path);
     }
     Ok(out)

@@ -10,6 +10,7 @@ mod lookup;
 mod perms;
 mod refs;
 pub mod resources;
+mod rollback;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use crate::config::CurrentUser;
 use lock::Lock;
 use refs::Key;
 use resources::Deployment;
+use rollback::{Journal, Undo};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -151,13 +153,6 @@ struct Deploy<'a> {
     order: Vec<Key>,
 }
 
-/// What a deploy changed so far, to put back if a later call fails.
-#[derive(Default)]
-struct Applied {
-    created: Vec<(String, String)>,
-    updated: Vec<(String, String, Value)>,
-}
-
 impl Deploy<'_> {
     async fn run(
         &self,
@@ -174,30 +169,45 @@ impl Deploy<'_> {
             .map_err(DeployError::api("reading state/deployment.json"))?;
         let last_files = last.as_ref().map(state::parse_files).unwrap_or_default();
         let seq = last.as_ref().and_then(|v| v.get("seq")).and_then(Value::as_u64).unwrap_or(0) + 1;
-        let wheels = files::upload_artifacts(client, &bundle.artifact_path, &built).await?;
-        let synced: Vec<state::SyncedFile> = sync_set.iter().map(|(f, _)| f.clone()).collect();
-        let (files_uploaded, files_deleted) = files::sync(client, &bundle.file_path, sync_set, &last_files).await?;
+        let mut journal = Journal::default();
+        let applied = self.apply(&sync_set, &built, &last_files, &previous, &mut journal).await;
+        let (mut next, mut changes, (files_uploaded, files_deleted)) = match applied {
+            Ok(done) => done,
+            Err(failure) => return Err(journal.roll_back(client, failure).await),
+        };
+        let dropped = self.delete_dropped(&previous, &mut next, &mut changes).await;
+        let synced: Vec<state::SyncedFile> = sync_set.into_iter().map(|(f, _)| f).collect();
+        self.write_state(&next, seq, &synced).await?;
+        dropped?;
+        Ok(Report { changes, files_uploaded, files_deleted })
+    }
+
+    /// Uploads artifacts and files, then creates or updates each resource;
+    /// every change is kept in `journal` so a failure can put it back.
+    async fn apply(
+        &self,
+        sync_set: &[(state::SyncedFile, Vec<u8>)],
+        built: &[std::path::PathBuf],
+        last_files: &[state::SyncedFile],
+        previous: &Resources,
+        journal: &mut Journal,
+    ) -> Result<(Resources, Vec<Change>, (usize, usize)), DeployError> {
+        let (client, bundle) = (self.client, self.bundle);
+        let wheels = files::upload_artifacts(client, &bundle.artifact_path, built, journal).await?;
+        let counts = files::sync(client, &bundle.file_path, sync_set, last_files, journal).await?;
         let mut next = Resources {
             lineage: previous.lineage.clone().or_else(|| Some(uuid::Uuid::new_v4().to_string())),
             serial: previous.serial + 1,
             entries: BTreeMap::new(),
         };
-        let mut applied = Applied::default();
         let mut changes = Vec::new();
         for key in &self.order {
-            match self.one(key, &previous, &next, &wheels, &mut applied).await {
-                Ok(change) => {
-                    let settings = self.settings_of(key, &next, &wheels)?;
-                    next.entries.insert(key.clone(), Entry { id: change.id.clone(), settings });
-                    changes.push(change);
-                }
-                Err(failure) => return Err(self.roll_back(failure, applied).await),
-            }
+            let change = self.one(key, previous, &next, &wheels, journal).await?;
+            let settings = self.settings_of(key, &next, &wheels)?;
+            next.entries.insert(key.clone(), Entry { id: change.id.clone(), settings });
+            changes.push(change);
         }
-        let dropped = self.delete_dropped(&previous, &mut next, &mut changes).await;
-        self.write_state(&next, seq, &synced).await?;
-        dropped?;
-        Ok(Report { changes, files_uploaded, files_deleted })
+        Ok((next, changes, counts))
     }
 
     /// The resource's value with references to deployed resources and
@@ -218,7 +228,7 @@ impl Deploy<'_> {
         previous: &Resources,
         next: &Resources,
         wheels: &[String],
-        applied: &mut Applied,
+        journal: &mut Journal,
     ) -> Result<Change, DeployError> {
         let (kind, name) = key;
         let client = self.client;
@@ -234,43 +244,24 @@ impl Deploy<'_> {
         let (id, action) = match before {
             None => {
                 let id = resources::create(client, kind, &value, &deployment).await.map_err(&api)?;
-                applied.created.push((kind.clone(), id.clone()));
+                journal.push(Undo::Created { kind: kind.clone(), id: id.clone() });
                 (id, Action::Created)
             }
             Some((entry, _)) if entry.settings == value => (entry.id.clone(), Action::Unchanged),
             Some((entry, settings)) => {
                 let id = resources::update(client, kind, &entry.id, &value, &deployment).await.map_err(&api)?;
-                applied.updated.push((kind.clone(), id.clone(), settings));
+                journal.push(Undo::Updated { kind: kind.clone(), id: id.clone(), settings });
                 (id, Action::Updated)
             }
         };
+        if action == Action::Updated {
+            let previous = perms::read(client, kind, &id, &value).await.map_err(&api)?;
+            journal.push(Undo::Permissions { kind: kind.clone(), id: id.clone(), previous });
+        }
         if action != Action::Unchanged {
             perms::apply(client, kind, &id, &value).await.map_err(&api)?;
         }
         Ok(Change { action, kind: kind.clone(), key: name.clone(), id })
-    }
-
-    /// Deletes what this deploy created and puts back what it updated,
-    /// newest first.
-    async fn roll_back(&self, failure: DeployError, applied: Applied) -> DeployError {
-        let mut notes = Vec::new();
-        for (kind, id, settings) in applied.updated.iter().rev() {
-            match resources::restore(self.client, kind, id, settings).await {
-                Ok(()) => notes.push(format!("restored {kind} {id}")),
-                Err(e) => notes.push(format!("could not restore {kind} {id}: {e}")),
-            }
-        }
-        for (kind, id) in applied.created.iter().rev() {
-            match resources::delete(self.client, kind, id).await {
-                Ok(()) => notes.push(format!("deleted the new {kind} {id}")),
-                Err(e) => notes.push(format!("could not delete the new {kind} {id}: {e}")),
-            }
-        }
-        if notes.is_empty() {
-            return failure;
-        }
-        let rollback = format!("the deploy was rolled back: {}", notes.join("; "));
-        DeployError::RolledBack { failure: Box::new(failure), rollback }
     }
 
     /// Deletes the resources of the last deployment the bundle no longer

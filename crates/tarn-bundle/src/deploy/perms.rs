@@ -1,5 +1,6 @@
 //! A resource's `permissions` (the Permissions API, or a secret scope's
-//! ACLs) and `grants` (Unity Catalog privileges).
+//! ACLs) and `grants` (Unity Catalog privileges): set by a deploy, read
+//! before and put back when the deploy fails later.
 
 use serde_json::{Map, Value, json};
 use tarn_assist::{Client, ClientError};
@@ -54,20 +55,130 @@ pub async fn apply(client: &Client, kind: &str, id: &str, value: &Value) -> Resu
             client.put(&format!("/api/2.0/permissions/{ty}/{object_id}"), &body).await?;
         }
     }
-    let grants = value.get("grants").and_then(Value::as_array).filter(|g| !g.is_empty());
-    if let Some(grants) = grants {
-        let securable = match kind {
-            "schemas" => "schema",
-            "volumes" => "volume",
-            "registered_models" => "function",
-            other => return Err(ClientError::Invalid(format!("`{other}` resources take no grants"))),
-        };
+    if let Some(grants) = desired_grants(value) {
         let changes: Vec<Value> = grants
             .iter()
             .map(|g| json!({"principal": g.get("principal"), "add": g.get("privileges").cloned().unwrap_or(json!([]))}))
             .collect();
-        let path = format!("/api/2.1/unity-catalog/permissions/{securable}/{id}");
-        client.patch(&path, &json!({"changes": changes})).await?;
+        client.patch(&grants_path(kind, id)?, &json!({"changes": changes})).await?;
+    }
+    Ok(())
+}
+
+fn desired_grants(value: &Value) -> Option<&Vec<Value>> {
+    value.get("grants").and_then(Value::as_array).filter(|g| !g.is_empty())
+}
+
+fn grants_path(kind: &str, id: &str) -> Result<String, ClientError> {
+    let securable = match kind {
+        "schemas" => "schema",
+        "volumes" => "volume",
+        "registered_models" => "function",
+        other => return Err(ClientError::Invalid(format!("`{other}` resources take no grants"))),
+    };
+    Ok(format!("/api/2.1/unity-catalog/permissions/{securable}/{id}"))
+}
+
+/// What [`apply`] would change, as it was before: the direct ACL (or a
+/// scope's ACLs) and the grants, each read only where the resource sets it.
+pub struct Previous {
+    acl: Option<Vec<Value>>,
+    grants: Option<Value>,
+    desired: Value,
+}
+
+/// Reads what [`apply`] is about to change.
+pub async fn read(client: &Client, kind: &str, id: &str, value: &Value) -> Result<Previous, ClientError> {
+    let desired = json!({"permissions": value.get("permissions"), "grants": value.get("grants")});
+    let mut previous = Previous { acl: None, grants: None, desired };
+    if !desired_acl(value).is_empty() {
+        if kind == "secret_scopes" {
+            let listed = client.get("/api/2.0/secrets/acls/list", &[("scope", id)]).await?;
+            previous.acl = Some(listed.get("items").and_then(Value::as_array).cloned().unwrap_or_default());
+        } else if let Some(ty) = object_type(kind) {
+            let object_id = permission_id(client, kind, id).await?;
+            let read = client.get(&format!("/api/2.0/permissions/{ty}/{object_id}"), &[]).await?;
+            previous.acl = Some(direct_entries(&read));
+        }
+    }
+    if desired_grants(value).is_some() {
+        previous.grants = Some(client.get(&grants_path(kind, id)?, &[]).await?);
+    }
+    Ok(previous)
+}
+
+/// The entries set on the object itself (not inherited), as ACL items.
+fn direct_entries(read: &Value) -> Vec<Value> {
+    let entries = read.get("access_control_list").and_then(Value::as_array).into_iter().flatten();
+    let mut out = Vec::new();
+    for entry in entries {
+        let levels = entry.get("all_permissions").and_then(Value::as_array).into_iter().flatten();
+        for level in levels.filter(|l| l.get("inherited").and_then(Value::as_bool) != Some(true)) {
+            if let Some(level) = level.get("permission_level").and_then(Value::as_str) {
+                out.push(acl_item(entry, level));
+            }
+        }
+    }
+    out
+}
+
+/// Puts back what [`read`] found: the ACL as it was, and the grants the
+/// deploy added taken away again.
+pub async fn restore(client: &Client, kind: &str, id: &str, previous: &Previous) -> Result<(), ClientError> {
+    if let Some(acl) = &previous.acl {
+        if kind == "secret_scopes" {
+            restore_scope_acls(client, id, acl, &desired_acl(&previous.desired)).await?;
+        } else if let Some(ty) = object_type(kind) {
+            let object_id = permission_id(client, kind, id).await?;
+            let body = json!({"access_control_list": acl});
+            client.put(&format!("/api/2.0/permissions/{ty}/{object_id}"), &body).await?;
+        }
+    }
+    if let (Some(before), Some(desired)) = (&previous.grants, desired_grants(&previous.desired)) {
+        let changes = added_grants(before, desired);
+        if !changes.is_empty() {
+            client.patch(&grants_path(kind, id)?, &json!({"changes": changes})).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `remove` changes for the privileges the deploy granted that the
+/// principal did not hold before.
+fn added_grants(before: &Value, desired: &[Value]) -> Vec<Value> {
+    let held = |principal: &str| -> Vec<Value> {
+        let assignments = before.get("privilege_assignments").and_then(Value::as_array).into_iter().flatten();
+        let mine = assignments.filter(|a| a.get("principal").and_then(Value::as_str) == Some(principal));
+        mine.flat_map(|a| a.get("privileges").and_then(Value::as_array).cloned().unwrap_or_default()).collect()
+    };
+    let mut changes = Vec::new();
+    for grant in desired {
+        let Some(principal) = grant.get("principal").and_then(Value::as_str) else { continue };
+        let had = held(principal);
+        let wanted = grant.get("privileges").and_then(Value::as_array).into_iter().flatten();
+        let new: Vec<Value> = wanted.filter(|p| !had.contains(p)).cloned().collect();
+        if !new.is_empty() {
+            changes.push(json!({"principal": principal, "remove": new}));
+        }
+    }
+    changes
+}
+
+/// A scope's ACL for each principal the deploy set: the previous
+/// permission again, or none.
+async fn restore_scope_acls(client: &Client, scope: &str, before: &[Value], set: &[Value]) -> Result<(), ClientError> {
+    for item in set {
+        let Some(principal) = PRINCIPALS.iter().find_map(|k| item.get(*k)).and_then(Value::as_str) else { continue };
+        let had = before.iter().find(|b| b.get("principal").and_then(Value::as_str) == Some(principal));
+        match had.and_then(|b| b.get("permission")) {
+            Some(permission) => {
+                let body = json!({"scope": scope, "principal": principal, "permission": permission});
+                client.post("/api/2.0/secrets/acls/put", &body).await?;
+            }
+            None => {
+                client.post("/api/2.0/secrets/acls/delete", &json!({"scope": scope, "principal": principal})).await?;
+            }
+        }
     }
     Ok(())
 }
@@ -94,6 +205,23 @@ async fn scope_acls(client: &Client, scope: &str, acl: &[Value]) -> Result<(), C
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_grants_the_principal_lacked_are_taken_back() {
+        let before = json!({"privilege_assignments": [{"principal": "bob", "privileges": ["USE_SCHEMA"]}]});
+        let desired = [json!({"principal": "bob", "privileges": ["USE_SCHEMA", "CREATE_TABLE"]})];
+        assert_eq!(added_grants(&before, &desired), vec![json!({"principal": "bob", "remove": ["CREATE_TABLE"]})]);
+        assert!(added_grants(&before, &[json!({"principal": "bob", "privileges": ["USE_SCHEMA"]})]).is_empty());
+    }
+
+    #[test]
+    fn inherited_levels_are_not_put_back() {
+        let read = json!({"access_control_list": [
+            {"user_name": "a@x", "all_permissions": [{"permission_level": "IS_OWNER", "inherited": false}]},
+            {"group_name": "admins", "all_permissions": [{"permission_level": "CAN_MANAGE", "inherited": true}]}
+        ]});
+        assert_eq!(direct_entries(&read), vec![json!({"user_name": "a@x", "permission_level": "IS_OWNER"})]);
+    }
 
     #[test]
     fn bundle_levels_become_acl_items() {

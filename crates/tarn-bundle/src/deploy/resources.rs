@@ -88,9 +88,7 @@ pub async fn create(
             s.insert("deployment".into(), deployment.value());
             id_of(&client.post("/api/2.0/pipelines", &Value::Object(s)).await?, "pipeline_id")
         }
-        "experiments" => {
-            id_of(&client.post("/api/2.0/mlflow/experiments/create", &Value::Object(s)).await?, "experiment_id")
-        }
+        "experiments" => create_experiment(client, s).await,
         "models" => {
             client.post("/api/2.0/mlflow/registered-models/create", &Value::Object(s.clone())).await?;
             Ok(text(&s, "name")?.to_string())
@@ -119,6 +117,26 @@ pub async fn create(
         "clusters" => id_of(&client.post("/api/2.1/clusters/create", &Value::Object(s)).await?, "cluster_id"),
         other => Err(unsupported(other)),
     }
+}
+
+/// Creates an experiment, or brings back a deleted one of the same name:
+/// a deleted experiment keeps its name, so the experiment of a destroyed
+/// or rolled back deployment would otherwise block the next deploy.
+async fn create_experiment(client: &Client, s: Map<String, Value>) -> Result<String, ClientError> {
+    let name = text(&s, "name")?.to_string();
+    let refused = match client.post("/api/2.0/mlflow/experiments/create", &Value::Object(s)).await {
+        Ok(answer) => return id_of(&answer, "experiment_id"),
+        Err(e) if matches!(&e, ClientError::Api { code, .. } if code == "RESOURCE_ALREADY_EXISTS") => e,
+        Err(e) => return Err(e),
+    };
+    let found = client.get("/api/2.0/mlflow/experiments/get-by-name", &[("experiment_name", &name)]).await?;
+    let experiment = found.get("experiment").cloned().unwrap_or_default();
+    if experiment.get("lifecycle_stage").and_then(Value::as_str) != Some("deleted") {
+        return Err(refused);
+    }
+    let id = id_of(&experiment, "experiment_id")?;
+    client.post("/api/2.0/mlflow/experiments/restore", &json!({"experiment_id": id})).await?;
+    Ok(id)
 }
 
 /// Creates a UC object; its full name.
@@ -178,17 +196,26 @@ pub async fn update(
     deployment: &Deployment<'_>,
 ) -> Result<String, ClientError> {
     let mut s = api_settings(value);
+    if matches!(kind, "jobs" | "pipelines") {
+        s.insert("deployment".into(), deployment.value());
+    }
+    if kind == "jobs" {
+        s.insert("edit_mode".into(), json!("UI_LOCKED"));
+        s.insert("format".into(), json!("MULTI_TASK"));
+    }
+    send_update(client, kind, id, s).await
+}
+
+/// The type's update call with settings ready to send: a deploy's, or
+/// those read back before it (a rollback).
+async fn send_update(client: &Client, kind: &str, id: &str, mut s: Map<String, Value>) -> Result<String, ClientError> {
     match kind {
         "jobs" => {
-            s.insert("deployment".into(), deployment.value());
-            s.insert("edit_mode".into(), json!("UI_LOCKED"));
-            s.insert("format".into(), json!("MULTI_TASK"));
             let job_id: i64 = id.parse().map_err(|_| ClientError::Invalid(format!("job id `{id}` is not a number")))?;
             client.post("/api/2.2/jobs/reset", &json!({"job_id": job_id, "new_settings": s})).await?;
             Ok(id.to_string())
         }
         "pipelines" => {
-            s.insert("deployment".into(), deployment.value());
             s.insert("id".into(), json!(id));
             client.put(&format!("/api/2.0/pipelines/{id}"), &Value::Object(s)).await?;
             Ok(id.to_string())
@@ -286,28 +313,102 @@ pub async fn delete(client: &Client, kind: &str, id: &str) -> Result<(), ClientE
     }
 }
 
-/// Puts back settings read before an update (the rollback of a failed
-/// deploy), for the types whose read-back is their settings.
-pub async fn restore(client: &Client, kind: &str, id: &str, previous: &Value) -> Result<(), ClientError> {
-    match kind {
-        "jobs" => {
-            let job_id: i64 = id.parse().map_err(|_| ClientError::Invalid(format!("job id `{id}` is not a number")))?;
-            client.post("/api/2.2/jobs/reset", &json!({"job_id": job_id, "new_settings": previous})).await?;
-        }
-        "pipelines" => {
-            let mut spec = previous.as_object().cloned().unwrap_or_default();
-            spec.insert("id".into(), json!(id));
-            client.put(&format!("/api/2.0/pipelines/{id}"), &Value::Object(spec)).await?;
-        }
-        "experiments" => {
-            if let Some(name) = previous.get("name") {
-                let body = json!({"experiment_id": id, "new_name": name});
-                client.post("/api/2.0/mlflow/experiments/update", &body).await?;
-            }
-        }
-        _ => {}
+/// What of a type's read-back its update call takes back on a rollback
+/// (`None`: all of it), and the fields whose absence must be sent as
+/// empty so that one the failed deploy set is cleared.
+struct Restorable {
+    kind: &'static str,
+    fields: Option<&'static [&'static str]>,
+    cleared: &'static [&'static str],
+}
+
+const UC_FIELDS: [&str; 6] = ["catalog_name", "schema_name", "name", "comment", "properties", "owner"];
+
+const RESTORABLE: [Restorable; 11] = [
+    Restorable { kind: "jobs", fields: None, cleared: &[] },
+    Restorable { kind: "pipelines", fields: None, cleared: &[] },
+    Restorable { kind: "experiments", fields: Some(&["name"]), cleared: &[] },
+    Restorable { kind: "models", fields: Some(&["name", "description"]), cleared: &["description"] },
+    Restorable { kind: "registered_models", fields: Some(&UC_FIELDS), cleared: &["comment"] },
+    Restorable { kind: "schemas", fields: Some(&UC_FIELDS), cleared: &["comment", "properties"] },
+    Restorable { kind: "volumes", fields: Some(&UC_FIELDS), cleared: &["comment"] },
+    Restorable { kind: "model_serving_endpoints", fields: Some(&["config"]), cleared: &[] },
+    Restorable { kind: "quality_monitors", fields: Some(&MONITOR_FIELDS), cleared: &[] },
+    Restorable { kind: "clusters", fields: Some(&CLUSTER_FIELDS), cleared: &[] },
+    // A scope's only settings are its ACLs, which permissions put back.
+    Restorable { kind: "secret_scopes", fields: Some(&[]), cleared: &[] },
+];
+
+const MONITOR_FIELDS: [&str; 11] = [
+    "output_schema_name",
+    "baseline_table_name",
+    "custom_metrics",
+    "data_classification_config",
+    "inference_log",
+    "notifications",
+    "schedule",
+    "slicing_exprs",
+    "snapshot",
+    "time_series",
+    "dashboard_id",
+];
+
+const CLUSTER_FIELDS: [&str; 24] = [
+    "cluster_name",
+    "spark_version",
+    "node_type_id",
+    "driver_node_type_id",
+    "num_workers",
+    "autoscale",
+    "spark_conf",
+    "spark_env_vars",
+    "custom_tags",
+    "autotermination_minutes",
+    "data_security_mode",
+    "single_user_name",
+    "runtime_engine",
+    "policy_id",
+    "instance_pool_id",
+    "driver_instance_pool_id",
+    "enable_elastic_disk",
+    "init_scripts",
+    "cluster_log_conf",
+    "ssh_public_keys",
+    "kind",
+    "is_single_node",
+    "use_ml_runtime",
+    "docker_image",
+];
+
+/// A serving endpoint's config as read back, less what the server adds
+/// (versions, states) that `PUT config` does not take.
+const SERVING_CONFIG_FIELDS: [&str; 4] = ["served_entities", "served_models", "traffic_config", "auto_capture_config"];
+
+/// The settings to send back for `previous`, read before an update.
+fn restorable_settings(kind: &str, previous: &Value) -> Result<Map<String, Value>, ClientError> {
+    let spec = RESTORABLE.iter().find(|r| r.kind == kind).ok_or_else(|| unsupported(kind))?;
+    let all = previous.as_object().cloned().unwrap_or_default();
+    let Some(fields) = spec.fields else { return Ok(all) };
+    let mut s: Map<String, Value> =
+        fields.iter().filter_map(|f| all.get(*f).map(|v| (f.to_string(), v.clone()))).collect();
+    for field in spec.cleared {
+        let empty = if *field == "properties" { json!({}) } else { json!("") };
+        s.entry(field.to_string()).or_insert(empty);
     }
-    Ok(())
+    if let Some(Value::Object(config)) = s.get_mut("config") {
+        config.retain(|k, _| SERVING_CONFIG_FIELDS.contains(&k.as_str()));
+    }
+    Ok(s)
+}
+
+/// Puts back settings read before an update (the rollback of a failed
+/// deploy) through the type's update call, at the id the update left.
+pub async fn restore(client: &Client, kind: &str, id: &str, previous: &Value) -> Result<(), ClientError> {
+    let settings = restorable_settings(kind, previous)?;
+    if kind == "secret_scopes" {
+        return Ok(());
+    }
+    send_update(client, kind, id, settings).await.map(|_| ())
 }
 
 /// The page of the object in the workspace UI, relative to the host.
@@ -325,4 +426,34 @@ pub fn url(kind: &str, id: &str) -> Option<String> {
         "clusters" => format!("/compute/clusters/{id}"),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_deployed_type_can_be_restored() {
+        for kind in ORDER {
+            assert!(RESTORABLE.iter().any(|r| r.kind == kind), "{kind} has no rollback");
+        }
+    }
+
+    #[test]
+    fn a_schema_is_restored_from_its_read_back() {
+        let read =
+            json!({"catalog_name": "main", "name": "shop", "full_name": "main.shop", "owner": "a@x", "created_at": 1});
+        let s = restorable_settings("schemas", &read).unwrap_or_default();
+        assert_eq!(
+            Value::Object(s),
+            json!({"catalog_name": "main", "name": "shop", "owner": "a@x", "comment": "", "properties": {}})
+        );
+    }
+
+    #[test]
+    fn a_serving_config_is_restored_without_what_the_server_adds() {
+        let read = json!({"name": "e", "config": {"served_entities": [], "config_version": 3}, "state": {}});
+        let s = restorable_settings("model_serving_endpoints", &read).unwrap_or_default();
+        assert_eq!(Value::Object(s), json!({"config": {"served_entities": []}}));
+    }
 }
