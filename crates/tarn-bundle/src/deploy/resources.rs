@@ -76,18 +76,10 @@ pub async fn create(
     value: &Value,
     deployment: &Deployment<'_>,
 ) -> Result<String, ClientError> {
-    let mut s = api_settings(value);
+    let s = bundle_settings(kind, value, deployment);
     match kind {
-        "jobs" => {
-            s.insert("deployment".into(), deployment.value());
-            s.insert("edit_mode".into(), json!("UI_LOCKED"));
-            s.insert("format".into(), json!("MULTI_TASK"));
-            id_of(&client.post("/api/2.2/jobs/create", &Value::Object(s)).await?, "job_id")
-        }
-        "pipelines" => {
-            s.insert("deployment".into(), deployment.value());
-            id_of(&client.post("/api/2.0/pipelines", &Value::Object(s)).await?, "pipeline_id")
-        }
+        "jobs" => id_of(&client.post("/api/2.2/jobs/create", &Value::Object(s)).await?, "job_id"),
+        "pipelines" => id_of(&client.post("/api/2.0/pipelines", &Value::Object(s)).await?, "pipeline_id"),
         "experiments" => create_experiment(client, s).await,
         "models" => {
             client.post("/api/2.0/mlflow/registered-models/create", &Value::Object(s.clone())).await?;
@@ -195,6 +187,12 @@ pub async fn update(
     value: &Value,
     deployment: &Deployment<'_>,
 ) -> Result<String, ClientError> {
+    send_update(client, kind, id, bundle_settings(kind, value, deployment)).await
+}
+
+/// The settings a deploy sends: jobs and pipelines marked as the bundle's
+/// (`deployment`), jobs locked in the UI as the databricks CLI locks them.
+fn bundle_settings(kind: &str, value: &Value, deployment: &Deployment<'_>) -> Map<String, Value> {
     let mut s = api_settings(value);
     if matches!(kind, "jobs" | "pipelines") {
         s.insert("deployment".into(), deployment.value());
@@ -203,7 +201,7 @@ pub async fn update(
         s.insert("edit_mode".into(), json!("UI_LOCKED"));
         s.insert("format".into(), json!("MULTI_TASK"));
     }
-    send_update(client, kind, id, s).await
+    s
 }
 
 /// The type's update call with settings ready to send: a deploy's, or
