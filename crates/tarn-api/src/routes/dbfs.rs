@@ -86,10 +86,15 @@ async fn close(State(s): State<AppState>, JsonBody(req): JsonBody<HandleRequest>
 }
 
 /// JSON `contents` is limited to one block; a form's file part is not.
+/// The legacy CLI's `fs cp` names its form part `file`, not `contents`.
 async fn put(State(s): State<AppState>, body: Payload) -> ApiResult<Json<Value>> {
     let path = body.text("path");
     let path = required(path.as_deref(), "path")?;
-    let contents = body.bytes("contents")?.unwrap_or_default();
+    let contents = match body.bytes("contents")? {
+        Some(contents) => contents,
+        None if !body.is_json() => body.bytes("file")?.unwrap_or_default(),
+        None => Vec::new(),
+    };
     if body.is_json() {
         tarn_files::check_block(contents.len()).map_err(fail)?;
     }

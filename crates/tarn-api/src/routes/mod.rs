@@ -6,6 +6,7 @@ pub mod commands;
 pub mod dbfs;
 pub mod files;
 pub mod jobs;
+pub mod legacy_groups;
 pub mod libraries;
 pub mod mlflow;
 pub mod monitors;
