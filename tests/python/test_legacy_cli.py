@@ -221,6 +221,8 @@ def test_jobs_on_2_1_and_their_runs(cli, w):
     assert w.jobs.get(job_id).settings.tasks[0].task_key == "answer"
     assert re.search(rf"^{job_id}\s+{name}$", cli("jobs", "list"), re.M)
     assert re.search(rf"^{job_id}\s+{name}$", cli("jobs", "list", "--profile", "flag", "--version=2.1"), re.M)
+    # Jobs 2.0, the CLI's default, is not served; the error says what to set.
+    assert "jobs-api-version = 2.1" in cli.fails("jobs", "list", "--profile", "flag")
     got = cli.json("jobs", "get", "--job-id", str(job_id), "--version=2.1")
     assert got["settings"]["tasks"][0]["notebook_task"]["notebook_path"] == "/Shared/legacy-jobs/answer"
 
