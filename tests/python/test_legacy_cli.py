@@ -11,6 +11,7 @@ import base64
 import datetime
 import errno
 import json
+import random
 import re
 import shutil
 import socket
@@ -162,10 +163,32 @@ def test_fs_cp_ls_cat_mv_rm_on_dbfs(cli, w):
     cli("fs", "cp", "dbfs:/legacy/moved.csv", str(cli.home / "back.csv"))
     assert (cli.home / "back.csv").read_text() == local.read_text()
     cli("fs", "rm", "dbfs:/legacy/moved.csv")
+    # The CLI posts any file under 2 GB as one `put` form.
+    big = cli.home / "big.bin"
+    big.write_bytes(random.randbytes(24 << 20))
+    cli("fs", "cp", str(big), "dbfs:/legacy/big.bin")
+    assert w.dbfs.get_status("/legacy/big.bin").file_size == 24 << 20
+    cli("fs", "cp", "dbfs:/legacy/big.bin", str(cli.home / "big-back.bin"))
+    assert (cli.home / "big-back.bin").read_bytes() == big.read_bytes()
+    cli("fs", "rm", "dbfs:/legacy/big.bin")
     assert cli("fs", "ls", "dbfs:/legacy").strip() == ""
     cli("fs", "rm", "-r", "dbfs:/legacy")
     with pytest.raises(errors.NotFound):
         w.dbfs.get_status("/legacy")
+
+
+def test_dbfs_put_forms_in_any_field_order(server, w):
+    """`contents` (the SDK's name) or `file` (the legacy CLI's), before or after `path`."""
+    first = [("path", (None, "/forms/a.txt")), ("overwrite", (None, "true")), ("contents", ("a.txt", b"path first"))]
+    late = [("file", ("b.txt", b"file first")), ("path", (None, "/forms/b.txt"))]
+    for form in (first, late):
+        assert server.raw("POST", "/api/2.0/dbfs/put", files=form).json() == {}
+    assert base64.b64decode(w.dbfs.read("/forms/a.txt").data) == b"path first"
+    assert base64.b64decode(w.dbfs.read("/forms/b.txt").data) == b"file first"
+    again = server.raw("POST", "/api/2.0/dbfs/put", files=late)
+    assert again.status_code == 409 and again.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+    no_path = server.raw("POST", "/api/2.0/dbfs/put", files=[("file", ("c.txt", b"x"))])
+    assert no_path.status_code == 400 and no_path.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
 def create_cluster(cli, name: str) -> str:
