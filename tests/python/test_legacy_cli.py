@@ -202,6 +202,9 @@ def test_clusters_create_get_list_delete(cli, w):
     assert cli.json("clusters", "get", "--cluster-id", cluster_id)["cluster_name"] == name
     assert cli.json("clusters", "get", "--cluster-name", name)["cluster_id"] == cluster_id
     assert re.search(rf"{cluster_id}\s+{name}\s+", cli("clusters", "list"))
+    assert any(e["type"] == "CREATING" for e in cli.json("clusters", "events", "--cluster-id", cluster_id, "--output", "JSON")["events"])
+    assert SPARK_VERSION in [v["key"] for v in cli.json("clusters", "spark-versions")["versions"]]
+    assert cli.json("clusters", "list-node-types")["node_types"] and cli.json("clusters", "list-zones")["zones"]
     cli("clusters", "delete", "--cluster-id", cluster_id)
     assert w.clusters.get(cluster_id).state.value in ("TERMINATING", "TERMINATED")
     cli("clusters", "permanent-delete", "--cluster-id", cluster_id)
@@ -257,9 +260,35 @@ def test_jobs_on_2_1_and_their_runs(cli, w):
     (task,) = run["tasks"]
     output = cli.json("runs", "get-output", "--run-id", str(task["run_id"]))
     assert output["notebook_output"]["result"] == "legacy 42"
+    renamed = dict(settings, name=name + "-reset")
+    cli("jobs", "reset", "--job-id", str(job_id), "--json", json.dumps({"job_id": job_id, "new_settings": renamed}))
+    assert w.jobs.get(job_id).settings.name == name + "-reset"
     cli("jobs", "delete", "--job-id", str(job_id))
     with pytest.raises(errors.NotFound):
         w.jobs.get(job_id)
+
+
+def test_runs_submit_wait_and_cancel(cli, w):
+    notebook = cli.write("once.py", "# Databricks notebook source\ndbutils.notebook.exit('once')\n")
+    cli("workspace", "mkdirs", "/Shared/legacy-runs")
+    cli("workspace", "import", "-l", "PYTHON", "-f", "SOURCE", "-o", str(notebook), "/Shared/legacy-runs/once")
+    spec = {"run_name": unique("legacy-once"),
+            "tasks": [{"task_key": "once", "notebook_task": {"notebook_path": "/Shared/legacy-runs/once"}}]}
+    run_id = json.loads(cli("runs", "submit", "--wait", "--json", json.dumps(spec)))["run_id"]
+    run = w.jobs.get_run(run_id)
+    assert run.state.result_state.value == "SUCCESS"
+    assert w.jobs.get_run_output(run.tasks[0].run_id).notebook_output.result == "once"
+    cli("runs", "cancel", "--run-id", str(run_id))
+    assert w.jobs.get_run(run_id).state.result_state.value == "SUCCESS"
+
+
+def test_tokens_and_unity_catalog_reads(cli, w):
+    token_id = cli.json("tokens", "create", "--comment", "legacy", "--lifetime-seconds", "3600")["token_info"]["token_id"]
+    assert token_id in [t["token_id"] for t in cli.json("tokens", "list")["token_infos"]]
+    cli("tokens", "revoke", "--token-id", token_id)
+    assert token_id not in [t.token_id for t in w.tokens.list()]
+    assert "main" in [c["name"] for c in cli.json("unity-catalog", "catalogs", "list")["catalogs"]]
+    assert "default" in [s["name"] for s in cli.json("unity-catalog", "schemas", "list", "--catalog-name", "main")["schemas"]]
 
 
 def test_secrets_scopes_values_and_acls(cli, w):
@@ -268,6 +297,10 @@ def test_secrets_scopes_values_and_acls(cli, w):
     assert scope in [s["name"] for s in cli.json("secrets", "list-scopes", "--output", "JSON")["scopes"]]
     cli("secrets", "put", "--scope", scope, "--key", "db-password", "--string-value", "s3cr3t")
     assert base64.b64decode(w.secrets.get_secret(scope, "db-password").value) == b"s3cr3t"
+    (cli.home / "cert.der").write_bytes(b"\x00\xffder")
+    cli("secrets", "put", "--scope", scope, "--key", "cert", "--binary-file", str(cli.home / "cert.der"))
+    assert base64.b64decode(w.secrets.get_secret(scope, "cert").value) == b"\x00\xffder"
+    cli("secrets", "delete", "--scope", scope, "--key", "cert")
     assert [s["key"] for s in cli.json("secrets", "list", "--scope", scope, "--output", "JSON")["secrets"]] == ["db-password"]
     cli("secrets", "put-acl", "--scope", scope, "--principal", "legacy-bob@example.com", "--permission", "READ")
     acls = cli.json("secrets", "list-acls", "--scope", scope, "--output", "JSON")["items"]
