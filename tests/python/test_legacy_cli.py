@@ -317,6 +317,23 @@ def test_secrets_scopes_values_and_acls(cli, w):
     assert "RESOURCE_DOES_NOT_EXIST" in cli.fails("secrets", "list", "--scope", scope)
 
 
+def test_legacy_groups_errors_are_in_the_databricks_shape(server):
+    def error(method, path, token=None, **kw):
+        r = server.raw(method, f"/api/2.0/groups/{path}", token=token, **kw)
+        return r.status_code, r.json()["error_code"], r.json()["message"]
+
+    bob = server.cli_token("legacy-bob@example.com")
+    assert error("GET", "list-parents")[:2] == (400, "INVALID_PARAMETER_VALUE")
+    assert error("GET", "list-parents", params={"user_name": "a", "group_name": "b"})[:2] == (400, "INVALID_PARAMETER_VALUE")
+    assert error("GET", "list-members")[:2] == (400, "INVALID_PARAMETER_VALUE")
+    assert error("GET", "list-members", params={"group_name": "nope"}) == (404, "RESOURCE_DOES_NOT_EXIST", "Group nope does not exist")
+    assert error("POST", "add-member", json={"parent_name": "admins", "user_name": "ghost@example.com"})[:2] == (404, "RESOURCE_DOES_NOT_EXIST")
+    assert error("POST", "add-member", json={"parent_name": "users", "user_name": "legacy-bob@example.com"})[:2] == (400, "INVALID_PARAMETER_VALUE")
+    assert error("POST", "delete", json={"group_name": "admins"})[:2] == (400, "INVALID_PARAMETER_VALUE")
+    assert error("POST", "create", token=bob, json={"group_name": "bobs"})[:2] == (403, "PERMISSION_DENIED")
+    assert error("POST", "create", json={})[:2] == (400, "INVALID_PARAMETER_VALUE")
+
+
 def test_groups_through_the_legacy_groups_api(cli, w):
     team, outer = unique("legacy-team"), unique("legacy-outer")
     assert cli.json("groups", "create", "--group-name", team) == {"group_name": team}
