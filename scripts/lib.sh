@@ -2,8 +2,7 @@
 # packages the build needs.
 
 TARN_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/tarn"
-# LEAD: this worktree builds in its own target dir (a shared one mixed worktrees' crates); do not commit this line.
-export CARGO_TARGET_DIR="$TARN_CACHE/target-legacy"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$TARN_CACHE/target}"
 export TARN_ENV_DIR="${TARN_ENV_DIR:-$TARN_CACHE/envs}"
 
 need_system_packages() {
