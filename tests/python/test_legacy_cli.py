@@ -171,7 +171,17 @@ def test_fs_cp_ls_cat_mv_rm_on_dbfs(cli, w):
     cli("fs", "cp", "dbfs:/legacy/big.bin", str(cli.home / "big-back.bin"))
     assert (cli.home / "big-back.bin").read_bytes() == big.read_bytes()
     cli("fs", "rm", "dbfs:/legacy/big.bin")
-    assert cli("fs", "ls", "dbfs:/legacy").strip() == ""
+    tree = cli.home / "fs-tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("a")
+    (tree / "sub" / "b.txt").write_text("b")
+    cli("fs", "cp", "-r", str(tree), "dbfs:/legacy/tree")
+    assert base64.b64decode(w.dbfs.read("/legacy/tree/sub/b.txt").data) == b"b"
+    (tree / "a.txt").write_text("a, again")
+    assert "exists" in cli.fails("fs", "cp", str(tree / "a.txt"), "dbfs:/legacy/tree/a.txt")
+    cli("fs", "cp", "--overwrite", str(tree / "a.txt"), "dbfs:/legacy/tree/a.txt")
+    assert base64.b64decode(w.dbfs.read("/legacy/tree/a.txt").data) == b"a, again"
+    assert cli("fs", "ls", "dbfs:/legacy").split() == ["tree"]
     cli("fs", "rm", "-r", "dbfs:/legacy")
     with pytest.raises(errors.NotFound):
         w.dbfs.get_status("/legacy")
