@@ -410,7 +410,11 @@ def test_pipelines_create_get_list_start_stop_delete(cli, w):
     renamed = dict(settings, id=pipeline_id, name=name + "-renamed")
     assert "Successfully deployed pipeline" in cli("pipelines", "deploy", str(cli.write("renamed.json", json.dumps(renamed))))
     assert w.pipelines.get(pipeline_id).name == name + "-renamed"
-    assert "already exists" in cli.fails("pipelines", "create", str(cli.write("again.json", json.dumps(dict(settings, name=name + "-renamed")))))
+    edited = dict(settings, name=name + "-edited")
+    assert "Successfully edited" in cli("pipelines", "edit", "--pipeline-id", pipeline_id,
+                                        "--settings", str(cli.write("edited.json", json.dumps(edited))))
+    assert w.pipelines.get(pipeline_id).name == name + "-edited"
+    assert "already exists" in cli.fails("pipelines", "create", str(cli.write("again.json", json.dumps(dict(settings, name=name + "-edited")))))
 
     cli("pipelines", "delete", "--pipeline-id", pipeline_id)
     with pytest.raises(errors.NotFound):
