@@ -8,7 +8,6 @@ so tarn serves it on port 80 here; where this process cannot bind port 80
 the module is skipped with that reason."""
 
 import base64
-import datetime
 import errno
 import json
 import random
@@ -25,7 +24,6 @@ from conftest import Tarn, wait_for
 from databricks.sdk import errors
 
 SPARK_VERSION = "16.4.x-scala2.13"
-WAIT = datetime.timedelta(minutes=3)
 
 
 def port_80_refusal() -> str | None:
@@ -395,9 +393,11 @@ def test_pipelines_create_get_list_start_stop_delete(cli, w):
 
     started = cli("pipelines", "start", "--pipeline-id", pipeline_id)
     update_id = re.search(r"Started an update (\S+) for pipeline", started).group(1)
-    state = wait_for(lambda: w.pipelines.get_update(pipeline_id, update_id).update.state.value
-                     in ("COMPLETED", "FAILED", "CANCELED") and w.pipelines.get_update(pipeline_id, update_id).update.state.value,
-                     timeout=300, interval=0.5)
+    def ended():
+        state = w.pipelines.get_update(pipeline_id, update_id).update.state.value
+        return state if state in ("COMPLETED", "FAILED", "CANCELED") else None
+
+    state = wait_for(ended, timeout=300, interval=0.5)
     assert state == "COMPLETED", [e.message for e in w.pipelines.list_pipeline_events(pipeline_id)]
     assert w.tables.get(f"main.{schema}.numbers").table_type.value == "MATERIALIZED_VIEW"
 
