@@ -315,8 +315,7 @@ def test_homes_are_their_users_and_shared_is_everyones(server, carol):
     assert "/Shared/erins" not in [o.path for o in w.workspace.list("/Shared")]
 
 
-def test_repos_stay_not_implemented(server):
-    from databricks.sdk.errors import NotImplemented as SdkNotImplemented
-
-    with pytest.raises(SdkNotImplemented):
+def test_a_missing_repo_has_no_permissions(server):
+    # Repos' permissions are test_repos.py's.
+    with pytest.raises(NotFound):
         server.client().permissions.get("repos", "1")

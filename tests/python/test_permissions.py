@@ -11,7 +11,7 @@ from conftest import own_server
 from databricks.sdk.errors import (
     BadRequest,
     InvalidParameterValue,
-    NotImplemented as SdkNotImplemented,
+    NotFound,
     PermissionDenied,
 )
 from databricks.sdk.service import iam, jobs, workspace
@@ -129,7 +129,7 @@ def test_bad_input(server, job_id):
             group_name="users", permission_level=jobs.JobPermissionLevel.IS_OWNER)])
     with pytest.raises(BadRequest, match="not a permissions object type"):
         w.permissions.get("gizmos", "1")
-    with pytest.raises(SdkNotImplemented):
+    with pytest.raises(NotFound):
         w.permissions.get("repos", "1")
     with pytest.raises(InvalidParameterValue):
         w.jobs.get_permissions("999999")

@@ -69,6 +69,22 @@ impl From<tarn_identity::IdentityError> for ApiFailure {
     }
 }
 
+impl From<tarn_repos::RepoError> for ApiFailure {
+    fn from(e: tarn_repos::RepoError) -> Self {
+        use tarn_repos::RepoError;
+        if let RepoError::Files(inner) = e {
+            return files_failure(Surface::Workspace, inner);
+        }
+        let code = match &e {
+            RepoError::InvalidParameter(_) => ErrorCode::InvalidParameterValue,
+            RepoError::NotFound(_) => ErrorCode::ResourceDoesNotExist,
+            RepoError::AlreadyExists(_) => ErrorCode::ResourceAlreadyExists,
+            RepoError::Files(_) | RepoError::Store(_) | RepoError::Internal(_) => ErrorCode::InternalError,
+        };
+        Self(ApiError::new(code, e.to_string()))
+    }
+}
+
 impl From<ComputeError> for ApiFailure {
     fn from(e: ComputeError) -> Self {
         let code = match &e {

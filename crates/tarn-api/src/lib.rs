@@ -61,6 +61,8 @@ pub struct AppState {
     pub secrets: Arc<tarn_identity::Secrets>,
     pub catalog: tarn_catalog::Catalog,
     pub files: tarn_files::Files,
+    /// Git folders and git credentials.
+    pub repos: tarn_repos::Repos,
     pub statements: tarn_sql::Statements,
     pub workspace_id: String,
 }
@@ -72,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::scim::router())
         .merge(routes::legacy_groups::router())
         .merge(routes::secrets::router())
+        .merge(routes::repos::router())
         .merge(routes::permissions::router())
         .merge(routes::clusters::router())
         .merge(routes::libraries::router())

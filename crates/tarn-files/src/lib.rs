@@ -116,7 +116,8 @@ impl Files {
     pub fn open(home: &Path, store: Arc<Store>, catalog: Catalog) -> Result<Files> {
         let volumes = Volumes::new(catalog);
         let dbfs = Dbfs::new(Root::open(&home.join("dbfs"))?, volumes.clone());
-        let workspace = Workspace::new(Root::open(&home.join("workspace"))?, store);
+        let workspace = Workspace::new(Root::open(&home.join("workspace"))?, store)
+            .with_checkouts(Root::open(&home.join("repos"))?);
         workspace.ensure_shared()?;
         Ok(Files { volumes, dbfs: Arc::new(dbfs), workspace: Arc::new(workspace) })
     }

@@ -69,7 +69,9 @@ impl SealingKey {
         Ok(Self(LessSafeKey::new(key)))
     }
 
-    fn seal(&self, place: &str, value: &[u8]) -> Result<Vec<u8>> {
+    /// Seals `value` bound to `place` (it opens only there); other crates
+    /// keeping credentials (git tokens) seal with the same key.
+    pub fn seal(&self, place: &str, value: &[u8]) -> Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new().fill(&mut nonce).map_err(|_| sealing_failed())?;
         let mut sealed = value.to_vec();
@@ -79,7 +81,7 @@ impl SealingKey {
         Ok([nonce.as_slice(), &sealed].concat())
     }
 
-    fn open(&self, place: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    pub fn open(&self, place: &str, sealed: &[u8]) -> Result<Vec<u8>> {
         if sealed.len() < NONCE_LEN {
             return Err(unreadable(place));
         }

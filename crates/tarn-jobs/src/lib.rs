@@ -25,6 +25,7 @@
 //! generic webhooks.
 
 mod error;
+pub mod git;
 mod jobs;
 pub mod notify;
 mod references;
@@ -36,6 +37,7 @@ pub mod tasks;
 pub mod triggers;
 
 pub use error::{JobsError, Result};
+pub use git::{GitRevision, GitSource, GitSources};
 pub use jobs::{JobList, JobUpdate, Jobs};
 pub use notify::{
     Destination, DestinationConfig, Destinations, Notice, Notifier, RenderRun, Secret, SmtpConfig, WebhookKind,

@@ -94,7 +94,7 @@ impl Loaded {
         while let Some(dir) = pending.pop() {
             let Ok(entries) = files.workspace().list(&dir, None) else { continue };
             for entry in entries {
-                if entry.object_type == ObjectType::Directory {
+                if entry.object_type.is_container() {
                     pending.push(entry.path.clone());
                 } else if matches(pattern, &entry.path) {
                     found.push((entry.path.clone(), entry.object_type == ObjectType::Notebook));

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0018_permissions.sql"),
     include_str!("../migrations/0019_object_owners.sql"),
     include_str!("../migrations/0020_uc_grants.sql"),
+    include_str!("../migrations/0021_repos.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

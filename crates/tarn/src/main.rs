@@ -4,6 +4,7 @@
 
 mod assist;
 mod config;
+mod git_sources;
 mod jobs_cli;
 mod pipeline_tasks;
 mod pipelines_cli;

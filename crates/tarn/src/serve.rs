@@ -20,6 +20,8 @@ use crate::token::{ADMIN_USER, bootstrap_admin};
 /// How much longer than an engine start a statement waits for the warehouse
 /// (the Python environment may be built first).
 const WAREHOUSE_START_SLACK: Duration = Duration::from_secs(300);
+/// How long one git command (a clone, a fetch) may take before it is stopped.
+const GIT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The catalogs engines mount, read from the catalog at each engine start.
 struct Catalogs(Catalog);
@@ -183,8 +185,11 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     let access: Arc<dyn tarn_gateway::AccessControl> =
         Arc::new(tarn_sql::CatalogAccess::new(catalog.clone(), store.clone(), config.home.join("lake")));
     let statements = tarn_sql::Statements::new(warehouse, lake.clone(), Some(paths.clone()), Some(access.clone()));
-    let sealing_key = tarn_identity::SealingKey::load(&config.home, std::env::var("TARN_SECRET_KEY").ok().as_deref())?;
-    let secrets = Arc::new(tarn_identity::Secrets::new(store.clone(), Arc::new(sealing_key)));
+    let sealing_key =
+        Arc::new(tarn_identity::SealingKey::load(&config.home, std::env::var("TARN_SECRET_KEY").ok().as_deref())?);
+    let secrets = Arc::new(tarn_identity::Secrets::new(store.clone(), sealing_key.clone()));
+    let repos = tarn_repos::Repos::new(store.clone(), files.clone(), sealing_key, &config.home, GIT_TIMEOUT)
+        .map_err(|e| e.to_string())?;
     let contexts = Contexts::new(
         clusters.clone(),
         store.clone(),
@@ -244,7 +249,9 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
     // Pipeline tasks start their updates through tarn-pipelines.
     let updates = Arc::new(crate::pipeline_tasks::JobUpdates(pipelines.clone()));
     let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier.clone(), runs_config)
-        .with_pipelines(updates);
+        .with_pipelines(updates)
+        .with_git_sources(Arc::new(crate::git_sources::JobGitSources(repos.clone())));
+    tarn_jobs::git::remove_stale_checkouts(&config.home);
     let recovered = runs.recover().map_err(|e| e.to_string())?;
     let triggers = tarn_jobs::triggers::spawn(runs.clone(), files.clone());
     if recovered > 0 {
@@ -292,6 +299,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         mlflow_anonymous,
         catalog,
         files,
+        repos,
         statements,
         workspace_id,
     };

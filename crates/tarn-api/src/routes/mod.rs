@@ -15,6 +15,7 @@ pub(crate) mod permission_objects;
 pub mod permissions;
 pub mod pipelines;
 pub mod public;
+pub mod repos;
 pub mod scim;
 pub mod secrets;
 pub mod serving;

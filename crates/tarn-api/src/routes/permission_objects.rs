@@ -39,7 +39,7 @@ pub(crate) fn find(s: &AppState, path: &str, id: &str) -> Result<Option<Object>,
             s.statements.warehouse().status(id)?;
             Object::new(ty(path)?, id, "")
         }
-        "notebooks" | "directories" => workspace_by_id(s, path, id)?,
+        "notebooks" | "directories" | "repos" => workspace_by_id(s, path, id)?,
         _ => return Ok(None),
     };
     Ok(Some(object))
@@ -63,7 +63,11 @@ fn fail(e: tarn_files::FilesError) -> ApiFailure {
 /// A workspace row as a permissions object: a directory, or a notebook
 /// (files too: the API has no type of their own for them).
 fn workspace_row(row: &WorkspaceObject) -> Result<Object, ApiFailure> {
-    let path = if row.object_type == "DIRECTORY" { "directories" } else { "notebooks" };
+    let path = match row.object_type.as_str() {
+        "DIRECTORY" => "directories",
+        "REPO" => "repos",
+        _ => "notebooks",
+    };
     Ok(Object::new(ty(path)?, row.object_id.to_string(), row.creator.clone()))
 }
 
@@ -176,7 +180,11 @@ pub(crate) fn readable_children(
     let rules = permissions(s);
     let mut readable = Vec::with_capacity(children.len());
     for child in children {
-        let kind = if child.object_type == tarn_files::ObjectType::Directory { "directories" } else { "notebooks" };
+        let kind = match child.object_type {
+            tarn_files::ObjectType::Directory => "directories",
+            tarn_files::ObjectType::Repo => "repos",
+            _ => "notebooks",
+        };
         let object =
             Object::new(ty(kind)?, child.object_id.to_string(), child.creator.clone()).with_parents(parents.clone());
         if rules.allows(user, &object, "CAN_READ")? {

@@ -12,6 +12,7 @@
 //! written after the content, and deleted before it.
 
 mod notebook;
+mod repo;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -32,6 +33,8 @@ pub enum ObjectType {
     Notebook,
     File,
     Directory,
+    /// A Git folder's root (`repo.rs`).
+    Repo,
 }
 
 impl ObjectType {
@@ -40,11 +43,19 @@ impl ObjectType {
             ObjectType::Notebook => "NOTEBOOK",
             ObjectType::File => "FILE",
             ObjectType::Directory => "DIRECTORY",
+            ObjectType::Repo => "REPO",
         }
     }
 
     fn from_name(name: &str) -> Option<ObjectType> {
-        [ObjectType::Notebook, ObjectType::File, ObjectType::Directory].into_iter().find(|t| t.name() == name)
+        [ObjectType::Notebook, ObjectType::File, ObjectType::Directory, ObjectType::Repo]
+            .into_iter()
+            .find(|t| t.name() == name)
+    }
+
+    /// Whether it holds other objects (a directory, a repo).
+    pub fn is_container(self) -> bool {
+        matches!(self, ObjectType::Directory | ObjectType::Repo)
     }
 }
 
@@ -203,11 +214,19 @@ pub struct Workspace {
     root: Root,
     store: Arc<Store>,
     lock: Mutex<()>,
+    /// Where Git folders' checkouts live (`repo.rs`); none: no repos.
+    checkouts: Option<Root>,
 }
 
 impl Workspace {
     pub fn new(root: Root, store: Arc<Store>) -> Workspace {
-        Workspace { root, store, lock: Mutex::new(()) }
+        Workspace { root, store, lock: Mutex::new(()), checkouts: None }
+    }
+
+    /// Shows Git folders whose checkouts are under `checkouts`.
+    pub fn with_checkouts(mut self, checkouts: Root) -> Workspace {
+        self.checkouts = Some(checkouts);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {
@@ -216,6 +235,9 @@ impl Workspace {
     }
 
     fn local(&self, path: &str) -> Result<std::path::PathBuf> {
+        if let Some(local) = self.repo_local(path)? {
+            return Ok(local);
+        }
         self.root.resolve(path, path)
     }
 
@@ -244,7 +266,7 @@ impl Workspace {
     fn info(&self, row: WorkspaceObject) -> Result<ObjectInfo> {
         let object_type = ObjectType::from_name(&row.object_type).unwrap_or(ObjectType::File);
         let size = match object_type {
-            ObjectType::Directory => None,
+            ObjectType::Directory | ObjectType::Repo => None,
             _ => std::fs::metadata(self.local(&row.path)?).ok().map(|m| m.len()),
         };
         Ok(ObjectInfo {
@@ -270,11 +292,8 @@ impl Workspace {
     pub fn list(&self, path: &str, notebooks_modified_after: Option<i64>) -> Result<Vec<ObjectInfo>> {
         let path = canonical(path)?;
         let row = self.existing(&path)?;
-        let rows = if row.object_type == ObjectType::Directory.name() {
-            self.store.list_workspace_children(&path)?
-        } else {
-            vec![row]
-        };
+        let container = ObjectType::from_name(&row.object_type).is_some_and(ObjectType::is_container);
+        let rows = if container { self.store.list_workspace_children(&path)? } else { vec![row] };
         let after = notebooks_modified_after.unwrap_or(i64::MIN);
         rows.into_iter()
             .filter(|r| r.object_type != ObjectType::Notebook.name() || r.modified_at > after)
@@ -323,6 +342,7 @@ impl Workspace {
     pub fn mkdirs(&self, path: &str, creator: &str) -> Result<()> {
         let path = canonical(path)?;
         let _guard = self.lock();
+        self.refuse_in_repo(&path)?;
         self.mkdirs_locked(&path, creator)
     }
 
@@ -341,8 +361,8 @@ impl Workspace {
             std::fs::create_dir_all(&dir).map_err(|e| FilesError::at(&current, e))?;
             // A home is its user's, whoever makes it; `/Users` is no one's.
             let owner = match (parent_of(&current), part) {
-                ("/Users", user) => user,
-                ("/", "Users") => "",
+                ("/Users" | "/Repos", user) => user,
+                ("/", "Users" | "Repos") => "",
                 _ => creator,
             };
             let row = self.store.ensure_workspace_directory(&current, parent_of(&current), owner, now_ms())?;
@@ -375,6 +395,7 @@ impl Workspace {
         }
         let (path, imported) = notebook::classify(&given, req.content, req.format, req.language)?;
         let _guard = self.lock();
+        self.refuse_in_repo(&path)?;
         let parent = parent_of(&path);
         match self.row(parent)? {
             Some(row) if row.object_type == ObjectType::Directory.name() => {}
@@ -441,6 +462,7 @@ impl Workspace {
         }
         let _guard = self.lock();
         let row = self.existing(&path)?;
+        self.refuse_delete_of_repo(&path)?;
         let is_dir = row.object_type == ObjectType::Directory.name();
         if is_dir && !recursive && self.store.count_workspace_children(&path)? > 0 {
             return Err(FilesError::DirectoryNotEmpty { path });

@@ -89,6 +89,7 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
         upstream_values: start.upstream.clone(),
         dependencies,
         user: super::run_as(&start.run).to_string(),
+        git: start.git.clone(),
     };
     let work = start.runs.runner().run(attempt);
     within(timeout, async { AttemptEnd::Ran(work.await) }).await

@@ -64,6 +64,8 @@ pub(super) struct Driver {
     repair_id: Option<i64>,
     /// The attempt number each task started this pass at (retries count from it).
     first: HashMap<String, i64>,
+    /// The run's checkout of its job's `git_source`, if it has one.
+    git: Option<crate::git::GitCheckout>,
 }
 
 impl Driver {
@@ -91,6 +93,7 @@ impl Driver {
             clusters,
             repair_id,
             first: HashMap::new(),
+            git: None,
         };
         driver.plan()?;
         driver.graph.count_unmet(&driver.nodes, &driver.rows, &driver.done);
@@ -147,6 +150,7 @@ impl Driver {
         let run = (*self.run).clone();
         self.run = Arc::new(self.runs.apply(run, RunEvent::Started)?);
         self.runs.notify(self.run.run_id, Event::Start);
+        self.git = crate::git::prepare(&self.runs, &self.run, &self.settings).await;
         let timeout = self.settings.timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut warning = self.settings.health.duration_threshold().map(|t| Instant::now() + t);
@@ -221,6 +225,7 @@ impl Driver {
             bindings,
             upstream,
             clusters: self.clusters.clone(),
+            git: self.git.clone(),
         };
         self.running.spawn(attempt::run(start));
         self.in_flight.insert(key.to_string());

@@ -136,6 +136,8 @@ struct Inner {
     runner: Arc<dyn TaskRunner>,
     /// What pipeline tasks start updates through, once plugged in.
     pipelines: OnceLock<Arc<dyn PipelineUpdates>>,
+    /// What runs of jobs with a `git_source` check out through, once plugged in.
+    git: OnceLock<Arc<dyn crate::git::GitSources>>,
     notifier: Notifier,
     config: RunsConfig,
     active: Mutex<HashMap<i64, Active>>,
@@ -165,6 +167,7 @@ impl Runs {
             jobs,
             runner,
             pipelines: OnceLock::new(),
+            git: OnceLock::new(),
             notifier,
             config,
             active: Mutex::new(HashMap::new()),
@@ -182,6 +185,19 @@ impl Runs {
             tracing::warn!("pipeline updates were plugged in twice; the first stays");
         }
         self
+    }
+
+    /// Runs of jobs with a `git_source` check out through `sources`
+    /// (without it, their git tasks fail saying so).
+    pub fn with_git_sources(self, sources: Arc<dyn crate::git::GitSources>) -> Self {
+        if self.inner.git.set(sources).is_err() {
+            tracing::warn!("git sources were plugged in twice; the first stays");
+        }
+        self
+    }
+
+    pub(crate) fn git_sources(&self) -> Option<&dyn crate::git::GitSources> {
+        self.inner.git.get().map(|g| &**g)
     }
 
     pub(crate) fn pipelines(&self) -> Option<&dyn PipelineUpdates> {

@@ -33,6 +33,8 @@ pub struct RunRecord {
     /// The settings' `job_clusters` and `description`, as sent.
     pub job_clusters: Option<Value>,
     pub description: Option<Value>,
+    /// The job's `git_source` with the commit the run used (`git_snapshot`).
+    pub git_source: Option<Value>,
     /// The compute of all its task attempts.
     pub usage: Usage,
     pub tasks: Option<Vec<TaskRunRecord>>,

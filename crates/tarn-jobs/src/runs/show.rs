@@ -60,6 +60,7 @@ impl Runs {
             job_parameters: job_parameters(doc),
             overriding_parameters: overriding.cloned(),
             job_clusters: doc.pointer("/settings/job_clusters").cloned(),
+            git_source: doc.get("git_source").or_else(|| doc.pointer("/settings/git_source")).cloned(),
             description: doc.pointer("/settings/description").cloned(),
             usage,
             tasks: task_records,

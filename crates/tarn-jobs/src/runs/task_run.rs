@@ -34,6 +34,7 @@ pub(super) struct Start {
     pub bindings: Bindings,
     pub upstream: Map<String, Value>,
     pub clusters: Arc<JobClusters>,
+    pub git: Option<crate::git::GitCheckout>,
 }
 
 pub(super) struct Finished {

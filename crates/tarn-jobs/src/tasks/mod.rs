@@ -48,6 +48,8 @@ pub struct Attempt {
     /// dependencies and its PyPI libraries.
     pub dependencies: Vec<String>,
     pub user: String,
+    /// The run's checkout of its job's `git_source` (`crate::git`).
+    pub git: Option<crate::git::GitCheckout>,
 }
 
 /// How an attempt's work ended.

@@ -2,7 +2,9 @@
 //! context, `base_parameters` and job parameters as widgets. `%run` inlines
 //! another notebook; `%md` cells are passed over; `%pip` and `%sh` cells run
 //! in the context as they would in a notebook; the first failing cell
-//! fails the task; `dbutils.notebook.exit` ends it with its value.
+//! fails the task; `dbutils.notebook.exit` ends it with its value. A
+//! notebook from a job's `git_source` is read from the run's checkout
+//! (`crate::git`), its `%run` targets too.
 
 use serde_json::Value;
 use tarn_compute::context::Language as ContextLanguage;
@@ -21,11 +23,13 @@ struct Command {
 
 pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> Outcome {
     let path = spec.get("notebook_path").and_then(Value::as_str).unwrap_or_default();
-    if spec.get("source").and_then(Value::as_str) == Some("GIT") {
-        return Outcome::failed("Notebooks from a Git source are not run by tarn; use a workspace path");
-    }
+    let source = match crate::git::task_checkout(attempt, spec) {
+        Ok(Some(checkout)) => Source::Git(checkout),
+        Ok(None) => Source::Workspace(engines),
+        Err(e) => return Outcome::failed(e),
+    };
     let mut commands = Vec::new();
-    if let Err(e) = expand(engines, &attempt.user, path, 0, &mut commands) {
+    if let Err(e) = expand(&source, &attempt.user, path, 0, &mut commands) {
         return Outcome::failed(e);
     }
     let mut context = match TaskContext::open(engines, attempt, None).await {
@@ -66,39 +70,64 @@ fn push_line(logs: &mut String, text: &str) {
     }
 }
 
+/// Where a task's notebooks come from.
+enum Source<'a> {
+    Workspace(&'a Engines),
+    /// The run's checkout; paths are relative to the repository root.
+    Git(&'a crate::git::Checkout),
+}
+
+impl Source<'_> {
+    /// The notebook at `path`: its path as `%run` resolves against, its
+    /// language and cells.
+    fn load(&self, user: &str, path: &str) -> Result<(String, Language, Vec<Cell>), String> {
+        match self {
+            Source::Workspace(engines) => {
+                engines.may_read(user, path)?;
+                let notebook = engines.files.workspace().notebook(path).map_err(|e| format!("Notebook {path}: {e}"))?;
+                let cells = notebook.cells();
+                Ok((notebook.path, notebook.language, cells))
+            }
+            Source::Git(checkout) => {
+                let (language, cells) = checkout.notebook(path)?;
+                Ok((format!("/{}", path.trim_start_matches('/')), language, cells))
+            }
+        }
+    }
+}
+
 /// The notebook's runnable cells, `%run` notebooks inlined.
-fn expand(engines: &Engines, user: &str, path: &str, depth: usize, out: &mut Vec<Command>) -> Result<(), String> {
+fn expand(source: &Source<'_>, user: &str, path: &str, depth: usize, out: &mut Vec<Command>) -> Result<(), String> {
     if depth > MAX_RUN_DEPTH {
         return Err(format!("%run nests deeper than {MAX_RUN_DEPTH} notebooks at {path}"));
     }
-    engines.may_read(user, path)?;
-    let notebook = engines.files.workspace().notebook(path).map_err(|e| format!("Notebook {path}: {e}"))?;
-    let default = match notebook.language {
+    let (notebook_path, language, cells) = source.load(user, path)?;
+    let default = match language {
         Language::Python => ContextLanguage::Python,
         Language::Sql => ContextLanguage::Sql,
         other => return Err(format!("{path} is a {} notebook; tarn runs Python and SQL", other.name())),
     };
-    for Cell { magic, source } in notebook.cells() {
-        let (language, source) = match magic.as_deref() {
-            None => (default, source),
-            Some("python") => (ContextLanguage::Python, source),
-            Some("sql") => (ContextLanguage::Sql, source),
+    for Cell { magic, source: text } in cells {
+        let (language, code) = match magic.as_deref() {
+            None => (default, text),
+            Some("python") => (ContextLanguage::Python, text),
+            Some("sql") => (ContextLanguage::Sql, text),
             // The context runs these as a notebook does: %pip installs into
             // the context's own environment, %sh runs in bash.
-            Some("pip") => (ContextLanguage::Python, format!("%pip {source}")),
-            Some("sh") => (ContextLanguage::Python, format!("%sh\n{source}")),
+            Some("pip") => (ContextLanguage::Python, format!("%pip {text}")),
+            Some("sh") => (ContextLanguage::Python, format!("%sh\n{text}")),
             Some("md" | "md-sandbox") => continue,
             Some("run") => {
-                let target = source.trim();
-                expand(engines, user, &relative(&notebook.path, target), depth + 1, out)?;
+                let target = text.trim();
+                expand(source, user, &relative(&notebook_path, target), depth + 1, out)?;
                 continue;
             }
             Some(other) => {
                 return Err(format!("Notebook {path} has a %{other} cell, which tarn does not run in jobs"));
             }
         };
-        if !source.trim().is_empty() {
-            out.push(Command { language, code: source });
+        if !code.trim().is_empty() {
+            out.push(Command { language, code });
         }
     }
     Ok(())

@@ -10,14 +10,23 @@ use super::context::TaskContext;
 use super::{Attempt, Engines, Outcome};
 
 pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> Outcome {
-    let file = spec.get("python_file").and_then(Value::as_str).unwrap_or_default();
-    if spec.get("source").and_then(Value::as_str) == Some("GIT") {
-        return Outcome::failed("Python files from a Git source are not run by tarn; use a workspace or volume path");
-    }
-    let code = match read(engines, &attempt.user, file) {
-        Ok(code) => code,
+    let given = spec.get("python_file").and_then(Value::as_str).unwrap_or_default();
+    // A file from a job's git_source is read from the run's checkout,
+    // and runs under its local path there.
+    let read_code = match crate::git::task_checkout(attempt, spec) {
+        Ok(Some(checkout)) => checkout.resolve(given).and_then(|local| {
+            let code = checkout.read(given)?;
+            let code = String::from_utf8(code).map_err(|_| format!("{given} is not UTF-8 text"))?;
+            Ok((local.to_string_lossy().into_owned(), code))
+        }),
+        Ok(None) => read(engines, &attempt.user, given).map(|code| (given.to_string(), code)),
+        Err(e) => Err(e),
+    };
+    let (file, code) = match read_code {
+        Ok(read) => read,
         Err(e) => return Outcome::failed(e),
     };
+    let file = file.as_str();
     let mut argv = vec![file.to_string()];
     if let Some(Value::Array(parameters)) = spec.get("parameters") {
         argv.extend(parameters.iter().map(|p| p.as_str().map(str::to_string).unwrap_or_else(|| p.to_string())));

@@ -77,7 +77,8 @@ pub(super) fn job_run(run: &RunRecord) -> Value {
         out.insert(k.into(), v);
     }
     times(row, &mut out);
-    let settings = [("job_clusters", &run.job_clusters), ("description", &run.description)];
+    let settings =
+        [("job_clusters", &run.job_clusters), ("description", &run.description), ("git_source", &run.git_source)];
     for (field, value) in settings.into_iter().filter_map(|(f, v)| Some((f, v.clone()?))) {
         out.insert(field.into(), value);
     }
