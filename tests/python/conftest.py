@@ -27,11 +27,12 @@ def tarn_binary() -> str:
 
 
 class Tarn:
-    """One `tarn serve` on an ephemeral port with its own TARN_HOME."""
+    """One `tarn serve` on an ephemeral port (or `port`) with its own TARN_HOME."""
 
-    def __init__(self, home: Path, extra_env: dict | None = None):
+    def __init__(self, home: Path, extra_env: dict | None = None, port: int = 0):
         self.home = home
         self.extra_env = extra_env or {}
+        self.port = port
         self.proc = None
         self.url = None
         self.sessions = []
@@ -53,7 +54,7 @@ class Tarn:
         env.update(self.extra_env)
         self.log = open(self.home / "serve.log", "ab")
         self.proc = subprocess.Popen(
-            [tarn_binary(), "serve", "--port", "0", "--spark-connect-port", "0"],
+            [tarn_binary(), "serve", "--port", str(self.port), "--spark-connect-port", "0"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -240,3 +241,46 @@ class Mailbox:
 
     def stop(self):
         self.controller.stop()
+
+
+# The legacy `databricks` CLI with its dependencies pinned: it lives in a venv
+# of its own so that its versions never move the test venv's.
+LEGACY_CLI_REQUIREMENTS = """\
+databricks-cli==0.18.0
+click==8.5.1
+requests==2.34.2
+urllib3==2.8.0
+tabulate==0.10.0
+six==1.17.0
+oauthlib==4.0.1
+PyJWT==2.15.1
+certifi==2026.10.19.post1
+charset-normalizer==3.5.3
+idna==3.20
+"""
+
+
+@pytest.fixture(scope="session")
+def legacy_cli() -> Path:
+    """The legacy CLI's `databricks` executable (databricks-cli 0.18), from a
+    venv under the cache named by the hash of its requirements, made once
+    (as scripts/lib.sh's `venv_for` makes the test venv) and reused."""
+    import fcntl
+    import hashlib
+
+    digest = hashlib.sha256(LEGACY_CLI_REQUIREMENTS.encode()).hexdigest()[:12]
+    venv = CACHE / "venvs" / f"legacy-cli-{digest}"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    # Two test runs at once must not build the same venv over each other.
+    with open(venv.parent / f"legacy-cli-{digest}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / ".ready").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+            requirements = venv / "requirements.txt"
+            requirements.write_text(LEGACY_CLI_REQUIREMENTS)
+            uv = Path(sys.executable).parent / "uv"
+            subprocess.run([str(uv), "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
+                            "-r", str(requirements)], check=True)
+            (venv / ".ready").touch()
+    return venv / "bin" / "databricks"

@@ -121,10 +121,6 @@ impl Payload {
             Payload::Form(parts) => Ok(parts.get(key).map(|b| b.to_vec())),
         }
     }
-
-    pub fn is_json(&self) -> bool {
-        matches!(self, Payload::Json(_))
-    }
 }
 
 /// Base64 (standard alphabet, padded) as Databricks APIs carry content.

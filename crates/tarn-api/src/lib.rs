@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .merge(routes::tokens::router())
         .merge(routes::scim::router())
+        .merge(routes::legacy_groups::router())
         .merge(routes::secrets::router())
         .merge(routes::repos::router())
         .merge(routes::permissions::router())

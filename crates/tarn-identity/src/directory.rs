@@ -107,7 +107,7 @@ impl Projection {
 }
 
 pub struct Directory {
-    store: Arc<Store>,
+    pub(crate) store: Arc<Store>,
 }
 
 fn not_found(kind: ResourceKind, id: &str) -> IdentityError {
@@ -118,7 +118,7 @@ fn invalid(message: impl Into<String>) -> IdentityError {
     IdentityError::InvalidParameter(message.into())
 }
 
-fn require_admin(caller: &User, what: &str) -> Result<()> {
+pub(crate) fn require_admin(caller: &User, what: &str) -> Result<()> {
     if caller.admin {
         return Ok(());
     }

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod dbfs;
 pub mod files;
 pub mod jobs;
+pub mod legacy_groups;
 pub mod libraries;
 pub mod mlflow;
 pub mod monitors;
@@ -30,7 +31,16 @@ use crate::error::ApiFailure;
 
 /// Unknown routes answer Databricks' JSON 404, never HTML.
 pub async fn not_found(method: Method, uri: Uri) -> ApiFailure {
-    ApiFailure(ApiError::new(ErrorCode::EndpointNotFound, format!("No API found for '{method} {}'", uri.path())))
+    let path = uri.path();
+    let mut message = format!("No API found for '{method} {path}'");
+    // The legacy databricks CLI calls Jobs 2.0 unless told otherwise.
+    if path.starts_with("/api/2.0/jobs/") {
+        message.push_str(
+            ": tarn serves the Jobs API 2.1 and 2.2, not 2.0 (for the legacy databricks CLI, set \
+             `jobs-api-version = 2.1` in ~/.databrickscfg or pass --version=2.1)",
+        );
+    }
+    ApiFailure(ApiError::new(ErrorCode::EndpointNotFound, message))
 }
 
 /// A required string field of a request, or INVALID_PARAMETER_VALUE.
