@@ -76,6 +76,10 @@ def test_deploy_run_destroy_as_the_cli_sends_them(w):
     helpers = status(w, f"{root}/files/src/helpers.py")
     assert helpers["object_type"] == "FILE" and helpers["size"] == len(b"def helper():\n    return 2\n")
     assert export_raw(w, f"{root}/files/src/helpers.py") == b"def helper():\n    return 2\n"
+    # A wheel past `workspace/import`'s 10 MB goes up as a file.
+    wheel = bytes(range(256)) * ((11 << 20) // 256)
+    import_file(w, f"{root}/artifacts/.internal/big-0.1-py3-none-any.whl", wheel, overwrite=True)
+    assert status(w, f"{root}/artifacts/.internal/big-0.1-py3-none-any.whl")["size"] == len(wheel)
 
     # Resources, marked as the bundle's.
     deployment = {"kind": "BUNDLE", "metadata_file_path": f"{state}/metadata.json"}

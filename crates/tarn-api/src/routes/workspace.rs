@@ -142,7 +142,7 @@ async fn import_file(
     };
     let workspace = workspace(&s, &caller)?;
     require_workspace(&s, &caller.0, &request.path, WorkspaceAccess::Write("CAN_EDIT"))?;
-    workspace.import(request).map_err(fail)?;
+    workspace.import_file(request).map_err(fail)?;
     Ok(Json(json!({})))
 }
 

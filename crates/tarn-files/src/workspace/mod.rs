@@ -387,9 +387,19 @@ impl Workspace {
 
     /// Imports a notebook or file; returns what was stored.
     pub fn import(&self, req: Import) -> Result<ObjectInfo> {
-        if req.content.len() > MAX_FILE_IMPORT {
+        self.import_up_to(req, MAX_IMPORT)
+    }
+
+    /// Imports a file as `workspace-files/import-file` does: a file may
+    /// hold up to `MAX_FILE_IMPORT` bytes, a notebook still `MAX_IMPORT`.
+    pub fn import_file(&self, req: Import) -> Result<ObjectInfo> {
+        self.import_up_to(req, MAX_FILE_IMPORT)
+    }
+
+    fn import_up_to(&self, req: Import, max: usize) -> Result<ObjectInfo> {
+        if req.content.len() > max {
             let size = req.content.len() as u64;
-            return Err(FilesError::TooLarge { limit: Limit::Import, size, max: MAX_FILE_IMPORT as u64 });
+            return Err(FilesError::TooLarge { limit: Limit::Import, size, max: max as u64 });
         }
         let given = canonical(&req.path)?;
         if given == "/" {
