@@ -41,6 +41,8 @@ targets:
     permissions:
       - user_name: ${workspace.current_user.userName}
         level: CAN_MANAGE
+      - group_name: users
+        level: CAN_VIEW
     variables:
       greeting: bonjour
 
@@ -403,6 +405,11 @@ def test_production_target(server, w, project):
     assert job.tasks[0].notebook_task.base_parameters == {"greeting": "bonjour"}
     assert w.pipelines.get(found["pipelines.orders"]).spec.development in (None, False)
     assert found["jobs.etl"] != ids(server, project)["jobs.etl"]
+    # The top-level permissions reach the root folder, CAN_VIEW as CAN_READ.
+    root = w.workspace.get_status(f"/Users/{w.current_user.me().user_name}/.bundle/shop/prod")
+    folder = w.permissions.get("directories", str(root.object_id)).access_control_list
+    assert any(a.group_name == "users" and a.all_permissions[0].permission_level.value == "CAN_READ"
+               for a in folder), folder
 
 
 def test_the_lock_keeps_two_deploys_apart(server, w, project):

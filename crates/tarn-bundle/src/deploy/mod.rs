@@ -207,6 +207,9 @@ impl Deploy<'_> {
             next.entries.insert(key.clone(), Entry { id: change.id.clone(), settings });
             changes.push(change);
         }
+        perms::apply_root(client, &bundle.root_path, &bundle.permissions)
+            .await
+            .map_err(DeployError::api("setting permissions on the bundle's root folder"))?;
         Ok((next, changes, counts))
     }
 

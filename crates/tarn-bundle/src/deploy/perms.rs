@@ -43,6 +43,35 @@ pub fn desired_acl(value: &Value) -> Vec<Value> {
     own.filter_map(|e| Some(acl_item(e, level_of(e)?))).collect()
 }
 
+/// The bundle's top-level `permissions` on its root folder, as the
+/// databricks CLI sets them: a level that means nothing on a folder maps to
+/// the folder level it grants (CAN_VIEW reads, CAN_RUN runs).
+pub async fn apply_root(client: &Client, root_path: &str, permissions: &[Value]) -> Result<(), ClientError> {
+    let acl: Vec<Value> = permissions
+        .iter()
+        .filter_map(|e| {
+            let level = match level_of(e)? {
+                "CAN_MANAGE" | "IS_OWNER" => "CAN_MANAGE",
+                "CAN_RUN" | "CAN_MANAGE_RUN" => "CAN_RUN",
+                "CAN_EDIT" => "CAN_EDIT",
+                _ => "CAN_READ",
+            };
+            Some(acl_item(e, level))
+        })
+        .collect();
+    if acl.is_empty() {
+        return Ok(());
+    }
+    let status = client.get("/api/2.0/workspace/get-status", &[("path", root_path)]).await?;
+    let object_id = status
+        .get("object_id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ClientError::Invalid(format!("{root_path} has no object_id")))?;
+    let body = json!({"access_control_list": acl});
+    client.put(&format!("/api/2.0/permissions/directories/{object_id}"), &body).await?;
+    Ok(())
+}
+
 /// Sets the resource's permissions and grants, when it has any.
 pub async fn apply(client: &Client, kind: &str, id: &str, value: &Value) -> Result<(), ClientError> {
     let acl = desired_acl(value);
