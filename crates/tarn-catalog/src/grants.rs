@@ -96,6 +96,13 @@ pub enum Action {
     WriteVolume,
     /// Create an object of this kind in this container.
     Create(Kind),
+    /// Create a registered model in this schema: CREATE_MODEL. Models live
+    /// in the MLflow registry, not among the catalog's objects, so they
+    /// have no [`Kind`].
+    CreateModel,
+    /// Reach what this container holds: USE_CATALOG (and USE_SCHEMA on a
+    /// schema), as reading a registered model needs.
+    Use,
     /// Alter, rename or drop it, or change its grants: ownership of it or
     /// a container, or MANAGE.
     Manage,
@@ -236,6 +243,11 @@ impl Catalog {
                 };
                 if chain.holds(p, level, privilege) { Ok(()) } else { Err(chain.denied(level, privilege)) }
             }
+            Action::CreateModel => {
+                chain.can_use(p, level, true)?;
+                if chain.holds(p, level, "CREATE_MODEL") { Ok(()) } else { Err(chain.denied(level, "CREATE_MODEL")) }
+            }
+            Action::Use => chain.can_use(p, level, true),
             Action::Manage => {
                 if chain.owns_any(p) || chain.holds(p, level, "MANAGE") {
                     Ok(())
@@ -476,5 +488,19 @@ mod tests {
         assert!(catalog.authorize(&carol, Kind::Table, "main.default.mine", Action::Select).is_err());
         assert!(!catalog.visible(&carol, Kind::Table, "main.default.mine"));
         assert!(catalog.visible(&carol, Kind::Schema, "main.default"));
+    }
+
+    #[test]
+    fn models_need_create_model_and_schema_usage() {
+        let (catalog, bob, _) = setup();
+        let admin = Principal { name: "admin".into(), groups: vec![], admin: true };
+        catalog.authorize(&bob, Kind::Schema, "main.default", Action::CreateModel).unwrap();
+        let denied = catalog.authorize(&bob, Kind::Schema, "main.s", Action::Use).unwrap_err();
+        assert!(denied.to_string().contains("USE SCHEMA on Schema 'main.s'"), "{denied}");
+        catalog.store.ensure_user("bob", "bob", 0).unwrap();
+        catalog.update_grants(&admin, Kind::Schema, "main.s", &[change("bob", &["USE_SCHEMA"], &[])]).unwrap();
+        catalog.authorize(&bob, Kind::Schema, "main.s", Action::Use).unwrap();
+        let denied = catalog.authorize(&bob, Kind::Schema, "main.s", Action::CreateModel).unwrap_err();
+        assert!(denied.to_string().contains("CREATE MODEL on Schema 'main.s'"), "{denied}");
     }
 }

@@ -12,6 +12,10 @@ pub enum ErrorCode {
     MalformedRequest,
     InvalidState,
     ResourceDoesNotExist,
+    /// Unity Catalog's 404s for a missing container (registered models
+    /// answer these, as Databricks does).
+    CatalogDoesNotExist,
+    SchemaDoesNotExist,
     ResourceAlreadyExists,
     /// HTTP 400: a count limit (a secret scope's 1000 secrets).
     ResourceLimitExceeded,
@@ -49,6 +53,8 @@ impl ErrorCode {
             Self::MalformedRequest => "MALFORMED_REQUEST",
             Self::InvalidState => "INVALID_STATE",
             Self::ResourceDoesNotExist => "RESOURCE_DOES_NOT_EXIST",
+            Self::CatalogDoesNotExist => "CATALOG_DOES_NOT_EXIST",
+            Self::SchemaDoesNotExist => "SCHEMA_DOES_NOT_EXIST",
             Self::ResourceAlreadyExists => "RESOURCE_ALREADY_EXISTS",
             Self::ResourceLimitExceeded => "RESOURCE_LIMIT_EXCEEDED",
             Self::ResourceConflict => "RESOURCE_CONFLICT",
@@ -84,7 +90,11 @@ impl ErrorCode {
             | Self::MaxNotebookSizeExceeded => 400,
             Self::Unauthenticated => 401,
             Self::PermissionDenied => 403,
-            Self::ResourceDoesNotExist | Self::EndpointNotFound | Self::NotFound => 404,
+            Self::ResourceDoesNotExist
+            | Self::CatalogDoesNotExist
+            | Self::SchemaDoesNotExist
+            | Self::EndpointNotFound
+            | Self::NotFound => 404,
             Self::ResourceAlreadyExists | Self::ResourceConflict | Self::Aborted | Self::AlreadyExists => 409,
             Self::PreconditionFailed => 412,
             Self::RangeNotSatisfiable => 416,

@@ -130,6 +130,31 @@ impl Tracking {
         self.registered_model(new_name)
     }
 
+    /// Hands the model to `owner`.
+    pub fn set_registered_model_owner(&self, name: &str, owner: &str) -> Result<RegisteredModelRow> {
+        self.registered_model(name)?;
+        if owner.is_empty() {
+            return Err(MlflowError::InvalidParameter("A registered model's owner cannot be empty.".into()));
+        }
+        self.store().set_registered_model_creator(name, owner, now_ms())?;
+        self.registered_model(name)
+    }
+
+    /// The models whose names start with `prefix` (Unity Catalog's
+    /// `catalog.schema.` names a schema's models), by name.
+    pub fn registered_models_under(&self, prefix: &str) -> Result<Vec<RegisteredModelRow>> {
+        let names = self.store().list_registered_model_names()?;
+        names.iter().filter(|n| n.starts_with(prefix)).map(|n| self.registered_model(n)).collect()
+    }
+
+    /// Every version of the model, newest first.
+    pub fn model_versions(&self, name: &str) -> Result<Vec<ModelVersionRow>> {
+        self.registered_model(name)?;
+        let mut versions = self.store().list_model_versions(Some(name))?;
+        versions.sort_by_key(|v| std::cmp::Reverse(v.version));
+        Ok(versions)
+    }
+
     pub fn delete_registered_model(&self, name: &str) -> Result<()> {
         self.registered_model(name)?;
         Ok(self.store().delete_registered_model(name)?)

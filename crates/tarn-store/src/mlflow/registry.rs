@@ -161,6 +161,15 @@ impl Store {
         Ok(())
     }
 
+    /// Hands the model to `owner` (Unity Catalog's `owner`).
+    pub fn set_registered_model_creator(&self, name: &str, owner: &str, now: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE mlflow_registered_models SET creator = ?2, last_updated_time = ?3 WHERE name = ?1",
+            params![name, owner, now],
+        )?;
+        Ok(())
+    }
+
     /// `false` when `new_name` is taken.
     pub fn rename_registered_model(&self, name: &str, new_name: &str, now: i64) -> Result<bool> {
         let conn = self.conn();

@@ -1,7 +1,7 @@
 //! Unity Catalog REST under `/api/2.1/unity-catalog`, in the shapes both
 //! `databricks-sdk` (`w.catalogs`, `w.schemas`, `w.tables`, `w.volumes`) and
-//! Sail's `unity` catalog provider use, including staging tables and Delta
-//! commit coordination.
+//! Sail's `unity` catalog provider use, including staging tables, Delta
+//! commit coordination and registered models (`models`).
 
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -17,6 +17,7 @@ use crate::paging::{Page, PageRule, Paged};
 use crate::{AppState, Caller};
 
 mod grants;
+mod models;
 
 const PREFIX: &str = "/api/2.1/unity-catalog";
 /// Collection path segment, kind, the list answer's key, and the query
@@ -33,7 +34,8 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{PREFIX}/staging-tables"), post(create_staging))
         .route(&format!("{PREFIX}/tables/{{full_name}}/exists"), get(table_exists))
         .route(&format!("{PREFIX}/delta/preview/commits"), get(get_commits).post(commit))
-        .merge(grants::router());
+        .merge(grants::router())
+        .merge(models::router());
     for (segment, kind, parents) in COLLECTIONS {
         router = router
             .route(
@@ -81,7 +83,7 @@ fn authorize_create(s: &AppState, user: &User, kind: Kind, req: &CreateRequest) 
 }
 
 /// A text field; anything but a string counts as not given.
-fn text(body: &Map<String, Value>, key: &str) -> Option<String> {
+pub(super) fn text(body: &Map<String, Value>, key: &str) -> Option<String> {
     body.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
@@ -168,7 +170,7 @@ async fn table_exists(
 }
 
 /// Listings: `max_results` up to 1000.
-struct ListPage;
+pub(super) struct ListPage;
 
 impl PageRule for ListPage {
     const SIZE: &'static str = "max_results";
@@ -230,7 +232,9 @@ async fn delete(
 ) -> ApiResult<Json<Value>> {
     s.catalog.authorize(&principal(&s, &user)?, kind, &full_name, Action::Manage)?;
     let force = query.flag_or("force", false);
+    let models = models::contained(&s, kind, &full_name, force)?;
     s.catalog.delete(kind, &full_name, force)?;
+    models::drop_all(&s, &models)?;
     Ok(Json(json!({})))
 }
 
