@@ -3,13 +3,14 @@
 named `catalog.schema.model`, so a version the `mlflow` client registers is
 listed through the UC API; aliases; paging; the UC errors for a missing
 catalog or schema; CREATE_MODEL and ownership; a schema dropped with its
-models."""
+models; a bundle's `registered_models` resource deployed and destroyed."""
 
 import os
+import subprocess
 
 import mlflow
 import pytest
-from conftest import own_server
+from conftest import own_server, tarn_binary
 from databricks.sdk.errors import DatabricksError, NotFound, PermissionDenied
 from databricks.sdk.service import catalog
 from mlflow import MlflowClient
@@ -162,3 +163,40 @@ def test_schema_delete_needs_force_for_its_models(w):
         w.registered_models.get("main.doomed.m")
     w.schemas.create(name="doomed", catalog_name="main")
     assert list(w.registered_models.list(catalog_name="main", schema_name="doomed")) == []
+
+
+BUNDLE_YML = """\
+bundle:
+  name: models
+
+targets:
+  only:
+    default: true
+
+resources:
+  registered_models:
+    churn:
+      catalog_name: main
+      schema_name: default
+      name: bundled
+      comment: COMMENT
+"""
+
+
+def test_a_bundle_deploys_a_registered_model(server, w, tmp_path):
+    def bundle(*args):
+        env = dict(os.environ, DATABRICKS_HOST=server.url, DATABRICKS_TOKEN=server.token)
+        done = subprocess.run([tarn_binary(), "bundle", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=600, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    (tmp_path / "databricks.yml").write_text(BUNDLE_YML.replace("COMMENT", "from a bundle"))
+    assert "created registered_models.churn" in bundle("deploy")
+    assert w.registered_models.get("main.default.bundled").comment == "from a bundle"
+    (tmp_path / "databricks.yml").write_text(BUNDLE_YML.replace("COMMENT", "changed"))
+    bundle("deploy")
+    assert w.registered_models.get("main.default.bundled").comment == "changed"
+    bundle("destroy", "--auto-approve")
+    with pytest.raises(NotFound):
+        w.registered_models.get("main.default.bundled")
