@@ -124,6 +124,10 @@ pub fn acl_item(entry: &Node) -> Node {
     item
 }
 
+/// The resource types the top-level `permissions` reach.
+const TAKE_TOP_LEVEL_PERMISSIONS: &[&str] =
+    &["jobs", "pipelines", "experiments", "models", "model_serving_endpoints", "clusters", "secret_scopes"];
+
 /// `run_as` onto jobs and pipelines that set none; the top-level
 /// `permissions` appended to every job's, pipeline's, experiment's,
 /// model's, serving endpoint's, cluster's and secret scope's.
@@ -143,10 +147,7 @@ pub fn apply_run_as_and_permissions(tree: &mut Node) {
                     *entry = acl_item(entry);
                 }
             }
-            if !matches!(
-                kind.as_str(),
-                "jobs" | "pipelines" | "experiments" | "models" | "model_serving_endpoints" | "clusters" | "secret_scopes"
-            ) {
+            if !TAKE_TOP_LEVEL_PERMISSIONS.contains(&kind.as_str()) {
                 continue;
             }
             let extra: Vec<Node> = top.iter().filter_map(|entry| mapped(kind, entry)).collect();
