@@ -512,3 +512,64 @@ def test_an_artifact_is_built_uploaded_and_installed(server, w, tmp_path):
     task = w.jobs.get_run(run_id).tasks[0]
     assert "greetings from the wheel" in w.jobs.get_run_output(task.run_id).logs
     ok(server, tmp_path, "destroy", "--auto-approve")
+
+
+REGISTRY_BUNDLE = """\
+bundle:
+  name: registry
+permissions:
+  - group_name: users
+    level: CAN_VIEW
+resources:
+  secret_scopes:
+    keys:
+      name: registry_keys
+      permissions:
+        - user_name: bob@example.com
+          level: READ
+  models:
+    churn:
+      name: churn
+      description: DESCRIPTION
+  registered_models:
+    scorer:
+      catalog_name: main
+      schema_name: default
+      name: scorer
+      comment: DESCRIPTION
+targets:
+  dev:
+    mode: development
+    default: true
+"""
+
+
+def test_secret_scopes_and_models(server, w, tmp_path):
+    """The registry's resources and a secret scope: deployed with the
+    development prefix, updated in place, destroyed."""
+    (tmp_path / "databricks.yml").write_text(REGISTRY_BUNDLE.replace("DESCRIPTION", "first"))
+    out = ok(server, tmp_path, "deploy")
+    for key in ["secret_scopes.keys", "models.churn", "registered_models.scorer"]:
+        assert f"created {key}" in out, out
+    found = ids(server, tmp_path)
+    assert "registry_keys" in [s.name for s in w.secrets.list_scopes()]
+    acls = {a.principal: a.permission.value for a in w.secrets.list_acls(found["secret_scopes.keys"])}
+    assert acls.get("bob@example.com") == "READ" and acls.get("users") == "READ", acls
+    model = w.model_registry.get_model(found["models.churn"]).registered_model_databricks
+    assert model.name == "[dev admin] churn" and model.description == "first"
+    scorer = w.registered_models.get(found["registered_models.scorer"])
+    assert scorer.full_name == "main.default.dev_admin_scorer" and scorer.comment == "first"
+
+    (tmp_path / "databricks.yml").write_text(REGISTRY_BUNDLE.replace("DESCRIPTION", "second"))
+    out = ok(server, tmp_path, "deploy")
+    assert "updated models.churn" in out and "updated registered_models.scorer" in out, out
+    assert ids(server, tmp_path) == found
+    assert w.model_registry.get_model(found["models.churn"]).registered_model_databricks.description == "second"
+    assert w.registered_models.get(found["registered_models.scorer"]).comment == "second"
+
+    ok(server, tmp_path, "destroy", "--auto-approve")
+    assert "registry_keys" not in [s.name for s in w.secrets.list_scopes()]
+    with pytest.raises(errors.NotFound):
+        w.model_registry.get_model(found["models.churn"])
+    with pytest.raises(errors.NotFound):
+        w.registered_models.get(found["registered_models.scorer"])

@@ -102,6 +102,8 @@ fn principals(entry: &Node) -> usize {
 /// type names them; a level a type lacks is not applied to it.
 fn level_for(kind: &str, level: &str) -> Option<&'static str> {
     match (kind, level) {
+        ("secret_scopes", "CAN_MANAGE") => Some("MANAGE"),
+        ("secret_scopes", "CAN_VIEW" | "CAN_RUN") => Some("READ"),
         (_, "CAN_MANAGE") => Some("CAN_MANAGE"),
         ("jobs" | "pipelines" | "model_serving_endpoints", "CAN_VIEW") => Some("CAN_VIEW"),
         ("experiments" | "models", "CAN_VIEW") => Some("CAN_READ"),
@@ -122,9 +124,13 @@ pub fn acl_item(entry: &Node) -> Node {
     item
 }
 
+/// The resource types the top-level `permissions` reach.
+const TAKE_TOP_LEVEL_PERMISSIONS: &[&str] =
+    &["jobs", "pipelines", "experiments", "models", "model_serving_endpoints", "clusters", "secret_scopes"];
+
 /// `run_as` onto jobs and pipelines that set none; the top-level
 /// `permissions` appended to every job's, pipeline's, experiment's,
-/// model's, serving endpoint's and cluster's.
+/// model's, serving endpoint's, cluster's and secret scope's.
 pub fn apply_run_as_and_permissions(tree: &mut Node) {
     let run_as = tree.get("run_as").filter(|r| r.is_map()).cloned();
     let top: Vec<Node> = tree.get("permissions").map(|p| p.items().to_vec()).unwrap_or_default();
@@ -141,10 +147,7 @@ pub fn apply_run_as_and_permissions(tree: &mut Node) {
                     *entry = acl_item(entry);
                 }
             }
-            if !matches!(
-                kind.as_str(),
-                "jobs" | "pipelines" | "experiments" | "models" | "model_serving_endpoints" | "clusters"
-            ) {
+            if !TAKE_TOP_LEVEL_PERMISSIONS.contains(&kind.as_str()) {
                 continue;
             }
             let extra: Vec<Node> = top.iter().filter_map(|entry| mapped(kind, entry)).collect();
