@@ -339,11 +339,19 @@ def test_permissions_on_a_repo(server, w, me, origin):
     with pytest.raises(PermissionDenied):
         carol.repos.delete(made.id)
 
-    # Carol's own folder is hers; another's is not.
-    hers = carol.repos.create(url=origin["path"], provider="gitHub", path=f"/Repos/{CAROL}/mine")
+    # Carol's own folder is hers (the clone is tried, and fails on a dead
+    # remote); another's is not.
+    with pytest.raises(InvalidParameterValue, match="Could not clone"):
+        carol.repos.create(url="http://127.0.0.1:9/nowhere.git", provider="gitHub", path=f"/Repos/{CAROL}/mine")
     with pytest.raises(PermissionDenied):
-        carol.repos.create(url=origin["path"], provider="gitHub", path=f"/Repos/{me}/hers")
-    assert hers.id in [r.id for r in w.repos.list()]
+        carol.repos.create(url="http://127.0.0.1:9/nowhere.git", provider="gitHub", path=f"/Repos/{me}/hers")
+    # A path on the server is an admin's to clone, in a repo or a job.
+    with pytest.raises(PermissionDenied, match="admins"):
+        carol.repos.create(url=origin["path"], provider="gitHub", path=f"/Repos/{CAROL}/local")
+    with pytest.raises(PermissionDenied, match="admins"):
+        carol.jobs.create(name="local-git", git_source=jobs.GitSource(
+            git_url=origin["url"], git_provider=jobs.GitProvider.GIT_HUB, git_branch="main"),
+            tasks=[jobs.Task(task_key="nb", notebook_task=jobs.NotebookTask(notebook_path="nb"))])
     w.repos.delete(made.id)
 
 

@@ -112,6 +112,19 @@ pub fn is_http(url: &str) -> bool {
     lower.starts_with("https://") || lower.starts_with("http://")
 }
 
+/// Whether `url` names a remote (`http(s)://`, `ssh://`, `git://`, or
+/// ssh's `[user@]host:path`) rather than a path on the tarn server.
+pub fn is_remote(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    if ["https://", "http://", "ssh://", "git://"].iter().any(|p| lower.starts_with(p)) {
+        return true;
+    }
+    match url.split_once(':') {
+        Some((host, _)) => !host.is_empty() && !host.contains('/') && !lower.starts_with("file:"),
+        None => false,
+    }
+}
+
 /// Refuses a ref name git could read as an option or that is not a plain name.
 pub fn check_ref(kind: &str, name: &str) -> Result<()> {
     let bad = name.is_empty()
@@ -135,6 +148,12 @@ mod tests {
             "fatal: unable to access 'https://***@example.com/r.git/': x"
         );
         assert_eq!(mask("file:///tmp/x and http://h/p"), "file:///tmp/x and http://h/p");
+        for remote in ["https://github.com/a/b.git", "ssh://git@h/a.git", "git@github.com:a/b.git"] {
+            assert!(super::is_remote(remote), "{remote}");
+        }
+        for local in ["/srv/repos/a", "file:///srv/a", "./a", "a/b:c"] {
+            assert!(!super::is_remote(local), "{local}");
+        }
     }
 
     #[test]

@@ -87,6 +87,18 @@ fn check(s: &AppState, user: &User, id: i64, level: &str) -> Result<RepoRow, Api
 
 /// A user may make repos in their own `/Repos/<user>` folder; elsewhere
 /// they need CAN_EDIT on the nearest folder there is.
+/// A path on the tarn server (a local path, `file://`) is cloned by admins
+/// only: anyone else could read any repository the server can.
+pub(crate) fn check_git_url(user: &User, url: &str) -> Result<(), ApiFailure> {
+    if user.admin || tarn_repos::git::is_remote(url.trim()) {
+        return Ok(());
+    }
+    Err(ApiError::permission_denied(format!(
+        "Only workspace admins may clone a path on the tarn server ({url}); use an http(s) or ssh URL"
+    ))
+    .into())
+}
+
 fn check_create_path(s: &AppState, user: &User, path: Option<&str>) -> Result<(), ApiFailure> {
     let Some(path) = path.filter(|p| !p.is_empty()) else { return Ok(()) };
     let canonical = s.files.workspace().canonical(path).map_err(tarn_repos::RepoError::from)?;
@@ -102,6 +114,7 @@ async fn create(
     JsonBody(body): JsonBody<CreateBody>,
 ) -> ApiResult<Json<Value>> {
     check_create_path(&s, &user, body.path.as_deref())?;
+    check_git_url(&user, &body.url)?;
     let request = CreateRepo {
         url: body.url,
         provider: body.provider,

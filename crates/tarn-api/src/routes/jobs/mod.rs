@@ -69,6 +69,15 @@ fn job_json(job: &JobRow, full: bool) -> Value {
     })
 }
 
+/// A `git_source` that clones a path on the server needs an admin, as a
+/// repo does.
+pub(super) fn check_git_source(user: &User, settings: &Value) -> Result<(), ApiFailure> {
+    match settings.pointer("/git_source/git_url").and_then(Value::as_str) {
+        Some(url) => super::repos::check_git_url(user, url),
+        None => Ok(()),
+    }
+}
+
 /// The principal a job's settings name in `run_as` (one naming none or
 /// both is refused with the settings).
 fn run_as_name(settings: &Value) -> Option<&str> {
@@ -82,6 +91,7 @@ async fn create(
 ) -> ApiResult<Json<Value>> {
     let settings = JobSettings::from_value(Value::Object(body))?;
     check_run_as(&s, &user, settings.run_as_name())?;
+    check_git_source(&user, &settings.raw)?;
     let job_id = s.jobs.create(&user.user_name, settings)?;
     Ok(Json(json!({"job_id": job_id})))
 }
@@ -150,6 +160,7 @@ async fn reset(
     let id = job_id(b.job_id.as_ref())?;
     let settings = JobSettings::from_value(settings)?;
     check_run_as(&s, &user, settings.run_as_name())?;
+    check_git_source(&user, &settings.raw)?;
     permissions(&s).check(&user, &job(&s, id)?, "CAN_MANAGE")?;
     s.jobs.reset(id, settings)?;
     Ok(Json(json!({})))
@@ -163,6 +174,7 @@ async fn update(
     let id = job_id(b.job_id.as_ref())?;
     if let Some(settings) = &b.new_settings {
         check_run_as(&s, &user, run_as_name(settings))?;
+        check_git_source(&user, settings)?;
     }
     let change = JobUpdate::new(b.new_settings, &b.fields_to_remove)?;
     permissions(&s).check(&user, &job(&s, id)?, "CAN_MANAGE")?;

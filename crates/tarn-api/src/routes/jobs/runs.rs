@@ -65,6 +65,7 @@ async fn submit(
     Extension(Caller(user)): Extension<Caller>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
+    super::check_git_source(&user, &body)?;
     let run_id = s.runs.submit(&user.user_name, submit_request(body)?)?;
     Ok(Json(json!({"run_id": run_id})))
 }
