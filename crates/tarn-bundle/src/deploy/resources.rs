@@ -240,11 +240,41 @@ async fn send_update(client: &Client, kind: &str, id: &str, mut s: Map<String, V
         // A scope has nothing to update but its ACLs, which permissions set.
         "secret_scopes" => Ok(id.to_string()),
         "clusters" => {
+            settle_cluster(client, id).await?;
             s.insert("cluster_id".into(), json!(id));
             client.post("/api/2.1/clusters/edit", &Value::Object(s)).await?;
             Ok(id.to_string())
         }
         other => Err(unsupported(other)),
+    }
+}
+
+/// States a cluster passes through on its own; `clusters/edit` refuses
+/// them (INVALID_STATE), as Databricks does.
+const CLUSTER_TRANSIENT: [&str; 4] = ["PENDING", "RESTARTING", "RESIZING", "TERMINATING"];
+
+/// How long an update waits for a cluster the last deploy created (still
+/// starting) to settle: a cold start pulls its runtime.
+const CLUSTER_SETTLE: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+
+/// Waits until the cluster is in a state `clusters/edit` takes (running,
+/// terminated), so that a redeploy right after a deploy edits it rather
+/// than failing.
+async fn settle_cluster(client: &Client, id: &str) -> Result<(), ClientError> {
+    let deadline = tokio::time::Instant::now() + CLUSTER_SETTLE;
+    loop {
+        let cluster = client.get("/api/2.1/clusters/get", &[("cluster_id", id)]).await?;
+        let state = cluster.get("state").and_then(Value::as_str).unwrap_or_default();
+        if !CLUSTER_TRANSIENT.contains(&state) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClientError::Invalid(format!(
+                "cluster {id} stayed {state} for {} minutes; it cannot be edited until it settles",
+                CLUSTER_SETTLE.as_secs() / 60
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 
