@@ -573,3 +573,46 @@ def test_secret_scopes_and_models(server, w, tmp_path):
         w.model_registry.get_model(found["models.churn"])
     with pytest.raises(errors.NotFound):
         w.registered_models.get(found["registered_models.scorer"])
+
+
+JUPYTER_BUNDLE = """\
+bundle:
+  name: jupyter
+resources:
+  jobs:
+    book:
+      name: book
+      tasks:
+        - task_key: t
+          notebook_task:
+            notebook_path: ./src/NOTEBOOK
+targets:
+  dev:
+    mode: development
+    default: true
+"""
+
+
+def test_an_ipynb_notebook_is_synced_run_and_removed(server, w, tmp_path):
+    """An `.ipynb` is a notebook in the workspace (without its extension):
+    the job runs it, and a deploy without it deletes that notebook."""
+    book = {"cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                       "source": ["dbutils.notebook.exit('from jupyter')"]}],
+            "metadata": {"language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "book.ipynb").write_text(json.dumps(book))
+    (tmp_path / "databricks.yml").write_text(JUPYTER_BUNDLE.replace("NOTEBOOK", "book.ipynb"))
+    ok(server, tmp_path, "deploy")
+    files = f"/Users/{w.current_user.me().user_name}/.bundle/jupyter/dev/files/src"
+    assert w.workspace.get_status(f"{files}/book").object_type.value == "NOTEBOOK"
+    job_id = int(ids(server, tmp_path)["jobs.book"])
+    run = w.jobs.run_now_and_wait(job_id)
+    assert w.jobs.get_run_output(run.tasks[0].run_id).notebook_output.result == "from jupyter"
+
+    (tmp_path / "src" / "book.ipynb").unlink()
+    (tmp_path / "src" / "plain.py").write_text("# Databricks notebook source\ndbutils.notebook.exit('plain')\n")
+    (tmp_path / "databricks.yml").write_text(JUPYTER_BUNDLE.replace("NOTEBOOK", "plain.py"))
+    ok(server, tmp_path, "deploy")
+    with pytest.raises(errors.NotFound):
+        w.workspace.get_status(f"{files}/book")
+    ok(server, tmp_path, "destroy", "--auto-approve")

@@ -22,6 +22,7 @@ mod variables;
 mod yaml;
 
 pub use load::{find_root, load};
+pub use paths::is_notebook_source;
 
 /// What `tarn bundle <verb>` passes on: `-t/--target` and `--var name=value`
 /// (`BUNDLE_VAR_<name>` environment variables are read by [`load`] itself).

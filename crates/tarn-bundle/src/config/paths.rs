@@ -192,6 +192,13 @@ fn existing(full: &Path) -> Option<PathBuf> {
 /// A notebook in source format: `.ipynb`, or a source file whose first
 /// line is the language's `Databricks notebook source` header.
 pub fn is_notebook(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|bytes| is_notebook_source(path, &bytes))
+}
+
+/// [`is_notebook`] of a file's name and bytes: what the workspace makes a
+/// notebook of when the file is imported (and stores without its
+/// extension).
+pub fn is_notebook_source(path: &Path, bytes: &[u8]) -> bool {
     let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
     let header = match ext.as_str() {
         "ipynb" => return true,
@@ -200,8 +207,7 @@ pub fn is_notebook(path: &Path) -> bool {
         "scala" => "// Databricks notebook source",
         _ => return false,
     };
-    let Ok(text) = std::fs::read(path) else { return false };
-    let first = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
     String::from_utf8_lossy(first).trim_end() == header
 }
 

@@ -11,20 +11,17 @@ use tarn_assist::Client;
 
 use super::DeployError;
 use super::rollback::{Journal, Undo};
-use super::state::{SyncedFile, delete_path, read_file, write_file};
+use super::state::{SyncedFile, delete_path, read_file, read_file_as, write_file};
 use crate::Bundle;
-use crate::config::Artifact;
+use crate::config::{Artifact, is_notebook_source};
 
-const NOTEBOOK_HEADERS: [&str; 3] =
-    ["# Databricks notebook source", "-- Databricks notebook source", "// Databricks notebook source"];
-
-/// A `.py`/`.sql`/`.scala`/`.r` file whose first line marks it a notebook;
-/// the workspace stores it without its extension.
-fn is_notebook(path: &Path, bytes: &[u8]) -> bool {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_lowercase();
-    let first = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]);
-    let first = String::from_utf8_lossy(first);
-    matches!(ext.as_str(), "py" | "sql" | "scala" | "r") && NOTEBOOK_HEADERS.iter().any(|h| first.trim_end() == *h)
+/// What the workspace holds at a synced file's path, in the form the file
+/// was uploaded in: a notebook from an `.ipynb` reads back as Jupyter, so
+/// a rollback can upload it again as one.
+async fn read_synced(client: &Client, target: &str, file: &SyncedFile) -> Result<Option<Vec<u8>>, DeployError> {
+    let jupyter = file.is_notebook && file.local_path.to_ascii_lowercase().ends_with(".ipynb");
+    let read = if jupyter { read_file_as(client, target, "JUPYTER").await } else { read_file(client, target).await };
+    read.map_err(DeployError::api(&format!("reading {target}")))
 }
 
 fn slash(path: &Path) -> String {
@@ -46,7 +43,7 @@ pub fn read_sync_set(bundle: &Bundle) -> Result<Vec<(SyncedFile, Vec<u8>)>, Depl
     for rel in &bundle.sync_files {
         let bytes = std::fs::read(bundle.root.join(rel))
             .map_err(|e| DeployError::Local(format!("reading {}: {e}", rel.display())))?;
-        let file = SyncedFile { local_path: slash(rel), is_notebook: is_notebook(rel, &bytes) };
+        let file = SyncedFile { local_path: slash(rel), is_notebook: is_notebook_source(rel, &bytes) };
         out.push((file, bytes));
     }
     Ok(out)
@@ -66,7 +63,7 @@ pub async fn sync(
     let mut uploaded = 0;
     for (file, bytes) in files {
         let target = remote(file_path, file);
-        let before = read_file(client, &target).await.map_err(DeployError::api(&format!("reading {target}")))?;
+        let before = read_synced(client, &target, file).await?;
         if before.as_deref() == Some(bytes.as_slice()) {
             continue;
         }
@@ -83,8 +80,7 @@ pub async fn sync(
     let kept = |old: &SyncedFile| files.iter().any(|(f, _)| remote(file_path, f) == remote(file_path, old));
     for old in previous.iter().filter(|old| !kept(old)) {
         let path = remote(file_path, old);
-        let before = read_file(client, &path).await.map_err(DeployError::api(&format!("reading {path}")))?;
-        let Some(bytes) = before else { continue };
+        let Some(bytes) = read_synced(client, &path, old).await? else { continue };
         journal.push(Undo::File { upload_path: format!("{file_path}/{}", old.local_path), bytes });
         delete_path(client, &path, false).await.map_err(DeployError::api(&format!("deleting {path}")))?;
         deleted += 1;
@@ -236,8 +232,11 @@ mod tests {
 
     #[test]
     fn notebooks_are_told_by_their_first_line() {
-        assert!(is_notebook(Path::new("a.py"), b"# Databricks notebook source\nx=1"));
-        assert!(!is_notebook(Path::new("a.py"), b"x=1"));
-        assert!(!is_notebook(Path::new("a.txt"), b"# Databricks notebook source\n"));
+        assert!(is_notebook_source(Path::new("a.py"), b"# Databricks notebook source\nx=1"));
+        assert!(!is_notebook_source(Path::new("a.py"), b"x=1"));
+        assert!(!is_notebook_source(Path::new("a.txt"), b"# Databricks notebook source\n"));
+        // As the workspace classifies them: the header must be the language's own.
+        assert!(!is_notebook_source(Path::new("a.sql"), b"# Databricks notebook source\n"));
+        assert!(is_notebook_source(Path::new("a.ipynb"), b"{}"));
     }
 }

@@ -123,7 +123,16 @@ pub fn metadata_json(bundle: &Bundle, state: &Resources) -> Value {
 
 /// The workspace file's bytes, or `None` when there is none.
 pub async fn read_file(client: &Client, path: &str) -> Result<Option<Vec<u8>>, ClientError> {
-    match client.download("/api/2.0/workspace/export", &[("path", path), ("direct_download", "true")]).await {
+    export(client, &[("path", path), ("direct_download", "true")]).await
+}
+
+/// [`read_file`] of a notebook in an export `format` (`JUPYTER`, ...).
+pub async fn read_file_as(client: &Client, path: &str, format: &str) -> Result<Option<Vec<u8>>, ClientError> {
+    export(client, &[("path", path), ("format", format), ("direct_download", "true")]).await
+}
+
+async fn export(client: &Client, query: &[(&str, &str)]) -> Result<Option<Vec<u8>>, ClientError> {
+    match client.download("/api/2.0/workspace/export", query).await {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
