@@ -167,11 +167,7 @@ async fn checkout(
     let checkout = Arc::new(Checkout { dir, commit: commit.clone(), root });
     let mut shown = settings.raw.get("git_source").cloned().unwrap_or_else(|| json!({}));
     shown["git_snapshot"] = json!({"used_commit": commit});
-    let written = runs.run_row(run.run_id).and_then(|mut row| {
-        row.doc["git_source"] = shown;
-        Ok(runs.store().update_job_run_doc(run.run_id, &row.doc)?)
-    });
-    if let Err(e) = written {
+    if let Err(e) = crate::runs::update_doc(runs, run.run_id, |doc| doc["git_source"] = shown) {
         tracing::warn!(run_id = run.run_id, error = %e, "could not record the run's git snapshot");
     }
     Ok(checkout)

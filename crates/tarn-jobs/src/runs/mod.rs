@@ -18,6 +18,8 @@ mod show;
 pub(crate) mod state;
 mod task_run;
 
+pub(crate) use task_run::update_doc;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

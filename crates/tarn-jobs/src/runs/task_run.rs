@@ -121,8 +121,8 @@ pub(super) fn mark_running(start: &Start, task: &Value, cluster_id: Option<&str>
     Ok(())
 }
 
-/// Changes a task run's document (not its state) while it runs.
-pub(super) fn update_doc(runs: &Runs, run_id: i64, change: impl FnOnce(&mut Value)) -> Result<()> {
+/// Changes a run's or task run's document (not its state) while it runs.
+pub(crate) fn update_doc(runs: &Runs, run_id: i64, change: impl FnOnce(&mut Value)) -> Result<()> {
     let mut row = runs.run_row(run_id)?;
     change(&mut row.doc);
     runs.store().update_job_run_doc(run_id, &row.doc)?;
