@@ -76,7 +76,9 @@ pub struct Principal {
 }
 
 impl Principal {
-    fn is(&self, grantee: &str) -> bool {
+    /// Whether `grantee` (a user, a group, `account users`) names this
+    /// principal: what a grant or an owner applies to.
+    pub fn is(&self, grantee: &str) -> bool {
         grantee == self.name
             || grantee == ACCOUNT_USERS
             || grantee == WORKSPACE_USERS

@@ -73,7 +73,7 @@ fn readable(s: &AppState, user: &User, full_name: &str) -> ApiResult<(FullName, 
 fn manageable(s: &AppState, user: &User, full_name: &str) -> ApiResult<(FullName, RegisteredModelRow)> {
     let (name, model) = readable(s, user, full_name)?;
     let caller = principal(s, user)?;
-    let owns = caller.admin || model.creator == caller.name || caller.groups.contains(&model.creator);
+    let owns = caller.admin || caller.is(&model.creator);
     if !owns && s.catalog.authorize(&caller, Kind::Schema, &name.parent(), Action::Manage).is_err() {
         let why = format!("User is not an owner of Registered model '{}' and does not manage its schema.", name.full());
         return Err(ApiError::permission_denied(why).into());
