@@ -10,8 +10,9 @@ need_system_packages() {
     command -v protoc >/dev/null || missing+=(protobuf-compiler)
     command -v python3 >/dev/null || missing+=(python3 python3-venv)
     command -v cc >/dev/null || missing+=(build-essential)
-    # The drift report test renders the page in headless Chromium.
+    # The tests of tarn's pages (and the drift report's) drive headless Chromium.
     command -v chromium >/dev/null || missing+=(chromium)
+    command -v chromedriver >/dev/null || missing+=(chromium-driver)
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"

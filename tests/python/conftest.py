@@ -158,6 +158,18 @@ def w(tarn) -> WorkspaceClient:
     return tarn.client()
 
 
+@pytest.fixture(scope="session")
+def browser(tarn):
+    """Headless Chromium on the session's tarn (anonymous on loopback)."""
+    from browser import Browser, available
+
+    if not available():
+        pytest.skip("chromium and chromedriver are not installed (scripts/lib.sh installs them)")
+    window = Browser(tarn.url)
+    yield window
+    window.quit()
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -17,17 +17,7 @@ pub struct ApiFailure(pub ApiError);
 
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
-        let ApiError { code, mut message, reason } = self.0;
-        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if code == ErrorCode::InternalError {
-            // The internal text (paths, SQL, an engine's words) stays in the
-            // log; the client gets the id to quote.
-            let error_id = uuid::Uuid::new_v4();
-            tracing::error!(%error_id, code = code.as_str(), "{message}");
-            message = internal_message(&error_id.to_string());
-        } else if status.is_server_error() {
-            tracing::error!(code = code.as_str(), "{message}");
-        }
+        let (status, code, message, reason) = self.for_client();
         let mut body = json!({"error_code": code.as_str(), "message": message});
         if let Some(reason) = reason {
             body["details"] = json!([{
@@ -37,6 +27,24 @@ impl IntoResponse for ApiFailure {
             }]);
         }
         (status, Json(body)).into_response()
+    }
+}
+
+impl ApiFailure {
+    /// The status, code, message and reason a client is shown: an internal
+    /// error's text (paths, SQL, an engine's words) stays in the log and the
+    /// client gets the error id to quote.
+    pub(crate) fn for_client(self) -> (StatusCode, ErrorCode, String, Option<&'static str>) {
+        let ApiError { code, mut message, reason } = self.0;
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if code == ErrorCode::InternalError {
+            let error_id = uuid::Uuid::new_v4();
+            tracing::error!(%error_id, code = code.as_str(), "{message}");
+            message = internal_message(&error_id.to_string());
+        } else if status.is_server_error() {
+            tracing::error!(code = code.as_str(), "{message}");
+        }
+        (status, code, message, reason)
     }
 }
 

@@ -22,6 +22,7 @@ mod body;
 mod error;
 mod paging;
 mod routes;
+mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::public::router())
         .merge(routes::mlflow::part_router())
+        .merge(ui::router())
         .merge(protected)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
         .layer(tower_http::trace::TraceLayer::new_for_http())
