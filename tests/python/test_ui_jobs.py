@@ -242,6 +242,45 @@ def test_a_one_time_run_has_its_page(w, tarn, browser, live_job):
     assert tarn.raw("GET", f"/jobs/{live_job[1]}/runs/{run.run_id}").status_code == 404
 
 
+def test_pages_and_actions_check_job_permissions(w, tarn, live_job):
+    _, job_id = live_job
+    user = f"{unique('dana')}@example.com"
+    token = tarn.cli_token(user)
+    run_id = next(iter(w.jobs.list_runs(job_id=job_id))).run_id
+    page = lambda path: tarn.raw("GET", path, token=token)  # noqa: E731
+    act = lambda path: tarn.raw("POST", path, token=token, headers={"HX-Request": "true"})  # noqa: E731
+
+    assert f'data-job="{job_id}"' not in page("/jobs").text
+    for path in [f"/jobs/{job_id}", f"/jobs/{job_id}/runs/{run_id}", f"/jobs/{job_id}/runs/{run_id}/dag"]:
+        assert page(path).status_code == 403, path
+    assert act(f"/jobs/{job_id}/run-now").status_code == 403
+
+    def grant(level):
+        w.jobs.update_permissions(str(job_id), access_control_list=[
+            jobs.JobAccessControlRequest(user_name=user, permission_level=level)])
+
+    grant(jobs.JobPermissionLevel.CAN_VIEW)
+    listed = page("/jobs").text
+    assert f'data-job="{job_id}"' in listed and "run-now" not in listed
+    run_page = page(f"/jobs/{job_id}/runs/{run_id}")
+    assert run_page.status_code == 200 and "/run-now" not in run_page.text and "/cancel" not in run_page.text
+    assert "/run-now" not in page(f"/jobs/{job_id}").text
+    assert act(f"/jobs/{job_id}/run-now").status_code == 403
+    # Actions come from tarn's pages only.
+    assert tarn.raw("POST", f"/jobs/{job_id}/run-now", token=token).status_code == 400
+
+    grant(jobs.JobPermissionLevel.CAN_MANAGE_RUN)
+    assert "/run-now" in page(f"/jobs/{job_id}").text
+    started = act(f"/jobs/{job_id}/run-now")
+    assert started.status_code == 204
+    new_run = int(started.headers["HX-Location"].rsplit("/", 1)[1])
+    assert w.jobs.get_run(new_run).creator_user_name == user
+    assert "/cancel" in page(f"/jobs/{job_id}/runs/{new_run}").text
+    assert act(f"/jobs/{job_id}/runs/{new_run}/cancel").status_code == 204
+    ended = w.jobs.wait_get_run_job_terminated_or_skipped(new_run, timeout=WAIT)
+    assert ended.state.result_state == jobs.RunResultState.CANCELED
+
+
 @pytest.fixture(scope="module")
 def crowded():
     """A tarn whose store holds 100,000 job runs (300,000 task runs) of 60
