@@ -242,6 +242,42 @@ def test_a_one_time_run_has_its_page(w, tarn, browser, live_job):
     assert tarn.raw("GET", f"/jobs/{live_job[1]}/runs/{run.run_id}").status_code == 404
 
 
+def test_condition_and_for_each_tasks_show_as_they_ran(w, tarn, browser):
+    base = f"/Users/admin/{unique('ui_each')}"
+    put_file(w, f"{base}/list.py", "dbutils.jobs.taskValues.set('cities', ['Oslo', 'Bergen', 'Tromso'])\n")
+    put_file(w, f"{base}/visit.py", "import sys\nprint('visiting', sys.argv[1])\n")
+    nested = jobs.Task(task_key="visit", spark_python_task=jobs.SparkPythonTask(
+        python_file=f"{base}/visit.py", parameters=["{{input}}"]))
+    job = w.jobs.create(
+        name=unique("ui_each"),
+        parameters=[jobs.JobParameterDefinition(name="go", default="yes")],
+        tasks=[
+            python_task("list", f"{base}/list.py"),
+            jobs.Task(task_key="gate", depends_on=[jobs.TaskDependency(task_key="list")],
+                      condition_task=jobs.ConditionTask(op=jobs.ConditionTaskOp.EQUAL_TO,
+                                                        left="{{job.parameters.go}}", right="yes")),
+            jobs.Task(task_key="visit_all", depends_on=[jobs.TaskDependency(task_key="gate", outcome="true")],
+                      for_each_task=jobs.ForEachTask(inputs="{{tasks.list.values.cities}}", task=nested)),
+            jobs.Task(task_key="stay_home", depends_on=[jobs.TaskDependency(task_key="gate", outcome="false")],
+                      spark_python_task=jobs.SparkPythonTask(python_file=f"{base}/visit.py", parameters=["home"])),
+        ],
+    )
+    run = w.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, run.state
+    browser.open(f"/jobs/{job.job_id}/runs/{run.run_id}")
+    browser.wait('svg.dag g.node[data-node="visit_all"]')
+    detail = lambda key: browser.one(f'svg.dag g.node[data-node="{key}"] text.detail').text  # noqa: E731
+    assert detail("visit_all") == "3/3 iterations"
+    assert detail("gate") == "SUCCESS · true"
+    assert node_state(browser, "stay_home") == "EXCLUDED"
+    # An iteration's own page is its job run's, the for-each task selected.
+    visit_all = next(t for t in run.tasks if t.task_key == "visit_all")
+    iteration = w.jobs.get_run(visit_all.run_id).iterations[0]
+    browser.open(iteration.run_page_url[len(tarn.url):])
+    browser.wait('section.task-output[data-task="visit_all"]')
+    w.jobs.delete(job.job_id)
+
+
 def test_pages_and_actions_check_job_permissions(w, tarn, live_job):
     _, job_id = live_job
     user = f"{unique('dana')}@example.com"

@@ -124,3 +124,28 @@ fn schedule(settings: &Value) -> Option<Markup> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn schedules_and_triggers_read_in_words() {
+        let text = |settings: Value| schedule(&settings).map(Markup::into_string);
+        let cron = text(json!({"schedule": {"quartz_cron_expression": "0 0 5 * * ?", "timezone_id": "Europe/Oslo",
+                                            "pause_status": "PAUSED"}}))
+        .unwrap();
+        assert!(cron.contains("<code>0 0 5 * * ?</code> (Europe/Oslo)") && cron.contains("Paused"), "{cron}");
+        let arrival = text(json!({"trigger": {"file_arrival": {"url": "/Volumes/a/b/c/"}}})).unwrap();
+        assert!(arrival.contains("File arrival at") && !arrival.contains("Paused"), "{arrival}");
+        let every = text(json!({"trigger": {"periodic": {"interval": 2, "unit": "HOURS"}}})).unwrap();
+        assert!(every.contains("Every 2 hours"), "{every}");
+        assert_eq!(text(json!({"name": "manual"})), None);
+        assert_eq!(
+            (run_path(Some(3), 9), run_path(None, 9)),
+            ("/jobs/3/runs/9".to_string(), "/jobs/runs/9".to_string())
+        );
+    }
+}
