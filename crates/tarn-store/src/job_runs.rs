@@ -241,6 +241,24 @@ impl Store {
     }
 }
 
+impl Store {
+    /// A job's runs newest first, read through `job_runs_by_job` alone:
+    /// `list_job_runs`' optional filters keep SQLite from that index, so a
+    /// page of an old job's runs would scan every newer run of the store.
+    pub fn job_runs_of_job(&self, job_id: i64, offset: usize, limit: usize) -> Result<Vec<JobRunRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM job_runs INDEXED BY job_runs_by_job
+             WHERE job_id = ?1 AND task_key IS NULL AND +parent_run_id IS NULL
+             ORDER BY run_id DESC LIMIT ?2 OFFSET ?3"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![job_id, limit, offset], raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(into_row).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +323,18 @@ mod tests {
         let first = store.insert_job_run(&row).unwrap();
         assert_eq!(store.insert_job_run(&row).unwrap(), first);
         assert_eq!(store.list_job_runs(&RunFilter::default(), 0, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_jobs_runs_are_read_by_its_index() {
+        let store = Store::open_in_memory().unwrap();
+        let a = store.insert_job_run(&run(Some(1), None, None, "TERMINATED")).unwrap();
+        let other = store.insert_job_run(&run(Some(2), None, None, "TERMINATED")).unwrap();
+        store.insert_job_run(&run(Some(1), Some(a), Some("t"), "TERMINATED")).unwrap();
+        let b = store.insert_job_run(&run(Some(1), None, None, "RUNNING")).unwrap();
+        let ids = |rows: Vec<JobRunRow>| rows.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+        assert_eq!(ids(store.job_runs_of_job(1, 0, 10).unwrap()), vec![b, a]);
+        assert_eq!(ids(store.job_runs_of_job(1, 1, 10).unwrap()), vec![a]);
+        assert_eq!(ids(store.job_runs_of_job(2, 0, 10).unwrap()), vec![other]);
     }
 }

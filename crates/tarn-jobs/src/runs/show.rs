@@ -16,9 +16,15 @@ use super::state::RunState;
 use crate::error::{Result, invalid};
 
 impl Runs {
-    /// Where the run's page is.
-    fn page_url(&self, run_id: i64) -> String {
-        format!("{}/#job/runs/{run_id}", self.config().workspace_url)
+    /// Where the run's page is on this server: `/jobs/{job}/runs/{run}`
+    /// (a task run's is its job run's page with that task selected), and
+    /// `/jobs/runs/{run}` for a one-time run of no job.
+    fn page_url(&self, row: &JobRunRow) -> String {
+        let base = &self.config().workspace_url;
+        match row.job_id {
+            Some(job_id) => format!("{base}/jobs/{job_id}/runs/{}", row.run_id),
+            None => format!("{base}/jobs/runs/{}", row.run_id),
+        }
     }
 
     /// A job run with its task runs (every attempt, oldest first), or a
@@ -54,7 +60,7 @@ impl Runs {
         let overriding = doc.get("overriding_parameters").and_then(Value::as_object).filter(|o| !o.is_empty());
         Ok(RunRecord {
             state: RunState::of(&row),
-            page_url: self.page_url(row.run_id),
+            page_url: self.page_url(&row),
             run_name: text("run_name", "Untitled"),
             trigger: text("trigger", "ONE_TIME"),
             job_parameters: job_parameters(doc),
@@ -75,7 +81,7 @@ impl Runs {
         let field = |pointer: &str| row.doc.pointer(pointer).cloned();
         TaskRunRecord {
             state: RunState::of(&row),
-            page_url: self.page_url(row.run_id),
+            page_url: self.page_url(&row),
             settings,
             condition: field("/output/condition_task"),
             cluster_instance: field("/cluster_instance"),
