@@ -163,3 +163,18 @@ pub(super) async fn download(
     }
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_served_as_their_kind() {
+        assert_eq!(content_type("plots/a.PNG"), "image/png");
+        assert_eq!(content_type("model/MLmodel"), "text/plain; charset=utf-8");
+        assert_eq!(content_type("x.svg"), "image/svg+xml");
+        assert_eq!(content_type("report.html"), "text/html; charset=utf-8");
+        assert_eq!(content_type("model.pkl"), "application/octet-stream");
+        assert_eq!(super::super::segment("a b/c"), "a%20b%2Fc");
+    }
+}

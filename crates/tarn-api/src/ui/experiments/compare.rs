@@ -50,7 +50,7 @@ pub(super) async fn page(
                 tbody { tr { td { "Status" } @for (r, _) in &runs { td { (badge(&r.status)) } } } }
             }
             h2 { "Metrics" }
-            div.cards.charts { @for c in overlaid_charts(&s, &runs)? { div.card { (c) } } }
+            (super::charts_grid(&overlaid_charts(&s, &runs)?))
             (side_by_side("metrics", "Metric", &runs, &|d: &RunData, k: &str| {
                 d.metrics.iter().find(|m| m.key == k).map(|m| metric_text(m.value, m.is_nan))
             }, &|d: &RunData| d.metrics.iter().map(|m| m.key.clone()).collect()))

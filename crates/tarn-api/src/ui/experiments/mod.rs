@@ -188,3 +188,14 @@ fn logged_models_table(models: &[LoggedModelRow]) -> Markup {
         }
     }
 }
+
+/// Charts two or three to a row, each as wide as its cell.
+fn charts_grid(charts: &[Markup]) -> Markup {
+    html! {
+        @if !charts.is_empty() {
+            div.metric-charts style="display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 0 16px;" {
+                @for c in charts { div { (c) } }
+            }
+        }
+    }
+}

@@ -51,7 +51,7 @@ pub(super) async fn page(
         (pairs_table("params", "Parameter", &data.params))
         h2 { "Metrics" }
         (metrics_table(&data.metrics))
-        @if !charts.is_empty() { div.cards.charts { @for c in &charts { div.card { (c) } } } }
+        (super::charts_grid(&charts))
         h2 { "Artifacts" }
         (artifacts)
         h2 { "Logged models" }

@@ -238,3 +238,33 @@ fn runs_table(view: &View, runs: &[(RunRow, RunData)]) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_sort_by_quoted_identifiers_and_flip() {
+        assert_eq!(identifier("metrics.rmse"), "metrics.rmse");
+        assert_eq!(identifier("params.learning rate"), "params.`learning rate`");
+        let view = View {
+            experiment_id: 7,
+            filter: "metrics.rmse < 1".into(),
+            order_by: "metrics.rmse DESC".into(),
+            columns: vec!["metrics.rmse".into()],
+            limit: 50,
+        };
+        let html = sort_header(&view, "rmse", "metrics.rmse").into_string();
+        assert!(html.contains("order_by=metrics.rmse+ASC"), "{html}");
+        assert!(html.contains("filter=metrics.rmse+%3C+1") && html.contains("columns=metrics.rmse"), "{html}");
+        let other = sort_header(&view, "alpha", "params.alpha").into_string();
+        assert!(other.contains("order_by=params.alpha+DESC"), "{other}");
+    }
+
+    #[test]
+    fn default_columns_take_the_first_metrics_and_params() {
+        let seen: Vec<String> =
+            ["params.a", "params.b", "params.c", "params.d", "metrics.x"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(default_columns(&seen), vec!["metrics.x", "params.a", "params.b", "params.c"]);
+    }
+}
