@@ -24,12 +24,13 @@ RUNS = [
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><script>alert(1)</script></svg>'
 
 
-def tiny_png(width=6, height=4):
-    """A valid RGB PNG of a red rectangle."""
+def tiny_png(width=96, height=48):
+    """A valid RGB PNG: a red-to-blue gradient."""
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    row = b"".join(bytes((255 - x * 255 // width, 64, x * 255 // width)) for x in range(width))
+    rows = b"".join(b"\x00" + row for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
@@ -162,7 +163,7 @@ def test_run_page_shows_params_metrics_charts_and_artifacts(browser, logged, tar
     browser.open(page + "?path=plots/tiny.png")
     img = browser.wait("img.inline-image")
     browser.wait_until(lambda: browser.script("return arguments[0].complete && arguments[0].naturalWidth", img))
-    assert browser.script("return arguments[0].naturalWidth", img) == 6
+    assert browser.script("return arguments[0].naturalWidth", img) == 96
     browser.shot("experiments-artifact-image")
     served = requests.get(tarn.url + page + "/artifact?path=plots/tiny.png", timeout=10)
     assert served.headers["content-type"] == "image/png" and served.content.startswith(b"\x89PNG")
@@ -211,3 +212,26 @@ def test_the_mlflow_run_link_lands_on_the_run_page(browser, logged, tarn):
     browser.wait_until(lambda: browser.path == f"/ml/experiments/{logged['id']}/runs/{run}")
     browser.wait("table.params")
     assert browser.text("h1") == "beta-run"
+
+
+def test_a_viewer_sees_only_experiments_they_may_read(tarn, w, logged):
+    from databricks.sdk.service import ml
+
+    token = tarn.cli_token("dora-ui-experiments@example.com")
+    as_dora = {"Authorization": f"Bearer {token}"}
+    run = logged["runs"]["alpha-run"]
+    pages = [f"/ml/experiments/{logged['id']}", f"/ml/experiments/{logged['id']}/runs/{run}",
+             f"/ml/experiments/{logged['id']}/runs/{run}/artifact?path=notes/summary.txt",
+             f"/ml/experiments/{logged['id']}/compare?runs={run}"]
+    listed = requests.get(tarn.url + "/ml/experiments?name=" + logged["name"], headers=as_dora, timeout=10)
+    row = f'data-experiment="{logged["id"]}"'
+    assert listed.status_code == 200 and row not in listed.text and "No experiments." in listed.text
+    for page in pages:
+        assert requests.get(tarn.url + page, headers=as_dora, timeout=10).status_code == 403, page
+    acl = [ml.ExperimentAccessControlRequest(user_name="dora-ui-experiments@example.com",
+                                             permission_level=ml.ExperimentPermissionLevel.CAN_READ)]
+    w.experiments.update_permissions(logged["id"], access_control_list=acl)
+    listed = requests.get(tarn.url + "/ml/experiments?name=" + logged["name"], headers=as_dora, timeout=10)
+    assert row in listed.text
+    for page in pages:
+        assert requests.get(tarn.url + page, headers=as_dora, timeout=10).status_code == 200, page
