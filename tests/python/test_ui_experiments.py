@@ -212,6 +212,9 @@ def test_the_mlflow_run_link_lands_on_the_run_page(browser, logged, tarn):
     browser.wait_until(lambda: browser.path == f"/ml/experiments/{logged['id']}/runs/{run}")
     browser.wait("table.params")
     assert browser.text("h1") == "beta-run"
+    browser.open(f"/#/experiments/{logged['id']}")
+    browser.wait_until(lambda: browser.path == f"/ml/experiments/{logged['id']}")
+    browser.wait("table.runs")
 
 
 def test_a_viewer_sees_only_experiments_they_may_read(tarn, w, logged):
