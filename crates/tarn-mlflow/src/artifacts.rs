@@ -209,6 +209,19 @@ impl Artifacts {
     }
 }
 
+impl Artifacts {
+    /// Where `relative` under an artifact root (a run's
+    /// `mlflow-artifacts:/1/<run>/artifacts`) lives, for reading one file
+    /// of it; refused outside the store.
+    pub fn root_location(&self, root_uri: &str, relative: &str) -> Result<Location> {
+        let root = proxied_path(root_uri).ok_or_else(|| {
+            MlflowError::NotImplemented(format!("Reading artifacts outside tarn's artifact store ('{root_uri}')"))
+        })?;
+        let relative = relative.trim_matches('/');
+        self.location(&if relative.is_empty() { root.to_string() } else { format!("{root}/{relative}") })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -428,3 +428,10 @@ fn default_location(id: i64, workspace_path: bool) -> String {
         format!("mlflow-artifacts:/{id}")
     }
 }
+
+impl Tracking {
+    /// How many active runs experiment `experiment_id` holds, up to `cap`.
+    pub fn count_active_runs(&self, experiment_id: i64, cap: u64) -> Result<u64> {
+        Ok(self.store.count_active_runs(experiment_id, cap)?)
+    }
+}

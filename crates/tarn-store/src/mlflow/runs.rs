@@ -179,3 +179,15 @@ fn run_data(conn: &rusqlite::Connection, run_uuid: &str) -> Result<RunData> {
         inputs,
     })
 }
+
+impl Store {
+    /// How many active runs experiment `experiment_id` holds, counting no
+    /// further than `cap` (a list shows "1000+" rather than scan a large one).
+    pub fn count_active_runs(&self, experiment_id: i64, cap: u64) -> Result<u64> {
+        let sql = "SELECT COUNT(*) FROM (SELECT 1 FROM mlflow_runs
+                   WHERE experiment_id = ?1 AND lifecycle_stage = 'active' LIMIT ?2)";
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        let count: i64 = self.conn().query_row(sql, params![experiment_id, cap], |r| r.get(0))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
