@@ -6,7 +6,7 @@ import time
 
 import pytest
 import requests
-from databricks.sdk.service.catalog import VolumeType
+from databricks.sdk.service.catalog import PermissionsChange, Privilege, VolumeType
 from databricks.sdk.service.sql import StatementState
 
 CATALOG, SCHEMA, TABLE, VOLUME = "ui_cat", "sales", "orders", "landing"
@@ -143,15 +143,34 @@ def test_volume_files_and_download(browser, objects, tarn):
     assert "in" in browser.text("p.path")
 
 
-def test_a_viewer_without_grants_sees_nothing(tarn, objects):
-    token = tarn.cli_token("ui-catalog-nobody@example.com")
-    headers = {"Authorization": f"Bearer {token}"}
-    page = requests.get(f"{tarn.url}/explore/data", headers=headers, timeout=10).text
-    assert f'data-name="{CATALOG}"' not in page
-    denied = requests.get(f"{tarn.url}{TABLE_PAGE}", headers=headers, timeout=10)
-    assert denied.status_code == 403
-    download = requests.get(f"{tarn.url}{VOLUME_PAGE}/download?path=readme.txt", headers=headers, timeout=10)
-    assert download.status_code == 403
+def test_a_viewer_sees_only_what_uc_grants_show(tarn, objects, w):
+    user = "ui-catalog-reader@example.com"
+    headers = {"Authorization": f"Bearer {tarn.cli_token(user)}"}
+
+    def get(path):
+        return requests.get(f"{tarn.url}{path}", headers=headers, timeout=10)
+
+    assert f'data-name="{CATALOG}"' not in get("/explore/data").text
+    assert get(TABLE_PAGE).status_code == 403
+    assert get(f"{VOLUME_PAGE}/download?path=readme.txt").status_code == 403
+
+    w.grants.update("catalog", CATALOG, changes=[PermissionsChange(principal=user, add=[Privilege.USE_CATALOG])])
+    w.grants.update("schema", f"{CATALOG}.{SCHEMA}",
+                    changes=[PermissionsChange(principal=user, add=[Privilege.USE_SCHEMA])])
+    w.grants.update("table", FULL, changes=[PermissionsChange(principal=user, add=[Privilege.SELECT])])
+    assert f'data-name="{CATALOG}"' in get("/explore/data").text
+    schema = get(f"/explore/data/{CATALOG}/{SCHEMA}").text
+    assert f'data-name="{TABLE}"' in schema and 'data-name="extra_0"' not in schema
+    assert "One row per order" in get(TABLE_PAGE).text
+    assert f'data-name="{VOLUME}"' not in get(f"/explore/data/{CATALOG}/{SCHEMA}?tab=volumes").text
+
+
+def test_a_schema_s_models(browser, objects, w):
+    w.registered_models.create(catalog_name=CATALOG, schema_name=SCHEMA, name="churn", comment="Who leaves")
+    browser.open(f"/explore/data/{CATALOG}/{SCHEMA}?tab=models")
+    browser.wait("tr[data-name='churn']")
+    assert browser.one("tr[data-name='churn'] a").get_attribute("href").endswith(f"/ml/models/{FULL.rsplit('.', 1)[0]}.churn")
+    assert "Who leaves" in browser.text("tr[data-name='churn']")
 
 
 def run_in_editor(browser, statement):

@@ -179,24 +179,81 @@ async fn schema(
     let full = format!("{catalog}.{schema}");
     s.catalog.authorize(&p, Kind::Schema, &full, Action::Browse)?;
     let info = s.catalog.get(Kind::Schema, &full)?;
-    let volumes = tab.tab.as_deref() == Some("volumes");
-    let kind = if volumes { Kind::Volume } else { Kind::Table };
-    let (items, more) = children(&s, &p, kind, &[&catalog, &schema], &paging)?;
     let here = href(&[&catalog, &schema]);
-    let (tables_tab, volumes_tab) = (here.clone(), format!("{here}?tab=volumes"));
-    let base = if volumes { &volumes_tab } else { &here };
-    let pager = pager(base, &paging, items.len(), more);
-    let list = if volumes {
-        let link = |v: &Value| volume::href(&catalog, &schema, text(v, "name"));
-        object_list(&items, link, &pager, "No volumes you may see in this schema.")
-    } else {
-        let link = |t: &Value| href(&[&catalog, &schema, text(t, "name")]);
-        object_list(&items, link, &pager, "No tables you may see in this schema.")
+    let active = tab.tab.as_deref().filter(|t| matches!(*t, "volumes" | "models")).unwrap_or("tables");
+    let links: Vec<(String, &str, bool)> = [("tables", "Tables"), ("volumes", "Volumes"), ("models", "Models")]
+        .iter()
+        .map(|(key, label)| (format!("{here}?tab={key}"), *label, *key == active))
+        .collect();
+    let base = format!("{here}?tab={active}");
+    let list = match active {
+        "models" => models(&s, &p, &full, &base, &paging)?,
+        kind => {
+            let kind = if kind == "volumes" { Kind::Volume } else { Kind::Table };
+            let (items, more) = children(&s, &p, kind, &[&catalog, &schema], &paging)?;
+            let pager = pager(&base, &paging, items.len(), more);
+            match kind {
+                Kind::Volume => {
+                    let link = |v: &Value| volume::href(&catalog, &schema, text(v, "name"));
+                    object_list(&items, link, &pager, "No volumes you may see in this schema.")
+                }
+                _ => {
+                    let link = |t: &Value| href(&[&catalog, &schema, text(t, "name")]);
+                    object_list(&items, link, &pager, "No tables you may see in this schema.")
+                }
+            }
+        }
     };
+    let links: Vec<(&str, &str, bool)> = links.iter().map(|(h, l, a)| (*l, h.as_str(), *a)).collect();
     let body = html! {
         (summary(&info, Vec::new()))
-        (tabs(&[("Tables", &tables_tab, !volumes), ("Volumes", &volumes_tab, volumes)]))
+        (tabs(&links))
         (list)
     };
     Ok(page(&viewer, &[&catalog, &schema], body))
+}
+
+/// The schema's registered models (which the MLflow registry holds under
+/// their three-part names), for a viewer who may use the schema, as the
+/// UC models list shows them; only the page's models are read.
+fn models(s: &AppState, p: &Principal, schema: &str, base: &str, paging: &Paging) -> Result<Markup, ApiFailure> {
+    if s.catalog.authorize(p, Kind::Schema, schema, Action::Use).is_err() {
+        return Ok(empty("You may not use this schema, so its models are not shown."));
+    }
+    let prefix = format!("{schema}.");
+    let names: Vec<String> =
+        s.store.list_registered_model_names()?.into_iter().filter(|n| n.starts_with(&prefix)).collect();
+    let (start, limit) = (usize::try_from(paging.offset).unwrap_or(usize::MAX), paging.limit() as usize);
+    let shown =
+        names.iter().skip(start).take(limit).map(|n| s.tracking.registered_model(n)).collect::<Result<Vec<_>, _>>()?;
+    let more = names.len() > start.saturating_add(limit);
+    let pager = Pager {
+        base,
+        offset: paging.offset,
+        limit: paging.limit(),
+        shown: shown.len() as u64,
+        has_more: more,
+        total: Some(names.len() as u64),
+    };
+    Ok(html! {
+        @if names.is_empty() {
+            (empty("No registered models in this schema."))
+        } @else {
+            table.list.objects {
+                thead { tr { th { "Name" } th { "Description" } th { "Owner" } th { "Updated" } } }
+                tbody {
+                    @for m in &shown {
+                        @let name = m.name.rsplit('.').next().unwrap_or(&m.name);
+                        tr data-name=(name) {
+                            td { a href=(format!("/ml/models/{}", segment(&m.name))) { (name) } }
+                            td { (shorten(&m.description, 120)) }
+                            td { (m.creator) }
+                            td { (time(m.last_updated_time)) }
+                        }
+                    }
+                }
+            }
+            (pager.render())
+        }
+    })
 }
