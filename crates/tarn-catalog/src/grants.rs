@@ -621,9 +621,11 @@ mod tests {
         catalog.update_grants(&admin, Kind::Schema, "main.s", &[change("carol", &["USE_SCHEMA"], &[])]).unwrap();
         catalog.update_grants(&admin, Kind::Table, "main.s.b", &[change("carol", &["SELECT"], &[])]).unwrap();
         catalog.update_grants(&admin, Kind::Table, "main.s.t", &[change("carol", &["MODIFY"], &[])]).unwrap();
-        assert_eq!(page(&bob, 0, 10).0.len(), 4);
+        catalog.create(Kind::Table, &table("s", "d"), "carol").unwrap();
+        assert_eq!(page(&bob, 0, 10).0.len(), 5);
         assert_eq!(page(&carol, 0, 1), (vec!["b".into()], true));
-        assert_eq!(page(&carol, 1, 1), (vec!["t".into()], false));
+        assert_eq!(page(&carol, 1, 1), (vec!["d".into()], true), "carol owns d");
+        assert_eq!(page(&carol, 2, 1), (vec!["t".into()], false));
         let catalogs = catalog.list_visible(&carol, Kind::Catalog, &[], 0, 10).unwrap().0;
         assert_eq!(catalogs.len(), 1);
     }

@@ -223,11 +223,12 @@ impl Store {
         let marks = |from: usize, n: usize| (from..from + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
         let who = marks(5, principals.len());
         let what = marks(5 + principals.len(), privileges.len());
+        // The grants' ids are read once; owners from the infos.
         let sql = format!(
-            "SELECT kind, full_name, parent, id, info FROM uc_objects o
-             WHERE kind = ?1 AND parent = ?2 AND (json_extract(info, '$.owner') IN ({who})
-                OR EXISTS (SELECT 1 FROM uc_grants g WHERE g.securable_id = o.id
-                           AND g.principal IN ({who}) AND g.privilege IN ({what})))
+            "SELECT kind, full_name, parent, id, info FROM uc_objects
+             WHERE kind = ?1 AND parent = ?2
+               AND (id IN (SELECT securable_id FROM uc_grants WHERE principal IN ({who}) AND privilege IN ({what}))
+                    OR json_extract(info, '$.owner') IN ({who}))
              ORDER BY full_name LIMIT ?3 OFFSET ?4"
         );
         let (limit, offset) = (i64::try_from(limit).unwrap_or(i64::MAX), i64::try_from(offset).unwrap_or(i64::MAX));
