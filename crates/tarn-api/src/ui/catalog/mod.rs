@@ -1,7 +1,8 @@
 //! The Catalog Explorer (`/explore/data/...`): catalogs, a catalog's
-//! schemas, a schema's tables and volumes, a table's tabs (`table`) and a
-//! volume's files (`volume`). Each list holds only what Unity Catalog lets
-//! the viewer see (as the UC routes filter their lists), paged in the store.
+//! schemas, a schema's tables, volumes and registered models, a table's
+//! tabs (`table`) and a volume's files (`volume`). Each list holds only
+//! what Unity Catalog lets the viewer see (as the UC routes filter their
+//! lists), paged in the store.
 
 mod table;
 mod volume;
