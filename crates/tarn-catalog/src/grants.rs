@@ -399,6 +399,97 @@ fn applicable(raw: &str, kind: Kind) -> Result<&'static str> {
     }
 }
 
+/// How many children a filtered list reads from the store at a time.
+const LIST_BATCH: u64 = 500;
+
+/// Whether privilege `g` held on or above an object of `kind` lets its
+/// holder see it (what [`Action::Browse`] accepts).
+fn shows(g: &str, kind: Kind) -> bool {
+    g == "BROWSE" || PRIVILEGES.iter().any(|(n, k)| *n == g && k.contains(&kind))
+}
+
+impl Catalog {
+    /// One page of the objects of `kind` under `parent` (a catalog or
+    /// `catalog.schema`; empty for catalogs) that `p` may see, as
+    /// [`Catalog::visible`] decides, by name: `limit` of them from `offset`
+    /// (counted among those `p` sees), and whether more follow. When `p`
+    /// sees every child (an admin, an owner of a container, a privilege
+    /// held on one) the page is read as stored; otherwise children are read
+    /// in batches and their own owners and grants checked, the container's
+    /// chain once.
+    pub fn list_visible(
+        &self,
+        p: &Principal,
+        kind: Kind,
+        parent: &[&str],
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<Value>, bool)> {
+        let parent_full = if parent.is_empty() { String::new() } else { FullName::from_parts(parent)?.full() };
+        let Some(parent_kind) = kind.parent() else {
+            return self.scan_visible(kind, &parent_full, offset, limit, |batch| {
+                Ok(batch.iter().map(|o| self.visible(p, kind, &o.full_name)).collect())
+            });
+        };
+        let chain = self.chain(parent_kind, &parent_full)?;
+        let level = chain.objects.len();
+        let usable = chain.can_use(p, level, false).is_ok();
+        if p.admin || chain.owns_any(p) || (usable && chain.granted(p, level - 1).any(|g| shows(g, kind))) {
+            let mut items = self.store.list_uc_objects_page(kind.as_str(), &parent_full, offset, limit + 1)?;
+            let has_more = items.len() as u64 > limit;
+            items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            return Ok((items.into_iter().map(|o| o.info).collect(), has_more));
+        }
+        // Only what `p` owns or was granted on the child itself shows.
+        let mut names: Vec<&str> = vec![&p.name, ACCOUNT_USERS, WORKSPACE_USERS];
+        names.extend(p.groups.iter().map(String::as_str));
+        let privileges: Vec<&str> = if usable {
+            PRIVILEGES.iter().map(|(n, _)| *n).filter(|g| shows(g, kind)).chain(["BROWSE"]).collect()
+        } else {
+            Vec::new()
+        };
+        let mut items =
+            self.store.list_uc_objects_held(kind.as_str(), &parent_full, &names, &privileges, offset, limit + 1)?;
+        let has_more = items.len() as u64 > limit;
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok((items.into_iter().map(|o| o.info).collect(), has_more))
+    }
+
+    /// `limit` of the children that `keep` keeps (it answers for a batch at
+    /// a time), from the `offset`th kept.
+    fn scan_visible(
+        &self,
+        kind: Kind,
+        parent: &str,
+        offset: u64,
+        limit: u64,
+        mut keep: impl FnMut(&[UcObject]) -> Result<Vec<bool>>,
+    ) -> Result<(Vec<Value>, bool)> {
+        let (mut kept, mut out, mut at) = (0u64, Vec::new(), 0u64);
+        loop {
+            let batch = self.store.list_uc_objects_page(kind.as_str(), parent, at, LIST_BATCH)?;
+            let read = batch.len() as u64;
+            let keeps = keep(&batch)?;
+            for (object, keep) in batch.into_iter().zip(keeps) {
+                if !keep {
+                    continue;
+                }
+                if kept >= offset {
+                    if out.len() as u64 == limit {
+                        return Ok((out, true));
+                    }
+                    out.push(object.info);
+                }
+                kept += 1;
+            }
+            if read < LIST_BATCH {
+                return Ok((out, false));
+            }
+            at += LIST_BATCH;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -504,5 +595,60 @@ mod tests {
         catalog.authorize(&bob, Kind::Schema, "main.s", Action::Use).unwrap();
         let denied = catalog.authorize(&bob, Kind::Schema, "main.s", Action::CreateModel).unwrap_err();
         assert!(denied.to_string().contains("CREATE MODEL on Schema 'main.s'"), "{denied}");
+    }
+
+    #[test]
+    fn paged_lists_show_what_browse_allows() {
+        let (catalog, bob, carol) = setup();
+        let admin = Principal { name: "admin".into(), groups: vec![], admin: true };
+        for name in ["a", "b", "c"] {
+            catalog.create(Kind::Table, &table("s", name), "admin").unwrap();
+        }
+        let names = |(items, more): (Vec<Value>, bool)| {
+            (items.iter().map(|i| i["name"].as_str().unwrap().to_string()).collect::<Vec<_>>(), more)
+        };
+        let page = |p: &Principal, offset, limit| {
+            names(catalog.list_visible(p, Kind::Table, &["main", "s"], offset, limit).unwrap())
+        };
+        assert_eq!(page(&admin, 1, 2), (vec!["b".into(), "c".into()], true));
+        assert_eq!(page(&admin, 3, 2), (vec!["t".into()], false));
+        assert_eq!(page(&bob, 0, 10), (vec![], false));
+        catalog.store.ensure_user("bob", "bob", 0).unwrap();
+        catalog.store.ensure_user("carol", "carol", 0).unwrap();
+        catalog
+            .update_grants(&admin, Kind::Schema, "main.s", &[change("bob", &["USE_SCHEMA", "SELECT"], &[])])
+            .unwrap();
+        catalog.update_grants(&admin, Kind::Schema, "main.s", &[change("carol", &["USE_SCHEMA"], &[])]).unwrap();
+        catalog.update_grants(&admin, Kind::Table, "main.s.b", &[change("carol", &["SELECT"], &[])]).unwrap();
+        catalog.update_grants(&admin, Kind::Table, "main.s.t", &[change("carol", &["MODIFY"], &[])]).unwrap();
+        catalog.create(Kind::Table, &table("s", "d"), "carol").unwrap();
+        assert_eq!(page(&bob, 0, 10).0.len(), 5);
+        assert_eq!(page(&carol, 0, 1), (vec!["b".into()], true));
+        assert_eq!(page(&carol, 1, 1), (vec!["d".into()], true), "carol owns d");
+        assert_eq!(page(&carol, 2, 1), (vec!["t".into()], false));
+        let catalogs = catalog.list_visible(&carol, Kind::Catalog, &[], 0, 10).unwrap().0;
+        assert_eq!(catalogs.len(), 1);
+    }
+
+    #[test]
+    fn paged_lists_read_a_page_of_ten_thousand_tables() {
+        let (catalog, bob, carol) = setup();
+        let admin = Principal { name: "admin".into(), groups: vec![], admin: true };
+        for i in 0..10_000 {
+            catalog.create(Kind::Table, &table("s", &format!("t{i:05}")), "admin").unwrap();
+        }
+        catalog.store.ensure_user("bob", "bob", 0).unwrap();
+        catalog.store.ensure_user("carol", "carol", 0).unwrap();
+        catalog
+            .update_grants(&admin, Kind::Schema, "main.s", &[change("bob", &["USE_SCHEMA", "SELECT"], &[])])
+            .unwrap();
+        catalog.update_grants(&admin, Kind::Schema, "main.s", &[change("carol", &["USE_SCHEMA"], &[])]).unwrap();
+        catalog.update_grants(&admin, Kind::Table, "main.s.t09999", &[change("carol", &["SELECT"], &[])]).unwrap();
+        for (p, offset, expect) in [(&admin, 5000, 50), (&bob, 5000, 50), (&carol, 0, 1)] {
+            let started = std::time::Instant::now();
+            let (items, _) = catalog.list_visible(p, Kind::Table, &["main", "s"], offset, 50).unwrap();
+            assert_eq!(items.len(), expect, "{}", p.name);
+            assert!(started.elapsed() < std::time::Duration::from_millis(100), "{}: {:?}", p.name, started.elapsed());
+        }
     }
 }

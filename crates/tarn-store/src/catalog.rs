@@ -194,6 +194,64 @@ impl Store {
     }
 }
 
+/// Paged reads of a container's children, for lists too long to load whole.
+impl Store {
+    /// At most `limit` objects of `kind` under `parent`, by name, from `offset`.
+    pub fn list_uc_objects_page(&self, kind: &str, parent: &str, offset: u64, limit: u64) -> Result<Vec<UcObject>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT kind, full_name, parent, id, info FROM uc_objects
+             WHERE kind = ?1 AND parent = ?2 ORDER BY full_name LIMIT ?3 OFFSET ?4",
+        )?;
+        let (limit, offset) = (i64::try_from(limit).unwrap_or(i64::MAX), i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows = stmt.query_map(params![kind, parent, limit, offset], raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(|(k, f, p, i, info)| object(k, f, p, i, info)).collect()
+    }
+
+    /// At most `limit` objects of `kind` under `parent`, by name, from
+    /// `offset`, counting only those one of `principals` owns or holds one
+    /// of `privileges` on (granted on the object itself).
+    pub fn list_uc_objects_held(
+        &self,
+        kind: &str,
+        parent: &str,
+        principals: &[&str],
+        privileges: &[&str],
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<UcObject>> {
+        let marks = |from: usize, n: usize| (from..from + n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+        let who = marks(5, principals.len());
+        let what = marks(5 + principals.len(), privileges.len());
+        // The grants' ids are read once; owners from the infos.
+        let sql = format!(
+            "SELECT kind, full_name, parent, id, info FROM uc_objects
+             WHERE kind = ?1 AND parent = ?2
+               AND (id IN (SELECT securable_id FROM uc_grants WHERE principal IN ({who}) AND privilege IN ({what}))
+                    OR json_extract(info, '$.owner') IN ({who}))
+             ORDER BY full_name LIMIT ?3 OFFSET ?4"
+        );
+        let (limit, offset) = (i64::try_from(limit).unwrap_or(i64::MAX), i64::try_from(offset).unwrap_or(i64::MAX));
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&kind, &parent, &limit, &offset];
+        values.extend(principals.iter().map(|p| p as &dyn rusqlite::ToSql));
+        values.extend(privileges.iter().map(|p| p as &dyn rusqlite::ToSql));
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(values.as_slice(), raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(|(k, f, p, i, info)| object(k, f, p, i, info)).collect()
+    }
+
+    /// How many objects of `kind` sit under `parent`.
+    pub fn count_uc_objects(&self, kind: &str, parent: &str) -> Result<u64> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM uc_objects WHERE kind = ?1 AND parent = ?2",
+            params![kind, parent],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
