@@ -8,7 +8,7 @@ use axum::response::Html;
 use maud::{Markup, html};
 use tarn_pipelines::PipelineView;
 use tarn_pipelines::updates::state::UpdateState;
-use tarn_store::{PipelineEventFilter, PipelineEventRow, UpdateRow};
+use tarn_store::{PipelineEventRow, UpdateRow};
 use tarn_ui::components::{Pager, action, badge, duration, empty, facts, live, shorten, time};
 use tarn_ui::layout::Section;
 
@@ -21,9 +21,10 @@ use crate::ui::{PageError, PageResult, Paging, Viewer};
 const LIVE_SECONDS: u32 = 2;
 /// The recent updates the page lists (all of them on the history page).
 const RECENT_UPDATES: usize = 10;
-/// The newest progress events read to draw the flows: every event of a
-/// triggered update, the latest of a long continuous one.
-const PROGRESS_EVENTS: usize = 2000;
+/// The flow events of an update read to draw its flows: every one of a
+/// triggered update, the first definitions and latest progress of a long
+/// continuous one.
+const FLOW_EVENTS: usize = 2000;
 
 fn running(update: &UpdateRow) -> bool {
     UpdateState::parse(&update.state).is_some_and(|s| !s.is_final())
@@ -146,16 +147,9 @@ fn flows_live(s: &AppState, viewer: &Viewer, update: &UpdateRow) -> Result<Marku
 
 fn flows_content(s: &AppState, viewer: &Viewer, update: &UpdateRow) -> Result<Markup, PageError> {
     let view = s.pipelines.get(&update.pipeline_id)?;
-    let filter = |event_type: &str| PipelineEventFilter {
-        event_types: vec![event_type.to_string()],
-        update_id: Some(update.update_id.clone()),
-        ..PipelineEventFilter::default()
-    };
-    let mut definitions =
-        s.store.list_pipeline_events(&update.pipeline_id, &filter("flow_definition"), 0, PROGRESS_EVENTS)?;
-    let mut progress =
-        s.store.list_pipeline_events(&update.pipeline_id, &filter("flow_progress"), 0, PROGRESS_EVENTS)?;
-    definitions.reverse();
+    let id = &update.update_id;
+    let definitions = s.store.list_update_events(id, &["flow_definition"], true, 0, FLOW_EVENTS)?;
+    let mut progress = s.store.list_update_events(id, &["flow_progress"], false, 0, FLOW_EVENTS)?;
     progress.reverse();
     let flows = flows::flows(&definitions, &progress);
     Ok(html! {
@@ -184,9 +178,8 @@ fn events_live(s: &AppState, update: &UpdateRow, paging: Paging) -> Result<Marku
 
 fn events_content(s: &AppState, update: &UpdateRow, paging: Paging) -> Result<Markup, PageError> {
     let limit = paging.limit();
-    let filter = PipelineEventFilter { update_id: Some(update.update_id.clone()), ..PipelineEventFilter::default() };
     let mut events =
-        s.store.list_pipeline_events(&update.pipeline_id, &filter, paging.offset as usize, limit as usize + 1)?;
+        s.store.list_update_events(&update.update_id, &[], false, paging.offset as usize, limit as usize + 1)?;
     let has_more = events.len() > limit as usize;
     events.truncate(limit as usize);
     let base = update_href(&update.pipeline_id, &update.update_id);
