@@ -152,6 +152,8 @@ def test_start_in_the_browser_starts_an_update(browser, w, ran):
     # The action answers with the new update's page.
     browser.wait_until(lambda: "/updates/" in browser.path and first not in browser.path, timeout=20)
     update_id = browser.path.rsplit("/", 1)[1]
+    # Shown as soon as it is queued, the update's regions poll while it runs.
+    assert browser.one("#update-flows").get_attribute("data-live") == "true"
     updates = [u.update_id for u in w.pipelines.list_updates(pipeline_id).updates]
     assert updates[:2] == [update_id, first]
     assert w.pipelines.get_update(pipeline_id, update_id).update.cause.value == "USER_ACTION"
@@ -235,3 +237,11 @@ def test_monitors_list_and_a_column_charted(browser, tarn, w, monitored):
                        and "PENDING" not in browser.text("table.refreshes"), timeout=20)
     bogus = requests.get(f"{tarn.url}/monitors/{table}?column=nope", timeout=10)
     assert bogus.status_code == 200 and "does not profile a column" in bogus.text
+
+
+def test_monitors_need_select_on_their_table(tarn, monitored):
+    other = tarn.cli_token("ui-stranger@example.com")
+    assert tarn.raw("GET", f"/monitors/{monitored}", token=other).status_code == 403
+    assert monitored not in tarn.raw("GET", "/monitors", token=other).text
+    refused = tarn.raw("POST", f"/monitors/{monitored}/refresh", token=other, headers={"HX-Request": "true"})
+    assert refused.status_code == 403
