@@ -169,7 +169,7 @@ def test_start_in_the_browser_starts_an_update(browser, w, ran):
     assert ids[:2] == [update_id, first]
 
 
-def test_actions_need_htmx_and_pages_need_a_level(tarn, ran):
+def test_actions_need_htmx_and_pages_need_a_level(tarn, w, ran):
     pipeline_id, _ = ran
     plain = tarn.raw("POST", f"/pipelines/{pipeline_id}/start")
     assert plain.status_code == 400
@@ -179,6 +179,14 @@ def test_actions_need_htmx_and_pages_need_a_level(tarn, ran):
     assert pipeline_id not in tarn.raw("GET", "/pipelines", token=other).text
     refused = tarn.raw("POST", f"/pipelines/{pipeline_id}/start", token=other, headers={"HX-Request": "true"})
     assert refused.status_code == 403
+    # Full refresh (behind a confirm in the browser) as htmx sends it.
+    full = tarn.raw("POST", f"/pipelines/{pipeline_id}/full-refresh", headers={"HX-Request": "true"})
+    assert full.status_code == 204
+    update_id = full.headers["HX-Location"].rsplit("/", 1)[1]
+    assert w.pipelines.get_update(pipeline_id, update_id).update.full_refresh is True
+    assert finish(w, pipeline_id, update_id) == "COMPLETED"
+    row = tarn.raw("GET", f"/pipelines/{pipeline_id}").text
+    assert f'data-update="{update_id}"' in row
 
 
 @pytest.fixture(scope="module")
