@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0019_object_owners.sql"),
     include_str!("../migrations/0020_uc_grants.sql"),
     include_str!("../migrations/0021_repos.sql"),
+    include_str!("../migrations/0022_pipeline_events_by_update.sql"),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> Result<()> {

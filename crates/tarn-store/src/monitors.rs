@@ -168,3 +168,35 @@ impl Store {
         )?)
     }
 }
+
+/// Pages of monitors and refreshes, for tarn's pages.
+impl Store {
+    /// `limit` monitors from `offset`, by table name.
+    pub fn list_monitors_page(&self, offset: usize, limit: usize) -> Result<Vec<MonitorRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT table_name, info, created_time FROM quality_monitors ORDER BY table_name LIMIT ?1 OFFSET ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![limit as i64, offset as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(table_name, info, created_time)| {
+                Ok(MonitorRow { table_name, info: from_json_text("quality_monitors.info", &info)?, created_time })
+            })
+            .collect()
+    }
+
+    /// `limit` refreshes from `offset`, newest first.
+    pub fn list_refreshes_page(&self, table_name: &str, offset: usize, limit: usize) -> Result<Vec<RefreshRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {REFRESH_COLUMNS} FROM monitor_refreshes WHERE table_name = ?1
+             ORDER BY refresh_id DESC LIMIT ?2 OFFSET ?3"
+        ))?;
+        let args = params![table_name, limit as i64, offset as i64];
+        Ok(stmt.query_map(args, refresh)?.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}

@@ -369,3 +369,67 @@ impl Store {
         Ok(())
     }
 }
+
+/// One update's events, for tarn's pipeline page.
+impl Store {
+    /// An update's events of `event_types` (all without any), newest first
+    /// unless `ascending`, read through the by-update index.
+    pub fn list_update_events(
+        &self,
+        update_id: &str,
+        event_types: &[&str],
+        ascending: bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<PipelineEventRow>> {
+        let conn = self.conn();
+        let order = if ascending { "ASC" } else { "DESC" };
+        let types = serde_json::to_string(event_types).unwrap_or_default();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM pipeline_events INDEXED BY pipeline_events_by_update WHERE update_id = ?1
+             AND (?2 = '[]' OR event_type IN (SELECT value FROM json_each(?2)))
+             ORDER BY seq {order} LIMIT ?3 OFFSET ?4"
+        ))?;
+        let args = params![update_id, types, sql_i64(limit), sql_i64(offset)];
+        let rows = stmt.query_map(args, event)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(with_json).collect()
+    }
+}
+
+#[cfg(test)]
+mod update_events_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_updates_events_come_by_type_and_in_either_order() {
+        let store = Store::open_in_memory().unwrap();
+        for (i, (update, event_type)) in
+            [("u1", "create_update"), ("u2", "create_update"), ("u1", "flow_progress"), ("u1", "flow_definition")]
+                .into_iter()
+                .enumerate()
+        {
+            let row = PipelineEventRow {
+                seq: 0,
+                id: format!("e{i}"),
+                pipeline_id: "p".into(),
+                update_id: Some(update.into()),
+                timestamp: i as i64,
+                level: "INFO".into(),
+                event_type: event_type.into(),
+                message: String::new(),
+                origin: json!({}),
+                details: json!({}),
+                error: None,
+            };
+            store.insert_pipeline_event(&row).unwrap();
+        }
+        let ids = |rows: Vec<PipelineEventRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(store.list_update_events("u1", &[], false, 0, 10).unwrap()), ["e3", "e2", "e0"]);
+        assert_eq!(ids(store.list_update_events("u1", &[], true, 1, 1).unwrap()), ["e2"]);
+        let types = ["flow_progress", "flow_definition"];
+        assert_eq!(ids(store.list_update_events("u1", &types, true, 0, 10).unwrap()), ["e2", "e3"]);
+        assert!(store.list_update_events("u3", &[], false, 0, 10).unwrap().is_empty());
+    }
+}

@@ -13,6 +13,7 @@
 //! data (names, items, messages) is escaped before it reaches the page.
 
 mod charts;
+pub mod history;
 mod page;
 mod read;
 mod svg;

@@ -307,3 +307,78 @@ fn drift_rows(batch: &RecordBatch, out: &mut Vec<DriftRow>) -> Result<()> {
     }
     Ok(())
 }
+
+/// One column's rows over time, for the monitor page's charts.
+impl Tables {
+    /// `column`'s profiles in `granularity`'s windows starting at `since` or
+    /// later, and in the baseline.
+    pub async fn column_profiles(
+        &self,
+        granularity: Option<&str>,
+        column: &str,
+        since: i64,
+    ) -> Result<Vec<ProfileRow>> {
+        let frame = self.scoped(PROFILE).await?;
+        let windows = ident("log_type").eq(lit("INPUT")).and(same_granularity(granularity));
+        let frame = frame
+            .filter(ident("column_name").eq(lit(column.to_string())))
+            .and_then(|f| f.filter(ident("log_type").eq(lit("BASELINE")).or(windows)))
+            .and_then(|f| f.select(profile_columns()))
+            .and_then(|f| f.filter(ident("log_type").eq(lit("BASELINE")).or(ident("start").gt_eq(lit(since)))))
+            .map_err(failed)?;
+        let mut out = Vec::new();
+        for batch in frame.collect().await.map_err(failed)? {
+            profile_rows(&batch, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// `column`'s drift rows in `granularity`'s windows starting at `since` or later.
+    pub async fn column_drifts(&self, granularity: Option<&str>, column: &str, since: i64) -> Result<Vec<DriftRow>> {
+        let frame = self.scoped(DRIFT).await?;
+        let frame = frame
+            .filter(ident("column_name").eq(lit(column.to_string())).and(same_granularity(granularity)))
+            .and_then(|f| f.select(drift_columns()))
+            .and_then(|f| f.filter(ident("start").gt_eq(lit(since))))
+            .map_err(failed)?;
+        let mut out = Vec::new();
+        for batch in frame.collect().await.map_err(failed)? {
+            drift_rows(&batch, &mut out)?;
+        }
+        Ok(out)
+    }
+}
+
+/// What [`profile_rows`] decodes, in its order.
+fn profile_columns() -> Vec<Expr> {
+    vec![
+        text("log_type"),
+        millis("start"),
+        text("column_name"),
+        text("data_type"),
+        long("count"),
+        long("num_nulls"),
+        float("avg"),
+        long("distinct_count"),
+        ident("quantiles"),
+        ident("frequent_items"),
+    ]
+}
+
+/// What [`drift_rows`] decodes, in its order.
+fn drift_columns() -> Vec<Expr> {
+    vec![
+        millis("start"),
+        millis("end"),
+        text("column_name"),
+        text("drift_type"),
+        field("ks_test", "statistic"),
+        field("ks_test", "pvalue"),
+        field("chi_squared_test", "statistic"),
+        field("chi_squared_test", "pvalue"),
+        float("js_distance"),
+        float("tv_distance"),
+        float("wasserstein_distance"),
+        float("population_stability_index"),
+    ]
+}
