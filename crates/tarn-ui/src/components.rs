@@ -7,13 +7,35 @@ use maud::{Markup, html};
 /// `SUCCESS`, `FAILED`, `TERMINATED`, `READY`, ...), a CSS class.
 pub fn state_class(state: &str) -> &'static str {
     match state.to_ascii_uppercase().as_str() {
-        "SUCCESS" | "SUCCEEDED" | "COMPLETED" | "FINISHED" | "READY" | "RUNNING_OK" | "ACTIVE" | "IDLE"
-        | "HEALTHY" | "PASSED" => "ok",
-        "RUNNING" | "STARTING" | "PENDING" | "QUEUED" | "WAITING" | "RESIZING" | "RESTARTING" | "INITIALIZING"
-        | "SETTING_UP_TABLES" | "RESETTING" | "WAITING_FOR_RESOURCES" | "BLOCKED" | "TERMINATING"
-        | "UPDATING" | "NOT_READY" | "IN_PROGRESS" | "SCHEDULED" | "RETRYING" => "busy",
-        "FAILED" | "INTERNAL_ERROR" | "ERROR" | "TIMEDOUT" | "TIMED_OUT" | "UPSTREAM_FAILED" | "MAXIMUM_CONCURRENT_RUNS_REACHED"
-        | "UNHEALTHY" | "DRIFTED" => "bad",
+        "SUCCESS" | "SUCCEEDED" | "COMPLETED" | "FINISHED" | "READY" | "RUNNING_OK" | "ACTIVE" | "IDLE" | "HEALTHY"
+        | "PASSED" => "ok",
+        "RUNNING"
+        | "STARTING"
+        | "PENDING"
+        | "QUEUED"
+        | "WAITING"
+        | "RESIZING"
+        | "RESTARTING"
+        | "INITIALIZING"
+        | "SETTING_UP_TABLES"
+        | "RESETTING"
+        | "WAITING_FOR_RESOURCES"
+        | "BLOCKED"
+        | "TERMINATING"
+        | "UPDATING"
+        | "NOT_READY"
+        | "IN_PROGRESS"
+        | "SCHEDULED"
+        | "RETRYING" => "busy",
+        "FAILED"
+        | "INTERNAL_ERROR"
+        | "ERROR"
+        | "TIMEDOUT"
+        | "TIMED_OUT"
+        | "UPSTREAM_FAILED"
+        | "MAXIMUM_CONCURRENT_RUNS_REACHED"
+        | "UNHEALTHY"
+        | "DRIFTED" => "bad",
         "CANCELED" | "CANCELLED" | "CANCELING" | "SKIPPED" | "EXCLUDED" | "UPSTREAM_CANCELED" | "STOPPING"
         | "KILLED" | "DELETED" => "muted",
         _ => "neutral",

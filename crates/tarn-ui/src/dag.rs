@@ -228,7 +228,10 @@ mod tests {
 
     fn graph(nodes: &[&str], edges: &[(&str, &str)]) -> Graph {
         Graph {
-            nodes: nodes.iter().map(|id| Node { id: id.to_string(), label: id.to_string(), ..Node::default() }).collect(),
+            nodes: nodes
+                .iter()
+                .map(|id| Node { id: id.to_string(), label: id.to_string(), ..Node::default() })
+                .collect(),
             edges: edges.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
         }
     }

@@ -116,8 +116,8 @@ mod tests {
     #[test]
     fn the_active_section_is_marked_and_crumbs_link() {
         let viewer = Viewer { user_name: "ada@example.com", signed_in: true };
-        let html = page("Job 7", Section::Workflows, &viewer, &[("Workflows", "/jobs")], html! { p { "x" } })
-            .into_string();
+        let html =
+            page("Job 7", Section::Workflows, &viewer, &[("Workflows", "/jobs")], html! { p { "x" } }).into_string();
         assert!(html.contains(r#"<a href="/jobs" class="active">Workflows</a>"#), "{html}");
         assert!(html.contains("ada@example.com") && html.contains("Sign out"));
         assert!(html.contains("<title>Job 7 · tarn</title>"));

@@ -82,7 +82,8 @@ pub(crate) struct SignIn {
 
 impl IntoResponse for SignIn {
     fn into_response(self) -> Response {
-        let target = format!("/login?next={}", form_urlencoded::byte_serialize(self.next.as_bytes()).collect::<String>());
+        let target =
+            format!("/login?next={}", form_urlencoded::byte_serialize(self.next.as_bytes()).collect::<String>());
         match self.htmx {
             true => (StatusCode::UNAUTHORIZED, [("HX-Redirect", target)], "sign in again").into_response(),
             false => Redirect::to(&target).into_response(),
