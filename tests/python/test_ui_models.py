@@ -172,7 +172,8 @@ def test_endpoint_page_shows_split_and_logged_traffic(browser, endpoint):
 
 
 def test_a_viewer_without_levels_sees_neither_models_nor_endpoints(tarn, registered, endpoint):
-    token = tarn.cli_token(f"ui-models-{SUFFIX}@example.com")
+    user = f"ui-models-{SUFFIX}@example.com"
+    token = tarn.cli_token(user)
     get = lambda path: requests.get(tarn.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=30)  # noqa: E731
     listing = get(f"/ml/models?name={SUFFIX}")
     assert listing.status_code == 200 and MODEL not in listing.text
@@ -187,3 +188,15 @@ def test_a_viewer_without_levels_sees_neither_models_nor_endpoints(tarn, registe
     r = requests.post(f"{tarn.url}/ml/endpoints/{endpoint}/delete",
                       headers={"Authorization": f"Bearer {token}", "HX-Request": "true"}, timeout=30)
     assert r.status_code == 403
+
+    # CAN_READ on the model shows it, but not the run's details, which
+    # need the experiment.
+    model_id = tarn.raw("GET", f"/api/2.0/mlflow/databricks/registered-models/get?name={MODEL}").json()[
+        "registered_model_databricks"]["id"]
+    r = tarn.raw("PATCH", f"/api/2.0/permissions/registered-models/{model_id}",
+                 json={"access_control_list": [{"user_name": user, "permission_level": "CAN_READ"}]})
+    assert r.status_code == 200, r.text
+    assert MODEL in get(f"/ml/models?name={SUFFIX}").text
+    page = get(f"/ml/models/{MODEL}/versions/2")
+    assert page.status_code == 200 and "@champion" in page.text
+    assert registered[0].run_id in page.text and "rmse" not in page.text and "alpha" not in page.text

@@ -136,14 +136,15 @@ pub(super) fn source_run_id(s: &AppState, v: &ModelVersionRow) -> Option<String>
     v.run_id.clone().or_else(|| s.tracking.logged_model(logged_model_id(v)?, true).ok()?.source_run_id)
 }
 
-/// A link to the run a version came from, where the run still exists.
-pub(super) fn run_link(s: &AppState, v: &ModelVersionRow) -> Markup {
+/// A link to the run a version came from, where the run still exists
+/// (named by its id for a viewer who may not read its experiment).
+pub(super) fn run_link(s: &AppState, user: &User, v: &ModelVersionRow) -> Markup {
     let Some(run_id) = source_run_id(s, v) else { return html! { span.dim { "–" } } };
     let run_id = run_id.as_str();
     match s.tracking.run(run_id) {
         Ok(run) => html! {
             a.run href={ "/ml/experiments/" (run.experiment_id) "/runs/" (run.run_uuid) } {
-                @if run.name.is_empty() { (run_id) } @else { (run.name) }
+                @if run.name.is_empty() || !reads_experiment(s, user, run.experiment_id) { (run_id) } @else { (run.name) }
             }
         },
         Err(_) => html! { span.dim title="the run no longer exists" { (run_id) } },

@@ -3,6 +3,7 @@
 use axum::extract::{Path, Query, State};
 use maud::{Markup, html};
 use tarn_mlflow::{ModelVersionRow, RegisteredModelRow};
+use tarn_store::User;
 use tarn_ui::components::{Pager, badge, empty, facts, time};
 use tarn_ui::layout::Section;
 
@@ -48,7 +49,7 @@ pub(super) async fn page(
         }
         h2 { "Versions" }
         @if versions.is_empty() { (empty("No versions.")) } @else {
-            (versions_table(&s, &versions))
+            (versions_table(&s, &viewer.user, &versions))
             (pager.render())
         }
     };
@@ -81,7 +82,7 @@ pub(super) fn tags(tags: &[(String, String)]) -> Markup {
     }
 }
 
-fn versions_table(s: &AppState, versions: &[ModelVersionRow]) -> Markup {
+fn versions_table(s: &AppState, user: &User, versions: &[ModelVersionRow]) -> Markup {
     html! {
         table.list.versions {
             thead { tr { th { "Version" } th { "Stage" } th { "Status" } th { "Aliases" } th { "Created" } th { "Source run" } } }
@@ -93,7 +94,7 @@ fn versions_table(s: &AppState, versions: &[ModelVersionRow]) -> Markup {
                         td { (badge(&v.status)) }
                         td { @for a in &v.aliases { span.alias { "@" (a) } " " } }
                         td { (time(v.creation_time)) }
-                        td { (run_link(s, v)) }
+                        td { (run_link(s, user, v)) }
                     }
                 }
             }

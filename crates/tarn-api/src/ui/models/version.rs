@@ -83,7 +83,7 @@ fn lineage(
             (Some(id), None) => p.dim { "Run " code { (id) } " no longer exists." },
             (Some(_), Some((run, data))) => (run_section(s, user, run, data)),
         }
-        @if let Some(m) = logged {
+        @if let Some(m) = logged.filter(|m| reads_experiment(s, user, m.experiment_id)) {
             h2 { "Logged model" }
             (facts(&[
                 ("Name", html! { (m.name) }),
@@ -100,15 +100,16 @@ fn run_section(s: &AppState, user: &User, run: &RunRow, data: &RunData) -> Marku
     let href = format!("/ml/experiments/{}/runs/{}", run.experiment_id, run.run_uuid);
     let readable = reads_experiment(s, user, run.experiment_id);
     html! {
-        (facts(&[
-            ("Run", html! { a.run href=(href) { @if run.name.is_empty() { (run.run_uuid) } @else { (run.name) } } }),
-            ("Experiment", html! { a href={ "/ml/experiments/" (run.experiment_id) } { (run.experiment_id) } }),
-            ("Status", badge(&run.status)),
-            ("Started", time(run.start_time)),
-        ]))
         @if !readable {
-            p.dim { "You may not read this run's experiment, so its metrics and params are not shown." }
+            (facts(&[("Run", html! { a.run href=(href) { (run.run_uuid) } })]))
+            p.dim { "You may not read this run's experiment, so the run's details are not shown." }
         } @else {
+            (facts(&[
+                ("Run", html! { a.run href=(href) { @if run.name.is_empty() { (run.run_uuid) } @else { (run.name) } } }),
+                ("Experiment", html! { a href={ "/ml/experiments/" (run.experiment_id) } { (run.experiment_id) } }),
+                ("Status", badge(&run.status)),
+                ("Started", time(run.start_time)),
+            ]))
             h2 { "Run metrics" }
             @if data.metrics.is_empty() { (empty("No metrics.")) } @else {
                 table.list.metrics {

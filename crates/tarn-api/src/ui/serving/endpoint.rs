@@ -212,6 +212,13 @@ fn traffic_section(t: &Traffic, payloads: bool) -> Markup {
         (requests.render())
         (latency.render())
         h2 { "Latest requests" }
+        (recent(t, payloads))
+    }
+}
+
+/// The latest requests, newest first.
+fn recent(t: &Traffic, payloads: bool) -> Markup {
+    html! {
         @if t.recent.is_empty() { (empty("No requests in the last hour (rows reach the table within its flush interval).")) } @else {
             table.list.recent {
                 thead { tr { th { "Time" } th.num { "Status" } th.num { "Duration" } th { "Served entity" }
