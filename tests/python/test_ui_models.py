@@ -77,7 +77,8 @@ def endpoint(tarn, w, registered):
         r = tarn.raw("POST", f"/serving-endpoints/{ENDPOINT}/invocations", json=body)
         assert r.status_code == 200, r.text
     yield ENDPOINT
-    w.serving_endpoints.delete(ENDPOINT)
+    if tarn.raw("GET", f"/api/2.0/serving-endpoints/{ENDPOINT}").status_code == 200:
+        w.serving_endpoints.delete(ENDPOINT)
 
 
 def test_models_list_pages_workspace_and_unity_catalog_models(tarn, browser, registered):
@@ -200,3 +201,11 @@ def test_a_viewer_without_levels_sees_neither_models_nor_endpoints(tarn, registe
     page = get(f"/ml/models/{MODEL}/versions/2")
     assert page.status_code == 200 and "@champion" in page.text
     assert registered[0].run_id in page.text and "rmse" not in page.text and "alpha" not in page.text
+
+
+def test_deleting_from_the_page_deletes_the_endpoint(tarn, endpoint):
+    # The last test of the module: the endpoint is gone after it.
+    r = tarn.raw("POST", f"/ml/endpoints/{endpoint}/delete", headers={"HX-Request": "true"})
+    assert r.status_code == 204 and r.headers["HX-Location"] == "/ml/endpoints"
+    assert tarn.raw("GET", f"/api/2.0/serving-endpoints/{endpoint}").status_code == 404
+    assert tarn.raw("GET", f"/ml/endpoints/{endpoint}").status_code == 404
