@@ -384,7 +384,7 @@ pub struct Invocation<'a> {
 
 /// The inference table an endpoint row asks for: AI Gateway's, or the
 /// live (else the pending) config's auto capture.
-fn table_config(row: &EndpointRow) -> Result<Option<TableConfig>> {
+pub(crate) fn table_config(row: &EndpointRow) -> Result<Option<TableConfig>> {
     let gateway = row.settings.get("ai_gateway").and_then(|g| g.get("inference_table_config"));
     if let Some(table) = TableConfig::parse(gateway, &row.name, Shape::Gateway)? {
         return Ok(Some(table));

@@ -22,6 +22,7 @@ pub mod entity;
 pub mod error;
 pub mod inference;
 pub mod model;
+pub mod traffic;
 pub mod worker;
 
 pub use config::{EndpointConfig, ServedEntity};

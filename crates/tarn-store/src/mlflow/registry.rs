@@ -332,4 +332,26 @@ impl Store {
             )
             .optional()?)
     }
+
+    /// One page of a model's versions, newest first (the registry's pages
+    /// list them without reading every version).
+    pub fn model_versions_page(&self, name: &str, offset: u64, limit: u64) -> Result<Vec<ModelVersionRow>> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM mlflow_model_versions WHERE name = ?1 ORDER BY version DESC LIMIT ?2 OFFSET ?3"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![name, limit, offset], version_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(|v| complete_version(&conn, v)).collect()
+    }
+
+    /// How many versions a model has.
+    pub fn count_model_versions(&self, name: &str) -> Result<u64> {
+        let n: i64 =
+            self.conn()
+                .query_row("SELECT count(*) FROM mlflow_model_versions WHERE name = ?1", [name], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
 }
