@@ -393,3 +393,38 @@ def test_bad_custom_metrics_are_refused(w, tables):
                              definition="avg({{input_column}})", output_data_type=struct))
     with pytest.raises(InvalidParameterValue, match="free column name"):
         create(metric("AGGREGATE", "count", ["stable"], "avg({{input_column}})"))
+
+
+def test_monitor_calls_need_privileges_on_the_table(tarn, w, tables):
+    """SELECT on the table reads its monitor; its owner or MANAGE changes it."""
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.errors import PermissionDenied
+    from databricks.sdk.service.catalog import PermissionsChange, Privilege
+
+    _, baseline = tables
+    user = "monitor-reader@example.com"
+    other = WorkspaceClient(host=tarn.url, token=tarn.cli_token(user), auth_type="pat")
+    with pytest.raises(PermissionDenied):
+        other.quality_monitors.create(table_name=baseline, assets_dir="/x", output_schema_name="main.default",
+                                      snapshot=MonitorSnapshot())
+    w.quality_monitors.create(table_name=baseline, assets_dir="/x", output_schema_name="main.default",
+                              snapshot=MonitorSnapshot())
+    try:
+        with pytest.raises(PermissionDenied):
+            other.quality_monitors.get(baseline)
+        assert tarn.raw("GET", f"/api/2.1/unity-catalog/tables/{baseline}/monitor/report",
+                        token=tarn.cli_token(user)).status_code == 403
+        w.grants.update("catalog", "main", changes=[PermissionsChange(principal=user, add=[Privilege.USE_CATALOG])])
+        w.grants.update("schema", "main.default",
+                        changes=[PermissionsChange(principal=user, add=[Privilege.USE_SCHEMA])])
+        w.grants.update("table", baseline, changes=[PermissionsChange(principal=user, add=[Privilege.SELECT])])
+        assert other.quality_monitors.get(baseline).table_name == baseline
+        other.quality_monitors.list_refreshes(baseline)
+        for change in (lambda: other.quality_monitors.run_refresh(baseline),
+                       lambda: other.quality_monitors.delete(baseline)):
+            with pytest.raises(PermissionDenied):
+                change()
+        # The monitor is untouched by the refused calls.
+        assert w.quality_monitors.get(baseline).table_name == baseline
+    finally:
+        w.quality_monitors.delete(baseline)

@@ -13,7 +13,7 @@ use axum::response::{Html, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde_json::Value;
-use tarn_catalog::{Action as Grant, Kind};
+use tarn_catalog::Action as Grant;
 use tarn_store::RefreshRow;
 use tarn_ui::components::{Pager, action, badge, duration, empty, facts, live, shorten, time};
 use tarn_ui::layout::Section;
@@ -21,7 +21,6 @@ use tarn_ui::layout::Section;
 use super::{Action, PageError, PageResult, Paging, Viewer};
 use crate::AppState;
 use crate::error::ApiFailure;
-use crate::routes::unity_catalog::principal;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -38,9 +37,9 @@ fn seg(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// Refuses unless the viewer may `grant` on the monitored table.
+/// Refuses unless the viewer may `grant` on the monitored table, as the API checks it.
 fn authorize(s: &AppState, viewer: &Viewer, table: &str, grant: Grant) -> Result<(), ApiFailure> {
-    Ok(s.catalog.authorize(&principal(s, &viewer.user)?, Kind::Table, table, grant)?)
+    crate::routes::monitors::authorize(s, &viewer.user, table, grant)
 }
 
 /// `MONITOR_STATUS_ACTIVE` as `ACTIVE`.
