@@ -1,0 +1,149 @@
+//! The usage records a page may show (task attempts' compute, the rows
+//! `system.billing.usage` is built from) and their sums, shared by the
+//! home, compute and costs pages.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tarn_store::{UsageRecord, User};
+
+use crate::AppState;
+use crate::error::ApiFailure;
+use crate::routes::permissions::{job, permissions};
+
+pub(in crate::ui) const DAY_MS: i64 = 86_400_000;
+
+/// How long before it started a task run may have been created and still be
+/// found (runs are searched by creation time, records by start).
+const QUEUE_SLACK_MS: i64 = DAY_MS;
+
+/// The midnight (UTC) that starts the day of `ms`.
+pub(in crate::ui) fn day_start(ms: i64) -> i64 {
+    ms - ms.rem_euclid(DAY_MS)
+}
+
+/// The records of task attempts started since `since` (of one cluster when
+/// given) that `user` may see: an admin all of them, anyone else those of
+/// jobs they may view (a one-time run's records are the admins').
+pub(in crate::ui) fn visible_records(
+    s: &AppState,
+    user: &User,
+    since: i64,
+    cluster_id: Option<&str>,
+) -> Result<Vec<UsageRecord>, ApiFailure> {
+    let records = s.store.usage_records_since(since, QUEUE_SLACK_MS, cluster_id)?;
+    if user.admin {
+        return Ok(records);
+    }
+    let mut allowed: HashMap<i64, bool> = HashMap::new();
+    let mut shown = Vec::new();
+    for record in records {
+        let Some(job_id) = record.job_id else { continue };
+        let may = match allowed.get(&job_id) {
+            Some(may) => *may,
+            None => {
+                let may = match job(s, job_id) {
+                    Ok(object) => permissions(s).allows(user, &object, "CAN_VIEW")?,
+                    Err(_) => false,
+                };
+                *allowed.entry(job_id).or_insert(may)
+            }
+        };
+        if may {
+            shown.push(record);
+        }
+    }
+    Ok(shown)
+}
+
+/// Sums of some records.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(in crate::ui) struct Totals {
+    pub core_seconds: f64,
+    pub cost: f64,
+    /// Task attempts counted.
+    pub attempts: usize,
+}
+
+impl Totals {
+    pub fn add(&mut self, r: &UsageRecord) {
+        self.core_seconds += r.core_seconds;
+        self.cost += r.estimated_cost;
+        self.attempts += 1;
+    }
+
+    pub fn of<'a>(records: impl IntoIterator<Item = &'a UsageRecord>) -> Self {
+        let mut totals = Self::default();
+        records.into_iter().for_each(|r| totals.add(r));
+        totals
+    }
+
+    pub fn core_hours(&self) -> f64 {
+        self.core_seconds / 3600.0
+    }
+
+    /// The cost of a core-hour these records were estimated at.
+    pub fn rate(&self) -> Option<f64> {
+        (self.core_seconds > 0.0).then(|| self.cost / self.core_hours())
+    }
+}
+
+/// The records' totals by `key` (records without one are left out).
+pub(in crate::ui) fn by<'a, K: Ord>(
+    records: impl IntoIterator<Item = &'a UsageRecord>,
+    key: impl Fn(&UsageRecord) -> Option<K>,
+) -> BTreeMap<K, Totals> {
+    let mut out: BTreeMap<K, Totals> = BTreeMap::new();
+    for r in records {
+        if let Some(k) = key(r) {
+            out.entry(k).or_default().add(r);
+        }
+    }
+    out
+}
+
+/// A figure of money as the records give it (the rate is tarn's estimate).
+pub(in crate::ui) fn money(cost: f64) -> String {
+    format!("{cost:.4}")
+}
+
+/// The UTC day of `day_ms` as `YYYY-MM-DD`.
+pub(in crate::ui) fn date(day_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(day_ms).map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string())
+}
+
+/// Core-hours, to the precision short task runs need.
+pub(in crate::ui) fn hours(core_hours: f64) -> String {
+    format!("{core_hours:.4}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(cluster: &str, start: i64, core_seconds: f64, cost: f64) -> UsageRecord {
+        UsageRecord {
+            task_run_id: 1,
+            job_id: Some(1),
+            job_run_id: Some(1),
+            cluster_id: Some(cluster.into()),
+            product: "JOBS".into(),
+            cores: 4.0,
+            start_time: start,
+            end_time: start + 1000,
+            core_seconds,
+            estimated_cost: cost,
+        }
+    }
+
+    #[test]
+    fn totals_by_key_and_rate() {
+        let records = [record("a", 10, 3600.0, 0.1), record("a", DAY_MS + 5, 7200.0, 0.2), record("b", 5, 0.0, 0.0)];
+        let per_cluster = by(&records, |r| r.cluster_id.clone());
+        assert_eq!(per_cluster["a"].attempts, 2);
+        assert!((per_cluster["a"].core_hours() - 3.0).abs() < 1e-9);
+        assert!((per_cluster["a"].rate().unwrap_or(0.0) - 0.1).abs() < 1e-9);
+        assert_eq!(per_cluster["b"].rate(), None);
+        let per_day = by(&records, |r| Some(day_start(r.start_time)));
+        assert_eq!(per_day.keys().copied().collect::<Vec<_>>(), vec![0, DAY_MS]);
+    }
+}
