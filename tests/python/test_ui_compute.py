@@ -6,13 +6,14 @@ page with its right-sizing table."""
 
 import base64
 import datetime
-import textwrap
 import uuid
 
 import pytest
 import requests
 from databricks.sdk.service import jobs, workspace
 from databricks.sdk.service.compute import State
+
+from conftest import wait_for
 
 SPARK_VERSION = "16.4.x-scala2.13"
 WAIT = datetime.timedelta(minutes=4)
@@ -29,19 +30,24 @@ def cluster(w):
                                    autotermination_minutes=45, timeout=WAIT)
     base = f"/Users/{w.current_user.me().user_name}/{unique('ui-compute')}"
     w.workspace.mkdirs(base)
-    w.workspace.import_(f"{base}/busy.py", content=base64.b64encode(textwrap.dedent("""
-        import time
-        time.sleep(2)
-        print("busy done")
-    """).encode()).decode(), format=workspace.ImportFormat.AUTO, overwrite=True)
-    job = w.jobs.create(name=unique("ui-costs"), tasks=[jobs.Task(
-        task_key="busy", existing_cluster_id=c.cluster_id,
-        spark_python_task=jobs.SparkPythonTask(python_file=f"{base}/busy.py"))])
-    run = w.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
+    for name, source in [("busy.py", "import time\ntime.sleep(2)\nprint('busy done')\n"),
+                         ("fail.py", "raise ValueError('on purpose')\n")]:
+        w.workspace.import_(f"{base}/{name}", content=base64.b64encode(source.encode()).decode(),
+                            format=workspace.ImportFormat.AUTO, overwrite=True)
+
+    def job_on_cluster(name, file):
+        return w.jobs.create(name=unique(name), tasks=[jobs.Task(
+            task_key="t", existing_cluster_id=c.cluster_id,
+            spark_python_task=jobs.SparkPythonTask(python_file=f"{base}/{file}"))]).job_id
+
+    c.job_id, c.failing_job_id = job_on_cluster("ui-costs", "busy.py"), job_on_cluster("ui-fails", "fail.py")
+    run = w.jobs.run_now_and_wait(c.job_id, timeout=WAIT)
     assert run.state.result_state == jobs.RunResultState.SUCCESS, run.state
-    c.job_id = job.job_id
+    c.failed_run_id = w.jobs.run_now(c.failing_job_id).run_id
+    wait_for(lambda: w.jobs.get_run(c.failed_run_id).state.result_state is not None, timeout=120, interval=0.5)
     yield c
-    w.jobs.delete(job.job_id)
+    w.jobs.delete(c.job_id)
+    w.jobs.delete(c.failing_job_id)
     w.clusters.permanent_delete(c.cluster_id)
 
 
@@ -82,8 +88,12 @@ def test_home_shows_the_running_cluster_and_todays_cost(browser, cluster):
     captions = [c.text for c in browser.all(".cards .card .caption")]
     assert captions == ["clusters up", "job runs in flight", "pipeline updates in flight", "serving endpoints",
                         "estimated cost today"]
-    # The job run finished today, so today's cost is above nothing.
+    # The job runs finished today, so today's cost is above nothing.
     assert "0 task runs" not in browser.text("p.today")
+    failed = browser.one(f"table.runs tr[data-run='{cluster.failed_run_id}']")
+    assert "FAILED" in failed.text
+    href = failed.find_element("css selector", "a").get_attribute("href")
+    assert href.endswith(f"/jobs/{cluster.failing_job_id}/runs/{cluster.failed_run_id}")
     browser.shot("home")
 
 
@@ -116,6 +126,22 @@ def test_warehouse_page(browser, w):
 def test_actions_need_htmx(tarn, cluster):
     r = requests.post(f"{tarn.url}/compute/clusters/{cluster.cluster_id}/terminate", timeout=10)
     assert r.status_code == 400 and "HX-Request" in r.text
+
+
+def test_a_user_without_a_level_sees_neither_the_cluster_nor_its_usage(tarn, cluster):
+    token = tarn.cli_token(f"{unique('nobody')}@example.com")
+    headers = {"Authorization": f"Bearer {token}"}
+    listing = requests.get(f"{tarn.url}/compute", headers=headers, timeout=10)
+    assert listing.status_code == 200 and cluster.cluster_id not in listing.text
+    page = requests.get(f"{tarn.url}/compute/clusters/{cluster.cluster_id}", headers=headers, timeout=10)
+    assert page.status_code == 403
+    terminate = requests.post(f"{tarn.url}/compute/clusters/{cluster.cluster_id}/terminate",
+                              headers={**headers, "HX-Request": "true"}, timeout=10)
+    assert terminate.status_code == 403
+    costs = requests.get(f"{tarn.url}/costs", headers=headers, timeout=10)
+    assert costs.status_code == 200 and cluster.cluster_id not in costs.text
+    home = requests.get(f"{tarn.url}/", headers=headers, timeout=10)
+    assert f'data-run="{cluster.failed_run_id}"' not in home.text and cluster.cluster_id not in home.text
 
 
 def test_terminate_from_the_page(browser, w, cluster):

@@ -84,18 +84,23 @@ fn update_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<UpdateSummary> {
     })
 }
 
-fn usage_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<UsageRecord> {
-    Ok(UsageRecord {
-        task_run_id: r.get(0)?,
-        job_id: r.get(1)?,
-        job_run_id: r.get(2)?,
-        cluster_id: r.get(3)?,
-        product: r.get::<_, Option<String>>(4)?.unwrap_or_else(|| "JOBS".into()),
-        cores: r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
-        start_time: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
-        end_time: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
-        core_seconds: r.get::<_, Option<f64>>(8)?.unwrap_or(0.0),
-        estimated_cost: r.get::<_, Option<f64>>(9)?.unwrap_or(0.0),
+/// A record from a task run's `usage` object (as `task_run.rs` writes it).
+fn usage_record(task_run_id: i64, job_id: Option<i64>, job_run_id: Option<i64>, usage: &str) -> Option<UsageRecord> {
+    let u: serde_json::Value = serde_json::from_str(usage).ok()?;
+    let num = |k: &str| u.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+    let int = |k: &str| u.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+    let text = |k: &str| u.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
+    Some(UsageRecord {
+        task_run_id,
+        job_id,
+        job_run_id,
+        cluster_id: text("cluster_id"),
+        product: text("product").unwrap_or_else(|| "JOBS".into()),
+        cores: num("cores"),
+        start_time: int("start_time"),
+        end_time: int("end_time"),
+        core_seconds: num("core_seconds"),
+        estimated_cost: num("estimated_cost"),
     })
 }
 
@@ -120,30 +125,65 @@ fn first_run_since(conn: &Connection, since: i64) -> Result<i64> {
 }
 
 impl Store {
-    /// The usage records of task attempts that started at or after `since`
-    /// (of one cluster when `cluster_id` is given), oldest first. A task
-    /// queued more than `slack_ms` before it started may be missed.
-    pub fn usage_records_since(&self, since: i64, slack_ms: i64, cluster_id: Option<&str>) -> Result<Vec<UsageRecord>> {
+    /// The first job run id created at or after `since` (one past the last
+    /// when none was).
+    pub fn first_job_run_since(&self, since: i64) -> Result<i64> {
+        first_run_since(&self.conn(), since)
+    }
+
+    /// The newest job or task run's id (0 when there is none).
+    pub fn last_job_run_id(&self) -> Result<i64> {
+        Ok(self.conn().query_row("SELECT coalesce(max(run_id), 0) FROM job_runs", [], |r| r.get(0))?)
+    }
+
+    /// The ids of the job and task runs not in a final state.
+    pub fn unfinished_job_run_ids(&self) -> Result<Vec<i64>> {
         let conn = self.conn();
-        let from = first_run_since(&conn, since.saturating_sub(slack_ms))?;
+        // INDEXED BY: the planner would rather walk `job_runs_by_parent`.
         let mut stmt = conn.prepare_cached(
-            "SELECT run_id, job_id, parent_run_id, u ->> '$.cluster_id', u ->> '$.product', u ->> '$.cores',
-                    u ->> '$.start_time', u ->> '$.end_time', u ->> '$.core_seconds', u ->> '$.estimated_cost'
-             FROM (SELECT run_id, job_id, parent_run_id, doc -> '$.usage' AS u FROM job_runs
-                   WHERE run_id >= ?1 AND task_key IS NOT NULL)
-             WHERE u IS NOT NULL AND u ->> '$.start_time' >= ?2 AND (?3 IS NULL OR u ->> '$.cluster_id' = ?3)
-             ORDER BY run_id",
+            "SELECT run_id FROM job_runs INDEXED BY job_runs_unfinished
+             WHERE life_cycle_state NOT IN ('TERMINATED', 'SKIPPED', 'INTERNAL_ERROR')",
         )?;
-        let rows = stmt.query_map(params![from, since, cluster_id], usage_record)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let ids = stmt.query_map([], |r| r.get(0))?;
+        Ok(ids.collect::<rusqlite::Result<Vec<i64>>>()?)
+    }
+
+    /// The usage records of the task runs `ids` that have one.
+    pub fn usage_records_of(&self, ids: &[i64]) -> Result<Vec<UsageRecord>> {
+        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        self.usage_records_where("run_id IN (SELECT value FROM json_each(?1))", ids)
+    }
+
+    /// The usage records of the task runs with ids from `from_run_id`, by id.
+    pub fn usage_records_from(&self, from_run_id: i64) -> Result<Vec<UsageRecord>> {
+        self.usage_records_where("run_id >= ?1", from_run_id)
+    }
+
+    fn usage_records_where(&self, condition: &str, param: impl rusqlite::ToSql) -> Result<Vec<UsageRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT run_id, job_id, parent_run_id, u FROM
+                 (SELECT run_id, job_id, parent_run_id, doc -> '$.usage' AS u FROM job_runs
+                  WHERE {condition} AND task_key IS NOT NULL)
+             WHERE u IS NOT NULL ORDER BY run_id"
+        ))?;
+        let rows = stmt.query_map([param], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, String>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, job, parent, usage) = row?;
+            out.extend(usage_record(id, job, parent, &usage));
+        }
+        Ok(out)
     }
 
     /// Job runs not yet in a final state, newest first, at most `limit`.
     pub fn active_job_run_summaries(&self, limit: usize) -> Result<Vec<RunSummary>> {
         let conn = self.conn();
-        // The condition repeats the partial index `job_runs_unfinished`'s so the index is used.
+        // The condition is the partial index's; the planner would rather walk `job_runs_by_parent`.
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {RUN_SUMMARY} FROM job_runs
+            "SELECT {RUN_SUMMARY} FROM job_runs INDEXED BY job_runs_unfinished
              WHERE life_cycle_state NOT IN ('TERMINATED', 'SKIPPED', 'INTERNAL_ERROR')
                AND task_key IS NULL AND parent_run_id IS NULL
              ORDER BY run_id DESC LIMIT ?1"
@@ -233,24 +273,33 @@ mod tests {
     }
 
     #[test]
-    fn usage_records_are_read_from_the_window_only() {
+    fn usage_records_from_a_run_id_or_of_some_runs() {
         let store = Store::open_in_memory().unwrap();
-        assert!(store.usage_records_since(0, 0, None).unwrap().is_empty());
+        assert!(store.usage_records_from(0).unwrap().is_empty());
+        assert_eq!(store.last_job_run_id().unwrap(), 0);
         for start in (0..100).map(|i| i * 1000) {
             store
                 .insert_job_run(&run(start, Some("t"), "TERMINATED", Some("SUCCESS"), usage("c1", start + 5)))
                 .unwrap();
         }
-        store.insert_job_run(&run(100_000, Some("t"), "TERMINATED", Some("SUCCESS"), usage("c2", 100_005))).unwrap();
-        store.insert_job_run(&run(100_500, Some("t"), "RUNNING", None, json!({}))).unwrap();
-        let records = store.usage_records_since(90_000, 0, None).unwrap();
+        let from = store.first_job_run_since(90_000).unwrap();
+        assert_eq!(from, 91);
+        assert_eq!(store.first_job_run_since(1_000_000).unwrap(), 101);
+        let running = store.insert_job_run(&run(100_500, Some("t"), "RUNNING", None, json!({}))).unwrap();
+        let last = store
+            .insert_job_run(&run(100_600, Some("t"), "TERMINATED", Some("SUCCESS"), usage("c2", 100_605)))
+            .unwrap();
+        assert_eq!(store.last_job_run_id().unwrap(), last);
+        assert_eq!(store.unfinished_job_run_ids().unwrap(), vec![running]);
+        assert_eq!(
+            store.usage_records_of(&[running, last, 3]).unwrap().iter().map(|r| r.task_run_id).collect::<Vec<_>>(),
+            vec![3, last]
+        );
+        let records = store.usage_records_from(from).unwrap();
         assert_eq!(records.len(), 11);
-        assert_eq!(records[0].start_time, 90_005);
-        assert_eq!(records[0].cores, 4.0);
-        let c2 = store.usage_records_since(0, 0, Some("c2")).unwrap();
-        assert_eq!(c2.len(), 1);
-        assert_eq!(c2[0].cluster_id.as_deref(), Some("c2"));
-        assert_eq!(c2[0].job_run_id, Some(1));
+        assert_eq!((records[0].start_time, records[0].cores), (90_005, 4.0));
+        assert_eq!(records[10].cluster_id.as_deref(), Some("c2"));
+        assert_eq!(records[10].job_run_id, Some(1));
     }
 
     #[test]

@@ -77,7 +77,7 @@ fn clusters_up(s: &AppState, user: &User) -> Result<Vec<(String, String, &'stati
     let states = ClusterState::ALL.into_iter().filter(|st| *st != ClusterState::Terminated).collect();
     let mut out = Vec::new();
     for c in s.clusters.list(&ClusterFilter { states, descending: true, ..Default::default() })? {
-        if visible(s, user, "clusters", &c.row.cluster_id)? {
+        if user.admin || visible(s, user, "clusters", &c.row.cluster_id)? {
             out.push((c.row.cluster_id.clone(), c.spec.name().to_string(), c.state.as_str()));
         }
     }
@@ -88,13 +88,14 @@ fn clusters_up(s: &AppState, user: &User) -> Result<Vec<(String, String, &'stati
 fn runs_shown(s: &AppState, user: &User, runs: Vec<RunSummary>) -> Result<Vec<RunSummary>, ApiFailure> {
     let mut out = Vec::new();
     for run in runs {
-        let may = match run.job_id {
-            Some(id) => match job(s, id) {
-                Ok(object) => permissions(s).allows(user, &object, "CAN_VIEW")?,
-                Err(_) => user.admin,
-            },
-            None => user.admin || run.creator_user_name == user.user_name,
-        };
+        let may = user.admin
+            || match run.job_id {
+                Some(id) => match job(s, id) {
+                    Ok(object) => permissions(s).allows(user, &object, "CAN_VIEW")?,
+                    Err(_) => false,
+                },
+                None => run.creator_user_name == user.user_name,
+            };
         if may {
             out.push(run);
         }
@@ -108,7 +109,7 @@ fn runs_shown(s: &AppState, user: &User, runs: Vec<RunSummary>) -> Result<Vec<Ru
 fn updates_shown(s: &AppState, user: &User, updates: Vec<UpdateSummary>) -> Result<Vec<UpdateSummary>, ApiFailure> {
     let mut out = Vec::new();
     for u in updates {
-        if visible(s, user, "pipelines", &u.pipeline_id)? {
+        if user.admin || visible(s, user, "pipelines", &u.pipeline_id)? {
             out.push(u);
         }
     }
@@ -119,7 +120,7 @@ fn updates_shown(s: &AppState, user: &User, updates: Vec<UpdateSummary>) -> Resu
 fn endpoints(s: &AppState, user: &User) -> Result<Vec<(String, &'static str)>, ApiFailure> {
     let mut out = Vec::new();
     for e in s.serving.list()? {
-        if visible(s, user, "serving-endpoints", &e.row.name)? {
+        if user.admin || visible(s, user, "serving-endpoints", &e.row.name)? {
             out.push((e.row.name.clone(), if e.ready { "READY" } else { "NOT_READY" }));
         }
     }

@@ -1,10 +1,17 @@
 //! The usage records a page may show (task attempts' compute, the rows
 //! `system.billing.usage` is built from) and their sums, shared by the
 //! home, compute and costs pages.
+//!
+//! Reading a record means parsing its task run's document, too slow to do
+//! for a month of runs on each page view; so the records of runs already in
+//! a final state (whose usage no longer changes) are kept in memory, and
+//! each view reads only the runs after them.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
 
-use tarn_store::{UsageRecord, User};
+use tarn_core::time::now_ms;
+use tarn_store::{Store, UsageRecord, User};
 
 use crate::AppState;
 use crate::error::ApiFailure;
@@ -16,9 +23,82 @@ pub(in crate::ui) const DAY_MS: i64 = 86_400_000;
 /// found (runs are searched by creation time, records by start).
 const QUEUE_SLACK_MS: i64 = DAY_MS;
 
+/// The most days back a page reads (the costs page's 30, and a day's margin).
+const KEEP_DAYS: i64 = 31;
+
 /// The midnight (UTC) that starts the day of `ms`.
 pub(in crate::ui) fn day_start(ms: i64) -> i64 {
     ms - ms.rem_euclid(DAY_MS)
+}
+
+/// The records read so far, for one store.
+struct Kept {
+    store: Weak<Store>,
+    /// Records kept start at or after this.
+    since: i64,
+    /// Runs from this id on are read on the next view.
+    below: i64,
+    /// Runs below `below` that were not final when read: read again.
+    pending: Vec<i64>,
+    records: BTreeMap<i64, UsageRecord>,
+}
+
+static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
+
+impl Kept {
+    fn new(store: &Arc<Store>, since: i64) -> Result<Self, ApiFailure> {
+        Ok(Self {
+            store: Arc::downgrade(store),
+            since,
+            below: store.first_job_run_since(since.saturating_sub(QUEUE_SLACK_MS))?,
+            pending: Vec::new(),
+            records: BTreeMap::new(),
+        })
+    }
+
+    /// Reads the runs after those read and those then unfinished. The last
+    /// id is read first and the unfinished ids next, so a run that ends
+    /// meanwhile is either read now or listed to be read again.
+    fn catch_up(&mut self, store: &Store) -> Result<(), ApiFailure> {
+        let last = store.last_job_run_id()?;
+        let unfinished = store.unfinished_job_run_ids()?;
+        let mut read = store.usage_records_from(self.below)?;
+        read.extend(store.usage_records_of(&self.pending)?);
+        let since = self.since;
+        self.records.extend(read.into_iter().filter(|r| r.start_time >= since).map(|r| (r.task_run_id, r)));
+        self.pending = unfinished.into_iter().filter(|id| *id <= last).collect();
+        self.below = self.below.max(last + 1);
+        // Days older than any page shows are dropped as time moves on.
+        let horizon = day_start(now_ms()) - KEEP_DAYS * DAY_MS;
+        if horizon >= self.since + DAY_MS {
+            self.records.retain(|_, r| r.start_time >= horizon);
+            self.since = horizon;
+        }
+        Ok(())
+    }
+}
+
+/// Every record started since `since`: task attempts' usage is written once,
+/// with their final state, so what was read is kept and only newer or then
+/// unfinished runs are read again.
+fn records_since(store: &Arc<Store>, since: i64) -> Result<Vec<UsageRecord>, ApiFailure> {
+    let mut all = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    all.retain(|k| k.store.strong_count() > 0);
+    let found = all.iter().position(|k| k.store.upgrade().is_some_and(|s| Arc::ptr_eq(&s, store)));
+    let at = match found {
+        Some(at) if all[at].since <= since => at,
+        Some(at) => {
+            all[at] = Kept::new(store, since)?;
+            at
+        }
+        None => {
+            all.push(Kept::new(store, since)?);
+            all.len() - 1
+        }
+    };
+    let kept = &mut all[at];
+    kept.catch_up(store)?;
+    Ok(kept.records.values().filter(|r| r.start_time >= since).cloned().collect())
 }
 
 /// The records of task attempts started since `since` (of one cluster when
@@ -30,7 +110,10 @@ pub(in crate::ui) fn visible_records(
     since: i64,
     cluster_id: Option<&str>,
 ) -> Result<Vec<UsageRecord>, ApiFailure> {
-    let records = s.store.usage_records_since(since, QUEUE_SLACK_MS, cluster_id)?;
+    let mut records = records_since(&s.store, since)?;
+    if let Some(id) = cluster_id {
+        records.retain(|r| r.cluster_id.as_deref() == Some(id));
+    }
     if user.admin {
         return Ok(records);
     }
