@@ -45,7 +45,8 @@ async fn home(State(s): State<AppState>, viewer: Viewer) -> PageResult {
     let (active_updates, failed_updates): (Vec<_>, Vec<_>) =
         updates.into_iter().partition(|u| !PIPELINE_FINAL.contains(&u.state.as_str()));
     let endpoints = endpoints(&s, user)?;
-    let today = Totals::of(&usage::visible_records(&s, user, day_start(now_ms()), None)?);
+    let mut today = Totals::default();
+    usage::each_visible(&s, user, day_start(now_ms()), None, |r| today.add(r))?;
     let body = html! {
         div.cards {
             (card(&clusters.len().to_string(), "clusters up", "/compute"))

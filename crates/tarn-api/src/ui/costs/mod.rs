@@ -13,13 +13,12 @@ use axum::extract::State;
 use axum::routing::get;
 use maud::{Markup, html};
 use tarn_core::time::now_ms;
-use tarn_store::UsageRecord;
 use tarn_ui::chart::{Chart, Series};
 use tarn_ui::components::{duration, empty};
 use tarn_ui::layout::Section;
 
 use self::rightsize::{SHORTER_MINUTES, Sizing};
-use self::usage::{DAY_MS, Totals, by, date, day_start, hours, money};
+use self::usage::{DAY_MS, Summary, Totals, date, day_start, hours, money};
 use super::{PageResult, Viewer};
 use crate::AppState;
 
@@ -35,9 +34,10 @@ pub(super) fn router() -> Router<AppState> {
 
 async fn costs(State(s): State<AppState>, viewer: Viewer) -> PageResult {
     let since = day_start(now_ms()) - (DAYS - 1) * DAY_MS;
-    let records = usage::visible_records(&s, &viewer.user, since, None)?;
-    let sizing = rightsize::measure(&s, &viewer.user, &records, since)?;
-    let total = Totals::of(&records);
+    let mut summary = Summary::default();
+    usage::each_visible(&s, &viewer.user, since, None, |r| summary.add(r))?;
+    let sizing = rightsize::measure(&s, &viewer.user, &summary.clusters, since)?;
+    let total = summary.total;
     let body = html! {
         p.dim { "Usage of the last " (DAYS) " days (UTC), from the usage records of job task runs (the rows of "
             code { "system.billing.usage" } "). Costs are tarn's estimates at the rate each run was recorded with." }
@@ -46,12 +46,12 @@ async fn costs(State(s): State<AppState>, viewer: Viewer) -> PageResult {
             (card(&hours(total.core_hours()), "core-hours"))
             (card(&total.attempts.to_string(), "task runs"))
         }
-        @if records.is_empty() {
+        @if total.attempts == 0 {
             (empty("No usage recorded in the last 30 days."))
         } @else {
-            (per_day(&s, since, &records))
-            (per_job(&s, &records))
-            (per_cluster(&s, &records))
+            (per_day(&s, since, &summary))
+            (per_job(&s, &summary))
+            (per_cluster(&s, &summary))
         }
         (right_sizing(&sizing))
     };
@@ -63,21 +63,19 @@ fn card(figure: &str, caption: &str) -> Markup {
 }
 
 /// Each day of the window (a day without records used nothing), as chart points.
-fn daily(since: i64, records: &[&UsageRecord], value: impl Fn(&Totals) -> f64) -> Vec<(f64, f64)> {
-    let days = by(records.iter().copied(), |r| Some(day_start(r.start_time)));
+fn daily(since: i64, days: &BTreeMap<i64, Totals>, value: impl Fn(&Totals) -> f64) -> Vec<(f64, f64)> {
     (0..DAYS).map(|i| since + i * DAY_MS).map(|d| (d as f64 / 1000.0, days.get(&d).map_or(0.0, &value))).collect()
 }
 
-fn per_day(s: &AppState, since: i64, records: &[UsageRecord]) -> Markup {
-    let days = by(records, |r| Some(day_start(r.start_time)));
-    let all: Vec<&UsageRecord> = records.iter().collect();
-    let top = ranked(&by(records, |r| r.cluster_id.clone()));
-    let cluster_series = top.iter().take(CHART_CLUSTERS).map(|(id, _)| {
-        let mine: Vec<&UsageRecord> = records.iter().filter(|r| r.cluster_id.as_ref() == Some(id)).collect();
-        let label = s.clusters.get(id).map_or_else(|_| id.clone(), |c| c.spec.name().to_string());
-        Series { label, points: daily(since, &mine, Totals::core_hours) }
+fn per_day(s: &AppState, since: i64, summary: &Summary) -> Markup {
+    let days = &summary.days;
+    let top = ranked(summary.clusters.iter().map(|(id, c)| (id.as_str(), c.totals)));
+    let cluster_series = top.iter().take(CHART_CLUSTERS).filter_map(|(id, _)| {
+        let label = s.clusters.get(id).map_or_else(|_| id.to_string(), |c| c.spec.name().to_string());
+        let used = summary.clusters.get(*id)?;
+        Some(Series { label, points: daily(since, &used.days, Totals::core_hours) })
     });
-    let cost = Series { label: "cost".into(), points: daily(since, &all, |t| t.cost) };
+    let cost = Series { label: "cost".into(), points: daily(since, days, |t| t.cost) };
     html! {
         h2 { "Per day" }
         (Chart { title: "Estimated cost per day", x_label: "day", time_x: true, bars: true, series: vec![cost] }.render())
@@ -94,15 +92,15 @@ fn per_day(s: &AppState, since: i64, records: &[UsageRecord]) -> Markup {
 }
 
 /// The most costly first, at most [`TOP`].
-fn ranked<K: Clone>(totals: &BTreeMap<K, Totals>) -> Vec<(K, Totals)> {
-    let mut rows: Vec<(K, Totals)> = totals.iter().map(|(k, t)| (k.clone(), *t)).collect();
+fn ranked<K>(totals: impl Iterator<Item = (K, Totals)>) -> Vec<(K, Totals)> {
+    let mut rows: Vec<(K, Totals)> = totals.collect();
     rows.sort_by(|a, b| b.1.cost.total_cmp(&a.1.cost));
     rows.truncate(TOP);
     rows
 }
 
-fn per_job(s: &AppState, records: &[UsageRecord]) -> Markup {
-    let jobs = ranked(&by(records, |r| r.job_id));
+fn per_job(s: &AppState, summary: &Summary) -> Markup {
+    let jobs = ranked(summary.jobs.iter().map(|(id, t)| (*id, *t)));
     let name = |id: i64| {
         let row = s.jobs.get(id).ok();
         row.and_then(|j| j.settings.get("name").and_then(|n| n.as_str()).map(str::to_string))
@@ -123,8 +121,8 @@ fn per_job(s: &AppState, records: &[UsageRecord]) -> Markup {
     }
 }
 
-fn per_cluster(s: &AppState, records: &[UsageRecord]) -> Markup {
-    let clusters = ranked(&by(records, |r| r.cluster_id.clone()));
+fn per_cluster(s: &AppState, summary: &Summary) -> Markup {
+    let clusters = ranked(summary.clusters.iter().map(|(id, c)| (id.as_str(), c.totals)));
     let name = |id: &str| s.clusters.get(id).map(|c| c.spec.name().to_string()).ok();
     html! {
         h2 { "Per cluster" }
@@ -133,7 +131,7 @@ fn per_cluster(s: &AppState, records: &[UsageRecord]) -> Markup {
             tbody {
                 @for (id, t) in &clusters {
                     tr data-cluster=(id) {
-                        td { a href={ "/compute/clusters/" (id) } { (name(id).unwrap_or_else(|| id.clone())) } }
+                        td { a href={ "/compute/clusters/" (id) } { (name(id).unwrap_or_else(|| id.to_string())) } }
                         td.dim { (id) }
                         td.num { (hours(t.core_hours())) } td.num { (money(t.cost)) } td.num { (t.attempts) }
                     }

@@ -3,14 +3,14 @@
 //! on it (the usage records). tarn records no CPU utilisation, so time up
 //! with no task running is what counts as idle.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 
 use tarn_compute::EventsRequest;
 use tarn_compute::cluster::ClusterState;
 use tarn_core::time::now_ms;
-use tarn_store::{UsageRecord, User};
+use tarn_store::User;
 
-use super::usage::{Totals, by};
+use super::usage::{ClusterUse, Totals};
 use crate::AppState;
 use crate::error::ApiFailure;
 use crate::routes::permissions::visible;
@@ -69,19 +69,17 @@ impl Sizing {
 pub(in crate::ui) fn measure(
     s: &AppState,
     user: &User,
-    records: &[UsageRecord],
+    used: &HashMap<String, ClusterUse>,
     since: i64,
 ) -> Result<Vec<Sizing>, ApiFailure> {
-    let per_cluster = by(records, |r| r.cluster_id.clone());
-    let mut ids: Vec<(String, f64)> = per_cluster.iter().map(|(id, t)| (id.clone(), t.core_seconds)).collect();
-    let seen: BTreeSet<String> = per_cluster.keys().cloned().collect();
+    let mut ids: Vec<(String, f64)> = used.iter().map(|(id, c)| (id.clone(), c.totals.core_seconds)).collect();
     let running = tarn_compute::ClusterFilter { states: vec![ClusterState::Running], ..Default::default() };
     ids.extend(
         s.clusters
             .list(&running)?
             .into_iter()
             .map(|c| c.row.cluster_id)
-            .filter(|id| !seen.contains(id))
+            .filter(|id| !used.contains_key(id))
             .map(|id| (id, 0.0)),
     );
     ids.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -93,15 +91,15 @@ pub(in crate::ui) fn measure(
         // A cluster deleted since leaves records but no cluster to size.
         let Ok(cluster) = s.clusters.get(&id) else { continue };
         let ups = uptimes(s, &id, since, cluster.state == ClusterState::Running)?;
-        let mine: Vec<&UsageRecord> = records.iter().filter(|r| r.cluster_id.as_deref() == Some(id.as_str())).collect();
-        let (busy_ms, excess_tail_ms) = busy_and_tails(&ups, &mine);
+        let spans = used.get(&id).map_or(&[][..], |c| c.spans.as_slice());
+        let (busy_ms, excess_tail_ms) = busy_and_tails(&ups, spans);
         out.push(Sizing {
             name: cluster.spec.name().to_string(),
             cores: cluster.cores,
             autotermination: cluster.spec.autotermination(),
             uptime_ms: ups.iter().map(|u| u.end - u.start).sum(),
             busy_ms,
-            used: per_cluster.get(&id).copied().unwrap_or_default(),
+            used: used.get(&id).map(|c| c.totals).unwrap_or_default(),
             excess_tail_ms,
             cluster_id: id,
         });
@@ -160,13 +158,13 @@ fn stretches(events: &[(i64, String)], since: i64, now: i64, running_now: bool) 
 
 /// Time within the uptimes with a task running, and the idle tails of the
 /// ended uptimes beyond [`SHORTER_MINUTES`].
-fn busy_and_tails(ups: &[Uptime], records: &[&UsageRecord]) -> (i64, i64) {
+fn busy_and_tails(ups: &[Uptime], runs: &[(i64, i64)]) -> (i64, i64) {
     let mut busy = 0;
     let mut tails = 0;
     for up in ups {
         let mut spans: BTreeMap<i64, i64> = BTreeMap::new();
-        for r in records {
-            let (start, end) = (r.start_time.max(up.start), r.end_time.min(up.end));
+        for (run_start, run_end) in runs {
+            let (start, end) = ((*run_start).max(up.start), (*run_end).min(up.end));
             if start < end {
                 let e = spans.entry(start).or_insert(end);
                 *e = (*e).max(end);
@@ -209,21 +207,8 @@ mod tests {
 
     #[test]
     fn busy_time_is_the_union_of_task_runs() {
-        let record = |start: i64, end: i64| UsageRecord {
-            task_run_id: 1,
-            job_id: None,
-            job_run_id: None,
-            cluster_id: None,
-            product: "JOBS".into(),
-            cores: 1.0,
-            start_time: start,
-            end_time: end,
-            core_seconds: 0.0,
-            estimated_cost: 0.0,
-        };
-        let (a, b, c) = (record(0, 100), record(50, 150), record(200, 300));
         let up = Uptime { start: 0, end: 300 + 11 * 60_000, ended: true };
-        let (busy, tail) = busy_and_tails(&[up], &[&a, &b, &c]);
+        let (busy, tail) = busy_and_tails(&[up], &[(0, 100), (50, 150), (200, 300)]);
         assert_eq!(busy, 250);
         assert_eq!(tail, 60_000);
     }

@@ -78,64 +78,111 @@ impl Kept {
     }
 }
 
-/// Every record started since `since`: task attempts' usage is written once,
-/// with their final state, so what was read is kept and only newer or then
-/// unfinished runs are read again.
-fn records_since(store: &Arc<Store>, since: i64) -> Result<Vec<UsageRecord>, ApiFailure> {
+/// Calls `f` with every record started since `since` (of one cluster when
+/// given) that `user` may see: an admin all of them, anyone else those of
+/// jobs they may view (a one-time run's records are the admins'). Task
+/// attempts' usage is written once, with their final state, so what was
+/// read is kept and only newer or then unfinished runs are read again.
+pub(in crate::ui) fn each_visible(
+    s: &AppState,
+    user: &User,
+    since: i64,
+    cluster_id: Option<&str>,
+    mut f: impl FnMut(&UsageRecord),
+) -> Result<(), ApiFailure> {
     let mut all = KEPT.lock().unwrap_or_else(|p| p.into_inner());
     all.retain(|k| k.store.strong_count() > 0);
-    let found = all.iter().position(|k| k.store.upgrade().is_some_and(|s| Arc::ptr_eq(&s, store)));
+    let found = all.iter().position(|k| k.store.upgrade().is_some_and(|st| Arc::ptr_eq(&st, &s.store)));
     let at = match found {
         Some(at) if all[at].since <= since => at,
         Some(at) => {
-            all[at] = Kept::new(store, since)?;
+            all[at] = Kept::new(&s.store, since)?;
             at
         }
         None => {
-            all.push(Kept::new(store, since)?);
+            all.push(Kept::new(&s.store, since)?);
             all.len() - 1
         }
     };
     let kept = &mut all[at];
-    kept.catch_up(store)?;
-    Ok(kept.records.values().filter(|r| r.start_time >= since).cloned().collect())
+    kept.catch_up(&s.store)?;
+    let mut allowed: HashMap<i64, bool> = HashMap::new();
+    for r in kept.records.values() {
+        if r.start_time < since || cluster_id.is_some_and(|id| r.cluster_id.as_deref() != Some(id)) {
+            continue;
+        }
+        if user.admin || may_view(s, user, r.job_id, &mut allowed)? {
+            f(r);
+        }
+    }
+    Ok(())
 }
 
-/// The records of task attempts started since `since` (of one cluster when
-/// given) that `user` may see: an admin all of them, anyone else those of
-/// jobs they may view (a one-time run's records are the admins').
+fn may_view(
+    s: &AppState,
+    user: &User,
+    job_id: Option<i64>,
+    allowed: &mut HashMap<i64, bool>,
+) -> Result<bool, ApiFailure> {
+    let Some(job_id) = job_id else { return Ok(false) };
+    if let Some(may) = allowed.get(&job_id) {
+        return Ok(*may);
+    }
+    let may = match job(s, job_id) {
+        Ok(object) => permissions(s).allows(user, &object, "CAN_VIEW")?,
+        Err(_) => false,
+    };
+    allowed.insert(job_id, may);
+    Ok(may)
+}
+
+/// The records [`each_visible`] gives, copied (for one cluster's few).
 pub(in crate::ui) fn visible_records(
     s: &AppState,
     user: &User,
     since: i64,
     cluster_id: Option<&str>,
 ) -> Result<Vec<UsageRecord>, ApiFailure> {
-    let mut records = records_since(&s.store, since)?;
-    if let Some(id) = cluster_id {
-        records.retain(|r| r.cluster_id.as_deref() == Some(id));
-    }
-    if user.admin {
-        return Ok(records);
-    }
-    let mut allowed: HashMap<i64, bool> = HashMap::new();
-    let mut shown = Vec::new();
-    for record in records {
-        let Some(job_id) = record.job_id else { continue };
-        let may = match allowed.get(&job_id) {
-            Some(may) => *may,
-            None => {
-                let may = match job(s, job_id) {
-                    Ok(object) => permissions(s).allows(user, &object, "CAN_VIEW")?,
-                    Err(_) => false,
-                };
-                *allowed.entry(job_id).or_insert(may)
-            }
-        };
-        if may {
-            shown.push(record);
+    let mut out = Vec::new();
+    each_visible(s, user, since, cluster_id, |r| out.push(r.clone()))?;
+    Ok(out)
+}
+
+/// One cluster's use: its totals, per day, and when its tasks ran.
+#[derive(Debug, Clone, Default)]
+pub(in crate::ui) struct ClusterUse {
+    pub totals: Totals,
+    pub days: BTreeMap<i64, Totals>,
+    pub spans: Vec<(i64, i64)>,
+}
+
+/// Records summed per day, job and cluster in one pass.
+#[derive(Debug, Clone, Default)]
+pub(in crate::ui) struct Summary {
+    pub total: Totals,
+    pub days: BTreeMap<i64, Totals>,
+    pub jobs: HashMap<i64, Totals>,
+    pub clusters: HashMap<String, ClusterUse>,
+}
+
+impl Summary {
+    pub fn add(&mut self, r: &UsageRecord) {
+        let day = day_start(r.start_time);
+        self.total.add(r);
+        self.days.entry(day).or_default().add(r);
+        if let Some(job) = r.job_id {
+            self.jobs.entry(job).or_default().add(r);
+        }
+        if let Some(id) = &r.cluster_id {
+            let cluster = match self.clusters.get_mut(id) {
+                Some(c) => c,
+                None => self.clusters.entry(id.clone()).or_default(),
+            };
+            cluster.totals.add(r);
+            cluster.days.entry(day).or_default().add(r);
+            cluster.spans.push((r.start_time, r.end_time));
         }
     }
-    Ok(shown)
 }
 
 /// Sums of some records.
@@ -173,7 +220,7 @@ impl Totals {
 /// The records' totals by `key` (records without one are left out).
 pub(in crate::ui) fn by<'a, K: Ord>(
     records: impl IntoIterator<Item = &'a UsageRecord>,
-    key: impl Fn(&UsageRecord) -> Option<K>,
+    key: impl Fn(&'a UsageRecord) -> Option<K>,
 ) -> BTreeMap<K, Totals> {
     let mut out: BTreeMap<K, Totals> = BTreeMap::new();
     for r in records {
@@ -221,7 +268,7 @@ mod tests {
     #[test]
     fn totals_by_key_and_rate() {
         let records = [record("a", 10, 3600.0, 0.1), record("a", DAY_MS + 5, 7200.0, 0.2), record("b", 5, 0.0, 0.0)];
-        let per_cluster = by(&records, |r| r.cluster_id.clone());
+        let per_cluster = by(&records, |r| r.cluster_id.as_deref());
         assert_eq!(per_cluster["a"].attempts, 2);
         assert!((per_cluster["a"].core_hours() - 3.0).abs() < 1e-9);
         assert!((per_cluster["a"].rate().unwrap_or(0.0) - 0.1).abs() < 1e-9);
