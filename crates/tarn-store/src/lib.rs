@@ -7,6 +7,7 @@
 //! by. This crate knows nothing of HTTP or of the state machines that decide
 //! which writes are allowed.
 
+mod activity;
 mod audit;
 mod catalog;
 mod clusters;
@@ -34,6 +35,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+pub use activity::{RunSummary, UpdateSummary, UsageRecord};
 pub use audit::AuditEvent;
 pub use catalog::{CommitOutcome, DeltaCommit, UcObject};
 pub use clusters::{ClusterRow, EventFilter, EventRow, PIPELINE_TAG, SERVERLESS_TAG, WAREHOUSE_TAG};

@@ -8,6 +8,7 @@
 
 mod libraries;
 mod lifecycle;
+mod logs;
 mod supervise;
 
 use std::collections::HashMap;
