@@ -36,6 +36,7 @@ pub use auth::{AuditLog, Caller};
 pub use error::ApiFailure;
 pub use routes::jobs::view::render_run;
 pub use routes::permission_objects::TaskSources;
+pub use ui::UsageMemo;
 
 /// What every handler may reach.
 #[derive(Clone)]
@@ -66,6 +67,8 @@ pub struct AppState {
     pub repos: tarn_repos::Repos,
     pub statements: tarn_sql::Statements,
     pub workspace_id: String,
+    /// The usage records the web pages have read, kept between views.
+    pub usage_memo: UsageMemo,
 }
 
 /// The whole API: public routes, then everything else behind auth.

@@ -175,6 +175,7 @@ fn fixture(name: &str) -> Fixture {
         files,
         statements,
         workspace_id: "1234".into(),
+        usage_memo: Default::default(),
     };
     let app = router(state);
     Fixture { app, token, store, home: TempHome(home) }

@@ -302,6 +302,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         repos,
         statements,
         workspace_id,
+        usage_memo: Default::default(),
     };
     let app = tarn_api::router(state);
     let server_file = config.home.join("server.json");

@@ -34,7 +34,9 @@ use tarn_store::User;
 use tarn_ui::layout::{self, Section};
 
 use crate::AppState;
+
 use crate::error::ApiFailure;
+pub use costs::usage::UsageMemo;
 
 /// The pages, the sign-in form and the static files.
 pub(crate) fn router() -> Router<AppState> {

@@ -114,21 +114,9 @@ impl Tables {
     pub async fn profiles(&self, granularity: Option<&str>, starts: &[i64]) -> Result<Vec<ProfileRow>> {
         let frame = self.scoped(PROFILE).await?;
         let windows = ident("log_type").eq(lit("INPUT")).and(same_granularity(granularity));
-        let columns = vec![
-            text("log_type"),
-            millis("start"),
-            text("column_name"),
-            text("data_type"),
-            long("count"),
-            long("num_nulls"),
-            float("avg"),
-            long("distinct_count"),
-            ident("quantiles"),
-            ident("frequent_items"),
-        ];
         let frame = frame
             .filter(ident("log_type").eq(lit("BASELINE")).or(windows))
-            .and_then(|f| f.select(columns))
+            .and_then(|f| f.select(profile_columns()))
             .and_then(|f| {
                 let at = in_list(ident("start"), starts.iter().map(|s| lit(*s)).collect(), false);
                 f.filter(ident("log_type").eq(lit("BASELINE")).or(at))
@@ -144,23 +132,9 @@ impl Tables {
     /// The drift rows of `granularity`'s windows starting at `since` or later.
     pub async fn drifts(&self, granularity: Option<&str>, since: i64) -> Result<Vec<DriftRow>> {
         let frame = self.scoped(DRIFT).await?;
-        let columns = vec![
-            millis("start"),
-            millis("end"),
-            text("column_name"),
-            text("drift_type"),
-            field("ks_test", "statistic"),
-            field("ks_test", "pvalue"),
-            field("chi_squared_test", "statistic"),
-            field("chi_squared_test", "pvalue"),
-            float("js_distance"),
-            float("tv_distance"),
-            float("wasserstein_distance"),
-            float("population_stability_index"),
-        ];
         let frame = frame
             .filter(same_granularity(granularity))
-            .and_then(|f| f.select(columns))
+            .and_then(|f| f.select(drift_columns()))
             .and_then(|f| f.filter(ident("start").gt_eq(lit(since))))
             .map_err(failed)?;
         let mut out = Vec::new();

@@ -4,11 +4,12 @@
 //!
 //! Reading a record means parsing its task run's document, too slow to do
 //! for a month of runs on each page view; so the records of runs already in
-//! a final state (whose usage no longer changes) are kept in memory, and
-//! each view reads only the runs after them.
+//! a final state (whose usage no longer changes) are kept in memory (the
+//! server's [`UsageMemo`], in `AppState`), and each view reads only the
+//! runs after them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use tarn_core::time::now_ms;
 use tarn_store::{Store, UsageRecord, User};
@@ -31,9 +32,12 @@ pub(in crate::ui) fn day_start(ms: i64) -> i64 {
     ms - ms.rem_euclid(DAY_MS)
 }
 
-/// The records read so far, for one store.
+/// What the pages have read of the usage records, kept between views.
+#[derive(Clone, Default)]
+pub struct UsageMemo(Arc<Mutex<Option<Kept>>>);
+
+/// The records read so far.
 struct Kept {
-    store: Weak<Store>,
     /// Records kept start at or after this.
     since: i64,
     /// Runs from this id on are read on the next view.
@@ -43,12 +47,9 @@ struct Kept {
     records: BTreeMap<i64, UsageRecord>,
 }
 
-static KEPT: Mutex<Vec<Kept>> = Mutex::new(Vec::new());
-
 impl Kept {
-    fn new(store: &Arc<Store>, since: i64) -> Result<Self, ApiFailure> {
+    fn new(store: &Store, since: i64) -> Result<Self, ApiFailure> {
         Ok(Self {
-            store: Arc::downgrade(store),
             since,
             below: store.first_job_run_since(since.saturating_sub(QUEUE_SLACK_MS))?,
             pending: Vec::new(),
@@ -90,21 +91,11 @@ pub(in crate::ui) fn each_visible(
     cluster_id: Option<&str>,
     mut f: impl FnMut(&UsageRecord),
 ) -> Result<(), ApiFailure> {
-    let mut all = KEPT.lock().unwrap_or_else(|p| p.into_inner());
-    all.retain(|k| k.store.strong_count() > 0);
-    let found = all.iter().position(|k| k.store.upgrade().is_some_and(|st| Arc::ptr_eq(&st, &s.store)));
-    let at = match found {
-        Some(at) if all[at].since <= since => at,
-        Some(at) => {
-            all[at] = Kept::new(&s.store, since)?;
-            at
-        }
-        None => {
-            all.push(Kept::new(&s.store, since)?);
-            all.len() - 1
-        }
-    };
-    let kept = &mut all[at];
+    let mut memo = s.usage_memo.0.lock().unwrap_or_else(|p| p.into_inner());
+    if memo.as_ref().is_none_or(|k| k.since > since) {
+        *memo = Some(Kept::new(&s.store, since)?);
+    }
+    let Some(kept) = memo.as_mut() else { return Ok(()) };
     kept.catch_up(&s.store)?;
     let mut allowed: HashMap<i64, bool> = HashMap::new();
     for r in kept.records.values() {
