@@ -277,6 +277,15 @@ async fn errors_have_the_databricks_shape() {
 async fn a_monitor_report_waits_for_a_successful_refresh() {
     let f = fixture("report");
     let table = "main.default.t";
+    // The monitored table, made as an engine makes a managed one: staged, then created at its location.
+    let staging = r#"{"catalog_name": "main", "schema_name": "default", "name": "t"}"#;
+    let (_, staged) = check(&f, "POST", "/api/2.1/unity-catalog/staging-tables", Some(&f.token), staging).await;
+    let create = json!({"catalog_name": "main", "schema_name": "default", "name": "t", "table_type": "MANAGED",
+        "data_source_format": "DELTA", "storage_location": staged["staging_location"],
+        "columns": [{"name": "x", "type_name": "LONG"}]});
+    let (status, created) =
+        check(&f, "POST", "/api/2.1/unity-catalog/tables", Some(&f.token), &create.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{created} (staged {staged})");
     let row = tarn_store::MonitorRow { table_name: table.into(), info: json!({"snapshot": {}}), created_time: 1 };
     assert!(f.store.insert_monitor(&row).unwrap());
     f.store.insert_refresh(table, "MANUAL", 1).unwrap();
