@@ -21,6 +21,17 @@
 
   var palette = ["#0b5cad", "#cf222e", "#1a7f37", "#bf8700", "#8250df", "#0a7480", "#d1242f", "#57606a"];
 
+  function tick(v) {
+    if (v == null) return "";
+    return v !== 0 && Math.abs(v) < 0.01 ? v.toPrecision(2) : v.toLocaleString();
+  }
+
+  // The y axis as wide as its longest label.
+  function labelRoom(u, values) {
+    var longest = (values || []).reduce(function (n, v) { return Math.max(n, String(v).length); }, 0);
+    return Math.max(50, longest * 7 + 18);
+  }
+
   function drawChart(el) {
     if (el.dataset.drawn || typeof uPlot === "undefined") return;
     el.dataset.drawn = "true";
@@ -43,7 +54,8 @@
       width: width,
       height: 240,
       scales: { x: { time: !!spec.time } },
-      axes: [{ label: spec.x_label }, {}],
+      // Small values (a cost of 0.0005) keep their digits instead of rounding to 0.
+      axes: [{ label: spec.x_label }, { values: function (u, ticks) { return ticks.map(tick); }, size: labelRoom }],
       series: series,
     }, data, el);
   }
