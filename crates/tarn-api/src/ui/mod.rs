@@ -56,6 +56,23 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(sql::router())
 }
 
+/// Text as a URL query value carries it.
+pub(crate) fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Text as one URL path segment: everything but unreserved characters
+/// escaped, so any name (a UC model's dots, a space) makes a link that
+/// routes back to it.
+pub(crate) fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The cookie the sign-in form sets: the token itself, HTTP-only.
 pub(crate) const COOKIE: &str = "tarn_token";
 
@@ -84,8 +101,7 @@ pub(crate) struct SignIn {
 
 impl IntoResponse for SignIn {
     fn into_response(self) -> Response {
-        let target =
-            format!("/login?next={}", form_urlencoded::byte_serialize(self.next.as_bytes()).collect::<String>());
+        let target = format!("/login?next={}", encode(&self.next));
         match self.htmx {
             true => (StatusCode::UNAUTHORIZED, [("HX-Redirect", target)], "sign in again").into_response(),
             false => Redirect::to(&target).into_response(),

@@ -17,6 +17,7 @@ use tarn_store::User;
 use tarn_ui::components::{Pager, empty, facts, shorten, tabs, time};
 use tarn_ui::layout::Section;
 
+use super::segment;
 use super::{PageResult, Paging, Viewer};
 use crate::AppState;
 use crate::error::ApiFailure;
@@ -40,19 +41,14 @@ fn text<'a>(info: &'a Value, key: &str) -> &'a str {
     info.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
-/// A name as one URL path segment.
-pub(super) fn segment(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The explorer's path of a catalog, schema or table from its name parts.
 pub(super) fn href(parts: &[&str]) -> String {
     parts.iter().fold(String::from("/explore/data"), |path, p| format!("{path}/{}", segment(p)))
+}
+
+/// The explorer's page of a table (or schema, catalog) by its full name.
+pub(in crate::ui) fn table_href(full_name: &str) -> String {
+    href(&full_name.split('.').collect::<Vec<_>>())
 }
 
 /// The crumbs above an object's page: the explorer, then its containers.

@@ -83,8 +83,7 @@ async fn table(
         _ => overview(&info),
     };
     let query = format!("SELECT * FROM {} LIMIT 100", quoted(&parts));
-    let editor =
-        format!("/sql/editor?statement={}", form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>());
+    let editor = format!("/sql/editor?statement={}", crate::ui::encode(&query));
     let body = html! {
         @if !text(&info, "comment").is_empty() { p.comment { (text(&info, "comment")) } }
         div.toolbar { a.button href=(editor) { "Query in SQL editor" } }

@@ -17,6 +17,7 @@ use tarn_ui::components::{Pager, empty, error, time};
 use super::{page, principal, segment, summary, text};
 use crate::AppState;
 use crate::error::{ApiFailure, Surface, files_failure};
+use crate::ui::encode as query;
 use crate::ui::{PageResult, Paging, Viewer};
 
 pub(super) fn router() -> Router<AppState> {
@@ -54,11 +55,6 @@ fn locate(s: &AppState, user: &User, volume: [&str; 3], path: &str) -> Result<Lo
         s.catalog.authorize_volume_file(&principal(s, user)?, &full, false)?;
     }
     Ok(location)
-}
-
-/// A query string value.
-fn query(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 fn size(bytes: u64) -> String {

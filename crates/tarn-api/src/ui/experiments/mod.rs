@@ -20,6 +20,8 @@ use tarn_store::User;
 use tarn_ui::components::{Pager, badge, empty, time};
 use tarn_ui::layout::Section;
 
+use super::encode as enc;
+use super::segment;
 use super::{PageResult, Paging, Viewer};
 use crate::AppState;
 use crate::error::{ApiFailure, ApiResult};
@@ -66,20 +68,6 @@ fn reads(s: &AppState, user: &User, e: &ExperimentRow) -> bool {
 /// The message the API would answer for `e`.
 fn api_message(e: impl Into<ApiFailure>) -> String {
     e.into().for_client().2
-}
-
-fn enc(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-/// `text` as one URL path segment.
-fn segment(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn run_href(experiment_id: i64, run: &str) -> String {

@@ -17,6 +17,7 @@ use tarn_ui::layout::Section;
 use super::{can_run, check_job, run_path, schedule, square, state_word};
 use crate::AppState;
 use crate::error::ApiFailure;
+pub(super) use crate::ui::encode as urlencode;
 use crate::ui::{Action, PageResult, Paging, Viewer, done};
 
 /// Runs per page of the grid (`runs/list`'s own bound).
@@ -220,10 +221,6 @@ fn cell(job_id: i64, run: &GridRun, key: &str) -> Markup {
             }
         }
     }
-}
-
-pub(super) fn urlencode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// A run's length: to its end, or so far while it goes.

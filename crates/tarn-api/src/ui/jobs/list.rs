@@ -39,7 +39,7 @@ pub(super) async fn page(
     }
     let base = match name.is_empty() {
         true => "/jobs".to_string(),
-        false => format!("/jobs?name={}", form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()),
+        false => format!("/jobs?name={}", crate::ui::encode(name)),
     };
     let pager = Pager {
         base: &base,

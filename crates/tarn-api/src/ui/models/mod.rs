@@ -24,6 +24,7 @@ use tarn_store::User;
 use tarn_ui::components::{Pager, badge, empty, time};
 use tarn_ui::layout::Section;
 
+use super::segment;
 use super::{PageResult, Paging, Viewer};
 use crate::AppState;
 use crate::error::ApiFailure;
@@ -36,19 +37,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/ml/models", get(list))
         .route("/ml/models/{name}", get(model::page))
         .route("/ml/models/{name}/versions/{version}", get(version::page))
-}
-
-/// A path segment with everything but unreserved characters escaped, so
-/// any registry name makes a link that routes back to it.
-pub(crate) fn segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(char::from(b)),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 pub(crate) fn model_url(name: &str) -> String {
@@ -193,7 +181,7 @@ async fn list(
     }
     let base = match needle.is_empty() {
         true => "/ml/models".to_string(),
-        false => format!("/ml/models?name={}", form_urlencoded::byte_serialize(f.name.as_bytes()).collect::<String>()),
+        false => format!("/ml/models?name={}", crate::ui::encode(&f.name)),
     };
     let pager = Pager { base: &base, offset: paging.offset, limit, shown: models.len() as u64, has_more, total: None };
     let body = html! {

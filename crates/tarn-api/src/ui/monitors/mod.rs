@@ -18,6 +18,8 @@ use tarn_store::RefreshRow;
 use tarn_ui::components::{Pager, action, badge, duration, empty, facts, live, shorten, time};
 use tarn_ui::layout::Section;
 
+use super::catalog::table_href;
+use super::segment as seg;
 use super::{Action, PageError, PageResult, Paging, Viewer};
 use crate::AppState;
 use crate::error::ApiFailure;
@@ -32,10 +34,6 @@ pub(super) fn router() -> Router<AppState> {
 
 /// How often the refresh history reloads while a refresh is under way.
 const LIVE_SECONDS: u32 = 3;
-
-fn seg(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
 
 /// Refuses unless the viewer may `grant` on the monitored table, as the API checks it.
 fn authorize(s: &AppState, viewer: &Viewer, table: &str, grant: Grant) -> Result<(), ApiFailure> {
@@ -63,11 +61,6 @@ fn monitor_type(info: &Value) -> String {
     } else {
         format!("Time series · {}", listed("time_series"))
     }
-}
-
-fn table_href(full_name: &str) -> String {
-    let parts: Vec<String> = full_name.split('.').map(seg).collect();
-    format!("/explore/data/{}", parts.join("/"))
 }
 
 /// The monitors, by table name; only those on tables the viewer may read

@@ -130,10 +130,7 @@ fn detail(flow: &Flow) -> String {
 
 /// Where a dataset's page is: its table in the catalog explorer.
 fn table_href(dataset: &str) -> Option<String> {
-    let parts: Vec<&str> = dataset.split('.').collect();
-    let [catalog, schema, table] = parts[..] else { return None };
-    let seg = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    Some(format!("/explore/data/{}/{}/{}", seg(catalog), seg(schema), seg(table)))
+    (dataset.split('.').count() == 3).then(|| crate::ui::catalog::table_href(dataset))
 }
 
 /// A dataset's name without its catalog and schema.

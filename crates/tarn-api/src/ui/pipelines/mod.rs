@@ -19,6 +19,7 @@ use tarn_ui::components::{Pager, badge, duration, empty, time};
 use tarn_ui::layout::Section;
 
 use super::{Action, PageResult, Paging, Viewer};
+use super::{encode, segment as seg};
 use crate::AppState;
 use crate::error::ApiFailure;
 use crate::routes::permissions::{require, visible};
@@ -34,11 +35,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/pipelines/{id}/start", post(start))
         .route("/pipelines/{id}/full-refresh", post(full_refresh))
         .route("/pipelines/{id}/stop", post(stop))
-}
-
-/// A path segment as a URL carries it.
-fn seg(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 fn update_href(pipeline_id: &str, update_id: &str) -> String {
@@ -72,7 +68,7 @@ async fn list(
             shown.push(view);
         }
     }
-    let base = if name.is_empty() { "/pipelines".to_string() } else { format!("/pipelines?name={}", seg(name)) };
+    let base = if name.is_empty() { "/pipelines".to_string() } else { format!("/pipelines?name={}", encode(name)) };
     let pager = Pager { base: &base, offset: paging.offset, limit, shown: page_size, has_more, total: None };
     let body = html! {
         form.toolbar method="get" action="/pipelines" {

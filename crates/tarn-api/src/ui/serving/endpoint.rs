@@ -21,6 +21,7 @@ use crate::AppState;
 use crate::error::ApiFailure;
 use crate::routes::permissions::require;
 use crate::routes::unity_catalog::principal;
+use crate::ui::catalog::table_href as table_url;
 use crate::ui::models::version_url;
 use crate::ui::{Action as HtmxAction, PageResult, Viewer, done};
 
@@ -105,11 +106,6 @@ async fn traffic_markup(s: &AppState, user: &User, row: &EndpointRow) -> Markup 
 /// Whether the viewer may read the inference table's rows.
 fn may_select(s: &AppState, user: &User, table: &str) -> bool {
     user.admin || principal(s, user).is_ok_and(|p| s.catalog.authorize(&p, Kind::Table, table, Action::Select).is_ok())
-}
-
-fn table_url(full_name: &str) -> String {
-    let parts: Vec<String> = full_name.split('.').map(super::segment).collect();
-    format!("/explore/data/{}", parts.join("/"))
 }
 
 fn entities(config: &EndpointConfig, states: &std::collections::HashMap<String, EntityState>) -> Markup {

@@ -15,7 +15,8 @@ use tarn_serving::{EndpointConfig, EndpointView, EntityState};
 use tarn_ui::components::{Pager, badge, empty, state_class, time};
 use tarn_ui::layout::Section;
 
-use super::models::{segment, version_url};
+use super::models::version_url;
+use super::segment;
 use super::{PageResult, Paging, Viewer};
 use crate::AppState;
 use crate::routes::permissions::visible;
