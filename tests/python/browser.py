@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -69,7 +69,7 @@ class Browser:
     def wait_text(self, text: str, css: str = "body", timeout: float = 20):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            if text in self.text(css):
+            if text in self._read(lambda: self.text(css), ""):
                 return
             time.sleep(0.2)
         raise AssertionError(f"{text!r} not in {css} of {self.path}; page text:\n{self.text()[:2000]}")
@@ -77,11 +77,20 @@ class Browser:
     def wait_until(self, predicate, timeout: float = 30, interval: float = 0.3):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            value = predicate()
+            value = self._read(predicate, None)
             if value:
                 return value
             time.sleep(interval)
         raise AssertionError(f"condition not met on {self.path}")
+
+    @staticmethod
+    def _read(read, otherwise):
+        # An htmx swap can replace the elements between finding and reading
+        # them; that is "not there yet", not a failure.
+        try:
+            return read()
+        except (StaleElementReferenceException, NoSuchElementException):
+            return otherwise
 
     def script(self, source: str, *args):
         return self.driver.execute_script(source, *args)
