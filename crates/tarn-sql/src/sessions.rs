@@ -75,6 +75,11 @@ struct Namespace {
 struct Engine {
     session: EngineSession,
     port: u16,
+    /// The session's schema is the engine's current one. A session may be
+    /// opened on a schema that does not exist yet (dbt creates its target
+    /// schema with its first statements); until it does, names resolve in
+    /// the catalog's default schema and each statement tries again.
+    in_schema: bool,
 }
 
 /// One SQL session.
@@ -200,9 +205,10 @@ impl Session {
             Some(paths) => rewrite_sql_text(text, paths).map_err(|e| StatementError::bad_request(e, None))?,
             None => Cow::Borrowed(text),
         };
+        let (text, parameters) = plain_markers(&text, parameters);
         let streams = match target {
             Some(t) => current.use_namespace(t.catalog.as_deref(), t.schema.as_deref()).await.map(|()| Vec::new()),
-            None => current.sql(&text, parameters, limit).await,
+            None => current.sql(&text, &parameters, limit).await,
         };
         locked(&self.running).take();
         let streams = streams.map_err(StatementError::from_engine)?;
@@ -227,7 +233,7 @@ impl Session {
                 let ns = locked(&self.namespace);
                 (ns.catalog.clone(), ns.schema.clone())
             };
-            session.use_namespace(catalog.as_deref(), schema.as_deref()).await.map_err(StatementError::from_engine)?;
+            session.use_namespace(catalog.as_deref(), None).await.map_err(StatementError::from_engine)?;
             for (key, value) in &self.conf {
                 // Configuration the engine does not know is not a reason to
                 // refuse the session; Databricks ignores most of it as well.
@@ -235,12 +241,19 @@ impl Session {
                     tracing::debug!(key, error = %e, "session configuration not taken by the engine");
                 }
             }
-            *held = Some(Engine { session, port });
+            *held = Some(Engine { session, port, in_schema: false });
         }
-        match held.as_mut() {
-            Some(engine) => Ok(&mut engine.session),
-            None => Err(StatementError::unavailable("no engine session".into())),
+        let Some(engine) = held.as_mut() else {
+            return Err(StatementError::unavailable("no engine session".into()));
+        };
+        if !engine.in_schema {
+            let schema = locked(&self.namespace).schema.clone();
+            engine.in_schema = match schema {
+                Some(schema) => engine.session.use_namespace(None, Some(&schema)).await.is_ok(),
+                None => true,
+            };
         }
+        Ok(&mut engine.session)
     }
 
     /// Refuses a statement its user may not run; answers a grant statement.
@@ -392,6 +405,42 @@ impl Drop for KeepAlive {
     }
 }
 
+/// The text with each backticked parameter marker (`` :`name` ``, as
+/// SQLAlchemy's dialect writes them) made a plain one (`:name`, or
+/// `:tarn_p<i>` for a name that needs quotes, the parameter renamed to
+/// match), since not every engine parses the quoted form.
+fn plain_markers<'a>(text: &'a str, parameters: &[SqlParameter]) -> (Cow<'a, str>, Vec<SqlParameter>) {
+    let mut renamed = parameters.to_vec();
+    if parameters.iter().all(|p| p.name.is_empty()) {
+        return (Cow::Borrowed(text), renamed);
+    }
+    let tokens: Vec<_> = tarn_sqltext::tokens(text).collect();
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < tokens.len() {
+        let (token, next) = (&tokens[i], tokens.get(i + 1));
+        if token.is_punct(':')
+            && let Some(quoted) = next.filter(|t| t.kind == tarn_sqltext::Kind::QuotedIdentifier)
+            && let Some(index) = parameters.iter().position(|p| p.name == quoted.value())
+        {
+            let name = &parameters[index].name;
+            let simple = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let plain = if simple { name.clone() } else { format!("tarn_p{index}") };
+            renamed[index].name.clone_from(&plain);
+            out.push(':');
+            out.push_str(&plain);
+            changed = true;
+            i += 2;
+            continue;
+        }
+        out.push_str(token.text);
+        i += 1;
+    }
+    if changed { (Cow::Owned(out), renamed) } else { (Cow::Borrowed(text), renamed) }
+}
+
 /// Where a `USE` statement moves the session.
 #[derive(Debug, PartialEq)]
 struct UseTarget {
@@ -439,6 +488,16 @@ mod tests {
 
     fn target(c: Option<&str>, s: Option<&str>) -> Option<UseTarget> {
         Some(UseTarget { catalog: c.map(Into::into), schema: s.map(Into::into) })
+    }
+
+    #[test]
+    fn backticked_markers_become_plain() {
+        let p = |name: &str| SqlParameter { name: name.into(), value: Some("1".into()), type_text: None };
+        let (text, params) = plain_markers("INSERT INTO t (id, `my col`) VALUES (:`id`, :`my col`)", &[p("id"), p("my col")]);
+        assert_eq!(text, "INSERT INTO t (id, `my col`) VALUES (:id, :tarn_p1)");
+        assert_eq!(params[1].name, "tarn_p1");
+        let (text, _) = plain_markers("SELECT :id, x::int, ':`id`'", &[p("id")]);
+        assert_eq!(text, "SELECT :id, x::int, ':`id`'");
     }
 
     #[test]

@@ -402,14 +402,14 @@ fn column_row(table: [&str; 3], index: usize, col: &Value) -> Vec<Cell> {
     let precision =
         col.get("type_precision").and_then(Value::as_i64).and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 0);
     let scale = col.get("type_scale").and_then(Value::as_i64).and_then(|p| i32::try_from(p).ok());
-    let type_text = if get("type_text").is_empty() { type_name.to_lowercase() } else { get("type_text").to_string() };
+    let type_text = sql_type_name(type_name, get("type_text"));
     vec![
         text(table[0]),
         text(table[1]),
         text(table[2]),
         text(get("name")),
         Cell::Int(Some(sql_type(type_name))),
-        Cell::Text(Some(type_text.to_uppercase())),
+        Cell::Text(Some(type_text)),
         Cell::Int(precision),
         Cell::Short(None),
         Cell::Int(scale.filter(|_| precision.is_some())),
@@ -451,6 +451,22 @@ const TYPE_INFO: &[(&str, Type)] = &[
     ("NUM_PREC_RADIX", Type::Int),
 ];
 
+/// A column's type as Spark SQL writes it (`BIGINT`, `DECIMAL(10,2)`,
+/// `ARRAY<STRING>`), from the catalog's type name and text.
+fn sql_type_name(type_name: &str, type_text: &str) -> String {
+    let upper = type_name.to_ascii_uppercase();
+    let canonical = match upper.as_str() {
+        "LONG" => "BIGINT",
+        "INTEGER" => "INT",
+        "SHORT" => "SMALLINT",
+        "BYTE" => "TINYINT",
+        "NULL" => "VOID",
+        other => other,
+    };
+    let parameterized = matches!(canonical, "DECIMAL" | "ARRAY" | "MAP" | "STRUCT" | "CHAR" | "VARCHAR");
+    if parameterized && type_text.contains(['(', '<']) { type_text.to_ascii_uppercase() } else { canonical.to_string() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,5 +492,9 @@ mod tests {
         assert_eq!(Metadata::cross_reference().unwrap().schema.field(8).data_type(), &DataType::Int32);
         assert_eq!(sql_type("long"), -5);
         assert_eq!(sql_type("geometry"), 1111);
+        assert_eq!(sql_type_name("LONG", "bigint"), "BIGINT");
+        assert_eq!(sql_type_name("DECIMAL", "decimal(10,2)"), "DECIMAL(10,2)");
+        assert_eq!(sql_type_name("ARRAY", "array<string>"), "ARRAY<STRING>");
+        assert_eq!(sql_type_name("STRING", "string"), "STRING");
     }
 }

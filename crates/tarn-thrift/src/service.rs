@@ -144,7 +144,7 @@ impl ThriftService {
         let client = req.client_protocol_i64.and_then(|v| i32::try_from(v).ok()).or(req.client_protocol.map(|v| v.0));
         let version = TProtocolVersion(client.map_or(PROTOCOL.0, |c| c.min(PROTOCOL.0)));
         let refuse = |status| TOpenSessionResp::new(status, version, None, None, None, None, None);
-        if let Err(message) = self.check_namespace(catalog.as_deref(), schema.as_deref()) {
+        if let Err(message) = self.check_namespace(catalog.as_deref()) {
             return refuse(failed(TStatusCode::ERROR_STATUS, message, Some("42704".into())));
         }
         let spec = SessionSpec {
@@ -164,18 +164,14 @@ impl ThriftService {
         }
     }
 
-    /// The initial catalog and schema exist (an engine would refuse them later).
-    fn check_namespace(&self, catalog: Option<&str>, schema: Option<&str>) -> Result<(), String> {
+    /// The initial catalog exists. The schema may not yet: a client such as
+    /// dbt creates its target schema in the session it opened on it.
+    fn check_namespace(&self, catalog: Option<&str>) -> Result<(), String> {
         let catalog = catalog.unwrap_or(tarn_catalog::DEFAULT_CATALOG);
         self.catalog
             .get(Kind::Catalog, catalog)
-            .map_err(|_| format!("[NO_SUCH_CATALOG_EXCEPTION] Catalog '{catalog}' was not found."))?;
-        if let Some(schema) = schema {
-            self.catalog
-                .get(Kind::Schema, &format!("{catalog}.{schema}"))
-                .map_err(|_| format!("[SCHEMA_NOT_FOUND] The schema `{catalog}`.`{schema}` cannot be found."))?;
-        }
-        Ok(())
+            .map(drop)
+            .map_err(|_| format!("[NO_SUCH_CATALOG_EXCEPTION] Catalog '{catalog}' was not found."))
     }
 
     async fn close_session(&self, caller: &Caller<'_>, req: TCloseSessionReq) -> TCloseSessionResp {
