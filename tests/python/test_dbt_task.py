@@ -1,0 +1,150 @@
+"""Jobs' `dbt_task` through databricks-sdk: the settings Databricks refuses at
+create and submit, the stored settings as `jobs.get` shows them, and a real
+run of a small dbt project (`dbt_task_project/`: one seed, one model) from the
+workspace, in a task environment with dbt-databricks, against tarn's
+warehouse over its Thrift endpoint."""
+
+import datetime
+import io
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+from databricks.sdk.errors import InvalidParameterValue
+from databricks.sdk.service import compute, jobs
+from databricks.sdk.service.sql import StatementState
+from databricks.sdk.service.workspace import ImportFormat
+
+PROJECT = Path(__file__).parent / "dbt_task_project"
+# The dbt-core 1.10 line installs from the registry (1.11+ fetches a parser
+# from outside it at install time).
+DBT_DEPENDENCIES = ["dbt-core==1.10.19", "dbt-databricks==1.10.19"]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def warehouse_id(w) -> str:
+    (warehouse,) = list(w.warehouses.list())
+    return warehouse.id
+
+
+def dbt_environment() -> jobs.JobEnvironment:
+    return jobs.JobEnvironment(
+        environment_key="dbt", spec=compute.Environment(client="1", dependencies=DBT_DEPENDENCIES)
+    )
+
+
+def dbt_job(name: str, task: jobs.DbtTask, **kw) -> dict:
+    return dict(
+        name=name,
+        environments=[dbt_environment()],
+        tasks=[jobs.Task(task_key="dbt", environment_key="dbt", dbt_task=task)],
+        **kw,
+    )
+
+
+def test_a_dbt_task_round_trips_through_jobs_get(w):
+    task = jobs.DbtTask(
+        commands=["dbt deps", "dbt seed", "dbt run --select 'dear_fruits'"],
+        project_directory="/Workspace/Shared/dbt/shop",
+        warehouse_id=warehouse_id(w),
+        catalog="main",
+        schema="shop",
+        source=jobs.Source.WORKSPACE,
+    )
+    job = w.jobs.create(**dbt_job(unique("dbt"), task))
+    try:
+        got = w.jobs.get(job.job_id).settings
+        assert got.tasks[0].dbt_task == task
+        assert got.tasks[0].environment_key == "dbt"
+        assert got.environments[0].spec.dependencies == DBT_DEPENDENCIES
+    finally:
+        w.jobs.delete(job.job_id)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(commands=[]), "commands must not be empty"),
+        (dict(commands=["dbt seed", "ls -la"]), "does not start with 'dbt'"),
+        (dict(commands=["dbt run --select 'open"]), "single quote is not closed"),
+        (dict(commands=["dbt run"] * 11), "at most 10 commands"),
+        (dict(commands=["dbt run"], warehouse_id="nope"), "does not name a SQL warehouse"),
+        (dict(commands=["dbt run"], warehouse_id="WAREHOUSE", profiles_directory="profiles"), "profiles_directory"),
+        (dict(commands=["dbt run"], catalog="main"), "catalog can only be given with a warehouse_id"),
+        (dict(commands=["dbt run"], source=jobs.Source.GIT), "the job has no git_source"),
+        (dict(commands=["dbt run"], project_directory=None), "project_directory is needed"),
+    ],
+)
+def test_bad_dbt_tasks_are_refused_at_create(w, fields, message):
+    fields = dict(project_directory="/Workspace/Shared/dbt/shop") | fields
+    if fields.get("warehouse_id") == "WAREHOUSE":
+        fields["warehouse_id"] = warehouse_id(w)
+    with pytest.raises(InvalidParameterValue, match=message):
+        w.jobs.create(**dbt_job(unique("bad_dbt"), jobs.DbtTask(**fields)))
+
+
+def test_an_unknown_warehouse_is_refused_at_submit(w):
+    task = jobs.SubmitTask(
+        task_key="dbt",
+        environment_key="dbt",
+        dbt_task=jobs.DbtTask(commands=["dbt run"], project_directory="/Shared/p", warehouse_id="0000000000000000"),
+    )
+    with pytest.raises(InvalidParameterValue, match="does not name a SQL warehouse"):
+        w.jobs.submit(run_name=unique("dbt"), tasks=[task], environments=[dbt_environment()])
+
+
+def upload_project(w, base: str) -> None:
+    for path in sorted(p for p in PROJECT.rglob("*") if p.is_file()):
+        target = f"{base}/{path.relative_to(PROJECT)}"
+        w.workspace.mkdirs(target.rsplit("/", 1)[0])
+        w.workspace.upload(target, path.read_bytes(), format=ImportFormat.RAW, overwrite=True)
+
+
+@pytest.fixture(scope="module")
+def project(w):
+    base = f"/Workspace/Shared/{unique('dbt_project')}"
+    upload_project(w, base)
+    return base
+
+
+def run_job(w, task: jobs.DbtTask, **run_now):
+    job = w.jobs.create(**dbt_job(unique("dbt"), task))
+    # The first run builds the dbt environment (minutes); later ones reuse it.
+    run = w.jobs.run_now_and_wait(job.job_id, timeout=datetime.timedelta(minutes=10), **run_now)
+    return run, w.jobs.get_run_output(run.tasks[0].run_id)
+
+
+def artifacts(w, output) -> dict:
+    link = output.dbt_output.artifacts_link
+    assert link.startswith("dbfs:/")
+    data = w.dbfs.download(link).read()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def test_commands_run_in_the_tasks_environment_with_the_generated_profile(w, project):
+    task = jobs.DbtTask(
+        commands=["dbt parse", "dbt ls --resource-type model --output name"],
+        project_directory=project,
+        warehouse_id=warehouse_id(w),
+        schema="fruit_stand",
+    )
+    run, output = run_job(w, task)
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, output.error
+    assert "$ dbt parse" in output.logs and "dear_fruits" in output.logs
+    assert "$ dbt ls --resource-type model --output name" in output.logs
+    kept = artifacts(w, output)
+    assert "target/manifest.json" in kept and "logs/dbt.log" in kept
+
+
+def test_run_now_commands_replace_the_tasks_and_the_first_failing_one_stops_it(w, project):
+    task = jobs.DbtTask(commands=["dbt parse"], project_directory=project, warehouse_id=warehouse_id(w))
+    run, output = run_job(w, task, dbt_commands=["dbt parse", "dbt run-operation no_such_macro", "dbt ls"])
+    assert run.state.result_state == jobs.RunResultState.FAILED
+    assert "dbt command failed with exit code" in output.error
+    assert "dbt run-operation no_such_macro" in output.error
+    assert "$ dbt run-operation no_such_macro" in output.logs and "$ dbt ls" not in output.logs
