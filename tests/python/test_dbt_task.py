@@ -6,6 +6,8 @@ warehouse over its Thrift endpoint."""
 
 import datetime
 import io
+import shutil
+import subprocess
 import tarfile
 import uuid
 from pathlib import Path
@@ -111,8 +113,8 @@ def project(w):
     return base
 
 
-def run_job(w, task: jobs.DbtTask, **run_now):
-    job = w.jobs.create(**dbt_job(unique("dbt"), task))
+def run_job(w, task: jobs.DbtTask, git_source=None, **run_now):
+    job = w.jobs.create(**dbt_job(unique("dbt"), task, git_source=git_source))
     # The first run builds the dbt environment (minutes); later ones reuse it.
     run = w.jobs.run_now_and_wait(job.job_id, timeout=datetime.timedelta(minutes=10), **run_now)
     return run, w.jobs.get_run_output(run.tasks[0].run_id)
@@ -126,7 +128,7 @@ def artifacts(w, output) -> dict:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
 
-def test_commands_run_in_the_tasks_environment_with_the_generated_profile(w, project):
+def test_commands_run_in_the_tasks_environment_with_the_generated_profile(tarn, w, project):
     task = jobs.DbtTask(
         commands=["dbt parse", "dbt ls --resource-type model --output name"],
         project_directory=project,
@@ -139,12 +141,33 @@ def test_commands_run_in_the_tasks_environment_with_the_generated_profile(w, pro
     assert "$ dbt ls --resource-type model --output name" in output.logs
     kept = artifacts(w, output)
     assert "target/manifest.json" in kept and "logs/dbt.log" in kept
+    # The attempt's copy of the project is gone once it ended.
+    assert not (tarn.home / "jobs" / "dbt" / str(run.tasks[0].run_id)).exists()
 
 
 def test_run_now_commands_replace_the_tasks_and_the_first_failing_one_stops_it(w, project):
     task = jobs.DbtTask(commands=["dbt parse"], project_directory=project, warehouse_id=warehouse_id(w))
-    run, output = run_job(w, task, dbt_commands=["dbt parse", "dbt run-operation no_such_macro", "dbt ls"])
+    run, output = run_job(w, task, dbt_commands=["dbt run-operation no_such_macro", "dbt ls"])
     assert run.state.result_state == jobs.RunResultState.FAILED
     assert "dbt command failed with exit code" in output.error
     assert "dbt run-operation no_such_macro" in output.error
     assert "$ dbt run-operation no_such_macro" in output.logs and "$ dbt ls" not in output.logs
+
+
+def git(cwd, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def test_a_project_from_the_jobs_git_source(w, tmp_path):
+    origin = tmp_path / "origin"
+    shutil.copytree(PROJECT, origin / "analytics")
+    git(origin, "init", "-q", "-b", "main")
+    git(origin, "add", ".")
+    git(origin, "commit", "-q", "-m", "dbt project")
+    source = jobs.GitSource(git_url=origin.as_uri(), git_provider=jobs.GitProvider.GIT_HUB, git_branch="main")
+    task = jobs.DbtTask(commands=["dbt ls --output name"], project_directory="analytics",
+                        warehouse_id=warehouse_id(w))
+    run, output = run_job(w, task, git_source=source)
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, output.error
+    assert "dear_fruits" in output.logs and "fruits" in output.logs

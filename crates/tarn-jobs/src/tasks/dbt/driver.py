@@ -74,6 +74,7 @@ def _tarn_dbt_main(task):
                 child.wait()
                 raise
             if code != 0:
-                raise RuntimeError(f"dbt command failed with exit code {code}: {line}")
+                hint = f" ({task['hint']})" if task.get("hint") else ""
+                raise RuntimeError(f"dbt command failed with exit code {code}: {line}{hint}")
     finally:
         _tarn_dbt_archive(project, task["archive"])

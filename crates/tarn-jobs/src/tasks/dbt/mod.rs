@@ -139,8 +139,18 @@ fn prepare(
         "profiles_dir": profiles_dir,
         "host": config.endpoint.host,
         "tls_ca_file": config.endpoint.tls_ca_file,
+        "hint": hint(spec, config),
         "archive": scratch.join("artifacts.tar.gz"),
     }))
+}
+
+/// What a failed command's error adds when the profile cannot work.
+fn hint(spec: &DbtSpec, config: &DbtConfig) -> Option<&'static str> {
+    let plain = spec.warehouse_id.is_some() && config.endpoint.tls_ca_file.is_none();
+    plain.then_some(
+        "tarn serves plain HTTP and dbt's connector speaks only HTTPS: \
+         commands that reach the warehouse need `tarn serve --tls`",
+    )
 }
 
 /// A path inside the project: relative, with no `..`.

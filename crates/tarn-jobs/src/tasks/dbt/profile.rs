@@ -4,8 +4,8 @@
 //! port, the task's catalog and schema (`default` when none is given).
 //! The token is not written: the profile reads it from
 //! `DBT_ACCESS_TOKEN`, which the run sets to its principal's short-lived
-//! token. When tarn serves HTTPS the connector is told its port and the
-//! certificate to trust.
+//! token. The connector is told tarn's port and, when tarn serves HTTPS
+//! (the only protocol the connector speaks), the certificate to trust.
 
 use std::path::PathBuf;
 
@@ -52,12 +52,9 @@ pub fn profiles_yml(spec: &ProfileSpec<'_>) -> String {
         out.push_str(&format!("      catalog: {}\n", quoted(catalog)));
     }
     out.push_str(&format!("      schema: {}\n      threads: 1\n", quoted(spec.schema.unwrap_or("default"))));
+    out.push_str(&format!("      connection_parameters:\n        _port: {}\n", endpoint.port));
     if let Some(ca) = &endpoint.tls_ca_file {
-        out.push_str(&format!(
-            "      connection_parameters:\n        _port: {}\n        _tls_trusted_ca_file: {}\n",
-            endpoint.port,
-            quoted(&ca.to_string_lossy())
-        ));
+        out.push_str(&format!("        _tls_trusted_ca_file: {}\n", quoted(&ca.to_string_lossy())));
     }
     out
 }
@@ -100,7 +97,8 @@ mod tests {
         );
         let plain = Endpoint { tls_ca_file: None, ..endpoint.clone() };
         let text = profiles_yml(&ProfileSpec { catalog: None, schema: None, endpoint: &plain, ..spec });
-        assert!(text.contains("schema: \"default\"") && !text.contains("catalog") && !text.contains("_port"));
+        assert!(text.contains("schema: \"default\"") && !text.contains("catalog"));
+        assert!(text.contains("_port: 8443") && !text.contains("_tls_trusted_ca_file"));
     }
 
     #[test]
