@@ -66,6 +66,8 @@ pub struct AppState {
     /// Git folders and git credentials.
     pub repos: tarn_repos::Repos,
     pub statements: tarn_sql::Statements,
+    /// The warehouse's Thrift endpoint: its sessions' operations.
+    pub thrift: tarn_thrift::ThriftService,
     pub workspace_id: String,
     /// The usage records the web pages have read, kept between views.
     pub usage_memo: UsageMemo,
@@ -95,6 +97,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::dbfs::router())
         .merge(routes::workspace::router())
         .merge(routes::sql::router())
+        .merge(routes::sql_sessions::router())
+        .merge(routes::thrift::router())
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()

@@ -283,6 +283,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         tracing::warn!(unfinished, "monitor refreshes left running by an earlier tarn ended as FAILED");
     }
     let monitor_scheduler = monitors.spawn_scheduler();
+    let thrift = tarn_thrift::ThriftService::new(statements.sessions().clone(), catalog.clone());
     let state = AppState {
         audit: tarn_api::AuditLog::start(store.clone()),
         secrets,
@@ -303,6 +304,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         catalog,
         files,
         repos,
+        thrift,
         statements,
         workspace_id,
         usage_memo: Default::default(),
