@@ -111,17 +111,49 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on an already bound listener until `shutdown` resolves.
+/// Serves `router` on an already bound listener until `shutdown` resolves,
+/// HTTP/1.1 and HTTP/2, each connection through `acceptor` (TLS or plain,
+/// [`tarn_tls`]); then waits for the requests in flight, as `axum::serve`'s
+/// graceful shutdown does.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    acceptor: tarn_tls::Acceptor,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "setting TCP_NODELAY");
         }
-    });
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let (acceptor, watcher) = (acceptor.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let conn = match acceptor.accept(tcp).await {
+                Ok(conn) => conn,
+                Err(e) => return tracing::debug!(error = %e, "TLS handshake"),
+            };
+            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(conn), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::trace!(error = %e, "serving a connection");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
