@@ -1,11 +1,15 @@
 """Jobs' `dbt_task` through databricks-sdk: the settings Databricks refuses at
-create and submit, the stored settings as `jobs.get` shows them, and a real
-run of a small dbt project (`dbt_task_project/`: one seed, one model) from the
-workspace, in a task environment with dbt-databricks, against tarn's
-warehouse over its Thrift endpoint."""
+create and submit, the stored settings as `jobs.get` shows them, and real runs
+of a small dbt project (`dbt_task_project/`: one seed, one model) from the
+workspace or a job's git source, in a task environment with dbt-databricks:
+commands that need no warehouse on the session server, `seed` and `run`
+against the warehouse's Thrift endpoint on a server of this module's own
+that serves TLS (the connector speaks only HTTPS), with the generated profile
+and with the project's own."""
 
 import datetime
 import io
+import json
 import shutil
 import subprocess
 import tarfile
@@ -17,6 +21,8 @@ from databricks.sdk.errors import InvalidParameterValue
 from databricks.sdk.service import compute, jobs
 from databricks.sdk.service.sql import StatementState
 from databricks.sdk.service.workspace import ImportFormat
+
+from conftest import own_server
 
 PROJECT = Path(__file__).parent / "dbt_task_project"
 # The dbt-core 1.10 line installs from the registry (1.11+ fetches a parser
@@ -128,23 +134,6 @@ def artifacts(w, output) -> dict:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
 
 
-def test_commands_run_in_the_tasks_environment_with_the_generated_profile(tarn, w, project):
-    task = jobs.DbtTask(
-        commands=["dbt parse", "dbt ls --resource-type model --output name"],
-        project_directory=project,
-        warehouse_id=warehouse_id(w),
-        schema="fruit_stand",
-    )
-    run, output = run_job(w, task)
-    assert run.state.result_state == jobs.RunResultState.SUCCESS, output.error
-    assert "$ dbt parse" in output.logs and "dear_fruits" in output.logs
-    assert "$ dbt ls --resource-type model --output name" in output.logs
-    kept = artifacts(w, output)
-    assert "target/manifest.json" in kept and "logs/dbt.log" in kept
-    # The attempt's copy of the project is gone once it ended.
-    assert not (tarn.home / "jobs" / "dbt" / str(run.tasks[0].run_id)).exists()
-
-
 def test_run_now_commands_replace_the_tasks_and_the_first_failing_one_stops_it(w, project):
     task = jobs.DbtTask(commands=["dbt parse"], project_directory=project, warehouse_id=warehouse_id(w))
     run, output = run_job(w, task, dbt_commands=["dbt run-operation no_such_macro", "dbt ls"])
@@ -171,3 +160,78 @@ def test_a_project_from_the_jobs_git_source(w, tmp_path):
     run, output = run_job(w, task, git_source=source)
     assert run.state.result_state == jobs.RunResultState.SUCCESS, output.error
     assert "dear_fruits" in output.logs and "fruits" in output.logs
+
+
+@pytest.fixture(scope="module")
+def tls_server():
+    # dbt's connector speaks only HTTPS: tarn serves it on its port, with a
+    # self-signed certificate the generated profile names.
+    yield from own_server("tarn-dbt-task-", {"TARN_TLS": "true"})
+
+
+def rows(w, wid, statement):
+    r = w.statement_execution.execute_statement(statement=statement, warehouse_id=wid, wait_timeout="50s")
+    assert r.status.state == StatementState.SUCCEEDED, r.status
+    return r.result.data_array
+
+
+@pytest.fixture(scope="module")
+def shop(tls_server):
+    """The project in the TLS server's workspace, and a schema for it (a
+    Thrift session opens on an existing schema only)."""
+    w = tls_server.client()
+    base = f"/Workspace/Shared/{unique('shop')}"
+    upload_project(w, base)
+    return w, base
+
+
+def new_schema(w) -> str:
+    schema = unique("fruit_stand")
+    w.schemas.create(name=schema, catalog_name="main")
+    return schema
+
+
+def test_seed_and_run_build_the_models_table_with_the_generated_profile(tls_server, shop):
+    w, base = shop
+    wid, schema = warehouse_id(w), new_schema(w)
+    task = jobs.DbtTask(commands=["dbt seed", "dbt run"], project_directory=base, warehouse_id=wid,
+                        catalog="main", schema=schema)
+    run, output = run_job(w, task)
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, (output.error, output.logs)
+    assert output.logs.index("$ dbt seed") < output.logs.index("$ dbt run") < output.logs.rindex("Completed successfully")
+    assert "target='databricks_cluster'" in output.logs and "\x1b[" not in output.logs
+    got = rows(w, wid, f"SELECT id, name, price FROM main.{schema}.dear_fruits ORDER BY id")
+    assert [[r[0], r[1], float(r[2])] for r in got] == [["2", "mango", 2.5], ["3", "cherry", 4.0]]
+    kept = artifacts(w, output)
+    assert "target/manifest.json" in kept and "logs/dbt.log" in kept
+    results = json.loads(kept["target/run_results.json"])
+    assert [(x["unique_id"], x["status"]) for x in results["results"]] == [("model.tarn_dbt_task.dear_fruits", "success")]
+    # The attempt's copy of the project is gone once it ended.
+    assert not (tls_server.home / "jobs" / "dbt" / str(run.tasks[0].run_id)).exists()
+
+
+def test_a_projects_own_profile_reads_host_and_token_from_the_environment(tls_server, shop):
+    w, base = shop
+    wid, schema = warehouse_id(w), new_schema(w)
+    port = tls_server.url.rsplit(":", 1)[1]
+    profile = f"""tarn_dbt_task:
+  target: mine
+  outputs:
+    mine:
+      type: databricks
+      host: "{{{{ env_var('DBT_HOST') }}}}"
+      token: "{{{{ env_var('DBT_ACCESS_TOKEN') }}}}"
+      http_path: /sql/1.0/warehouses/{wid}
+      catalog: main
+      schema: {schema}
+      connection_parameters:
+        _port: {port}
+        _tls_trusted_ca_file: "{tls_server.home / 'tls' / 'cert.pem'}"
+"""
+    w.workspace.mkdirs(f"{base}/conf")
+    w.workspace.upload(f"{base}/conf/profiles.yml", profile.encode(), format=ImportFormat.RAW, overwrite=True)
+    task = jobs.DbtTask(commands=["dbt seed --select fruits"], project_directory=base, profiles_directory="conf")
+    run, output = run_job(w, task)
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, (output.error, output.logs)
+    assert "target='mine'" in output.logs
+    assert rows(w, wid, f"SELECT count(*) FROM main.{schema}.fruits") == [["4"]]

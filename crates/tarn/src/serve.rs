@@ -295,7 +295,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
         sql_objects: Some(Arc::new(alerts.clone())),
         secrets: Some(secrets.clone()),
         sources: Some(Arc::new(tarn_api::TaskSources::new(store.clone(), files.clone(), catalog.clone()))),
-        dbt: Some(dbt_config(&config, addr)),
+        dbt: Some(dbt_config(&config, addr, listening.cert.clone())),
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: config.home.clone(),
@@ -455,14 +455,19 @@ pub fn env_sync(config: &Config, key: Option<&str>, all: bool) -> Result<(), Str
 }
 
 /// Where `dbt_task`s reach the warehouse: tarn's own address (loopback
-/// when it listens on all addresses).
-fn dbt_config(config: &Config, addr: std::net::SocketAddr) -> tarn_jobs::tasks::dbt::DbtConfig {
+/// when it listens on all addresses), and the certificate it serves HTTPS
+/// with, which dbt's connector needs.
+fn dbt_config(
+    config: &Config,
+    addr: std::net::SocketAddr,
+    tls_ca_file: Option<std::path::PathBuf>,
+) -> tarn_jobs::tasks::dbt::DbtConfig {
     let ip = match addr.ip() {
         ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
         ip => ip,
     };
     tarn_jobs::tasks::dbt::DbtConfig {
-        endpoint: tarn_jobs::tasks::dbt::Endpoint { host: ip.to_string(), port: addr.port(), tls_ca_file: None },
+        endpoint: tarn_jobs::tasks::dbt::Endpoint { host: ip.to_string(), port: addr.port(), tls_ca_file },
         scratch: config.home.join("jobs").join("dbt"),
     }
 }

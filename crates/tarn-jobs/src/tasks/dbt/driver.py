@@ -47,6 +47,7 @@ def _tarn_dbt_main(task):
     env["DBT_ACCESS_TOKEN"] = os.environ.get("DATABRICKS_TOKEN", "")
     env["DBT_PROFILES_DIR"] = task["profiles_dir"]
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    env.setdefault("DBT_USE_COLORS", "false")
     if task.get("tls_ca_file"):
         env["REQUESTS_CA_BUNDLE"] = task["tls_ca_file"]
     project = task["project_dir"]
