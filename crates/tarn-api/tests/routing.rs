@@ -104,6 +104,7 @@ fn fixture(name: &str) -> Fixture {
         sql_objects: None,
         secrets: Some(secrets.clone()),
         sources: None,
+        dbt: None,
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: home.clone(),

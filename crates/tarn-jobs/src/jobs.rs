@@ -11,7 +11,7 @@ use tarn_store::{JobRow, Store};
 
 use crate::error::{JobsError, Result, invalid};
 use crate::settings::JobSettings;
-use crate::spec::validate;
+use crate::spec::{validate, validate_with};
 
 /// A page of `jobs/list`.
 #[derive(Debug)]
@@ -77,10 +77,15 @@ impl Removal {
     }
 }
 
+/// Answers whether an id names something (a cluster, a warehouse).
+pub type Exists = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Jobs {
     store: Arc<Store>,
     cluster_exists: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// Whether a task's `warehouse_id` names a warehouse; `None` takes any.
+    warehouse_exists: Option<Exists>,
 }
 
 fn not_found(job_id: i64) -> JobsError {
@@ -90,11 +95,20 @@ fn not_found(job_id: i64) -> JobsError {
 impl Jobs {
     /// `cluster_exists` answers whether an `existing_cluster_id` names a cluster.
     pub fn new(store: Arc<Store>, cluster_exists: Arc<dyn Fn(&str) -> bool + Send + Sync>) -> Self {
-        Self { store, cluster_exists }
+        Self { store, cluster_exists, warehouse_exists: None }
+    }
+
+    /// Checks tasks' `warehouse_id`s with `exists`.
+    pub fn with_warehouses(mut self, exists: Exists) -> Self {
+        self.warehouse_exists = Some(exists);
+        self
     }
 
     pub(crate) fn check(&self, settings: &JobSettings) -> Result<()> {
-        validate(settings, &*self.cluster_exists)
+        match &self.warehouse_exists {
+            Some(exists) => validate_with(settings, &*self.cluster_exists, &**exists),
+            None => validate(settings, &*self.cluster_exists),
+        }
     }
 
     /// Stores a new job; `name` and `max_concurrent_runs` default to

@@ -44,6 +44,6 @@ pub use notify::{
 };
 pub use runs::{OutputRecord, RepairRequest, RunNow, RunOrTask, RunRecord, Runs, RunsConfig, Submit, TaskRunRecord};
 pub use settings::JobSettings;
-pub use spec::validate;
+pub use spec::{validate, validate_with};
 pub use tarn_store::{JobRow, RunFilter};
 pub use tasks::{Engines, PipelineUpdates, SourceAccess, SqlObjects, TaskRunner, UpdateEnd, UpdateRequest};

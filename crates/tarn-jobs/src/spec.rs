@@ -12,6 +12,7 @@ use crate::error::{JobsError, Result, invalid};
 use crate::references::{self, Scope};
 use crate::runs::dag::{self, Node};
 use crate::settings::{ForEachTask, JobSettings, PipelineTask, TaskSettings};
+use crate::tasks::dbt::DbtSpec;
 
 /// Task types tarn runs.
 const TASK_TYPES: &[&str] = &[
@@ -23,12 +24,12 @@ const TASK_TYPES: &[&str] = &[
     "run_job_task",
     "for_each_task",
     "pipeline_task",
+    "dbt_task",
 ];
 /// Task types Databricks has and tarn does not run (yet).
 const LATER_TASK_TYPES: &[&str] = &[
     "spark_jar_task",
     "spark_submit_task",
-    "dbt_task",
     "dbt_cloud_task",
     "dashboard_task",
     "power_bi_task",
@@ -47,6 +48,8 @@ struct Defined<'a> {
     job_clusters: HashSet<&'a str>,
     environments: HashSet<&'a str>,
     cluster_exists: &'a dyn Fn(&str) -> bool,
+    warehouse_exists: &'a dyn Fn(&str) -> bool,
+    has_git_source: bool,
 }
 
 fn keys_unique<'a>(keys: impl Iterator<Item = &'a str>, what: &str) -> Result<HashSet<&'a str>> {
@@ -70,8 +73,19 @@ fn non_negative(value: Option<i64>, what: &str) -> Result<()> {
 }
 
 /// Checks settings read with [`JobSettings::parse`]; `cluster_exists`
-/// answers whether an `existing_cluster_id` names a cluster.
+/// answers whether an `existing_cluster_id` names a cluster. Any
+/// `warehouse_id` is taken; [`validate_with`] checks them too.
 pub fn validate(parsed: &JobSettings, cluster_exists: &dyn Fn(&str) -> bool) -> Result<()> {
+    validate_with(parsed, cluster_exists, &|_| true)
+}
+
+/// [`validate`], with `warehouse_exists` answering whether a task's
+/// `warehouse_id` names a SQL warehouse.
+pub fn validate_with(
+    parsed: &JobSettings,
+    cluster_exists: &dyn Fn(&str) -> bool,
+    warehouse_exists: &dyn Fn(&str) -> bool,
+) -> Result<()> {
     if let Some(n) = parsed.max_concurrent_runs.filter(|n| !(0..=1000).contains(n)) {
         return Err(invalid(format!("max_concurrent_runs must be between 0 and 1000, got {n}")));
     }
@@ -84,6 +98,8 @@ pub fn validate(parsed: &JobSettings, cluster_exists: &dyn Fn(&str) -> bool) -> 
         job_clusters: keys_unique(parsed.job_clusters.iter().map(|c| c.job_cluster_key.as_str()), "job cluster")?,
         environments: keys_unique(parsed.environments.iter().map(|e| e.environment_key.as_str()), "environment")?,
         cluster_exists,
+        warehouse_exists,
+        has_git_source: parsed.raw.get("git_source").is_some_and(|g| !g.is_null()),
     };
     let parameters = keys_unique(parsed.parameters.iter().map(|p| p.name.as_str()), "job parameter")?;
     let tasks = &parsed.tasks;
@@ -176,6 +192,9 @@ fn check_task(task: &TaskSettings, defined: &Defined<'_>) -> Result<()> {
     if let Some(pipeline) = &task.pipeline_task {
         check_pipeline(key, pipeline, &raw["pipeline_task"])?;
     }
+    if let Some(dbt) = raw.get("dbt_task").filter(|v| !v.is_null()) {
+        check_dbt(key, dbt, defined)?;
+    }
     Ok(())
 }
 
@@ -202,6 +221,18 @@ fn check_pipeline(key: &str, pipeline: &PipelineTask, raw: &Value) -> Result<()>
         )));
     }
     Ok(())
+}
+
+/// A dbt task's commands and directories as `tasks::dbt` reads them, and
+/// its warehouse, which must exist when the job is stored (as on Databricks).
+fn check_dbt(key: &str, raw: &Value, defined: &Defined<'_>) -> Result<()> {
+    let dbt = DbtSpec::parse(raw, defined.has_git_source).map_err(|e| invalid(format!("Task {key}: {e}")))?;
+    match dbt.warehouse_id {
+        Some(id) if !(defined.warehouse_exists)(&id) => {
+            Err(invalid(format!("Task {key}: dbt_task.warehouse_id '{id}' does not name a SQL warehouse")))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_for_each(key: &str, each: &ForEachTask, defined: &Defined<'_>) -> Result<()> {

@@ -72,6 +72,7 @@ impl Fake {
             logs: format!("ran {path}\n"),
             values: attempt.widgets,
             cluster_id: None,
+            output: Default::default(),
         }
     }
 }

@@ -274,7 +274,9 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     let context_reaper = contexts.start_background();
     let tracking = tarn_mlflow::Tracking::open(store.clone()).map_err(|e| e.to_string())?;
     let known_clusters = clusters.clone();
-    let jobs = tarn_jobs::Jobs::new(store.clone(), Arc::new(move |id: &str| known_clusters.get(id).is_ok()));
+    let warehouse_id = statements.warehouse().id().to_string();
+    let jobs = tarn_jobs::Jobs::new(store.clone(), Arc::new(move |id: &str| known_clusters.get(id).is_ok()))
+        .with_warehouses(Arc::new(move |id: &str| id == warehouse_id));
     let destinations = tarn_jobs::Destinations::new(store.clone());
     // A generic webhook is posted the run as `runs/get` shows it.
     let render: tarn_jobs::RenderRun = Arc::new(tarn_api::render_run);
@@ -293,6 +295,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
         sql_objects: Some(Arc::new(alerts.clone())),
         secrets: Some(secrets.clone()),
         sources: Some(Arc::new(tarn_api::TaskSources::new(store.clone(), files.clone(), catalog.clone()))),
+        dbt: Some(dbt_config(&config, addr, listening.cert.clone())),
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: config.home.clone(),
@@ -449,4 +452,22 @@ pub fn env_sync(config: &Config, key: Option<&str>, all: bool) -> Result<(), Str
         println!("{key} ready: {}", env.dir.display());
     }
     Ok(())
+}
+
+/// Where `dbt_task`s reach the warehouse: tarn's own address (loopback
+/// when it listens on all addresses), and the certificate it serves HTTPS
+/// with, which dbt's connector needs.
+fn dbt_config(
+    config: &Config,
+    addr: std::net::SocketAddr,
+    tls_ca_file: Option<std::path::PathBuf>,
+) -> tarn_jobs::tasks::dbt::DbtConfig {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
+    };
+    tarn_jobs::tasks::dbt::DbtConfig {
+        endpoint: tarn_jobs::tasks::dbt::Endpoint { host: ip.to_string(), port: addr.port(), tls_ca_file },
+        scratch: config.home.join("jobs").join("dbt"),
+    }
 }

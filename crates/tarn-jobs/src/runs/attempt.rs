@@ -125,12 +125,18 @@ fn dependencies(settings: &JobSettings, task: &TaskSettings) -> Vec<String> {
     out
 }
 
-/// run-now's `python_params` replace a Python task's parameters.
+/// run-now's `python_params` replace a Python task's parameters, its
+/// `dbt_commands` a dbt task's commands (checked when the task runs).
 fn with_overrides(start: &Start, mut task: Value) -> Value {
     if let Some(params) = &start.overriding.python_params
         && let Some(spec) = task.get_mut("spark_python_task")
     {
         spec["parameters"] = params.clone();
+    }
+    if let Some(commands) = &start.overriding.dbt_commands
+        && let Some(spec) = task.get_mut("dbt_task")
+    {
+        spec["commands"] = commands.clone();
     }
     task
 }

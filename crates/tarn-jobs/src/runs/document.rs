@@ -17,13 +17,15 @@ pub(crate) struct RunDoc {
     pub repairs: Vec<Repair>,
 }
 
-/// run-now's `notebook_params`, `python_params` and `pipeline_params`.
+/// run-now's `notebook_params`, `python_params`, `pipeline_params` and
+/// `dbt_commands`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct OverridingParameters {
     pub notebook_params: Option<Map<String, Value>>,
     pub python_params: Option<Value>,
     pub pipeline_params: Option<PipelineParams>,
+    pub dbt_commands: Option<Value>,
 }
 
 /// `pipeline_params`: whether the run's pipeline tasks refresh fully.

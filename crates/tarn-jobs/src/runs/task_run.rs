@@ -192,6 +192,9 @@ fn keep_outcome(runs: &Runs, row: &mut JobRunRow, outcome: &Outcome) -> RunState
     if let Some(result) = &outcome.notebook_result {
         output["notebook_output"] = json!({"result": result, "truncated": false});
     }
+    for (field, value) in &outcome.output {
+        output[field] = value.clone();
+    }
     let oversized: Vec<&String> =
         outcome.values.iter().filter(|(_, v)| v.to_string().len() > VALUE_LIMIT).map(|(k, _)| k).collect();
     row.doc["values"] = Value::Object(outcome.values.clone());

@@ -1,11 +1,12 @@
 //! Task runners: one task attempt's work on real compute. Notebooks,
 //! Python files and wheels run in an execution context (a Python worker with `spark`,
 //! `dbutils` and `mlflow` wired to tarn, as in a notebook), SQL files on the
-//! warehouse. The attempt's future owns its context: dropping it (a
+//! warehouse, dbt projects with the dbt of the task's environment. The attempt's future owns its context: dropping it (a
 //! timeout, a cancel) kills the worker.
 
 mod compute;
 mod context;
+pub mod dbt;
 mod notebook;
 pub mod pipeline;
 mod python;
@@ -70,6 +71,8 @@ pub struct Outcome {
     pub values: Map<String, Value>,
     /// The cluster it ran on, for its usage record.
     pub cluster_id: Option<String>,
+    /// More fields of the task's output (`dbt_output`).
+    pub output: Map<String, Value>,
 }
 
 impl Outcome {
@@ -80,11 +83,19 @@ impl Outcome {
             logs: String::new(),
             values: Map::new(),
             cluster_id: None,
+            output: Map::new(),
         }
     }
 
     fn succeeded(logs: String) -> Self {
-        Self { ending: Ending::Success, notebook_result: None, logs, values: Map::new(), cluster_id: None }
+        Self {
+            ending: Ending::Success,
+            notebook_result: None,
+            logs,
+            values: Map::new(),
+            cluster_id: None,
+            output: Map::new(),
+        }
     }
 }
 
@@ -127,6 +138,8 @@ pub struct Engines {
     pub secrets: Option<std::sync::Arc<dyn tarn_core::secret_ref::SecretSource>>,
     /// Whether the run's principal may read the notebook or file a task runs.
     pub sources: Option<std::sync::Arc<dyn SourceAccess>>,
+    /// Where `dbt_task`s reach the warehouse; without it they fail.
+    pub dbt: Option<dbt::DbtConfig>,
 }
 
 /// Whether a principal may read a notebook or file a task runs (workspace
@@ -180,6 +193,9 @@ impl Engines {
         }
         if let Some(spec) = task.get("python_wheel_task") {
             return wheel::run(self, &attempt, spec).await;
+        }
+        if let Some(spec) = task.get("dbt_task") {
+            return dbt::run(self, &attempt, spec).await;
         }
         Outcome::failed("tarn cannot run this task type yet")
     }

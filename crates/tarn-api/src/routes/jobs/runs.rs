@@ -71,8 +71,15 @@ async fn submit(
 }
 
 /// Parameters run-now passes to the tasks of their kind.
-const OVERRIDES: &[&str] =
-    &["notebook_params", "python_params", "jar_params", "sql_params", "python_named_params", "pipeline_params"];
+const OVERRIDES: &[&str] = &[
+    "notebook_params",
+    "python_params",
+    "jar_params",
+    "sql_params",
+    "python_named_params",
+    "pipeline_params",
+    "dbt_commands",
+];
 
 fn idempotency_token(body: &Value) -> Option<String> {
     body.get("idempotency_token").and_then(Value::as_str).map(str::to_string)
