@@ -134,6 +134,9 @@ fn span<'a>(sql: &'a str, toks: &[(&'a str, usize)], from: usize, to: usize) -> 
 /// the statement says `IF NOT EXISTS` (the engine then runs it as written).
 /// An error is the engine's answer, for the client.
 pub(crate) async fn split(engine: &dyn EngineCalls, sql: &str) -> Result<Option<String>, EngineCallError> {
+    if let Some(create) = replace_as_create(sql) {
+        return Ok(Some(create));
+    }
     let Some(ctas) = parse(sql) else { return Ok(None) };
     let query = spark_connect_proto::Relation {
         common: None,
@@ -162,6 +165,22 @@ pub(crate) async fn split(engine: &dyn EngineCalls, sql: &str) -> Result<Option<
         }
         Err(e) => Err(e),
     }
+}
+
+/// `CREATE OR REPLACE TABLE t (columns) ...` without a query, as `CREATE
+/// TABLE`: the engine's catalog refuses `REPLACE`, and tarn-lake replaces
+/// an existing table before the engine sees the statement, so one that
+/// reaches the engine names a table that is not there.
+fn replace_as_create(sql: &str) -> Option<String> {
+    let toks = tokens(sql);
+    let word = |i: usize, w: &str| toks.get(i).is_some_and(|(t, _)| t.eq_ignore_ascii_case(w));
+    let head = word(0, "CREATE") && word(1, "OR") && word(2, "REPLACE") && word(3, "TABLE");
+    let columns = toks.get(5).is_some_and(|(t, _)| t.starts_with('('));
+    if !head || !columns || toks.iter().any(|(t, _)| t.eq_ignore_ascii_case("AS")) {
+        return None;
+    }
+    let after_replace = toks.get(2)?.1;
+    Some(format!("CREATE{}", sql.get(after_replace..)?))
 }
 
 /// The CTAS pass: a `spark.sql` CTAS becomes its `INSERT` once the table is
@@ -214,6 +233,23 @@ mod tests {
             "CREATE TABLE t AS",
         ] {
             assert_eq!(parse(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn replacing_a_missing_table_creates_it() {
+        assert_eq!(
+            replace_as_create("create or replace table `s`.`t` (`a` bigint, b string) using delta COMMENT 'x'")
+                .as_deref(),
+            Some("CREATE table `s`.`t` (`a` bigint, b string) using delta COMMENT 'x'")
+        );
+        for other in [
+            "CREATE OR REPLACE TABLE t AS SELECT 1",
+            "CREATE OR REPLACE TABLE t (a INT) AS SELECT 1",
+            "CREATE TABLE t (a INT)",
+            "CREATE OR REPLACE VIEW v (a) AS SELECT 1",
+        ] {
+            assert_eq!(replace_as_create(other), None, "{other}");
         }
     }
 }
