@@ -267,9 +267,12 @@ def test_show_tblproperties(w, warehouse_id):
     sql(w, warehouse_id, "CREATE SCHEMA IF NOT EXISTS main.dbt_props")
     table = "main.dbt_props.t"
     sql(w, warehouse_id, f"CREATE TABLE {table} USING delta AS SELECT 1 AS id")
-    sql(w, warehouse_id, f"ALTER TABLE {table} SET TBLPROPERTIES ('delta.appendOnly' = 'true')")
+    sql(w, warehouse_id, f"ALTER TABLE {table} SET TBLPROPERTIES ('delta.appendOnly' = 'true', 'team' = 'shop')")
     props = dict(sql(w, warehouse_id, f"SHOW TBLPROPERTIES {table}"))
-    assert props["delta.appendOnly"] == "true"
+    assert (props["delta.appendOnly"], props["team"]) == ("true", "shop")
+    unknown = w.statement_execution.execute_statement(
+        statement=f"ALTER TABLE {table} SET TBLPROPERTIES ('delta.noSuchThing' = 'x')", warehouse_id=warehouse_id)
+    assert "DELTA_UNKNOWN_CONFIGURATION" in unknown.status.error.message
     assert int(props["delta.minReaderVersion"]) >= 1 and int(props["delta.minWriterVersion"]) >= 2
     assert sql(w, warehouse_id, f"SHOW TBLPROPERTIES {table} ('delta.appendOnly')") == [("delta.appendOnly", "true")]
     (missing,) = sql(w, warehouse_id, f"SHOW TBLPROPERTIES {table} ('nope')")

@@ -307,11 +307,22 @@ pub(crate) async fn set_properties(
     table: &TableRef,
     properties: Vec<(String, String)>,
 ) -> Result<RecordBatch> {
+    // Databricks keeps any key but an unknown `delta.` one; delta-rs knows
+    // only its own unless told not to check.
+    let unknown = |k: &str| {
+        k.starts_with("delta.") && !k.starts_with("delta.feature.") && k.parse::<deltalake::TableProperty>().is_err()
+    };
+    if let Some((key, _)) = properties.iter().find(|(k, _)| unknown(k)) {
+        return Err(LakeError::InvalidArgument(format!(
+            "[DELTA_UNKNOWN_CONFIGURATION] Unknown configuration was specified: {key}"
+        )));
+    }
     let (delta, _store) = open(lake, table).await?;
     let map: HashMap<String, String> = properties.iter().cloned().collect();
     delta
         .set_tbl_properties()
         .with_properties(map)
+        .with_raise_if_not_exists(false)
         .with_commit_properties(commit_properties())
         .await
         .map_err(conflict)?;
