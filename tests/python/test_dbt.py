@@ -182,6 +182,8 @@ WITHOUT_VIEWS = ("--exclude", "gold_customers")
 
 def test_dbt_project_runs_twice_and_merges(dbt_venv, project, tls_w, tls_warehouse):
     w, warehouse_id = tls_w, tls_warehouse
+    # The connector opens its session in the profile's schema.
+    rows(w, warehouse_id, f"CREATE SCHEMA IF NOT EXISTS hive_metastore.{SCHEMA}", schema="default")
     assert "All checks passed" in dbt(dbt_venv, project, "debug")
     dbt(dbt_venv, project, "seed")
     dbt(dbt_venv, project, "run", *WITHOUT_VIEWS)
