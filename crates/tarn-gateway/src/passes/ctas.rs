@@ -15,7 +15,9 @@ use super::{EngineCalls, Outcome, PassContext};
 use crate::{EngineCallError, GatewayError};
 
 /// A CTAS this module knows how to split. Anything else (column lists,
-/// `LOCATION`, `CLUSTER BY`, other formats) goes to the engine unchanged.
+/// `LOCATION`, other formats) goes to the engine unchanged. `CLUSTER BY`
+/// (liquid clustering, which Sail refuses) is accepted and left out: it
+/// lays files out, it changes no result, and tarn does not cluster.
 #[derive(Debug, PartialEq)]
 struct Ctas<'a> {
     table: &'a str,
@@ -107,6 +109,11 @@ fn parse(sql: &str) -> Option<Ctas<'_>> {
             return Some(Ctas { table, or_replace, if_not_exists, clauses, query });
         } else if word(i, "USING") && word(i + 1, "DELTA") {
             i += 2;
+        } else if word(i, "CLUSTER")
+            && word(i + 1, "BY")
+            && (toks.get(i + 2)?.0.starts_with('(') || word(i + 2, "AUTO") || word(i + 2, "NONE"))
+        {
+            i += 3;
         } else if word(i, "PARTITIONED") && word(i + 1, "BY") && toks.get(i + 2)?.0.starts_with('(') {
             clauses.push(span(sql, &toks, i, i + 2)?);
             i += 3;
@@ -222,6 +229,10 @@ mod tests {
         assert_eq!(c.query, "SELECT * FROM src WHERE x = '('");
         let commented = parse("CREATE TABLE t -- it's (a note\n/* ( */ COMMENT 'a;b' AS SELECT 1; -- done").unwrap();
         assert_eq!((commented.table, commented.clauses, commented.query), ("t", vec!["COMMENT 'a;b'"], "SELECT 1"));
+        let clustered =
+            parse("create or replace table t using delta cluster by (a, b) as select 1 as a, 2 as b").unwrap();
+        assert_eq!((clustered.table, clustered.clauses.len(), clustered.query), ("t", 0, "select 1 as a, 2 as b"));
+        assert!(parse("CREATE TABLE t CLUSTER BY AUTO AS SELECT 1").is_some());
         let plain = parse("CREATE TABLE IF NOT EXISTS t AS (SELECT 1 AS a)").unwrap();
         assert_eq!((plain.table, plain.if_not_exists, plain.query), ("t", true, "(SELECT 1 AS a)"));
         for other in [
