@@ -193,6 +193,9 @@ def test_dbt_project_runs_twice_and_merges(dbt_venv, project, tls_w, tls_warehou
     assert rows(w, warehouse_id, "SELECT count(*) FROM customers_current") == [("3",)]
     assert rows(w, warehouse_id, "SELECT customer_id, orders, total FROM customer_totals ORDER BY 1") == [
         ("1", "2", "25.5"), ("2", "1", "12.25"), ("3", "1", "7.75")]
+    # persist_docs: the model's description on the table, a column's on the column.
+    assert ("customer_id", "bigint", "The customer.") in rows(w, warehouse_id, "DESCRIBE TABLE customer_totals")
+    assert w.tables.get(f"main.{SCHEMA}.customer_totals").comment == "Orders and spend per customer."
     docs_generate_reads_the_catalog(dbt_venv, project)
 
     for changed in (PROJECT / "changes").glob("*.csv"):

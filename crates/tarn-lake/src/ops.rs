@@ -38,6 +38,9 @@ pub(crate) async fn execute(lake: &Lake, statement: Statement) -> Result<RecordB
             set_properties(lake, &lake.resolve(&table)?, properties).await
         }
         Statement::CommentOnTable { table, comment } => comment_on(lake, &lake.resolve(&table)?, comment).await,
+        Statement::CommentOnColumn { table, column, comment } => {
+            comment_on_column(lake, &lake.resolve(&table)?, &column, comment).await
+        }
         Statement::ShowProperties { table, key } => show_properties(lake, &lake.resolve(&table)?, key).await,
         Statement::ReplaceTable { table, columns, comment, properties } => {
             crate::replace::replace_table(lake, &table, &columns, comment, properties).await
@@ -374,4 +377,33 @@ async fn show_properties(lake: &Lake, table: &TableRef, key: Option<String>) -> 
     }
     let (keys, values): (Vec<_>, Vec<_>) = rows.into_iter().map(|(k, v)| (Some(k), Some(v))).unzip();
     batch(vec![("key", Column::Str(keys)), ("value", Column::Str(values))])
+}
+
+/// A column's comment, kept in its Delta field metadata (where engines and
+/// `DESCRIBE` read it) and in the catalog's columns.
+async fn comment_on_column(
+    lake: &Lake,
+    table: &TableRef,
+    column: &str,
+    comment: Option<String>,
+) -> Result<RecordBatch> {
+    let (delta, _store) = open(lake, table).await?;
+    let field =
+        delta.snapshot()?.schema().fields().find(|f| f.name().eq_ignore_ascii_case(column)).map(|f| f.name().clone());
+    let Some(field) = field else {
+        return Err(LakeError::InvalidArgument(format!(
+            "[UNRESOLVED_COLUMN] A column with name `{column}` cannot be resolved in {}.",
+            table.full_name
+        )));
+    };
+    let value = deltalake::kernel::MetadataValue::String(comment.unwrap_or_default());
+    let updated = delta
+        .update_field_metadata()
+        .with_field_name(&field)
+        .with_metadata(HashMap::from([("comment".to_string(), value)]))
+        .with_commit_properties(commit_properties())
+        .await
+        .map_err(conflict)?;
+    sync_columns(lake, table, &updated)?;
+    crate::table::empty()
 }

@@ -43,6 +43,12 @@ pub enum Statement {
         table: Vec<String>,
         comment: Option<String>,
     },
+    /// `COMMENT ON COLUMN t.c IS ...` and `ALTER TABLE t ALTER|CHANGE [COLUMN] c COMMENT ...`.
+    CommentOnColumn {
+        table: Vec<String>,
+        column: String,
+        comment: Option<String>,
+    },
     /// `SHOW TBLPROPERTIES t [('key')]`.
     ShowProperties {
         table: Vec<String>,
@@ -157,11 +163,16 @@ impl Parser {
     }
 
     fn table_name(&mut self) -> Result<Vec<String>> {
+        self.table_name_parts(3)
+    }
+
+    /// A dotted name of at most `max` parts.
+    fn table_name_parts(&mut self, max: usize) -> Result<Vec<String>> {
         let mut parts = vec![self.identifier()?];
         while self.punct('.') {
             parts.push(self.identifier()?);
         }
-        if parts.len() > 3 {
+        if parts.len() > max {
             return Err(LakeError::Parse(format!("table name {} has more than three parts", parts.join("."))));
         }
         Ok(parts)
@@ -229,6 +240,13 @@ pub fn parse(sql: &str) -> Result<Option<Statement>> {
         restore(&mut p)?
     } else if p.keyword("COMMENT") {
         p.expect_keyword("ON")?;
+        if p.keyword("COLUMN") {
+            let mut path = p.table_name_parts(4)?;
+            let column = path.pop().filter(|_| !path.is_empty()).ok_or_else(|| p.unexpected("table.column"))?;
+            p.expect_keyword("IS")?;
+            let comment = if p.keyword("NULL") { None } else { Some(p.string()?) };
+            return finish(p, Statement::CommentOnColumn { table: path, column, comment });
+        }
         if !p.keyword("TABLE") {
             return Ok(None);
         }
@@ -265,6 +283,11 @@ pub fn parse(sql: &str) -> Result<Option<Statement>> {
     } else {
         return Ok(None);
     };
+    p.end()?;
+    Ok(Some(statement))
+}
+
+fn finish(mut p: Parser, statement: Statement) -> Result<Option<Statement>> {
     p.end()?;
     Ok(Some(statement))
 }
@@ -346,6 +369,15 @@ fn alter_table(p: &mut Parser) -> Result<Option<Statement>> {
             p.expect_punct(')')?;
         }
         return Ok(Some(Statement::AddColumns { table, columns }));
+    }
+    if p.keyword("ALTER") || p.keyword("CHANGE") {
+        p.keyword("COLUMN");
+        let column = p.identifier()?;
+        if !p.keyword("COMMENT") {
+            return Ok(None);
+        }
+        let comment = Some(p.string()?);
+        return Ok(Some(Statement::CommentOnColumn { table, column, comment }));
     }
     if p.keyword("SET") && p.keyword("TBLPROPERTIES") {
         return Ok(Some(Statement::SetProperties { table, properties: property_list(p)? }));
@@ -524,6 +556,27 @@ mod tests {
                 properties: vec![("a".into(), "b".into())],
             })
         );
+    }
+
+    #[test]
+    fn recognises_column_comments() {
+        let comment = |table: &[&str], column: &str, comment: Option<&str>| Statement::CommentOnColumn {
+            table: t(table),
+            column: column.into(),
+            comment: comment.map(Into::into),
+        };
+        assert_eq!(
+            parse("COMMENT ON COLUMN `hive_metastore`.`s`.`t`.`id` IS 'The customer\\'s id'").unwrap(),
+            Some(comment(&["hive_metastore", "s", "t"], "id", Some("The customer's id")))
+        );
+        assert_eq!(parse("comment on column t.id is null").unwrap(), Some(comment(&["t"], "id", None)));
+        assert_eq!(
+            parse("ALTER TABLE s.t ALTER COLUMN id COMMENT 'x'").unwrap(),
+            Some(comment(&["s", "t"], "id", Some("x")))
+        );
+        assert_eq!(parse("ALTER TABLE t CHANGE id COMMENT 'x'").unwrap(), Some(comment(&["t"], "id", Some("x"))));
+        assert_eq!(parse("ALTER TABLE t ALTER COLUMN id SET NOT NULL").unwrap(), None);
+        assert!(parse("COMMENT ON COLUMN id IS 'x'").is_err());
     }
 
     #[test]
