@@ -173,6 +173,7 @@ impl Alerts {
             byte_limit: None,
             wait_timeout: Duration::from_secs(50),
             on_wait_timeout: OnWaitTimeout::Continue,
+            session_id: None,
             user: user.to_string(),
         };
         statements.run_to_end(request).await

@@ -53,12 +53,25 @@ fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiFailure> {
     {
         return Ok(user.clone());
     }
-    let Some(secret) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).filter(|s| !s.is_empty()) else {
+    let Some(secret) = header.and_then(token).filter(|s| !s.is_empty()) else {
         return Err(ApiFailure(ApiError::unauthenticated(
             "Missing credentials: send a personal access token as 'Authorization: Bearer <token>'",
         )));
     };
-    Ok(state.store.authenticate(secret, now_ms())?)
+    Ok(state.store.authenticate(&secret, now_ms())?)
+}
+
+/// The token of `Bearer <token>`, or of `Basic base64("token:<token>")`, the
+/// form SQL drivers send.
+fn token(header: &str) -> Option<String> {
+    if let Some(bearer) = header.strip_prefix("Bearer ") {
+        return Some(bearer.trim().to_string());
+    }
+    use base64::Engine as _;
+    let encoded = header.strip_prefix("Basic ")?.trim();
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.strip_prefix("token:").map(str::to_string)
 }
 
 /// The audit log's writer. A call is answered once its row is written (so
@@ -130,6 +143,19 @@ fn service_and_action(path: &str) -> (String, String) {
 
 #[cfg(test)]
 mod tests {
+    use super::token;
+
+    #[test]
+    fn tokens_from_bearer_and_basic_headers() {
+        assert_eq!(token("Bearer dapi123 ").as_deref(), Some("dapi123"));
+        // base64("token:dapi123")
+        assert_eq!(token("Basic dG9rZW46ZGFwaTEyMw==").as_deref(), Some("dapi123"));
+        // base64("user:pass") names no token.
+        assert_eq!(token("Basic dXNlcjpwYXNz"), None);
+        assert_eq!(token("Basic !!"), None);
+        assert_eq!(token("Digest x"), None);
+    }
+
     #[test]
     fn service_and_action_come_from_the_path() {
         assert_eq!(super::service_and_action("/api/2.0/clusters/create"), ("clusters".into(), "create".into()));

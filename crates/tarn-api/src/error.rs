@@ -203,7 +203,9 @@ impl From<SqlError> for ApiFailure {
     fn from(e: SqlError) -> Self {
         let code = match &e {
             SqlError::InvalidParameter(_) => ErrorCode::InvalidParameterValue,
-            SqlError::WarehouseNotFound(_) | SqlError::StatementNotFound(_) => ErrorCode::ResourceDoesNotExist,
+            SqlError::WarehouseNotFound(_) | SqlError::StatementNotFound(_) | SqlError::SessionNotFound(_) => {
+                ErrorCode::ResourceDoesNotExist
+            }
             SqlError::InvalidState(_) => ErrorCode::InvalidState,
             SqlError::NotImplemented(_) => ErrorCode::NotImplemented,
             SqlError::Compute(_) | SqlError::Store(_) => ErrorCode::InternalError,

@@ -66,6 +66,8 @@ pub struct AppState {
     /// Git folders and git credentials.
     pub repos: tarn_repos::Repos,
     pub statements: tarn_sql::Statements,
+    /// The warehouse's Thrift endpoint: its sessions' operations.
+    pub thrift: tarn_thrift::ThriftService,
     pub workspace_id: String,
     /// The usage records the web pages have read, kept between views.
     pub usage_memo: UsageMemo,
@@ -95,6 +97,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::dbfs::router())
         .merge(routes::workspace::router())
         .merge(routes::sql::router())
+        .merge(routes::sql_sessions::router())
+        .merge(routes::thrift::router())
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
@@ -107,17 +111,49 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on an already bound listener until `shutdown` resolves.
+/// Serves `router` on an already bound listener until `shutdown` resolves,
+/// HTTP/1.1 and HTTP/2, each connection through `acceptor` (TLS or plain,
+/// [`tarn_tls`]); then waits for the requests in flight, as `axum::serve`'s
+/// graceful shutdown does.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    acceptor: tarn_tls::Acceptor,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "setting TCP_NODELAY");
         }
-    });
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let (acceptor, watcher) = (acceptor.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let conn = match acceptor.accept(tcp).await {
+                Ok(conn) => conn,
+                Err(e) => return tracing::debug!(error = %e, "TLS handshake"),
+            };
+            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(conn), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::trace!(error = %e, "serving a connection");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

@@ -146,6 +146,7 @@ fn fixture(name: &str) -> Fixture {
     let serving = tarn_serving::Endpoints::new(store.clone(), catalog.clone(), serving_ctx, timing).unwrap();
     let monitors = tarn_monitor::Monitors::new(store.clone(), catalog.clone(), home.join("monitors"), None);
     let alerts = tarn_alerts::Alerts::new(store.clone(), statements.clone(), notifier.clone(), "1234".into());
+    let catalog_for_thrift = catalog.clone();
     let state = AppState {
         alerts,
         pipelines,
@@ -173,6 +174,7 @@ fn fixture(name: &str) -> Fixture {
         )
         .unwrap(),
         files,
+        thrift: tarn_thrift::ThriftService::new(statements.sessions().clone(), catalog_for_thrift),
         statements,
         workspace_id: "1234".into(),
         usage_memo: Default::default(),

@@ -56,8 +56,9 @@ impl EngineError {
     }
 }
 
-/// A named statement parameter: `:name` in the SQL text. A missing value is
-/// NULL; the value is cast to `type_text` (Spark SQL type syntax) when given.
+/// A statement parameter: `:name` in the SQL text, or the next `?` when
+/// `name` is empty. A missing value is NULL; the value is cast to
+/// `type_text` (Spark SQL type syntax) when given.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SqlParameter {
     pub name: String,
@@ -113,13 +114,17 @@ impl EngineSession {
         );
         let ctas = ctas::split(&engine, sql).await.map_err(|e| EngineError::plain(e.to_string()))?;
         let sql = ctas.as_deref().unwrap_or(sql);
-        let named_arguments = parameters.iter().map(|p| (p.name.clone(), argument(p))).collect::<HashMap<_, _>>();
+        let (positional, named): (Vec<&SqlParameter>, Vec<&SqlParameter>) =
+            parameters.iter().partition(|p| p.name.is_empty());
+        let named_arguments = named.into_iter().map(|p| (p.name.clone(), argument(p))).collect::<HashMap<_, _>>();
+        let pos_arguments = positional.into_iter().map(argument).collect();
         #[allow(deprecated)]
         let input = Relation {
             common: None,
             rel_type: Some(relation::RelType::Sql(Sql {
                 query: sql.to_string(),
                 named_arguments,
+                pos_arguments,
                 ..Default::default()
             })),
         };

@@ -88,8 +88,14 @@ impl Gateway {
         })
     }
 
-    /// Serves Spark Connect on `listener` until `shutdown` resolves.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    /// Serves Spark Connect on `listener` until `shutdown` resolves, each
+    /// connection through `acceptor` (TLS or plain, [`tarn_tls`]).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        acceptor: tarn_tls::Acceptor,
+        shutdown: impl Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
         loop {
             let (stream, _) = tokio::select! {
@@ -103,8 +109,12 @@ impl Gateway {
                 _ = &mut shutdown => return,
             };
             let _ = stream.set_nodelay(true);
-            let gateway = self.clone();
+            let (gateway, acceptor) = (self.clone(), acceptor.clone());
             tokio::spawn(async move {
+                let stream = match acceptor.accept(stream).await {
+                    Ok(conn) => conn,
+                    Err(e) => return tracing::debug!(error = %e, "gateway TLS handshake"),
+                };
                 let service = hyper::service::service_fn(move |req| {
                     let gateway = gateway.clone();
                     async move { Ok::<_, Infallible>(gateway.handle(req).await) }

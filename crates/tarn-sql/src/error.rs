@@ -13,6 +13,8 @@ pub enum SqlError {
     WarehouseNotFound(String),
     #[error("Statement {0} does not exist or has expired.")]
     StatementNotFound(String),
+    #[error("Session {0} does not exist or was closed.")]
+    SessionNotFound(String),
     #[error("{0}")]
     InvalidState(String),
     #[error("{0}")]

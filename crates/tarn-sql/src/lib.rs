@@ -7,6 +7,7 @@ mod arrow_ipc;
 mod error;
 mod grants;
 pub mod result;
+pub mod sessions;
 pub mod statements;
 pub mod warehouse;
 
@@ -16,6 +17,7 @@ use tarn_lake::Lake;
 pub use arrow_ipc::{decode_stream, encode_stream};
 pub use error::SqlError;
 pub use grants::CatalogAccess;
+pub use sessions::{Session, SessionSpec, Sessions};
 pub use statements::Statements;
 pub use warehouse::Warehouse;
 

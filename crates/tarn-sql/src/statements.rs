@@ -1,25 +1,25 @@
 //! The SQL Statement Execution API's statements: each runs in its own task
-//! (lake statements in tarn, the rest on the warehouse's engine in a fresh
-//! Spark session), callers wait for it up to their `wait_timeout`, and the
-//! result is kept in memory for [`KEEP_FINISHED`] after it finished.
+//! (lake statements in tarn, the rest on the warehouse's engine, in the
+//! statement's SQL session or a fresh one), callers wait for it up to their
+//! `wait_timeout`, and the result is kept in memory for [`KEEP_FINISHED`]
+//! after it finished.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tarn_gateway::access::{grant_statement, of_sql};
+use tarn_gateway::connect::EngineError;
 pub use tarn_gateway::connect::SqlParameter;
-use tarn_gateway::connect::{EngineError, EngineSession};
-use tarn_gateway::{AccessControl, PathResolver, rewrite_sql_text};
+use tarn_gateway::{AccessControl, PathResolver};
 use tarn_lake::Lake;
-use tarn_lake::arrow::datatypes::Schema;
+use tarn_lake::arrow::error::ArrowError;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use crate::error::{Result, SqlError};
 use crate::result::{Limits, ResultError, ResultSet};
-use crate::warehouse::{Warehouse, WarehouseEngine};
+use crate::sessions::{Backends, Session, SessionSpec, Sessions};
+use crate::warehouse::Warehouse;
 
 /// How long a finished statement's status and result stay readable.
 pub const KEEP_FINISHED: Duration = Duration::from_secs(3600);
@@ -42,6 +42,8 @@ pub struct StatementRequest {
     pub wait_timeout: Duration,
     pub on_wait_timeout: OnWaitTimeout,
     pub user: String,
+    /// Run in this open SQL session (its namespace, not `catalog`/`schema`).
+    pub session_id: Option<String>,
 }
 
 /// `wait_timeout` as the API takes it: `0s` (do not wait) or 5 to 50 seconds.
@@ -84,18 +86,34 @@ pub struct StatementError {
 }
 
 impl StatementError {
-    fn bad_request(message: String, sql_state: Option<String>) -> Self {
+    pub(crate) fn bad_request(message: String, sql_state: Option<String>) -> Self {
         Self { code: "BAD_REQUEST", message, sql_state }
     }
 
-    fn from_engine(e: EngineError) -> Self {
+    pub(crate) fn unavailable(message: String) -> Self {
+        Self { code: "TEMPORARILY_UNAVAILABLE", message, sql_state: None }
+    }
+
+    pub(crate) fn closed(session_id: &str) -> Self {
+        Self { code: "BAD_REQUEST", message: format!("Session {session_id} was closed."), sql_state: None }
+    }
+
+    pub(crate) fn from_arrow(e: ArrowError) -> Self {
+        Self::from_result(e.into())
+    }
+
+    pub(crate) fn from_engine(e: EngineError) -> Self {
         if e.unreachable {
             return Self { code: "TEMPORARILY_UNAVAILABLE", message: e.message, sql_state: None };
         }
-        Self::bad_request(e.message, e.sql_state)
+        let sql_state = e.sql_state.clone().or_else(|| {
+            let class = e.error_class.as_deref().or_else(|| bracketed_class(&e.message))?;
+            sql_state_of(class).map(str::to_string)
+        });
+        Self::bad_request(e.message, sql_state)
     }
 
-    fn from_lake(e: tarn_lake::LakeError) -> Self {
+    pub(crate) fn from_lake(e: tarn_lake::LakeError) -> Self {
         let sql_state = match &e {
             tarn_lake::LakeError::Parse(_) => Some("42601".to_string()),
             tarn_lake::LakeError::TableNotFound(_) => Some("42P01".to_string()),
@@ -110,6 +128,37 @@ impl StatementError {
             ResultError::Arrow(e) => Self { code: "INTERNAL_ERROR", message: e.to_string(), sql_state: None },
         }
     }
+}
+
+/// The first `[ERROR_CLASS]` in an engine's message.
+fn bracketed_class(message: &str) -> Option<&str> {
+    let start = message.find('[')? + 1;
+    let len = message[start..].find(']')?;
+    let class = &message[start..start + len];
+    let valid = !class.is_empty() && class.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c == '.');
+    valid.then(|| class.split('.').next().unwrap_or(class))
+}
+
+/// The SQLSTATE Spark gives an error class, for engines that send the class
+/// without it (the common classes a SQL user meets).
+fn sql_state_of(class: &str) -> Option<&'static str> {
+    const STATES: &[(&str, &str)] = &[
+        ("TABLE_OR_VIEW_NOT_FOUND", "42P01"),
+        ("TABLE_OR_VIEW_ALREADY_EXISTS", "42P07"),
+        ("SCHEMA_NOT_FOUND", "42704"),
+        ("SCHEMA_ALREADY_EXISTS", "42P06"),
+        ("CATALOG_NOT_FOUND", "42P08"),
+        ("UNRESOLVED_COLUMN", "42703"),
+        ("UNRESOLVED_ROUTINE", "42883"),
+        ("PARSE_SYNTAX_ERROR", "42601"),
+        ("DATATYPE_MISMATCH", "42K09"),
+        ("INSUFFICIENT_PERMISSIONS", "42501"),
+        ("DIVIDE_BY_ZERO", "22012"),
+        ("CAST_INVALID_INPUT", "22018"),
+        ("ARITHMETIC_OVERFLOW", "22003"),
+        ("UNSUPPORTED_FEATURE", "0A000"),
+    ];
+    STATES.iter().find(|(c, _)| *c == class).map(|(_, state)| *state)
 }
 
 /// A statement as the API shows it.
@@ -139,10 +188,9 @@ impl Phase {
 struct Entry {
     phase: watch::Sender<Phase>,
     task: Mutex<Option<AbortHandle>>,
-    /// The engine port and Spark session the statement runs in, to interrupt.
-    session: Mutex<Option<(u16, String)>>,
+    /// The SQL session the statement runs in, to interrupt.
+    session: Mutex<Option<Arc<Session>>>,
     finished_at: Mutex<Option<Instant>>,
-    user: String,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -185,10 +233,8 @@ pub struct Statements {
 }
 
 struct Inner {
-    warehouse: Warehouse,
-    lake: Lake,
-    paths: Option<Arc<dyn PathResolver>>,
-    access: Option<Arc<dyn AccessControl>>,
+    backends: Arc<Backends>,
+    sessions: Sessions,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
 }
 
@@ -202,11 +248,18 @@ impl Statements {
         paths: Option<Arc<dyn PathResolver>>,
         access: Option<Arc<dyn AccessControl>>,
     ) -> Self {
-        Self { inner: Arc::new(Inner { warehouse, lake, paths, access, entries: Mutex::new(HashMap::new()) }) }
+        let backends = Arc::new(Backends { warehouse, lake, paths, access });
+        let sessions = Sessions::new(backends.clone());
+        Self { inner: Arc::new(Inner { backends, sessions, entries: Mutex::new(HashMap::new()) }) }
     }
 
     pub fn warehouse(&self) -> &Warehouse {
-        &self.inner.warehouse
+        &self.inner.backends.warehouse
+    }
+
+    /// The open SQL sessions (the Thrift endpoint's and the statement API's).
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
     }
 
     /// Starts the statement and waits for it as the request asks.
@@ -214,19 +267,38 @@ impl Statements {
         if request.statement.trim().is_empty() {
             return Err(SqlError::InvalidParameter("statement must not be empty".into()));
         }
-        self.inner.warehouse.status(&request.warehouse_id)?;
+        self.inner.backends.warehouse.status(&request.warehouse_id)?;
+        let session = match &request.session_id {
+            Some(id) => {
+                let session = self.inner.sessions.get(id, &request.user)?;
+                if session.warehouse_id() != request.warehouse_id {
+                    return Err(SqlError::InvalidParameter(format!(
+                        "Session {id} is on warehouse {}, not {}",
+                        session.warehouse_id(),
+                        request.warehouse_id
+                    )));
+                }
+                session
+            }
+            None => Arc::new(self.inner.sessions.ephemeral(SessionSpec {
+                warehouse_id: request.warehouse_id.clone(),
+                user: request.user.clone(),
+                catalog: request.catalog.clone(),
+                schema: request.schema.clone(),
+                conf: BTreeMap::new(),
+            })?),
+        };
         self.forget_expired();
         let id = uuid::Uuid::new_v4().to_string();
         let (wait, on_timeout) = (request.wait_timeout, request.on_wait_timeout);
         let entry = Arc::new(Entry {
             phase: watch::Sender::new(Phase::Pending),
             task: Mutex::new(None),
-            session: Mutex::new(None),
+            session: Mutex::new(Some(session.clone())),
             finished_at: Mutex::new(None),
-            user: request.user.clone(),
         });
         locked(&self.inner.entries).insert(id.clone(), entry.clone());
-        let task = tokio::spawn(run(self.inner.clone(), entry.clone(), request));
+        let task = tokio::spawn(run(session, entry.clone(), request));
         *locked(&entry.task) = Some(task.abort_handle());
         let mut phase = entry.phase.subscribe();
         let finished = tokio::time::timeout(wait, phase.wait_for(Phase::is_final)).await.is_ok();
@@ -273,10 +345,8 @@ impl Statements {
             task.abort();
         }
         let session = locked(&entry.session).take();
-        if let Some((port, session_id)) = session
-            && let Err(e) = tarn_gateway::connect::interrupt(port, &session_id, &entry.user).await
-        {
-            tracing::debug!(error = %e, "interrupting a canceled statement");
+        if let Some(session) = session {
+            session.interrupt().await;
         }
     }
 
@@ -289,127 +359,44 @@ impl Statements {
     }
 }
 
-async fn run(inner: Arc<Inner>, entry: Arc<Entry>, request: StatementRequest) {
-    let phase = match execute(&inner, &entry, &request).await {
+async fn run(session: Arc<Session>, entry: Arc<Entry>, request: StatementRequest) {
+    let limits = Limits { rows: request.row_limit, bytes: request.byte_limit };
+    // One row more than the limit tells whether the result was truncated.
+    let fetch = request.row_limit.map(|n| n.saturating_add(1));
+    let running = || {
+        entry.advance(Phase::Running);
+    };
+    let outcome = session.run(&request.statement, &request.parameters, fetch, &running).await;
+    locked(&entry.session).take();
+    let phase = match outcome.and_then(|output| {
+        ResultSet::from_batches(&output.schema, &output.batches, limits).map_err(StatementError::from_result)
+    }) {
         Ok(result) => Phase::Succeeded(Arc::new(result)),
         Err(e) => Phase::Failed(e),
     };
     entry.advance(phase);
 }
 
-/// Refuses a statement its user may not run; answers a grant statement
-/// (its result as an Arrow IPC stream).
-fn check_access(
-    control: &dyn AccessControl,
-    request: &StatementRequest,
-) -> std::result::Result<Option<Vec<u8>>, StatementError> {
-    let namespace = [
-        request.catalog.clone().unwrap_or_else(|| "main".into()),
-        request.schema.clone().unwrap_or_else(|| "default".into()),
-    ];
-    if let Some(statement) = grant_statement(&request.statement) {
-        let statement = statement.map_err(|e| StatementError::bad_request(e, Some("42601".into())))?;
-        let answer = control.grant(&request.user, &statement, &namespace).map_err(|f| StatementError {
-            code: if f.message.contains("INSUFFICIENT_PERMISSIONS") { "PERMISSION_DENIED" } else { "BAD_REQUEST" },
-            message: f.message,
-            sql_state: None,
-        })?;
-        return Ok(Some(answer));
-    }
-    let access = of_sql(&request.statement);
-    control.check(&request.user, &access, &namespace).map_err(|message| StatementError {
-        code: "PERMISSION_DENIED",
-        message,
-        sql_state: Some("42501".into()),
-    })?;
-    Ok(None)
-}
-
-async fn execute(
-    inner: &Inner,
-    entry: &Entry,
-    request: &StatementRequest,
-) -> std::result::Result<ResultSet, StatementError> {
-    let limits = Limits { rows: request.row_limit, bytes: request.byte_limit };
-    if let Some(control) = inner.access.as_deref()
-        && let Some(answer) = check_access(control, request)?
-    {
-        entry.advance(Phase::Running);
-        let batches = crate::decode_stream(&answer).map_err(|e| StatementError::from_result(e.into()))?;
-        let schema = batches.first().map_or_else(Schema::empty, |b| b.schema().as_ref().clone());
-        return ResultSet::from_batches(&schema, &batches, limits).map_err(StatementError::from_result);
-    }
-    let lake = inner.lake.in_namespace(request.catalog.as_deref(), request.schema.as_deref());
-    if let Some(outcome) = lake.execute_sql(&request.statement).await {
-        entry.advance(Phase::Running);
-        let batch = outcome.map_err(StatementError::from_lake)?;
-        return ResultSet::from_batches(&batch.schema(), &[batch], limits).map_err(StatementError::from_result);
-    }
-    let engine = inner.warehouse.engine(&request.warehouse_id, &request.user).await.map_err(|e| StatementError {
-        code: "TEMPORARILY_UNAVAILABLE",
-        message: e.to_string(),
-        sql_state: None,
-    })?;
-    entry.advance(Phase::Running);
-    let _keepalive = KeepAlive::start(inner.warehouse.clone(), engine.clone());
-    let mut session = EngineSession::open(engine.port, &request.user).await.map_err(StatementError::from_engine)?;
-    *locked(&entry.session) = Some((engine.port, session.session_id().to_string()));
-    session
-        .use_namespace(request.catalog.as_deref(), request.schema.as_deref())
-        .await
-        .map_err(StatementError::from_engine)?;
-    let text = match inner.paths.as_deref() {
-        Some(paths) => rewrite_sql_text(&request.statement, paths).map_err(|e| StatementError::bad_request(e, None))?,
-        None => Cow::Borrowed(request.statement.as_str()),
-    };
-    // One row more than the limit tells whether the result was truncated.
-    let fetch = request.row_limit.map(|n| n.saturating_add(1));
-    let streams = session.sql(&text, &request.parameters, fetch).await.map_err(StatementError::from_engine)?;
-    locked(&entry.session).take();
-    let mut batches = Vec::new();
-    for stream in &streams {
-        batches.extend(crate::decode_stream(stream).map_err(|e| StatementError::from_result(e.into()))?);
-    }
-    let schema = batches.first().map_or_else(Schema::empty, |b| b.schema().as_ref().clone());
-    ResultSet::from_batches(&schema, &batches, limits).map_err(StatementError::from_result)
-}
-
-/// Counts a running statement as warehouse activity, so a statement longer
-/// than the auto-stop does not see its engine stopped under it. Stops with
-/// the statement, however it ends (a canceled statement's task is dropped),
-/// and marks that end: the auto-stop counts from there.
-struct KeepAlive {
-    ticker: tokio::task::JoinHandle<()>,
-    warehouse: Warehouse,
-    engine: WarehouseEngine,
-}
-
-impl KeepAlive {
-    const EVERY: Duration = Duration::from_secs(30);
-
-    fn start(warehouse: Warehouse, engine: WarehouseEngine) -> Self {
-        let (w, e) = (warehouse.clone(), engine.clone());
-        let ticker = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Self::EVERY);
-            loop {
-                tick.tick().await;
-                w.record_activity(&e);
-            }
-        });
-        Self { ticker, warehouse, engine }
-    }
-}
-
-impl Drop for KeepAlive {
-    fn drop(&mut self) {
-        self.ticker.abort();
-        self.warehouse.record_activity(&self.engine);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sql_states_from_error_classes() {
+        let engine = |message: &str| EngineError {
+            message: message.into(),
+            error_class: None,
+            sql_state: None,
+            unreachable: false,
+        };
+        let e = StatementError::from_engine(engine(
+            "Table not found: [TABLE_OR_VIEW_NOT_FOUND] Table or view not found: t",
+        ));
+        assert_eq!(e.sql_state.as_deref(), Some("42P01"));
+        let e = StatementError::from_engine(engine("[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column cannot be resolved"));
+        assert_eq!(e.sql_state.as_deref(), Some("42703"));
+        assert_eq!(StatementError::from_engine(engine("something [odd]")).sql_state, None);
+    }
 
     #[test]
     fn wait_timeouts() {

@@ -138,3 +138,26 @@ impl Config {
         tarn_store::Store::open(&self.store_path()).map_err(|e| e.to_string())
     }
 }
+
+/// `tarn serve`'s TLS options (docs/tls.md): HTTPS and Spark Connect over
+/// TLS on the same ports as plain HTTP and Spark Connect.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Accept TLS on the API and Spark Connect ports (plain connections
+    /// too); without --tls-cert, a self-signed certificate for localhost is
+    /// made once and kept in $TARN_HOME/tls.
+    #[arg(long, env = "TARN_TLS")]
+    pub tls: bool,
+    /// The certificate chain to serve, PEM (implies --tls).
+    #[arg(long, env = "TARN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key, PEM.
+    #[arg(long, env = "TARN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    pub fn enabled(&self) -> bool {
+        self.tls || self.tls_cert.is_some()
+    }
+}

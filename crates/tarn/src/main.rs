@@ -41,6 +41,8 @@ enum Command {
         /// Port of the Spark Connect gateway (0 picks a free one).
         #[arg(long, default_value_t = 15002)]
         spark_connect_port: u16,
+        #[command(flatten)]
+        tls: config::TlsArgs,
     },
     /// Manage personal access tokens (of the admin, or of a user by name).
     Token {
@@ -112,7 +114,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = Config::from_env(cli.home);
     let result = match cli.command {
-        Command::Serve { host, port, spark_connect_port } => serve::run(config, &host, port, spark_connect_port),
+        Command::Serve { host, port, spark_connect_port, tls } => {
+            serve::run(config, &host, port, spark_connect_port, &tls)
+        }
         Command::Token { action } => token::run(&config, action),
         Command::Env { action: EnvAction::Sync { runtime, all } } => serve::env_sync(&config, runtime.as_deref(), all),
         Command::Mcp => assist::mcp(&config.home),

@@ -14,7 +14,7 @@ use tarn_compute::{CatalogDirectory, ClusterManager, ComputeConfig};
 use tarn_files::Files;
 use tarn_gateway::{Gateway, Hooks, PathResolver};
 
-use crate::config::Config;
+use crate::config::{Config, TlsArgs};
 use crate::token::{ADMIN_USER, bootstrap_admin};
 
 /// How much longer than an engine start a statement waits for the warehouse
@@ -118,8 +118,80 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
 }
 
-pub fn run(config: Config, host: &str, port: u16, gateway_port: u16) -> Result<(), String> {
-    runtime()?.block_on(serve(config, host, port, gateway_port))
+pub fn run(config: Config, host: &str, port: u16, gateway_port: u16, tls: &TlsArgs) -> Result<(), String> {
+    let listening = Listening::new(&config, tls)?;
+    runtime()?.block_on(serve(config, host, port, gateway_port, listening))
+}
+
+/// How the API and the gateway accept connections: plain, or TLS besides
+/// plain on the same ports (docs/tls.md).
+struct Listening {
+    api: tarn_tls::Acceptor,
+    gateway: tarn_tls::Acceptor,
+    /// The certificate served, for clients to trust; `None` without TLS.
+    cert: Option<std::path::PathBuf>,
+}
+
+impl Listening {
+    fn new(config: &Config, tls: &TlsArgs) -> Result<Self, String> {
+        use tarn_tls::{ALPN_GRPC, ALPN_HTTP, Acceptor, Identity, Origin};
+        if !tls.enabled() {
+            return Ok(Self { api: Acceptor::plain(), gateway: Acceptor::plain(), cert: None });
+        }
+        let loaded = match (&tls.tls_cert, &tls.tls_key) {
+            (Some(cert), Some(key)) => Identity::from_files(cert, key).map(|identity| (identity, Origin::Given)),
+            _ => Identity::self_signed(&config.home.join("tls")),
+        };
+        let (identity, origin) = loaded.map_err(|e| format!("TLS: {e}"))?;
+        let cert = identity.cert_path.display().to_string();
+        match origin {
+            Origin::Given => tracing::info!(cert, "TLS with the given certificate"),
+            Origin::Reused => tracing::info!(cert, "TLS with the self-signed certificate made at an earlier start"),
+            Origin::Generated { reason } => {
+                tracing::info!(cert, reason, "TLS with a new self-signed certificate for localhost and 127.0.0.1")
+            }
+        }
+        Ok(Self {
+            api: Acceptor::tls(&identity, ALPN_HTTP).map_err(|e| format!("TLS: {e}"))?,
+            gateway: Acceptor::tls(&identity, ALPN_GRPC).map_err(|e| format!("TLS: {e}"))?,
+            cert: Some(identity.cert_path),
+        })
+    }
+
+    /// The API's address as users reach it (engines and tasks keep plain
+    /// `http://`, which the same port still answers).
+    fn public_url(&self, addr: std::net::SocketAddr) -> String {
+        match self.cert {
+            Some(_) => format!("https://{addr}"),
+            None => format!("http://{addr}"),
+        }
+    }
+
+    /// Writes `server.json` (for `tarn` commands on this machine, which keep
+    /// plain HTTP on loopback) and prints where tarn listens.
+    fn announce(&self, config: &Config, addr: std::net::SocketAddr, gateway_port: u16) -> Result<(), String> {
+        let server_file = config.home.join("server.json");
+        let mut info = serde_json::json!({"url": format!("http://{addr}"), "spark_connect_port": gateway_port});
+        if let Some(cert) = &self.cert {
+            info["tls_url"] = serde_json::json!(self.public_url(addr));
+            info["tls_cert"] = serde_json::json!(cert.display().to_string());
+        }
+        std::fs::write(&server_file, info.to_string())
+            .map_err(|e| format!("writing {}: {e}", server_file.display()))?;
+        let home = config.home.display();
+        println!("tarn serving the Databricks API on {} (state in {home})", self.public_url(addr));
+        match &self.cert {
+            Some(cert) => {
+                println!("  TLS certificate {} (clients trust it: docs/tls.md)", cert.display());
+                println!("  plain http://{addr} answers on the same port, for engines and tasks");
+                println!(
+                    "Spark Connect gateway on sc://localhost:{gateway_port} (TLS: sc://127.0.0.1:{gateway_port}/;use_ssl=true)"
+                );
+            }
+            None => println!("Spark Connect gateway on sc://localhost:{gateway_port}"),
+        }
+        Ok(())
+    }
 }
 
 async fn bind(host: &str, port: u16) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), String> {
@@ -129,7 +201,7 @@ async fn bind(host: &str, port: u16) -> Result<(tokio::net::TcpListener, std::ne
     Ok((listener, addr))
 }
 
-async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Result<(), String> {
+async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listening: Listening) -> Result<(), String> {
     let store = Arc::new(config.open_store()?);
     let workspace_id = store
         .setting_or_init("workspace_id", || {
@@ -226,7 +298,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         home: config.home.clone(),
         max_parallel_tasks: config.job_parallel_tasks,
         workspace_id: workspace_id.clone(),
-        workspace_url: format!("http://{addr}"),
+        workspace_url: listening.public_url(addr),
         cost_per_core_hour: config.cost_per_core_hour,
     };
     let pipelines = tarn_pipelines::Pipelines::new(
@@ -264,7 +336,8 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         access: Some(access),
     };
     let gateway = Gateway::new(clusters.clone(), store.clone(), hooks);
-    let gateway_task = tokio::spawn(gateway.serve(gateway_listener, stopped(stop_rx.clone())));
+    let gateway_task =
+        tokio::spawn(gateway.serve(gateway_listener, listening.gateway.clone(), stopped(stop_rx.clone())));
     let artifacts = tarn_mlflow::Artifacts::open(&config.home.join("artifacts")).map_err(|e| e.to_string())?;
     let uploads = tarn_mlflow::Uploads::open(&config.home.join("artifact-uploads"), artifacts.clone())
         .map_err(|e| e.to_string())?;
@@ -280,6 +353,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         tracing::warn!(unfinished, "monitor refreshes left running by an earlier tarn ended as FAILED");
     }
     let monitor_scheduler = monitors.spawn_scheduler();
+    let thrift = tarn_thrift::ThriftService::new(statements.sessions().clone(), catalog.clone());
     let state = AppState {
         audit: tarn_api::AuditLog::start(store.clone()),
         secrets,
@@ -300,22 +374,19 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16) -> Resu
         catalog,
         files,
         repos,
+        thrift,
         statements,
         workspace_id,
         usage_memo: Default::default(),
     };
     let app = tarn_api::router(state);
     let server_file = config.home.join("server.json");
-    let server_info = serde_json::json!({"url": format!("http://{addr}"), "spark_connect_port": gateway_addr.port()});
-    std::fs::write(&server_file, server_info.to_string())
-        .map_err(|e| format!("writing {}: {e}", server_file.display()))?;
-    println!("tarn serving the Databricks API on http://{addr} (state in {})", config.home.display());
-    println!("Spark Connect gateway on sc://localhost:{}", gateway_addr.port());
+    listening.announce(&config, addr, gateway_addr.port())?;
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    tarn_api::serve(listener, app, stopped(stop_rx)).await.map_err(|e| e.to_string())?;
+    tarn_api::serve(listener, app, listening.api.clone(), stopped(stop_rx)).await.map_err(|e| e.to_string())?;
     let _ = gateway_task.await;
     reaper.abort();
     context_reaper.abort();

@@ -20,6 +20,8 @@ pub mod scim;
 pub mod secrets;
 pub mod serving;
 pub mod sql;
+pub mod sql_sessions;
+pub mod thrift;
 pub mod tokens;
 pub mod unity_catalog;
 pub mod workspace;

@@ -129,6 +129,7 @@ struct ExecuteBody {
     format: Option<String>,
     wait_timeout: Option<String>,
     on_wait_timeout: Option<String>,
+    session_id: Option<String>,
 }
 
 fn limit(value: Option<i64>, field: &str) -> ApiResult<Option<usize>> {
@@ -180,6 +181,7 @@ fn statement_request(body: ExecuteBody, user: &str) -> ApiResult<StatementReques
         wait_timeout: parse_wait_timeout(body.wait_timeout.as_deref().unwrap_or("10s"))?,
         on_wait_timeout,
         user: user.to_string(),
+        session_id: body.session_id.filter(|s| !s.is_empty()),
     })
 }
 

@@ -61,6 +61,7 @@ pub(super) async fn run_statement(
         byte_limit: None,
         wait_timeout: Duration::from_secs(50),
         on_wait_timeout: OnWaitTimeout::Continue,
+        session_id: None,
         user: user.user_name.clone(),
     };
     let deadline = Instant::now() + PATIENCE;

@@ -77,6 +77,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
             byte_limit: None,
             wait_timeout: Duration::from_secs(50),
             on_wait_timeout: OnWaitTimeout::Continue,
+            session_id: None,
             user: attempt.user.clone(),
         };
         if let Err(e) = engines.statements.run_to_end(request).await {
@@ -137,6 +138,7 @@ async fn run_query(engines: &Engines, attempt: &Attempt, spec: &Value, query_id:
         byte_limit: None,
         wait_timeout: Duration::from_secs(50),
         on_wait_timeout: OnWaitTimeout::Continue,
+        session_id: None,
         user: attempt.user.clone(),
     };
     let mut outcome = match engines.statements.run_to_end(request).await {
