@@ -164,7 +164,10 @@ def dbt(venv: Path, root: Path, *args: str) -> str:
         [str(venv / "bin" / "dbt"), *args, "--project-dir", str(root / "project"), "--profiles-dir", str(root)],
         capture_output=True, text=True, env=env, timeout=600,
     )
-    assert done.returncode == 0, f"dbt {' '.join(args)} failed:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
+    if done.returncode != 0:
+        log = root / "project" / "logs" / "dbt.log"
+        sql = log.read_text()[-8000:] if log.exists() else ""
+        pytest.fail(f"dbt {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}\ndbt.log:\n{sql}")
     return done.stdout
 
 
