@@ -15,6 +15,7 @@ mod history;
 mod log_store;
 pub mod managed;
 mod ops;
+mod replace;
 pub mod statement;
 pub mod system;
 mod system_jobs;
@@ -123,6 +124,12 @@ impl Lake {
         }
         match statement::parse(sql) {
             Ok(None) => None,
+            // Replacing a table that is not there creates it: the engine does.
+            Ok(Some(Statement::ReplaceTable { table, .. }))
+                if matches!(self.resolve(&table), Err(LakeError::TableNotFound(_))) =>
+            {
+                None
+            }
             Ok(Some(statement)) => Some(self.execute(statement).await),
             Err(e) => Some(Err(e)),
         }

@@ -38,6 +38,13 @@ pub(crate) async fn execute(lake: &Lake, statement: Statement) -> Result<RecordB
             set_properties(lake, &lake.resolve(&table)?, properties).await
         }
         Statement::CommentOnTable { table, comment } => comment_on(lake, &lake.resolve(&table)?, comment).await,
+        Statement::CommentOnColumn { table, column, comment } => {
+            comment_on_column(lake, &lake.resolve(&table)?, &column, comment).await
+        }
+        Statement::ShowProperties { table, key } => show_properties(lake, &lake.resolve(&table)?, key).await,
+        Statement::ReplaceTable { table, columns, comment, properties } => {
+            crate::replace::replace_table(lake, &table, &columns, comment, properties).await
+        }
     }
 }
 
@@ -66,11 +73,11 @@ fn file_stats(delta: &DeltaTable) -> Result<(i64, i64)> {
 }
 
 /// Commits tarn makes: no checkpoints or log cleanup, which engines do.
-fn commit_properties() -> CommitProperties {
+pub(crate) fn commit_properties() -> CommitProperties {
     CommitProperties::default().with_create_checkpoint(false).with_cleanup_expired_logs(Some(false))
 }
 
-fn conflict(e: deltalake::DeltaTableError) -> LakeError {
+pub(crate) fn conflict(e: deltalake::DeltaTableError) -> LakeError {
     match e {
         deltalake::DeltaTableError::Transaction { source } => LakeError::Conflict(source.to_string()),
         e => e.into(),
@@ -231,7 +238,7 @@ fn parse_timestamp(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
 }
 
 /// A Spark SQL primitive type name as Delta's, for new columns.
-fn delta_type(name: &str) -> Result<DataType> {
+pub(crate) fn delta_type(name: &str) -> Result<DataType> {
     let primitive = match name {
         "string" | "varchar" | "char" => PrimitiveType::String,
         "bigint" | "long" => PrimitiveType::Long,
@@ -257,7 +264,7 @@ fn delta_type(name: &str) -> Result<DataType> {
             }
             None => {
                 return Err(LakeError::InvalidArgument(format!(
-                    "[UNSUPPORTED_DATATYPE] ADD COLUMNS takes primitive types here; '{other}' is not one"
+                    "[UNSUPPORTED_DATATYPE] tarn's Delta statements take primitive and decimal types; '{other}' is not one"
                 )));
             }
         },
@@ -289,7 +296,7 @@ async fn add_columns(lake: &Lake, table: &TableRef, columns: Vec<NewColumn>) -> 
 }
 
 /// Engines read a table's columns from the catalog: keep them the log's.
-fn sync_columns(lake: &Lake, table: &TableRef, delta: &DeltaTable) -> Result<()> {
+pub(crate) fn sync_columns(lake: &Lake, table: &TableRef, delta: &DeltaTable) -> Result<()> {
     let schema: Vec<Value> = delta.snapshot()?.schema().fields().map(|f| json!(f)).collect();
     let partitions = delta.snapshot()?.metadata().partition_columns().to_vec();
     lake.catalog().amend_table(&table.full_name, lake.user(), |info| {
@@ -298,12 +305,27 @@ fn sync_columns(lake: &Lake, table: &TableRef, delta: &DeltaTable) -> Result<()>
     Ok(())
 }
 
-async fn set_properties(lake: &Lake, table: &TableRef, properties: Vec<(String, String)>) -> Result<RecordBatch> {
+pub(crate) async fn set_properties(
+    lake: &Lake,
+    table: &TableRef,
+    properties: Vec<(String, String)>,
+) -> Result<RecordBatch> {
+    // Databricks keeps any key but an unknown `delta.` one; delta-rs knows
+    // only its own unless told not to check.
+    let unknown = |k: &str| {
+        k.starts_with("delta.") && !k.starts_with("delta.feature.") && k.parse::<deltalake::TableProperty>().is_err()
+    };
+    if let Some((key, _)) = properties.iter().find(|(k, _)| unknown(k)) {
+        return Err(LakeError::InvalidArgument(format!(
+            "[DELTA_UNKNOWN_CONFIGURATION] Unknown configuration was specified: {key}"
+        )));
+    }
     let (delta, _store) = open(lake, table).await?;
     let map: HashMap<String, String> = properties.iter().cloned().collect();
     delta
         .set_tbl_properties()
         .with_properties(map)
+        .with_raise_if_not_exists(false)
         .with_commit_properties(commit_properties())
         .await
         .map_err(conflict)?;
@@ -334,5 +356,54 @@ async fn comment_on(lake: &Lake, table: &TableRef, comment: Option<String>) -> R
             info.remove("comment");
         }
     })?;
+    crate::table::empty()
+}
+
+/// `SHOW TBLPROPERTIES`: the Delta log's configuration and the protocol's
+/// versions, as Databricks lists them (one key asked for, one row).
+async fn show_properties(lake: &Lake, table: &TableRef, key: Option<String>) -> Result<RecordBatch> {
+    let (delta, _store) = open(lake, table).await?;
+    let snapshot = delta.snapshot()?;
+    let protocol = snapshot.protocol();
+    let mut rows: Vec<(String, String)> =
+        snapshot.metadata().configuration().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    rows.push(("delta.minReaderVersion".into(), protocol.min_reader_version().to_string()));
+    rows.push(("delta.minWriterVersion".into(), protocol.min_writer_version().to_string()));
+    rows.sort();
+    if let Some(key) = key {
+        let value = rows.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v);
+        let value = value.unwrap_or_else(|| format!("Table {} does not have property: {key}", table.full_name));
+        rows = vec![(key, value)];
+    }
+    let (keys, values): (Vec<_>, Vec<_>) = rows.into_iter().map(|(k, v)| (Some(k), Some(v))).unzip();
+    batch(vec![("key", Column::Str(keys)), ("value", Column::Str(values))])
+}
+
+/// A column's comment, kept in its Delta field metadata (where engines and
+/// `DESCRIBE` read it) and in the catalog's columns.
+async fn comment_on_column(
+    lake: &Lake,
+    table: &TableRef,
+    column: &str,
+    comment: Option<String>,
+) -> Result<RecordBatch> {
+    let (delta, _store) = open(lake, table).await?;
+    let field =
+        delta.snapshot()?.schema().fields().find(|f| f.name().eq_ignore_ascii_case(column)).map(|f| f.name().clone());
+    let Some(field) = field else {
+        return Err(LakeError::InvalidArgument(format!(
+            "[UNRESOLVED_COLUMN] A column with name `{column}` cannot be resolved in {}.",
+            table.full_name
+        )));
+    };
+    let value = deltalake::kernel::MetadataValue::String(comment.unwrap_or_default());
+    let updated = delta
+        .update_field_metadata()
+        .with_field_name(&field)
+        .with_metadata(HashMap::from([("comment".to_string(), value)]))
+        .with_commit_properties(commit_properties())
+        .await
+        .map_err(conflict)?;
+    sync_columns(lake, table, &updated)?;
     crate::table::empty()
 }

@@ -10,14 +10,66 @@ use crate::{LakeError, Result};
 /// A lake statement, with its table name as written (one to three parts).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
-    DescribeHistory { table: Vec<String>, limit: Option<usize> },
-    DescribeDetail { table: Vec<String> },
-    Optimize { table: Vec<String>, partition_filters: Vec<(String, String)>, zorder_by: Vec<String> },
-    Vacuum { table: Vec<String>, retain_hours: Option<f64>, dry_run: bool },
-    Restore { table: Vec<String>, to: RestoreTarget },
-    AddColumns { table: Vec<String>, columns: Vec<NewColumn> },
-    SetProperties { table: Vec<String>, properties: Vec<(String, String)> },
-    CommentOnTable { table: Vec<String>, comment: Option<String> },
+    DescribeHistory {
+        table: Vec<String>,
+        limit: Option<usize>,
+    },
+    DescribeDetail {
+        table: Vec<String>,
+    },
+    Optimize {
+        table: Vec<String>,
+        partition_filters: Vec<(String, String)>,
+        zorder_by: Vec<String>,
+    },
+    Vacuum {
+        table: Vec<String>,
+        retain_hours: Option<f64>,
+        dry_run: bool,
+    },
+    Restore {
+        table: Vec<String>,
+        to: RestoreTarget,
+    },
+    AddColumns {
+        table: Vec<String>,
+        columns: Vec<NewColumn>,
+    },
+    SetProperties {
+        table: Vec<String>,
+        properties: Vec<(String, String)>,
+    },
+    CommentOnTable {
+        table: Vec<String>,
+        comment: Option<String>,
+    },
+    /// `COMMENT ON COLUMN t.c IS ...` and `ALTER TABLE t ALTER|CHANGE [COLUMN] c COMMENT ...`.
+    CommentOnColumn {
+        table: Vec<String>,
+        column: String,
+        comment: Option<String>,
+    },
+    /// `SHOW TBLPROPERTIES t [('key')]`.
+    ShowProperties {
+        table: Vec<String>,
+        key: Option<String>,
+    },
+    /// `CREATE OR REPLACE TABLE t (columns) [USING DELTA] [COMMENT] [TBLPROPERTIES]`:
+    /// the engine's catalog cannot replace a table, so tarn writes the new
+    /// schema as the table's next version (its history is kept).
+    ReplaceTable {
+        table: Vec<String>,
+        columns: Vec<TableColumn>,
+        comment: Option<String>,
+        properties: Vec<(String, String)>,
+    },
+}
+
+/// A column of a table being (re)defined.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableColumn {
+    pub column: NewColumn,
+    pub nullable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,11 +163,16 @@ impl Parser {
     }
 
     fn table_name(&mut self) -> Result<Vec<String>> {
+        self.table_name_parts(3)
+    }
+
+    /// A dotted name of at most `max` parts.
+    fn table_name_parts(&mut self, max: usize) -> Result<Vec<String>> {
         let mut parts = vec![self.identifier()?];
         while self.punct('.') {
             parts.push(self.identifier()?);
         }
-        if parts.len() > 3 {
+        if parts.len() > max {
             return Err(LakeError::Parse(format!("table name {} has more than three parts", parts.join("."))));
         }
         Ok(parts)
@@ -183,6 +240,13 @@ pub fn parse(sql: &str) -> Result<Option<Statement>> {
         restore(&mut p)?
     } else if p.keyword("COMMENT") {
         p.expect_keyword("ON")?;
+        if p.keyword("COLUMN") {
+            let mut path = p.table_name_parts(4)?;
+            let column = path.pop().filter(|_| !path.is_empty()).ok_or_else(|| p.unexpected("table.column"))?;
+            p.expect_keyword("IS")?;
+            let comment = if p.keyword("NULL") { None } else { Some(p.string()?) };
+            return finish(p, Statement::CommentOnColumn { table: path, column, comment });
+        }
         if !p.keyword("TABLE") {
             return Ok(None);
         }
@@ -190,6 +254,27 @@ pub fn parse(sql: &str) -> Result<Option<Statement>> {
         p.expect_keyword("IS")?;
         let comment = if p.keyword("NULL") { None } else { Some(p.string()?) };
         Statement::CommentOnTable { table, comment }
+    } else if p.keyword("SHOW") {
+        if !p.keyword("TBLPROPERTIES") {
+            return Ok(None);
+        }
+        let table = p.table_name()?;
+        let key = if p.punct('(') {
+            let key = match p.tokens.get(p.pos) {
+                Some(Token::Str(_)) => p.string()?,
+                _ => dotted_key(&mut p)?,
+            };
+            p.expect_punct(')')?;
+            Some(key)
+        } else {
+            None
+        };
+        Statement::ShowProperties { table, key }
+    } else if p.keyword("CREATE") {
+        match replace_table(&mut p) {
+            Some(statement) => statement,
+            None => return Ok(None),
+        }
     } else if p.keyword("ALTER") && p.keyword("TABLE") {
         match alter_table(&mut p)? {
             Some(statement) => statement,
@@ -198,6 +283,11 @@ pub fn parse(sql: &str) -> Result<Option<Statement>> {
     } else {
         return Ok(None);
     };
+    p.end()?;
+    Ok(Some(statement))
+}
+
+fn finish(mut p: Parser, statement: Statement) -> Result<Option<Statement>> {
     p.end()?;
     Ok(Some(statement))
 }
@@ -280,29 +370,78 @@ fn alter_table(p: &mut Parser) -> Result<Option<Statement>> {
         }
         return Ok(Some(Statement::AddColumns { table, columns }));
     }
-    if p.keyword("SET") && p.keyword("TBLPROPERTIES") {
-        p.expect_punct('(')?;
-        let mut properties = Vec::new();
-        loop {
-            let key = match p.tokens.get(p.pos) {
-                Some(Token::Str(_)) => p.string()?,
-                _ => dotted_key(p)?,
-            };
-            p.punct('=');
-            let value = match p.tokens.get(p.pos) {
-                Some(Token::Number(_)) => p.number()?,
-                Some(Token::Word(_)) => p.identifier()?,
-                _ => p.string()?,
-            };
-            properties.push((key, value));
-            if !p.punct(',') {
-                break;
-            }
+    if p.keyword("ALTER") || p.keyword("CHANGE") {
+        p.keyword("COLUMN");
+        let column = p.identifier()?;
+        if !p.keyword("COMMENT") {
+            return Ok(None);
         }
-        p.expect_punct(')')?;
-        return Ok(Some(Statement::SetProperties { table, properties }));
+        let comment = Some(p.string()?);
+        return Ok(Some(Statement::CommentOnColumn { table, column, comment }));
+    }
+    if p.keyword("SET") && p.keyword("TBLPROPERTIES") {
+        return Ok(Some(Statement::SetProperties { table, properties: property_list(p)? }));
     }
     Ok(None)
+}
+
+/// `(key = value, ...)` after `TBLPROPERTIES`.
+fn property_list(p: &mut Parser) -> Result<Vec<(String, String)>> {
+    p.expect_punct('(')?;
+    let mut properties = Vec::new();
+    loop {
+        let key = match p.tokens.get(p.pos) {
+            Some(Token::Str(_)) => p.string()?,
+            _ => dotted_key(p)?,
+        };
+        p.punct('=');
+        let value = match p.tokens.get(p.pos) {
+            Some(Token::Number(_)) => p.number()?,
+            Some(Token::Word(_)) => p.identifier()?,
+            _ => p.string()?,
+        };
+        properties.push((key, value));
+        if !p.punct(',') {
+            break;
+        }
+    }
+    p.expect_punct(')')?;
+    Ok(properties)
+}
+
+/// The replace form of `CREATE TABLE` with a column list and nothing the
+/// engine must decide (no query, partitioning, clustering or location);
+/// `None` leaves any other `CREATE` to the engine.
+fn replace_table(p: &mut Parser) -> Option<Statement> {
+    if !(p.keyword("OR") && p.keyword("REPLACE") && p.keyword("TABLE")) {
+        return None;
+    }
+    let table = p.table_name().ok()?;
+    p.expect_punct('(').ok()?;
+    let mut columns = Vec::new();
+    loop {
+        let column = new_column(p).ok()?;
+        let nullable = !(p.keyword("NOT") && p.keyword("NULL"));
+        columns.push(TableColumn { column, nullable });
+        if !p.punct(',') {
+            break;
+        }
+    }
+    p.expect_punct(')').ok()?;
+    let (mut comment, mut properties) = (None, Vec::new());
+    loop {
+        if p.keyword("USING") {
+            p.keyword("DELTA").then_some(())?;
+        } else if p.keyword("COMMENT") {
+            comment = Some(p.string().ok()?);
+        } else if p.keyword("TBLPROPERTIES") {
+            properties = property_list(p).ok()?;
+        } else {
+            break;
+        }
+    }
+    p.end().ok()?;
+    Some(Statement::ReplaceTable { table, columns, comment, properties })
 }
 
 fn dotted_key(p: &mut Parser) -> Result<String> {
@@ -387,6 +526,60 @@ mod tests {
     }
 
     #[test]
+    fn recognises_show_properties_and_replace_table() {
+        assert_eq!(
+            parse("SHOW TBLPROPERTIES `main`.`s`.`t`").unwrap(),
+            Some(Statement::ShowProperties { table: t(&["main", "s", "t"]), key: None })
+        );
+        assert_eq!(
+            parse("show tblproperties t ('delta.appendOnly')").unwrap(),
+            Some(Statement::ShowProperties { table: t(&["t"]), key: Some("delta.appendOnly".into()) })
+        );
+        let column = |name: &str, data_type: &str, comment: Option<&str>, nullable: bool| TableColumn {
+            column: NewColumn { name: name.into(), data_type: data_type.into(), comment: comment.map(Into::into) },
+            nullable,
+        };
+        assert_eq!(
+            parse(
+                "create or replace table `hive_metastore`.`s`.`seed` (`id` bigint NOT NULL, `amount` decimal(10,2) \
+                 COMMENT 'in €' ,`at` timestamp ) using delta COMMENT 'seeded' TBLPROPERTIES ('a' = 'b')"
+            )
+            .unwrap(),
+            Some(Statement::ReplaceTable {
+                table: t(&["hive_metastore", "s", "seed"]),
+                columns: vec![
+                    column("id", "bigint", None, false),
+                    column("amount", "decimal(10,2)", Some("in €"), true),
+                    column("at", "timestamp", None, true),
+                ],
+                comment: Some("seeded".into()),
+                properties: vec![("a".into(), "b".into())],
+            })
+        );
+    }
+
+    #[test]
+    fn recognises_column_comments() {
+        let comment = |table: &[&str], column: &str, comment: Option<&str>| Statement::CommentOnColumn {
+            table: t(table),
+            column: column.into(),
+            comment: comment.map(Into::into),
+        };
+        assert_eq!(
+            parse("COMMENT ON COLUMN `hive_metastore`.`s`.`t`.`id` IS 'The customer\\'s id'").unwrap(),
+            Some(comment(&["hive_metastore", "s", "t"], "id", Some("The customer's id")))
+        );
+        assert_eq!(parse("comment on column t.id is null").unwrap(), Some(comment(&["t"], "id", None)));
+        assert_eq!(
+            parse("ALTER TABLE s.t ALTER COLUMN id COMMENT 'x'").unwrap(),
+            Some(comment(&["s", "t"], "id", Some("x")))
+        );
+        assert_eq!(parse("ALTER TABLE t CHANGE id COMMENT 'x'").unwrap(), Some(comment(&["t"], "id", Some("x"))));
+        assert_eq!(parse("ALTER TABLE t ALTER COLUMN id SET NOT NULL").unwrap(), None);
+        assert!(parse("COMMENT ON COLUMN id IS 'x'").is_err());
+    }
+
+    #[test]
     fn leaves_other_sql_to_the_engine() {
         for sql in [
             "SELECT 1",
@@ -396,6 +589,15 @@ mod tests {
             "-- DESCRIBE HISTORY t\nSELECT 1",
             "VACUUM t /* left open",
             "COMMENT ON TABLE t IS 'left open",
+            "SHOW TABLES IN s",
+            "CREATE TABLE t (a INT) USING DELTA",
+            "CREATE OR REPLACE TABLE t USING DELTA AS SELECT 1",
+            "CREATE OR REPLACE TABLE t (a INT) USING DELTA AS SELECT 1",
+            "CREATE OR REPLACE TABLE t (a INT) USING parquet",
+            "CREATE OR REPLACE TABLE t (a INT) PARTITIONED BY (a)",
+            "CREATE OR REPLACE TABLE t (a INT) CLUSTER BY (a)",
+            "CREATE OR REPLACE TABLE t (a ARRAY<INT>)",
+            "CREATE OR REPLACE VIEW v AS SELECT 1",
         ] {
             assert_eq!(parse(sql).unwrap(), None, "{sql}");
         }

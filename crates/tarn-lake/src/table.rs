@@ -124,6 +124,13 @@ fn type_names(delta: &Value) -> (String, String) {
     (text.to_string(), uc)
 }
 
+/// `decimal(p,s)`'s precision and scale.
+fn decimal_args(type_text: &str) -> Option<(u32, u32)> {
+    let args = type_text.strip_prefix("decimal(")?.strip_suffix(')')?;
+    let (p, s) = args.split_once(',')?;
+    Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
+}
+
 /// Delta schema fields (as JSON) in the Unity Catalog column shape.
 pub fn uc_columns(fields: &[Value], partitions: &[String]) -> Vec<Value> {
     fields
@@ -143,6 +150,11 @@ pub fn uc_columns(fields: &[Value], partitions: &[String]) -> Vec<Value> {
             if let Some(comment) = field.pointer("/metadata/comment").and_then(Value::as_str) {
                 column["comment"] = json!(comment);
             }
+            // Engines read a decimal's precision and scale from these, not from the text.
+            if let Some((precision, scale)) = decimal_args(&type_text) {
+                column["type_precision"] = json!(precision);
+                column["type_scale"] = json!(scale);
+            }
             if let Some(index) = partitions.iter().position(|p| p == name) {
                 column["partition_index"] = json!(index);
             }
@@ -160,6 +172,7 @@ mod tests {
         let fields = vec![
             json!({"name": "id", "type": "long", "nullable": false, "metadata": {}}),
             json!({"name": "day", "type": "date", "nullable": true, "metadata": {"comment": "d"}}),
+            json!({"name": "price", "type": "decimal(10,2)", "nullable": true, "metadata": {}}),
         ];
         let columns = uc_columns(&fields, &["day".to_string()]);
         assert_eq!(columns[0]["type_text"], "bigint");
@@ -167,6 +180,9 @@ mod tests {
         assert_eq!(columns[1]["type_name"], "DATE");
         assert_eq!(columns[1]["partition_index"], 0);
         assert_eq!(columns[1]["comment"], "d");
+        assert_eq!(columns[2]["type_name"], "DECIMAL");
+        assert_eq!((&columns[2]["type_precision"], &columns[2]["type_scale"]), (&json!(10), &json!(2)));
+        assert!(columns[0].get("type_precision").is_none());
     }
 
     #[test]

@@ -135,9 +135,12 @@ impl Metadata<'_> {
     }
 
     fn catalog_names(&self, catalog: Option<&str>) -> Result<Vec<String>, String> {
+        // `hive_metastore` names `main` here too, as everywhere in the catalog.
+        let catalog =
+            catalog.map(|c| tarn_catalog::FullName::from_parts(&[c]).map_or(c.to_string(), |n| n.name().into()));
         let all = self.visible(Kind::Catalog, &[])?;
         Ok(names(&all)
-            .filter(|n| catalog.is_none_or(|c| c.is_empty() || c.eq_ignore_ascii_case(n)))
+            .filter(|n| catalog.as_deref().is_none_or(|c| c.is_empty() || c.eq_ignore_ascii_case(n)))
             .map(str::to_string)
             .collect())
     }

@@ -15,7 +15,9 @@ use super::{EngineCalls, Outcome, PassContext};
 use crate::{EngineCallError, GatewayError};
 
 /// A CTAS this module knows how to split. Anything else (column lists,
-/// `LOCATION`, `CLUSTER BY`, other formats) goes to the engine unchanged.
+/// `LOCATION`, other formats) goes to the engine unchanged. `CLUSTER BY`
+/// (liquid clustering, which Sail refuses) is accepted and left out: it
+/// lays files out, it changes no result, and tarn does not cluster.
 #[derive(Debug, PartialEq)]
 struct Ctas<'a> {
     table: &'a str,
@@ -107,6 +109,11 @@ fn parse(sql: &str) -> Option<Ctas<'_>> {
             return Some(Ctas { table, or_replace, if_not_exists, clauses, query });
         } else if word(i, "USING") && word(i + 1, "DELTA") {
             i += 2;
+        } else if word(i, "CLUSTER")
+            && word(i + 1, "BY")
+            && (toks.get(i + 2)?.0.starts_with('(') || word(i + 2, "AUTO") || word(i + 2, "NONE"))
+        {
+            i += 3;
         } else if word(i, "PARTITIONED") && word(i + 1, "BY") && toks.get(i + 2)?.0.starts_with('(') {
             clauses.push(span(sql, &toks, i, i + 2)?);
             i += 3;
@@ -134,6 +141,9 @@ fn span<'a>(sql: &'a str, toks: &[(&'a str, usize)], from: usize, to: usize) -> 
 /// the statement says `IF NOT EXISTS` (the engine then runs it as written).
 /// An error is the engine's answer, for the client.
 pub(crate) async fn split(engine: &dyn EngineCalls, sql: &str) -> Result<Option<String>, EngineCallError> {
+    if let Some(create) = replace_as_create(sql) {
+        return Ok(Some(create));
+    }
     let Some(ctas) = parse(sql) else { return Ok(None) };
     let query = spark_connect_proto::Relation {
         common: None,
@@ -162,6 +172,22 @@ pub(crate) async fn split(engine: &dyn EngineCalls, sql: &str) -> Result<Option<
         }
         Err(e) => Err(e),
     }
+}
+
+/// `CREATE OR REPLACE TABLE t (columns) ...` without a query, as `CREATE
+/// TABLE`: the engine's catalog refuses `REPLACE`, and tarn-lake replaces
+/// an existing table before the engine sees the statement, so one that
+/// reaches the engine names a table that is not there.
+fn replace_as_create(sql: &str) -> Option<String> {
+    let toks = tokens(sql);
+    let word = |i: usize, w: &str| toks.get(i).is_some_and(|(t, _)| t.eq_ignore_ascii_case(w));
+    let head = word(0, "CREATE") && word(1, "OR") && word(2, "REPLACE") && word(3, "TABLE");
+    let columns = toks.get(5).is_some_and(|(t, _)| t.starts_with('('));
+    if !head || !columns || toks.iter().any(|(t, _)| t.eq_ignore_ascii_case("AS")) {
+        return None;
+    }
+    let after_replace = toks.get(2)?.1;
+    Some(format!("CREATE{}", sql.get(after_replace..)?))
 }
 
 /// The CTAS pass: a `spark.sql` CTAS becomes its `INSERT` once the table is
@@ -203,6 +229,10 @@ mod tests {
         assert_eq!(c.query, "SELECT * FROM src WHERE x = '('");
         let commented = parse("CREATE TABLE t -- it's (a note\n/* ( */ COMMENT 'a;b' AS SELECT 1; -- done").unwrap();
         assert_eq!((commented.table, commented.clauses, commented.query), ("t", vec!["COMMENT 'a;b'"], "SELECT 1"));
+        let clustered =
+            parse("create or replace table t using delta cluster by (a, b) as select 1 as a, 2 as b").unwrap();
+        assert_eq!((clustered.table, clustered.clauses.len(), clustered.query), ("t", 0, "select 1 as a, 2 as b"));
+        assert!(parse("CREATE TABLE t CLUSTER BY AUTO AS SELECT 1").is_some());
         let plain = parse("CREATE TABLE IF NOT EXISTS t AS (SELECT 1 AS a)").unwrap();
         assert_eq!((plain.table, plain.if_not_exists, plain.query), ("t", true, "(SELECT 1 AS a)"));
         for other in [
@@ -214,6 +244,23 @@ mod tests {
             "CREATE TABLE t AS",
         ] {
             assert_eq!(parse(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn replacing_a_missing_table_creates_it() {
+        assert_eq!(
+            replace_as_create("create or replace table `s`.`t` (`a` bigint, b string) using delta COMMENT 'x'")
+                .as_deref(),
+            Some("CREATE table `s`.`t` (`a` bigint, b string) using delta COMMENT 'x'")
+        );
+        for other in [
+            "CREATE OR REPLACE TABLE t AS SELECT 1",
+            "CREATE OR REPLACE TABLE t (a INT) AS SELECT 1",
+            "CREATE TABLE t (a INT)",
+            "CREATE OR REPLACE VIEW v (a) AS SELECT 1",
+        ] {
+            assert_eq!(replace_as_create(other), None, "{other}");
         }
     }
 }
