@@ -76,7 +76,7 @@ def test_statements_parameters_and_session_state(server, warehouse):
 
 
 def test_large_results_as_arrow_rows_and_columns(server, warehouse):
-    query = "SELECT id, id * 2 AS twice, CAST(id AS STRING) AS s FROM range(100000)"
+    query = "SELECT id, id * 2 AS twice, CAST(id AS STRING) AS s FROM range(100000) ORDER BY id"
     with connect(server, warehouse) as conn, conn.cursor() as cur:
         cur.execute(query)
         table = cur.fetchall_arrow()

@@ -6,6 +6,7 @@
 mod arrow_ipc;
 mod error;
 mod grants;
+mod parameters;
 pub mod result;
 pub mod sessions;
 pub mod statements;

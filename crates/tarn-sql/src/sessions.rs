@@ -155,6 +155,8 @@ impl Session {
             return Err(StatementError::closed(&self.id));
         }
         *locked(&self.last_used) = Instant::now();
+        let text = crate::parameters::inline(text, parameters)?;
+        let text = text.as_ref();
         if let Some(answer) = self.check_access(text)? {
             running();
             return Ok(Output::from_batches(answer));
@@ -166,7 +168,7 @@ impl Session {
             return Ok(Output::from_batches(vec![outcome.map_err(StatementError::from_lake)?]));
         }
         let target = use_target(text);
-        let output = self.run_on_engine(text, target.as_ref(), parameters, limit, running).await?;
+        let output = self.run_on_engine(text, target.as_ref(), limit, running).await?;
         if let Some(target) = target {
             let mut ns = locked(&self.namespace);
             if let Some(catalog) = target.catalog {
@@ -186,7 +188,6 @@ impl Session {
         &self,
         text: &str,
         target: Option<&UseTarget>,
-        parameters: &[SqlParameter],
         limit: Option<usize>,
         running: &(dyn Fn() + Sync),
     ) -> std::result::Result<Output, StatementError> {
@@ -205,10 +206,9 @@ impl Session {
             Some(paths) => rewrite_sql_text(text, paths).map_err(|e| StatementError::bad_request(e, None))?,
             None => Cow::Borrowed(text),
         };
-        let (text, parameters) = plain_markers(&text, parameters);
         let streams = match target {
             Some(t) => current.use_namespace(t.catalog.as_deref(), t.schema.as_deref()).await.map(|()| Vec::new()),
-            None => current.sql(&text, &parameters, limit).await,
+            None => current.sql(&text, &[], limit).await,
         };
         locked(&self.running).take();
         let streams = streams.map_err(StatementError::from_engine)?;
@@ -229,10 +229,7 @@ impl Session {
     ) -> std::result::Result<&'a mut EngineSession, StatementError> {
         if held.as_ref().is_none_or(|e| e.port != port) {
             let mut session = EngineSession::open(port, &self.user).await.map_err(StatementError::from_engine)?;
-            let (catalog, schema) = {
-                let ns = locked(&self.namespace);
-                (ns.catalog.clone(), ns.schema.clone())
-            };
+            let catalog = locked(&self.namespace).catalog.clone();
             session.use_namespace(catalog.as_deref(), None).await.map_err(StatementError::from_engine)?;
             for (key, value) in &self.conf {
                 // Configuration the engine does not know is not a reason to
@@ -405,42 +402,6 @@ impl Drop for KeepAlive {
     }
 }
 
-/// The text with each backticked parameter marker (`` :`name` ``, as
-/// SQLAlchemy's dialect writes them) made a plain one (`:name`, or
-/// `:tarn_p<i>` for a name that needs quotes, the parameter renamed to
-/// match), since not every engine parses the quoted form.
-fn plain_markers<'a>(text: &'a str, parameters: &[SqlParameter]) -> (Cow<'a, str>, Vec<SqlParameter>) {
-    let mut renamed = parameters.to_vec();
-    if parameters.iter().all(|p| p.name.is_empty()) {
-        return (Cow::Borrowed(text), renamed);
-    }
-    let tokens: Vec<_> = tarn_sqltext::tokens(text).collect();
-    let mut out = String::with_capacity(text.len());
-    let mut changed = false;
-    let mut i = 0;
-    while i < tokens.len() {
-        let (token, next) = (&tokens[i], tokens.get(i + 1));
-        if token.is_punct(':')
-            && let Some(quoted) = next.filter(|t| t.kind == tarn_sqltext::Kind::QuotedIdentifier)
-            && let Some(index) = parameters.iter().position(|p| p.name == quoted.value())
-        {
-            let name = &parameters[index].name;
-            let simple = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            let plain = if simple { name.clone() } else { format!("tarn_p{index}") };
-            renamed[index].name.clone_from(&plain);
-            out.push(':');
-            out.push_str(&plain);
-            changed = true;
-            i += 2;
-            continue;
-        }
-        out.push_str(token.text);
-        i += 1;
-    }
-    if changed { (Cow::Owned(out), renamed) } else { (Cow::Borrowed(text), renamed) }
-}
-
 /// Where a `USE` statement moves the session.
 #[derive(Debug, PartialEq)]
 struct UseTarget {
@@ -488,16 +449,6 @@ mod tests {
 
     fn target(c: Option<&str>, s: Option<&str>) -> Option<UseTarget> {
         Some(UseTarget { catalog: c.map(Into::into), schema: s.map(Into::into) })
-    }
-
-    #[test]
-    fn backticked_markers_become_plain() {
-        let p = |name: &str| SqlParameter { name: name.into(), value: Some("1".into()), type_text: None };
-        let (text, params) = plain_markers("INSERT INTO t (id, `my col`) VALUES (:`id`, :`my col`)", &[p("id"), p("my col")]);
-        assert_eq!(text, "INSERT INTO t (id, `my col`) VALUES (:id, :tarn_p1)");
-        assert_eq!(params[1].name, "tarn_p1");
-        let (text, _) = plain_markers("SELECT :id, x::int, ':`id`'", &[p("id")]);
-        assert_eq!(text, "SELECT :id, x::int, ':`id`'");
     }
 
     #[test]
