@@ -107,7 +107,7 @@ def run(args, url, token):
         assert len(api.statement(warehouse, "SELECT id, twice FROM main.bench.million")) == ROWS
 
     def duck_fetch():
-        assert duck.execute(f"SELECT id, twice FROM read_parquet('{files}')").fetch_arrow_table().num_rows == ROWS
+        assert duck.sql(f"SELECT id, twice FROM read_parquet('{files}')").to_arrow_table().num_rows == ROWS
 
     print(f"tarn: {tarn_binary(args.binary)}")
     print(f"{'what':42} {'p50 ms':>9} {'p95 ms':>9}")
