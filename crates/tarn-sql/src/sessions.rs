@@ -95,6 +95,9 @@ pub struct Session {
     running: Mutex<Option<(u16, String)>>,
     closed: AtomicBool,
     last_used: Mutex<Instant>,
+    /// Statements may run before the session's schema exists (an open
+    /// session, which may create it); a one-statement session fails instead.
+    schema_may_follow: bool,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -114,6 +117,7 @@ impl Session {
             running: Mutex::new(None),
             closed: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
+            schema_may_follow: true,
         }
     }
 
@@ -245,10 +249,14 @@ impl Session {
         };
         if !engine.in_schema {
             let schema = locked(&self.namespace).schema.clone();
-            engine.in_schema = match schema {
-                Some(schema) => engine.session.use_namespace(None, Some(&schema)).await.is_ok(),
-                None => true,
-            };
+            match schema {
+                Some(schema) => match engine.session.use_namespace(None, Some(&schema)).await {
+                    Ok(()) => engine.in_schema = true,
+                    Err(e) if !self.schema_may_follow => return Err(StatementError::from_engine(e)),
+                    Err(_) => {}
+                },
+                None => engine.in_schema = true,
+            }
         }
         Ok(&mut engine.session)
     }
@@ -333,7 +341,7 @@ impl Sessions {
     /// A session of its own for one statement, not listed among the open ones.
     pub fn ephemeral(&self, spec: SessionSpec) -> Result<Session> {
         self.backends.warehouse.status(&spec.warehouse_id)?;
-        Ok(Session::new(self.backends.clone(), spec))
+        Ok(Session { schema_may_follow: false, ..Session::new(self.backends.clone(), spec) })
     }
 
     /// The open session `id`, if `user` opened it.
