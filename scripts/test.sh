@@ -20,4 +20,4 @@ cargo test --workspace --locked
 echo "== pytest (databricks-sdk against tarn serve)"
 export TARN_BIN="$CARGO_TARGET_DIR/debug/tarn"
 # A bound, so a hang fails the run instead of eating the CI budget.
-timeout 1800 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider "$@"
+timeout 2400 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider "$@"

@@ -1,6 +1,7 @@
 """Fixtures that run real `tarn serve` processes on loopback and hand out
 official clients (databricks-sdk, requests) pointed at them."""
 
+import gc
 import os
 import re
 import shutil
@@ -140,6 +141,10 @@ def own_server(prefix: str, env: dict | None = None):
     try:
         yield server
     finally:
+        # Clients a test left open (a SQL connector's connection closes its
+        # session when collected, retrying for minutes against a server
+        # that is gone) are let go while the server still answers.
+        gc.collect()
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
 

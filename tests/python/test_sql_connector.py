@@ -203,6 +203,7 @@ def test_bad_input_gets_errors_not_retries(server, warehouse):
     w.tokens.delete(created.token_info.token_id)
     with pytest.raises(Error):
         cur.execute("SELECT 1")
+    conn.close()  # refused as well; the connector logs that and lets go
     # A session closed on the server side is reported, not hung on.
     with connect(server, warehouse) as conn, conn.cursor() as cur:
         client = raw_client(server, warehouse)
@@ -231,6 +232,7 @@ def test_sqlalchemy_and_pandas(server, warehouse):
     assert "people" in inspect(engine).get_table_names()
     with engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM people WHERE id > :m"), {"m": 1}).scalar() == 2
+    engine.dispose()
 
 
 def test_statement_api_sessions(server, warehouse):

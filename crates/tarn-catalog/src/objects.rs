@@ -161,10 +161,21 @@ impl Catalog {
     }
 
     /// A MANAGED table must be created at a location this catalog staged for
-    /// that name; an EXTERNAL one names its own.
+    /// that name; an EXTERNAL one names its own; a VIEW has a query instead.
     fn fill_table(&self, name: &FullName, req: &CreateRequest, info: &mut Map<String, Value>) -> Result<()> {
         let table_type = given(&req.table_type).unwrap_or("MANAGED");
         let location = given(&req.storage_location);
+        if table_type == "VIEW" {
+            let definition = given(&req.view_definition)
+                .ok_or_else(|| CatalogError::InvalidArgument("A VIEW needs a view_definition".into()))?;
+            if location.is_some() {
+                return Err(CatalogError::InvalidArgument("A VIEW has no storage_location".into()));
+            }
+            info.insert("table_type".into(), json!("VIEW"));
+            info.insert("view_definition".into(), json!(definition));
+            info.insert("columns".into(), Value::Array(req.columns.clone()));
+            return Ok(());
+        }
         match (table_type, location) {
             ("MANAGED", Some(location)) => {
                 let staged = self.store.list_uc_objects(Kind::Staging.as_str(), &name.full())?;

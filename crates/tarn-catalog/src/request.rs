@@ -31,6 +31,8 @@ pub struct CreateRequest {
     pub volume_type: Option<String>,
     /// Tables: the column infos, kept as sent.
     pub columns: Vec<Value>,
+    /// Views (`table_type` VIEW): the query.
+    pub view_definition: Option<String>,
 }
 
 /// An update: each field given replaces the object's.

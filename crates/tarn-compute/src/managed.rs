@@ -83,36 +83,22 @@ impl ManagedCluster {
     /// The running engine, started on demand: waits while it starts, and
     /// for one stopping to finish before starting it again.
     pub async fn engine(&self, user: &str) -> Result<ManagedEngine, ComputeError> {
-        let deadline = tokio::time::Instant::now() + self.spec.start_timeout;
-        let mut asked = false;
-        loop {
-            let cluster = self.cluster()?;
-            match cluster.as_ref().map(|c| c.state) {
-                None | Some(ClusterState::Terminated) if !asked => {
-                    self.start(user)?;
-                    asked = true;
-                }
-                Some(ClusterState::Terminated | ClusterState::Error | ClusterState::Unknown) => {
-                    let why = cluster.as_ref().and_then(failure_message).unwrap_or_else(|| "it was stopped".into());
-                    return Err(ComputeError::NotStarted(format!("{} did not start: {why}", self.spec.name)));
-                }
-                Some(ClusterState::Running) => {
-                    if let Some(c) = cluster
-                        && let Some(port) = self.clusters.engine_port(&c.row.cluster_id)?
-                    {
-                        return Ok(ManagedEngine { cluster_id: c.row.cluster_id, port });
-                    }
-                }
-                _ => {}
+        let cluster = match self.cluster()? {
+            Some(cluster) => cluster,
+            None => {
+                self.start(user)?;
+                let created = self.cluster()?;
+                created.ok_or_else(|| ComputeError::NotStarted(format!("{} was not created", self.spec.name)))?
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ComputeError::NotStarted(format!(
-                    "{} did not start within {}s",
-                    self.spec.name,
-                    self.spec.start_timeout.as_secs()
-                )));
+        };
+        let cluster_id = cluster.row.cluster_id;
+        match self.clusters.running_engine(&cluster_id, user, self.spec.start_timeout).await {
+            Ok(port) => Ok(ManagedEngine { cluster_id, port }),
+            // Named as its users know it, not by its cluster id.
+            Err(ComputeError::NotStarted(why)) => {
+                Err(ComputeError::NotStarted(why.replacen(&cluster_id, &self.spec.name, 1)))
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(e) => Err(e),
         }
     }
 

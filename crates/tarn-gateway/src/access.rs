@@ -110,7 +110,7 @@ fn parts(name: &ObjectName) -> Name {
 }
 
 /// A `delta.`/path`` name: a read of files by path.
-fn path_of(name: &Name) -> Option<String> {
+pub(crate) fn path_of(name: &Name) -> Option<String> {
     match name.as_slice() {
         [format, path] if PATH_FORMATS.contains(&format.to_lowercase().as_str()) && looks_like_path(path) => {
             Some(path.clone())
@@ -377,9 +377,20 @@ pub fn of_plan(request: &mut ExecutePlanRequest) -> Access {
 /// What an `AnalyzePlan` reaches: a DataFrame's schema or plan is the
 /// table's metadata, checked as a read.
 pub fn of_analysis(request: &mut AnalyzePlanRequest) -> Access {
-    use analyze_plan_request::Analyze;
+    if let Some(analyze_plan_request::Analyze::Persist(a)) = &mut request.analyze {
+        return a.relation.as_mut().map(of_relation).unwrap_or_default();
+    }
     let mut access = Access::default();
-    let plans: Vec<&mut Plan> = match &mut request.analyze {
+    for plan in analysed_plans(request) {
+        access.merge(of_plan_message(plan));
+    }
+    access
+}
+
+/// The plans an analysis is of (a persisted relation aside).
+pub(crate) fn analysed_plans(request: &mut AnalyzePlanRequest) -> Vec<&mut Plan> {
+    use analyze_plan_request::Analyze;
+    match &mut request.analyze {
         Some(Analyze::Schema(a)) => a.plan.iter_mut().collect(),
         Some(Analyze::Explain(a)) => a.plan.iter_mut().collect(),
         Some(Analyze::TreeString(a)) => a.plan.iter_mut().collect(),
@@ -388,13 +399,8 @@ pub fn of_analysis(request: &mut AnalyzePlanRequest) -> Access {
         Some(Analyze::InputFiles(a)) => a.plan.iter_mut().collect(),
         Some(Analyze::SemanticHash(a)) => a.plan.iter_mut().collect(),
         Some(Analyze::SameSemantics(a)) => a.target_plan.iter_mut().chain(a.other_plan.iter_mut()).collect(),
-        Some(Analyze::Persist(a)) => return a.relation.as_mut().map(of_relation).unwrap_or_default(),
         _ => Vec::new(),
-    };
-    for plan in plans {
-        access.merge(of_plan_message(plan));
     }
-    access
 }
 
 fn of_plan_message(plan: &mut Plan) -> Access {

@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 
 use crate::passes::{SessionEngine, ctas};
 use crate::rpc_status::ErrorInfo;
+use crate::views::{Prepared, Rewrite, ViewCatalog};
 
 /// A failure the engine reported, with Spark's error class and SQLSTATE
 /// when it sent them.
@@ -153,6 +154,27 @@ impl EngineSession {
             None => relation,
         };
         self.collect(relation).await
+    }
+
+    /// `sql` with the views it reads in their place, or the answer to a view
+    /// statement ([`crate::views`]): the view's query analysed in this session.
+    pub async fn views(
+        &mut self,
+        views: &dyn ViewCatalog,
+        sql: &str,
+        namespace: &[String],
+        rewrite: Rewrite<'_>,
+    ) -> Result<Prepared, EngineError> {
+        let engine = SessionEngine::connected(
+            self.port,
+            self.client.clone(),
+            self.session_id.clone(),
+            Some(self.user_context()),
+        );
+        crate::views::prepare(&engine, views, sql, namespace, &self.user, rewrite).await.map_err(|f| {
+            let sql_state = f.message.rsplit_once("SQLSTATE: ").map(|(_, state)| state.trim().to_string());
+            EngineError { sql_state, ..EngineError::plain(f.message) }
+        })
     }
 
     /// Runs a Spark Connect command (a temporary view, a conf) in the session.

@@ -28,6 +28,7 @@ mod rpc_status;
 pub mod sdp;
 mod server;
 mod status;
+pub mod views;
 
 pub use access::{Access, AccessControl, GrantStatement, GrantVerb};
 pub use error::{EngineCallError, GatewayError};
@@ -35,3 +36,4 @@ pub use passes::save_as_table::struct_ddl;
 pub use passes::{Hooks, Intercepted, PathResolver, SqlFailure, SqlInterceptor, rewrite_sql_text};
 pub use sdp::{DataflowGraphs, GraphCaller, GraphFailure, RunEvent};
 pub use server::Gateway;
+pub use views::{NewView, Prepared, ViewCatalog, ViewDefinition};

@@ -162,12 +162,15 @@ impl Gateway {
                 server_side_session_id = self.ensure_session(port, header).await.map_err(GatewayError::Session)?;
             }
         }
+        let mut prefix = prefix;
         if parts.uri.path().ends_with("/AnalyzePlan")
             && let Some(mut request) = decode_message::<AnalyzePlanRequest>(&prefix)
         {
             self.check_analysis(&user, port, &mut request)?;
+            if self.expand_views(port, &mut request)? {
+                prefix = frame(&request)?;
+            }
         }
-        let mut prefix = prefix;
         if parts.uri.path().ends_with("/ExecutePlan")
             && let Some(request) = decode_message::<ExecutePlanRequest>(&prefix)
         {
@@ -232,6 +235,26 @@ impl Gateway {
         }
         let namespace = self.namespace(&(port, request.session_id.clone()));
         control.check(&user.user_name, &access, &namespace).map_err(GatewayError::PermissionDenied)
+    }
+
+    /// Puts views' queries where an analysed plan reads them by name; true
+    /// when it did.
+    fn expand_views(&self, port: u16, request: &mut AnalyzePlanRequest) -> Result<bool, GatewayError> {
+        let Some(views) = self.hooks.views.as_deref() else { return Ok(false) };
+        let namespace = self.namespace(&(port, request.session_id.clone()));
+        let paths = self.hooks.paths.clone();
+        let rewrite = move |text: &str| match paths.as_deref() {
+            Some(resolver) => crate::rewrite_sql_text(text, resolver).map(std::borrow::Cow::into_owned),
+            None => Ok(text.to_string()),
+        };
+        let mut changed = false;
+        for plan in crate::access::analysed_plans(request) {
+            if let Some(spark_connect_proto::plan::OpType::Root(relation)) = plan.op_type.as_mut() {
+                changed |= crate::views::expand_reads(views, relation, &namespace, &rewrite)
+                    .map_err(GatewayError::Statement)?;
+            }
+        }
+        Ok(changed)
     }
 
     /// The session's current catalog and schema, by (engine port, session id).
@@ -361,13 +384,18 @@ async fn rewrite_execute(
     if !passes::run(&mut request, &mut cx).await? {
         return Ok((framed, cx.namespace));
     }
-    let payload = request.encode_to_vec();
+    Ok((frame(&request)?, cx.namespace))
+}
+
+/// A message as the first (uncompressed) gRPC frame of a call.
+fn frame(message: &impl Message) -> Result<Bytes, GatewayError> {
+    let payload = message.encode_to_vec();
     let length = u32::try_from(payload.len()).map_err(|_| GatewayError::PlanTooLarge)?;
     let mut out = BytesMut::with_capacity(5 + payload.len());
     out.extend_from_slice(&[0]);
     out.extend_from_slice(&length.to_be_bytes());
     out.extend_from_slice(&payload);
-    Ok((out.freeze(), cx.namespace))
+    Ok(out.freeze())
 }
 
 /// An uncompressed first message, decoded; a compressed one or one that

@@ -78,6 +78,12 @@ pub(crate) struct TableRef {
     pub info: Value,
 }
 
+/// A view, for the statements that also take one.
+pub(crate) struct ViewRef {
+    pub full_name: String,
+    pub properties: Vec<(String, String)>,
+}
+
 /// The lake service. Cheap to clone.
 #[derive(Clone)]
 pub struct Lake {
@@ -149,13 +155,17 @@ impl Lake {
         ops::execute(self, statement).await
     }
 
-    /// `a`, `s.a` and `c.s.a` in the current catalog and schema.
-    pub(crate) fn resolve(&self, parts: &[String]) -> Result<TableRef> {
-        let full_name = match parts {
+    fn full_name(&self, parts: &[String]) -> String {
+        match parts {
             [t] => format!("{}.{}.{t}", self.current_catalog, self.current_schema),
             [s, t] => format!("{}.{s}.{t}", self.current_catalog),
             _ => parts.join("."),
-        };
+        }
+    }
+
+    /// `a`, `s.a` and `c.s.a` in the current catalog and schema.
+    pub(crate) fn resolve(&self, parts: &[String]) -> Result<TableRef> {
+        let full_name = self.full_name(parts);
         let info = match self.catalog.get(Kind::Table, &full_name) {
             Ok(info) => info,
             Err(CatalogError::NotFound { .. } | CatalogError::InvalidArgument(_)) => {
@@ -164,6 +174,12 @@ impl Lake {
             Err(e) => return Err(e.into()),
         };
         let text = |key: &str| info.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+        if text("table_type") == "VIEW" {
+            return Err(LakeError::InvalidArgument(format!(
+                "[EXPECT_TABLE_NOT_VIEW.NO_ALTERNATIVE] The statement expects a table but {full_name} is a view. \
+                 SQLSTATE: 42809"
+            )));
+        }
         let format = text("data_source_format");
         if !format.is_empty() && !format.eq_ignore_ascii_case("DELTA") {
             return Err(LakeError::InvalidArgument(format!(
@@ -177,6 +193,22 @@ impl Lake {
             managed: text("table_type").eq_ignore_ascii_case("MANAGED"),
             info,
         })
+    }
+
+    /// The view `parts` names, if it names one: its full name and properties.
+    pub(crate) fn view(&self, parts: &[String]) -> Result<Option<ViewRef>> {
+        let full_name = self.full_name(parts);
+        let info = match self.catalog.get(Kind::Table, &full_name) {
+            Ok(info) => info,
+            Err(CatalogError::NotFound { .. } | CatalogError::InvalidArgument(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if info.get("table_type").and_then(Value::as_str) != Some("VIEW") {
+            return Ok(None);
+        }
+        let properties = info.get("properties").and_then(Value::as_object).into_iter().flatten();
+        let properties = properties.map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect();
+        Ok(Some(ViewRef { full_name, properties }))
     }
 
     /// A catalog table opened for reading at its latest version (managed

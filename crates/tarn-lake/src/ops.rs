@@ -41,7 +41,10 @@ pub(crate) async fn execute(lake: &Lake, statement: Statement) -> Result<RecordB
         Statement::CommentOnColumn { table, column, comment } => {
             comment_on_column(lake, &lake.resolve(&table)?, &column, comment).await
         }
-        Statement::ShowProperties { table, key } => show_properties(lake, &lake.resolve(&table)?, key).await,
+        Statement::ShowProperties { table, key } => match lake.view(&table)? {
+            Some(view) => property_rows(&view.full_name, view.properties, key),
+            None => show_properties(lake, &lake.resolve(&table)?, key).await,
+        },
         Statement::ReplaceTable { table, columns, comment, properties } => {
             crate::replace::replace_table(lake, &table, &columns, comment, properties).await
         }
@@ -369,10 +372,15 @@ async fn show_properties(lake: &Lake, table: &TableRef, key: Option<String>) -> 
         snapshot.metadata().configuration().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     rows.push(("delta.minReaderVersion".into(), protocol.min_reader_version().to_string()));
     rows.push(("delta.minWriterVersion".into(), protocol.min_writer_version().to_string()));
+    property_rows(&table.full_name, rows, key)
+}
+
+/// `SHOW TBLPROPERTIES`' rows: all of them sorted, or the one asked for.
+fn property_rows(full_name: &str, mut rows: Vec<(String, String)>, key: Option<String>) -> Result<RecordBatch> {
     rows.sort();
     if let Some(key) = key {
         let value = rows.into_iter().find(|(k, _)| *k == key).map(|(_, v)| v);
-        let value = value.unwrap_or_else(|| format!("Table {} does not have property: {key}", table.full_name));
+        let value = value.unwrap_or_else(|| format!("Table {full_name} does not have property: {key}"));
         rows = vec![(key, value)];
     }
     let (keys, values): (Vec<_>, Vec<_>) = rows.into_iter().map(|(k, v)| (Some(k), Some(v))).unzip();

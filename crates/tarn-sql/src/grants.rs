@@ -181,7 +181,7 @@ impl AccessControl for CatalogAccess {
 
 /// `name` as a full name of `depth` parts, its missing leading parts taken
 /// from the session's (catalog, schema); None when it has too many.
-fn resolve(name: &Name, namespace: &[String], depth: usize) -> Option<String> {
+pub(crate) fn resolve(name: &Name, namespace: &[String], depth: usize) -> Option<String> {
     if name.is_empty() || name.len() > depth {
         return None;
     }

@@ -10,6 +10,7 @@ mod parameters;
 pub mod result;
 pub mod sessions;
 pub mod statements;
+mod views;
 pub mod warehouse;
 
 use tarn_gateway::{Intercepted, SqlFailure, SqlInterceptor};
@@ -20,6 +21,7 @@ pub use error::SqlError;
 pub use grants::CatalogAccess;
 pub use sessions::{Session, SessionSpec, Sessions};
 pub use statements::Statements;
+pub use views::CatalogViews;
 pub use warehouse::Warehouse;
 
 /// The gateway's hook: lake statements are run here, the rest by the engine.

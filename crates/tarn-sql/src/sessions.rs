@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tarn_gateway::access::{grant_statement, of_sql};
 use tarn_gateway::connect::{EngineSession, SqlParameter};
-use tarn_gateway::{AccessControl, PathResolver, rewrite_sql_text};
+use tarn_gateway::{AccessControl, PathResolver, Prepared, ViewCatalog, rewrite_sql_text};
 use tarn_lake::Lake;
 use tarn_lake::arrow::datatypes::{Schema, SchemaRef};
 use tarn_lake::arrow::record_batch::RecordBatch;
@@ -35,6 +35,7 @@ pub(crate) struct Backends {
     pub lake: Lake,
     pub paths: Option<Arc<dyn PathResolver>>,
     pub access: Option<Arc<dyn AccessControl>>,
+    pub views: Option<Arc<dyn ViewCatalog>>,
 }
 
 /// What a session is opened with.
@@ -206,13 +207,23 @@ impl Session {
         let mut held = self.engine.lock().await;
         let current = self.attach(&mut held, engine.port).await?;
         *locked(&self.running) = Some((engine.port, current.session_id().to_string()));
-        let text = match backends.paths.as_deref() {
-            Some(paths) => rewrite_sql_text(text, paths).map_err(|e| StatementError::bad_request(e, None))?,
-            None => Cow::Borrowed(text),
+        let rewrite = |text: &str| match backends.paths.as_deref() {
+            Some(paths) => rewrite_sql_text(text, paths).map(Cow::into_owned),
+            None => Ok(text.to_string()),
         };
-        let streams = match target {
-            Some(t) => current.use_namespace(t.catalog.as_deref(), t.schema.as_deref()).await.map(|()| Vec::new()),
-            None => current.sql(&text, &[], limit).await,
+        let text = rewrite(text).map_err(|e| StatementError::bad_request(e, None))?;
+        let streams = match (target, backends.views.as_deref()) {
+            (Some(t), _) => current.use_namespace(t.catalog.as_deref(), t.schema.as_deref()).await.map(|()| Vec::new()),
+            (None, None) => current.sql(&text, &[], limit).await,
+            (None, Some(views)) => {
+                let (catalog, schema) = self.namespace();
+                match current.views(views, &text, &[catalog, schema], &rewrite).await {
+                    Ok(Prepared::Answered(answer)) => Ok(vec![answer.into()]),
+                    Ok(Prepared::Expanded(expanded)) => current.sql(&expanded, &[], limit).await,
+                    Ok(Prepared::Unchanged) => current.sql(&text, &[], limit).await,
+                    Err(e) => Err(e),
+                }
+            }
         };
         locked(&self.running).take();
         let streams = streams.map_err(StatementError::from_engine)?;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tarn_gateway::connect::EngineError;
 pub use tarn_gateway::connect::SqlParameter;
-use tarn_gateway::{AccessControl, PathResolver};
+use tarn_gateway::{AccessControl, PathResolver, ViewCatalog};
 use tarn_lake::Lake;
 use tarn_lake::arrow::error::ArrowError;
 use tokio::sync::watch;
@@ -241,14 +241,15 @@ struct Inner {
 impl Statements {
     /// `paths` resolves `/Volumes/...` paths in statements sent to the
     /// engine; `access` checks the caller's grants (and answers grant
-    /// statements) before anything runs.
+    /// statements) before anything runs; `views` keeps views.
     pub fn new(
         warehouse: Warehouse,
         lake: Lake,
         paths: Option<Arc<dyn PathResolver>>,
         access: Option<Arc<dyn AccessControl>>,
+        views: Option<Arc<dyn ViewCatalog>>,
     ) -> Self {
-        let backends = Arc::new(Backends { warehouse, lake, paths, access });
+        let backends = Arc::new(Backends { warehouse, lake, paths, access, views });
         let sessions = Sessions::new(backends.clone());
         Self { inner: Arc::new(Inner { backends, sessions, entries: Mutex::new(HashMap::new()) }) }
     }

@@ -256,7 +256,14 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     // Grants bind Spark Connect sessions and warehouse statements alike.
     let access: Arc<dyn tarn_gateway::AccessControl> =
         Arc::new(tarn_sql::CatalogAccess::new(catalog.clone(), store.clone(), config.home.join("lake")));
-    let statements = tarn_sql::Statements::new(warehouse, lake.clone(), Some(paths.clone()), Some(access.clone()));
+    let views: Arc<dyn tarn_gateway::ViewCatalog> = Arc::new(tarn_sql::CatalogViews::new(catalog.clone()));
+    let statements = tarn_sql::Statements::new(
+        warehouse,
+        lake.clone(),
+        Some(paths.clone()),
+        Some(access.clone()),
+        Some(views.clone()),
+    );
     let sealing_key =
         Arc::new(tarn_identity::SealingKey::load(&config.home, std::env::var("TARN_SECRET_KEY").ok().as_deref())?);
     let secrets = Arc::new(tarn_identity::Secrets::new(store.clone(), sealing_key.clone()));
@@ -337,6 +344,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
         paths: Some(paths),
         graphs: Some(Arc::new(tarn_pipelines::Graphs::new(pipelines.clone()))),
         access: Some(access),
+        views: Some(views),
     };
     let gateway = Gateway::new(clusters.clone(), store.clone(), hooks);
     let gateway_task =

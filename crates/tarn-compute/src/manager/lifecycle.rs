@@ -1,6 +1,8 @@
 //! The user's operations on clusters: create, start, restart, resize, edit,
 //! terminate and permanent delete.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use tarn_core::id;
 use tarn_core::time::now_ms;
@@ -40,6 +42,44 @@ impl ClusterManager {
         })?;
         self.spawn_launch(&mut live, cluster_id, None);
         Ok(())
+    }
+
+    /// The port of the cluster's engine once it runs: a TERMINATED cluster
+    /// is started, one starting is waited for (up to `timeout`); one that
+    /// ends TERMINATED or ERROR instead is NOT_STARTED with its reason.
+    pub async fn running_engine(&self, cluster_id: &str, user: &str, timeout: Duration) -> Result<u16, ComputeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut asked = false;
+        loop {
+            let cluster = self.get(cluster_id)?;
+            match cluster.state {
+                ClusterState::Terminated if !asked => {
+                    match self.start(cluster_id, user) {
+                        // Someone else started it in between.
+                        Ok(()) | Err(ComputeError::InvalidState { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                    asked = true;
+                }
+                ClusterState::Terminated | ClusterState::Error | ClusterState::Unknown => {
+                    let why = crate::managed::failure_message(&cluster).unwrap_or_else(|| "it was stopped".into());
+                    return Err(ComputeError::NotStarted(format!("{} did not start: {why}", cluster.row.cluster_id)));
+                }
+                ClusterState::Running => {
+                    if let Some(port) = self.engine_port(cluster_id)? {
+                        return Ok(port);
+                    }
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ComputeError::NotStarted(format!(
+                    "{cluster_id} did not start within {}s",
+                    timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Replaces a RUNNING cluster's engine with a fresh one.

@@ -23,7 +23,10 @@ mod engine;
 pub(crate) mod paths;
 pub(crate) mod save_as_table;
 pub(crate) mod sql;
+mod views;
 
+#[cfg(test)]
+pub(crate) use engine::EngineFuture;
 pub(crate) use engine::{EngineCalls, SessionEngine};
 pub use paths::{PathResolver, rewrite_sql_text};
 pub use sql::{Intercepted, SqlFailure, SqlInterceptor};
@@ -38,6 +41,8 @@ pub struct Hooks {
     /// Checks the caller's grants and answers grant statements; without it
     /// every request goes through.
     pub access: Option<Arc<dyn crate::AccessControl>>,
+    /// Keeps views; without it view statements and reads go to the engine.
+    pub views: Option<Arc<dyn crate::views::ViewCatalog>>,
 }
 
 /// What a pass may use besides the request.
@@ -84,6 +89,8 @@ pub(crate) enum Pass {
     Access,
     /// `/Volumes/...` paths and `system.*` names ([`paths`]).
     Paths,
+    /// View statements answered, views read replaced by their query ([`views`]).
+    Views,
     /// SQL tarn runs itself, answered in place ([`sql`]).
     Sql,
     /// A Delta CTAS split into `CREATE TABLE` and `INSERT` ([`ctas`]).
@@ -93,7 +100,8 @@ pub(crate) enum Pass {
 }
 
 /// The passes, in the order they run.
-pub(crate) const PIPELINE: [Pass; 5] = [Pass::Access, Pass::Paths, Pass::Sql, Pass::Ctas, Pass::SaveAsTable];
+pub(crate) const PIPELINE: [Pass; 6] =
+    [Pass::Access, Pass::Paths, Pass::Views, Pass::Sql, Pass::Ctas, Pass::SaveAsTable];
 
 impl Pass {
     pub async fn run(
@@ -104,6 +112,7 @@ impl Pass {
         match self {
             Self::Access => access::pass(request, cx),
             Self::Paths => paths::pass(request, cx),
+            Self::Views => views::pass(request, cx).await,
             Self::Sql => sql::pass(request, cx).await,
             Self::Ctas => ctas::pass(request, cx).await,
             Self::SaveAsTable => save_as_table::pass(request, cx).await,

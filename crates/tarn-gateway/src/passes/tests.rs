@@ -205,7 +205,7 @@ impl SqlInterceptor for Lake {
 
 fn hooks(lake: Option<Arc<Lake>>) -> Hooks {
     let sql = lake.map(|l| l as Arc<dyn SqlInterceptor>);
-    Hooks { sql, paths: Some(Arc::new(Volumes)), graphs: None, access: None }
+    Hooks { sql, paths: Some(Arc::new(Volumes)), graphs: None, access: None, views: None }
 }
 
 /// Runs one pass; returns its outcome and whether it noted a system table read.

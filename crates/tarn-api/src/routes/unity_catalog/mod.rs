@@ -121,6 +121,7 @@ fn create_request(kind: Kind, body: &Map<String, Value>) -> ApiResult<CreateRequ
         data_source_format: text(body, "data_source_format"),
         volume_type: text(body, "volume_type"),
         columns,
+        view_definition: text(body, "view_definition"),
     })
 }
 

@@ -1,0 +1,162 @@
+//! Views in the catalog: [`CatalogViews`] is the gateway's and the
+//! warehouse's [`ViewCatalog`]. A view is a table entry of type VIEW with
+//! its query as written (`view_definition`), the columns the engine
+//! found the query to have, and, in its properties under Spark's keys,
+//! the catalog and schema its names resolve in
+//! (`view.catalogAndNamespace.*`), and whether the statement named the
+//! view's columns (`tarn.view.namedColumns`: the query's are then renamed).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tarn_catalog::{Catalog, CatalogError, CreateRequest, Kind};
+use tarn_gateway::access::Name;
+use tarn_gateway::{NewView, SqlFailure, ViewCatalog, ViewDefinition};
+use tarn_lake::arrow::datatypes::Schema;
+use tarn_lake::arrow::record_batch::RecordBatch;
+
+use crate::grants::resolve;
+
+const NAMESPACE_PARTS: &str = "view.catalogAndNamespace.numParts";
+const NAMESPACE_PART: &str = "view.catalogAndNamespace.part.";
+const NAMED_COLUMNS: &str = "tarn.view.namedColumns";
+
+pub struct CatalogViews {
+    catalog: Catalog,
+}
+
+impl CatalogViews {
+    pub fn new(catalog: Catalog) -> Self {
+        Self { catalog }
+    }
+
+    /// The table entry `full` names, if there is one.
+    fn entry(&self, full: &str) -> Result<Option<Value>, SqlFailure> {
+        match self.catalog.get(Kind::Table, full) {
+            Ok(info) => Ok(Some(info)),
+            Err(CatalogError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(failure(e.to_string())),
+        }
+    }
+
+    fn full_name(name: &Name, namespace: &[String]) -> Result<String, SqlFailure> {
+        resolve(name, namespace, 3)
+            .ok_or_else(|| failure(format!("[INVALID_IDENTIFIER] {} is no view name", name.join("."))))
+    }
+}
+
+fn failure(message: String) -> SqlFailure {
+    SqlFailure { exception_class: "org.apache.spark.sql.AnalysisException", message }
+}
+
+fn is_view(info: &Value) -> bool {
+    info.get("table_type").and_then(Value::as_str) == Some("VIEW")
+}
+
+fn done() -> Result<Vec<u8>, SqlFailure> {
+    crate::encode_stream(&RecordBatch::new_empty(Arc::new(Schema::empty())))
+        .map_err(|e| SqlFailure { exception_class: "org.apache.spark.SparkException", message: e.to_string() })
+}
+
+/// The properties a view keeps: the user's, then Spark's view keys.
+fn view_properties(view: &NewView) -> tarn_catalog::Properties {
+    let mut properties: tarn_catalog::Properties = view.properties.iter().cloned().collect();
+    properties.insert(NAMESPACE_PARTS.into(), view.namespace.len().to_string());
+    for (i, part) in view.namespace.iter().enumerate() {
+        properties.insert(format!("{NAMESPACE_PART}{i}"), part.clone());
+    }
+    if !view.column_names.is_empty() {
+        properties.insert(NAMED_COLUMNS.into(), "true".into());
+    }
+    properties
+}
+
+impl ViewCatalog for CatalogViews {
+    fn view(&self, name: &[String], namespace: &[String]) -> Option<ViewDefinition> {
+        let full = resolve(&name.to_vec(), namespace, 3)?;
+        let info = self.catalog.get(Kind::Table, &full).ok().filter(is_view)?;
+        let text = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_string);
+        let property =
+            |key: &str| info.pointer(&format!("/properties/{}", key.replace('/', "~1"))).and_then(Value::as_str);
+        let parts: usize = property(NAMESPACE_PARTS).and_then(|n| n.parse().ok()).unwrap_or(0);
+        let view_namespace = (0..parts).filter_map(|i| property(&format!("{NAMESPACE_PART}{i}")).map(str::to_string));
+        let view_namespace: Name = view_namespace.collect();
+        let columns = info.get("columns").and_then(Value::as_array).filter(|_| property(NAMED_COLUMNS).is_some());
+        let column_names =
+            columns.into_iter().flatten().filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string));
+        Some(ViewDefinition {
+            full_name: text("full_name")?.split('.').map(str::to_string).collect(),
+            query: text("view_definition")?,
+            namespace: if view_namespace.len() == 2 { view_namespace } else { namespace.to_vec() },
+            column_names: column_names.collect(),
+        })
+    }
+
+    fn create(&self, user: &str, view: &NewView) -> Result<Vec<u8>, SqlFailure> {
+        let full = Self::full_name(&view.name, &view.namespace)?;
+        let columns = tarn_lake::uc_columns(&view.fields, &[]);
+        let properties = view_properties(view);
+        if let Some(existing) = self.entry(&full)? {
+            if !is_view(&existing) {
+                return Err(failure(format!(
+                    "[EXPECT_VIEW_NOT_TABLE.NO_ALTERNATIVE] {full} is a table, not a view: drop it first. SQLSTATE: 42809"
+                )));
+            }
+            if view.if_not_exists {
+                return done();
+            }
+            if !view.replace {
+                return Err(failure(format!(
+                    "[TABLE_OR_VIEW_ALREADY_EXISTS] Cannot create view {full} because it already exists. \
+                     SQLSTATE: 42P07"
+                )));
+            }
+            self.catalog
+                .amend_table(&full, user, |info| {
+                    info.insert("view_definition".into(), json!(view.query));
+                    info.insert("columns".into(), Value::Array(columns));
+                    info.insert("properties".into(), json!(properties));
+                    match &view.comment {
+                        Some(comment) => info.insert("comment".into(), json!(comment)),
+                        None => info.remove("comment"),
+                    };
+                })
+                .map_err(|e| failure(e.to_string()))?;
+            return done();
+        }
+        let parts: Vec<&str> = full.split('.').collect();
+        let request = CreateRequest {
+            catalog_name: parts.first().map(|p| p.to_string()),
+            schema_name: parts.get(1).map(|p| p.to_string()),
+            name: parts.get(2).map(|p| p.to_string()),
+            comment: view.comment.clone(),
+            properties: Some(properties),
+            table_type: Some("VIEW".into()),
+            columns,
+            view_definition: Some(view.query.clone()),
+            ..Default::default()
+        };
+        match self.catalog.create(Kind::Table, &request, user) {
+            Ok(_) => done(),
+            Err(CatalogError::NotFound { kind: Kind::Schema, name }) => {
+                Err(failure(format!("[SCHEMA_NOT_FOUND] The schema `{name}` cannot be found. SQLSTATE: 42704")))
+            }
+            Err(e) => Err(failure(e.to_string())),
+        }
+    }
+
+    fn drop(&self, _user: &str, name: &[String], namespace: &[String], if_exists: bool) -> Result<Vec<u8>, SqlFailure> {
+        let full = Self::full_name(&name.to_vec(), namespace)?;
+        match self.entry(&full)? {
+            None if if_exists => done(),
+            None => Err(failure(format!("[TABLE_OR_VIEW_NOT_FOUND] The view {full} cannot be found. SQLSTATE: 42P01"))),
+            Some(info) if !is_view(&info) => Err(failure(format!(
+                "[WRONG_COMMAND_FOR_OBJECT_TYPE] {full} is a table: use DROP TABLE instead. SQLSTATE: 42809"
+            ))),
+            Some(_) => {
+                self.catalog.delete(Kind::Table, &full, false).map_err(|e| failure(e.to_string()))?;
+                done()
+            }
+        }
+    }
+}
