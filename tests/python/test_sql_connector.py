@@ -2,19 +2,22 @@
 backend, SQLAlchemy and pandas on top of it, and the statement API's SQL
 sessions: what dbt, BI tools and notebooks outside Databricks use."""
 
+import datetime
 import threading
 import time
 import uuid
 
 import pytest
 import requests
+from databricks.sdk.service.compute import State as ClusterState
+from databricks.sdk.service.sql import State
 from databricks import sql
 from databricks.sql.exc import DatabaseError, Error, ServerOperationError
 from databricks.sql.thrift_api.TCLIService import TCLIService, ttypes
 from thrift.protocol import TBinaryProtocol
 from thrift.transport import THttpClient
 
-from conftest import own_server
+from conftest import own_server, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,10 @@ def http_path(warehouse_id: str) -> str:
 def connect(server, warehouse_id, token=None, **kw):
     """The connector on tarn's plain-HTTP port: `_connection_uri` is the
     connector's own switch for that (test_tls.py covers HTTPS)."""
-    path = http_path(warehouse_id)
+    return connect_path(server, http_path(warehouse_id), token, **kw)
+
+
+def connect_path(server, path, token=None, **kw):
     return sql.connect(server_hostname="127.0.0.1", http_path=path, access_token=token or server.token,
                        _connection_uri=server.url + path, _retry_stop_after_attempts_count=2, **kw)
 
@@ -212,6 +218,37 @@ def test_bad_input_gets_errors_not_retries(server, warehouse):
         with pytest.raises(DatabaseError) as closed:
             cur.execute("SELECT 1")
         assert "Invalid SessionHandle" in str(closed.value) and time.time() - started < 20
+
+
+def test_a_cluster_http_path_runs_on_the_cluster(server, warehouse):
+    w = server.client()
+    cluster = w.clusters.create_and_wait(cluster_name="thrift", spark_version="16.4.x-scala2.13", num_workers=0,
+                                         timeout=datetime.timedelta(minutes=3))
+    path = f"/sql/protocolv1/o/0/{cluster.cluster_id}"
+    try:
+        w.warehouses.stop(warehouse)
+        wait_for(lambda: w.warehouses.get(warehouse).state == State.STOPPED, timeout=60)
+        with connect_path(server, path) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 40 + 2 AS answer")
+            assert cur.fetchone()[0] == 42
+            cur.execute("CREATE OR REPLACE TEMPORARY VIEW one AS SELECT 1 AS x")
+            cur.execute("SELECT x FROM one")
+            assert cur.fetchone()[0] == 1
+        # The cluster ran it: the warehouse stayed stopped.
+        assert w.warehouses.get(warehouse).state == State.STOPPED
+        # A terminated cluster starts for the first statement, as Databricks starts it.
+        w.clusters.delete_and_wait(cluster.cluster_id)
+        with connect_path(server, path) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 7")
+            assert cur.fetchone()[0] == 7
+        assert w.clusters.get(cluster.cluster_id).state == ClusterState.RUNNING
+        # An unknown cluster: 404 at once, not retried.
+        started = time.time()
+        with pytest.raises(Error):
+            connect_path(server, "/sql/protocolv1/o/0/0123-456789-nothere")
+        assert time.time() - started < 20
+    finally:
+        w.clusters.permanent_delete(cluster.cluster_id)
 
 
 def test_sqlalchemy_and_pandas(server, warehouse):

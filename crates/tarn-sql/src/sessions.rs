@@ -42,6 +42,8 @@ pub(crate) struct Backends {
 #[derive(Debug, Clone, Default)]
 pub struct SessionSpec {
     pub warehouse_id: String,
+    /// An all-purpose cluster to run on instead of the warehouse.
+    pub cluster_id: Option<String>,
     pub user: String,
     pub catalog: Option<String>,
     pub schema: Option<String>,
@@ -87,6 +89,7 @@ struct Engine {
 pub struct Session {
     id: String,
     warehouse_id: String,
+    cluster_id: Option<String>,
     user: String,
     conf: BTreeMap<String, String>,
     backends: Arc<Backends>,
@@ -110,6 +113,7 @@ impl Session {
         Self {
             id: uuid::Uuid::new_v4().to_string(),
             warehouse_id: spec.warehouse_id,
+            cluster_id: spec.cluster_id,
             user: spec.user,
             conf: spec.conf,
             backends,
@@ -197,11 +201,11 @@ impl Session {
         running: &(dyn Fn() + Sync),
     ) -> std::result::Result<Output, StatementError> {
         let backends = &self.backends;
-        let engine = backends
-            .warehouse
-            .engine(&self.warehouse_id, &self.user)
-            .await
-            .map_err(|e| StatementError::unavailable(e.to_string()))?;
+        let engine = match &self.cluster_id {
+            Some(cluster_id) => backends.warehouse.cluster_engine(cluster_id, &self.user).await,
+            None => backends.warehouse.engine(&self.warehouse_id, &self.user).await,
+        };
+        let engine = engine.map_err(|e| StatementError::unavailable(e.to_string()))?;
         running();
         let _keepalive = KeepAlive::start(backends.warehouse.clone(), engine.clone());
         let mut held = self.engine.lock().await;
@@ -339,10 +343,13 @@ impl Sessions {
         Self { backends, open: Arc::default() }
     }
 
-    /// Opens a session on an existing warehouse (its engine starts with the
-    /// first statement that needs it).
+    /// Opens a session on an existing warehouse or cluster (its engine
+    /// starts with the first statement that needs it).
     pub fn open(&self, spec: SessionSpec) -> Result<Arc<Session>> {
-        self.backends.warehouse.status(&spec.warehouse_id)?;
+        match &spec.cluster_id {
+            Some(cluster_id) => self.backends.warehouse.cluster_exists(cluster_id)?,
+            None => drop(self.backends.warehouse.status(&spec.warehouse_id)?),
+        }
         self.close_idle();
         let session = Arc::new(Session::new(self.backends.clone(), spec));
         locked(&self.open).insert(session.id.clone(), session.clone());

@@ -283,6 +283,7 @@ impl Statements {
             }
             None => Arc::new(self.inner.sessions.ephemeral(SessionSpec {
                 warehouse_id: request.warehouse_id.clone(),
+                cluster_id: None,
                 user: request.user.clone(),
                 catalog: request.catalog.clone(),
                 schema: request.schema.clone(),

@@ -72,6 +72,7 @@ pub struct Warehouse {
 struct Inner {
     id: String,
     compute: ManagedCluster,
+    clusters: ClusterManager,
 }
 
 /// The engine a statement runs on.
@@ -88,7 +89,8 @@ impl Warehouse {
             auto_stop_mins: AUTO_STOP_MINS,
             start_timeout,
         };
-        Ok(Self { inner: Arc::new(Inner { id, compute: ManagedCluster::new(clusters, spec) }) })
+        let compute = ManagedCluster::new(clusters.clone(), spec);
+        Ok(Self { inner: Arc::new(Inner { id, compute, clusters }) })
     }
 
     pub fn id(&self) -> &str {
@@ -131,6 +133,20 @@ impl Warehouse {
     pub async fn engine(&self, id: &str, user: &str) -> Result<WarehouseEngine> {
         self.check_id(id)?;
         self.inner.compute.engine(user).await.map_err(not_started)
+    }
+
+    /// The engine of an all-purpose cluster a SQL session names instead of
+    /// the warehouse (a cluster's Thrift `http_path`): started on demand
+    /// and waited for as the warehouse's is.
+    pub async fn cluster_engine(&self, cluster_id: &str, user: &str) -> Result<WarehouseEngine> {
+        let timeout = self.inner.compute.spec().start_timeout;
+        let port = self.inner.clusters.running_engine(cluster_id, user, timeout).await.map_err(not_started)?;
+        Ok(WarehouseEngine { cluster_id: cluster_id.to_string(), port })
+    }
+
+    /// Whether `cluster_id` names a cluster of the workspace.
+    pub fn cluster_exists(&self, cluster_id: &str) -> Result<()> {
+        self.inner.clusters.get(cluster_id).map(drop).map_err(SqlError::from)
     }
 
     /// Counts as use for the auto-stop.

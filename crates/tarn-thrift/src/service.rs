@@ -30,6 +30,9 @@ const PROTOCOL: TProtocolVersion = TProtocolVersion::SPARK_CLI_SERVICE_PROTOCOL_
 pub struct Caller<'a> {
     pub user: &'a User,
     pub warehouse_id: &'a str,
+    /// The all-purpose cluster of a cluster's `http_path`: statements run
+    /// there instead of on the warehouse.
+    pub cluster_id: Option<&'a str>,
 }
 
 /// What to send back for one HTTP request.
@@ -149,6 +152,7 @@ impl ThriftService {
         }
         let spec = SessionSpec {
             warehouse_id: caller.warehouse_id.to_string(),
+            cluster_id: caller.cluster_id.map(str::to_string),
             user: caller.user.user_name.clone(),
             catalog,
             schema,

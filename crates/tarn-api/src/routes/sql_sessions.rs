@@ -43,6 +43,7 @@ async fn create_session(
     require(&s, &user, "warehouses", &warehouse_id, "CAN_USE")?;
     let session = s.statements.sessions().open(SessionSpec {
         warehouse_id,
+        cluster_id: None,
         user: user.user_name.clone(),
         catalog: body.catalog.filter(|c| !c.is_empty()),
         schema: body.schema.filter(|c| !c.is_empty()),

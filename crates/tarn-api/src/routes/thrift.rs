@@ -1,6 +1,8 @@
-//! The warehouse's Thrift endpoint at its `http_path`
-//! (`/sql/1.0/warehouses/{id}`), where `databricks-sql-connector` sends
-//! TCLIService calls. A call the service answers is HTTP 200 whatever its
+//! The Thrift endpoint at a warehouse's `http_path`
+//! (`/sql/1.0/warehouses/{id}`) and an all-purpose cluster's
+//! (`/sql/protocolv1/o/{workspace}/{cluster}`, its statements run on the
+//! cluster's engine), where `databricks-sql-connector` sends TCLIService
+//! calls. A call the service answers is HTTP 200 whatever its
 //! status; what stops a call before the service (an unknown warehouse, no
 //! `CAN_USE`, a body that is not Thrift) is a 4xx the driver does not retry,
 //! its message in `x-thriftserver-error-message` as the driver reads it.
@@ -52,22 +54,33 @@ async fn warehouse_call(
     if let Err(e) = require(&s, &user, "warehouses", &id, "CAN_USE") {
         return refused(StatusCode::FORBIDDEN, &e.0.message);
     }
-    let caller = ThriftCaller { user: &user, warehouse_id: &id };
-    match s.thrift.handle(&caller, &body).await {
+    answer(&s, ThriftCaller { user: &user, warehouse_id: &id, cluster_id: None }, &body).await
+}
+
+/// A cluster's Thrift path, as the cluster's JDBC/ODBC settings show it.
+/// The workspace id is not checked: tarn is one workspace. A TERMINATED
+/// cluster starts with the first statement (which waits for it).
+async fn cluster_call(
+    State(s): State<AppState>,
+    Extension(Caller(user)): Extension<Caller>,
+    Path((_, cluster)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = s.clusters.get(&cluster) {
+        return refused(StatusCode::NOT_FOUND, &e.to_string());
+    }
+    if let Err(e) = require(&s, &user, "clusters", &cluster, "CAN_ATTACH_TO") {
+        return refused(StatusCode::FORBIDDEN, &e.0.message);
+    }
+    let warehouse_id = s.statements.warehouse().id().to_string();
+    answer(&s, ThriftCaller { user: &user, warehouse_id: &warehouse_id, cluster_id: Some(&cluster) }, &body).await
+}
+
+async fn answer(s: &AppState, caller: ThriftCaller<'_>, body: &[u8]) -> Response {
+    match s.thrift.handle(&caller, body).await {
         Answer::Reply(bytes) => {
             ([(header::CONTENT_TYPE, HeaderValue::from_static("application/x-thrift"))], bytes).into_response()
         }
         Answer::Malformed(message) => refused(StatusCode::BAD_REQUEST, &message),
     }
-}
-
-/// All-purpose clusters' Thrift path: statements run on the warehouse's
-/// engines only, so a cluster's http_path is refused with that said.
-async fn cluster_call(Path((_, cluster)): Path<(String, String)>) -> Response {
-    refused(
-        StatusCode::NOT_IMPLEMENTED,
-        &format!(
-            "tarn serves Thrift on SQL warehouses only (http_path /sql/1.0/warehouses/<id>), not on cluster {cluster}"
-        ),
-    )
 }
