@@ -4,15 +4,13 @@
 //! Results come back as the Arrow IPC streams the engine sent; decoding them
 //! is the caller's business, so this crate stays free of Arrow.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use futures_util::StreamExt;
 use spark_connect_proto::spark_connect_service_client::SparkConnectServiceClient;
 use spark_connect_proto::{
-    Catalog, Command, DataType, ExecutePlanRequest, ExecutePlanResponse, Expression, InterruptRequest, Limit, Plan,
-    Relation, SetCurrentCatalog, SetCurrentDatabase, Sql, SqlCommand, UserContext, catalog, command, data_type,
-    execute_plan_response, expression, interrupt_request, plan, relation,
+    Catalog, Command, ExecutePlanRequest, ExecutePlanResponse, InterruptRequest, Limit, Plan, Relation,
+    SetCurrentCatalog, SetCurrentDatabase, Sql, SqlCommand, UserContext, catalog, command, execute_plan_response,
+    interrupt_request, plan, relation,
 };
 use tonic::transport::Channel;
 
@@ -57,16 +55,6 @@ impl EngineError {
     }
 }
 
-/// A statement parameter: `:name` in the SQL text, or the next `?` when
-/// `name` is empty. A missing value is NULL; the value is cast to
-/// `type_text` (Spark SQL type syntax) when given.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SqlParameter {
-    pub name: String,
-    pub value: Option<String>,
-    pub type_text: Option<String>,
-}
-
 /// One Spark session on one engine.
 pub struct EngineSession {
     port: u16,
@@ -101,12 +89,7 @@ impl EngineSession {
     /// Runs `sql` as `spark.sql(...)` does: commands run at once, queries are
     /// then collected, at most `limit` rows of them. Returns the Arrow IPC
     /// streams of the result. A Delta CTAS is split as the gateway splits it.
-    pub async fn sql(
-        &mut self,
-        sql: &str,
-        parameters: &[SqlParameter],
-        limit: Option<usize>,
-    ) -> Result<Vec<Bytes>, EngineError> {
+    pub async fn sql(&mut self, sql: &str, limit: Option<usize>) -> Result<Vec<Bytes>, EngineError> {
         let engine = SessionEngine::connected(
             self.port,
             self.client.clone(),
@@ -115,19 +98,9 @@ impl EngineSession {
         );
         let ctas = ctas::split(&engine, sql).await.map_err(|e| EngineError::plain(e.to_string()))?;
         let sql = ctas.as_deref().unwrap_or(sql);
-        let (positional, named): (Vec<&SqlParameter>, Vec<&SqlParameter>) =
-            parameters.iter().partition(|p| p.name.is_empty());
-        let named_arguments = named.into_iter().map(|p| (p.name.clone(), argument(p))).collect::<HashMap<_, _>>();
-        let pos_arguments = positional.into_iter().map(argument).collect();
-        #[allow(deprecated)]
         let input = Relation {
             common: None,
-            rel_type: Some(relation::RelType::Sql(Sql {
-                query: sql.to_string(),
-                named_arguments,
-                pos_arguments,
-                ..Default::default()
-            })),
+            rel_type: Some(relation::RelType::Sql(Sql { query: sql.to_string(), ..Default::default() })),
         };
         let command = Command {
             command_type: Some(command::CommandType::SqlCommand(SqlCommand {
@@ -232,58 +205,4 @@ pub async fn interrupt(port: u16, session_id: &str, user: &str) -> Result<(), En
 
 fn root(rel_type: relation::RelType) -> Plan {
     Plan { op_type: Some(plan::OpType::Root(Relation { common: None, rel_type: Some(rel_type) })) }
-}
-
-fn literal(value: expression::literal::LiteralType) -> Expression {
-    Expression {
-        common: None,
-        expr_type: Some(expression::ExprType::Literal(expression::Literal {
-            data_type: None,
-            literal_type: Some(value),
-        })),
-    }
-}
-
-/// A parameter as a Spark expression: a string literal (or NULL), cast to
-/// its type unless that is STRING.
-fn argument(parameter: &SqlParameter) -> Expression {
-    let value = match &parameter.value {
-        Some(v) => literal(expression::literal::LiteralType::String(v.clone())),
-        None => literal(expression::literal::LiteralType::Null(DataType {
-            kind: Some(data_type::Kind::Null(data_type::Null { type_variation_reference: 0 })),
-        })),
-    };
-    match parameter.type_text.as_deref().map(str::trim) {
-        None | Some("") => value,
-        Some(t) if t.eq_ignore_ascii_case("STRING") && parameter.value.is_some() => value,
-        Some(t) => Expression {
-            common: None,
-            expr_type: Some(expression::ExprType::Cast(Box::new(expression::Cast {
-                expr: Some(Box::new(value)),
-                eval_mode: 0,
-                cast_to_type: Some(expression::cast::CastToType::TypeStr(t.to_string())),
-            }))),
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn typed_parameters_are_cast_and_strings_are_literals() {
-        let p = |value: Option<&str>, type_text: Option<&str>| SqlParameter {
-            name: "x".into(),
-            value: value.map(str::to_string),
-            type_text: type_text.map(str::to_string),
-        };
-        assert!(matches!(argument(&p(Some("a"), None)).expr_type, Some(expression::ExprType::Literal(_))));
-        assert!(matches!(argument(&p(Some("a"), Some("string"))).expr_type, Some(expression::ExprType::Literal(_))));
-        let Some(expression::ExprType::Cast(cast)) = argument(&p(Some("7"), Some("INT"))).expr_type else {
-            panic!("an INT parameter is a cast");
-        };
-        assert_eq!(cast.cast_to_type, Some(expression::cast::CastToType::TypeStr("INT".into())));
-        assert!(matches!(argument(&p(None, Some("DATE"))).expr_type, Some(expression::ExprType::Cast(_))));
-    }
 }

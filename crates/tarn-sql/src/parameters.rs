@@ -8,10 +8,19 @@
 
 use std::borrow::Cow;
 
-use tarn_gateway::connect::SqlParameter;
 use tarn_sqltext::{Kind, Token};
 
 use crate::statements::StatementError;
+
+/// A statement parameter: `:name` in the SQL text, or the next `?` when
+/// `name` is empty. A missing value is NULL; the value is cast to
+/// `type_text` (Spark SQL type syntax) when given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlParameter {
+    pub name: String,
+    pub value: Option<String>,
+    pub type_text: Option<String>,
+}
 
 /// `text` with each marker that names a parameter (`:name`, `` :`name` ``)
 /// or stands for the next positional one (`?`) replaced by its value.

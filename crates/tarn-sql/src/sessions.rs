@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tarn_gateway::access::{grant_statement, of_sql};
-use tarn_gateway::connect::{EngineSession, SqlParameter};
+use tarn_gateway::connect::EngineSession;
+
+use crate::parameters::SqlParameter;
 use tarn_gateway::{AccessControl, PathResolver, Prepared, ViewCatalog, rewrite_sql_text};
 use tarn_lake::Lake;
 use tarn_lake::arrow::datatypes::{Schema, SchemaRef};
@@ -218,13 +220,13 @@ impl Session {
         let text = rewrite(text).map_err(|e| StatementError::bad_request(e, None))?;
         let streams = match (target, backends.views.as_deref()) {
             (Some(t), _) => current.use_namespace(t.catalog.as_deref(), t.schema.as_deref()).await.map(|()| Vec::new()),
-            (None, None) => current.sql(&text, &[], limit).await,
+            (None, None) => current.sql(&text, limit).await,
             (None, Some(views)) => {
                 let (catalog, schema) = self.namespace();
                 match current.views(views, &text, &[catalog, schema], &rewrite).await {
                     Ok(Prepared::Answered(answer)) => Ok(vec![answer.into()]),
-                    Ok(Prepared::Expanded(expanded)) => current.sql(&expanded, &[], limit).await,
-                    Ok(Prepared::Unchanged) => current.sql(&text, &[], limit).await,
+                    Ok(Prepared::Expanded(expanded)) => current.sql(&expanded, limit).await,
+                    Ok(Prepared::Unchanged) => current.sql(&text, limit).await,
                     Err(e) => Err(e),
                 }
             }
@@ -253,7 +255,7 @@ impl Session {
             for (key, value) in &self.conf {
                 // Configuration the engine does not know is not a reason to
                 // refuse the session; Databricks ignores most of it as well.
-                if let Err(e) = session.sql(&format!("SET `{key}` = {}", quote(value)), &[], Some(0)).await {
+                if let Err(e) = session.sql(&format!("SET `{key}` = {}", quote(value)), Some(0)).await {
                     tracing::debug!(key, error = %e, "session configuration not taken by the engine");
                 }
             }

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub use crate::parameters::SqlParameter;
 use tarn_gateway::connect::EngineError;
-pub use tarn_gateway::connect::SqlParameter;
 use tarn_gateway::{AccessControl, PathResolver, ViewCatalog};
 use tarn_lake::Lake;
 use tarn_lake::arrow::error::ArrowError;
@@ -170,20 +170,7 @@ pub struct StatementSnapshot {
     pub result: Option<Arc<ResultSet>>,
 }
 
-#[derive(Debug, Clone)]
-enum Phase {
-    Pending,
-    Running,
-    Succeeded(Arc<ResultSet>),
-    Failed(StatementError),
-    Canceled,
-}
-
-impl Phase {
-    fn is_final(&self) -> bool {
-        matches!(self, Phase::Succeeded(_) | Phase::Failed(_) | Phase::Canceled)
-    }
-}
+type Phase = crate::phase::Phase<ResultSet>;
 
 struct Entry {
     phase: watch::Sender<Phase>,
@@ -201,13 +188,7 @@ impl Entry {
     /// Moves to `phase` unless the statement already ended; true if it moved.
     fn advance(&self, phase: Phase) -> bool {
         let finishing = phase.is_final();
-        let moved = self.phase.send_if_modified(|current| {
-            if current.is_final() {
-                return false;
-            }
-            *current = phase;
-            true
-        });
+        let moved = crate::phase::advance(&self.phase, phase);
         if moved && finishing {
             *locked(&self.finished_at) = Some(Instant::now());
         }

@@ -21,28 +21,16 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-#[derive(Debug, Clone)]
-pub enum Phase {
-    Pending,
-    Running,
-    Finished(Arc<Output>),
-    Failed(StatementError),
-    Canceled,
-}
+pub type Phase = tarn_sql::Phase<Output>;
 
-impl Phase {
-    pub fn is_final(&self) -> bool {
-        matches!(self, Phase::Finished(_) | Phase::Failed(_) | Phase::Canceled)
-    }
-
-    pub fn state(&self) -> TOperationState {
-        match self {
-            Phase::Pending => TOperationState::PENDING_STATE,
-            Phase::Running => TOperationState::RUNNING_STATE,
-            Phase::Finished(_) => TOperationState::FINISHED_STATE,
-            Phase::Failed(_) => TOperationState::ERROR_STATE,
-            Phase::Canceled => TOperationState::CANCELED_STATE,
-        }
+/// The operation state a phase is on the wire.
+pub fn state(phase: &Phase) -> TOperationState {
+    match phase {
+        Phase::Pending => TOperationState::PENDING_STATE,
+        Phase::Running => TOperationState::RUNNING_STATE,
+        Phase::Succeeded(_) => TOperationState::FINISHED_STATE,
+        Phase::Failed(_) => TOperationState::ERROR_STATE,
+        Phase::Canceled => TOperationState::CANCELED_STATE,
     }
 }
 
@@ -92,13 +80,7 @@ impl Operation {
     /// Moves to `phase` unless the operation already ended.
     fn advance(&self, phase: Phase) -> bool {
         let finishing = phase.is_final();
-        let moved = self.phase.send_if_modified(|current| {
-            if current.is_final() {
-                return false;
-            }
-            *current = phase;
-            true
-        });
+        let moved = tarn_sql::phase::advance(&self.phase, phase);
         if moved && finishing {
             *locked(&self.completed_ms) = Some(now_ms());
         }
@@ -178,7 +160,7 @@ impl Operations {
             };
             let outcome = task_op.session.run(&statement, &parameters, limit, &running).await;
             task_op.advance(match outcome {
-                Ok(output) => Phase::Finished(Arc::new(output)),
+                Ok(output) => Phase::Succeeded(Arc::new(output)),
                 Err(e) => Phase::Failed(e),
             });
         });
@@ -194,7 +176,7 @@ impl Operations {
         result: Result<Output, StatementError>,
     ) -> Arc<Operation> {
         let phase = match result {
-            Ok(output) => Phase::Finished(Arc::new(output)),
+            Ok(output) => Phase::Succeeded(Arc::new(output)),
             Err(e) => Phase::Failed(e),
         };
         self.keep(Arc::new(Operation::new(kind, session, false, phase)))

@@ -238,7 +238,7 @@ impl ThriftService {
             return None;
         }
         let status = status_response(op, &phase);
-        let Phase::Finished(output) = phase else {
+        let Phase::Succeeded(output) = phase else {
             return Some(TSparkDirectResults::new(status, None, None, None));
         };
         let max_rows = usize::try_from(want.max_rows).unwrap_or(usize::MAX);
@@ -268,7 +268,7 @@ impl ThriftService {
             return empty_metadata(invalid_handle("OperationHandle"));
         };
         match op.phase() {
-            Phase::Finished(output) => metadata_response(&op, &output),
+            Phase::Succeeded(output) => metadata_response(&op, &output),
             other => empty_metadata(not_finished(&other)),
         }
     }
@@ -278,7 +278,7 @@ impl ThriftService {
             return TFetchResultsResp::new(invalid_handle("OperationHandle"), None, None, None);
         };
         match op.settle(STATUS_WAIT).await {
-            Phase::Finished(output) => {
+            Phase::Succeeded(output) => {
                 let max_rows = usize::try_from(req.max_rows).unwrap_or(usize::MAX);
                 fetch_response(&op, &output, max_rows, req.include_result_set_metadata.unwrap_or(false))
             }
@@ -382,7 +382,7 @@ fn empty_status(status: TStatus) -> TGetOperationStatusResp {
 
 fn status_response(op: &Operation, phase: &Phase) -> TGetOperationStatusResp {
     let mut resp = empty_status(ok());
-    resp.operation_state = Some(phase.state());
+    resp.operation_state = Some(crate::operations::state(phase));
     resp.operation_started = Some(op.started_ms);
     resp.operation_completed = op.completed_ms();
     resp.has_result_set = Some(true);
