@@ -72,6 +72,9 @@ def test_a_view_reads_its_query_where_it_was_created(w, warehouse_id, shop):
         ("who", "string", "The customer"), ("total", "double", None)]
     assert info.storage_location is None
     assert w.tables.get(f"main.{first}.big").comment == "Orders over 10"
+    assert rows(w, warehouse_id, "SHOW VIEWS", first) == [(first, "big", "false")]
+    assert rows(w, warehouse_id, f"SHOW VIEWS IN main.{second} LIKE 'x|t*'", first) == [(second, "top", "false")]
+    assert rows(w, warehouse_id, f"SHOW VIEWS FROM {second} LIKE 'nothing*'", first) == []
     listed = {t.name: t.table_type for t in w.tables.list(catalog_name="main", schema_name=first)}
     assert listed == {"orders": TableType.MANAGED, "big": TableType.VIEW}
     described = rows(w, warehouse_id, "DESCRIBE TABLE top", second)

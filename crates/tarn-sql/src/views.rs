@@ -12,8 +12,10 @@ use serde_json::{Value, json};
 use tarn_catalog::{Catalog, CatalogError, CreateRequest, Kind};
 use tarn_gateway::access::Name;
 use tarn_gateway::{NewView, SqlFailure, ViewCatalog, ViewDefinition};
-use tarn_lake::arrow::datatypes::Schema;
+use tarn_lake::arrow::array::{ArrayRef, BooleanArray, StringArray};
+use tarn_lake::arrow::datatypes::{DataType, Field, Schema};
 use tarn_lake::arrow::record_batch::RecordBatch;
+use tarn_store::Store;
 
 use crate::grants::resolve;
 
@@ -23,11 +25,25 @@ const NAMED_COLUMNS: &str = "tarn.view.namedColumns";
 
 pub struct CatalogViews {
     catalog: Catalog,
+    store: Arc<Store>,
 }
 
 impl CatalogViews {
-    pub fn new(catalog: Catalog) -> Self {
-        Self { catalog }
+    pub fn new(catalog: Catalog, store: Arc<Store>) -> Self {
+        Self { catalog, store }
+    }
+
+    /// The names of the views in `schema` (a full name) `user` may see.
+    fn visible_views(&self, user: &str, schema: &str) -> Result<Vec<String>, CatalogError> {
+        let user = self
+            .store
+            .find_user(user)?
+            .ok_or_else(|| CatalogError::PermissionDenied(format!("Unknown principal {user}")))?;
+        let principal = self.catalog.principal(&user)?;
+        let parent: Vec<&str> = schema.split('.').collect();
+        let (tables, _) = self.catalog.list_visible(&principal, Kind::Table, &parent, 0, u64::from(u32::MAX))?;
+        let views = tables.into_iter().filter(is_view);
+        Ok(views.filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_string)).collect())
     }
 
     /// The table entry `full` names, if there is one.
@@ -54,8 +70,44 @@ fn is_view(info: &Value) -> bool {
 }
 
 fn done() -> Result<Vec<u8>, SqlFailure> {
-    crate::encode_stream(&RecordBatch::new_empty(Arc::new(Schema::empty())))
+    answer(&RecordBatch::new_empty(Arc::new(Schema::empty())))
+}
+
+fn answer(batch: &RecordBatch) -> Result<Vec<u8>, SqlFailure> {
+    crate::encode_stream(batch)
         .map_err(|e| SqlFailure { exception_class: "org.apache.spark.SparkException", message: e.to_string() })
+}
+
+/// Spark's `SHOW ... LIKE` patterns: `*` stands for any characters, `|`
+/// separates alternatives; case is ignored.
+fn like(pattern: &str, name: &str) -> bool {
+    fn glob(pattern: &[char], name: &[char]) -> bool {
+        match pattern.split_first() {
+            None => name.is_empty(),
+            Some(('*', rest)) => (0..=name.len()).any(|skip| glob(rest, &name[skip..])),
+            Some((c, rest)) => name.split_first().is_some_and(|(n, more)| n == c && glob(rest, more)),
+        }
+    }
+    let name: Vec<char> = name.to_lowercase().chars().collect();
+    pattern.split('|').any(|alternative| {
+        let alternative: Vec<char> = alternative.trim().to_lowercase().chars().collect();
+        glob(&alternative, &name)
+    })
+}
+
+/// `SHOW VIEWS`' rows, as Spark answers it.
+fn view_rows(schema: &str, names: &[String]) -> Result<RecordBatch, SqlFailure> {
+    let fields = vec![
+        Field::new("namespace", DataType::Utf8, false),
+        Field::new("viewName", DataType::Utf8, false),
+        Field::new("isTemporary", DataType::Boolean, false),
+    ];
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![schema; names.len()])),
+        Arc::new(StringArray::from(names.to_vec())),
+        Arc::new(BooleanArray::from(vec![false; names.len()])),
+    ];
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| failure(e.to_string()))
 }
 
 /// The properties a view keeps: the user's, then Spark's view keys.
@@ -158,5 +210,45 @@ impl ViewCatalog for CatalogViews {
                 done()
             }
         }
+    }
+
+    fn show(
+        &self,
+        user: &str,
+        schema: Option<&[String]>,
+        namespace: &[String],
+        pattern: Option<&str>,
+    ) -> Result<Vec<u8>, SqlFailure> {
+        let current = namespace.get(1..).unwrap_or_default().to_vec();
+        let name = schema.map_or(current, <[String]>::to_vec);
+        let full = resolve(&name, namespace, 2)
+            .ok_or_else(|| failure(format!("[INVALID_IDENTIFIER] {} is no schema name", name.join("."))))?;
+        let mut names = match self.visible_views(user, &full) {
+            Ok(names) => names,
+            Err(CatalogError::NotFound { .. }) => {
+                return Err(failure(format!(
+                    "[SCHEMA_NOT_FOUND] The schema `{full}` cannot be found. SQLSTATE: 42704"
+                )));
+            }
+            Err(e) => return Err(failure(e.to_string())),
+        };
+        names.retain(|n| pattern.is_none_or(|p| like(p, n)));
+        names.sort();
+        let schema_name = full.rsplit('.').next().unwrap_or_default();
+        answer(&view_rows(schema_name, &names)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like;
+
+    #[test]
+    fn show_patterns_are_sparks() {
+        assert!(like("g*", "Gold"));
+        assert!(like("a|gold", "gold"));
+        assert!(like("*ol*", "gold"));
+        assert!(!like("g*", "silver"));
+        assert!(like("gold", "GOLD") && !like("gol", "gold"));
     }
 }

@@ -256,7 +256,8 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     // Grants bind Spark Connect sessions and warehouse statements alike.
     let access: Arc<dyn tarn_gateway::AccessControl> =
         Arc::new(tarn_sql::CatalogAccess::new(catalog.clone(), store.clone(), config.home.join("lake")));
-    let views: Arc<dyn tarn_gateway::ViewCatalog> = Arc::new(tarn_sql::CatalogViews::new(catalog.clone()));
+    let views: Arc<dyn tarn_gateway::ViewCatalog> =
+        Arc::new(tarn_sql::CatalogViews::new(catalog.clone(), store.clone()));
     let statements = tarn_sql::Statements::new(
         warehouse,
         lake.clone(),

@@ -80,6 +80,17 @@ pub trait ViewCatalog: Send + Sync + 'static {
 
     /// Drops the view `name` as `user`.
     fn drop(&self, user: &str, name: &[String], namespace: &[String], if_exists: bool) -> Result<Vec<u8>, SqlFailure>;
+
+    /// `SHOW VIEWS`: the views of `schema` (resolved in `namespace`; the
+    /// current schema when none) `user` may see, their names matching
+    /// `pattern` (Spark's: `*` any characters, `|` alternatives).
+    fn show(
+        &self,
+        user: &str,
+        schema: Option<&[String]>,
+        namespace: &[String],
+        pattern: Option<&str>,
+    ) -> Result<Vec<u8>, SqlFailure>;
 }
 
 /// What [`prepare`] made of a statement.
@@ -134,6 +145,9 @@ pub(crate) async fn answer(
             message: format!("[PARSE_SYNTAX_ERROR] Syntax error: expected {syntax}. SQLSTATE: 42601"),
         }),
         Ok(ViewStatement::Drop { name, if_exists }) => views.drop(user, &name, namespace, if_exists),
+        Ok(ViewStatement::Show { schema, pattern }) => {
+            views.show(user, schema.as_deref(), namespace, pattern.as_deref())
+        }
         Ok(ViewStatement::Create(create)) => create_view(engine, views, create, namespace, user, rewrite).await,
     })
 }

@@ -1,4 +1,4 @@
-//! `CREATE VIEW` and `DROP VIEW` as Spark writes them, read from tokens:
+//! `CREATE VIEW`, `DROP VIEW` and `SHOW VIEWS` as Spark writes them, read from tokens:
 //! the header is parsed, the query after `AS` is kept as the user wrote it.
 //! Temporary and materialized views are not read here (the engine keeps
 //! temporary views; pipelines own materialized ones).
@@ -11,7 +11,15 @@ use crate::access::Name;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ViewStatement {
     Create(CreateView),
-    Drop { name: Name, if_exists: bool },
+    Drop {
+        name: Name,
+        if_exists: bool,
+    },
+    /// `SHOW VIEWS [IN|FROM schema] [[LIKE] 'pattern']`.
+    Show {
+        schema: Option<Name>,
+        pattern: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +139,15 @@ pub(crate) fn parse(sql: &str) -> Option<Result<ViewStatement, String>> {
         let statement = c.name().filter(|_| c.at_end()).map(|name| ViewStatement::Drop { name, if_exists });
         return Some(statement.ok_or_else(|| "DROP VIEW [IF EXISTS] <name>".to_string()));
     }
+    if c.words(&["show", "views"]) {
+        let schema = if c.word("in") || c.word("from") { c.name().map(Some) } else { Some(None) };
+        let like = c.word("like");
+        let pattern = c.string();
+        let statement = schema
+            .filter(|_| c.at_end() && (pattern.is_some() || !like))
+            .map(|schema| ViewStatement::Show { schema, pattern });
+        return Some(statement.ok_or_else(|| "SHOW VIEWS [IN <schema>] [LIKE '<pattern>']".to_string()));
+    }
     if !c.word("create") {
         return None;
     }
@@ -229,6 +246,15 @@ mod tests {
             Some(Ok(ViewStatement::Drop { name: vec!["s".into(), "v".into()], if_exists: true }))
         );
         assert!(parse("DROP VIEW").unwrap().is_err());
+        assert_eq!(
+            parse("SHOW VIEWS IN main.shop LIKE 'g*'"),
+            Some(Ok(ViewStatement::Show {
+                schema: Some(vec!["main".into(), "shop".into()]),
+                pattern: Some("g*".into())
+            }))
+        );
+        assert_eq!(parse("show views"), Some(Ok(ViewStatement::Show { schema: None, pattern: None })));
+        assert!(parse("SHOW VIEWS LIKE").unwrap().is_err());
         assert!(parse("CREATE VIEW v").unwrap().is_err());
         for other in [
             "CREATE TEMP VIEW v AS SELECT 1",
