@@ -97,6 +97,15 @@ def test_replacing_and_dropping_views(w, warehouse_id, shop):
     assert (replaced.table_id, replaced.owner) == (created.table_id, created.owner)
     assert [c.name for c in replaced.columns] == ["id", "amount"]
 
+    # ALTER VIEW changes the query or the properties, and keeps the rest.
+    rows(w, warehouse_id, "ALTER VIEW cheap SET TBLPROPERTIES ('team' = 'sales')", first)
+    rows(w, warehouse_id, "ALTER VIEW cheap AS SELECT id, amount FROM orders WHERE amount < 6", first)
+    assert rows(w, warehouse_id, "SELECT id FROM cheap", first) == [("2",)]
+    assert dict(rows(w, warehouse_id, "SHOW TBLPROPERTIES cheap", first))["team"] == "sales"
+    assert "TABLE_OR_VIEW_NOT_FOUND" in refused(w, warehouse_id, "ALTER VIEW nowhere AS SELECT 1", first)
+    assert "EXPECT_VIEW_NOT_TABLE" in refused(w, warehouse_id, "ALTER VIEW orders SET TBLPROPERTIES ('a'='b')", first)
+    rows(w, warehouse_id, "ALTER VIEW cheap AS SELECT id, amount FROM orders WHERE amount < 20", first)
+
     assert "TABLE_OR_VIEW_ALREADY_EXISTS" in refused(w, warehouse_id, "CREATE VIEW cheap AS SELECT 1", first)
     rows(w, warehouse_id, "CREATE VIEW IF NOT EXISTS cheap AS SELECT 1 AS one", first)
     assert [c.name for c in w.tables.get(f"main.{first}.cheap").columns] == ["id", "amount"]
@@ -165,3 +174,23 @@ def test_drivers_see_views_as_views(tarn, warehouse_id, shop, w):
             assert kinds["big"] == "VIEW" and kinds["orders"] == "TABLE"
             cur.execute(f"SELECT count(*) FROM main.{first}.big")
             assert cur.fetchone()[0] >= 2
+
+
+def test_a_view_is_read_with_its_own_rights(tarn, w, warehouse_id, shop):
+    from databricks.sdk.service import catalog
+
+    first, _ = shop
+    rows(w, warehouse_id, "CREATE VIEW IF NOT EXISTS big AS SELECT * FROM orders WHERE amount > 10", first)
+    reader = tarn.client(tarn.cli_token("view-reader@example.com"))
+
+    def grant(securable, name, *privileges):
+        change = catalog.PermissionsChange(principal="view-reader@example.com", add=list(privileges))
+        w.grants.update(securable, name, changes=[change])
+
+    grant("schema", f"main.{first}", catalog.Privilege.USE_SCHEMA)
+    assert "SELECT on Table" in refused(reader, warehouse_id, "SELECT count(*) FROM big", first)
+    # SELECT on the view alone: its rows, not the table's.
+    grant("table", f"main.{first}.big", catalog.Privilege.SELECT)
+    assert rows(reader, warehouse_id, "SELECT count(*) FROM big", first) == [("3",)]
+    assert "SELECT on Table" in refused(reader, warehouse_id, "SELECT count(*) FROM orders", first)
+    assert rows(reader, warehouse_id, "SHOW VIEWS", first) == [(first, "big", "false")]

@@ -123,6 +123,51 @@ fn view_properties(view: &NewView) -> tarn_catalog::Properties {
     properties
 }
 
+impl CatalogViews {
+    /// A new query (and columns) for the view `full`: with the statement's
+    /// comment and properties for `CREATE OR REPLACE`, its own kept for
+    /// `ALTER VIEW ... AS` (the namespace keys follow the new query).
+    fn replace(
+        &self,
+        full: &str,
+        user: &str,
+        view: &NewView,
+        columns: Vec<Value>,
+        properties: tarn_catalog::Properties,
+    ) -> Result<Vec<u8>, SqlFailure> {
+        self.catalog
+            .amend_table(full, user, |info| {
+                info.insert("view_definition".into(), json!(view.query));
+                info.insert("columns".into(), Value::Array(columns));
+                if view.alter {
+                    let kept = info.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+                    let mut merged = kept;
+                    merged.extend(properties.into_iter().map(|(k, v)| (k, json!(v))));
+                    info.insert("properties".into(), Value::Object(merged));
+                    return;
+                }
+                info.insert("properties".into(), json!(properties));
+                match &view.comment {
+                    Some(comment) => info.insert("comment".into(), json!(comment)),
+                    None => info.remove("comment"),
+                };
+            })
+            .map_err(|e| failure(e.to_string()))?;
+        done()
+    }
+
+    /// The view `full` names, or the error a view statement gives.
+    fn existing_view(&self, full: &str) -> Result<Value, SqlFailure> {
+        match self.entry(full)? {
+            Some(info) if is_view(&info) => Ok(info),
+            Some(_) => Err(failure(format!(
+                "[EXPECT_VIEW_NOT_TABLE.NO_ALTERNATIVE] {full} is a table, not a view. SQLSTATE: 42809"
+            ))),
+            None => Err(failure(format!("[TABLE_OR_VIEW_NOT_FOUND] The view {full} cannot be found. SQLSTATE: 42P01"))),
+        }
+    }
+}
+
 impl ViewCatalog for CatalogViews {
     fn view(&self, name: &[String], namespace: &[String]) -> Option<ViewDefinition> {
         let full = resolve(&name.to_vec(), namespace, 3)?;
@@ -163,18 +208,10 @@ impl ViewCatalog for CatalogViews {
                      SQLSTATE: 42P07"
                 )));
             }
-            self.catalog
-                .amend_table(&full, user, |info| {
-                    info.insert("view_definition".into(), json!(view.query));
-                    info.insert("columns".into(), Value::Array(columns));
-                    info.insert("properties".into(), json!(properties));
-                    match &view.comment {
-                        Some(comment) => info.insert("comment".into(), json!(comment)),
-                        None => info.remove("comment"),
-                    };
-                })
-                .map_err(|e| failure(e.to_string()))?;
-            return done();
+            return self.replace(&full, user, view, columns, properties);
+        }
+        if view.alter {
+            return Err(failure(format!("[TABLE_OR_VIEW_NOT_FOUND] The view {full} cannot be found. SQLSTATE: 42P01")));
         }
         let parts: Vec<&str> = full.split('.').collect();
         let request = CreateRequest {
@@ -210,6 +247,25 @@ impl ViewCatalog for CatalogViews {
                 done()
             }
         }
+    }
+
+    fn set_properties(
+        &self,
+        user: &str,
+        name: &[String],
+        namespace: &[String],
+        properties: &[(String, String)],
+    ) -> Result<Vec<u8>, SqlFailure> {
+        let full = Self::full_name(&name.to_vec(), namespace)?;
+        self.existing_view(&full)?;
+        self.catalog
+            .amend_table(&full, user, |info| {
+                let mut merged = info.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+                merged.extend(properties.iter().map(|(k, v)| (k.clone(), json!(v))));
+                info.insert("properties".into(), Value::Object(merged));
+            })
+            .map_err(|e| failure(e.to_string()))?;
+        done()
     }
 
     fn show(

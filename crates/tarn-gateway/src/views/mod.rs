@@ -66,6 +66,9 @@ pub struct NewView {
     pub comment: Option<String>,
     pub properties: Vec<(String, String)>,
     pub replace: bool,
+    /// `ALTER VIEW ... AS`: the view must exist and keeps its comment and
+    /// properties.
+    pub alter: bool,
     pub if_not_exists: bool,
 }
 
@@ -80,6 +83,15 @@ pub trait ViewCatalog: Send + Sync + 'static {
 
     /// Drops the view `name` as `user`.
     fn drop(&self, user: &str, name: &[String], namespace: &[String], if_exists: bool) -> Result<Vec<u8>, SqlFailure>;
+
+    /// Sets properties of the view `name` as `user`.
+    fn set_properties(
+        &self,
+        user: &str,
+        name: &[String],
+        namespace: &[String],
+        properties: &[(String, String)],
+    ) -> Result<Vec<u8>, SqlFailure>;
 
     /// `SHOW VIEWS`: the views of `schema` (resolved in `namespace`; the
     /// current schema when none) `user` may see, their names matching
@@ -145,6 +157,9 @@ pub(crate) async fn answer(
             message: format!("[PARSE_SYNTAX_ERROR] Syntax error: expected {syntax}. SQLSTATE: 42601"),
         }),
         Ok(ViewStatement::Drop { name, if_exists }) => views.drop(user, &name, namespace, if_exists),
+        Ok(ViewStatement::SetProperties { name, properties }) => {
+            views.set_properties(user, &name, namespace, &properties)
+        }
         Ok(ViewStatement::Show { schema, pattern }) => {
             views.show(user, schema.as_deref(), namespace, pattern.as_deref())
         }
@@ -183,6 +198,7 @@ async fn create_view(
         comment: create.comment,
         properties: create.properties,
         replace: create.replace,
+        alter: create.alter,
         if_not_exists: create.if_not_exists,
     };
     views.create(user, &view)

@@ -1,4 +1,4 @@
-//! `CREATE VIEW`, `DROP VIEW` and `SHOW VIEWS` as Spark writes them, read from tokens:
+//! `CREATE VIEW`, `ALTER VIEW`, `DROP VIEW` and `SHOW VIEWS` as Spark writes them, read from tokens:
 //! the header is parsed, the query after `AS` is kept as the user wrote it.
 //! Temporary and materialized views are not read here (the engine keeps
 //! temporary views; pipelines own materialized ones).
@@ -15,6 +15,11 @@ pub(crate) enum ViewStatement {
         name: Name,
         if_exists: bool,
     },
+    /// `ALTER VIEW name SET TBLPROPERTIES (...)`.
+    SetProperties {
+        name: Name,
+        properties: Vec<(String, String)>,
+    },
     /// `SHOW VIEWS [IN|FROM schema] [[LIKE] 'pattern']`.
     Show {
         schema: Option<Name>,
@@ -26,6 +31,8 @@ pub(crate) enum ViewStatement {
 pub(crate) struct CreateView {
     pub name: Name,
     pub replace: bool,
+    /// `ALTER VIEW name AS query`: the view must exist; only its query changes.
+    pub alter: bool,
     pub if_not_exists: bool,
     /// Names (and comments) given to the query's columns.
     pub columns: Vec<(String, Option<String>)>,
@@ -148,6 +155,12 @@ pub(crate) fn parse(sql: &str) -> Option<Result<ViewStatement, String>> {
             .map(|schema| ViewStatement::Show { schema, pattern });
         return Some(statement.ok_or_else(|| "SHOW VIEWS [IN <schema>] [LIKE '<pattern>']".to_string()));
     }
+    if c.words(&["alter", "view"]) {
+        return Some(
+            alter(&mut c, sql)
+                .ok_or_else(|| "ALTER VIEW <name> AS <query> | ALTER VIEW <name> SET TBLPROPERTIES (...)".to_string()),
+        );
+    }
     if !c.word("create") {
         return None;
     }
@@ -160,6 +173,34 @@ pub(crate) fn parse(sql: &str) -> Option<Result<ViewStatement, String>> {
          [TBLPROPERTIES (...)] AS <query>"
             .to_string()
     }))
+}
+
+fn alter(c: &mut Cursor<'_>, sql: &str) -> Option<ViewStatement> {
+    let name = c.name()?;
+    if c.words(&["set", "tblproperties"]) {
+        let properties = c.properties()?;
+        return c.at_end().then_some(ViewStatement::SetProperties { name, properties });
+    }
+    if !c.word("as") {
+        return None;
+    }
+    Some(ViewStatement::Create(CreateView {
+        name,
+        replace: true,
+        alter: true,
+        if_not_exists: false,
+        columns: Vec::new(),
+        comment: None,
+        properties: Vec::new(),
+        query: query_from(c, sql)?,
+    }))
+}
+
+/// The query that starts at the cursor, as written.
+fn query_from(c: &Cursor<'_>, sql: &str) -> Option<String> {
+    let start = c.peek()?.start;
+    let query = sql.get(start..)?.trim_end_matches(|ch: char| ch == ';' || tarn_sqltext::is_space(ch));
+    Some(query.to_string())
 }
 
 fn create(c: &mut Cursor<'_>, sql: &str, replace: bool) -> Option<ViewStatement> {
@@ -197,16 +238,15 @@ fn create(c: &mut Cursor<'_>, sql: &str, replace: bool) -> Option<ViewStatement>
     if !c.word("as") {
         return None;
     }
-    let start = c.peek()?.start;
-    let query = sql.get(start..)?.trim_end_matches(|ch: char| ch == ';' || tarn_sqltext::is_space(ch));
     Some(ViewStatement::Create(CreateView {
         name,
         replace,
+        alter: false,
         if_not_exists,
         columns,
         comment,
         properties,
-        query: query.to_string(),
+        query: query_from(c, sql)?,
     }))
 }
 
@@ -255,6 +295,16 @@ mod tests {
         );
         assert_eq!(parse("show views"), Some(Ok(ViewStatement::Show { schema: None, pattern: None })));
         assert!(parse("SHOW VIEWS LIKE").unwrap().is_err());
+        let Some(Ok(ViewStatement::Create(altered))) = parse("ALTER VIEW v AS SELECT 2;") else { panic!() };
+        assert!(altered.alter && altered.replace && altered.query == "SELECT 2");
+        assert_eq!(
+            parse("alter view s.v set tblproperties ('k' = 'v')"),
+            Some(Ok(ViewStatement::SetProperties {
+                name: vec!["s".into(), "v".into()],
+                properties: vec![("k".into(), "v".into())]
+            }))
+        );
+        assert!(parse("ALTER VIEW v RENAME TO w").unwrap().is_err());
         assert!(parse("CREATE VIEW v").unwrap().is_err());
         for other in [
             "CREATE TEMP VIEW v AS SELECT 1",

@@ -45,6 +45,16 @@ impl ViewCatalog for Views {
         Ok(full(name, namespace).into_bytes())
     }
 
+    fn set_properties(
+        &self,
+        _: &str,
+        _: &[String],
+        _: &[String],
+        _: &[(String, String)],
+    ) -> Result<Vec<u8>, SqlFailure> {
+        Ok(b"set".to_vec())
+    }
+
     fn show(&self, _: &str, _: Option<&[String]>, _: &[String], _: Option<&str>) -> Result<Vec<u8>, SqlFailure> {
         Ok(b"shown".to_vec())
     }
