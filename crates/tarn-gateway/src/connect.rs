@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 
 use crate::passes::{SessionEngine, ctas};
 use crate::rpc_status::ErrorInfo;
-use crate::views::{Prepared, Rewrite, ViewCatalog};
+use crate::views::{Prepared, Rewrite, Scope, ViewCatalog};
 
 /// A failure the engine reported, with Spark's error class and SQLSTATE
 /// when it sent them.
@@ -144,7 +144,8 @@ impl EngineSession {
             self.session_id.clone(),
             Some(self.user_context()),
         );
-        crate::views::prepare(&engine, views, sql, namespace, &self.user, rewrite).await.map_err(|f| {
+        let scope = Scope { views, namespace, user: &self.user, rewrite };
+        crate::views::prepare(&engine, scope, sql).await.map_err(|f| {
             let sql_state = f.message.rsplit_once("SQLSTATE: ").map(|(_, state)| state.trim().to_string());
             EngineError { sql_state, ..EngineError::plain(f.message) }
         })

@@ -10,7 +10,7 @@ use spark_connect_proto::{ExecutePlanRequest, LocalRelation, Relation, command, 
 use super::paths::rewrite_sql_text;
 use super::{Outcome, PassContext, sql::sql_relation};
 use crate::GatewayError;
-use crate::views::{answer, expand_reads};
+use crate::views::{Scope, answer, expand_reads};
 
 pub(crate) async fn pass(request: &mut ExecutePlanRequest, cx: &mut PassContext<'_>) -> Result<Outcome, GatewayError> {
     let Some(views) = cx.hooks.views.clone() else { return Ok(Outcome::Unchanged) };
@@ -20,9 +20,10 @@ pub(crate) async fn pass(request: &mut ExecutePlanRequest, cx: &mut PassContext<
         None => Ok(text.to_string()),
     };
     let user = cx.user.map_or("", |u| u.user_name.as_str());
+    let scope = Scope { views: views.as_ref(), namespace: &cx.namespace, user, rewrite: &rewrite };
     if let Some(relation) = sql_relation(request)
         && let Some(relation::RelType::Sql(sql)) = relation.rel_type.as_ref()
-        && let Some(answered) = answer(cx.engine, views.as_ref(), &sql.query, &cx.namespace, user, &rewrite).await
+        && let Some(answered) = answer(cx.engine, scope, &sql.query).await
     {
         let data = answered.map_err(GatewayError::Statement)?;
         relation.rel_type =

@@ -124,19 +124,23 @@ fn failure(message: String) -> SqlFailure {
 /// from one the user wrote.
 pub type Rewrite<'a> = &'a (dyn Fn(&str) -> Result<String, String> + Sync);
 
+/// Who runs a statement, where its names resolve, and how its text is made
+/// fit for the engine: what view statements and expansions need.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    pub views: &'a dyn ViewCatalog,
+    /// The session's catalog and schema.
+    pub namespace: &'a [String],
+    pub user: &'a str,
+    pub rewrite: Rewrite<'a>,
+}
+
 /// Answers a view statement, or expands the views `sql` reads.
-pub(crate) async fn prepare(
-    engine: &dyn EngineCalls,
-    views: &dyn ViewCatalog,
-    sql: &str,
-    namespace: &[String],
-    user: &str,
-    rewrite: Rewrite<'_>,
-) -> Result<Prepared, SqlFailure> {
-    if let Some(answer) = answer(engine, views, sql, namespace, user, rewrite).await {
+pub(crate) async fn prepare(engine: &dyn EngineCalls, scope: Scope<'_>, sql: &str) -> Result<Prepared, SqlFailure> {
+    if let Some(answer) = answer(engine, scope, sql).await {
         return answer.map(Prepared::Answered);
     }
-    Ok(match expand_text(views, sql, namespace, rewrite)? {
+    Ok(match expand_text(scope.views, sql, scope.namespace, scope.rewrite)? {
         Some(expanded) => Prepared::Expanded(expanded),
         None => Prepared::Unchanged,
     })
@@ -145,12 +149,10 @@ pub(crate) async fn prepare(
 /// The answer to `sql` when it is a view statement.
 pub(crate) async fn answer(
     engine: &dyn EngineCalls,
-    views: &dyn ViewCatalog,
+    scope: Scope<'_>,
     sql: &str,
-    namespace: &[String],
-    user: &str,
-    rewrite: Rewrite<'_>,
 ) -> Option<Result<Vec<u8>, SqlFailure>> {
+    let Scope { views, namespace, user, .. } = scope;
     Some(match statement::parse(sql)? {
         Err(syntax) => Err(SqlFailure {
             exception_class: "org.apache.spark.sql.catalyst.parser.ParseException",
@@ -163,18 +165,16 @@ pub(crate) async fn answer(
         Ok(ViewStatement::Show { schema, pattern }) => {
             views.show(user, schema.as_deref(), namespace, pattern.as_deref())
         }
-        Ok(ViewStatement::Create(create)) => create_view(engine, views, create, namespace, user, rewrite).await,
+        Ok(ViewStatement::Create(create)) => create_view(engine, scope, create).await,
     })
 }
 
 async fn create_view(
     engine: &dyn EngineCalls,
-    views: &dyn ViewCatalog,
+    scope: Scope<'_>,
     create: statement::CreateView,
-    namespace: &[String],
-    user: &str,
-    rewrite: Rewrite<'_>,
 ) -> Result<Vec<u8>, SqlFailure> {
+    let Scope { views, namespace, user, rewrite } = scope;
     // Replacing a view with a query that reads it, directly or not, is a cycle.
     let replaced: Vec<Name> = views.view(&create.name, namespace).map(|v| v.full_name).into_iter().collect();
     let query = expand(views, &create.query, namespace, &replaced)?.unwrap_or_else(|| create.query.clone());

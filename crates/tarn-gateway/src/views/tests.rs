@@ -154,13 +154,11 @@ fn a_view_reading_itself_is_refused() {
         &[],
     );
     let engine = Engine::default();
+    let namespace = ns();
     let cycle = futures_util::FutureExt::now_or_never(prepare(
         &engine,
-        &views,
+        scope(&views, &namespace),
         "CREATE OR REPLACE VIEW a AS SELECT * FROM b",
-        &ns(),
-        "ada",
-        &same,
     ));
     assert!(cycle.unwrap().unwrap_err().message.contains("RECURSIVE_VIEW"));
 }
@@ -197,12 +195,17 @@ fn same(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
+fn scope<'a>(views: &'a Views, namespace: &'a [String]) -> Scope<'a> {
+    Scope { views, namespace, user: "ada", rewrite: &same }
+}
+
 #[tokio::test]
 async fn create_view_is_analysed_and_kept_with_its_columns() {
+    let namespace = ns();
     let views = Views::default().with("main.shop.gold", "SELECT * FROM customers", "main.shop", &[]);
     let engine = Engine::default();
     let sql = "CREATE OR REPLACE VIEW top (customer COMMENT 'who', label) COMMENT 'c' AS SELECT id, name FROM gold";
-    let answer = prepare(&engine, &views, sql, &ns(), "ada", &same).await.unwrap();
+    let answer = prepare(&engine, scope(&views, &namespace), sql).await.unwrap();
     assert_eq!(answer, Prepared::Answered(b"created".to_vec()));
     assert_eq!(
         engine.analysed.lock().unwrap().as_slice(),
@@ -218,10 +221,10 @@ async fn create_view_is_analysed_and_kept_with_its_columns() {
     assert_eq!(view.fields[1]["type"], "string");
     assert!(view.replace && view.comment.as_deref() == Some("c"));
 
-    let wrong = prepare(&engine, &views, "CREATE VIEW v (a) AS SELECT id, name FROM t", &ns(), "ada", &same).await;
+    let wrong = prepare(&engine, scope(&views, &namespace), "CREATE VIEW v (a) AS SELECT id, name FROM t").await;
     assert!(wrong.unwrap_err().message.contains("CREATE_VIEW_COLUMN_ARITY_MISMATCH"));
-    let dropped = prepare(&engine, &views, "DROP VIEW IF EXISTS gold", &ns(), "ada", &same).await.unwrap();
+    let dropped = prepare(&engine, scope(&views, &namespace), "DROP VIEW IF EXISTS gold").await.unwrap();
     assert_eq!(dropped, Prepared::Answered(b"main.shop.gold".to_vec()));
-    let plain = prepare(&engine, &views, "SELECT 1", &ns(), "ada", &same).await.unwrap();
+    let plain = prepare(&engine, scope(&views, &namespace), "SELECT 1").await.unwrap();
     assert_eq!(plain, Prepared::Unchanged);
 }
