@@ -117,6 +117,13 @@ def test_async_statements_and_cancel(w, warehouse_id):
     # The engine stopped the canceled work: the next statement is answered.
     assert ok(sql(w, warehouse_id, "SELECT 1")).result.data_array == [["1"]]
 
+    # Closing a statement (what SQL connectors do when done) cancels it and lets its result go.
+    closing = sql(w, warehouse_id, ENDLESS, wait_timeout="0s")
+    w.api_client.do("DELETE", f"/api/2.0/sql/statements/{closing.statement_id}")
+    with pytest.raises(errors.NotFound):
+        w.statement_execution.get_statement(closing.statement_id)
+    assert ok(sql(w, warehouse_id, "SELECT 2")).result.data_array == [["2"]]
+
 
 def test_lake_statements_and_namespace(w, warehouse_id):
     ok(sql(w, warehouse_id, "CREATE TABLE main.default.stmt_events (id BIGINT, kind STRING) USING DELTA"))

@@ -254,3 +254,23 @@ def test_databricks_sql_connector_completes_the_tls_handshake(tls_server):
     with pytest.raises(Exception) as refused:
         sql.connect(**connect).close()
     assert tls_failures(refused.value)
+
+
+def test_the_connectors_statement_api_backend_over_tls(tls_server, monkeypatch):
+    """`use_sea=True`: the connector's (deprecated) backend over the
+    Statement Execution API and its sessions, with inline JSON results
+    (`use_cloud_fetch=False`; external links are not served)."""
+    from databricks import sql
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_of(tls_server)))
+    w = WorkspaceClient(host=https_url(tls_server), token=tls_server.token, auth_type="pat")
+    warehouse = next(iter(w.warehouses.list())).id
+    with sql.connect(server_hostname="127.0.0.1", _port=port_of(tls_server),
+                     http_path=f"/sql/1.0/warehouses/{warehouse}", access_token=tls_server.token,
+                     _tls_trusted_ca_file=str(cert_of(tls_server)), use_sea=True, use_cloud_fetch=False,
+                     _retry_stop_after_attempts_count=1) as conn, conn.cursor() as cur:
+        cur.execute("CREATE OR REPLACE TEMPORARY VIEW nums AS SELECT id FROM range(5000)")
+        cur.execute("SELECT count(*) AS n, max(id) AS top FROM nums")
+        assert cur.fetchall() == [(5000, 4999)]
+        cur.execute("SELECT id FROM nums ORDER BY id")
+        assert [r[0] for r in cur.fetchall()] == list(range(5000))

@@ -320,6 +320,15 @@ impl Statements {
         Ok(())
     }
 
+    /// Closes the statement: cancelled if it still runs, its result let go;
+    /// later calls do not find it.
+    pub async fn close(&self, id: &str) -> Result<()> {
+        let entry = self.entry(id)?;
+        self.cancel_entry(&entry).await;
+        locked(&self.inner.entries).remove(id);
+        Ok(())
+    }
+
     async fn cancel_entry(&self, entry: &Entry) {
         if !entry.advance(Phase::Canceled) {
             return;

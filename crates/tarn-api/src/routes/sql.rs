@@ -28,7 +28,7 @@ pub fn router() -> Router<AppState> {
         .route(&format!("{WAREHOUSES}/{{id}}/stop"), post(stop_warehouse))
         .route(&format!("{WAREHOUSES}/{{id}}/edit"), post(one_warehouse_only))
         .route(STATEMENTS, post(execute_statement))
-        .route(&format!("{STATEMENTS}/{{id}}"), get(get_statement))
+        .route(&format!("{STATEMENTS}/{{id}}"), get(get_statement).delete(close_statement))
         .route(&format!("{STATEMENTS}/{{id}}/cancel"), post(cancel_statement))
         .route(&format!("{STATEMENTS}/{{id}}/result/chunks/{{index}}"), get(get_chunk))
 }
@@ -142,8 +142,8 @@ fn limit(value: Option<i64>, field: &str) -> ApiResult<Option<usize>> {
 fn statement_request(body: ExecuteBody, user: &str) -> ApiResult<StatementRequest> {
     match body.disposition.as_deref().unwrap_or("INLINE") {
         "INLINE" => {}
-        "EXTERNAL_LINKS" => {
-            return Err(ApiError::not_implemented("disposition EXTERNAL_LINKS is not implemented; use INLINE").into());
+        d @ ("EXTERNAL_LINKS" | "INLINE_OR_EXTERNAL_LINKS") => {
+            return Err(ApiError::not_implemented(format!("disposition {d} is not implemented; use INLINE")).into());
         }
         other => return Err(ApiError::invalid_parameter(format!("Unknown disposition: {other}")).into()),
     }
@@ -201,6 +201,13 @@ async fn get_statement(State(s): State<AppState>, Path(id): Path<String>) -> Api
 
 async fn cancel_statement(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     s.statements.cancel(&id).await?;
+    Ok(Json(json!({})))
+}
+
+/// `DELETE /api/2.0/sql/statements/{id}`: the SQL connectors close a
+/// statement they are done with.
+async fn close_statement(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    s.statements.close(&id).await?;
     Ok(Json(json!({})))
 }
 
