@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 
 use tarn_gateway::access::{grant_statement, of_sql};
 use tarn_gateway::connect::EngineSession;
-
-use crate::parameters::SqlParameter;
 use tarn_gateway::{AccessControl, PathResolver, Prepared, ViewCatalog, rewrite_sql_text};
 use tarn_lake::Lake;
 use tarn_lake::arrow::datatypes::{Schema, SchemaRef};
 use tarn_lake::arrow::record_batch::RecordBatch;
 
 use crate::error::{Result, SqlError};
+use crate::parameters::SqlParameter;
 use crate::statements::StatementError;
 use crate::warehouse::{Warehouse, WarehouseEngine};
 
