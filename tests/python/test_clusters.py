@@ -164,3 +164,27 @@ def test_engine_death_is_noticed(w):
     assert dead.termination_reason.code.value == "DRIVER_UNEXPECTED_FAILURE"
     assert "exited unexpectedly" in dead.termination_reason.parameters["databricks_error_message"]
     w.clusters.permanent_delete(c.cluster_id)
+
+
+def test_a_cluster_on_the_sail_cluster_backend(tarn, w):
+    """`tarn_backend: sail-cluster`: Sail's distributed mode (a driver and
+    `num_workers` workers, here in one process) runs the cluster's work."""
+    with pytest.raises(errors.InvalidParameterValue, match="tarn_backend"):
+        w.clusters.create(cluster_name="odd", spark_version=SPARK_VERSION, num_workers=1,
+                          custom_tags={"tarn_backend": "flink"})
+    with pytest.raises(errors.NotImplemented, match="spark backend"):
+        w.clusters.create(cluster_name="jvm", spark_version=SPARK_VERSION, num_workers=1,
+                          custom_tags={"tarn_backend": "spark"})
+    cluster = w.clusters.create_and_wait(cluster_name="distributed", spark_version=SPARK_VERSION, num_workers=2,
+                                         custom_tags={"tarn_backend": "sail-cluster"}, timeout=WAIT)
+    try:
+        spark = tarn.spark(cluster)
+        assert spark.range(1_000_000).selectExpr("sum(id) AS s").first().s == 499_999_500_000
+        counts = spark.sql("SELECT id % 3 AS k, count(*) AS c FROM range(100) GROUP BY 1 ORDER BY 1").collect()
+        assert [(r.k, r.c) for r in counts] == [(0, 34), (1, 33), (2, 33)]
+        spark.range(10).write.saveAsTable("main.default.on_sail_cluster")
+        assert spark.table("main.default.on_sail_cluster").count() == 10
+        log = (tarn.home / "logs" / "clusters" / cluster.cluster_id / "engine.log").read_text()
+        assert "starting worker 2" in log
+    finally:
+        w.clusters.permanent_delete(cluster.cluster_id)

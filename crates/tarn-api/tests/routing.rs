@@ -56,6 +56,7 @@ fn fixture(name: &str) -> Fixture {
         api_url: "http://127.0.0.1:9".into(),
         gateway_port: 0,
         runtime: Default::default(),
+        default_backend: Default::default(),
     };
     let envs = Environments::new(home.join("envs"), "python3".into());
     let catalog = Catalog::new(store.clone(), home.join("lake"));

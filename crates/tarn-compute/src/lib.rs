@@ -18,6 +18,7 @@
 //! Connect request, and every transition is written to the store (with its
 //! event) before the process it implies is started or stopped.
 
+pub mod backend;
 pub mod cluster;
 pub mod context;
 pub mod engine;

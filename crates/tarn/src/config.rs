@@ -48,6 +48,9 @@ pub struct Config {
     pub inference_flush: Duration,
     /// The estimated cost of a core-hour, for job runs' usage (`TARN_COST_PER_CORE_HOUR`, default 0.10).
     pub cost_per_core_hour: f64,
+    /// The compute backend of clusters without a `tarn_backend` tag
+    /// (`TARN_DEFAULT_BACKEND`: `sail`, the default, or `sail-cluster`).
+    pub default_backend: String,
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -104,6 +107,7 @@ impl Config {
                 .and_then(|v| v.parse::<f64>().ok())
                 .filter(|r| r.is_finite() && *r >= 0.0)
                 .unwrap_or(0.10),
+            default_backend: std::env::var("TARN_DEFAULT_BACKEND").unwrap_or_else(|_| "sail".into()),
             smtp: tarn_jobs::SmtpConfig {
                 host: std::env::var("TARN_SMTP_HOST").ok().filter(|h| !h.is_empty()),
                 port: u16::try_from(env_u64("TARN_SMTP_PORT", 25)).unwrap_or(25),

@@ -228,6 +228,8 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
         api_url: format!("http://{addr}"),
         gateway_port: gateway_addr.port(),
         runtime: config.runtime,
+        default_backend: tarn_compute::backend::Backend::parse(&config.default_backend)
+            .map_err(|e| format!("TARN_DEFAULT_BACKEND: {e}"))?,
     };
     let directory = Arc::new(Catalogs(catalog.clone()));
     let library_files = library_files(&config, &files);

@@ -44,6 +44,8 @@ pub struct ComputeConfig {
     pub gateway_port: u16,
     /// What runtimes hold on this host.
     pub runtime: crate::runtime::RuntimeOptions,
+    /// The backend of clusters whose `tarn_backend` tag names none.
+    pub default_backend: crate::backend::Backend,
 }
 
 /// The catalogs engines mount; implemented over the catalog by the wiring.

@@ -11,6 +11,7 @@ use tarn_core::time::now_ms;
 use super::lifecycle::mark_terminated;
 use super::{ClusterManager, Live, event};
 use crate::ComputeError;
+use crate::backend::Backend;
 use crate::cluster::{ClusterSpec, ClusterState, TerminationReason, Transition};
 use crate::engine::{self, EngineHandle, EngineSpec};
 use crate::process;
@@ -60,6 +61,7 @@ impl ClusterManager {
 
     async fn launch(&self, cluster_id: &str, epoch: u64) -> Result<EngineHandle, ComputeError> {
         let spec = ClusterSpec::from_stored(&self.load(cluster_id)?.spec)?;
+        let backend = Backend::of(&spec, self.inner.config.default_backend)?;
         let this = self.clone();
         let id = cluster_id.to_string();
         let launching = spec.clone();
@@ -89,7 +91,7 @@ impl ClusterManager {
             launcher: self.inner.launcher.clone(),
             log_file: config.home.join("logs").join("clusters").join(cluster_id).join("engine.log"),
             start_timeout: config.engine_start_timeout,
-            env: engine::catalog_env(&config.api_url, &token, &catalogs),
+            env: [engine::catalog_env(&config.api_url, &token, &catalogs), backend.engine_env(&spec)].concat(),
         };
         let engine = engine::launch(&engine_spec).await?;
         let this = self.clone();
