@@ -25,6 +25,9 @@
 //! backslash-continued `--` comment and a `/*+` inside a comment, which it
 //! does not know; tarn follows Spark, as Databricks does.
 //!
+//! The inverse for names: [`quote_identifier`] and [`quote_name`] write a
+//! name back as a quoted identifier the scanner reads as that name.
+//!
 //! This crate owns scanning only: it knows no keywords and parses nothing.
 //! It depends on no other crate.
 
@@ -32,6 +35,16 @@ mod scan;
 mod value;
 
 pub use scan::{Kind, Token, Tokens, is_space, tokens};
+
+/// `` `part` `` with its backticks doubled: read back as `part`, whatever it holds.
+pub fn quote_identifier(part: &str) -> String {
+    format!("`{}`", part.replace('`', "``"))
+}
+
+/// A multi-part name as quoted identifiers joined by dots (`` `c`.`s`.`t` ``).
+pub fn quote_name<S: AsRef<str>>(parts: &[S]) -> String {
+    parts.iter().map(|p| quote_identifier(p.as_ref())).collect::<Vec<_>>().join(".")
+}
 
 /// The statements of `sql`: split on `;` outside strings, quoted names and
 /// comments, each trimmed of whitespace, without the `;`, and with its
@@ -62,6 +75,15 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_names_read_back_as_written() {
+        let name = quote_name(&["main", "odd`name", "a.b"]);
+        assert_eq!(name, "`main`.`odd``name`.`a.b`");
+        let parts: Vec<String> =
+            tokens(&name).filter(|t| t.kind == Kind::QuotedIdentifier).map(|t| t.value().into_owned()).collect();
+        assert_eq!(parts, ["main", "odd`name", "a.b"]);
+    }
 
     #[test]
     fn statements_are_slices_of_the_text() {

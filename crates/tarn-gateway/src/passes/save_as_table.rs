@@ -10,6 +10,7 @@
 use spark_connect_proto::write_operation::save_table::TableSaveMethod;
 use spark_connect_proto::write_operation::{SaveMode, SaveType};
 use spark_connect_proto::{Command, DataType, ExecutePlanRequest, WriteOperation, command, data_type, plan};
+use tarn_sqltext::quote_identifier;
 
 use super::{Outcome, PassContext};
 use crate::GatewayError;
@@ -41,7 +42,7 @@ pub(crate) async fn pass(req: &mut ExecutePlanRequest, cx: &mut PassContext<'_>)
     let partitioning = if write.partitioning_columns.is_empty() {
         String::new()
     } else {
-        let cols: Vec<String> = write.partitioning_columns.iter().map(|c| quote(c)).collect();
+        let cols: Vec<String> = write.partitioning_columns.iter().map(|c| quote_identifier(c)).collect();
         format!(" PARTITIONED BY ({})", cols.join(", "))
     };
     let create = format!("CREATE TABLE {} ({columns}) USING DELTA{partitioning}", table.table_name);
@@ -68,10 +69,6 @@ pub(crate) async fn pass(req: &mut ExecutePlanRequest, cx: &mut PassContext<'_>)
     }
 }
 
-fn quote(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
-
 /// Column definitions of a struct schema, or `None` for a type this
 /// rewrite does not know (the request then goes to the engine unchanged).
 pub fn struct_ddl(schema: &DataType) -> Option<String> {
@@ -81,7 +78,7 @@ pub fn struct_ddl(schema: &DataType) -> Option<String> {
         .iter()
         .map(|f| {
             let null = if f.nullable { "" } else { " NOT NULL" };
-            Some(format!("{} {}{null}", quote(&f.name), type_ddl(f.data_type.as_ref()?)?))
+            Some(format!("{} {}{null}", quote_identifier(&f.name), type_ddl(f.data_type.as_ref()?)?))
         })
         .collect::<Option<Vec<_>>>()?;
     Some(columns.join(", "))
@@ -111,7 +108,7 @@ fn type_ddl(t: &DataType) -> Option<String> {
             let fields = s
                 .fields
                 .iter()
-                .map(|f| Some(format!("{}: {}", quote(&f.name), type_ddl(f.data_type.as_ref()?)?)))
+                .map(|f| Some(format!("{}: {}", quote_identifier(&f.name), type_ddl(f.data_type.as_ref()?)?)))
                 .collect::<Option<Vec<_>>>()?;
             format!("STRUCT<{}>", fields.join(", "))
         }

@@ -25,6 +25,8 @@ use sqlparser::dialect::DatabricksDialect;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Location;
 
+use tarn_sqltext::quote_name;
+
 use crate::SqlFailure;
 use crate::access::{Name, path_of};
 use crate::passes::EngineCalls;
@@ -251,7 +253,7 @@ pub(crate) fn expand_reads(
             if let Some(spark_connect_proto::read::ReadType::NamedTable(table)) = &read.read_type
                 && let Some(view) = views.view(&crate::access::split_name(&table.unparsed_identifier), namespace)
             {
-                let select = format!("SELECT * FROM {}", quoted(&view.full_name));
+                let select = format!("SELECT * FROM {}", quote_name(&view.full_name));
                 let query = expand_text(views, &select, namespace, rewrite)?.unwrap_or(select);
                 let sql = spark_connect_proto::Sql { query, ..Default::default() };
                 relation.rel_type = Some(relation::RelType::Sql(sql));
@@ -300,7 +302,7 @@ fn expand(
                 let missing = 3 - reference.name.len();
                 let mut full: Name = namespace.iter().take(missing).cloned().collect();
                 full.extend(reference.name.iter().cloned());
-                quoted(&full)
+                quote_name(&full)
             }
             None => continue,
         };
@@ -325,19 +327,15 @@ fn view_text(
 ) -> Result<String, SqlFailure> {
     let within = [within, std::slice::from_ref(&view.full_name)].concat();
     let query = expand(views, &view.query, &view.namespace, &within)?.unwrap_or_else(|| view.query.clone());
-    let name = quoted(&view.full_name[view.full_name.len().saturating_sub(1)..]);
+    let name = quote_name(&view.full_name[view.full_name.len().saturating_sub(1)..]);
     let body = if view.column_names.is_empty() {
         query
     } else {
-        let columns: Vec<String> = view.column_names.iter().map(|c| quoted(std::slice::from_ref(c))).collect();
+        let columns: Vec<String> = view.column_names.iter().map(|c| tarn_sqltext::quote_identifier(c)).collect();
         format!("SELECT * FROM (\n{query}\n) AS {name}({})", columns.join(", "))
     };
     // The query on lines of its own: a `--` comment at its end stays inside.
     Ok(if aliased { format!("(\n{body}\n)") } else { format!("(\n{body}\n) AS {name}") })
-}
-
-fn quoted(name: &[String]) -> String {
-    name.iter().map(|p| format!("`{}`", p.replace('`', "``"))).collect::<Vec<_>>().join(".")
 }
 
 /// A name a statement reads a relation by, and where it is written.

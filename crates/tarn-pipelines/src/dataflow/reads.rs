@@ -16,6 +16,7 @@ use prost::Message;
 use serde_json::{Map, Value};
 use spark_connect_proto::{Read, Relation, SubqueryAlias, read, relation};
 use tarn_gateway::relations::children_mut;
+use tarn_sqltext::quote_identifier;
 
 use crate::flows::relation::decode;
 use crate::graph::{Dataset, DatasetKind, DefinitionError, Definitions, FileSource, Flow, Input, Query, stream_view};
@@ -88,7 +89,7 @@ impl Names<'_> {
     fn key(&self, name: &str) -> Vec<String> {
         let parts = split_name(name);
         let name = match parts.as_slice() {
-            [live, rest] if live.eq_ignore_ascii_case("live") => quote(rest),
+            [live, rest] if live.eq_ignore_ascii_case("live") => quote_identifier(rest),
             _ => name.to_string(),
         };
         self.qualified(&name).into_iter().map(|p| p.to_lowercase()).collect()
@@ -101,7 +102,7 @@ impl Names<'_> {
 
     /// The dataset's full name, quoted for the engine.
     fn full(&self, dataset: &Dataset) -> String {
-        self.qualified(&dataset.name).iter().map(|p| quote(p)).collect::<Vec<_>>().join(".")
+        self.qualified(&dataset.name).iter().map(|p| quote_identifier(p)).collect::<Vec<_>>().join(".")
     }
 }
 
@@ -161,7 +162,7 @@ impl Walker<'_> {
                 }
                 self.reads.input(&dataset.name, read.is_streaming);
                 let name = match read.is_streaming {
-                    true => quote(&stream_view(&bare(&dataset.name))),
+                    true => quote_identifier(&stream_view(&bare(&dataset.name))),
                     false => self.names.full(dataset),
                 };
                 Ok(Some(named(name, table.options.clone())))
@@ -208,7 +209,7 @@ impl Walker<'_> {
             }
             found.borrow_mut().push((dataset.name.clone(), streaming));
             Some(match streaming {
-                true => quote(&stream_view(&bare(&dataset.name))),
+                true => quote_identifier(&stream_view(&bare(&dataset.name))),
                 false => self.names.full(dataset),
             })
         };
@@ -266,7 +267,7 @@ impl Walker<'_> {
         if !self.reads.sources.contains(&file_source) {
             self.reads.sources.push(file_source);
         }
-        Ok(named(quote(&view), Default::default()))
+        Ok(named(quote_identifier(&view), Default::default()))
     }
 }
 
@@ -279,10 +280,6 @@ fn named(name: String, options: std::collections::HashMap<String, String>) -> re
 fn files_view(path: &str) -> String {
     let hash = path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     format!("__tarn_files__{hash:016x}")
-}
-
-fn quote(part: &str) -> String {
-    format!("`{}`", part.replace('`', "``"))
 }
 
 /// The parts of a multi-part name; a backquoted part may hold dots.

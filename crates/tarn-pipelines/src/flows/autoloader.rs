@@ -12,9 +12,10 @@
 use std::path::PathBuf;
 
 use spark_connect_proto::Relation;
+use tarn_sqltext::quote_identifier;
 
 use super::relation;
-use super::sources::{self, option, quoted};
+use super::sources::{self, option};
 use crate::graph::FileSource;
 
 /// The column rescued fields go to.
@@ -143,7 +144,7 @@ fn read(source: &FileSource, format: &str, files: Vec<String>, columns: &[String
     let read = relation::files(format, files, schema, options_for_reader(source));
     // Inferred types: columns the known ones lack are left out under `none`.
     if infer && mode == Mode::None && source.schema.is_none() && !columns.is_empty() {
-        let select: Vec<String> = columns.iter().map(|c| quoted(c)).collect();
+        let select: Vec<String> = columns.iter().map(|c| quote_identifier(c)).collect();
         return relation::select(read, &select);
     }
     read
@@ -162,7 +163,8 @@ fn json_strings(files: Vec<String>, columns: &[String], rescue: bool) -> Relatio
     if rescue {
         parsed.push("value".into());
     }
-    let mut select: Vec<String> = columns.iter().map(|c| format!("{RECORD}.{} AS {}", quoted(c), quoted(c))).collect();
+    let mut select: Vec<String> =
+        columns.iter().map(|c| format!("{RECORD}.{} AS {}", quote_identifier(c), quote_identifier(c))).collect();
     if rescue {
         let names = columns.iter().map(|c| format!("'{}'", c.replace('\'', "\\'"))).collect::<Vec<_>>().join(", ");
         let rest = if names.is_empty() {
@@ -186,7 +188,7 @@ fn empty(columns: &[String], rescue: bool) -> Relation {
     let select = if names.is_empty() {
         "NULL AS value".to_string()
     } else {
-        names.iter().map(|c| format!("CAST(NULL AS STRING) AS {}", quoted(c))).collect::<Vec<_>>().join(", ")
+        names.iter().map(|c| format!("CAST(NULL AS STRING) AS {}", quote_identifier(c))).collect::<Vec<_>>().join(", ")
     };
     relation::sql(&format!("SELECT {select} WHERE 1 = 0"))
 }

@@ -9,8 +9,8 @@
 //! before the output columns are chosen, so the columns they read (an
 //! `operation` column, say) may be left out of the target.
 
-use crate::flows::sources::quoted;
 use crate::graph::Cdc;
+use tarn_sqltext::quote_identifier;
 
 const SEQ: &str = "__tarn_seq";
 const DELETE: &str = "__tarn_delete";
@@ -43,7 +43,7 @@ pub fn output_columns(cdc: &Cdc, source: &[String]) -> Result<Vec<String>, Strin
 }
 
 fn list(columns: &[String]) -> String {
-    columns.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ")
+    columns.iter().map(|c| quote_identifier(c)).collect::<Vec<_>>().join(", ")
 }
 
 /// The change rows with their sequence and delete/truncate flags; a NULL
@@ -122,10 +122,10 @@ fn scd2(cdc: &Cdc, changes_view: &str, columns: &[String]) -> Result<String, Str
     let previous: Vec<String> = tracked
         .iter()
         .enumerate()
-        .map(|(i, c)| format!("LAG({}) OVER ({by_key}) AS __tarn_prev_{i}", quoted(c)))
+        .map(|(i, c)| format!("LAG({}) OVER ({by_key}) AS __tarn_prev_{i}", quote_identifier(c)))
         .collect();
     let changed: Vec<String> =
-        tracked.iter().enumerate().map(|(i, c)| format!("NOT ({} <=> __tarn_prev_{i})", quoted(c))).collect();
+        tracked.iter().enumerate().map(|(i, c)| format!("NOT ({} <=> __tarn_prev_{i})", quote_identifier(c))).collect();
     let opens = std::iter::once(format!("__tarn_prev_delete IS NULL OR __tarn_prev_delete OR {DELETE}"))
         .chain(changed)
         .collect::<Vec<_>>()

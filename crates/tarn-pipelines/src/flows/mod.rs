@@ -541,11 +541,11 @@ impl FlowEnv {
         // A view is read under its own name; it streams what it reads.
         let resolve = |name: &str| match redirect {
             Some((is_input, view)) if is_input(name) => Some(view.to_string()),
-            _ if views::is_view(&self.plan, name) => Some(sources::quoted(&bare(name))),
+            _ if views::is_view(&self.plan, name) => Some(tarn_sqltext::quote_identifier(&bare(name))),
             _ => self.plan.dataset(name).map(|i| self.plan.datasets[i].full_name.clone()),
         };
         let stream = |name: &str| match views::is_view(&self.plan, name) {
-            true => Some(sources::quoted(&bare(name))),
+            true => Some(tarn_sqltext::quote_identifier(&bare(name))),
             false => self.plan.dataset(name).map(|_| stream_view(&bare(name))),
         };
         let files = |i: usize| sources.get(i).and_then(|s| s.view.clone());

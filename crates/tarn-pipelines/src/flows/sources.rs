@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use deltalake::DeltaTable;
 use serde_json::{Map, Value};
 use tarn_files::Files;
+use tarn_sqltext::quote_identifier;
 
 /// Where a source path is on this machine: a volume, DBFS or a local path.
 pub fn local_dir(files: &Files, path: &str) -> Result<PathBuf, String> {
@@ -134,14 +135,9 @@ fn first_line(file: &Path) -> Result<String, String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-/// Quotes a column name for DDL.
-pub fn quoted(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
-
 /// `a STRING, b STRING, ...` for columns read as text.
 pub fn string_schema(columns: &[String]) -> String {
-    columns.iter().map(|c| format!("{} STRING", quoted(c))).collect::<Vec<_>>().join(", ")
+    columns.iter().map(|c| format!("{} STRING", quote_identifier(c))).collect::<Vec<_>>().join(", ")
 }
 
 /// The data files of a Delta table added after `since` (all of them when

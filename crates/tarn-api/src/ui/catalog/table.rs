@@ -52,10 +52,6 @@ const TABS: [(&str, &str); 5] = [
 ];
 
 /// A table's name as SQL reads it, each part quoted.
-fn quoted(parts: &[&str]) -> String {
-    parts.iter().map(|p| format!("`{}`", p.replace('`', "``"))).collect::<Vec<_>>().join(".")
-}
-
 async fn table(
     State(s): State<AppState>,
     viewer: Viewer,
@@ -82,7 +78,7 @@ async fn table(
         "quality" => quality(&s, &full)?,
         _ => overview(&info),
     };
-    let query = format!("SELECT * FROM {} LIMIT 100", quoted(&parts));
+    let query = format!("SELECT * FROM {} LIMIT 100", tarn_sqltext::quote_name(&parts));
     let editor = format!("/sql/editor?statement={}", crate::ui::encode(&query));
     let body = html! {
         @if !text(&info, "comment").is_empty() { p.comment { (text(&info, "comment")) } }
@@ -142,7 +138,8 @@ async fn sample(
 ) -> Result<Html<String>, ApiFailure> {
     let full = format!("{catalog}.{schema}.{name}");
     s.catalog.authorize(&principal(&s, &viewer.user)?, Kind::Table, &full, Action::Browse)?;
-    let statement = format!("SELECT * FROM {} LIMIT {SAMPLE_ROWS}", quoted(&[&catalog, &schema, &name]));
+    let statement =
+        format!("SELECT * FROM {} LIMIT {SAMPLE_ROWS}", tarn_sqltext::quote_name(&[&catalog, &schema, &name]));
     let warehouse = s.statements.warehouse().id().to_string();
     let markup = match run_statement(&s, &viewer.user, &warehouse, &statement, SAMPLE_ROWS).await {
         Ok(Outcome::Rows(result)) if result.total_rows == 0 => empty("The table has no rows."),
@@ -173,7 +170,7 @@ fn history_cell(value: Option<&String>) -> Markup {
 }
 
 async fn history(s: &AppState, viewer: &Viewer, parts: &[&str]) -> Result<Markup, ApiFailure> {
-    let statement = format!("DESCRIBE HISTORY {}", quoted(parts));
+    let statement = format!("DESCRIBE HISTORY {}", tarn_sqltext::quote_name(parts));
     let warehouse = s.statements.warehouse().id().to_string();
     let result = match run_statement(s, &viewer.user, &warehouse, &statement, HISTORY_ROWS).await? {
         Outcome::Rows(result) => result,
