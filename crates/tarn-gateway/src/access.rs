@@ -134,9 +134,7 @@ impl Visitor for Relations {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-        if let Some(with) = &query.with {
-            self.ctes.extend(with.cte_tables.iter().map(|c| c.alias.name.value.to_lowercase()));
-        }
+        self.ctes.extend(cte_names(query));
         ControlFlow::Continue(())
     }
 
@@ -144,6 +142,11 @@ impl Visitor for Relations {
         self.names.push(parts(relation));
         ControlFlow::Continue(())
     }
+}
+
+/// The names a query's `WITH` gives its common table expressions, lower-cased.
+pub(crate) fn cte_names(query: &Query) -> impl Iterator<Item = String> + '_ {
+    query.with.iter().flat_map(|with| with.cte_tables.iter().map(|c| c.alias.name.value.to_lowercase()))
 }
 
 /// The tables a parsed statement writes, creates or manages; every other

@@ -90,13 +90,7 @@ impl EngineSession {
     /// then collected, at most `limit` rows of them. Returns the Arrow IPC
     /// streams of the result. A Delta CTAS is split as the gateway splits it.
     pub async fn sql(&mut self, sql: &str, limit: Option<usize>) -> Result<Vec<Bytes>, EngineError> {
-        let engine = SessionEngine::connected(
-            self.port,
-            self.client.clone(),
-            self.session_id.clone(),
-            Some(self.user_context()),
-        );
-        let ctas = ctas::split(&engine, sql).await.map_err(|e| EngineError::plain(e.to_string()))?;
+        let ctas = ctas::split(&self.calls(), sql).await.map_err(|e| EngineError::plain(e.to_string()))?;
         let sql = ctas.as_deref().unwrap_or(sql);
         let input = Relation {
             common: None,
@@ -138,17 +132,17 @@ impl EngineSession {
         namespace: &[String],
         rewrite: Rewrite<'_>,
     ) -> Result<Prepared, EngineError> {
-        let engine = SessionEngine::connected(
-            self.port,
-            self.client.clone(),
-            self.session_id.clone(),
-            Some(self.user_context()),
-        );
         let scope = Scope { views, namespace, user: &self.user, rewrite };
-        crate::views::prepare(&engine, scope, sql).await.map_err(|f| {
+        crate::views::prepare(&self.calls(), scope, sql).await.map_err(|f| {
             let sql_state = f.message.rsplit_once("SQLSTATE: ").map(|(_, state)| state.trim().to_string());
             EngineError { sql_state, ..EngineError::plain(f.message) }
         })
+    }
+
+    /// This session as the passes' engine calls (a schema asked for, a
+    /// command run), over the same connection.
+    fn calls(&self) -> SessionEngine {
+        SessionEngine::connected(self.port, self.client.clone(), self.session_id.clone(), Some(self.user_context()))
     }
 
     /// Runs a Spark Connect command (a temporary view, a conf) in the session.

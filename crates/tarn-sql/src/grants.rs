@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tarn_catalog::{Action, Catalog, CatalogError, GrantChange, Kind, Principal};
-use tarn_gateway::access::{Name, Use};
+use tarn_gateway::access::Use;
 use tarn_gateway::{Access, AccessControl, GrantStatement, GrantVerb, SqlFailure};
 use tarn_lake::arrow::array::{ArrayRef, StringArray};
 use tarn_lake::arrow::datatypes::{DataType, Field, Schema};
@@ -181,7 +181,7 @@ impl AccessControl for CatalogAccess {
 
 /// `name` as a full name of `depth` parts, its missing leading parts taken
 /// from the session's (catalog, schema); None when it has too many.
-pub(crate) fn resolve(name: &Name, namespace: &[String], depth: usize) -> Option<String> {
+pub(crate) fn resolve(name: &[String], namespace: &[String], depth: usize) -> Option<String> {
     if name.is_empty() || name.len() > depth {
         return None;
     }
@@ -224,10 +224,10 @@ mod tests {
     #[test]
     fn names_resolve_in_the_session_namespace() {
         let ns = ["main".to_string(), "s1".to_string()];
-        assert_eq!(resolve(&vec!["T".into()], &ns, 3).as_deref(), Some("main.s1.t"));
-        assert_eq!(resolve(&vec!["s2".into(), "t".into()], &ns, 3).as_deref(), Some("main.s2.t"));
-        assert_eq!(resolve(&vec!["s2".into()], &ns, 2).as_deref(), Some("main.s2"));
-        assert_eq!(resolve(&vec!["a".into(), "b".into(), "c".into(), "d".into()], &ns, 3), None);
+        assert_eq!(resolve(&["T".into()], &ns, 3).as_deref(), Some("main.s1.t"));
+        assert_eq!(resolve(&["s2".into(), "t".into()], &ns, 3).as_deref(), Some("main.s2.t"));
+        assert_eq!(resolve(&["s2".into()], &ns, 2).as_deref(), Some("main.s2"));
+        assert_eq!(resolve(&["a".into(), "b".into(), "c".into(), "d".into()], &ns, 3), None);
     }
 
     #[test]

@@ -55,7 +55,7 @@ impl CatalogViews {
         }
     }
 
-    fn full_name(name: &Name, namespace: &[String]) -> Result<String, SqlFailure> {
+    fn full_name(name: &[String], namespace: &[String]) -> Result<String, SqlFailure> {
         resolve(name, namespace, 3)
             .ok_or_else(|| failure(format!("[INVALID_IDENTIFIER] {} is no view name", name.join("."))))
     }
@@ -170,7 +170,7 @@ impl CatalogViews {
 
 impl ViewCatalog for CatalogViews {
     fn view(&self, name: &[String], namespace: &[String]) -> Option<ViewDefinition> {
-        let full = resolve(&name.to_vec(), namespace, 3)?;
+        let full = resolve(name, namespace, 3)?;
         let info = self.catalog.get(Kind::Table, &full).ok().filter(is_view)?;
         let text = |key: &str| info.get(key).and_then(Value::as_str).map(str::to_string);
         let property =
@@ -235,7 +235,7 @@ impl ViewCatalog for CatalogViews {
     }
 
     fn drop(&self, _user: &str, name: &[String], namespace: &[String], if_exists: bool) -> Result<Vec<u8>, SqlFailure> {
-        let full = Self::full_name(&name.to_vec(), namespace)?;
+        let full = Self::full_name(name, namespace)?;
         match self.entry(&full)? {
             None if if_exists => done(),
             None => Err(failure(format!("[TABLE_OR_VIEW_NOT_FOUND] The view {full} cannot be found. SQLSTATE: 42P01"))),
@@ -256,7 +256,7 @@ impl ViewCatalog for CatalogViews {
         namespace: &[String],
         properties: &[(String, String)],
     ) -> Result<Vec<u8>, SqlFailure> {
-        let full = Self::full_name(&name.to_vec(), namespace)?;
+        let full = Self::full_name(name, namespace)?;
         self.existing_view(&full)?;
         self.catalog
             .amend_table(&full, user, |info| {

@@ -398,9 +398,7 @@ impl Visitor for Found<'_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
-        if let Some(with) = &query.with {
-            self.ctes.extend(with.cte_tables.iter().map(|c| c.alias.name.value.to_lowercase()));
-        }
+        self.ctes.extend(crate::access::cte_names(query));
         ControlFlow::Continue(())
     }
 
