@@ -30,10 +30,7 @@ impl CatalogAccess {
     }
 
     fn principal(&self, user: &str) -> Result<Principal, CatalogError> {
-        match self.store.find_user(user)? {
-            Some(user) => self.catalog.principal(&user),
-            None => Err(CatalogError::PermissionDenied(format!("Unknown principal {user}"))),
-        }
+        principal(&self.catalog, &self.store, user)
     }
 
     /// What `how` needs on the table `full`, which exists.
@@ -176,6 +173,14 @@ impl AccessControl for CatalogAccess {
         })?;
         crate::encode_stream(&batch)
             .map_err(|e| SqlFailure { exception_class: "org.apache.spark.SparkException", message: e.to_string() })
+    }
+}
+
+/// The catalog's view of the user named `user` (their groups, admin or not).
+pub(crate) fn principal(catalog: &Catalog, store: &Store, user: &str) -> Result<Principal, CatalogError> {
+    match store.find_user(user)? {
+        Some(user) => catalog.principal(&user),
+        None => Err(CatalogError::PermissionDenied(format!("Unknown principal {user}"))),
     }
 }
 

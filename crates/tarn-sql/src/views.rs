@@ -17,7 +17,7 @@ use tarn_lake::arrow::datatypes::{DataType, Field, Schema};
 use tarn_lake::arrow::record_batch::RecordBatch;
 use tarn_store::Store;
 
-use crate::grants::resolve;
+use crate::grants::{principal, resolve};
 
 const NAMESPACE_PARTS: &str = "view.catalogAndNamespace.numParts";
 const NAMESPACE_PART: &str = "view.catalogAndNamespace.part.";
@@ -35,11 +35,7 @@ impl CatalogViews {
 
     /// The names of the views in `schema` (a full name) `user` may see.
     fn visible_views(&self, user: &str, schema: &str) -> Result<Vec<String>, CatalogError> {
-        let user = self
-            .store
-            .find_user(user)?
-            .ok_or_else(|| CatalogError::PermissionDenied(format!("Unknown principal {user}")))?;
-        let principal = self.catalog.principal(&user)?;
+        let principal = principal(&self.catalog, &self.store, user)?;
         let parent: Vec<&str> = schema.split('.').collect();
         let (tables, _) = self.catalog.list_visible(&principal, Kind::Table, &parent, 0, u64::from(u32::MAX))?;
         let views = tables.into_iter().filter(is_view);
