@@ -13,6 +13,8 @@ need_system_packages() {
     # The tests of tarn's pages (and the drift report's) drive headless Chromium.
     command -v chromium >/dev/null || missing+=(chromium)
     command -v chromedriver >/dev/null || missing+=(chromium-driver)
+    # Clusters on the spark backend run Apache Spark, a JVM program.
+    command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -1,24 +1,28 @@
-"""Runs one Sail Spark Connect engine for a tarn cluster.
+"""Runs one Spark Connect engine for a tarn cluster.
 
 tarn starts this with the cluster's Python environment, reads the first line
 of stdout ({"port": N}) and keeps stdin open. The engine stops when tarn
 closes stdin (or dies, which closes it too), or on SIGTERM/SIGINT.
+
+TARN_ENGINE names the backend: Sail in this process (`sail`,
+`sail-cluster`), or an Apache Spark Connect server (`spark`) that this
+program starts with SPARK_HOME's `spark-submit` against TARN_SPARK_MASTER,
+with the properties tarn wrote to TARN_SPARK_PROPERTIES.
 """
 
 import json
+import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 
+SPARK_CONNECT_SERVER = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
-def main() -> int:
-    from pysail.spark import SparkConnectServer
 
-    server = SparkConnectServer(ip="127.0.0.1", port=0)
-    server.start(background=True)
-    _host, port = server.listening_address
-    print(json.dumps({"port": port}), flush=True)
-
+def stop_event() -> threading.Event:
+    """Set on SIGTERM/SIGINT or when stdin closes."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -29,10 +33,65 @@ def main() -> int:
         stop.set()
 
     threading.Thread(target=wait_for_stdin_eof, daemon=True).start()
+    return stop
+
+
+def run_sail() -> int:
+    from pysail.spark import SparkConnectServer
+
+    server = SparkConnectServer(ip="127.0.0.1", port=0)
+    server.start(background=True)
+    _host, port = server.listening_address
+    print(json.dumps({"port": port}), flush=True)
+    stop = stop_event()
     while not stop.wait(1.0):
         pass
     server.stop()
     return 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_spark() -> int:
+    home = os.environ["SPARK_HOME"]
+    port = free_port()
+    command = [
+        os.path.join(home, "bin", "spark-submit"),
+        "--class", SPARK_CONNECT_SERVER,
+        "--master", os.environ["TARN_SPARK_MASTER"],
+        "--properties-file", os.environ["TARN_SPARK_PROPERTIES"],
+        "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+        "--conf", f"spark.connect.grpc.binding.port={port}",
+        "spark-internal",
+    ]
+    # The JVM writes to the engine log (our stderr); stdout carries only the
+    # port. Its own session, so that a stop reaches every process it forks.
+    server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sys.stderr, start_new_session=True)
+    print(json.dumps({"port": port}), flush=True)
+    stop = stop_event()
+    while not stop.wait(0.5):
+        code = server.poll()
+        if code is not None:
+            print(f"the Spark Connect server exited with {code}", file=sys.stderr, flush=True)
+            # Not sys.exit: the thread reading stdin would hold up shutdown.
+            os._exit(code or 1)
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=4)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    return 0
+
+
+def main() -> int:
+    if os.environ.get("TARN_ENGINE") == "spark":
+        return run_spark()
+    return run_sail()
 
 
 if __name__ == "__main__":

@@ -172,9 +172,6 @@ def test_a_cluster_on_the_sail_cluster_backend(tarn, w):
     with pytest.raises(errors.InvalidParameterValue, match="tarn_backend"):
         w.clusters.create(cluster_name="odd", spark_version=SPARK_VERSION, num_workers=1,
                           custom_tags={"tarn_backend": "flink"})
-    with pytest.raises(errors.NotImplemented, match="spark backend"):
-        w.clusters.create(cluster_name="jvm", spark_version=SPARK_VERSION, num_workers=1,
-                          custom_tags={"tarn_backend": "spark"})
     cluster = w.clusters.create_and_wait(cluster_name="distributed", spark_version=SPARK_VERSION, num_workers=2,
                                          custom_tags={"tarn_backend": "sail-cluster"}, timeout=WAIT)
     try:

@@ -57,6 +57,7 @@ fn fixture(name: &str) -> Fixture {
         gateway_port: 0,
         runtime: Default::default(),
         default_backend: Default::default(),
+        spark: Default::default(),
     };
     let envs = Environments::new(home.join("envs"), "python3".into());
     let catalog = Catalog::new(store.clone(), home.join("lake"));

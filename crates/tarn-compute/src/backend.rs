@@ -3,8 +3,8 @@
 //! set). `sail` runs Sail in one process (local mode); `sail-cluster` runs
 //! Sail's distributed mode, a driver and `num_workers` workers (the
 //! autoscale bounds when given), in that process (Sail's `local-cluster`
-//! mode, the form its Kubernetes mode takes on one machine). Apache Spark
-//! is not a backend yet.
+//! mode, the form its Kubernetes mode takes on one machine). `spark` runs
+//! an Apache Spark Connect server ([`crate::spark`]).
 
 use crate::ComputeError;
 use crate::cluster::ClusterSpec;
@@ -17,6 +17,7 @@ pub enum Backend {
     #[default]
     Sail,
     SailCluster,
+    Spark,
 }
 
 impl Backend {
@@ -24,12 +25,10 @@ impl Backend {
         match name {
             "sail" => Ok(Self::Sail),
             "sail-cluster" => Ok(Self::SailCluster),
-            "spark" => Err(ComputeError::NotImplemented(
-                "The spark backend is not implemented yet; tarn_backend may be sail or sail-cluster".into(),
-            )),
-            other => {
-                Err(ComputeError::InvalidSpec(format!("Unknown {BACKEND_TAG} {other:?}: use sail or sail-cluster")))
-            }
+            "spark" => Ok(Self::Spark),
+            other => Err(ComputeError::InvalidSpec(format!(
+                "Unknown {BACKEND_TAG} {other:?}: use sail, sail-cluster or spark"
+            ))),
         }
     }
 
@@ -37,6 +36,7 @@ impl Backend {
         match self {
             Self::Sail => "sail",
             Self::SailCluster => "sail-cluster",
+            Self::Spark => "spark",
         }
     }
 
@@ -45,11 +45,17 @@ impl Backend {
         spec.tag(BACKEND_TAG).map_or(Ok(default), Self::parse)
     }
 
+    /// Whether the engine is Sail, which tarn's catalog, views and Delta
+    /// rewrites are made for; Spark does its own.
+    pub fn is_sail(self) -> bool {
+        self != Self::Spark
+    }
+
     /// What the engine's environment says for this backend (Sail reads its
-    /// settings from `SAIL_*` variables).
+    /// settings from `SAIL_*` variables; Spark's are a properties file).
     pub fn engine_env(self, spec: &ClusterSpec) -> Vec<(String, String)> {
         match self {
-            Self::Sail => Vec::new(),
+            Self::Sail | Self::Spark => Vec::new(),
             Self::SailCluster => {
                 let mut env = vec![
                     ("SAIL_MODE".to_string(), "local-cluster".to_string()),
@@ -89,7 +95,7 @@ mod tests {
         assert!(
             Backend::SailCluster.engine_env(&scaled).contains(&("SAIL_CLUSTER__WORKER_MAX_COUNT".into(), "5".into()))
         );
-        assert!(matches!(Backend::parse("spark"), Err(ComputeError::NotImplemented(_))));
+        assert_eq!(Backend::parse("spark").unwrap(), Backend::Spark);
         assert!(matches!(Backend::parse("flink"), Err(ComputeError::InvalidSpec(_))));
     }
 }

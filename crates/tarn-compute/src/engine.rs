@@ -1,5 +1,6 @@
-//! The local engine backend: one Sail Spark Connect server process per
-//! running cluster, launched from the cluster's Python environment.
+//! The engine process: one Spark Connect server per running cluster (Sail,
+//! or Apache Spark through `spark-submit`), launched by a small Python
+//! program from the cluster's Python environment.
 //!
 //! [`launch`] starts the process and returns only once the engine has
 //! answered a Spark Connect request. [`Engine::supervise`] hands the process
@@ -17,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::ComputeError;
+use crate::backend::Backend;
 use crate::process;
 
 /// The launcher script, shipped inside the binary.
@@ -30,6 +32,7 @@ const SCRUBBED_ENV_PREFIXES: &[&str] = &["UNITY_", "UC_", "DATABRICKS_", "SAIL_"
 #[derive(Debug, Clone)]
 pub struct EngineSpec {
     pub cluster_id: String,
+    pub backend: Backend,
     pub parallelism: u32,
     pub python: PathBuf,
     pub launcher: PathBuf,
@@ -41,6 +44,7 @@ pub struct EngineSpec {
 
 /// A started engine that answered Spark Connect, not yet supervised.
 pub struct Engine {
+    pub backend: Backend,
     pub pid: u32,
     pub start_ticks: i64,
     pub port: u16,
@@ -50,6 +54,7 @@ pub struct Engine {
 /// A supervised engine: stop it, or learn of its death through the callback
 /// given to [`Engine::supervise`].
 pub struct EngineHandle {
+    pub backend: Backend,
     pub pid: u32,
     pub start_ticks: i64,
     pub port: u16,
@@ -134,6 +139,7 @@ fn command(spec: &EngineSpec, log: &std::fs::File) -> Result<Command, ComputeErr
     process::scrub_env(&mut cmd, SCRUBBED_ENV_PREFIXES);
     cmd.env("SAIL_EXECUTION__DEFAULT_PARALLELISM", spec.parallelism.to_string())
         .env("TARN_CLUSTER_ID", &spec.cluster_id)
+        .env("TARN_ENGINE", spec.backend.as_str())
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     Ok(cmd)
 }
@@ -155,7 +161,7 @@ pub async fn launch(spec: &EngineSpec) -> Result<Engine, ComputeError> {
     let start_ticks = process::start_ticks(pid).unwrap_or(0);
     let ready = tokio::time::timeout(spec.start_timeout, wait_ready(&mut child, log));
     match ready.await {
-        Ok(Ok(port)) => Ok(Engine { pid, start_ticks, port, child }),
+        Ok(Ok(port)) => Ok(Engine { backend: spec.backend, pid, start_ticks, port, child }),
         Ok(Err(what)) => Err(engine_error(spec, &what)),
         Err(_) => Err(engine_error(
             spec,
@@ -225,7 +231,7 @@ impl Engine {
     /// description when the process exits without being asked to.
     pub fn supervise(self, on_death: impl FnOnce(String) + Send + 'static) -> EngineHandle {
         let (stop_tx, stop_rx) = oneshot::channel();
-        let Engine { pid, start_ticks, port, mut child } = self;
+        let Engine { backend, pid, start_ticks, port, mut child } = self;
         // `Child::wait` closes stdin, which tells the launcher to stop: keep
         // it here until a stop is asked for.
         let mut stdin = child.stdin.take();
@@ -241,7 +247,7 @@ impl Engine {
                 _ = stop_rx => stop_child(&mut child, stdin.take(), pid).await,
             }
         });
-        EngineHandle { pid, start_ticks, port, stop: Some(stop_tx), task }
+        EngineHandle { backend, pid, start_ticks, port, stop: Some(stop_tx), task }
     }
 }
 

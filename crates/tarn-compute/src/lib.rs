@@ -4,9 +4,9 @@
 //! ([`node_types`]), its event log as the API pages it ([`events`]), the
 //! runtimes a `spark_version` names ([`runtime`]),
 //! managed Python environments and their overlays ([`env`]), cluster
-//! libraries ([`libraries`]), execution contexts ([`context`]), the local engine
-//! backend that runs one Sail Spark Connect server per running cluster
-//! ([`engine`]), the clusters tarn runs for its own services ([`managed`]),
+//! libraries ([`libraries`]), execution contexts ([`context`]), the engine
+//! process, one Spark Connect server per running cluster ([`engine`]), on the
+//! backend a cluster names ([`backend`]: Sail, or Apache Spark, [`spark`]), the clusters tarn runs for its own services ([`managed`]),
 //! and the [`ClusterManager`] that drives transitions, watches engines,
 //! terminates idle clusters and reconciles after a restart.
 //!
@@ -31,6 +31,7 @@ mod manager;
 pub mod node_types;
 mod process;
 pub mod runtime;
+pub mod spark;
 
 pub use error::ComputeError;
 pub use events::{EventPage, EventsRequest};

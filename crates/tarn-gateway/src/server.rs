@@ -32,6 +32,7 @@ use spark_connect_proto::{
     UserContext, config_request,
 };
 use tarn_compute::ClusterManager;
+use tarn_compute::backend::Backend;
 use tarn_store::Store;
 use tokio::net::TcpListener;
 
@@ -142,7 +143,7 @@ impl Gateway {
         let token = token.ok_or(GatewayError::Unauthenticated)?;
         let user = self.store.authenticate(&token, tarn_core::time::now_ms())?;
         let cluster_id = header("x-databricks-cluster-id").ok_or(GatewayError::NoCluster)?;
-        let port = self.engine_port(&cluster_id)?;
+        let (port, backend) = self.engine_port(&cluster_id)?;
         self.check_attach(&user, &cluster_id)?;
         self.record_activity(&cluster_id);
         let (parts, body) = req.into_parts();
@@ -159,11 +160,13 @@ impl Gateway {
             if parts.uri.path().ends_with("/ReleaseSession") {
                 self.forget_session(port, &header.session_id);
             } else {
-                server_side_session_id = self.ensure_session(port, header).await.map_err(GatewayError::Session)?;
+                server_side_session_id =
+                    self.ensure_session(port, backend, header).await.map_err(GatewayError::Session)?;
             }
         }
         let mut prefix = prefix;
         if parts.uri.path().ends_with("/AnalyzePlan")
+            && backend.is_sail()
             && let Some(mut request) = decode_message::<AnalyzePlanRequest>(&prefix)
         {
             self.check_analysis(&user, port, &mut request)?;
@@ -186,7 +189,9 @@ impl Gateway {
             }
             let key = (port, request.session_id.clone());
             let namespace = self.namespace(&key);
-            let (framed, namespace) = rewrite_execute(port, &self.hooks, &user, namespace, request, prefix).await?;
+            let pipeline = passes::pipeline(backend);
+            let (framed, namespace) =
+                rewrite_execute(port, pipeline, &self.hooks, &user, namespace, request, prefix).await?;
             self.namespaces.lock().unwrap_or_else(|p| p.into_inner()).insert(key, namespace);
             prefix = framed;
         }
@@ -282,9 +287,9 @@ impl Gateway {
             .map_err(|e| GatewayError::PermissionDenied(e.to_string()))
     }
 
-    fn engine_port(&self, cluster_id: &str) -> Result<u16, GatewayError> {
-        match self.clusters.engine_port(cluster_id) {
-            Ok(Some(port)) => Ok(port),
+    fn engine_port(&self, cluster_id: &str) -> Result<(u16, Backend), GatewayError> {
+        match self.clusters.running_engine_of(cluster_id) {
+            Ok(Some(engine)) => Ok(engine),
             Ok(None) => {
                 let state = self.clusters.get(cluster_id).map(|c| c.state.as_str()).unwrap_or("UNKNOWN");
                 Err(GatewayError::ClusterNotRunning { cluster_id: cluster_id.to_string(), state: state.to_string() })
@@ -311,16 +316,21 @@ impl Gateway {
 
     /// Gives the session tarn's defaults on its first call; the engine's
     /// server-side id of the session.
-    async fn ensure_session(&self, port: u16, header: SessionHeader) -> Result<String, EngineCallError> {
+    async fn ensure_session(
+        &self,
+        port: u16,
+        backend: Backend,
+        header: SessionHeader,
+    ) -> Result<String, EngineCallError> {
         let key = (port, header.session_id.clone());
         if let Some(id) = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(id.clone());
         }
+        // Spark's own default format stays: Delta is there only with its jars.
+        let defaults: &[(&str, &str)] = if backend.is_sail() { SESSION_DEFAULTS } else { &[] };
         let mut client = tarn_compute::engine::client(port).await.map_err(EngineCallError::Unreachable)?;
-        let pairs = SESSION_DEFAULTS
-            .iter()
-            .map(|(k, v)| KeyValue { key: (*k).to_string(), value: Some((*v).to_string()) })
-            .collect();
+        let pairs =
+            defaults.iter().map(|(k, v)| KeyValue { key: (*k).to_string(), value: Some((*v).to_string()) }).collect();
         let request = ConfigRequest {
             session_id: header.session_id,
             user_context: header.user_context,
@@ -371,6 +381,7 @@ impl Gateway {
 /// namespace after it.
 async fn rewrite_execute(
     port: u16,
+    pipeline: &[passes::Pass],
     hooks: &Hooks,
     user: &tarn_store::User,
     namespace: Vec<String>,
@@ -381,7 +392,7 @@ async fn rewrite_execute(
     let mut cx = PassContext::new(hooks, &engine);
     cx.user = Some(user);
     cx.namespace = namespace;
-    if !passes::run(&mut request, &mut cx).await? {
+    if !passes::run(pipeline, &mut request, &mut cx).await? {
         return Ok((framed, cx.namespace));
     }
     Ok((frame(&request)?, cx.namespace))

@@ -49,8 +49,11 @@ pub struct Config {
     /// The estimated cost of a core-hour, for job runs' usage (`TARN_COST_PER_CORE_HOUR`, default 0.10).
     pub cost_per_core_hour: f64,
     /// The compute backend of clusters without a `tarn_backend` tag
-    /// (`TARN_DEFAULT_BACKEND`: `sail`, the default, or `sail-cluster`).
+    /// (`TARN_DEFAULT_BACKEND`: `sail`, the default, `sail-cluster` or `spark`).
     pub default_backend: String,
+    /// The `spark` backend's master (`TARN_SPARK_MASTER`) and distribution
+    /// (`TARN_SPARK_HOME`).
+    pub spark: tarn_compute::spark::SparkConfig,
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -108,6 +111,10 @@ impl Config {
                 .filter(|r| r.is_finite() && *r >= 0.0)
                 .unwrap_or(0.10),
             default_backend: std::env::var("TARN_DEFAULT_BACKEND").unwrap_or_else(|_| "sail".into()),
+            spark: tarn_compute::spark::SparkConfig {
+                master: std::env::var("TARN_SPARK_MASTER").ok().filter(|m| !m.is_empty()),
+                home: std::env::var_os("TARN_SPARK_HOME").filter(|h| !h.is_empty()).map(PathBuf::from).map(absolute),
+            },
             smtp: tarn_jobs::SmtpConfig {
                 host: std::env::var("TARN_SMTP_HOST").ok().filter(|h| !h.is_empty()),
                 port: u16::try_from(env_u64("TARN_SMTP_PORT", 25)).unwrap_or(25),

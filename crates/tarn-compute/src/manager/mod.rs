@@ -23,6 +23,7 @@ use tarn_store::{ClusterRow, EventRow, Store};
 use tokio::task::AbortHandle;
 
 use crate::ComputeError;
+use crate::backend::Backend;
 use crate::cluster::{ClusterSpec, ClusterState, Transition, next_state};
 use crate::engine::EngineHandle;
 use crate::env::Environments;
@@ -46,6 +47,8 @@ pub struct ComputeConfig {
     pub runtime: crate::runtime::RuntimeOptions,
     /// The backend of clusters whose `tarn_backend` tag names none.
     pub default_backend: crate::backend::Backend,
+    /// Where `spark` clusters' servers come from and run.
+    pub spark: crate::spark::SparkConfig,
 }
 
 /// The catalogs engines mount; implemented over the catalog by the wiring.
@@ -260,8 +263,13 @@ impl ClusterManager {
 
     /// The port of the cluster's engine when it is RUNNING.
     pub fn engine_port(&self, cluster_id: &str) -> Result<Option<u16>, ComputeError> {
+        Ok(self.running_engine_of(cluster_id)?.map(|(port, _)| port))
+    }
+
+    /// The port and backend of the cluster's engine, while it runs.
+    pub fn running_engine_of(&self, cluster_id: &str) -> Result<Option<(u16, Backend)>, ComputeError> {
         if let Some(Live::Running { engine, .. }) = self.live().get(cluster_id) {
-            return Ok(Some(engine.port));
+            return Ok(Some((engine.port, engine.backend)));
         }
         self.load(cluster_id).map(|_| None)
     }

@@ -15,6 +15,7 @@ use crate::backend::Backend;
 use crate::cluster::{ClusterSpec, ClusterState, TerminationReason, Transition};
 use crate::engine::{self, EngineHandle, EngineSpec};
 use crate::process;
+use crate::spark;
 
 /// A PENDING cluster's message while its runtime's environment is built.
 fn building_message(spark_version: &str, step: &str) -> String {
@@ -75,28 +76,78 @@ impl ClusterManager {
                     this.set_message(&id, epoch, &building_message(&version, step));
                 }
             };
-            this.prepare_env(&id, epoch, &launching, &progress)
+            let env = this.prepare_env(&id, epoch, &launching, &progress)?;
+            let spark_home = match backend {
+                Backend::Spark => Some(this.spark_home(&progress)?),
+                Backend::Sail | Backend::SailCluster => None,
+            };
+            Ok::<_, ComputeError>((env, spark_home))
         })
         .await
-        .map_err(|e| ComputeError::Environment(e.to_string()))??;
+        .map_err(|e| ComputeError::Environment(e.to_string()))?;
+        let (env, spark_home) = env?;
         self.set_message(cluster_id, epoch, "Starting the Spark Connect engine");
         let config = &self.inner.config;
         let row = self.load(cluster_id)?;
         let token = self.issue_engine_token(cluster_id, &row)?;
         let catalogs = self.inner.catalogs.catalog_names();
+        let engine_env = match &spark_home {
+            Some(home) => self.spark_env(cluster_id, &spec, home, &token, &catalogs)?,
+            None => [engine::catalog_env(&config.api_url, &token, &catalogs), backend.engine_env(&spec)].concat(),
+        };
         let engine_spec = EngineSpec {
             cluster_id: cluster_id.to_string(),
+            backend,
             parallelism: spec.parallelism(config.host),
             python: env.python(),
             launcher: self.inner.launcher.clone(),
             log_file: config.home.join("logs").join("clusters").join(cluster_id).join("engine.log"),
             start_timeout: config.engine_start_timeout,
-            env: [engine::catalog_env(&config.api_url, &token, &catalogs), backend.engine_env(&spec)].concat(),
+            env: engine_env,
         };
         let engine = engine::launch(&engine_spec).await?;
         let this = self.clone();
         let id = cluster_id.to_string();
         Ok(engine.supervise(move |what| this.engine_lost(&id, epoch, what)))
+    }
+
+    /// The Spark distribution `spark` clusters start from: the operator's,
+    /// or tarn's own, built on first use.
+    fn spark_home(&self, progress: &dyn crate::env::Progress) -> Result<std::path::PathBuf, ComputeError> {
+        if let Some(home) = &self.inner.config.spark.home {
+            spark::check_home(home)?;
+            return Ok(home.clone());
+        }
+        progress.step(&format!("the Spark distribution ({})", spark::DISTRIBUTION));
+        let env = self
+            .inner
+            .envs
+            .ensure(&[spark::DISTRIBUTION], progress)
+            .map_err(|e| ComputeError::Environment(e.to_string()))?;
+        spark::home_in_env(&env.dir)
+    }
+
+    /// The launcher's environment for a Spark Connect server: where Spark
+    /// is, the master, and the properties file (written here, private).
+    fn spark_env(
+        &self,
+        cluster_id: &str,
+        spec: &ClusterSpec,
+        home: &std::path::Path,
+        token: &str,
+        catalogs: &[String],
+    ) -> Result<Vec<(String, String)>, ComputeError> {
+        let config = &self.inner.config;
+        let dir = config.home.join("spark").join(cluster_id);
+        let access = spark::CatalogAccess { api_url: &config.api_url, token, catalogs };
+        let props = spark::properties(spec, config.host, home, &dir, &access);
+        let file = dir.join("spark.properties");
+        spark::write_properties(&file, &props)?;
+        Ok(vec![
+            ("SPARK_HOME".into(), home.display().to_string()),
+            ("TARN_SPARK_MASTER".into(), spark::master(spec, &config.spark, config.host)),
+            ("TARN_SPARK_PROPERTIES".into(), file.display().to_string()),
+        ])
     }
 
     /// A fresh token for the engine to call the catalog as the cluster's

@@ -103,6 +103,15 @@ pub(crate) enum Pass {
 pub(crate) const PIPELINE: [Pass; 6] =
     [Pass::Access, Pass::Paths, Pass::Views, Pass::Sql, Pass::Ctas, Pass::SaveAsTable];
 
+/// The passes for an Apache Spark engine: it keeps its own catalog (with
+/// its grants, views and table formats), so only the paths are tarn's.
+pub(crate) const SPARK_PIPELINE: [Pass; 1] = [Pass::Paths];
+
+/// The passes a request to an engine of `backend` goes through.
+pub(crate) fn pipeline(backend: tarn_compute::backend::Backend) -> &'static [Pass] {
+    if backend.is_sail() { &PIPELINE } else { &SPARK_PIPELINE }
+}
+
 impl Pass {
     pub async fn run(
         self,
@@ -120,10 +129,14 @@ impl Pass {
     }
 }
 
-/// Runs [`PIPELINE`] over `request`; true when it changed.
-pub(crate) async fn run(request: &mut ExecutePlanRequest, cx: &mut PassContext<'_>) -> Result<bool, GatewayError> {
+/// Runs `pipeline` over `request`; true when it changed.
+pub(crate) async fn run(
+    pipeline: &[Pass],
+    request: &mut ExecutePlanRequest,
+    cx: &mut PassContext<'_>,
+) -> Result<bool, GatewayError> {
     let mut changed = false;
-    for pass in PIPELINE {
+    for pass in pipeline.iter().copied() {
         match pass.run(request, cx).await? {
             Outcome::Unchanged => {}
             Outcome::Changed => changed = true,

@@ -468,7 +468,7 @@ mod pipeline {
     use super::*;
 
     async fn run(hooks: &Hooks, engine: &FakeEngine, request: &mut ExecutePlanRequest) -> bool {
-        super::super::run(request, &mut PassContext::new(hooks, engine)).await.unwrap()
+        super::super::run(&super::super::PIPELINE, request, &mut PassContext::new(hooks, engine)).await.unwrap()
     }
 
     #[tokio::test]
