@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 
 SPARK_CONNECT_SERVER = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
@@ -56,9 +57,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def properties(path: str) -> dict:
+    """The plain `key=value` lines of a Spark properties file."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            key, sep, value = line.rstrip("\n").partition("=")
+            if sep:
+                out[key] = value
+    return out
+
+
+def active_executors(ui_port: int) -> int | None:
+    """Executors (not the driver) the server holds, from its status API."""
+    base = f"http://127.0.0.1:{ui_port}/api/v1/applications"
+    try:
+        with urllib.request.urlopen(base, timeout=5) as r:
+            apps = json.load(r)
+        with urllib.request.urlopen(f"{base}/{apps[0]['id']}/executors", timeout=5) as r:
+            executors = json.load(r)
+    except (OSError, ValueError, LookupError):
+        return None
+    return sum(1 for e in executors if e.get("id") != "driver" and e.get("isActive", True))
+
+
+def report_executors(ui_port: int, initial: int, stop: threading.Event) -> None:
+    """Prints {"workers": n, "previous": p} each time dynamic allocation
+    changes the executors; tarn records it as the cluster's autoscaling."""
+    previous = initial
+    while not stop.wait(2.0):
+        current = active_executors(ui_port)
+        if current is not None and current != previous:
+            print(json.dumps({"workers": current, "previous": previous}), flush=True)
+            previous = current
+
+
 def run_spark() -> int:
     home = os.environ["SPARK_HOME"]
-    port = free_port()
+    port, ui_port = free_port(), free_port()
+    props = properties(os.environ["TARN_SPARK_PROPERTIES"])
     command = [
         os.path.join(home, "bin", "spark-submit"),
         "--class", SPARK_CONNECT_SERVER,
@@ -66,6 +103,7 @@ def run_spark() -> int:
         "--properties-file", os.environ["TARN_SPARK_PROPERTIES"],
         "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
         "--conf", f"spark.connect.grpc.binding.port={port}",
+        "--conf", f"spark.ui.port={ui_port}",
         "spark-internal",
     ]
     # The JVM writes to the engine log (our stderr); stdout carries only the
@@ -73,6 +111,9 @@ def run_spark() -> int:
     server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sys.stderr, start_new_session=True)
     print(json.dumps({"port": port}), flush=True)
     stop = stop_event()
+    if props.get("spark.dynamicAllocation.enabled") == "true":
+        initial = int(props.get("spark.dynamicAllocation.initialExecutors", "0"))
+        threading.Thread(target=report_executors, args=(ui_port, initial, stop), daemon=True).start()
     while not stop.wait(0.5):
         code = server.poll()
         if code is not None:

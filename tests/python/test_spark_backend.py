@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 from databricks.sdk.service import jobs, workspace
-from databricks.sdk.service.compute import CommandStatus, Language, ResultType, State
+from databricks.sdk.service.compute import AutoScale, CommandStatus, EventType, Language, ResultType, State
 
 from conftest import CACHE, own_server, wait_for
 
@@ -194,3 +194,30 @@ def test_a_cluster_with_workers_runs_a_job_on_the_standalone_master(server, w, s
     finished = lambda: any(a["name"] == f"tarn {cluster.cluster_name}"  # noqa: E731
                            for a in requests.get(standalone["state"], timeout=5).json()["completedapps"])
     wait_for(finished, timeout=60, interval=0.5)
+
+
+def test_an_autoscaling_cluster_grows_with_pending_tasks_and_shrinks_when_idle(server, w, standalone):
+    """`autoscale` on the spark backend is Spark's dynamic allocation between
+    the bounds; tarn records the changes as Databricks' autoscaling events."""
+    cluster = w.clusters.create_and_wait(
+        cluster_name=unique("spark-scaling"), spark_version=SPARK_VERSION, node_type_id="local-1c",
+        autoscale=AutoScale(min_workers=1, max_workers=2), custom_tags={"tarn_backend": "spark"},
+        spark_conf={"spark.executor.memory": "1g", "spark.dynamicAllocation.executorIdleTimeout": "3s",
+                    "spark.dynamicAllocation.shuffleTracking.timeout": "3s",
+                    "spark.dynamicAllocation.schedulerBacklogTimeout": "1s"},
+        timeout=WAIT,
+    )
+    try:
+        session = server.spark(cluster)
+        # Many tasks pending on one executor: the allocation manager asks for the second.
+        total = session.range(0, 1_500_000_000, 1, 96).selectExpr("sum(hash(id)) AS s").first().s
+        assert total is not None
+        ups = wait_for(lambda: list(w.clusters.events(cluster.cluster_id, event_types=[EventType.UPSIZE_COMPLETED])),
+                       timeout=60, interval=1)
+        assert ups[0].details.current_num_workers == 2 and ups[0].details.cause.value == "AUTOSCALE", ups[0]
+        # Idle past the timeout: back to the minimum.
+        down = lambda: [e for e in w.clusters.events(cluster.cluster_id, event_types=[EventType.RESIZING])  # noqa: E731
+                        if e.details.current_num_workers == 1]
+        assert wait_for(down, timeout=90, interval=1)
+    finally:
+        w.clusters.permanent_delete(cluster.cluster_id)

@@ -14,7 +14,7 @@ use spark_connect_proto::spark_connect_service_client::SparkConnectServiceClient
 use spark_connect_proto::{ConfigRequest, UserContext, config_request};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::ComputeError;
@@ -49,6 +49,16 @@ pub struct Engine {
     pub start_ticks: i64,
     pub port: u16,
     child: Child,
+    /// What the launcher reports after the port (a Spark server's executors).
+    reports: mpsc::UnboundedReceiver<Report>,
+}
+
+/// A line the launcher prints after its port: the executors a Spark server
+/// holds changed (dynamic allocation added or released some).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct Report {
+    pub workers: i64,
+    pub previous: i64,
 }
 
 /// A supervised engine: stop it, or learn of its death through the callback
@@ -159,9 +169,10 @@ pub async fn launch(spec: &EngineSpec) -> Result<Engine, ComputeError> {
         .map_err(|e| ComputeError::Engine(format!("starting {}: {e}", spec.python.display())))?;
     let pid = child.id().ok_or_else(|| ComputeError::Engine("engine exited at once".into()))?;
     let start_ticks = process::start_ticks(pid).unwrap_or(0);
-    let ready = tokio::time::timeout(spec.start_timeout, wait_ready(&mut child, log));
+    let (report, reports) = mpsc::unbounded_channel();
+    let ready = tokio::time::timeout(spec.start_timeout, wait_ready(&mut child, log, report));
     match ready.await {
-        Ok(Ok(port)) => Ok(Engine { backend: spec.backend, pid, start_ticks, port, child }),
+        Ok(Ok(port)) => Ok(Engine { backend: spec.backend, pid, start_ticks, port, child, reports }),
         Ok(Err(what)) => Err(engine_error(spec, &what)),
         Err(_) => Err(engine_error(
             spec,
@@ -171,8 +182,12 @@ pub async fn launch(spec: &EngineSpec) -> Result<Engine, ComputeError> {
 }
 
 /// Reads the port the launcher prints, then probes until the engine answers.
-/// Later stdout goes to the engine log.
-async fn wait_ready(child: &mut Child, log: std::fs::File) -> Result<u16, String> {
+/// Later stdout goes to `report` when it is a [`Report`], else to the engine log.
+async fn wait_ready(
+    child: &mut Child,
+    log: std::fs::File,
+    report: mpsc::UnboundedSender<Report>,
+) -> Result<u16, String> {
     let stdout = child.stdout.take().ok_or("engine stdout is not captured")?;
     let mut lines = BufReader::new(stdout).lines();
     let first = lines.next_line().await.map_err(|e| format!("reading engine stdout: {e}"))?;
@@ -184,7 +199,14 @@ async fn wait_ready(child: &mut Child, log: std::fs::File) -> Result<u16, String
     let mut log = tokio::fs::File::from_std(log);
     tokio::spawn(async move {
         while let Ok(Some(line)) = lines.next_line().await {
-            let _ = log.write_all(format!("{line}\n").as_bytes()).await;
+            match serde_json::from_str::<Report>(&line) {
+                Ok(reported) => {
+                    let _ = report.send(reported);
+                }
+                Err(_) => {
+                    let _ = log.write_all(format!("{line}\n").as_bytes()).await;
+                }
+            }
         }
     });
     loop {
@@ -228,10 +250,20 @@ pub async fn probe(port: u16) -> Result<(), String> {
 
 impl Engine {
     /// Hands the process to a supervising task. `on_death` runs with a
-    /// description when the process exits without being asked to.
-    pub fn supervise(self, on_death: impl FnOnce(String) + Send + 'static) -> EngineHandle {
+    /// description when the process exits without being asked to;
+    /// `on_report` with each [`Report`] until then.
+    pub fn supervise(
+        self,
+        on_death: impl FnOnce(String) + Send + 'static,
+        on_report: impl Fn(Report) + Send + 'static,
+    ) -> EngineHandle {
         let (stop_tx, stop_rx) = oneshot::channel();
-        let Engine { backend, pid, start_ticks, port, mut child } = self;
+        let Engine { backend, pid, start_ticks, port, mut child, mut reports } = self;
+        tokio::spawn(async move {
+            while let Some(report) = reports.recv().await {
+                on_report(report);
+            }
+        });
         // `Child::wait` closes stdin, which tells the launcher to stop: keep
         // it here until a stop is asked for.
         let mut stdin = child.stdin.take();

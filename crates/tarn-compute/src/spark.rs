@@ -137,6 +137,8 @@ fn executors(spec: &ClusterSpec, host: Host) -> Vec<(String, String)> {
             ("spark.dynamicAllocation.initialExecutors".into(), bounds.min_workers.to_string()),
             ("spark.dynamicAllocation.maxExecutors".into(), bounds.max_workers.to_string()),
             ("spark.dynamicAllocation.executorIdleTimeout".into(), "60s".into()),
+            // An executor holding shuffle files would otherwise stay for good.
+            ("spark.dynamicAllocation.shuffleTracking.timeout".into(), "120s".into()),
             ("spark.cores.max".into(), (i64::from(cores) * bounds.max_workers).to_string()),
         ]),
         None => props.extend([

@@ -13,7 +13,7 @@ use super::{ClusterManager, Live, event};
 use crate::ComputeError;
 use crate::backend::Backend;
 use crate::cluster::{ClusterSpec, ClusterState, TerminationReason, Transition};
-use crate::engine::{self, EngineHandle, EngineSpec};
+use crate::engine::{self, EngineHandle, EngineSpec, Report};
 use crate::process;
 use crate::spark;
 
@@ -106,9 +106,12 @@ impl ClusterManager {
             env: engine_env,
         };
         let engine = engine::launch(&engine_spec).await?;
-        let this = self.clone();
-        let id = cluster_id.to_string();
-        Ok(engine.supervise(move |what| this.engine_lost(&id, epoch, what)))
+        let (this, that) = (self.clone(), self.clone());
+        let (id, same) = (cluster_id.to_string(), cluster_id.to_string());
+        Ok(engine.supervise(
+            move |what| this.engine_lost(&id, epoch, what),
+            move |report| that.workers_changed(&same, epoch, report),
+        ))
     }
 
     /// The Spark distribution `spark` clusters start from: the operator's,
@@ -228,6 +231,30 @@ impl ClusterManager {
                 Some(engine)
             }
         }
+    }
+
+    /// Called from the supervisor when the engine's executors changed on
+    /// their own (Spark's dynamic allocation): recorded as Databricks records
+    /// autoscaling, `UPSIZE_COMPLETED` when workers came, `RESIZING` towards
+    /// the smaller count when they went.
+    fn workers_changed(&self, cluster_id: &str, epoch: u64, report: Report) {
+        let live = self.live();
+        if live.get(cluster_id).is_none_or(|l| l.epoch() != epoch) {
+            return;
+        }
+        let kind = if report.workers > report.previous { "UPSIZE_COMPLETED" } else { "RESIZING" };
+        let details = json!({
+            "current_num_workers": report.workers,
+            "target_num_workers": report.workers,
+            "cause": "AUTOSCALE",
+        });
+        let written = self
+            .load(cluster_id)
+            .and_then(|row| Ok(self.inner.store.save_cluster(&row, &[event(cluster_id, kind, details)])?));
+        if let Err(e) = written {
+            tracing::warn!(cluster_id, error = %e, "recording an autoscaling event");
+        }
+        drop(live);
     }
 
     /// Called from the supervisor when an engine exits on its own.
