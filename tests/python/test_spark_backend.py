@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from databricks import sql
 from databricks.sdk.service import jobs, workspace
 from databricks.sdk.service.compute import AutoScale, CommandStatus, EventType, Language, ResultType, State
 
@@ -134,12 +135,25 @@ def test_a_single_node_spark_cluster_runs_commands_and_keeps_its_tables(server, 
         described = run_ok(w, cluster.cluster_id, ctx, "DESCRIBE TABLE EXTENDED seven", Language.SQL)
         assert ["Provider", "parquet", ""] in described.data
 
+        # The same tables through the cluster's SQL endpoint (databricks-sql-connector, Thrift).
+        path = f"/sql/protocolv1/o/0/{cluster.cluster_id}"
+        with sql.connect(server_hostname="127.0.0.1", http_path=path, access_token=server.token,
+                         _connection_uri=server.url + path, _retry_stop_after_attempts_count=2) as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) AS n, max(amount) AS top FROM sales WHERE region = :region",
+                            {"region": "north"})
+                assert tuple(cur.fetchone()) == (2, 10.5)
+                cur.execute("CREATE TABLE returns USING parquet AS SELECT id, amount FROM sales WHERE id > 1")
+                cur.execute("SELECT sum(amount) FROM returns")
+                assert cur.fetchone()[0] == 24.5
+
         # The tables are the cluster's: its metastore outlives a restart.
         restarted = w.clusters.restart(cluster.cluster_id).result(timeout=WAIT)
         assert restarted.spark_context_id != cluster.spark_context_id
         session = server.spark(restarted)
         assert session.table("sales").count() == 3
         assert session.table("seven").count() == 7
+        assert session.table("returns").count() == 2
     finally:
         w.clusters.permanent_delete(cluster.cluster_id)
 

@@ -103,6 +103,9 @@ pub struct Session {
     /// Statements may run before the session's schema exists (an open
     /// session, which may create it); a one-statement session fails instead.
     schema_may_follow: bool,
+    /// Names are tarn's catalog's (grants checked, Delta statements and views
+    /// answered by tarn); not on an Apache Spark cluster, which keeps its own.
+    tarn_catalog: bool,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -110,7 +113,7 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Session {
-    fn new(backends: Arc<Backends>, spec: SessionSpec) -> Self {
+    fn new(backends: Arc<Backends>, spec: SessionSpec, tarn_catalog: bool) -> Self {
         Self {
             id: uuid::Uuid::new_v4().to_string(),
             warehouse_id: spec.warehouse_id,
@@ -124,6 +127,7 @@ impl Session {
             closed: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
             schema_may_follow: true,
+            tarn_catalog,
         }
     }
 
@@ -167,15 +171,17 @@ impl Session {
         *locked(&self.last_used) = Instant::now();
         let text = crate::parameters::inline(text, parameters)?;
         let text = text.as_ref();
-        if let Some(answer) = self.check_access(text)? {
-            running();
-            return Ok(Output::from_batches(answer));
-        }
-        let (catalog, schema) = self.namespace();
-        let lake = self.backends.lake.in_namespace(Some(&catalog), Some(&schema));
-        if let Some(outcome) = lake.execute_sql(text).await {
-            running();
-            return Ok(Output::from_batches(vec![outcome.map_err(StatementError::from_lake)?]));
+        if self.tarn_catalog {
+            if let Some(answer) = self.check_access(text)? {
+                running();
+                return Ok(Output::from_batches(answer));
+            }
+            let (catalog, schema) = self.namespace();
+            let lake = self.backends.lake.in_namespace(Some(&catalog), Some(&schema));
+            if let Some(outcome) = lake.execute_sql(text).await {
+                running();
+                return Ok(Output::from_batches(vec![outcome.map_err(StatementError::from_lake)?]));
+            }
         }
         let target = use_target(text);
         let output = self.run_on_engine(text, target.as_ref(), limit, running).await?;
@@ -217,7 +223,8 @@ impl Session {
             None => Ok(text.to_string()),
         };
         let text = rewrite(text).map_err(|e| StatementError::bad_request(e, None))?;
-        let streams = match (target, backends.views.as_deref()) {
+        let views = backends.views.as_deref().filter(|_| self.tarn_catalog);
+        let streams = match (target, views) {
             (Some(t), _) => current.use_namespace(t.catalog.as_deref(), t.schema.as_deref()).await.map(|()| Vec::new()),
             (None, None) => current.sql(&text, limit).await,
             (None, Some(views)) => {
@@ -347,12 +354,15 @@ impl Sessions {
     /// Opens a session on an existing warehouse or cluster (its engine
     /// starts with the first statement that needs it).
     pub fn open(&self, spec: SessionSpec) -> Result<Arc<Session>> {
-        match &spec.cluster_id {
-            Some(cluster_id) => self.backends.warehouse.cluster_exists(cluster_id)?,
-            None => drop(self.backends.warehouse.status(&spec.warehouse_id)?),
-        }
+        let tarn_catalog = match &spec.cluster_id {
+            Some(cluster_id) => self.backends.warehouse.cluster_backend(cluster_id)?.is_sail(),
+            None => {
+                self.backends.warehouse.status(&spec.warehouse_id)?;
+                true
+            }
+        };
         self.close_idle();
-        let session = Arc::new(Session::new(self.backends.clone(), spec));
+        let session = Arc::new(Session::new(self.backends.clone(), spec, tarn_catalog));
         locked(&self.open).insert(session.id.clone(), session.clone());
         Ok(session)
     }
@@ -360,7 +370,7 @@ impl Sessions {
     /// A session of its own for one statement, not listed among the open ones.
     pub fn ephemeral(&self, spec: SessionSpec) -> Result<Session> {
         self.backends.warehouse.status(&spec.warehouse_id)?;
-        Ok(Session { schema_may_follow: false, ..Session::new(self.backends.clone(), spec) })
+        Ok(Session { schema_may_follow: false, ..Session::new(self.backends.clone(), spec, true) })
     }
 
     /// The open session `id`, if `user` opened it.

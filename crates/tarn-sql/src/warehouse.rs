@@ -144,9 +144,9 @@ impl Warehouse {
         Ok(WarehouseEngine { cluster_id: cluster_id.to_string(), port })
     }
 
-    /// Whether `cluster_id` names a cluster of the workspace.
-    pub fn cluster_exists(&self, cluster_id: &str) -> Result<()> {
-        self.inner.clusters.get(cluster_id).map(drop).map_err(SqlError::from)
+    /// The backend of the workspace's cluster `cluster_id`.
+    pub fn cluster_backend(&self, cluster_id: &str) -> Result<tarn_compute::backend::Backend> {
+        self.inner.clusters.backend(cluster_id).map_err(SqlError::from)
     }
 
     /// Counts as use for the auto-stop.

@@ -266,6 +266,11 @@ impl ClusterManager {
         Ok(self.running_engine_of(cluster_id)?.map(|(port, _)| port))
     }
 
+    /// The backend the cluster runs on.
+    pub fn backend(&self, cluster_id: &str) -> Result<Backend, ComputeError> {
+        Backend::of(&self.get(cluster_id)?.spec, self.inner.config.default_backend)
+    }
+
     /// The port and backend of the cluster's engine, while it runs.
     pub fn running_engine_of(&self, cluster_id: &str) -> Result<Option<(u16, Backend)>, ComputeError> {
         if let Some(Live::Running { engine, .. }) = self.live().get(cluster_id) {
