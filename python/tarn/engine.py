@@ -7,7 +7,9 @@ closes stdin (or dies, which closes it too), or on SIGTERM/SIGINT.
 TARN_ENGINE names the backend: Sail in this process (`sail`,
 `sail-cluster`), or an Apache Spark Connect server (`spark`) that this
 program starts with SPARK_HOME's `spark-submit` against TARN_SPARK_MASTER,
-with the properties tarn wrote to TARN_SPARK_PROPERTIES.
+with the properties tarn wrote to TARN_SPARK_PROPERTIES; or, when
+TARN_SPARK_CONNECT names one (host:port), a server someone else runs, to
+which this program only forwards connections.
 """
 
 import json
@@ -129,7 +131,53 @@ def run_spark() -> int:
     return 0
 
 
+def pipe(source: socket.socket, sink: socket.socket) -> None:
+    buffer = bytearray(1 << 16)
+    view = memoryview(buffer)
+    try:
+        while n := source.recv_into(buffer):
+            sink.sendall(view[:n])
+    except OSError:
+        pass
+    finally:
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def run_route(target: str) -> int:
+    """Forwards each connection on a loopback port to `target`."""
+    host, _, port = target.rpartition(":")
+    listener = socket.create_server(("127.0.0.1", 0))
+    print(json.dumps({"port": listener.getsockname()[1]}), flush=True)
+    print(f"routing Spark Connect to {target}", file=sys.stderr, flush=True)
+
+    def accept() -> None:
+        while True:
+            client, _ = listener.accept()
+            try:
+                server = socket.create_connection((host, int(port)), timeout=30)
+            except OSError as e:
+                print(f"cannot reach {target}: {e}", file=sys.stderr, flush=True)
+                client.close()
+                continue
+            server.settimeout(None)
+            for a, b in ((client, server), (server, client)):
+                a.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    stop = stop_event()
+    while not stop.wait(1.0):
+        pass
+    os._exit(0)
+
+
 def main() -> int:
+    if os.environ.get("TARN_SPARK_CONNECT"):
+        return run_route(os.environ["TARN_SPARK_CONNECT"])
     if os.environ.get("TARN_ENGINE") == "spark":
         return run_spark()
     return run_sail()

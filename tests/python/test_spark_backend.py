@@ -6,6 +6,7 @@ databricks-sdk (clusters, contexts, jobs) and PySpark's Spark Connect client."""
 import base64
 import datetime
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 import requests
 from databricks import sql
 from databricks.sdk.service import jobs, workspace
-from databricks.sdk.service.compute import AutoScale, CommandStatus, EventType, Language, ResultType, State
+from databricks.sdk.service.compute import AutoScale, ClusterSpec, CommandStatus, EventType, Language, ResultType, State
 
 from conftest import CACHE, own_server, wait_for
 
@@ -235,3 +236,76 @@ def test_an_autoscaling_cluster_grows_with_pending_tasks_and_shrinks_when_idle(s
         assert wait_for(down, timeout=90, interval=1)
     finally:
         w.clusters.permanent_delete(cluster.cluster_id)
+
+
+@pytest.fixture(scope="module")
+def outside_server(tmp_path_factory):
+    """A Spark Connect server tarn did not start (its own JVM, local[1])."""
+    home = spark_home()
+    work = tmp_path_factory.mktemp("spark-outside")
+    port = free_port()
+    env = dict(os.environ, SPARK_HOME=str(home))
+    log = open(work / "server.log", "ab")
+    proc = subprocess.Popen(
+        [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+         "--master", "local[1]", "--name", "outside", "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+         "--conf", f"spark.connect.grpc.binding.port={port}", "--conf", "spark.ui.enabled=false",
+         "--conf", f"spark.sql.warehouse.dir={work / 'warehouse'}", "spark-internal"],
+        env=env, stdout=log, stderr=log, cwd=work, start_new_session=True)
+    try:
+        wait_for(lambda: "Spark Connect server started" in (work / "server.log").read_text(), timeout=120, interval=0.5)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_a_cluster_routes_to_a_spark_connect_server_it_did_not_start(server, w, outside_server):
+    from databricks.sdk import errors
+    from pyspark.sql import SparkSession
+
+    with pytest.raises(errors.InvalidParameterValue, match="tarn_spark_connect_url"):
+        w.clusters.create(cluster_name="bad", spark_version=SPARK_VERSION, num_workers=0,
+                          custom_tags={"tarn_backend": "spark", "tarn_spark_connect_url": "http://x:1"})
+    with pytest.raises(errors.InvalidParameterValue, match="needs tarn_backend spark"):
+        w.clusters.create(cluster_name="bad", spark_version=SPARK_VERSION, num_workers=0,
+                          custom_tags={"tarn_spark_connect_url": outside_server})
+    cluster = w.clusters.create_and_wait(
+        cluster_name="routed", spark_version=SPARK_VERSION, num_workers=0, timeout=WAIT,
+        custom_tags={"tarn_backend": "spark", "tarn_spark_connect_url": outside_server},
+    )
+    try:
+        session = server.spark(cluster)
+        assert session.conf.get("spark.app.name") == "outside"
+        session.range(4).write.saveAsTable("routed_table")
+        ctx = w.command_execution.create_and_wait(cluster_id=cluster.cluster_id, language=Language.PYTHON,
+                                                   timeout=WAIT).id
+        assert run_ok(w, cluster.cluster_id, ctx, "print(spark.table('routed_table').count())").data.strip() == "4"
+    finally:
+        w.clusters.permanent_delete(cluster.cluster_id)
+    # Terminating the cluster stops tarn's route, not the server.
+    direct = SparkSession.builder.remote(outside_server).create()
+    try:
+        assert direct.table("routed_table").count() == 4
+    finally:
+        direct.stop()
+
+
+def test_a_job_cluster_on_the_spark_backend(server, w):
+    """A job's own cluster (`new_cluster`) with the tag: started for the run
+    on Spark, gone after it."""
+    base = f"/Users/admin/{unique('jobcluster')}"
+    put_file(w, f"{base}/task.py", """
+        print("version", spark.version)
+        print("rows", spark.range(1000).selectExpr("sum(id) AS s").first().s)
+    """)
+    spec = jobs.JobCluster(job_cluster_key="spark", new_cluster=ClusterSpec(
+        spark_version=SPARK_VERSION, num_workers=0, custom_tags={"tarn_backend": "spark"}))
+    job = w.jobs.create(name=unique("job-cluster"), job_clusters=[spec], tasks=[
+        jobs.Task(task_key="only", job_cluster_key="spark",
+                  spark_python_task=jobs.SparkPythonTask(python_file=f"{base}/task.py")),
+    ])
+    run = w.jobs.run_now_and_wait(job.job_id, timeout=WAIT)
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, [(t.task_key, t.state) for t in run.tasks]
+    logs = w.jobs.get_run_output(run.tasks[0].run_id).logs
+    assert "version 4.2.0" in logs and "rows 499500" in logs, logs

@@ -58,6 +58,7 @@ fn fixture(name: &str) -> Fixture {
         runtime: Default::default(),
         default_backend: Default::default(),
         spark: Default::default(),
+        sail_kubernetes: None,
     };
     let envs = Environments::new(home.join("envs"), "python3".into());
     let catalog = Catalog::new(store.clone(), home.join("lake"));

@@ -29,6 +29,26 @@ use crate::node_types::{Host, find_node_type};
 /// Apache Spark release whose Connect protocol the runtimes' client speaks.
 pub const DISTRIBUTION: &str = "pyspark==4.2.0";
 
+/// The custom tag naming a Spark Connect server tarn does not start, only
+/// routes the cluster's sessions to: `sc://host:port`.
+pub const ENDPOINT_TAG: &str = "tarn_spark_connect_url";
+
+/// The `host:port` of the endpoint `spec` routes to, if it names one.
+pub fn endpoint(spec: &ClusterSpec) -> Result<Option<String>, ComputeError> {
+    let Some(url) = spec.tag(ENDPOINT_TAG) else { return Ok(None) };
+    let invalid = || ComputeError::InvalidSpec(format!("{ENDPOINT_TAG} must be sc://host:port, got {url:?}"));
+    let rest = url.strip_prefix("sc://").ok_or_else(invalid)?;
+    let authority = rest.split(['/', ';']).next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse::<u16>().map_err(|_| invalid())?),
+        None => (authority, 15002),
+    };
+    if host.is_empty() || port == 0 || rest[authority.len()..].contains("use_ssl=true") {
+        return Err(invalid());
+    }
+    Ok(Some(format!("{host}:{port}")))
+}
+
 /// The server's Spark settings.
 #[derive(Debug, Clone, Default)]
 pub struct SparkConfig {
@@ -264,6 +284,20 @@ mod tests {
         assert_eq!(value(&props, "spark.sql.catalog.main.uri"), Some("http://127.0.0.1:9"));
         assert_eq!(value(&props, "spark.sql.catalog.main.token"), Some("dapi1"));
         assert_eq!(value(&props, "spark.sql.catalog.system"), None);
+    }
+
+    #[test]
+    fn an_endpoint_is_host_and_port() {
+        let tagged = |url: &str| spec(json!({"spark_version": "x", "custom_tags": {ENDPOINT_TAG: url}}));
+        assert_eq!(
+            endpoint(&tagged("sc://spark.example:15002/;token=x")).unwrap().as_deref(),
+            Some("spark.example:15002")
+        );
+        assert_eq!(endpoint(&tagged("sc://10.0.0.5")).unwrap().as_deref(), Some("10.0.0.5:15002"));
+        for bad in ["http://h:1", "sc://:1", "sc://h:x", "sc://h:1/;use_ssl=true"] {
+            assert!(matches!(endpoint(&tagged(bad)), Err(ComputeError::InvalidSpec(_))), "{bad}");
+        }
+        assert_eq!(endpoint(&spec(json!({"spark_version": "x"}))).unwrap(), None);
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub struct Config {
     /// The `spark` backend's master (`TARN_SPARK_MASTER`) and distribution
     /// (`TARN_SPARK_HOME`).
     pub spark: tarn_compute::spark::SparkConfig,
+    /// Kubernetes for `sail-cluster` workers, when `TARN_SAIL_K8S_IMAGE`
+    /// names their image (`TARN_SAIL_K8S_NAMESPACE`, `TARN_SAIL_K8S_KUBECONFIG`,
+    /// `TARN_SAIL_K8S_DRIVER_HOST`, `TARN_SAIL_K8S_SERVICE_ACCOUNT`).
+    pub sail_kubernetes: Option<tarn_compute::backend::SailKubernetes>,
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -77,6 +81,21 @@ fn resolve_python(name: &str) -> String {
         .and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()))
         .map(|p| p.to_string_lossy().to_string())
         .unwrap_or_else(|| name.to_string())
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+}
+
+fn sail_kubernetes() -> Option<tarn_compute::backend::SailKubernetes> {
+    let image = std::env::var("TARN_SAIL_K8S_IMAGE").ok().filter(|i| !i.is_empty())?;
+    Some(tarn_compute::backend::SailKubernetes {
+        image,
+        namespace: env_or("TARN_SAIL_K8S_NAMESPACE", "default"),
+        kubeconfig: std::env::var_os("TARN_SAIL_K8S_KUBECONFIG").filter(|p| !p.is_empty()).map(PathBuf::from),
+        driver_host: env_or("TARN_SAIL_K8S_DRIVER_HOST", "127.0.0.1"),
+        service_account: env_or("TARN_SAIL_K8S_SERVICE_ACCOUNT", "default"),
+    })
 }
 
 impl Config {
@@ -115,6 +134,7 @@ impl Config {
                 master: std::env::var("TARN_SPARK_MASTER").ok().filter(|m| !m.is_empty()),
                 home: std::env::var_os("TARN_SPARK_HOME").filter(|h| !h.is_empty()).map(PathBuf::from).map(absolute),
             },
+            sail_kubernetes: sail_kubernetes(),
             smtp: tarn_jobs::SmtpConfig {
                 host: std::env::var("TARN_SMTP_HOST").ok().filter(|h| !h.is_empty()),
                 port: u16::try_from(env_u64("TARN_SMTP_PORT", 25)).unwrap_or(25),

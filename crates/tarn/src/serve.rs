@@ -231,6 +231,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
         default_backend: tarn_compute::backend::Backend::parse(&config.default_backend)
             .map_err(|e| format!("TARN_DEFAULT_BACKEND: {e}"))?,
         spark: config.spark.clone(),
+        sail_kubernetes: config.sail_kubernetes.clone(),
     };
     let directory = Arc::new(Catalogs(catalog.clone()));
     let library_files = library_files(&config, &files);

@@ -49,6 +49,8 @@ pub struct ComputeConfig {
     pub default_backend: crate::backend::Backend,
     /// Where `spark` clusters' servers come from and run.
     pub spark: crate::spark::SparkConfig,
+    /// Kubernetes for `sail-cluster` clusters' workers; none: this host.
+    pub sail_kubernetes: Option<crate::backend::SailKubernetes>,
 }
 
 /// The catalogs engines mount; implemented over the catalog by the wiring.

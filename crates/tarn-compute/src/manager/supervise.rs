@@ -77,9 +77,10 @@ impl ClusterManager {
                 }
             };
             let env = this.prepare_env(&id, epoch, &launching, &progress)?;
+            // A routed cluster's server is someone else's: nothing to install.
             let spark_home = match backend {
-                Backend::Spark => Some(this.spark_home(&progress)?),
-                Backend::Sail | Backend::SailCluster => None,
+                Backend::Spark if spark::endpoint(&launching)?.is_none() => Some(this.spark_home(&progress)?),
+                Backend::Spark | Backend::Sail | Backend::SailCluster => None,
             };
             Ok::<_, ComputeError>((env, spark_home))
         })
@@ -91,9 +92,13 @@ impl ClusterManager {
         let row = self.load(cluster_id)?;
         let token = self.issue_engine_token(cluster_id, &row)?;
         let catalogs = self.inner.catalogs.catalog_names();
-        let engine_env = match &spark_home {
-            Some(home) => self.spark_env(cluster_id, &spec, home, &token, &catalogs)?,
-            None => [engine::catalog_env(&config.api_url, &token, &catalogs), backend.engine_env(&spec)].concat(),
+        let engine_env = match (&spark_home, spark::endpoint(&spec)?) {
+            (Some(home), _) => self.spark_env(cluster_id, &spec, home, &token, &catalogs)?,
+            (None, Some(endpoint)) => vec![("TARN_SPARK_CONNECT".into(), endpoint)],
+            (None, None) => {
+                let placement = backend.engine_env(cluster_id, &spec, config.sail_kubernetes.as_ref());
+                [engine::catalog_env(&config.api_url, &token, &catalogs), placement].concat()
+            }
         };
         let engine_spec = EngineSpec {
             cluster_id: cluster_id.to_string(),
