@@ -91,15 +91,6 @@ impl ClusterManager {
         let config = &self.inner.config;
         let row = self.load(cluster_id)?;
         let token = self.issue_engine_token(cluster_id, &row)?;
-        let catalogs = self.inner.catalogs.catalog_names();
-        let engine_env = match (&spark_home, spark::endpoint(&spec)?) {
-            (Some(home), _) => self.spark_env(cluster_id, &spec, home, &token, &catalogs)?,
-            (None, Some(endpoint)) => vec![("TARN_SPARK_CONNECT".into(), endpoint)],
-            (None, None) => {
-                let placement = backend.engine_env(cluster_id, &spec, config.sail_kubernetes.as_ref());
-                [engine::catalog_env(&config.api_url, &token, &catalogs), placement].concat()
-            }
-        };
         let engine_spec = EngineSpec {
             cluster_id: cluster_id.to_string(),
             backend,
@@ -108,7 +99,7 @@ impl ClusterManager {
             launcher: self.inner.launcher.clone(),
             log_file: config.home.join("logs").join("clusters").join(cluster_id).join("engine.log"),
             start_timeout: config.engine_start_timeout,
-            env: engine_env,
+            env: self.engine_env(cluster_id, backend, &spec, spark_home.as_deref(), &token)?,
         };
         let engine = engine::launch(&engine_spec).await?;
         let (this, that) = (self.clone(), self.clone());
@@ -117,6 +108,28 @@ impl ClusterManager {
             move |what| this.engine_lost(&id, epoch, what),
             move |report| that.workers_changed(&same, epoch, report),
         ))
+    }
+
+    /// The launcher's environment: a Spark server's, a route's to one, or
+    /// Sail's (its catalogs and where its workers run).
+    fn engine_env(
+        &self,
+        cluster_id: &str,
+        backend: Backend,
+        spec: &ClusterSpec,
+        spark_home: Option<&std::path::Path>,
+        token: &str,
+    ) -> Result<Vec<(String, String)>, ComputeError> {
+        let config = &self.inner.config;
+        let catalogs = self.inner.catalogs.catalog_names();
+        Ok(match (spark_home, spark::endpoint(spec)?) {
+            (Some(home), _) => self.spark_env(cluster_id, spec, home, token, &catalogs)?,
+            (None, Some(endpoint)) => vec![("TARN_SPARK_CONNECT".into(), endpoint)],
+            (None, None) => {
+                let placement = backend.engine_env(cluster_id, spec, config.sail_kubernetes.as_ref());
+                [engine::catalog_env(&config.api_url, token, &catalogs), placement].concat()
+            }
+        })
     }
 
     /// The Spark distribution `spark` clusters start from: the operator's,

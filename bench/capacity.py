@@ -1,0 +1,182 @@
+"""What one tarn replica sustains: requests per second per API family,
+job runs per second and MLflow metrics per second, each under `--connections`
+concurrent HTTP/1.1 clients driven by wrk for `--seconds`, against a tarn
+started here with its own home (SQLite metadata, local disk).
+
+Every request carries a real token and is answered in full (any non-2xx
+answer is counted and printed). Job runs are `runs/submit`s of a one-task
+run whose task is a condition (no compute), so the figure is the run state
+machine's, from submit to TERMINATED, not an engine's. Statements are
+`SELECT 1` on the SQL warehouse (Sail), through the Statement Execution API.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from tarn_server import start_tarn, tarn_binary
+
+WRK_SCRIPT = """
+wrk.method = "{method}"
+wrk.headers["Authorization"] = "Bearer {token}"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = {body}
+"""
+
+
+def lua_string(text: str) -> str:
+    return "nil" if text is None else json.dumps(text)
+
+
+class Api:
+    def __init__(self, url, token):
+        self.url, self.token = url, token
+
+    def call(self, method, path, body=None):
+        r = requests.request(method, self.url + path, json=body, timeout=60,
+                             headers={"Authorization": f"Bearer {self.token}"})
+        r.raise_for_status()
+        return r.json() if r.content else {}
+
+
+def wrk(url, token, method, path, body, connections, seconds, work: Path):
+    script = work / "request.lua"
+    script.write_text(WRK_SCRIPT.format(method=method, token=token,
+                                        body=lua_string(json.dumps(body) if body is not None else None)))
+    threads = min(2, connections)
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                          "-s", str(script), url + path], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+
+    def pct(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        if not m:
+            return None
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+        return float(m.group(1)) * scale
+
+    return {"rps": rps, "requests": total, "non_2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(1) if errors else "", "p50_ms": pct(50), "p99_ms": pct(99)}
+
+
+def setup(api: Api):
+    """Objects the requests read: a terminated cluster, 100 jobs, an MLflow run, a warehouse."""
+    cluster = api.call("POST", "/api/2.1/clusters/create",
+                       {"cluster_name": "bench", "spark_version": "16.4.x-scala2.12", "num_workers": 0})["cluster_id"]
+    api.call("POST", "/api/2.1/clusters/delete", {"cluster_id": cluster})
+    job_ids = [api.call("POST", "/api/2.2/jobs/create", {
+        "name": f"bench-{i}",
+        "tasks": [{"task_key": "t", "condition_task": {"op": "EQUAL_TO", "left": "1", "right": "1"}}],
+    })["job_id"] for i in range(100)]
+    experiment = api.call("POST", "/api/2.0/mlflow/experiments/create", {"name": "capacity"})["experiment_id"]
+    run = api.call("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": experiment})["run"]["info"]["run_id"]
+    warehouse = api.call("GET", "/api/2.0/sql/warehouses")["warehouses"][0]["id"]
+    return {"cluster": cluster, "job": job_ids[0], "run": run, "warehouse": warehouse}
+
+
+def cases(ids):
+    now = int(time.time() * 1000)
+    batch = [{"key": f"m{i}", "value": float(i), "timestamp": now, "step": 0} for i in range(100)]
+    condition_run = {"run_name": "capacity",
+                     "tasks": [{"task_key": "t", "condition_task": {"op": "EQUAL_TO", "left": "1", "right": "1"}}]}
+    return [
+        # (family, request, method, path, body, units per request, unit)
+        ("identity", "SCIM Me", "GET", "/api/2.0/preview/scim/v2/Me", None, 1, "req"),
+        ("clusters", "clusters/get", "GET", f"/api/2.1/clusters/get?cluster_id={ids['cluster']}", None, 1, "req"),
+        ("clusters", "clusters/list", "GET", "/api/2.1/clusters/list", None, 1, "req"),
+        ("jobs", "jobs/get", "GET", f"/api/2.2/jobs/get?job_id={ids['job']}", None, 1, "req"),
+        ("jobs", "jobs/list (25 of 100)", "GET", "/api/2.2/jobs/list?limit=25", None, 1, "req"),
+        ("catalog", "schemas/get", "GET", "/api/2.1/unity-catalog/schemas/main.default", None, 1, "req"),
+        ("catalog", "schemas/list", "GET", "/api/2.1/unity-catalog/schemas?catalog_name=main", None, 1, "req"),
+        ("workspace", "workspace/get-status", "GET", "/api/2.0/workspace/get-status?path=/Users", None, 1, "req"),
+        ("mlflow", "runs/get", "GET", f"/api/2.0/mlflow/runs/get?run_id={ids['run']}", None, 1, "req"),
+        ("mlflow", "log-metric", "POST", "/api/2.0/mlflow/runs/log-metric",
+         {"run_id": ids["run"], "key": "loss", "value": 0.5, "timestamp": now, "step": 1}, 1, "metric"),
+        ("mlflow", "log-batch of 100", "POST", "/api/2.0/mlflow/runs/log-batch",
+         {"run_id": ids["run"], "metrics": batch}, 100, "metric"),
+        ("job runs", "runs/submit (condition task)", "POST", "/api/2.2/jobs/runs/submit", condition_run, 1, "run"),
+        ("sql", "statements SELECT 1 (warehouse)", "POST", "/api/2.0/sql/statements",
+         {"warehouse_id": ids["warehouse"], "statement": "SELECT 1", "wait_timeout": "30s"}, 1, "statement"),
+    ]
+
+
+def runs_finished(api: Api, started: float, timeout: float = 600):
+    """Waits until no submitted run is active; the seconds since `started`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not api.call("GET", "/api/2.2/jobs/runs/list?active_only=true&limit=1").get("runs"):
+            return time.time() - started
+        time.sleep(0.2)
+    raise RuntimeError("submitted runs still active")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tarn-bin")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--only", help="comma-separated families")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    binary = tarn_binary(args.tarn_bin)
+    work = Path(tempfile.mkdtemp(prefix="tarn-capacity-"))
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tarn"
+    proc, url = start_tarn(binary, work / "home", Path(os.environ.get("TARN_ENV_DIR", cache / "envs")))
+    results = []
+    try:
+        time.sleep(1)
+        token = (work / "home" / "token").read_text().strip()
+        api = Api(url, token)
+        ids = setup(api)
+        # The warehouse's engine starts on the first statement, not inside the measurement.
+        api.call("POST", "/api/2.0/sql/statements",
+                 {"warehouse_id": ids["warehouse"], "statement": "SELECT 1", "wait_timeout": "50s"})
+        only = set(args.only.split(",")) if args.only else None
+        print(f"tarn {binary}, {args.connections} connections, {args.seconds} s each, {os.cpu_count()} cores shared with wrk")
+        print(f"{'family':<10} {'request':<34} {'req/s':>9} {'per second':>18} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        for family, name, method, path, body, units, unit in cases(ids):
+            if only and family not in only:
+                continue
+            started = time.time()
+            r = wrk(url, token, method, path, body, args.connections, args.seconds, work)
+            r.update(family=family, request=name, unit=unit, units_per_s=r["rps"] * units)
+            if unit == "run":
+                # Accepted is not done: the rate is submitted runs over the time until the last one ended.
+                r["runs_completed_per_s"] = r["requests"] / runs_finished(api, started)
+                r["units_per_s"] = r["runs_completed_per_s"]
+            errors = r["non_2xx"] + (1 if r["socket_errors"] else 0)
+            per_second = f"{r['units_per_s']:.0f} {unit}s"
+            print(f"{family:<10} {name:<34} {r['rps']:>9.0f} {per_second:>18} "
+                  f"{r['p50_ms'] or 0:>8.1f} {r['p99_ms'] or 0:>8.1f} {errors:>7}")
+            results.append(r)
+        rss = peak_rss_mb(proc.pid)
+        print(f"tarn's peak resident memory: {rss:.0f} MiB")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"results": results, "peak_rss_mb": rss}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
