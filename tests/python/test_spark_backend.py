@@ -155,6 +155,13 @@ def test_a_single_node_spark_cluster_runs_commands_and_keeps_its_tables(server, 
         assert session.table("sales").count() == 3
         assert session.table("seven").count() == 7
         assert session.table("returns").count() == 2
+
+        # The JVM dying is the cluster's engine dying, reported as such.
+        jvm = subprocess.run(["pgrep", "-P", str(restarted.spark_context_id)], capture_output=True, text=True)
+        os.kill(int(jvm.stdout.split()[0]), signal.SIGKILL)
+        wait_for(lambda: w.clusters.get(cluster.cluster_id).state == State.TERMINATED, timeout=60, interval=0.5)
+        reason = w.clusters.get(cluster.cluster_id).termination_reason
+        assert reason.code.value == "DRIVER_UNEXPECTED_FAILURE", reason
     finally:
         w.clusters.permanent_delete(cluster.cluster_id)
 
