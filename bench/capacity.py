@@ -120,11 +120,24 @@ def runs_finished(api: Api, started: float, timeout: float = 600):
     raise RuntimeError("submitted runs still active")
 
 
-def peak_rss_mb(pid: int) -> float:
+def memory_mb(pid: int, field: str = "VmHWM") -> float:
+    """A process's peak (VmHWM) or current (VmRSS) resident memory."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def engines_mb(pid: int) -> float:
+    """What tarn's engine processes (its children) hold now."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                total += memory_mb(int(stat.parent.name), "VmRSS")
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def main():
@@ -156,8 +169,11 @@ def main():
         for family, name, method, path, body, units, unit in cases(ids):
             if only and family not in only:
                 continue
-            started = time.time()
+            started, engines_before = time.time(), engines_mb(proc.pid)
             r = wrk(url, token, method, path, body, args.connections, args.seconds, work)
+            if family == "sql":
+                # Sessions the engine kept after their statement would show here.
+                r["engines_mb_before"], r["engines_mb_after"] = engines_before, engines_mb(proc.pid)
             r.update(family=family, request=name, unit=unit, units_per_s=r["rps"] * units)
             if unit == "run":
                 # Accepted is not done: the rate is submitted runs over the time until the last one ended.
@@ -168,8 +184,12 @@ def main():
             print(f"{family:<10} {name:<34} {r['rps']:>9.0f} {per_second:>18} "
                   f"{r['p50_ms'] or 0:>8.1f} {r['p99_ms'] or 0:>8.1f} {errors:>7}")
             results.append(r)
-        rss = peak_rss_mb(proc.pid)
+        rss = memory_mb(proc.pid)
         print(f"tarn's peak resident memory: {rss:.0f} MiB")
+        for r in results:
+            if "engines_mb_after" in r:
+                print(f"engine processes' resident memory around the statements: "
+                      f"{r['engines_mb_before']:.0f} MiB before, {r['engines_mb_after']:.0f} MiB after")
     finally:
         proc.terminate()
         proc.wait(timeout=60)

@@ -203,3 +203,30 @@ def test_system_tables(w, warehouse_id):
         assert {"event_time", "user_identity", "action_name"} <= {c.name for c in table.columns}
     finally:
         w.clusters.permanent_delete(cluster_id)
+
+
+def test_each_statement_ends_its_engine_session(tmp_home):
+    """A statement without `session_id` runs in an engine session of its
+    own, which ends with it (an engine keeps a session's state until it is
+    released, so one per statement would grow without bound)."""
+    import re
+
+    server = Tarn(tmp_home).start()
+    try:
+        w = server.client()
+        warehouse = list(w.warehouses.list())[0].id
+        for i in range(5):
+            ok(sql(w, warehouse, f"SELECT {i} AS n"))
+        logs = list((tmp_home / "logs" / "clusters").glob("*/engine.log"))
+
+        def open_sessions():
+            text = "".join(log.read_text() for log in logs)
+            created = set(re.findall(r"creating session (\S+)", text))
+            removed = set(re.findall(r"removing session (\S+)", text))
+            return created, created - removed
+
+        # The readiness probe's session is the one the engine may keep.
+        created, left = wait_for(lambda: (lambda c, l: (c, l) if len(l) <= 1 else None)(*open_sessions()), timeout=30)
+        assert len(created) >= 5, created
+    finally:
+        server.stop()

@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 use spark_connect_proto::spark_connect_service_client::SparkConnectServiceClient;
 use spark_connect_proto::{
     Catalog, Command, ExecutePlanRequest, ExecutePlanResponse, InterruptRequest, Limit, Plan, Relation,
-    SetCurrentCatalog, SetCurrentDatabase, Sql, SqlCommand, UserContext, catalog, command, execute_plan_response,
-    interrupt_request, plan, relation,
+    ReleaseSessionRequest, SetCurrentCatalog, SetCurrentDatabase, Sql, SqlCommand, UserContext, catalog, command,
+    execute_plan_response, interrupt_request, plan, relation,
 };
 use tonic::transport::Channel;
 
@@ -181,6 +181,19 @@ impl EngineSession {
 
     fn user_context(&self) -> UserContext {
         UserContext { user_id: self.user.clone(), user_name: self.user.clone(), ..Default::default() }
+    }
+
+    /// Ends the session on the engine, which otherwise keeps its state
+    /// until its own idle timeout.
+    pub async fn release(mut self) -> Result<(), EngineError> {
+        let request = ReleaseSessionRequest {
+            session_id: self.session_id.clone(),
+            user_context: Some(self.user_context()),
+            client_type: Some("tarn".into()),
+            ..Default::default()
+        };
+        self.client.release_session(request).await.map_err(|s| EngineError::from_status(&s))?;
+        Ok(())
     }
 }
 

@@ -324,9 +324,18 @@ impl Session {
     pub async fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.interrupt().await;
-        if let Ok(mut held) = self.engine.try_lock() {
-            held.take();
-        }
+        self.release_engine();
+    }
+
+    /// Ends the engine's session behind this one, in the background.
+    fn release_engine(&self) {
+        let Ok(mut held) = self.engine.try_lock() else { return };
+        let (Some(engine), Ok(runtime)) = (held.take(), tokio::runtime::Handle::try_current()) else { return };
+        runtime.spawn(async move {
+            if let Err(e) = engine.session.release().await {
+                tracing::debug!(error = %e, "releasing an engine session");
+            }
+        });
     }
 
     fn idle_for(&self) -> Duration {
@@ -337,6 +346,13 @@ impl Session {
 /// A string literal for `SET`.
 fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+impl Drop for Session {
+    /// A statement's own session (and one closed for idleness) ends here.
+    fn drop(&mut self) {
+        self.release_engine();
+    }
 }
 
 /// The open sessions. Cheap to clone.
@@ -370,7 +386,9 @@ impl Sessions {
     /// A session of its own for one statement, not listed among the open ones.
     pub fn ephemeral(&self, spec: SessionSpec) -> Result<Session> {
         self.backends.warehouse.status(&spec.warehouse_id)?;
-        Ok(Session { schema_may_follow: false, ..Session::new(self.backends.clone(), spec, true) })
+        let mut session = Session::new(self.backends.clone(), spec, true);
+        session.schema_may_follow = false;
+        Ok(session)
     }
 
     /// The open session `id`, if `user` opened it.
