@@ -7,7 +7,8 @@ closes stdin (or dies, which closes it too), or on SIGTERM/SIGINT.
 TARN_ENGINE names the backend: Sail in this process (`sail`,
 `sail-cluster`), or an Apache Spark Connect server (`spark`) that this
 program starts with SPARK_HOME's `spark-submit` against TARN_SPARK_MASTER,
-with the properties tarn wrote to TARN_SPARK_PROPERTIES; or, when
+with the properties tarn wrote to TARN_SPARK_PROPERTIES (reporting the
+executors from TARN_SPARK_WATCH_EXECUTORS on, when set); or, when
 TARN_SPARK_CONNECT names one (host:port), a server someone else runs, to
 which this program only forwards connections.
 """
@@ -59,17 +60,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def properties(path: str) -> dict:
-    """The plain `key=value` lines of a Spark properties file."""
-    out = {}
-    with open(path) as f:
-        for line in f:
-            key, sep, value = line.rstrip("\n").partition("=")
-            if sep:
-                out[key] = value
-    return out
-
-
 def active_executors(ui_port: int) -> int | None:
     """Executors (not the driver) the server holds, from its status API."""
     base = f"http://127.0.0.1:{ui_port}/api/v1/applications"
@@ -97,7 +87,6 @@ def report_executors(ui_port: int, initial: int, stop: threading.Event) -> None:
 def run_spark() -> int:
     home = os.environ["SPARK_HOME"]
     port, ui_port = free_port(), free_port()
-    props = properties(os.environ["TARN_SPARK_PROPERTIES"])
     command = [
         os.path.join(home, "bin", "spark-submit"),
         "--class", SPARK_CONNECT_SERVER,
@@ -113,8 +102,8 @@ def run_spark() -> int:
     server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=sys.stderr, start_new_session=True)
     print(json.dumps({"port": port}), flush=True)
     stop = stop_event()
-    if props.get("spark.dynamicAllocation.enabled") == "true":
-        initial = int(props.get("spark.dynamicAllocation.initialExecutors", "0"))
+    if os.environ.get("TARN_SPARK_WATCH_EXECUTORS"):
+        initial = int(os.environ["TARN_SPARK_WATCH_EXECUTORS"])
         threading.Thread(target=report_executors, args=(ui_port, initial, stop), daemon=True).start()
     while not stop.wait(0.5):
         code = server.poll()

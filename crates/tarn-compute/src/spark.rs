@@ -99,9 +99,26 @@ pub fn master(spec: &ClusterSpec, config: &SparkConfig, host: Host) -> String {
         return master.clone();
     }
     match &config.master {
-        Some(master) if spec.workers() > 0 || spec.autoscale.is_some() => master.clone(),
+        Some(master) if has_workers(spec) => master.clone(),
         _ => format!("local[{}]", spec.parallelism(host).max(1)),
     }
+}
+
+/// Whether the cluster has workers (a count or autoscale bounds), rather
+/// than being a single node.
+fn has_workers(spec: &ClusterSpec) -> bool {
+    spec.workers() > 0 || spec.autoscale.is_some()
+}
+
+/// The executors the launcher watches, starting from this many, when
+/// `props` leave dynamic allocation on (the last value of a key is Spark's).
+pub fn watched_executors(props: &[(String, String)]) -> Option<i64> {
+    let last = |key: &str| props.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    if last("spark.dynamicAllocation.enabled") != Some("true") {
+        return None;
+    }
+    let initial = last("spark.dynamicAllocation.initialExecutors").or(last("spark.dynamicAllocation.minExecutors"));
+    Some(initial.and_then(|n| n.parse().ok()).unwrap_or(0))
 }
 
 /// The Spark properties of a cluster's server, in the order they apply.
@@ -138,12 +155,12 @@ pub fn properties(
 /// Executors of the node type's size: `workers` of them, or dynamic
 /// allocation between the autoscale bounds; none for a single node.
 fn executors(spec: &ClusterSpec, host: Host) -> Vec<(String, String)> {
-    if spec.autoscale.is_none() && spec.workers() <= 0 {
+    if !has_workers(spec) {
         return Vec::new();
     }
     let node = find_node_type(host, spec.node_type_id());
     let cores = node.num_cores.max(1);
-    // What Databricks leaves a node's JVM of its memory, the rest for the OS and overhead.
+    // Three quarters of the node for the executor's heap, the rest for overhead and the OS.
     let memory_mb = (node.memory_mb * 3 / 4).max(512);
     let mut props = vec![
         ("spark.executor.cores".to_string(), cores.to_string()),
@@ -270,6 +287,11 @@ mod tests {
         assert_eq!(value(&props, "spark.dynamicAllocation.maxExecutors"), Some("4"));
         assert_eq!(value(&props, "spark.sql.shuffle.partitions"), Some("8"));
         assert_eq!(value(&props, "not.spark"), None);
+        assert_eq!(watched_executors(&props), Some(1));
+        assert_eq!(watched_executors(&properties(&fixed, HOST, Path::new("/nowhere"), dir, &access)), None);
+        let off = spec(json!({"spark_version": "x", "autoscale": {"min_workers": 1, "max_workers": 4},
+            "spark_conf": {"spark.dynamicAllocation.enabled": "false"}}));
+        assert_eq!(watched_executors(&properties(&off, HOST, Path::new("/nowhere"), dir, &access)), None);
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl Gateway {
         let token = token.ok_or(GatewayError::Unauthenticated)?;
         let user = self.store.authenticate(&token, tarn_core::time::now_ms())?;
         let cluster_id = header("x-databricks-cluster-id").ok_or(GatewayError::NoCluster)?;
-        let (port, backend) = self.engine_port(&cluster_id)?;
+        let (port, backend) = self.running_engine(&cluster_id)?;
         self.check_attach(&user, &cluster_id)?;
         self.record_activity(&cluster_id);
         let (parts, body) = req.into_parts();
@@ -268,7 +268,6 @@ impl Gateway {
         found.unwrap_or_else(passes::default_namespace)
     }
 
-    /// The port of the cluster's running engine.
     /// A session on a user's cluster needs CAN_ATTACH_TO (admins hold it);
     /// tarn's own clusters (serverless, the warehouse, pipelines) answer
     /// every principal that tarn gave a token for them.
@@ -287,7 +286,8 @@ impl Gateway {
             .map_err(|e| GatewayError::PermissionDenied(e.to_string()))
     }
 
-    fn engine_port(&self, cluster_id: &str) -> Result<(u16, Backend), GatewayError> {
+    /// The port and backend of the cluster's running engine.
+    fn running_engine(&self, cluster_id: &str) -> Result<(u16, Backend), GatewayError> {
         match self.clusters.running_engine_of(cluster_id) {
             Ok(Some(engine)) => Ok(engine),
             Ok(None) => {

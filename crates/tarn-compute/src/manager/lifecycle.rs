@@ -11,7 +11,6 @@ use tokio::task::JoinHandle;
 
 use super::{ClusterManager, Live, event};
 use crate::ComputeError;
-use crate::backend::Backend;
 use crate::cluster::{ClusterSize, ClusterSpec, ClusterState, NewCluster, TerminationReason, Transition};
 use crate::engine::EngineHandle;
 
@@ -20,7 +19,7 @@ impl ClusterManager {
     /// libraries are installed once it runs.
     pub fn create(&self, cluster: NewCluster, creator: &str) -> Result<String, ComputeError> {
         self.runtime_requirements(&cluster.spec.spark_version)?;
-        Backend::of(&cluster.spec, self.inner.config.default_backend)?;
+        self.backend_of(&cluster.spec)?;
         let libraries: Vec<(String, Value)> = cluster.libraries.iter().map(|l| (l.key(), l.to_json())).collect();
         let cluster_id = id::cluster_id();
         self.inner.store.add_cluster_libraries(&cluster_id, &libraries)?;
@@ -123,7 +122,7 @@ impl ClusterManager {
     /// restarts to take it.
     pub fn edit(&self, cluster_id: &str, spec: ClusterSpec, user: &str) -> Result<(), ComputeError> {
         self.runtime_requirements(&spec.spark_version)?;
-        Backend::of(&spec, self.inner.config.default_backend)?;
+        self.backend_of(&spec)?;
         let mut live = self.live();
         let row = self.apply(cluster_id, Transition::Edit, |row| {
             let previous = std::mem::replace(&mut row.spec, Value::Object(spec.to_attributes()));

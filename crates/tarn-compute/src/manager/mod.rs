@@ -270,7 +270,12 @@ impl ClusterManager {
 
     /// The backend the cluster runs on.
     pub fn backend(&self, cluster_id: &str) -> Result<Backend, ComputeError> {
-        Backend::of(&self.get(cluster_id)?.spec, self.inner.config.default_backend)
+        self.backend_of(&self.get(cluster_id)?.spec)
+    }
+
+    /// The backend `spec` runs on here (its tag, else the server's default).
+    fn backend_of(&self, spec: &ClusterSpec) -> Result<Backend, ComputeError> {
+        Backend::of(spec, self.inner.config.default_backend)
     }
 
     /// The port and backend of the cluster's engine, while it runs.

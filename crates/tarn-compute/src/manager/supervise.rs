@@ -62,7 +62,7 @@ impl ClusterManager {
 
     async fn launch(&self, cluster_id: &str, epoch: u64) -> Result<EngineHandle, ComputeError> {
         let spec = ClusterSpec::from_stored(&self.load(cluster_id)?.spec)?;
-        let backend = Backend::of(&spec, self.inner.config.default_backend)?;
+        let backend = self.backend_of(&spec)?;
         let this = self.clone();
         let id = cluster_id.to_string();
         let launching = spec.clone();
@@ -164,11 +164,15 @@ impl ClusterManager {
         let props = spark::properties(spec, config.host, home, &dir, &access);
         let file = dir.join("spark.properties");
         spark::write_properties(&file, &props)?;
-        Ok(vec![
+        let mut env = vec![
             ("SPARK_HOME".into(), home.display().to_string()),
             ("TARN_SPARK_MASTER".into(), spark::master(spec, &config.spark, config.host)),
             ("TARN_SPARK_PROPERTIES".into(), file.display().to_string()),
-        ])
+        ];
+        if let Some(initial) = spark::watched_executors(&props) {
+            env.push(("TARN_SPARK_WATCH_EXECUTORS".into(), initial.to_string()));
+        }
+        Ok(env)
     }
 
     /// A fresh token for the engine to call the catalog as the cluster's
