@@ -140,6 +140,13 @@ def engines_mb(pid: int) -> float:
     return total
 
 
+def new_database(server_url: str) -> str:
+    """A new database on the PostgreSQL server at `server_url`; its URL."""
+    name = "tarn_capacity_" + os.urandom(6).hex()
+    subprocess.run(["psql", server_url, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    return f"{server_url.rsplit('/', 1)[0]}/{name}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tarn-bin")
@@ -147,12 +154,16 @@ def main():
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--only", help="comma-separated families")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--database-url", help="a PostgreSQL server's URL: the metadata goes to a new database there")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     binary = tarn_binary(args.tarn_bin)
     work = Path(tempfile.mkdtemp(prefix="tarn-capacity-"))
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tarn"
+    if args.database_url:
+        (work / "home").mkdir(parents=True)
+        (work / "home" / "tarn.toml").write_text(f'database_url = "{new_database(args.database_url)}"\n')
     proc, url = start_tarn(binary, work / "home", Path(os.environ.get("TARN_ENV_DIR", cache / "envs")))
     results = []
     try:
@@ -164,7 +175,8 @@ def main():
         api.call("POST", "/api/2.0/sql/statements",
                  {"warehouse_id": ids["warehouse"], "statement": "SELECT 1", "wait_timeout": "50s"})
         only = set(args.only.split(",")) if args.only else None
-        print(f"tarn {binary}, {args.connections} connections, {args.seconds} s each, {os.cpu_count()} cores shared with wrk")
+        store = "PostgreSQL" if args.database_url else "SQLite"
+        print(f"tarn {binary} (metadata in {store}), {args.connections} connections, {args.seconds} s each, {os.cpu_count()} cores shared with wrk")
         print(f"{'family':<10} {'request':<34} {'req/s':>9} {'per second':>18} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
         for family, name, method, path, body, units, unit in cases(ids):
             if only and family not in only:

@@ -48,3 +48,39 @@ need_tarn_build() {
         exit 1
     fi
 }
+
+# A PostgreSQL server of Debian's package on a free loopback port, in a
+# directory of its own that goes when the calling script exits; exports
+# TARN_TEST_DATABASE_URL (its superuser `tarn`, no password) for the tests.
+start_postgres() {
+    local bin
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    if [ -z "$bin" ]; then
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        echo "installing system packages: postgresql"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+        bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    fi
+    # initdb refuses to run as root: the server then runs as `postgres`.
+    local as=()
+    [ "$(id -u)" -eq 0 ] && as=(runuser -u postgres --)
+    PG_DIR=$(mktemp -d /tmp/tarn-postgres.XXXXXX)
+    [ "$(id -u)" -eq 0 ] && chown postgres "$PG_DIR"
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "${as[@]}" "$bin/initdb" -D "$PG_DIR/data" -A trust -U tarn >/dev/null
+    "${as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+        -o "-k $PG_DIR -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+    PG_CTL=("${as[@]}" "$bin/pg_ctl" -D "$PG_DIR/data")
+    trap 'stop_postgres' EXIT
+    export TARN_TEST_DATABASE_URL="postgres://tarn@127.0.0.1:$port/postgres"
+}
+
+stop_postgres() {
+    [ -n "${PG_DIR:-}" ] || return 0
+    "${PG_CTL[@]}" stop -m fast >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR"
+    PG_DIR=""
+}

@@ -21,3 +21,14 @@ echo "== pytest (databricks-sdk against tarn serve)"
 export TARN_BIN="$CARGO_TARGET_DIR/debug/tarn"
 # A bound, so a hang fails the run instead of eating the CI budget.
 timeout 2400 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider "$@"
+
+# The metadata store again, on PostgreSQL: the store's own tests, then the
+# suite with each test server's home given a new database (its tarn.toml).
+# The spark backend's tests exercise compute, not metadata: SQLite's pass
+# has run them.
+start_postgres
+echo "== cargo test -p tarn-store (PostgreSQL)"
+cargo test -p tarn-store --locked -q
+echo "== pytest (PostgreSQL)"
+timeout 2400 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider \
+    --ignore tests/python/test_spark_backend.py "$@"

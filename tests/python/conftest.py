@@ -27,6 +27,47 @@ def tarn_binary() -> str:
     return str(target / "debug" / "tarn")
 
 
+def provision_database(home: Path) -> None:
+    """With TARN_TEST_DATABASE_URL (a PostgreSQL server's URL, `.ci/run
+    --postgres`), gives `home` a new database there through its tarn.toml,
+    so every tarn command on that home (serve, token, mcp...) uses it."""
+    admin = os.environ.get("TARN_TEST_DATABASE_URL")
+    config = home / "tarn.toml"
+    if not admin or config.exists():
+        return
+    name = "tarn_" + os.urandom(6).hex()
+    subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    config.write_text(f'database_url = "{admin.rsplit("/", 1)[0]}/{name}"\n')
+
+
+def store_insert(home: Path, table: str, columns: list[str], rows: list[tuple]) -> None:
+    """Writes `rows` straight into the metadata store of `home` (SQLite, or
+    the PostgreSQL database its tarn.toml names), for tests that need more
+    rows than the API would make in time. Identities continue after them."""
+    config = home / "tarn.toml"
+    url = re.search(r'database_url = "([^"]+)"', config.read_text()) if config.exists() else None
+    if not url:
+        import sqlite3
+
+        db = sqlite3.connect(home / "metadata.db", timeout=30)
+        marks = ", ".join("?" for _ in columns)
+        db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        db.commit()
+        db.close()
+        return
+    import csv
+    import io
+
+    text = io.StringIO()
+    csv.writer(text).writerows(["" if v is None else v for v in row] for row in rows)
+    copy = f"\\copy {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+    subprocess.run(["psql", url.group(1), "-q", "-c", copy], input=text.getvalue(), text=True, check=True)
+    ids = ("SELECT setval(pg_get_serial_sequence(table_name, column_name), "
+           f"(SELECT COALESCE(MAX({columns[0]}), 0) + 1 FROM {table}), false) FROM information_schema.columns "
+           f"WHERE table_name = '{table}' AND column_name = '{columns[0]}' AND is_identity = 'YES'")
+    subprocess.run(["psql", url.group(1), "-q", "-c", ids], check=True, capture_output=True)
+
+
 class Tarn:
     """One `tarn serve` on an ephemeral port (or `port`) with its own TARN_HOME."""
 
@@ -39,6 +80,7 @@ class Tarn:
         self.sessions = []
 
     def start(self) -> "Tarn":
+        provision_database(self.home)
         env = dict(os.environ)
         env.update(
             TARN_HOME=str(self.home),
@@ -129,6 +171,7 @@ def isolated_databricks_config():
 @pytest.fixture
 def tmp_home():
     home = Path(tempfile.mkdtemp(prefix="tarn-test-"))
+    provision_database(home)
     yield home
     shutil.rmtree(home, ignore_errors=True)
 

@@ -323,9 +323,8 @@ def crowded():
     """A tarn whose store holds 100,000 job runs (300,000 task runs) of 60
     jobs, the first job's runs the oldest."""
     import json
-    import sqlite3
 
-    from conftest import own_server
+    from conftest import own_server, store_insert
 
     for server in own_server("tarn-ui-jobs-crowded-"):
         w = server.client()
@@ -339,17 +338,15 @@ def crowded():
             job = ids[0] if i < 30 else ids[i % 60]
             run_id += 1
             parent = run_id
-            rows.append((run_id, job, None, None, "SUCCESS", 1_700_000_000_000 + i, doc))
+            at = 1_700_000_000_000 + i
+            rows.append((run_id, job, None, None, "JOB_RUN", "TERMINATED", "SUCCESS", "admin", at, at, at + 1000, doc))
             for k in "abc":
                 run_id += 1
-                rows.append((run_id, job, parent, k, "SUCCESS", 1_700_000_000_000 + i, "{}"))
-        db = sqlite3.connect(server.home / "metadata.db", timeout=30)
-        db.executemany(
-            "INSERT INTO job_runs (run_id, job_id, parent_run_id, task_key, run_type, life_cycle_state, result_state,"
-            " creator_user_name, start_time, execution_start, end_time, doc)"
-            " VALUES (?1, ?2, ?3, ?4, 'JOB_RUN', 'TERMINATED', ?5, 'admin', ?6, ?6, ?6 + 1000, ?7)", rows)
-        db.commit()
-        db.close()
+                rows.append((run_id, job, parent, k, "JOB_RUN", "TERMINATED", "SUCCESS", "admin", at, at, at + 1000,
+                             "{}"))
+        store_insert(server.home, "job_runs", [
+            "run_id", "job_id", "parent_run_id", "task_key", "run_type", "life_cycle_state", "result_state",
+            "creator_user_name", "start_time", "execution_start", "end_time", "doc"], rows)
         yield server, ids
 
 

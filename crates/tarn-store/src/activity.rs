@@ -8,7 +8,7 @@
 //! the id range: found by a binary search on the primary key instead of a
 //! scan of a column without an index.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::db::{Conn as Connection, Dialect, OptionalExtension, Row, params};
 
 use crate::{Result, Store};
 
@@ -55,10 +55,15 @@ pub struct UpdateSummary {
     pub message: Option<String>,
 }
 
-const RUN_SUMMARY: &str = "run_id, job_id, doc ->> '$.run_name', life_cycle_state, result_state, state_message, \
-     creator_user_name, start_time, end_time";
+/// The columns `run_summary` reads.
+fn run_summary_columns(d: Dialect) -> String {
+    format!(
+        "run_id, job_id, {}, life_cycle_state, result_state, state_message, creator_user_name, start_time, end_time",
+        d.json_field("doc", "run_name")
+    )
+}
 
-fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
+fn run_summary(r: &Row<'_>) -> crate::db::Result<RunSummary> {
     Ok(RunSummary {
         run_id: r.get(0)?,
         job_id: r.get(1)?,
@@ -72,7 +77,7 @@ fn run_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     })
 }
 
-fn update_summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<UpdateSummary> {
+fn update_summary(r: &Row<'_>) -> crate::db::Result<UpdateSummary> {
     Ok(UpdateSummary {
         update_id: r.get(0)?,
         pipeline_id: r.get(1)?,
@@ -108,7 +113,9 @@ fn usage_record(task_run_id: i64, job_id: Option<i64>, job_run_id: Option<i64>, 
 /// last when none was.
 fn first_run_since(conn: &Connection, since: i64) -> Result<i64> {
     let bounds: (Option<i64>, Option<i64>) =
-        conn.query_row("SELECT min(run_id), max(run_id) FROM job_runs", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        conn.query_row("SELECT min(run_id), max(run_id) FROM job_runs", crate::db::params![], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     let (Some(mut lo), Some(max)) = bounds else { return Ok(0) };
     let mut hi = max + 1;
     let mut stmt =
@@ -133,42 +140,50 @@ impl Store {
 
     /// The newest job or task run's id (0 when there is none).
     pub fn last_job_run_id(&self) -> Result<i64> {
-        Ok(self.conn().query_row("SELECT coalesce(max(run_id), 0) FROM job_runs", [], |r| r.get(0))?)
+        Ok(self
+            .conn()
+            .query_row("SELECT coalesce(max(run_id), 0) FROM job_runs", crate::db::params![], |r| r.get(0))?)
     }
 
     /// The ids of the job and task runs not in a final state.
     pub fn unfinished_job_run_ids(&self) -> Result<Vec<i64>> {
         let conn = self.conn();
         // INDEXED BY: the planner would rather walk `job_runs_by_parent`.
-        let mut stmt = conn.prepare_cached(
-            "SELECT run_id FROM job_runs INDEXED BY job_runs_unfinished
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT run_id FROM job_runs{}
              WHERE life_cycle_state NOT IN ('TERMINATED', 'SKIPPED', 'INTERNAL_ERROR')",
-        )?;
-        let ids = stmt.query_map([], |r| r.get(0))?;
-        Ok(ids.collect::<rusqlite::Result<Vec<i64>>>()?)
+            conn.dialect().indexed_by("job_runs_unfinished")
+        ))?;
+        let ids = stmt.query_map(crate::db::params![], |r| r.get(0))?;
+        Ok(ids.collect::<crate::db::Result<Vec<i64>>>()?)
     }
 
     /// The usage records of the task runs `ids` that have one.
     pub fn usage_records_of(&self, ids: &[i64]) -> Result<Vec<UsageRecord>> {
         let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        self.usage_records_where("run_id IN (SELECT value FROM json_each(?1))", ids)
+        self.usage_records_where(|d| format!("run_id IN {}", d.json_integers("?1")), ids)
     }
 
     /// The usage records of the task runs with ids from `from_run_id`, by id.
     pub fn usage_records_from(&self, from_run_id: i64) -> Result<Vec<UsageRecord>> {
-        self.usage_records_where("run_id >= ?1", from_run_id)
+        self.usage_records_where(|_| "run_id >= ?1".into(), from_run_id)
     }
 
-    fn usage_records_where(&self, condition: &str, param: impl rusqlite::ToSql) -> Result<Vec<UsageRecord>> {
+    fn usage_records_where(
+        &self,
+        condition: impl Fn(Dialect) -> String,
+        param: impl crate::db::ToValue,
+    ) -> Result<Vec<UsageRecord>> {
         let conn = self.conn();
+        let (condition, usage) = (condition(conn.dialect()), conn.dialect().json_value("doc", "usage"));
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT run_id, job_id, parent_run_id, u FROM
-                 (SELECT run_id, job_id, parent_run_id, doc -> '$.usage' AS u FROM job_runs
+                 (SELECT run_id, job_id, parent_run_id, {usage} AS u FROM job_runs
                   WHERE {condition} AND task_key IS NOT NULL)
-             WHERE u IS NOT NULL ORDER BY run_id"
+             AS usage WHERE u IS NOT NULL ORDER BY run_id"
         ))?;
         let rows = stmt.query_map([param], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, String>(3)?))
+            Ok((r.get::<i64>(0)?, r.get::<Option<i64>>(1)?, r.get::<Option<i64>>(2)?, r.get::<String>(3)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -183,13 +198,15 @@ impl Store {
         let conn = self.conn();
         // The condition is the partial index's; the planner would rather walk `job_runs_by_parent`.
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {RUN_SUMMARY} FROM job_runs INDEXED BY job_runs_unfinished
+            "SELECT {} FROM job_runs{}
              WHERE life_cycle_state NOT IN ('TERMINATED', 'SKIPPED', 'INTERNAL_ERROR')
                AND task_key IS NULL AND parent_run_id IS NULL
-             ORDER BY run_id DESC LIMIT ?1"
+             ORDER BY run_id DESC LIMIT ?1",
+            run_summary_columns(conn.dialect()),
+            conn.dialect().indexed_by("job_runs_unfinished")
         ))?;
         let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], run_summary)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        Ok(rows.collect::<crate::db::Result<Vec<_>>>()?)
     }
 
     /// Job runs created since `since` (and among the last `window` runs)
@@ -202,17 +219,19 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<RunSummary>> {
         let conn = self.conn();
-        let last: i64 = conn.query_row("SELECT coalesce(max(run_id), 0) FROM job_runs", [], |r| r.get(0))?;
+        let last: i64 =
+            conn.query_row("SELECT coalesce(max(run_id), 0) FROM job_runs", crate::db::params![], |r| r.get(0))?;
         let from = first_run_since(&conn, since)?.max(last - window);
         let results = serde_json::to_string(results).unwrap_or_else(|_| "[]".into());
+        let (columns, results_in) = (run_summary_columns(conn.dialect()), conn.dialect().json_strings("?2"));
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {RUN_SUMMARY} FROM job_runs
+            "SELECT {columns} FROM job_runs
              WHERE run_id >= ?1 AND task_key IS NULL AND parent_run_id IS NULL
-               AND result_state IN (SELECT value FROM json_each(?2))
+               AND result_state IN {results_in}
              ORDER BY run_id DESC LIMIT ?3"
         ))?;
         let rows = stmt.query_map(params![from, results, i64::try_from(limit).unwrap_or(i64::MAX)], run_summary)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        Ok(rows.collect::<crate::db::Result<Vec<_>>>()?)
     }
 
     /// Pipeline updates in none of `final_states`, or in one of `results`
@@ -226,25 +245,25 @@ impl Store {
     ) -> Result<Vec<UpdateSummary>> {
         let conn = self.conn();
         let json = |v: &[&str]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-        let mut stmt = conn.prepare_cached(
+        let d = conn.dialect();
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT u.update_id, u.pipeline_id, p.name, u.state, u.creation_time, u.end_time, u.message
              FROM pipeline_updates u LEFT JOIN pipelines p ON p.pipeline_id = u.pipeline_id
-             WHERE u.state NOT IN (SELECT value FROM json_each(?1))
-                OR (u.state IN (SELECT value FROM json_each(?2)) AND u.creation_time >= ?3)
+             WHERE u.state NOT IN {} OR (u.state IN {} AND u.creation_time >= ?3)
              ORDER BY u.creation_time DESC LIMIT ?4",
-        )?;
+            d.json_strings("?1"),
+            d.json_strings("?2"),
+        ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![json(final_states), json(results), since, limit], update_summary)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        Ok(rows.collect::<crate::db::Result<Vec<_>>>()?)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
-    use super::*;
     use crate::JobRunRow;
+    use serde_json::json;
 
     fn run(start: i64, task_key: Option<&str>, state: &str, result: Option<&str>, doc: serde_json::Value) -> JobRunRow {
         JobRunRow {
@@ -274,7 +293,7 @@ mod tests {
 
     #[test]
     fn usage_records_from_a_run_id_or_of_some_runs() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         assert!(store.usage_records_from(0).unwrap().is_empty());
         assert_eq!(store.last_job_run_id().unwrap(), 0);
         for start in (0..100).map(|i| i * 1000) {
@@ -304,7 +323,7 @@ mod tests {
 
     #[test]
     fn active_and_failed_runs_and_updates() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let named = json!({"run_name": "nightly"});
         let failed = store.insert_job_run(&run(10, None, "TERMINATED", Some("FAILED"), named.clone())).unwrap();
         store.insert_job_run(&run(20, None, "TERMINATED", Some("SUCCESS"), named.clone())).unwrap();

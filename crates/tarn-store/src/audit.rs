@@ -1,6 +1,6 @@
 //! The audit log: one row per authenticated API call.
 
-use rusqlite::params;
+use crate::db::params;
 
 use crate::{Result, Store};
 
@@ -69,6 +69,6 @@ impl Store {
             };
             Ok((r.get(0)?, event))
         })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        Ok(rows.collect::<crate::db::Result<Vec<_>>>()?)
     }
 }

@@ -1,7 +1,7 @@
 //! Unity Catalog objects and Delta commit coordination. Objects are stored
 //! as their UC info JSON; `tarn-catalog` decides what goes in it.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 use serde_json::Value;
 
 use crate::{Result, Store, from_json_text, to_json_text};
@@ -40,7 +40,7 @@ fn object(kind: String, full_name: String, parent: String, id: String, info: Str
 
 type RawObject = (String, String, String, String, String);
 
-fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawObject> {
+fn raw(r: &Row<'_>) -> crate::db::Result<RawObject> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
@@ -92,7 +92,7 @@ impl Store {
             "SELECT kind, full_name, parent, id, info FROM uc_objects
              WHERE kind = ?1 AND parent = ?2 ORDER BY full_name",
         )?;
-        let rows = stmt.query_map(params![kind, parent], raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(params![kind, parent], raw)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(|(k, f, p, i, info)| object(k, f, p, i, info)).collect()
     }
 
@@ -155,7 +155,9 @@ impl Store {
         if let Some(v) = backfilled {
             tx.execute(
                 "INSERT INTO delta_backfill (table_id, version) VALUES (?1, ?2)
-                 ON CONFLICT(table_id) DO UPDATE SET version = MAX(version, excluded.version)",
+                 ON CONFLICT(table_id) DO UPDATE SET version = CASE
+                     WHEN excluded.version > delta_backfill.version THEN excluded.version
+                     ELSE delta_backfill.version END",
                 params![table_id, v],
             )?;
         }
@@ -189,7 +191,7 @@ impl Store {
                     file_modification_timestamp: r.get(4)?,
                 })
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<crate::db::Result<Vec<_>>>()?;
         Ok((commits, latest))
     }
 }
@@ -204,7 +206,7 @@ impl Store {
              WHERE kind = ?1 AND parent = ?2 ORDER BY full_name LIMIT ?3 OFFSET ?4",
         )?;
         let (limit, offset) = (i64::try_from(limit).unwrap_or(i64::MAX), i64::try_from(offset).unwrap_or(i64::MAX));
-        let rows = stmt.query_map(params![kind, parent, limit, offset], raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(params![kind, parent, limit, offset], raw)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(|(k, f, p, i, info)| object(k, f, p, i, info)).collect()
     }
 
@@ -224,20 +226,21 @@ impl Store {
         let who = marks(5, principals.len());
         let what = marks(5 + principals.len(), privileges.len());
         // The grants' ids are read once; owners from the infos.
+        let conn = self.conn();
+        let owner = conn.dialect().json_field("info", "owner");
         let sql = format!(
             "SELECT kind, full_name, parent, id, info FROM uc_objects
              WHERE kind = ?1 AND parent = ?2
                AND (id IN (SELECT securable_id FROM uc_grants WHERE principal IN ({who}) AND privilege IN ({what}))
-                    OR json_extract(info, '$.owner') IN ({who}))
+                    OR {owner} IN ({who}))
              ORDER BY full_name LIMIT ?3 OFFSET ?4"
         );
         let (limit, offset) = (i64::try_from(limit).unwrap_or(i64::MAX), i64::try_from(offset).unwrap_or(i64::MAX));
-        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&kind, &parent, &limit, &offset];
-        values.extend(principals.iter().map(|p| p as &dyn rusqlite::ToSql));
-        values.extend(privileges.iter().map(|p| p as &dyn rusqlite::ToSql));
-        let conn = self.conn();
+        let mut values: Vec<&dyn crate::db::ToValue> = vec![&kind, &parent, &limit, &offset];
+        values.extend(principals.iter().map(|p| p as &dyn crate::db::ToValue));
+        values.extend(privileges.iter().map(|p| p as &dyn crate::db::ToValue));
         let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(values.as_slice(), raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(values.as_slice(), raw)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(|(k, f, p, i, info)| object(k, f, p, i, info)).collect()
     }
 
@@ -263,7 +266,7 @@ mod tests {
 
     #[test]
     fn objects_cascade_by_name_prefix() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         assert!(store.insert_uc_object(&obj("schema", "c.s", "c")).unwrap());
         assert!(!store.insert_uc_object(&obj("schema", "c.s", "c")).unwrap());
         store.insert_uc_object(&obj("table", "c.s.t", "c.s")).unwrap();
@@ -275,7 +278,7 @@ mod tests {
 
     #[test]
     fn commits_are_strictly_sequential() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let c = |v| DeltaCommit {
             version: v,
             timestamp: 1,

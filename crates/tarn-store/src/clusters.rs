@@ -1,7 +1,7 @@
 //! Cluster rows and their event log. A state change and the event that
 //! records it are written in one transaction.
 
-use rusqlite::{OptionalExtension, Row, params};
+use crate::db::{OptionalExtension, Row, params};
 use serde_json::Value;
 
 use crate::{Result, Store, from_json_text, to_json_text};
@@ -85,7 +85,7 @@ const CLUSTER_COLUMNS: &str = "cluster_id, spec, state, state_message, creator, 
     terminated_time, last_restarted_time, last_activity_time, termination_reason, engine_url,
     engine_pid, engine_start_ticks";
 
-fn cluster_from_row(r: &Row<'_>) -> rusqlite::Result<(ClusterRow, String, Option<String>)> {
+fn cluster_from_row(r: &Row<'_>) -> crate::db::Result<(ClusterRow, String, Option<String>)> {
     Ok((
         ClusterRow {
             cluster_id: r.get(0)?,
@@ -114,12 +114,20 @@ fn decode_cluster((mut row, spec, reason): (ClusterRow, String, Option<String>))
     Ok(row)
 }
 
-fn insert_event(conn: &rusqlite::Connection, event: &EventRow) -> rusqlite::Result<()> {
+fn insert_event(conn: &crate::db::Conn, event: &EventRow) -> crate::db::Result<()> {
     conn.execute(
         "INSERT INTO cluster_events (cluster_id, timestamp, type, details) VALUES (?1, ?2, ?3, ?4)",
         params![event.cluster_id, event.timestamp, event.kind, to_json_text(&event.details)],
     )?;
     Ok(())
+}
+
+/// `SET c = excluded.c` for each of `columns` but the key's: an upsert
+/// that writes a whole row.
+pub(crate) fn replace_all(columns: &str, key: &[&str]) -> String {
+    let sets: Vec<String> =
+        columns.split(',').map(str::trim).filter(|c| !key.contains(c)).map(|c| format!("{c} = excluded.{c}")).collect();
+    sets.join(", ")
 }
 
 impl Store {
@@ -130,8 +138,10 @@ impl Store {
         let tx = conn.transaction()?;
         tx.execute(
             &format!(
-                "INSERT OR REPLACE INTO clusters ({CLUSTER_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                "INSERT INTO clusters ({CLUSTER_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) 
+                 ON CONFLICT (cluster_id) DO UPDATE SET {}",
+                replace_all(CLUSTER_COLUMNS, &["cluster_id"])
             ),
             params![
                 cluster.cluster_id,
@@ -174,7 +184,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt =
             conn.prepare(&format!("SELECT {CLUSTER_COLUMNS} FROM clusters ORDER BY start_time, cluster_id"))?;
-        let raw = stmt.query_map([], cluster_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let raw = stmt.query_map(crate::db::params![], cluster_from_row)?.collect::<crate::db::Result<Vec<_>>>()?;
         raw.into_iter().map(decode_cluster).collect()
     }
 
@@ -200,9 +210,9 @@ impl Store {
         let raw = stmt
             .query_map(
                 params![cluster_id, filter.start_time.unwrap_or(i64::MIN), filter.end_time.unwrap_or(i64::MAX)],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+                |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?, r.get::<String>(2)?, r.get::<String>(3)?)),
             )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<crate::db::Result<Vec<_>>>()?;
         raw.into_iter()
             .filter(|(_, _, kind, _)| filter.kinds.is_empty() || filter.kinds.contains(kind))
             .map(|(cluster_id, timestamp, kind, details)| {
@@ -236,7 +246,7 @@ mod tests {
 
     #[test]
     fn cluster_round_trips_with_its_events() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let c = row("c1", "PENDING");
         store.save_cluster(&c, &[event("c1", 1, "CREATING")]).unwrap();
         let mut running = c.clone();

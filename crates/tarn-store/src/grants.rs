@@ -1,7 +1,7 @@
 //! Unity Catalog privileges as granted: (object id, principal, privilege)
 //! rows. What they allow, and inheritance, are `tarn-catalog`'s.
 
-use rusqlite::params;
+use crate::db::params;
 
 use crate::{Result, Store};
 
@@ -17,7 +17,7 @@ impl Store {
         let mut out = Vec::new();
         for id in securable_ids {
             let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+            out.extend(rows.collect::<crate::db::Result<Vec<_>>>()?);
         }
         Ok(out)
     }
@@ -40,7 +40,7 @@ impl Store {
         }
         for (principal, privilege) in add {
             tx.execute(
-                "INSERT OR IGNORE INTO uc_grants (securable_id, principal, privilege) VALUES (?1, ?2, ?3)",
+                "INSERT INTO uc_grants (securable_id, principal, privilege) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 params![securable_id, principal, privilege],
             )?;
         }
@@ -53,11 +53,11 @@ impl Store {
 mod tests {
     use serde_json::json;
 
-    use crate::{Store, UcObject};
+    use crate::UcObject;
 
     #[test]
     fn grants_follow_their_object() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let object = |name: &str, id: &str| UcObject {
             kind: "catalog".into(),
             full_name: name.into(),

@@ -3,7 +3,7 @@
 //! Every transition the scheduler makes is one fenced `transition_job_run`,
 //! written before it acts on it.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 
 use crate::{Result, Store, from_json_text, to_json_text};
 
@@ -51,7 +51,7 @@ const FINAL_SQL: &str = "('TERMINATED', 'SKIPPED', 'INTERNAL_ERROR')";
 
 type Raw = (JobRunRow, String);
 
-fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
+fn raw(r: &Row<'_>) -> crate::db::Result<Raw> {
     Ok((
         JobRunRow {
             run_id: r.get(0)?,
@@ -94,30 +94,30 @@ impl Store {
                 return Ok(run_id);
             }
         }
-        conn.prepare_cached(
+        Ok(conn.query_row(
             "INSERT INTO job_runs (job_id, parent_run_id, task_key, attempt_number, run_type, life_cycle_state,
                  result_state, state_message, termination_code, creator_user_name, idempotency_token, start_time,
                  execution_start, end_time, doc)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?
-        .execute(params![
-            row.job_id,
-            row.parent_run_id,
-            row.task_key,
-            row.attempt_number,
-            row.run_type,
-            row.life_cycle_state,
-            row.result_state,
-            row.state_message,
-            row.termination_code,
-            row.creator_user_name,
-            row.idempotency_token,
-            row.start_time,
-            row.execution_start,
-            row.end_time,
-            doc,
-        ])?;
-        Ok(conn.last_insert_rowid())
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING run_id",
+            params![
+                row.job_id,
+                row.parent_run_id,
+                row.task_key,
+                row.attempt_number,
+                row.run_type,
+                row.life_cycle_state,
+                row.result_state,
+                row.state_message,
+                row.termination_code,
+                row.creator_user_name,
+                row.idempotency_token,
+                row.start_time,
+                row.execution_start,
+                row.end_time,
+                doc,
+            ],
+            |r| r.get(0),
+        )?)
     }
 
     /// Writes a run's state, times and document if its stored life cycle
@@ -169,7 +169,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt =
             conn.prepare_cached(&format!("SELECT {COLUMNS} FROM job_runs WHERE parent_run_id = ?1 ORDER BY run_id"))?;
-        let rows = stmt.query_map([parent_run_id], raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map([parent_run_id], raw)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(into_row).collect()
     }
 
@@ -179,12 +179,12 @@ impl Store {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM job_runs
              WHERE task_key IS NULL AND parent_run_id IS NULL
-               AND (?1 IS NULL OR job_id = ?1)
+               AND (job_id = ?1 OR ?1 IS NULL)
                AND (?2 = 0 OR life_cycle_state NOT IN {FINAL_SQL})
                AND (?3 = 0 OR life_cycle_state IN {FINAL_SQL})
-               AND (?4 IS NULL OR run_type = ?4)
-               AND (?5 IS NULL OR start_time >= ?5)
-               AND (?6 IS NULL OR start_time <= ?6)
+               AND (run_type = ?4 OR ?4 IS NULL)
+               AND (start_time >= ?5 OR ?5 IS NULL)
+               AND (start_time <= ?6 OR ?6 IS NULL)
              ORDER BY run_id DESC LIMIT ?7 OFFSET ?8"
         ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -203,7 +203,7 @@ impl Store {
                 ],
                 raw,
             )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(into_row).collect()
     }
 
@@ -223,7 +223,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt =
             conn.prepare_cached(&format!("SELECT {COLUMNS} FROM job_runs WHERE {condition} ORDER BY run_id"))?;
-        let rows = stmt.query_map([], raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(crate::db::params![], raw)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(into_row).collect()
     }
 
@@ -233,7 +233,8 @@ impl Store {
         let conn = self.conn();
         let n = conn.execute(
             "WITH RECURSIVE doomed(id) AS (
-                 SELECT ?1 UNION ALL SELECT r.run_id FROM job_runs r JOIN doomed d ON r.parent_run_id = d.id)
+                 SELECT CAST(?1 AS BIGINT)
+                 UNION ALL SELECT r.run_id FROM job_runs r JOIN doomed d ON r.parent_run_id = d.id)
              DELETE FROM job_runs WHERE run_id IN (SELECT id FROM doomed)",
             [run_id],
         )?;
@@ -247,14 +248,15 @@ impl Store {
     /// page of an old job's runs would scan every newer run of the store.
     pub fn job_runs_of_job(&self, job_id: i64, offset: usize, limit: usize) -> Result<Vec<JobRunRow>> {
         let conn = self.conn();
+        let hint = conn.dialect().indexed_by("job_runs_by_job");
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM job_runs INDEXED BY job_runs_by_job
+            "SELECT {COLUMNS} FROM job_runs{hint}
              WHERE job_id = ?1 AND task_key IS NULL AND +parent_run_id IS NULL
              ORDER BY run_id DESC LIMIT ?2 OFFSET ?3"
         ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![job_id, limit, offset], raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(params![job_id, limit, offset], raw)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(into_row).collect()
     }
 }
@@ -287,7 +289,7 @@ mod tests {
 
     #[test]
     fn runs_round_trip_list_and_delete_with_their_tasks() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let a = store.insert_job_run(&run(Some(7), None, None, "TERMINATED")).unwrap();
         let b = store.insert_job_run(&run(Some(7), None, None, "RUNNING")).unwrap();
         let t = store.insert_job_run(&run(Some(7), Some(b), Some("x"), "RUNNING")).unwrap();
@@ -317,7 +319,7 @@ mod tests {
 
     #[test]
     fn an_idempotency_token_answers_the_first_run() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let mut row = run(Some(1), None, None, "PENDING");
         row.idempotency_token = Some("tok".into());
         let first = store.insert_job_run(&row).unwrap();
@@ -327,7 +329,7 @@ mod tests {
 
     #[test]
     fn a_jobs_runs_are_read_by_its_index() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let a = store.insert_job_run(&run(Some(1), None, None, "TERMINATED")).unwrap();
         let other = store.insert_job_run(&run(Some(2), None, None, "TERMINATED")).unwrap();
         store.insert_job_run(&run(Some(1), Some(a), Some("t"), "TERMINATED")).unwrap();

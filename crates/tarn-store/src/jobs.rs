@@ -1,7 +1,7 @@
 //! Job definitions. What a job's settings may hold is `tarn-jobs`' rule;
 //! here they are JSON.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 
 use crate::{Result, Store, from_json_text, to_json_text};
 
@@ -16,7 +16,7 @@ pub struct JobRow {
 
 const COLUMNS: &str = "job_id, creator_user_name, run_as_user_name, settings, created_time";
 
-fn job(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, String, i64)> {
+fn job(r: &Row<'_>) -> crate::db::Result<(i64, String, String, String, i64)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
@@ -35,12 +35,12 @@ fn into_row(
 impl Store {
     /// Stores a new job; answers its id.
     pub fn create_job(&self, creator: &str, settings: &serde_json::Value, now: i64) -> Result<i64> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO jobs (creator_user_name, run_as_user_name, settings, created_time) VALUES (?1, ?1, ?2, ?3)",
+        Ok(self.conn().query_row(
+            "INSERT INTO jobs (creator_user_name, run_as_user_name, settings, created_time) VALUES (?1, ?1, ?2, ?3)
+             RETURNING job_id",
             params![creator, to_json_text(settings), now],
-        )?;
-        Ok(conn.last_insert_rowid())
+            |r| r.get(0),
+        )?)
     }
 
     pub fn get_job(&self, job_id: i64) -> Result<Option<JobRow>> {
@@ -54,14 +54,15 @@ impl Store {
     /// Jobs newest first, `name` matched case-insensitively when given.
     pub fn list_jobs(&self, name: Option<&str>, offset: usize, limit: usize) -> Result<Vec<JobRow>> {
         let conn = self.conn();
+        let name_field = conn.dialect().json_field("settings", "name");
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM jobs
-             WHERE ?1 IS NULL OR lower(json_extract(settings, '$.name')) = lower(?1)
+             WHERE lower({name_field}) = lower(?1) OR ?1 IS NULL
              ORDER BY job_id DESC LIMIT ?2 OFFSET ?3"
         ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![name, limit, offset], job)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(params![name, limit, offset], job)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(into_row).collect()
     }
 
@@ -86,7 +87,7 @@ mod tests {
 
     #[test]
     fn jobs_round_trip_and_list_newest_first_by_name() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let a = store.create_job("ann", &json!({"name": "Nightly", "tasks": []}), 1).unwrap();
         let b = store.create_job("ann", &json!({"name": "other"}), 2).unwrap();
         assert_eq!(store.get_job(a).unwrap().unwrap().settings["name"], "Nightly");

@@ -11,6 +11,8 @@ mod activity;
 mod audit;
 mod catalog;
 mod clusters;
+mod copy;
+mod db;
 mod grants;
 mod job_runs;
 mod jobs;
@@ -33,12 +35,13 @@ mod workspace;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::Connection;
+use crate::db::Conn;
 
 pub use activity::{RunSummary, UpdateSummary, UsageRecord};
 pub use audit::AuditEvent;
 pub use catalog::{CommitOutcome, DeltaCommit, UcObject};
 pub use clusters::{ClusterRow, EventFilter, EventRow, PIPELINE_TAG, SERVERLESS_TAG, WAREHOUSE_TAG};
+pub use copy::CopyReport;
 pub use job_runs::{FINAL_STATES, JobRunRow, RunFilter};
 pub use jobs::JobRow;
 pub use libraries::LibraryRow;
@@ -57,7 +60,7 @@ pub use workspace::WorkspaceObject;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("metadata store: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Db(#[from] db::DbError),
     #[error("metadata store holds malformed JSON in {what}: {source}")]
     Json { what: &'static str, source: serde_json::Error },
     /// A write that failed for every caller sharing its commit.
@@ -73,30 +76,44 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// the one connection for its duration, so writes are serialized; what
 /// runs log is group-committed (see `mlflow::batches`).
 pub struct Store {
-    conn: Mutex<Connection>,
+    conn: Mutex<Conn>,
     batches: mlflow::BatchQueue,
 }
 
 impl Store {
+    /// The SQLite database at `path`, created if missing.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        Self::init(conn)
+        Self::init_sqlite(rusqlite::Connection::open(path).map_err(db::DbError::from)?)
     }
 
     pub fn open_in_memory() -> Result<Self> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init_sqlite(rusqlite::Connection::open_in_memory().map_err(db::DbError::from)?)
     }
 
-    fn init(mut conn: Connection) -> Result<Self> {
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    /// The PostgreSQL database at `url` (`postgres://user:password@host/db`).
+    pub fn connect(url: &str) -> Result<Self> {
+        Self::init(Conn::Postgres(db::PgConn::connect(url)?))
+    }
+
+    fn init_sqlite(conn: rusqlite::Connection) -> Result<Self> {
+        let setup = || -> rusqlite::Result<()> {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.set_prepared_statement_cache_capacity(256);
+            Ok(())
+        };
+        setup().map_err(db::DbError::from)?;
+        Self::init(Conn::Sqlite(conn))
+    }
+
+    fn init(mut conn: Conn) -> Result<Self> {
         migrations::apply(&mut conn)?;
         Ok(Self { conn: Mutex::new(conn), batches: mlflow::BatchQueue::default() })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    fn conn(&self) -> MutexGuard<'_, Conn> {
         // A panic while holding the lock cannot leave a half-written
         // transaction behind (SQLite rolls it back), so the poison is moot.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
@@ -109,4 +126,18 @@ fn to_json_text(value: &serde_json::Value) -> String {
 
 fn from_json_text(what: &'static str, text: &str) -> Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|source| StoreError::Json { what, source })
+}
+
+/// A fresh store for a unit test: in memory, or, when
+/// `TARN_TEST_DATABASE_URL` names a PostgreSQL server, a new database there.
+#[cfg(test)]
+pub(crate) fn test_store() -> Store {
+    let Ok(url) = std::env::var("TARN_TEST_DATABASE_URL") else {
+        return Store::open_in_memory().unwrap();
+    };
+    let name = format!("tarn_test_{}", tarn_core::id::random_hex(8));
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    Store::connect(&format!("{base}/{name}")).unwrap()
 }

@@ -1,7 +1,7 @@
 //! Cluster libraries: which libraries each cluster has, in the order asked
 //! for, and which are to go at its next start.
 
-use rusqlite::params;
+use crate::db::params;
 
 use crate::{Result, Store, from_json_text, to_json_text};
 
@@ -23,8 +23,8 @@ impl Store {
             "SELECT key, library, uninstall_pending FROM cluster_libraries WHERE cluster_id = ?1 ORDER BY position",
         )?;
         let rows = stmt
-            .query_map([cluster_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .query_map([cluster_id], |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<bool>(2)?)))?
+            .collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(key, library, uninstall_pending)| {
                 Ok(LibraryRow {
@@ -40,7 +40,7 @@ impl Store {
     pub fn clusters_with_libraries(&self) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT DISTINCT cluster_id FROM cluster_libraries ORDER BY cluster_id")?;
-        let ids = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+        let ids = stmt.query_map(crate::db::params![], |r| r.get(0))?.collect::<crate::db::Result<Vec<String>>>()?;
         Ok(ids)
     }
 
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn libraries_keep_their_order_and_uninstall_at_restart() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let a = ("pypi:a".to_string(), json!({"pypi": {"package": "a"}}));
         let b = ("pypi:b".to_string(), json!({"pypi": {"package": "b"}}));
         store.add_cluster_libraries("c1", &[a.clone(), b.clone()]).unwrap();

@@ -1,11 +1,11 @@
-//! Schema migrations, embedded in the binary and applied in order at open.
-//! SQLite's `user_version` records how many have run.
+//! Schema migrations, embedded in the binary and applied in order at open,
+//! one list per dialect. SQLite's `user_version` records how many have run;
+//! on PostgreSQL, the one row of `tarn_schema`.
 
-use rusqlite::Connection;
-
+use crate::db::{Conn, Dialect, OptionalExtension};
 use crate::{Result, StoreError};
 
-const MIGRATIONS: &[&str] = &[
+const SQLITE: &[&str] = &[
     include_str!("../migrations/0001_foundation.sql"),
     include_str!("../migrations/0002_catalog.sql"),
     include_str!("../migrations/0003_audit.sql"),
@@ -30,17 +30,50 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0022_pipeline_events_by_update.sql"),
 ];
 
-pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
-    let known = MIGRATIONS.len() as i64;
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+/// PostgreSQL's schema starts at SQLite's 22nd migration: its first file is
+/// the schema those 22 built, and later ones pair with SQLite's one to one.
+const POSTGRES: &[&str] = &[include_str!("../migrations/postgres/0022_schema.sql")];
+const POSTGRES_BASE: usize = 21;
+
+pub(crate) fn apply(conn: &mut Conn) -> Result<()> {
+    let (list, base) = match conn.dialect() {
+        Dialect::Sqlite => (SQLITE, 0),
+        Dialect::Postgres => (POSTGRES, POSTGRES_BASE),
+    };
+    let known = (base + list.len()) as i64;
+    let found = version(conn)?;
     if found > known {
         return Err(StoreError::TooNew { found, known });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    let done = usize::try_from(found).unwrap_or(0).saturating_sub(base);
+    for (i, sql) in list.iter().enumerate().skip(done) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        set_version(&tx, (base + i + 1) as i64)?;
         tx.commit()?;
+    }
+    Ok(())
+}
+
+/// How many migrations the database has had.
+pub(crate) fn version(conn: &Conn) -> Result<i64> {
+    Ok(match conn.dialect() {
+        Dialect::Sqlite => conn.query_row("PRAGMA user_version", [0; 0], |r| r.get(0))?,
+        Dialect::Postgres => {
+            conn.execute_batch("CREATE TABLE IF NOT EXISTS tarn_schema (version BIGINT NOT NULL)")?;
+            conn.query_row("SELECT version FROM tarn_schema", [0; 0], |r| r.get(0)).optional()?.unwrap_or(0)
+        }
+    })
+}
+
+fn set_version(conn: &Conn, version: i64) -> Result<()> {
+    match conn.dialect() {
+        // PRAGMA takes no parameters.
+        Dialect::Sqlite => conn.execute_batch(&format!("PRAGMA user_version = {version}"))?,
+        Dialect::Postgres => {
+            conn.execute("DELETE FROM tarn_schema", [0; 0])?;
+            conn.execute("INSERT INTO tarn_schema (version) VALUES (?1)", [version])?;
+        }
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Quality monitors and their refreshes. A refresh's state is written
 //! fenced on the state read, so a cancel and a finish cannot both land.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 use serde_json::Value;
 
 use crate::{Result, Store, from_json_text, to_json_text};
@@ -26,7 +26,7 @@ pub struct RefreshRow {
 
 const REFRESH_COLUMNS: &str = "table_name, refresh_id, state, trigger, start_time_ms, end_time_ms, message";
 
-fn refresh(r: &rusqlite::Row<'_>) -> rusqlite::Result<RefreshRow> {
+fn refresh(r: &Row<'_>) -> crate::db::Result<RefreshRow> {
     Ok(RefreshRow {
         table_name: r.get(0)?,
         refresh_id: r.get(1)?,
@@ -42,7 +42,7 @@ impl Store {
     /// Inserts a monitor; false if the table has one.
     pub fn insert_monitor(&self, row: &MonitorRow) -> Result<bool> {
         let n = self.conn().execute(
-            "INSERT OR IGNORE INTO quality_monitors (table_name, info, created_time) VALUES (?1, ?2, ?3)",
+            "INSERT INTO quality_monitors (table_name, info, created_time) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             params![row.table_name, to_json_text(&row.info), row.created_time],
         )?;
         Ok(n == 1)
@@ -62,7 +62,7 @@ impl Store {
             .query_row(
                 "SELECT table_name, info, created_time FROM quality_monitors WHERE table_name = ?1",
                 [table_name],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
+                |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?)),
             )
             .optional()?;
         found
@@ -78,8 +78,8 @@ impl Store {
         let mut stmt =
             conn.prepare_cached("SELECT table_name, info, created_time FROM quality_monitors ORDER BY table_name")?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .query_map(crate::db::params![], |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?)))?
+            .collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(table_name, info, created_time)| {
                 Ok(MonitorRow { table_name, info: from_json_text("quality_monitors.info", &info)?, created_time })
@@ -155,7 +155,8 @@ impl Store {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {REFRESH_COLUMNS} FROM monitor_refreshes WHERE table_name = ?1 ORDER BY refresh_id DESC LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![table_name, limit as i64], refresh)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows =
+            stmt.query_map(params![table_name, limit as i64], refresh)?.collect::<crate::db::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -179,9 +180,9 @@ impl Store {
         )?;
         let rows = stmt
             .query_map(params![limit as i64, offset as i64], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?))
             })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(table_name, info, created_time)| {
                 Ok(MonitorRow { table_name, info: from_json_text("quality_monitors.info", &info)?, created_time })
@@ -197,6 +198,6 @@ impl Store {
              ORDER BY refresh_id DESC LIMIT ?2 OFFSET ?3"
         ))?;
         let args = params![table_name, limit as i64, offset as i64];
-        Ok(stmt.query_map(args, refresh)?.collect::<rusqlite::Result<Vec<_>>>()?)
+        Ok(stmt.query_map(args, refresh)?.collect::<crate::db::Result<Vec<_>>>()?)
     }
 }

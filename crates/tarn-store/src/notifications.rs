@@ -1,7 +1,7 @@
 //! Notification destinations, and the trigger state of jobs (when each
 //! schedule last fired, what each file-arrival trigger last saw).
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 
 use crate::{Result, Store, from_json_text, to_json_text};
 
@@ -28,7 +28,7 @@ pub struct DestinationRow {
 
 const COLUMNS: &str = "id, display_name, destination_type, config, created_by, created_time";
 
-fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<(DestinationRow, String)> {
+fn raw(r: &Row<'_>) -> crate::db::Result<(DestinationRow, String)> {
     Ok((
         DestinationRow {
             id: r.get(0)?,
@@ -51,8 +51,12 @@ impl Store {
     /// Inserts or replaces a destination.
     pub fn put_destination(&self, row: &DestinationRow) -> Result<()> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO notification_destinations (id, display_name, destination_type, config,
-                 created_by, created_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO notification_destinations (id, display_name, destination_type, config,
+                 created_by, created_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (id) DO UPDATE SET
+                     display_name = excluded.display_name, destination_type = excluded.destination_type,
+                     config = excluded.config, created_by = excluded.created_by,
+                     created_time = excluded.created_time",
             params![
                 row.id,
                 row.display_name,
@@ -78,7 +82,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt =
             conn.prepare_cached(&format!("SELECT {COLUMNS} FROM notification_destinations ORDER BY created_time, id"))?;
-        let rows = stmt.query_map([], raw)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(crate::db::params![], raw)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(into_row).collect()
     }
 
@@ -133,14 +137,15 @@ impl Store {
     /// Jobs whose settings have a `schedule` or a `trigger`, as (id, settings).
     pub fn triggered_jobs(&self) -> Result<Vec<(i64, serde_json::Value)>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT job_id, settings FROM jobs
-             WHERE json_extract(settings, '$.schedule') IS NOT NULL
-                OR json_extract(settings, '$.trigger') IS NOT NULL",
-        )?;
+        let d = conn.dialect();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT job_id, settings FROM jobs WHERE {} IS NOT NULL OR {} IS NOT NULL",
+            d.json_field("settings", "schedule"),
+            d.json_field("settings", "trigger"),
+        ))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .query_map(crate::db::params![], |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)))?
+            .collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(|(id, s)| Ok((id, from_json_text("jobs.settings", &s)?))).collect()
     }
 }
@@ -152,7 +157,7 @@ mod tests {
 
     #[test]
     fn destinations_and_schedule_state_round_trip() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let row = DestinationRow {
             id: "d1".into(),
             display_name: "hook".into(),

@@ -1,7 +1,7 @@
 //! Direct permissions on workspace objects, as the Permissions API sets
 //! them; what they allow is `tarn-identity`'s.
 
-use rusqlite::params;
+use crate::db::params;
 
 use crate::{Result, Store};
 
@@ -23,7 +23,7 @@ impl Store {
         let rows = stmt.query_map(params![object_type, object_id], |r| {
             Ok(ObjectAclRow { principal_kind: r.get(0)?, principal: r.get(1)?, level: r.get(2)? })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<crate::db::Result<_>>()?)
     }
 
     /// Replaces an object's direct permissions.
@@ -36,8 +36,9 @@ impl Store {
         )?;
         for row in rows {
             tx.execute(
-                "INSERT OR REPLACE INTO object_acls (object_type, object_id, principal_kind, principal, level)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO object_acls (object_type, object_id, principal_kind, principal, level)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (object_type, object_id, principal_kind, principal) DO UPDATE SET level = excluded.level",
                 params![object_type, object_id, row.principal_kind, row.principal, row.level],
             )?;
         }

@@ -2,7 +2,7 @@
 //! have read. Which update states may follow which is `tarn-pipelines`'
 //! rule; here an update's state is written fenced on the state read.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 use serde_json::Value;
 
 use crate::{Result, Store, from_json_text, to_json_text};
@@ -68,7 +68,7 @@ const UPDATE_COLUMNS: &str =
 const EVENT_COLUMNS: &str =
     "seq, id, pipeline_id, update_id, timestamp, level, event_type, message, origin, details, error";
 
-fn pipeline(r: &rusqlite::Row<'_>) -> rusqlite::Result<(PipelineRow, String)> {
+fn pipeline(r: &Row<'_>) -> crate::db::Result<(PipelineRow, String)> {
     let row = PipelineRow {
         pipeline_id: r.get(0)?,
         name: r.get(1)?,
@@ -86,7 +86,7 @@ fn with_spec((mut row, spec): (PipelineRow, String)) -> Result<PipelineRow> {
     Ok(row)
 }
 
-fn update(r: &rusqlite::Row<'_>) -> rusqlite::Result<(UpdateRow, String)> {
+fn update(r: &Row<'_>) -> crate::db::Result<(UpdateRow, String)> {
     let row = UpdateRow {
         update_id: r.get(0)?,
         pipeline_id: r.get(1)?,
@@ -109,7 +109,7 @@ fn with_request((mut row, request): (UpdateRow, String)) -> Result<UpdateRow> {
 
 type EventText = (PipelineEventRow, String, String, Option<String>);
 
-fn event(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventText> {
+fn event(r: &Row<'_>) -> crate::db::Result<EventText> {
     let row = PipelineEventRow {
         seq: r.get(0)?,
         id: r.get(1)?,
@@ -169,12 +169,12 @@ impl Store {
     pub fn list_pipelines(&self, name_like: Option<&str>, offset: usize, limit: usize) -> Result<Vec<PipelineRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE ?1 IS NULL OR name LIKE ?1
+            "SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE name LIKE ?1 OR ?1 IS NULL
              ORDER BY lower(name), pipeline_id LIMIT ?2 OFFSET ?3"
         ))?;
         let rows = stmt
             .query_map(params![name_like, sql_i64(limit), sql_i64(offset)], pipeline)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(with_spec).collect()
     }
 
@@ -248,7 +248,7 @@ impl Store {
         ))?;
         let rows = stmt
             .query_map(params![pipeline_id, sql_i64(limit), sql_i64(offset)], update)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(with_request).collect()
     }
 
@@ -256,7 +256,7 @@ impl Store {
     pub fn unfinished_pipeline_updates(&self, final_states: &[&str]) -> Result<Vec<UpdateRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!("SELECT {UPDATE_COLUMNS} FROM pipeline_updates ORDER BY seq"))?;
-        let rows = stmt.query_map([], update)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(crate::db::params![], update)?.collect::<crate::db::Result<Vec<_>>>()?;
         let rows = rows.into_iter().filter(|(r, _)| !final_states.contains(&r.state.as_str()));
         rows.map(with_request).collect()
     }
@@ -274,10 +274,9 @@ impl Store {
     }
 
     pub fn insert_pipeline_event(&self, row: &PipelineEventRow) -> Result<i64> {
-        let conn = self.conn();
-        conn.execute(
+        Ok(self.conn().query_row(
             "INSERT INTO pipeline_events (id, pipeline_id, update_id, timestamp, level, event_type, message,
-             origin, details, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             origin, details, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING seq",
             params![
                 row.id,
                 row.pipeline_id,
@@ -290,8 +289,8 @@ impl Store {
                 to_json_text(&row.details),
                 row.error.as_ref().map(to_json_text)
             ],
-        )?;
-        Ok(conn.last_insert_rowid())
+            |r| r.get(0),
+        )?)
     }
 
     /// A pipeline's events as `filter` selects them, newest first unless
@@ -307,12 +306,13 @@ impl Store {
         let order = if filter.ascending { "ASC" } else { "DESC" };
         let levels = serde_json::to_string(&filter.levels).unwrap_or_default();
         let types = serde_json::to_string(&filter.event_types).unwrap_or_default();
+        let (levels_in, types_in) = (conn.dialect().json_strings("?2"), conn.dialect().json_strings("?3"));
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS} FROM pipeline_events WHERE pipeline_id = ?1
-             AND (?2 = '[]' OR level IN (SELECT value FROM json_each(?2)))
-             AND (?3 = '[]' OR event_type IN (SELECT value FROM json_each(?3)))
-             AND (?4 IS NULL OR update_id = ?4) AND (?5 IS NULL OR timestamp > ?5)
-             AND (?8 IS NULL OR seq > ?8)
+             AND (?2 = '[]' OR level IN {levels_in})
+             AND (?3 = '[]' OR event_type IN {types_in})
+             AND (update_id = ?4 OR ?4 IS NULL) AND (timestamp > ?5 OR ?5 IS NULL)
+             AND (seq > ?8 OR ?8 IS NULL)
              ORDER BY seq {order} LIMIT ?6 OFFSET ?7"
         ))?;
         let args = params![
@@ -325,7 +325,7 @@ impl Store {
             sql_i64(offset),
             filter.after_seq
         ];
-        let rows = stmt.query_map(args, event)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(args, event)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(with_json).collect()
     }
 
@@ -337,8 +337,8 @@ impl Store {
              ORDER BY batch",
         )?;
         let rows = stmt
-            .query_map(params![pipeline_id, flow], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?)))?
-            .collect::<rusqlite::Result<Vec<(i64, String, String)>>>()?;
+            .query_map(params![pipeline_id, flow], |r| Ok((r.get(0)?, r.get(1)?, r.get::<String>(2)?)))?
+            .collect::<crate::db::Result<Vec<(i64, String, String)>>>()?;
         let parse = |(b, s, p): (i64, String, String)| Ok((b, s, from_json_text("pipeline_flow_batches", &p)?));
         rows.into_iter().map(parse).collect()
     }
@@ -363,7 +363,7 @@ impl Store {
     /// Forgets a flow's batches, or only those in `state` when given.
     pub fn delete_flow_batches(&self, pipeline_id: &str, flow: &str, state: Option<&str>) -> Result<()> {
         self.conn().execute(
-            "DELETE FROM pipeline_flow_batches WHERE pipeline_id = ?1 AND flow = ?2 AND (?3 IS NULL OR state = ?3)",
+            "DELETE FROM pipeline_flow_batches WHERE pipeline_id = ?1 AND flow = ?2 AND (state = ?3 OR ?3 IS NULL)",
             params![pipeline_id, flow, state],
         )?;
         Ok(())
@@ -385,13 +385,15 @@ impl Store {
         let conn = self.conn();
         let order = if ascending { "ASC" } else { "DESC" };
         let types = serde_json::to_string(event_types).unwrap_or_default();
+        let (hint, types_in) =
+            (conn.dialect().indexed_by("pipeline_events_by_update"), conn.dialect().json_strings("?2"));
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM pipeline_events INDEXED BY pipeline_events_by_update WHERE update_id = ?1
-             AND (?2 = '[]' OR event_type IN (SELECT value FROM json_each(?2)))
+            "SELECT {EVENT_COLUMNS} FROM pipeline_events{hint} WHERE update_id = ?1
+             AND (?2 = '[]' OR event_type IN {types_in})
              ORDER BY seq {order} LIMIT ?3 OFFSET ?4"
         ))?;
         let args = params![update_id, types, sql_i64(limit), sql_i64(offset)];
-        let rows = stmt.query_map(args, event)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(args, event)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(with_json).collect()
     }
 }
@@ -404,7 +406,7 @@ mod update_events_tests {
 
     #[test]
     fn an_updates_events_come_by_type_and_in_either_order() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         for (i, (update, event_type)) in
             [("u1", "create_update"), ("u2", "create_update"), ("u1", "flow_progress"), ("u1", "flow_definition")]
                 .into_iter()

@@ -3,7 +3,7 @@
 //! member id names one principal. The `users` group is every active user
 //! and service principal, and is not stored.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use crate::db::{Conn as Connection, DbError, OptionalExtension, Row, params};
 
 use crate::{Result, Store, StoreError};
 
@@ -63,24 +63,22 @@ pub enum PrincipalWriteError {
     Store(#[from] StoreError),
 }
 
-impl From<rusqlite::Error> for PrincipalWriteError {
-    fn from(e: rusqlite::Error) -> Self {
-        match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::ConstraintViolation) => Self::Taken,
-            _ => Self::Store(e.into()),
-        }
+impl From<DbError> for PrincipalWriteError {
+    fn from(e: DbError) -> Self {
+        if e.is_unique_violation() { Self::Taken } else { Self::Store(e.into()) }
     }
 }
 
 const PRINCIPAL_COLUMNS: &str = "id, kind, user_name, display_name, application_id, active, external_id, given_name, \
                                  family_name, entitlements";
 
-fn entitlements(text: String) -> rusqlite::Result<Vec<String>> {
-    serde_json::from_str(&text)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+/// The JSON list of entitlements in column `index`.
+fn entitlements(r: &Row<'_>, index: usize) -> crate::db::Result<Vec<String>> {
+    let text: String = r.get(index)?;
+    serde_json::from_str(&text).map_err(|e| DbError::Column { index, problem: e.to_string() })
 }
 
-fn principal(r: &Row<'_>) -> rusqlite::Result<PrincipalRow> {
+fn principal(r: &Row<'_>) -> crate::db::Result<PrincipalRow> {
     let kind: String = r.get(1)?;
     Ok(PrincipalRow {
         id: r.get(0)?,
@@ -92,7 +90,7 @@ fn principal(r: &Row<'_>) -> rusqlite::Result<PrincipalRow> {
         external_id: r.get(6)?,
         given_name: r.get(7)?,
         family_name: r.get(8)?,
-        entitlements: entitlements(r.get(9)?)?,
+        entitlements: entitlements(r, 9)?,
     })
 }
 
@@ -182,10 +180,12 @@ impl Store {
     /// Users or service principals, oldest first.
     pub fn list_principals(&self, kind: PrincipalKind) -> Result<Vec<PrincipalRow>> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare(&format!("SELECT {PRINCIPAL_COLUMNS} FROM users WHERE kind = ?1 ORDER BY rowid"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {PRINCIPAL_COLUMNS} FROM users WHERE kind = ?1 ORDER BY {}",
+            conn.dialect().insertion_order()
+        ))?;
         let rows = stmt.query_map([kind.as_str()], principal)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<crate::db::Result<_>>()?)
     }
 
     /// Deletes a principal, its tokens and its memberships; false if there was none.
@@ -251,8 +251,11 @@ impl Store {
     /// Every group, oldest first, with its direct members.
     pub fn list_groups(&self) -> Result<Vec<GroupRow>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id, display_name, external_id, entitlements FROM groups ORDER BY rowid")?;
-        let groups = stmt.query_map([], group)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, display_name, external_id, entitlements FROM groups ORDER BY {}",
+            conn.dialect().insertion_order()
+        ))?;
+        let groups = stmt.query_map(crate::db::params![], group)?.collect::<crate::db::Result<Vec<_>>>()?;
         groups.into_iter().map(|g| with_members(&conn, g)).collect()
     }
 
@@ -274,7 +277,7 @@ impl Store {
              WHERE m.member_id = ?1 ORDER BY g.display_name",
         )?;
         let rows = stmt.query_map([member], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<crate::db::Result<_>>()?)
     }
 
     /// The groups `member` is in directly or through nested groups (not `users`).
@@ -287,7 +290,7 @@ impl Store {
              SELECT g.id, g.display_name FROM member_of o JOIN groups g ON g.id = o.id ORDER BY g.display_name",
         )?;
         let rows = stmt.query_map([member], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<crate::db::Result<_>>()?)
     }
 
     /// Whether `member` is in `admins`, directly or through nested groups.
@@ -301,7 +304,10 @@ impl Store {
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM group_members WHERE member_id = ?1", [member])?;
         for group in groups {
-            tx.execute("INSERT OR IGNORE INTO group_members (group_id, member_id) VALUES (?1, ?2)", [*group, member])?;
+            tx.execute(
+                "INSERT INTO group_members (group_id, member_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                [*group, member],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -310,34 +316,40 @@ impl Store {
     /// Adds `member` to the group named `group` (which must exist).
     pub fn add_to_group(&self, group: &str, member: i64) -> Result<()> {
         self.conn().execute(
-            "INSERT OR IGNORE INTO group_members (group_id, member_id)
-             SELECT id, ?2 FROM groups WHERE display_name = ?1",
+            "INSERT INTO group_members (group_id, member_id)
+             SELECT id, ?2 FROM groups WHERE display_name = ?1 ON CONFLICT DO NOTHING",
             params![group, member],
         )?;
         Ok(())
     }
 }
 
-fn group(r: &Row<'_>) -> rusqlite::Result<GroupRow> {
+fn group(r: &Row<'_>) -> crate::db::Result<GroupRow> {
     Ok(GroupRow {
         id: r.get(0)?,
         display_name: r.get(1)?,
         external_id: r.get(2)?,
-        entitlements: entitlements(r.get(3)?)?,
+        entitlements: entitlements(r, 3)?,
         members: Vec::new(),
     })
 }
 
 fn with_members(conn: &Connection, mut group: GroupRow) -> Result<GroupRow> {
-    let mut stmt = conn.prepare("SELECT member_id FROM group_members WHERE group_id = ?1 ORDER BY rowid")?;
-    group.members = stmt.query_map([group.id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT member_id FROM group_members WHERE group_id = ?1 ORDER BY {}",
+        conn.dialect().insertion_order()
+    ))?;
+    group.members = stmt.query_map([group.id], |r| r.get(0))?.collect::<crate::db::Result<_>>()?;
     Ok(group)
 }
 
-fn set_members(conn: &Connection, group: i64, members: &[i64]) -> rusqlite::Result<()> {
+fn set_members(conn: &Connection, group: i64, members: &[i64]) -> crate::db::Result<()> {
     conn.execute("DELETE FROM group_members WHERE group_id = ?1", [group])?;
     for member in members {
-        conn.execute("INSERT OR IGNORE INTO group_members (group_id, member_id) VALUES (?1, ?2)", [group, *member])?;
+        conn.execute(
+            "INSERT INTO group_members (group_id, member_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            [group, *member],
+        )?;
     }
     Ok(())
 }
@@ -363,7 +375,7 @@ mod tests {
 
     #[test]
     fn nested_groups_make_an_admin_and_names_stay_unique() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let ana = store.insert_principal(&user("ana@example.com"), 1).unwrap();
         assert!(matches!(store.insert_principal(&user("ana@example.com"), 2), Err(PrincipalWriteError::Taken)));
         let team = GroupRow {

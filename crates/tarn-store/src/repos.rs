@@ -3,7 +3,7 @@
 //! disk (`tarn-repos` decides where). A credential's token is sealed by
 //! `tarn-identity`'s key before it reaches this module.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 
 use crate::{Result, Store};
 
@@ -26,7 +26,7 @@ pub struct RepoRow {
 const REPO_COLUMNS: &str =
     "id, path, url, provider, branch, head_commit_id, sparse_checkout, git_credential_id, creator, created_at";
 
-fn repo(r: &rusqlite::Row<'_>) -> rusqlite::Result<RepoRow> {
+fn repo(r: &Row<'_>) -> crate::db::Result<RepoRow> {
     Ok(RepoRow {
         id: r.get(0)?,
         path: r.get(1)?,
@@ -58,7 +58,7 @@ pub struct GitCredentialRow {
 const CREDENTIAL_COLUMNS: &str = "credential_id, user_name, git_provider, git_username, git_email, name, \
      is_default_for_provider, sealed_token, created_at";
 
-fn credential(r: &rusqlite::Row<'_>) -> rusqlite::Result<GitCredentialRow> {
+fn credential(r: &Row<'_>) -> crate::db::Result<GitCredentialRow> {
     Ok(GitCredentialRow {
         credential_id: r.get(0)?,
         user_name: r.get(1)?,
@@ -106,7 +106,7 @@ impl Store {
         );
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map(params![prefix, after_id, limit as i64], repo)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<crate::db::Result<_>>()?)
     }
 
     /// Writes what a checkout changed: branch, head, patterns, credential.
@@ -164,7 +164,7 @@ impl Store {
             format!("SELECT {CREDENTIAL_COLUMNS} FROM git_credentials WHERE user_name = ?1 ORDER BY credential_id");
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map([user], credential)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<crate::db::Result<_>>()?)
     }
 
     /// Rewrites a credential (matched by user and id); the default flag
@@ -202,7 +202,7 @@ impl Store {
     }
 }
 
-fn clear_default(tx: &rusqlite::Transaction<'_>, user: &str, provider: &str, keep: i64) -> Result<()> {
+fn clear_default(tx: &crate::db::Conn, user: &str, provider: &str, keep: i64) -> Result<()> {
     tx.execute(
         "UPDATE git_credentials SET is_default_for_provider = 0
          WHERE user_name = ?1 AND lower(git_provider) = lower(?2) AND credential_id != ?3",
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn repos_list_by_prefix_and_page_by_id() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         store.insert_repo(&repo_row(3, "/Repos/a/x")).unwrap();
         store.insert_repo(&repo_row(5, "/Repos/b/y")).unwrap();
         store.insert_repo(&repo_row(7, "/Repos/a/z")).unwrap();
@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn credentials_are_per_user_with_one_default_per_provider() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let mut c = GitCredentialRow {
             credential_id: 0,
             user_name: "ann".into(),

@@ -1,7 +1,7 @@
 //! Secret scopes, sealed secret values and scope ACLs. This module never
 //! sees a value in clear: `tarn-identity` seals and opens them.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 
 use crate::{Result, Store};
 
@@ -23,7 +23,7 @@ pub struct SecretAclRow {
 
 const SCOPE_COLUMNS: &str = "name, backend_type, backend_config, creator";
 
-fn scope_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretScopeRow> {
+fn scope_row(r: &Row<'_>) -> crate::db::Result<SecretScopeRow> {
     Ok(SecretScopeRow { name: r.get(0)?, backend_type: r.get(1)?, backend_config: r.get(2)?, creator: r.get(3)? })
 }
 
@@ -58,8 +58,8 @@ impl Store {
     pub fn list_secret_scopes(&self) -> Result<Vec<SecretScopeRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {SCOPE_COLUMNS} FROM secret_scopes ORDER BY name"))?;
-        let rows = stmt.query_map([], scope_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = stmt.query_map(crate::db::params![], scope_row)?;
+        Ok(rows.collect::<crate::db::Result<_>>()?)
     }
 
     /// Deletes a scope with its secrets and ACLs.
@@ -100,7 +100,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT key, last_updated FROM secrets WHERE scope = ?1 ORDER BY key")?;
         let rows = stmt.query_map([scope], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<crate::db::Result<_>>()?)
     }
 
     pub fn delete_secret(&self, scope: &str, key: &str) -> Result<bool> {
@@ -128,6 +128,6 @@ impl Store {
         let mut stmt =
             conn.prepare("SELECT principal, permission FROM secret_acls WHERE scope = ?1 ORDER BY principal")?;
         let rows = stmt.query_map([scope], |r| Ok(SecretAclRow { principal: r.get(0)?, permission: r.get(1)? }))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<crate::db::Result<_>>()?)
     }
 }

@@ -1,7 +1,7 @@
 //! Model serving endpoints, one row each; which config states may follow
 //! which is `tarn-serving`'s rule.
 
-use rusqlite::OptionalExtension;
+use crate::db::{OptionalExtension, Row};
 use serde_json::Value;
 
 use crate::{Result, Store, from_json_text, to_json_text};
@@ -29,7 +29,7 @@ const COLUMNS: &str = "name, id, creator, creation_timestamp, last_updated_times
 /// settings, tags.
 type RawEndpoint = (EndpointRow, [Option<String>; 4]);
 
-fn endpoint(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawEndpoint> {
+fn endpoint(r: &Row<'_>) -> crate::db::Result<RawEndpoint> {
     let row = EndpointRow {
         name: r.get(0)?,
         id: r.get(1)?,
@@ -58,15 +58,15 @@ fn into_row((mut row, [config, pending, settings, tags]): RawEndpoint) -> Result
 }
 
 /// An endpoint's columns in `COLUMNS` order, as SQL values.
-fn values(row: &EndpointRow) -> [rusqlite::types::Value; 11] {
-    use rusqlite::types::Value as Sql;
+fn values(row: &EndpointRow) -> [crate::db::Value; 11] {
+    use crate::db::Value as Sql;
     let text = |v: Option<String>| v.map_or(Sql::Null, Sql::Text);
     [
         Sql::Text(row.name.clone()),
         Sql::Text(row.id.clone()),
         Sql::Text(row.creator.clone()),
-        Sql::Integer(row.creation_timestamp),
-        Sql::Integer(row.last_updated_timestamp),
+        Sql::Int(row.creation_timestamp),
+        Sql::Int(row.last_updated_timestamp),
         text(row.config.as_ref().map(to_json_text)),
         text(row.pending_config.as_ref().map(to_json_text)),
         Sql::Text(row.config_update.clone()),
@@ -80,10 +80,11 @@ impl Store {
     /// Inserts a new endpoint; false if one with its name exists.
     pub fn insert_endpoint(&self, row: &EndpointRow) -> Result<bool> {
         let sql = format!(
-            "INSERT OR IGNORE INTO serving_endpoints ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            "INSERT INTO serving_endpoints ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT DO NOTHING"
         );
         let conn = self.conn();
-        Ok(conn.execute(&sql, rusqlite::params_from_iter(values(row).iter()))? == 1)
+        Ok(conn.execute(&sql, crate::db::params_from_iter(values(row).iter()))? == 1)
     }
 
     /// Writes every field of an existing endpoint but its name, id and creation.
@@ -93,7 +94,7 @@ impl Store {
                  config_update = ?8, update_message = ?9, settings = ?10, tags = ?11
                  WHERE name = ?1 AND ?2 IS NOT NULL AND ?3 IS NOT NULL AND ?4 IS NOT NULL";
         let conn = self.conn();
-        Ok(conn.execute(sql, rusqlite::params_from_iter(values(row).iter()))? == 1)
+        Ok(conn.execute(sql, crate::db::params_from_iter(values(row).iter()))? == 1)
     }
 
     pub fn get_endpoint(&self, name: &str) -> Result<Option<EndpointRow>> {
@@ -108,7 +109,7 @@ impl Store {
     pub fn list_endpoints(&self) -> Result<Vec<EndpointRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM serving_endpoints ORDER BY name"))?;
-        let rows = stmt.query_map([], endpoint)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(crate::db::params![], endpoint)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(into_row).collect()
     }
 
@@ -124,7 +125,7 @@ mod tests {
 
     #[test]
     fn an_endpoint_round_trips_and_names_are_unique() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let mut row = EndpointRow {
             name: "e".into(),
             id: "1".into(),

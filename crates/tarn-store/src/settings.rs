@@ -1,6 +1,6 @@
 //! Workspace settings that are decided once and kept (the workspace id).
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, params};
 
 use crate::{Result, Store};
 
@@ -21,7 +21,7 @@ impl Store {
 mod tests {
     #[test]
     fn settings_are_decided_once() {
-        let store = crate::Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         assert_eq!(store.setting_or_init("k", || "a".into()).unwrap(), "a");
         assert_eq!(store.setting_or_init("k", || "b".into()).unwrap(), "a");
     }

@@ -2,7 +2,7 @@
 //! each alert's last evaluation. Trashing keeps the row (a trashed object
 //! is gone from lists and gets, as in Databricks); deleting removes it.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 use serde_json::Value;
 
 use crate::{Result, Store, from_json_text, to_json_text};
@@ -29,7 +29,7 @@ pub struct AlertStateRow {
 
 const COLUMNS: &str = "id, kind, info, owner, lifecycle_state, create_time_ms, update_time_ms";
 
-fn object(r: &rusqlite::Row<'_>) -> rusqlite::Result<(SqlObjectRow, String)> {
+fn object(r: &Row<'_>) -> crate::db::Result<(SqlObjectRow, String)> {
     let info: String = r.get(2)?;
     let row = SqlObjectRow {
         id: r.get(0)?,
@@ -81,7 +81,8 @@ impl Store {
             "SELECT {COLUMNS} FROM sql_objects WHERE kind = ?1 AND lifecycle_state = 'ACTIVE' AND id > ?2
              ORDER BY id LIMIT ?3"
         ))?;
-        let rows = stmt.query_map(params![kind, after, limit as i64], object)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows =
+            stmt.query_map(params![kind, after, limit as i64], object)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(parsed).collect()
     }
 
@@ -140,7 +141,8 @@ impl Store {
         let sql = match seen.last_evaluated_ms {
             None => {
                 "INSERT INTO alert_states (alert_id, state, trigger_time_ms, last_evaluated_ms, error)
-                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE ?6 IS NULL ON CONFLICT (alert_id) DO NOTHING"
+                 SELECT ?1, ?2, CAST(?3 AS BIGINT), CAST(?4 AS BIGINT), ?5 WHERE ?6 IS NULL
+                 ON CONFLICT (alert_id) DO NOTHING"
             }
             Some(_) => {
                 "UPDATE alert_states SET state = ?2, trigger_time_ms = ?3, last_evaluated_ms = ?4, error = ?5
@@ -170,7 +172,7 @@ mod tests {
 
     #[test]
     fn trashed_objects_leave_lists_and_states_follow_deletes() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         for id in ["a", "b", "c"] {
             store.insert_sql_object(&row(id)).unwrap();
         }

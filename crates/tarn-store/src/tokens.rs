@@ -2,7 +2,7 @@
 //! make (REST and Spark Connect): it yields the caller as a [`User`]. Only
 //! the SHA-256 of a token is stored.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
 use crate::{Result, Store, StoreError};
@@ -63,7 +63,7 @@ pub fn new_token_secret() -> String {
     format!("dapi{}", tarn_core::id::random_hex(16))
 }
 
-fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+fn token_row(r: &Row<'_>) -> crate::db::Result<TokenRow> {
     Ok(TokenRow {
         token_id: r.get(0)?,
         user_id: r.get(1)?,
@@ -95,7 +95,7 @@ impl Store {
     pub fn revoke_engine_tokens(&self, comment: Option<&str>) -> Result<usize> {
         Ok(self
             .conn()
-            .execute("DELETE FROM tokens WHERE purpose = 'engine' AND (?1 IS NULL OR comment = ?1)", [comment])?)
+            .execute("DELETE FROM tokens WHERE purpose = 'engine' AND (comment = ?1 OR ?1 IS NULL)", [comment])?)
     }
 
     fn create_token_for(
@@ -172,7 +172,9 @@ impl Store {
     }
 
     pub fn count_tokens(&self) -> Result<i64> {
-        Ok(self.conn().query_row("SELECT COUNT(*) FROM tokens WHERE purpose = 'user'", [], |r| r.get(0))?)
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM tokens WHERE purpose = 'user'", crate::db::params![], |r| r.get(0))?)
     }
 
     /// The token whose secret this is, its user, and whether that user is active.
@@ -188,7 +190,7 @@ impl Store {
                     Ok((
                         token_row(r)?,
                         User { id: r.get(1)?, user_name: r.get(5)?, display_name: r.get(6)?, admin: false },
-                        r.get::<_, bool>(7)?,
+                        r.get::<bool>(7)?,
                     ))
                 },
             )
@@ -219,10 +221,10 @@ impl Store {
         let mut stmt = conn.prepare(
             "SELECT t.token_id, t.user_id, t.comment, t.creation_time, t.expiry_time, u.user_name
              FROM tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.purpose = 'user' AND (?1 IS NULL OR t.user_id = ?1) ORDER BY t.creation_time, t.token_id",
+             WHERE t.purpose = 'user' AND (t.user_id = ?1 OR ?1 IS NULL) ORDER BY t.creation_time, t.token_id",
         )?;
         let rows = stmt.query_map([owner], |r| Ok((token_row(r)?, r.get(5)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(rows.collect::<crate::db::Result<_>>()?)
     }
 
     /// Deletes a user's token whoever owns it; false when there was none.
@@ -247,7 +249,7 @@ mod tests {
 
     #[test]
     fn tokens_are_found_by_secret_and_stored_hashed() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let user = store.ensure_user("admin", "Admin", 1).unwrap();
         assert_eq!(store.ensure_user("admin", "Admin", 2).unwrap(), user);
         let (secret, row) = store.create_token(&user, "c", None, 1).unwrap();
@@ -259,7 +261,8 @@ mod tests {
         assert_eq!(store.find_token(&secret).unwrap().unwrap().0, row);
         assert!(store.find_token("dapiwrong").unwrap().is_none());
         assert_eq!(store.authenticate(&secret, i64::MAX).unwrap(), user);
-        let stored: String = store.conn().query_row("SELECT token_hash FROM tokens", [], |r| r.get(0)).unwrap();
+        let stored: String =
+            store.conn().query_row("SELECT token_hash FROM tokens", crate::db::params![], |r| r.get(0)).unwrap();
         assert!(!stored.contains(&secret));
         let (engine_secret, _) = store.create_engine_token(&user, "engine of c1", 1).unwrap();
         assert!(store.find_token(&engine_secret).unwrap().is_some());
@@ -271,7 +274,7 @@ mod tests {
 
     #[test]
     fn a_token_authenticates_its_user_until_it_expires() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let user = store.ensure_user("u", "U", 1).unwrap();
         let (secret, _) = store.create_token(&user, "short", Some(1), 0).unwrap();
         assert_eq!(store.authenticate(&secret, 999).unwrap(), user);

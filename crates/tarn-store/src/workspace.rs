@@ -2,7 +2,7 @@
 //! where); a row keeps the object's stable id, its type and a notebook's
 //! language.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 
 use crate::{Result, Store};
 
@@ -23,7 +23,7 @@ pub struct WorkspaceObject {
 
 const COLUMNS: &str = "object_id, path, parent, object_type, language, created_at, modified_at, creator";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WorkspaceObject> {
+fn row(r: &Row<'_>) -> crate::db::Result<WorkspaceObject> {
     Ok(WorkspaceObject {
         object_id: r.get(0)?,
         path: r.get(1)?,
@@ -52,7 +52,7 @@ impl Store {
         let conn = self.conn();
         let mut stmt =
             conn.prepare(&format!("SELECT {COLUMNS} FROM workspace_objects WHERE parent = ?1 ORDER BY path"))?;
-        let rows = stmt.query_map([parent], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map([parent], row)?.collect::<crate::db::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn ids_survive_overwrite_and_trees_delete_by_prefix() {
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let dir = store.ensure_workspace_directory("/a", "/", "me", 1).unwrap();
         assert_eq!(store.ensure_workspace_directory("/a", "/", "me", 9).unwrap(), dir);
         let nb = store.put_workspace_object(&object("/a/nb", "/a", "NOTEBOOK", 2)).unwrap();

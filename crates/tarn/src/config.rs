@@ -58,6 +58,35 @@ pub struct Config {
     /// names their image (`TARN_SAIL_K8S_NAMESPACE`, `TARN_SAIL_K8S_KUBECONFIG`,
     /// `TARN_SAIL_K8S_DRIVER_HOST`, `TARN_SAIL_K8S_SERVICE_ACCOUNT`).
     pub sail_kubernetes: Option<tarn_compute::backend::SailKubernetes>,
+    /// The metadata store: `TARN_DATABASE_URL=postgres://user:password@host/db`
+    /// for PostgreSQL; unset, SQLite in `$TARN_HOME/metadata.db`.
+    pub database: Database,
+}
+
+/// Where the metadata lives. The URL may hold a password, so it never
+/// prints.
+#[derive(Clone)]
+pub enum Database {
+    Sqlite,
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Database::Sqlite => "Sqlite",
+            Database::Postgres(_) => "Postgres(..)",
+        })
+    }
+}
+
+impl Database {
+    fn from_env() -> Self {
+        match std::env::var("TARN_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+            Some(url) => Database::Postgres(url),
+            None => Database::Sqlite,
+        }
+    }
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -135,6 +164,7 @@ impl Config {
                 home: std::env::var_os("TARN_SPARK_HOME").filter(|h| !h.is_empty()).map(PathBuf::from).map(absolute),
             },
             sail_kubernetes: sail_kubernetes(),
+            database: Database::from_env(),
             smtp: tarn_jobs::SmtpConfig {
                 host: std::env::var("TARN_SMTP_HOST").ok().filter(|h| !h.is_empty()),
                 port: u16::try_from(env_u64("TARN_SMTP_PORT", 25)).unwrap_or(25),
@@ -166,7 +196,10 @@ impl Config {
 
     pub fn open_store(&self) -> Result<tarn_store::Store, String> {
         std::fs::create_dir_all(&self.home).map_err(|e| format!("creating {}: {e}", self.home.display()))?;
-        tarn_store::Store::open(&self.store_path()).map_err(|e| e.to_string())
+        match &self.database {
+            Database::Sqlite => tarn_store::Store::open(&self.store_path()).map_err(|e| e.to_string()),
+            Database::Postgres(url) => tarn_store::Store::connect(url).map_err(|e| e.to_string()),
+        }
     }
 }
 

@@ -6,8 +6,10 @@ mod assist;
 mod bundle_cli;
 mod bundle_init;
 mod config;
+mod config_file;
 mod git_sources;
 mod jobs_cli;
+mod migrate;
 mod pipeline_tasks;
 mod pipelines_cli;
 mod serve;
@@ -83,6 +85,17 @@ enum Command {
     /// Declarative Automation Bundles: init, validate, deploy, run, destroy,
     /// summary (as the databricks CLI's `bundle` group).
     Bundle(bundle_cli::BundleArgs),
+    /// Copy the workspace's metadata from one store to another (today:
+    /// from `$TARN_HOME/metadata.db` into the PostgreSQL `TARN_DATABASE_URL`).
+    Migrate {
+        #[arg(long, value_enum)]
+        from: migrate::StoreKind,
+        #[arg(long, value_enum)]
+        to: migrate::StoreKind,
+        /// The SQLite file to read (default `$TARN_HOME/metadata.db`).
+        #[arg(long)]
+        sqlite: Option<std::path::PathBuf>,
+    },
     /// Manage tarn's Python environments.
     Env {
         #[command(subcommand)]
@@ -112,12 +125,32 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // The file's settings become the variables the environment leaves unset,
+    // then the command line is read again so its env-backed flags see them.
+    let cli = match config_file::read(&config_file::path(&cli.home)) {
+        Ok(settings) if settings.is_empty() => cli,
+        Ok(settings) => {
+            for (name, value) in settings {
+                if std::env::var_os(&name).is_none() {
+                    // SAFETY: no other thread runs yet; nothing reads the
+                    // environment concurrently.
+                    unsafe { std::env::set_var(name, value) };
+                }
+            }
+            Cli::parse()
+        }
+        Err(e) => {
+            eprintln!("tarn: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = Config::from_env(cli.home);
     let result = match cli.command {
         Command::Serve { host, port, spark_connect_port, tls } => {
             serve::run(config, &host, port, spark_connect_port, &tls)
         }
         Command::Token { action } => token::run(&config, action),
+        Command::Migrate { from, to, sqlite } => migrate::run(&config, from, to, sqlite),
         Command::Env { action: EnvAction::Sync { runtime, all } } => serve::env_sync(&config, runtime.as_deref(), all),
         Command::Mcp => assist::mcp(&config.home),
         Command::Compute { auto_select } => assist::list_compute(&config.home, auto_select),

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, params};
 
 use super::runs::{LoggedBatch, MetricRow};
 use crate::{Result, Store, StoreError};
@@ -84,7 +84,7 @@ impl Store {
 
 /// Writes `group` in one transaction; each batch's outcome is settled
 /// unless the commit itself fails (then the caller settles them all).
-fn write_group(conn: &mut rusqlite::Connection, group: &[Arc<PendingBatch>]) -> Result<()> {
+fn write_group(conn: &mut crate::db::Conn, group: &[Arc<PendingBatch>]) -> Result<()> {
     if let [batch] = group {
         // Alone, a batch needs no savepoint: its transaction is its own.
         let tx = conn.transaction()?;
@@ -113,7 +113,7 @@ fn write_group(conn: &mut rusqlite::Connection, group: &[Arc<PendingBatch>]) -> 
     Ok(())
 }
 
-fn write_batch(tx: &rusqlite::Connection, batch: &PendingBatch) -> Result<LoggedBatch> {
+fn write_batch(tx: &crate::db::Conn, batch: &PendingBatch) -> Result<LoggedBatch> {
     let run_uuid = &batch.run_uuid;
     for (key, value) in &batch.params {
         let old: Option<String> = tx
@@ -131,21 +131,24 @@ fn write_batch(tx: &rusqlite::Connection, batch: &PendingBatch) -> Result<Logged
             }
         }
     }
-    let mut set_tag =
-        tx.prepare_cached("INSERT OR REPLACE INTO mlflow_tags (run_uuid, key, value) VALUES (?1, ?2, ?3)")?;
+    let mut set_tag = tx.prepare_cached(
+        "INSERT INTO mlflow_tags (run_uuid, key, value) VALUES (?1, ?2, ?3)
+                           ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
+    )?;
     for (key, value) in &batch.tags {
         set_tag.execute(params![run_uuid, key, value])?;
     }
     let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO mlflow_metrics (run_uuid, key, value, is_nan, timestamp, step)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO mlflow_metrics (run_uuid, key, value, is_nan, timestamp, step)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
     )?;
     let mut latest = tx.prepare_cached(
         "INSERT INTO mlflow_latest_metrics (run_uuid, key, value, is_nan, timestamp, step)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (run_uuid, key) DO UPDATE SET
            value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step
-         WHERE (excluded.step, excluded.timestamp, excluded.value) > (step, timestamp, value)",
+         WHERE (excluded.step, excluded.timestamp, excluded.value)
+             > (mlflow_latest_metrics.step, mlflow_latest_metrics.timestamp, mlflow_latest_metrics.value)",
     )?;
     for m in &batch.metrics {
         let values = params![run_uuid, m.key, m.value, m.is_nan, m.timestamp, m.step];

@@ -1,6 +1,6 @@
 //! Experiments and their tags.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 
 use crate::{Result, Store};
 
@@ -20,7 +20,7 @@ pub struct ExperimentRow {
 const COLUMNS: &str =
     "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time, creator";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExperimentRow> {
+fn row(r: &Row<'_>) -> crate::db::Result<ExperimentRow> {
     Ok(ExperimentRow {
         experiment_id: r.get(0)?,
         name: r.get(1)?,
@@ -33,10 +33,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExperimentRow> {
     })
 }
 
-fn with_tags(conn: &rusqlite::Connection, mut e: ExperimentRow) -> Result<ExperimentRow> {
+fn with_tags(conn: &crate::db::Conn, mut e: ExperimentRow) -> Result<ExperimentRow> {
     let mut stmt =
         conn.prepare_cached("SELECT key, value FROM mlflow_experiment_tags WHERE experiment_id = ?1 ORDER BY key")?;
-    e.tags = stmt.query_map([e.experiment_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    e.tags = stmt.query_map([e.experiment_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<crate::db::Result<_>>()?;
     Ok(e)
 }
 
@@ -59,8 +59,11 @@ impl Store {
         if taken.is_some() {
             return Ok(None);
         }
-        let next: i64 =
-            tx.query_row("SELECT COALESCE(MAX(experiment_id) + 1, 0) FROM mlflow_experiments", [], |r| r.get(0))?;
+        let next: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(experiment_id) + 1, 0) FROM mlflow_experiments",
+            crate::db::params![],
+            |r| r.get(0),
+        )?;
         tx.execute(
             "INSERT INTO mlflow_experiments (experiment_id, name, artifact_location, creation_time, last_update_time,
                  creator)
@@ -69,7 +72,8 @@ impl Store {
         )?;
         for (key, value) in tags {
             tx.execute(
-                "INSERT OR REPLACE INTO mlflow_experiment_tags (experiment_id, key, value) VALUES (?1, ?2, ?3)",
+                "INSERT INTO mlflow_experiment_tags (experiment_id, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
                 params![next, key, value],
             )?;
         }
@@ -100,7 +104,7 @@ impl Store {
     pub fn list_experiments(&self) -> Result<Vec<ExperimentRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM mlflow_experiments ORDER BY experiment_id"))?;
-        let rows = stmt.query_map([], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(crate::db::params![], row)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(|e| with_tags(&conn, e)).collect()
     }
 
@@ -139,7 +143,8 @@ impl Store {
 
     pub fn set_experiment_tag(&self, experiment_id: i64, key: &str, value: &str) -> Result<()> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO mlflow_experiment_tags (experiment_id, key, value) VALUES (?1, ?2, ?3)",
+            "INSERT INTO mlflow_experiment_tags (experiment_id, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
             params![experiment_id, key, value],
         )?;
         Ok(())

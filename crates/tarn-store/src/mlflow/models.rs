@@ -1,6 +1,6 @@
 //! MLflow 3 logged models, and the inputs and outputs runs record.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 
 use super::runs::MetricRow;
 use crate::{Result, Store};
@@ -35,7 +35,7 @@ pub struct ModelMetric {
 const COLUMNS: &str = "model_id, experiment_id, name, artifact_location, creation_time, last_updated_time, status, \
                        status_message, model_type, source_run_id, lifecycle_stage";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoggedModelRow> {
+fn row(r: &Row<'_>) -> crate::db::Result<LoggedModelRow> {
     Ok(LoggedModelRow {
         model_id: r.get(0)?,
         experiment_id: r.get(1)?,
@@ -54,10 +54,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoggedModelRow> {
     })
 }
 
-fn complete(conn: &rusqlite::Connection, mut m: LoggedModelRow) -> Result<LoggedModelRow> {
+fn complete(conn: &crate::db::Conn, mut m: LoggedModelRow) -> Result<LoggedModelRow> {
     let pairs = |sql: &str| -> Result<Vec<(String, String)>> {
         let mut stmt = conn.prepare_cached(sql)?;
-        Ok(stmt.query_map([&m.model_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?)
+        Ok(stmt.query_map([&m.model_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<crate::db::Result<_>>()?)
     };
     m.tags = pairs("SELECT key, value FROM mlflow_logged_model_tags WHERE model_id = ?1 ORDER BY key")?;
     m.params = pairs("SELECT key, value FROM mlflow_logged_model_params WHERE model_id = ?1 ORDER BY key")?;
@@ -80,7 +80,7 @@ fn complete(conn: &rusqlite::Connection, mut m: LoggedModelRow) -> Result<Logged
                 dataset_digest: r.get(7)?,
             })
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<crate::db::Result<_>>()?;
     Ok(m)
 }
 
@@ -108,13 +108,15 @@ impl Store {
         )?;
         for (key, value) in &m.tags {
             tx.execute(
-                "INSERT OR REPLACE INTO mlflow_logged_model_tags (model_id, key, value) VALUES (?1, ?2, ?3)",
+                "INSERT INTO mlflow_logged_model_tags (model_id, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
                 params![m.model_id, key, value],
             )?;
         }
         for (key, value) in &m.params {
             tx.execute(
-                "INSERT OR REPLACE INTO mlflow_logged_model_params (model_id, key, value) VALUES (?1, ?2, ?3)",
+                "INSERT INTO mlflow_logged_model_params (model_id, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
                 params![m.model_id, key, value],
             )?;
         }
@@ -141,7 +143,7 @@ impl Store {
         );
         let mut stmt = conn.prepare(&sql)?;
         let rows =
-            stmt.query_map(rusqlite::params_from_iter(experiment_ids), row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            stmt.query_map(crate::db::params_from_iter(experiment_ids), row)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(|m| complete(&conn, m)).collect()
     }
 
@@ -158,7 +160,8 @@ impl Store {
         let tx = conn.transaction()?;
         for (key, value) in tags {
             tx.execute(
-                "INSERT OR REPLACE INTO mlflow_logged_model_tags (model_id, key, value) VALUES (?1, ?2, ?3)",
+                "INSERT INTO mlflow_logged_model_tags (model_id, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
                 params![model_id, key, value],
             )?;
         }
@@ -182,7 +185,8 @@ impl Store {
         let tx = conn.transaction()?;
         for (key, value) in model_params {
             tx.execute(
-                "INSERT OR REPLACE INTO mlflow_logged_model_params (model_id, key, value) VALUES (?1, ?2, ?3)",
+                "INSERT INTO mlflow_logged_model_params (model_id, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
                 params![model_id, key, value],
             )?;
         }

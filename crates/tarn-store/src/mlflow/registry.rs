@@ -1,6 +1,6 @@
 //! The model registry: registered models, versions, tags and aliases.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 
 use crate::{Result, Store};
 
@@ -41,7 +41,7 @@ pub struct ModelVersionRow {
 const VERSION_COLUMNS: &str = "name, version, creation_time, last_updated_time, description, user_id, current_stage, \
                                source, storage_location, run_id, run_link, model_id, status";
 
-fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersionRow> {
+fn version_row(r: &Row<'_>) -> crate::db::Result<ModelVersionRow> {
     Ok(ModelVersionRow {
         name: r.get(0)?,
         version: r.get(1)?,
@@ -61,26 +61,27 @@ fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersionRow> {
     })
 }
 
-fn complete_version(conn: &rusqlite::Connection, mut v: ModelVersionRow) -> Result<ModelVersionRow> {
+fn complete_version(conn: &crate::db::Conn, mut v: ModelVersionRow) -> Result<ModelVersionRow> {
     let mut tags = conn.prepare_cached(
         "SELECT key, value FROM mlflow_model_version_tags WHERE name = ?1 AND version = ?2 ORDER BY key",
     )?;
-    v.tags =
-        tags.query_map(params![v.name, v.version], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    v.tags = tags
+        .query_map(params![v.name, v.version], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<crate::db::Result<_>>()?;
     let mut aliases = conn.prepare_cached(
         "SELECT alias FROM mlflow_registered_model_aliases WHERE name = ?1 AND version = ?2 ORDER BY alias",
     )?;
-    v.aliases = aliases.query_map(params![v.name, v.version], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    v.aliases = aliases.query_map(params![v.name, v.version], |r| r.get(0))?.collect::<crate::db::Result<_>>()?;
     Ok(v)
 }
 
-fn complete_model(conn: &rusqlite::Connection, mut m: RegisteredModelRow) -> Result<RegisteredModelRow> {
+fn complete_model(conn: &crate::db::Conn, mut m: RegisteredModelRow) -> Result<RegisteredModelRow> {
     let mut tags =
         conn.prepare_cached("SELECT key, value FROM mlflow_registered_model_tags WHERE name = ?1 ORDER BY key")?;
-    m.tags = tags.query_map([&m.name], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    m.tags = tags.query_map([&m.name], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<crate::db::Result<_>>()?;
     let mut aliases = conn
         .prepare_cached("SELECT alias, version FROM mlflow_registered_model_aliases WHERE name = ?1 ORDER BY alias")?;
-    m.aliases = aliases.query_map([&m.name], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    m.aliases = aliases.query_map([&m.name], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<crate::db::Result<_>>()?;
     Ok(m)
 }
 
@@ -97,17 +98,18 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let inserted = tx.execute(
-            "INSERT OR IGNORE INTO mlflow_registered_models
+            "INSERT INTO mlflow_registered_models
                  (name, creation_time, last_updated_time, description, creator, model_id)
-             VALUES (?1, ?2, ?2, ?3, ?4, lower(hex(randomblob(16))))",
-            params![name, now, description, creator],
+             VALUES (?1, ?2, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            params![name, now, description, creator, tarn_core::id::random_hex(16)],
         )?;
         if inserted == 0 {
             return Ok(false);
         }
         for (key, value) in tags {
             tx.execute(
-                "INSERT OR REPLACE INTO mlflow_registered_model_tags (name, key, value) VALUES (?1, ?2, ?3)",
+                "INSERT INTO mlflow_registered_model_tags (name, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name, key) DO UPDATE SET value = excluded.value",
                 params![name, key, value],
             )?;
         }
@@ -150,7 +152,7 @@ impl Store {
     pub fn list_registered_model_names(&self) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT name FROM mlflow_registered_models ORDER BY name")?;
-        Ok(stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+        Ok(stmt.query_map(crate::db::params![], |r| r.get(0))?.collect::<crate::db::Result<_>>()?)
     }
 
     pub fn update_registered_model(&self, name: &str, description: &str, now: i64) -> Result<()> {
@@ -193,7 +195,8 @@ impl Store {
 
     pub fn set_registered_model_tag(&self, name: &str, key: &str, value: &str) -> Result<()> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO mlflow_registered_model_tags (name, key, value) VALUES (?1, ?2, ?3)",
+            "INSERT INTO mlflow_registered_model_tags (name, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name, key) DO UPDATE SET value = excluded.value",
             params![name, key, value],
         )?;
         Ok(())
@@ -238,7 +241,8 @@ impl Store {
         )?;
         for (key, value) in &v.tags {
             tx.execute(
-                "INSERT OR REPLACE INTO mlflow_model_version_tags (name, version, key, value) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO mlflow_model_version_tags (name, version, key, value) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value",
                 params![v.name, version, key, value],
             )?;
         }
@@ -261,10 +265,10 @@ impl Store {
     pub fn list_model_versions(&self, name: Option<&str>) -> Result<Vec<ModelVersionRow>> {
         let conn = self.conn();
         let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM mlflow_model_versions WHERE ?1 IS NULL OR name = ?1 ORDER BY name, version"
+            "SELECT {VERSION_COLUMNS} FROM mlflow_model_versions WHERE name = ?1 OR ?1 IS NULL ORDER BY name, version"
         );
         let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([name], version_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map([name], version_row)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(|v| complete_version(&conn, v)).collect()
     }
 
@@ -292,7 +296,8 @@ impl Store {
 
     pub fn set_model_version_tag(&self, name: &str, version: i64, key: &str, value: &str) -> Result<()> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO mlflow_model_version_tags (name, version, key, value) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO mlflow_model_version_tags (name, version, key, value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value",
             params![name, version, key, value],
         )?;
         Ok(())
@@ -308,7 +313,8 @@ impl Store {
 
     pub fn set_registered_model_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
         self.conn().execute(
-            "INSERT OR REPLACE INTO mlflow_registered_model_aliases (name, alias, version) VALUES (?1, ?2, ?3)",
+            "INSERT INTO mlflow_registered_model_aliases (name, alias, version) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
             params![name, alias, version],
         )?;
         Ok(())
@@ -343,7 +349,7 @@ impl Store {
         let mut stmt = conn.prepare_cached(&sql)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![name, limit, offset], version_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(params![name, limit, offset], version_row)?.collect::<crate::db::Result<Vec<_>>>()?;
         rows.into_iter().map(|v| complete_version(&conn, v)).collect()
     }
 

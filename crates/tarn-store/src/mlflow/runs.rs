@@ -1,6 +1,6 @@
 //! Runs, and the params, tags and metrics they log.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Row, params};
 
 use crate::{Result, Store};
 
@@ -48,7 +48,7 @@ pub enum LoggedBatch {
 const COLUMNS: &str =
     "run_uuid, experiment_id, name, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+fn row(r: &Row<'_>) -> crate::db::Result<RunRow> {
     Ok(RunRow {
         run_uuid: r.get(0)?,
         experiment_id: r.get(1)?,
@@ -62,13 +62,13 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
-fn metric(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetricRow> {
+fn metric(r: &Row<'_>) -> crate::db::Result<MetricRow> {
     Ok(MetricRow { key: r.get(0)?, value: r.get(1)?, is_nan: r.get(2)?, timestamp: r.get(3)?, step: r.get(4)? })
 }
 
-fn pairs(conn: &rusqlite::Connection, sql: &str, run_uuid: &str) -> Result<Vec<(String, String)>> {
+fn pairs(conn: &crate::db::Conn, sql: &str, run_uuid: &str) -> Result<Vec<(String, String)>> {
     let mut stmt = conn.prepare_cached(sql)?;
-    Ok(stmt.query_map([run_uuid], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?)
+    Ok(stmt.query_map([run_uuid], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<crate::db::Result<_>>()?)
 }
 
 impl Store {
@@ -91,7 +91,8 @@ impl Store {
         )?;
         for (key, value) in tags {
             tx.execute(
-                "INSERT OR REPLACE INTO mlflow_tags (run_uuid, key, value) VALUES (?1, ?2, ?3)",
+                "INSERT INTO mlflow_tags (run_uuid, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value",
                 params![run.run_uuid, key, value],
             )?;
         }
@@ -158,15 +159,15 @@ impl Store {
             "SELECT key, value, is_nan, timestamp, step FROM mlflow_metrics
              WHERE run_uuid = ?1 AND key = ?2 ORDER BY step, timestamp, value",
         )?;
-        Ok(stmt.query_map(params![run_uuid, key], metric)?.collect::<rusqlite::Result<_>>()?)
+        Ok(stmt.query_map(params![run_uuid, key], metric)?.collect::<crate::db::Result<_>>()?)
     }
 }
 
-fn run_data(conn: &rusqlite::Connection, run_uuid: &str) -> Result<RunData> {
+fn run_data(conn: &crate::db::Conn, run_uuid: &str) -> Result<RunData> {
     let mut stmt = conn.prepare_cached(
         "SELECT key, value, is_nan, timestamp, step FROM mlflow_latest_metrics WHERE run_uuid = ?1 ORDER BY key",
     )?;
-    let metrics = stmt.query_map([run_uuid], metric)?.collect::<rusqlite::Result<_>>()?;
+    let metrics = stmt.query_map([run_uuid], metric)?.collect::<crate::db::Result<_>>()?;
     let inputs =
         pairs(conn, "SELECT kind, body FROM mlflow_run_inputs WHERE run_uuid = ?1 ORDER BY position", run_uuid)?
             .into_iter()
@@ -185,7 +186,7 @@ impl Store {
     /// further than `cap` (a list shows "1000+" rather than scan a large one).
     pub fn count_active_runs(&self, experiment_id: i64, cap: u64) -> Result<u64> {
         let sql = "SELECT COUNT(*) FROM (SELECT 1 FROM mlflow_runs
-                   WHERE experiment_id = ?1 AND lifecycle_stage = 'active' LIMIT ?2)";
+                   WHERE experiment_id = ?1 AND lifecycle_stage = 'active' LIMIT ?2) AS active";
         let cap = i64::try_from(cap).unwrap_or(i64::MAX);
         let count: i64 = self.conn().query_row(sql, params![experiment_id, cap], |r| r.get(0))?;
         Ok(u64::try_from(count).unwrap_or(0))

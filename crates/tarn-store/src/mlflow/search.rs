@@ -2,7 +2,7 @@
 //! grammar becomes one SELECT over the runs, with an `EXISTS` per clause on
 //! metrics (latest values), params and tags, and joins for ordering.
 
-use rusqlite::types::Value;
+use crate::db::{Dialect, Value};
 
 use crate::{Result, Store};
 
@@ -110,7 +110,7 @@ fn like_to_glob(pattern: &str) -> String {
 }
 
 /// `column <op> value` with its bound values.
-fn predicate(column: &str, op: Comparison, value: &SqlValue, binds: &mut Vec<Value>) -> String {
+fn predicate(dialect: Dialect, column: &str, op: Comparison, value: &SqlValue, binds: &mut Vec<Value>) -> String {
     let bind = |v: &SqlValue, binds: &mut Vec<Value>| match v {
         SqlValue::Number(n) => binds.push(Value::Real(*n)),
         SqlValue::Text(t) => binds.push(Value::Text(t.clone())),
@@ -124,6 +124,10 @@ fn predicate(column: &str, op: Comparison, value: &SqlValue, binds: &mut Vec<Val
         Comparison::Gt => ">",
         Comparison::Ge => ">=",
         Comparison::Like => {
+            if dialect == Dialect::Postgres {
+                bind(value, binds);
+                return format!("{column} LIKE ?");
+            }
             if let SqlValue::Text(t) = value {
                 binds.push(Value::Text(like_to_glob(t)));
             }
@@ -161,7 +165,7 @@ fn entity_table(entity: Entity) -> Option<&'static str> {
     }
 }
 
-fn clause_sql(clause: &Clause, binds: &mut Vec<Value>) -> String {
+fn clause_sql(dialect: Dialect, clause: &Clause, binds: &mut Vec<Value>) -> String {
     match entity_table(clause.entity) {
         Some(table) if matches!(clause.op, Comparison::IsNull | Comparison::IsNotNull) => {
             binds.push(Value::Text(clause.key.clone()));
@@ -170,12 +174,12 @@ fn clause_sql(clause: &Clause, binds: &mut Vec<Value>) -> String {
         }
         Some(table) => {
             binds.push(Value::Text(clause.key.clone()));
-            let test = predicate("x.value", clause.op, &clause.value, binds);
+            let test = predicate(dialect, "x.value", clause.op, &clause.value, binds);
             format!("EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = ? AND {test})")
         }
         None => {
             let column = attribute_column(&clause.key).unwrap_or("run_uuid");
-            predicate(&format!("r.{column}"), clause.op, &clause.value, binds)
+            predicate(dialect, &format!("r.{column}"), clause.op, &clause.value, binds)
         }
     }
 }
@@ -193,12 +197,12 @@ fn driving_clause(query: &RunQuery) -> Option<usize> {
 /// the runs come from that metric clause's matches (a join, sorted after);
 /// without, from the experiments' runs in start-time order, each checked
 /// (a scan that stops at the page's end).
-fn search_sql(query: &RunQuery, driver: Option<usize>) -> (String, Vec<Value>) {
+fn search_sql(dialect: Dialect, query: &RunQuery, driver: Option<usize>) -> (String, Vec<Value>) {
     let mut joins = String::new();
     let mut join_binds = Vec::new();
     if let Some(clause) = driver.and_then(|i| query.clauses.get(i)) {
         let mut binds = vec![Value::Text(clause.key.clone())];
-        let test = predicate("d.value", clause.op, &clause.value, &mut binds);
+        let test = predicate(dialect, "d.value", clause.op, &clause.value, &mut binds);
         joins.push_str(&format!(" JOIN mlflow_latest_metrics d ON d.run_uuid = r.run_uuid AND d.key = ? AND {test}"));
         join_binds.extend(binds);
     }
@@ -222,7 +226,7 @@ fn search_sql(query: &RunQuery, driver: Option<usize>) -> (String, Vec<Value>) {
     order.push("r.run_uuid".into());
     let mut binds = join_binds;
     let ids = vec!["?"; query.experiment_ids.len()].join(", ");
-    binds.extend(query.experiment_ids.iter().map(|id| Value::Integer(*id)));
+    binds.extend(query.experiment_ids.iter().map(|id| Value::Int(*id)));
     let mut conditions = vec![format!("r.experiment_id IN ({ids})")];
     match query.lifecycle {
         Lifecycle::Active => conditions.push("r.lifecycle_stage = 'active'".into()),
@@ -231,11 +235,11 @@ fn search_sql(query: &RunQuery, driver: Option<usize>) -> (String, Vec<Value>) {
     }
     for (i, clause) in query.clauses.iter().enumerate() {
         if Some(i) != driver {
-            conditions.push(clause_sql(clause, &mut binds));
+            conditions.push(clause_sql(dialect, clause, &mut binds));
         }
     }
-    binds.push(Value::Integer(i64::try_from(query.limit).unwrap_or(i64::MAX)));
-    binds.push(Value::Integer(i64::try_from(query.offset).unwrap_or(i64::MAX)));
+    binds.push(Value::Int(i64::try_from(query.limit).unwrap_or(i64::MAX)));
+    binds.push(Value::Int(i64::try_from(query.offset).unwrap_or(i64::MAX)));
     let sql = format!(
         "SELECT r.run_uuid FROM mlflow_runs r{joins} WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
         conditions.join(" AND "),
@@ -247,19 +251,19 @@ fn search_sql(query: &RunQuery, driver: Option<usize>) -> (String, Vec<Value>) {
 /// Whether finding a metric clause's matches first beats scanning the runs
 /// in order: a scan reads about `page end * runs / matches` runs before the
 /// page is full; the driven plan reads (and sorts) every match.
-fn drive_from_metric(conn: &rusqlite::Connection, query: &RunQuery, clause: usize) -> Result<bool> {
+fn drive_from_metric(conn: &crate::db::Conn, query: &RunQuery, clause: usize) -> Result<bool> {
     let Some(c) = query.clauses.get(clause) else { return Ok(false) };
     let mut binds = vec![Value::Text(c.key.clone())];
-    let test = predicate("value", c.op, &c.value, &mut binds);
+    let test = predicate(conn.dialect(), "value", c.op, &c.value, &mut binds);
     let matches: i64 = conn.query_row(
         &format!("SELECT COUNT(*) FROM mlflow_latest_metrics WHERE key = ? AND {test}"),
-        rusqlite::params_from_iter(binds),
+        crate::db::params_from_iter(binds),
         |r| r.get(0),
     )?;
     let ids = vec!["?"; query.experiment_ids.len()].join(", ");
     let runs: i64 = conn.query_row(
         &format!("SELECT COUNT(*) FROM mlflow_runs WHERE experiment_id IN ({ids})"),
-        rusqlite::params_from_iter(query.experiment_ids.iter()),
+        crate::db::params_from_iter(query.experiment_ids.iter()),
         |r| r.get(0),
     )?;
     let page_end = i64::try_from(query.offset.saturating_add(query.limit)).unwrap_or(i64::MAX);
@@ -274,9 +278,10 @@ impl Store {
         }
         let conn = self.conn();
         let driver = driving_clause(query).filter(|&i| drive_from_metric(&conn, query, i).unwrap_or(false));
-        let (sql, binds) = search_sql(query, driver);
+        let (sql, binds) = search_sql(conn.dialect(), query, driver);
         let mut stmt = conn.prepare(&sql)?;
-        let ids = stmt.query_map(rusqlite::params_from_iter(binds), |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let ids =
+            stmt.query_map(crate::db::params_from_iter(binds), |r| r.get(0))?.collect::<crate::db::Result<_>>()?;
         Ok(ids)
     }
 }
@@ -286,10 +291,10 @@ mod tests {
     use super::*;
 
     fn run_ids(store: &Store, query: &RunQuery, driver: Option<usize>) -> Vec<String> {
-        let (sql, binds) = search_sql(query, driver);
         let conn = store.conn();
+        let (sql, binds) = search_sql(conn.dialect(), query, driver);
         let mut stmt = conn.prepare(&sql).unwrap();
-        stmt.query_map(rusqlite::params_from_iter(binds), |r| r.get::<_, String>(0))
+        stmt.query_map(crate::db::params_from_iter(binds), |r| r.get::<String>(0))
             .unwrap()
             .map(|r| r.unwrap())
             .collect()
@@ -298,7 +303,7 @@ mod tests {
     #[test]
     fn driven_and_scanned_plans_find_the_same_runs() {
         use crate::mlflow::{MetricRow, RunRow};
-        let store = Store::open_in_memory().unwrap();
+        let store = crate::test_store();
         let exp = store.create_experiment("e", "", &|id| format!("x/{id}"), &[], 0).unwrap().unwrap();
         for i in 0..60 {
             let run = RunRow {
