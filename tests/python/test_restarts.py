@@ -4,13 +4,14 @@ restart, and the orphans an earlier tarn could leave."""
 import datetime
 import os
 import signal
+import subprocess
 
 from pathlib import Path
 import time
 
 from databricks.sdk.service.compute import EventType, GetEventsOrder, State
 
-from conftest import Tarn, pid_alive, wait_for
+from conftest import Tarn, pid_alive, tarn_binary, wait_for
 
 SPARK_VERSION = "16.4.x-scala2.13"
 WAIT = datetime.timedelta(minutes=3)
@@ -102,3 +103,28 @@ def test_restart_stops_an_engine_the_old_tarn_left_running(tmp_home):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_a_second_serve_on_the_same_workspace_is_refused(tmp_home):
+    """Two serves on one workspace's metadata would each end the other's
+    runs as a crashed tarn's leftovers: the second is refused while the
+    first holds the workspace lease, and a first killed with -9 is
+    replaced at once."""
+    first = Tarn(tmp_home).start()
+    try:
+        w = first.client()
+        cluster = w.clusters.create(cluster_name="kept", spark_version=SPARK_VERSION, num_workers=0)
+        second = subprocess.run([tarn_binary(), "serve", "--port", "0", "--spark-connect-port", "0"],
+                                env=dict(os.environ, TARN_HOME=str(tmp_home)), capture_output=True, text=True,
+                                timeout=60)
+        assert second.returncode != 0
+        assert "another tarn serve" in second.stderr and str(first.proc.pid) in second.stderr
+        # The first serves on, its cluster untouched.
+        assert w.clusters.get(cluster.cluster_id).state in (State.PENDING, State.RUNNING)
+        first.proc.kill()
+        first.proc.wait()
+        again = Tarn(tmp_home).start()
+        assert again.client().clusters.get(cluster.cluster_id).cluster_name == "kept"
+        again.stop()
+    finally:
+        first.stop()

@@ -29,7 +29,7 @@ pub mod libraries;
 pub mod managed;
 mod manager;
 pub mod node_types;
-mod process;
+pub mod process;
 pub mod runtime;
 pub mod spark;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// The start time of `pid` in clock ticks since boot (`/proc/<pid>/stat`
 /// field 22), or `None` when no such process is alive (a zombie is not).
-pub(crate) fn start_ticks(pid: u32) -> Option<i64> {
+pub fn start_ticks(pid: u32) -> Option<i64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; fields after it follow ')'.
     let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();

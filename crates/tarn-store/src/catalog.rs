@@ -67,7 +67,7 @@ impl Store {
 
     pub fn get_uc_object(&self, kind: &str, full_name: &str) -> Result<Option<UcObject>> {
         let r = self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT kind, full_name, parent, id, info FROM uc_objects WHERE kind = ?1 AND full_name = ?2",
                 params![kind, full_name],
@@ -79,7 +79,7 @@ impl Store {
 
     pub fn get_uc_object_by_id(&self, id: &str) -> Result<Option<UcObject>> {
         let r = self
-            .conn()
+            .reader()
             .query_row("SELECT kind, full_name, parent, id, info FROM uc_objects WHERE id = ?1", [id], raw)
             .optional()?;
         r.map(|(k, f, p, i, info)| object(k, f, p, i, info)).transpose()
@@ -87,7 +87,7 @@ impl Store {
 
     /// Objects of `kind` under `parent` ('' for catalogs), by name.
     pub fn list_uc_objects(&self, kind: &str, parent: &str) -> Result<Vec<UcObject>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT kind, full_name, parent, id, info FROM uc_objects
              WHERE kind = ?1 AND parent = ?2 ORDER BY full_name",
@@ -200,7 +200,7 @@ impl Store {
 impl Store {
     /// At most `limit` objects of `kind` under `parent`, by name, from `offset`.
     pub fn list_uc_objects_page(&self, kind: &str, parent: &str, offset: u64, limit: u64) -> Result<Vec<UcObject>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT kind, full_name, parent, id, info FROM uc_objects
              WHERE kind = ?1 AND parent = ?2 ORDER BY full_name LIMIT ?3 OFFSET ?4",
@@ -226,7 +226,7 @@ impl Store {
         let who = marks(5, principals.len());
         let what = marks(5 + principals.len(), privileges.len());
         // The grants' ids are read once; owners from the infos.
-        let conn = self.conn();
+        let conn = self.reader();
         let owner = conn.dialect().json_field("info", "owner");
         let sql = format!(
             "SELECT kind, full_name, parent, id, info FROM uc_objects

@@ -169,7 +169,7 @@ impl Store {
 
     pub fn get_cluster(&self, cluster_id: &str) -> Result<Option<ClusterRow>> {
         let raw = self
-            .conn()
+            .reader()
             .query_row(
                 &format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE cluster_id = ?1"),
                 [cluster_id],

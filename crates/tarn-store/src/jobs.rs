@@ -45,7 +45,7 @@ impl Store {
 
     pub fn get_job(&self, job_id: i64) -> Result<Option<JobRow>> {
         let found = self
-            .conn()
+            .reader()
             .query_row(&format!("SELECT {COLUMNS} FROM jobs WHERE job_id = ?1"), [job_id], job)
             .optional()?;
         found.map(into_row).transpose()

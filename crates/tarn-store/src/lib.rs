@@ -16,6 +16,7 @@ mod db;
 mod grants;
 mod job_runs;
 mod jobs;
+mod leases;
 mod libraries;
 mod migrations;
 pub mod mlflow;
@@ -33,7 +34,8 @@ mod tokens;
 mod workspace;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use crate::db::Conn;
 
@@ -44,6 +46,7 @@ pub use clusters::{ClusterRow, EventFilter, EventRow, PIPELINE_TAG, SERVERLESS_T
 pub use copy::CopyReport;
 pub use job_runs::{FINAL_STATES, JobRunRow, RunFilter};
 pub use jobs::JobRow;
+pub use leases::LeaseRow;
 pub use libraries::LibraryRow;
 pub use monitors::{MonitorRow, RefreshRow};
 pub use notifications::{DestinationRow, FileArrivalState};
@@ -77,6 +80,11 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// runs log is group-committed (see `mlflow::batches`).
 pub struct Store {
     conn: Mutex<Conn>,
+    /// PostgreSQL connections for the hot reads (the token check, groups,
+    /// permissions, single objects), beside the one that writes; none on
+    /// SQLite, whose one connection serves both.
+    readers: Vec<Mutex<Conn>>,
+    next_reader: AtomicUsize,
     batches: mlflow::BatchQueue,
 }
 
@@ -90,9 +98,14 @@ impl Store {
         Self::init_sqlite(rusqlite::Connection::open_in_memory().map_err(db::DbError::from)?)
     }
 
-    /// The PostgreSQL database at `url` (`postgres://user:password@host/db`).
-    pub fn connect(url: &str) -> Result<Self> {
-        Self::init(Conn::Postgres(db::PgConn::connect(url)?))
+    /// The PostgreSQL database at `url` (`postgres://user:password@host/db`),
+    /// with `readers` more connections for reads.
+    pub fn connect(url: &str, readers: usize) -> Result<Self> {
+        let mut store = Self::init(Conn::Postgres(db::PgConn::connect(url)?))?;
+        for _ in 0..readers {
+            store.readers.push(Mutex::new(Conn::Postgres(db::PgConn::connect(url)?)));
+        }
+        Ok(store)
     }
 
     fn init_sqlite(conn: rusqlite::Connection) -> Result<Self> {
@@ -110,7 +123,29 @@ impl Store {
 
     fn init(mut conn: Conn) -> Result<Self> {
         migrations::apply(&mut conn)?;
-        Ok(Self { conn: Mutex::new(conn), batches: mlflow::BatchQueue::default() })
+        Ok(Self {
+            conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: AtomicUsize::new(0),
+            batches: mlflow::BatchQueue::default(),
+        })
+    }
+
+    /// A connection for a read that needs no transaction with writes: a
+    /// free reader, else the next in turn; on SQLite, the one connection.
+    fn reader(&self) -> MutexGuard<'_, Conn> {
+        if self.readers.is_empty() {
+            return self.conn();
+        }
+        for reader in &self.readers {
+            match reader.try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        let next = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[next].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn conn(&self) -> MutexGuard<'_, Conn> {
@@ -139,5 +174,5 @@ pub(crate) fn test_store() -> Store {
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
     let (base, _) = url.rsplit_once('/').unwrap();
-    Store::connect(&format!("{base}/{name}")).unwrap()
+    Store::connect(&format!("{base}/{name}"), 2).unwrap()
 }

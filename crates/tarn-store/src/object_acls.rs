@@ -15,7 +15,7 @@ pub struct ObjectAclRow {
 
 impl Store {
     pub fn object_acls(&self, object_type: &str, object_id: &str) -> Result<Vec<ObjectAclRow>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "SELECT principal_kind, principal, level FROM object_acls
              WHERE object_type = ?1 AND object_id = ?2 ORDER BY principal_kind, principal",

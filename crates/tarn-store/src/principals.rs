@@ -164,7 +164,7 @@ impl Store {
 
     pub fn get_principal(&self, id: i64) -> Result<Option<PrincipalRow>> {
         let sql = format!("SELECT {PRINCIPAL_COLUMNS} FROM users WHERE id = ?1");
-        Ok(self.conn().query_row(&sql, [id], principal).optional()?)
+        Ok(self.reader().query_row(&sql, [id], principal).optional()?)
     }
 
     pub fn find_principal(&self, user_name: &str) -> Result<Option<PrincipalRow>> {
@@ -282,7 +282,7 @@ impl Store {
 
     /// The groups `member` is in directly or through nested groups (not `users`).
     pub fn effective_groups(&self, member: i64) -> Result<Vec<(i64, String)>> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare(
             "WITH RECURSIVE member_of(id) AS (
                  SELECT group_id FROM group_members WHERE member_id = ?1

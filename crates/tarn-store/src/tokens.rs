@@ -180,7 +180,7 @@ impl Store {
     /// The token whose secret this is, its user, and whether that user is active.
     pub fn find_token(&self, secret: &str) -> Result<Option<(TokenRow, User, bool)>> {
         let found = self
-            .conn()
+            .reader()
             .query_row(
                 "SELECT t.token_id, t.user_id, t.comment, t.creation_time, t.expiry_time,
                         u.user_name, u.display_name, u.active

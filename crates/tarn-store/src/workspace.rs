@@ -39,12 +39,12 @@ fn row(r: &Row<'_>) -> crate::db::Result<WorkspaceObject> {
 impl Store {
     pub fn get_workspace_object(&self, path: &str) -> Result<Option<WorkspaceObject>> {
         let sql = format!("SELECT {COLUMNS} FROM workspace_objects WHERE path = ?1");
-        Ok(self.conn().query_row(&sql, [path], row).optional()?)
+        Ok(self.reader().query_row(&sql, [path], row).optional()?)
     }
 
     pub fn get_workspace_object_by_id(&self, object_id: i64) -> Result<Option<WorkspaceObject>> {
         let sql = format!("SELECT {COLUMNS} FROM workspace_objects WHERE object_id = ?1");
-        Ok(self.conn().query_row(&sql, [object_id], row).optional()?)
+        Ok(self.reader().query_row(&sql, [object_id], row).optional()?)
     }
 
     /// The objects directly under `parent`, by path.

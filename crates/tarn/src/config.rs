@@ -68,14 +68,16 @@ pub struct Config {
 #[derive(Clone)]
 pub enum Database {
     Sqlite,
-    Postgres(String),
+    /// The URL, and how many connections serve reads beside the one that
+    /// writes (`TARN_DATABASE_READERS`, default 4).
+    Postgres(String, usize),
 }
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Database::Sqlite => "Sqlite",
-            Database::Postgres(_) => "Postgres(..)",
+            Database::Postgres(..) => "Postgres(..)",
         })
     }
 }
@@ -83,7 +85,7 @@ impl std::fmt::Debug for Database {
 impl Database {
     fn from_env() -> Self {
         match std::env::var("TARN_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
-            Some(url) => Database::Postgres(url),
+            Some(url) => Database::Postgres(url, usize::try_from(env_u64("TARN_DATABASE_READERS", 4)).unwrap_or(4)),
             None => Database::Sqlite,
         }
     }
@@ -198,7 +200,7 @@ impl Config {
         std::fs::create_dir_all(&self.home).map_err(|e| format!("creating {}: {e}", self.home.display()))?;
         match &self.database {
             Database::Sqlite => tarn_store::Store::open(&self.store_path()).map_err(|e| e.to_string()),
-            Database::Postgres(url) => tarn_store::Store::connect(url).map_err(|e| e.to_string()),
+            Database::Postgres(url, readers) => tarn_store::Store::connect(url, *readers).map_err(|e| e.to_string()),
         }
     }
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 const SETTINGS: &[&str] = &[
     "command_timeout_seconds",
     "cost_per_core_hour",
+    "database_readers",
     "database_url",
     "default_backend",
     "env_dir",

@@ -16,7 +16,7 @@ pub fn run(config: &Config, from: StoreKind, to: StoreKind, sqlite: Option<PathB
     if (from, to) != (StoreKind::Sqlite, StoreKind::Postgres) {
         return Err("only `--from sqlite --to postgres` is supported".into());
     }
-    let Database::Postgres(url) = &config.database else {
+    let Database::Postgres(url, _) = &config.database else {
         return Err(
             "set TARN_DATABASE_URL (or database_url in tarn.toml) to the PostgreSQL database to copy into".into()
         );
@@ -26,7 +26,7 @@ pub fn run(config: &Config, from: StoreKind, to: StoreKind, sqlite: Option<PathB
         return Err(format!("no SQLite store at {}", path.display()));
     }
     let source = tarn_store::Store::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let target = tarn_store::Store::connect(url).map_err(|e| format!("PostgreSQL: {e}"))?;
+    let target = tarn_store::Store::connect(url, 0).map_err(|e| format!("PostgreSQL: {e}"))?;
     let report = source.copy_into(&target).map_err(|e| e.to_string())?;
     let total: usize = report.iter().map(|(_, n)| n).sum();
     for (table, rows) in report.iter().filter(|(_, n)| *n > 0) {

@@ -203,6 +203,8 @@ async fn bind(host: &str, port: u16) -> Result<(tokio::net::TcpListener, std::ne
 
 async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listening: Listening) -> Result<(), String> {
     let store = Arc::new(config.open_store()?);
+    // Before anything treats what is in flight as a crashed tarn's leftovers.
+    let lease = crate::lease::WorkspaceLease::acquire(store.clone())?;
     let workspace_id = store
         .setting_or_init("workspace_id", || {
             format!(
@@ -398,6 +400,8 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     let app = tarn_api::router(state);
     let server_file = config.home.join("server.json");
     listening.announce(&config, addr, gateway_addr.port())?;
+    let stop_tx = Arc::new(stop_tx);
+    let renewal = lease.spawn_renewal(stop_tx.clone());
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
@@ -413,6 +417,8 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     tracing::info!("stopping cluster engines");
     clusters.shutdown().await;
     let _ = std::fs::remove_file(&server_file);
+    renewal.abort();
+    lease.release();
     println!("tarn stopped");
     Ok(())
 }

@@ -102,7 +102,7 @@ impl Store {
 
     pub fn get_run(&self, run_uuid: &str) -> Result<Option<RunRow>> {
         let sql = format!("SELECT {COLUMNS} FROM mlflow_runs WHERE run_uuid = ?1");
-        Ok(self.conn().query_row(&sql, [run_uuid], row).optional()?)
+        Ok(self.reader().query_row(&sql, [run_uuid], row).optional()?)
     }
 
     /// The runs with these ids, in that order (missing ones left out).
