@@ -68,6 +68,17 @@ def store_insert(home: Path, table: str, columns: list[str], rows: list[tuple]) 
     subprocess.run(["psql", url.group(1), "-q", "-c", ids], check=True, capture_output=True)
 
 
+def release_database(home: Path) -> None:
+    """Drops the database `provision_database` gave `home`, if any (the
+    suite makes hundreds; each holds a copy of PostgreSQL's template)."""
+    admin = os.environ.get("TARN_TEST_DATABASE_URL")
+    config = home / "tarn.toml"
+    found = re.search(r'database_url = "[^"]*/(tarn_[0-9a-f]+)"', config.read_text()) if config.exists() else None
+    if admin and found:
+        subprocess.run(["psql", admin, "-q", "-c", f"DROP DATABASE IF EXISTS {found.group(1)} WITH (FORCE)"],
+                       capture_output=True)
+
+
 class Tarn:
     """One `tarn serve` on an ephemeral port (or `port`) with its own TARN_HOME."""
 
@@ -173,6 +184,7 @@ def tmp_home():
     home = Path(tempfile.mkdtemp(prefix="tarn-test-"))
     provision_database(home)
     yield home
+    release_database(home)
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -189,6 +201,7 @@ def own_server(prefix: str, env: dict | None = None):
         # that is gone) are let go while the server still answers.
         gc.collect()
         server.stop()
+        release_database(home)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -198,6 +211,7 @@ def tarn():
     server = Tarn(home).start()
     yield server
     server.stop()
+    release_database(home)
     shutil.rmtree(home, ignore_errors=True)
 
 
