@@ -31,13 +31,18 @@ def provision_database(home: Path) -> None:
     """With TARN_TEST_DATABASE_URL (a PostgreSQL server's URL, `.ci/run
     --postgres`), gives `home` a new database there through its tarn.toml,
     so every tarn command on that home (serve, token, mcp...) uses it."""
-    admin = os.environ.get("TARN_TEST_DATABASE_URL")
     config = home / "tarn.toml"
-    if not admin or config.exists():
+    if not os.environ.get("TARN_TEST_DATABASE_URL") or config.exists():
         return
+    config.write_text(f'database_url = "{new_database()}"\n')
+
+
+def new_database() -> str:
+    """A new database on the TARN_TEST_DATABASE_URL server; its URL."""
+    admin = os.environ["TARN_TEST_DATABASE_URL"]
     name = "tarn_" + os.urandom(6).hex()
     subprocess.run(["psql", admin, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
-    config.write_text(f'database_url = "{admin.rsplit("/", 1)[0]}/{name}"\n')
+    return f"{admin.rsplit('/', 1)[0]}/{name}"
 
 
 def store_insert(home: Path, table: str, columns: list[str], rows: list[tuple]) -> None:

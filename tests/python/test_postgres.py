@@ -13,17 +13,11 @@ import pytest
 from databricks.sdk.service import iam, jobs
 from mlflow import MlflowClient
 
-from conftest import Tarn, tarn_binary
+from conftest import Tarn, new_database, tarn_binary
 
 ADMIN_URL = os.environ.get("TARN_TEST_DATABASE_URL")
 pytestmark = pytest.mark.skipif(not ADMIN_URL, reason="needs a PostgreSQL server (TARN_TEST_DATABASE_URL)")
 WAIT = __import__("datetime").timedelta(minutes=2)
-
-
-def new_database() -> str:
-    name = "tarn_migrate_" + os.urandom(6).hex()
-    subprocess.run(["psql", ADMIN_URL, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
-    return f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
 
 
 def condition_job(w, name):

@@ -1,6 +1,6 @@
 //! The audit log: one row per authenticated API call.
 
-use crate::db::Value;
+use crate::db::{Value, row_marks};
 
 use crate::{Result, Store};
 
@@ -27,12 +27,6 @@ impl Store {
         const COLUMNS: usize = 8;
         let conn = self.conn();
         for chunk in events.chunks(500) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let marks: Vec<String> = (1..=COLUMNS).map(|c| format!("?{}", i * COLUMNS + c)).collect();
-                    format!("({})", marks.join(", "))
-                })
-                .collect();
             let values: Vec<Value> = chunk
                 .iter()
                 .flat_map(|e| {
@@ -52,7 +46,7 @@ impl Store {
                 &format!(
                     "INSERT INTO audit_events (event_time, user_name, service_name, action_name, method, request_path,
                                                status_code, duration_ms) VALUES {}",
-                    rows.join(", ")
+                    row_marks(chunk.len(), COLUMNS)
                 ),
                 values,
             )?;

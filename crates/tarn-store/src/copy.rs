@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::db::{Conn, Dialect, Value, params_from_iter};
+use crate::db::{Conn, Dialect, Value, params_from_iter, row_marks};
 use crate::{Result, Store, StoreError};
 
 /// Rows read and written at a time.
@@ -127,15 +127,9 @@ fn copy_table(source: &Conn, target: &Conn, table: &Table) -> Result<usize> {
             .collect::<crate::db::Result<_>>()?;
         let Some(&last) = rowids.last() else { break };
         last_rowid = last;
-        let marks: Vec<String> = (0..rows.len())
-            .map(|row| {
-                let cells: Vec<String> = (1..=width).map(|c| format!("?{}", row * width + c)).collect();
-                format!("({})", cells.join(", "))
-            })
-            .collect();
         let values: Vec<Value> = rows.iter().flatten().cloned().collect();
         copied += target.execute(
-            &format!("INSERT INTO {} ({columns}) VALUES {}", table.name, marks.join(", ")),
+            &format!("INSERT INTO {} ({columns}) VALUES {}", table.name, row_marks(rows.len(), width)),
             params_from_iter(values),
         )?;
     }

@@ -357,6 +357,16 @@ macro_rules! params {
 }
 pub(crate) use params;
 
+/// The placeholders of a multi-row `VALUES`: `rows` tuples of `width`
+/// numbered parameters, `(?1, ?2), (?3, ?4)`.
+pub fn row_marks(rows: usize, width: usize) -> String {
+    let tuple = |row: usize| {
+        let cells: Vec<String> = (1..=width).map(|c| format!("?{}", row * width + c)).collect();
+        format!("({})", cells.join(", "))
+    };
+    (0..rows).map(tuple).collect::<Vec<_>>().join(", ")
+}
+
 /// `query_row(..).optional()`: no row is `None`, not an error.
 pub trait OptionalExtension<T> {
     fn optional(self) -> Result<Option<T>>;
