@@ -91,6 +91,9 @@ fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
 }
 
+/// Statements kept prepared per connection.
+const STATEMENT_CACHE: usize = 256;
+
 struct Worker {
     client: Client,
     /// Prepared statements by their PostgreSQL text.
@@ -101,6 +104,13 @@ struct Worker {
 
 impl Worker {
     fn statement(&mut self, sql: &str, params: &[Value]) -> Result<Statement> {
+        // Built SQL (IN lists, multi-row VALUES) varies without end: past the
+        // bound the caches start over, which also frees the server's copies
+        // of the statements dropped (as rusqlite's LRU of 256 does).
+        if self.translated.len() >= STATEMENT_CACHE {
+            self.translated.clear();
+            self.statements.clear();
+        }
         let text = self.translated.entry(sql.to_owned()).or_insert_with(|| translate(sql)).clone();
         if let Some(stmt) = self.statements.get(&text) {
             return Ok(stmt.clone());
