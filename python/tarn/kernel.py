@@ -8,7 +8,10 @@ until a context takes it with an "attach" request, which connects `spark` to
 the context's cluster through tarn's gateway. Then each "execute" request runs
 one command with persistent globals and answers with its results in the
 shape of the Command Execution API. SIGINT interrupts the running command
-(the context survives); closing stdin ends the worker.
+(the context survives); closing stdin ends the worker. A job task's command
+names a "reply_file": its result is written there before it is answered, so
+a tarn that takes over from one that died while the command ran still gets
+it (a worker outlives the tarn that started it until its command ends).
 """
 
 import ast
@@ -554,6 +557,16 @@ def limit_memory(megabytes):
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
+def keep_reply(path, result):
+    """Writes `result` to `path` whole or not at all (a reader never sees
+    half of it)."""
+    partial = f"{path}.partial"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(partial, "w", encoding="utf-8") as f:
+        json.dump(result, f)
+    os.replace(partial, path)
+
+
 def main():
     proto_out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
@@ -567,8 +580,11 @@ def main():
     import pyarrow  # noqa: F401
 
     def reply(obj):
-        proto_out.write(json.dumps(obj) + "\n")
-        proto_out.flush()
+        try:
+            proto_out.write(json.dumps(obj) + "\n")
+            proto_out.flush()
+        except BrokenPipeError:
+            sys.exit(0)  # the tarn that started this worker is gone
 
     reply({"ready": True, "pid": os.getpid()})
     stdin = sys.stdin
@@ -585,7 +601,10 @@ def main():
             if op == "attach":
                 reply(kernel.attach(req))
             elif op == "execute":
-                reply(kernel.execute(req))
+                result = kernel.execute(req)
+                if req.get("reply_file"):
+                    keep_reply(req["reply_file"], result)
+                reply(result)
             elif op == "reset":
                 reply(kernel.reset(req))
             else:

@@ -486,13 +486,18 @@ def test_run_job_sql_submit_list_and_delete(w):
         w.jobs.run_now(child.job_id, job_parameters={"nope": "1"})
 
 
-def test_a_run_in_flight_when_tarn_dies_ends_with_a_reason(tmp_home):
+def test_a_run_in_flight_when_tarn_dies_is_resumed_after_a_restart(tmp_home):
+    """A tarn killed with -9 mid-task: the next start resumes the run and
+    takes over the attempt whose worker still runs (it is not started
+    again); cancelling the run then stops that worker."""
     from conftest import Tarn, pid_alive, wait_for
 
     tarn = Tarn(tmp_home).start()
     try:
         w = tarn.client()
-        put_notebook(w, "/Users/admin/crash/sleep", "import time\ntime.sleep(600)\n")
+        marker = tmp_home / "worker.pid"
+        put_notebook(w, "/Users/admin/crash/sleep",
+                     f"import os, time\nopen({str(marker)!r}, 'a').write(f'{{os.getpid()}}\\n')\ntime.sleep(600)\n")
         main = jobs.JobCluster(job_cluster_key="main", new_cluster=compute.ClusterSpec(spark_version=SPARK_VERSION, num_workers=0))
         job = w.jobs.create(
             name="crash",
@@ -503,23 +508,29 @@ def test_a_run_in_flight_when_tarn_dies_ends_with_a_reason(tmp_home):
         run_id = w.jobs.run_now(job.job_id).run_id
         running = wait_for(
             lambda: (t := w.jobs.get_run(run_id).tasks[0]).state.life_cycle_state == jobs.RunLifeCycleState.RUNNING
-            and t.cluster_instance and t,
+            and t.cluster_instance and marker.exists() and t,
             timeout=120,
         )
         cluster = w.clusters.get(running.cluster_instance.cluster_id)
         engine_pid = cluster.spark_context_id
-        assert pid_alive(engine_pid)
+        worker_pid = int(marker.read_text().split()[0])
+        assert pid_alive(engine_pid) and pid_alive(worker_pid)
         tarn.stop(signal.SIGKILL)
         tarn = Tarn(tmp_home).start()
         w = tarn.client()
         run = w.jobs.get_run(run_id)
-        assert run.state.life_cycle_state == jobs.RunLifeCycleState.INTERNAL_ERROR
-        assert run.state.result_state == jobs.RunResultState.FAILED
-        assert "tarn stopped while this run was RUNNING" in run.state.state_message
-        assert run.status.termination_details.code == jobs.TerminationCodeCode.INTERNAL_ERROR
-        assert run.tasks[0].state.life_cycle_state == jobs.RunLifeCycleState.INTERNAL_ERROR
+        assert run.state.life_cycle_state == jobs.RunLifeCycleState.RUNNING
+        assert [(t.attempt_number, t.state.life_cycle_state) for t in run.tasks] == [(0, jobs.RunLifeCycleState.RUNNING)]
+        # The worker runs on, once: the same process, not a new attempt.
+        assert pid_alive(worker_pid) and marker.read_text().split() == [str(worker_pid)]
+        # The engine of the earlier tarn was stopped when the new one reconciled.
         assert w.clusters.get(cluster.cluster_id).state == compute.State.TERMINATED
         wait_for(lambda: not pid_alive(engine_pid), timeout=30)
+        w.jobs.cancel_run(run_id)
+        run = wait_for(lambda: (r := w.jobs.get_run(run_id)).state.life_cycle_state == jobs.RunLifeCycleState.TERMINATED and r,
+                       timeout=60)
+        assert run.state.result_state == jobs.RunResultState.CANCELED
+        wait_for(lambda: not pid_alive(worker_pid), timeout=30)
         # The job still runs afterwards.
         assert w.jobs.get(job.job_id).settings.name == "crash"
     finally:

@@ -21,6 +21,7 @@ mod auth;
 mod body;
 mod error;
 mod paging;
+pub mod replica;
 mod routes;
 mod ui;
 

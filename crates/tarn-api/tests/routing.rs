@@ -109,6 +109,7 @@ fn fixture(name: &str) -> Fixture {
         secrets: Some(secrets.clone()),
         sources: None,
         dbt: None,
+        replies: home.join("runtime").join("replies"),
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: home.clone(),

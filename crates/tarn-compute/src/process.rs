@@ -15,6 +15,19 @@ pub fn start_ticks(pid: u32) -> Option<i64> {
     fields.nth(18)?.parse().ok()
 }
 
+/// This machine's host name, to tell whether a recorded process is one of
+/// this host's.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
+/// Kills `pid` if it is still the process that started at `ticks`.
+pub fn kill_if_same(pid: u32, ticks: i64) {
+    if start_ticks(pid) == Some(ticks) {
+        signal(pid, libc::SIGKILL);
+    }
+}
+
 /// Waits up to `limit` for the process to be gone; true if it is.
 async fn wait_gone(pid: u32, ticks: i64, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;

@@ -1,8 +1,9 @@
 //! Run driving through a fake task runner and an in-memory store: the DAG
 //! with `run_if` and condition branches, retries with their intervals,
 //! timeouts, a cancel during a retry wait, a repair, a for-each with its
-//! concurrency, and a restart in the middle of each, with the fenced write
-//! refusing what a stale driver would overwrite.
+//! concurrency, and a restart in the middle of each (runs resumed, running
+//! attempts taken over), with the fenced write refusing what a driver that
+//! lost the schedulers lease would overwrite.
 //!
 //! The fake runs a task by its notebook path: `/ok` succeeds and sets its
 //! base parameters as task values, `/fail` fails, `/flaky/N` fails its first
@@ -30,6 +31,8 @@ struct Fake {
     most_at_once: AtomicUsize,
     clusters_created: Mutex<Vec<String>>,
     clusters_stopped: Mutex<Vec<String>>,
+    /// Attempts taken over from an earlier tarn, by the worker they recorded.
+    taken_over: Mutex<Vec<Value>>,
 }
 
 impl Fake {
@@ -46,6 +49,8 @@ impl Fake {
             *n
         };
         let path = attempt.task.pointer("/notebook_task/notebook_path").and_then(Value::as_str).unwrap_or("/ok");
+        // As a real worker does before it runs the task's code.
+        attempt.notes.record(&json!({"fake_worker": attempt.task_run_id}));
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_at_once.fetch_max(now, Ordering::SeqCst);
@@ -102,6 +107,23 @@ impl TaskRunner for Runner {
 
     fn cluster_cores(&self, _: &str) -> Option<u32> {
         Some(2)
+    }
+
+    /// The worker an earlier tarn left ends well.
+    fn take_over<'a>(&'a self, worker: &'a Value) -> BoxFuture<'a, Outcome> {
+        self.0.taken_over.lock().unwrap().push(worker.clone());
+        Box::pin(async { Outcome { logs: "taken over\n".into(), ..Outcome::failed("") }.succeeded() })
+    }
+}
+
+trait Succeeded {
+    fn succeeded(self) -> Self;
+}
+
+impl Succeeded for Outcome {
+    fn succeeded(mut self) -> Self {
+        self.ending = Ending::Success;
+        self
     }
 }
 
@@ -385,7 +407,7 @@ fn task_state(store: &Store, run_id: i64, key: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_restart_ends_what_was_in_flight_and_starts_what_was_queued() {
+fn a_restart_resumes_what_was_in_flight_and_starts_what_was_queued() {
     let store = Arc::new(Store::open_in_memory().unwrap());
     let runner = Runner::default();
     let home = std::env::temp_dir().join(format!("tarn-driving-{}", uuid::Uuid::new_v4()));
@@ -393,7 +415,8 @@ fn a_restart_ends_what_was_in_flight_and_starts_what_was_queued() {
 
     // One run in each stage: a task running, a task waiting for its retry,
     // a for-each task with iterations in flight, and a run queued behind one.
-    let running = first.run_now(json!({"name": "running", "tasks": [notebook("t", "/hang", &[])]}));
+    let running =
+        first.run_now(json!({"name": "running", "tasks": [notebook("t", "/hang", &[]), notebook("u", "/ok", &["t"])]}));
     let mut flaky = notebook("t", "/fail", &[]);
     flaky["max_retries"] = json!(1);
     flaky["min_retry_interval_millis"] = json!(600_000);
@@ -416,57 +439,74 @@ fn a_restart_ends_what_was_in_flight_and_starts_what_was_queued() {
     });
     assert_eq!(store.get_job_run(queued).unwrap().unwrap().life_cycle_state, "QUEUED");
     first.crash();
+    let calls_before = runner.0.calls("t");
 
-    // The next tarn: the queued run's task hangs only the first time, so the promoted run succeeds.
+    // The next tarn drives the four runs on; the queued run starts after its holder.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (_, runs) = tarn(&store, &runner, &home);
-    let resolved = {
+    let resumed = {
         let _inside = runtime.enter();
         runs.recover().unwrap()
     };
-    // Four runs, three running tasks, the for-each's two iterations in flight and the
-    // waiting retry; the queued run starts instead.
-    assert_eq!(resolved, 10);
-    for run_id in [running, waiting, each, holder] {
-        let run = store.get_job_run(run_id).unwrap().unwrap();
-        assert_eq!(result(&run), ("INTERNAL_ERROR", Some("FAILED")), "run {run_id}");
-        assert_eq!(run.termination_code.as_deref(), Some("INTERNAL_ERROR"));
-        assert!(run.state_message.contains("tarn stopped while this run was RUNNING"), "{}", run.state_message);
+    assert_eq!(resumed, 4);
+    for run_id in [running, waiting, each, holder, queued] {
+        runtime.block_on(runs.wait(run_id));
     }
+    // The running attempts were taken over from their workers, not run again.
+    let taken: Vec<Value> = runner.0.taken_over.lock().unwrap().clone();
+    assert_eq!(taken.len(), 2, "{taken:?}");
+    assert_eq!(result(&store.get_job_run(running).unwrap().unwrap()), ("TERMINATED", Some("SUCCESS")));
+    assert_eq!(task_state(&store, running, "u"), ["TERMINATED"]);
+    // The waiting retry ran at once (its second and last attempt), and failed.
+    assert_eq!(task_state(&store, waiting, "t"), ["TERMINATED", "TERMINATED"]);
+    assert_eq!(runner.0.calls("t"), calls_before + 1);
+    assert_eq!(result(&store.get_job_run(waiting).unwrap().unwrap()), ("TERMINATED", Some("FAILED")));
+    // A for-each in flight cannot be taken over: it fails, its iterations end with it.
+    assert_eq!(result(&store.get_job_run(each).unwrap().unwrap()), ("TERMINATED", Some("FAILED")));
     let unfinished = |rows: Vec<JobRunRow>| {
         rows.iter()
             .filter(|r| !matches!(r.life_cycle_state.as_str(), "TERMINATED" | "SKIPPED" | "INTERNAL_ERROR"))
             .count()
     };
-    assert_eq!(unfinished(store.child_job_runs(waiting).unwrap()), 0);
     let loop_row = store.child_job_runs(each).unwrap().remove(0);
     assert_eq!(unfinished(store.child_job_runs(loop_row.run_id).unwrap()), 0);
-    runtime.block_on(runs.wait(queued));
+    assert_eq!(result(&store.get_job_run(holder).unwrap().unwrap()), ("TERMINATED", Some("SUCCESS")));
     let promoted = store.get_job_run(queued).unwrap().unwrap();
     assert_eq!(result(&promoted), ("TERMINATED", Some("SUCCESS")));
     assert_eq!(runs.refused_transitions(), 0);
 }
 
 #[test]
-fn a_stale_driver_cannot_overwrite_a_recovered_run() {
+fn a_driver_that_lost_the_lease_writes_nothing() {
+    use tarn_store::LeaseClaim;
     let store = Arc::new(Store::open_in_memory().unwrap());
     let runner = Runner::default();
     let home = std::env::temp_dir().join(format!("tarn-driving-{}", uuid::Uuid::new_v4()));
+    let claim = |holder, stale| LeaseClaim { name: "schedulers", holder, address: None, stale, now: 1, ttl_ms: 1_000 };
     let stale = Process::start(&store, &runner, &home);
+    stale.runs.fence_with("schedulers", store.acquire_lease(&claim("first", None)).unwrap().unwrap());
     let run_id = stale
         .run_now(json!({"name": "stale", "tasks": [notebook("t", "/sleep/1500", &[]), notebook("u", "/ok", &["t"])]}));
     stale.until(&store, "the task runs", |s| task_state(s, run_id, "t") == ["RUNNING"]);
 
-    // A second tarn recovers the same store while the first still drives the run.
+    // A second tarn takes the lease and the run while the first still drives it.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (_, runs) = tarn(&store, &runner, &home);
-    assert_eq!(runs.recover().unwrap(), 3);
+    runs.fence_with("schedulers", store.acquire_lease(&claim("second", Some("first"))).unwrap().unwrap());
+    let resumed = {
+        let _inside = runtime.enter();
+        runs.recover().unwrap()
+    };
+    assert_eq!(resumed, 1);
+    runtime.block_on(runs.wait(run_id));
     stale.runtime.block_on(stale.runs.wait(run_id));
+    std::thread::sleep(Duration::from_millis(1_700));
 
-    // The first driver's task ended and its run closed, but neither write landed.
-    let task = &store.child_job_runs(run_id).unwrap()[0];
-    assert_eq!(result(task), ("INTERNAL_ERROR", Some("FAILED")));
-    assert_eq!(result(&store.get_job_run(run_id).unwrap().unwrap()), ("INTERNAL_ERROR", Some("FAILED")));
-    assert_eq!(task_state(&store, run_id, "u"), ["INTERNAL_ERROR"]);
+    // The second drove the run to its end; the first's writes after losing the lease did not land.
+    assert_eq!(result(&store.get_job_run(run_id).unwrap().unwrap()), ("TERMINATED", Some("SUCCESS")));
+    assert_eq!(task_state(&store, run_id, "t"), ["TERMINATED"]);
+    assert_eq!(task_state(&store, run_id, "u"), ["TERMINATED"]);
+    assert_eq!(runner.0.calls("u"), 1, "the task after the taken-over one ran once");
     assert!(stale.runs.refused_transitions() >= 1, "the stale driver's write was refused and counted");
     assert_eq!(runs.refused_transitions(), 0);
     stale.crash();

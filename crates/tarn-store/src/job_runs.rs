@@ -5,7 +5,7 @@
 
 use crate::db::{OptionalExtension, Row, params};
 
-use crate::{Result, Store, from_json_text, to_json_text};
+use crate::{Fence, Result, Store, from_json_text, to_json_text};
 
 /// Life cycle states a run does not leave.
 pub const FINAL_STATES: &[&str] = &["TERMINATED", "SKIPPED", "INTERNAL_ERROR"];
@@ -121,16 +121,19 @@ impl Store {
     }
 
     /// Writes a run's state, times and document if its stored life cycle
-    /// is still `from` (a fenced write); `false` when it is not, or the run
-    /// is gone, and then nothing is written. Transitions go through here.
-    pub fn transition_job_run(&self, row: &JobRunRow, from: &str) -> Result<bool> {
+    /// is still `from` and, with a `fence`, its lease still has that epoch
+    /// (a writer that lost the lease writes nothing); `false` when it is
+    /// not, or the run is gone, and then nothing is written. Transitions go
+    /// through here.
+    pub fn transition_job_run(&self, row: &JobRunRow, from: &str, fence: Option<Fence<'_>>) -> Result<bool> {
         let doc = to_json_text(&row.doc);
         let n = self
             .conn()
             .prepare_cached(
                 "UPDATE job_runs SET life_cycle_state = ?2, result_state = ?3, state_message = ?4,
                  termination_code = ?5, execution_start = ?6, end_time = ?7, doc = ?8, attempt_number = ?9
-             WHERE run_id = ?1 AND life_cycle_state = ?10",
+             WHERE run_id = ?1 AND life_cycle_state = ?10
+               AND (EXISTS (SELECT 1 FROM leases WHERE name = ?12 AND epoch = ?11) OR ?11 IS NULL)",
             )?
             .execute(params![
                 row.run_id,
@@ -143,6 +146,8 @@ impl Store {
                 doc,
                 row.attempt_number,
                 from,
+                fence.map(|f| f.epoch),
+                fence.map(|f| f.lease),
             ])?;
         Ok(n > 0)
     }
@@ -304,17 +309,33 @@ mod tests {
         row.life_cycle_state = "TERMINATED".into();
         row.result_state = Some("SUCCESS".into());
         row.doc = json!({"values": {"acc": 0.9}});
-        assert!(store.transition_job_run(&row, "RUNNING").unwrap());
+        assert!(store.transition_job_run(&row, "RUNNING", None).unwrap());
         assert_eq!(store.get_job_run(t).unwrap().unwrap(), row);
         // A writer that read RUNNING is now stale: its write is refused and the newer state stays.
         let stale = JobRunRow { result_state: Some("FAILED".into()), ..row.clone() };
-        assert!(!store.transition_job_run(&stale, "RUNNING").unwrap());
+        assert!(!store.transition_job_run(&stale, "RUNNING", None).unwrap());
         assert_eq!(store.get_job_run(t).unwrap().unwrap(), row);
         assert!(store.update_job_run_doc(t, &json!({"values": {"acc": 1.0}})).unwrap());
         assert_eq!(store.get_job_run(t).unwrap().unwrap().life_cycle_state, "TERMINATED");
         assert!(store.delete_job_run(b).unwrap());
         assert_eq!((store.get_job_run(t).unwrap(), store.get_job_run(i).unwrap()), (None, None));
         assert!(store.get_job_run(a).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_writer_fenced_by_a_lease_it_lost_writes_nothing() {
+        use crate::{Fence, LeaseClaim};
+        let store = crate::test_store();
+        let id = store.insert_job_run(&run(Some(7), None, None, "RUNNING")).unwrap();
+        let claim = |holder| LeaseClaim { name: "s", holder, address: None, stale: None, now: 1_000, ttl_ms: 100 };
+        let first = store.acquire_lease(&claim("a")).unwrap().unwrap();
+        let ended = JobRunRow { life_cycle_state: "TERMINATED".into(), ..store.get_job_run(id).unwrap().unwrap() };
+        let mut taken = claim("b");
+        taken.stale = Some("a");
+        let second = store.acquire_lease(&taken).unwrap().unwrap();
+        assert!(!store.transition_job_run(&ended, "RUNNING", Some(Fence { lease: "s", epoch: first })).unwrap());
+        assert_eq!(store.get_job_run(id).unwrap().unwrap().life_cycle_state, "RUNNING");
+        assert!(store.transition_job_run(&ended, "RUNNING", Some(Fence { lease: "s", epoch: second })).unwrap());
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub use clusters::{ClusterRow, EventFilter, EventRow, PIPELINE_TAG, SERVERLESS_T
 pub use copy::CopyReport;
 pub use job_runs::{FINAL_STATES, JobRunRow, RunFilter};
 pub use jobs::JobRow;
-pub use leases::LeaseRow;
+pub use leases::{Fence, LeaseClaim, LeaseRow};
 pub use libraries::LibraryRow;
 pub use monitors::{MonitorRow, RefreshRow};
 pub use notifications::{DestinationRow, FileArrivalState};

@@ -29,12 +29,16 @@ const SQLITE: &[&str] = &[
     include_str!("../migrations/0021_repos.sql"),
     include_str!("../migrations/0022_pipeline_events_by_update.sql"),
     include_str!("../migrations/0023_leases.sql"),
+    include_str!("../migrations/0024_lease_address.sql"),
 ];
 
 /// PostgreSQL's schema starts at SQLite's 22nd migration: its first file is
 /// the schema those 22 built, and later ones pair with SQLite's one to one.
-const POSTGRES: &[&str] =
-    &[include_str!("../migrations/postgres/0022_schema.sql"), include_str!("../migrations/postgres/0023_leases.sql")];
+const POSTGRES: &[&str] = &[
+    include_str!("../migrations/postgres/0022_schema.sql"),
+    include_str!("../migrations/postgres/0023_leases.sql"),
+    include_str!("../migrations/postgres/0024_lease_address.sql"),
+];
 const POSTGRES_BASE: usize = 21;
 
 pub(crate) fn apply(conn: &mut Conn) -> Result<()> {

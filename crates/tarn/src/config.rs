@@ -48,6 +48,10 @@ pub struct Config {
     pub inference_flush: Duration,
     /// The estimated cost of a core-hour, for job runs' usage (`TARN_COST_PER_CORE_HOUR`, default 0.10).
     pub cost_per_core_hour: f64,
+    /// Whether this serve may run beside others on the same metadata
+    /// (`TARN_REPLICA=true`): while another holds the schedulers lease it
+    /// serves as a standby replica instead of being refused.
+    pub replica: bool,
     /// The compute backend of clusters without a `tarn_backend` tag
     /// (`TARN_DEFAULT_BACKEND`: `sail`, the default, `sail-cluster` or `spark`).
     pub default_backend: String,
@@ -148,6 +152,7 @@ impl Config {
             warm_workers: usize::try_from(env_u64("TARN_WARM_WORKERS", 1)).unwrap_or(1),
             job_parallel_tasks: usize::try_from(env_u64("TARN_JOB_PARALLEL_TASKS", 8)).unwrap_or(8),
             job_reuse_workers: std::env::var("TARN_JOB_REUSE_WORKERS").map_or(true, |v| v != "false" && v != "0"),
+            replica: std::env::var("TARN_REPLICA").is_ok_and(|v| v == "true" || v == "1"),
             runtime: tarn_compute::runtime::RuntimeOptions {
                 deep_learning: std::env::var("TARN_ML_DEEP_LEARNING").map_or(true, |v| v != "false" && v != "0"),
             },

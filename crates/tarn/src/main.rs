@@ -13,6 +13,7 @@ mod lease;
 mod migrate;
 mod pipeline_tasks;
 mod pipelines_cli;
+mod replica;
 mod serve;
 mod token;
 

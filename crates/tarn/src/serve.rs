@@ -15,6 +15,7 @@ use tarn_files::Files;
 use tarn_gateway::{Gateway, Hooks, PathResolver};
 
 use crate::config::{Config, TlsArgs};
+use crate::lease::SchedulerLease;
 use crate::token::{ADMIN_USER, bootstrap_admin};
 
 /// How much longer than an engine start a statement waits for the warehouse
@@ -87,7 +88,8 @@ fn context_config(config: &Config, api: std::net::SocketAddr) -> ContextConfig {
     }
 }
 
-/// Serving endpoints over the workspace registry, each deployed again now.
+/// Serving endpoints over the workspace registry (deployed again when this
+/// serve leads).
 async fn serving_endpoints(
     config: &Config,
     store: Arc<tarn_store::Store>,
@@ -110,7 +112,6 @@ async fn serving_endpoints(
     };
     let timing = tarn_serving::Timing { idle_timeout: config.serving_idle, inference_flush: config.inference_flush };
     let endpoints = tarn_serving::Endpoints::new(store, catalog.clone(), ctx, timing).map_err(|e| e.to_string())?;
-    endpoints.start().await.map_err(|e| e.to_string())?;
     Ok(endpoints)
 }
 
@@ -203,8 +204,20 @@ async fn bind(host: &str, port: u16) -> Result<(tokio::net::TcpListener, std::ne
 
 async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listening: Listening) -> Result<(), String> {
     let store = Arc::new(config.open_store()?);
+    // Engines are told where tarn listens, so bind before any can start.
+    let (listener, addr) = bind(host, port).await?;
+    let (gateway_listener, gateway_addr) = bind(host, gateway_port).await?;
     // Before anything treats what is in flight as a crashed tarn's leftovers.
-    let lease = crate::lease::WorkspaceLease::acquire(store.clone())?;
+    let lease = Arc::new(SchedulerLease::new(store.clone(), advertised(addr, gateway_addr)));
+    let first = lease.try_take()?;
+    if let Err(holder) = &first {
+        if !config.replica {
+            return Err(SchedulerLease::refusal(holder));
+        }
+        println!(
+            "standby replica: {holder} holds the schedulers lease; this serve answers the API and takes over when it stops"
+        );
+    }
     let workspace_id = store
         .setting_or_init("workspace_id", || {
             format!(
@@ -219,9 +232,6 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     let catalog = Catalog::new(store.clone(), config.home.join("lake"));
     catalog.bootstrap(ADMIN_USER).map_err(|e| e.to_string())?;
     let files = Files::open(&config.home, store.clone(), catalog.clone()).map_err(|e| e.to_string())?;
-    // Engines are told where tarn listens, so bind before any can start.
-    let (listener, addr) = bind(host, port).await?;
-    let (gateway_listener, gateway_addr) = bind(host, gateway_port).await?;
     let compute = ComputeConfig {
         home: config.home.clone(),
         minute: config.minute,
@@ -239,8 +249,6 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     let library_files = library_files(&config, &files);
     let clusters = ClusterManager::new(store.clone(), config.environments(), compute, directory, library_files.clone())
         .map_err(|e| e.to_string())?;
-    clusters.reconcile().await.map_err(|e| e.to_string())?;
-    let reaper = clusters.spawn_idle_reaper();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let system = tarn_lake::SystemTables::new(
         catalog.clone(),
@@ -249,10 +257,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
         &workspace_id,
         ADMIN_USER,
     );
-    if let Err(e) = system.refresh().await {
-        tracing::warn!(error = %e, "writing the system tables");
-    }
-    let lake = tarn_lake::Lake::new(catalog.clone(), ADMIN_USER).with_system_tables(system);
+    let lake = tarn_lake::Lake::new(catalog.clone(), ADMIN_USER).with_system_tables(system.clone());
     let warehouse =
         tarn_sql::Warehouse::open(&store, clusters.clone(), config.engine_start_timeout + WAREHOUSE_START_SLACK)
             .map_err(|e| e.to_string())?;
@@ -297,7 +302,6 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     let notifier = tarn_jobs::Notifier::new(destinations.clone(), config.smtp.clone(), workspace_id.clone(), render);
     // Saved queries and alerts; v2 alerts fire on their own schedules.
     let alerts = tarn_alerts::Alerts::new(store.clone(), statements.clone(), notifier.clone(), workspace_id.clone());
-    let alert_scheduler = alerts.spawn_scheduler();
     let engines = tarn_jobs::Engines {
         contexts: contexts.clone(),
         clusters: clusters.clone(),
@@ -310,6 +314,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
         secrets: Some(secrets.clone()),
         sources: Some(Arc::new(tarn_api::TaskSources::new(store.clone(), files.clone(), catalog.clone()))),
         dbt: Some(dbt_config(&config, addr, listening.cert.clone())),
+        replies: config.home.join("runtime").join("replies"),
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: config.home.clone(),
@@ -331,21 +336,11 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
             access: Some(access.clone()),
         },
     );
-    let ended = pipelines.recover().map_err(|e| e.to_string())?;
-    if ended > 0 {
-        tracing::warn!(ended, "pipeline updates left in flight by an earlier tarn ended as FAILED");
-    }
     // Pipeline tasks start their updates through tarn-pipelines.
     let updates = Arc::new(crate::pipeline_tasks::JobUpdates(pipelines.clone()));
     let runs = tarn_jobs::Runs::new(store.clone(), jobs.clone(), Arc::new(engines), notifier.clone(), runs_config)
         .with_pipelines(updates)
         .with_git_sources(Arc::new(crate::git_sources::JobGitSources(repos.clone())));
-    tarn_jobs::git::remove_stale_checkouts(&config.home);
-    let recovered = runs.recover().map_err(|e| e.to_string())?;
-    let triggers = tarn_jobs::triggers::spawn(runs.clone(), files.clone());
-    if recovered > 0 {
-        tracing::warn!(recovered, "job runs left in flight by an earlier tarn ended with INTERNAL_ERROR");
-    }
     let hooks = Hooks {
         sql: Some(Arc::new(tarn_sql::LakeInterceptor::new(lake))),
         paths: Some(paths),
@@ -354,8 +349,6 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
         views: Some(views),
     };
     let gateway = Gateway::new(clusters.clone(), store.clone(), hooks);
-    let gateway_task =
-        tokio::spawn(gateway.serve(gateway_listener, listening.gateway.clone(), stopped(stop_rx.clone())));
     let artifacts = tarn_mlflow::Artifacts::open(&config.home.join("artifacts")).map_err(|e| e.to_string())?;
     let uploads = tarn_mlflow::Uploads::open(&config.home.join("artifact-uploads"), artifacts.clone())
         .map_err(|e| e.to_string())?;
@@ -366,12 +359,24 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     let serving = serving_endpoints(&config, store.clone(), &catalog, &tracking, &artifacts, secrets.clone()).await?;
     let monitors =
         tarn_monitor::Monitors::new(store.clone(), catalog.clone(), config.home.join("monitors"), Some(notifier));
-    let unfinished = monitors.recover().map_err(|e| e.to_string())?;
-    if unfinished > 0 {
-        tracing::warn!(unfinished, "monitor refreshes left running by an earlier tarn ended as FAILED");
-    }
-    let monitor_scheduler = monitors.spawn_scheduler();
     let thrift = tarn_thrift::ThriftService::new(statements.sessions().clone(), catalog.clone());
+    let holder = crate::replica::Holder::new(store.clone());
+    let stop_tx = Arc::new(stop_tx);
+    let leader = Leader {
+        home: config.home.clone(),
+        clusters: clusters.clone(),
+        system,
+        alerts: alerts.clone(),
+        pipelines: pipelines.clone(),
+        runs: runs.clone(),
+        files: files.clone(),
+        serving: serving.clone(),
+        monitors: monitors.clone(),
+        lease: lease.clone(),
+        holder: holder.clone(),
+        stop: stop_tx.clone(),
+        tasks: Default::default(),
+    };
     let state = AppState {
         audit: tarn_api::AuditLog::start(store.clone()),
         secrets,
@@ -397,30 +402,120 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
         workspace_id,
         usage_memo: Default::default(),
     };
-    let app = tarn_api::router(state);
+    let app = tarn_api::replica::layer(tarn_api::router(state), holder.clone());
     let server_file = config.home.join("server.json");
+    let gateway_serve = {
+        let (acceptor, stop_rx) = (listening.gateway.clone(), stop_rx.clone());
+        let holder = holder.clone();
+        async move {
+            let listener = crate::replica::forward_gateway(gateway_listener, holder).await;
+            gateway.serve(listener, acceptor, stopped(stop_rx)).await;
+        }
+    };
+    match first {
+        Ok(epoch) => leader.lead(epoch).await?,
+        Err(_) => {
+            let leader = leader.clone();
+            tokio::spawn(async move {
+                let epoch = leader.lease.wait_for().await;
+                println!("this replica took the schedulers lease");
+                if let Err(e) = leader.lead(epoch).await {
+                    tracing::error!(error = %e, "taking over as the schedulers lease holder; stopping");
+                    let _ = leader.stop.send(true);
+                }
+            });
+        }
+    }
+    let gateway_task = tokio::spawn(gateway_serve);
     listening.announce(&config, addr, gateway_addr.port())?;
-    let stop_tx = Arc::new(stop_tx);
-    let renewal = lease.spawn_renewal(stop_tx.clone());
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
     tarn_api::serve(listener, app, listening.api.clone(), stopped(stop_rx)).await.map_err(|e| e.to_string())?;
+    gateway_task.abort();
     let _ = gateway_task.await;
-    reaper.abort();
+    leader.stop_tasks();
     context_reaper.abort();
-    triggers.abort();
-    alert_scheduler.abort();
-    monitor_scheduler.abort();
     contexts.shutdown();
     tracing::info!("stopping cluster engines");
     clusters.shutdown().await;
     let _ = std::fs::remove_file(&server_file);
-    renewal.abort();
-    lease.release();
+    if holder.leading() {
+        lease.release();
+    }
     println!("tarn stopped");
     Ok(())
+}
+
+/// Where this serve answers, for replicas that forward to it: its API URL
+/// and gateway address (an unspecified bind address is named by the host).
+fn advertised(api: std::net::SocketAddr, gateway: std::net::SocketAddr) -> String {
+    let named = |addr: std::net::SocketAddr| match addr.ip().is_unspecified() {
+        true => format!("{}:{}", tarn_compute::process::host_name(), addr.port()),
+        false => addr.to_string(),
+    };
+    serde_json::json!({"api": format!("http://{}", named(api)), "gateway": named(gateway)}).to_string()
+}
+
+/// What the schedulers lease holder runs, started when this serve takes
+/// the lease (at once, or as a standby when the holder stops).
+#[derive(Clone)]
+struct Leader {
+    home: std::path::PathBuf,
+    clusters: ClusterManager,
+    system: tarn_lake::SystemTables,
+    alerts: tarn_alerts::Alerts,
+    pipelines: tarn_pipelines::Pipelines,
+    runs: tarn_jobs::Runs,
+    files: Files,
+    serving: tarn_serving::Endpoints,
+    monitors: tarn_monitor::Monitors,
+    lease: Arc<SchedulerLease>,
+    holder: Arc<crate::replica::Holder>,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Leader {
+    /// Ends what earlier engines and pipeline updates left, resumes job
+    /// runs, and starts the schedulers; every run transition from here is
+    /// fenced with `epoch`.
+    async fn lead(&self, epoch: i64) -> Result<(), String> {
+        self.runs.fence_with(crate::lease::NAME, epoch);
+        let renewal = self.lease.spawn_renewal(self.stop.clone());
+        self.clusters.reconcile().await.map_err(|e| e.to_string())?;
+        let mut tasks = vec![renewal, self.clusters.spawn_idle_reaper()];
+        if let Err(e) = self.system.refresh().await {
+            tracing::warn!(error = %e, "writing the system tables");
+        }
+        tasks.push(self.alerts.spawn_scheduler());
+        let ended = self.pipelines.recover().map_err(|e| e.to_string())?;
+        if ended > 0 {
+            tracing::warn!(ended, "pipeline updates left in flight by an earlier tarn ended as FAILED");
+        }
+        tarn_jobs::git::remove_stale_checkouts(&self.home);
+        let resumed = self.runs.recover().map_err(|e| e.to_string())?;
+        if resumed > 0 {
+            tracing::warn!(resumed, "job runs left in flight by an earlier tarn are resumed");
+        }
+        tasks.push(tarn_jobs::triggers::spawn(self.runs.clone(), self.files.clone()));
+        self.serving.start().await.map_err(|e| e.to_string())?;
+        let unfinished = self.monitors.recover().map_err(|e| e.to_string())?;
+        if unfinished > 0 {
+            tracing::warn!(unfinished, "monitor refreshes left running by an earlier tarn ended as FAILED");
+        }
+        tasks.push(self.monitors.spawn_scheduler());
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).extend(tasks);
+        self.holder.lead();
+        Ok(())
+    }
+
+    fn stop_tasks(&self) {
+        for task in self.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            task.abort();
+        }
+    }
 }
 
 async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {

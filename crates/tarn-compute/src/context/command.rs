@@ -139,6 +139,8 @@ pub struct Job {
     /// A request other than `execute` for the worker (a job task's `reset`).
     pub request: Option<Value>,
     pub timeout: Duration,
+    /// Where the worker also writes the result (a job task's command).
+    pub reply_file: Option<std::path::PathBuf>,
 }
 
 pub fn error_results(summary: &str, cause: &str) -> Value {
@@ -275,6 +277,7 @@ async fn execute(
             "language": job.language.as_str(),
             "code": job.code,
             "filename": job.filename,
+            "reply_file": job.reply_file,
         })
     });
     let reply = worker.request(&request);

@@ -88,6 +88,8 @@ pub struct ContextSnapshot {
     pub cluster_id: String,
     pub serverless: bool,
     pub error: Option<String>,
+    /// The context's Python worker process.
+    pub pid: u32,
 }
 
 /// What a job task's context starts with.
@@ -475,6 +477,7 @@ impl Contexts {
             cluster_id: context.cluster_id.clone(),
             serverless: context.serverless,
             error,
+            pid: context.pid.load(std::sync::atomic::Ordering::SeqCst),
         })
     }
 
@@ -515,21 +518,26 @@ impl Contexts {
             filename: None,
             request: None,
             timeout: self.inner.config.command_timeout,
+            reply_file: None,
         };
         context.jobs.send(job).map_err(|_| ComputeError::ContextFailed(format!("Context {id} has stopped")))?;
         Ok(command_id)
     }
 
     /// Runs a command to its end (a job task's cell or file): no command
-    /// timeout but the caller's, who drops the context to stop it.
+    /// timeout but the caller's, who drops the context to stop it. With a
+    /// `reply_file`, the worker also writes its result there before it
+    /// answers, so the result outlives this tarn (see tarn-jobs'
+    /// `take_over`).
     pub async fn run(
         &self,
         id: &str,
         language: Language,
         code: String,
         filename: Option<String>,
+        reply_file: Option<PathBuf>,
     ) -> Result<CommandSnapshot, ComputeError> {
-        let job = Job { id: String::new(), language, code, filename, request: None, timeout: UNLIMITED };
+        let job = Job { id: String::new(), language, code, filename, request: None, timeout: UNLIMITED, reply_file };
         self.run_job(id, job).await
     }
 
@@ -550,6 +558,7 @@ impl Contexts {
             filename: None,
             request: Some(serde_json::Value::Object(request)),
             timeout: UNLIMITED,
+            reply_file: None,
         };
         let snapshot = self.run_job(id, job).await?;
         let results = snapshot.results.unwrap_or_default();

@@ -13,7 +13,7 @@ use super::state::ResultState;
 use super::task_run::{AttemptEnd, Finished, Start, mark_running, update_doc};
 use super::{Runs, Trigger, for_each, pipeline_task};
 use crate::settings::{ConditionTask, JobSettings, RunJobTask, TaskSettings};
-use crate::tasks::{Attempt, BoxFuture, Outcome, TaskCompute};
+use crate::tasks::{Attempt, BoxFuture, Outcome, TaskCompute, WorkerNotes};
 
 pub(super) async fn run(start: Start) -> Finished {
     let key = start.row.task_key.clone().unwrap_or_default();
@@ -27,6 +27,48 @@ pub(super) async fn run(start: Start) -> Finished {
         Err(e) => AttemptEnd::Unresolved(e),
     };
     Finished { key, task_run_id, end }
+}
+
+/// Tasks whose code runs in a context's worker, which the attempt records
+/// before it sends the worker any code.
+const WORKER_TASKS: &[&str] = &["notebook_task", "spark_python_task", "python_wheel_task", "dbt_task"];
+
+/// What an attempt an earlier driver started and left running ended with:
+/// the run a `run_job_task` awaits is awaited again; a task whose worker
+/// outlived that driver gives the worker's result (the runner's
+/// `take_over`); a worker task that had no worker yet never ran its code
+/// and runs now, as the same attempt; anything else cannot be resumed and
+/// fails, so its retries (if any) run it again as a new attempt.
+pub(super) async fn take_over(start: Start) -> Finished {
+    let key = start.row.task_key.clone().unwrap_or_default();
+    let task_run_id = start.row.run_id;
+    let doc = &start.row.doc;
+    let worker_task = WORKER_TASKS.iter().any(|t| start.task.get(*t).is_some());
+    let end = if let Some(run_id) = doc.pointer("/run_job_output/run_id").and_then(Value::as_i64) {
+        await_child(&start.runs, run_id).await
+    } else if let Some(worker) = doc.get("worker") {
+        AttemptEnd::Ran(start.runs.runner().take_over(worker).await)
+    } else if worker_task {
+        return run(start).await;
+    } else {
+        // A for-each task's iterations end with it.
+        abandon_children(&start.runs, task_run_id);
+        AttemptEnd::Ran(Outcome::failed(
+            "tarn stopped while this attempt was running and it cannot be resumed; it ended here",
+        ))
+    };
+    Finished { key, task_run_id, end }
+}
+
+fn abandon_children(runs: &Runs, task_run_id: i64) {
+    let children = runs.store().child_job_runs(task_run_id).unwrap_or_default();
+    for child in children
+        .into_iter()
+        .filter(|c| !super::LifeCycle::parse(&c.life_cycle_state).is_some_and(super::LifeCycle::is_final))
+    {
+        let message = "tarn stopped while this iteration ran; it was not resumed".to_string();
+        let _ = runs.apply(child, super::RunEvent::Abandoned { message });
+    }
 }
 
 /// [`execute`] as a boxed future, for the for-each iterations (boxed:
@@ -90,9 +132,21 @@ pub(super) async fn execute(start: &Start, task: Value) -> AttemptEnd {
         dependencies,
         user: super::run_as(&start.run).to_string(),
         git: start.git.clone(),
+        notes: worker_notes(&start.runs, start.row.run_id),
     };
     let work = start.runs.runner().run(attempt);
     within(timeout, async { AttemptEnd::Ran(work.await) }).await
+}
+
+/// Writes the attempt's worker on its task run, for a tarn that takes over.
+fn worker_notes(runs: &Runs, task_run_id: i64) -> WorkerNotes {
+    let runs = runs.clone();
+    WorkerNotes::new(move |worker| {
+        let worker = worker.clone();
+        if let Err(e) = update_doc(&runs, task_run_id, |doc| doc["worker"] = worker) {
+            tracing::warn!(task_run_id, error = %e, "recording a task's worker");
+        }
+    })
 }
 
 /// `work` under the task's timeout; past it, the work is dropped (stopped).
@@ -201,6 +255,11 @@ async fn run_job(start: &Start, spec: &RunJobTask) -> AttemptEnd {
         Err(e) => return AttemptEnd::Unresolved(format!("The job {job_id} could not be run: {e}")),
     };
     let _ = update_doc(runs, start.row.run_id, |doc| doc["run_job_output"] = json!({"run_id": run_id}));
+    await_child(runs, run_id).await
+}
+
+/// Waits for the run a `run_job_task` triggered; dropped, it cancels it.
+async fn await_child(runs: &Runs, run_id: i64) -> AttemptEnd {
     let mut child = ChildRun { runs, run_id, done: false };
     runs.wait(run_id).await;
     child.done = true;

@@ -66,6 +66,10 @@ pub(super) struct Driver {
     first: HashMap<String, i64>,
     /// The run's checkout of its job's `git_source`, if it has one.
     git: Option<crate::git::GitCheckout>,
+    /// The run was in flight under an earlier driver (another replica, or
+    /// this tarn before a restart): its ended tasks stay ended and its
+    /// attempts still running are taken over.
+    resumed: bool,
 }
 
 impl Driver {
@@ -76,6 +80,7 @@ impl Driver {
         let nodes: Vec<Node> = settings.tasks.iter().map(Node::of).collect();
         let graph = Graph::new(&nodes);
         let repair_id = doc.repairs.last().map(|r| r.id);
+        let resumed = run.life_cycle_state != LifeCycle::Pending.as_str();
         let mut driver = Driver {
             runs: runs.clone(),
             run: Arc::new(run),
@@ -94,9 +99,17 @@ impl Driver {
             repair_id,
             first: HashMap::new(),
             git: None,
+            resumed,
         };
         driver.plan()?;
         driver.graph.count_unmet(&driver.nodes, &driver.rows, &driver.done);
+        if resumed {
+            // Only tasks still waiting start anew; the others are taken over.
+            let rows = &driver.rows;
+            let blocked =
+                |key: &String| rows.get(key).is_some_and(|r| r.life_cycle_state == LifeCycle::Blocked.as_str());
+            driver.graph.ready.retain(blocked);
+        }
         Ok(driver)
     }
 
@@ -106,8 +119,14 @@ impl Driver {
     fn plan(&mut self) -> Result<()> {
         let rerun: Option<HashSet<String>> = self.doc.repairs.last().map(|r| r.rerun_tasks.iter().cloned().collect());
         let mut latest: HashMap<String, JobRunRow> = HashMap::new();
+        // Where each task's attempts of this pass began, for a resumed run's retries.
+        let mut earliest: HashMap<String, i64> = HashMap::new();
         for row in self.runs.store().child_job_runs(self.run.run_id)? {
             if let Some(key) = row.task_key.clone() {
+                if row.doc.get("repair_id").and_then(Value::as_i64) == self.repair_id {
+                    let first = earliest.entry(key.clone()).or_insert(row.attempt_number);
+                    *first = (*first).min(row.attempt_number);
+                }
                 latest.insert(key, row);
             }
         }
@@ -115,14 +134,17 @@ impl Driver {
             let key = node.task_key.clone();
             let kept = rerun.as_ref().is_some_and(|r| !r.contains(&key));
             let previous = latest.remove(&key);
-            let unfinished = previous.as_ref().is_some_and(|p| {
-                !LifeCycle::parse(&p.life_cycle_state).is_some_and(LifeCycle::is_final)
-                    && p.doc.get("repair_id").and_then(Value::as_i64) == self.repair_id
-            });
-            match (kept, previous) {
+            let this_pass =
+                previous.as_ref().is_some_and(|p| p.doc.get("repair_id").and_then(Value::as_i64) == self.repair_id);
+            let ended = previous
+                .as_ref()
+                .is_some_and(|p| LifeCycle::parse(&p.life_cycle_state).is_some_and(LifeCycle::is_final));
+            let unfinished = this_pass && !ended;
+            match (kept || (self.resumed && this_pass && ended), previous) {
                 (true, Some(row)) => self.keep(row),
                 (_, Some(row)) if unfinished => {
-                    self.first.insert(key.clone(), row.attempt_number);
+                    let first = if self.resumed { earliest.get(&key).copied() } else { None };
+                    self.first.insert(key.clone(), first.unwrap_or(row.attempt_number));
                     self.rows.insert(key, row);
                 }
                 (_, previous) => {
@@ -147,10 +169,15 @@ impl Driver {
     }
 
     async fn run(mut self, mut stop: watch::Receiver<Option<Stop>>) -> Result<()> {
-        let run = (*self.run).clone();
-        self.run = Arc::new(self.runs.apply(run, RunEvent::Started)?);
-        self.runs.notify(self.run.run_id, Event::Start);
+        if !self.resumed {
+            let run = (*self.run).clone();
+            self.run = Arc::new(self.runs.apply(run, RunEvent::Started)?);
+            self.runs.notify(self.run.run_id, Event::Start);
+        }
         self.git = crate::git::prepare(&self.runs, &self.run, &self.settings).await;
+        if self.resumed {
+            self.take_over();
+        }
         let timeout = self.settings.timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut warning = self.settings.health.duration_threshold().map(|t| Instant::now() + t);
@@ -214,8 +241,43 @@ impl Driver {
         if let Some(threshold) = task.health.duration_threshold() {
             self.overdue.push((Instant::now() + threshold, key.to_string(), row.run_id));
         }
+        let start = self.start_of(key, task, row, bindings);
+        self.running.spawn(attempt::run(start));
+        self.in_flight.insert(key.to_string());
+        Ok(())
+    }
+
+    /// A resumed run's tasks that an earlier driver had started: an
+    /// attempt not yet running (PENDING) runs now as itself; one running
+    /// is taken over (`attempt::take_over`: its worker's result, or the
+    /// run it awaits), never started twice; a retry that was waiting is
+    /// due at once.
+    fn take_over(&mut self) {
+        let keys: Vec<String> = self.rows.keys().cloned().collect();
+        for key in keys {
+            let (Some(row), Some(task)) = (self.rows.get(&key).cloned(), self.settings.task(&key)) else { continue };
+            let state = LifeCycle::parse(&row.life_cycle_state);
+            match state {
+                Some(LifeCycle::Blocked) => continue,
+                Some(LifeCycle::WaitingForRetry) => {
+                    self.retries.push((Instant::now(), key));
+                    continue;
+                }
+                _ => {}
+            }
+            let bindings = self.bindings(&key, &row);
+            let start = self.start_of(&key, task, row, bindings);
+            match state {
+                Some(LifeCycle::Pending) => self.running.spawn(attempt::run(start)),
+                _ => self.running.spawn(attempt::take_over(start)),
+            };
+            self.in_flight.insert(key);
+        }
+    }
+
+    fn start_of(&self, key: &str, task: &TaskSettings, row: JobRunRow, bindings: super::Bindings) -> task_run::Start {
         let upstream = self.upstream_facts(key).map(|(k, f)| (k.clone(), Value::Object(f.values.clone()))).collect();
-        let start = task_run::Start {
+        task_run::Start {
             runs: self.runs.clone(),
             run: self.run.clone(),
             settings: self.settings.clone(),
@@ -226,10 +288,7 @@ impl Driver {
             upstream,
             clusters: self.clusters.clone(),
             git: self.git.clone(),
-        };
-        self.running.spawn(attempt::run(start));
-        self.in_flight.insert(key.to_string());
-        Ok(())
+        }
     }
 
     fn bindings(&self, key: &str, row: &JobRunRow) -> super::Bindings {

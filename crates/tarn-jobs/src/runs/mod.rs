@@ -1,8 +1,8 @@
 //! Job runs: triggered (run-now, submit, a `run_job_task`), queued past a
 //! job's `max_concurrent_runs`, driven task by task (`driver`), cancelled,
 //! repaired, listed and shown. Every transition is written to the store
-//! before it is acted on; `recover` resolves what an earlier tarn left in
-//! flight.
+//! before it is acted on, fenced by the schedulers lease when one is held;
+//! `recover` resumes what an earlier holder left in flight.
 
 mod attempt;
 mod bindings;
@@ -149,6 +149,8 @@ struct Inner {
     slots: Arc<Semaphore>,
     /// Transitions refused (not allowed, or stale), since this tarn started.
     refused: AtomicU64,
+    /// The lease and epoch every transition is fenced with, once held.
+    fence: OnceLock<(&'static str, i64)>,
 }
 
 fn not_found(run_id: i64) -> JobsError {
@@ -176,6 +178,7 @@ impl Runs {
             admission: Mutex::new(()),
             slots,
             refused: AtomicU64::new(0),
+            fence: OnceLock::new(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -196,6 +199,15 @@ impl Runs {
             tracing::warn!("git sources were plugged in twice; the first stays");
         }
         self
+    }
+
+    /// From now on every transition is written only while `lease` still
+    /// has `epoch`: once another process took the lease, this one's
+    /// drivers write nothing more.
+    pub fn fence_with(&self, lease: &'static str, epoch: i64) {
+        if self.inner.fence.set((lease, epoch)).is_err() {
+            tracing::warn!("run transitions were fenced twice; the first fence stays");
+        }
     }
 
     pub(crate) fn git_sources(&self) -> Option<&dyn crate::git::GitSources> {
@@ -442,7 +454,7 @@ impl Runs {
         Ok(())
     }
 
-    /// Resolves when the run has ended (at once if it is not being driven).
+    /// Resolves when the run has ended.
     pub async fn wait(&self, run_id: i64) {
         loop {
             let receiver = self.active().get(&run_id).map(|a| a.finished.clone());
@@ -450,9 +462,12 @@ impl Runs {
                 Some(mut finished) => {
                     let _ = finished.wait_for(|done| *done).await;
                 }
+                // Queued, or about to be resumed by `recover`.
                 None => {
-                    let queued = self.run_row(run_id).is_ok_and(|r| r.life_cycle_state == LifeCycle::Queued.as_str());
-                    if !queued {
+                    let unfinished = self
+                        .run_row(run_id)
+                        .is_ok_and(|r| !LifeCycle::parse(&r.life_cycle_state).is_some_and(LifeCycle::is_final));
+                    if !unfinished {
                         return;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -545,7 +560,8 @@ impl Runs {
             }
             _ => {}
         }
-        if !self.inner.store.transition_job_run(&row, &from)? {
+        let fence = self.inner.fence.get().map(|&(lease, epoch)| tarn_store::Fence { lease, epoch });
+        if !self.inner.store.transition_job_run(&row, &from, fence)? {
             return Err(self.refuse(row.run_id, Refusal::Stale { expected: from, event: event.name() }));
         }
         Ok(row)
@@ -562,41 +578,35 @@ impl Runs {
         self.inner.refused.load(Ordering::Relaxed)
     }
 
-    /// After a start: runs an earlier tarn left in flight end with
-    /// INTERNAL_ERROR and the reason (their job clusters were terminated
-    /// when the cluster manager reconciled); queued runs start.
+    /// When this process starts driving runs (at a start, or when it takes
+    /// the schedulers lease from a replica that died): runs left in flight
+    /// are driven on from where their tasks are (ended tasks stay ended,
+    /// attempts still running are taken over, see `driver`); queued runs
+    /// start. Answers how many runs were resumed.
     pub fn recover(&self) -> Result<usize> {
-        let mut resolved = 0;
+        let mut resumed = 0;
         let mut queued_jobs = Vec::new();
-        let unfinished = self.inner.store.unfinished_job_runs()?;
-        let queued = |row: &JobRunRow| row.task_key.is_none() && row.life_cycle_state == LifeCycle::Queued.as_str();
-        let queued_runs: Vec<i64> = unfinished.iter().filter(|r| queued(r)).map(|r| r.run_id).collect();
-        for row in unfinished {
-            if queued(&row) {
+        for row in self.inner.store.unfinished_job_runs()? {
+            if row.task_key.is_some() {
+                continue;
+            }
+            let state = LifeCycle::parse(&row.life_cycle_state);
+            if state == Some(LifeCycle::Queued) {
                 queued_jobs.extend(row.job_id);
                 continue;
             }
-            // A queued run's tasks wait (BLOCKED) with it.
-            if row.parent_run_id.is_some_and(|parent| queued_runs.contains(&parent)) {
+            if self.active().contains_key(&row.run_id) {
                 continue;
             }
-            let what = if row.task_key.is_some() { "task" } else { "run" };
-            let message = format!(
-                "tarn stopped while this {what} was {}; it was not resumed (the {what} ended when tarn restarted)",
-                row.life_cycle_state
-            );
-            match self.apply(row, RunEvent::Abandoned { message }) {
-                Ok(_) => resolved += 1,
-                // It moved on meanwhile; its newer state stands.
-                Err(JobsError::Refused(_)) => {}
-                Err(e) => return Err(e),
-            }
+            tracing::info!(run_id = row.run_id, state = row.life_cycle_state, "resuming a run left in flight");
+            self.spawn(row.run_id);
+            resumed += 1;
         }
         queued_jobs.dedup();
         for job_id in queued_jobs {
             self.promote(job_id)?;
         }
-        Ok(resolved)
+        Ok(resumed)
     }
 }
 

@@ -117,6 +117,11 @@ pub(super) fn mark_running(start: &Start, task: &Value, cluster_id: Option<&str>
     if let Some(id) = cluster_id {
         row.doc["cluster_instance"] = json!({"cluster_id": id});
     }
+    // A taken-over attempt that had not reached its code is RUNNING already.
+    if row.life_cycle_state == super::LifeCycle::Running.as_str() {
+        start.runs.store().update_job_run_doc(row.run_id, &row.doc)?;
+        return Ok(());
+    }
     start.runs.apply(row, Event::Started)?;
     Ok(())
 }

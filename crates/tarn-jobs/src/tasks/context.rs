@@ -6,13 +6,19 @@
 //! its worker killed.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use tarn_compute::context::{CommandStatus, Compute, ContextStatus, Contexts, Language, TaskSetup};
+use tarn_compute::process;
 use tarn_core::secret_ref::SecretRef;
 
-use super::{Attempt, Ending, Engines, Outcome, TaskCompute};
+use super::{Attempt, Ending, Engines, Outcome, TaskCompute, WorkerNotes};
+
+/// How often a taken-over attempt looks for its worker's result.
+const TAKE_OVER_POLL: Duration = Duration::from_millis(250);
 
 /// Idle task contexts by what they run on.
 #[derive(Clone, Default)]
@@ -50,6 +56,9 @@ pub(super) struct TaskContext {
     id: String,
     /// False while a command runs: dropped then, the context is destroyed.
     finished: bool,
+    notes: WorkerNotes,
+    /// Where the worker writes the attempt's last result.
+    reply_file: PathBuf,
 }
 
 /// What one command of the task ended with.
@@ -143,11 +152,21 @@ impl TaskContext {
         let key = format!("{compute:?}|{}|{}", dependencies.join(" "), attempt.user);
         let pool = engines.pool.clone();
         let contexts = engines.contexts.clone();
+        let reply_file = engines.replies.join(format!("{}.json", attempt.task_run_id));
+        let context = |id| Self {
+            contexts: contexts.clone(),
+            pool: pool.clone(),
+            key: key.clone(),
+            id,
+            finished: true,
+            notes: attempt.notes.clone(),
+            reply_file: reply_file.clone(),
+        };
         while let Some(id) = pool.take(&key) {
             let alive = contexts.status(None, &id).is_ok_and(|s| s.status == ContextStatus::Running);
             if alive {
                 match contexts.reset(&id, attach.clone()).await {
-                    Ok(()) => return Ok(Self { contexts, pool, key, id, finished: true }),
+                    Ok(()) => return Ok(context(id)),
                     Err(e) => tracing::warn!(context_id = id, error = %e, "a kept task context could not be reset"),
                 }
             }
@@ -158,7 +177,7 @@ impl TaskContext {
             .create_with(compute, Language::Python, &attempt.user, setup)
             .await
             .map_err(|e| format!("The task's execution context could not start: {e}"))?;
-        Ok(Self { contexts, pool, key, id, finished: true })
+        Ok(context(id))
     }
 
     /// The cluster whose engine the context uses (the serverless one included).
@@ -169,30 +188,132 @@ impl TaskContext {
     /// Runs a command to its end. Only between commands may the context
     /// serve another task once this one is dropped.
     pub async fn run(&mut self, language: Language, code: String, filename: Option<String>) -> StepResult {
+        self.note_worker(None);
+        self.execute(language, code, filename, None).await
+    }
+
+    /// Runs the attempt's last command: its result also goes to the reply
+    /// file, so a tarn that takes the run over after this one died gets it.
+    pub async fn run_last(&mut self, language: Language, code: String, filename: Option<String>) -> StepResult {
+        let reply_file = self.reply_file.clone();
+        let _ = std::fs::remove_file(&reply_file);
+        self.note_worker(Some(&reply_file));
+        let result = self.execute(language, code, filename, Some(reply_file.clone())).await;
+        let _ = std::fs::remove_file(&reply_file);
+        result
+    }
+
+    async fn execute(
+        &mut self,
+        language: Language,
+        code: String,
+        filename: Option<String>,
+        reply_file: Option<PathBuf>,
+    ) -> StepResult {
         self.finished = false;
-        let ran = self.contexts.run(&self.id, language, code, filename).await;
+        let ran = self.contexts.run(&self.id, language, code, filename, reply_file).await;
         self.finished = true;
-        let snapshot = match ran {
-            Ok(s) => s,
-            Err(e) => return StepResult { step: error(e.to_string(), String::new()), values: None },
-        };
-        let results = snapshot.results.unwrap_or(Value::Null);
-        let values = results.get("taskValues").and_then(Value::as_object).cloned();
-        let step = match (snapshot.status, results.get("resultType").and_then(Value::as_str)) {
-            (CommandStatus::Finished, Some("error")) | (CommandStatus::Error | CommandStatus::Cancelled, _) => {
-                Step::Error {
-                    summary: text(&results, "summary"),
-                    cause: text(&results, "cause"),
-                    stdout: text(&results, "stdout"),
-                }
+        match ran {
+            Ok(snapshot) => step_of(snapshot.status, snapshot.results.unwrap_or(Value::Null)),
+            Err(e) => StepResult { step: error(e.to_string(), String::new()), values: None },
+        }
+    }
+
+    /// Records which process runs the attempt now, on its task run.
+    fn note_worker(&self, reply_file: Option<&PathBuf>) {
+        let Ok(status) = self.contexts.status(None, &self.id) else { return };
+        let ticks = process::start_ticks(status.pid);
+        self.notes.record(&json!({
+            "host": process::host_name(),
+            "pid": status.pid,
+            "ticks": ticks,
+            "reply_file": reply_file,
+        }));
+    }
+}
+
+/// A command's result as a task sees it, with the task values it holds.
+fn step_of(status: CommandStatus, results: Value) -> StepResult {
+    let values = results.get("taskValues").and_then(Value::as_object).cloned();
+    let cancelled = results.get("cancelled").and_then(Value::as_bool) == Some(true);
+    let step = match (status, results.get("resultType").and_then(Value::as_str)) {
+        (CommandStatus::Finished, Some("error")) | (CommandStatus::Error | CommandStatus::Cancelled, _) => {
+            Step::Error {
+                summary: text(&results, "summary"),
+                cause: text(&results, "cause"),
+                stdout: text(&results, "stdout"),
             }
-            _ if results.get("notebookExit").and_then(Value::as_bool) == Some(true) => {
-                Step::Exit { value: text(&results, "data"), stdout: text(&results, "stdout") }
+        }
+        _ if cancelled => error("The command was interrupted".into(), String::new()),
+        _ if results.get("notebookExit").and_then(Value::as_bool) == Some(true) => {
+            Step::Exit { value: text(&results, "data"), stdout: text(&results, "stdout") }
+        }
+        (_, Some("table")) => Step::Output(results.get("data").map(Value::to_string).unwrap_or_default()),
+        _ => Step::Output(text(&results, "data")),
+    };
+    StepResult { step, values }
+}
+
+/// The outcome of an attempt an earlier tarn left running, from the worker
+/// it recorded: the result the worker wrote to its reply file, waited for
+/// while the worker (a process of this host) still runs. A worker that was
+/// between commands, or ended without a result, cannot give one: it is
+/// stopped and the attempt fails. Dropped (a cancel, a timeout), it stops
+/// the worker.
+pub(super) async fn take_over(worker: &Value) -> Outcome {
+    let here = worker.get("host").and_then(Value::as_str) == Some(process::host_name().as_str());
+    let pid = worker.get("pid").and_then(Value::as_u64).and_then(|p| u32::try_from(p).ok());
+    let ticks = worker.get("ticks").and_then(Value::as_i64);
+    let process = match (here, pid, ticks) {
+        (true, Some(pid), Some(ticks)) => Some(WorkerProcess { pid, ticks }),
+        _ => None,
+    };
+    let Some(reply_file) = worker.get("reply_file").and_then(Value::as_str).map(PathBuf::from) else {
+        drop(process);
+        return Outcome::failed(
+            "tarn stopped while this attempt ran a command before its last one; the attempt cannot be resumed there",
+        );
+    };
+    loop {
+        let alive = process.as_ref().is_some_and(WorkerProcess::alive);
+        // Read after the liveness check: a worker writes its result before it ends.
+        if let Ok(text) = std::fs::read_to_string(&reply_file) {
+            let _ = std::fs::remove_file(&reply_file);
+            if let Some(p) = process {
+                p.release();
             }
-            (_, Some("table")) => Step::Output(results.get("data").map(Value::to_string).unwrap_or_default()),
-            _ => Step::Output(text(&results, "data")),
-        };
-        StepResult { step, values }
+            let results: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let mut outcome = step_of(CommandStatus::Finished, results).into_outcome(None);
+            outcome.logs.insert_str(0, "(resumed: this attempt's worker outlived the tarn that started it)\n");
+            return outcome;
+        }
+        if !alive {
+            return Outcome::failed("tarn stopped while this attempt ran, and its worker ended without a result");
+        }
+        tokio::time::sleep(TAKE_OVER_POLL).await;
+    }
+}
+
+/// A taken-over worker: killed if the attempt is dropped before its result.
+struct WorkerProcess {
+    pid: u32,
+    ticks: i64,
+}
+
+impl WorkerProcess {
+    fn alive(&self) -> bool {
+        process::start_ticks(self.pid) == Some(self.ticks)
+    }
+
+    /// Its result is in: it ends by itself.
+    fn release(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        process::kill_if_same(self.pid, self.ticks);
     }
 }
 

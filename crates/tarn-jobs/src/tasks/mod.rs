@@ -51,6 +51,37 @@ pub struct Attempt {
     pub user: String,
     /// The run's checkout of its job's `git_source` (`crate::git`).
     pub git: Option<crate::git::GitCheckout>,
+    /// Records the worker running the attempt on its task run, for a tarn
+    /// that takes the run over.
+    pub notes: WorkerNotes,
+}
+
+/// Where an attempt records the worker that runs it (`{"host", "pid",
+/// "ticks", "reply_file"}`, `reply_file` only while its last command
+/// runs): what `TaskRunner::take_over` reads.
+#[derive(Clone)]
+pub struct WorkerNotes(std::sync::Arc<dyn Fn(&Value) + Send + Sync>);
+
+impl WorkerNotes {
+    pub fn new(note: impl Fn(&Value) + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(note))
+    }
+
+    pub fn record(&self, worker: &Value) {
+        (self.0)(worker);
+    }
+}
+
+impl Default for WorkerNotes {
+    fn default() -> Self {
+        Self::new(|_| {})
+    }
+}
+
+impl std::fmt::Debug for WorkerNotes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkerNotes")
+    }
 }
 
 /// How an attempt's work ended.
@@ -117,6 +148,13 @@ pub trait TaskRunner: Send + Sync + 'static {
     fn stop_job_cluster(&self, cluster_id: &str, run_id: i64);
     /// The cluster's cores, for an attempt's usage record; `None` if it is gone.
     fn cluster_cores(&self, cluster_id: &str) -> Option<u32>;
+    /// The outcome of an attempt an earlier tarn left running, from the
+    /// `worker` it recorded (see [`Attempt::worker`]). Dropping the future
+    /// stops that worker.
+    fn take_over<'a>(&'a self, worker: &'a Value) -> BoxFuture<'a, Outcome> {
+        let _ = worker;
+        Box::pin(async { Outcome::failed("tarn stopped while this attempt was running; it cannot be taken over") })
+    }
 }
 
 /// The compute and files task runners use. Cheap to clone.
@@ -140,6 +178,9 @@ pub struct Engines {
     pub sources: Option<std::sync::Arc<dyn SourceAccess>>,
     /// Where `dbt_task`s reach the warehouse; without it they fail.
     pub dbt: Option<dbt::DbtConfig>,
+    /// Where workers write a task's last result (`$TARN_HOME/runtime/replies`),
+    /// on storage every replica reads.
+    pub replies: std::path::PathBuf,
 }
 
 /// Whether a principal may read a notebook or file a task runs (workspace
@@ -175,6 +216,10 @@ impl TaskRunner for Engines {
 
     fn cluster_cores(&self, cluster_id: &str) -> Option<u32> {
         self.clusters.get(cluster_id).ok().map(|c| c.cores)
+    }
+
+    fn take_over<'a>(&'a self, worker: &'a Value) -> BoxFuture<'a, Outcome> {
+        Box::pin(context::take_over(worker))
     }
 }
 

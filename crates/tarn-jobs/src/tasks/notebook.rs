@@ -38,8 +38,12 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
     };
     let mut outcome = Outcome::succeeded(String::new());
     outcome.cluster_id = context.cluster_id();
-    for command in commands {
-        let result = context.run(command.language, command.code, None).await;
+    let last = commands.len().saturating_sub(1);
+    for (i, command) in commands.into_iter().enumerate() {
+        let result = match i == last {
+            true => context.run_last(command.language, command.code, None).await,
+            false => context.run(command.language, command.code, None).await,
+        };
         if let Some(values) = result.values {
             outcome.values = values;
         }

@@ -35,7 +35,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
         Ok(c) => c,
         Err(e) => return Outcome::failed(e),
     };
-    let result = context.run(Language::Python, code, Some(file.to_string())).await;
+    let result = context.run_last(Language::Python, code, Some(file.to_string())).await;
     result.into_outcome(context.cluster_id())
 }
 

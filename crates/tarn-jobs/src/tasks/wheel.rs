@@ -34,7 +34,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, spec: &Value) -> O
          _main()\n",
         module = package.replace('-', "_"),
     );
-    let result = context.run(Language::Python, code, Some(format!("<wheel {package}>"))).await;
+    let result = context.run_last(Language::Python, code, Some(format!("<wheel {package}>"))).await;
     result.into_outcome(context.cluster_id())
 }
 

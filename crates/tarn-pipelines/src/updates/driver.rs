@@ -249,7 +249,7 @@ impl Run {
             .map_err(|e| fail(e.to_string()))?;
         let literal = serde_json::to_string(&request.to_string()).unwrap_or_default();
         let code = format!("import pipeline as _tarn_pipeline\n_tarn_pipeline.analyze({literal})");
-        let result = contexts.run(&context, Language::Python, code, None).await;
+        let result = contexts.run(&context, Language::Python, code, None, None).await;
         let _ = contexts.destroy(Some(cluster_id), &context);
         let results = result.map_err(|e| fail(e.to_string()))?.results.unwrap_or_default();
         if results.get("resultType").and_then(Value::as_str) == Some("error") {

@@ -77,7 +77,7 @@ pub(super) async fn run(engines: &Engines, attempt: &Attempt, raw: &Value) -> Ou
         Ok(c) => c,
         Err(e) => return Outcome::failed(e),
     };
-    let result = context.run(Language::Python, code, Some("<dbt_task>".into())).await;
+    let result = context.run_last(Language::Python, code, Some("<dbt_task>".into())).await;
     let mut outcome = result.into_outcome(context.cluster_id());
     drop(context);
     if let Some(link) = keep_artifacts(engines, attempt.task_run_id, &archive) {

@@ -1,0 +1,154 @@
+"""Two `tarn serve` replicas on one workspace (TARN_REPLICA=true) behind a
+load balancer: every call works on either; the one holding the schedulers
+lease runs the work, and when it is killed with -9 the other takes the
+lease and finishes the runs in flight, every task run exactly once."""
+
+import base64
+import socket
+import threading
+import time
+from pathlib import Path
+
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.service import jobs, workspace
+
+from conftest import Tarn, pid_alive, wait_for
+
+REPLICA = {"TARN_REPLICA": "true", "TARN_JOB_PARALLEL_TASKS": "4"}
+
+TASK = """
+import os, sys, time
+key, seconds, marks = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+with open(os.path.join(marks, key + ".started"), "a") as f:
+    f.write(f"{os.getpid()}\\n")
+time.sleep(seconds)
+with open(os.path.join(marks, key), "a") as f:
+    f.write("ran\\n")
+"""
+
+
+class Balancer:
+    """A round-robin TCP load balancer on loopback; a backend that refuses
+    a connection is passed over, as a health-checking balancer does."""
+
+    def __init__(self, backends):
+        self.backends = backends
+        self.next = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(client,), daemon=True).start()
+
+    def connect(self):
+        for _ in range(len(self.backends)):
+            host, port = self.backends[self.next % len(self.backends)]
+            self.next += 1
+            try:
+                return socket.create_connection((host, port), timeout=2)
+            except OSError:
+                continue
+        return None
+
+    def serve(self, client):
+        upstream = self.connect()
+        if upstream is None:
+            client.close()
+            return
+        upstream.settimeout(None)
+
+        def pipe(a, b):
+            try:
+                while data := a.recv(65536):
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (a, b):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+    def close(self):
+        self.server.close()
+
+
+def address(tarn):
+    host, port = tarn.url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def test_replicas_serve_one_workspace_and_a_killed_holder_hands_its_runs_over(tmp_home):
+    first = Tarn(tmp_home, REPLICA).start()
+    second = Tarn(tmp_home, REPLICA).start()
+    balancer = Balancer([address(first), address(second)])
+    try:
+        # Every call works on either replica: reads on the standby itself,
+        # writes handed to the holder.
+        for i, tarn in enumerate((first, second)):
+            w = tarn.client()
+            assert w.current_user.me().user_name == "admin"
+            w.workspace.mkdirs(f"/Users/admin/replicas-{i}")
+        standby = second.client()
+        made = [o.path for o in standby.workspace.list("/Users/admin") if "/replicas-" in o.path]
+        assert sorted(made) == ["/Users/admin/replicas-0", "/Users/admin/replicas-1"]
+        marks = tmp_home / "marks"
+        marks.mkdir()
+        w = WorkspaceClient(host=balancer.url, token=first.token, auth_type="pat")
+        w.workspace.import_("/Users/admin/replicas-task.py", content=base64.b64encode(TASK.encode()).decode(),
+                            format=workspace.ImportFormat.AUTO, overwrite=True)
+        keys = [f"t{i:02d}" for i in range(20)]
+        tasks = [
+            jobs.Task(
+                task_key=key,
+                depends_on=[jobs.TaskDependency(task_key=keys[i - 4])] if i >= 4 else [],
+                spark_python_task=jobs.SparkPythonTask(
+                    python_file="/Users/admin/replicas-task.py", parameters=[key, "2", str(marks)]
+                ),
+            )
+            for i, key in enumerate(keys)
+        ]
+        job = w.jobs.create(name="twenty", tasks=tasks)
+        run_id = w.jobs.run_now(job.job_id).run_id
+        # Kill the holder while tasks run: some done, some started, some waiting.
+        wait_for(lambda: len(list(marks.glob("t??"))) >= 5 and len(list(marks.glob("*.started"))) > len(list(marks.glob("t??"))),
+                 timeout=300, interval=0.2)
+        in_flight = {p.name.removesuffix(".started") for p in marks.glob("*.started")} - {p.name for p in marks.glob("t??")}
+        first.proc.kill()
+        first.proc.wait()
+        # The standby takes the lease and drives the run to its end.
+        run = wait_for(
+            lambda: (r := standby.jobs.get_run(run_id)).state.life_cycle_state == jobs.RunLifeCycleState.TERMINATED and r,
+            timeout=300,
+        )
+        assert run.state.result_state == jobs.RunResultState.SUCCESS, run.state.state_message
+        # Once each: one attempt per task, one execution of its code.
+        assert sorted(t.task_key for t in run.tasks) == keys
+        assert all(t.attempt_number == 0 for t in run.tasks)
+        for key in keys:
+            assert (marks / key).read_text() == "ran\n", key
+            assert len((marks / f"{key}.started").read_text().split()) == 1, key
+        # The attempts in flight at the kill were taken over, not run again.
+        assert in_flight
+        for key in in_flight:
+            task = next(t for t in run.tasks if t.task_key == key)
+            assert "resumed" in standby.jobs.get_run_output(task.run_id).logs
+        # The new holder answers what only the holder can: a new run.
+        again = w.jobs.run_now(job.job_id).run_id
+        assert again > run_id
+        standby.jobs.cancel_run(again)
+        assert not pid_alive(first.proc.pid)
+    finally:
+        balancer.close()
+        second.stop()
+        first.stop()
