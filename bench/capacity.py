@@ -1,7 +1,11 @@
-"""What one tarn replica sustains: requests per second per API family,
-job runs per second and MLflow metrics per second, each under `--connections`
-concurrent HTTP/1.1 clients driven by wrk for `--seconds`, against a tarn
-started here with its own home (SQLite metadata, local disk).
+"""What tarn sustains: requests per second per API family, job runs per
+second and MLflow metrics per second, each under `--connections` concurrent
+HTTP/1.1 clients driven by wrk for `--seconds`, against a tarn started here
+with its own home (SQLite metadata, local disk; `--database-url` for
+PostgreSQL). With `--replicas N`, N `tarn serve` replicas share the home
+and the metadata (TARN_REPLICA=true): each request is driven at every
+replica at once (`--connections` each) and the rates are summed; reads are
+served by each replica, other calls are forwarded to the lease holder.
 
 Every request carries a real token and is answered in full (any non-2xx
 answer is counted and printed). Job runs are `runs/submit`s of a one-task
@@ -46,13 +50,23 @@ class Api:
         return r.json() if r.content else {}
 
 
-def wrk(url, token, method, path, body, connections, seconds, work: Path):
+def wrk(urls, token, method, path, body, connections, seconds, work: Path):
+    """wrk at every URL at once; the rates summed, the slowest latencies."""
     script = work / "request.lua"
     script.write_text(WRK_SCRIPT.format(method=method, token=token,
                                         body=lua_string(json.dumps(body) if body is not None else None)))
     threads = min(2, connections)
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
-                          "-s", str(script), url + path], capture_output=True, text=True, check=True).stdout
+    procs = [subprocess.Popen(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                               "-s", str(script), url + path], stdout=subprocess.PIPE, text=True) for url in urls]
+    each = [parse_wrk(p.communicate()[0]) for p in procs]
+    total = {key: sum(r[key] for r in each) for key in ("rps", "requests", "non_2xx")}
+    total["socket_errors"] = "; ".join(r["socket_errors"] for r in each if r["socket_errors"])
+    for p in ("p50_ms", "p99_ms"):
+        total[p] = max((r[p] or 0 for r in each), default=None)
+    return total
+
+
+def parse_wrk(out: str):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -155,6 +169,7 @@ def main():
     parser.add_argument("--only", help="comma-separated families")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--database-url", help="a PostgreSQL server's URL: the metadata goes to a new database there")
+    parser.add_argument("--replicas", type=int, default=1, help="tarn serve replicas sharing the workspace")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -164,7 +179,11 @@ def main():
     if args.database_url:
         (work / "home").mkdir(parents=True)
         (work / "home" / "tarn.toml").write_text(f'database_url = "{new_database(args.database_url)}"\n')
-    proc, url = start_tarn(binary, work / "home", Path(os.environ.get("TARN_ENV_DIR", cache / "envs")))
+    env_dir = Path(os.environ.get("TARN_ENV_DIR", cache / "envs"))
+    replica = {"TARN_REPLICA": "true"} if args.replicas > 1 else {}
+    servers = [start_tarn(binary, work / "home", env_dir, replica) for _ in range(args.replicas)]
+    proc, url = servers[0]
+    urls = [u for _, u in servers]
     results = []
     try:
         time.sleep(1)
@@ -176,13 +195,16 @@ def main():
                  {"warehouse_id": ids["warehouse"], "statement": "SELECT 1", "wait_timeout": "50s"})
         only = set(args.only.split(",")) if args.only else None
         store = "PostgreSQL" if args.database_url else "SQLite"
-        print(f"tarn {binary} (metadata in {store}), {args.connections} connections, {args.seconds} s each, {os.cpu_count()} cores shared with wrk")
+        replicas = f"{args.replicas} replicas, " if args.replicas > 1 else ""
+        per = " per replica" if replicas else ""
+        print(f"tarn {binary} ({replicas}metadata in {store}), {args.connections} connections{per}, "
+              f"{args.seconds} s each, {os.cpu_count()} cores shared with wrk")
         print(f"{'family':<10} {'request':<34} {'req/s':>9} {'per second':>18} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
         for family, name, method, path, body, units, unit in cases(ids):
             if only and family not in only:
                 continue
             started, engines_before = time.time(), engines_mb(proc.pid)
-            r = wrk(url, token, method, path, body, args.connections, args.seconds, work)
+            r = wrk(urls, token, method, path, body, args.connections, args.seconds, work)
             if family == "sql":
                 # Sessions the engine kept after their statement would show here.
                 r["engines_mb_before"], r["engines_mb_after"] = engines_before, engines_mb(proc.pid)
@@ -196,15 +218,16 @@ def main():
             print(f"{family:<10} {name:<34} {r['rps']:>9.0f} {per_second:>18} "
                   f"{r['p50_ms'] or 0:>8.1f} {r['p99_ms'] or 0:>8.1f} {errors:>7}")
             results.append(r)
-        rss = memory_mb(proc.pid)
-        print(f"tarn's peak resident memory: {rss:.0f} MiB")
+        rss = max(memory_mb(p.pid) for p, _ in servers)
+        print(f"tarn's peak resident memory: {rss:.0f} MiB" + (" (the largest replica)" if len(servers) > 1 else ""))
         for r in results:
             if "engines_mb_after" in r:
                 print(f"engine processes' resident memory around the statements: "
                       f"{r['engines_mb_before']:.0f} MiB before, {r['engines_mb_after']:.0f} MiB after")
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        for p, _ in reversed(servers):
+            p.terminate()
+            p.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "peak_rss_mb": rss}, indent=2))

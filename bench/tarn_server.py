@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 
-def start_tarn(binary: str, home: Path, env_dir: Path):
+def start_tarn(binary: str, home: Path, env_dir: Path, extra_env: dict | None = None):
     """Starts tarn with its state in `home`; returns (process, API URL)."""
     log = os.environ.get("TARN_BENCH_LOG")
     level = "info,tower_http=warn,deltalake_core=warn" if log else "warn"
-    env = dict(os.environ, TARN_HOME=str(home), TARN_ENV_DIR=str(env_dir), RUST_LOG=level)
+    env = dict(os.environ, TARN_HOME=str(home), TARN_ENV_DIR=str(env_dir), RUST_LOG=level, **(extra_env or {}))
     uv = Path(sys.executable).parent / "uv"
     if uv.exists():
         env["TARN_UV"] = str(uv)

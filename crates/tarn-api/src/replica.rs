@@ -27,8 +27,9 @@ pub trait Replicas: Send + Sync + 'static {
 const FORWARDED: &str = "x-tarn-forwarded";
 
 /// Reads that need the holder's memory: contexts and commands, statements'
-/// results.
-const HOLDER_READS: &[&str] = &["/api/1.2/", "/api/2.0/sql/statements"];
+/// results and SQL sessions, serving endpoints (their workers' state).
+const HOLDER_READS: &[&str] =
+    &["/api/1.2/", "/api/2.0/sql/statements", "/api/2.0/sql/sessions", "/api/2.0/serving-endpoints"];
 
 /// Whether only the lease holder can answer the call.
 pub fn needs_holder(method: &Method, path: &str) -> bool {

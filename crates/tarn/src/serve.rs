@@ -436,6 +436,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     gateway_task.abort();
     let _ = gateway_task.await;
     leader.stop_tasks();
+    leader.runs.stop_writing();
     context_reaper.abort();
     contexts.shutdown();
     tracing::info!("stopping cluster engines");

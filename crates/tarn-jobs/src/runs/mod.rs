@@ -22,7 +22,7 @@ pub(crate) use task_run::update_doc;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::{Map, Value, json};
@@ -151,6 +151,8 @@ struct Inner {
     refused: AtomicU64,
     /// The lease and epoch every transition is fenced with, once held.
     fence: OnceLock<(&'static str, i64)>,
+    /// Set when this tarn stops: no transition is written any more.
+    stopping: AtomicBool,
 }
 
 fn not_found(run_id: i64) -> JobsError {
@@ -179,6 +181,7 @@ impl Runs {
             slots,
             refused: AtomicU64::new(0),
             fence: OnceLock::new(),
+            stopping: AtomicBool::new(false),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -208,6 +211,14 @@ impl Runs {
         if self.inner.fence.set((lease, epoch)).is_err() {
             tracing::warn!("run transitions were fenced twice; the first fence stays");
         }
+    }
+
+    /// Before a stopping tarn stops its workers and engines: from now on no
+    /// transition is written, so the runs in flight stay as they are for
+    /// the next holder of the lease (or the next start) to resume, rather
+    /// than failing as their workers go.
+    pub fn stop_writing(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
     }
 
     pub(crate) fn git_sources(&self) -> Option<&dyn crate::git::GitSources> {
@@ -541,6 +552,9 @@ impl Runs {
     /// and answered as [`JobsError::Refused`]; nothing is written.
     pub(crate) fn apply(&self, mut row: JobRunRow, event: RunEvent) -> Result<JobRunRow> {
         let from = row.life_cycle_state.clone();
+        if self.inner.stopping.load(Ordering::SeqCst) {
+            return Err(self.refuse(row.run_id, Refusal::Stopping { event: event.name() }));
+        }
         let allowed = match LifeCycle::parse(&from) {
             Some(life_cycle) => state::next(life_cycle, &event),
             None => Err(Refusal::NotAllowed { from: from.clone(), event: event.name() }),

@@ -270,6 +270,10 @@ pub enum Refusal {
     /// driver, a repair racing a cancel, a recovery): its newer state stays.
     #[error("the run left {expected} before {event} was written")]
     Stale { expected: String, event: &'static str },
+    /// This tarn is stopping: what is in flight stays for the next holder
+    /// of the schedulers lease to resume.
+    #[error("tarn is stopping; {event} was left for the next start to resume")]
+    Stopping { event: &'static str },
 }
 
 /// The one transition function: where `event` takes a run in `from`.

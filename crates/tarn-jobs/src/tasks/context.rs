@@ -264,8 +264,8 @@ pub(super) async fn take_over(worker: &Value) -> Outcome {
     let here = worker.get("host").and_then(Value::as_str) == Some(process::host_name().as_str());
     let pid = worker.get("pid").and_then(Value::as_u64).and_then(|p| u32::try_from(p).ok());
     let ticks = worker.get("ticks").and_then(Value::as_i64);
-    let process = match (here, pid, ticks) {
-        (true, Some(pid), Some(ticks)) => Some(WorkerProcess { pid, ticks }),
+    let mut process = match (here, pid, ticks) {
+        (true, Some(pid), Some(ticks)) => Some(WorkerProcess { pid, ticks, armed: true }),
         _ => None,
     };
     let Some(reply_file) = worker.get("reply_file").and_then(Value::as_str).map(PathBuf::from) else {
@@ -279,8 +279,9 @@ pub(super) async fn take_over(worker: &Value) -> Outcome {
         // Read after the liveness check: a worker writes its result before it ends.
         if let Ok(text) = std::fs::read_to_string(&reply_file) {
             let _ = std::fs::remove_file(&reply_file);
-            if let Some(p) = process {
-                p.release();
+            // Its result is in: it ends by itself.
+            if let Some(p) = process.as_mut() {
+                p.armed = false;
             }
             let results: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             let mut outcome = step_of(CommandStatus::Finished, results).into_outcome(None);
@@ -298,22 +299,20 @@ pub(super) async fn take_over(worker: &Value) -> Outcome {
 struct WorkerProcess {
     pid: u32,
     ticks: i64,
+    armed: bool,
 }
 
 impl WorkerProcess {
     fn alive(&self) -> bool {
         process::start_ticks(self.pid) == Some(self.ticks)
     }
-
-    /// Its result is in: it ends by itself.
-    fn release(self) {
-        std::mem::forget(self);
-    }
 }
 
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
-        process::kill_if_same(self.pid, self.ticks);
+        if self.armed {
+            process::kill_if_same(self.pid, self.ticks);
+        }
     }
 }
 

@@ -4,9 +4,10 @@
 //! concurrent loggers share one commit and one refused batch leaves the
 //! others whole.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::db::{OptionalExtension, params};
+use crate::db::{OptionalExtension, Value, params, row_marks};
 
 use super::runs::{LoggedBatch, MetricRow};
 use crate::{Result, Store, StoreError};
@@ -113,6 +114,42 @@ fn write_group(conn: &mut crate::db::Conn, group: &[Arc<PendingBatch>]) -> Resul
     Ok(())
 }
 
+/// Metrics written per statement.
+const METRIC_ROWS: usize = 100;
+
+fn metric_values<'a>(run_uuid: &str, metrics: impl Iterator<Item = &'a MetricRow>) -> Vec<Value> {
+    metrics
+        .flat_map(|m| {
+            [
+                Value::Text(run_uuid.to_string()),
+                Value::Text(m.key.clone()),
+                Value::Real(m.value),
+                Value::Int(i64::from(m.is_nan)),
+                Value::Int(m.timestamp),
+                Value::Int(m.step),
+            ]
+        })
+        .collect()
+}
+
+/// Each key's latest metric of the batch: highest step, then timestamp,
+/// then value, as the stored latest is chosen.
+fn latest_per_key(metrics: &[MetricRow]) -> Vec<&MetricRow> {
+    let mut latest: HashMap<&str, &MetricRow> = HashMap::new();
+    for m in metrics {
+        let newer = |old: &&MetricRow| {
+            (m.step, m.timestamp).cmp(&(old.step, old.timestamp)).then(m.value.total_cmp(&old.value)).is_gt()
+        };
+        match latest.get(m.key.as_str()) {
+            Some(old) if !newer(old) => {}
+            _ => {
+                latest.insert(&m.key, m);
+            }
+        }
+    }
+    latest.into_values().collect()
+}
+
 fn write_batch(tx: &crate::db::Conn, batch: &PendingBatch) -> Result<LoggedBatch> {
     let run_uuid = &batch.run_uuid;
     for (key, value) in &batch.params {
@@ -138,22 +175,33 @@ fn write_batch(tx: &crate::db::Conn, batch: &PendingBatch) -> Result<LoggedBatch
     for (key, value) in &batch.tags {
         set_tag.execute(params![run_uuid, key, value])?;
     }
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO mlflow_metrics (run_uuid, key, value, is_nan, timestamp, step)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-    )?;
-    let mut latest = tx.prepare_cached(
-        "INSERT INTO mlflow_latest_metrics (run_uuid, key, value, is_nan, timestamp, step)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (run_uuid, key) DO UPDATE SET
-           value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step
-         WHERE (excluded.step, excluded.timestamp, excluded.value)
-             > (mlflow_latest_metrics.step, mlflow_latest_metrics.timestamp, mlflow_latest_metrics.value)",
-    )?;
-    for m in &batch.metrics {
-        let values = params![run_uuid, m.key, m.value, m.is_nan, m.timestamp, m.step];
-        insert.execute(values)?;
-        latest.execute(values)?;
+    // A few statements per batch, not two per metric: on PostgreSQL each
+    // statement is a round trip.
+    for chunk in batch.metrics.chunks(METRIC_ROWS) {
+        tx.execute(
+            &format!(
+                "INSERT INTO mlflow_metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES {}
+                 ON CONFLICT DO NOTHING",
+                row_marks(chunk.len(), 6)
+            ),
+            metric_values(run_uuid, chunk.iter()),
+        )?;
+    }
+    // One row per key (an upsert may not touch a row twice): the batch's latest.
+    let latest = latest_per_key(&batch.metrics);
+    for chunk in latest.chunks(METRIC_ROWS) {
+        tx.execute(
+            &format!(
+                "INSERT INTO mlflow_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES {}
+                 ON CONFLICT (run_uuid, key) DO UPDATE SET
+                   value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp,
+                   step = excluded.step
+                 WHERE (excluded.step, excluded.timestamp, excluded.value)
+                     > (mlflow_latest_metrics.step, mlflow_latest_metrics.timestamp, mlflow_latest_metrics.value)",
+                row_marks(chunk.len(), 6)
+            ),
+            metric_values(run_uuid, chunk.iter().copied()),
+        )?;
     }
     Ok(LoggedBatch::Logged)
 }
@@ -210,5 +258,37 @@ mod tests {
         assert!(data.metrics.iter().all(|m| m.key != "refused"));
         assert_eq!(store.metric_history("r", "m3").unwrap().len(), 100);
         std::fs::remove_dir_all(home).unwrap();
+    }
+
+    #[test]
+    fn a_batch_keeps_each_keys_latest_metric_and_all_its_steps() {
+        let store = crate::test_store();
+        let exp = store.create_experiment("e", "", &|id| format!("x/{id}"), &[], 0).unwrap().unwrap();
+        let row = RunRow {
+            run_uuid: "r".into(),
+            experiment_id: exp,
+            name: "r".into(),
+            user_id: "u".into(),
+            status: "RUNNING".into(),
+            start_time: 0,
+            end_time: None,
+            artifact_uri: "x".into(),
+            lifecycle_stage: "active".into(),
+        };
+        store.create_run(&row, &[]).unwrap();
+        let m = |key: &str, step, value| MetricRow { key: key.into(), value, is_nan: false, timestamp: 5, step };
+        // 250 metrics: more than one statement's worth, one key at many steps.
+        let mut batch: Vec<MetricRow> = (0..240).map(|i| m("loss", i, 1.0 / (i + 1) as f64)).collect();
+        batch.extend((0..10).map(|i| m(&format!("k{i}"), 0, i as f64)));
+        batch.push(m("loss", 7, 9.0));
+        assert_eq!(store.log_batch("r", &batch, &[], &[]).unwrap(), LoggedBatch::Logged);
+        let latest = |key: &str| run(&store).metrics.into_iter().find(|x| x.key == key).unwrap();
+        assert_eq!((latest("loss").step, latest("loss").value), (239, 1.0 / 240.0));
+        assert_eq!(latest("k9").value, 9.0);
+        // 240 steps, one of them logged with two values.
+        assert_eq!(store.metric_history("r", "loss").unwrap().len(), 241);
+        // An older step later does not move the latest.
+        store.log_batch("r", &[m("loss", 3, 0.0)], &[], &[]).unwrap();
+        assert_eq!(latest("loss").step, 239);
     }
 }
