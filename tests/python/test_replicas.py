@@ -4,6 +4,8 @@ lease runs the work, and when it is killed with -9 the other takes the
 lease and finishes the runs in flight, every task run exactly once."""
 
 import base64
+import os
+import signal
 import socket
 import threading
 import time
@@ -150,5 +152,52 @@ def test_replicas_serve_one_workspace_and_a_killed_holder_hands_its_runs_over(tm
         assert not pid_alive(first.proc.pid)
     finally:
         balancer.close()
+        second.stop()
+        first.stop()
+
+
+def test_a_stalled_holder_loses_the_lease_and_its_run_moves_on(tmp_home):
+    """A holder that stops renewing (SIGSTOP) loses the lease once it
+    expires; the standby resumes its run and takes over the attempt in
+    flight; woken, the old holder finds the lease taken, writes nothing
+    more and exits, leaving the attempt's worker to finish."""
+    first = Tarn(tmp_home, REPLICA).start()
+    second = Tarn(tmp_home, REPLICA).start()
+    try:
+        w = first.client()
+        marks = tmp_home / "marks"
+        marks.mkdir()
+        w.workspace.import_("/Users/admin/replicas-task.py", content=base64.b64encode(TASK.encode()).decode(),
+                            format=workspace.ImportFormat.AUTO, overwrite=True)
+        task = lambda key, seconds, after=(): jobs.Task(  # noqa: E731
+            task_key=key,
+            depends_on=[jobs.TaskDependency(task_key=a) for a in after],
+            spark_python_task=jobs.SparkPythonTask(python_file="/Users/admin/replicas-task.py",
+                                                   parameters=[key, str(seconds), str(marks)]),
+        )
+        job = w.jobs.create(name="stall", tasks=[task("a", 25), task("b", 1, ["a"])])
+        run_id = w.jobs.run_now(job.job_id).run_id
+        wait_for(lambda: (marks / "a.started").exists(), timeout=300, interval=0.2)
+        os.kill(first.proc.pid, signal.SIGSTOP)
+        log = tmp_home / "serve.log"
+        # The standby took the lease (15 s after the last renewal) and resumed the run, the only one.
+        wait_for(lambda: "resuming a run left in flight" in log.read_text(), timeout=60, interval=0.5)
+        os.kill(first.proc.pid, signal.SIGCONT)
+        assert first.proc.wait(timeout=60) == 3
+        standby = second.client()
+        run = wait_for(
+            lambda: (r := standby.jobs.get_run(run_id)).state.life_cycle_state == jobs.RunLifeCycleState.TERMINATED and r,
+            timeout=300,
+        )
+        assert run.state.result_state == jobs.RunResultState.SUCCESS, run.state.state_message
+        assert sorted((t.task_key, t.attempt_number) for t in run.tasks) == [("a", 0), ("b", 0)]
+        for key in ("a", "b"):
+            assert (marks / key).read_text() == "ran\n"
+            assert len((marks / f"{key}.started").read_text().split()) == 1
+        a = next(t for t in run.tasks if t.task_key == "a")
+        assert "resumed" in standby.jobs.get_run_output(a.run_id).logs
+    finally:
+        if first.proc.poll() is None:
+            os.kill(first.proc.pid, signal.SIGCONT)
         second.stop()
         first.stop()

@@ -15,6 +15,7 @@
 //! are fenced with the epoch the lease was taken at.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tarn_core::time::now_ms;
@@ -31,6 +32,8 @@ pub struct SchedulerLease {
     holder: String,
     /// Where this serve answers (JSON: `api`, `gateway`), kept with the lease.
     address: String,
+    /// Set when another process took the lease from this one.
+    lost: AtomicBool,
 }
 
 fn ttl_ms() -> i64 {
@@ -53,7 +56,7 @@ fn dead_here(holder: &str) -> bool {
 
 impl SchedulerLease {
     pub fn new(store: Arc<Store>, address: String) -> Self {
-        Self { store, holder: this_process(), address }
+        Self { store, holder: this_process(), address, lost: AtomicBool::new(false) }
     }
 
     /// Takes the lease if it is free, expired, or its holder is known
@@ -111,6 +114,7 @@ impl SchedulerLease {
                     Ok(Some(_)) => {}
                     Ok(None) => {
                         tracing::error!("another tarn serve took the schedulers lease; stopping");
+                        lease.lost.store(true, Ordering::SeqCst);
                         let _ = stop.send(true);
                         return;
                     }
@@ -118,6 +122,12 @@ impl SchedulerLease {
                 }
             }
         })
+    }
+
+    /// Whether another process took the lease from this one (it stalled
+    /// past the TTL): what this one ran is the new holder's now.
+    pub fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
     }
 
     pub fn release(&self) {

@@ -437,16 +437,34 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     let _ = gateway_task.await;
     leader.stop_tasks();
     leader.runs.stop_writing();
+    if lease.lost() {
+        // The new holder takes over the attempts in flight from their
+        // workers: they are left to finish (exiting skips the destructors
+        // that would kill them); only this process's engines are stopped.
+        clusters.shutdown().await;
+        remove_server_file(&server_file, addr);
+        eprintln!("tarn stopped: another tarn serve took the schedulers lease");
+        std::process::exit(3);
+    }
     context_reaper.abort();
     contexts.shutdown();
     tracing::info!("stopping cluster engines");
     clusters.shutdown().await;
-    let _ = std::fs::remove_file(&server_file);
+    remove_server_file(&server_file, addr);
     if holder.leading() {
         lease.release();
     }
     println!("tarn stopped");
     Ok(())
+}
+
+/// Removes `server.json` if it still names this serve (replicas sharing a
+/// home each write it).
+fn remove_server_file(path: &std::path::Path, addr: std::net::SocketAddr) {
+    let ours = std::fs::read_to_string(path).is_ok_and(|text| text.contains(&format!("\"http://{addr}\"")));
+    if ours {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Where this serve answers, for replicas that forward to it: its API URL
