@@ -9,6 +9,7 @@ mod config;
 mod config_file;
 mod git_sources;
 mod jobs_cli;
+mod leader;
 mod lease;
 mod migrate;
 mod pipeline_tasks;

@@ -15,6 +15,7 @@ use tarn_files::Files;
 use tarn_gateway::{Gateway, Hooks, PathResolver};
 
 use crate::config::{Config, TlsArgs};
+use crate::leader::{Leader, advertised};
 use crate::lease::SchedulerLease;
 use crate::token::{ADMIN_USER, bootstrap_admin};
 
@@ -464,76 +465,6 @@ fn remove_server_file(path: &std::path::Path, addr: std::net::SocketAddr) {
     let ours = std::fs::read_to_string(path).is_ok_and(|text| text.contains(&format!("\"http://{addr}\"")));
     if ours {
         let _ = std::fs::remove_file(path);
-    }
-}
-
-/// Where this serve answers, for replicas that forward to it: its API URL
-/// and gateway address (an unspecified bind address is named by the host).
-fn advertised(api: std::net::SocketAddr, gateway: std::net::SocketAddr) -> String {
-    let named = |addr: std::net::SocketAddr| match addr.ip().is_unspecified() {
-        true => format!("{}:{}", tarn_compute::process::host_name(), addr.port()),
-        false => addr.to_string(),
-    };
-    serde_json::json!({"api": format!("http://{}", named(api)), "gateway": named(gateway)}).to_string()
-}
-
-/// What the schedulers lease holder runs, started when this serve takes
-/// the lease (at once, or as a standby when the holder stops).
-#[derive(Clone)]
-struct Leader {
-    home: std::path::PathBuf,
-    clusters: ClusterManager,
-    system: tarn_lake::SystemTables,
-    alerts: tarn_alerts::Alerts,
-    pipelines: tarn_pipelines::Pipelines,
-    runs: tarn_jobs::Runs,
-    files: Files,
-    serving: tarn_serving::Endpoints,
-    monitors: tarn_monitor::Monitors,
-    lease: Arc<SchedulerLease>,
-    holder: Arc<crate::replica::Holder>,
-    stop: Arc<tokio::sync::watch::Sender<bool>>,
-    tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Leader {
-    /// Ends what earlier engines and pipeline updates left, resumes job
-    /// runs, and starts the schedulers; every run transition from here is
-    /// fenced with `epoch`.
-    async fn lead(&self, epoch: i64) -> Result<(), String> {
-        self.runs.fence_with(crate::lease::NAME, epoch);
-        let renewal = self.lease.spawn_renewal(self.stop.clone());
-        self.clusters.reconcile().await.map_err(|e| e.to_string())?;
-        let mut tasks = vec![renewal, self.clusters.spawn_idle_reaper()];
-        if let Err(e) = self.system.refresh().await {
-            tracing::warn!(error = %e, "writing the system tables");
-        }
-        tasks.push(self.alerts.spawn_scheduler());
-        let ended = self.pipelines.recover().map_err(|e| e.to_string())?;
-        if ended > 0 {
-            tracing::warn!(ended, "pipeline updates left in flight by an earlier tarn ended as FAILED");
-        }
-        tarn_jobs::git::remove_stale_checkouts(&self.home);
-        let resumed = self.runs.recover().map_err(|e| e.to_string())?;
-        if resumed > 0 {
-            tracing::warn!(resumed, "job runs left in flight by an earlier tarn are resumed");
-        }
-        tasks.push(tarn_jobs::triggers::spawn(self.runs.clone(), self.files.clone()));
-        self.serving.start().await.map_err(|e| e.to_string())?;
-        let unfinished = self.monitors.recover().map_err(|e| e.to_string())?;
-        if unfinished > 0 {
-            tracing::warn!(unfinished, "monitor refreshes left running by an earlier tarn ended as FAILED");
-        }
-        tasks.push(self.monitors.spawn_scheduler());
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).extend(tasks);
-        self.holder.lead();
-        Ok(())
-    }
-
-    fn stop_tasks(&self) {
-        for task in self.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
-            task.abort();
-        }
     }
 }
 

@@ -215,11 +215,8 @@ mod tests {
         store.get_runs(&["r".to_string()]).unwrap().remove(0).1
     }
 
-    #[test]
-    fn concurrent_batches_all_land_and_a_refused_one_leaves_nothing() {
-        let home = std::env::temp_dir().join(format!("tarn-batches-{}", std::process::id()));
-        std::fs::create_dir_all(&home).unwrap();
-        let store = Arc::new(Store::open(&home.join("metadata.db")).unwrap());
+    /// Run `r` of a new experiment.
+    fn create_run(store: &Store) {
         let exp = store.create_experiment("e", "", &|id| format!("x/{id}"), &[], 0).unwrap().unwrap();
         let row = RunRow {
             run_uuid: "r".into(),
@@ -233,6 +230,14 @@ mod tests {
             lifecycle_stage: "active".into(),
         };
         store.create_run(&row, &[]).unwrap();
+    }
+
+    #[test]
+    fn concurrent_batches_all_land_and_a_refused_one_leaves_nothing() {
+        let home = std::env::temp_dir().join(format!("tarn-batches-{}", std::process::id()));
+        std::fs::create_dir_all(&home).unwrap();
+        let store = Arc::new(Store::open(&home.join("metadata.db")).unwrap());
+        create_run(&store);
         store.log_batch("r", &[], &[("p".into(), "1".into())], &[]).unwrap();
         let metric =
             |key: &str, step: i64| MetricRow { key: key.into(), value: 1.0, is_nan: false, timestamp: 0, step };
@@ -263,19 +268,7 @@ mod tests {
     #[test]
     fn a_batch_keeps_each_keys_latest_metric_and_all_its_steps() {
         let store = crate::test_store();
-        let exp = store.create_experiment("e", "", &|id| format!("x/{id}"), &[], 0).unwrap().unwrap();
-        let row = RunRow {
-            run_uuid: "r".into(),
-            experiment_id: exp,
-            name: "r".into(),
-            user_id: "u".into(),
-            status: "RUNNING".into(),
-            start_time: 0,
-            end_time: None,
-            artifact_uri: "x".into(),
-            lifecycle_stage: "active".into(),
-        };
-        store.create_run(&row, &[]).unwrap();
+        create_run(&store);
         let m = |key: &str, step, value| MetricRow { key: key.into(), value, is_nan: false, timestamp: 5, step };
         // 250 metrics: more than one statement's worth, one key at many steps.
         let mut batch: Vec<MetricRow> = (0..240).map(|i| m("loss", i, 1.0 / (i + 1) as f64)).collect();
