@@ -129,6 +129,13 @@ impl Dbfs {
         self.locate(path)?.read_range(offset, length)
     }
 
+    /// The whole file, for tarn's own readers (a job's Python file, a
+    /// wheel, a pipeline's source): the DBFS API's read length limit is
+    /// for clients, who page.
+    pub fn read_all(&self, path: &str) -> Result<Vec<u8>> {
+        self.locate(path)?.read_range(0, u64::MAX)
+    }
+
     /// Moves a file or directory; the destination must not exist.
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
         self.locate(from)?.rename(&self.locate(to)?)
@@ -176,5 +183,15 @@ mod tests {
         assert_eq!(fs.locate("/moved/data/a.bin").unwrap().stat().unwrap().size, MAX_BLOCK as u64 + 4);
         fs.delete("/moved", true).unwrap();
         fs.delete("/moved", true).unwrap();
+    }
+
+    #[test]
+    fn tarns_own_readers_get_the_whole_file() {
+        let tmp = TempDir::new("dbfs-all");
+        let fs = dbfs(&tmp);
+        let big = vec![7u8; (DEFAULT_READ as usize) * 3];
+        fs.put("dbfs:/big.bin", &big, false).unwrap();
+        assert_eq!(fs.read("dbfs:/big.bin", 0, None).unwrap().len(), DEFAULT_READ as usize);
+        assert_eq!(fs.read_all("dbfs:/big.bin").unwrap(), big);
     }
 }

@@ -33,7 +33,7 @@ fn missing(path: &str, why: String) -> DefinitionError {
 
 fn read_text(files: &Files, path: &str) -> Result<String, String> {
     let bytes = if path.starts_with("/Volumes/") || path.starts_with("dbfs:") {
-        files.dbfs().read(path, 0, None).map_err(|e| e.to_string())?
+        files.dbfs().read_all(path).map_err(|e| e.to_string())?
     } else {
         files.workspace().export(path, Format::Raw).map_err(|e| e.to_string())?.content
     };

@@ -67,7 +67,7 @@ fn library_files(config: &Config, files: &Files) -> Arc<dyn LibraryFiles> {
     let files = files.clone();
     let read = move |path: &str| -> Result<Vec<u8>, String> {
         if path.starts_with("/Volumes/") || path.starts_with("dbfs:") {
-            return files.dbfs().read(path, 0, None).map_err(|e| format!("{path}: {e}"));
+            return files.dbfs().read_all(path).map_err(|e| format!("{path}: {e}"));
         }
         let exported = files.workspace().export(path, tarn_files::Format::Raw).map_err(|e| format!("{path}: {e}"))?;
         Ok(exported.content)

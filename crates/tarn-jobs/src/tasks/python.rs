@@ -48,7 +48,7 @@ pub(super) fn read(engines: &Engines, user: &str, path: &str) -> Result<String, 
 pub(super) fn read_bytes(engines: &Engines, user: &str, path: &str) -> Result<Vec<u8>, String> {
     engines.may_read(user, path)?;
     if path.starts_with("/Volumes/") || path.starts_with("dbfs:") {
-        return engines.files.dbfs().read(path, 0, None).map_err(|e| format!("{path}: {e}"));
+        return engines.files.dbfs().read_all(path).map_err(|e| format!("{path}: {e}"));
     }
     Ok(engines.files.workspace().export(path, Format::Raw).map_err(|e| format!("{path}: {e}"))?.content)
 }
