@@ -4,8 +4,9 @@
 //! concurrent loggers share one commit and one refused batch leaves the
 //! others whole.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::db::{OptionalExtension, Value, params, row_marks};
 
@@ -117,6 +118,41 @@ fn write_group(conn: &mut crate::db::Conn, group: &[Arc<PendingBatch>]) -> Resul
 /// Metrics written per statement.
 const METRIC_ROWS: usize = 100;
 
+/// A multi-row statement around its VALUES; the text of a full chunk is
+/// built once.
+struct MultiRow {
+    head: &'static str,
+    tail: &'static str,
+    full: OnceLock<String>,
+}
+
+impl MultiRow {
+    const fn new(head: &'static str, tail: &'static str) -> Self {
+        Self { head, tail, full: OnceLock::new() }
+    }
+
+    fn text(&self, rows: usize) -> Cow<'_, str> {
+        let build = || format!("{} {} {}", self.head, row_marks(rows, 6), self.tail);
+        match rows == METRIC_ROWS {
+            true => Cow::Borrowed(self.full.get_or_init(build)),
+            false => Cow::Owned(build()),
+        }
+    }
+}
+
+static INSERT_METRICS: MultiRow = MultiRow::new(
+    "INSERT INTO mlflow_metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES",
+    "ON CONFLICT DO NOTHING",
+);
+
+static UPSERT_LATEST: MultiRow = MultiRow::new(
+    "INSERT INTO mlflow_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES",
+    "ON CONFLICT (run_uuid, key) DO UPDATE SET
+       value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step
+     WHERE (excluded.step, excluded.timestamp, excluded.value)
+         > (mlflow_latest_metrics.step, mlflow_latest_metrics.timestamp, mlflow_latest_metrics.value)",
+);
+
 fn metric_values<'a>(run_uuid: &str, metrics: impl Iterator<Item = &'a MetricRow>) -> Vec<Value> {
     metrics
         .flat_map(|m| {
@@ -178,30 +214,12 @@ fn write_batch(tx: &crate::db::Conn, batch: &PendingBatch) -> Result<LoggedBatch
     // A few statements per batch, not two per metric: on PostgreSQL each
     // statement is a round trip.
     for chunk in batch.metrics.chunks(METRIC_ROWS) {
-        tx.execute(
-            &format!(
-                "INSERT INTO mlflow_metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES {}
-                 ON CONFLICT DO NOTHING",
-                row_marks(chunk.len(), 6)
-            ),
-            metric_values(run_uuid, chunk.iter()),
-        )?;
+        tx.execute(&INSERT_METRICS.text(chunk.len()), metric_values(run_uuid, chunk.iter()))?;
     }
     // One row per key (an upsert may not touch a row twice): the batch's latest.
     let latest = latest_per_key(&batch.metrics);
     for chunk in latest.chunks(METRIC_ROWS) {
-        tx.execute(
-            &format!(
-                "INSERT INTO mlflow_latest_metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES {}
-                 ON CONFLICT (run_uuid, key) DO UPDATE SET
-                   value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp,
-                   step = excluded.step
-                 WHERE (excluded.step, excluded.timestamp, excluded.value)
-                     > (mlflow_latest_metrics.step, mlflow_latest_metrics.timestamp, mlflow_latest_metrics.value)",
-                row_marks(chunk.len(), 6)
-            ),
-            metric_values(run_uuid, chunk.iter().copied()),
-        )?;
+        tx.execute(&UPSERT_LATEST.text(chunk.len()), metric_values(run_uuid, chunk.iter().copied()))?;
     }
     Ok(LoggedBatch::Logged)
 }
