@@ -7,14 +7,18 @@ import base64
 import os
 import signal
 import socket
+import sys
 import threading
-import time
 from pathlib import Path
 
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service import jobs, workspace
 
 from conftest import Tarn, pid_alive, wait_for
+
+# The engine launcher's byte pipe between two sockets.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python" / "tarn"))
+from engine import pipe  # noqa: E402
 
 REPLICA = {"TARN_REPLICA": "true", "TARN_JOB_PARALLEL_TASKS": "4"}
 
@@ -64,20 +68,6 @@ class Balancer:
             client.close()
             return
         upstream.settimeout(None)
-
-        def pipe(a, b):
-            try:
-                while data := a.recv(65536):
-                    b.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for s in (a, b):
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
         threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
         pipe(client, upstream)
 
