@@ -20,7 +20,7 @@ cargo test --workspace --locked
 echo "== pytest (databricks-sdk against tarn serve)"
 export TARN_BIN="$CARGO_TARGET_DIR/debug/tarn"
 # A bound, so a hang fails the run instead of eating the CI budget.
-timeout 2400 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider "$@"
+timeout 2400 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider --durations=20 "$@"
 
 # The metadata store again, on PostgreSQL: the store's own tests, then the
 # suite with each test server's home given a new database (its tarn.toml).
@@ -30,5 +30,5 @@ start_postgres
 echo "== cargo test -p tarn-store (PostgreSQL)"
 cargo test -p tarn-store --locked -q
 echo "== pytest (PostgreSQL)"
-timeout 2400 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider \
+timeout 2400 "$venv/bin/python" -m pytest tests/python -q -p no:cacheprovider --durations=20 \
     --ignore tests/python/test_spark_backend.py "$@"
