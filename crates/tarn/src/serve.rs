@@ -91,7 +91,7 @@ fn context_config(config: &Config, api: std::net::SocketAddr) -> ContextConfig {
 
 /// Serving endpoints over the workspace registry (deployed again when this
 /// serve leads).
-async fn serving_endpoints(
+fn serving_endpoints(
     config: &Config,
     store: Arc<tarn_store::Store>,
     catalog: &Catalog,
@@ -357,7 +357,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
         true => Some(crate::token::admin_user(&store)?),
         false => None,
     };
-    let serving = serving_endpoints(&config, store.clone(), &catalog, &tracking, &artifacts, secrets.clone()).await?;
+    let serving = serving_endpoints(&config, store.clone(), &catalog, &tracking, &artifacts, secrets.clone())?;
     let monitors =
         tarn_monitor::Monitors::new(store.clone(), catalog.clone(), config.home.join("monitors"), Some(notifier));
     let thrift = tarn_thrift::ThriftService::new(statements.sessions().clone(), catalog.clone());

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::compute::{Place, compute};
 use super::state::ResultState;
-use super::task_run::{AttemptEnd, Finished, Start, mark_running, update_doc};
+use super::task_run::{AttemptEnd, Finished, Start, end_children, mark_running, update_doc};
 use super::{Runs, Trigger, for_each, pipeline_task};
 use crate::settings::{ConditionTask, JobSettings, RunJobTask, TaskSettings};
 use crate::tasks::{Attempt, BoxFuture, Outcome, TaskCompute, WorkerNotes};
@@ -51,24 +51,15 @@ pub(super) async fn take_over(start: Start) -> Finished {
     } else if worker_task {
         return run(start).await;
     } else {
-        // A for-each task's iterations end with it.
-        abandon_children(&start.runs, task_run_id);
+        let message = "tarn stopped while this iteration ran; it was not resumed".to_string();
+        if let Err(e) = end_children(&start.runs, task_run_id, &super::RunEvent::Abandoned { message }) {
+            tracing::warn!(task_run_id, error = %e, "ending a for-each task's iterations");
+        }
         AttemptEnd::Ran(Outcome::failed(
             "tarn stopped while this attempt was running and it cannot be resumed; it ended here",
         ))
     };
     Finished { key, task_run_id, end }
-}
-
-fn abandon_children(runs: &Runs, task_run_id: i64) {
-    let children = runs.store().child_job_runs(task_run_id).unwrap_or_default();
-    for child in children
-        .into_iter()
-        .filter(|c| !super::LifeCycle::parse(&c.life_cycle_state).is_some_and(super::LifeCycle::is_final))
-    {
-        let message = "tarn stopped while this iteration ran; it was not resumed".to_string();
-        let _ = runs.apply(child, super::RunEvent::Abandoned { message });
-    }
 }
 
 /// [`execute`] as a boxed future, for the for-each iterations (boxed:

@@ -407,12 +407,7 @@ impl Driver {
     fn end_task(&mut self, key: &str, event: RunEvent) -> Result<()> {
         let Some(row) = self.rows.remove(key) else { return Ok(()) };
         let row = self.runs.run_row(row.run_id)?;
-        // A for-each task's iterations end with it.
-        for child in self.runs.store().child_job_runs(row.run_id)? {
-            if !LifeCycle::parse(&child.life_cycle_state).is_some_and(LifeCycle::is_final) {
-                self.runs.apply(child, event.clone())?;
-            }
-        }
+        task_run::end_children(&self.runs, row.run_id, &event)?;
         let row = self.runs.apply(row, event)?;
         let result = row.result_state.as_deref().and_then(ResultState::parse).unwrap_or(ResultState::Failed);
         self.facts.insert(key.to_string(), facts_of(&row));

@@ -126,6 +126,17 @@ pub(super) fn mark_running(start: &Start, task: &Value, cluster_id: Option<&str>
     Ok(())
 }
 
+/// Ends a task run's unfinished children (a for-each task's iterations)
+/// with `event`, as the task itself ends.
+pub(super) fn end_children(runs: &Runs, task_run_id: i64, event: &Event) -> Result<()> {
+    for child in runs.store().child_job_runs(task_run_id)? {
+        if !super::LifeCycle::parse(&child.life_cycle_state).is_some_and(super::LifeCycle::is_final) {
+            runs.apply(child, event.clone())?;
+        }
+    }
+    Ok(())
+}
+
 /// Changes a run's or task run's document (not its state) while it runs.
 pub(crate) fn update_doc(runs: &Runs, run_id: i64, change: impl FnOnce(&mut Value)) -> Result<()> {
     let mut row = runs.run_row(run_id)?;

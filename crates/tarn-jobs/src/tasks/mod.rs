@@ -149,7 +149,7 @@ pub trait TaskRunner: Send + Sync + 'static {
     /// The cluster's cores, for an attempt's usage record; `None` if it is gone.
     fn cluster_cores(&self, cluster_id: &str) -> Option<u32>;
     /// The outcome of an attempt an earlier tarn left running, from the
-    /// `worker` it recorded (see [`Attempt::worker`]). Dropping the future
+    /// `worker` it recorded (see [`Attempt::notes`]). Dropping the future
     /// stops that worker.
     fn take_over<'a>(&'a self, worker: &'a Value) -> BoxFuture<'a, Outcome> {
         let _ = worker;
