@@ -29,7 +29,7 @@ pub const LAUNCHER: &str = include_str!("../../../python/tarn/engine.py");
 /// tarn sets the ones it means through [`EngineSpec::env`].
 const SCRUBBED_ENV_PREFIXES: &[&str] = &["UNITY_", "UC_", "DATABRICKS_", "SAIL_", "SPARK_REMOTE"];
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EngineSpec {
     pub cluster_id: String,
     pub backend: Backend,
@@ -40,6 +40,24 @@ pub struct EngineSpec {
     pub start_timeout: Duration,
     /// Set in the engine's environment after the scrub (catalog wiring).
     pub env: Vec<(String, String)>,
+}
+
+/// Names the environment's keys only: its values hold the catalog token and,
+/// with an object-store root, the storage credentials.
+impl std::fmt::Debug for EngineSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<&str> = self.env.iter().map(|(key, _)| key.as_str()).collect();
+        f.debug_struct("EngineSpec")
+            .field("cluster_id", &self.cluster_id)
+            .field("backend", &self.backend)
+            .field("parallelism", &self.parallelism)
+            .field("python", &self.python)
+            .field("launcher", &self.launcher)
+            .field("log_file", &self.log_file)
+            .field("start_timeout", &self.start_timeout)
+            .field("env", &env)
+            .finish()
+    }
 }
 
 /// A started engine that answered Spark Connect, not yet supervised.
@@ -301,6 +319,26 @@ async fn stop_child(child: &mut Child, stdin: Option<tokio::process::ChildStdin>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn debug_names_the_environment_without_its_values() {
+        let spec = super::EngineSpec {
+            cluster_id: "c1".into(),
+            backend: super::Backend::Sail,
+            parallelism: 2,
+            python: "/usr/bin/python3".into(),
+            launcher: "engine.py".into(),
+            log_file: "engine.log".into(),
+            start_timeout: std::time::Duration::from_secs(5),
+            env: super::catalog_env("http://127.0.0.1:9/", "dapi-secret", &["main".into()])
+                .into_iter()
+                .chain([("AWS_SECRET_ACCESS_KEY".to_string(), "s3-secret".to_string())])
+                .collect(),
+        };
+        let shown = format!("{spec:?}");
+        assert!(shown.contains("AWS_SECRET_ACCESS_KEY") && shown.contains("c1"), "{shown}");
+        assert!(!shown.contains("dapi-secret") && !shown.contains("s3-secret"), "{shown}");
+    }
+
     #[test]
     fn catalog_env_mounts_each_catalog() {
         let env = super::catalog_env("http://127.0.0.1:9/", "dapi1", &["main".into(), "sales".into(), "system".into()]);

@@ -62,8 +62,9 @@ pub struct Launch<'a> {
     pub load_timeout: Duration,
 }
 
-/// Variables of tarn's own a worker must not inherit.
-const SCRUBBED_ENV_PREFIXES: &[&str] = &["DATABRICKS_", "MLFLOW_", "TARN_", "SPARK_REMOTE"];
+/// Variables of tarn's own a worker must not inherit (`AWS_`: tarn's storage
+/// credentials; an endpoint that needs its own sets them in its config).
+const SCRUBBED_ENV_PREFIXES: &[&str] = &["DATABRICKS_", "MLFLOW_", "TARN_", "SPARK_REMOTE", "AWS_"];
 
 impl ModelWorker {
     /// Starts a worker and waits until it has loaded the model.

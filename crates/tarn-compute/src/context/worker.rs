@@ -21,8 +21,9 @@ pub const PIPELINE: &str = include_str!("../../../../python/tarn/pipeline.py");
 pub const DLT: &str = include_str!("../../../../python/tarn/dlt.py");
 
 /// Environment variables a worker must not inherit: the context sets its own
-/// workspace, token and Spark endpoint.
-const SCRUBBED_ENV_PREFIXES: &[&str] = &["DATABRICKS_", "SPARK_REMOTE", "MLFLOW_"];
+/// workspace, token and Spark endpoint, and tarn's storage credentials would
+/// let user code read the whole bucket past the catalog's grants.
+pub(crate) const SCRUBBED_ENV_PREFIXES: &[&str] = &["DATABRICKS_", "SPARK_REMOTE", "MLFLOW_", "AWS_"];
 
 /// How a worker ended, in words for a command's error.
 #[derive(Debug, Clone)]
