@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -249,6 +250,68 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Server:
+    """moto's S3-compatible server on loopback with one bucket, its access
+    log kept, and the environment that makes a tarn keep its storage there
+    under `prefix` (credentials moto accepts; the secret is random so a log
+    scan can look for it)."""
+
+    BUCKET = "tarn"
+
+    def __init__(self, log: Path, prefix: str = "ws"):
+        import uuid
+
+        self.endpoint = f"http://127.0.0.1:{free_port()}"
+        self.log = log
+        self.secret = f"tarn-s3-secret-{uuid.uuid4().hex}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-p", self.endpoint.rsplit(":", 1)[1]],
+            stdout=open(log, "wb"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: self._answers(), timeout=60)
+        requests.put(f"{self.endpoint}/{self.BUCKET}", timeout=10).raise_for_status()
+        self.prefix = prefix
+        self.env = {
+            "TARN_STORAGE_ROOT": f"s3://{self.BUCKET}/{prefix}",
+            "AWS_ACCESS_KEY_ID": "AKIATARNTEST",
+            "AWS_SECRET_ACCESS_KEY": self.secret,
+            "AWS_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+        }
+
+    def _answers(self) -> bool:
+        try:
+            return requests.get(self.endpoint, timeout=1).status_code < 500
+        except requests.ConnectionError:
+            return False
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="AKIATARNTEST", aws_secret_access_key=self.secret)
+
+    def keys(self, under: str) -> dict[str, int]:
+        """Key -> size of every object under `prefix/under`."""
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.BUCKET, Prefix=f"{self.prefix}/{under}")
+        return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
+
+    def read(self, key: str) -> bytes:
+        return self.client().get_object(Bucket=self.BUCKET, Key=key)["Body"].read()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 def wait_for(predicate, timeout=30.0, interval=0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -300,8 +363,6 @@ class Mailbox:
     pairs it received, and the environment that points tarn at it."""
 
     def __init__(self):
-        import socket
-
         from aiosmtpd.controller import Controller
 
         mails = self.mails = []

@@ -7,7 +7,6 @@ import base64
 import datetime
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -20,7 +19,7 @@ from databricks import sql
 from databricks.sdk.service import jobs, workspace
 from databricks.sdk.service.compute import AutoScale, ClusterSpec, CommandStatus, EventType, Language, ResultType, State
 
-from conftest import CACHE, own_server, wait_for
+from conftest import CACHE, free_port, own_server, wait_for
 
 SPARK_VERSION = "16.4.x-scala2.13"
 # The first cluster builds tarn's Spark distribution (a pip install of pyspark).
@@ -42,12 +41,6 @@ def spark_home() -> Path:
             subprocess.run([str(venv / "bin" / "pip"), "install", "-q", DISTRIBUTION], check=True)
         (venv / ".ready").touch()
     return next((venv / "lib").glob("python*/site-packages/pyspark"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

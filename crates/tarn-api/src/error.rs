@@ -285,7 +285,7 @@ pub(crate) fn files_failure(surface: Surface, e: FilesError) -> ApiFailure {
         (F::TooLarge { limit: Limit::Import, .. }, _) => C::MaxNotebookSizeExceeded,
         (F::TooManyStreams(_), _) => C::InvalidState,
         (F::Unsupported(_), _) => C::NotImplemented,
-        (F::Catalog(_) | F::Store(_) | F::Io { .. }, _) => C::InternalError,
+        (F::Catalog(_) | F::Store(_) | F::Io { .. } | F::Storage { .. }, _) => C::InternalError,
     };
     ApiFailure(ApiError::new(code, e.to_string()))
 }

@@ -91,11 +91,12 @@ fn fixture(name: &str) -> Fixture {
         },
     )
     .unwrap();
-    let files = tarn_files::Files::open(&home, store.clone(), catalog.clone()).unwrap();
+    let files =
+        tarn_files::Files::open(&home, &tarn_storage::Storage::local(), store.clone(), catalog.clone()).unwrap();
     let warehouse = tarn_sql::Warehouse::open(&store, clusters.clone(), Duration::from_secs(5)).unwrap();
     let statements =
         tarn_sql::Statements::new(warehouse, tarn_lake::Lake::new(catalog.clone(), "admin"), None, None, None);
-    let artifacts = tarn_mlflow::Artifacts::open(&home.join("artifacts")).unwrap();
+    let artifacts = tarn_mlflow::Artifacts::open_dir(&home.join("artifacts")).unwrap();
     let jobs = tarn_jobs::Jobs::new(store.clone(), std::sync::Arc::new(|_: &str| false));
     let engines = tarn_jobs::Engines {
         contexts: contexts.clone(),

@@ -77,6 +77,7 @@ pub fn segments<'a>(rel: &'a str, shown: &str) -> Result<Vec<&'a str>> {
             s if s.starts_with(STAGING_PREFIX) => {
                 return Err(invalid("names starting with .tarn-staging- are reserved"));
             }
+            crate::object::DIR_MARKER => return Err(invalid("the name .tarn-dir is reserved")),
             s => out.push(s),
         }
     }

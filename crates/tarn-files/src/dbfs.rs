@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::confine::{Root, segments};
+use crate::confine::segments;
 use crate::staged::{Overwrite, Staged};
-use crate::tree::Location;
+use crate::tree::{Location, Tree};
 use crate::volumes::Volumes;
 use crate::{FilesError, Limit, Result};
 
@@ -32,7 +32,7 @@ struct Stream {
 
 /// The DBFS tree and its open streams.
 pub struct Dbfs {
-    root: Root,
+    root: Tree,
     volumes: Volumes,
     streams: Mutex<HashMap<i64, Stream>>,
 }
@@ -46,7 +46,7 @@ pub fn check_block(len: usize) -> Result<()> {
 }
 
 impl Dbfs {
-    pub fn new(root: Root, volumes: Volumes) -> Dbfs {
+    pub fn new(root: Tree, volumes: Volumes) -> Dbfs {
         Dbfs { root, volumes, streams: Mutex::new(HashMap::new()) }
     }
 
@@ -157,7 +157,7 @@ mod tests {
 
     fn dbfs(tmp: &TempDir) -> Dbfs {
         let catalog = Catalog::new(Arc::new(tarn_store::Store::open_in_memory().unwrap()), tmp.0.join("lake"));
-        Dbfs::new(Root::open(&tmp.0.join("dbfs")).unwrap(), Volumes::new(catalog))
+        Dbfs::new(crate::Root::open(&tmp.0.join("dbfs")).unwrap().into(), Volumes::new(catalog))
     }
 
     #[test]

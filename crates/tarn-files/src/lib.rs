@@ -11,6 +11,7 @@
 
 pub mod confine;
 mod dbfs;
+mod object;
 pub mod staged;
 mod tree;
 mod volumes;
@@ -20,12 +21,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tarn_catalog::{Catalog, CatalogError};
+use tarn_storage::{Storage, area};
 use tarn_store::{Store, StoreError};
 
 pub use confine::Root;
 pub use dbfs::{DEFAULT_READ, Dbfs, MAX_BLOCK, MAX_READ, MAX_STREAMS, check_block};
+pub use object::{DIR_MARKER, ObjectTree};
 pub use staged::{Overwrite, Staged};
-pub use tree::{Entry, Location};
+pub use tree::{Entry, Location, Tree};
 pub use volumes::Volumes;
 pub use workspace::{
     Cell, Export, Format, Import, Language, MAX_FILE_IMPORT, MAX_IMPORT, Notebook, ObjectInfo, ObjectType, Workspace,
@@ -79,6 +82,8 @@ pub enum FilesError {
     Store(#[from] StoreError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    #[error("{context}: {source}")]
+    Storage { context: String, source: tarn_storage::object_store::Error },
 }
 
 impl FilesError {
@@ -112,11 +117,11 @@ pub struct Files {
 }
 
 impl Files {
-    /// DBFS and the workspace live under `home` (`$TARN_HOME`); volumes
-    /// wherever the catalog says.
-    pub fn open(home: &Path, store: Arc<Store>, catalog: Catalog) -> Result<Files> {
+    /// The workspace lives under `home` (`$TARN_HOME`), DBFS there too or
+    /// under `storage`'s object-store root; volumes wherever the catalog says.
+    pub fn open(home: &Path, storage: &Storage, store: Arc<Store>, catalog: Catalog) -> Result<Files> {
         let volumes = Volumes::new(catalog);
-        let dbfs = Dbfs::new(Root::open(&home.join("dbfs"))?, volumes.clone());
+        let dbfs = Dbfs::new(Tree::on(storage, area::DBFS, &home.join("dbfs"))?, volumes.clone());
         let workspace = Workspace::new(Root::open(&home.join("workspace"))?, store)
             .with_checkouts(Root::open(&home.join("repos"))?);
         workspace.ensure_shared()?;

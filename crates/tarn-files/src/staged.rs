@@ -1,11 +1,15 @@
 //! Atomic writes: content goes to a staging file beside its target and
 //! takes the target's name only once complete, so a failed or abandoned
 //! upload never changes an existing file and a reader never sees half of
-//! one.
+//! one. On an object store the staging file is a local spool, put whole
+//! (or in parts, for a large one) when committed.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tarn_storage::ObjectRoot;
 
 use crate::{FilesError, Result};
 
@@ -19,10 +23,26 @@ pub const STAGING_PREFIX: &str = ".tarn-staging-";
 pub struct Staged {
     file: File,
     staging: PathBuf,
-    target: PathBuf,
+    target: Target,
     /// The target as the client names it, for errors.
     shown: String,
     written: u64,
+}
+
+/// Where a commit puts the content.
+enum Target {
+    Disk(PathBuf),
+    /// A key relative to the storage root.
+    Object(Arc<ObjectRoot>, String),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Disk(path) => write!(f, "{}", path.display()),
+            Target::Object(root, key) => f.write_str(&root.url(key)),
+        }
+    }
 }
 
 /// Whether a commit may replace an existing file.
@@ -46,7 +66,18 @@ impl Staged {
             .ok_or_else(|| FilesError::InvalidPath { path: shown.to_string(), reason: "it names no file" })?;
         let staging = dir.join(format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4().simple()));
         let file = File::create_new(&staging).map_err(|e| FilesError::at(shown, e))?;
-        Ok(Staged { file, staging, target, shown: shown.to_string(), written: 0 })
+        Ok(Staged { file, staging, target: Target::Disk(target), shown: shown.to_string(), written: 0 })
+    }
+
+    /// Starts writing the object at `key` (relative to `root`), spooled in
+    /// the root's scratch directory.
+    pub(crate) fn spool(root: Arc<ObjectRoot>, key: String, shown: &str) -> Result<Staged> {
+        let staging = root.scratch_file("upload");
+        if let Some(dir) = staging.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| FilesError::io(format!("spooling {shown}"), e))?;
+        }
+        let file = File::create_new(&staging).map_err(|e| FilesError::io(format!("spooling {shown}"), e))?;
+        Ok(Staged { file, staging, target: Target::Object(root, key), shown: shown.to_string(), written: 0 })
     }
 
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
@@ -67,19 +98,24 @@ impl Staged {
     /// existing target is left alone and the commit fails with
     /// `AlreadyExists`; a directory at the target is never replaced.
     pub fn commit(self, overwrite: Overwrite) -> Result<u64> {
+        let target = match &self.target {
+            Target::Disk(target) => target,
+            Target::Object(root, key) => {
+                self.file.sync_data().map_err(|e| FilesError::io(format!("writing {}", self.shown), e))?;
+                let create_only = overwrite == Overwrite::Refuse;
+                root.upload(key, &self.staging, create_only).map_err(|e| crate::object::failed(&self.shown, e))?;
+                return Ok(self.written);
+            }
+        };
         self.file.sync_data().map_err(|e| FilesError::io(format!("writing {}", self.shown), e))?;
-        if self.target.is_dir() {
+        if target.is_dir() {
             return Err(FilesError::AlreadyExists { path: self.shown.clone() });
         }
         match overwrite {
-            Overwrite::Allow => {
-                std::fs::rename(&self.staging, &self.target).map_err(|e| FilesError::at(&self.shown, e))
-            }
+            Overwrite::Allow => std::fs::rename(&self.staging, target).map_err(|e| FilesError::at(&self.shown, e)),
             // A hard link is created only if the name is free, atomically;
             // the staging name then goes when `self` drops.
-            Overwrite::Refuse => {
-                std::fs::hard_link(&self.staging, &self.target).map_err(|e| FilesError::at(&self.shown, e))
-            }
+            Overwrite::Refuse => std::fs::hard_link(&self.staging, target).map_err(|e| FilesError::at(&self.shown, e)),
         }?;
         Ok(self.written)
     }

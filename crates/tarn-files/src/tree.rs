@@ -1,6 +1,8 @@
 //! Operations on a place in one of tarn's file trees (a volume, the DBFS
-//! root), shared by the Files API and DBFS. Every operation resolves its
-//! path through [`Root`] first, so none reaches outside the tree.
+//! root), shared by the Files API and DBFS. On disk every operation
+//! resolves its path through [`Root`] first, so none reaches outside the
+//! tree; on an object store ([`ObjectTree`]) a normalized path is a key
+//! under the tree's prefix and cannot leave it.
 
 use std::fs::{File, Metadata};
 use std::io::{Read, Seek, SeekFrom};
@@ -8,6 +10,7 @@ use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 
 use crate::confine::{Root, normalize};
+use crate::object::ObjectTree;
 use crate::staged::{STAGING_PREFIX, Staged};
 use crate::{FilesError, Result};
 
@@ -23,10 +26,34 @@ pub struct Entry {
     pub modified_ms: i64,
 }
 
+/// Where a tree's files are. Cheap to clone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tree {
+    Disk(Root),
+    Object(ObjectTree),
+}
+
+impl From<Root> for Tree {
+    fn from(root: Root) -> Tree {
+        Tree::Disk(root)
+    }
+}
+
+impl Tree {
+    /// `area` of the storage root when it is an object store, else the
+    /// directory `dir` on this machine.
+    pub fn on(storage: &tarn_storage::Storage, area: &str, dir: &std::path::Path) -> Result<Tree> {
+        Ok(match storage.object() {
+            Some(root) => Tree::Object(ObjectTree::new(root.clone(), area)),
+            None => Tree::Disk(Root::open(dir)?),
+        })
+    }
+}
+
 /// A path under a root, with the name the client gave it.
 #[derive(Debug, Clone)]
 pub struct Location {
-    root: Root,
+    root: Tree,
     /// Normalized: no leading, trailing or doubled slashes; "" is the root.
     rel: String,
     shown: String,
@@ -41,21 +68,29 @@ fn modified_ms(meta: &Metadata) -> i64 {
 
 impl Location {
     /// `shown` is the client's name for the path (slashes normalized here).
-    pub(crate) fn new(root: Root, rel: &str, shown: &str) -> Result<Location> {
+    pub(crate) fn new(root: impl Into<Tree>, rel: &str, shown: &str) -> Result<Location> {
         let rel = normalize(rel, shown)?;
         let shown = format!("/{}", normalize(shown, shown)?);
-        Ok(Location { root, rel, shown })
+        Ok(Location { root: root.into(), rel, shown })
     }
 
     /// `rel` under `root`, for trees other crates keep (MLflow artifacts).
-    pub fn under(root: Root, rel: &str) -> Result<Location> {
+    pub fn under(root: impl Into<Tree>, rel: &str) -> Result<Location> {
         Location::new(root, rel, &format!("/{rel}"))
     }
 
     /// `rel` under `root`, named `shown` to the client (the Databricks
     /// client's Files API paths onto MLflow artifacts).
-    pub fn under_as(root: Root, rel: &str, shown: &str) -> Result<Location> {
+    pub fn under_as(root: impl Into<Tree>, rel: &str, shown: &str) -> Result<Location> {
         Location::new(root, rel, shown)
+    }
+
+    /// The object-store tree this location is in, if it is in one.
+    fn object(&self) -> Option<&ObjectTree> {
+        match &self.root {
+            Tree::Object(tree) => Some(tree),
+            Tree::Disk(_) => None,
+        }
     }
 
     pub fn shown(&self) -> &str {
@@ -67,13 +102,36 @@ impl Location {
     }
 
     fn local(&self) -> Result<PathBuf> {
-        self.root.resolve(&self.rel, &self.shown)
+        match &self.root {
+            Tree::Disk(root) => root.resolve(&self.rel, &self.shown),
+            Tree::Object(_) => Err(FilesError::Unsupported(format!("{} is in object storage", self.shown))),
+        }
     }
 
     /// Where the location is on this machine, for an engine to read or
     /// write (confinement checked now; the engine's own access is not).
+    /// `Unsupported` for a location in object storage: see [`Location::url`].
     pub fn local_path(&self) -> Result<PathBuf> {
         self.local()
+    }
+
+    /// The location as an engine names it: `file:///…` on this machine,
+    /// the store's URL (`s3://bucket/…`) in object storage.
+    pub fn url(&self) -> Result<String> {
+        match self.object() {
+            Some(tree) => Ok(tree.url(&self.rel)),
+            None => Ok(format!("file://{}", self.local()?.display())),
+        }
+    }
+
+    /// A local copy of this directory at `to`, for a process that reads
+    /// files in place (a model server); only needed, and only offered, in
+    /// object storage, where [`Location::local_path`] has no answer.
+    pub fn download_dir(&self, to: &std::path::Path) -> Result<()> {
+        match self.object() {
+            Some(tree) => tree.download_dir(&self.rel, &self.shown, to),
+            None => Err(FilesError::Unsupported(format!("{} is on this machine already", self.shown))),
+        }
     }
 
     fn child(&self, name: &str) -> Result<Location> {
@@ -94,12 +152,18 @@ impl Location {
     }
 
     pub fn stat(&self) -> Result<Entry> {
+        if let Some(tree) = self.object() {
+            return tree.stat(&self.rel, &self.shown);
+        }
         Ok(self.entry(&self.metadata()?))
     }
 
     /// The directory's entries by name. Staging files and links that lead
     /// out of the tree are left out.
     pub fn list(&self) -> Result<Vec<Entry>> {
+        if let Some(tree) = self.object() {
+            return tree.list(&self.rel, &self.shown);
+        }
         if !self.metadata()?.is_dir() {
             return Err(FilesError::NotADirectory { path: self.shown.clone() });
         }
@@ -123,6 +187,9 @@ impl Location {
     /// Creates the directory and its parents; a file in the way is
     /// `AlreadyExists`. An existing directory is fine.
     pub fn mkdirs(&self) -> Result<()> {
+        if let Some(tree) = self.object() {
+            return tree.mkdirs(&self.rel, &self.shown);
+        }
         let path = self.local()?;
         std::fs::create_dir_all(&path).map_err(|e| self.in_the_way(e))
     }
@@ -138,6 +205,9 @@ impl Location {
 
     /// Starts an atomic write of this file, creating its parent directories.
     pub fn create_file(&self) -> Result<Staged> {
+        if let Some(tree) = self.object() {
+            return tree.create_file(&self.rel, &self.shown);
+        }
         let path = self.local()?;
         let parent = match path.parent() {
             Some(parent) if !self.is_root() => parent,
@@ -152,6 +222,9 @@ impl Location {
 
     /// The open file and its entry; a directory is `IsADirectory`.
     pub fn open_file(&self) -> Result<(File, Entry)> {
+        if let Some(tree) = self.object() {
+            return tree.open_file(&self.rel, &self.shown);
+        }
         let path = self.local()?;
         let file = File::open(&path).map_err(|e| FilesError::at(&self.shown, e))?;
         let meta = file.metadata().map_err(|e| FilesError::at(&self.shown, e))?;
@@ -163,6 +236,9 @@ impl Location {
 
     /// Up to `len` bytes from `offset`; fewer at the end of the file.
     pub fn read_range(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if let Some(tree) = self.object() {
+            return tree.read_range(&self.rel, &self.shown, offset, len);
+        }
         let (mut file, _) = self.open_file()?;
         let read_err = |e| FilesError::io(format!("reading {}", self.shown), e);
         file.seek(SeekFrom::Start(offset)).map_err(read_err)?;
@@ -180,6 +256,9 @@ impl Location {
 
     /// Deletes a file; a directory is `IsADirectory`.
     pub fn delete_file(&self) -> Result<()> {
+        if let Some(tree) = self.object() {
+            return tree.delete_file(&self.rel, &self.shown);
+        }
         let path = self.local()?;
         let meta = std::fs::symlink_metadata(&path).map_err(|e| FilesError::at(&self.shown, e))?;
         if meta.is_dir() {
@@ -191,6 +270,9 @@ impl Location {
     /// Deletes an empty directory; a file is `NotADirectory`.
     pub fn delete_dir(&self) -> Result<()> {
         self.refuse_root()?;
+        if let Some(tree) = self.object() {
+            return tree.delete_dir(&self.rel, &self.shown);
+        }
         if !self.metadata()?.is_dir() {
             return Err(FilesError::NotADirectory { path: self.shown.clone() });
         }
@@ -202,6 +284,9 @@ impl Location {
     /// was deleted.
     pub fn delete(&self, recursive: bool) -> Result<bool> {
         self.refuse_root()?;
+        if let Some(tree) = self.object() {
+            return tree.delete(&self.rel, &self.shown, recursive);
+        }
         let path = self.local()?;
         let Ok(meta) = std::fs::symlink_metadata(&path) else { return Ok(false) };
         let removed = match (meta.is_dir(), recursive) {
@@ -226,6 +311,12 @@ impl Location {
         to.refuse_root()?;
         if to.rel.starts_with(&format!("{}/", self.rel)) {
             return Err(FilesError::InvalidArgument(format!("Cannot move {} into itself", self.shown)));
+        }
+        if let Some(tree) = self.object() {
+            if to.stat().is_ok() {
+                return Err(FilesError::AlreadyExists { path: to.shown.clone() });
+            }
+            return tree.rename(&self.rel, &to.rel, &self.shown);
         }
         let (from, dest) = (self.local()?, to.local()?);
         std::fs::symlink_metadata(&from).map_err(|e| FilesError::at(&self.shown, e))?;
@@ -254,10 +345,21 @@ mod tests {
         Location::new(base.root.clone(), rel, &shown).unwrap()
     }
 
+    /// The same tree on an in-memory object store.
+    fn object_tree(tmp: &TempDir) -> Location {
+        let storage = tarn_storage::Storage::in_memory("team", &tmp.0.join("scratch")).unwrap();
+        let tree = ObjectTree::new(storage.object().unwrap().clone(), "volumes/1");
+        Location::new(Tree::Object(tree), "", "/Volumes/c/s/v").unwrap()
+    }
+
     #[test]
     fn files_and_directories_round_trip() {
         let tmp = TempDir::new("tree");
-        let root = tree(&tmp);
+        round_trip(tree(&tmp));
+        round_trip(object_tree(&tmp));
+    }
+
+    fn round_trip(root: Location) {
         let mut staged = at(&root, "raw/2024/a.csv").create_file().unwrap();
         staged.write(b"id\n1\n").unwrap();
         staged.commit(Overwrite::Allow).unwrap();
@@ -279,5 +381,35 @@ mod tests {
         assert!(at(&root, "raw").delete(true).unwrap());
         assert!(!at(&root, "raw").delete(true).unwrap());
         assert_eq!(at(&root, "done/a.csv").read_range(0, 100).unwrap(), b"id\n1\n");
+        let mut again = at(&root, "done/a.csv").create_file().unwrap();
+        again.write(b"v2").unwrap();
+        assert!(matches!(again.commit(Overwrite::Refuse), Err(FilesError::AlreadyExists { .. })));
+        at(&root, "done").rename(&at(&root, "moved/done")).unwrap();
+        let (mut file, entry) = at(&root, "moved/done/a.csv").open_file().unwrap();
+        let mut read = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut read).unwrap();
+        assert_eq!((read.as_slice(), entry.size), (b"id\n1\n".as_slice(), 5));
+        assert!(matches!(at(&root, "done").stat(), Err(FilesError::NotFound { .. })));
+        at(&root, "empty").mkdirs().unwrap();
+        assert!(at(&root, "empty").list().unwrap().is_empty());
+        at(&root, "empty").delete_dir().unwrap();
+        assert!(matches!(at(&root, "empty").stat(), Err(FilesError::NotFound { .. })));
+    }
+
+    #[test]
+    fn object_trees_spool_large_files_and_name_their_urls() {
+        let tmp = TempDir::new("object-tree");
+        let root = object_tree(&tmp);
+        let mut staged = at(&root, "big.bin").create_file().unwrap();
+        for _ in 0..9 {
+            staged.write(&[1u8; 1 << 20]).unwrap();
+        }
+        staged.commit(Overwrite::Allow).unwrap();
+        assert_eq!(at(&root, "big.bin").stat().unwrap().size, 9 << 20);
+        assert_eq!(at(&root, "big.bin").read_range((9 << 20) - 2, 10).unwrap(), [1, 1]);
+        assert_eq!(at(&root, "big.bin").url().unwrap(), "memory:///team/volumes/1/big.bin");
+        assert!(matches!(at(&root, "big.bin").local_path(), Err(FilesError::Unsupported(_))));
+        // Nothing is left in the spool once committed.
+        assert_eq!(std::fs::read_dir(tmp.0.join("scratch")).unwrap().count(), 0);
     }
 }

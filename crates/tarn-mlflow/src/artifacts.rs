@@ -4,10 +4,10 @@
 //! leaves nothing).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tarn_files::{FilesError, Location, Root};
+use tarn_files::{FilesError, Location, Root, Tree};
 
 use crate::{MlflowError, Result};
 
@@ -21,7 +21,8 @@ pub struct ArtifactFile {
 
 #[derive(Clone)]
 pub struct Artifacts {
-    root: Root,
+    root: Tree,
+    cache: PathBuf,
     /// Signed URLs: token -> what it admits until when (epoch ms).
     signed: Arc<Mutex<HashMap<String, (Signed, i64)>>>,
 }
@@ -81,9 +82,16 @@ fn proxied_path(uri: &str) -> Option<&str> {
 }
 
 impl Artifacts {
-    pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| MlflowError::Io(format!("creating {}: {e}", dir.display())))?;
-        Ok(Self { root: Root::open(dir).map_err(files_error)?, signed: Arc::default() })
+    /// The store on `tree`; `cache` holds local copies of models for
+    /// model servers when the tree is in object storage.
+    pub fn open(tree: Tree, cache: PathBuf) -> Self {
+        Self { root: tree, cache, signed: Arc::default() }
+    }
+
+    /// The store in the directory `dir` on this machine.
+    pub fn open_dir(dir: &Path) -> Result<Self> {
+        let root = Root::open(dir).map_err(files_error)?;
+        Ok(Self::open(Tree::Disk(root), dir.join(".cache")))
     }
 
     /// Where `path` (relative, `/`-separated) lives; refused if it leaves the store.
@@ -96,12 +104,22 @@ impl Artifacts {
 
     /// The directory on this machine holding the artifacts under `uri` (a
     /// `mlflow-artifacts:` URI or one under Databricks' root), for a process
-    /// that reads them in place (a model server). Refused outside the store.
+    /// that reads them in place (a model server): in object storage, a
+    /// fresh copy under the cache. Refused outside the store.
     pub fn local_dir(&self, uri: &str) -> Result<std::path::PathBuf> {
         let path = proxied_path(uri).ok_or_else(|| {
             MlflowError::NotImplemented(format!("Reading artifacts outside tarn's artifact store ('{uri}')"))
         })?;
-        let dir = self.location(path)?.local_path().map_err(files_error)?;
+        let location = self.location(path)?;
+        if let Tree::Object(_) = self.root {
+            let copy = self.cache.join(path);
+            location.download_dir(&copy).map_err(|e| match e {
+                FilesError::NotFound { .. } => MlflowError::NotFound(format!("No such directory: '{uri}'")),
+                other => files_error(other),
+            })?;
+            return Ok(copy);
+        }
+        let dir = location.local_path().map_err(files_error)?;
         if !dir.is_dir() {
             return Err(MlflowError::NotFound(format!("No such directory: '{uri}'")));
         }
@@ -229,7 +247,7 @@ mod tests {
     #[test]
     fn databricks_client_paths_map_onto_the_store() {
         let dir = std::env::temp_dir().join(format!("tarn-artifacts-{}", tarn_core::id::random_hex(6)));
-        let artifacts = Artifacts::open(&dir).unwrap();
+        let artifacts = Artifacts::open_dir(&dir).unwrap();
         let run =
             artifacts.workspace_internal("WorkspaceInternal/Mlflow/Artifacts/3/Runs/abc/artifacts/a.txt").unwrap();
         assert_eq!(run.local_path().unwrap(), dir.canonicalize().unwrap().join("3/abc/artifacts/a.txt"));

@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn parts_join_in_order_and_nothing_shows_before_completion() {
         let home = std::env::temp_dir().join(format!("tarn-mpu-{}", tarn_core::id::random_hex(6)));
-        let artifacts = Artifacts::open(&home.join("artifacts")).unwrap();
+        let artifacts = Artifacts::open_dir(&home.join("artifacts")).unwrap();
         let uploads = Uploads::open(&home.join("uploads"), artifacts.clone()).unwrap();
         let id = uploads.create("1/run/artifacts", "/tmp/local/big.bin", 2).unwrap();
         let mut etags = Vec::new();

@@ -65,6 +65,10 @@ pub struct Config {
     /// The metadata store: `TARN_DATABASE_URL=postgres://user:password@host/db`
     /// for PostgreSQL; unset, SQLite in `$TARN_HOME/metadata.db`.
     pub database: Database,
+    /// Where tables, volumes, DBFS and MLflow artifacts live:
+    /// `TARN_STORAGE_ROOT=s3://bucket/prefix` (credentials and endpoint from
+    /// the `AWS_*` variables); unset, under `$TARN_HOME`.
+    pub storage_root: Option<String>,
 }
 
 /// Where the metadata lives. The URL may hold a password, so it never
@@ -172,6 +176,7 @@ impl Config {
             },
             sail_kubernetes: sail_kubernetes(),
             database: Database::from_env(),
+            storage_root: std::env::var("TARN_STORAGE_ROOT").ok().filter(|r| !r.trim().is_empty()),
             smtp: tarn_jobs::SmtpConfig {
                 host: std::env::var("TARN_SMTP_HOST").ok().filter(|h| !h.is_empty()),
                 port: u16::try_from(env_u64("TARN_SMTP_PORT", 25)).unwrap_or(25),

@@ -232,7 +232,9 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     }
     let catalog = Catalog::new(store.clone(), config.home.join("lake"));
     catalog.bootstrap(ADMIN_USER).map_err(|e| e.to_string())?;
-    let files = Files::open(&config.home, store.clone(), catalog.clone()).map_err(|e| e.to_string())?;
+    let storage = tarn_storage::Storage::from_env(config.storage_root.as_deref(), &config.home.join("tmp/storage"))
+        .map_err(|e| e.to_string())?;
+    let files = Files::open(&config.home, &storage, store.clone(), catalog.clone()).map_err(|e| e.to_string())?;
     let compute = ComputeConfig {
         home: config.home.clone(),
         minute: config.minute,
@@ -350,7 +352,9 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
         views: Some(views),
     };
     let gateway = Gateway::new(clusters.clone(), store.clone(), hooks);
-    let artifacts = tarn_mlflow::Artifacts::open(&config.home.join("artifacts")).map_err(|e| e.to_string())?;
+    let artifacts_tree = tarn_files::Tree::on(&storage, tarn_storage::area::ARTIFACTS, &config.home.join("artifacts"))
+        .map_err(|e| e.to_string())?;
+    let artifacts = tarn_mlflow::Artifacts::open(artifacts_tree, config.home.join("cache/models"));
     let uploads = tarn_mlflow::Uploads::open(&config.home.join("artifact-uploads"), artifacts.clone())
         .map_err(|e| e.to_string())?;
     let mlflow_anonymous = match config.mlflow_anonymous(addr.ip().is_loopback()) {
