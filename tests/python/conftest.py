@@ -289,8 +289,8 @@ class S3Server:
 
     def _answers(self) -> bool:
         try:
-            return requests.get(self.endpoint, timeout=1).status_code < 500
-        except requests.ConnectionError:
+            return requests.get(self.endpoint, timeout=5).status_code < 500
+        except requests.RequestException:
             return False
 
     def client(self):

@@ -27,9 +27,19 @@ pub trait Replicas: Send + Sync + 'static {
 const FORWARDED: &str = "x-tarn-forwarded";
 
 /// Reads that need the holder's memory: contexts and commands, statements'
-/// results and SQL sessions, serving endpoints (their workers' state).
-const HOLDER_READS: &[&str] =
-    &["/api/1.2/", "/api/2.0/sql/statements", "/api/2.0/sql/sessions", "/api/2.0/serving-endpoints"];
+/// results and SQL sessions, serving endpoints (their workers' state); and
+/// its `$TARN_HOME`, which replicas on other machines do not share even with
+/// an object-store root: workspace files and task output logs.
+const HOLDER_READS: &[&str] = &[
+    "/api/1.2/",
+    "/api/2.0/sql/statements",
+    "/api/2.0/sql/sessions",
+    "/api/2.0/serving-endpoints",
+    "/api/2.0/workspace/",
+    "/api/2.0/jobs/runs/get-output",
+    "/api/2.1/jobs/runs/get-output",
+    "/api/2.2/jobs/runs/get-output",
+];
 
 /// Whether only the lease holder can answer the call.
 pub fn needs_holder(method: &Method, path: &str) -> bool {
@@ -95,6 +105,8 @@ mod tests {
         assert!(needs_holder(&Method::GET, "/api/1.2/commands/status"));
         assert!(needs_holder(&Method::GET, "/api/2.0/sql/statements/abc"));
         assert!(!needs_holder(&Method::GET, "/api/2.1/jobs/runs/get"));
+        assert!(needs_holder(&Method::GET, "/api/2.1/jobs/runs/get-output"));
+        assert!(needs_holder(&Method::GET, "/api/2.0/workspace/export"));
         assert!(!needs_holder(&Method::GET, "/api/2.0/mlflow/runs/get"));
         assert!(!needs_holder(&Method::GET, "/jobs/12"));
     }

@@ -59,6 +59,7 @@ fn fixture(name: &str) -> Fixture {
         default_backend: Default::default(),
         spark: Default::default(),
         sail_kubernetes: None,
+        storage_env: Default::default(),
     };
     let envs = Environments::new(home.join("envs"), "python3".into());
     let catalog = Catalog::new(store.clone(), home.join("lake"));
@@ -130,7 +131,7 @@ fn fixture(name: &str) -> Fixture {
         clusters.clone(),
         contexts.clone(),
         tarn_pipelines::PipelinesConfig {
-            tables_dir: home.join("lake").join("pipelines"),
+            tables_dir: tarn_pipelines::table_dir::TableDir::Local(home.join("lake").join("pipelines")),
             cluster_start_timeout: Duration::from_secs(5),
             development_keep_mins: 1,
             access: None,

@@ -46,7 +46,14 @@ pub struct CommitRequest {
 
 /// The highest `NNN.json` version in the table's `_delta_log`, for the
 /// first commit made through the catalog (the writer made the earlier ones).
-fn latest_logged_version(location: &str) -> Option<i64> {
+fn latest_logged_version(storage: &tarn_storage::Storage, location: &str) -> Option<i64> {
+    if let Some(root) = storage.object()
+        && let Some(rel) = root.rel_of_url(location)
+    {
+        let listed = root.list_dir(&format!("{rel}/_delta_log")).ok()?;
+        let names = listed.objects.iter().map(|o| tarn_storage::ObjectRoot::name_of(&o.location));
+        return names.filter_map(|name| delta_log_version(&name, "json")).max();
+    }
     let log = crate::local_path(location)?.join("_delta_log");
     std::fs::read_dir(log).ok()?.filter_map(|e| delta_log_version(e.ok()?.file_name().to_str()?, "json")).max()
 }
@@ -115,7 +122,8 @@ impl Catalog {
     pub async fn commit(&self, req: CommitRequest) -> Result<()> {
         let _guard = self.locks.lock(&req.table_id).await;
         let mut table = self.table_by_id(&req.table_id, req.table_uri.as_deref())?;
-        let on_disk = table.info.get("storage_location").and_then(Value::as_str).and_then(latest_logged_version);
+        let location = table.info.get("storage_location").and_then(Value::as_str);
+        let on_disk = location.and_then(|location| latest_logged_version(&self.storage, location));
         match self.store.commit_delta(
             &req.table_id,
             &req.commit,

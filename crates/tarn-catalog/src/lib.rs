@@ -104,6 +104,9 @@ impl std::fmt::Display for Kind {
 pub struct Catalog {
     store: Arc<Store>,
     lake: PathBuf,
+    /// With an object-store root, managed tables and volumes live there
+    /// instead of under `lake`.
+    storage: tarn_storage::Storage,
     locks: delta::CommitLocks,
     /// Owners claimed for tables about to be created ([`Catalog::claim_owner`]).
     claims: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>>,
@@ -112,7 +115,18 @@ pub struct Catalog {
 impl Catalog {
     /// `lake` is where managed tables and volumes live (`$TARN_HOME/lake`).
     pub fn new(store: Arc<Store>, lake: PathBuf) -> Self {
-        Self { store, lake, locks: Default::default(), claims: Default::default() }
+        Self { store, lake, storage: Default::default(), locks: Default::default(), claims: Default::default() }
+    }
+
+    /// Managed tables and volumes under `storage`'s object-store root when
+    /// it has one (`tables/<id>`, `volumes/<id>`).
+    pub fn with_storage(mut self, storage: tarn_storage::Storage) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    pub fn storage(&self) -> &tarn_storage::Storage {
+        &self.storage
     }
 
     /// Creates `main` and `main.default` when they do not exist yet, with

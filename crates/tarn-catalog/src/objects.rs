@@ -53,6 +53,18 @@ pub fn local_path(location: &str) -> Option<std::path::PathBuf> {
 }
 
 impl Catalog {
+    /// Removes a managed volume's files; what cannot be removed stays as
+    /// orphaned files, never an error (the volume is gone either way).
+    fn remove_managed_files(&self, location: &str) {
+        if let Some(root) = self.storage.object()
+            && let Some(rel) = root.rel_of_url(location).filter(|rel| !rel.is_empty())
+        {
+            let _ = root.delete_prefix(&rel);
+        } else if let Some(dir) = local_path(location) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
     fn parse_request_name(&self, kind: Kind, req: &CreateRequest) -> Result<FullName> {
         let parts = name_fields(kind).iter().map(|f| required(req, f)).collect::<Result<Vec<_>>>()?;
         FullName::from_parts(&parts)
@@ -72,8 +84,12 @@ impl Catalog {
     }
 
     /// A fresh managed directory under the lake, created now so engines and
-    /// the Files API can write into it.
+    /// the Files API can write into it; under the object-store root, a
+    /// prefix (nothing to create).
     fn managed_location(&self, area: &str, id: &str) -> Result<String> {
+        if let Some(root) = self.storage.object() {
+            return Ok(root.url(&format!("{area}/{id}")));
+        }
         let dir = self.lake.join(area).join(id);
         std::fs::create_dir_all(&dir)
             .map_err(|source| CatalogError::Io { context: format!("creating {}", dir.display()), source })?;
@@ -126,9 +142,10 @@ impl Catalog {
     ) -> Result<()> {
         match kind {
             Kind::Catalog | Kind::Schema => {
-                let root = match given(&req.storage_root) {
-                    Some(root) => root.to_string(),
-                    None => file_uri(&self.lake),
+                let root = match (given(&req.storage_root), self.storage.object()) {
+                    (Some(root), _) => root.to_string(),
+                    (None, Some(object)) => object.url(""),
+                    (None, None) => file_uri(&self.lake),
                 };
                 info.insert("storage_root".into(), json!(root));
                 info.insert("storage_location".into(), json!(root));
@@ -295,10 +312,9 @@ impl Catalog {
         self.store.delete_uc_object(kind.as_str(), &name.full(), true)?;
         let managed_volume =
             kind == Kind::Volume && object.info.get("volume_type").and_then(Value::as_str) == Some("MANAGED");
-        if managed_volume
-            && let Some(dir) = object.info.get("storage_location").and_then(Value::as_str).and_then(local_path)
-        {
-            let _ = std::fs::remove_dir_all(dir);
+        let location = object.info.get("storage_location").and_then(Value::as_str);
+        if managed_volume && let Some(location) = location {
+            self.remove_managed_files(location);
         }
         Ok(())
     }

@@ -35,4 +35,4 @@ pub mod spark;
 
 pub use error::ComputeError;
 pub use events::{EventPage, EventsRequest};
-pub use manager::{CatalogDirectory, Cluster, ClusterFilter, ClusterManager, ComputeConfig};
+pub use manager::{CatalogDirectory, Cluster, ClusterFilter, ClusterManager, ComputeConfig, StorageEnv};

@@ -122,7 +122,7 @@ impl Files {
     pub fn open(home: &Path, storage: &Storage, store: Arc<Store>, catalog: Catalog) -> Result<Files> {
         let volumes = Volumes::new(catalog);
         let dbfs = Dbfs::new(Tree::on(storage, area::DBFS, &home.join("dbfs"))?, volumes.clone());
-        let workspace = Workspace::new(Root::open(&home.join("workspace"))?, store)
+        let workspace = Workspace::new(Tree::on(storage, area::WORKSPACE, &home.join("workspace"))?, store)
             .with_checkouts(Root::open(&home.join("repos"))?);
         workspace.ensure_shared()?;
         Ok(Files { volumes, dbfs: Arc::new(dbfs), workspace: Arc::new(workspace) })

@@ -70,8 +70,12 @@ impl ObjectTree {
         ObjectTree { root, prefix: prefix.trim_matches('/').to_string() }
     }
 
+    pub(crate) fn root(&self) -> &Arc<ObjectRoot> {
+        &self.root
+    }
+
     /// `rel` (normalized, "" for the tree's root) relative to the storage root.
-    fn key(&self, rel: &str) -> String {
+    pub(crate) fn key(&self, rel: &str) -> String {
         if rel.is_empty() { self.prefix.clone() } else { format!("{}/{rel}", self.prefix) }
     }
 

@@ -124,6 +124,12 @@ impl Location {
         }
     }
 
+    /// The object-store root and the key (relative to it) of a location in
+    /// object storage; `None` on disk.
+    pub fn object_key(&self) -> Option<(std::sync::Arc<tarn_storage::ObjectRoot>, String)> {
+        self.object().map(|tree| (tree.root().clone(), tree.key(&self.rel)))
+    }
+
     /// A local copy of this directory at `to`, for a process that reads
     /// files in place (a model server); only needed, and only offered, in
     /// object storage, where [`Location::local_path`] has no answer.

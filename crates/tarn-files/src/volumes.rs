@@ -4,7 +4,8 @@
 use tarn_catalog::{Catalog, CatalogError, Kind, local_path};
 
 use crate::confine::{Root, segments};
-use crate::tree::Location;
+use crate::object::ObjectTree;
+use crate::tree::{Location, Tree};
 use crate::{FilesError, Result};
 
 /// Volume paths. Cheap to clone.
@@ -33,8 +34,13 @@ impl Volumes {
             other => other.into(),
         })?;
         let location = info.get("storage_location").and_then(|l| l.as_str()).unwrap_or_default();
+        if let Some(root) = self.catalog.storage().object()
+            && let Some(prefix) = root.rel_of_url(location).filter(|p| !p.is_empty())
+        {
+            return Location::new(Tree::Object(ObjectTree::new(root.clone(), &prefix)), &rest.join("/"), path);
+        }
         let dir = local_path(location).ok_or_else(|| {
-            FilesError::Unsupported(format!("Volume {name} is stored at {location}, which is not on this machine"))
+            FilesError::Unsupported(format!("Volume {name} is stored at {location}, which tarn cannot reach"))
         })?;
         Location::new(Root::open(&dir)?, &rest.join("/"), path)
     }

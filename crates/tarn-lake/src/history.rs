@@ -2,41 +2,89 @@
 //! every commit's `commitInfo`, newest first, as the writer recorded it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use deltalake::arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value};
+use tarn_storage::{ObjectRoot, Storage};
 
 use crate::table::{Column, batch};
 use crate::{LakeError, Result, TableRef};
 
-fn log_dir(table: &TableRef) -> Result<PathBuf> {
+/// A table's `_delta_log`: a directory here, or a prefix of the storage root.
+enum LogDir {
+    Local(PathBuf),
+    Object(Arc<ObjectRoot>, String),
+}
+
+fn log_dir(storage: &Storage, table: &TableRef) -> Result<LogDir> {
+    if let Some(root) = storage.object()
+        && let Some(rel) = root.rel_of_url(&table.location)
+    {
+        return Ok(LogDir::Object(root.clone(), format!("{rel}/_delta_log")));
+    }
     tarn_catalog::local_path(&table.location)
-        .map(|p| p.join("_delta_log"))
-        .ok_or_else(|| LakeError::InvalidArgument(format!("table {} is not on local disk", table.full_name)))
+        .map(|p| LogDir::Local(p.join("_delta_log")))
+        .ok_or_else(|| LakeError::InvalidArgument(format!("table {} is outside tarn's storage", table.full_name)))
+}
+
+fn not_found(table: &TableRef, e: impl std::fmt::Display) -> LakeError {
+    LakeError::InvalidArgument(format!("[DELTA_TABLE_NOT_FOUND] reading the Delta log of {}: {e}", table.full_name))
+}
+
+impl LogDir {
+    fn names(&self, table: &TableRef) -> Result<Vec<String>> {
+        match self {
+            LogDir::Local(dir) => {
+                let entries = std::fs::read_dir(dir).map_err(|source| LakeError::Io {
+                    context: format!("[DELTA_TABLE_NOT_FOUND] reading the Delta log of {}", table.full_name),
+                    source,
+                })?;
+                Ok(entries.filter_map(|e| e.ok()?.file_name().to_str().map(str::to_string)).collect())
+            }
+            LogDir::Object(root, rel) => {
+                let listed = root.list_dir(rel).map_err(|e| not_found(table, e))?;
+                Ok(listed.objects.iter().map(|o| ObjectRoot::name_of(&o.location)).collect())
+            }
+        }
+    }
+
+    /// A log file's text and when it was written (epoch ms).
+    fn read(&self, name: &str) -> Result<(String, Option<i64>)> {
+        match self {
+            LogDir::Local(dir) => {
+                let path = dir.join(name);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| LakeError::Io { context: format!("reading {}", path.display()), source })?;
+                let modified = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as i64);
+                Ok((text, modified))
+            }
+            LogDir::Object(root, rel) => {
+                let key = format!("{rel}/{name}");
+                let failed =
+                    |e: tarn_storage::object_store::Error| LakeError::InvalidArgument(format!("reading {key}: {e}"));
+                let modified = root.head(&key).map_err(failed)?.map(|m| m.last_modified.timestamp_millis());
+                let bytes = root.get(&key).map_err(failed)?;
+                Ok((String::from_utf8_lossy(&bytes).into_owned(), modified))
+            }
+        }
+    }
 }
 
 /// Commit versions in the log, newest first.
-fn versions(table: &TableRef) -> Result<Vec<i64>> {
-    let dir = log_dir(table)?;
-    let entries = std::fs::read_dir(&dir).map_err(|source| LakeError::Io {
-        context: format!("[DELTA_TABLE_NOT_FOUND] reading the Delta log of {}", table.full_name),
-        source,
-    })?;
+fn versions(log: &LogDir, table: &TableRef) -> Result<Vec<i64>> {
     let mut versions: Vec<i64> =
-        entries.filter_map(|e| tarn_catalog::delta_log_version(e.ok()?.file_name().to_str()?, "json")).collect();
+        log.names(table)?.iter().filter_map(|name| tarn_catalog::delta_log_version(name, "json")).collect();
     versions.sort_unstable_by(|a, b| b.cmp(a));
     Ok(versions)
 }
 
-fn commit_info(table: &TableRef, version: i64) -> Result<(Map<String, Value>, Option<i64>)> {
-    let path = log_dir(table)?.join(format!("{version:020}.json"));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|source| LakeError::Io { context: format!("reading {}", path.display()), source })?;
-    let modified = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as i64);
+fn commit_info(log: &LogDir, version: i64) -> Result<(Map<String, Value>, Option<i64>)> {
+    let (text, modified) = log.read(&format!("{version:020}.json"))?;
     let info = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -53,10 +101,11 @@ fn timestamp(info: &Map<String, Value>, modified: Option<i64>) -> Option<i64> {
 }
 
 /// When the newest commit was made.
-pub(crate) fn latest_timestamp(table: &TableRef) -> Result<Option<i64>> {
-    match versions(table)?.first() {
+pub(crate) fn latest_timestamp(storage: &Storage, table: &TableRef) -> Result<Option<i64>> {
+    let log = log_dir(storage, table)?;
+    match versions(&log, table)?.first() {
         Some(v) => {
-            let (info, modified) = commit_info(table, *v)?;
+            let (info, modified) = commit_info(&log, *v)?;
             Ok(timestamp(&info, modified))
         }
         None => Ok(None),
@@ -71,14 +120,15 @@ fn text_map(value: Option<&Value>) -> Option<Vec<(String, String)>> {
     Some(pairs)
 }
 
-pub(crate) fn describe(table: &TableRef, limit: Option<usize>) -> Result<RecordBatch> {
-    let mut versions = versions(table)?;
+pub(crate) fn describe(storage: &Storage, table: &TableRef, limit: Option<usize>) -> Result<RecordBatch> {
+    let log = log_dir(storage, table)?;
+    let mut versions = versions(&log, table)?;
     if let Some(limit) = limit {
         versions.truncate(limit);
     }
     let commits = versions
         .iter()
-        .map(|v| commit_info(table, *v).map(|(info, modified)| (*v, info, modified)))
+        .map(|v| commit_info(&log, *v).map(|(info, modified)| (*v, info, modified)))
         .collect::<Result<Vec<_>>>()?;
     let text = |key: &str| {
         Column::Str(commits.iter().map(|(_, i, _)| i.get(key).and_then(Value::as_str).map(str::to_string)).collect())

@@ -17,6 +17,7 @@ pub mod managed;
 mod ops;
 mod replace;
 pub mod statement;
+pub mod storage;
 pub mod system;
 mod system_jobs;
 mod table;

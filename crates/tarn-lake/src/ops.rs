@@ -24,7 +24,9 @@ const DEFAULT_RETENTION_HOURS: f64 = 168.0;
 
 pub(crate) async fn execute(lake: &Lake, statement: Statement) -> Result<RecordBatch> {
     match statement {
-        Statement::DescribeHistory { table, limit } => crate::history::describe(&lake.resolve(&table)?, limit),
+        Statement::DescribeHistory { table, limit } => {
+            crate::history::describe(lake.catalog().storage(), &lake.resolve(&table)?, limit)
+        }
         Statement::DescribeDetail { table } => detail(lake, &lake.resolve(&table)?).await,
         Statement::Optimize { table, partition_filters, zorder_by } => {
             optimize(lake, &lake.resolve(&table)?, &partition_filters, zorder_by).await
@@ -55,10 +57,11 @@ pub(crate) async fn execute(lake: &Lake, statement: Statement) -> Result<RecordB
 pub(crate) async fn open(lake: &Lake, table: &TableRef) -> Result<(DeltaTable, Arc<CoordinatedStore>)> {
     let url = Url::parse(&table.location)
         .map_err(|e| LakeError::InvalidArgument(format!("table {} has a bad location: {e}", table.full_name)))?;
-    let root = Url::parse("file:///").map_err(|e| LakeError::InvalidArgument(e.to_string()))?;
+    let (inner, root) = crate::storage::store_for(lake.catalog().storage(), &url)
+        .map_err(|e| LakeError::InvalidArgument(format!("table {}: {e}", table.full_name)))?;
     let coordinator =
         table.managed.then(|| Coordinator { catalog: lake.catalog().clone(), table_id: table.table_id.clone() });
-    let store = Arc::new(CoordinatedStore::new(Arc::new(object_store::local::LocalFileSystem::new()), coordinator));
+    let store = Arc::new(CoordinatedStore::new(inner, coordinator));
     let mut delta = deltalake::DeltaTableBuilder::from_url(url)?.with_storage_backend(store.clone(), root).build()?;
     delta.load().await.map_err(|e| match e {
         deltalake::DeltaTableError::NotATable(_) => LakeError::InvalidArgument(format!(
@@ -106,7 +109,7 @@ async fn detail(lake: &Lake, table: &TableRef) -> Result<RecordBatch> {
         metadata.configuration().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     properties.sort();
     let comment = table.info.get("comment").and_then(Value::as_str).map(str::to_string);
-    let last_modified = crate::history::latest_timestamp(table)?;
+    let last_modified = crate::history::latest_timestamp(lake.catalog().storage(), table)?;
     batch(vec![
         ("format", Column::Str(vec![Some("delta".into())])),
         ("id", Column::Str(vec![Some(metadata.id().to_string())])),

@@ -51,10 +51,10 @@ fn refresh_error(e: impl std::fmt::Display) -> MonitorError {
 
 async fn open(catalog: &Catalog, full_name: &str, empty: RecordBatch, owner: &str) -> Result<DeltaTable> {
     let comment = "Written by a tarn quality monitor";
-    let dir = tarn_lake::managed::ensure_managed_table(catalog, full_name, owner, comment, empty)
+    let location = tarn_lake::managed::ensure_managed_table(catalog, full_name, owner, comment, empty)
         .await
         .map_err(|e| MonitorError::Refresh(e.unwrap_or_else(|| format!("the schema of {full_name} does not exist"))))?;
-    tarn_lake::managed::open_table(&dir).await.map_err(MonitorError::Refresh)
+    tarn_lake::managed::open_table(&location).await.map_err(MonitorError::Refresh)
 }
 
 /// Writes `rows` (and, with `carry`, the other windows' rows already there)

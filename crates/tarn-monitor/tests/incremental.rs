@@ -76,7 +76,7 @@ fn summary(pass: &mut Pass) -> Vec<String> {
 async fn appended_files_merged_into_kept_windows_equal_a_full_read() {
     let dir = std::env::temp_dir().join(format!("tarn-monitor-incremental-{}", std::process::id()));
     _ = std::fs::remove_dir_all(&dir);
-    let table = tarn_lake::managed::open_table(&dir).await.unwrap();
+    let table = tarn_lake::managed::open_table(&dir.to_string_lossy()).await.unwrap();
     // Days 0-2, then the rest of day 2 and days 3-4: one window gets rows from both commits.
     let table = table.write(vec![rows(0, 60)]).await.unwrap();
     let first_version = table.version().unwrap() as i64;

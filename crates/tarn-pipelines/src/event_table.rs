@@ -10,8 +10,6 @@
 //! `message`, `level`, `maturity_level`, `error`, `details`,
 //! `event_type`); `details`, `error` and `sequence` are JSON text.
 
-use std::path::{Path, PathBuf};
-
 use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
@@ -23,6 +21,7 @@ use tarn_lake::{Column, batch};
 use tarn_store::{PipelineEventFilter, PipelineEventRow, Store};
 
 use crate::flows::write::{committed_batch, open};
+use crate::table_dir::TableDir;
 
 /// The application id of the event log's commits.
 const APP_ID: &str = "tarn:event_log";
@@ -31,7 +30,7 @@ const PAGE: usize = 10_000;
 
 /// Where pipeline `pipeline_id`'s event log table is, under the pipelines'
 /// tables directory; `None` for an id that is not a pipeline id's shape.
-pub fn event_log_dir(tables_dir: &Path, pipeline_id: &str) -> Option<PathBuf> {
+pub fn event_log_dir(tables_dir: &TableDir, pipeline_id: &str) -> Option<TableDir> {
     let plain = !pipeline_id.is_empty() && pipeline_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     plain.then(|| tables_dir.join(pipeline_id).join("_tarn_event_log"))
 }
@@ -73,7 +72,7 @@ fn rows(events: &[PipelineEventRow]) -> Result<deltalake::arrow::record_batch::R
 pub async fn publish(
     store: &Store,
     catalog: &Catalog,
-    dir: &Path,
+    dir: &TableDir,
     pipeline_id: &str,
     published: Option<&str>,
     owner: &str,
@@ -100,9 +99,7 @@ pub async fn publish(
     let Some(name) = published else { return Ok(()) };
     match catalog.get(Kind::Table, name) {
         Ok(_) => Ok(()),
-        Err(CatalogError::NotFound { .. }) if dir.join("_delta_log").exists() => {
-            register(catalog, dir, name, pipeline_id, owner).await
-        }
+        Err(CatalogError::NotFound { .. }) if dir.has_log() => register(catalog, dir, name, pipeline_id, owner).await,
         Err(CatalogError::NotFound { .. }) => Ok(()),
         Err(e) => Err(e.to_string()),
     }
@@ -110,7 +107,7 @@ pub async fn publish(
 
 async fn register(
     catalog: &Catalog,
-    dir: &Path,
+    dir: &TableDir,
     full_name: &str,
     pipeline_id: &str,
     owner: &str,
@@ -118,7 +115,7 @@ async fn register(
     let [catalog_name, schema_name, name] = full_name.splitn(3, '.').collect::<Vec<_>>()[..] else {
         return Err(format!("event_log '{full_name}' is not a catalog.schema.table name"));
     };
-    let location = deltalake::ensure_table_uri(dir.to_string_lossy()).map_err(|e| e.to_string())?;
+    let location = dir.url()?;
     let table = DeltaTable::try_from_url(location.clone()).await.map_err(|e| e.to_string())?;
     let fields: Vec<Value> = table.snapshot().map_err(|e| e.to_string())?.schema().fields().map(|f| json!(f)).collect();
     let request = CreateRequest {
@@ -142,7 +139,7 @@ mod tests {
 
     #[test]
     fn only_pipeline_ids_name_a_directory() {
-        let base = Path::new("/lake/pipelines");
+        let base = &TableDir::Local("/lake/pipelines".into());
         assert!(event_log_dir(base, "0f1e-2d3c").is_some());
         assert!(event_log_dir(base, "../x").is_none());
         assert!(event_log_dir(base, "").is_none());

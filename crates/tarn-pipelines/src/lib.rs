@@ -24,6 +24,7 @@ pub mod plan;
 pub mod settings;
 mod sources;
 pub mod sql;
+pub mod table_dir;
 pub mod updates;
 
 pub use dataflow::Graphs;

@@ -2,7 +2,6 @@
 //! what a pipeline's state is (read from its updates, never stored apart).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ pub use tarn_store::PIPELINE_TAG;
 #[derive(Clone)]
 pub struct PipelinesConfig {
     /// Where pipeline tables live (`$TARN_HOME/lake/pipelines`).
-    pub tables_dir: PathBuf,
+    pub tables_dir: crate::table_dir::TableDir,
     pub cluster_start_timeout: Duration,
     /// Minutes a development pipeline's cluster stays up after an update.
     pub development_keep_mins: i64,
@@ -87,7 +86,7 @@ impl Pipelines {
     }
 
     /// Where `event_log('<pipeline_id>')` reads, when it has been written.
-    pub fn event_log_dir(&self, pipeline_id: &str) -> Option<PathBuf> {
+    pub fn event_log_dir(&self, pipeline_id: &str) -> Option<crate::table_dir::TableDir> {
         crate::event_table::event_log_dir(&self.inner.config.tables_dir, pipeline_id)
     }
 
@@ -205,10 +204,8 @@ impl Pipelines {
             }
         }
         let dir = self.inner.config.tables_dir.join(&row.pipeline_id);
-        if dir.exists()
-            && let Err(e) = std::fs::remove_dir_all(&dir)
-        {
-            tracing::warn!(dir = %dir.display(), error = %e, "removing a deleted pipeline's tables");
+        if let Err(e) = dir.remove_all() {
+            tracing::warn!(error = %e, "removing a deleted pipeline's tables");
         }
         Ok(())
     }

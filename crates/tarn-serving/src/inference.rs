@@ -117,7 +117,8 @@ pub struct InferenceTable {
 /// What the batcher needs to write.
 struct Batcher {
     config: TableConfig,
-    dir: PathBuf,
+    /// The table's location URL.
+    table: String,
     spool: PathBuf,
     app_id: String,
     endpoint: String,
@@ -136,11 +137,11 @@ impl InferenceTable {
         flush: Duration,
     ) -> Result<Arc<Self>> {
         let (endpoint_id, endpoint_name) = endpoint;
-        let dir = ensure_table(catalog, &config, owner).await?;
+        let table = ensure_table(catalog, &config, owner).await?;
         std::fs::create_dir_all(&spool).map_err(|e| unavailable(format!("creating {}: {e}", spool.display())))?;
         let batcher = Batcher {
             config: config.clone(),
-            dir,
+            table,
             spool,
             app_id: format!("serving-endpoint-{endpoint_id}"),
             endpoint: endpoint_name.to_string(),
@@ -164,9 +165,9 @@ fn unavailable(message: String) -> ServingError {
     ServingError::Unavailable(message)
 }
 
-/// The table's directory, creating the table (empty, in the shape's
+/// The table's location, creating the table (empty, in the shape's
 /// columns) and its catalog entry the first time.
-async fn ensure_table(catalog: &Catalog, config: &TableConfig, owner: &str) -> Result<PathBuf> {
+async fn ensure_table(catalog: &Catalog, config: &TableConfig, owner: &str) -> Result<String> {
     let full_name = config.full_name();
     let comment = "Requests and responses of a serving endpoint, written by tarn";
     let empty = rows(config.shape, "", &[])?;
@@ -179,8 +180,8 @@ async fn ensure_table(catalog: &Catalog, config: &TableConfig, owner: &str) -> R
     })
 }
 
-async fn open_table(dir: &Path) -> Result<DeltaTable> {
-    tarn_lake::managed::open_table(dir).await.map_err(unavailable)
+async fn open_table(location: &str) -> Result<DeltaTable> {
+    tarn_lake::managed::open_table(location).await.map_err(unavailable)
 }
 
 /// A payload as logged: NULL with an error code past the size limit.
@@ -281,7 +282,7 @@ impl Batcher {
     }
 
     async fn committed(&self) -> Result<Option<i64>> {
-        let table = open_table(&self.dir).await?;
+        let table = open_table(&self.table).await?;
         let snapshot = table.snapshot().map_err(|e| unavailable(e.to_string()))?;
         snapshot
             .transaction_version(table.log_store().as_ref(), &self.app_id)
@@ -290,7 +291,7 @@ impl Batcher {
     }
 
     async fn commit(&self, seq: i64, records: &[Record]) -> Result<()> {
-        let table = open_table(&self.dir).await?;
+        let table = open_table(&self.table).await?;
         let properties = CommitProperties::default().with_application_transaction(Transaction::new(&self.app_id, seq));
         table
             .write(vec![rows(self.config.shape, &self.endpoint, records)?])

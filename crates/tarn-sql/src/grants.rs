@@ -89,6 +89,13 @@ impl CatalogAccess {
                     Err(CatalogError::NotFound { .. } | CatalogError::InvalidArgument(_)) => {}
                     other => other?,
                 }
+            } else if object_store_url(path) {
+                // Engines hold tarn's storage credentials: a path there
+                // would reach every table and volume past their grants.
+                return Err(CatalogError::PermissionDenied(format!(
+                    "Reading or writing object storage by path is not allowed ({path}): \
+                     read a table by its name, a volume's files under /Volumes"
+                )));
             } else if inside(Path::new(local), &self.lake) {
                 return Err(CatalogError::PermissionDenied(format!(
                     "Reading or writing the files of tables and volumes by path is not allowed ({path}): \
@@ -199,6 +206,14 @@ pub(crate) fn resolve(name: &[String], namespace: &[String], depth: usize) -> Op
     Some(parts.join(".").to_lowercase())
 }
 
+/// Whether `path` is an object store's URL (`s3://`, `s3a://`, `gs://`, ...),
+/// whatever its case.
+fn object_store_url(path: &str) -> bool {
+    let Some((scheme, _)) = path.split_once("://") else { return false };
+    const SCHEMES: [&str; 7] = ["s3", "s3a", "s3n", "gs", "abfs", "abfss", "wasbs"];
+    SCHEMES.iter().any(|s| scheme.trim().eq_ignore_ascii_case(s))
+}
+
 /// Whether `path` is `dir` or inside it, after resolving `..` and links
 /// where the path exists.
 fn inside(path: &Path, dir: &Path) -> bool {
@@ -240,5 +255,15 @@ mod tests {
         let lake = std::env::temp_dir();
         assert!(inside(&lake.join("tables/x/../y/part-0.parquet"), &lake));
         assert!(!inside(Path::new("/nonexistent-root/a"), &lake));
+    }
+
+    #[test]
+    fn object_store_urls_are_known_by_scheme() {
+        for url in ["s3://b/p/tables/1", "S3A://b/x", " s3n://b", "gs://b/x", "abfss://c@a.dfs/x"] {
+            assert!(object_store_url(url), "{url}");
+        }
+        for path in ["/Volumes/main/default/v/a.csv", "dbfs:/tmp/x", "file:///tmp/x", "/tmp/s3://x"] {
+            assert!(!object_store_url(path), "{path}");
+        }
     }
 }

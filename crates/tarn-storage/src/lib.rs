@@ -27,6 +27,7 @@ pub mod area {
     pub const TABLES: &str = "tables";
     pub const VOLUMES: &str = "volumes";
     pub const PIPELINES: &str = "pipelines";
+    pub const WORKSPACE: &str = "workspace";
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -41,23 +41,25 @@ impl CatalogDirectory for Catalogs {
 /// pipelines' event log tables under `$TARN_HOME/lake/pipelines`.
 struct VolumePaths {
     files: Files,
-    pipeline_tables: std::path::PathBuf,
+    pipeline_tables: tarn_pipelines::table_dir::TableDir,
 }
 
 impl PathResolver for VolumePaths {
     fn event_log(&self, pipeline_id: &str) -> Result<String, String> {
         let dir = tarn_pipelines::event_table::event_log_dir(&self.pipeline_tables, pipeline_id)
-            .filter(|dir| dir.join("_delta_log").exists())
+            .filter(|dir| dir.has_log())
             .ok_or_else(|| format!("event_log('{pipeline_id}'): no pipeline with this id has run an update"))?;
-        Ok(dir.display().to_string())
+        Ok(dir.engine_path())
     }
 
     fn resolve(&self, path: &str) -> Result<String, String> {
         let location = self.files.volumes().locate(path).map_err(|e| e.to_string())?;
-        let local = location.local_path().map_err(|e| e.to_string())?;
         // A trailing slash means a directory to Spark readers; keep it.
         let slash = if path.ends_with('/') { "/" } else { "" };
-        Ok(format!("{}{slash}", local.display()))
+        match location.local_path() {
+            Ok(local) => Ok(format!("{}{slash}", local.display())),
+            Err(_) => Ok(format!("{}{slash}", location.url().map_err(|e| e.to_string())?)),
+        }
     }
 }
 
@@ -230,10 +232,11 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     if let Some(path) = bootstrap_admin(&config, &store)? {
         println!("admin token written to {} (mode 0600)", path.display());
     }
-    let catalog = Catalog::new(store.clone(), config.home.join("lake"));
-    catalog.bootstrap(ADMIN_USER).map_err(|e| e.to_string())?;
     let storage = tarn_storage::Storage::from_env(config.storage_root.as_deref(), &config.home.join("tmp/storage"))
         .map_err(|e| e.to_string())?;
+    tarn_lake::storage::register(&storage);
+    let catalog = Catalog::new(store.clone(), config.home.join("lake")).with_storage(storage.clone());
+    catalog.bootstrap(ADMIN_USER).map_err(|e| e.to_string())?;
     let files = Files::open(&config.home, &storage, store.clone(), catalog.clone()).map_err(|e| e.to_string())?;
     let compute = ComputeConfig {
         home: config.home.clone(),
@@ -247,6 +250,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
             .map_err(|e| format!("TARN_DEFAULT_BACKEND: {e}"))?,
         spark: config.spark.clone(),
         sail_kubernetes: config.sail_kubernetes.clone(),
+        storage_env: tarn_compute::StorageEnv(storage.engine_env()),
     };
     let directory = Arc::new(Catalogs(catalog.clone()));
     let library_files = library_files(&config, &files);
@@ -264,7 +268,11 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     let warehouse =
         tarn_sql::Warehouse::open(&store, clusters.clone(), config.engine_start_timeout + WAREHOUSE_START_SLACK)
             .map_err(|e| e.to_string())?;
-    let pipeline_tables = config.home.join("lake").join("pipelines");
+    let pipeline_tables = tarn_pipelines::table_dir::TableDir::base(
+        &storage,
+        config.home.join("lake").join("pipelines"),
+        config.home.join("tmp").join("pipelines"),
+    );
     let paths: Arc<dyn PathResolver> =
         Arc::new(VolumePaths { files: files.clone(), pipeline_tables: pipeline_tables.clone() });
     // Grants bind Spark Connect sessions and warehouse statements alike.

@@ -51,6 +51,19 @@ pub struct ComputeConfig {
     pub spark: crate::spark::SparkConfig,
     /// Kubernetes for `sail-cluster` clusters' workers; none: this host.
     pub sail_kubernetes: Option<crate::backend::SailKubernetes>,
+    /// What engines need to reach an object-store root (the `AWS_*`
+    /// pairs); empty when data lives under `$TARN_HOME`.
+    pub storage_env: StorageEnv,
+}
+
+/// Variables with credentials in them: `Debug` names the keys only.
+#[derive(Clone, Default)]
+pub struct StorageEnv(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for StorageEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(key, _)| key)).finish()
+    }
 }
 
 /// The catalogs engines mount; implemented over the catalog by the wiring.

@@ -122,12 +122,13 @@ impl ClusterManager {
     ) -> Result<Vec<(String, String)>, ComputeError> {
         let config = &self.inner.config;
         let catalogs = self.inner.catalogs.catalog_names();
+        let storage = config.storage_env.0.clone();
         Ok(match (spark_home, spark::endpoint(spec)?) {
-            (Some(home), _) => self.spark_env(cluster_id, spec, home, token, &catalogs)?,
+            (Some(home), _) => [self.spark_env(cluster_id, spec, home, token, &catalogs)?, storage].concat(),
             (None, Some(endpoint)) => vec![("TARN_SPARK_CONNECT".into(), endpoint)],
             (None, None) => {
                 let placement = backend.engine_env(cluster_id, spec, config.sail_kubernetes.as_ref());
-                [engine::catalog_env(&config.api_url, token, &catalogs), placement].concat()
+                [engine::catalog_env(&config.api_url, token, &catalogs), placement, storage].concat()
             }
         })
     }

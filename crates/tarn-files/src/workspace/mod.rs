@@ -1,8 +1,10 @@
 //! The workspace tree: notebooks, files and directories by absolute path
 //! (`/Users/<user>/...`; a `/Workspace` prefix names the same place).
 //!
-//! Content is on disk under the workspace root at the object's path: a
-//! file's bytes, a notebook's SOURCE text (header first), a directory. The
+//! Content is under the workspace tree (on disk, or under the storage
+//! root's `workspace/`) at the object's path: a file's bytes, a notebook's
+//! SOURCE text (header first), a directory (on disk only: in object storage
+//! directories are their rows). Git folders' files are their checkout's. The
 //! metadata store keeps each object's row: its id, type and language. Ids
 //! live there rather than being derived (from an inode or a path hash)
 //! because Databricks ids survive an overwrite, which replaces the inode,
@@ -20,7 +22,8 @@ use tarn_core::time::now_ms;
 use tarn_store::{Store, WorkspaceObject};
 
 use crate::confine::{Root, segments};
-use crate::staged::{Overwrite, write_atomic};
+use crate::staged::Overwrite;
+use crate::tree::{Location, Tree};
 use crate::{FilesError, Limit, Result};
 use notebook::Imported;
 pub use notebook::{Cell, file_cells};
@@ -213,7 +216,7 @@ fn parent_of(path: &str) -> &str {
 
 /// The workspace service.
 pub struct Workspace {
-    root: Root,
+    root: Tree,
     store: Arc<Store>,
     lock: Mutex<()>,
     /// Where Git folders' checkouts live (`repo.rs`); none: no repos.
@@ -221,8 +224,8 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    pub fn new(root: Root, store: Arc<Store>) -> Workspace {
-        Workspace { root, store, lock: Mutex::new(()), checkouts: None }
+    pub fn new(root: impl Into<Tree>, store: Arc<Store>) -> Workspace {
+        Workspace { root: root.into(), store, lock: Mutex::new(()), checkouts: None }
     }
 
     /// Shows Git folders whose checkouts are under `checkouts`.
@@ -236,11 +239,20 @@ impl Workspace {
         self.lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn local(&self, path: &str) -> Result<std::path::PathBuf> {
+    /// Where an object's content is: in a Git folder's checkout, or in the
+    /// workspace tree.
+    fn content(&self, path: &str) -> Result<Location> {
         if let Some(local) = self.repo_local(path)? {
-            return Ok(local);
+            let (Some(dir), Some(name)) = (local.parent(), local.file_name()) else {
+                return Err(FilesError::InvalidPath { path: path.to_string(), reason: "it names no file" });
+            };
+            return Location::under_as(Root::open(dir)?, &name.to_string_lossy(), path);
         }
-        self.root.resolve(path, path)
+        Location::under_as(self.root.clone(), path, path)
+    }
+
+    fn read_content(&self, path: &str) -> Result<Vec<u8>> {
+        self.content(path)?.read_range(0, u64::MAX)
     }
 
     /// The stored row at a canonical path; `/` always exists.
@@ -269,7 +281,7 @@ impl Workspace {
         let object_type = ObjectType::from_name(&row.object_type).unwrap_or(ObjectType::File);
         let size = match object_type {
             ObjectType::Directory | ObjectType::Repo => None,
-            _ => std::fs::metadata(self.local(&row.path)?).ok().map(|m| m.len()),
+            _ => self.content(&row.path)?.stat().ok().map(|entry| entry.size),
         };
         Ok(ObjectInfo {
             object_id: row.object_id,
@@ -359,8 +371,9 @@ impl Workspace {
         let mut current = String::new();
         for part in path.split('/').filter(|p| !p.is_empty()) {
             current = format!("{current}/{part}");
-            let dir = self.local(&current)?;
-            std::fs::create_dir_all(&dir).map_err(|e| FilesError::at(&current, e))?;
+            if let Tree::Disk(_) = self.root {
+                self.content(&current)?.mkdirs()?;
+            }
             // A home is its user's, whoever makes it; `/Users` is no one's.
             let owner = match (parent_of(&current), part) {
                 ("/Users" | "/Repos", user) => user,
@@ -426,7 +439,9 @@ impl Workspace {
             Imported::Notebook { language, source } => (ObjectType::Notebook, Some(language), source.into_bytes()),
             Imported::File(bytes) => (ObjectType::File, None, bytes),
         };
-        write_atomic(&self.local(&path)?, &path, &bytes, Overwrite::Allow)?;
+        let mut staged = self.content(&path)?.create_file()?;
+        staged.write(&bytes)?;
+        staged.commit(Overwrite::Allow)?;
         let now = now_ms();
         let row = self.store.put_workspace_object(&WorkspaceObject {
             object_id: 0,
@@ -447,7 +462,7 @@ impl Workspace {
         let info = self.info(self.existing(&path)?)?;
         let unsupported =
             || FilesError::Unsupported(format!("Exporting as {} is not supported by tarn", format.name()));
-        let read = || std::fs::read(self.local(&path)?).map_err(|e| FilesError::at(&path, e));
+        let read = || self.read_content(&path);
         match (info.object_type, info.language, format) {
             (ObjectType::Directory, ..) => {
                 Err(FilesError::Unsupported(format!("Exporting a directory ({path}) is not supported by tarn")))
@@ -483,13 +498,9 @@ impl Workspace {
         if is_dir && !recursive && self.store.count_workspace_children(&path)? > 0 {
             return Err(FilesError::DirectoryNotEmpty { path });
         }
-        let local = self.local(&path)?;
+        let content = self.content(&path)?;
         self.store.delete_workspace_tree(&path)?;
-        let removed = if is_dir { std::fs::remove_dir_all(&local) } else { std::fs::remove_file(&local) };
-        match removed {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(FilesError::io(format!("deleting {path}"), e)),
-            _ => Ok(()),
-        }
+        content.delete(true).map(drop)
     }
 
     /// The notebook at `path`, for running it.
@@ -499,7 +510,7 @@ impl Workspace {
         let (ObjectType::Notebook, Some(language)) = (info.object_type, info.language) else {
             return Err(FilesError::InvalidArgument(format!("{path} is not a notebook")));
         };
-        let bytes = std::fs::read(self.local(&path)?).map_err(|e| FilesError::at(&path, e))?;
+        let bytes = self.read_content(&path)?;
         let source = String::from_utf8(bytes)
             .map_err(|_| FilesError::InvalidArgument(format!("Notebook {path} is not UTF-8 text")))?;
         Ok(Notebook { path, language, source })

@@ -17,10 +17,22 @@ fn import(path: &str, content: &str, format: Format, language: Option<Language>,
     }
 }
 
+/// The same workspace with its content in (in-memory) object storage.
+fn object_workspace(tmp: &TempDir) -> Workspace {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let storage = tarn_storage::Storage::in_memory("team", &tmp.0.join("scratch")).unwrap();
+    let tree = crate::ObjectTree::new(storage.object().unwrap().clone(), "workspace");
+    Workspace::new(Tree::Object(tree), store)
+}
+
 #[test]
 fn notebooks_files_and_directories() {
     let tmp = TempDir::new("workspace");
-    let ws = workspace(&tmp);
+    notebooks_files_and_directories_in(workspace(&tmp));
+    notebooks_files_and_directories_in(object_workspace(&tmp));
+}
+
+fn notebooks_files_and_directories_in(ws: Workspace) {
     ws.ensure_home("admin@example.com").unwrap();
     let home = "/Users/admin@example.com";
     ws.mkdirs(&format!("{home}/proj/sub"), "me").unwrap();
@@ -50,7 +62,8 @@ fn notebooks_files_and_directories() {
     assert_eq!(ws.get_status(&format!("{home}/proj/data.csv")).unwrap().size, Some(4));
     ws.delete(&format!("{home}/proj"), true).unwrap();
     assert!(matches!(ws.get_status(&format!("{home}/proj/etl")), Err(FilesError::NotFound { .. })));
-    assert!(!tmp.0.join("workspace/Users/admin@example.com/proj").exists());
+    let content = Location::under(ws.root.clone(), "Users/admin@example.com/proj").unwrap();
+    assert!(matches!(content.stat(), Err(FilesError::NotFound { .. })), "the content went with the rows");
 }
 
 #[test]

@@ -9,8 +9,6 @@
 //! `rescue` keeps the columns of the first batch and puts every other
 //! field of a JSON record into `_rescued_data` as a JSON object.
 
-use std::path::PathBuf;
-
 use spark_connect_proto::Relation;
 use tarn_sqltext::quote_identifier;
 
@@ -71,24 +69,24 @@ pub struct FileBatch {
 /// The batch of `source` after the files in `done` and the columns
 /// `known` from earlier batches; `limit` applies `maxFilesPerTrigger`.
 pub fn next_batch(
-    dir: &std::path::Path,
+    dir: &sources::SourceDir,
     source: &FileSource,
     done: &std::collections::BTreeSet<String>,
     known: &[String],
     limit: bool,
 ) -> Result<FileBatch, String> {
     let mode = mode(source)?;
-    let listed = sources::list_files(dir).map_err(|e| format!("Auto Loader path {}: {e}", source.path))?;
-    let mut new: Vec<PathBuf> = listed.into_iter().filter(|f| !done.contains(&*f.to_string_lossy())).collect();
+    let listed = dir.list_files().map_err(|e| format!("Auto Loader path {}: {e}", source.path))?;
+    let mut new: Vec<String> = listed.into_iter().filter(|f| !done.contains(f)).collect();
     let mut limited = false;
     if let Some(max) = max_files(source)?.filter(|_| limit) {
         limited = new.len() > max;
         new.truncate(max);
     }
     let format = option(&source.options, "cloudFiles.format").unwrap_or(&source.format).to_ascii_lowercase();
-    let sampled = sources::sample_columns(&format, &new, &source.options)?.unwrap_or_default();
+    let sampled = sources::sample_columns(dir, &format, &new, &source.options)?.unwrap_or_default();
     let columns = evolve(mode, known, sampled, &source.path)?;
-    let files: Vec<String> = new.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let files = new;
     let rescue = mode == Mode::Rescue;
     if rescue && format != "json" {
         return Err(format!("schemaEvolutionMode rescue is supported for JSON sources, not {format}"));

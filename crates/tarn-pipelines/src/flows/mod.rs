@@ -14,7 +14,6 @@ pub mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use deltalake::arrow::ipc::reader::StreamReader;
@@ -29,6 +28,7 @@ use tarn_store::Store;
 use crate::events::FlowReport;
 use crate::graph::{Cdc, Dataset, DatasetKind, FileSource, Query, stream_view};
 use crate::plan::{Plan, PlannedFlow, bare};
+use crate::table_dir::TableDir;
 use write::{Output, Target, Txn};
 
 /// What every flow of an update shares.
@@ -41,7 +41,7 @@ pub struct FlowEnv {
     pub store: Arc<Store>,
     pub plan: Plan,
     /// Where each stored dataset's table is.
-    pub dirs: Vec<PathBuf>,
+    pub dirs: Vec<TableDir>,
     pub namespace: (String, String),
     /// Grants the flows' reads are checked against, as `user`.
     pub access: Option<Arc<dyn tarn_gateway::AccessControl>>,
@@ -174,7 +174,7 @@ impl FlowEnv {
 
     /// The batches the flow committed (a pending one settled against the
     /// table first) and the number of the next.
-    async fn read_progress(&self, flow: &PlannedFlow, dir: &Path) -> Result<(Progress, i64), String> {
+    async fn read_progress(&self, flow: &PlannedFlow, dir: &TableDir) -> Result<(Progress, i64), String> {
         let name = &flow.def.name;
         let batches = self.store.flow_batches(&self.pipeline_id, name).map_err(|e| e.to_string())?;
         let in_table = write::committed_batch(dir, &app_id(&self.pipeline_id, name)).await?;
@@ -223,7 +223,7 @@ impl FlowEnv {
             let (done, number) = self.read_progress(flow, &target.dir).await?;
             let done = if refresh { Progress::default() } else { done };
             let now = self.point_inputs(&mut session, flow, &done).await?;
-            let exists = target.dir.join("_delta_log").exists();
+            let exists = target.dir.has_log();
             if incremental && !now.is_new(&done) && exists && !refresh {
                 break;
             }
@@ -272,10 +272,10 @@ impl FlowEnv {
     ) -> Result<FlowReport, String> {
         let dataset = &self.plan.datasets[flow.target].def;
         let name = bare(&self.plan.datasets[input].def.name);
-        let dir = self.dirs[input].to_string_lossy().to_string();
+        let dir = self.dirs[input].engine_path();
         let (done, number) = self.read_progress(flow, &target.dir).await?;
         let mut now = Progress { signature: Some(signature(flow, dataset)), ..Progress::default() };
-        let same = !refresh && target.dir.join("_delta_log").exists() && done.signature == now.signature;
+        let same = !refresh && target.dir.has_log() && done.signature == now.signature;
         let since = done.inputs.get(&name).copied().filter(|_| same);
         let appended = match since {
             // A version that changed rows is not an append: recompute.
@@ -346,7 +346,7 @@ impl FlowEnv {
         // Partitioned tables take the rows here: delta-rs lays out the partitions.
         let (output, quality) = if target.partition_cols.is_empty() {
             let view = format!("__tarn_checked_{}", relation::view_part(&flow.def.name));
-            let staging = staged::Staging::new(&target.dir);
+            let staging = staged::Staging::new(target.dir.local_dir());
             staged::write(session, query, expectations, &dataset.name, &view, staging).await?
         } else {
             let (schema, rows, quality) = self.checked_rows(session, query, expectations, &dataset.name).await?;
@@ -494,7 +494,7 @@ impl FlowEnv {
         limit: bool,
     ) -> Result<(), String> {
         let view = source.view.clone().ok_or("a file source without a view to read it from")?;
-        let dir = sources::local_dir(&self.files, &source.path)?;
+        let dir = sources::source_dir(&self.files, &source.path)?;
         let known = done.columns.get(&source.path).map(Vec::as_slice).unwrap_or_default();
         let batch = autoloader::next_batch(&dir, source, &done.files, known, limit)?;
         session.run_command(relation::temp_view(&view, batch.relation)).await.map_err(|e| e.to_string())?;
@@ -520,8 +520,8 @@ impl FlowEnv {
         let dir = &self.dirs[i];
         let full = &self.plan.datasets[i].full_name;
         let since = done.inputs.get(&name).copied();
-        let (files, version) = if dir.join("_delta_log").exists() {
-            sources::delta_files_since(&dir.to_string_lossy(), since, input.skip_change_commits).await?
+        let (files, version) = if dir.has_log() {
+            sources::delta_files_since(&dir.engine_path(), since, input.skip_change_commits).await?
         } else {
             return Err(format!("Dataset '{name}' has no data yet: its flow must run before '{full}' is read"));
         };

@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::table_dir::TableDir;
+
 use deltalake::DeltaTable;
 use std::sync::Arc;
 
@@ -33,7 +35,7 @@ pub const OWNER_PROPERTY: &str = "pipelines.pipelineId";
 #[derive(Debug, Clone)]
 pub struct Target {
     pub full_name: String,
-    pub dir: PathBuf,
+    pub dir: TableDir,
     pub pipeline_id: String,
     /// `partition_cols` / `PARTITIONED BY` of the definition.
     pub partition_cols: Vec<String>,
@@ -46,15 +48,11 @@ pub struct Txn {
     pub version: i64,
 }
 
-fn url_of(dir: &std::path::Path) -> Result<url::Url, String> {
-    deltalake::ensure_table_uri(dir.to_string_lossy()).map_err(|e| e.to_string())
-}
-
 /// The table at `dir`, created unloaded (nothing to load yet) when it has no log.
-pub(crate) async fn open(dir: &std::path::Path) -> Result<DeltaTable, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let url = url_of(dir)?;
-    if dir.join("_delta_log").exists() {
+pub(crate) async fn open(dir: &TableDir) -> Result<DeltaTable, String> {
+    dir.create()?;
+    let url = dir.url()?;
+    if dir.has_log() {
         DeltaTable::try_from_url(url).await.map_err(|e| e.to_string())
     } else {
         deltalake::DeltaTableBuilder::from_url(url).and_then(|b| b.build()).map_err(|e| e.to_string())
@@ -62,8 +60,8 @@ pub(crate) async fn open(dir: &std::path::Path) -> Result<DeltaTable, String> {
 }
 
 /// The last batch of `app_id` the table holds.
-pub async fn committed_batch(dir: &std::path::Path, app_id: &str) -> Result<Option<i64>, String> {
-    if !dir.join("_delta_log").exists() {
+pub async fn committed_batch(dir: &TableDir, app_id: &str) -> Result<Option<i64>, String> {
+    if !dir.has_log() {
         return Ok(None);
     }
     let table = open(dir).await?;
@@ -157,7 +155,7 @@ async fn commit_staged(
 ) -> Result<(u64, Vec<Value>), String> {
     let schema = Arc::new(delta_schema(&file_schema));
     let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| e.to_string())?;
-    if !target.dir.join("_delta_log").exists() {
+    if !target.dir.has_log() {
         write(target, schema.clone(), Vec::new(), false, None).await?;
     }
     let table = open(&target.dir).await?;
@@ -175,15 +173,13 @@ async fn commit_staged(
     let mut count = 0u64;
     for (i, (file, footer)) in files.iter().enumerate() {
         let name = format!("part-{i:05}-{batch}-c000.snappy.parquet");
-        std::fs::rename(file, target.dir.join(&name)).map_err(|e| format!("moving {}: {e}", file.display()))?;
-        let meta = std::fs::metadata(target.dir.join(&name)).map_err(|e| e.to_string())?;
-        let modified = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let (size, modified) = target.dir.take_file(file, &name)?;
         let stats = json!({"numRecords": footer.rows, "nullCount": footer.null_counts});
         count += footer.rows;
         actions.push(Action::Add(Add {
             path: name,
-            size: meta.len() as i64,
-            modification_time: modified.map_or(0, |d| d.as_millis() as i64),
+            size: size as i64,
+            modification_time: modified,
             data_change: true,
             stats: Some(stats.to_string()),
             ..Default::default()
@@ -312,7 +308,7 @@ pub fn register(
                 properties: Some(props),
                 table_type: Some(table_type(dataset.kind).into()),
                 data_source_format: Some("DELTA".into()),
-                storage_location: Some(url_of(&target.dir)?.to_string()),
+                storage_location: Some(target.dir.url()?.to_string()),
                 columns,
                 ..Default::default()
             };

@@ -150,7 +150,7 @@ impl Run {
         }
         self.advance()?;
         let env = Arc::new(self.flow_env(pipeline, settings, plan, port));
-        env.dirs.iter().for_each(|dir| crate::flows::staged::clear(dir));
+        env.dirs.iter().for_each(|dir| crate::flows::staged::clear(dir.local_dir()));
         if !settings.continuous {
             return self.run_flows(env, request).await;
         }
@@ -196,7 +196,7 @@ impl Run {
     fn flow_env(&self, pipeline: &PipelineRow, settings: &PipelineSettings, plan: Plan, port: u16) -> FlowEnv {
         let inner = &self.pipelines.inner;
         let base = inner.config.tables_dir.join(&pipeline.pipeline_id);
-        let dirs = plan.datasets.iter().map(|d| base.join(bare(&d.def.name).replace('.', "_"))).collect();
+        let dirs = plan.datasets.iter().map(|d| base.join(&bare(&d.def.name).replace('.', "_"))).collect();
         FlowEnv {
             pipeline_id: pipeline.pipeline_id.clone(),
             user: self.user.clone(),
@@ -219,7 +219,7 @@ impl Run {
             let known: Vec<Value> =
                 definitions.datasets.iter().map(|d| serde_json::json!({"name": d.name, "kind": d.kind})).collect();
             // Written to a file: a command's output is capped at 1 MiB.
-            let dir = self.pipelines.inner.config.tables_dir.join(&self.update.pipeline_id);
+            let dir = self.pipelines.inner.config.tables_dir.join(&self.update.pipeline_id).local_dir().to_path_buf();
             let path = dir.join(format!("_tarn_definitions_{}.json", self.update.update_id));
             let request = serde_json::json!({
                 "catalog": settings.catalog,
