@@ -5,6 +5,7 @@ engine and by tarn, volumes through the Files API and the engine. The bytes
 land in the bucket and nothing under TARN_HOME; user code never sees the
 credentials, and no log holds the secret."""
 
+import datetime
 import io
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 from databricks.sdk.errors import ResourceAlreadyExists
 from databricks.sdk.service.catalog import VolumeType
+from databricks.sdk.service import jobs
 from databricks.sdk.service.compute import Language
 from databricks.sdk.service.pipelines import FileLibrary, PipelineLibrary
 from databricks.sdk.service.workspace import ImportFormat
@@ -29,6 +31,7 @@ from databricks.sdk.service.sql import StatementState
 
 from conftest import S3Server, own_server, wait_for
 from test_contexts import Context
+from test_job_runs import put_file
 from test_pipelines import finish
 
 
@@ -250,6 +253,19 @@ def test_pipeline_datasets_and_event_log_live_in_the_bucket(server, s3):
     assert files_under(server.home / "workspace") == []
     w.pipelines.delete(pipeline_id)
     wait_for(lambda: s3.keys(f"pipelines/{pipeline_id}/") == {}, timeout=30)
+
+
+def test_a_job_reads_its_file_and_keeps_its_output_in_the_bucket(server, s3):
+    w = server.client()
+    path = f"/Users/{w.current_user.me().user_name}/jobs/hello.py"
+    put_file(w, path, "print('hello from', 'a job')\n")
+    run = w.jobs.submit_and_wait(run_name="on-s3", timeout=datetime.timedelta(minutes=3), tasks=[
+        jobs.SubmitTask(task_key="hello", spark_python_task=jobs.SparkPythonTask(python_file=path))])
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, run.state
+    task_run = run.tasks[0].run_id
+    assert "hello from a job" in w.jobs.get_run_output(task_run).logs
+    assert b"hello from a job" in s3.read(f"ws/jobs/runs/{task_run}.log")
+    assert files_under(server.home / "jobs" / "runs") == []
 
 
 def test_no_log_holds_the_secret(server, s3):

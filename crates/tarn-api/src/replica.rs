@@ -28,17 +28,15 @@ const FORWARDED: &str = "x-tarn-forwarded";
 
 /// Reads that need the holder's memory: contexts and commands, statements'
 /// results and SQL sessions, serving endpoints (their workers' state); and
-/// its `$TARN_HOME`, which replicas on other machines do not share even with
-/// an object-store root: workspace files and task output logs.
+/// the workspace, whose Git folders are checked out on the holder's disk
+/// (replicas on other machines do not share it even with an object-store
+/// root).
 const HOLDER_READS: &[&str] = &[
     "/api/1.2/",
     "/api/2.0/sql/statements",
     "/api/2.0/sql/sessions",
     "/api/2.0/serving-endpoints",
     "/api/2.0/workspace/",
-    "/api/2.0/jobs/runs/get-output",
-    "/api/2.1/jobs/runs/get-output",
-    "/api/2.2/jobs/runs/get-output",
 ];
 
 /// Whether only the lease holder can answer the call.
@@ -105,7 +103,6 @@ mod tests {
         assert!(needs_holder(&Method::GET, "/api/1.2/commands/status"));
         assert!(needs_holder(&Method::GET, "/api/2.0/sql/statements/abc"));
         assert!(!needs_holder(&Method::GET, "/api/2.1/jobs/runs/get"));
-        assert!(needs_holder(&Method::GET, "/api/2.1/jobs/runs/get-output"));
         assert!(needs_holder(&Method::GET, "/api/2.0/workspace/export"));
         assert!(!needs_holder(&Method::GET, "/api/2.0/mlflow/runs/get"));
         assert!(!needs_holder(&Method::GET, "/jobs/12"));

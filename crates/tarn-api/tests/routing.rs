@@ -115,6 +115,7 @@ fn fixture(name: &str) -> Fixture {
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: home.clone(),
+        storage: Default::default(),
         max_parallel_tasks: 2,
         workspace_id: "1234".into(),
         workspace_url: "http://127.0.0.1:9".into(),

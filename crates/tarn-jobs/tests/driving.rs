@@ -136,6 +136,7 @@ fn tarn(store: &Arc<Store>, runner: &Runner, home: &std::path::Path) -> (Jobs, R
     let notifier = Notifier::new(destinations, smtp, "1".into(), Arc::new(|run| json!({"run_id": run.row().run_id})));
     let config = RunsConfig {
         home: home.to_path_buf(),
+        storage: Default::default(),
         max_parallel_tasks: 8,
         workspace_id: "1".into(),
         workspace_url: "http://127.0.0.1".into(),

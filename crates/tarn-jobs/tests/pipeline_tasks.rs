@@ -92,6 +92,7 @@ impl World {
         let notifier = Notifier::new(Destinations::new(store.clone()), smtp, "1".into(), Arc::new(|_| json!({})));
         let config = RunsConfig {
             home: std::env::temp_dir().join(format!("tarn-pipeline-tasks-{}", uuid::Uuid::new_v4())),
+            storage: Default::default(),
             max_parallel_tasks: 4,
             workspace_id: "1".into(),
             workspace_url: "http://127.0.0.1".into(),

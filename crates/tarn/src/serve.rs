@@ -329,6 +329,7 @@ async fn serve(config: Config, host: &str, port: u16, gateway_port: u16, listeni
     };
     let runs_config = tarn_jobs::RunsConfig {
         home: config.home.clone(),
+        storage: storage.clone(),
         max_parallel_tasks: config.job_parallel_tasks,
         workspace_id: workspace_id.clone(),
         workspace_url: listening.public_url(addr),

@@ -46,8 +46,10 @@ use crate::tasks::{PipelineUpdates, TaskRunner};
 
 #[derive(Debug, Clone)]
 pub struct RunsConfig {
-    /// Task logs go to `<home>/jobs/runs/`.
+    /// Task logs go to `<home>/jobs/runs/`, or to `jobs/runs/` under
+    /// `storage`'s object-store root when it has one.
     pub home: PathBuf,
+    pub storage: tarn_storage::Storage,
     /// Task attempts running at once, over all runs.
     pub max_parallel_tasks: usize,
     pub workspace_id: String,
@@ -534,14 +536,44 @@ impl Runs {
             return Err(invalid(format!("Run {run_id} is still active; cancel it before deleting it")));
         }
         for task in self.inner.store.child_job_runs(run_id)? {
-            let _ = std::fs::remove_file(self.log_path(task.run_id));
+            self.delete_task_log(task.run_id);
         }
         self.inner.store.delete_job_run(run_id)?;
         Ok(())
     }
 
-    pub(crate) fn log_path(&self, task_run_id: i64) -> PathBuf {
+    fn log_path(&self, task_run_id: i64) -> PathBuf {
         self.inner.config.home.join("jobs").join("runs").join(format!("{task_run_id}.log"))
+    }
+
+    fn log_key(task_run_id: i64) -> String {
+        format!("jobs/runs/{task_run_id}.log")
+    }
+
+    /// Keeps what a task attempt printed, for `runs/get-output`.
+    pub(crate) fn write_task_log(&self, task_run_id: i64, logs: &str) -> std::result::Result<(), String> {
+        if let Some(root) = self.inner.config.storage.object() {
+            let bytes = bytes::Bytes::from(logs.as_bytes().to_vec());
+            return root.put(&Self::log_key(task_run_id), bytes, false).map_err(|e| e.to_string());
+        }
+        let path = self.log_path(task_run_id);
+        let written = path.parent().map(std::fs::create_dir_all).transpose().and_then(|_| std::fs::write(&path, logs));
+        written.map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// What a task attempt printed (none kept: empty).
+    pub(crate) fn task_log(&self, task_run_id: i64) -> record::Logs {
+        match self.inner.config.storage.object() {
+            Some(root) => root.get(&Self::log_key(task_run_id)).map(|b| record::logs(&b)).unwrap_or_default(),
+            None => record::read_logs(&self.log_path(task_run_id)),
+        }
+    }
+
+    fn delete_task_log(&self, task_run_id: i64) {
+        match self.inner.config.storage.object() {
+            Some(root) => drop(root.delete(&Self::log_key(task_run_id))),
+            None => drop(std::fs::remove_file(self.log_path(task_run_id))),
+        }
     }
 
     /// The one writer of run and task run states: `event` taken from the

@@ -209,9 +209,14 @@ pub(super) fn read_logs(path: &Path) -> Logs {
     if file.take(LOG_LIMIT as u64 + 1).read_to_end(&mut bytes).is_err() {
         return Logs::default();
     }
+    logs(&bytes)
+}
+
+/// The logs a client gets of `bytes`: at most [`LOG_LIMIT`] of them.
+pub(super) fn logs(bytes: &[u8]) -> Logs {
     let truncated = bytes.len() > LOG_LIMIT;
-    bytes.truncate(LOG_LIMIT);
-    Logs { text: String::from_utf8_lossy(&bytes).into_owned(), truncated }
+    let kept = &bytes[..bytes.len().min(LOG_LIMIT)];
+    Logs { text: String::from_utf8_lossy(kept).into_owned(), truncated }
 }
 
 #[cfg(test)]

@@ -9,8 +9,7 @@ use tarn_store::{JobRunRow, RunFilter};
 
 use super::Runs;
 use super::record::{
-    OutputRecord, RunOrTask, RunRecord, TaskRunRecord, job_parameters, read_logs, repair_history, settings_by_key,
-    total_usage,
+    OutputRecord, RunOrTask, RunRecord, TaskRunRecord, job_parameters, repair_history, settings_by_key, total_usage,
 };
 use super::state::RunState;
 use crate::error::{Result, invalid};
@@ -119,7 +118,7 @@ impl Runs {
         }
         let output = row.doc.get("output").and_then(Value::as_object).cloned().unwrap_or_default();
         let run_job_output = row.doc.get("run_job_output").cloned();
-        let logs = read_logs(&self.log_path(row.run_id));
+        let logs = self.task_log(row.run_id);
         Ok(OutputRecord { task: self.task_alone(row, false), output, run_job_output, logs })
     }
 

@@ -192,10 +192,8 @@ pub(super) fn record(runs: &Runs, mut row: JobRunRow, end: &AttemptEnd) -> Resul
 
 /// What the attempt printed, kept for `runs/get-output`.
 fn write_logs(runs: &Runs, run_id: i64, logs: &str) {
-    let path = runs.log_path(run_id);
-    let written = path.parent().map(std::fs::create_dir_all).transpose().and_then(|_| std::fs::write(&path, logs));
-    if let Err(e) = written {
-        tracing::warn!(path = %path.display(), error = %e, "writing a task's logs");
+    if let Err(e) = runs.write_task_log(run_id, logs) {
+        tracing::warn!(run_id, error = %e, "writing a task's logs");
     }
 }
 
