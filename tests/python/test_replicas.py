@@ -4,23 +4,28 @@ lease runs the work, and when it is killed with -9 the other takes the
 lease and finishes the runs in flight, every task run exactly once."""
 
 import base64
+import datetime
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service import jobs, workspace
 
-from conftest import Tarn, pid_alive, wait_for
+from conftest import S3Server, Tarn, new_database, pid_alive, wait_for
 
 # The engine launcher's byte pipe between two sockets.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python" / "tarn"))
 from engine import pipe  # noqa: E402
 
 REPLICA = {"TARN_REPLICA": "true", "TARN_JOB_PARALLEL_TASKS": "4"}
+WAIT = datetime.timedelta(minutes=3)
 
 TASK = """
 import os, sys, time
@@ -191,3 +196,60 @@ def test_a_stalled_holder_loses_the_lease_and_its_run_moves_on(tmp_home):
             os.kill(first.proc.pid, signal.SIGCONT)
         second.stop()
         first.stop()
+
+
+HELLO = "import sys\nprint('hello from', sys.argv[1])\n"
+
+
+def test_replicas_on_their_own_homes_share_postgresql_and_an_object_store(tmp_path_factory):
+    """As on two machines: each replica has a `TARN_HOME` of its own, the
+    metadata is one PostgreSQL database and the data one object store. What
+    either stored, the other serves, also once the first holder is killed."""
+    if not os.environ.get("TARN_TEST_DATABASE_URL"):
+        pytest.skip("replicas on their own homes share PostgreSQL metadata: the PostgreSQL pass runs this")
+    s3 = S3Server(tmp_path_factory.mktemp("moto") / "access.log", prefix="replicas")
+    database = new_database()
+    homes = [tmp_path_factory.mktemp("machine-a"), tmp_path_factory.mktemp("machine-b")]
+    for home in homes:
+        (home / "tarn.toml").write_text(f'database_url = "{database}"\n')
+    env = dict(s3.env, **REPLICA)
+    first = Tarn(homes[0], env).start()
+    second = Tarn(homes[1], env).start()
+    try:
+        standby = second.client(first.token)
+        standby.workspace.mkdirs("/Users/admin/shared")
+        standby.workspace.import_("/Users/admin/shared/hello.py", content=base64.b64encode(HELLO.encode()).decode(),
+                                  format=workspace.ImportFormat.AUTO, overwrite=True)
+        standby.dbfs.put("/shared/note.txt", contents=base64.b64encode(b"kept in the bucket").decode(), overwrite=True)
+        assert base64.b64decode(standby.dbfs.read("/shared/note.txt").data) == b"kept in the bucket"
+
+        def run_hello(word):
+            task = jobs.SubmitTask(task_key="hello", spark_python_task=jobs.SparkPythonTask(
+                python_file="/Users/admin/shared/hello.py", parameters=[word]))
+            run = standby.jobs.submit_and_wait(run_name=word, tasks=[task], timeout=WAIT)
+            assert run.state.result_state == jobs.RunResultState.SUCCESS, run.state
+            return run.tasks[0].run_id
+
+        # Run by the holder; its output read by the standby from the bucket.
+        before = run_hello("the first holder")
+        assert "hello from the first holder" in standby.jobs.get_run_output(before).logs
+        first.proc.kill()
+        first.proc.wait()
+        # The second takes the lease on its own home: the workspace file,
+        # DBFS and the first run's output are in the bucket, not on a disk.
+        after = run_hello("the second holder")
+        assert "hello from the second holder" in standby.jobs.get_run_output(after).logs
+        assert "hello from the first holder" in standby.jobs.get_run_output(before).logs
+        exported = standby.workspace.export("/Users/admin/shared/hello.py", format=workspace.ExportFormat.SOURCE)
+        assert base64.b64decode(exported.content).decode() == HELLO
+        assert base64.b64decode(standby.dbfs.read("/shared/note.txt").data) == b"kept in the bucket"
+        for home in homes:
+            for area in ("workspace", "dbfs", "jobs/runs"):
+                assert not any(p.is_file() for p in (home / area).rglob("*")), f"{home}/{area}"
+    finally:
+        second.stop()
+        first.stop()
+        s3.stop()
+        admin = os.environ["TARN_TEST_DATABASE_URL"]
+        subprocess.run(["psql", admin, "-q", "-c", f"DROP DATABASE IF EXISTS {database.rsplit('/', 1)[1]} WITH (FORCE)"],
+                       capture_output=True)
