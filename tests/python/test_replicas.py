@@ -184,7 +184,9 @@ def test_a_stalled_holder_loses_the_lease_and_its_run_moves_on(tmp_home):
             lambda: (r := standby.jobs.get_run(run_id)).state.life_cycle_state == jobs.RunLifeCycleState.TERMINATED and r,
             timeout=300,
         )
-        assert run.state.result_state == jobs.RunResultState.SUCCESS, run.state.state_message
+        failures = {t.task_key: standby.jobs.get_run_output(t.run_id).error for t in run.tasks
+                    if t.state.result_state != jobs.RunResultState.SUCCESS}
+        assert run.state.result_state == jobs.RunResultState.SUCCESS, (run.state.state_message, failures)
         assert sorted((t.task_key, t.attempt_number) for t in run.tasks) == [("a", 0), ("b", 0)]
         for key in ("a", "b"):
             assert (marks / key).read_text() == "ran\n"

@@ -26,6 +26,8 @@ use crate::updates::{GivenGraph, StartUpdate};
 /// How often the event log is read while the update runs.
 const POLL: Duration = Duration::from_millis(200);
 const PAGE: usize = 200;
+/// Polls for an ended update's last event before following stops (2 s).
+const END_EVENT_POLLS: u32 = 10;
 
 pub(super) fn start(
     pipelines: &Pipelines,
@@ -98,12 +100,16 @@ fn failure(e: PipelinesError) -> GraphFailure {
 async fn follow(pipelines: Pipelines, pipeline_id: String, update_id: String, events: mpsc::Sender<RunEvent>) {
     let filter = PipelineEventFilter { update_id: Some(update_id.clone()), ascending: true, ..Default::default() };
     let mut sent = 0;
+    // The final state is written just before its event is logged: once the
+    // update has ended, wait (a little) for that event too.
+    let (mut saw_end, mut grace) = (false, END_EVENT_POLLS);
     loop {
         // Read the state first: events logged before the end are all read below.
         let ended = pipelines.get_update(&pipeline_id, &update_id).map(|u| FINAL_STATES.contains(&u.state.as_str()));
         let page = pipelines.store().list_pipeline_events(&pipeline_id, &filter, sent, PAGE).unwrap_or_default();
         sent += page.len();
         for row in &page {
+            saw_end |= ends_the_update(row);
             let Some(text) = line(row) else { continue };
             if events.send(RunEvent::Message { timestamp_ms: row.timestamp, text }).await.is_err() {
                 let _ = pipelines.stop(&pipeline_id);
@@ -114,6 +120,10 @@ async fn follow(pipelines: Pipelines, pipeline_id: String, update_id: String, ev
             continue;
         }
         match ended {
+            Ok(true) if !saw_end && grace > 0 => {
+                grace -= 1;
+                tokio::time::sleep(POLL).await;
+            }
             Ok(true) | Err(_) => break,
             Ok(false) if events.is_closed() => {
                 let _ = pipelines.stop(&pipeline_id);
@@ -132,6 +142,12 @@ async fn follow(pipelines: Pipelines, pipeline_id: String, update_id: String, ev
     if let Some(message) = failed {
         let _ = events.send(RunEvent::Failed(GraphFailure::failed(message))).await;
     }
+}
+
+/// Whether `row` is the event of the update reaching a final state.
+fn ends_the_update(row: &PipelineEventRow) -> bool {
+    let state = row.details.pointer("/update_progress/state").and_then(Value::as_str);
+    row.event_type == "update_progress" && state.is_some_and(|s| FINAL_STATES.contains(&s))
 }
 
 /// An event as a line of the run's output; `None` for events that say
