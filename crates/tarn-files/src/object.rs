@@ -101,11 +101,30 @@ impl ObjectTree {
         Entry { path: shown.to_string(), name: name_of(shown), is_dir: true, size: 0, modified_ms: 0 }
     }
 
+    fn file_entry(shown: &str, meta: &ObjectMeta) -> Entry {
+        Entry {
+            path: shown.into(),
+            name: name_of(shown),
+            is_dir: false,
+            size: meta.size,
+            modified_ms: modified_ms(meta),
+        }
+    }
+
+    /// The file at `rel`: `IsADirectory` for a directory, else `NotFound`.
+    fn file(&self, rel: &str, shown: &str) -> Result<ObjectMeta> {
+        match self.head(rel, shown)? {
+            Some(meta) => Ok(meta),
+            None => Err(match self.stat(rel, shown) {
+                Ok(_) => FilesError::IsADirectory { path: shown.into() },
+                Err(e) => e,
+            }),
+        }
+    }
+
     pub(crate) fn stat(&self, rel: &str, shown: &str) -> Result<Entry> {
         if let Some(meta) = self.head(rel, shown)? {
-            let entry =
-                Entry { path: shown.into(), name: name_of(shown), is_dir: false, size: meta.size, modified_ms: 0 };
-            return Ok(Entry { modified_ms: modified_ms(&meta), ..entry });
+            return Ok(Self::file_entry(shown, &meta));
         }
         if rel.is_empty() || self.has_children(rel, shown)? {
             return Ok(Self::dir_entry(shown));
@@ -114,10 +133,14 @@ impl ObjectTree {
     }
 
     pub(crate) fn list(&self, rel: &str, shown: &str) -> Result<Vec<Entry>> {
-        if !self.stat(rel, shown)?.is_dir {
+        if self.head(rel, shown)?.is_some() {
             return Err(FilesError::NotADirectory { path: shown.into() });
         }
         let listed = self.root.list_dir(&self.key(rel)).map_err(|e| failed(shown, e))?;
+        // As `stat`: a directory is the root or a prefix with something under it.
+        if !rel.is_empty() && listed.objects.is_empty() && listed.common_prefixes.is_empty() {
+            return Err(FilesError::NotFound { path: shown.into() });
+        }
         let base = shown.trim_end_matches('/');
         let mut entries: Vec<Entry> = listed
             .common_prefixes
@@ -173,30 +196,13 @@ impl ObjectTree {
 
     /// The file's bytes in a local unlinked copy, and its entry.
     pub(crate) fn open_file(&self, rel: &str, shown: &str) -> Result<(std::fs::File, Entry)> {
-        if self.head(rel, shown)?.is_none() {
-            return Err(match self.stat(rel, shown) {
-                Ok(_) => FilesError::IsADirectory { path: shown.into() },
-                Err(e) => e,
-            });
-        }
+        self.file(rel, shown)?;
         let (file, meta) = self.root.download(&self.key(rel)).map_err(|e| failed(shown, e))?;
-        let entry = Entry {
-            path: shown.into(),
-            name: name_of(shown),
-            is_dir: false,
-            size: meta.size,
-            modified_ms: modified_ms(&meta),
-        };
-        Ok((file, entry))
+        Ok((file, Self::file_entry(shown, &meta)))
     }
 
     pub(crate) fn read_range(&self, rel: &str, shown: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let Some(meta) = self.head(rel, shown)? else {
-            return Err(match self.stat(rel, shown) {
-                Ok(_) => FilesError::IsADirectory { path: shown.into() },
-                Err(e) => e,
-            });
-        };
+        let meta = self.file(rel, shown)?;
         let end = offset.saturating_add(len).min(meta.size);
         if offset >= end {
             return Ok(Vec::new());
@@ -206,12 +212,7 @@ impl ObjectTree {
     }
 
     pub(crate) fn delete_file(&self, rel: &str, shown: &str) -> Result<()> {
-        if self.head(rel, shown)?.is_none() {
-            return Err(match self.stat(rel, shown) {
-                Ok(_) => FilesError::IsADirectory { path: shown.into() },
-                Err(e) => e,
-            });
-        }
+        self.file(rel, shown)?;
         self.root.delete(&self.key(rel)).map_err(|e| failed(shown, e))
     }
 
